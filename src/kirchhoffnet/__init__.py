@@ -1,0 +1,34 @@
+"""kirchhoffnet: analog ODE neural networks whose forward pass is the physics of a circuit.
+
+A :class:`Circuit` is a sequence of time slices; on each, node voltages follow Kirchhoff's
+current law through learnable two-terminal devices. :func:`simulate` integrates it,
+:class:`Flow` turns it into a continuous normalizing flow with an exact O(E) log-density, and
+:class:`Network` into a classifier or regressor.
+"""
+
+from kirchhoffnet import compat, devices, topology
+from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.io import load, save
+from kirchhoffnet.models import Flow, Network
+from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
+from kirchhoffnet.version import __version__
+
+__all__ = [
+    "Circuit",
+    "Flow",
+    "KirchhoffError",
+    "Network",
+    "Slice",
+    "SolveStats",
+    "Solver",
+    "__version__",
+    "compat",
+    "devices",
+    "load",
+    "save",
+    "simulate",
+    "simulate_log_density",
+    "topology",
+    "trajectory",
+]

@@ -1,0 +1,7 @@
+"""The circuit model: slices of KCL dynamics over node voltages."""
+
+from kirchhoffnet.circuit.circuit import Circuit
+from kirchhoffnet.circuit.kcl import KclKernel
+from kirchhoffnet.circuit.slice import Slice
+
+__all__ = ["Circuit", "KclKernel", "Slice"]

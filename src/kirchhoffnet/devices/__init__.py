@@ -1,0 +1,24 @@
+"""Two-terminal device families: the I-V laws on the circuit's edges.
+
+Each family is one class; defining it registers it. ``resolve("ShiftTanh2")`` or
+``resolve(ShiftTanh2())`` gives an instance, ``available()`` lists the names.
+"""
+
+from kirchhoffnet.devices.base import AffineActivation, Device, available, resolve
+from kirchhoffnet.devices.conductance import Conductance
+from kirchhoffnet.devices.relu import ShiftLeakyRelu1, ShiftLeakyRelu2, ShiftRelu1, ShiftRelu2
+from kirchhoffnet.devices.tanh import ShiftTanh1, ShiftTanh2
+
+__all__ = [
+    "AffineActivation",
+    "Conductance",
+    "Device",
+    "ShiftLeakyRelu1",
+    "ShiftLeakyRelu2",
+    "ShiftRelu1",
+    "ShiftRelu2",
+    "ShiftTanh1",
+    "ShiftTanh2",
+    "available",
+    "resolve",
+]

@@ -1,0 +1,186 @@
+"""The two-terminal device abstraction: one I-V family with analytic slopes.
+
+A device family is a stateless description ``i = g(v_src, v_dst; p)`` of the current flowing
+from the source terminal to the destination terminal. The learnable parameters ``p`` live in the
+circuit slice (one column per edge), so one family object serves every edge of a slice.
+
+Subclassing :class:`Device` registers the family under its class name; nothing else is needed to
+make it available to circuits, configs and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from kirchhoffnet.errors import DeviceError, unknown_choice
+
+Params = Tensor | Sequence[Tensor]
+"""Device parameters: ``num_params`` rows (a (P, ...) tensor or a sequence), each broadcastable
+against the voltages."""
+
+
+class Device:
+    """An I-V family ``i = g(v_src, v_dst; p)``; current flows src → dst.
+
+    Subclasses set :attr:`param_names` and implement :meth:`current` and
+    :meth:`current_and_slopes`. The slopes are the analytic partial derivatives
+    ``∂i/∂v_src`` and ``∂i/∂v_dst`` that make the exact CNF divergence cost O(E).
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+    registry: ClassVar[dict[str, type[Device]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.param_names:  # abstract intermediate classes have no parameters yet
+            Device.registry[cls.__name__] = cls
+
+    @property
+    def num_params(self) -> int:
+        """Number of learnable parameters per edge."""
+        return len(self.param_names)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def current(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False) -> Tensor:
+        """Current src → dst for terminal voltages ``v_src``, ``v_dst``.
+
+        With ``scratch=True`` the caller hands over ``v_src`` and ``v_dst`` as scratch buffers
+        that a family may overwrite when nothing requires a gradient (the KCL kernel's hot loop).
+        """
+        raise NotImplementedError
+
+    def current_and_slopes(
+        self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Current and its analytic derivatives ``(i, ∂i/∂v_src, ∂i/∂v_dst)``."""
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Fixed (non-learnable) settings, stored in checkpoints to rebuild the family."""
+        return {}
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-serialisable description: ``{"name": ..., **hyperparameters}``."""
+        return {"name": self.name, **self.hyperparameters()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{self.name}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and self.spec() == other.spec()
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.hyperparameters().items()))))
+
+
+def available() -> list[str]:
+    """Names of every registered device family."""
+    return sorted(Device.registry)
+
+
+def resolve(device: str | Device | dict[str, Any]) -> Device:
+    """Turn a family name, a spec dict or an instance into a :class:`Device`.
+
+    Names match case-insensitively. An unknown name raises :class:`DeviceError` listing the
+    valid ones.
+    """
+    if isinstance(device, Device):
+        return device
+    if isinstance(device, dict):
+        spec = dict(device)
+        family = _lookup(spec.pop("name", None))
+        try:
+            return family(**spec)
+        except TypeError as exc:
+            raise DeviceError(f"bad settings {spec} for device family {family.__name__}: {exc}") from None
+    if isinstance(device, str):
+        return _lookup(device)()
+    raise DeviceError(f"device must be a name, a spec dict or a Device, got {type(device).__name__}")
+
+
+def _lookup(name: object) -> type[Device]:
+    if isinstance(name, str):
+        by_lower = {key.lower(): cls for key, cls in Device.registry.items()}
+        if name.lower() in by_lower:
+            return by_lower[name.lower()]
+    raise DeviceError(unknown_choice("device family", name, Device.registry))
+
+
+class AffineActivation(Device):
+    """Families of the form ``i = post · σ(a·v_src + b·v_dst + c)``.
+
+    Every ideal family of the KirchhoffNet paper is an activation σ of an affine combination of
+    the terminal voltages, optionally scaled. Subclasses give σ, its slope, and the map from
+    their parameters to ``(a, b, c, post)``. ``b = None`` selects the difference form
+    ``a·(v_src − v_dst)``; any other ``None`` is an absent coefficient (unit gain, zero shift),
+    which saves an elementwise pass in the hot loop.
+
+    Given scratch buffers and no gradient to record, the whole computation runs in place in
+    ``v_src``: on large circuits the cost is memory traffic and allocation, and in-place passes
+    remove both.
+    """
+
+    def activation(self, u: Tensor, inplace: bool) -> Tensor:
+        """σ(u), overwriting ``u`` when ``inplace``."""
+        raise NotImplementedError
+
+    def slope(self, out: Tensor) -> Tensor:
+        """σ'(u) expressed through ``out = σ(u)`` (so the activation may run in place)."""
+        raise NotImplementedError
+
+    def coefficients(self, p: Params) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
+        """``(a, b, c, post)`` for this family's parameters."""
+        raise NotImplementedError
+
+    def _activated(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool) -> tuple[Tensor, bool]:
+        """σ(a·v_src + b·v_dst + c), and whether it was computed in place in ``v_src``."""
+        a, b, c, post = self.coefficients(p)
+        recording = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (v_src, v_dst, a, b, c, post)
+        )
+        if scratch and not recording:
+            u = v_src
+            if b is None:
+                u.sub_(v_dst)
+                if a is not None:
+                    u.mul_(a)
+            else:
+                if a is not None:
+                    u.mul_(a)
+                u.addcmul_(b, v_dst)
+            if c is not None:
+                u.add_(c)
+            return self.activation(u, inplace=True), True
+        if b is None:
+            u = v_src - v_dst if a is None else a * (v_src - v_dst)
+        else:
+            u = torch.addcmul(v_src if a is None else a * v_src, b, v_dst)
+        return self.activation(u if c is None else u + c, inplace=False), False
+
+    def current(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False) -> Tensor:
+        out, in_place = self._activated(v_src, v_dst, p, scratch)
+        post = self.coefficients(p)[3]
+        if post is None:
+            return out
+        return out.mul_(post) if in_place else out * post
+
+    def current_and_slopes(
+        self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        a, b, _, post = self.coefficients(p)
+        out, in_place = self._activated(v_src, v_dst, p, scratch)
+        slope = self.slope(out)
+        if post is not None:
+            out = out.mul_(post) if in_place else out * post
+            slope = slope.mul_(post) if in_place else slope * post
+        d_src = slope if a is None else slope * a
+        d_dst = -d_src if b is None else slope * b
+        return out, d_src, d_dst

@@ -1,0 +1,23 @@
+"""The linear resistor: a plain conductance, for linear circuits and closed-form tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from kirchhoffnet.devices.base import AffineActivation, Params
+
+
+class Conductance(AffineActivation):
+    """``i = p0·(v_src − v_dst)``: Ohm's law with a learnable conductance p0."""
+
+    param_names = ("conductance",)
+
+    def activation(self, u: Tensor, inplace: bool) -> Tensor:
+        return u
+
+    def slope(self, out: Tensor) -> Tensor:
+        return torch.ones_like(out)
+
+    def coefficients(self, p: Params) -> tuple[Tensor, None, None, None]:
+        return p[0], None, None, None

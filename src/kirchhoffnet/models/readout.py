@@ -1,0 +1,84 @@
+"""Readouts: how a network's output is taken from the final node voltages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from torch import Tensor, nn
+
+from kirchhoffnet.errors import ConfigError
+
+
+class Last(nn.Module):
+    """The last ``k`` state nodes (the original ``lastK`` projector)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = _positive(k)
+
+    def forward(self, v: Tensor) -> Tensor:
+        return v[:, -self.k :]
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": "last", "k": self.k}
+
+
+class First(nn.Module):
+    """The first ``k`` state nodes (the original ``firstK`` projector)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = _positive(k)
+
+    def forward(self, v: Tensor) -> Tensor:
+        return v[:, : self.k]
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": "first", "k": self.k}
+
+
+class Linear(nn.Module):
+    """A learnable affine map of all final voltages (a digital readout layer)."""
+
+    def __init__(self, in_nodes: int, out_features: int) -> None:
+        super().__init__()
+        self.layer = nn.Linear(_positive(in_nodes), _positive(out_features))
+
+    def forward(self, v: Tensor) -> Tensor:
+        return self.layer(v)
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": "linear", "in_nodes": self.layer.in_features, "out_features": self.layer.out_features}
+
+
+READOUTS: dict[str, type[nn.Module]] = {"last": Last, "first": First, "linear": Linear}
+
+
+def resolve_readout(readout: str | dict[str, Any] | nn.Module | None) -> nn.Module | None:
+    """``"last10"``, ``"first2"``, ``{"name": "linear", ...}``, a module, or ``None`` (all nodes)."""
+    if readout is None or isinstance(readout, nn.Module):
+        return readout
+    if isinstance(readout, str):
+        match = re.fullmatch(r"(last|first)(\d+)", readout)
+        if match:
+            return READOUTS[match.group(1)](int(match.group(2)))
+        if readout == "none":
+            return None
+        raise ConfigError(f"unknown readout {readout!r}; use lastK, firstK, none or a dict with name 'linear'")
+    if isinstance(readout, dict):
+        spec = dict(readout)
+        name = spec.pop("name", None)
+        if name not in READOUTS:
+            raise ConfigError(f"unknown readout {name!r}; choose one of: {', '.join(READOUTS)}")
+        try:
+            return READOUTS[name](**spec)
+        except TypeError as exc:
+            raise ConfigError(f"bad settings for readout {name!r}: {exc}") from None
+    raise ConfigError(f"readout must be a name, a dict or a module, got {type(readout).__name__}")
+
+
+def _positive(k: int) -> int:
+    if int(k) < 1:
+        raise ConfigError(f"a readout needs a positive node count, got {k}")
+    return int(k)

@@ -1,0 +1,101 @@
+"""Solver settings: the stepping method and its step control, apart from the circuit.
+
+Adaptive methods control the step with ``rtol``/``atol``; fixed-step methods take
+``step_size``. The gradient method (backprop through the solver or the adjoint ODE) is chosen
+separately, when a solve is run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from kirchhoffnet.errors import ConfigError, unknown_choice
+
+ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+GRADIENTS = ("backprop", "adjoint")
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How to integrate each slice.
+
+    Attributes:
+        method: ``dopri5``, ``dopri8``, ``bosh3``, ``fehlberg2``, ``adaptive_heun`` (adaptive) or
+            ``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``, ``explicit_adams``, ``implicit_adams`` (fixed step).
+        rtol: relative tolerance of adaptive methods.
+        atol: absolute tolerance of adaptive methods.
+        step_size: step of fixed-step methods, in the circuit's time units.
+        first_step: initial step of adaptive methods; ``None`` lets the solver choose.
+        min_step: adaptive steps never shrink below this (0 disables the floor).
+        max_steps: adaptive steps allowed per slice before the solve is reported as stiff.
+    """
+
+    method: str = "dopri5"
+    rtol: float = 1e-4
+    atol: float = 1e-4
+    step_size: float | None = None
+    first_step: float | None = None
+    min_step: float = 0.0
+    max_steps: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
+            raise ConfigError(unknown_choice("solver method", self.method, ADAPTIVE_METHODS + FIXED_METHODS))
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if self.adaptive:
+            if self.first_step is not None and not self.first_step > 0:
+                raise ConfigError(f"first_step must be positive, got {self.first_step}")
+            if not self.min_step >= 0:
+                raise ConfigError(f"min_step must be >= 0, got {self.min_step}")
+            if int(self.max_steps) < 1:
+                raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps}")
+        elif self.step_size is None or not (math.isfinite(self.step_size) and self.step_size > 0):
+            raise ConfigError(f"fixed-step method {self.method!r} needs a positive step_size, got {self.step_size!r}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.method in ADAPTIVE_METHODS
+
+    def options(self) -> dict[str, Any]:
+        """The ``options`` dict torchdiffeq expects for this method."""
+        if not self.adaptive:
+            return {"step_size": self.step_size}
+        opts: dict[str, Any] = {"min_step": self.min_step, "max_num_steps": int(self.max_steps)}
+        if self.first_step is not None:
+            opts["first_step"] = self.first_step
+        return opts
+
+    def with_tolerance(self, rtol: float | None = None, atol: float | None = None) -> Solver:
+        """A copy with tolerances replaced where given."""
+        return replace(self, rtol=self.rtol if rtol is None else rtol, atol=self.atol if atol is None else atol)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_solver(solver: Solver | str | dict[str, Any] | None) -> Solver:
+    """A :class:`Solver` from an instance, a method name, a settings dict or ``None`` (defaults)."""
+    if solver is None:
+        return Solver()
+    if isinstance(solver, Solver):
+        return solver
+    if isinstance(solver, str):
+        return Solver(method=solver)
+    if isinstance(solver, dict):
+        try:
+            return Solver(**solver)
+        except TypeError as exc:
+            raise ConfigError(f"bad solver settings {solver}: {exc}") from None
+    raise ConfigError(f"solver must be a Solver, a method name or a dict, got {type(solver).__name__}")
+
+
+def check_gradient(gradient: str) -> str:
+    if gradient not in GRADIENTS:
+        raise ConfigError(unknown_choice("gradient method", gradient, GRADIENTS))
+    return gradient

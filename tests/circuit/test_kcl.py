@@ -1,0 +1,170 @@
+"""The circuit's right-hand side against physics: KCL, ground, capacitance, exact divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kirchhoffnet as kn
+import kirchhoffnet.circuit.kcl as kcl
+from kirchhoffnet.devices import available
+
+from ..conftest import small_circuit
+
+FAMILIES = available()
+
+
+def _manual_rhs(piece: kn.Slice, v: torch.Tensor) -> torch.Tensor:
+    """dv/dt written edge by edge from Kirchhoff's current law, ground at 0 V."""
+    full = torch.cat([torch.zeros(v.shape[0], 1, dtype=v.dtype), v], dim=1)
+    out = torch.zeros_like(full)
+    p = piece.params.to(v.dtype)
+    for e, (s, d) in enumerate(piece.edge_index.T.tolist()):
+        i = piece.device_family.current(full[:, s], full[:, d], p[:, e])
+        out[:, d] += i
+        out[:, s] -= i
+    return out[:, 1:] / piece.capacitance.to(v.dtype)
+
+
+@pytest.mark.parametrize("device", FAMILIES)
+@pytest.mark.parametrize("num_nodes", [4, 40])  # dense fused path and gather path
+def test_rhs_is_kirchhoffs_current_law(device, num_nodes):
+    edges = kn.topology.random_graph(num_nodes, 6 * num_nodes, seed=1)
+    cap = torch.rand(num_nodes - 1) + 0.5
+    piece = kn.Slice(edges, device, capacitance=cap, init="gauss").double()
+    with torch.no_grad():
+        piece.params.normal_()
+    v = torch.randn(5, num_nodes - 1, dtype=torch.float64)
+    torch.testing.assert_close(piece(0.0, v), _manual_rhs(piece, v), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", FAMILIES)
+def test_charge_is_conserved_except_through_ground(device):
+    # Σ_n C_n dv_n/dt = (current drawn from ground) − (current pushed into ground).
+    edges = kn.topology.random_graph(30, 200, seed=2)
+    cap = torch.rand(29, dtype=torch.float64) + 0.1
+    piece = kn.Slice(edges, device, capacitance=cap, init="gauss").double()
+    with torch.no_grad():
+        piece.params.normal_()
+    v = torch.randn(8, 29, dtype=torch.float64)
+    stored = (piece(0.0, v) * piece.capacitance).sum(dim=1)
+    currents = piece.currents(v)
+    src, dst = piece.edge_index
+    through_ground = currents[:, src == 0].sum(1) - currents[:, dst == 0].sum(1)
+    torch.testing.assert_close(stored, through_ground, rtol=1e-10, atol=1e-10)
+
+
+def test_a_circuit_without_ground_edges_conserves_total_charge():
+    edges = kn.topology.fully_connect(6, (1, 1), include_ground=False)
+    piece = kn.Slice(edges, "ShiftTanh2", init="gauss").double()
+    v = torch.randn(4, 5, dtype=torch.float64)
+    torch.testing.assert_close(piece(0.0, v).sum(1), torch.zeros(4, dtype=torch.float64), atol=1e-13, rtol=0)
+
+
+def test_relabelling_state_nodes_permutes_the_dynamics():
+    # Ground is special; the other nodes are interchangeable: f(P v) = P f(v) under relabelling.
+    edges = kn.topology.random_graph(12, 60, seed=4)
+    piece = kn.Slice(edges, "ShiftTanh2", init="gauss").double()
+    perm = torch.randperm(11) + 1
+    relabel = torch.cat([torch.zeros(1, dtype=torch.long), perm])  # ground stays 0
+    moved = kn.Slice(relabel[edges], "ShiftTanh2", params=piece.params.detach()).double()
+    v = torch.randn(3, 11, dtype=torch.float64)
+    moved_v = torch.zeros_like(v)
+    moved_v[:, perm - 1] = v
+    torch.testing.assert_close(moved(0.0, moved_v)[:, perm - 1], piece(0.0, v), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", FAMILIES)
+@pytest.mark.parametrize("num_nodes", [3, 30])
+def test_analytic_divergence_equals_the_jacobian_trace(device, num_nodes):
+    edges = kn.topology.random_graph(num_nodes, 5 * num_nodes, seed=5)
+    cap = torch.rand(num_nodes - 1, dtype=torch.float64) + 0.5
+    piece = kn.Slice(edges, device, capacitance=cap).double()
+    with torch.no_grad():
+        piece.params.normal_()
+    v = torch.randn(4, num_nodes - 1, dtype=torch.float64)
+    torch.testing.assert_close(piece.divergence(0.0, v), autograd_trace(piece, v), rtol=1e-10, atol=1e-10)
+
+
+def autograd_trace(field, v: torch.Tensor) -> torch.Tensor:
+    """tr(∂f/∂v) by one reverse-mode sweep per node: the reference the analytic trace replaces."""
+    v = v.detach().requires_grad_(True)
+    out = field(0.0, v)
+    return sum(torch.autograd.grad(out[:, i].sum(), v, retain_graph=True)[0][:, i] for i in range(v.shape[1]))
+
+
+def test_divergence_matches_functorch_jacobian_on_small_circuits():
+    piece = kn.Slice(kn.topology.fully_connect(4, (2, 2)), "ShiftTanh1").double()  # dense path
+    v = torch.randn(3, 3, dtype=torch.float64)
+    jac = torch.func.vmap(torch.func.jacrev(lambda x: piece(0.0, x[None])[0]))(v)
+    torch.testing.assert_close(piece.divergence(0.0, v), jac.diagonal(dim1=1, dim2=2).sum(1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", FAMILIES)
+@pytest.mark.parametrize("grad", [False, True])
+def test_chunked_and_whole_evaluation_agree(device, grad, monkeypatch):
+    edges = kn.topology.random_graph(50, 3000, seed=6)
+    piece = kn.Slice(edges, device).double()
+    with torch.no_grad():
+        piece.params.normal_()
+    state = torch.randn(49, 7, dtype=torch.float64)
+    whole, whole_div = piece.kernel(torch.float64, state.device).evaluate(
+        piece.device_family, piece.params.detach(), state, divergence=True
+    )
+    monkeypatch.setattr(kcl, "_CHUNK_ELEMENTS", 256 * 7)  # force ~12 chunks of 256 edges
+    piece._kernels.clear()
+    with torch.set_grad_enabled(grad):
+        chunked, chunked_div = piece.field_and_divergence(state.requires_grad_(grad))
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chunked_div, whole_div, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", FAMILIES)
+def test_dense_fused_path_equals_the_gather_path(device, monkeypatch):
+    edges = kn.topology.fully_connect(5, (3, 2))
+    piece = kn.Slice(edges, device).double()
+    with torch.no_grad():
+        piece.params.normal_()
+    state = torch.randn(4, 9, dtype=torch.float64)
+    fused = piece.field_and_divergence(state)
+    monkeypatch.setattr(kcl, "_DENSE_MAX_NODES", 0)
+    piece._kernels.clear()
+    gathered = piece.field_and_divergence(state)
+    for a, b in zip(fused, gathered, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_ground_is_never_part_of_the_state():
+    circuit = small_circuit(num_nodes=5)
+    assert circuit.slice(0).num_state == 4
+    v, _ = kn.simulate(circuit, torch.randn(3, 4))
+    assert v.shape == (3, 4)
+
+
+def test_capacitance_is_validated():
+    edges = kn.topology.fully_connect(3)
+    with pytest.raises(kn.errors.ConfigError, match="capacitance must be finite and positive"):
+        kn.Slice(edges, capacitance=0.0)
+    with pytest.raises(kn.errors.ConfigError, match=r"one value per state node \(2\)"):
+        kn.Slice(edges, capacitance=torch.ones(3))
+
+
+def test_changing_the_capacitance_rebuilds_the_kernel():
+    piece = kn.Slice(kn.topology.fully_connect(3), "Conductance", init="ones").double()
+    v = torch.randn(2, 2, dtype=torch.float64)
+    before = piece(0.0, v)
+    with torch.no_grad():
+        piece.capacitance.mul_(2.0)
+    torch.testing.assert_close(piece(0.0, v), before / 2.0)
+
+
+def test_parameter_shape_mismatch_is_reported():
+    with pytest.raises(
+        kn.errors.DeviceError, match=r"ShiftTanh2 on 12 edges needs parameters of shape \(3, 12\), got \(2, 6\)"
+    ):
+        kn.Slice(kn.topology.fully_connect(3), "ShiftTanh2", params=torch.zeros(2, 6))
+
+
+def test_unknown_initialiser_lists_choices():
+    with pytest.raises(kn.errors.ConfigError, match="unknown initialiser 'he'; choose one of"):
+        kn.Slice(kn.topology.fully_connect(3), init="he")

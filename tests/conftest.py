@@ -1,0 +1,47 @@
+"""Shared fixtures: seeds, the shared reference checkpoints, tiny circuits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import kirchhoffnet as kn
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
+ORIGINAL = SHARED / "reference" / "kirchhoffnet-original"
+
+
+@pytest.fixture(autouse=True)
+def seed() -> int:
+    """Every test starts from the same RNG state."""
+    torch.manual_seed(1234)
+    return 1234
+
+
+@pytest.fixture
+def original_dir():
+    """Path to a shared original-code result directory, skipping when the share is absent."""
+
+    def locate(name: str) -> Path:
+        path = ORIGINAL / name
+        if not (path / "model.pth").is_file():
+            pytest.skip(f"shared reference checkpoint {path} not available")
+        return path
+
+    return locate
+
+
+def small_circuit(
+    device: str = "ShiftTanh2", num_nodes: int = 4, slices: int = 2, repeat=(2, 1), **kwargs
+) -> kn.Circuit:
+    """A fully connected circuit with non-trivial random parameters (gains of order 1)."""
+    edges = kn.topology.fully_connect(num_nodes, repeat)
+    circuit = kn.Circuit(edges, device, slices=slices, init="gauss", **kwargs)
+    with torch.no_grad():
+        for piece in circuit.slices:
+            piece.params.normal_(0.0, 0.7)
+    return circuit

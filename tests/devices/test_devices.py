@@ -1,0 +1,125 @@
+"""Device families: analytic slopes against autograd, registry, scratch semantics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kirchhoffnet.devices import Device, available, resolve
+from kirchhoffnet.errors import DeviceError
+
+FAMILIES = available()
+EXPECTED = {
+    "ShiftTanh2": lambda vs, vd, p: torch.tanh(p[0] * vs + p[1] * vd + p[2]),
+    "ShiftTanh1": lambda vs, vd, p: torch.tanh(p[1] * (vs - vd) + p[0]),
+    "ShiftRelu1": lambda vs, vd, p: p[1] * torch.relu(vs - vd - p[0]),
+    "ShiftLeakyRelu1": lambda vs, vd, p: p[1] * torch.nn.functional.leaky_relu(vs - vd - p[0]),
+    "ShiftRelu2": lambda vs, vd, p: torch.relu(p[0] * vs + p[1] * vd + p[2]),
+    "ShiftLeakyRelu2": lambda vs, vd, p: torch.nn.functional.leaky_relu(p[0] * vs + p[1] * vd + p[2]),
+    "Conductance": lambda vs, vd, p: p[0] * (vs - vd),
+}
+
+
+def _inputs(family: Device, shape=(7, 5)):
+    vs = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    vd = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(family.num_params, shape[0], 1, dtype=torch.float64, requires_grad=True)
+    return vs, vd, p
+
+
+def test_every_paper_family_is_registered():
+    assert set(EXPECTED) <= set(FAMILIES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_current_matches_the_paper_formula(name):
+    family = resolve(name)
+    vs, vd, p = _inputs(family)
+    # Tolerance: tanh is evaluated as 2·sigmoid(2u) − 1, exact to float64 rounding.
+    torch.testing.assert_close(family.current(vs, vd, p), EXPECTED[name](vs, vd, p), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_analytic_slopes_match_autograd(name):
+    family = resolve(name)
+    vs, vd, p = _inputs(family)
+    current, d_src, d_dst = family.current_and_slopes(vs, vd, p)
+    g_src, g_dst = torch.autograd.grad(family.current(vs, vd, p).sum(), (vs, vd))
+    # Each current depends only on its own (vs, vd) entry, so the gradient of the sum is the slope.
+    torch.testing.assert_close(d_src.expand_as(vs), g_src, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(d_dst.expand_as(vd), g_dst, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(current, family.current(vs, vd, p))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_gradcheck_in_parameters_and_voltages(name):
+    family = resolve(name)
+    vs, vd, p = _inputs(family, shape=(3, 2))
+    # Keep ReLU kinks away from the finite-difference stencil.
+    with torch.no_grad():
+        vs += 0.05 * torch.sign(vs)
+    assert torch.autograd.gradcheck(lambda a, b, q: family.current(a, b, q), (vs, vd, p))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("with_slopes", [False, True])
+def test_scratch_mode_gives_the_same_values(name, with_slopes):
+    family = resolve(name)
+    vs, vd, p = (t.detach() for t in _inputs(family))
+    method = family.current_and_slopes if with_slopes else family.current
+    reference = method(vs.clone(), vd.clone(), p)
+    with torch.no_grad():
+        fast = method(vs.clone(), vd.clone(), p, scratch=True)
+    pairs = zip(reference, fast, strict=True) if with_slopes else [(reference, fast)]
+    for expected, got in pairs:
+        torch.testing.assert_close(got.expand_as(expected), expected, rtol=1e-13, atol=1e-13)
+
+
+def test_scratch_is_refused_while_autograd_records():
+    family = resolve("ShiftTanh2")
+    vs, vd, p = _inputs(family)
+    before = vs.detach().clone()
+    family.current(vs, vd, p, scratch=True).sum().backward()
+    torch.testing.assert_close(vs.detach(), before)
+    assert p.grad is not None
+
+
+def test_resolve_accepts_names_specs_and_instances():
+    assert resolve("shifttanh2") == resolve("ShiftTanh2")
+    leaky = resolve({"name": "ShiftLeakyRelu1", "negative_slope": 0.2})
+    assert leaky.negative_slope == 0.2
+    assert resolve(leaky) is leaky
+    assert resolve(leaky.spec()) == leaky
+
+
+def test_unknown_device_lists_the_choices():
+    with pytest.raises(DeviceError, match=r"unknown device family 'tanh3'; choose one of: .*ShiftTanh2"):
+        resolve("tanh3")
+
+
+def test_bad_device_settings_are_reported():
+    with pytest.raises(DeviceError, match="bad settings"):
+        resolve({"name": "ShiftTanh2", "gain": 3})
+    with pytest.raises(DeviceError, match=r"negative_slope must lie in \[0, 1\)"):
+        resolve({"name": "ShiftLeakyRelu2", "negative_slope": 1.5})
+
+
+def test_a_new_family_is_one_class():
+    from kirchhoffnet.devices import AffineActivation
+
+    class _Cubic(AffineActivation):
+        param_names = ("gain",)
+
+        def activation(self, u, inplace):
+            return u.pow_(3) if inplace else u**3
+
+        def slope(self, out):
+            return 3 * out.abs().pow(2 / 3)  # 3u² written through out = u³
+
+        def coefficients(self, p):
+            return p[0], None, None, None
+
+    try:
+        assert resolve("_cubic").num_params == 1
+    finally:
+        Device.registry.pop("_Cubic")

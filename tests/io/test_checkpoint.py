@@ -1,0 +1,99 @@
+"""Our checkpoints: round trip, atomic writes, refusal of bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import kirchhoffnet as kn
+from kirchhoffnet.errors import CheckpointError
+from kirchhoffnet.io import atomic_write, read, write_json_atomic
+
+from ..conftest import small_circuit
+
+
+def _models():
+    circuit = small_circuit("ShiftLeakyRelu1", num_nodes=5, capacitance=torch.tensor([1.0, 2.0, 0.5, 1.5]))
+    return {
+        "circuit": circuit,
+        "flow": kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-6, atol=1e-6), "backprop"),
+        "network": kn.Network(circuit, {"name": "linear", "in_nodes": 4, "out_features": 2}),
+    }
+
+
+@pytest.mark.parametrize("kind", ["circuit", "flow", "network"])
+def test_round_trip_reproduces_the_model(kind, tmp_path):
+    model = _models()[kind]
+    path = kn.save(model, tmp_path / "model.safetensors", metadata={"epoch": 3})
+    loaded = kn.load(path)
+    assert type(loaded) is type(model)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    x = torch.randn(4, 2 if kind == "flow" else 3)
+    if kind == "circuit":
+        torch.testing.assert_close(kn.simulate(loaded, x)[0], kn.simulate(model, x)[0])
+    elif kind == "flow":
+        torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x))
+        assert loaded.solver == model.solver and loaded.gradient == "backprop"
+    else:
+        torch.testing.assert_close(loaded(x), model(x))
+    assert read(path)[2] == {"epoch": 3}
+
+
+def test_saving_leaves_no_temporary_files(tmp_path):
+    kn.save(_models()["flow"], tmp_path / "a.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "result.json"
+    write_json_atomic(target, {"ok": 1})
+
+    def crash(tmp):
+        tmp.write_text('{"half": ')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, crash)
+    assert json.loads(target.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_nan_is_not_written_as_json(tmp_path):
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "m.json", {"loss": float("nan")})
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    path = kn.save(_models()["circuit"], tmp_path / "c.safetensors")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        kn.load(path)
+
+
+def test_foreign_safetensors_file_is_refused(tmp_path):
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(CheckpointError, match="not a kirchhoffnet checkpoint"):
+        kn.load(tmp_path / "other.safetensors")
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        kn.load(tmp_path / "nope.safetensors")
+
+
+def test_tensor_of_wrong_shape_is_refused(tmp_path):
+    model = _models()["circuit"]
+    path = kn.save(model, tmp_path / "c.safetensors")
+    spec, tensors, _ = read(path)
+    tensors["slices.1.params"] = tensors["slices.1.params"][:, :3].contiguous()
+    header = {"format": "kirchhoffnet-checkpoint-1", "spec": json.dumps(spec), "metadata": "{}"}
+    save_file(tensors, str(path), metadata=header)
+    with pytest.raises(
+        CheckpointError, match=r"ShiftLeakyRelu1 on 60 edges needs parameters of shape \(2, 60\), got \(2, 3\)"
+    ):
+        kn.load(path)

@@ -1,0 +1,59 @@
+"""Feed-forward networks and readouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kirchhoffnet as kn
+from kirchhoffnet.errors import ConfigError
+
+from ..conftest import small_circuit
+
+
+@pytest.mark.parametrize(
+    ("readout", "width"),
+    [("last2", 2), ("first1", 1), (None, 5), ({"name": "linear", "in_nodes": 5, "out_features": 3}, 3)],
+)
+def test_readouts_shape_the_output(readout, width):
+    net = kn.Network(small_circuit(num_nodes=6), readout)
+    out = net(torch.randn(4, 3))
+    assert out.shape == (4, width)
+    assert net.last_stats is not None and len(net.last_stats.nfe) == 2
+
+
+def test_last_and_first_pick_the_right_nodes():
+    circuit = kn.Circuit(kn.topology.fully_connect(5), "Conductance", init="zeros")
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    assert kn.Network(circuit, "last2")(x).tolist() == [[3.0, 4.0]]
+    assert kn.Network(circuit, "first1")(x).tolist() == [[1.0]]
+
+
+def test_network_trains_by_backprop():
+    torch.manual_seed(0)
+    net = kn.Network(small_circuit(num_nodes=5, slices=1), "last1", kn.Solver(rtol=1e-5, atol=1e-5))
+    x = torch.randn(64, 3)
+    y = x[:, :1] * 0.5 - x[:, 1:2] * 0.3
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize(
+    ("readout", "message"),
+    [
+        ("middle3", "unknown readout 'middle3'"),
+        ({"name": "mlp"}, "unknown readout 'mlp'"),
+        ("last0", "positive node count"),
+        ({"name": "linear", "size": 3}, "bad settings for readout 'linear'"),
+    ],
+)
+def test_bad_readouts(readout, message):
+    with pytest.raises(ConfigError, match=message):
+        kn.Network(small_circuit(), readout)
