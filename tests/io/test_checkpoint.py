@@ -97,3 +97,15 @@ def test_tensor_of_wrong_shape_is_refused(tmp_path):
         CheckpointError, match=r"ShiftLeakyRelu1 on 60 edges needs parameters of shape \(2, 60\), got \(2, 3\)"
     ):
         kn.load(path)
+
+
+def test_load_model_finds_files_run_directories_and_original_results(tmp_path, original_dir):
+    from kirchhoffnet.io import RUN_MODEL, load_model
+
+    model = _models()["flow"]
+    kn.save(model, tmp_path / RUN_MODEL)
+    assert isinstance(load_model(tmp_path / RUN_MODEL), kn.Flow)
+    assert isinstance(load_model(tmp_path), kn.Flow)
+    assert isinstance(load_model(original_dir("twomoon")), kn.Flow)
+    with pytest.raises(CheckpointError, match="is neither a checkpoint file, a run directory"):
+        load_model(tmp_path / "missing")

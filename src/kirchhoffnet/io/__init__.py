@@ -2,5 +2,16 @@
 
 from kirchhoffnet.io.atomic import atomic_write, write_json_atomic, write_text_atomic
 from kirchhoffnet.io.checkpoint import build, load, read, save
+from kirchhoffnet.io.locate import RUN_MODEL, load_model
 
-__all__ = ["atomic_write", "build", "load", "read", "save", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "RUN_MODEL",
+    "atomic_write",
+    "build",
+    "load",
+    "load_model",
+    "read",
+    "save",
+    "write_json_atomic",
+    "write_text_atomic",
+]
