@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,16 @@ import kirchhoffnet as kn
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
 ORIGINAL = SHARED / "reference" / "kirchhoffnet-original"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``needs_ngspice`` skip, saying how to install it, when ngspice is not on PATH."""
+    if shutil.which(os.environ.get("KIRCHHOFFNET_NGSPICE", "ngspice")) is not None:
+        return
+    skip = pytest.mark.skip(reason="ngspice is not installed; apt-get install -y ngspice")
+    for item in items:
+        if "needs_ngspice" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,9 @@ class _Tanh(AffineActivation):
     def slope(self, out: Tensor) -> Tensor:
         return 1.0 - out * out
 
+    def spice_activation(self, u: str) -> str:
+        return f"tanh({u})"
+
 
 class ShiftTanh2(_Tanh):
     """``i = tanh(p0·v_src + p1·v_dst + p2)``: each terminal with its own gain."""
