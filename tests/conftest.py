@@ -34,6 +34,19 @@ def seed() -> int:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Run torch single-threaded, for tests of tiny circuits that run beside external processes.
+
+    On the shared 2-core machine, two OpenMP threads per small kernel wait on each other at every
+    barrier whenever another process holds a core; this made a 0.2 s solve take 20 s.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def original_dir():
     """Path to a shared original-code result directory, skipping when the share is absent."""
 

@@ -28,6 +28,7 @@ class VerifyReport:
         max_abs_error_V: largest difference anywhere along the waveforms.
         mean_abs_error_V: mean difference along the waveforms.
         boundary_max_abs_error_V: largest difference at the slice boundaries (the state handed on).
+        peak_abs_voltage_V: largest node voltage magnitude, the scale the errors compare with.
         nodes: state nodes of the widest slice (ground excluded).
         edges: edges (devices) over all slices.
         samples: input samples simulated.
@@ -46,6 +47,7 @@ class VerifyReport:
     max_abs_error_V: float  # noqa: N815  (the unit, V, as in the JSON keys the issue names)
     mean_abs_error_V: float  # noqa: N815
     boundary_max_abs_error_V: float  # noqa: N815
+    peak_abs_voltage_V: float  # noqa: N815
     nodes: int
     edges: int
     samples: int

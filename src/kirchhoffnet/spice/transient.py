@@ -33,17 +33,15 @@ class SpiceTrajectory:
     Attributes:
         waves: ``waves[k][s]`` is the :data:`Wave` of sample s over slice k, times in the
             circuit's clock (slice k starts at ``circuit.times[k]``).
+        final: (K, N) output voltages: the end of the last slice, plus the residual if it ends there.
         seconds: wall-clock time of all ngspice work (processes in parallel count once).
         runs: ngspice processes started.
     """
 
     waves: list[list[Wave]]
+    final: np.ndarray
     seconds: float
     runs: int
-
-    def final(self) -> np.ndarray:
-        """(K, N) voltages at the end of the last slice."""
-        return np.stack([v[-1] for _, v in self.waves[-1]])
 
 
 def spice_trajectory(
@@ -81,12 +79,16 @@ def spice_trajectory(
     with ThreadPoolExecutor(workers) as pool:  # threads only wait on ngspice processes
         results = list(pool.map(lambda s: _chain(circuit, s, options), groups))
     seconds = time.perf_counter() - start
-    waves = [[wave for part in results for wave in part[k]] for k in range(circuit.num_slices)]
-    return SpiceTrajectory(waves, seconds, circuit.num_slices * len(groups))
+    waves = [[wave for part, _ in results for wave in part[k]] for k in range(circuit.num_slices)]
+    final = np.concatenate([end for _, end in results])
+    return SpiceTrajectory(waves, final, seconds, circuit.num_slices * len(groups))
 
 
-def _chain(circuit: Any, state: Tensor, options: SpiceOptions) -> list[list[Wave]]:
-    """All slices for one group of samples; ``state`` is the node-major (N0, K) input state."""
+def _chain(circuit: Any, state: Tensor, options: SpiceOptions) -> tuple[list[list[Wave]], np.ndarray]:
+    """All slices for one group of samples, from the node-major (N0, K) input state.
+
+    Returns the waves per slice and sample, and the (K, N) output state.
+    """
     durations = slice_durations(circuit)
     samples = state.shape[1]
     saved: Tensor | None = None
@@ -117,4 +119,4 @@ def _chain(circuit: Any, state: Tensor, options: SpiceOptions) -> list[list[Wave
                 saved = state
             if k == circuit.residual[1] and saved is not None:
                 state = state + saved
-    return out
+    return out, state.T.numpy()

@@ -85,6 +85,7 @@ def verify(
         max_abs_error_V=float(errors.max()),
         mean_abs_error_V=float(errors.mean()),
         boundary_max_abs_error_V=boundary,
+        peak_abs_voltage_V=max(float(np.abs(v).max()) for v in mine),
         nodes=max(circuit.widths),
         edges=sum(circuit.slice(k).num_edges for k in range(circuit.num_slices)),
         samples=len(inputs),
