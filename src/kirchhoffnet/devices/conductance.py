@@ -19,8 +19,8 @@ class Conductance(AffineActivation):
     def slope(self, out: Tensor) -> Tensor:
         return torch.ones_like(out)
 
-    def spice_activation(self, u: str) -> str:
-        return f"({u})"
-
     def coefficients(self, p: Params) -> tuple[Tensor, None, None, None]:
         return p[0], None, None, None
+
+    def spice_activation(self, u: str) -> str:
+        return f"({u})"

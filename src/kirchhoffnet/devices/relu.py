@@ -13,15 +13,15 @@ from kirchhoffnet.errors import DeviceError
 
 
 class _Relu(AffineActivation):
+    def spice_activation(self, u: str) -> str:
+        return f"max({u},0)"
+
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         return u.relu_() if inplace else torch.relu(u)
 
     def slope(self, out: Tensor) -> Tensor:
         # out > 0 exactly where u > 0; the slope at u = 0 is 0, as torch's autograd defines it.
         return (out > 0).to(out.dtype)
-
-    def spice_activation(self, u: str) -> str:
-        return f"max({u},0)"
 
 
 class _Leaky(AffineActivation):
@@ -35,15 +35,15 @@ class _Leaky(AffineActivation):
     def hyperparameters(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope}
 
+    def spice_activation(self, u: str) -> str:
+        return f"(max({u},0)+{self.negative_slope!r}*min({u},0))"
+
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         return F.leaky_relu(u, self.negative_slope, inplace=inplace)
 
     def slope(self, out: Tensor) -> Tensor:
         s = self.negative_slope  # out > 0 exactly where u > 0, since s >= 0
         return s + (1.0 - s) * (out > 0).to(out.dtype)
-
-    def spice_activation(self, u: str) -> str:
-        return f"(max({u},0)+{self.negative_slope!r}*min({u},0))"
 
 
 class ShiftRelu1(_Relu):
