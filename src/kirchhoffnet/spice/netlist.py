@@ -68,6 +68,11 @@ class SpiceOptions:
         if int(self.points) < 2:
             raise ConfigError(f"SpiceOptions.points must be at least 2, got {self.points}")
 
+    @classmethod
+    def ngspice_defaults(cls, points: int = 101) -> SpiceOptions:
+        """ngspice's own tolerances, with the largest step equal to the print step: its usual speed."""
+        return cls(reltol=1e-3, abstol=1e-12, vntol=1e-6, chgtol=1e-14, trtol=7.0, max_step_fraction=1.0, points=points)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
