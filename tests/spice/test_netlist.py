@@ -24,9 +24,9 @@ def _elements(deck: str, kind: str) -> list[list[str]]:
 
 
 def _spice_eval(expression: str, volts: dict[str, float]) -> float:
-    """Evaluate a behavioural-source expression: its syntax is a subset of Python's here."""
+    """Evaluate a behavioural-source expression: its syntax is Python's here, with ^ for powers."""
     functions = {"tanh": math.tanh, "max": max, "min": min, "v": lambda value: value}
-    return eval(expression, {"__builtins__": {}}, {**functions, **volts})
+    return eval(expression.replace("^", "**"), {"__builtins__": {}}, {**functions, **volts})
 
 
 @pytest.mark.parametrize("family", AFFINE)

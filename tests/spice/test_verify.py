@@ -17,7 +17,16 @@ from tests.conftest import small_circuit
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
 
 AGREEMENT_V = 1e-3  # the target for every checkpoint and ideal family
-FAMILIES = ["ShiftTanh2", "ShiftTanh1", "ShiftRelu1", "ShiftRelu2", "ShiftLeakyRelu1", "ShiftLeakyRelu2", "Conductance"]
+FAMILIES = [
+    "ShiftTanh2",
+    "ShiftTanh1",
+    "ShiftRelu1",
+    "ShiftRelu2",
+    "ShiftLeakyRelu1",
+    "ShiftLeakyRelu2",
+    "Conductance",
+    "MosRelu",
+]
 
 
 def _random_circuit(family: str, num_nodes: int, num_edges: int, times: tuple[float, ...]) -> kn.Circuit:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.solve import trajectory
-from kirchhoffnet.spice.netlist import SpiceOptions, as_circuit, slice_durations, slice_netlist
+from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit, slice_durations, slice_netlist
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER
 
 
@@ -25,7 +25,11 @@ def netlist_paths(path: str | os.PathLike[str], slices: int) -> list[Path]:
 
 
 def export_netlists(
-    model: Any, x: Tensor, path: str | os.PathLike[str], options: SpiceOptions | None = None
+    model: Any,
+    x: Tensor,
+    path: str | os.PathLike[str],
+    options: SpiceOptions | None = None,
+    realisation: Realisation | None = None,
 ) -> list[Path]:
     """Write the netlist of every slice of ``model`` for inputs ``x`` (replicated per sample).
 
@@ -40,6 +44,7 @@ def export_netlists(
         x: (K, d) inputs.
         path: the netlist file (one slice) or the pattern of the per-slice files (see :func:`netlist_paths`).
         options: ngspice settings written into each deck.
+        realisation: how edges become elements; default behavioural current sources.
 
     Returns:
         The files written, in slice order.
@@ -57,5 +62,6 @@ def export_netlists(
             f"kirchhoffnet slice {k} of {circuit.num_slices} (t = {circuit.times[k]:g}..{circuit.times[k + 1]:g} s), "
             f"{len(inputs)} sample(s); initial voltages from {source}"
         )
-        write_text_atomic(target, slice_netlist(circuit.slice(k), waves[k][1][0], durations[k], options, title))
+        deck = slice_netlist(circuit.slice(k), waves[k][1][0], durations[k], options, title, realisation)
+        write_text_atomic(target, deck)
     return paths

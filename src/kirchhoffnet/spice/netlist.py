@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -106,38 +106,76 @@ def _number(x: float) -> str:
     return f"({text})" if x < 0 else text
 
 
-def _affine_writer(piece: Slice) -> Callable[[int, str], str]:
-    """``(edge, suffix) -> expression`` of each edge current, for an affine-activation family."""
-    device = piece.device_family
-    if not isinstance(device, AffineActivation):
-        raise DeviceError(
-            f"device family {device.name} is not an activation of an affine voltage combination, "
-            "so it has no behavioural-source form; use a family from kirchhoffnet.devices"
-        )
+class Realisation(Protocol):
+    """How a slice's edges become SPICE elements.
+
+    ``current_scale_a`` is the current in A of one normalised unit; node capacitances are scaled
+    by the same factor, so the dynamics (and times) stay those of the normalised circuit.
+    """
+
+    current_scale_a: float
+
+    def preamble(self, piece: Slice) -> list[str]:
+        """Model cards and subcircuit definitions the elements need."""
+        ...
+
+    def elements(self, piece: Slice) -> Callable[[int, str], str]:
+        """``(edge, node suffix) -> element line`` for the edges of ``piece``."""
+        ...
+
+
+class Behavioural:
+    """Each edge an ideal behavioural current source ``B``, its law written from the device's coefficients."""
+
+    current_scale_a = 1.0
+
+    def preamble(self, piece: Slice) -> list[str]:
+        return []
+
+    def elements(self, piece: Slice) -> Callable[[int, str], str]:
+        device = piece.device_family
+        if not isinstance(device, AffineActivation):
+            raise DeviceError(
+                f"device family {device.name} is not an activation of an affine voltage combination, "
+                "so it has no behavioural-source form; use a family from kirchhoffnet.devices"
+            )
+        device.spice_activation("u")  # raises a clear error for a family without a SPICE form
+        a, b, c, post = (None if t is None else t.tolist() for t in device.coefficients(edge_parameters(piece)))
+        src, dst = piece.edge_index.tolist()
+
+        def element(e: int, suffix: str) -> str:
+            gain = 1.0 if a is None else a[e]
+            terms = [(gain, src[e]), (-gain if b is None else b[e], dst[e])]
+            parts = [f"{abs(k)!r}*v({node_name(n, suffix)})" for k, n in terms if n != 0]
+            signs = ["-" if k < 0 else "+" for k, n in terms if n != 0]
+            if c is not None:
+                parts.append(repr(abs(c[e])))
+                signs.append("-" if c[e] < 0 else "+")
+            u = " ".join(f"{s} {p}" for s, p in zip(signs, parts, strict=True)).removeprefix("+ ") or "0"
+            current = device.spice_activation(u)
+            law = current if post is None else f"{_number(post[e])}*{current}"
+            return f"B{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} I={law}"
+
+        return element
+
+
+def edge_parameters(piece: Slice) -> torch.Tensor:
+    """The slice's (P, E) parameters in float64, checked finite."""
     params = piece.params.detach().to(torch.float64).cpu()
     if not bool(torch.isfinite(params).all()):
-        raise DeviceError(f"{device.name} parameters hold NaN or infinite values; the netlist would be meaningless")
-    a, b, c, post = (None if t is None else t.expand(piece.num_edges).tolist() for t in device.coefficients(params))
-    src, dst = piece.edge_index.tolist()
-    device.spice_activation("u")  # raises a clear error for a family without a SPICE form
-
-    def expression(e: int, suffix: str) -> str:
-        gain = 1.0 if a is None else a[e]
-        terms = [(gain, src[e]), (-gain if b is None else b[e], dst[e])]
-        parts = [f"{abs(k)!r}*v({node_name(n, suffix)})" for k, n in terms if n != 0]
-        signs = ["-" if k < 0 else "+" for k, n in terms if n != 0]
-        if c is not None:
-            parts.append(repr(abs(c[e])))
-            signs.append("-" if c[e] < 0 else "+")
-        u = " ".join(f"{s} {p}" for s, p in zip(signs, parts, strict=True)).removeprefix("+ ") or "0"
-        current = device.spice_activation(u)
-        return current if post is None else f"{_number(post[e])}*{current}"
-
-    return expression
+        raise DeviceError(
+            f"{piece.device_family.name} parameters hold NaN or infinite values; the netlist would be meaningless"
+        )
+    return params.expand(piece.device_family.num_params, piece.num_edges)
 
 
 def slice_netlist(
-    piece: Slice, init: np.ndarray | torch.Tensor, duration: float, options: SpiceOptions, title: str
+    piece: Slice,
+    init: np.ndarray | torch.Tensor,
+    duration: float,
+    options: SpiceOptions,
+    title: str,
+    realisation: Realisation | None = None,
 ) -> str:
     """The SPICE deck of one slice, for one or several samples.
 
@@ -147,6 +185,7 @@ def slice_netlist(
         duration: the slice's duration in s.
         options: transient settings.
         title: the deck's title line.
+        realisation: how edges become elements; default :class:`Behavioural` sources.
 
     Shapes:
         init: (K, N) with N = ``piece.num_state``.
@@ -158,10 +197,10 @@ def slice_netlist(
         )
     if not np.isfinite(start).all():
         raise ConfigError("initial voltages hold NaN or infinite values")
-    current = _affine_writer(piece)
-    caps = piece.capacitance.detach().to(torch.float64).tolist()
-    src, dst = piece.edge_index.tolist()
-    lines = [f"* {title}".replace("\n", " ")]
+    realisation = realisation or Behavioural()
+    element = realisation.elements(piece)
+    caps = (piece.capacitance.detach().to(torch.float64) * realisation.current_scale_a).tolist()
+    lines = [f"* {title}".replace("\n", " "), *realisation.preamble(piece)]
     for k, row in enumerate(start):
         suffix = f"_{k}" if len(start) > 1 else ""
         lines.append(f"* sample {k}")
@@ -169,10 +208,7 @@ def slice_netlist(
             f"C{n}{suffix} {node_name(n, suffix)} 0 {caps[n - 1]!r} IC={float(row[n - 1])!r}"
             for n in range(1, piece.num_nodes)
         )
-        lines.extend(
-            f"B{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} I={current(e, suffix)}"
-            for e in range(piece.num_edges)
-        )
+        lines.extend(element(e, suffix) for e in range(piece.num_edges))
     lines += [*options.control_lines(duration), ".end", ""]
     return "\n".join(lines)
 

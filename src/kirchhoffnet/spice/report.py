@@ -107,9 +107,14 @@ class VerifyReport:
         bottom.set_ylabel("max |Δv| over shown nodes (V)")
         bottom.set_xlabel("time (s)")
         fig.tight_layout()
-        target = Path(path)
-        kind = target.suffix.lstrip(".") or "png"
-        try:
-            return atomic_write(target, lambda tmp: fig.savefig(tmp, format=kind, dpi=120))
-        finally:
-            plt.close(fig)
+        return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a figure atomically, in the format its suffix names (PNG by default), and close it."""
+    target = Path(path)
+    kind = target.suffix.lstrip(".") or "png"
+    try:
+        return atomic_write(target, lambda tmp: fig.savefig(tmp, format=kind, dpi=120))
+    finally:
+        plt.close(fig)

@@ -21,7 +21,16 @@ from kirchhoffnet.errors import DataError, ToolError
 from kirchhoffnet.spice.raw import RawPlot, read_raw
 
 INSTALL_HINT = "install it with: apt-get install -y ngspice"
-_ERROR_MARKERS = ("error", "timestep too small", "aborted", "singular matrix", "no convergence", "unknown")
+_ERROR_MARKERS = (
+    "error",
+    "expression err",
+    "cannot compute",
+    "timestep too small",
+    "aborted",
+    "singular matrix",
+    "no convergence",
+    "unknown",
+)
 
 
 @dataclass(frozen=True)
@@ -64,13 +73,18 @@ def has_ngspice() -> bool:
     return True
 
 
-def run_ngspice(netlist: str, *, timeout_s: float = 600.0, executable: str | None = None) -> RunResult:
+def run_ngspice(
+    netlist: str, *, timeout_s: float = 600.0, executable: str | None = None, threads: int = 1
+) -> RunResult:
     """Simulate ``netlist`` with ngspice in batch mode and return its raw-file plots.
 
     Args:
         netlist: complete SPICE deck text (title line first, ``.end`` last).
         timeout_s: the process is killed after this many seconds.
         executable: ngspice binary to use instead of the default (see :func:`find_ngspice`).
+        threads: OpenMP threads of the process (ngspice parallelises BSIM4 evaluation). One by
+            default: runs are parallel as processes, and on a busy machine OpenMP threads waiting
+            on each other made BSIM4 sweeps ten times slower.
 
     Raises:
         ToolError: ngspice is missing, timed out, failed to converge, rejected the netlist or
@@ -89,6 +103,7 @@ def run_ngspice(netlist: str, *, timeout_s: float = 600.0, executable: str | Non
                 text=True,
                 timeout=timeout_s,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": str(int(threads))},
             )
         except subprocess.TimeoutExpired:
             raise ToolError(

@@ -19,7 +19,14 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.errors import ConfigError, ToolError
-from kirchhoffnet.spice.netlist import SpiceOptions, as_circuit, node_columns, slice_durations, slice_netlist
+from kirchhoffnet.spice.netlist import (
+    Realisation,
+    SpiceOptions,
+    as_circuit,
+    node_columns,
+    slice_durations,
+    slice_netlist,
+)
 from kirchhoffnet.spice.runner import run_ngspice
 
 Wave = tuple[np.ndarray, np.ndarray]
@@ -51,6 +58,7 @@ def spice_trajectory(
     *,
     samples_per_netlist: int | None = None,
     jobs: int | None = None,
+    realisation: Realisation | None = None,
 ) -> SpiceTrajectory:
     """Simulate a circuit (or a Flow's/Network's) with ngspice from inputs ``x``.
 
@@ -61,6 +69,7 @@ def spice_trajectory(
         samples_per_netlist: samples replicated in one netlist; default all of them (one
             process per slice), 1 gives one process per sample and slice.
         jobs: ngspice processes run at once; default the number of CPUs.
+        realisation: how edges become elements; default behavioural current sources.
 
     Shapes:
         x: (K, d). The waves hold (T,) times and (T, N_k) voltages.
@@ -77,14 +86,16 @@ def spice_trajectory(
     workers = max(1, min(len(groups), jobs or os.cpu_count() or 1))
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:  # threads only wait on ngspice processes
-        results = list(pool.map(lambda s: _chain(circuit, s, options), groups))
+        results = list(pool.map(lambda s: _chain(circuit, s, options, realisation), groups))
     seconds = time.perf_counter() - start
     waves = [[wave for part, _ in results for wave in part[k]] for k in range(circuit.num_slices)]
     final = np.concatenate([end for _, end in results])
     return SpiceTrajectory(waves, final, seconds, circuit.num_slices * len(groups))
 
 
-def _chain(circuit: Any, state: Tensor, options: SpiceOptions) -> tuple[list[list[Wave]], np.ndarray]:
+def _chain(
+    circuit: Any, state: Tensor, options: SpiceOptions, realisation: Realisation | None
+) -> tuple[list[list[Wave]], np.ndarray]:
     """All slices for one group of samples, from the node-major (N0, K) input state.
 
     Returns the waves per slice and sample, and the (K, N) output state.
@@ -97,7 +108,8 @@ def _chain(circuit: Any, state: Tensor, options: SpiceOptions) -> tuple[list[lis
         piece = circuit.slice(k)
         state = circuit.resize(state, piece.num_state)
         title = f"kirchhoffnet slice {k} of {circuit.num_slices}, {samples} sample(s)"
-        result = run_ngspice(slice_netlist(piece, state.T, durations[k], options, title), timeout_s=options.timeout_s)
+        deck = slice_netlist(piece, state.T, durations[k], options, title, realisation)
+        result = run_ngspice(deck, timeout_s=options.timeout_s)
         plot = result.plot("transient")
         t = plot["time"]
         if abs(t[-1] - durations[k]) > 1e-9 * durations[k]:

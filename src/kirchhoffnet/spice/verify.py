@@ -12,7 +12,7 @@ from torch import Tensor
 
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.solve import Solver, resolve_solver, trajectory
-from kirchhoffnet.spice.netlist import SpiceOptions, as_circuit
+from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit
 from kirchhoffnet.spice.report import VerifyReport
 from kirchhoffnet.spice.transient import spice_trajectory
 
@@ -45,6 +45,7 @@ def verify(
     seed: int = 0,
     samples_per_netlist: int | None = 1,
     jobs: int | None = None,
+    realisation: Realisation | None = None,
 ) -> VerifyReport:
     """Simulate ``x`` in ngspice and with :func:`kirchhoffnet.trajectory`, and compare node voltages.
 
@@ -60,6 +61,8 @@ def verify(
         samples_per_netlist: samples replicated in one netlist (default 1: one ngspice process
             per sample and slice, which measured fastest; see docs/spice.md).
         jobs: ngspice processes at once (default the number of CPUs).
+        realisation: how edges become SPICE elements; default behavioural current sources
+            (:class:`kirchhoffnet.spice.mos.TransistorRelu` builds MosRelu edges from MOSFETs).
 
     Returns:
         A :class:`VerifyReport`; ``report.max_abs_error_V`` is the headline figure.
@@ -68,7 +71,9 @@ def verify(
     options = options or SpiceOptions()
     inputs = random_inputs(model, x, seed) if isinstance(x, int) else x.detach().to(torch.float64).cpu()
     chosen = REFERENCE_SOLVER if solver is None else resolve_solver(solver)
-    spice = spice_trajectory(circuit, inputs, options, samples_per_netlist=samples_per_netlist, jobs=jobs)
+    spice = spice_trajectory(
+        circuit, inputs, options, samples_per_netlist=samples_per_netlist, jobs=jobs, realisation=realisation
+    )
     start = time.perf_counter()
     with torch.no_grad():
         ours, _ = trajectory(circuit, inputs, solver=chosen, points_per_slice=int(options.points))
