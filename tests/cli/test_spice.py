@@ -89,3 +89,42 @@ def test_errors_are_one_line(tmp_path):
     assert result.output.startswith("error: ") and "is neither a checkpoint file" in result.output
     result = runner.invoke(app, ["spice", "export", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "is neither a checkpoint file" in result.output
+
+
+@pytest.fixture
+def mos_checkpoint(tmp_path):
+    path = tmp_path / "mos.safetensors"
+    kn.save(small_circuit("MosRelu", num_nodes=3, slices=2), path)
+    return path
+
+
+@pytest.mark.needs_ngspice
+def test_verify_and_iv_with_transistors(tmp_path, mos_checkpoint):
+    card = tmp_path / "card.lib"
+    card.write_text(".model mine nmos (level=1 vto=0.6 kp=2e-4)\n")
+    transistor_args = ["--transistors", "--model-card", str(card), "--model-name", "mine"]
+    result = runner.invoke(app, ["spice", "verify", str(mos_checkpoint), "--samples", "1", *transistor_args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[0])["max_abs_error_V"] <= 1e-3
+    out = tmp_path / "iv.json"
+    result = runner.invoke(
+        app, ["spice", "iv", str(mos_checkpoint), "--edges", "3", "--json", str(out), *transistor_args[1:]]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["fit"]["edges"] == 6 and data["fit"]["threshold_v"] == pytest.approx(0.6, abs=1e-6)
+    assert data["max_abs_error_model"] < 1e-6  # level 1 is the MosRelu law
+
+
+def test_transistor_options_are_checked(tmp_path, mos_checkpoint, flow_checkpoint):
+    result = runner.invoke(app, ["spice", "iv", str(mos_checkpoint), "--model-card", str(tmp_path / "none.lib")])
+    assert result.exit_code == 2 and "cannot read --model-card" in result.output
+    result = runner.invoke(app, ["spice", "iv", str(flow_checkpoint)])
+    assert (
+        result.exit_code == 2
+        and "needs a model whose slices all use MosRelu; this one uses ['ShiftTanh2']" in result.output
+    )
+    result = runner.invoke(
+        app, ["spice", "export", str(flow_checkpoint), "--transistors", "--out", str(tmp_path / "n.cir")]
+    )
+    assert result.exit_code == 2 and "realises MosRelu edges, but this slice uses ShiftTanh2" in result.output

@@ -16,6 +16,7 @@ from kirchhoffnet.spice.mos import (
     fit_transistors,
     iv_departure,
     level1_card,
+    model_iv_departure,
 )
 
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
@@ -97,3 +98,11 @@ def test_errors():
     dead = MosTechnology(model_card=level1_card(threshold_v=10.0))
     with pytest.raises(DeviceError, match=r"conducts no current \(at most .* A\) for V_GS up to 3.0 V"):
         characterise(dead, 0.1)
+
+
+def test_model_iv_departure_needs_one_mos_bias():
+    slices = [kn.Slice(kn.topology.chain(3), kn.devices.MosRelu(v)) for v in (0.1, 0.2)]
+    with pytest.raises(DeviceError, match=r"different MosRelu drain biases \[0.1, 0.2\] V"):
+        model_iv_departure(kn.Circuit(slices), LEVEL1)
+    report = model_iv_departure(kn.Circuit(slices[:1]), LEVEL1, edges_per_slice=1, points=21)
+    assert report.measured.shape == (21, 1)

@@ -26,7 +26,7 @@ import torch
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import MosRelu
 from kirchhoffnet.errors import ConfigError, DeviceError
-from kirchhoffnet.spice.netlist import edge_parameters, node_name
+from kirchhoffnet.spice.netlist import as_circuit, edge_parameters, node_name
 from kirchhoffnet.spice.runner import run_ngspice
 
 SUBCIRCUIT = "kn_mosrelu"
@@ -336,3 +336,23 @@ def iv_departure(
         ideal=ideal,
         model=model,
     )
+
+
+def model_iv_departure(
+    model: Any,
+    technology: MosTechnology | None = None,
+    edges_per_slice: int = 16,
+    drop_range_v: tuple[float, float] = (-2.0, 2.0),
+    points: int = 401,
+) -> IVDeparture:
+    """:func:`iv_departure` of the first ``edges_per_slice`` edges of every slice of a MosRelu model."""
+    circuit = as_circuit(model)
+    pieces = [circuit.slice(k) for k in range(circuit.num_slices)]
+    names = sorted({piece.device_family.name for piece in pieces})
+    if names != ["MosRelu"]:
+        raise DeviceError(f"the I-V check needs a model whose slices all use MosRelu; this one uses {names}")
+    biases = sorted({piece.device_family.drain_voltage_v for piece in pieces})  # type: ignore[attr-defined]
+    if len(biases) != 1:
+        raise DeviceError(f"the slices use different MosRelu drain biases {biases} V; check one slice at a time")
+    theta = np.concatenate([edge_parameters(piece)[:, :edges_per_slice].numpy() for piece in pieces], axis=1)
+    return iv_departure(theta[0], theta[1], technology, biases[0], drop_range_v, points)
