@@ -147,9 +147,14 @@ def verify(
     typer.echo(json.dumps(summary))
     _wrote(json_out, plot)
     if report.max_abs_error_V > max_error:
+        remedy = (
+            "the transistors depart from the MosRelu model; `kirchhoffnet spice iv` shows by how much"
+            if transistors
+            else "tighten --reltol or --max-step"
+        )
         typer.echo(
             f"error: ngspice and kirchhoffnet differ by up to {report.max_abs_error_V:.3g} V, more than "
-            f"--max-error {max_error:g} V; tighten --reltol or --max-step",
+            f"--max-error {max_error:g} V; {remedy}",
             err=True,
         )
         raise typer.Exit(code=1)
