@@ -16,6 +16,7 @@ which is exact for level 1 and the usual linear-extrapolation threshold for othe
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ class TransistorRelu:
     def preamble(self, piece: Slice) -> list[str]:
         return subcircuit(self.technology, self.fit(piece).characterisation.drain_voltage_v)
 
-    def elements(self, piece: Slice) -> Any:
+    def elements(self, piece: Slice) -> Callable[[int, str], str]:
         fit = self.fit(piece)
         src, dst = piece.edge_index.tolist()
 

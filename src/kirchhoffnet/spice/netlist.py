@@ -166,7 +166,7 @@ def edge_parameters(piece: Slice) -> torch.Tensor:
         raise DeviceError(
             f"{piece.device_family.name} parameters hold NaN or infinite values; the netlist would be meaningless"
         )
-    return params.expand(piece.device_family.num_params, piece.num_edges)
+    return params
 
 
 def slice_netlist(
