@@ -136,6 +136,10 @@ class AffineActivation(Device):
         """σ'(u) expressed through ``out = σ(u)`` (so the activation may run in place)."""
         raise NotImplementedError
 
+    def curvature(self, out: Tensor) -> Tensor:
+        """σ''(u) through ``out = σ(u)``: the analytic backward pass of the divergence needs it."""
+        raise NotImplementedError
+
     def coefficients(self, p: Params) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
         """``(a, b, c, post)`` for this family's parameters."""
         raise NotImplementedError

@@ -20,6 +20,9 @@ class _Tanh(AffineActivation):
     def slope(self, out: Tensor) -> Tensor:
         return 1.0 - out * out
 
+    def curvature(self, out: Tensor) -> Tensor:
+        return -2.0 * out * (1.0 - out * out)
+
 
 class ShiftTanh2(_Tanh):
     """``i = tanh(p0·v_src + p1·v_dst + p2)``: each terminal with its own gain."""
