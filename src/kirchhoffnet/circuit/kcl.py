@@ -153,7 +153,7 @@ class KclKernel:
             post = ones if post is None else post
             if track:  # analytic backward pass: one autograd node per evaluation
                 return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
-            out, trace, _ = self.dense_affine(device, coeffs, post, state, divergence, chunks, buf_a)
+            out, trace, _, _ = self.dense_affine(device, coeffs, post, state, divergence, chunks, buf_a)
             return out, trace if divergence else None
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
         for chunk in chunks:
@@ -182,17 +182,21 @@ class KclKernel:
         divergence: bool,
         chunks: list[_Chunk],
         buffer: Tensor | None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """The dense fused evaluation without autograd: ``(dV/dt, divergence, last chunk's currents σ(U))``.
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """The dense fused evaluation without autograd.
 
         ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale; ``buffer``
         (rows ≥ chunk size, B) receives U in place, or ``None`` to allocate.
+
+        Returns:
+            ``(dV/dt, divergence, σ(U), σ'(U))`` with the last two of the last chunk (σ' only
+            when the divergence is asked for).
         """
         batch = state.shape[1]
         augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
         out = state.new_zeros(self.num_state, batch)
         trace = state.new_zeros(batch)
-        current = out
+        current, slope = out, None
         for chunk in chunks:
             part = slice(chunk.start, chunk.stop)
             gather = coeffs.new_zeros(chunk.stop - chunk.start, self.num_state + 2)
@@ -203,11 +207,11 @@ class KclKernel:
                 u = torch.mm(gather, augmented, out=buffer[: chunk.stop - chunk.start])
             current = device.activation(u, inplace=True)
             if divergence:
-                q = post[part] * (chunk.weight_dst * coeffs[part, 1] - chunk.weight_src * coeffs[part, 0])
-                trace += q @ device.slope(current)
+                slope = device.slope(current)
+                trace += _trace_weights(chunk, coeffs[part], post[part]) @ slope
             rows = out[chunk.lo : chunk.hi]
             torch.addmm(rows, chunk.scatter * post[part], current, out=rows)
-        return out, trace, current
+        return out, trace, current, slope
 
     @staticmethod
     def _accumulate(out: Tensor, chunk: _Chunk, scatter: Tensor, current: Tensor, track: bool) -> Tensor:
@@ -219,13 +223,19 @@ class KclKernel:
         return out
 
 
+def _trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor, scaled: bool = True) -> Tensor:
+    """``q_e = post_e (w_dst,e b_e − w_src,e a_e)``: tr(∂f/∂v) = q · σ'(U); ``scaled=False`` omits post."""
+    q = chunk.weight_dst * coeffs[:, 1] - chunk.weight_src * coeffs[:, 0]
+    return q * post if scaled else q
+
+
 class DenseAffineField(torch.autograd.Function):
     """dV/dt and the divergence of a dense affine-activation slice, with an analytic backward pass.
 
     Forward: ``U = G·[0; V; 1]``, ``S = σ(U)``, ``dV = (M ∘ post)·S``, ``tr = q·σ'(U)``.
     Backward, for cotangents (gV, gT):
 
-        gU    = post ∘ (Mᵀ gV) ∘ σ'(U) + q ⊗ gT ∘ σ''(U)
+        gU    = post ∘ (Mᵀ gV) ∘ σ'(U) + σ''(U) ∘ (q ⊗ gT)
         gV_in = Gᵀ gU (state rows),   g(a, b, c) = rows of gU·[0; V; 1]ᵀ at (src, dst, bias)
         gpost = Σ_B (Mᵀ gV) ∘ S + (σ'(U)·gT) ∘ (w_dst b − w_src a)
         g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
@@ -244,36 +254,35 @@ class DenseAffineField(torch.autograd.Function):
         device: AffineActivation,
         divergence: bool,
     ) -> tuple[Tensor, Tensor | None]:
-        out, trace, current = kernel.dense_affine(device, coeffs, post, state, divergence, [kernel.whole], None)
-        ctx.save_for_backward(state, coeffs, post, current)
+        out, trace, current, slope = kernel.dense_affine(device, coeffs, post, state, divergence, [kernel.whole], None)
+        ctx.save_for_backward(state, coeffs, post, current, slope)
         ctx.kernel, ctx.device, ctx.divergence = kernel, device, divergence
         return out, trace if divergence else None
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_trace: Tensor | None) -> tuple[Tensor | None, ...]:
-        state, coeffs, post, current = ctx.saved_tensors
+        state, coeffs, post, current, slope = ctx.saved_tensors
         kernel: KclKernel = ctx.kernel
         device: AffineActivation = ctx.device
         chunk = kernel.whole
         batch = state.shape[1]
-        augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
-        slope = device.slope(current)
+        if slope is None:
+            slope = device.slope(current)
         back = chunk.scatter.T @ grad_out  # (E, B): Mᵀ gV
         grad_post = (back * current).sum(1)
         grad_u = back.mul_(post[:, None]).mul_(slope)
         grad_ab = None
         if ctx.divergence and grad_trace is not None:
             reach = slope @ grad_trace  # (E,): Σ_B σ'(U) gT
-            w_src, w_dst = chunk.weight_src, chunk.weight_dst
-            grad_u += (
-                (post * (w_dst * coeffs[:, 1] - w_src * coeffs[:, 0]))[:, None] * device.curvature(current) * grad_trace
-            )
-            grad_post += reach * (w_dst * coeffs[:, 1] - w_src * coeffs[:, 0])
-            grad_ab = torch.stack([-reach * post * w_src, reach * post * w_dst], dim=1)
+            q = _trace_weights(chunk, coeffs, post, scaled=False)
+            grad_u.addcmul_(device.curvature(current, slope), torch.outer(q * post, grad_trace))
+            grad_post += reach * q
+            grad_ab = torch.stack([-reach * post * chunk.weight_src, reach * post * chunk.weight_dst], dim=1)
         gather = coeffs.new_zeros(coeffs.shape[0], kernel.num_state + 2)
         gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs)
         grad_state = (gather.T @ grad_u)[1 : kernel.num_state + 1] if ctx.needs_input_grad[0] else None
+        augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
         grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
         if grad_ab is not None:
             grad_coeffs[:, :2] += grad_ab

@@ -19,7 +19,7 @@ class Conductance(AffineActivation):
     def slope(self, out: Tensor) -> Tensor:
         return torch.ones_like(out)
 
-    def curvature(self, out: Tensor) -> Tensor:
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
         return torch.zeros_like(out)
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, None, None]:

@@ -20,7 +20,7 @@ class _Relu(AffineActivation):
         # out > 0 exactly where u > 0; the slope at u = 0 is 0, as torch's autograd defines it.
         return (out > 0).to(out.dtype)
 
-    def curvature(self, out: Tensor) -> Tensor:
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
         return torch.zeros_like(out)  # piecewise linear: σ'' = 0 almost everywhere
 
 
@@ -42,7 +42,7 @@ class _Leaky(AffineActivation):
         s = self.negative_slope  # out > 0 exactly where u > 0, since s >= 0
         return s + (1.0 - s) * (out > 0).to(out.dtype)
 
-    def curvature(self, out: Tensor) -> Tensor:
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
         return torch.zeros_like(out)  # piecewise linear: σ'' = 0 almost everywhere
 
 
