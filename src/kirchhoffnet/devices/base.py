@@ -136,6 +136,10 @@ class AffineActivation(Device):
         """σ'(u) expressed through ``out = σ(u)`` (so the activation may run in place)."""
         raise NotImplementedError
 
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
+        """σ''(u) through ``out = σ(u)`` and ``slope = σ'(u)``: the divergence's backward pass needs it."""
+        raise NotImplementedError
+
     def coefficients(self, p: Params) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
         """``(a, b, c, post)`` for this family's parameters."""
         raise NotImplementedError

@@ -19,6 +19,9 @@ class Conductance(AffineActivation):
     def slope(self, out: Tensor) -> Tensor:
         return torch.ones_like(out)
 
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
+        return torch.zeros_like(out)
+
     def coefficients(self, p: Params) -> tuple[Tensor, None, None, None]:
         return p[0], None, None, None
 

@@ -23,6 +23,9 @@ class _Relu(AffineActivation):
         # out > 0 exactly where u > 0; the slope at u = 0 is 0, as torch's autograd defines it.
         return (out > 0).to(out.dtype)
 
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
+        return torch.zeros_like(out)  # piecewise linear: σ'' = 0 almost everywhere
+
 
 class _Leaky(AffineActivation):
     """Leaky rectifier σ(u) = u for u > 0, ``negative_slope``·u otherwise."""
@@ -44,6 +47,9 @@ class _Leaky(AffineActivation):
     def slope(self, out: Tensor) -> Tensor:
         s = self.negative_slope  # out > 0 exactly where u > 0, since s >= 0
         return s + (1.0 - s) * (out > 0).to(out.dtype)
+
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
+        return torch.zeros_like(out)  # piecewise linear: σ'' = 0 almost everywhere
 
 
 class ShiftRelu1(_Relu):

@@ -21,7 +21,10 @@ class _Tanh(AffineActivation):
         return torch.sigmoid(2.0 * u) * 2.0 - 1.0
 
     def slope(self, out: Tensor) -> Tensor:
-        return 1.0 - out * out
+        return (out * out).neg_().add_(1.0)
+
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
+        return -2.0 * out * slope
 
 
 class ShiftTanh2(_Tanh):

@@ -84,7 +84,14 @@ def _solve_slice(
     kwargs["options"] = solver.options()
     try:
         if gradient == "adjoint":
-            return odeint_adjoint(field, y0, t, adjoint_params=tuple(piece.parameters()), **kwargs)
+            return odeint_adjoint(
+                field,
+                y0,
+                t,
+                adjoint_params=tuple(piece.parameters()),
+                adjoint_options=solver.adjoint_options(),
+                **kwargs,
+            )
         return odeint(field, y0, t, **kwargs)
     except AssertionError as exc:  # torchdiffeq reports failures with assert
         raise _solver_error(k, span, counter, str(exc), solver) from None

@@ -1,0 +1,79 @@
+"""MNIST classification with the original 834-node, 2 × 230,068-edge checkpoint: images per second.
+
+Compares kirchhoffnet with the straightforward implementation (benchmarks/baseline.py) on the same
+images and solver settings (dopri5, tol 1e-3, first_step 1e-2, min_step 1e-5), and checks that the
+two give identical predictions. The checkpoint comes from the original repository
+(github.com/zhengqigao/kirchhoffnet, src/results/mnist); without it the benchmark uses the same
+topology with random parameters and says so.
+
+    python benchmarks/mnist_classification.py --original PATH/TO/results/mnist [--images 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import kirchhoffnet as kn
+from baseline import NaiveModel
+from common import machine
+from kirchhoffnet.data import read_idx
+
+MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+def _random_model() -> kn.Network:
+    edges = kn.topology.mix_connect(1, 28, 28, 4, 50, (1, 1))
+    circuit = kn.Circuit(edges, "ShiftRelu1", slices=2)
+    solver = kn.Solver("dopri5", rtol=1e-3, atol=1e-3, first_step=1e-2, min_step=1e-5)
+    return kn.Network(circuit, "last10", solver, "adjoint")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--original", type=Path, help="the original code's results/mnist directory")
+    parser.add_argument("--images", type=int, default=100, help="test images per implementation (one batch)")
+    parser.add_argument("--ours-images", type=int, default=1000, help="images for kirchhoffnet's accuracy/throughput")
+    parser.add_argument("--batch", type=int, default=250)
+    args = parser.parse_args()
+
+    model = kn.compat.load_original(args.original) if args.original else _random_model()
+    source = f"original checkpoint {args.original}" if args.original else "RANDOM parameters (no --original given)"
+    images = torch.from_numpy(read_idx(MNIST / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0).float()
+    labels = torch.from_numpy(read_idx(MNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    naive = NaiveModel(model)
+    x = images[: args.images]
+    with torch.no_grad():
+        start = time.perf_counter()
+        naive_logits = naive(x)
+        naive_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ours_logits = model(x)
+        ours_s = time.perf_counter() - start
+        same = bool((naive_logits.argmax(1) == ours_logits.argmax(1)).all())
+        start = time.perf_counter()
+        correct = 0
+        for k in range(0, args.ours_images, args.batch):
+            correct += int((model(images[k : k + args.batch]).argmax(1) == labels[k : k + args.batch]).sum())
+        bulk_s = time.perf_counter() - start
+    print(f"MNIST classification, {source} — {machine()}")
+    print(f"original-style : {args.images / naive_s:8.1f} images/s  ({args.images} images in one batch)")
+    print(f"kirchhoffnet   : {args.images / ours_s:8.1f} images/s  (same batch) → {naive_s / ours_s:.1f}x")
+    print(
+        f"kirchhoffnet   : {args.ours_images / bulk_s:8.1f} images/s  over {args.ours_images} images "
+        f"in batches of {args.batch}, accuracy {correct / args.ours_images:.4f}"
+    )
+    gap = float((naive_logits - ours_logits).abs().max())
+    print(f"identical predictions on the shared batch: {same}; max |Δlogit| {gap:.2e}")
+    if not same:
+        raise SystemExit("predictions differ")
+
+
+if __name__ == "__main__":
+    main()
