@@ -82,3 +82,16 @@ def test_spec_round_trip_and_bad_bias():
     assert device.spec() == {"name": "MosRelu", "drain_voltage_v": 0.05}
     with pytest.raises(DeviceError, match="drain_voltage_v must be a positive voltage, got 0"):
         MosRelu(0)
+
+
+def test_slope_gradient_is_the_curvature_and_finite_in_cut_off():
+    """The divergence's backward pass differentiates the slope, also where the device is off."""
+    device = MosRelu(0.1)
+    w = torch.tensor([-1.0, 0.0, 0.25, 0.75, 1.5], dtype=torch.float64, requires_grad=True)
+    out = device.activation(w, inplace=False)
+    slope = device.slope(out)
+    torch.testing.assert_close(slope, torch.tensor([0.0, 0.0, 0.25, 0.75, 1.0], dtype=torch.float64))
+    (grad,) = torch.autograd.grad(slope.sum(), w)
+    curvature = device.curvature(out, slope)
+    torch.testing.assert_close(grad, curvature)  # σ'' = 1 on the parabola only, rounding aside
+    torch.testing.assert_close(curvature, torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64))

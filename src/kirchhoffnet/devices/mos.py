@@ -64,7 +64,14 @@ class MosRelu(AffineActivation):
 
     def slope(self, out: Tensor) -> Tensor:
         # σ is w²/2 on (0, 1), so there σ' = w = sqrt(2σ); σ' = 1 once σ ≥ 1/2, 0 where σ = 0.
-        return torch.where(out < 0.5, torch.sqrt(2.0 * out.clamp_min(0.0)), torch.ones_like(out))
+        # sqrt sees 1 off the parabola: its infinite derivative at 0 would turn autograd's 0·∞ into NaN.
+        parabola = (out > 0) & (out < 0.5)
+        root = torch.sqrt(2.0 * torch.where(parabola, out, torch.ones_like(out)))
+        return torch.where(parabola, root, (out >= 0.5).to(out.dtype))
+
+    def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
+        # σ'' = 1 on the parabola (0 < w < 1, where 0 < σ' < 1) and 0 on both straight parts.
+        return ((slope > 0) & (slope < 1)).to(out.dtype)
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         gain, shift = p[0], p[1]
