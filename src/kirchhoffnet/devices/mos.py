@@ -14,6 +14,11 @@ With ``β·V_DS = |θ1|`` this is exactly ``relu(u)``, ``u = θ1·(v_src − v_d
 rounded, by at most δ/8 at ``u = 0``, and the current is continuously differentiable, so gradients
 exist everywhere. :mod:`kirchhoffnet.spice.mos` writes the transistor-level subcircuit and maps
 θ to transistor widths and gate biases.
+
+References: Z. Gao, F.-K. Sun, R. Rohrer, D. Boning, "KirchhoffNet: A Scalable Ultra Fast Analog
+Neural Network" (the device g); H. Shichman, D. A. Hodges, "Modeling and simulation of
+insulated-gate field-effect transistor switching circuits", IEEE J. Solid-State Circuits 3(3), 1968
+(the level-1 law).
 """
 
 from __future__ import annotations
