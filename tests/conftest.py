@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,34 @@ SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
 ORIGINAL = SHARED / "reference" / "kirchhoffnet-original"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``needs_ngspice`` skip, saying how to install it, when ngspice is not on PATH."""
+    if shutil.which(os.environ.get("KIRCHHOFFNET_NGSPICE", "ngspice")) is not None:
+        return
+    skip = pytest.mark.skip(reason="ngspice is not installed; apt-get install -y ngspice")
+    for item in items:
+        if "needs_ngspice" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def seed() -> int:
     """Every test starts from the same RNG state."""
     torch.manual_seed(1234)
     return 1234
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch single-threaded, for tests of tiny circuits that run beside external processes.
+
+    On the shared 2-core machine, two OpenMP threads per small kernel wait on each other at every
+    barrier whenever another process holds a core; this made a 0.2 s solve take 20 s.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

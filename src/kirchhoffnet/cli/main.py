@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.version import __version__
 
@@ -66,6 +67,8 @@ def evaluate(
     typer.echo(json.dumps({k: metrics[k] for k in ("dataset", "nll_nats", "num_test_points")}, indent=None))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'samples.png'}")
 
+
+app.add_typer(spice_app, name="spice")
 
 if __name__ == "__main__":
     app()

@@ -6,6 +6,7 @@ Each family is one class; defining it registers it. ``resolve("ShiftTanh2")`` or
 
 from kirchhoffnet.devices.base import AffineActivation, Device, available, resolve
 from kirchhoffnet.devices.conductance import Conductance
+from kirchhoffnet.devices.mos import MosRelu
 from kirchhoffnet.devices.relu import ShiftLeakyRelu1, ShiftLeakyRelu2, ShiftRelu1, ShiftRelu2
 from kirchhoffnet.devices.tanh import ShiftTanh1, ShiftTanh2
 
@@ -13,6 +14,7 @@ __all__ = [
     "AffineActivation",
     "Conductance",
     "Device",
+    "MosRelu",
     "ShiftLeakyRelu1",
     "ShiftLeakyRelu2",
     "ShiftRelu1",

@@ -144,6 +144,17 @@ class AffineActivation(Device):
         """``(a, b, c, post)`` for this family's parameters."""
         raise NotImplementedError
 
+    def spice_activation(self, u: str) -> str:
+        """σ as a SPICE behavioural expression of the argument expression ``u``.
+
+        The netlist writer (:mod:`kirchhoffnet.spice`) builds ``u`` and the ``post`` factor from
+        :meth:`coefficients`, so a family exports to SPICE by naming its activation here.
+        """
+        raise DeviceError(
+            f"device family {self.name} cannot be exported to SPICE: it defines no spice_activation(u) "
+            "expression; add one (e.g. 'tanh(u)') to the class"
+        )
+
     def _activated(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool) -> tuple[Tensor, bool]:
         """σ(a·v_src + b·v_dst + c), and whether it was computed in place in ``v_src``."""
         a, b, c, post = self.coefficients(p)

@@ -24,3 +24,6 @@ class Conductance(AffineActivation):
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, None, None]:
         return p[0], None, None, None
+
+    def spice_activation(self, u: str) -> str:
+        return f"({u})"

@@ -13,6 +13,9 @@ from kirchhoffnet.errors import DeviceError
 
 
 class _Relu(AffineActivation):
+    def spice_activation(self, u: str) -> str:
+        return f"max({u},0)"
+
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         return u.relu_() if inplace else torch.relu(u)
 
@@ -34,6 +37,9 @@ class _Leaky(AffineActivation):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope}
+
+    def spice_activation(self, u: str) -> str:
+        return f"(max({u},0)+{self.negative_slope!r}*min({u},0))"
 
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         return F.leaky_relu(u, self.negative_slope, inplace=inplace)

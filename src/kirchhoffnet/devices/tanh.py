@@ -9,6 +9,9 @@ from kirchhoffnet.devices.base import AffineActivation, Params
 
 
 class _Tanh(AffineActivation):
+    def spice_activation(self, u: str) -> str:
+        return f"tanh({u})"
+
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         # tanh(u) = 2·sigmoid(2u) − 1, exact up to rounding (≤ 2e-7 absolute in float32,
         # 4e-16 in float64) and 2.5–3× faster than torch.tanh on x86 CPUs, where this is the

@@ -1,0 +1,191 @@
+"""``kirchhoffnet spice``: export trained circuits to SPICE netlists and verify them against ngspice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kirchhoffnet.errors import KirchhoffError
+
+app = typer.Typer(
+    help="Export circuits to SPICE netlists and check them against ngspice (apt-get install -y ngspice).",
+    no_args_is_help=True,
+)
+
+ModelPath = Annotated[
+    Path,
+    typer.Argument(
+        help="A .safetensors checkpoint, a run directory with model.safetensors, or an original result directory."
+    ),
+]
+Samples = Annotated[int, typer.Option(min=1, help="Input samples (standard normal: a flow's base samples).")]
+Seed = Annotated[int, typer.Option(help="Seed of the input samples.")]
+Reltol = Annotated[float, typer.Option(help="ngspice reltol (relative tolerance; its default is 1e-3).")]
+MaxStep = Annotated[float, typer.Option(help="Largest ngspice time step, as a fraction of a slice's duration.")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")]
+PlotOut = Annotated[Path | None, typer.Option(help="Write a PNG figure here.")]
+Transistors = Annotated[
+    bool, typer.Option(help="Build MosRelu edges from NMOS transistors instead of behavioural current sources.")
+]
+ModelCard = Annotated[
+    Path | None,
+    typer.Option(help="File with the NMOS .model card for transistors (default: level 1, VTO 0.5 V, KP 100 µA/V²)."),
+]
+ModelName = Annotated[str, typer.Option(help="Name of the NMOS model in --model-card.")]
+
+
+def _fail(exc: KirchhoffError) -> None:
+    from kirchhoffnet.cli.main import _fail as fail  # main imports this module, so resolve at call time
+
+    fail(exc)
+
+
+def _options(reltol: float, max_step: float, **extra: Any) -> Any:
+    from kirchhoffnet.spice import SpiceOptions
+
+    return SpiceOptions(reltol=reltol, max_step_fraction=max_step, **extra)
+
+
+def _technology(model_card: Path | None, model_name: str) -> Any:
+    from kirchhoffnet.errors import ConfigError
+    from kirchhoffnet.spice.mos import MosTechnology
+
+    if model_card is None:
+        return MosTechnology()
+    try:
+        card = model_card.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --model-card {model_card}: {exc.strerror}") from None
+    return MosTechnology(model_card=card.strip(), model_name=model_name)
+
+
+def _realisation(transistors: bool, model_card: Path | None, model_name: str) -> Any:
+    from kirchhoffnet.spice.mos import TransistorRelu
+
+    return TransistorRelu(_technology(model_card, model_name)) if transistors else None
+
+
+def _wrote(*targets: Path | None) -> None:
+    for target in targets:
+        if target is not None:
+            typer.echo(f"wrote {target}")
+
+
+@app.command("export")
+def export(
+    path: ModelPath,
+    out: Annotated[
+        Path, typer.Option(help="Netlist file; with several slices, <stem>.slice<k>.cir files are written instead.")
+    ] = Path("net.cir"),
+    samples: Samples = 1,
+    seed: Seed = 0,
+    reltol: Reltol = 1e-8,
+    max_step: MaxStep = 2e-3,
+    transistors: Transistors = False,
+    model_card: ModelCard = None,
+    model_name: ModelName = "kn_nmos",
+) -> None:
+    """Write the model's SPICE netlist: node capacitors with initial voltages, a current source per edge."""
+    from kirchhoffnet.io import load_model
+    from kirchhoffnet.spice import random_inputs
+    from kirchhoffnet.spice.export import export_netlists
+
+    try:
+        model = load_model(path)
+        realisation = _realisation(transistors, model_card, model_name)
+        inputs = random_inputs(model, samples, seed)
+        written = export_netlists(model, inputs, out, _options(reltol, max_step), realisation)
+    except KirchhoffError as exc:
+        _fail(exc)
+    _wrote(*written)
+    typer.echo(f"run with: ngspice -b -r out.raw {written[0]}")
+
+
+@app.command("verify")
+def verify(
+    path: ModelPath,
+    samples: Samples = 4,
+    seed: Seed = 0,
+    json_out: JsonOut = None,
+    plot: PlotOut = None,
+    max_error: Annotated[
+        float, typer.Option(help="Exit with status 1 when the largest voltage difference exceeds this (V).")
+    ] = 1e-3,
+    reltol: Reltol = 1e-8,
+    max_step: MaxStep = 2e-3,
+    points: Annotated[int, typer.Option(min=2, help="Comparison points per slice.")] = 101,
+    jobs: Annotated[int | None, typer.Option(min=1, help="ngspice processes at once (default: CPUs).")] = None,
+    transistors: Transistors = False,
+    model_card: ModelCard = None,
+    model_name: ModelName = "kn_nmos",
+) -> None:
+    """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
+
+    The JSON holds max_abs_error_V, mean_abs_error_V, nodes, edges, ngspice_seconds and
+    kirchhoffnet_seconds among others; the plot overlays both waveforms of the first sample.
+    """
+    from kirchhoffnet.io import load_model, write_json_atomic
+    from kirchhoffnet.spice import verify as run_verify
+
+    try:
+        model = load_model(path)
+        options = _options(reltol, max_step, points=points)
+        realisation = _realisation(transistors, model_card, model_name)
+        report = run_verify(model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation)
+        if json_out is not None:
+            write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve()), "seed": seed})
+        if plot is not None:
+            report.plot(plot)
+    except KirchhoffError as exc:
+        _fail(exc)
+    figures = report.to_dict()
+    summary = {k: figures[k] for k in ("max_abs_error_V", "mean_abs_error_V", "nodes", "edges", "samples")}
+    summary |= {k: round(figures[k], 3) for k in ("ngspice_seconds", "kirchhoffnet_seconds")}
+    typer.echo(json.dumps(summary))
+    _wrote(json_out, plot)
+    if report.max_abs_error_V > max_error:
+        remedy = (
+            "the transistors depart from the MosRelu model; `kirchhoffnet spice iv` shows by how much"
+            if transistors
+            else "tighten --reltol or --max-step"
+        )
+        typer.echo(
+            f"error: ngspice and kirchhoffnet differ by up to {report.max_abs_error_V:.3g} V, more than "
+            f"--max-error {max_error:g} V; {remedy}",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+
+
+@app.command("iv")
+def iv(
+    path: ModelPath,
+    edges: Annotated[int, typer.Option(min=1, help="Check the first this many edges of each slice.")] = 16,
+    drop: Annotated[float, typer.Option(min=0.0, help="Sweep v_src − v_dst from −DROP to +DROP volts.")] = 2.0,
+    json_out: JsonOut = None,
+    plot: PlotOut = None,
+    model_card: ModelCard = None,
+    model_name: ModelName = "kn_nmos",
+) -> None:
+    """DC-sweep a MosRelu model's edges built from transistors; report how far they depart from the ideal ReLU.
+
+    Errors are in the simulator's normalised current units, against the ideal ReLU and against
+    the MosRelu model; the JSON adds the ranges of the fitted W/L and gate biases.
+    """
+    from kirchhoffnet.io import load_model, write_json_atomic
+    from kirchhoffnet.spice.mos import model_iv_departure
+
+    try:
+        technology = _technology(model_card, model_name)
+        report = model_iv_departure(load_model(path), technology, edges, (-drop, drop))
+        if json_out is not None:
+            write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve())})
+        if plot is not None:
+            report.plot(plot)
+    except KirchhoffError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({k: v for k, v in report.to_dict().items() if k != "fit"}))
+    _wrote(json_out, plot)

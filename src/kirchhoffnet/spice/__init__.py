@@ -1,0 +1,42 @@
+"""SPICE export of circuits and their verification against ngspice.
+
+``verify(model, x)`` simulates the same inputs in ngspice and in kirchhoffnet and reports how far
+the node voltages differ; ``export_netlists`` writes a model's netlists; ``spice_trajectory`` runs
+a whole circuit slice by slice in ngspice; ``run_ngspice`` and ``read_raw`` are the small tool
+layer underneath. ``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
+measures how far they are from the ideal ReLU. Only the ``ngspice`` executable is needed.
+"""
+
+from kirchhoffnet.spice.export import export_netlists
+from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, iv_departure, level1_card, model_iv_departure
+from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
+from kirchhoffnet.spice.raw import RawPlot, read_raw
+from kirchhoffnet.spice.report import VerifyReport
+from kirchhoffnet.spice.runner import INSTALL_HINT, RunResult, find_ngspice, has_ngspice, run_ngspice
+from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
+from kirchhoffnet.spice.verify import REFERENCE_SOLVER, random_inputs, verify
+
+__all__ = [
+    "INSTALL_HINT",
+    "REFERENCE_SOLVER",
+    "Behavioural",
+    "MosTechnology",
+    "RawPlot",
+    "RunResult",
+    "SpiceOptions",
+    "SpiceTrajectory",
+    "TransistorRelu",
+    "VerifyReport",
+    "export_netlists",
+    "find_ngspice",
+    "has_ngspice",
+    "iv_departure",
+    "level1_card",
+    "model_iv_departure",
+    "random_inputs",
+    "read_raw",
+    "run_ngspice",
+    "slice_netlist",
+    "spice_trajectory",
+    "verify",
+]

@@ -1,0 +1,120 @@
+"""The result of a SPICE verification: error figures, timings, and the waveforms behind them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is assumed
+import matplotlib.pyplot as plt
+import numpy as np
+
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.io import atomic_write
+
+
+@dataclass
+class VerifyReport:
+    """How far ngspice and kirchhoffnet disagree on the same circuit and inputs.
+
+    Errors are absolute node-voltage differences in V on the common time grid (``points`` per
+    slice, slice boundaries included), taken over every sample, node and time point.
+
+    Attributes:
+        max_abs_error_V: largest difference anywhere along the waveforms.
+        mean_abs_error_V: mean difference along the waveforms.
+        boundary_max_abs_error_V: largest difference at the slice boundaries (the state handed on).
+        peak_abs_voltage_V: largest node voltage magnitude, the scale the errors compare with.
+        nodes: state nodes of the widest slice (ground excluded).
+        edges: edges (devices) over all slices.
+        samples: input samples simulated.
+        slices: time slices.
+        ngspice_seconds: wall-clock time of all ngspice runs.
+        kirchhoffnet_seconds: wall-clock time of kirchhoffnet's trajectory on the same inputs.
+        ngspice_runs: ngspice processes started.
+        devices: device family of each slice.
+        spice_options: the ngspice settings used.
+        solver: the kirchhoffnet solver settings used.
+        times: per slice, the common times (T,) in s.
+        ours: per slice, kirchhoffnet's voltages (T, K, N_k) in V.
+        spice: per slice, ngspice's voltages interpolated onto ``times``, (T, K, N_k) in V.
+    """
+
+    max_abs_error_V: float  # noqa: N815  (the unit, V, as in the JSON keys the issue names)
+    mean_abs_error_V: float  # noqa: N815
+    boundary_max_abs_error_V: float  # noqa: N815
+    peak_abs_voltage_V: float  # noqa: N815
+    nodes: int
+    edges: int
+    samples: int
+    slices: int
+    ngspice_seconds: float
+    kirchhoffnet_seconds: float
+    ngspice_runs: int
+    devices: list[str]
+    spice_options: dict[str, Any]
+    solver: dict[str, Any]
+    times: list[np.ndarray] = field(repr=False)
+    ours: list[np.ndarray] = field(repr=False)
+    spice: list[np.ndarray] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every figure of the report (the waveforms excluded), JSON-serialisable."""
+        skip = {"times", "ours", "spice"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+    def plot(self, path: str | os.PathLike[str], sample: int = 0, max_nodes: int = 6) -> Path:
+        """Overlay ngspice and kirchhoffnet waveforms of one sample, with their difference below.
+
+        Args:
+            path: image file to write (format from its suffix, PNG by default).
+            sample: which sample to show.
+            max_nodes: at most this many nodes are drawn (the first ones).
+        """
+        if not 0 <= sample < self.samples:
+            raise ConfigError(f"sample {sample} is out of range: the report holds {self.samples} samples")
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 2))
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for k, (t, ours, spice) in enumerate(zip(self.times, self.ours, self.spice, strict=True)):
+            shown = min(max_nodes, ours.shape[2])
+            for n in range(shown):
+                colour = colours[n % len(colours)]
+                label = (k == 0) or None
+                top.plot(t, ours[:, sample, n], color=colour, lw=1.5, label=label and f"node {n + 1} kirchhoffnet")
+                top.plot(
+                    t,
+                    spice[:, sample, n],
+                    color=colour,
+                    ls="none",
+                    marker=".",
+                    ms=3,
+                    label=label and f"node {n + 1} ngspice",
+                )
+            error = np.abs(ours[:, sample, :shown] - spice[:, sample, :shown]).max(axis=1)
+            bottom.semilogy(t, np.maximum(error, 1e-16), color="k", lw=1)
+            if k:
+                for ax in (top, bottom):
+                    ax.axvline(t[0], color="0.7", lw=0.8, ls="--")
+        top.set_ylabel("node voltage (V)")
+        top.legend(fontsize=7, ncol=2)
+        top.set_title(
+            f"ngspice vs kirchhoffnet, sample {sample}: max |Δv| = {self.max_abs_error_V:.2e} V over all samples"
+        )
+        bottom.set_ylabel("max |Δv| over shown nodes (V)")
+        bottom.set_xlabel("time (s)")
+        fig.tight_layout()
+        return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a figure atomically, in the format its suffix names (PNG by default), and close it."""
+    target = Path(path)
+    kind = target.suffix.lstrip(".") or "png"
+    try:
+        return atomic_write(target, lambda tmp: fig.savefig(tmp, format=kind, dpi=120))
+    finally:
+        plt.close(fig)
