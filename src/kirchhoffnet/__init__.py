@@ -14,6 +14,17 @@ from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
 from kirchhoffnet.version import __version__
 
+# Subpackages with heavier imports (matplotlib, ngspice tooling) load on first use: kn.spice.verify(...).
+_LAZY = {"spice"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"kirchhoffnet.{name}")
+    raise AttributeError(f"module 'kirchhoffnet' has no attribute {name!r}")
+
 __all__ = [
     "Circuit",
     "Flow",
@@ -29,6 +40,7 @@ __all__ = [
     "save",
     "simulate",
     "simulate_log_density",
+    "spice",
     "topology",
     "trajectory",
 ]
