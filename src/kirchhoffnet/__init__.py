@@ -6,6 +6,8 @@ current law through learnable two-terminal devices. :func:`simulate` integrates 
 :class:`Network` into a classifier or regressor.
 """
 
+from typing import Any
+
 from kirchhoffnet import compat, devices, topology
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import KirchhoffError
@@ -13,6 +15,14 @@ from kirchhoffnet.io import load, save
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
 from kirchhoffnet.version import __version__
+
+
+def train(config: Any, out: Any = None, **kwargs: Any) -> Any:
+    """Train a model from a config (object, mapping or YAML path); see :func:`kirchhoffnet.training.train`."""
+    from kirchhoffnet.training import train as run
+
+    return run(config, out, **kwargs)
+
 
 __all__ = [
     "Circuit",
@@ -30,5 +40,6 @@ __all__ = [
     "simulate",
     "simulate_log_density",
     "topology",
+    "train",
     "trajectory",
 ]
