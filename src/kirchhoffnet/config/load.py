@@ -98,7 +98,8 @@ def write_config(config: BaseModel, path: str | os.PathLike[str]) -> Path:
 
 def describe_error(exc: ValidationError, model: type[BaseModel]) -> str:
     """``key.path: what is wrong, got X`` for the first error, plus how many more there are."""
-    errors = exc.errors()
+    # An unknown key is usually a misspelt one, behind any "missing" error: report it first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     parts = [p for p in first["loc"] if p not in TOPOLOGY_NAMES]
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")

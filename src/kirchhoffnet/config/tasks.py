@@ -200,6 +200,14 @@ class MlpConfig(Section):
         return value
 
 
+def check_features(name: str, features: int, circuit: CircuitConfig) -> None:
+    """The inputs must fit on the first slice's state nodes (the housing CSV is checked once read)."""
+    if features > circuit.widths[0]:
+        raise ValueError(
+            f"circuit.topology: {name} has {features} features but the first slice has {circuit.widths[0]} state nodes"
+        )
+
+
 class RegressionConfig(RunConfig):
     """Tabular regression: a KirchhoffNet (circuit + readout) or an MLP baseline, MSE loss."""
 
@@ -220,12 +228,8 @@ class RegressionConfig(RunConfig):
             outputs = readout_outputs(self.readout)
             if outputs != 1:
                 raise ValueError(f"readout: regression predicts 1 value, the readout gives {outputs or 'all nodes'}")
-            features = self.data.num_features
-            if features is not None and features > self.circuit.widths[0]:
-                raise ValueError(
-                    f"circuit.topology: {self.data.name} has {features} features but the first slice has only "
-                    f"{self.circuit.widths[0]} state nodes"
-                )
+            if self.data.num_features is not None:
+                check_features(self.data.name, self.data.num_features, self.circuit)
         return self
 
 

@@ -161,11 +161,12 @@ def _read_cifar(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_svhn(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         mat = loadmat(paths[0])
         images, labels = mat["X"], mat["y"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (MatReadError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DataError(f"{paths[0]} is not an SVHN .mat file (corrupt download?): {exc}") from None
     labels = labels.reshape(-1).astype(np.int64) % 10  # SVHN stores digit 0 as label 10
     return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), labels

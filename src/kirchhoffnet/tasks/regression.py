@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kirchhoffnet.config import RegressionConfig
+from kirchhoffnet.config.tasks import check_features
 from kirchhoffnet.data.tabular import load_regression, split_standardize
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.tasks.base import NetworkTask
@@ -36,11 +37,11 @@ class RegressionTask(NetworkTask):
             noise=data.noise,
             seed=data.seed,
         )
-        if self.config.circuit is not None and x.shape[1] > self.config.circuit.widths[0]:
-            raise ConfigError(
-                f"circuit.topology: {data.name} has {x.shape[1]} features but the first slice has only "
-                f"{self.config.circuit.widths[0]} state nodes"
-            )
+        if self.config.circuit is not None:
+            try:
+                check_features(data.name, x.shape[1], self.config.circuit)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         parts = split_standardize(x, y, data.val_fraction, data.test_fraction, data.seed)
         self.num_features = x.shape[1]
         self.parts = {k: (self.tensor(a), self.tensor(b)) for k, (a, b) in parts.items() if k != "scale"}

@@ -284,6 +284,11 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter() - self.elapsed
+        if not self.history["epoch"]:  # the untrained model's validation: where the curves start
+            validation = self.task.validate(self.model)
+            row = {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
+            for key, column in self.history.items():
+                column.append(row.get(key))
         try:
             while self.epoch < cfg.epochs and self.status == "running":
                 batches = self._epoch_batches(self.epoch)
