@@ -63,12 +63,12 @@ def leave(cluster: Cluster) -> None:
 def wrap(module: nn.Module, cluster: Cluster) -> nn.Module:
     """DDP around ``module`` when several processes train; rank 0's parameters are broadcast.
 
-    Buffers (edge lists, capacitances) are constant, so they are not re-broadcast every step.
+    Buffers (edge lists, capacitances) are constant: synced once at start, not before every step.
     """
     if not cluster.active:
         return module
     ids = [cluster.device.index] if cluster.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
 
 
 def any_rank(flag: bool, cluster: Cluster) -> bool:

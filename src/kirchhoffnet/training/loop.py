@@ -125,7 +125,7 @@ class Trainer:
         self.best: dict[str, Any] = {"loss": math.inf, "epoch": None, "bad_validations": 0}
         self.best_model: dict[str, Tensor] | None = None
         self.consecutive_nan = 0
-        self.elapsed = 0.0
+        self.elapsed = self.cpu_time = 0.0  # wall-clock and this process's CPU seconds of training
         self.status = "running"
 
     def _steps_per_epoch(self) -> int:
@@ -153,6 +153,7 @@ class Trainer:
             "best_model": self.best_model,
             "consecutive_nan": self.consecutive_nan,
             "elapsed_s": self.elapsed,
+            "cpu_time_s": self.cpu_time,
             "status": self.status,
             "rng": rng_state(),
         }
@@ -165,7 +166,7 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.history, self.partial, self.best = state["history"], state["partial"], state["best"]
         self.best_model, self.consecutive_nan = state["best_model"], state["consecutive_nan"]
-        self.elapsed, self.status = state["elapsed_s"], state["status"]
+        self.elapsed, self.cpu_time, self.status = state["elapsed_s"], state["cpu_time_s"], state["status"]
         set_rng_state(state["rng"])
 
     def resume(self) -> None:
@@ -284,6 +285,12 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter() - self.elapsed
+        cpu_started = time.process_time() - self.cpu_time
+
+        def clock() -> None:
+            self.elapsed = time.perf_counter() - started
+            self.cpu_time = time.process_time() - cpu_started
+
         if not self.history["epoch"]:  # the untrained model's validation: where the curves start
             validation = self.task.validate(self.model)
             row = {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
@@ -296,7 +303,7 @@ class Trainer:
                     loss, norm, skipped = self._train_step(batches[position])
                     self._accumulate(loss, norm, skipped)
                     self.batch_in_epoch = position + 1
-                    self.elapsed = time.perf_counter() - started
+                    clock()
                     bar.update(1)
                     bar.set_postfix(self._postfix(loss), refresh=False)
                     if self.on_step is not None:
@@ -305,7 +312,7 @@ class Trainer:
                     if every and self.step % every == 0 and position + 1 < len(batches):
                         self.checkpoint()
                 self._end_epoch()
-                self.elapsed = time.perf_counter() - started
+                clock()
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or self.status != "running":
                     self.checkpoint()
         finally:
@@ -367,6 +374,7 @@ class Trainer:
                 "epochs_completed": self.epoch,
                 "steps": self.step,
                 "train_wall_time_s": self.elapsed,
+                "train_cpu_time_s": self.cpu_time,  # on a shared machine, nearer the unloaded wall time
                 "final_train_loss": last["train_loss"],
                 "best_val_loss": self.best["loss"],
                 "best_epoch": self.best["epoch"],

@@ -46,6 +46,7 @@ def collect(run_dirs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
                 "num_params": metrics["num_params"],
                 "epochs": metrics["epochs_completed"],
                 "train_wall_time_s": metrics["train_wall_time_s"],
+                "train_cpu_time_s": metrics.get("train_cpu_time_s"),
                 "nfe_forward_per_step": metrics.get("nfe_forward_per_step"),
                 "status": metrics["status"],
             }
@@ -61,13 +62,13 @@ def _value(row: dict[str, Any]) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A run table, and for several models on the same data a data × model table."""
     lines = [
-        "| run | task | data | metric | value | parameters | epochs | train time (s) |",
+        "| run | task | data | metric | value | parameters | epochs | train wall / CPU time (s) |",
         "|---|---|---|---|---|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['task']} | {r['data']} | {_LABELS.get(r['metric'], r['metric'])} | {_value(r)} "
-            f"| {r['num_params']:,} | {r['epochs']} | {r['train_wall_time_s']:.0f} |"
+            f"| {r['num_params']:,} | {r['epochs']} | {r['train_wall_time_s']:.0f} / {r['train_cpu_time_s'] or 0:.0f} |"
         )
     names = list(dict.fromkeys(r["name"] for r in rows))
     data = list(dict.fromkeys(r["data"] for r in rows))
