@@ -234,6 +234,9 @@ class SolverConfig(Section):
     gradient: Literal["adjoint", "backprop"] = Field(
         "adjoint", description="adjoint (O(1) memory) or backprop through the solver's steps."
     )
+    adjoint_seminorm: bool = Field(
+        False, description="Adjoint step control ignores the parameter adjoints (fewer backward steps)."
+    )
 
     @field_validator("method")
     @classmethod
@@ -257,6 +260,7 @@ class SolverConfig(Section):
             first_step=self.first_step,
             min_step=self.min_step,
             max_steps=self.max_steps,
+            adjoint_seminorm=self.adjoint_seminorm,
         )
 
 
