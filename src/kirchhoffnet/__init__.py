@@ -6,6 +6,8 @@ current law through learnable two-terminal devices. :func:`simulate` integrates 
 :class:`Network` into a classifier or regressor.
 """
 
+from typing import Any
+
 from kirchhoffnet import compat, devices, topology
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import KirchhoffError
@@ -25,6 +27,14 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(f"kirchhoffnet.{name}")
     raise AttributeError(f"module 'kirchhoffnet' has no attribute {name!r}")
 
+
+def train(config: Any, out: Any = None, **kwargs: Any) -> Any:
+    """Train a model from a config (object, mapping or YAML path); see :func:`kirchhoffnet.training.train`."""
+    from kirchhoffnet.training import train as run
+
+    return run(config, out, **kwargs)
+
+
 __all__ = [
     "Circuit",
     "Flow",
@@ -42,5 +52,6 @@ __all__ = [
     "simulate_log_density",
     "spice",
     "topology",
+    "train",
     "trajectory",
 ]

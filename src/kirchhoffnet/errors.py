@@ -39,6 +39,10 @@ class DataError(KirchhoffError, ValueError):
     """A data set file that is missing or corrupt, or input tensors that are not usable."""
 
 
+class TrainingError(KirchhoffError, RuntimeError):
+    """A training run that cannot go on: a non-finite loss, a busy or mismatched run directory."""
+
+
 class ToolError(KirchhoffError, RuntimeError):
     """An external program (such as ngspice) is missing, failed or timed out."""
 

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from kirchhoffnet.cli import training
+from kirchhoffnet.cli.common import fail, state
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.version import __version__
@@ -19,7 +21,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_state = {"debug": False}
 
 
 def _version(value: bool) -> None:
@@ -35,39 +36,50 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
-
-
-def _fail(exc: KirchhoffError) -> None:
-    if _state["debug"]:
-        raise exc
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=2)
+    state["debug"] = debug
 
 
 @app.command("eval")
 def evaluate(
     path: Annotated[
-        Path, typer.Argument(help="A result directory of the original KirchhoffNet code (config.yaml + model.pth).")
+        Path,
+        typer.Argument(help="A run directory of `kirchhoffnet train`, or an original result (config.yaml, model.pth)."),
     ],
-    out: Annotated[Path, typer.Option(help="Directory for metrics.json and samples.png.")] = Path("runs/eval"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory for metrics.json and plots (default: RUN_DIR/eval, or runs/eval for originals)."),
+    ] = None,
     samples: Annotated[
-        int, typer.Option(min=1, help="Held-out points for the NLL and model samples to plot.")
+        int, typer.Option(min=1, help="Originals: held-out points for the NLL and model samples to plot.")
     ] = 10_000,
-    seed: Annotated[int, typer.Option(help="Seed of the held-out data and of the base samples.")] = 0,
-    batch: Annotated[int, typer.Option(min=1, help="Points per solver call (bounds memory).")] = 2_000,
+    seed: Annotated[int, typer.Option(help="Originals: seed of the held-out data and of the base samples.")] = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Originals: points per solver call (bounds memory).")] = 2_000,
 ) -> None:
-    """Evaluate a trained flow: held-out NLL (nats), samples vs data and the density, as JSON and PNG."""
+    """Evaluate a trained model on held-out data: metrics.json and the task's plots.
+
+    A run directory is re-evaluated exactly as at the end of training (its config decides the data);
+    an original 2-D flow result gets the held-out NLL (nats), samples vs data and the density.
+    """
     from kirchhoffnet.tasks import evaluate_path
+    from kirchhoffnet.training import evaluate_run, is_run_dir
 
     try:
-        metrics = evaluate_path(path, out, num_samples=samples, seed=seed, batch=batch, progress=sys.stderr.isatty())
+        if is_run_dir(path):
+            target = out or path / "eval"
+            metrics = evaluate_run(path, target, progress=sys.stderr.isatty())
+        else:
+            target = out or Path("runs/eval")
+            metrics = evaluate_path(
+                path, target, num_samples=samples, seed=seed, batch=batch, progress=sys.stderr.isatty()
+            )
     except KirchhoffError as exc:
-        _fail(exc)
-    typer.echo(json.dumps({k: metrics[k] for k in ("dataset", "nll_nats", "num_test_points")}, indent=None))
-    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'samples.png'}")
+        fail(exc)
+    shown = {k: v for k, v in metrics.items() if isinstance(v, (str, int, float)) and k != "run_dir"}
+    typer.echo(json.dumps(shown))
+    typer.echo(f"wrote {target / 'metrics.json'} and plots in {target}")
 
 
+app.add_typer(training.app)
 app.add_typer(spice_app, name="spice")
 
 if __name__ == "__main__":

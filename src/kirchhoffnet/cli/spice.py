@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kirchhoffnet.cli.common import fail
 from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer(
@@ -35,12 +36,6 @@ ModelCard = Annotated[
     typer.Option(help="File with the NMOS .model card for transistors (default: level 1, VTO 0.5 V, KP 100 µA/V²)."),
 ]
 ModelName = Annotated[str, typer.Option(help="Name of the NMOS model in --model-card.")]
-
-
-def _fail(exc: KirchhoffError) -> None:
-    from kirchhoffnet.cli.main import _fail as fail  # main imports this module, so resolve at call time
-
-    fail(exc)
 
 
 def _options(reltol: float, max_step: float, **extra: Any) -> Any:
@@ -99,7 +94,7 @@ def export(
         inputs = random_inputs(model, samples, seed)
         written = export_netlists(model, inputs, out, _options(reltol, max_step), realisation)
     except KirchhoffError as exc:
-        _fail(exc)
+        fail(exc)
     _wrote(*written)
     typer.echo(f"run with: ngspice -b -r out.raw {written[0]}")
 
@@ -140,7 +135,7 @@ def verify(
         if plot is not None:
             report.plot(plot)
     except KirchhoffError as exc:
-        _fail(exc)
+        fail(exc)
     figures = report.to_dict()
     summary = {k: figures[k] for k in ("max_abs_error_V", "mean_abs_error_V", "nodes", "edges", "samples")}
     summary |= {k: round(figures[k], 3) for k in ("ngspice_seconds", "kirchhoffnet_seconds")}
@@ -186,6 +181,6 @@ def iv(
         if plot is not None:
             report.plot(plot)
     except KirchhoffError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(json.dumps({k: v for k, v in report.to_dict().items() if k != "fit"}))
     _wrote(json_out, plot)

@@ -1,5 +1,30 @@
-"""Tasks: what a model is for, how it is evaluated and what gets written."""
+"""Tasks: what a model is for, how it is trained against data, evaluated and plotted."""
 
-from kirchhoffnet.tasks.evaluate import evaluate_flow_2d, evaluate_path
+from __future__ import annotations
 
-__all__ = ["evaluate_flow_2d", "evaluate_path"]
+import torch
+
+from kirchhoffnet.config import Config
+from kirchhoffnet.tasks.base import Task
+from kirchhoffnet.tasks.classify import ClassifyTask
+from kirchhoffnet.tasks.density import DensityTask
+from kirchhoffnet.tasks.evaluate import evaluate_flow_2d, evaluate_path, flow_2d_metrics
+from kirchhoffnet.tasks.flow2d import Flow2dTask
+from kirchhoffnet.tasks.generate import MnistGenTask
+from kirchhoffnet.tasks.regression import RegressionTask
+
+TASK_TYPES: dict[str, type[Task]] = {
+    "flow2d": Flow2dTask,
+    "regression": RegressionTask,
+    "classify": ClassifyTask,
+    "density": DensityTask,
+    "mnist_gen": MnistGenTask,
+}
+
+
+def make_task(config: Config, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Task:
+    """The task object of a validated config."""
+    return TASK_TYPES[config.task](config, torch.device(device), dtype)
+
+
+__all__ = ["TASK_TYPES", "Task", "evaluate_flow_2d", "evaluate_path", "flow_2d_metrics", "make_task"]

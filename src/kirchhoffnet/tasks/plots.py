@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -47,5 +48,101 @@ def samples_vs_data(
         ax.set_ylim(limits[0, 1] - pad[1], limits[1, 1] + pad[1])
         ax.set_aspect("equal")
     fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def loss_curves(history: dict[str, list[Any]], path: str | os.PathLike[str], title: str) -> Path:
+    """Training and validation loss per epoch (validation only where it was measured)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = history["epoch"]
+    ax.plot(epochs, _as_float(history["train_loss"]), label="train")
+    measured = [k for k, v in enumerate(history["val_loss"]) if v is not None]
+    if measured:
+        values = _as_float([history["val_loss"][k] for k in measured])
+        ax.plot([epochs[k] for k in measured], values, "o-", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _as_float(values: list[float | None]) -> list[float]:
+    return [np.nan if v is None else v for v in values]
+
+
+def confusion_matrix(matrix: np.ndarray, path: str | os.PathLike[str], title: str) -> Path:
+    """Counts of true class (rows) against predicted class (columns), with the counts written in."""
+    fig, ax = plt.subplots(figsize=(6, 5.4))
+    image = ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        shade = "white" if count > matrix.max() / 2 else "black"
+        ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=7, color=shade)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_xticks(range(matrix.shape[1]))
+    ax.set_yticks(range(matrix.shape[0]))
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def predicted_vs_true(truth: np.ndarray, predicted: np.ndarray, path: str | os.PathLike[str], title: str) -> Path:
+    """Scatter of predictions against targets, with the identity line a perfect model would sit on."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.scatter(truth, predicted, s=6, alpha=0.5)
+    lo, hi = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="ideal")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.set_title(title)
+    ax.legend()
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def density_maps(
+    extent: float,
+    maps: list[tuple[str, np.ndarray]],
+    samples: np.ndarray,
+    path: str | os.PathLike[str],
+    title: str,
+) -> Path:
+    """Heat maps of densities on [-extent, extent]² (grid (G, G), rows = y) and a sample histogram."""
+    panels = len(maps) + 1
+    fig, grid = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), sharex=True, sharey=True, squeeze=False)
+    axes = grid[0]
+    box = [-extent, extent, -extent, extent]
+    for ax, (name, density) in zip(axes, maps, strict=False):
+        ax.imshow(density, origin="lower", extent=box, cmap="viridis", aspect="equal")
+        ax.set_title(name)
+    bins = np.linspace(-extent, extent, 120)
+    axes[-1].hist2d(samples[:, 0], samples[:, 1], bins=[bins, bins], cmap="viridis")
+    axes[-1].set_title("model samples")
+    axes[-1].set_aspect("equal")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def image_grid(images: np.ndarray, path: str | os.PathLike[str], title: str) -> Path:
+    """Images (N, C, H, W) in [0, 1] tiled into a square grid."""
+    count, channels, height, width = images.shape
+    side = int(np.ceil(np.sqrt(count)))
+    canvas = np.ones((side * (height + 1), side * (width + 1), channels))
+    for k in range(count):
+        row, col = divmod(k, side)
+        canvas[row * (height + 1) : row * (height + 1) + height, col * (width + 1) : col * (width + 1) + width] = (
+            images[k].transpose(1, 2, 0)
+        )
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(canvas.squeeze(-1) if channels == 1 else canvas, cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
+    ax.axis("off")
+    ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -1,0 +1,39 @@
+"""Validated YAML configs of training runs (pydantic, unknown keys are errors).
+
+``load_config("configs/flow2d/twomoon.yaml", ["train.lr=3e-3"])`` returns the task's config
+object; any problem raises :class:`~kirchhoffnet.errors.ConfigError` with one line naming the key.
+"""
+
+from kirchhoffnet.config.circuit import CircuitConfig, SolverConfig
+from kirchhoffnet.config.load import apply_overrides, as_config, load_config, parse_config, to_yaml, write_config
+from kirchhoffnet.config.tasks import (
+    TASKS,
+    ClassifyConfig,
+    Config,
+    DensityConfig,
+    Flow2dConfig,
+    MnistGenConfig,
+    RegressionConfig,
+    RunConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "TASKS",
+    "CircuitConfig",
+    "ClassifyConfig",
+    "Config",
+    "DensityConfig",
+    "Flow2dConfig",
+    "MnistGenConfig",
+    "RegressionConfig",
+    "RunConfig",
+    "SolverConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "as_config",
+    "load_config",
+    "parse_config",
+    "to_yaml",
+    "write_config",
+]

@@ -1,0 +1,157 @@
+"""Reading configs: YAML, ``--set key=value`` overrides, and one-line validation errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
+from kirchhoffnet.config.tasks import TASKS, Config, RunConfig
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.io import write_text_atomic
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a YAML file, or a :class:`ConfigError` saying why there is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``data`` with ``key.sub=value`` overrides; values are parsed as YAML (``1e-3``, ``[1, 2]``)."""
+    result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        parts = key.strip().split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate a config mapping; any problem becomes one line naming the key."""
+    task = data.get("task")
+    if task not in TASKS:
+        raise ConfigError(f"task: must be one of {', '.join(TASKS)}, got {task!r} (in {source})")
+    try:
+        return cast(Config, TASKS[task].model_validate(data))
+    except ValidationError as exc:
+        raise ConfigError(f"{describe_error(exc, TASKS[task])} (in {source})") from None
+
+
+def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), **replace: Any) -> Config:
+    """Read, override and validate a YAML config.
+
+    Args:
+        path: the YAML file.
+        overrides: ``key.sub=value`` strings (the CLI's ``--set``).
+        replace: top-level keys to set (``seed=3``, ``device="cuda"``); ``None`` values are ignored.
+    """
+    data = apply_overrides(read_yaml(path), overrides)
+    data.update({k: v for k, v in replace.items() if v is not None})
+    return parse_config(data, str(path))
+
+
+def as_config(config: Config | dict[str, Any] | str | os.PathLike[str]) -> Config:
+    """A validated config from a config object, a mapping or a YAML path."""
+    if isinstance(config, RunConfig):
+        return cast(Config, config)
+    if isinstance(config, dict):
+        return parse_config(config)
+    return load_config(config)
+
+
+def to_yaml(config: BaseModel) -> str:
+    """The resolved config (every default filled in) as YAML, loadable by :func:`load_config`."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def write_config(config: BaseModel, path: str | os.PathLike[str]) -> Path:
+    return write_text_atomic(path, to_yaml(config))
+
+
+def describe_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    """``key.path: what is wrong, got X`` for the first error, plus how many more there are."""
+    # An unknown key is usually a misspelt one, behind any "missing" error: report it first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    parts = [p for p in first["loc"] if p not in TOPOLOGY_NAMES]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    message = _message(first, model, parts)
+    named = _NAMED.match(message) if first["type"] == "value_error" else None
+    if named:  # a cross-field check names the key it is about, relative to where it runs
+        key = f"{key}.{named[1]}" if key else named[1]
+        message = named[2]
+    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    return f"{key or 'config'}: {message}{more}"
+
+
+_NAMED = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _message(error: Any, model: type[BaseModel], loc: list[Any]) -> str:
+    kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        return f"must be {_BOUNDS[kind]} {bound}, got {got!r}"
+    if kind == "extra_forbidden":
+        valid = _fields_at(model, loc[:-1])
+        hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required setting is missing"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {got!r}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"unknown or missing topology name; choose one of: {', '.join(TOPOLOGY_NAMES)}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {got!r}"
+
+
+def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """Field names of the section at ``loc`` (best effort: empty when it cannot be followed)."""
+    node: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(node, type) and issubclass(node, BaseModel)):
+            continue
+        field = node.model_fields.get(part)
+        if field is None:
+            return []
+        node = _section_type(field.annotation)
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
+
+
+def _section_type(annotation: Any) -> Any:
+    """The BaseModel inside ``X | None`` or ``list[X]``, else the annotation itself."""
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation

@@ -1,0 +1,339 @@
+"""Run configs: one model per task, with the training settings they share.
+
+A YAML file names its ``task``; the matching class validates the rest. Cross-field checks
+(topology against data dimension, readout against classes) live here, so that a bad config
+fails before any data is read or any parameter is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from kirchhoffnet.config.circuit import (
+    CircuitConfig,
+    MixConnect,
+    NeighborConnect,
+    Section,
+    SolverConfig,
+    readout_outputs,
+)
+from kirchhoffnet.data.images import IMAGE_SETS
+from kirchhoffnet.data.potentials import POTENTIALS
+from kirchhoffnet.data.tabular import HOUSING_FORMATS
+from kirchhoffnet.data.toy2d import TOY_SETS
+
+
+class ScheduleConfig(Section):
+    """Learning-rate schedule, stepped after every optimiser step."""
+
+    name: Literal["cosine", "step", "none"] = Field("cosine", description="cosine annealing, step decay or constant.")
+    eta_min: float = Field(0.0, ge=0, description="cosine: the final learning rate.")
+    step_epochs: int = Field(10, ge=1, description="step: epochs between decays.")
+    gamma: float = Field(0.5, gt=0, le=1, description="step: factor applied at each decay.")
+
+
+class EarlyStoppingConfig(Section):
+    """Stop when the validation loss has not improved for a while."""
+
+    patience: int = Field(ge=1, description="Validations without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Improvement smaller than this does not count.")
+    restore_best: bool = Field(True, description="Keep the parameters of the best validation, not the last.")
+
+
+class TrainConfig(Section):
+    """Optimisation: AdamW, schedule, clipping, validation, checkpoints, NaN policy."""
+
+    epochs: int = Field(ge=1, description="Passes over the training set (or steps_per_epoch steps).")
+    batch_size: int = Field(ge=1, description="Samples per optimiser step (per process under DDP).")
+    lr: float = Field(gt=0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
+    schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(), description="Learning-rate schedule.")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the gradient's global norm to this; null: off.")
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="Steps per epoch; default one pass over the data (required without a data set)."
+    )
+    validate_every: int = Field(1, ge=1, description="Epochs between validations.")
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="Early stopping on validation; null: off.")
+    checkpoint_every: int = Field(1, ge=1, description="Epochs between resumable checkpoints.")
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint every this many steps inside an epoch (long epochs)."
+    )
+    on_nan: Literal["skip", "stop"] = Field("skip", description="A non-finite loss or gradient: skip the step or stop.")
+    max_nan_skips: int = Field(20, ge=0, description="Consecutive skipped steps after which the run stops anyway.")
+    eval_batch_size: int = Field(2000, ge=1, description="Samples per solver call in validation and evaluation.")
+
+    @model_validator(mode="after")
+    def _schedule_below_lr(self) -> TrainConfig:
+        if self.schedule.name == "cosine" and self.schedule.eta_min > self.lr:
+            raise ValueError(f"schedule.eta_min: must not exceed lr ({self.lr}), got {self.schedule.eta_min}")
+        return self
+
+
+class RunConfig(Section):
+    """Settings every task shares."""
+
+    task: str = Field(description="What the run trains.")
+    name: str | None = Field(None, description="A label for reports (e.g. kirchhoffnet-small); default the task.")
+    seed: int = Field(0, ge=0, description="Seed of initialisation, shuffling and sampling.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Where to train.")
+    dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default torch's choice.")
+    train: TrainConfig = Field(description="Optimisation settings.")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.task
+
+
+def _check_flow(circuit: CircuitConfig, dim: int, what: str) -> None:
+    widths = set(circuit.widths)
+    if widths != {dim}:
+        raise ValueError(
+            f"circuit.topology: {what} needs {dim} state nodes in every slice (num_nodes {dim + 1} with ground), "
+            f"the topology gives {sorted(widths)}"
+        )
+    if circuit.residual is not None:
+        raise ValueError("circuit.residual: a flow must be invertible and cannot have a residual")
+
+
+class Toy2dData(Section):
+    """Samples of a 2-D toy distribution."""
+
+    name: str = Field(description=f"One of {', '.join(TOY_SETS)}.")
+    train_size: int = Field(4096, ge=1, description="Training points (drawn once).")
+    val_size: int = Field(2000, ge=1, description="Validation points.")
+    test_size: int = Field(10_000, ge=1, description="Held-out points for the final NLL.")
+    seed: int = Field(0, ge=0, description="Seed of the data draws (separate from the run's seed).")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in TOY_SETS:
+            raise ValueError(f"must be one of {', '.join(TOY_SETS)}, got {value!r}")
+        return value
+
+
+class Flow2dConfig(RunConfig):
+    """Continuous normalizing flow on a 2-D toy distribution, trained by maximum likelihood."""
+
+    task: Literal["flow2d"] = Field(description="2-D generation with a CNF.")
+    data: Toy2dData = Field(description="The distribution and sample counts.")
+    circuit: CircuitConfig = Field(description="The circuit (2 state nodes per slice).")
+    solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
+    grid: int = Field(150, ge=10, description="Points per axis of the density map.")
+
+    @model_validator(mode="after")
+    def _two_dimensional(self) -> Flow2dConfig:
+        _check_flow(self.circuit, 2, "a 2-D flow")
+        return self
+
+
+class DensityConfig(RunConfig):
+    """A flow matched to an unnormalised 2-D density exp(−U) by reverse KL."""
+
+    task: Literal["density"] = Field(description="Density matching.")
+    potential: str = Field(description=f"Target energy: {', '.join(POTENTIALS)}.")
+    val_samples: int = Field(4096, ge=1, description="Base samples of the validation KL estimate.")
+    test_samples: int = Field(20_000, ge=1, description="Base samples of the final KL estimate.")
+    extent: float = Field(4.0, gt=0, description="Heat maps cover [-extent, extent]^2.")
+    grid: int = Field(150, ge=10, description="Points per axis of the heat maps.")
+    circuit: CircuitConfig = Field(description="The circuit (2 state nodes per slice).")
+    solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
+
+    @field_validator("potential")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in POTENTIALS:
+            raise ValueError(f"must be one of {', '.join(POTENTIALS)}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _two_dimensional(self) -> DensityConfig:
+        _check_flow(self.circuit, 2, "density matching in 2-D")
+        if self.train.steps_per_epoch is None:
+            raise ValueError("train.steps_per_epoch: density matching has no data set; give the steps per epoch")
+        return self
+
+
+class RegressionData(Section):
+    """A tabular regression set, standardised with training statistics and split with a seed."""
+
+    name: Literal["friedman", "diabetes", "housing"] = Field(description="Data set.")
+    path: str | None = Field(None, description="housing: the CSV file.")
+    format: Literal["auto", "boston", "california"] = Field(
+        "auto", description=f"housing: CSV format ({', '.join(HOUSING_FORMATS)})."
+    )
+    n_samples: int = Field(2000, ge=10, description="friedman: number of samples.")
+    n_features: int = Field(10, ge=5, description="friedman: features (5 informative).")
+    noise: float = Field(0.0, ge=0, description="friedman: Gaussian noise on the target.")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of samples for validation.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share of samples for the test MSE.")
+    seed: int = Field(0, ge=0, description="Seed of the split (and of friedman's draw).")
+
+    @model_validator(mode="after")
+    def _path_for_housing(self) -> RegressionData:
+        if self.name == "housing" and self.path is None:
+            raise ValueError("path: housing data is read from a CSV file; set data.path")
+        if self.name != "housing" and self.path is not None:
+            raise ValueError(f"path: only housing is read from a file, {self.name} is not")
+        return self
+
+    @property
+    def num_features(self) -> int | None:
+        """Input dimension when it is known without reading a file."""
+        return {"friedman": self.n_features, "diabetes": 10}.get(self.name)
+
+
+class MlpConfig(Section):
+    """A multilayer perceptron baseline."""
+
+    hidden: list[int] = Field(min_length=1, description="Hidden layer widths.")
+    activation: Literal["relu", "tanh"] = Field("relu", description="Hidden activation.")
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if min(value) < 1:
+            raise ValueError(f"layer widths must be positive, got {value}")
+        return value
+
+
+def check_features(name: str, features: int, circuit: CircuitConfig) -> None:
+    """The inputs must fit on the first slice's state nodes (the housing CSV is checked once read)."""
+    if features > circuit.widths[0]:
+        raise ValueError(
+            f"circuit.topology: {name} has {features} features but the first slice has {circuit.widths[0]} state nodes"
+        )
+
+
+class RegressionConfig(RunConfig):
+    """Tabular regression: a KirchhoffNet (circuit + readout) or an MLP baseline, MSE loss."""
+
+    task: Literal["regression"] = Field(description="Regression.")
+    data: RegressionData = Field(description="The data set.")
+    circuit: CircuitConfig | None = Field(None, description="The KirchhoffNet; inputs on the first nodes.")
+    readout: Any = Field("last1", description="Output node(s): lastK / firstK / {name: linear, ...}.")
+    solver: SolverConfig = Field(
+        default_factory=lambda: SolverConfig(gradient="backprop"), description="Solver settings."
+    )
+    baseline: MlpConfig | None = Field(None, description="Train this MLP instead of a circuit.")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> RegressionConfig:
+        if (self.circuit is None) == (self.baseline is None):
+            raise ValueError("give exactly one of circuit (a KirchhoffNet) or baseline (an MLP)")
+        if self.circuit is not None:
+            outputs = readout_outputs(self.readout)
+            if outputs != 1:
+                raise ValueError(f"readout: regression predicts 1 value, the readout gives {outputs or 'all nodes'}")
+            if self.data.num_features is not None:
+                check_features(self.data.name, self.data.num_features, self.circuit)
+        return self
+
+
+class ImageData(Section):
+    """An image data set read from its standard files."""
+
+    name: Literal["fashion_mnist", "mnist", "cifar10", "svhn"] = Field(description="Data set.")
+    root: str | None = Field(None, description="Directory with the standard files; default the usual place.")
+    download: bool = Field(False, description="Fetch missing files from the data set's home.")
+    downsample: int = Field(1, ge=1, description="Average-pool images by this factor (2: 28x28 -> 14x14).")
+    train_subset: int | None = Field(None, ge=1, description="Use only the first N training images.")
+    test_subset: int | None = Field(None, ge=1, description="Use only the first N test images.")
+    val_size: int = Field(5000, ge=1, description="Training images held out for validation.")
+    seed: int = Field(0, ge=0, description="Seed of the validation split.")
+
+    @model_validator(mode="after")
+    def _divisible(self) -> ImageData:
+        _, height, width = IMAGE_SETS[self.name].shape
+        if height % self.downsample or width % self.downsample:
+            raise ValueError(f"downsample: {self.downsample} does not divide {self.name}'s {height}x{width} images")
+        return self
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) after downsampling."""
+        c, h, w = IMAGE_SETS[self.name].shape
+        return c, h // self.downsample, w // self.downsample
+
+
+def _check_image_topology(circuit: CircuitConfig, data: ImageData) -> None:
+    for k, topology in enumerate(circuit.slice_topologies()):
+        if isinstance(topology, MixConnect | NeighborConnect) and topology.image_shape != data.shape:
+            raise ValueError(
+                f"circuit.topology: slice {k} is {topology.name} over {topology.image_shape} (channels, height, width) "
+                f"but {data.name} images are {data.shape} after downsample {data.downsample}"
+            )
+    pixels = data.shape[0] * data.shape[1] * data.shape[2]
+    if pixels > circuit.widths[0]:
+        raise ValueError(
+            f"circuit.topology: {data.name} images have {pixels} pixels but the first slice has only "
+            f"{circuit.widths[0]} state nodes"
+        )
+
+
+class ClassifyConfig(RunConfig):
+    """Image classification with a circuit: pixels as initial voltages, logits read off hidden nodes."""
+
+    task: Literal["classify"] = Field(description="Image classification.")
+    data: ImageData = Field(description="The data set.")
+    circuit: CircuitConfig = Field(description="The circuit, typically mix_connect.")
+    readout: Any = Field("last10", description="Logit nodes: lastK / firstK / {name: linear, ...}.")
+    solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ClassifyConfig:
+        _check_image_topology(self.circuit, self.data)
+        outputs = readout_outputs(self.readout)
+        classes = IMAGE_SETS[self.data.name].num_classes
+        if outputs != classes:
+            raise ValueError(f"readout: {self.data.name} has {classes} classes, the readout gives {outputs or 'all'}")
+        return self
+
+
+class GenImageData(ImageData):
+    """Images for a generative flow: optionally one split only, selected digits, dequantised."""
+
+    name: Literal["mnist", "fashion_mnist"] = Field(description="Data set.")
+    split: Literal["train", "test"] = Field(
+        "train", description="Split to learn from; 'test' holds out test_fraction of it (offline MNIST has only test)."
+    )
+    digits: list[int] | None = Field(None, description="Keep only these classes (the original used [2]).")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="split=test: share held out for evaluation.")
+    val_size: int = Field(256, ge=1, description="Training images held out for validation.")
+
+    @field_validator("digits")
+    @classmethod
+    def _digits(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or not all(0 <= d <= 9 for d in value)):
+            raise ValueError(f"digits must be classes 0..9, got {value}")
+        return value
+
+
+class MnistGenConfig(RunConfig):
+    """A flow over whole images (784-d for MNIST), trained by maximum likelihood; reports bits/dim."""
+
+    task: Literal["mnist_gen"] = Field(description="Image generation.")
+    data: GenImageData = Field(description="The data set.")
+    circuit: CircuitConfig = Field(description="The circuit: one state node per pixel in every slice.")
+    solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
+    grid: int = Field(8, ge=1, description="The sample grid is grid x grid images.")
+
+    @model_validator(mode="after")
+    def _pixels(self) -> MnistGenConfig:
+        _check_image_topology(self.circuit, self.data)
+        c, h, w = self.data.shape
+        _check_flow(self.circuit, c * h * w, f"a flow over {c}x{h}x{w} images")
+        return self
+
+
+TASKS: dict[str, type[RunConfig]] = {
+    "flow2d": Flow2dConfig,
+    "regression": RegressionConfig,
+    "classify": ClassifyConfig,
+    "density": DensityConfig,
+    "mnist_gen": MnistGenConfig,
+}
+Config = Flow2dConfig | RegressionConfig | ClassifyConfig | DensityConfig | MnistGenConfig

@@ -1,0 +1,154 @@
+"""What a training run is for: the interface every task implements, and helpers they share.
+
+A task owns its data, builds its model, defines the loss the trainer minimises, validates and
+finally evaluates (metrics and plots). The trainer (:mod:`kirchhoffnet.training`) owns everything
+else: optimiser, schedule, checkpoints, resume, distribution.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+import kirchhoffnet.io as kio
+from kirchhoffnet.config import RunConfig
+from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.models import Flow, Network
+
+
+def split_seed(seed: int, split: str) -> int:
+    """A seed for one data split, independent of the others (train/val/test never share draws)."""
+    key = {"train": 0, "val": 1, "test": 2, "noise": 3}[split]
+    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
+
+
+def batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int, label: str = "", progress: bool = False) -> Tensor:
+    """``fn`` applied batch by batch (bounded memory), outputs concatenated."""
+    starts = range(0, len(x), batch)
+    bar = tqdm(starts, desc=label, unit="batch", disable=not progress, leave=False)
+    return torch.cat([fn(x[s : s + batch]) for s in bar])
+
+
+def solve_nfe(model: nn.Module) -> tuple[int, int]:
+    """(forward, backward) right-hand-side evaluations of the model's last solve, summed over slices."""
+    stats = getattr(model, "last_stats", None)
+    if stats is None:
+        return 0, 0
+    return sum(stats.nfe), sum(stats.nfe_backward)
+
+
+class Task:
+    """One kind of training run. Subclasses set :attr:`primary` and implement the methods below.
+
+    Attributes:
+        primary: the key of :meth:`evaluate`'s result that reports compare (lower or higher is
+            better per :attr:`higher_is_better`).
+    """
+
+    primary: ClassVar[str]
+    higher_is_better: ClassVar[bool] = False
+
+    def __init__(self, config: Any, device: torch.device, dtype: torch.dtype) -> None:
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+
+    @property
+    def run_config(self) -> RunConfig:
+        return self.config
+
+    def prepare(self) -> None:
+        """Load or draw the data (once per process)."""
+
+    @property
+    def train_size(self) -> int | None:
+        """Training examples, or ``None`` for tasks that draw fresh samples every step."""
+        return None
+
+    def batch(self, indices: Tensor | None, generator: torch.Generator) -> Any:
+        """The training batch for ``indices`` (None for data-free tasks)."""
+        return None
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
+        """Scalar loss of one training batch; ``generator`` drives any sampling it needs."""
+        raise NotImplementedError
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics without gradients; ``loss`` drives early stopping (lower is better)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
+        """Final metrics on held-out data; writes the task's plots into ``out_dir``."""
+        raise NotImplementedError
+
+    def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
+        """Draw ``n`` samples, write them (``samples.npy`` and a plot) to ``out_dir``."""
+        raise ConfigError(
+            f"task {self.run_config.task!r} is not generative; sampling needs a flow2d, density or mnist_gen run"
+        )
+
+    def save_model(self, model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
+        return kio.save(model, path, metadata)  # type: ignore[arg-type]
+
+    def load_model(self, path: Path) -> nn.Module:
+        """The model saved by :meth:`save_model`, rebuilt from the run's config in its dtype."""
+        _, tensors, _ = kio.read(path)
+        model = self.build_model().to(self.dtype)
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{path} does not match the run's config.yaml: {first[:300]}") from None
+        return model
+
+    def tensor(self, array: np.ndarray | Tensor) -> Tensor:
+        """Data in the run's dtype on the run's device."""
+        return torch.as_tensor(array).to(device=self.device, dtype=self.dtype)
+
+    @property
+    def eval_batch(self) -> int:
+        return int(self.run_config.train.eval_batch_size)
+
+
+class FlowTask(Task):
+    """Tasks whose model is a :class:`~kirchhoffnet.Flow` built from the config's circuit and solver."""
+
+    def build_model(self) -> nn.Module:
+        return Flow(self.config.circuit.build(), self.config.solver.build(), self.config.solver.gradient)
+
+    def draw(self, model: nn.Module, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` model samples, batch by batch, as a CPU tensor."""
+        flow: Flow = model  # type: ignore[assignment]
+        z = torch.randn(n, flow.dim, generator=generator, dtype=self.dtype)
+        with torch.no_grad():
+            return batched(lambda b: flow.sample(b.to(self.device)).cpu(), z, self.eval_batch)
+
+
+class NetworkTask(Task):
+    """Tasks whose model is a :class:`~kirchhoffnet.Network`: circuit, readout, solver."""
+
+    def build_model(self) -> nn.Module:
+        return Network(
+            self.config.circuit.build(), self.config.readout, self.config.solver.build(), self.config.solver.gradient
+        )
+
+    def predict(self, model: nn.Module, x: Tensor) -> Tensor:
+        """Model outputs for every row of ``x``, batch by batch, without gradients."""
+        with torch.no_grad():
+            return batched(model, x, self.eval_batch)
+
+
+def out_path(out_dir: str | os.PathLike[str], name: str) -> Path:
+    path = Path(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path / name

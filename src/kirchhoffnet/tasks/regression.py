@@ -1,0 +1,97 @@
+"""Tabular regression: a KirchhoffNet (inputs as initial voltages, one output node) or an MLP baseline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kirchhoffnet.config import RegressionConfig
+from kirchhoffnet.config.tasks import check_features
+from kirchhoffnet.data.tabular import load_regression, split_standardize
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.tasks.base import NetworkTask
+from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
+from kirchhoffnet.tasks.plots import predicted_vs_true
+
+
+class RegressionTask(NetworkTask):
+    """MSE on standardised targets; test MSE (standardised and in the data's units), R², and a
+    predicted-vs-true plot at the end."""
+
+    primary = "mse"
+    config: RegressionConfig
+
+    def prepare(self) -> None:
+        data = self.config.data
+        x, y = load_regression(
+            data.name,
+            path=data.path,
+            housing_format=data.format,
+            n_samples=data.n_samples,
+            n_features=data.n_features,
+            noise=data.noise,
+            seed=data.seed,
+        )
+        if self.config.circuit is not None:
+            try:
+                check_features(data.name, x.shape[1], self.config.circuit)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        parts = split_standardize(x, y, data.val_fraction, data.test_fraction, data.seed)
+        self.num_features = x.shape[1]
+        self.parts = {k: (self.tensor(a), self.tensor(b)) for k, (a, b) in parts.items() if k != "scale"}
+        self.y_mean, self.y_std = (float(v) for v in parts["scale"])
+
+    @property
+    def train_size(self) -> int:
+        return len(self.parts["train"][0])
+
+    def batch(self, indices: Tensor | None, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        x, y = self.parts["train"]
+        return x[indices], y[indices]
+
+    def build_model(self) -> nn.Module:
+        if self.config.baseline is not None:
+            return MLP(self.num_features, self.config.baseline.hidden, 1, self.config.baseline.activation)
+        return super().build_model()
+
+    def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
+        x, y = batch
+        return F.mse_loss(model(x).squeeze(-1), y)
+
+    def _mse(self, model: nn.Module, split: str) -> tuple[float, Tensor]:
+        x, y = self.parts[split]
+        predicted = self.predict(model, x).squeeze(-1)
+        return float(F.mse_loss(predicted, y)), predicted
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        return {"loss": self._mse(model, "val")[0]}
+
+    def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
+        mse, predicted = self._mse(model, "test")
+        truth = self.parts["test"][1]
+        truth_units = (truth * self.y_std + self.y_mean).cpu().numpy()
+        predicted_units = (predicted * self.y_std + self.y_mean).cpu().numpy()
+        title = f"{self.config.data.name}: test MSE {mse:.4f} (standardised)"
+        predicted_vs_true(truth_units, predicted_units, out_dir / "predicted_vs_true.png", title)
+        return {
+            "dataset": self.config.data.name,
+            "mse": mse,
+            "rmse_units": math.sqrt(mse) * self.y_std,
+            "r2": 1.0 - mse / float(truth.var(unbiased=False)),
+            "num_features": self.num_features,
+            "num_test": len(truth),
+        }
+
+    def save_model(self, model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
+        if isinstance(model, MLP):
+            return save_mlp(model, path, metadata)
+        return super().save_model(model, path, metadata)
+
+    def load_model(self, path: Path) -> nn.Module:
+        return load_mlp(path) if self.config.baseline is not None else super().load_model(path)

@@ -1,0 +1,124 @@
+"""Training runs: ``train(config)`` from Python, ``kirchhoffnet train CONFIG`` from the shell.
+
+A run lives in a directory (default ``runs/<name>``) holding its resolved config, a resumable
+checkpoint, the trained model, ``metrics.json`` and plots; see :mod:`.rundir`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kirchhoffnet.config import Config, as_config
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.io import RUN_MODEL, write_json_atomic
+from kirchhoffnet.tasks import Task, make_task
+from kirchhoffnet.training.distributed import join, leave, share_failure
+from kirchhoffnet.training.loop import DTYPES, RunResult, Trainer
+from kirchhoffnet.training.rundir import CONFIG, METRICS, RunLock, prepare, read_run_config
+from kirchhoffnet.training.state import CHECKPOINT, seed_everything, torch_threads
+
+
+def train(
+    config: Config | dict[str, Any] | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train a model as a config describes and write its run directory.
+
+    Args:
+        config: a config object, a mapping, or a YAML path (validated either way).
+        out: run directory; default ``runs/<config name or task>``.
+        resume: continue the run in ``out`` from its checkpoint (the config must be the same).
+        progress: show a progress bar; default when stderr is a terminal.
+        on_step: called after every optimiser step with ``{"epoch", "step", "loss"}``.
+
+    Returns:
+        The run directory, the trained model (best validation if early stopping restores it) and
+        the metrics written to ``metrics.json``. Under ``torchrun`` every rank trains; rank 0
+        writes the files and returns the metrics, the others return empty metrics.
+
+    Raises:
+        ConfigError: an invalid config. TrainingError: a busy run directory, a resume that does
+            not match, or a run stopped by non-finite losses. DataError: missing data files.
+    """
+    config = as_config(config)
+    run_dir = Path(out) if out is not None else Path("runs") / config.label
+    cluster = join(config.device)
+    lock = None
+    try:
+        failure = None
+        if cluster.leader:
+            try:
+                lock = RunLock(run_dir)
+                prepare(run_dir, config, resume)
+            except Exception as exc:
+                if not cluster.active:
+                    raise
+                failure = str(exc)
+        share_failure(failure, cluster)
+        with torch_threads(config.threads):
+            trainer = Trainer(config, cluster, run_dir, progress, on_step)
+            if resume:
+                trainer.resume()
+            trainer.fit()
+            metrics = trainer.finish()
+        return RunResult(run_dir, trainer.model, metrics)
+    finally:
+        if lock is not None:
+            lock.release()
+        leave(cluster)
+
+
+def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Config, Task, nn.Module]:
+    """The config, prepared task and trained model of a finished run directory."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    seed_everything(config.seed)
+    task = make_task(config, device, DTYPES[config.dtype])
+    task.prepare()
+    model = task.load_model(run_dir / RUN_MODEL).to(device).eval()
+    return config, task, model
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / CONFIG).is_file() and (Path(path) / RUN_MODEL).is_file()
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, progress: bool = False
+) -> dict[str, Any]:
+    """Re-evaluate a run's model on its held-out data; metrics.json and plots go to ``out``
+    (default ``RUN_DIR/eval``)."""
+    out_dir = Path(out) if out is not None else Path(run_dir) / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config, task, model = open_run(run_dir)
+    with torch_threads(config.threads):
+        test = task.evaluate(model, out_dir, progress)
+    metrics = {"task": config.task, "name": config.label, "run_dir": str(run_dir), **test}
+    write_json_atomic(out_dir / METRICS, metrics)
+    return metrics
+
+
+def sample_run(
+    run_dir: str | os.PathLike[str], n: int, out: str | os.PathLike[str] | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Draw ``n`` samples from a generative run's model into ``out`` (default ``RUN_DIR/samples``)."""
+    if n < 1:
+        raise ConfigError(f"number of samples must be positive, got {n}")
+    out_dir = Path(out) if out is not None else Path(run_dir) / "samples"
+    config, task, model = open_run(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with torch_threads(config.threads):
+        return task.sample(model, n, torch.Generator().manual_seed(seed), out_dir)
+
+
+__all__ = ["CHECKPOINT", "RunResult", "evaluate_run", "is_run_dir", "open_run", "sample_run", "train"]

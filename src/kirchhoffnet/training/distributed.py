@@ -1,0 +1,99 @@
+"""Data-parallel training under ``torchrun``: one process per device, gradients averaged by DDP.
+
+The same command runs alone or under ``torchrun --nproc_per_node K``: the environment variables
+torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...) switch the process
+group on, with gloo on CPU and NCCL on GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from kirchhoffnet.errors import ConfigError, TrainingError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place among the training processes."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+    owns_group: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0 alone writes files and shows progress."""
+        return self.rank == 0
+
+
+def join(device: str) -> Cluster:
+    """Join the process group torchrun set up (if any) and pick this process's device."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was requested but torch.cuda.is_available() is False; use --device cpu")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Cluster(0, 1, torch.device(device))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    where = torch.device(f"cuda:{local}") if device == "cuda" else torch.device("cpu")
+    return Cluster(dist.get_rank(), dist.get_world_size(), where, owns)
+
+
+def leave(cluster: Cluster) -> None:
+    """Close the process group if :func:`join` opened it."""
+    if cluster.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(module: nn.Module, cluster: Cluster) -> nn.Module:
+    """DDP around ``module`` when several processes train; rank 0's parameters are broadcast.
+
+    Buffers (edge lists, capacitances) are constant: synced once at start, not before every step.
+    """
+    if not cluster.active:
+        return module
+    ids = [cluster.device.index] if cluster.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+
+
+def any_rank(flag: bool, cluster: Cluster) -> bool:
+    """Whether ``flag`` holds on at least one rank (every rank gets the same answer)."""
+    if not cluster.active:
+        return flag
+    value = torch.tensor([float(flag)], device=cluster.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def total(values: list[float], cluster: Cluster) -> list[float]:
+    """Element-wise sum of ``values`` over ranks."""
+    if not cluster.active:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=cluster.device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def share_failure(message: str | None, cluster: Cluster) -> None:
+    """Raise ``message`` (from rank 0) as a :class:`TrainingError` on every rank."""
+    if cluster.active:
+        box = [message]
+        dist.broadcast_object_list(box, src=0)
+        message = box[0]
+    if message:
+        raise TrainingError(message)

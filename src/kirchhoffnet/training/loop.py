@@ -1,0 +1,402 @@
+"""The training loop: AdamW, a stepped LR schedule, clipping, validation with early stopping,
+a NaN policy, atomic checkpoints and exact resume.
+
+Determinism is by construction: the shuffling of epoch e is a pure function of (seed, e) (a
+``DistributedSampler`` with ``set_epoch``), and the randomness inside step s comes from a
+generator seeded by (seed, rank, s). A run resumed from any checkpoint therefore replays the
+same batches and draws as an uninterrupted one; the global RNG states are restored as well.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, DistributedSampler
+from tqdm import tqdm
+
+from kirchhoffnet.config import Config, TrainConfig
+from kirchhoffnet.errors import SolverError, TrainingError
+from kirchhoffnet.io import RUN_MODEL, write_json_atomic
+from kirchhoffnet.tasks import Task, make_task
+from kirchhoffnet.tasks.base import solve_nfe
+from kirchhoffnet.tasks.plots import loss_curves
+from kirchhoffnet.training.distributed import Cluster, any_rank, total, wrap
+from kirchhoffnet.training.rundir import METRICS
+from kirchhoffnet.training.state import (
+    CHECKPOINT,
+    finite_state,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    step_generator,
+)
+
+HISTORY = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "validation",
+    "lr",
+    "nfe_forward",
+    "nfe_backward",
+    "grad_norm",
+    "skipped",
+    "time_s",
+)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class RunResult:
+    """What :func:`~kirchhoffnet.train` returns: where the run lives, the trained model, its metrics."""
+
+    run_dir: Path
+    model: nn.Module
+    metrics: dict[str, Any]
+
+
+class _Objective(nn.Module):
+    """The task's loss as a module, so that DDP can wrap it (DDP syncs gradients of ``forward``)."""
+
+    def __init__(self, task: Task, model: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+        self.model = model
+
+    def forward(self, batch: Any, generator: torch.Generator) -> Tensor:
+        try:
+            return self.task.loss(self.model, batch, generator)
+        except SolverError:  # a blown-up solve is a non-finite loss; train.on_nan decides
+            return sum(p.sum() for p in self.model.parameters()) * math.nan  # type: ignore[return-value]
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, train: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The LR schedule, stepped once per optimiser step."""
+    schedule = train.schedule
+    if schedule.name == "cosine":
+        total_steps = train.epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=schedule.eta_min)
+    if schedule.name == "step":
+        every = schedule.step_epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=schedule.gamma)
+    return None
+
+
+class Trainer:
+    """One training run in one process (of possibly several under DDP)."""
+
+    def __init__(
+        self,
+        config: Config,
+        cluster: Cluster,
+        run_dir: Path,
+        progress: bool | None = None,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config, self.cluster, self.run_dir = config, cluster, run_dir
+        self.train_cfg = config.train
+        self.progress = progress
+        self.on_step = on_step
+        seed_everything(config.seed)
+        self.task = make_task(config, cluster.device, DTYPES[config.dtype])
+        self.task.prepare()
+        self.model = self.task.build_model().to(device=cluster.device, dtype=DTYPES[config.dtype])
+        self.objective = wrap(_Objective(self.task, self.model), cluster)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay
+        )
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.scheduler = make_scheduler(self.optimizer, self.train_cfg, self.steps_per_epoch)
+        self.epoch = self.batch_in_epoch = self.step = 0
+        self.history: dict[str, list[Any]] = {k: [] for k in HISTORY}
+        self.partial = {"loss": 0.0, "steps": 0.0, "nfe_forward": 0.0, "nfe_backward": 0.0, "grad": 0.0, "skip": 0.0}
+        self.best: dict[str, Any] = {"loss": math.inf, "epoch": None, "bad_validations": 0}
+        self.best_model: dict[str, Tensor] | None = None
+        self.consecutive_nan = 0
+        self.elapsed = self.cpu_time = 0.0  # wall-clock and this process's CPU seconds of training
+        self.status = "running"
+
+    def _steps_per_epoch(self) -> int:
+        if self.train_cfg.steps_per_epoch is not None:
+            return self.train_cfg.steps_per_epoch
+        size = self.task.train_size
+        if size is None:
+            raise TrainingError("train.steps_per_epoch is required for a task without a training set")
+        per_rank = math.ceil(size / self.cluster.world_size)
+        return math.ceil(per_rank / self.train_cfg.batch_size)
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "history": self.history,
+            "partial": self.partial,
+            "best": self.best,
+            "best_model": self.best_model,
+            "consecutive_nan": self.consecutive_nan,
+            "elapsed_s": self.elapsed,
+            "cpu_time_s": self.cpu_time,
+            "status": self.status,
+            "rng": rng_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.history, self.partial, self.best = state["history"], state["partial"], state["best"]
+        self.best_model, self.consecutive_nan = state["best_model"], state["consecutive_nan"]
+        self.elapsed, self.cpu_time, self.status = state["elapsed_s"], state["cpu_time_s"], state["status"]
+        set_rng_state(state["rng"])
+
+    def resume(self) -> None:
+        self.restore(load_checkpoint(self.run_dir / CHECKPOINT))
+
+    def checkpoint(self) -> None:
+        if self.cluster.leader:
+            save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+            write_json_atomic(self.run_dir / METRICS, self.metrics(None))
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def _epoch_batches(self, epoch: int) -> list[Tensor | None]:
+        size = self.task.train_size
+        if size is None:
+            return [None] * self.steps_per_epoch
+        indices = cast(Dataset[int], range(size))  # the sampler only needs len()
+        sampler: DistributedSampler[int] = DistributedSampler(
+            indices, self.cluster.world_size, self.cluster.rank, seed=self.config.seed
+        )
+        sampler.set_epoch(epoch)
+        batches = list(torch.tensor(list(sampler), dtype=torch.long).split(self.train_cfg.batch_size))
+        repeats = math.ceil(self.steps_per_epoch / len(batches))
+        return (batches * repeats)[: self.steps_per_epoch]
+
+    def _train_step(self, indices: Tensor | None) -> tuple[float, float, bool]:
+        """One optimiser step; returns (loss, gradient norm, skipped)."""
+        generator = step_generator(self.config.seed, self.cluster.rank, self.step)
+        batch = self.task.batch(None if indices is None else indices.to(self.cluster.device), generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        try:
+            loss = self.objective(batch, generator)
+            loss.backward()
+            value = float(loss.detach())
+        except SolverError:  # the adjoint solve of the backward pass blew up
+            value = math.nan
+        clip = self.train_cfg.grad_clip or math.inf
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, clip)) if params else math.nan
+        bad = any_rank(not (math.isfinite(value) and math.isfinite(norm)), self.cluster)
+        if bad:
+            self._non_finite(value)
+        else:
+            self.consecutive_nan = 0
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        return value, norm, bad
+
+    def _non_finite(self, value: float) -> None:
+        self.consecutive_nan += 1
+        where = f"step {self.step} (epoch {self.epoch + 1}): loss {value}"
+        if self.train_cfg.on_nan == "stop":
+            self._stop(f"non-finite loss or gradient at {where}; train.on_nan is stop")
+        if self.consecutive_nan > self.train_cfg.max_nan_skips:
+            self._stop(
+                f"{self.consecutive_nan} consecutive steps had non-finite losses or gradients (last at {where}); "
+                "lower train.lr, set train.grad_clip, or loosen the solver tolerances"
+            )
+
+    def _stop(self, message: str) -> None:
+        self.status = "stopped: " + message
+        if self.cluster.leader:
+            write_json_atomic(self.run_dir / METRICS, self.metrics(None))
+        raise TrainingError(f"training stopped: {message}. The last checkpoint in {self.run_dir} is intact")
+
+    def _end_epoch(self) -> None:
+        keys = ("loss", "steps", "nfe_forward", "nfe_backward", "grad", "skip")
+        loss, steps, fwd, bwd, grad, skipped = total([self.partial[k] for k in keys], self.cluster)
+        done = max(steps, 1.0)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        row: dict[str, Any] = {
+            "epoch": self.epoch,
+            "train_loss": loss / done if steps else None,
+            "val_loss": None,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "nfe_forward": fwd / done,
+            "nfe_backward": bwd / done,
+            "grad_norm": grad / done if steps else None,
+            "skipped": int(skipped),
+            "time_s": self.elapsed,
+        }
+        last = self.epoch == self.train_cfg.epochs
+        if self.epoch % self.train_cfg.validate_every == 0 or last:
+            row["validation"] = self.task.validate(self.model)
+            row["val_loss"] = row["validation"]["loss"]
+            self._track_best(row["val_loss"])
+        for key, column in self.history.items():
+            column.append(row.get(key))
+        self.partial = dict.fromkeys(self.partial, 0.0)
+
+    def _track_best(self, value: float) -> None:
+        stopping = self.train_cfg.early_stopping
+        delta = stopping.min_delta if stopping else 0.0
+        if math.isfinite(value) and value < self.best["loss"] - delta:
+            self.best.update(loss=value, epoch=self.epoch, bad_validations=0)
+            if stopping and stopping.restore_best:
+                self.best_model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.best["bad_validations"] += 1
+            if stopping and self.best["bad_validations"] >= stopping.patience:
+                self.status = "stopped early"
+
+    def fit(self) -> None:
+        """Train until the last epoch or early stopping, checkpointing on the way."""
+        cfg = self.train_cfg
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        bar = tqdm(
+            total=cfg.epochs * self.steps_per_epoch,
+            initial=self.step,
+            desc=self.config.label,
+            unit="step",
+            disable=not (show and self.cluster.leader),
+            dynamic_ncols=True,
+        )
+        started = time.perf_counter() - self.elapsed
+        cpu_started = time.process_time() - self.cpu_time
+
+        def clock() -> None:
+            self.elapsed = time.perf_counter() - started
+            self.cpu_time = time.process_time() - cpu_started
+
+        if not self.history["epoch"]:  # the untrained model's validation: where the curves start
+            validation = self.task.validate(self.model)
+            row = {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
+            for key, column in self.history.items():
+                column.append(row.get(key))
+        try:
+            while self.epoch < cfg.epochs and self.status == "running":
+                batches = self._epoch_batches(self.epoch)
+                for position in range(self.batch_in_epoch, len(batches)):
+                    loss, norm, skipped = self._train_step(batches[position])
+                    self._accumulate(loss, norm, skipped)
+                    self.batch_in_epoch = position + 1
+                    clock()
+                    bar.update(1)
+                    bar.set_postfix(self._postfix(loss), refresh=False)
+                    if self.on_step is not None:
+                        self.on_step({"epoch": self.epoch, "step": self.step, "loss": loss})
+                    every = cfg.checkpoint_every_steps
+                    if every and self.step % every == 0 and position + 1 < len(batches):
+                        self.checkpoint()
+                self._end_epoch()
+                clock()
+                if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or self.status != "running":
+                    self.checkpoint()
+        finally:
+            bar.close()
+        if self.status == "running":
+            self.status = "finished"
+
+    def _accumulate(self, loss: float, norm: float, skipped: bool) -> None:
+        fwd, bwd = solve_nfe(self.model)
+        if skipped:
+            self.partial["skip"] += 1
+            return
+        self.partial["loss"] += loss
+        self.partial["steps"] += 1
+        self.partial["grad"] += norm
+        self.partial["nfe_forward"] += fwd
+        self.partial["nfe_backward"] += bwd
+
+    def _postfix(self, loss: float) -> dict[str, Any]:
+        fwd, bwd = solve_nfe(self.model)
+        post: dict[str, Any] = {"epoch": self.epoch + 1, "loss": f"{loss:.4g}"}
+        if fwd:
+            post["nfe"] = f"{fwd}+{bwd}"
+        val = next((v for v in reversed(self.history["val_loss"]) if v is not None), None)
+        if val is not None:
+            post["val"] = f"{val:.4g}"
+        return post
+
+    # ---- results --------------------------------------------------------------------------------
+
+    def finish(self) -> dict[str, Any]:
+        """Keep the best parameters if asked, save the model, evaluate and write metrics and plots."""
+        if self.best_model is not None:
+            self.model.load_state_dict(self.best_model)
+        if not finite_state(self.model.state_dict()):
+            raise TrainingError(f"the trained model holds NaN or infinite parameters; {RUN_MODEL} was not written")
+        if not self.cluster.leader:
+            return {}
+        meta = {"task": self.config.task, "name": self.config.label, "epochs": self.epoch, "steps": self.step}
+        self.task.save_model(self.model, self.run_dir / RUN_MODEL, meta)
+        start = time.perf_counter()
+        self.model.eval()
+        test = self.task.evaluate(self.model, self.run_dir, bool(self.progress))
+        metrics = self.metrics({**test, "eval_wall_time_s": time.perf_counter() - start})
+        loss_curves(self.history, self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
+        write_json_atomic(self.run_dir / METRICS, metrics)
+        return metrics
+
+    def metrics(self, test: dict[str, Any] | None) -> dict[str, Any]:
+        last = {k: (v[-1] if v else None) for k, v in self.history.items()}
+        return _json_safe(
+            {
+                "task": self.config.task,
+                "name": self.config.label,
+                "status": self.status,
+                "primary_metric": self.task.primary,
+                "test": test,
+                "num_params": sum(p.numel() for p in self.model.parameters()),
+                "epochs_completed": self.epoch,
+                "steps": self.step,
+                "train_wall_time_s": self.elapsed,
+                "train_cpu_time_s": self.cpu_time,  # on a shared machine, nearer the unloaded wall time
+                "final_train_loss": last["train_loss"],
+                "best_val_loss": self.best["loss"],
+                "best_epoch": self.best["epoch"],
+                "nfe_forward_per_step": last["nfe_forward"],
+                "nfe_backward_per_step": last["nfe_backward"],
+                "skipped_steps": sum(self.history["skipped"]),
+                "seed": self.config.seed,
+                "device": str(self.cluster.device),
+                "world_size": self.cluster.world_size,
+                "torch_threads": torch.get_num_threads(),
+                "torch_version": torch.__version__,
+                "history": self.history,
+            }
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

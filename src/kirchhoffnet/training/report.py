@@ -1,0 +1,90 @@
+"""Tables across runs: one row per run, and a data set × model table of the main metric."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kirchhoffnet.errors import TrainingError
+from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.training.rundir import METRICS
+
+# How each task's main metric is written in a table.
+_LABELS = {
+    "nll_nats": "test NLL (nats)",
+    "mse": "test MSE (standardised)",
+    "accuracy": "test accuracy",
+    "kl_nats": "KL(q||p) (nats)",
+    "bits_per_dim": "test bits/dim",
+}
+
+
+def collect(run_dirs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """One summary row per finished run directory."""
+    rows = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / METRICS
+        if not path.is_file():
+            raise TrainingError(f"{run_dir} holds no {METRICS}; is it a run directory?")
+        metrics = json.loads(path.read_text())
+        test = metrics.get("test")
+        if not test:
+            raise TrainingError(f"{run_dir} has not finished (status: {metrics.get('status')}); no test metrics yet")
+        key = metrics["primary_metric"]
+        stderr = next((test[k] for k in (f"{key}_stderr", "nll_stderr", "kl_stderr") if k in test and key in k), None)
+        rows.append(
+            {
+                "run_dir": str(run_dir),
+                "name": metrics["name"],
+                "task": metrics["task"],
+                "data": test.get("dataset") or test.get("potential") or "",
+                "metric": key,
+                "value": test[key],
+                "stderr": stderr,
+                "num_params": metrics["num_params"],
+                "epochs": metrics["epochs_completed"],
+                "train_wall_time_s": metrics["train_wall_time_s"],
+                "train_cpu_time_s": metrics.get("train_cpu_time_s"),
+                "nfe_forward_per_step": metrics.get("nfe_forward_per_step"),
+                "status": metrics["status"],
+            }
+        )
+    return rows
+
+
+def _value(row: dict[str, Any]) -> str:
+    value = f"{100 * row['value']:.2f} %" if row["metric"] == "accuracy" else f"{row['value']:.4g}"
+    return value if row["stderr"] is None else f"{value} ± {row['stderr']:.2g}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """A run table, and for several models on the same data a data × model table."""
+    lines = [
+        "| run | task | data | metric | value | parameters | epochs | train wall / CPU time (s) |",
+        "|---|---|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['task']} | {r['data']} | {_LABELS.get(r['metric'], r['metric'])} | {_value(r)} "
+            f"| {r['num_params']:,} | {r['epochs']} | {r['train_wall_time_s']:.0f} / {r['train_cpu_time_s'] or 0:.0f} |"
+        )
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    data = list(dict.fromkeys(r["data"] for r in rows))
+    if len(names) > 1 and len(data) < len(rows):
+        cell = {(r["data"], r["name"]): f"{_value(r)} ({r['num_params']:,} p.)" for r in rows}
+        metric = _LABELS.get(rows[0]["metric"], rows[0]["metric"])
+        lines += ["", f"{metric}, parameters in brackets:", "", "| data | " + " | ".join(names) + " |"]
+        lines.append("|---" * (len(names) + 1) + "|")
+        for d in data:
+            lines.append(f"| {d} | " + " | ".join(cell.get((d, n), "–") for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> tuple[Path, Path, str]:
+    """``report.md`` and ``report.json`` in ``out``; returns their paths and the Markdown."""
+    rows = collect(run_dirs)
+    text = markdown(rows)
+    out = Path(out)
+    return write_text_atomic(out / "report.md", text), write_json_atomic(out / "report.json", rows), text

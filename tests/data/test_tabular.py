@@ -1,0 +1,97 @@
+"""Regression data: the synthetic and bundled sets, housing CSVs in both formats, the split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kirchhoffnet.data.tabular import load_regression, read_housing, split_standardize
+from kirchhoffnet.errors import DataError
+
+BOSTON_HEADER = "crim,zn,indus,chas,nox,rm,age,dis,rad,tax,ptratio,b,lstat,medv"
+BOSTON_ROWS = [
+    "0.00632,18,2.31,0,0.538,6.575,65.2,4.09,1,296,15.3,396.9,4.98,24",
+    "0.02731,0,7.07,0,0.469,6.421,78.9,4.9671,2,242,17.8,396.9,9.14,21.6",
+    "0.02729,0,7.07,0,0.469,7.185,61.1,4.9671,2,242,17.8,392.83,4.03,34.7",
+]
+CALIFORNIA_HEADER = (
+    "longitude,latitude,housing_median_age,total_rooms,total_bedrooms,population,households,median_income,"
+    "median_house_value,ocean_proximity"
+)
+CALIFORNIA_ROWS = [
+    "-122.23,37.88,41,880,129,322,126,8.3252,452600,NEAR BAY",
+    "-122.22,37.86,21,7099,,2401,1138,8.3014,358500,NEAR BAY",  # missing total_bedrooms: dropped
+    "-122.24,37.85,52,1467,190,496,177,7.2574,352100,NEAR BAY",
+]
+
+
+def test_friedman_and_diabetes():
+    x, y = load_regression("friedman", n_samples=50, n_features=7, seed=3)
+    assert x.shape == (50, 7) and y.shape == (50,)
+    # Friedman #1 without noise: y = 10 sin(pi x1 x2) + 20 (x3 - 0.5)^2 + 10 x4 + 5 x5.
+    expected = 10 * np.sin(np.pi * x[:, 0] * x[:, 1]) + 20 * (x[:, 2] - 0.5) ** 2 + 10 * x[:, 3] + 5 * x[:, 4]
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    x, y = load_regression("diabetes")
+    assert x.shape == (442, 10) and y.shape == (442,)
+
+
+@pytest.mark.parametrize(
+    ("text", "features", "targets"),
+    [
+        ("\n".join([BOSTON_HEADER, *BOSTON_ROWS]), 13, [24.0, 21.6, 34.7]),
+        ("\n".join(r.replace(",", "  ") for r in BOSTON_ROWS), 13, [24.0, 21.6, 34.7]),  # UCI housing.data
+        ("\n".join([CALIFORNIA_HEADER, *CALIFORNIA_ROWS]), 8, [452600.0, 352100.0]),
+        (
+            "MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Latitude,Longitude,MedHouseVal\n"
+            "8.3252,41,6.98,1.02,322,2.55,37.88,-122.23,4.526\n8.3014,21,6.24,0.97,2401,2.11,37.86,-122.22,3.585",
+            8,
+            [4.526, 3.585],
+        ),
+        (
+            "-122.23,37.88,41,880,129,322,126,8.3252,452600\n-122.22,37.86,21,7099,1106,2401,1138,8.3014,358500",
+            8,
+            [452600, 358500],
+        ),
+    ],
+    ids=["boston-csv", "boston-uci", "california-csv", "california-sklearn", "california-statlib"],
+)
+def test_housing_formats(tmp_path, text, features, targets):
+    path = tmp_path / "housing.csv"
+    path.write_text(text + "\n")
+    x, y = read_housing(path)
+    assert x.shape == (len(targets), features)
+    np.testing.assert_allclose(y, targets)
+
+
+def test_housing_errors(tmp_path):
+    with pytest.raises(DataError, match=r"housing CSV .*nope\.csv not found; download a Boston or California"):
+        read_housing(tmp_path / "nope.csv")
+    path = tmp_path / "h.csv"
+    path.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(DataError, match=r"in neither housing format: expected a header with medv"):
+        read_housing(path)
+    path.write_text("\n".join([BOSTON_HEADER, *BOSTON_ROWS]))
+    with pytest.raises(DataError, match=r"looks like boston housing data but data\.format is california"):
+        read_housing(path, "california")
+    path.write_text("\n".join([BOSTON_HEADER, BOSTON_ROWS[0], "1,2,3"]))
+    with pytest.raises(DataError, match=r"h\.csv line 3 has 3 columns, the file has 14"):
+        read_housing(path)
+    with pytest.raises(DataError, match=r"housing data is read from a CSV file; give its path"):
+        load_regression("housing")
+
+
+def test_split_is_seeded_disjoint_and_standardised_on_train():
+    x = np.random.default_rng(0).normal(3.0, 2.0, (200, 4))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0]) + 7.0
+    parts = split_standardize(x, y, 0.15, 0.2, seed=5)
+    again = split_standardize(x, y, 0.15, 0.2, seed=5)
+    assert all(np.array_equal(parts[k][0], again[k][0]) for k in ("train", "val", "test"))
+    assert [len(parts[k][0]) for k in ("train", "val", "test")] == [130, 30, 40]
+    np.testing.assert_allclose(parts["train"][0].mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(parts["train"][0].std(0), 1.0, rtol=1e-12)
+    mean_y, std_y = parts["scale"]
+    recovered = {k: np.round(parts[k][1] * std_y + mean_y, 9) for k in ("train", "val", "test")}
+    assert set(recovered["test"]) <= set(np.round(y, 9))  # the scale undoes the standardisation
+    assert not set(recovered["test"]) & set(recovered["train"])  # disjoint splits (y values are distinct)
+    with pytest.raises(DataError, match=r"5 samples are too few for val_fraction=0\.45"):
+        split_standardize(x[:5], y[:5], 0.45, 0.45, seed=0)
