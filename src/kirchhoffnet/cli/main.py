@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.version import __version__
 
@@ -66,6 +67,8 @@ def evaluate(
     typer.echo(json.dumps({k: metrics[k] for k in ("dataset", "nll_nats", "num_test_points")}, indent=None))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'samples.png'}")
 
+
+app.add_typer(hw_app, name="hw")
 
 if __name__ == "__main__":
     app()

@@ -28,9 +28,10 @@ noise in RRAM and transistors); an inference lasts nanoseconds, far shorter than
 fluctuations' correlation times, so each device's current is scaled by a factor ``1 + σ_read·ξ``
 drawn per inference (per sample and edge) and frozen during it.
 
-The SDE is Itô and integrated by Euler–Maruyama with a fixed step. The diffusion is applied as
-a product with the Wiener increments (``f_and_g_prod``), which costs O(E·B) per step instead of
-building an (N, E) matrix per sample.
+The SDE is Itô and integrated by torchsde's Euler–Maruyama with a fixed step. The diffusion is
+applied as a product with the Wiener increments (``f_and_g_prod``), which costs O(E·B) per step
+instead of building an (N, E) matrix per sample, and the increments are drawn once per step
+(:class:`SteppedBrownian`). Everything runs on the CPU.
 """
 
 from __future__ import annotations
@@ -128,8 +129,58 @@ def _incidence(piece: Slice, dtype: torch.dtype) -> Tensor:
     values = torch.cat([inv_c[dst], -inv_c[src]])
     keep = rows != 0  # ground has no row
     shape = (piece.num_state, piece.num_edges)
-    matrix = torch.sparse_coo_tensor(torch.stack([rows[keep] - 1, cols[keep]]), values[keep], shape).coalesce()
+    index = torch.stack([rows[keep] - 1, cols[keep]])
+    matrix = torch.sparse_coo_tensor(index, values[keep], shape, check_invariants=True).coalesce()
     return matrix.to_dense() if shape[0] * shape[1] <= _DENSE_INCIDENCE else matrix.to_sparse_csr()
+
+
+class SteppedBrownian(torchsde.BaseBrownian):
+    """Wiener increments for Euler–Maruyama on a fixed grid: one fresh normal draw per step.
+
+    ``W(tb) − W(ta) = sqrt(tb − ta)·N(0, I)`` from a seeded generator. torchsde's
+    ``BrownianInterval`` answers any query consistently, at the price of several draws and a
+    tree search per step; a fixed-step Euler scheme asks for each step interval exactly once and
+    in order, for which independent draws are exact and several times cheaper. Any other query
+    pattern is refused.
+
+    Shapes:
+        Increments are (B, E): one Wiener process per sample and edge.
+    """
+
+    def __init__(self, t0: float, size: tuple[int, int], dtype: torch.dtype, seed: int) -> None:
+        self._shape = size
+        self._dtype = dtype
+        self._next = float(t0)
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, ta: Any, tb: Any = None, return_U: bool = False, return_A: bool = False) -> Tensor:
+        if tb is None or return_U or return_A or abs(float(ta) - self._next) > 1e-9 * max(1.0, abs(self._next)):
+            raise SolverError(
+                f"stepped Brownian increments answer consecutive step intervals only; got ({ta}, {tb}) "
+                f"when the next step starts at {self._next}"
+            )
+        self._next = float(tb)
+        scale = math.sqrt(max(float(tb) - float(ta), 0.0))
+        return scale * torch.randn(self._shape, generator=self._generator, dtype=self._dtype)
+
+    def __repr__(self) -> str:
+        return f"SteppedBrownian(shape={self._shape}, next={self._next:g})"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def levy_area_approximation(self) -> str:
+        return "none"
 
 
 def _seed(seed: int, slice_index: int, stream: int) -> int:
@@ -202,9 +253,7 @@ def _noisy_slice(
         generator = torch.Generator().manual_seed(_seed(seed, k, 1))
         factor = 1.0 + read * torch.randn(batch, piece.num_edges, generator=generator, dtype=y0.dtype)
     sde = SliceSDE(piece, epsilon, factor, y0.dtype)
-    bm = torchsde.BrownianInterval(
-        t0, t1, size=(batch, piece.num_edges), dtype=y0.dtype, device=y0.device, entropy=_seed(seed, k, 0)
-    )
+    bm = SteppedBrownian(t0, (batch, piece.num_edges), y0.dtype, _seed(seed, k, 0))
     ts = torch.linspace(t0, t1, points, dtype=y0.dtype)
     # Fixed steps of dt from t0; the last one is cut short to end at t1 (inner output times are
     # linear interpolations between steps).

@@ -137,7 +137,7 @@ def quantize_params(params: Tensor, names: Sequence[str], scheme: Scheme) -> Ten
 
 def straight_through(params: Tensor, names: Sequence[str], scheme: Scheme) -> Tensor:
     """Quantized values forward, identity gradient backward (the straight-through estimator)."""
-    return params + (quantize_params(params, names, scheme) - params).detach()
+    return quantize_params(params, names, scheme) + (params - params.detach())  # exactly Q(p) forward
 
 
 def resolve_scheme(scheme: str | Scheme, bits: int | None, model: Model | None = None) -> Scheme:

@@ -46,7 +46,7 @@ PREFIXES = {
     "M": 1e6,
     "G": 1e9,
 }
-_ENGINEERING = [("a", -18), ("f", -15), ("p", -12), ("n", -9), ("u", -6), ("m", -3), ("", 0), ("k", 3), ("M", 6)]
+_ENGINEERING = [("a", -18), ("f", -15), ("p", -12), ("n", -9), ("µ", -6), ("m", -3), ("", 0), ("k", 3), ("M", 6)]
 _QUANTITY = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s.+-]*)\s*")
 _UNIT_NAMES = {"F": "capacitance", "S": "conductance", "V": "voltage", "Ohm": "resistance", "s": "time"}
 
