@@ -307,3 +307,70 @@ def quantize(
     for label, points_ in curves.items():
         typer.echo(f"{label}: " + ", ".join(f"{p['bits']} bits: {p['value']:.4g}" for p in points_))
     typer.echo(f"wrote {json_path}, {md_path} and {out / 'quantization.png'}")
+
+
+@app.command()
+def noise(
+    path: ModelPath,
+    capacitance: Annotated[
+        str, typer.Option(help="Node capacitances to compare, comma-separated (thermal noise grows as kT/C).")
+    ] = "10aF,100aF,1fF,10fF,100fF,1pF",
+    voltage: Annotated[str, typer.Option(help="Voltage scale V₀ per normalised volt (1V, 50mV).")] = "1V",
+    temperature: Temperature = 300.0,
+    excess: Annotated[
+        float, typer.Option(min=0.0, help="Excess-noise factor γ (1 for resistors, ~2/3 for MOSFETs).")
+    ] = 1.0,
+    read: Annotated[float, typer.Option(min=0.0, max=1.0, help="Relative read noise of device currents.")] = 0.0,
+    samples: Annotated[
+        int, typer.Option(min=2, help="Inputs (base samples of a flow) run through the noisy circuit.")
+    ] = 1000,
+    inputs: Inputs = None,
+    dt: Annotated[float, typer.Option(help="Euler–Maruyama step in normalised time.")] = 1e-3,
+    points: Points = 1000,
+    dataset: Dataset = None,
+    seed: Seed = 0,
+    out: Out = Path("runs/hw"),
+) -> None:
+    """Thermal (kT/C) and read noise: output deviation and, for 2-D flows, sample quality vs capacitance.
+
+    Writes noise.json, noise.md and noise.png.
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from kirchhoffnet.data import TOY_SETS, sample_toy
+    from kirchhoffnet.hardware import Noise, PhysicalDesign, parse_quantity
+    from kirchhoffnet.hardware.noise import noise_sweep
+    from kirchhoffnet.hardware.plots import plot_noise
+    from kirchhoffnet.hardware.report import noise_markdown, write_study
+    from kirchhoffnet.io import load_model
+
+    try:
+        caps = _list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
+        base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
+        model = load_model(path)
+        x = _inputs(model, inputs, samples, seed)
+        name = _dataset(path, dataset)
+        reference = None
+        if name is not None and name in TOY_SETS:
+            reference = torch.from_numpy(sample_toy(name, points, seed=seed + 1))
+        rows = noise_sweep(
+            model,
+            x,
+            [replace(base, capacitance_f=c) for c in sorted(caps)],
+            Noise(excess_factor=excess, read=read),
+            reference=reference,
+            dt=dt,
+            seed=seed,
+        )
+        title = f"Noise in {path.name}: T = {temperature:g} K, γ = {excess:g}, read noise {read:g}"
+        json_path, md_path = write_study(
+            out, "noise", {"source": str(path.resolve()), "rows": rows}, noise_markdown(rows, title)
+        )
+        plot_noise(rows, out / "noise.png", title)
+    except KirchhoffError as exc:
+        _fail(exc)
+    for row in rows:
+        typer.echo(f"C = {row['capacitance_f']:.3g} F: RMS output deviation {row['output_rms_deviation_v']:.3g} V")
+    typer.echo(f"wrote {json_path}, {md_path} and {out / 'noise.png'}")

@@ -63,6 +63,12 @@ def circuit_of(model: Model) -> Circuit:
     raise ConfigError(f"expected a Circuit, Flow or Network, got {type(model).__name__}")
 
 
+def slices_of(model: Model) -> list[Slice]:
+    """The time slices of a model's circuit, in order."""
+    circuit = circuit_of(model)
+    return [circuit.slice(k) for k in range(circuit.num_slices)]
+
+
 def solver_of(model: Model, solver: Solver | str | dict[str, Any] | None) -> Solver:
     """``solver`` if given, else the model's own solver settings, else the default."""
     if solver is not None:
@@ -300,7 +306,8 @@ class Measurement:
         residual = (tally.dissipated - tally.delivered - tally.stored_drop).abs()
         scale = (tally.dissipated + tally.delivered).clamp(min=1e-30)
         span = design.supply_v[1] - design.supply_v[0]
-        smallest_cap = min(float(s.capacitance.min()) for s in circuit.slices)  # type: ignore[attr-defined]
+        pieces = slices_of(circuit)
+        smallest_cap = min(float(s.capacitance.min()) for s in pieces)
         try:
             fit = self.voltage_scale_to_fit(design.supply_v)
         except ConfigError:
@@ -308,8 +315,8 @@ class Measurement:
         return HardwareReport(
             design=design.to_dict(),
             num_samples=int(tally.load.shape[0]),
-            num_devices=sum(s.num_edges for s in circuit.slices),  # type: ignore[misc]
-            devices_per_slice=[s.num_edges for s in circuit.slices],  # type: ignore[misc]
+            num_devices=sum(s.num_edges for s in pieces),
+            devices_per_slice=[s.num_edges for s in pieces],
             num_capacitors=max(circuit.widths),
             circuit_time=circuit_time,
             slice_durations_s=[(b - a) * design.tau_s for a, b in zip(circuit.times, circuit.times[1:], strict=False)],
@@ -363,7 +370,7 @@ def measure(
             circuit, x.to(dtype), solver=solver_of(model, solver), points_per_slice=points_per_slice
         )
         zeros = x.new_zeros(x.shape[0], dtype=dtype)
-        tally = _Tally(*(zeros.clone() for _ in range(5)))
+        tally = _Tally(zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone())
         previous = x.new_zeros(x.shape[0], 0, dtype=dtype)
         for k, (t, v) in enumerate(waves):
             piece = circuit.slice(k)

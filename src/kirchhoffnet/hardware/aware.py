@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.hardware.analysis import Model, circuit_of
+from kirchhoffnet.hardware.analysis import Model, slices_of
 from kirchhoffnet.hardware.quantize import LookupTable, Scheme, Uniform, straight_through
 from kirchhoffnet.hardware.variation import Die, Variation, draw_die, trial_seed
 
@@ -123,16 +123,16 @@ class HardwareAwareTraining:
         variation = self.config.variation
         die = draw_die(self.model, variation, generator) if not variation.is_zero else None
         scheme = self._scheme()
-        slices = list(circuit_of(self.model).slices)
-        saved = [s.capacitance.clone() for s in slices]  # type: ignore[union-attr]
+        slices = slices_of(self.model)
+        saved = [s.capacitance.clone() for s in slices]
         try:
             for k, piece in enumerate(slices):
                 factor = die.params[k] if die is not None else None
-                names = piece.device_family.param_names  # type: ignore[union-attr]
+                names = piece.device_family.param_names
                 parametrize.register_parametrization(piece, "params", Fabricated(names, scheme, factor))
                 if die is not None and variation.capacitance > 0:
                     with torch.no_grad():
-                        cap = piece.capacitance  # type: ignore[union-attr]
+                        cap = piece.capacitance
                         cap.mul_(die.capacitance[: cap.shape[0]].to(cap.dtype))
             yield die
         finally:
@@ -140,4 +140,4 @@ class HardwareAwareTraining:
                 if parametrize.is_parametrized(piece, "params"):
                     parametrize.remove_parametrizations(piece, "params", leave_parametrized=False)
                 with torch.no_grad():
-                    piece.capacitance.copy_(cap)  # type: ignore[union-attr]
+                    piece.capacitance.copy_(cap)

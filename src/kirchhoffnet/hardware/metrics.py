@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor
@@ -43,9 +43,13 @@ def _dtype(model: Model) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def _require(model: Model, kind: type, metric: str) -> None:
+M = TypeVar("M", Flow, Network)
+
+
+def _require(model: Model, kind: type[M], metric: str) -> M:
     if not isinstance(model, kind):
         raise ConfigError(f"metric {metric} needs a {kind.__name__}, got a {type(model).__name__}")
+    return model
 
 
 def _batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int) -> Tensor:
@@ -56,8 +60,8 @@ def flow_nll(x: Tensor, batch: int = 2000) -> Metric:
     """Mean negative log-likelihood in nats of held-out points ``x`` (N, d) under a :class:`Flow`."""
 
     def nll(model: Model) -> float:
-        _require(model, Flow, "nll_nats")
-        return float(-_batched(model.log_prob, x.to(_dtype(model)), batch).mean())  # type: ignore[union-attr]
+        flow = _require(model, Flow, "nll_nats")
+        return float(-_batched(flow.log_prob, x.to(_dtype(flow)), batch).mean())
 
     return Metric("nll_nats", nll, higher_is_better=False)
 
@@ -66,8 +70,8 @@ def accuracy(x: Tensor, labels: Tensor, batch: int = 2000) -> Metric:
     """Fraction of inputs ``x`` (N, d) whose largest :class:`Network` output is the label (N,)."""
 
     def acc(model: Model) -> float:
-        _require(model, Network, "accuracy")
-        logits = _batched(model, x.to(_dtype(model)), batch)
+        net = _require(model, Network, "accuracy")
+        logits = _batched(net, x.to(_dtype(net)), batch)
         return float((logits.argmax(1) == labels.to(logits.device)).double().mean())
 
     return Metric("accuracy", acc, higher_is_better=True)
@@ -77,8 +81,8 @@ def mse(x: Tensor, y: Tensor, batch: int = 2000) -> Metric:
     """Mean squared error of a :class:`Network`'s outputs on ``x`` (N, d) against targets ``y`` (N, k)."""
 
     def error(model: Model) -> float:
-        _require(model, Network, "mse")
-        out = _batched(model, x.to(_dtype(model)), batch)
+        net = _require(model, Network, "mse")
+        out = _batched(net, x.to(_dtype(net)), batch)
         return float(((out - y.to(out)) ** 2).mean())
 
     return Metric("mse", error, higher_is_better=False)

@@ -147,14 +147,15 @@ class SteppedBrownian(torchsde.BaseBrownian):
         Increments are (B, E): one Wiener process per sample and edge.
     """
 
-    def __init__(self, t0: float, size: tuple[int, int], dtype: torch.dtype, seed: int) -> None:
+    def __init__(self, size: tuple[int, int], dtype: torch.dtype, seed: int) -> None:
         self._shape = size
         self._dtype = dtype
-        self._next = float(t0)
+        self._next: float | None = None  # where the next interval must start; the first may start anywhere
         self._generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, ta: Any, tb: Any = None, return_U: bool = False, return_A: bool = False) -> Tensor:
-        if tb is None or return_U or return_A or abs(float(ta) - self._next) > 1e-9 * max(1.0, abs(self._next)):
+        follows = self._next is None or float(ta) == self._next
+        if tb is None or return_U or return_A or not follows:
             raise SolverError(
                 f"stepped Brownian increments answer consecutive step intervals only; got ({ta}, {tb}) "
                 f"when the next step starts at {self._next}"
@@ -164,7 +165,7 @@ class SteppedBrownian(torchsde.BaseBrownian):
         return scale * torch.randn(self._shape, generator=self._generator, dtype=self._dtype)
 
     def __repr__(self) -> str:
-        return f"SteppedBrownian(shape={self._shape}, next={self._next:g})"
+        return f"SteppedBrownian(shape={self._shape}, next={self._next})"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -237,7 +238,7 @@ def simulate_noisy(
             if circuit.residual is not None:
                 if k == circuit.residual[0]:
                     saved = state
-                if k == circuit.residual[1]:
+                if k == circuit.residual[1] and saved is not None:
                     state = state + saved
     return state.T, waves
 
@@ -253,7 +254,7 @@ def _noisy_slice(
         generator = torch.Generator().manual_seed(_seed(seed, k, 1))
         factor = 1.0 + read * torch.randn(batch, piece.num_edges, generator=generator, dtype=y0.dtype)
     sde = SliceSDE(piece, epsilon, factor, y0.dtype)
-    bm = SteppedBrownian(t0, (batch, piece.num_edges), y0.dtype, _seed(seed, k, 0))
+    bm = SteppedBrownian((batch, piece.num_edges), y0.dtype, _seed(seed, k, 0))
     ts = torch.linspace(t0, t1, points, dtype=y0.dtype)
     # Fixed steps of dt from t0; the last one is cut short to end at t1 (inner output times are
     # linear interpolations between steps).
@@ -276,3 +277,49 @@ def noisy_outputs(model: Model, x: Tensor, design: PhysicalDesign, noise: Noise 
     if isinstance(model, (Flow, Network, Circuit)):
         return v
     raise ConfigError(f"expected a Circuit, Flow or Network, got {type(model).__name__}")
+
+
+def noise_sweep(
+    model: Model,
+    x: Tensor,
+    designs: list[PhysicalDesign],
+    noise: Noise | None = None,
+    *,
+    reference: Tensor | None = None,
+    dt: float = 1e-3,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """How much noise each design adds to the outputs, against the same solver without noise.
+
+    Args:
+        model: a Circuit, Flow (sampled from base points ``x``) or Network.
+        x: (B, d) inputs.
+        designs: one entry per design (typically a range of capacitances).
+        noise: which noise (default thermal only).
+        reference: (M, k) samples of the target distribution; if given, each entry also holds the
+            energy distance of the noisy outputs to it (a sampling metric for flows).
+        dt, seed: as in :func:`simulate_noisy`; every design sees the same random numbers.
+
+    Returns:
+        Per design: ``capacitance_f``, ``thermal_noise_rms_v`` (sqrt(kT/C₀)), ``output_rms_deviation_v``
+        (RMS over samples and outputs of noisy − noiseless, volts), and with ``reference``
+        ``energy_distance`` and ``energy_distance_noiseless``.
+    """
+    from kirchhoffnet.hardware.metrics import energy_distance
+
+    quiet = Noise(thermal=False)
+    rows = []
+    clean = noisy_outputs(model, x, designs[0], quiet, dt=dt, seed=seed) if designs else x
+    for design in designs:
+        noisy = noisy_outputs(model, x, design, noise, dt=dt, seed=seed)
+        row: dict[str, Any] = {
+            "capacitance_f": design.capacitance_f,
+            "voltage_v": design.voltage_v,
+            "thermal_noise_rms_v": math.sqrt(design.thermal_epsilon) * design.voltage_v,
+            "output_rms_deviation_v": float((noisy - clean).pow(2).mean().sqrt()) * design.voltage_v,
+        }
+        if reference is not None:
+            row["energy_distance"] = energy_distance(noisy, reference)
+            row["energy_distance_noiseless"] = energy_distance(clean, reference)
+        rows.append(row)
+    return rows

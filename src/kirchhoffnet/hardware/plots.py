@@ -113,3 +113,27 @@ def plot_waveforms(
     top.set_title(title, fontsize=9)
     fig.tight_layout()
     return _write(fig, path)
+
+
+def plot_noise(rows: list[dict[str, Any]], path: str | os.PathLike[str], title: str) -> Path:
+    """Output deviation caused by noise against capacitance (log–log, with sqrt(kT/C)), and the
+    energy distance of noisy samples to the data where known."""
+    with_distance = bool(rows) and "energy_distance" in rows[0]
+    fig, axes = plt.subplots(1, 2 if with_distance else 1, figsize=(11.0 if with_distance else 6.0, 4.2), squeeze=False)
+    cap = np.array([r["capacitance_f"] for r in rows])
+    ax = axes[0, 0]
+    ax.loglog(cap, [r["output_rms_deviation_v"] for r in rows], marker="o", label="RMS output deviation")
+    ax.loglog(cap, [r["thermal_noise_rms_v"] for r in rows], linestyle="--", label="√(kT/C)")
+    ax.set_xlabel("node capacitance C₀ (F)")
+    ax.set_ylabel("volts")
+    ax.legend()
+    if with_distance:
+        ax = axes[0, 1]
+        ax.semilogx(cap, [r["energy_distance"] for r in rows], marker="o", label="noisy samples")
+        ax.axhline(rows[0]["energy_distance_noiseless"], linestyle=":", color="grey", label="without noise")
+        ax.set_xlabel("node capacitance C₀ (F)")
+        ax.set_ylabel("energy distance to held-out data")
+        ax.legend()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _write(fig, path)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.errors import ConfigError, unknown_choice
-from kirchhoffnet.hardware.analysis import Model, circuit_of
+from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
 
 MAX_BITS = 24
@@ -77,8 +77,8 @@ class LookupTable:
         """The 2^b-level table per parameter name minimising the squared error on ``model`` (Lloyd–Max)."""
         _check_bits(bits)
         pooled: dict[str, list[Tensor]] = {}
-        for piece in circuit_of(model).slices:
-            for name, row in zip(piece.device_family.param_names, piece.params.detach(), strict=True):  # type: ignore[union-attr]
+        for piece in slices_of(model):
+            for name, row in zip(piece.device_family.param_names, piece.params.detach(), strict=True):
                 pooled.setdefault(name, []).append(row.double())
         return cls(
             {name: tuple(_lloyd_max(torch.cat(rows), 2**bits, iterations).tolist()) for name, rows in pooled.items()}
@@ -159,9 +159,8 @@ def quantized(model: Model, scheme: Scheme) -> Model:
     """A copy of ``model`` with every device parameter quantized (``model`` is untouched)."""
     copied = copy.deepcopy(model)
     with torch.no_grad():
-        for piece in circuit_of(copied).slices:
-            names = piece.device_family.param_names  # type: ignore[union-attr]
-            piece.params.copy_(quantize_params(piece.params, names, scheme))  # type: ignore[union-attr]
+        for piece in slices_of(copied):
+            piece.params.copy_(quantize_params(piece.params, piece.device_family.param_names, scheme))
     return copied
 
 

@@ -101,7 +101,7 @@ def montecarlo_markdown(curves: dict[str, list[MonteCarloResult]], title: str) -
                     str(r.failed),
                 )
             )
-    metric = next(iter(curves.values()))[0].metric if curves and next(iter(curves.values())) else "metric"
+    metric = next((r.metric for results in curves.values() for r in results), "metric")
     header = ("model", "σ", f"nominal {metric}", "mean ± std", "5 %", "95 %", "yield", "dies", "failed")
     return "\n".join([f"# {title}", "", _table(header, rows), ""])
 
@@ -115,3 +115,19 @@ def quantization_markdown(curves: dict[str, list[dict[str, Any]]], title: str) -
     ]
     header = ("model", "scheme", "bits", "metric", "float", "RMS parameter error")
     return "\n".join([f"# {title}", "", _table(header, rows), ""])
+
+
+def noise_markdown(rows: list[dict[str, Any]], title: str) -> str:
+    """One table row per design: capacitance, √(kT/C), RMS output deviation, energy distances."""
+    q = format_quantity
+    header = ["C₀", "√(kT/C)", "RMS output deviation"]
+    distance = bool(rows) and "energy_distance" in rows[0]
+    if distance:
+        header += ["energy distance (noisy)", "energy distance (noiseless)"]
+    table = []
+    for r in rows:
+        row = [q(r["capacitance_f"], "F"), q(r["thermal_noise_rms_v"], "V"), q(r["output_rms_deviation_v"], "V")]
+        if distance:
+            row += [f"{r['energy_distance']:.4g}", f"{r['energy_distance_noiseless']:.4g}"]
+        table.append(row)
+    return "\n".join([f"# {title}", "", _table(header, table), ""])

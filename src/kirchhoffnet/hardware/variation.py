@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from kirchhoffnet.errors import ConfigError, SolverError, unknown_choice
-from kirchhoffnet.hardware.analysis import Model, circuit_of
+from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
 
 CAPACITANCE_FLOOR = 0.05
@@ -83,11 +83,11 @@ class Die:
 def draw_die(model: Model, variation: Variation, generator: torch.Generator) -> Die:
     """Draw one die's factors for ``model``'s circuit (always the same number of draws per circuit)."""
     circuit = circuit_of(model)
-    rows = max(s.params.shape[0] for s in circuit.slices)  # type: ignore[union-attr]
+    rows = max(s.params.shape[0] for s in slices_of(circuit))
     shift = 1.0 + variation.die * torch.randn(rows, generator=generator, dtype=torch.float64)
     factors = []
-    for piece in circuit.slices:
-        shape = tuple(piece.params.shape)  # type: ignore[union-attr]
+    for piece in slices_of(circuit):
+        shape = tuple(piece.params.shape)
         local = 1.0 + variation.edge * torch.randn(shape, generator=generator, dtype=torch.float64)
         factors.append(local * shift[: shape[0], None])
     width = max(circuit.widths)
@@ -100,9 +100,9 @@ def draw_die(model: Model, variation: Variation, generator: torch.Generator) -> 
 def apply_die(model: Model, die: Die) -> None:
     """Multiply ``model``'s parameters and capacitances by ``die``'s factors, in place."""
     with torch.no_grad():
-        for piece, factor in zip(circuit_of(model).slices, die.params, strict=True):
-            piece.params.mul_(factor.to(piece.params.dtype))  # type: ignore[union-attr]
-            cap = piece.capacitance  # type: ignore[union-attr]
+        for piece, factor in zip(slices_of(model), die.params, strict=True):
+            piece.params.mul_(factor.to(piece.params.dtype))
+            cap = piece.capacitance
             cap.mul_(die.capacitance[: cap.shape[0]].to(cap.dtype))  # in place: the KCL cache sees the change
 
 
