@@ -110,7 +110,19 @@ def _dataset(path: Path, override: str | None) -> str | None:
     return None
 
 
-def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int) -> tuple[Any, str]:
+def _with_metrics(paths: list[Path], dataset: str | None, points: int, seed: int) -> list[tuple[str, Any, Any]]:
+    """``(label, model, metric)`` for each path: labels are the names, made unique."""
+    from kirchhoffnet.io import load_model
+
+    found: list[tuple[str, Any, Any]] = []
+    taken: set[str] = set()
+    for path in paths:
+        model = load_model(path)
+        found.append((_label(path, taken), model, _metric(path, model, dataset, points, seed)))
+    return found
+
+
+def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int) -> Any:
     """The CLI's metric for a model: held-out NLL of a 2-D flow; a clear error otherwise."""
     import torch
 
@@ -129,7 +141,7 @@ def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int)
     if name not in TOY_SETS:
         raise ConfigError(f"--dataset {name!r} is not a 2-D data set; choose one of: {', '.join(TOY_SETS)}")
     held_out = torch.from_numpy(sample_toy(name, points, seed=seed + 1))  # seed + 1: as `kirchhoffnet eval`
-    return flow_nll(held_out), name
+    return flow_nll(held_out)
 
 
 def _inputs(model: Any, inputs: Path | None, samples: int, seed: int) -> Any:
@@ -232,20 +244,17 @@ def montecarlo(
     from kirchhoffnet.hardware.plots import plot_metric_vs_sigma
     from kirchhoffnet.hardware.report import montecarlo_markdown, write_study
     from kirchhoffnet.hardware.variation import KINDS
-    from kirchhoffnet.io import load_model
 
     try:
         sigmas = _list(sigma, float, "sigma")
         if kind not in KINDS:
             raise ConfigError(f"--kind {kind!r} is not a variation kind; choose one of: {', '.join(KINDS)}")
-        curves: dict[str, Any] = {}
-        taken: set[str] = set()
-        for path in paths:
-            model = load_model(path)
-            metric, _ = _metric(path, model, dataset, points, seed)
-            curves[_label(path, taken)] = sigma_sweep(
+        curves = {
+            label: sigma_sweep(
                 model, metric, sigmas, kind=kind, trials=trials, seed=seed, threshold=threshold, progress=_progress()
             )
+            for label, model, metric in _with_metrics(paths, dataset, points, seed)
+        }
         title = f"Monte-Carlo over dies: {kind} variation, {trials} dies per σ"
         data = {label: [r.to_dict() for r in results] for label, results in curves.items()}
         json_path, md_path = write_study(
@@ -282,7 +291,6 @@ def quantize(
     from kirchhoffnet.hardware.plots import plot_quantization
     from kirchhoffnet.hardware.quantize import SCHEMES
     from kirchhoffnet.hardware.report import quantization_markdown, write_study
-    from kirchhoffnet.io import load_model
 
     try:
         counts = _list(bits, int, "bits")
@@ -290,14 +298,11 @@ def quantize(
         for s in schemes:
             if s not in SCHEMES:
                 raise ConfigError(f"--scheme {s!r} is not a quantization scheme; choose from: {', '.join(SCHEMES)}")
-        curves: dict[str, Any] = {}
-        taken: set[str] = set()
-        for path in paths:
-            model = load_model(path)
-            metric, _ = _metric(path, model, dataset, points, seed)
-            label = _label(path, taken)
-            for s in schemes:
-                curves[f"{label} {s}"] = quantization_sweep(model, metric, counts, s)
+        curves = {
+            f"{label} {s}": quantization_sweep(model, metric, counts, s)
+            for label, model, metric in _with_metrics(paths, dataset, points, seed)
+            for s in schemes
+        }
         json_path, md_path = write_study(
             out, "quantization", {"curves": curves}, quantization_markdown(curves, "Quantization of device parameters")
         )

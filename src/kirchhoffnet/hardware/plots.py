@@ -16,15 +16,7 @@ import torch
 from kirchhoffnet.hardware.analysis import Measurement
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.hardware.variation import MonteCarloResult
-from kirchhoffnet.io import atomic_write
-
-
-def _write(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    target = Path(path)
-    try:
-        return atomic_write(target, lambda tmp: fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120))
-    finally:
-        plt.close(fig)
+from kirchhoffnet.io.figures import save_figure
 
 
 def _sigma(result: MonteCarloResult) -> float:
@@ -52,7 +44,7 @@ def plot_metric_vs_sigma(curves: dict[str, list[MonteCarloResult]], path: str | 
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    return _write(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_quantization(curves: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str], title: str) -> Path:
@@ -74,7 +66,7 @@ def plot_quantization(curves: dict[str, list[dict[str, Any]]], path: str | os.Pa
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    return _write(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_waveforms(
@@ -112,7 +104,7 @@ def plot_waveforms(
     bottom.set_xlabel("time (ns); dotted: slice boundaries")
     top.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _write(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_noise(rows: list[dict[str, Any]], path: str | os.PathLike[str], title: str) -> Path:
@@ -136,4 +128,4 @@ def plot_noise(rows: list[dict[str, Any]], path: str | os.PathLike[str], title: 
         ax.legend()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _write(fig, path)
+    return save_figure(fig, path)
