@@ -11,6 +11,7 @@ import typer
 
 from kirchhoffnet.cli import training
 from kirchhoffnet.cli.common import fail, state
+from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.version import __version__
@@ -81,6 +82,7 @@ def evaluate(
 
 app.add_typer(training.app)
 app.add_typer(spice_app, name="spice")
+app.add_typer(hw_app, name="hw")
 
 if __name__ == "__main__":
     app()

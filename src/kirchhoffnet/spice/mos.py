@@ -262,7 +262,7 @@ class IVDeparture:
         """Measured, ideal-ReLU and MosRelu-model I-V curves of the first edges."""
         import matplotlib.pyplot as plt
 
-        from kirchhoffnet.spice.report import save_figure
+        from kirchhoffnet.io.figures import save_figure
 
         fig, ax = plt.subplots(figsize=(6, 4))
         for e in range(min(max_edges, self.measured.shape[1])):

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.io import atomic_write
+from kirchhoffnet.io.figures import save_figure
 
 
 @dataclass
@@ -109,12 +109,3 @@ class VerifyReport:
         fig.tight_layout()
         return save_figure(fig, path)
 
-
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a figure atomically, in the format its suffix names (PNG by default), and close it."""
-    target = Path(path)
-    kind = target.suffix.lstrip(".") or "png"
-    try:
-        return atomic_write(target, lambda tmp: fig.savefig(tmp, format=kind, dpi=120))
-    finally:
-        plt.close(fig)

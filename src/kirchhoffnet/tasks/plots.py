@@ -12,16 +12,7 @@ matplotlib.use("Agg")  # files only; no display is assumed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from kirchhoffnet.io import atomic_write
-
-
-def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Write a figure atomically (PNG by the file's suffix) and close it."""
-    target = Path(path)
-    try:
-        return atomic_write(target, lambda tmp: fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120))
-    finally:
-        plt.close(fig)
+from kirchhoffnet.io.figures import save_figure
 
 
 def samples_vs_data(

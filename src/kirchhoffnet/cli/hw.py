@@ -1,0 +1,375 @@
+"""``kirchhoffnet hw``: what a trained model costs and how it degrades as a chip."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kirchhoffnet.cli.common import fail
+from kirchhoffnet.errors import ConfigError, KirchhoffError
+
+app = typer.Typer(
+    help=(
+        "Hardware realism of a trained model: latency and energy at a physical capacitance and conductance, "
+        "Monte-Carlo process variation, quantization and thermal noise."
+    ),
+    no_args_is_help=True,
+)
+
+T = TypeVar("T")
+
+ModelPath = Annotated[
+    Path,
+    typer.Argument(help="A .safetensors checkpoint, a run directory with model.safetensors, or an original result."),
+]
+ModelPaths = Annotated[
+    list[Path],
+    typer.Argument(help="One or more models (checkpoints, run directories, original results); one curve each."),
+]
+Capacitance = Annotated[str, typer.Option(help="Node capacitance C₀ per unit normalised capacitance: 1pF, 10fF, ...")]
+Conductance = Annotated[
+    str, typer.Option(help="Conductance scale G₀, the current of a unit device per volt: 1mS, 100uS, or 1kOhm.")
+]
+Voltage = Annotated[
+    str,
+    typer.Option(help="Voltage scale V₀ per normalised volt (1V, 50mV), or 'fit' for the largest that fits --supply."),
+]
+Supply = Annotated[str, typer.Option(help="Supply rails 'lo,hi' (-1V,1V or 0,1.8V) or one value v for ±v.")]
+Temperature = Annotated[float, typer.Option(min=0.0, help="Temperature in kelvin (thermal noise).")]
+Out = Annotated[Path, typer.Option(help="Directory for the JSON, Markdown and PNG results.")]
+Seed = Annotated[int, typer.Option(help="Seed of the inputs, the held-out data and the random dies.")]
+Points = Annotated[int, typer.Option(min=2, help="Held-out points the metric is computed on.")]
+Dataset = Annotated[
+    str | None, typer.Option(help="2-D data set of a flow whose config does not name it (twomoon, 8gaussians, ...).")
+]
+Inputs = Annotated[
+    Path | None, typer.Option(help="A .npy (N, d) array of inputs; default: standard normal base samples of a flow.")
+]
+
+
+def _list(text: str, convert: Callable[[str], T], what: str) -> list[T]:
+    """``"0.01,0.02"`` → ``[0.01, 0.02]`` with a one-line error naming the option."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"--{what} needs at least one value, got {text!r}")
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        raise ConfigError(f"--{what} must be a comma-separated list of numbers, got {text!r}") from None
+
+
+def _label(path: Path, taken: set[str]) -> str:
+    name = path.stem if path.is_file() else path.resolve().name
+    label, k = name, 2
+    while label in taken:
+        label, k = f"{name}-{k}", k + 1
+    taken.add(label)
+    return label
+
+
+def _dataset(path: Path, override: str | None) -> str | None:
+    """The 2-D data set of a flow: ``--dataset``, the original config's test_bench, the checkpoint's
+    metadata (``dataset``), or a run directory's config.yaml (``data.name`` of a flow2d task)."""
+    from kirchhoffnet.compat import is_original_result, read_config
+    from kirchhoffnet.io import RUN_MODEL, read
+
+    if override is not None:
+        return override
+    if is_original_result(path):
+        bench = read_config(path).get("test_bench")
+        return str(bench) if bench else None
+    checkpoint = path if path.is_file() else path / RUN_MODEL
+    if not checkpoint.is_file():
+        return None
+    metadata = read(checkpoint)[2]
+    for key in ("dataset", "test_bench"):
+        if isinstance(metadata.get(key), str):
+            return str(metadata[key])
+    config_file = checkpoint.parent / "config.yaml"
+    if config_file.is_file():
+        import yaml
+
+        try:
+            config = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError:
+            return None
+        data = config.get("data") if isinstance(config, dict) else None
+        if config.get("task") == "flow2d" and isinstance(data, dict) and isinstance(data.get("name"), str):
+            return str(data["name"])
+    return None
+
+
+def _with_metrics(paths: list[Path], dataset: str | None, points: int, seed: int) -> list[tuple[str, Any, Any]]:
+    """``(label, model, metric)`` for each path: labels are the names, made unique."""
+    from kirchhoffnet.io import load_model
+
+    found: list[tuple[str, Any, Any]] = []
+    taken: set[str] = set()
+    for path in paths:
+        model = load_model(path)
+        found.append((_label(path, taken), model, _metric(path, model, dataset, points, seed)))
+    return found
+
+
+def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int) -> Any:
+    """The CLI's metric for a model: held-out NLL of a 2-D flow; a clear error otherwise."""
+    import torch
+
+    from kirchhoffnet.data import TOY_SETS, sample_toy
+    from kirchhoffnet.hardware import flow_nll
+    from kirchhoffnet.models import Flow
+
+    name = _dataset(path, dataset)
+    if not isinstance(model, Flow) or model.dim != 2 or name is None:
+        raise ConfigError(
+            f"cannot tell which metric to use for {path}: the hw commands measure the held-out NLL of 2-D flows "
+            "whose data set is known (original config test_bench, checkpoint metadata 'dataset', a flow2d run's "
+            "config.yaml, or --dataset); other tasks' metrics are not wired in yet (use kirchhoffnet.hardware "
+            "with your own Metric from Python)"
+        )
+    if name not in TOY_SETS:
+        raise ConfigError(f"--dataset {name!r} is not a 2-D data set; choose one of: {', '.join(TOY_SETS)}")
+    held_out = torch.from_numpy(sample_toy(name, points, seed=seed + 1))  # seed + 1: as `kirchhoffnet eval`
+    return flow_nll(held_out)
+
+
+def _inputs(model: Any, inputs: Path | None, samples: int, seed: int) -> Any:
+    import numpy as np
+    import torch
+
+    from kirchhoffnet.models import Flow
+
+    if inputs is not None:
+        try:
+            array = np.load(inputs, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--inputs {inputs} is not a readable .npy array: {exc}") from None
+        if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+            raise ConfigError(f"--inputs {inputs} must hold a (N, d) float array, got {array.dtype} {array.shape}")
+        return torch.from_numpy(array[:samples].copy())
+    if isinstance(model, Flow):
+        return torch.randn(samples, model.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    raise ConfigError(f"a {type(model).__name__} has no default inputs; pass --inputs FILE.npy with (N, d) inputs")
+
+
+def _design(capacitance: str, conductance: str, voltage: str, supply: str, temperature: float) -> Any:
+    from kirchhoffnet.hardware import PhysicalDesign, parse_quantity, parse_supply
+
+    return PhysicalDesign(
+        capacitance_f=parse_quantity(capacitance, "F", what="--capacitance"),
+        conductance_s=parse_quantity(conductance, "S", what="--conductance", allow=("Ohm",)),
+        voltage_v=1.0 if voltage == "fit" else parse_quantity(voltage, "V", what="--voltage"),
+        supply_v=parse_supply(supply),
+        temperature_k=temperature,
+    )
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+@app.command()
+def report(
+    path: ModelPath,
+    capacitance: Capacitance = "1pF",
+    conductance: Conductance = "1mS",
+    voltage: Voltage = "1V",
+    supply: Supply = "-1V,1V",
+    temperature: Temperature = 300.0,
+    samples: Annotated[int, typer.Option(min=1, help="Inputs whose inferences are measured and averaged.")] = 256,
+    inputs: Inputs = None,
+    points_per_slice: Annotated[int, typer.Option(min=3, help="Waveform samples per slice (energy integrals).")] = 201,
+    settling: Annotated[float, typer.Option(min=0.0, help="Input loading margin in time constants τ.")] = 5.0,
+    seed: Seed = 0,
+    out: Out = Path("runs/hw"),
+) -> None:
+    """Latency, energy per inference, currents and voltage swing at a physical design.
+
+    Writes hw_report.json, hw_report.md and waveforms.png.
+    """
+    from dataclasses import replace
+
+    from kirchhoffnet.hardware import measure
+    from kirchhoffnet.hardware.plots import plot_waveforms
+    from kirchhoffnet.hardware.report import report_markdown, write_study
+    from kirchhoffnet.io import load_model
+
+    try:
+        design = _design(capacitance, conductance, voltage, supply, temperature)
+        model = load_model(path)
+        found = measure(model, _inputs(model, inputs, samples, seed), points_per_slice=points_per_slice)
+        if voltage == "fit":
+            design = replace(design, voltage_v=found.voltage_scale_to_fit(design.supply_v))
+        result = found.report(design, settling)
+        title = f"Hardware report: {path.name}"
+        data = {"source": str(path.resolve()), **result.to_dict()}
+        json_path, md_path = write_study(
+            out, "hw_report", data, report_markdown(result, title) + design.describe() + "\n"
+        )
+        plot_waveforms(found, design, out / "waveforms.png", f"{path.name}\n{design.describe()}")
+    except KirchhoffError as exc:
+        fail(exc)
+    summary = {k: data[k] for k in ("latency_s", "energy_j", "peak_total_current_a", "swing_v", "within_supply")}
+    typer.echo(json.dumps(summary))
+    typer.echo(f"wrote {json_path}, {md_path} and {out / 'waveforms.png'}")
+
+
+@app.command()
+def montecarlo(
+    paths: ModelPaths,
+    sigma: Annotated[str, typer.Option(help="Relative standard deviations, comma-separated.")] = "0.01,0.02,0.05,0.1",
+    kind: Annotated[
+        str, typer.Option(help="What varies: edge (per device), die (global shift), capacitance, all.")
+    ] = "edge",
+    trials: Annotated[int, typer.Option(min=1, help="Random dies per σ.")] = 100,
+    threshold: Annotated[float | None, typer.Option(help="Pass mark of the metric for the yield.")] = None,
+    points: Points = 1000,
+    dataset: Dataset = None,
+    seed: Seed = 0,
+    out: Out = Path("runs/hw"),
+) -> None:
+    """Metric distribution over random dies at each σ: montecarlo.json/.md and montecarlo.png (one curve per model)."""
+    from kirchhoffnet.hardware import sigma_sweep
+    from kirchhoffnet.hardware.plots import plot_metric_vs_sigma
+    from kirchhoffnet.hardware.report import montecarlo_markdown, write_study
+    from kirchhoffnet.hardware.variation import KINDS
+
+    try:
+        sigmas = _list(sigma, float, "sigma")
+        if kind not in KINDS:
+            raise ConfigError(f"--kind {kind!r} is not a variation kind; choose one of: {', '.join(KINDS)}")
+        curves = {
+            label: sigma_sweep(
+                model, metric, sigmas, kind=kind, trials=trials, seed=seed, threshold=threshold, progress=_progress()
+            )
+            for label, model, metric in _with_metrics(paths, dataset, points, seed)
+        }
+        title = f"Monte-Carlo over dies: {kind} variation, {trials} dies per σ"
+        data = {label: [r.to_dict() for r in results] for label, results in curves.items()}
+        json_path, md_path = write_study(
+            out, "montecarlo", {"kind": kind, "curves": data}, montecarlo_markdown(curves, title)
+        )
+        plot_metric_vs_sigma(curves, out / "montecarlo.png", f"{kind} variation, {trials} dies per σ")
+    except KirchhoffError as exc:
+        fail(exc)
+    for label, results in curves.items():
+        typer.echo(
+            f"{label}: "
+            + ", ".join(f"σ {s:g}: {r.mean:.4g} ± {r.std:.2g}" for s, r in zip(sigmas, results, strict=True))
+        )
+    typer.echo(f"wrote {json_path}, {md_path} and {out / 'montecarlo.png'}")
+
+
+@app.command()
+def quantize(
+    paths: ModelPaths,
+    bits: Annotated[str, typer.Option(help="Bits per device parameter, comma-separated.")] = "2,4,6,8",
+    scheme: Annotated[
+        str,
+        typer.Option(
+            help="uniform (per slice and parameter row), lut (fitted device-level table), or both: uniform,lut."
+        ),
+    ] = "uniform,lut",
+    points: Points = 1000,
+    dataset: Dataset = None,
+    seed: Seed = 0,
+    out: Out = Path("runs/hw"),
+) -> None:
+    """Metric against bits per device parameter: quantization.json/.md and quantization.png."""
+    from kirchhoffnet.hardware import quantization_sweep
+    from kirchhoffnet.hardware.plots import plot_quantization
+    from kirchhoffnet.hardware.quantize import SCHEMES
+    from kirchhoffnet.hardware.report import quantization_markdown, write_study
+
+    try:
+        counts = _list(bits, int, "bits")
+        schemes = _list(scheme, str, "scheme")
+        for s in schemes:
+            if s not in SCHEMES:
+                raise ConfigError(f"--scheme {s!r} is not a quantization scheme; choose from: {', '.join(SCHEMES)}")
+        curves = {
+            f"{label} {s}": quantization_sweep(model, metric, counts, s)
+            for label, model, metric in _with_metrics(paths, dataset, points, seed)
+            for s in schemes
+        }
+        json_path, md_path = write_study(
+            out, "quantization", {"curves": curves}, quantization_markdown(curves, "Quantization of device parameters")
+        )
+        plot_quantization(curves, out / "quantization.png", "metric vs bits per device parameter")
+    except KirchhoffError as exc:
+        fail(exc)
+    for label, points_ in curves.items():
+        typer.echo(f"{label}: " + ", ".join(f"{p['bits']} bits: {p['value']:.4g}" for p in points_))
+    typer.echo(f"wrote {json_path}, {md_path} and {out / 'quantization.png'}")
+
+
+@app.command()
+def noise(
+    path: ModelPath,
+    capacitance: Annotated[
+        str, typer.Option(help="Node capacitances to compare, comma-separated (thermal noise grows as kT/C).")
+    ] = "10aF,100aF,1fF,10fF,100fF,1pF",
+    voltage: Annotated[str, typer.Option(help="Voltage scale V₀ per normalised volt (1V, 50mV).")] = "1V",
+    temperature: Temperature = 300.0,
+    excess: Annotated[
+        float, typer.Option(min=0.0, help="Excess-noise factor γ (1 for resistors, ~2/3 for MOSFETs).")
+    ] = 1.0,
+    read: Annotated[float, typer.Option(min=0.0, max=1.0, help="Relative read noise of device currents.")] = 0.0,
+    samples: Annotated[
+        int, typer.Option(min=2, help="Inputs (base samples of a flow) run through the noisy circuit.")
+    ] = 1000,
+    inputs: Inputs = None,
+    dt: Annotated[float, typer.Option(help="Euler–Maruyama step in normalised time.")] = 1e-3,
+    points: Points = 1000,
+    dataset: Dataset = None,
+    seed: Seed = 0,
+    out: Out = Path("runs/hw"),
+) -> None:
+    """Thermal (kT/C) and read noise: output deviation and, for 2-D flows, sample quality vs capacitance.
+
+    Writes noise.json, noise.md and noise.png.
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from kirchhoffnet.data import TOY_SETS, sample_toy
+    from kirchhoffnet.hardware import Noise, PhysicalDesign, parse_quantity
+    from kirchhoffnet.hardware.noise import noise_sweep
+    from kirchhoffnet.hardware.plots import plot_noise
+    from kirchhoffnet.hardware.report import noise_markdown, write_study
+    from kirchhoffnet.io import load_model
+
+    try:
+        caps = _list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
+        base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
+        model = load_model(path)
+        x = _inputs(model, inputs, samples, seed)
+        name = _dataset(path, dataset)
+        reference = None
+        if name is not None and name in TOY_SETS:
+            reference = torch.from_numpy(sample_toy(name, points, seed=seed + 1))
+        rows = noise_sweep(
+            model,
+            x,
+            [replace(base, capacitance_f=c) for c in sorted(caps)],
+            Noise(excess_factor=excess, read=read),
+            reference=reference,
+            dt=dt,
+            seed=seed,
+        )
+        title = f"Noise in {path.name}: T = {temperature:g} K, γ = {excess:g}, read noise {read:g}"
+        json_path, md_path = write_study(
+            out, "noise", {"source": str(path.resolve()), "rows": rows}, noise_markdown(rows, title)
+        )
+        plot_noise(rows, out / "noise.png", title)
+    except KirchhoffError as exc:
+        fail(exc)
+    for row in rows:
+        typer.echo(f"C = {row['capacitance_f']:.3g} F: RMS output deviation {row['output_rms_deviation_v']:.3g} V")
+    typer.echo(f"wrote {json_path}, {md_path} and {out / 'noise.png'}")

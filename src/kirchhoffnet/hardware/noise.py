@@ -1,0 +1,325 @@
+"""Noise: thermal (Johnson, kT/C) noise as an Itô SDE through torchsde, and read noise on devices.
+
+Thermal noise. Each device e is a noisy conductance: a white current source in parallel with it,
+of two-sided spectral density ``2kT·γ·g_e`` (A²/Hz), where ``g_e`` is its small-signal
+conductance and γ an excess-noise factor (1 for a resistor, about 2/3 for a long-channel MOSFET
+in saturation). Node n's capacitor integrates the sources of its edges:
+
+    C₀c_n dV_n = Σ_e ±I_e dT + Σ_e ±sqrt(2kTγ G₀g_e) dW_e(T)      (+ at dst_e, − at src_e).
+
+In the normalised units of :mod:`kirchhoffnet.hardware.units` (V = V₀v, T = τt, τ = C₀/G₀,
+dW(T) = sqrt(τ)·dW(t)) this becomes
+
+    dv_n = f_n(v) dt + (1/c_n) Σ_e ±sqrt(2 ε γ g_e) dW_e(t),        ε = kT/(C₀V₀²),
+
+so the normalised diffusion coefficient of an edge is ``sqrt(2εγ g_e)/c``. For a single node with
+a conductance g to ground, ``dv = −(g/c) v dt + sqrt(2εg)/c dW`` is an Ornstein–Uhlenbeck process
+whose stationary variance is ε/c, i.e. ``kT/(C₀c)`` in volts²: the kT/C law. Because every edge
+has its own Wiener process, a passive RC network of any topology reaches the equipartition
+covariance ``kT·diag(1/C)``; per-node noise would not.
+
+The small-signal conductance comes from the device's analytic slopes:
+``g_e = (|∂i/∂v_src| + |∂i/∂v_dst|)/2``, which is exactly ``|∂i/∂(v_src − v_dst)|`` for a device
+that depends on the voltage drop only (resistors, ShiftTanh1, ShiftRelu1) and the mean terminal
+transconductance otherwise.
+
+Read noise. A device's current fluctuates from one read to the next (1/f and random-telegraph
+noise in RRAM and transistors); an inference lasts nanoseconds, far shorter than those
+fluctuations' correlation times, so each device's current is scaled by a factor ``1 + σ_read·ξ``
+drawn per inference (per sample and edge) and frozen during it.
+
+The SDE is Itô and integrated by torchsde's Euler–Maruyama with a fixed step. The diffusion is
+applied as a product with the Wiener increments (``f_and_g_prod``), which costs O(E·B) per step
+instead of building an (N, E) matrix per sample, and the increments are drawn once per step
+(:class:`SteppedBrownian`). Everything runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torchsde
+from torch import Tensor, nn
+
+from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.errors import ConfigError, SolverError
+from kirchhoffnet.hardware.analysis import Model, circuit_of
+from kirchhoffnet.hardware.units import PhysicalDesign
+from kirchhoffnet.models import Flow, Network
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Which noise to simulate.
+
+    Attributes:
+        thermal: include thermal (kT/C) noise at the design's temperature.
+        excess_factor: γ, thermal noise relative to a resistor of the same conductance.
+        read: relative standard deviation of each device's current, drawn per inference.
+    """
+
+    thermal: bool = True
+    excess_factor: float = 1.0
+    read: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.excess_factor) and self.excess_factor > 0):
+            raise ConfigError(f"excess_factor must be finite and positive, got {self.excess_factor!r}")
+        if not (math.isfinite(self.read) and 0.0 <= self.read <= 1.0):
+            raise ConfigError(f"read noise is a relative standard deviation in [0, 1], got {self.read!r}")
+
+
+class SliceSDE(nn.Module):
+    """One slice's node dynamics with thermal and read noise, in torchsde's batch-first layout.
+
+    Args:
+        piece: the slice.
+        epsilon: ε·γ, the normalised thermal energy times the excess-noise factor (0 for none).
+        read_factor: (B, E) per-sample current factors, or ``None``.
+    """
+
+    noise_type = "general"
+    sde_type = "ito"
+
+    def __init__(self, piece: Slice, epsilon: float, read_factor: Tensor | None, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.piece = piece
+        self.epsilon = float(epsilon)
+        self.read_factor = read_factor
+        self.incidence = _incidence(piece, dtype)
+
+    def _scatter(self, per_edge: Tensor) -> Tensor:
+        """Σ_e ±x_e / c_n per node: + into the destination, − out of the source. (B, E) → (B, N)."""
+        if self.incidence.layout == torch.strided:
+            return per_edge @ self.incidence.T
+        return (self.incidence @ per_edge.T).T
+
+    def f_and_g_prod(self, t: Tensor, y: Tensor, dw: Tensor) -> tuple[Tensor, Tensor]:
+        """Drift f(v) (B, N) and the diffusion applied to the increments ``dw`` (B, E)."""
+        piece = self.piece
+        padded = torch.cat([y.new_zeros(y.shape[0], 1), y], dim=1)
+        params = piece.params.to(y.dtype)[:, None, :]
+        current, d_src, d_dst = piece.device_family.current_and_slopes(
+            padded[:, piece.edge_index[0]], padded[:, piece.edge_index[1]], params
+        )
+        if self.read_factor is not None:
+            current = current * self.read_factor
+            d_src, d_dst = d_src * self.read_factor, d_dst * self.read_factor
+        drift = self._scatter(current)
+        if self.epsilon == 0.0:
+            return drift, torch.zeros_like(drift)
+        conductance = 0.5 * (d_src.abs() + d_dst.abs())
+        return drift, self._scatter(torch.sqrt(2.0 * self.epsilon * conductance) * dw)
+
+
+# Up to this many incidence entries (nodes × edges) the matrix is dense; beyond, sparse CSR.
+_DENSE_INCIDENCE = 1 << 20
+
+
+def _incidence(piece: Slice, dtype: torch.dtype) -> Tensor:
+    """M (N, E) with M[n-1, e] = ([dst_e = n] − [src_e = n]) / c_n: dv/dt = M·i."""
+    src, dst = piece.edge_index[0], piece.edge_index[1]
+    cols = torch.arange(piece.num_edges)
+    inv_c = torch.cat([piece.capacitance.new_zeros(1), 1.0 / piece.capacitance]).to(dtype)
+    rows, cols = torch.cat([dst, src]), torch.cat([cols, cols])
+    values = torch.cat([inv_c[dst], -inv_c[src]])
+    keep = rows != 0  # ground has no row
+    shape = (piece.num_state, piece.num_edges)
+    index = torch.stack([rows[keep] - 1, cols[keep]])
+    matrix = torch.sparse_coo_tensor(index, values[keep], shape, check_invariants=True).coalesce()
+    return matrix.to_dense() if shape[0] * shape[1] <= _DENSE_INCIDENCE else matrix.to_sparse_csr()
+
+
+class SteppedBrownian(torchsde.BaseBrownian):
+    """Wiener increments for Euler–Maruyama on a fixed grid: one fresh normal draw per step.
+
+    ``W(tb) − W(ta) = sqrt(tb − ta)·N(0, I)`` from a seeded generator. torchsde's
+    ``BrownianInterval`` answers any query consistently, at the price of several draws and a
+    tree search per step; a fixed-step Euler scheme asks for each step interval exactly once and
+    in order, for which independent draws are exact: a whole flow-slice solve runs 2.5× faster
+    (``benchmarks/noise_sde.py``). Any other query pattern is refused.
+
+    Shapes:
+        Increments are (B, E): one Wiener process per sample and edge.
+    """
+
+    def __init__(self, size: tuple[int, int], dtype: torch.dtype, seed: int) -> None:
+        self._shape = size
+        self._dtype = dtype
+        self._next: float | None = None  # where the next interval must start; the first may start anywhere
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, ta: Any, tb: Any = None, return_U: bool = False, return_A: bool = False) -> Tensor:
+        follows = self._next is None or float(ta) == self._next
+        if tb is None or return_U or return_A or not follows:
+            raise SolverError(
+                f"stepped Brownian increments answer consecutive step intervals only; got ({ta}, {tb}) "
+                f"when the next step starts at {self._next}"
+            )
+        self._next = float(tb)
+        scale = math.sqrt(max(float(tb) - float(ta), 0.0))
+        return scale * torch.randn(self._shape, generator=self._generator, dtype=self._dtype)
+
+    def __repr__(self) -> str:
+        return f"SteppedBrownian(shape={self._shape}, next={self._next})"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def levy_area_approximation(self) -> str:
+        return "none"
+
+
+def _seed(seed: int, slice_index: int, stream: int) -> int:
+    return int(np.random.SeedSequence([int(seed), slice_index, stream]).generate_state(1)[0])
+
+
+def simulate_noisy(
+    model: Model,
+    x: Tensor,
+    design: PhysicalDesign,
+    noise: Noise | None = None,
+    *,
+    dt: float = 1e-3,
+    seed: int = 0,
+    points_per_slice: int = 2,
+) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+    """Run the circuit with noise: Euler–Maruyama over each slice, a fresh Brownian path per slice.
+
+    Args:
+        model: a Circuit, Flow or Network (a Flow is run forward, i.e. sampled).
+        x: (B, d) inputs, normalised volts.
+        design: physical scales; its capacitance, voltage scale and temperature set ε = kT/(C₀V₀²).
+        noise: which noise (default thermal only).
+        dt: Euler–Maruyama step in normalised time.
+        seed: seeds the Brownian paths and the read-noise factors.
+        points_per_slice: waveform samples kept per slice (≥ 2).
+
+    Returns:
+        ``(v, waves)``: (B, N) final voltages of the last slice and ``(t (T,), v (T, B, N_k))``
+        per slice.
+
+    Raises:
+        SolverError: the voltages became NaN or infinite (step too large for the circuit).
+    """
+    noise = noise or Noise()
+    if not (math.isfinite(dt) and dt > 0):
+        raise ConfigError(f"dt must be a positive step in normalised time, got {dt!r}")
+    if points_per_slice < 2:
+        raise ConfigError(f"points_per_slice must be at least 2, got {points_per_slice}")
+    circuit = circuit_of(model)
+    dtype = next(circuit.parameters()).dtype
+    epsilon = design.thermal_epsilon * noise.excess_factor if noise.thermal else 0.0
+    state = circuit.input_state(x.to(dtype))  # node-major (N, B)
+    waves = []
+    saved: Tensor | None = None
+    with torch.no_grad():
+        for k in range(circuit.num_slices):
+            piece = circuit.slice(k)
+            state = circuit.resize(state, piece.num_state)
+            state, wave = _noisy_slice(
+                circuit, k, state.T.contiguous(), epsilon, noise.read, dt, seed, points_per_slice
+            )
+            waves.append(wave)
+            if circuit.residual is not None:
+                if k == circuit.residual[0]:
+                    saved = state
+                if k == circuit.residual[1] and saved is not None:
+                    state = state + saved
+    return state.T, waves
+
+
+def _noisy_slice(
+    circuit: Circuit, k: int, y0: Tensor, epsilon: float, read: float, dt: float, seed: int, points: int
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    piece = circuit.slice(k)
+    batch = y0.shape[0]
+    t0, t1 = circuit.times[k], circuit.times[k + 1]
+    factor = None
+    if read > 0:
+        generator = torch.Generator().manual_seed(_seed(seed, k, 1))
+        factor = 1.0 + read * torch.randn(batch, piece.num_edges, generator=generator, dtype=y0.dtype)
+    sde = SliceSDE(piece, epsilon, factor, y0.dtype)
+    bm = SteppedBrownian((batch, piece.num_edges), y0.dtype, _seed(seed, k, 0))
+    ts = torch.linspace(t0, t1, points, dtype=y0.dtype)
+    # Fixed steps of dt from t0; the last one is cut short to end at t1 (inner output times are
+    # linear interpolations between steps).
+    ys = torchsde.sdeint(sde, y0, ts, bm=bm, method="euler", dt=min(dt, t1 - t0))
+    if not bool(torch.isfinite(ys[-1]).all()):
+        raise SolverError(
+            f"slice {k} (t from {t0:g} to {t1:g}) ended with NaN or infinite voltages under noise; "
+            f"reduce dt (now {dt:g}) or the device gains"
+        )
+    return ys[-1].T.contiguous(), (ts.double(), ys)
+
+
+def noisy_outputs(model: Model, x: Tensor, design: PhysicalDesign, noise: Noise | None = None, **kwargs: Any) -> Tensor:
+    """What the model outputs when its circuit is noisy: a Flow's samples, a Network's readout,
+    a Circuit's final voltages. ``kwargs`` go to :func:`simulate_noisy`."""
+    v, _ = simulate_noisy(model, x, design, noise, **kwargs)
+    if isinstance(model, Network) and model.readout is not None:
+        with torch.no_grad():
+            return model.readout(v)
+    if isinstance(model, (Flow, Network, Circuit)):
+        return v
+    raise ConfigError(f"expected a Circuit, Flow or Network, got {type(model).__name__}")
+
+
+def noise_sweep(
+    model: Model,
+    x: Tensor,
+    designs: list[PhysicalDesign],
+    noise: Noise | None = None,
+    *,
+    reference: Tensor | None = None,
+    dt: float = 1e-3,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """How much noise each design adds to the outputs, against the same solver without noise.
+
+    Args:
+        model: a Circuit, Flow (sampled from base points ``x``) or Network.
+        x: (B, d) inputs.
+        designs: one entry per design (typically a range of capacitances).
+        noise: which noise (default thermal only).
+        reference: (M, k) samples of the target distribution; if given, each entry also holds the
+            energy distance of the noisy outputs to it (a sampling metric for flows).
+        dt, seed: as in :func:`simulate_noisy`; every design sees the same random numbers.
+
+    Returns:
+        Per design: ``capacitance_f``, ``thermal_noise_rms_v`` (sqrt(kT/C₀)), ``output_rms_deviation_v``
+        (RMS over samples and outputs of noisy − noiseless, volts), and with ``reference``
+        ``energy_distance`` and ``energy_distance_noiseless``.
+    """
+    from kirchhoffnet.hardware.metrics import energy_distance
+
+    quiet = Noise(thermal=False)
+    rows = []
+    clean = noisy_outputs(model, x, designs[0], quiet, dt=dt, seed=seed) if designs else x
+    for design in designs:
+        noisy = noisy_outputs(model, x, design, noise, dt=dt, seed=seed)
+        row: dict[str, Any] = {
+            "capacitance_f": design.capacitance_f,
+            "voltage_v": design.voltage_v,
+            "thermal_noise_rms_v": math.sqrt(design.thermal_epsilon) * design.voltage_v,
+            "output_rms_deviation_v": float((noisy - clean).pow(2).mean().sqrt()) * design.voltage_v,
+        }
+        if reference is not None:
+            row["energy_distance"] = energy_distance(noisy, reference)
+            row["energy_distance_noiseless"] = energy_distance(clean, reference)
+        rows.append(row)
+    return rows
