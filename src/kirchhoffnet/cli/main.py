@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kirchhoffnet.cli import diffusion as diffusion_cli
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.version import __version__
 
@@ -66,6 +67,8 @@ def evaluate(
     typer.echo(json.dumps({k: metrics[k] for k in ("dataset", "nll_nats", "num_test_points")}, indent=None))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'samples.png'}")
 
+
+app.add_typer(diffusion_cli.app, name="diffusion")
 
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from kirchhoffnet.diffusion.sample import check_labels
 from kirchhoffnet.diffusion.score import ScoreModel
+from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.rram.chip import Chip
 from kirchhoffnet.rram.device import RRAMDevice
@@ -95,5 +96,6 @@ def analog_sample(
             drives.append((-guidance, time_drive))
     loop = ClosedLoop(chip, coefficients, drives, settings, read_seed=seed + 1)
     x0 = torch.randn(int(n), net.dim, generator=torch.Generator().manual_seed(seed))
-    samples = loop.run(x0, stochastic, noise_seed=seed + 2)
+    with single_thread():
+        samples = loop.run(x0, stochastic, noise_seed=seed + 2)
     return AnalogRun(samples, chip, loop.report)

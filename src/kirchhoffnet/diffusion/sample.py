@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from kirchhoffnet.diffusion.score import ScoreModel
 from kirchhoffnet.diffusion.sde import VPSDE
+from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, DataError, unknown_choice
 
 DIGITAL_SOLVERS = ("euler", "pf-ode")
@@ -109,10 +110,22 @@ def reference_euler(
     Shapes:
         x: (B, dim). Returns (B, dim).
     """
-    grid = torch.linspace(1.0, sde.s_min, int(steps) + 1, dtype=torch.float64)
+    with single_thread():
+        return _reference_euler(score, sde, x, stochastic, int(steps), generator)
+
+
+def _reference_euler(
+    score: Callable[[Tensor, Tensor], Tensor],
+    sde: VPSDE,
+    x: Tensor,
+    stochastic: bool,
+    steps: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    grid = torch.linspace(1.0, sde.s_min, steps + 1, dtype=torch.float64)
     x = x.clone()
     noise = torch.empty(_NOISE_CHUNK, x.shape[1], len(x), dtype=x.dtype)
-    for k in range(int(steps)):
+    for k in range(steps):
         s, dt = grid[k], float(grid[k] - grid[k + 1])
         beta = float(sde.beta(s))
         if stochastic and k % _NOISE_CHUNK == 0:
@@ -140,6 +153,21 @@ def euler_loop(
     Shapes:
         x: (B, dim) float32. Returns (B, dim).
     """
+    with single_thread():
+        return _euler_loop(model, x, stochastic, steps, generator, labels, guidance, weights, progress)
+
+
+def _euler_loop(
+    model: ScoreModel,
+    x: Tensor,
+    stochastic: bool,
+    steps: int,
+    generator: torch.Generator | None,
+    labels: Tensor | None,
+    guidance: float,
+    weights: Weights | None,
+    progress: bool,
+) -> Tensor:
     net, sde = model.net, model.sde
     grid = time_grid(model, steps)
     s, dt = grid[:-1], grid[:-1] - grid[1:]

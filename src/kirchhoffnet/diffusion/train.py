@@ -17,6 +17,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from kirchhoffnet.diffusion.score import ScoreModel, weight_noise_layers
+from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, SolverError
 
 Batches = Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]]
@@ -93,6 +94,11 @@ def train_score(
     """
     if settings.steps < 1 or settings.batch_size < 1:
         raise ConfigError(f"train steps and batch_size must be positive, got {settings.steps}, {settings.batch_size}")
+    with single_thread():
+        return _train(model, batches, settings, seed, progress)
+
+
+def _train(model: ScoreModel, batches: Batches, settings: TrainSettings, seed: int, progress: bool) -> list[float]:
     generator = torch.Generator().manual_seed(seed)
     params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)

@@ -125,6 +125,9 @@ class _StepBrownian(BaseBrownian):
     def levy_area_approximation(self) -> str:
         return "none"
 
+    def __repr__(self) -> str:
+        return f"_StepBrownian(shape={self._shape})"
+
 
 class ClosedLoop(torch.nn.Module):
     """The analog loop as a torchsde SDE (``f``, ``g``) whose network runs on a programmed :class:`Chip`.

@@ -1,0 +1,208 @@
+"""Run directories: train a configured model, sample it with any solver, evaluate it.
+
+A run directory holds ``config.yaml`` (the resolved config), ``model.safetensors`` (the score model,
+written atomically), ``metrics.json`` and plots. The latent task adds its VAE and judging classifier.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from kirchhoffnet.diffusion import plots
+from kirchhoffnet.diffusion.analog import analog_sample, program_chip
+from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
+from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
+from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
+from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.sample import sample
+from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
+from kirchhoffnet.diffusion.train import train_score
+from kirchhoffnet.errors import CheckpointError, ConfigError, unknown_choice
+from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
+
+RUN_CONFIG = "config.yaml"
+RUN_MODEL = "model.safetensors"
+RUN_METRICS = "metrics.json"
+SOLVERS = ("euler", "pf-ode", "analog", "analog-ode")
+"""``euler``/``pf-ode``: digital reverse SDE / probability-flow ODE; ``analog``/``analog-ode``: the
+simulated RRAM loop solving the reverse SDE / the probability-flow ODE."""
+
+
+@dataclass
+class Run:
+    """A trained run loaded from its directory."""
+
+    path: Path
+    config: DiffusionConfig
+    model: ScoreModel
+
+
+def build_model(config: DiffusionConfig) -> ScoreModel:
+    """An untrained score model as the config describes it (initial weights from ``config.seed``)."""
+    torch.manual_seed(config.seed)
+    m = config.model
+    num_classes = len(config.latent.classes) if config.latent is not None else 0
+    net = ScoreNet(
+        dim=2,
+        width=m.width,
+        amplitude=m.amplitude,
+        num_classes=num_classes,
+        parametrization=m.parametrization,
+        bias=m.bias,
+        frequency_scale=m.frequency_scale,
+        noise_floor=m.noise_floor,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    return ScoreModel(net, config.sde.build())
+
+
+def _ring_batches(batch_size: int, generator: torch.Generator) -> tuple[Tensor, None]:
+    return sample_ring(batch_size, seed=int(torch.randint(0, 2**62, (1,), generator=generator))), None
+
+
+def train(
+    config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True
+) -> dict[str, Any]:
+    """Train the configured model and write the run directory; returns the training metrics."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / RUN_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    model = build_model(config)
+    if config.task != "ring":
+        raise ConfigError(f"task {config.task!r} is not trainable by this version")
+    start = time.perf_counter()
+    losses = train_score(model, _ring_batches, config.train.settings(), seed=config.seed, progress=progress)
+    elapsed = time.perf_counter() - start
+    metrics = {
+        "task": config.task,
+        "train_time_s": elapsed,
+        "train_steps": len(losses),
+        "final_loss": float(np.mean(losses[-min(1000, len(losses)) :])),
+        "noise_aware": config.train.noise_aware is not None,
+    }
+    save_module(model, model.spec(), out / RUN_MODEL, metadata=metrics)
+    write_json_atomic(out / "train.json", metrics)
+    plots.loss_curve(losses, out / "loss.png")
+    return metrics
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> Run:
+    """The config and trained model of a run directory."""
+    path = Path(run_dir)
+    if not (path / RUN_CONFIG).is_file() or not (path / RUN_MODEL).is_file():
+        raise CheckpointError(
+            f"{path} is not a diffusion run directory (needs {RUN_CONFIG} and {RUN_MODEL}); "
+            "create one with `kirchhoffnet diffusion train CONFIG --out DIR`"
+        )
+    config = load_config(path / RUN_CONFIG)
+    model = ScoreModel.from_spec(read_spec(path / RUN_MODEL, "score-model"))
+    load_state(model, path / RUN_MODEL, "score-model")
+    return Run(path, config, model)
+
+
+def sample_run(
+    run: Run,
+    n: int,
+    solver: str = "euler",
+    prog_noise: float | None = None,
+    seed: int = 0,
+    chip_seed: int = 0,
+    steps: int | None = None,
+    labels: Tensor | None = None,
+    guidance: float | None = None,
+) -> tuple[Tensor, dict[str, Any]]:
+    """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
+
+    Args:
+        prog_noise: programming noise σ of the chip (overrides the config's ``rram.prog_noise``). With a
+            digital solver the programmed chip's effective weights are used, so noise can be studied
+            apart from the analog loop.
+        chip_seed: which chip (the programming randomness).
+        steps: solver steps (default: ``sample.steps`` for digital, ``analog.steps`` for analog).
+    """
+    if solver not in SOLVERS:
+        raise ConfigError(unknown_choice("solver", solver, SOLVERS))
+    config = run.config
+    model = run.model
+    if config.sample.beta_scale != 1.0:
+        model = ScoreModel(model.net, model.sde.scaled(config.sample.beta_scale))
+    device = config.rram if prog_noise is None else config.rram.model_copy(update={"prog_noise": prog_noise})
+    guidance = config.sample.guidance if guidance is None else guidance
+    chip = program_chip(model, device, seed=chip_seed)
+    start = time.perf_counter()
+    info: dict[str, Any] = {"solver": solver, "prog_noise": device.prog_noise, "chip_seed": chip_seed}
+    if solver in ("euler", "pf-ode"):
+        weights = chip.effective() if device != type(device)() else None
+        x = sample(model, n, solver, steps or config.sample.steps, seed, labels, guidance, weights)
+    else:
+        settings = config.analog if steps is None else config.analog.model_copy(update={"steps": steps})
+        mode = "sde" if solver == "analog" else "ode"
+        result = analog_sample(model, n, chip, settings, mode, seed, labels, guidance)
+        x = result.samples
+        info["crossbar_energy_j"] = result.report.crossbar_energy_j
+        info["mean_crossbar_power_w"] = result.report.mean_crossbar_power_w
+        info["peak_hidden_v"] = result.report.peak_hidden_v
+    info["wall_time_s"] = time.perf_counter() - start
+    return x, info
+
+
+def _kl(samples: Tensor, reference: Tensor) -> dict[str, float]:
+    return {"kl_pooled": kl_pooled(samples, reference), "kl_2d": kl_2d(samples, reference)}
+
+
+def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
+    """KL of every solver, the KL-vs-programming-noise curve, the speed/energy report and plots.
+
+    Writes ``metrics.json``, ``samples.png``, ``robustness.png`` and ``speed_energy.txt`` into the run.
+    """
+    run = load_run(run_dir)
+    config, ev = run.config, run.config.evaluate
+    n = ev.num_samples
+    reference = sample_ring(n, seed=ev.reference_seed)
+    metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
+    metrics["noise_floor"] = _kl(sample_ring(n, seed=ev.reference_seed + 1), reference)
+    panels = {"ring (reference)": reference.numpy()}
+    for solver in SOLVERS:
+        x, info = sample_run(run, n, solver, seed=config.seed)
+        metrics[solver] = {**_kl(x, reference), **info}
+        panels[solver] = x.numpy()
+        if progress:
+            print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']:.4f} ({info['wall_time_s']:.1f} s)", flush=True)
+    plots.sample_panels(panels, run.path / "samples.png")
+    curve = []
+    for sigma in ev.prog_noise_levels:
+        kls = [
+            kl_pooled(sample_run(run, n, "analog", sigma, seed=config.seed, chip_seed=c, steps=ev.analog_steps)[0], reference)
+            for c in range(ev.chips)
+        ]
+        curve.append({"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": float(np.mean(kls))})
+        if progress:
+            print(f"σ = {sigma:<5g} KL pooled per chip {np.round(kls, 4).tolist()}", flush=True)
+    metrics["robustness"] = {"solver": "analog", "steps": ev.analog_steps, "curve": curve}
+    plots.kl_vs_noise(
+        {run.path.name: ([p["prog_noise"] for p in curve], [p["kl_pooled_per_chip"] for p in curve])},
+        run.path / "robustness.png",
+    )
+    digital_step_s = metrics["euler"]["wall_time_s"] / config.sample.steps
+    assumptions = SpeedEnergyModel(digital_steps=config.sample.steps, digital_step_latency_s=digital_step_s, digital_batch=n)
+    report = speed_energy_report(
+        assumptions,
+        config.analog.integration_time_s,
+        metrics["analog"]["crossbar_energy_j"],
+        run.model.net.width,
+        run.model.dim,
+    )
+    metrics["speed_energy"] = report
+    write_text_atomic(run.path / "speed_energy.txt", format_report(report) + "\n")
+    write_json_atomic(run.path / RUN_METRICS, metrics)
+    return metrics
