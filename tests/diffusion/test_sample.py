@@ -16,14 +16,21 @@ def _random_model(num_classes: int = 0, parametrization: str = "score") -> Score
 
 
 @pytest.mark.parametrize("stochastic", [False, True])
-@pytest.mark.parametrize(("num_classes", "guidance", "parametrization"), [(0, 0.0, "score"), (0, 0.0, "noise"), (3, 1.5, "score")])
+@pytest.mark.parametrize(
+    ("num_classes", "guidance", "parametrization"), [(0, 0.0, "score"), (0, 0.0, "noise"), (3, 1.5, "score")]
+)
 def test_fused_loop_equals_the_plain_scheme(stochastic, num_classes, guidance, parametrization):
     model = _random_model(num_classes, parametrization)
     labels = torch.tensor([0, 1, 2, -1] * 25) if num_classes else None
     x = torch.randn(100, 2)
     fused = euler_loop(model, x, stochastic, 150, torch.Generator().manual_seed(3), labels, guidance)
     plain = reference_euler(
-        lambda y, s: model.score(y, s, labels, guidance), model.sde, x, stochastic, 150, torch.Generator().manual_seed(3)
+        lambda y, s: model.score(y, s, labels, guidance),
+        model.sde,
+        x,
+        stochastic,
+        150,
+        torch.Generator().manual_seed(3),
     )
     # same arithmetic in another order, float32 over 150 steps: agreement to ~1e-5 relative
     torch.testing.assert_close(fused, plain.detach(), rtol=1e-4, atol=1e-4)

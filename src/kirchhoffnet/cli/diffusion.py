@@ -65,7 +65,9 @@ def sample_command(
     chip: Annotated[int, typer.Option(help="Chip seed: the same seed is the same programmed chip.")] = 0,
     steps: Annotated[int | None, typer.Option(min=1, help="Solver steps; default: the config's.")] = None,
     label: Annotated[int | None, typer.Option(help="Conditional models: class index to generate.")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance strength; default: config's.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance strength; default: config's.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial noise and the injected noise.")] = 0,
     out: Annotated[Path, typer.Option(help="Output .npy file: an (N, 2) float32 array.")] = Path("samples.npy"),
 ) -> None:
@@ -98,6 +100,7 @@ def evaluate_command(
         metrics = evaluate(run_dir, progress=True)
     except KirchhoffError as exc:
         _fail(exc)
-    summary = {k: v["kl_pooled"] for k, v in metrics.items() if isinstance(v, dict) and "kl_pooled" in v}
+    key = "accuracy" if metrics["task"] == "latent" else "kl_pooled"
+    summary = {k: v[key] for k, v in metrics.items() if isinstance(v, dict) and key in v}
     typer.echo(json.dumps(summary))
     typer.echo(f"wrote {run_dir / 'metrics.json'}")

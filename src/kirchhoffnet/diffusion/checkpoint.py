@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from safetensors.torch import save_file
-from torch import nn
+from torch import Tensor, nn
 
 from kirchhoffnet.errors import CheckpointError
 from kirchhoffnet.io import atomic_write, read
@@ -49,3 +49,18 @@ def read_spec(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     if spec.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
     return spec
+
+
+def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind: str) -> Path:
+    """Plain named tensors (e.g. a latent data set) in the same format, spec ``{"kind": kind}``."""
+    data = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    header = {"format": FORMAT, "spec": json.dumps({"kind": kind}), "metadata": "{}"}
+    return atomic_write(path, lambda tmp: save_file(data, str(tmp), metadata=header))
+
+
+def load_tensors(path: str | os.PathLike[str], kind: str) -> dict[str, Tensor]:
+    """The tensors written by :func:`save_tensors`."""
+    spec, tensors, _ = read(path)
+    if spec.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
+    return tensors

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import TrainSettings
 from kirchhoffnet.errors import ConfigError
@@ -105,9 +106,10 @@ class EvaluateConfig(_Strict):
         default=[0.0, 0.05, 0.1, 0.2], description="Programming-noise σ of the robustness curve."
     )
     chips: int = Field(default=3, ge=1, description="Chips (seeds) averaged per noise level.")
-    analog_steps: int = Field(
-        default=2_000, ge=1, description="Solver steps of the analog simulations in the robustness curve."
+    robustness_solver: Literal["euler", "pf-ode", "analog", "analog-ode"] = Field(
+        default="analog", description="Solver of the KL-vs-programming-noise curve."
     )
+    robustness_steps: int = Field(default=2_000, ge=1, description="Solver steps of the robustness curve's runs.")
     guidance_sweep: list[float] = Field(
         default=[0.0, 0.5, 1.0, 2.0, 4.0], description="Conditional task: guidance strengths."
     )
@@ -118,8 +120,8 @@ class LatentConfig(_Strict):
     data_dir: str | None = Field(
         default=None, description="Directory of the IDX files; null = the data set's default place."
     )
-    classes: list[int] = Field(
-        default=[1, 5, 8], min_length=2, description="Class indices to generate (default: trouser, sandal, bag)."
+    classes: list[int] | None = Field(
+        default=None, description="Class labels to generate (≥ 2); null = the data set's default three."
     )
     image_size: int = Field(default=12, ge=4, le=28, description="Images are resized to this many pixels per side.")
     latent_scale: float = Field(
@@ -156,11 +158,21 @@ class DiffusionConfig(_Strict):
 
     @model_validator(mode="after")
     def _latent_settings(self) -> DiffusionConfig:
-        if self.task == "latent" and self.latent is None:
-            return self.model_copy(update={"latent": LatentConfig()})
-        if self.task == "ring" and self.latent is not None:
-            raise ValueError("the ring task takes no 'latent' section")
-        return self
+        if self.task == "ring":
+            if self.latent is not None:
+                raise ValueError("the ring task takes no 'latent' section")
+            return self
+        latent = self.latent if self.latent is not None else LatentConfig()
+        if latent.classes is None:
+            latent = latent.model_copy(update={"classes": list(SOURCES[latent.dataset].default_classes)})
+        elif len(set(latent.classes)) < 2 or len(set(latent.classes)) != len(latent.classes):
+            raise ValueError(f"latent.classes needs at least 2 distinct classes, got {latent.classes}")
+        return self.model_copy(update={"latent": latent})
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the conditional model (0 for the unconditional ring)."""
+        return len(self.latent.classes) if self.latent is not None and self.latent.classes else 0
 
 
 def _where(error: Any) -> str:

@@ -35,7 +35,9 @@ def sample_panels(panels: Mapping[str, np.ndarray], path: str | os.PathLike[str]
     return save_figure(fig, path)
 
 
-def kl_vs_noise(curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]], path: str | os.PathLike[str]) -> Path:
+def kl_vs_noise(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]], path: str | os.PathLike[str]
+) -> Path:
     """KL against programming noise σ: one line per model (mean over chips) with each chip as a dot.
 
     Args:
@@ -77,5 +79,43 @@ def image_grid(rows: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> 
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_title(name, fontsize=7, loc="left")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def latent_scatter(
+    test: np.ndarray,
+    test_labels: np.ndarray,
+    generated: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Test latents and each solver's generated latents, coloured by class."""
+    panels = {"test latents": (test, test_labels), **{name: (z, labels) for name, z in generated.items()}}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    limit = float(np.abs(test).max()) * 1.3
+    for ax, (title, (points, classes)) in zip(axes[0], panels.items(), strict=True):
+        ax.scatter(points[:, 0], points[:, 1], s=0.5, alpha=0.4, c=classes, cmap="tab10", vmin=0, vmax=9)
+        ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", title=title)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def guidance_sweep(
+    strengths: Sequence[float],
+    accuracy_per_class: Sequence[Sequence[float]],
+    names: Sequence[str],
+    path: str | os.PathLike[str],
+) -> Path:
+    """Judge accuracy per class against the classifier-free guidance strength."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    values = np.asarray(accuracy_per_class)
+    for c, name in enumerate(names):
+        ax.plot(strengths, values[:, c], marker="o", label=f"class {name}")
+    ax.plot(strengths, values.mean(axis=1), color="black", lw=2, label="mean")
+    ax.set(xlabel="guidance strength w", ylabel="judge accuracy on generated images", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)

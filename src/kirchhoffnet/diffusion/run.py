@@ -20,12 +20,13 @@ from torch import Tensor
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
+from kirchhoffnet.diffusion.conditional import evaluate_conditional, latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
 from kirchhoffnet.diffusion.ring import sample_ring
 from kirchhoffnet.diffusion.sample import sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
-from kirchhoffnet.diffusion.train import train_score
+from kirchhoffnet.diffusion.train import Batches, train_score
 from kirchhoffnet.errors import CheckpointError, ConfigError, unknown_choice
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
@@ -51,12 +52,11 @@ def build_model(config: DiffusionConfig) -> ScoreModel:
     """An untrained score model as the config describes it (initial weights from ``config.seed``)."""
     torch.manual_seed(config.seed)
     m = config.model
-    num_classes = len(config.latent.classes) if config.latent is not None else 0
     net = ScoreNet(
         dim=2,
         width=m.width,
         amplitude=m.amplitude,
-        num_classes=num_classes,
+        num_classes=config.num_classes,
         parametrization=m.parametrization,
         bias=m.bias,
         frequency_scale=m.frequency_scale,
@@ -70,21 +70,22 @@ def _ring_batches(batch_size: int, generator: torch.Generator) -> tuple[Tensor, 
     return sample_ring(batch_size, seed=int(torch.randint(0, 2**62, (1,), generator=generator))), None
 
 
-def train(
-    config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True
-) -> dict[str, Any]:
+def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
     """Train the configured model and write the run directory; returns the training metrics."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / RUN_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     model = build_model(config)
-    if config.task != "ring":
-        raise ConfigError(f"task {config.task!r} is not trainable by this version")
+    metrics: dict[str, Any] = {"task": config.task}
+    batches: Batches = _ring_batches
+    if config.task == "latent":
+        data, prepared = prepare(config, out, progress)
+        metrics.update(prepared)
+        batches = latent_batches(data)
     start = time.perf_counter()
-    losses = train_score(model, _ring_batches, config.train.settings(), seed=config.seed, progress=progress)
+    losses = train_score(model, batches, config.train.settings(), seed=config.seed, progress=progress)
     elapsed = time.perf_counter() - start
-    metrics = {
-        "task": config.task,
+    metrics |= {
         "train_time_s": elapsed,
         "train_steps": len(losses),
         "final_loss": float(np.mean(losses[-min(1000, len(losses)) :])),
@@ -157,15 +158,35 @@ def sample_run(
 
 
 def _kl(samples: Tensor, reference: Tensor) -> dict[str, float]:
-    return {"kl_pooled": kl_pooled(samples, reference), "kl_2d": kl_2d(samples, reference)}
+    radius = samples.norm(dim=1)
+    return {
+        "kl_pooled": kl_pooled(samples, reference),
+        "kl_2d": kl_2d(samples, reference),
+        "radius_mean": float(radius.mean()),
+        "radius_std": float(radius.std()),
+    }
 
 
 def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
-    """KL of every solver, the KL-vs-programming-noise curve, the speed/energy report and plots.
+    """Evaluate a run and write ``metrics.json``, the figures and ``speed_energy.txt`` into it.
 
-    Writes ``metrics.json``, ``samples.png``, ``robustness.png`` and ``speed_energy.txt`` into the run.
+    Ring: KL of every solver, the KL-vs-programming-noise curve over several chips, samples vs ring.
+    Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
     """
     run = load_run(run_dir)
+    if run.config.task == "latent":
+        config = run.config
+
+        def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
+            return sample_run(run, n, solver, seed=config.seed, labels=labels, guidance=guidance)[0]
+
+        metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, SOLVERS, progress)}
+        write_json_atomic(run.path / RUN_METRICS, metrics)
+        return metrics
+    return _evaluate_ring(run, progress)
+
+
+def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
     config, ev = run.config, run.config.evaluate
     n = ev.num_samples
     reference = sample_ring(n, seed=ev.reference_seed)
@@ -177,24 +198,35 @@ def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str
         metrics[solver] = {**_kl(x, reference), **info}
         panels[solver] = x.numpy()
         if progress:
-            print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']:.4f} ({info['wall_time_s']:.1f} s)", flush=True)
+            print(
+                f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']:.4f} ({info['wall_time_s']:.1f} s)", flush=True
+            )
     plots.sample_panels(panels, run.path / "samples.png")
-    curve = []
+    per_level: list[list[float]] = []
     for sigma in ev.prog_noise_levels:
-        kls = [
-            kl_pooled(sample_run(run, n, "analog", sigma, seed=config.seed, chip_seed=c, steps=ev.analog_steps)[0], reference)
-            for c in range(ev.chips)
-        ]
-        curve.append({"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": float(np.mean(kls))})
+        per_level.append(
+            [
+                kl_pooled(
+                    sample_run(run, n, ev.robustness_solver, sigma, config.seed, c, ev.robustness_steps)[0], reference
+                )
+                for c in range(ev.chips)
+            ]
+        )
         if progress:
-            print(f"σ = {sigma:<5g} KL pooled per chip {np.round(kls, 4).tolist()}", flush=True)
-    metrics["robustness"] = {"solver": "analog", "steps": ev.analog_steps, "curve": curve}
-    plots.kl_vs_noise(
-        {run.path.name: ([p["prog_noise"] for p in curve], [p["kl_pooled_per_chip"] for p in curve])},
-        run.path / "robustness.png",
-    )
+            print(f"σ = {sigma:<5g} KL pooled per chip {np.round(per_level[-1], 4).tolist()}", flush=True)
+    metrics["robustness"] = {
+        "solver": ev.robustness_solver,
+        "steps": ev.robustness_steps,
+        "curve": [
+            {"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": float(np.mean(kls))}
+            for sigma, kls in zip(ev.prog_noise_levels, per_level, strict=True)
+        ],
+    }
+    plots.kl_vs_noise({run.path.name: (ev.prog_noise_levels, per_level)}, run.path / "robustness.png")
     digital_step_s = metrics["euler"]["wall_time_s"] / config.sample.steps
-    assumptions = SpeedEnergyModel(digital_steps=config.sample.steps, digital_step_latency_s=digital_step_s, digital_batch=n)
+    assumptions = SpeedEnergyModel(
+        digital_steps=config.sample.steps, digital_step_latency_s=digital_step_s, digital_batch=n
+    )
     report = speed_energy_report(
         assumptions,
         config.analog.integration_time_s,

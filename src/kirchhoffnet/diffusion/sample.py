@@ -129,7 +129,7 @@ def _reference_euler(
         s, dt = grid[k], float(grid[k] - grid[k + 1])
         beta = float(sde.beta(s))
         if stochastic and k % _NOISE_CHUNK == 0:
-            torch.randn(noise.shape, generator=generator, out=noise)
+            noise.normal_(generator=generator)
         drift = 0.5 * beta * x + (beta if stochastic else 0.5 * beta) * score(x, s.to(x.dtype).expand(len(x)))
         x = x + drift * dt
         if stochastic and k < steps - 1:
@@ -186,7 +186,7 @@ def _euler_loop(
     drive1 = embed + (b1.unsqueeze(1) if b1 is not None else 0)
     drive2 = embed + (b2.unsqueeze(1) if b2 is not None else 0)
     bias3 = c.float().reshape(-1, 1, 1) * (b3.unsqueeze(1) if b3 is not None else torch.zeros(net.dim, 1))
-    a1, cf, gf = (1.0 + a).tolist(), c.tolist(), g.tolist()
+    a1, cf = (1.0 + a).tolist(), c.tolist()
     n = len(x)
     state, out = x.detach().float().t().contiguous(), torch.empty(net.dim, n)
     branches: list[Tensor | None] = [None]
@@ -198,10 +198,15 @@ def _euler_loop(
             branches.append(torch.zeros(net.width, n))
             mix = [1.0 + guidance, -guidance]
     h1, h2 = torch.empty(net.width, n), torch.empty(net.width, n)
-    noise = torch.empty(_NOISE_CHUNK, net.dim, n)
+    # Each step ends with x += c_k b3 + g_k z_k; both terms are formed for a chunk of steps at once.
+    g_steps = g.float().reshape(-1, 1, 1)
+    kick = torch.empty(_NOISE_CHUNK, net.dim, n) if stochastic else bias3
     for k in tqdm(range(len(s)), desc="euler", unit="step", disable=not progress, leave=False, mininterval=1.0):
-        if stochastic and k % _NOISE_CHUNK == 0:
-            torch.randn(noise.shape, generator=generator, out=noise)
+        j = k % _NOISE_CHUNK
+        if stochastic and j == 0:
+            chunk = slice(k, k + _NOISE_CHUNK)
+            kick.normal_(generator=generator)
+            kick[: len(g_steps[chunk])].mul_(g_steps[chunk]).add_(bias3[chunk])
         for i, branch in enumerate(branches):
             if branch is None:
                 torch.addmm(drive1[k], w1, state, out=h1)
@@ -217,8 +222,6 @@ def _euler_loop(
                 torch.addmm(state, w3, h2, beta=a1[k], alpha=cf[k] * mix[0], out=out)
             else:
                 out.addmm_(w3, h2, alpha=cf[k] * mix[i])
-        out.add_(bias3[k])
-        if gf[k]:
-            out.add_(noise[k % _NOISE_CHUNK], alpha=gf[k])
+        out.add_(kick[j] if stochastic else kick[k])
         state, out = out, state
     return state.t().contiguous()

@@ -143,7 +143,7 @@ class ScoreNet(nn.Module):
         """Network output (the score, or the predicted noise, by ``parametrization``).
 
         Shapes:
-            x: (B, dim); s: (B,) or scalar; labels: (B,) long. Returns (B, dim).
+            x: (B, dim); s: (B,) or scalar diffusion time; labels: (B,) long. Returns (B, dim).
         """
         first, middle, last = linear if linear is not None else self.layers
         drive = self.hidden_drive(s, labels)

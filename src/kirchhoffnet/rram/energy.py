@@ -90,12 +90,13 @@ def speed_energy_report(
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned text: the result first, then every assumption."""
+    analog, digital = report["analog_latency_s"] * 1e3, report["digital_latency_s"] * 1e3
     lines = [
-        f"analog : {report['analog_latency_s'] * 1e3:10.4f} ms  {report['analog_energy_j'] * 1e6:12.4f} µJ per trajectory",
-        f"digital: {report['digital_latency_s'] * 1e3:10.4f} ms  {report['digital_energy_j'] * 1e6:12.4f} µJ per trajectory",
+        f"analog : {analog:10.4f} ms  {report['analog_energy_j'] * 1e6:12.4f} µJ per trajectory",
+        f"digital: {digital:10.4f} ms  {report['digital_energy_j'] * 1e6:12.4f} µJ per trajectory",
         f"speed-up {report['speedup']:.1f}×, energy ratio {report['energy_ratio']:.3g} "
         f"({report['energy_saving_percent']:.1f} % less energy)",
-        f"analog energy: " + ", ".join(f"{k} {v * 1e6:.4g} µJ" for k, v in report["analog_energy_breakdown_j"].items()),
+        "analog energy: " + ", ".join(f"{k} {v * 1e6:.4g} µJ" for k, v in report["analog_energy_breakdown_j"].items()),
         f"integration time {report['integration_time_s'] * 1e3:g} ms, settling {report['settle_s'] * 1e9:.3g} ns, "
         f"{report['opamps']} op-amps",
         "assumptions:",
