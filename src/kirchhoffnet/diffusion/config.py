@@ -93,8 +93,13 @@ class TrainConfig(_Strict):
 
 class SampleConfig(_Strict):
     steps: int = Field(default=10_000, ge=1, description="Euler steps of the digital samplers (10,000 in the paper).")
-    beta_scale: float = Field(
-        default=1.0, gt=0, description="Sample with β multiplied by this (the paper: 2 uncond., 1.5 cond.)."
+    ode_beta_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Probability-flow solvers sample with β × this (paper: 2 uncond., 1.5 cond.); 1 = exact.",
+    )
+    sde_score_gain: float = Field(
+        default=1.0, gt=0, description="Reverse-SDE solvers sample with the score × this (sharper for > 1); 1 = exact."
     )
     guidance: float = Field(default=0.0, description="Classifier-free guidance strength w used by `sample`.")
 

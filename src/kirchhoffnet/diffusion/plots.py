@@ -36,7 +36,7 @@ def sample_panels(panels: Mapping[str, np.ndarray], path: str | os.PathLike[str]
 
 
 def kl_vs_noise(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]], path: str | os.PathLike[str]
+    curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float | None]]]], path: str | os.PathLike[str]
 ) -> Path:
     """KL against programming noise σ: one line per model (mean over chips) with each chip as a dot.
 
@@ -45,11 +45,14 @@ def kl_vs_noise(
     """
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     for name, (sigmas, per_chip) in curves.items():
-        means = [float(np.mean(kls)) for kls in per_chip]
+        values = [[np.nan if k is None else k for k in kls] for kls in per_chip]  # None: no sample in range
+        means = [float(np.mean(kls)) for kls in values]
         (line,) = ax.plot(sigmas, means, marker="o", label=name)
-        for sigma, kls in zip(sigmas, per_chip, strict=True):
+        for sigma, kls in zip(sigmas, values, strict=True):
             ax.scatter([sigma] * len(kls), kls, s=8, color=line.get_color(), alpha=0.4)
-    ax.set(xlabel="programming noise σ (relative)", ylabel="KL (pooled 1-D histogram)", yscale="log")
+    ax.set(xlabel="programming noise σ (relative)", ylabel="KL (pooled 1-D histogram)")
+    if ax.get_ylim()[0] > 0 and any(line.get_ydata().size for line in ax.lines):
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from kirchhoffnet.diffusion.ring import sample_ring
 from kirchhoffnet.diffusion.sample import sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.train import Batches, train_score
-from kirchhoffnet.errors import CheckpointError, ConfigError, unknown_choice
+from kirchhoffnet.errors import CheckpointError, ConfigError, DataError, unknown_choice
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
@@ -121,6 +122,7 @@ def sample_run(
     steps: int | None = None,
     labels: Tensor | None = None,
     guidance: float | None = None,
+    exact: bool = False,
 ) -> tuple[Tensor, dict[str, Any]]:
     """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
 
@@ -130,18 +132,24 @@ def sample_run(
             apart from the analog loop.
         chip_seed: which chip (the programming randomness).
         steps: solver steps (default: ``sample.steps`` for digital, ``analog.steps`` for analog).
+        exact: ignore the config's sharpening (``sample.ode_beta_scale``, ``sample.sde_score_gain``).
     """
     if solver not in SOLVERS:
         raise ConfigError(unknown_choice("solver", solver, SOLVERS))
     config = run.config
+    ode = solver in ("pf-ode", "analog-ode")
     model = run.model
-    if config.sample.beta_scale != 1.0:
-        model = ScoreModel(model.net, model.sde.scaled(config.sample.beta_scale))
+    if not exact:
+        model = (
+            model.sharpened(config.sample.ode_beta_scale, 1.0)
+            if ode
+            else model.sharpened(1.0, config.sample.sde_score_gain)
+        )
     device = config.rram if prog_noise is None else config.rram.model_copy(update={"prog_noise": prog_noise})
     guidance = config.sample.guidance if guidance is None else guidance
     chip = program_chip(model, device, seed=chip_seed)
     start = time.perf_counter()
-    info: dict[str, Any] = {"solver": solver, "prog_noise": device.prog_noise, "chip_seed": chip_seed}
+    info: dict[str, Any] = {"solver": solver, "prog_noise": device.prog_noise, "chip_seed": chip_seed, "exact": exact}
     if solver in ("euler", "pf-ode"):
         weights = chip.effective() if device != type(device)() else None
         x = sample(model, n, solver, steps or config.sample.steps, seed, labels, guidance, weights)
@@ -157,11 +165,24 @@ def sample_run(
     return x, info
 
 
-def _kl(samples: Tensor, reference: Tensor) -> dict[str, float]:
+def _kl_or_none(metric: Callable[[Tensor, Tensor], float], samples: Tensor, reference: Tensor) -> float | None:
+    """The metric, or None (null in JSON) when no sample falls inside the histogram's range."""
+    try:
+        return metric(samples, reference)
+    except DataError:
+        return None
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if len(finite) == len(values) else None
+
+
+def _kl(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
     radius = samples.norm(dim=1)
     return {
-        "kl_pooled": kl_pooled(samples, reference),
-        "kl_2d": kl_2d(samples, reference),
+        "kl_pooled": _kl_or_none(kl_pooled, samples, reference),
+        "kl_2d": _kl_or_none(kl_2d, samples, reference),
         "radius_mean": float(radius.mean()),
         "radius_std": float(radius.std()),
     }
@@ -199,26 +220,33 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
         panels[solver] = x.numpy()
         if progress:
             print(
-                f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']:.4f} ({info['wall_time_s']:.1f} s)", flush=True
+                f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True
             )
+    for solver in ("euler", "pf-ode"):
+        x, info = sample_run(run, n, solver, seed=config.seed, exact=True)
+        metrics[f"{solver} (exact)"] = {**_kl(x, reference), **info}
+        if progress:
+            print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
     plots.sample_panels(panels, run.path / "samples.png")
-    per_level: list[list[float]] = []
+    per_level: list[list[float | None]] = []
     for sigma in ev.prog_noise_levels:
         per_level.append(
             [
-                kl_pooled(
-                    sample_run(run, n, ev.robustness_solver, sigma, config.seed, c, ev.robustness_steps)[0], reference
+                _kl_or_none(
+                    kl_pooled,
+                    sample_run(run, n, ev.robustness_solver, sigma, config.seed, c, ev.robustness_steps)[0],
+                    reference,
                 )
                 for c in range(ev.chips)
             ]
         )
         if progress:
-            print(f"σ = {sigma:<5g} KL pooled per chip {np.round(per_level[-1], 4).tolist()}", flush=True)
+            print(f"σ = {sigma:<5g} KL pooled per chip {per_level[-1]}", flush=True)
     metrics["robustness"] = {
         "solver": ev.robustness_solver,
         "steps": ev.robustness_steps,
         "curve": [
-            {"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": float(np.mean(kls))}
+            {"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": _mean_or_none(kls)}
             for sigma, kls in zip(ev.prog_noise_levels, per_level, strict=True)
         ],
     }
