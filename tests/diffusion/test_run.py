@@ -82,6 +82,28 @@ def test_evaluate_writes_metrics_and_figures(ring_run):
         assert (ring_run / name).is_file()
 
 
+def test_compare_plots_evaluated_runs(ring_run, tmp_path):
+    result = CliRunner().invoke(app, ["diffusion", "evaluate", str(ring_run)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "both.png"
+    result = CliRunner().invoke(app, ["diffusion", "compare", str(ring_run), str(ring_run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and set(json.loads(result.output.splitlines()[0])[ring_run.name]) == {"0.0", "0.1"}
+    result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path)])
+    assert result.exit_code == 2 and "metrics.json does not exist" in result.output
+
+
+def test_speed_energy_command_prints_the_report(ring_run):
+    args = ["diffusion", "speed-energy", str(ring_run), "--batch", "20", "--assume", "digital_power_w=300"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "speed-up" in result.output and "digital_power_w = 300.0" in result.output
+    bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--batch", "5", "--assume", "gpu=1"])
+    assert bad.exit_code == 2 and "speed/energy assumption gpu: Extra inputs are not permitted" in bad.output
+    bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--assume", "digital_power_w"])
+    assert bad.exit_code == 2 and "--assume takes NAME=VALUE with a number" in bad.output
+
+
 def test_cli_errors_are_one_line(tmp_path, ring_run):
     result = CliRunner().invoke(app, ["diffusion", "sample", str(tmp_path)])
     assert result.exit_code == 2

@@ -104,3 +104,51 @@ def evaluate_command(
     summary = {k: v[key] for k, v in metrics.items() if isinstance(v, dict) and key in v}
     typer.echo(json.dumps(summary))
     typer.echo(f"wrote {run_dir / 'metrics.json'}")
+
+
+@app.command("compare")
+def compare_command(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Evaluated ring run directories (e.g. plain and noise-aware).")
+    ],
+    out: Annotated[Path, typer.Option(help="Figure to write.")] = Path("robustness.png"),
+) -> None:
+    """Plot the KL-vs-programming-noise curves of several evaluated runs together; prints the mean KLs."""
+    from kirchhoffnet.diffusion.run import compare_robustness
+
+    try:
+        table = compare_robustness(run_dirs, out)
+    except KirchhoffError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(table))
+    typer.echo(f"wrote {out}")
+
+
+@app.command("speed-energy")
+def speed_energy_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    batch: Annotated[int, typer.Option(min=1, help="Trajectories of the batched digital run that is timed.")] = 10_000,
+    assume: Annotated[
+        list[str] | None,
+        typer.Option(help="Override an assumption, NAME=VALUE (e.g. digital_power_w=300); repeatable."),
+    ] = None,
+) -> None:
+    """Measure the digital sampler, simulate the crossbar energy, and print the analog speed-up and energy ratio."""
+    from kirchhoffnet.diffusion.run import load_run, speed_energy
+    from kirchhoffnet.errors import ConfigError
+    from kirchhoffnet.rram.energy import format_report
+
+    try:
+        overrides = {}
+        for item in assume or []:
+            name, sep, value = item.partition("=")
+            try:
+                overrides[name.strip()] = float(value) if sep else float("nan")
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise ConfigError(f"--assume takes NAME=VALUE with a number, got {item!r}")
+        report = speed_energy(load_run(run_dir), batch=batch, assumptions=overrides)
+    except KirchhoffError as exc:
+        _fail(exc)
+    typer.echo(format_report(report))

@@ -21,7 +21,7 @@ from torch import Tensor
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.checkpoint import load_state, load_tensors, save_module, save_tensors
 from kirchhoffnet.diffusion.config import DiffusionConfig, LatentConfig
-from kirchhoffnet.diffusion.images import load_images
+from kirchhoffnet.diffusion.images import SOURCES, load_images
 from kirchhoffnet.diffusion.latent import (
     Classifier,
     ConvVAE,
@@ -143,13 +143,14 @@ def evaluate_conditional(
     classes = config.num_classes
     per_class = max(1, config.evaluate.num_samples // classes)
     labels = torch.arange(classes).repeat_interleave(per_class)
-    names = [str(c) for c in lat.classes or ()]
+    source = SOURCES[lat.dataset]
+    names = [source.class_names.get(c, str(c)) for c in lat.classes or ()]
     metrics: dict[str, Any] = {"samples_per_class": per_class}
     rows: dict[str, np.ndarray] = {}
     for c in range(classes):
         real = latents["test"][latents["test_labels"] == c][:10] / lat.latent_scale
         with torch.no_grad():
-            rows[f"test images, class {names[c]}"] = vae.decode(real)[:, 0].numpy()
+            rows[f"test set (VAE reconstruction), {names[c]}"] = vae.decode(real)[:, 0].numpy()
 
     def judge_solver(solver: str, guidance: float) -> dict[str, Any]:
         z = sampler(len(labels), solver, labels, guidance)
@@ -173,7 +174,7 @@ def evaluate_conditional(
         metrics[solver] = result
         scatter[solver] = z.numpy()
         for c in range(classes):
-            rows[f"{solver}, class {names[c]}"] = images[labels == c][:10, 0].numpy()
+            rows[f"{solver}, {names[c]}"] = images[labels == c][:10, 0].numpy()
         if progress:
             per = np.round(result["accuracy_per_class"], 3).tolist()
             print(f"{solver:10s} judge accuracy {result['accuracy']:.3f} per class {per}", flush=True)

@@ -77,17 +77,9 @@ class TrainConfig(_Strict):
     def settings(self) -> TrainSettings:
         noise = self.noise_aware
         return TrainSettings(
-            steps=self.steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lr_final_ratio=self.lr_final_ratio,
-            weight_decay=self.weight_decay,
-            ema_decay=self.ema_decay,
-            grad_clip=self.grad_clip,
+            **self.model_dump(exclude={"noise_aware"}),
             noise_std=noise.std if noise else 0.0,
             noise_limit=noise.limit if noise else 0.2,
-            label_dropout=self.label_dropout,
-            time_power=self.time_power,
         )
 
 

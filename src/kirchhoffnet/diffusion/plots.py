@@ -44,14 +44,17 @@ def kl_vs_noise(
         curves: name → (σ values, KL per chip for each σ).
     """
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    everything: list[float] = []
     for name, (sigmas, per_chip) in curves.items():
         values = [[np.nan if k is None else k for k in kls] for kls in per_chip]  # None: no sample in range
         means = [float(np.mean(kls)) for kls in values]
+        everything += [v for kls in values for v in kls]
         (line,) = ax.plot(sigmas, means, marker="o", label=name)
         for sigma, kls in zip(sigmas, values, strict=True):
             ax.scatter([sigma] * len(kls), kls, s=8, color=line.get_color(), alpha=0.4)
     ax.set(xlabel="programming noise σ (relative)", ylabel="KL (pooled 1-D histogram)")
-    if ax.get_ylim()[0] > 0 and any(line.get_ydata().size for line in ax.lines):
+    finite = np.asarray(everything)[np.isfinite(everything)]
+    if finite.size and finite.min() > 0:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -6,6 +6,7 @@ written atomically), ``metrics.json`` and plots. The latent task adds its VAE an
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from pydantic import ValidationError
 from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
@@ -52,18 +54,8 @@ class Run:
 def build_model(config: DiffusionConfig) -> ScoreModel:
     """An untrained score model as the config describes it (initial weights from ``config.seed``)."""
     torch.manual_seed(config.seed)
-    m = config.model
-    net = ScoreNet(
-        dim=2,
-        width=m.width,
-        amplitude=m.amplitude,
-        num_classes=config.num_classes,
-        parametrization=m.parametrization,
-        bias=m.bias,
-        frequency_scale=m.frequency_scale,
-        noise_floor=m.noise_floor,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
+    generator = torch.Generator().manual_seed(config.seed)
+    net = ScoreNet(dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump())
     return ScoreModel(net, config.sde.build())
 
 
@@ -219,9 +211,7 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
         metrics[solver] = {**_kl(x, reference), **info}
         panels[solver] = x.numpy()
         if progress:
-            print(
-                f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True
-            )
+            print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True)
     for solver in ("euler", "pf-ode"):
         x, info = sample_run(run, n, solver, seed=config.seed, exact=True)
         metrics[f"{solver} (exact)"] = {**_kl(x, reference), **info}
@@ -251,18 +241,62 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
         ],
     }
     plots.kl_vs_noise({run.path.name: (ev.prog_noise_levels, per_level)}, run.path / "robustness.png")
-    digital_step_s = metrics["euler"]["wall_time_s"] / config.sample.steps
-    assumptions = SpeedEnergyModel(
-        digital_steps=config.sample.steps, digital_step_latency_s=digital_step_s, digital_batch=n
+    metrics["speed_energy"] = speed_energy(
+        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
     )
-    report = speed_energy_report(
-        assumptions,
-        config.analog.integration_time_s,
-        metrics["analog"]["crossbar_energy_j"],
-        run.model.net.width,
-        run.model.dim,
-    )
-    metrics["speed_energy"] = report
-    write_text_atomic(run.path / "speed_energy.txt", format_report(report) + "\n")
     write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics
+
+
+def speed_energy(
+    run: Run,
+    batch_time_s: float | None = None,
+    batch: int = 10_000,
+    crossbar_energy_j: float | None = None,
+    assumptions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The speed/energy report of a run, written to ``speed_energy.txt`` (see :mod:`kirchhoffnet.rram.energy`).
+
+    The digital step latencies are measured here (one trajectory; a batch of ``batch`` unless
+    ``batch_time_s`` is given), the crossbar energy is simulated (unless given); every other number is an
+    assumption, overridable through ``assumptions``.
+    """
+    config = run.config
+    steps = config.sample.steps
+    if batch_time_s is None:
+        batch_time_s = sample_run(run, batch, "euler", seed=config.seed)[1]["wall_time_s"]
+    if crossbar_energy_j is None:
+        crossbar_energy_j = sample_run(run, 1000, "analog", seed=config.seed)[1]["crossbar_energy_j"]
+    single_s = sample_run(run, 1, "euler", seed=config.seed)[1]["wall_time_s"]
+    measured = {
+        "digital_steps": steps,
+        "digital_step_latency_s": single_s / steps,
+        "digital_batch": batch,
+        "digital_batch_step_latency_s": batch_time_s / steps,
+    }
+    try:
+        model = SpeedEnergyModel(**{**measured, **(assumptions or {})})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"speed/energy assumption {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    net = run.model.net
+    report = speed_energy_report(model, config.analog.integration_time_s, crossbar_energy_j, net.width, net.dim)
+    write_text_atomic(run.path / "speed_energy.txt", format_report(report) + "\n")
+    return report
+
+
+def compare_robustness(run_dirs: list[Path], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """One KL-vs-programming-noise figure for several evaluated runs (e.g. plain and noise-aware)."""
+    curves, table = {}, {}
+    for run_dir in run_dirs:
+        path = Path(run_dir) / RUN_METRICS
+        if not path.is_file():
+            raise CheckpointError(f"{path} does not exist; run `kirchhoffnet diffusion evaluate {run_dir}` first")
+        robustness = json.loads(path.read_text()).get("robustness")
+        if robustness is None:
+            raise CheckpointError(f"{path} has no robustness curve (only ring runs have one)")
+        points = robustness["curve"]
+        curves[Path(run_dir).name] = ([p["prog_noise"] for p in points], [p["kl_pooled_per_chip"] for p in points])
+        table[Path(run_dir).name] = {str(p["prog_noise"]): p["kl_pooled_mean"] for p in points}
+    plots.kl_vs_noise(curves, out)
+    return table

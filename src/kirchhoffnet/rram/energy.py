@@ -8,8 +8,10 @@ Analog run (one trajectory per loop):
     latency  = settling (``settle_time_constants`` × the three stages' RC constants) + T + ADC read-out
     energy   = crossbar energy (Σ G V² over the run, from the simulation) + op-amps × P_opamp × latency
                + noise source × latency + ADC conversions.
-Digital baseline (a batch of ``digital_batch`` trajectories in parallel):
-    latency  = steps × per-step latency,     energy per trajectory = P_digital × latency / batch.
+Digital baseline:
+    latency  = steps × per-step latency of one trajectory (batch 1: the latency of one sample)
+    energy   = P_digital × steps × per-step latency of a batch / batch size (the batched, most
+               efficient use of the digital processor).
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ class SpeedEnergyModel(BaseModel):
 
     digital_steps: int = Field(default=10_000, ge=1, description="Euler steps of the digital sampler.")
     digital_step_latency_s: float = Field(
-        default=60e-6, gt=0, description="Wall time of one digital Euler step for the whole batch, seconds."
+        default=30e-6, gt=0, description="Wall time of one digital Euler step of a single trajectory, seconds."
     )
-    digital_power_w: float = Field(default=70.0, gt=0, description="Power of the digital processor while sampling, W.")
-    digital_batch: int = Field(default=1, ge=1, description="Trajectories the digital processor advances per step.")
+    digital_batch: int = Field(default=10_000, ge=1, description="Trajectories per step in the batched digital run.")
+    digital_batch_step_latency_s: float = Field(
+        default=600e-6, gt=0, description="Wall time of one digital Euler step of the whole batch, seconds."
+    )
+    digital_power_w: float = Field(default=30.0, gt=0, description="Power of the digital processor while sampling, W.")
     tia_feedback_ohm: float = Field(default=10e3, gt=0, description="Transimpedance feedback resistance, ohms.")
     node_capacitance_f: float = Field(
         default=1e-12, gt=0, description="Parasitic capacitance of a crossbar column or hidden node, farads."
@@ -67,7 +72,9 @@ def speed_energy_report(
     peripheral_j = (opamps * model.opamp_power_w + model.noise_source_power_w) * analog_latency_s
     analog_energy_j = crossbar_energy_j + peripheral_j + dim * model.adc_energy_j
     digital_latency_s = model.digital_steps * model.digital_step_latency_s
-    digital_energy_j = model.digital_power_w * digital_latency_s / model.digital_batch
+    digital_energy_j = (
+        model.digital_power_w * model.digital_steps * model.digital_batch_step_latency_s / model.digital_batch
+    )
     return {
         "assumptions": model.model_dump(),
         "integration_time_s": integration_time_s,
