@@ -5,8 +5,11 @@ The baseline is a re-implementation, written for this benchmark, of the loop of 
 builds the time tensor, evaluates the sin/cos time encoding and the MLP batch-first with the embedding
 added in place, forms the VP-SDE drift and diffusion, and takes an Euler(–Maruyama) step with a fresh
 ``randn_like`` (drawn even for the ODE, whose diffusion is 0). It uses the original's grid
-``linspace(1, 1e-4, steps)`` and step ``(1 − 1e-4) / steps``. With ``--original PATH/my_sde.py`` the
-original module itself is timed as well (its ``device`` is switched to the CPU).
+``linspace(1, 1e-4, steps)`` and step ``(1 − 1e-4) / steps``. For a model trained with the noise
+parametrization it also multiplies the output by −1/√(σ² + floor²) each step, so that both loops sample
+the same distribution. With ``--original PATH/my_sde.py`` the original module itself is timed as well
+(its ``device`` is switched to the CPU; it treats the output as the score, so its samples agree with the
+others only for a score-parametrized model).
 
 Both loops run the same weights; the script checks that their samples agree in distribution, then
 times them interleaved and keeps the minimum of ``--repeats`` runs (the machine is shared).
@@ -40,6 +43,7 @@ class BaselineNet(torch.nn.Module):
     def __init__(self, model: ScoreModel) -> None:
         super().__init__()
         net = model.net
+        self.model = model  # for the noise parametrization's output gain, applied per step
         self.frequencies = net.embedding.frequencies.clone()
         self.linears = torch.nn.ModuleList([torch.nn.Linear(m.in_features, m.out_features) for m in net.layers])
         self.linears.load_state_dict(net.layers.state_dict())
@@ -52,7 +56,10 @@ class BaselineNet(torch.nn.Module):
             x = layer(x)
             x += embedding
             x = torch.relu(x)
-        return self.linears[2](x) * self.amplitude
+        out = self.linears[2](x) * self.amplitude
+        if self.model.net.parametrization == "noise":  # not in the original, which predicts the score itself
+            out = out * self.model.output_gain(t.double()).float()
+        return out
 
 
 @torch.no_grad()
