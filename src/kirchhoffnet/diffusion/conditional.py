@@ -32,7 +32,7 @@ from kirchhoffnet.diffusion.latent import (
     train_vae,
 )
 from kirchhoffnet.diffusion.metrics import kl_pooled
-from kirchhoffnet.errors import DataError
+from kirchhoffnet.errors import ConfigError, DataError
 
 VAE_FILE, CLASSIFIER_FILE, LATENTS_FILE = "vae.safetensors", "classifier.safetensors", "latents.safetensors"
 
@@ -53,7 +53,7 @@ class LatentData:
 
 def _settings(config: DiffusionConfig) -> LatentConfig:
     if config.latent is None or config.latent.classes is None:
-        raise ValueError("a latent-task config always has resolved latent settings")  # config validation ensures it
+        raise ConfigError("this run's config has no latent section with classes; is it a ring run?")
     return config.latent
 
 

@@ -18,7 +18,8 @@ from torch import Tensor
 from kirchhoffnet.data import read_idx
 from kirchhoffnet.errors import DataError, unknown_choice
 
-REPO_SHARED = Path(__file__).resolve().parents[3].parent / "shared"
+REPO_SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", Path(__file__).resolve().parents[3].parent / "shared"))
+"""The project's shared folder (``../shared`` beside a checkout, or ``$KIRCHHOFFNET_SHARED``)."""
 
 
 @dataclass(frozen=True)

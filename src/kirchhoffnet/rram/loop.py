@@ -35,8 +35,6 @@ Coefficients = Callable[[float], tuple[float, float, float]]
 Drive = Callable[[float], Tensor]
 """τ (s) → voltages (in state units) added at the hidden nodes: (1 or B, width)."""
 
-SDE_METHODS = ("euler",)
-ODE_METHODS = ("euler", "midpoint", "rk4", "dopri5")
 
 
 class LoopSettings(BaseModel):
