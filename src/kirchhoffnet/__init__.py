@@ -16,8 +16,8 @@ from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
 from kirchhoffnet.version import __version__
 
-# Subpackages with heavier imports (matplotlib, ngspice tooling) load on first use: kn.spice.verify(...).
-_LAZY = {"spice"}
+# Subpackages with heavier imports (matplotlib, ngspice, torchsde) load on first use: kn.spice.verify(...).
+_LAZY = {"diffusion", "hardware", "rram", "spice", "training"}
 
 
 def __getattr__(name: str) -> object:
@@ -46,12 +46,16 @@ __all__ = [
     "__version__",
     "compat",
     "devices",
+    "diffusion",
+    "hardware",
     "load",
+    "rram",
     "save",
     "simulate",
     "simulate_log_density",
     "spice",
     "topology",
     "train",
+    "training",
     "trajectory",
 ]

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kirchhoffnet.cli import diffusion as diffusion_cli
 from kirchhoffnet.cli import training
 from kirchhoffnet.cli.common import fail, state
 from kirchhoffnet.cli.hw import app as hw_app
@@ -83,6 +84,7 @@ def evaluate(
 app.add_typer(training.app)
 app.add_typer(spice_app, name="spice")
 app.add_typer(hw_app, name="hw")
+app.add_typer(diffusion_cli.app, name="diffusion")
 
 if __name__ == "__main__":
     app()

@@ -108,4 +108,3 @@ class VerifyReport:
         bottom.set_xlabel("time (s)")
         fig.tight_layout()
         return save_figure(fig, path)
-

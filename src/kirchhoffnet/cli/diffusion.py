@@ -1,0 +1,149 @@
+"""``kirchhoffnet diffusion``: train, sample and evaluate score-based diffusion on the simulated RRAM solver."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from kirchhoffnet.cli.common import fail
+from kirchhoffnet.errors import KirchhoffError
+
+app = typer.Typer(
+    help="Score-based diffusion solved by a simulated analog RRAM in-memory circuit (Yang et al., arXiv 2404.05648).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Argument(help="YAML config (see configs/diffusion/).")],
+    out: Annotated[Path | None, typer.Option(help="Run directory; default runs/diffusion/<config name>.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+) -> None:
+    """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
+    from kirchhoffnet.diffusion.config import load_config
+    from kirchhoffnet.diffusion.run import train
+
+    try:
+        settings = load_config(config)
+        if seed is not None:
+            settings = settings.model_copy(update={"seed": seed})
+        out_dir = out if out is not None else Path("runs/diffusion") / config.stem
+        metrics = train(settings, out_dir, progress=sys.stderr.isatty())
+    except KirchhoffError as exc:
+        fail(exc)
+    typer.echo(json.dumps(metrics))
+    typer.echo(f"wrote {out_dir}")
+
+
+@app.command("sample")
+def sample_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    n: Annotated[int, typer.Option("-n", min=1, help="Number of samples.")] = 10_000,
+    solver: Annotated[
+        str,
+        typer.Option(
+            help="euler (digital reverse SDE), pf-ode (digital probability-flow ODE), "
+            "analog (RRAM loop, reverse SDE) or analog-ode (RRAM loop, probability-flow ODE)."
+        ),
+    ] = "analog",
+    prog_noise: Annotated[
+        float | None, typer.Option(min=0.0, help="Programming noise σ of the chip (relative); default: the config's.")
+    ] = None,
+    chip: Annotated[int, typer.Option(help="Chip seed: the same seed is the same programmed chip.")] = 0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Solver steps; default: the config's.")] = None,
+    label: Annotated[int | None, typer.Option(help="Conditional models: class index to generate.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance strength; default: config's.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial noise and the injected noise.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output .npy file: an (N, 2) float32 array.")] = Path("samples.npy"),
+) -> None:
+    """Draw samples from a trained model with a digital or simulated analog solver."""
+    import torch
+
+    from kirchhoffnet.diffusion.run import load_run, sample_run
+    from kirchhoffnet.io import atomic_write
+
+    try:
+        run = load_run(run_dir)
+        labels = None if label is None else torch.tensor([label])
+        x, info = sample_run(run, n, solver, prog_noise, seed, chip, steps, labels, guidance)
+    except KirchhoffError as exc:
+        fail(exc)
+    array = x.numpy().astype(np.float32)
+    atomic_write(out, lambda tmp: np.save(tmp.open("wb"), array))
+    typer.echo(json.dumps(info))
+    typer.echo(f"wrote {out} {array.shape}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+) -> None:
+    """KL of every solver, KL vs programming noise over several chips, speed/energy report and plots."""
+    from kirchhoffnet.diffusion.run import evaluate
+
+    try:
+        metrics = evaluate(run_dir, progress=True)
+    except KirchhoffError as exc:
+        fail(exc)
+    key = "accuracy" if metrics["task"] == "latent" else "kl_pooled"
+    summary = {k: v[key] for k, v in metrics.items() if isinstance(v, dict) and key in v}
+    typer.echo(json.dumps(summary))
+    typer.echo(f"wrote {run_dir / 'metrics.json'}")
+
+
+@app.command("compare")
+def compare_command(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Evaluated ring run directories (e.g. plain and noise-aware).")
+    ],
+    out: Annotated[Path, typer.Option(help="Figure to write.")] = Path("robustness.png"),
+) -> None:
+    """Plot the KL-vs-programming-noise curves of several evaluated runs together; prints the mean KLs."""
+    from kirchhoffnet.diffusion.run import compare_robustness
+
+    try:
+        table = compare_robustness(run_dirs, out)
+    except KirchhoffError as exc:
+        fail(exc)
+    typer.echo(json.dumps(table))
+    typer.echo(f"wrote {out}")
+
+
+@app.command("speed-energy")
+def speed_energy_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    batch: Annotated[int, typer.Option(min=1, help="Trajectories of the batched digital run that is timed.")] = 10_000,
+    assume: Annotated[
+        list[str] | None,
+        typer.Option(help="Override an assumption, NAME=VALUE (e.g. digital_power_w=300); repeatable."),
+    ] = None,
+) -> None:
+    """Measure the digital sampler, simulate the crossbar energy, and print the analog speed-up and energy ratio."""
+    from kirchhoffnet.diffusion.run import load_run, speed_energy
+    from kirchhoffnet.errors import ConfigError
+    from kirchhoffnet.rram.energy import format_report
+
+    try:
+        overrides = {}
+        for item in assume or []:
+            name, sep, value = item.partition("=")
+            try:
+                overrides[name.strip()] = float(value) if sep else float("nan")
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise ConfigError(f"--assume takes NAME=VALUE with a number, got {item!r}")
+        report = speed_energy(load_run(run_dir), batch=batch, assumptions=overrides)
+    except KirchhoffError as exc:
+        fail(exc)
+    typer.echo(format_report(report))

@@ -1,0 +1,202 @@
+"""YAML configuration of a diffusion run, validated by pydantic (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kirchhoffnet.diffusion.images import SOURCES
+from kirchhoffnet.diffusion.sde import VPSDE
+from kirchhoffnet.diffusion.train import TrainSettings
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.rram.device import RRAMDevice
+from kirchhoffnet.rram.loop import LoopSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SDEConfig(_Strict):
+    beta_min: float = Field(default=0.01, gt=0, description="β at diffusion time s = 0.")
+    beta_max: float = Field(
+        default=8.0, gt=0, description="β at s = 1; ∫β ≈ β_max / 2 should reach ≳ 3 so x_1 ≈ N(0, I)."
+    )
+    s_min: float = Field(
+        default=1e-3, gt=0, lt=1, description="Smallest diffusion time (training and end of sampling)."
+    )
+
+    def build(self) -> VPSDE:
+        return VPSDE(self.beta_min, self.beta_max, self.s_min)
+
+
+class ModelConfig(_Strict):
+    width: int = Field(
+        default=14, ge=2, description="Hidden width (14 in the paper: 7 embedding frequencies, sin and cos)."
+    )
+    amplitude: float = Field(default=5.0, gt=0, description="Fixed output gain of the network (5 in the paper).")
+    parametrization: Literal["score", "noise"] = Field(
+        default="noise", description="score: the output is the score (the paper); noise: it predicts the added noise."
+    )
+    noise_floor: float = Field(
+        default=0.04, ge=0, description="Noise parametrization: score = −output / √(σ² + floor²)."
+    )
+    bias: bool = Field(default=True, description="Layers with biases (one extra crossbar row each).")
+    frequency_scale: float = Field(
+        default=1.0, gt=0, description="Standard deviation of the time-embedding frequencies."
+    )
+
+
+class NoiseAwareConfig(_Strict):
+    std: float = Field(
+        default=0.1, gt=0, description="Std of the multiplicative weight noise during training (paper: 0.1)."
+    )
+    limit: float = Field(default=0.2, gt=0, description="The noise is clipped to ± this (paper: 0.2).")
+
+
+class TrainConfig(_Strict):
+    steps: int = Field(default=40_000, ge=1, description="Adam steps.")
+    batch_size: int = Field(default=1024, ge=1, description="Points per step.")
+    lr: float = Field(default=3e-3, gt=0, description="Initial learning rate (cosine decay).")
+    lr_final_ratio: float = Field(default=0.01, gt=0, le=1, description="Final over initial learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0, description="Adam L2 penalty.")
+    ema_decay: float = Field(default=0.999, ge=0, lt=1, description="EMA of the weights; the EMA is what is saved.")
+    grad_clip: float = Field(default=1.0, gt=0, description="Largest gradient norm per step.")
+    time_power: float = Field(default=1.0, gt=0, description="Training times s = s_min + (1 − s_min) u^p, u ~ U(0, 1).")
+    noise_aware: NoiseAwareConfig | None = Field(
+        default=None, description="Multiplicative weight noise during training; null = plain."
+    )
+    label_dropout: float = Field(
+        default=0.1, ge=0, lt=1, description="Conditional task: probability of dropping a label (CFG)."
+    )
+
+    def settings(self) -> TrainSettings:
+        noise = self.noise_aware
+        return TrainSettings(
+            **self.model_dump(exclude={"noise_aware"}),
+            noise_std=noise.std if noise else 0.0,
+            noise_limit=noise.limit if noise else 0.2,
+        )
+
+
+class SampleConfig(_Strict):
+    steps: int = Field(default=10_000, ge=1, description="Euler steps of the digital samplers (10,000 in the paper).")
+    ode_beta_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Probability-flow solvers sample with β × this (paper: 2 uncond., 1.5 cond.); 1 = exact.",
+    )
+    sde_score_gain: float = Field(
+        default=1.0, gt=0, description="Reverse-SDE solvers sample with the score × this (sharper for > 1); 1 = exact."
+    )
+    guidance: float = Field(default=0.0, description="Classifier-free guidance strength w used by `sample`.")
+
+
+class EvaluateConfig(_Strict):
+    num_samples: int = Field(default=10_000, ge=1, description="Samples per KL estimate.")
+    reference_seed: int = Field(default=12345, description="Seed of the reference data the samples are compared with.")
+    prog_noise_levels: list[float] = Field(
+        default=[0.0, 0.05, 0.1, 0.2], description="Programming-noise σ of the robustness curve."
+    )
+    chips: int = Field(default=3, ge=1, description="Chips (seeds) averaged per noise level.")
+    robustness_solver: Literal["euler", "pf-ode", "analog", "analog-ode"] = Field(
+        default="analog", description="Solver of the KL-vs-programming-noise curve."
+    )
+    robustness_steps: int = Field(default=2_000, ge=1, description="Solver steps of the robustness curve's runs.")
+    guidance_sweep: list[float] = Field(
+        default=[0.0, 0.5, 1.0, 2.0, 4.0], description="Conditional task: guidance strengths."
+    )
+
+
+class LatentConfig(_Strict):
+    dataset: Literal["fashion-mnist", "mnist", "emnist"] = Field(default="fashion-mnist", description="Image source.")
+    data_dir: str | None = Field(
+        default=None, description="Directory of the IDX files; null = the data set's default place."
+    )
+    classes: list[int] | None = Field(
+        default=None, description="Class labels to generate (≥ 2); null = the data set's default three."
+    )
+    image_size: int = Field(default=12, ge=4, le=28, description="Images are resized to this many pixels per side.")
+    latent_scale: float = Field(
+        default=0.125, gt=0, description="Latents are multiplied by this before diffusion (paper: 1/8)."
+    )
+    prior_radius: float = Field(
+        default=4.0, gt=0, description="Class prior centres lie on a circle of this radius (paper: 4)."
+    )
+    vae_epochs: int = Field(default=20, ge=1, description="Epochs of VAE training.")
+    vae_kl_weight: float = Field(
+        default=3.0, gt=0, description="Weight of the KL term towards the class prior (paper: 3)."
+    )
+    classifier_epochs: int = Field(default=5, ge=1, description="Epochs of the judging classifier's training.")
+    max_train_images: int | None = Field(
+        default=None, ge=1, description="Use at most this many training images (speed)."
+    )
+
+
+class DiffusionConfig(_Strict):
+    """One diffusion experiment: the task, the model, its training, sampling and evaluation, and the hardware."""
+
+    task: Literal["ring", "latent"] = Field(
+        default="ring", description="ring: 2-D ring (unconditional); latent: class images."
+    )
+    seed: int = Field(default=0, description="Seeds the initial weights, training batches and evaluation.")
+    sde: SDEConfig = SDEConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    sample: SampleConfig = SampleConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    rram: RRAMDevice = RRAMDevice()
+    analog: LoopSettings = LoopSettings()
+    latent: LatentConfig | None = None
+
+    @model_validator(mode="after")
+    def _latent_settings(self) -> DiffusionConfig:
+        if self.task == "ring":
+            if self.latent is not None:
+                raise ValueError("the ring task takes no 'latent' section")
+            return self
+        latent = self.latent if self.latent is not None else LatentConfig()
+        if latent.classes is None:
+            latent = latent.model_copy(update={"classes": list(SOURCES[latent.dataset].default_classes)})
+        elif len(set(latent.classes)) < 2 or len(set(latent.classes)) != len(latent.classes):
+            raise ValueError(f"latent.classes needs at least 2 distinct classes, got {latent.classes}")
+        return self.model_copy(update={"latent": latent})
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the conditional model (0 for the unconditional ring)."""
+        return len(self.latent.classes) if self.latent is not None and self.latent.classes else 0
+
+
+def _where(error: Any) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "(top level)"
+
+
+def parse_config(data: Any, source: str = "config") -> DiffusionConfig:
+    """Validate a config mapping; any problem becomes a one-line :class:`ConfigError` naming the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    try:
+        return DiffusionConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_where(first)}: {first['msg']}{more}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> DiffusionConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(data, str(path))

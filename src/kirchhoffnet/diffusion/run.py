@@ -1,0 +1,302 @@
+"""Run directories: train a configured model, sample it with any solver, evaluate it.
+
+A run directory holds ``config.yaml`` (the resolved config), ``model.safetensors`` (the score model,
+written atomically), ``metrics.json`` and plots. The latent task adds its VAE and judging classifier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from pydantic import ValidationError
+from torch import Tensor
+
+from kirchhoffnet.diffusion import plots
+from kirchhoffnet.diffusion.analog import analog_sample, program_chip
+from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
+from kirchhoffnet.diffusion.conditional import evaluate_conditional, latent_batches, prepare
+from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
+from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
+from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.sample import sample
+from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
+from kirchhoffnet.diffusion.train import Batches, train_score
+from kirchhoffnet.errors import CheckpointError, ConfigError, DataError, unknown_choice
+from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
+
+RUN_CONFIG = "config.yaml"
+RUN_MODEL = "model.safetensors"
+RUN_METRICS = "metrics.json"
+SOLVERS = ("euler", "pf-ode", "analog", "analog-ode")
+"""``euler``/``pf-ode``: digital reverse SDE / probability-flow ODE; ``analog``/``analog-ode``: the
+simulated RRAM loop solving the reverse SDE / the probability-flow ODE."""
+
+
+@dataclass
+class Run:
+    """A trained run loaded from its directory."""
+
+    path: Path
+    config: DiffusionConfig
+    model: ScoreModel
+
+
+def build_model(config: DiffusionConfig) -> ScoreModel:
+    """An untrained score model as the config describes it (initial weights from ``config.seed``)."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    net = ScoreNet(dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump())
+    return ScoreModel(net, config.sde.build())
+
+
+def _ring_batches(batch_size: int, generator: torch.Generator) -> tuple[Tensor, None]:
+    return sample_ring(batch_size, seed=int(torch.randint(0, 2**62, (1,), generator=generator))), None
+
+
+def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
+    """Train the configured model and write the run directory; returns the training metrics."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / RUN_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    model = build_model(config)
+    metrics: dict[str, Any] = {"task": config.task}
+    batches: Batches = _ring_batches
+    if config.task == "latent":
+        data, prepared = prepare(config, out, progress)
+        metrics.update(prepared)
+        batches = latent_batches(data)
+    start = time.perf_counter()
+    losses = train_score(model, batches, config.train.settings(), seed=config.seed, progress=progress)
+    elapsed = time.perf_counter() - start
+    metrics |= {
+        "train_time_s": elapsed,
+        "train_steps": len(losses),
+        "final_loss": float(np.mean(losses[-min(1000, len(losses)) :])),
+        "noise_aware": config.train.noise_aware is not None,
+    }
+    save_module(model, model.spec(), out / RUN_MODEL, metadata=metrics)
+    write_json_atomic(out / "train.json", metrics)
+    plots.loss_curve(losses, out / "loss.png")
+    return metrics
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> Run:
+    """The config and trained model of a run directory."""
+    path = Path(run_dir)
+    if not (path / RUN_CONFIG).is_file() or not (path / RUN_MODEL).is_file():
+        raise CheckpointError(
+            f"{path} is not a diffusion run directory (needs {RUN_CONFIG} and {RUN_MODEL}); "
+            "create one with `kirchhoffnet diffusion train CONFIG --out DIR`"
+        )
+    config = load_config(path / RUN_CONFIG)
+    model = ScoreModel.from_spec(read_spec(path / RUN_MODEL, "score-model"))
+    load_state(model, path / RUN_MODEL, "score-model")
+    return Run(path, config, model)
+
+
+def sample_run(
+    run: Run,
+    n: int,
+    solver: str = "euler",
+    prog_noise: float | None = None,
+    seed: int = 0,
+    chip_seed: int = 0,
+    steps: int | None = None,
+    labels: Tensor | None = None,
+    guidance: float | None = None,
+    exact: bool = False,
+) -> tuple[Tensor, dict[str, Any]]:
+    """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
+
+    Args:
+        prog_noise: programming noise σ of the chip (overrides the config's ``rram.prog_noise``). With a
+            digital solver the programmed chip's effective weights are used, so noise can be studied
+            apart from the analog loop.
+        chip_seed: which chip (the programming randomness).
+        steps: solver steps (default: ``sample.steps`` for digital, ``analog.steps`` for analog).
+        exact: ignore the config's sharpening (``sample.ode_beta_scale``, ``sample.sde_score_gain``).
+    """
+    if solver not in SOLVERS:
+        raise ConfigError(unknown_choice("solver", solver, SOLVERS))
+    config = run.config
+    ode = solver in ("pf-ode", "analog-ode")
+    model = run.model
+    if not exact:
+        model = (
+            model.sharpened(config.sample.ode_beta_scale, 1.0)
+            if ode
+            else model.sharpened(1.0, config.sample.sde_score_gain)
+        )
+    device = config.rram if prog_noise is None else config.rram.model_copy(update={"prog_noise": prog_noise})
+    guidance = config.sample.guidance if guidance is None else guidance
+    chip = program_chip(model, device, seed=chip_seed)
+    start = time.perf_counter()
+    info: dict[str, Any] = {"solver": solver, "prog_noise": device.prog_noise, "chip_seed": chip_seed, "exact": exact}
+    if solver in ("euler", "pf-ode"):
+        weights = chip.effective() if device != type(device)() else None
+        x = sample(model, n, solver, steps or config.sample.steps, seed, labels, guidance, weights)
+    else:
+        settings = config.analog if steps is None else config.analog.model_copy(update={"steps": steps})
+        mode = "sde" if solver == "analog" else "ode"
+        result = analog_sample(model, n, chip, settings, mode, seed, labels, guidance)
+        x = result.samples
+        info["crossbar_energy_j"] = result.report.crossbar_energy_j
+        info["mean_crossbar_power_w"] = result.report.mean_crossbar_power_w
+        info["peak_hidden_v"] = result.report.peak_hidden_v
+    info["wall_time_s"] = time.perf_counter() - start
+    return x, info
+
+
+def _kl_or_none(metric: Callable[[Tensor, Tensor], float], samples: Tensor, reference: Tensor) -> float | None:
+    """The metric, or None (null in JSON) when no sample falls inside the histogram's range."""
+    try:
+        return metric(samples, reference)
+    except DataError:
+        return None
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if len(finite) == len(values) else None
+
+
+def _kl(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
+    radius = samples.norm(dim=1)
+    return {
+        "kl_pooled": _kl_or_none(kl_pooled, samples, reference),
+        "kl_2d": _kl_or_none(kl_2d, samples, reference),
+        "radius_mean": float(radius.mean()),
+        "radius_std": float(radius.std()),
+    }
+
+
+def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
+    """Evaluate a run and write ``metrics.json``, the figures and ``speed_energy.txt`` into it.
+
+    Ring: KL of every solver, the KL-vs-programming-noise curve over several chips, samples vs ring.
+    Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
+    """
+    run = load_run(run_dir)
+    if run.config.task == "latent":
+        config = run.config
+
+        def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
+            return sample_run(run, n, solver, seed=config.seed, labels=labels, guidance=guidance)[0]
+
+        metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, SOLVERS, progress)}
+        write_json_atomic(run.path / RUN_METRICS, metrics)
+        return metrics
+    return _evaluate_ring(run, progress)
+
+
+def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
+    config, ev = run.config, run.config.evaluate
+    n = ev.num_samples
+    reference = sample_ring(n, seed=ev.reference_seed)
+    metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
+    metrics["noise_floor"] = _kl(sample_ring(n, seed=ev.reference_seed + 1), reference)
+    panels = {"ring (reference)": reference.numpy()}
+    for solver in SOLVERS:
+        x, info = sample_run(run, n, solver, seed=config.seed)
+        metrics[solver] = {**_kl(x, reference), **info}
+        panels[solver] = x.numpy()
+        if progress:
+            print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True)
+    for solver in ("euler", "pf-ode"):
+        x, info = sample_run(run, n, solver, seed=config.seed, exact=True)
+        metrics[f"{solver} (exact)"] = {**_kl(x, reference), **info}
+        if progress:
+            print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
+    plots.sample_panels(panels, run.path / "samples.png")
+    per_level: list[list[float | None]] = []
+    for sigma in ev.prog_noise_levels:
+        per_level.append(
+            [
+                _kl_or_none(
+                    kl_pooled,
+                    sample_run(run, n, ev.robustness_solver, sigma, config.seed, c, ev.robustness_steps)[0],
+                    reference,
+                )
+                for c in range(ev.chips)
+            ]
+        )
+        if progress:
+            print(f"σ = {sigma:<5g} KL pooled per chip {per_level[-1]}", flush=True)
+    metrics["robustness"] = {
+        "solver": ev.robustness_solver,
+        "steps": ev.robustness_steps,
+        "curve": [
+            {"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": _mean_or_none(kls)}
+            for sigma, kls in zip(ev.prog_noise_levels, per_level, strict=True)
+        ],
+    }
+    plots.kl_vs_noise({run.path.name: (ev.prog_noise_levels, per_level)}, run.path / "robustness.png")
+    metrics["speed_energy"] = speed_energy(
+        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
+    )
+    write_json_atomic(run.path / RUN_METRICS, metrics)
+    return metrics
+
+
+def speed_energy(
+    run: Run,
+    batch_time_s: float | None = None,
+    batch: int = 10_000,
+    crossbar_energy_j: float | None = None,
+    assumptions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The speed/energy report of a run, written to ``speed_energy.txt`` (see :mod:`kirchhoffnet.rram.energy`).
+
+    The digital step latencies are measured here (one trajectory; a batch of ``batch`` unless
+    ``batch_time_s`` is given), the crossbar energy is simulated (unless given); every other number is an
+    assumption, overridable through ``assumptions``.
+    """
+    config = run.config
+    steps = config.sample.steps
+    if batch_time_s is None:
+        batch_time_s = sample_run(run, batch, "euler", seed=config.seed)[1]["wall_time_s"]
+    if crossbar_energy_j is None:
+        crossbar_energy_j = sample_run(run, 1000, "analog", seed=config.seed)[1]["crossbar_energy_j"]
+    single_s = sample_run(run, 1, "euler", seed=config.seed)[1]["wall_time_s"]
+    measured = {
+        "digital_steps": steps,
+        "digital_step_latency_s": single_s / steps,
+        "digital_batch": batch,
+        "digital_batch_step_latency_s": batch_time_s / steps,
+    }
+    try:
+        model = SpeedEnergyModel(**{**measured, **(assumptions or {})})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"speed/energy assumption {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    net = run.model.net
+    report = speed_energy_report(model, config.analog.integration_time_s, crossbar_energy_j, net.width, net.dim)
+    write_text_atomic(run.path / "speed_energy.txt", format_report(report) + "\n")
+    return report
+
+
+def compare_robustness(run_dirs: list[Path], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """One KL-vs-programming-noise figure for several evaluated runs (e.g. plain and noise-aware)."""
+    curves, table = {}, {}
+    for run_dir in run_dirs:
+        path = Path(run_dir) / RUN_METRICS
+        if not path.is_file():
+            raise CheckpointError(f"{path} does not exist; run `kirchhoffnet diffusion evaluate {run_dir}` first")
+        robustness = json.loads(path.read_text()).get("robustness")
+        if robustness is None:
+            raise CheckpointError(f"{path} has no robustness curve (only ring runs have one)")
+        points = robustness["curve"]
+        curves[Path(run_dir).name] = ([p["prog_noise"] for p in points], [p["kl_pooled_per_chip"] for p in points])
+        table[Path(run_dir).name] = {str(p["prog_noise"]): p["kl_pooled_mean"] for p in points}
+    plots.kl_vs_noise(curves, out)
+    return table

@@ -1,0 +1,146 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kirchhoffnet.cli.main import app
+from kirchhoffnet.diffusion.images import SOURCES
+from kirchhoffnet.diffusion.run import load_run, sample_run
+from kirchhoffnet.errors import CheckpointError, ConfigError
+
+TINY_RING = """
+task: ring
+seed: 3
+train: {steps: 40, batch_size: 128}
+sample: {steps: 20}
+analog: {steps: 20}
+evaluate: {num_samples: 300, chips: 2, prog_noise_levels: [0.0, 0.1], robustness_steps: 10}
+"""
+
+
+@pytest.fixture(scope="module")
+def ring_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ring")
+    (root / "tiny.yaml").write_text(TINY_RING)
+    result = CliRunner().invoke(app, ["diffusion", "train", str(root / "tiny.yaml"), "--out", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def test_train_writes_a_run_directory(ring_run):
+    for name in ("config.yaml", "model.safetensors", "train.json", "loss.png"):
+        assert (ring_run / name).is_file()
+    run = load_run(ring_run)
+    assert run.config.seed == 3 and run.model.net.width == 14
+
+
+@pytest.mark.parametrize("solver", ["euler", "pf-ode", "analog", "analog-ode"])
+def test_sample_command_writes_an_array(ring_run, tmp_path, solver):
+    out = tmp_path / "samples.npy"
+    args = [
+        "diffusion",
+        "sample",
+        str(ring_run),
+        "-n",
+        "50",
+        "--solver",
+        solver,
+        "--prog-noise",
+        "0.05",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    samples = np.load(out)
+    assert samples.shape == (50, 2) and samples.dtype == np.float32 and np.isfinite(samples).all()
+    assert json.loads(result.output.splitlines()[0])["prog_noise"] == 0.05
+
+
+def test_a_chip_seed_is_reproducible_and_noise_matters(ring_run):
+    run = load_run(ring_run)
+    first = sample_run(run, 40, "pf-ode", prog_noise=0.1, chip_seed=1)[0]
+    again = sample_run(run, 40, "pf-ode", prog_noise=0.1, chip_seed=1)[0]
+    other = sample_run(run, 40, "pf-ode", prog_noise=0.1, chip_seed=2)[0]
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_evaluate_writes_metrics_and_figures(ring_run):
+    result = CliRunner().invoke(app, ["diffusion", "evaluate", str(ring_run)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((ring_run / "metrics.json").read_text())
+    for solver in ("euler", "analog", "euler (exact)"):  # a 40-step model: its SDE samples may all leave [−4, 4]
+        assert metrics[solver]["kl_pooled"] is None or np.isfinite(metrics[solver]["kl_pooled"])
+    for solver in ("pf-ode", "analog-ode", "pf-ode (exact)"):
+        assert np.isfinite(metrics[solver]["kl_pooled"])
+    assert metrics["pf-ode"]["kl_pooled"] == pytest.approx(metrics["analog-ode"]["kl_pooled"], rel=1e-3)
+    assert [p["prog_noise"] for p in metrics["robustness"]["curve"]] == [0.0, 0.1]
+    assert len(metrics["robustness"]["curve"][1]["kl_pooled_per_chip"]) == 2
+    assert metrics["speed_energy"]["speedup"] > 0
+    for name in ("samples.png", "robustness.png", "speed_energy.txt"):
+        assert (ring_run / name).is_file()
+
+
+def test_compare_plots_evaluated_runs(ring_run, tmp_path):
+    result = CliRunner().invoke(app, ["diffusion", "evaluate", str(ring_run)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "both.png"
+    result = CliRunner().invoke(app, ["diffusion", "compare", str(ring_run), str(ring_run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and set(json.loads(result.output.splitlines()[0])[ring_run.name]) == {"0.0", "0.1"}
+    result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path)])
+    assert result.exit_code == 2 and "metrics.json does not exist" in result.output
+
+
+def test_speed_energy_command_prints_the_report(ring_run):
+    args = ["diffusion", "speed-energy", str(ring_run), "--batch", "20", "--assume", "digital_power_w=300"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "speed-up" in result.output and "digital_power_w = 300.0" in result.output
+    bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--batch", "5", "--assume", "gpu=1"])
+    assert bad.exit_code == 2 and "speed/energy assumption gpu: Extra inputs are not permitted" in bad.output
+    bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--assume", "digital_power_w"])
+    assert bad.exit_code == 2 and "--assume takes NAME=VALUE with a number" in bad.output
+
+
+def test_cli_errors_are_one_line(tmp_path, ring_run):
+    result = CliRunner().invoke(app, ["diffusion", "sample", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not a diffusion run directory" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["diffusion", "sample", str(ring_run), "--solver", "rk45"])
+    assert (
+        result.exit_code == 2
+        and "unknown solver 'rk45'; choose one of: analog, analog-ode, euler, pf-ode" in result.output
+    )
+    (tmp_path / "bad.yaml").write_text("trian: {}\n")
+    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "trian: Extra inputs are not permitted" in result.output
+
+
+def test_library_errors(tmp_path, ring_run):
+    with pytest.raises(CheckpointError, match=r"needs config\.yaml and model\.safetensors"):
+        load_run(tmp_path)
+    with pytest.raises(ConfigError, match="unknown solver 'dpm'"):
+        sample_run(load_run(ring_run), 4, "dpm")
+
+
+@pytest.mark.needs_dataset
+def test_latent_task_end_to_end(tmp_path):
+    if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    (tmp_path / "latent.yaml").write_text(
+        "task: latent\nlatent: {max_train_images: 300, vae_epochs: 1, classifier_epochs: 1}\n"
+        "train: {steps: 30, batch_size: 64}\nsample: {steps: 10, guidance: 1.0}\nanalog: {steps: 10}\n"
+        "evaluate: {num_samples: 60, guidance_sweep: [0.0, 2.0]}\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(app, ["diffusion", "train", str(tmp_path / "latent.yaml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["diffusion", "evaluate", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["analog"]["accuracy"] <= 1.0
+    assert len(metrics["guidance_sweep"]["results"]) == 2
+    for name in ("vae.safetensors", "classifier.safetensors", "latents.safetensors", "images.png", "guidance.png"):
+        assert (tmp_path / "run" / name).is_file()
