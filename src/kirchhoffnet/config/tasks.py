@@ -23,6 +23,7 @@ from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.potentials import POTENTIALS
 from kirchhoffnet.data.tabular import HOUSING_FORMATS
 from kirchhoffnet.data.toy2d import TOY_SETS
+from kirchhoffnet.hardware.aware import HardwareAwareConfig
 
 
 class ScheduleConfig(Section):
@@ -81,6 +82,13 @@ class RunConfig(Section):
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default torch's choice.")
     train: TrainConfig = Field(description="Optimisation settings.")
+    hardware_aware: HardwareAwareConfig | None = Field(
+        None,
+        description=(
+            "Hardware-aware training: every step runs on a fresh random die (mismatch, quantization); "
+            "null: train the nominal circuit."
+        ),
+    )
 
     @property
     def label(self) -> str:
