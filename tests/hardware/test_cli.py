@@ -120,6 +120,9 @@ def test_classifier_run_directory_reports_accuracy_over_dies_and_bits(tmp_path):
     assert zero["nominal"] == float((logits.argmax(1) == y[:60]).double().mean())  # the first 60 test images
     assert zero["values"] == [zero["nominal"]] * 2  # σ = 0: the nominal circuit, exactly
     assert all(0.0 <= v <= 1.0 for v in tenth["values"])
+    again = invoke("montecarlo", run, "--sigma", "0.1", "--trials", "2", "--points", "60", "--out", str(out / "again"))
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "again" / "montecarlo.json").read_text())["curves"][tmp_path.name] == [tenth]  # seed 0
     result = invoke("quantize", run, "--bits", "3,16", "--scheme", "uniform", "--points", "60", "--out", str(out))
     assert result.exit_code == 0, result.output
     low, high = json.loads((out / "quantization.json").read_text())["curves"][f"{tmp_path.name} uniform"]
@@ -129,6 +132,11 @@ def test_classifier_run_directory_reports_accuracy_over_dies_and_bits(tmp_path):
     report = json.loads((out / "hw_report.json").read_text())
     assert report["num_samples"] == 8 and report["energy_j"] >= 0.0
     assert report["latency_s"] == pytest.approx(6e-9)  # (1 slice + 5 τ settling), τ = 1 pF / 1 mS
+    result = invoke("report", run, "--capacitance", "3pF", "--samples", "8", "--points-per-slice", "11", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    tripled = json.loads((out / "hw_report.json").read_text())
+    assert tripled["latency_s"] == pytest.approx(3 * report["latency_s"], rel=1e-12)  # τ = C/G
+    assert tripled["energy_j"] == pytest.approx(3 * report["energy_j"], rel=1e-9)  # E = C·V²·(normalised energy)
 
 
 @pytest.mark.parametrize(
