@@ -125,14 +125,17 @@ def test_classifier_run_directory_reports_accuracy_over_dies_and_bits(tmp_path):
     assert json.loads((out / "again" / "montecarlo.json").read_text())["curves"][tmp_path.name] == [tenth]  # seed 0
     result = invoke("quantize", run, "--bits", "3,16", "--scheme", "uniform", "--points", "60", "--out", str(out))
     assert result.exit_code == 0, result.output
-    low, high = json.loads((out / "quantization.json").read_text())["curves"][f"{tmp_path.name} uniform"]
+    coarse, high = json.loads((out / "quantization.json").read_text())["curves"][f"{tmp_path.name} uniform"]
+    assert coarse["bits"] == 3 and 0.0 <= coarse["value"] <= 1.0
     assert abs(high["value"] - zero["nominal"]) <= 1 / 60  # 16 bits: at most one image changes its class
     result = invoke("report", run, "--samples", "8", "--points-per-slice", "11", "--out", str(out))
     assert result.exit_code == 0, result.output  # a classifier run needs no --inputs: its test images
     report = json.loads((out / "hw_report.json").read_text())
     assert report["num_samples"] == 8 and report["energy_j"] >= 0.0
     assert report["latency_s"] == pytest.approx(6e-9)  # (1 slice + 5 τ settling), τ = 1 pF / 1 mS
-    result = invoke("report", run, "--capacitance", "3pF", "--samples", "8", "--points-per-slice", "11", "--out", str(out))
+    result = invoke(
+        "report", run, "--capacitance", "3pF", "--samples", "8", "--points-per-slice", "11", "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     tripled = json.loads((out / "hw_report.json").read_text())
     assert tripled["latency_s"] == pytest.approx(3 * report["latency_s"], rel=1e-12)  # τ = C/G

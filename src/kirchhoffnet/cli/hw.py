@@ -45,13 +45,14 @@ Out = Annotated[Path, typer.Option(help="Directory for the JSON, Markdown and PN
 Seed = Annotated[int, typer.Option(help="Seed of the inputs, the held-out data and the random dies.")]
 Points = Annotated[
     int,
-    typer.Option(min=2, help="Held-out examples the metric is computed on (a run directory: the first N of its test set)."),
+    typer.Option(min=2, help="Held-out examples the metric is computed on (a run directory: its first N test ones)."),
 ]
 Dataset = Annotated[
     str | None, typer.Option(help="2-D data set of a flow whose config does not name it (twomoon, 8gaussians, ...).")
 ]
 Inputs = Annotated[
-    Path | None, typer.Option(help="A .npy (N, d) array of inputs; default: a run directory's test inputs, or a flow's standard normal base samples.")
+    Path | None,
+    typer.Option(help="A .npy (N, d) array of inputs; default: a run's test inputs, or a flow's normal base samples."),
 ]
 
 
