@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
+from kirchhoffnet.config import parse_config
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware import Variation
 from kirchhoffnet.hardware.variation import draw_die, trial_seed
@@ -85,3 +86,15 @@ def test_resume_replays_the_same_dies(tmp_path):
 def test_hardware_aware_section_errors_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         tiny_flow(override)
+
+
+def test_an_mlp_baseline_cannot_be_trained_hardware_aware():
+    config = {
+        "task": "regression",
+        "data": {"name": "friedman"},
+        "baseline": {"hidden": [8]},
+        "train": {"epochs": 1, "batch_size": 8, "lr": 1e-2},
+        "hardware_aware": {"edge": 0.05},
+    }
+    with pytest.raises(ConfigError, match=r"hardware_aware: an MLP baseline has no devices to vary; remove the section"):
+        parse_config(config)

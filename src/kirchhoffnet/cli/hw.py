@@ -137,14 +137,13 @@ def _task_metric(task: Any, points: int) -> Any:
     from kirchhoffnet.hardware import accuracy, flow_nll, mse
 
     x, y = task.test_data()
-    x, y = x[:points], None if y is None else y[:points]
-    batch = task.eval_batch
-    if task.primary == "accuracy":
-        return accuracy(x, y, batch)
+    x, batch = x[:points], task.eval_batch
     if task.primary == "nll_nats":
         return flow_nll(x, batch)
-    if task.primary == "mse":
-        return mse(x, y.reshape(len(y), -1), batch)
+    if task.primary == "accuracy" and y is not None:
+        return accuracy(x, y[:points], batch)
+    if task.primary == "mse" and y is not None:
+        return mse(x, y[:points].reshape(len(x), -1), batch)
     raise ConfigError(
         f"the hw commands measure accuracy, held-out NLL or MSE; a {task.run_config.task} run reports "
         f"{task.primary} (use kirchhoffnet.hardware with your own Metric from Python)"

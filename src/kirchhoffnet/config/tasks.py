@@ -232,6 +232,8 @@ class RegressionConfig(RunConfig):
     def _one_model(self) -> RegressionConfig:
         if (self.circuit is None) == (self.baseline is None):
             raise ValueError("give exactly one of circuit (a KirchhoffNet) or baseline (an MLP)")
+        if self.baseline is not None and self.hardware_aware is not None:
+            raise ValueError("hardware_aware: an MLP baseline has no devices to vary; remove the section")
         if self.circuit is not None:
             outputs = readout_outputs(self.readout)
             if outputs != 1:

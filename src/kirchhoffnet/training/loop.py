@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from kirchhoffnet.config import Config, TrainConfig
 from kirchhoffnet.errors import SolverError, TrainingError
+from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
@@ -138,7 +139,9 @@ class Trainer:
         settings = self.config.hardware_aware
         if settings is None:
             return None
-        return HardwareAwareTraining(self.model, settings, seed=trial_seed(self.config.seed, self.cluster.rank))
+        return HardwareAwareTraining(
+            cast(Model, self.model), settings, seed=trial_seed(self.config.seed, self.cluster.rank)
+        )
 
     def _die(self) -> AbstractContextManager[object]:
         """The model as step ``self.step``'s random die (a pure function of the step), or as it is."""
