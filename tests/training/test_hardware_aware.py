@@ -96,5 +96,5 @@ def test_an_mlp_baseline_cannot_be_trained_hardware_aware():
         "train": {"epochs": 1, "batch_size": 8, "lr": 1e-2},
         "hardware_aware": {"edge": 0.05},
     }
-    with pytest.raises(ConfigError, match=r"hardware_aware: an MLP baseline has no devices to vary; remove the section"):
+    with pytest.raises(ConfigError, match=r"hardware_aware: an MLP baseline has no devices to vary; remove the"):
         parse_config(config)
