@@ -15,8 +15,15 @@ from kirchhoffnet.errors import ConfigError, DataError
 
 def tiny(device="ShiftTanh2", dtype=torch.float64, hidden=5, settle_steps=3, init_scale=0.7, contraction=0.5):
     circuit = ScoreCircuit(
-        2, hidden, 4, 1, device=device, settle_steps=settle_steps, init_scale=init_scale,
-        contraction=contraction, generator=torch.Generator().manual_seed(0),
+        2,
+        hidden,
+        4,
+        1,
+        device=device,
+        settle_steps=settle_steps,
+        init_scale=init_scale,
+        contraction=contraction,
+        generator=torch.Generator().manual_seed(0),
     )
     return CircuitScoreModel(circuit, VPSDE(0.01, 8.0)).to(dtype)
 

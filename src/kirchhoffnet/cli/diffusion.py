@@ -36,13 +36,14 @@ def train_command(
 ) -> None:
     """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
     from kirchhoffnet.diffusion.config import load_config, parse_config
-
     from kirchhoffnet.diffusion.run import train
 
     try:
         settings = load_config(config)
         if model is not None and model != settings.model.kind:
-            settings = parse_config({**settings.model_dump(mode="json"), "model": {"kind": model}}, f"{config} with --model")
+            settings = parse_config(
+                {**settings.model_dump(mode="json"), "model": {"kind": model}}, f"{config} with --model"
+            )
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
         out_dir = out if out is not None else Path("runs/diffusion") / config.stem

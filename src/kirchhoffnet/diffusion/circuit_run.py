@@ -85,13 +85,12 @@ def generation_hardware(
     }
 
 
-def evaluate_circuit(run: Run, progress: bool = True) -> dict[str, Any]:
+def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) -> dict[str, Any]:
     """KL of the circuit's samplers (configured and exact), the full transient with finite C_h, the hidden
     nodes' equilibrium residual, the hardware view, ``samples.png`` and ``metrics.json``."""
     from kirchhoffnet.diffusion.run import RUN_METRICS, kl_report, sample_run
 
-    config, model = run.config, run.model
-    assert isinstance(model, CircuitScoreModel)  # noqa: S101  (evaluate dispatches on it)
+    config = run.config
     n, seed = config.evaluate.num_samples, config.seed
     reference = sample_ring(n, seed=config.evaluate.reference_seed)
     metrics: dict[str, Any] = {"task": config.task, "model": "kirchhoffnet", "num_samples": n}
@@ -126,4 +125,3 @@ def evaluate_circuit(run: Run, progress: bool = True) -> dict[str, Any]:
     plots.sample_panels(panels, run.path / "samples.png")
     write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics
-

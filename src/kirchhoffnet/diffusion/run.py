@@ -57,7 +57,9 @@ def build_model(config: DiffusionConfig) -> ScoreModel | CircuitScoreModel:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     if config.circuit is not None:
-        return CircuitScoreModel(ScoreCircuit(dim=2, generator=generator, **config.circuit.model_dump()), config.sde.build())
+        return CircuitScoreModel(
+            ScoreCircuit(dim=2, generator=generator, **config.circuit.model_dump()), config.sde.build()
+        )
     net = ScoreNet(dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump())
     return ScoreModel(net, config.sde.build())
 
@@ -222,7 +224,7 @@ def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str
     if isinstance(run.model, CircuitScoreModel):
         from kirchhoffnet.diffusion.circuit_run import evaluate_circuit  # it builds on this module
 
-        return evaluate_circuit(run, progress)
+        return evaluate_circuit(run, run.model, progress)
     if run.config.task == "latent":
         config = run.config
 
