@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python experiments/diffusion_compare.py --out runs/diffusion_compare
     PYTHONPATH=src python experiments/diffusion_compare.py --flow-steps 0        # skip the CNF flow
+    PYTHONPATH=src python experiments/diffusion_compare.py --rram-run runs/ring --circuit-run runs/ring_kn
 
 Trains (or reuses, when the run directory already holds metrics.json) the two diffusion runs from
 configs/diffusion/ring.yaml and ring_kirchhoffnet.yaml, trains a KirchhoffNet CNF on the same ring by
@@ -105,14 +106,21 @@ def main() -> None:
     args.add_argument("--out", type=Path, default=Path("runs/diffusion_compare"), help="runs and the table")
     args.add_argument("--flow-steps", type=int, default=400, help="CNF training steps (0 = no flow row)")
     args.add_argument("--flow-batch", type=int, default=256, help="CNF batch size")
+    args.add_argument("--rram-run", type=Path, help="an evaluated crossbar ring run to reuse (default: train one)")
+    args.add_argument("--circuit-run", type=Path, help="an evaluated score-circuit run to reuse (default: train one)")
+    args.add_argument("--no-rram", action="store_true", help="leave the RRAM row out (its evaluation is long)")
     options = args.parse_args()
     out: Path = options.out
-    rows = {
-        "RRAM crossbar score network (analog PF-ODE)": diffusion_row(CONFIGS / "ring.yaml", out / "ring", "analog-ode"),
-        "KirchhoffNet score circuit (its own transient)": diffusion_row(
-            CONFIGS / "ring_kirchhoffnet.yaml", out / "ring_kirchhoffnet", "pf-ode"
-        ),
-    }
+    rows = {}
+    if not options.no_rram:
+        rram_dir = options.rram_run or out / "ring"
+        rows["RRAM crossbar score network (analog PF-ODE)"] = diffusion_row(
+            CONFIGS / "ring.yaml", rram_dir, "analog-ode"
+        )
+    circuit_dir = options.circuit_run or out / "ring_kirchhoffnet"
+    rows["KirchhoffNet score circuit (its own transient)"] = diffusion_row(
+        CONFIGS / "ring_kirchhoffnet.yaml", circuit_dir, "pf-ode"
+    )
     if options.flow_steps > 0:
         rows["KirchhoffNet CNF flow"] = flow_row(options.flow_steps, options.flow_batch, seed=0)
     write_json_atomic(out / "compare.json", rows)

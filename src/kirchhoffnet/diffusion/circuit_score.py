@@ -80,8 +80,9 @@ class ScoreCircuit(nn.Module):
         frequency_scale: std of the time-embedding frequencies.
         init_scale: initial device parameters ~ N(0, init_scale²): O(1) gains so that every device starts
             in its nonlinear range (the core's kaiming default, std √(2/E), leaves them nearly linear and tiny).
-        contraction: ρ < 1 bounds each device's gain on its hidden terminal by ρ g / (devices at that node)
-            (the programmed gain is ρ g tanh(θ) / degree), so |∂I_h/∂h| ≤ ρ g: the hidden equilibrium is
+        contraction: ρ < 1 bounds the hidden nodes' loop gain, |∂I_h/∂h| ≤ ρ g: each data–hidden device's
+            gain on its hidden terminal is programmed as ρ g tanh(θ) / (dim · repeat) and the time–hidden
+            devices' as 0 (they inject a current set by their source alone). The hidden equilibrium is then
             unique, the physical settle converges to it, and relaxation reaches it with error ≤ ρⁿ.
             Needs a family with a ``gain_dst`` parameter; None = unconstrained (no equilibrium guarantee).
     """
@@ -126,17 +127,19 @@ class ScoreCircuit(nn.Module):
                     f"got {family.name}; set contraction: null"
                 )
             self._gain_row = family.param_names.index("gain_dst")
-            degree = dim * repeat + time_nodes
-            self._into_hidden = hidden * degree  # the first edges of score_topology end on hidden nodes
-            self._gain_bound = contraction * self.leak / degree
+            # score_topology's first edges: data–hidden (hidden·dim·repeat), then time–hidden (hidden·time_nodes)
+            self._data_to_hidden = hidden * dim * repeat
+            self._into_hidden = self._data_to_hidden + hidden * time_nodes
+            self._gain_bound = contraction * self.leak / (dim * repeat)
 
     def programmed(self) -> Tensor:
         """The device parameters as programmed, (P, E): the raw ones with the hidden-terminal gains bounded."""
         raw = self.edges.params
         if self.contraction is None:
             return raw
-        row, cut = self._gain_row, self._into_hidden
-        gain = torch.cat([self._gain_bound * torch.tanh(raw[row, :cut]), raw[row, cut:]])
+        row, data, cut = self._gain_row, self._data_to_hidden, self._into_hidden
+        bounded = self._gain_bound * torch.tanh(raw[row, :data])
+        gain = torch.cat([bounded, raw.new_zeros(cut - data), raw[row, cut:]])
         return torch.cat([raw[:row], gain.unsqueeze(0), raw[row + 1 :]])
 
     @property
