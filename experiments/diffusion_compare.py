@@ -35,8 +35,9 @@ REFERENCE_SEED = 12345  # the diffusion evaluation's reference ring
 
 def diffusion_row(config: Path, run_dir: Path, solver: str) -> dict[str, Any]:
     """Train and evaluate a diffusion run unless its metrics exist; its row of the table."""
-    if not (run_dir / RUN_METRICS).is_file():
+    if not (run_dir / "model.safetensors").is_file():
         train(load_config(config), run_dir)
+    if not (run_dir / RUN_METRICS).is_file():
         evaluate(run_dir)
     metrics = json.loads((run_dir / RUN_METRICS).read_text())
     params = sum(p.numel() for p in load_run(run_dir).model.parameters())
@@ -86,6 +87,17 @@ def flow_row(steps: int, batch: int, seed: int) -> dict[str, Any]:
     }
 
 
+def cached_flow_row(path: Path, steps: int, batch: int) -> dict[str, Any]:
+    """The flow row from ``path`` when it was trained with the same steps and batch, else trained and written."""
+    if path.is_file():
+        row = json.loads(path.read_text())
+        if row.get("train_steps") == steps and row.get("train_batch") == batch:
+            return row
+    row = flow_row(steps, batch, seed=0) | {"train_batch": batch}
+    write_json_atomic(path, row)
+    return row
+
+
 def markdown(rows: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| model | KL pooled | parameters | nodes | latency / generation | energy / generation |",
@@ -122,7 +134,7 @@ def main() -> None:
         CONFIGS / "ring_kirchhoffnet.yaml", circuit_dir, "pf-ode"
     )
     if options.flow_steps > 0:
-        rows["KirchhoffNet CNF flow"] = flow_row(options.flow_steps, options.flow_batch, seed=0)
+        rows["KirchhoffNet CNF flow"] = cached_flow_row(out / "flow.json", options.flow_steps, options.flow_batch)
     write_json_atomic(out / "compare.json", rows)
     write_text_atomic(out / "compare.md", markdown(rows))
     print(markdown(rows))

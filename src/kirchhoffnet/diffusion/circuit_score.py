@@ -39,11 +39,11 @@ from tqdm import tqdm
 
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import resolve
-from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, reference_euler, time_grid
+from kirchhoffnet.diffusion.sample import check_request, reference_euler, time_grid
 from kirchhoffnet.diffusion.score import TimeEmbedding
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
-from kirchhoffnet.errors import ConfigError, DataError, unknown_choice
+from kirchhoffnet.errors import ConfigError, DataError
 
 
 def score_topology(dim: int, hidden: int, time_nodes: int, repeat: int = 1) -> Tensor:
@@ -95,7 +95,7 @@ class ScoreCircuit(nn.Module):
         repeat: int = 2,
         device: str = "ShiftTanh2",
         leak: float = 1.0,
-        settle_steps: int = 4,
+        settle_steps: int = 5,
         frequency_scale: float = 1.0,
         init_scale: float = 1.0,
         contraction: float | None = 0.5,
@@ -287,10 +287,7 @@ def circuit_sample(
     Shapes:
         Returns (n, dim) float32.
     """
-    if solver not in DIGITAL_SOLVERS:
-        raise ConfigError(unknown_choice("score-circuit solver", solver, DIGITAL_SOLVERS))
-    if int(n) < 1:
-        raise ConfigError(f"the number of samples must be positive, got {n}")
+    check_request(solver, n, "score-circuit solver")
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(int(n), model.dim, generator=generator)
     with single_thread(), torch.no_grad():

@@ -42,6 +42,14 @@ def time_grid(sde: VPSDE, steps: int, dtype: torch.dtype = torch.float64) -> Ten
     return torch.linspace(1.0, sde.s_min, int(steps) + 1, dtype=dtype)
 
 
+def check_request(solver: str, n: int, kind: str) -> None:
+    """Refuses a solver outside :data:`DIGITAL_SOLVERS` (naming it as ``kind``) or a sample count below 1."""
+    if solver not in DIGITAL_SOLVERS:
+        raise ConfigError(unknown_choice(kind, solver, DIGITAL_SOLVERS))
+    if int(n) < 1:
+        raise ConfigError(f"the number of samples must be positive, got {n}")
+
+
 def check_labels(model: ScoreModel, labels: Tensor | None, n: int) -> Tensor | None:
     """Labels of a conditional model as a (n,) long tensor; refuses labels for an unconditional one."""
     classes = model.net.num_classes
@@ -84,10 +92,7 @@ def sample(
     Shapes:
         Returns (n, dim) float32.
     """
-    if solver not in DIGITAL_SOLVERS:
-        raise ConfigError(unknown_choice("digital solver", solver, DIGITAL_SOLVERS))
-    if int(n) < 1:
-        raise ConfigError(f"the number of samples must be positive, got {n}")
+    check_request(solver, n, "digital solver")
     labels = check_labels(model, labels, int(n))
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(int(n), model.dim, generator=generator)
