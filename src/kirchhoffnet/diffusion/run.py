@@ -60,7 +60,9 @@ def build_model(config: DiffusionConfig) -> ScoreModel | CircuitScoreModel:
         return CircuitScoreModel(
             ScoreCircuit(dim=2, generator=generator, **config.circuit.model_dump()), config.sde.build()
         )
-    net = ScoreNet(dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump(exclude={"kind"}))
+    net = ScoreNet(
+        dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump(exclude={"kind"})
+    )
     return ScoreModel(net, config.sde.build())
 
 
