@@ -26,13 +26,24 @@ def train_command(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/diffusion/).")],
     out: Annotated[Path | None, typer.Option(help="Run directory; default runs/diffusion/<config name>.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Override model.kind: crossbar (the RRAM score network) or kirchhoffnet (a score circuit whose "
+            "node dynamics are the probability-flow velocity; settings from the config's 'circuit' section)."
+        ),
+    ] = None,
 ) -> None:
     """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
-    from kirchhoffnet.diffusion.config import load_config
+    from kirchhoffnet.diffusion.config import load_config, parse_config
     from kirchhoffnet.diffusion.run import train
 
     try:
         settings = load_config(config)
+        if model is not None and model != settings.model.kind:
+            settings = parse_config(
+                {**settings.model_dump(mode="json"), "model": {"kind": model}}, f"{config} with --model"
+            )
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
         out_dir = out if out is not None else Path("runs/diffusion") / config.stem

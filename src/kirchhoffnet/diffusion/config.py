@@ -35,6 +35,11 @@ class SDEConfig(_Strict):
 
 
 class ModelConfig(_Strict):
+    kind: Literal["crossbar", "kirchhoffnet"] = Field(
+        default="crossbar",
+        description="crossbar: the paper's ReLU score network on RRAM crossbars; kirchhoffnet: a KirchhoffNet "
+        "circuit whose node dynamics are the probability-flow velocity (settings in the 'circuit' section).",
+    )
     width: int = Field(
         default=14, ge=2, description="Hidden width (14 in the paper: 7 embedding frequencies, sin and cos)."
     )
@@ -49,6 +54,40 @@ class ModelConfig(_Strict):
     frequency_scale: float = Field(
         default=1.0, gt=0, description="Standard deviation of the time-embedding frequencies."
     )
+
+
+class CircuitConfig(_Strict):
+    """The KirchhoffNet score circuit (model.kind: kirchhoffnet); see kirchhoffnet.diffusion.circuit_score."""
+
+    hidden: int = Field(default=32, ge=1, description="Hidden nodes (capacitors with a leak to ground).")
+    time_nodes: int = Field(
+        default=8, ge=2, description="Driven time nodes: voltage sources carrying sin/cos of the diffusion time."
+    )
+    repeat: int = Field(default=2, ge=1, description="Parallel devices per data–hidden node pair.")
+    device: str = Field(default="ShiftTanh2", description="Device family of the learnable edges.")
+    leak: float = Field(default=1.0, gt=0, description="Leak conductance g of every hidden node (normalised).")
+    settle_steps: int = Field(
+        default=5, ge=1, description="Relaxation steps h ← I_h/g from h = 0 that settle the hidden nodes."
+    )
+    frequency_scale: float = Field(default=1.0, gt=0, description="Std of the time-embedding frequencies.")
+    init_scale: float = Field(default=1.0, gt=0, description="Initial device parameters ~ N(0, init_scale²).")
+    contraction: float | None = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Bound ρ on the hidden nodes' loop gain (unique equilibrium, settle error ≤ ρⁿ); null = none.",
+    )
+
+    @model_validator(mode="after")
+    def _even_time_nodes(self) -> CircuitConfig:
+        if self.time_nodes % 2:
+            raise ValueError(f"time_nodes must be even (sin and cos per frequency), got {self.time_nodes}")
+        return self
+
+    @property
+    def num_nodes(self) -> int:
+        """Nodes of the 2-D circuit including ground and the time sources."""
+        return 1 + 2 + self.hidden + self.time_nodes
 
 
 class NoiseAwareConfig(_Strict):
@@ -152,6 +191,25 @@ class DiffusionConfig(_Strict):
     rram: RRAMDevice = RRAMDevice()
     analog: LoopSettings = LoopSettings()
     latent: LatentConfig | None = None
+    circuit: CircuitConfig | None = None
+
+    @model_validator(mode="after")
+    def _circuit_settings(self) -> DiffusionConfig:
+        if self.model.kind == "crossbar":
+            if self.circuit is not None:
+                raise ValueError("the 'circuit' section applies to model.kind: kirchhoffnet only")
+            return self
+        defaults = ModelConfig().model_dump()
+        crossbar_keys = [k for k, v in self.model.model_dump().items() if k != "kind" and v != defaults[k]]
+        if crossbar_keys:
+            raise ValueError(f"model.{crossbar_keys[0]} applies to model.kind: crossbar; set it in 'circuit' instead")
+        if self.task != "ring":
+            raise ValueError("model.kind: kirchhoffnet is unconditional: use task: ring")
+        if self.train.noise_aware is not None:
+            raise ValueError("train.noise_aware perturbs crossbar weights; remove it for model.kind: kirchhoffnet")
+        if self.sample.sde_score_gain != 1.0:
+            raise ValueError("sample.sde_score_gain must be 1 for model.kind: kirchhoffnet (use ode_beta_scale)")
+        return self if self.circuit is not None else self.model_copy(update={"circuit": CircuitConfig()})
 
     @model_validator(mode="after")
     def _latent_settings(self) -> DiffusionConfig:

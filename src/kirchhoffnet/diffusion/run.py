@@ -23,6 +23,7 @@ from torch import Tensor
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
+from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit, circuit_sample
 from kirchhoffnet.diffusion.conditional import evaluate_conditional, latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
@@ -48,14 +49,20 @@ class Run:
 
     path: Path
     config: DiffusionConfig
-    model: ScoreModel
+    model: ScoreModel | CircuitScoreModel
 
 
-def build_model(config: DiffusionConfig) -> ScoreModel:
+def build_model(config: DiffusionConfig) -> ScoreModel | CircuitScoreModel:
     """An untrained score model as the config describes it (initial weights from ``config.seed``)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    net = ScoreNet(dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump())
+    if config.circuit is not None:
+        return CircuitScoreModel(
+            ScoreCircuit(dim=2, generator=generator, **config.circuit.model_dump()), config.sde.build()
+        )
+    net = ScoreNet(
+        dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump(exclude={"kind"})
+    )
     return ScoreModel(net, config.sde.build())
 
 
@@ -99,8 +106,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
             "create one with `kirchhoffnet diffusion train CONFIG --out DIR`"
         )
     config = load_config(path / RUN_CONFIG)
-    model = ScoreModel.from_spec(read_spec(path / RUN_MODEL, "score-model"))
-    load_state(model, path / RUN_MODEL, "score-model")
+    kind = "score-circuit" if config.circuit is not None else "score-model"
+    spec = read_spec(path / RUN_MODEL, kind)
+    model = CircuitScoreModel.from_spec(spec) if config.circuit is not None else ScoreModel.from_spec(spec)
+    load_state(model, path / RUN_MODEL, kind)
     return Run(path, config, model)
 
 
@@ -130,6 +139,8 @@ def sample_run(
         raise ConfigError(unknown_choice("solver", solver, SOLVERS))
     config = run.config
     ode = solver in ("pf-ode", "analog-ode")
+    if isinstance(run.model, CircuitScoreModel):
+        return _sample_circuit(run.model, config, n, solver, prog_noise, seed, steps, exact)
     model = run.model
     if not exact:
         model = (
@@ -157,6 +168,30 @@ def sample_run(
     return x, info
 
 
+def _sample_circuit(
+    model: CircuitScoreModel,
+    config: DiffusionConfig,
+    n: int,
+    solver: str,
+    prog_noise: float | None,
+    seed: int,
+    steps: int | None,
+    exact: bool,
+) -> tuple[Tensor, dict[str, Any]]:
+    """:func:`sample_run` for the KirchhoffNet score circuit: its own transient (``pf-ode``) or the reverse SDE."""
+    if solver not in ("euler", "pf-ode") or prog_noise is not None:
+        raise ConfigError(
+            f"the KirchhoffNet score circuit samples with --solver euler or pf-ode and no --prog-noise "
+            f"(got {solver!r}{'' if prog_noise is None else f', prog_noise {prog_noise}'}); analog and chips are RRAM"
+        )
+    if solver == "pf-ode" and not exact:
+        model = model.sharpened(config.sample.ode_beta_scale)
+    start = time.perf_counter()
+    x = circuit_sample(model, n, solver, steps or config.sample.steps, seed)
+    info = {"solver": solver, "exact": exact, "wall_time_s": time.perf_counter() - start}
+    return x, info
+
+
 def _kl_or_none(metric: Callable[[Tensor, Tensor], float], samples: Tensor, reference: Tensor) -> float | None:
     """The metric, or None (null in JSON) when no sample falls inside the histogram's range."""
     try:
@@ -170,7 +205,8 @@ def _mean_or_none(values: list[float | None]) -> float | None:
     return float(np.mean(finite)) if len(finite) == len(values) else None
 
 
-def _kl(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
+def kl_report(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
+    """Pooled and 2-D KL against ``reference`` (None where no sample is in range) and radius statistics."""
     radius = samples.norm(dim=1)
     return {
         "kl_pooled": _kl_or_none(kl_pooled, samples, reference),
@@ -187,6 +223,10 @@ def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str
     Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
     """
     run = load_run(run_dir)
+    if isinstance(run.model, CircuitScoreModel):
+        from kirchhoffnet.diffusion.circuit_run import evaluate_circuit  # it builds on this module
+
+        return evaluate_circuit(run, run.model, progress)
     if run.config.task == "latent":
         config = run.config
 
@@ -204,17 +244,17 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
     n = ev.num_samples
     reference = sample_ring(n, seed=ev.reference_seed)
     metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
-    metrics["noise_floor"] = _kl(sample_ring(n, seed=ev.reference_seed + 1), reference)
+    metrics["noise_floor"] = kl_report(sample_ring(n, seed=ev.reference_seed + 1), reference)
     panels = {"ring (reference)": reference.numpy()}
     for solver in SOLVERS:
         x, info = sample_run(run, n, solver, seed=config.seed)
-        metrics[solver] = {**_kl(x, reference), **info}
+        metrics[solver] = {**kl_report(x, reference), **info}
         panels[solver] = x.numpy()
         if progress:
             print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True)
     for solver in ("euler", "pf-ode"):
         x, info = sample_run(run, n, solver, seed=config.seed, exact=True)
-        metrics[f"{solver} (exact)"] = {**_kl(x, reference), **info}
+        metrics[f"{solver} (exact)"] = {**kl_report(x, reference), **info}
         if progress:
             print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
     plots.sample_panels(panels, run.path / "samples.png")
@@ -262,6 +302,11 @@ def speed_energy(
     assumption, overridable through ``assumptions``.
     """
     config = run.config
+    if isinstance(run.model, CircuitScoreModel):
+        raise ConfigError(
+            f"{run.path} holds a KirchhoffNet score circuit: speed-energy models the RRAM loop; "
+            "`kirchhoffnet diffusion evaluate` writes the circuit's latency and energy"
+        )
     steps = config.sample.steps
     if batch_time_s is None:
         batch_time_s = sample_run(run, batch, "euler", seed=config.seed)[1]["wall_time_s"]

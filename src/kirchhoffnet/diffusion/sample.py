@@ -35,11 +35,19 @@ Weights = Sequence[tuple[Tensor, Tensor | None]]
 _NOISE_CHUNK = 64  # steps of noise drawn at once: fewer RNG calls, bounded memory (64 × B × dim)
 
 
-def time_grid(model: ScoreModel, steps: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """The ``steps + 1`` diffusion times from 1 down to s_min."""
+def time_grid(sde: VPSDE, steps: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The ``steps + 1`` diffusion times from 1 down to ``sde.s_min``."""
     if int(steps) < 1:
         raise ConfigError(f"the number of sampling steps must be positive, got {steps}")
-    return torch.linspace(1.0, model.sde.s_min, int(steps) + 1, dtype=dtype)
+    return torch.linspace(1.0, sde.s_min, int(steps) + 1, dtype=dtype)
+
+
+def check_request(solver: str, n: int, kind: str) -> None:
+    """Refuses a solver outside :data:`DIGITAL_SOLVERS` (naming it as ``kind``) or a sample count below 1."""
+    if solver not in DIGITAL_SOLVERS:
+        raise ConfigError(unknown_choice(kind, solver, DIGITAL_SOLVERS))
+    if int(n) < 1:
+        raise ConfigError(f"the number of samples must be positive, got {n}")
 
 
 def check_labels(model: ScoreModel, labels: Tensor | None, n: int) -> Tensor | None:
@@ -84,10 +92,7 @@ def sample(
     Shapes:
         Returns (n, dim) float32.
     """
-    if solver not in DIGITAL_SOLVERS:
-        raise ConfigError(unknown_choice("digital solver", solver, DIGITAL_SOLVERS))
-    if int(n) < 1:
-        raise ConfigError(f"the number of samples must be positive, got {n}")
+    check_request(solver, n, "digital solver")
     labels = check_labels(model, labels, int(n))
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(int(n), model.dim, generator=generator)
@@ -169,7 +174,7 @@ def _euler_loop(
     progress: bool,
 ) -> Tensor:
     net, sde = model.net, model.sde
-    grid = time_grid(model, steps)
+    grid = time_grid(sde, steps)
     s, dt = grid[:-1], grid[:-1] - grid[1:]
     beta = sde.beta(s)
     # Per-step scalars: x ← (1 + a) x + c · (net output) + g z

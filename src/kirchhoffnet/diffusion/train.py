@@ -9,19 +9,32 @@ noise; classifier-free guidance training drops each label with probability ``lab
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from kirchhoffnet.diffusion.score import ScoreModel, weight_noise_layers
+from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, SolverError
 
 Batches = Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]]
 """``(batch_size, generator) → (x_0 (B, dim), labels (B,) or None)``."""
+
+
+class ScoreFunction(Protocol):
+    """What denoising score matching trains: any module with an SDE and a score ∇log p_s(x) (the crossbar
+    :class:`ScoreModel`, the KirchhoffNet :class:`~kirchhoffnet.diffusion.circuit_score.CircuitScoreModel`)."""
+
+    sde: VPSDE
+
+    def score(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,7 @@ class TrainSettings:
 
 
 def dsm_loss(
-    model: ScoreModel,
+    model: ScoreFunction,
     x0: Tensor,
     labels: Tensor | None,
     generator: torch.Generator,
@@ -75,13 +88,20 @@ def dsm_loss(
     z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     mean, std = sde.marginal(s)
     x_s = mean.unsqueeze(1) * x0 + std.unsqueeze(1) * z
-    linear = weight_noise_layers(model.net, noise_std, noise_limit, generator) if noise_std > 0 else None
-    score = model.score(x_s, s, labels, linear=linear)
+    if noise_std > 0:
+        if not isinstance(model, ScoreModel):
+            raise ConfigError(
+                "noise-aware training perturbs crossbar weights and applies to the crossbar score network only; "
+                "remove train.noise_aware"
+            )
+        score = model.score(x_s, s, labels, linear=weight_noise_layers(model.net, noise_std, noise_limit, generator))
+    else:
+        score = model.score(x_s, s, labels)
     return (score * std.unsqueeze(1) + z).square().sum(dim=1).mean()
 
 
 def train_score(
-    model: ScoreModel,
+    model: ScoreFunction,
     batches: Batches,
     settings: TrainSettings,
     seed: int = 0,
@@ -98,7 +118,7 @@ def train_score(
         return _train(model, batches, settings, seed, progress)
 
 
-def _train(model: ScoreModel, batches: Batches, settings: TrainSettings, seed: int, progress: bool) -> list[float]:
+def _train(model: ScoreFunction, batches: Batches, settings: TrainSettings, seed: int, progress: bool) -> list[float]:
     generator = torch.Generator().manual_seed(seed)
     params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)

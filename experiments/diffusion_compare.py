@@ -1,0 +1,144 @@
+"""The ring comparison: RRAM crossbar score network vs KirchhoffNet score circuit vs KirchhoffNet CNF flow.
+
+    PYTHONPATH=src python experiments/diffusion_compare.py --out runs/diffusion_compare
+    PYTHONPATH=src python experiments/diffusion_compare.py --flow-steps 0        # skip the CNF flow
+    PYTHONPATH=src python experiments/diffusion_compare.py --rram-run runs/ring --circuit-run runs/ring_kn
+
+Trains (or reuses, when the run directory already holds metrics.json) the two diffusion runs from
+configs/diffusion/ring.yaml and ring_kirchhoffnet.yaml, trains a KirchhoffNet CNF on the same ring by
+maximum likelihood, and writes compare.md and compare.json: pooled KL of 10,000 samples against the same
+reference ring, parameter count, and the modelled latency and energy of one generation (the RRAM loop's
+speed/energy model; the hardware package's default design, 1 pF · 1 mS · 1 V, for both circuits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import kirchhoffnet as kn
+from kirchhoffnet.diffusion import kl_pooled, sample_ring
+from kirchhoffnet.diffusion.config import load_config
+from kirchhoffnet.diffusion.run import RUN_METRICS, evaluate, load_run, train
+from kirchhoffnet.diffusion.threads import single_thread
+from kirchhoffnet.hardware.analysis import analyze
+from kirchhoffnet.io import write_json_atomic, write_text_atomic
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "diffusion"
+REFERENCE_SEED = 12345  # the diffusion evaluation's reference ring
+
+
+def diffusion_row(config: Path, run_dir: Path, solver: str) -> dict[str, Any]:
+    """Train and evaluate a diffusion run unless its metrics exist; its row of the table."""
+    if not (run_dir / "model.safetensors").is_file():
+        train(load_config(config), run_dir)
+    if not (run_dir / RUN_METRICS).is_file():
+        evaluate(run_dir)
+    metrics = json.loads((run_dir / RUN_METRICS).read_text())
+    params = sum(p.numel() for p in load_run(run_dir).model.parameters())
+    row = {"kl_pooled": metrics[solver]["kl_pooled"], "parameters": params, "solver": solver}
+    if "hardware" in metrics:  # the score circuit
+        hw = metrics["hardware"]
+        return row | {"nodes": hw["num_nodes"], "latency_s": hw["latency_s"], "energy_j": hw["energy_j"]}
+    se = metrics["speed_energy"]
+    return row | {"nodes": None, "latency_s": se["analog_latency_s"], "energy_j": se["analog_energy_j"]}
+
+
+def flow_row(steps: int, batch: int, seed: int) -> dict[str, Any]:
+    """A KirchhoffNet CNF (the flow2d circuit: 4 slices of fully_connect(3, repeat (25, 25)), ShiftTanh2)
+    trained by maximum likelihood on the ring; its row of the table."""
+    torch.manual_seed(seed)
+    circuit = kn.Circuit(
+        kn.topology.fully_connect(3, repeat=(25, 25)), "ShiftTanh2", slices=4, times=[0, 0.5, 1, 1.5, 2]
+    )
+    flow = kn.Flow(circuit, kn.Solver("rk4", step_size=0.1), gradient="backprop")
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=1e-4)
+    start = time.perf_counter()
+    with single_thread():
+        for step in range(steps):
+            loss = -flow.log_prob(sample_ring(batch, seed=seed * 1_000_003 + step)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), 10.0)
+            optimizer.step()
+            schedule.step()
+        train_s = time.perf_counter() - start
+        with torch.no_grad():
+            reference = sample_ring(10_000, seed=REFERENCE_SEED)
+            x = flow.sample(10_000, torch.Generator().manual_seed(seed))
+            nll = float(-flow.log_prob(reference[:2000]).mean())
+            report = analyze(flow, torch.randn(200, 2, generator=torch.Generator().manual_seed(seed)))
+    return {
+        "kl_pooled": kl_pooled(x, reference),
+        "parameters": sum(p.numel() for p in flow.parameters()),
+        "nodes": 3,
+        "latency_s": report.latency_s,
+        "energy_j": report.energy_j,
+        "solver": "rk4, 0.1",
+        "nll_nats": nll,
+        "train_steps": steps,
+        "train_time_s": train_s,
+    }
+
+
+def cached_flow_row(path: Path, steps: int, batch: int) -> dict[str, Any]:
+    """The flow row from ``path`` when it was trained with the same steps and batch, else trained and written."""
+    if path.is_file():
+        row = json.loads(path.read_text())
+        if row.get("train_steps") == steps and row.get("train_batch") == batch:
+            return row
+    row = flow_row(steps, batch, seed=0) | {"train_batch": batch}
+    write_json_atomic(path, row)
+    return row
+
+
+def markdown(rows: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| model | KL pooled | parameters | nodes | latency / generation | energy / generation |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        nodes = "—" if r["nodes"] is None else str(r["nodes"])
+        lines.append(
+            f"| {name} | {r['kl_pooled']:.4f} | {r['parameters']} | {nodes} | "
+            f"{kn.hardware.units.format_quantity(r['latency_s'], 's')} | "
+            f"{kn.hardware.units.format_quantity(r['energy_j'], 'J')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--out", type=Path, default=Path("runs/diffusion_compare"), help="runs and the table")
+    args.add_argument("--flow-steps", type=int, default=400, help="CNF training steps (0 = no flow row)")
+    args.add_argument("--flow-batch", type=int, default=256, help="CNF batch size")
+    args.add_argument("--rram-run", type=Path, help="an evaluated crossbar ring run to reuse (default: train one)")
+    args.add_argument("--circuit-run", type=Path, help="an evaluated score-circuit run to reuse (default: train one)")
+    args.add_argument("--no-rram", action="store_true", help="leave the RRAM row out (its evaluation is long)")
+    options = args.parse_args()
+    out: Path = options.out
+    rows = {}
+    if not options.no_rram:
+        rram_dir = options.rram_run or out / "ring"
+        rows["RRAM crossbar score network (analog PF-ODE)"] = diffusion_row(
+            CONFIGS / "ring.yaml", rram_dir, "analog-ode"
+        )
+    circuit_dir = options.circuit_run or out / "ring_kirchhoffnet"
+    rows["KirchhoffNet score circuit (its own transient)"] = diffusion_row(
+        CONFIGS / "ring_kirchhoffnet.yaml", circuit_dir, "pf-ode"
+    )
+    if options.flow_steps > 0:
+        rows["KirchhoffNet CNF flow"] = cached_flow_row(out / "flow.json", options.flow_steps, options.flow_batch)
+    write_json_atomic(out / "compare.json", rows)
+    write_text_atomic(out / "compare.md", markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

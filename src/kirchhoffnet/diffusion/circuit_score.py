@@ -1,0 +1,296 @@
+"""A diffusion model whose probability-flow velocity is a KirchhoffNet circuit (issue 9).
+
+The circuit has four kinds of nodes, all on the core :class:`~kirchhoffnet.circuit.Slice` machinery
+(one KCL kernel, the same device families and ``edge_index`` convention):
+
+* ground (node 0);
+* ``dim`` **data nodes** (1 … dim): integrating capacitors C_x carrying the sample x;
+* ``hidden`` **hidden nodes**: small capacitors C_h with a leak conductance g to ground;
+* ``time_nodes`` **time nodes**: voltage sources driven with a fixed embedding of the diffusion time,
+  e_k(s) = sin / cos(2π f_k s) — sources, never integrated (their dv/dt is imposed, not computed).
+
+Nonlinear devices (one learnable column each) join every data node and every time node to every hidden
+node, and the data nodes to ground and to the time nodes. With I(·) the KCL currents of the devices,
+
+    C_x dx/dτ = I_x(x, h, e(s)),        C_h dh/dτ = I_h(x, h, e(s)) − g h,        s = 1 − τ.
+
+For C_h ≪ C_x the hidden nodes sit at their equilibrium h*(x, s) (``I_h = g h``; found by relaxation
+h ← I_h/g, the hidden nodes' own settling with step C_h/g), and the data nodes move with the velocity
+
+    u(x, s) = I_x(x, h*(x, s), e(s)) / C_x.
+
+The model is trained so that u is the **probability-flow velocity** of the VP-SDE in reverse time,
+u = ½ β(s) (x + ∇log p_s(x)); equivalently the score it represents is ∇log p_s = 2 u / β − x, which is
+what denoising score matching trains. Generation by the probability-flow ODE is then the circuit's own
+transient: release the data capacitors at x ~ N(0, I) while the time sources sweep s from 1 to s_min.
+Sampling with β ×k (the sharpening knob of the crossbar model) is the capacitors C_x / k. The reverse
+SDE additionally needs dx/dτ = 2u − ½ β x + √β ξ: a gain of 2 on the device currents, a time-varying
+negative conductance and a noise current source (documented, simulated digitally by the samplers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from kirchhoffnet.circuit import Slice
+from kirchhoffnet.devices import resolve
+from kirchhoffnet.diffusion.sample import check_request, reference_euler, time_grid
+from kirchhoffnet.diffusion.score import TimeEmbedding
+from kirchhoffnet.diffusion.sde import VPSDE
+from kirchhoffnet.diffusion.threads import single_thread
+from kirchhoffnet.errors import ConfigError, DataError
+
+
+def score_topology(dim: int, hidden: int, time_nodes: int, repeat: int = 1) -> Tensor:
+    """``edge_index`` of the score circuit (see the module docstring for the node numbering).
+
+    Data–hidden pairs get ``repeat`` parallel devices; time–hidden, data–ground and data–time pairs one.
+
+    Shapes:
+        Returns (2, E) long, E = hidden (dim·repeat + time_nodes) + dim (1 + time_nodes).
+    """
+    data = torch.arange(1, dim + 1)
+    hid = torch.arange(dim + 1, dim + hidden + 1)
+    times = torch.arange(dim + hidden + 1, dim + hidden + time_nodes + 1)
+    pairs = [
+        torch.cartesian_prod(data, hid).repeat(repeat, 1),
+        torch.cartesian_prod(times, hid),
+        torch.stack([data, torch.zeros_like(data)], dim=1),
+        torch.cartesian_prod(data, times),
+    ]
+    return torch.cat(pairs).t().contiguous()
+
+
+class ScoreCircuit(nn.Module):
+    """The circuit of the module docstring: data, hidden and driven time nodes, one device per edge.
+
+    Args:
+        dim: data dimension (data nodes).
+        hidden: hidden nodes.
+        time_nodes: driven time nodes (even: sin and cos per embedding frequency).
+        repeat: parallel devices per data–hidden pair.
+        device: device family of the learnable edges (an affine-activation family, e.g. ``ShiftTanh2``).
+        leak: conductance g from every hidden node to ground (normalised units; fixed, not trained).
+        settle_steps: relaxation steps h ← I_h / g from h = 0 that find the hidden equilibrium.
+        frequency_scale: std of the time-embedding frequencies.
+        init_scale: initial device parameters ~ N(0, init_scale²): O(1) gains so that every device starts
+            in its nonlinear range (the core's kaiming default, std √(2/E), leaves them nearly linear and tiny).
+        contraction: ρ < 1 bounds the hidden nodes' loop gain, |∂I_h/∂h| ≤ ρ g: each data–hidden device's
+            gain on its hidden terminal is programmed as ρ g tanh(θ) / (dim · repeat) and the time–hidden
+            devices' as 0 (they inject a current set by their source alone). The hidden equilibrium is then
+            unique, the physical settle converges to it, and relaxation reaches it with error ≤ ρⁿ.
+            Needs a family with a ``gain_dst`` parameter; None = unconstrained (no equilibrium guarantee).
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 32,
+        time_nodes: int = 8,
+        repeat: int = 2,
+        device: str = "ShiftTanh2",
+        leak: float = 1.0,
+        settle_steps: int = 5,
+        frequency_scale: float = 1.0,
+        init_scale: float = 1.0,
+        contraction: float | None = 0.5,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if dim < 1 or hidden < 1 or repeat < 1 or settle_steps < 1:
+            raise ConfigError(
+                f"the score circuit needs dim, hidden, repeat and settle_steps >= 1; "
+                f"got {dim}, {hidden}, {repeat}, {settle_steps}"
+            )
+        if not (math.isfinite(leak) and leak > 0):
+            raise ConfigError(f"the hidden leak conductance must be positive, got {leak}")
+        self.dim, self.hidden, self.repeat, self.leak = dim, hidden, repeat, float(leak)
+        self.settle_steps, self.frequency_scale = settle_steps, frequency_scale
+        self.embedding = TimeEmbedding(time_nodes, frequency_scale, generator)
+        self.time_nodes = time_nodes
+        edge_index = score_topology(dim, hidden, time_nodes, repeat)
+        family = resolve(device)
+        params = torch.randn(family.num_params, edge_index.shape[1], generator=generator) * init_scale
+        self.edges = Slice(edge_index, family, num_nodes=self.num_nodes, params=params)
+        self.init_scale, self.contraction = init_scale, contraction
+        if contraction is not None:
+            if not 0 < contraction < 1:
+                raise ConfigError(f"contraction must lie in (0, 1) or be null, got {contraction}")
+            if "gain_dst" not in family.param_names:
+                raise ConfigError(
+                    f"contraction needs a device family with a gain_dst parameter (e.g. ShiftTanh2), "
+                    f"got {family.name}; set contraction: null"
+                )
+            self._gain_row = family.param_names.index("gain_dst")
+            # score_topology's first edges: data–hidden (hidden·dim·repeat), then time–hidden (hidden·time_nodes)
+            self._data_to_hidden = hidden * dim * repeat
+            self._into_hidden = self._data_to_hidden + hidden * time_nodes
+            self._gain_bound = contraction * self.leak / (dim * repeat)
+
+    def programmed(self) -> Tensor:
+        """The device parameters as programmed, (P, E): the raw ones with the hidden-terminal gains bounded."""
+        raw = self.edges.params
+        if self.contraction is None:
+            return raw
+        row, data, cut = self._gain_row, self._data_to_hidden, self._into_hidden
+        bounded = self._gain_bound * torch.tanh(raw[row, :data])
+        gain = torch.cat([bounded, raw.new_zeros(cut - data), raw[row, cut:]])
+        return torch.cat([raw[:row], gain.unsqueeze(0), raw[row + 1 :]])
+
+    @property
+    def num_nodes(self) -> int:
+        """Nodes including ground and the driven time nodes."""
+        return 1 + self.dim + self.hidden + self.time_nodes
+
+    def currents(self, x: Tensor, h: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
+        """Device currents into the data and hidden nodes (the leak excluded), node-major.
+
+        Shapes:
+            x: (dim, B); h: (hidden, B); drive: (time_nodes, B) or (time_nodes, 1). Returns (dim, B), (hidden, B).
+        """
+        state = torch.cat([x, h, drive.expand(-1, x.shape[1])])
+        kernel = self.edges.kernel(state.dtype, state.device)  # C = 1 in the slice: the field is the KCL current
+        net = kernel.evaluate(self.edges.device_family, self.programmed().to(state.dtype), state, False)[0]
+        return net[: self.dim], net[self.dim : self.dim + self.hidden]
+
+    def settle(self, x: Tensor, drive: Tensor, h: Tensor | None = None) -> Tensor:
+        """Hidden equilibrium I_h(x, h, e) = g h by ``settle_steps`` relaxation steps (node-major (hidden, B))."""
+        h = x.new_zeros(self.hidden, x.shape[1]) if h is None else h
+        for _ in range(self.settle_steps):
+            h = self.currents(x, h, drive)[1] / self.leak
+        return h
+
+    def drive(self, s: Tensor) -> Tensor:
+        """Time-source voltages, node-major (time_nodes, B or 1), for diffusion times s (B,) or scalar."""
+        return self.embedding(s).t()
+
+    def velocity(self, x: Tensor, s: Tensor) -> Tensor:
+        """u(x, s) = I_x at the settled hidden nodes (C_x = 1). Shapes: x (B, dim); s (B,) or scalar → (B, dim)."""
+        xt, drive = x.t(), self.drive(s)
+        return self.currents(xt, self.settle(xt, drive), drive)[0].t()
+
+    def residual(self, x: Tensor, s: Tensor) -> Tensor:
+        """Relative equilibrium residual ‖I_h − g h‖ / ‖g h‖ after settling (0 at the exact equilibrium), (B,)."""
+        xt, drive = x.t(), self.drive(s)
+        h = self.settle(xt, drive)
+        gap = self.currents(xt, h, drive)[1] - self.leak * h
+        return gap.norm(dim=0) / (self.leak * h).norm(dim=0).clamp_min(1e-12)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "hidden": self.hidden,
+            "time_nodes": self.time_nodes,
+            "repeat": self.repeat,
+            "device": self.edges.device_family.name,
+            "leak": self.leak,
+            "settle_steps": self.settle_steps,
+            "frequency_scale": self.frequency_scale,
+            "init_scale": self.init_scale,
+            "contraction": self.contraction,
+        }
+
+
+class CircuitScoreModel(nn.Module):
+    """A :class:`ScoreCircuit` with its VP-SDE: the score ∇log p_s = 2 u / β − x of the circuit velocity u.
+
+    ``velocity_gain`` k (1 = exact) scales u, i.e. samples the probability-flow ODE with β ×k (C_x / k).
+    """
+
+    def __init__(self, circuit: ScoreCircuit, sde: VPSDE, velocity_gain: float = 1.0) -> None:
+        super().__init__()
+        self.circuit, self.sde, self.velocity_gain = circuit, sde, float(velocity_gain)
+
+    @property
+    def dim(self) -> int:
+        return self.circuit.dim
+
+    def velocity(self, x: Tensor, s: Tensor) -> Tensor:
+        """Probability-flow velocity dx/dτ (reverse time) of the circuit. Shapes: x (B, dim) → (B, dim)."""
+        return self.circuit.velocity(x, s) * self.velocity_gain
+
+    def score(self, x: Tensor, s: Tensor, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """∇log p_s(x) = 2 u / β − x (the gain-free velocity). Shapes: x (B, dim); s (B,) or scalar → (B, dim)."""
+        if labels is not None:
+            raise DataError("the KirchhoffNet score circuit is unconditional but labels were given")
+        beta = self.sde.beta(torch.as_tensor(s, dtype=x.dtype)).reshape(-1, 1)
+        return 2 * self.circuit.velocity(x, s) / beta - x
+
+    def sharpened(self, beta_scale: float = 1.0, score_gain: float = 1.0) -> CircuitScoreModel:
+        """A view (sharing the circuit) that samples with β ×``beta_scale`` (PF-ODE: velocity ×k, the data
+        capacitors C_x / k); a score gain is not a circuit element here and must be 1."""
+        if not beta_scale > 0 or score_gain != 1.0:
+            raise ConfigError(
+                f"the score circuit samples sharpened only by beta_scale > 0 (got {beta_scale}) "
+                f"with score_gain 1 (got {score_gain}); set sample.sde_score_gain: 1"
+            )
+        return CircuitScoreModel(self.circuit, self.sde, self.velocity_gain * beta_scale)  # shares the circuit
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "score-circuit", "circuit": self.circuit.spec(), "sde": self.sde.to_dict()}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> CircuitScoreModel:
+        return cls(ScoreCircuit(**spec["circuit"]), VPSDE(**spec["sde"]))
+
+
+def circuit_pf_ode(
+    model: CircuitScoreModel, x: Tensor, steps: int, hidden_capacitance: float = 0.0, progress: bool = False
+) -> Tensor:
+    """Generation as the circuit's own transient: Euler on the data (and hidden) nodes from s = 1 to s_min.
+
+    With ``hidden_capacitance`` 0 the hidden nodes are at equilibrium at every step (the quasi-static
+    limit, exactly the probability-flow ODE of the trained field). With C_h > 0 they are integrated too,
+    C_h dh/dτ = I_h − g h (the leak taken implicitly, so any step is stable), starting settled at s = 1:
+    the departure from the quasi-static run is O(C_h).
+
+    Shapes:
+        x: (B, dim) at s = 1. Returns (B, dim).
+    """
+    if hidden_capacitance < 0 or not math.isfinite(hidden_capacitance):
+        raise ConfigError(f"hidden_capacitance must be >= 0, got {hidden_capacitance}")
+    grid = time_grid(model.sde, steps)
+    circuit, gain = model.circuit, model.velocity_gain
+    state = x.detach().t().clone()
+    hidden = circuit.settle(state, circuit.drive(grid[0].to(x.dtype))) if hidden_capacitance else None
+    with torch.no_grad():
+        for k in tqdm(range(len(grid) - 1), desc="circuit", unit="step", disable=not progress, leave=False):
+            s, dt = grid[k].to(x.dtype), float(grid[k] - grid[k + 1])
+            drive = circuit.drive(s)
+            if hidden is None:
+                current = circuit.currents(state, circuit.settle(state, drive), drive)[0]
+            else:
+                current, into_hidden = circuit.currents(state, hidden, drive)
+                rate = dt / hidden_capacitance
+                hidden = (hidden + rate * into_hidden) / (1 + rate * circuit.leak)
+            state = state + (gain * dt) * current
+    return state.t().contiguous()
+
+
+def circuit_sample(
+    model: CircuitScoreModel,
+    n: int,
+    solver: str = "pf-ode",
+    steps: int = 1000,
+    seed: int = 0,
+    hidden_capacitance: float = 0.0,
+    progress: bool = False,
+) -> Tensor:
+    """``n`` samples: ``pf-ode`` by the circuit transient (:func:`circuit_pf_ode`), ``euler`` by Euler–Maruyama
+    on the reverse SDE, x ← x + (2u − ½βx)Δ + √(βΔ) z (the circuit's currents ×2, a leak and a noise source).
+
+    Shapes:
+        Returns (n, dim) float32.
+    """
+    check_request(solver, n, "score-circuit solver")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(int(n), model.dim, generator=generator)
+    with single_thread(), torch.no_grad():
+        if solver == "pf-ode":
+            return circuit_pf_ode(model, x, steps, hidden_capacitance, progress)
+        return reference_euler(model.score, model.sde, x, True, steps, generator)

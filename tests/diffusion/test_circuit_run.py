@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kirchhoffnet.cli.main import app
+from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
+from kirchhoffnet.diffusion.config import parse_config
+from kirchhoffnet.diffusion.run import load_run, sample_run, speed_energy
+from kirchhoffnet.errors import ConfigError
+
+TINY_RING = """
+task: ring
+seed: 2
+circuit: {hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 2}
+train: {steps: 15, batch_size: 64}
+sample: {steps: 8}
+evaluate: {num_samples: 200}
+"""
+
+
+@pytest.fixture(scope="module")
+def circuit_run(tmp_path_factory):
+    """A tiny run trained through the CLI with --model kirchhoffnet (the config itself says nothing of the kind)."""
+    root = tmp_path_factory.mktemp("circuit")
+    (root / "tiny.yaml").write_text(TINY_RING.replace("circuit:", "# circuit:"))
+    args = ["diffusion", "train", str(root / "tiny.yaml"), "--model", "kirchhoffnet", "--out", str(root / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def test_cli_trains_a_score_circuit(circuit_run):
+    run = load_run(circuit_run)
+    assert isinstance(run.model, CircuitScoreModel) and run.config.model.kind == "kirchhoffnet"
+    assert run.model.circuit.num_nodes == 1 + 2 + 32 + 8  # the default circuit section
+
+
+def test_sample_and_evaluate_a_score_circuit(circuit_run, tmp_path):
+    out = tmp_path / "x.npy"
+    result = CliRunner().invoke(
+        app, ["diffusion", "sample", str(circuit_run), "-n", "30", "--solver", "pf-ode", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (30, 2)
+    result = CliRunner().invoke(app, ["diffusion", "evaluate", str(circuit_run)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((circuit_run / "metrics.json").read_text())
+    assert metrics["model"] == "kirchhoffnet" and metrics["pf-ode"]["kl_pooled"] is not None
+    hw = metrics["hardware"]
+    assert hw["latency_s"] > 0 and hw["energy_j"] > 0 and hw["energy_rail_bound_j"] > 0
+    assert metrics["full_transient"]["max_departure_from_quasi_static"] >= 0
+    assert (circuit_run / "samples.png").is_file()
+
+
+def test_circuit_runs_refuse_rram_solvers(circuit_run):
+    run = load_run(circuit_run)
+    with pytest.raises(ConfigError, match="samples with --solver euler or pf-ode and no --prog-noise"):
+        sample_run(run, 10, "analog")
+    with pytest.raises(ConfigError, match="speed-energy models the RRAM loop"):
+        speed_energy(run)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"circuit": {"hidden": 4}}, "the 'circuit' section applies to model.kind: kirchhoffnet only"),
+        ({"model": {"kind": "kirchhoffnet", "width": 20}}, "model.width applies to model.kind: crossbar"),
+        ({"model": {"kind": "kirchhoffnet"}, "task": "latent"}, "is unconditional: use task: ring"),
+        (
+            {"model": {"kind": "kirchhoffnet"}, "train": {"noise_aware": {"std": 0.1}}},
+            "remove it for model.kind: kirchhoffnet",
+        ),
+        ({"model": {"kind": "kirchhoffnet"}, "sample": {"sde_score_gain": 1.25}}, "sde_score_gain must be 1"),
+        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"time_nodes": 5}}, "circuit: .*time_nodes must be even"),
+        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"contraction": 1.5}}, "circuit.contraction"),
+        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"wires": 3}}, "circuit.wires: Extra inputs"),
+        ({"model": {"kind": "analogue"}}, "model.kind"),
+    ],
+)
+def test_config_errors_name_the_key(data, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config(data, "cfg.yaml")
+
+
+def test_kirchhoffnet_config_fills_the_circuit_section():
+    config = parse_config({"model": {"kind": "kirchhoffnet"}})
+    assert config.circuit is not None and config.circuit.num_nodes == 43

@@ -1,0 +1,183 @@
+import pytest
+import torch
+
+from kirchhoffnet.diffusion import VPSDE, TrainSettings, dsm_loss, sample_ring, train_score
+from kirchhoffnet.diffusion.circuit_score import (
+    CircuitScoreModel,
+    ScoreCircuit,
+    circuit_pf_ode,
+    circuit_sample,
+    score_topology,
+)
+from kirchhoffnet.diffusion.sample import reference_euler
+from kirchhoffnet.errors import ConfigError, DataError
+
+
+def tiny(device="ShiftTanh2", dtype=torch.float64, hidden=5, settle_steps=3, init_scale=0.7, contraction=0.5):
+    circuit = ScoreCircuit(
+        2,
+        hidden,
+        4,
+        1,
+        device=device,
+        settle_steps=settle_steps,
+        init_scale=init_scale,
+        contraction=contraction,
+        generator=torch.Generator().manual_seed(0),
+    )
+    return CircuitScoreModel(circuit, VPSDE(0.01, 8.0)).to(dtype)
+
+
+def test_topology_counts_and_node_numbering():
+    edges = score_topology(dim=2, hidden=3, time_nodes=4, repeat=2)
+    assert edges.shape == (2, 3 * (2 * 2 + 4) + 2 * (1 + 4))
+    hidden = set(range(3, 6))
+    # every data–hidden and time–hidden device ends on a hidden node; the rest start on a data node
+    into_hidden = [int(d) in hidden for d in edges[1]]
+    assert sum(into_hidden) == 3 * (2 * 2 + 4)
+    assert all(int(s) in (1, 2) for s, h in zip(edges[0], into_hidden, strict=True) if not h)
+
+
+def test_time_nodes_are_driven_sources_not_integrated():
+    model = tiny(contraction=None)  # raw parameters are the programmed ones, so the slice's own field applies
+    circuit = model.circuit
+    x = torch.randn(6, 2, dtype=torch.float64)
+    s = torch.tensor(0.3, dtype=torch.float64)
+    drive = circuit.drive(s)
+    h = circuit.settle(x.t(), drive)
+    state = torch.cat([x.t(), h, drive.expand(-1, 6)])
+    field = circuit.edges.field(state)
+    # KCL current flows into the time nodes, so an integrated node there would move; the source holds e(s)
+    assert field[-4:].abs().max() > 1e-3
+    torch.testing.assert_close(drive.squeeze(1), circuit.embedding(s.reshape(1)).squeeze(0))
+    # the data-node velocity is the data rows of that same KCL field, and time enters only through the sources
+    torch.testing.assert_close(circuit.velocity(x, s), field[:2].t())
+    assert (circuit.velocity(x, s) - circuit.velocity(x, torch.tensor(0.8, dtype=torch.float64))).abs().max() > 1e-3
+
+
+def test_contraction_bounds_the_hidden_loop_gain():
+    circuit = tiny(init_scale=5.0).circuit  # large raw gains, still bounded when programmed
+    gain = circuit.programmed()[1, : circuit.hidden * (2 + 4)]
+    data_to_hidden = circuit.hidden * 2  # dim 2, repeat 1
+    assert gain[:data_to_hidden].abs().max() <= 0.5 * circuit.leak / 2  # ρ g / (dim · repeat)
+    assert (gain[data_to_hidden:] == 0).all()  # time sources inject a current set by their voltage alone
+    x = torch.randn(10, 2, dtype=torch.float64)
+    first = circuit.settle(x.t(), circuit.drive(torch.tensor(0.3, dtype=torch.float64)))
+    assert circuit.residual(x, torch.tensor(0.3, dtype=torch.float64)).max() < 0.5**3 * 10  # error ≤ ρⁿ, n = 3
+    assert torch.isfinite(first).all()
+
+
+def test_ground_invariance_of_difference_devices():
+    """Moving every node (ground and the time sources included) by the same voltage changes no current."""
+    circuit = tiny(device="ShiftTanh1", contraction=None).circuit
+    x = torch.randn(4, 2, dtype=torch.float64)
+    drive = circuit.drive(torch.tensor(0.5, dtype=torch.float64)).expand(-1, 4)
+    h = circuit.settle(x.t(), drive)
+    nodes = torch.cat([torch.zeros(1, 4, dtype=torch.float64), x.t(), h, drive])  # (N, B), ground first
+    src, dst = circuit.edges.edge_index
+    family, params = circuit.edges.device_family, circuit.edges.params[:, :, None]
+    for shift in (0.0, 0.37, -1.2):
+        moved = nodes + shift
+        current = family.current(moved[src], moved[dst], params)
+        torch.testing.assert_close(current.t(), circuit.edges.currents(nodes[1:].t()), rtol=0, atol=1e-12)
+
+
+def test_velocity_gradient_matches_finite_differences():
+    model = tiny()
+    x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([0.05, 0.4, 0.9], dtype=torch.float64)
+    params = model.circuit.edges.params
+    # gradcheck compares autograd with central finite differences (eps 1e-6, atol 1e-5 in float64)
+    assert torch.autograd.gradcheck(lambda x, p: model.velocity(x, s), (x, params))  # through the gain bound too
+    assert torch.autograd.gradcheck(lambda x: model.score(x, s), (x,))
+
+
+def test_score_is_the_velocity_read_through_the_pf_ode():
+    model = tiny()
+    x, s = torch.randn(5, 2, dtype=torch.float64), torch.full((5,), 0.2, dtype=torch.float64)
+    beta = model.sde.beta(s).unsqueeze(1)
+    torch.testing.assert_close(0.5 * beta * (x + model.score(x, s)), model.velocity(x, s))
+
+
+def test_pf_ode_as_circuit_dynamics_equals_the_generic_sampler():
+    model = tiny()
+    x = torch.randn(20, 2, dtype=torch.float64)
+    circuit_run = circuit_pf_ode(model, x, steps=40)
+    generic = reference_euler(model.score, model.sde, x, False, 40)
+    torch.testing.assert_close(circuit_run, generic, rtol=0, atol=1e-10)  # same equation, float64 rounding
+
+
+def test_sharpening_is_a_smaller_data_capacitor():
+    model = tiny()
+    x = torch.randn(8, 2, dtype=torch.float64)
+    sharp = circuit_pf_ode(model.sharpened(2.0), x, steps=30)
+    generic = reference_euler(model.score, model.sde.scaled(2.0), x, False, 30)
+    torch.testing.assert_close(sharp, generic, rtol=0, atol=1e-10)
+
+
+def test_fast_hidden_nodes_approach_the_quasi_static_transient():
+    model = tiny(settle_steps=15)  # contraction 0.5: 15 relaxation steps reach the equilibrium to 0.5¹⁵ ≈ 3e-5
+    x = torch.randn(10, 2, dtype=torch.float64)
+    residual = model.circuit.residual(x, torch.tensor(0.5, dtype=torch.float64))
+    assert residual.max() < 1e-4
+    quasi = circuit_pf_ode(model, x, steps=100)
+    gaps = [float((circuit_pf_ode(model, x, 100, hidden_capacitance=c) - quasi).abs().max()) for c in (0.04, 0.01)]
+    # singular perturbation: the departure is O(C_h), so a 4× smaller C_h gives ~4× less (≥ 2.5× asked)
+    assert gaps[1] < gaps[0] / 2.5
+    assert gaps[0] < 0.2
+
+
+def test_tiny_training_lowers_the_dsm_loss():
+    model = tiny(dtype=torch.float32, hidden=8, settle_steps=2, init_scale=1.0)
+    x0 = sample_ring(512, seed=1)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(dsm_loss(model, x0, None, torch.Generator().manual_seed(5)))
+
+    before = loss()
+
+    def batches(b, generator):
+        return sample_ring(b, seed=int(torch.randint(0, 2**31, (1,), generator=generator))), None
+
+    train_score(model, batches, TrainSettings(steps=150, batch_size=128, lr=1e-2, ema_decay=0.9), progress=False)
+    assert loss() < 0.8 * before
+
+
+def test_reverse_sde_sampler_runs_and_is_reproducible():
+    model = tiny(dtype=torch.float32)
+    a = circuit_sample(model, 50, "euler", steps=20, seed=4)
+    b = circuit_sample(model, 50, "euler", steps=20, seed=4)
+    assert a.shape == (50, 2) and torch.isfinite(a).all()
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hidden": 0}, "needs dim, hidden, repeat and settle_steps >= 1"),
+        ({"leak": 0.0}, "leak conductance must be positive"),
+        ({"time_nodes": 3}, "even width"),
+        ({"contraction": 1.0}, r"contraction must lie in \(0, 1\)"),
+        ({"device": "ShiftTanh1"}, "contraction needs a device family with a gain_dst"),
+    ],
+)
+def test_bad_circuit_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ScoreCircuit(**kwargs)
+
+
+def test_sampler_and_model_errors():
+    model = tiny(dtype=torch.float32)
+    with pytest.raises(ConfigError, match="unknown score-circuit solver 'analog'"):
+        circuit_sample(model, 10, "analog")
+    with pytest.raises(ConfigError, match="number of samples must be positive"):
+        circuit_sample(model, 0)
+    with pytest.raises(ConfigError, match="hidden_capacitance must be >= 0"):
+        circuit_pf_ode(model, torch.zeros(2, 2), 3, hidden_capacitance=-1.0)
+    with pytest.raises(ConfigError, match="score_gain 1"):
+        model.sharpened(1.0, 1.25)
+    with pytest.raises(DataError, match="unconditional but labels were given"):
+        model.score(torch.zeros(2, 2), torch.tensor(0.5), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ConfigError, match="noise-aware training perturbs crossbar weights"):
+        dsm_loss(model, torch.zeros(4, 2), None, torch.Generator(), noise_std=0.1)
