@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from typer.testing import CliRunner
 
 import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
+from kirchhoffnet.config import parse_config, write_config
+from kirchhoffnet.data.images import IMAGE_SETS
+from kirchhoffnet.tasks import make_task
 
 from ..conftest import small_circuit
+from ..training.helpers import tiny_flow
+
+FASHION = Path(IMAGE_SETS["fashion_mnist"].default_root)
 
 runner = CliRunner()
 
@@ -63,14 +69,77 @@ def test_noise_on_a_flow_checkpoint_with_its_dataset_in_the_metadata(tmp_path):
     assert "energy_distance" in rows[0]
 
 
-def test_run_directory_names_its_dataset_in_config_yaml(tmp_path):
-    flow = kn.Flow(kn.Circuit(kn.topology.fully_connect(3), "ShiftTanh2", times=(0, 0.1)))
-    kn.save(flow, tmp_path / "model.safetensors")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"task": "flow2d", "data": {"name": "8gaussians"}}))
+def run_directory(path, config):
+    """A run directory as `kirchhoffnet train` leaves it (config.yaml, model.safetensors), untrained."""
+    task = make_task(config)
+    task.prepare()
+    write_config(config, path / "config.yaml")
+    task.save_model(task.build_model(), path / "model.safetensors", {"task": config.task})
+    return task
+
+
+def test_flow_run_directory_is_scored_on_its_own_test_set(tmp_path):
+    task = run_directory(tmp_path, tiny_flow("data.test_size=40"))
+    result = invoke("montecarlo", str(tmp_path), "--sigma", "0", "--trials", "1", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    curve = json.loads((tmp_path / "o" / "montecarlo.json").read_text())["curves"][tmp_path.name]
+    model = task.load_model(tmp_path / "model.safetensors")
+    with torch.no_grad():
+        expected = float(-model.log_prob(task.test_data()[0]).mean())  # all 40 test points of the run
+    assert curve[0]["nominal"] == pytest.approx(expected, rel=1e-6)  # float32 sums in another order
+    assert curve[0]["metric"] == "nll_nats"
+
+
+@pytest.mark.needs_dataset
+def test_classifier_run_directory_reports_accuracy_over_dies_and_bits(tmp_path):
+    if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION}")
+    config = parse_config(
+        {
+            "task": "classify",
+            "data": {"name": "fashion_mnist", "downsample": 4, "train_subset": 20, "val_size": 10},
+            "circuit": {
+                "topology": {
+                    "name": "mix_connect", "channels": 1, "height": 7, "width": 7,
+                    "kernel_size": 3, "hidden_nodes": 10, "repeat": [1, 1],
+                },
+                "device": "ShiftRelu1",
+            },
+            "solver": {"method": "rk4", "step_size": 0.25},
+            "train": {"epochs": 1, "batch_size": 10, "lr": 1e-2},
+        }
+    )  # fmt: skip
+    task = run_directory(tmp_path, config)
+    out, run = tmp_path / "o", str(tmp_path)
+    result = invoke("montecarlo", run, "--sigma", "0,0.1", "--trials", "2", "--points", "60", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    zero, tenth = json.loads((out / "montecarlo.json").read_text())["curves"][tmp_path.name]
+    x, y = task.test_data()
+    logits = task.load_model(tmp_path / "model.safetensors")(x[:60])
+    assert zero["metric"] == "accuracy" and zero["higher_is_better"] is True
+    assert zero["nominal"] == float((logits.argmax(1) == y[:60]).double().mean())  # the first 60 test images
+    assert zero["values"] == [zero["nominal"]] * 2  # σ = 0: the nominal circuit, exactly
+    assert all(0.0 <= v <= 1.0 for v in tenth["values"])
+    again = invoke("montecarlo", run, "--sigma", "0.1", "--trials", "2", "--points", "60", "--out", str(out / "again"))
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "again" / "montecarlo.json").read_text())["curves"][tmp_path.name] == [tenth]  # seed 0
+    result = invoke("quantize", run, "--bits", "3,16", "--scheme", "uniform", "--points", "60", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    coarse, high = json.loads((out / "quantization.json").read_text())["curves"][f"{tmp_path.name} uniform"]
+    assert coarse["bits"] == 3 and 0.0 <= coarse["value"] <= 1.0
+    assert abs(high["value"] - zero["nominal"]) <= 1 / 60  # 16 bits: at most one image changes its class
+    result = invoke("report", run, "--samples", "8", "--points-per-slice", "11", "--out", str(out))
+    assert result.exit_code == 0, result.output  # a classifier run needs no --inputs: its test images
+    report = json.loads((out / "hw_report.json").read_text())
+    assert report["num_samples"] == 8 and report["energy_j"] >= 0.0
+    assert report["latency_s"] == pytest.approx(6e-9)  # (1 slice + 5 τ settling), τ = 1 pF / 1 mS
     result = invoke(
-        "quantize", str(tmp_path), "--bits", "8", "--scheme", "lut", "--points", "20", "--out", str(tmp_path)
+        "report", run, "--capacitance", "3pF", "--samples", "8", "--points-per-slice", "11", "--out", str(out)
     )
     assert result.exit_code == 0, result.output
+    tripled = json.loads((out / "hw_report.json").read_text())
+    assert tripled["latency_s"] == pytest.approx(3 * report["latency_s"], rel=1e-12)  # τ = C/G
+    assert tripled["energy_j"] == pytest.approx(3 * report["energy_j"], rel=1e-9)  # E = C·V²·(normalised energy)
 
 
 @pytest.mark.parametrize(

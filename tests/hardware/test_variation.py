@@ -128,3 +128,15 @@ def test_trials_must_be_positive():
     net, metric = regression_setup()
     with pytest.raises(ConfigError, match="trials must be a positive integer, got 0"):
         monte_carlo(net, metric, Variation(), trials=0)
+
+
+def test_a_die_of_a_large_circuit_with_a_sparse_kernel_is_a_copy():
+    # 60 state nodes: past the dense limit, the cached KCL kernel holds CSR tensors, which a
+    # deep copy of the model (a die, a quantized model) must not try to copy.
+    circuit = kn.Circuit(kn.topology.random_graph(61, 200, seed=0), "ShiftTanh2", times=(0.0, 0.2))
+    net = kn.Network(circuit, "last3", kn.Solver("rk4", step_size=0.1))
+    x = torch.randn(4, 60)
+    nominal = net(x)  # builds and caches the kernel
+    die = perturbed(net, Variation(edge=0.1), generator=0)
+    assert not torch.equal(die(x), nominal)
+    assert torch.equal(net(x), nominal)  # the original is untouched

@@ -86,6 +86,13 @@ class Slice(nn.Module):
         self.params = nn.Parameter(params.detach().clone().to(torch.get_default_dtype()))
         self._kernels: dict[tuple[Any, ...], KclKernel] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the kernel cache behind: its keys name this slice's storage, and
+        CSR tensors (large circuits) cannot be deep-copied."""
+        state = self.__dict__.copy()
+        state["_kernels"] = {}
+        return state
+
     @property
     def num_edges(self) -> int:
         return int(self.edge_index.shape[1])

@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 ModelPath = Annotated[
     Path,
-    typer.Argument(help="A .safetensors checkpoint, a run directory with model.safetensors, or an original result."),
+    typer.Argument(help="A run directory of `kirchhoffnet train`, a .safetensors checkpoint, or an original result."),
 ]
 ModelPaths = Annotated[
     list[Path],
@@ -43,12 +43,16 @@ Supply = Annotated[str, typer.Option(help="Supply rails 'lo,hi' (-1V,1V or 0,1.8
 Temperature = Annotated[float, typer.Option(min=0.0, help="Temperature in kelvin (thermal noise).")]
 Out = Annotated[Path, typer.Option(help="Directory for the JSON, Markdown and PNG results.")]
 Seed = Annotated[int, typer.Option(help="Seed of the inputs, the held-out data and the random dies.")]
-Points = Annotated[int, typer.Option(min=2, help="Held-out points the metric is computed on.")]
+Points = Annotated[
+    int,
+    typer.Option(min=2, help="Held-out examples the metric is computed on (a run directory: its first N test ones)."),
+]
 Dataset = Annotated[
     str | None, typer.Option(help="2-D data set of a flow whose config does not name it (twomoon, 8gaussians, ...).")
 ]
 Inputs = Annotated[
-    Path | None, typer.Option(help="A .npy (N, d) array of inputs; default: standard normal base samples of a flow.")
+    Path | None,
+    typer.Option(help="A .npy (N, d) array of inputs; default: a run's test inputs, or a flow's normal base samples."),
 ]
 
 
@@ -104,20 +108,50 @@ def _dataset(path: Path, override: str | None) -> str | None:
     return None
 
 
+def _load(path: Path) -> tuple[Any, Any]:
+    """The model at ``path`` and, for a run directory of ``kirchhoffnet train``, its prepared task
+    (whose held-out data the metric and the default inputs come from); else ``None``."""
+    from kirchhoffnet.io import load_model
+    from kirchhoffnet.training import is_run_dir, open_run
+
+    if is_run_dir(path):
+        _, task, model = open_run(path)
+        return model, task
+    return load_model(path), None
+
+
 def _with_metrics(paths: list[Path], dataset: str | None, points: int, seed: int) -> list[tuple[str, Any, Any]]:
     """``(label, model, metric)`` for each path: labels are the names, made unique."""
-    from kirchhoffnet.io import load_model
-
     found: list[tuple[str, Any, Any]] = []
     taken: set[str] = set()
     for path in paths:
-        model = load_model(path)
-        found.append((_label(path, taken), model, _metric(path, model, dataset, points, seed)))
+        model, task = _load(path)
+        metric = _task_metric(task, points) if task is not None else _metric(path, model, dataset, points, seed)
+        found.append((_label(path, taken), model, metric))
     return found
 
 
+def _task_metric(task: Any, points: int) -> Any:
+    """The run's own test metric on the first ``points`` examples of its test set: accuracy of a
+    classifier, held-out NLL of a 2-D flow, MSE of a regression."""
+    from kirchhoffnet.hardware import accuracy, flow_nll, mse
+
+    x, y = task.test_data()
+    x, batch = x[:points], task.eval_batch
+    if task.primary == "nll_nats":
+        return flow_nll(x, batch)
+    if task.primary == "accuracy" and y is not None:
+        return accuracy(x, y[:points], batch)
+    if task.primary == "mse" and y is not None:
+        return mse(x, y[:points].reshape(len(x), -1), batch)
+    raise ConfigError(
+        f"the hw commands measure accuracy, held-out NLL or MSE; a {task.run_config.task} run reports "
+        f"{task.primary} (use kirchhoffnet.hardware with your own Metric from Python)"
+    )
+
+
 def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int) -> Any:
-    """The CLI's metric for a model: held-out NLL of a 2-D flow; a clear error otherwise."""
+    """The metric of a checkpoint or original result: held-out NLL of a 2-D flow; a clear error otherwise."""
     import torch
 
     from kirchhoffnet.data import TOY_SETS, sample_toy
@@ -127,10 +161,9 @@ def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int)
     name = _dataset(path, dataset)
     if not isinstance(model, Flow) or model.dim != 2 or name is None:
         raise ConfigError(
-            f"cannot tell which metric to use for {path}: the hw commands measure the held-out NLL of 2-D flows "
-            "whose data set is known (original config test_bench, checkpoint metadata 'dataset', a flow2d run's "
-            "config.yaml, or --dataset); other tasks' metrics are not wired in yet (use kirchhoffnet.hardware "
-            "with your own Metric from Python)"
+            f"cannot tell which metric to use for {path}: outside run directories of `kirchhoffnet train` (whose "
+            "test set is known), the hw commands measure the held-out NLL of 2-D flows whose data set is known "
+            "(original config test_bench, checkpoint metadata 'dataset', or --dataset)"
         )
     if name not in TOY_SETS:
         raise ConfigError(f"--dataset {name!r} is not a 2-D data set; choose one of: {', '.join(TOY_SETS)}")
@@ -138,7 +171,9 @@ def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int)
     return flow_nll(held_out)
 
 
-def _inputs(model: Any, inputs: Path | None, samples: int, seed: int) -> Any:
+def _inputs(model: Any, task: Any, inputs: Path | None, samples: int, seed: int) -> Any:
+    """What the circuit is run on: ``--inputs``, a run's test inputs (classifier, regression), or a
+    flow's standard normal base samples."""
     import numpy as np
     import torch
 
@@ -152,6 +187,8 @@ def _inputs(model: Any, inputs: Path | None, samples: int, seed: int) -> Any:
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
             raise ConfigError(f"--inputs {inputs} must hold a (N, d) float array, got {array.dtype} {array.shape}")
         return torch.from_numpy(array[:samples].copy())
+    if task is not None and not isinstance(model, Flow):
+        return task.test_data()[0][:samples]
     if isinstance(model, Flow):
         return torch.randn(samples, model.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     raise ConfigError(f"a {type(model).__name__} has no default inputs; pass --inputs FILE.npy with (N, d) inputs")
@@ -197,12 +234,11 @@ def report(
     from kirchhoffnet.hardware import measure
     from kirchhoffnet.hardware.plots import plot_waveforms
     from kirchhoffnet.hardware.report import report_markdown, write_study
-    from kirchhoffnet.io import load_model
 
     try:
         design = _design(capacitance, conductance, voltage, supply, temperature)
-        model = load_model(path)
-        found = measure(model, _inputs(model, inputs, samples, seed), points_per_slice=points_per_slice)
+        model, task = _load(path)
+        found = measure(model, _inputs(model, task, inputs, samples, seed), points_per_slice=points_per_slice)
         if voltage == "fit":
             design = replace(design, voltage_v=found.voltage_scale_to_fit(design.supply_v))
         result = found.report(design, settling)
@@ -343,13 +379,12 @@ def noise(
     from kirchhoffnet.hardware.noise import noise_sweep
     from kirchhoffnet.hardware.plots import plot_noise
     from kirchhoffnet.hardware.report import noise_markdown, write_study
-    from kirchhoffnet.io import load_model
 
     try:
         caps = _list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
-        model = load_model(path)
-        x = _inputs(model, inputs, samples, seed)
+        model, task = _load(path)
+        x = _inputs(model, task, inputs, samples, seed)
         name = _dataset(path, dataset)
         reference = None
         if name is not None and name in TOY_SETS:

@@ -23,6 +23,7 @@ from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.potentials import POTENTIALS
 from kirchhoffnet.data.tabular import HOUSING_FORMATS
 from kirchhoffnet.data.toy2d import TOY_SETS
+from kirchhoffnet.hardware.aware import HardwareAwareConfig
 
 
 class ScheduleConfig(Section):
@@ -81,6 +82,13 @@ class RunConfig(Section):
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default torch's choice.")
     train: TrainConfig = Field(description="Optimisation settings.")
+    hardware_aware: HardwareAwareConfig | None = Field(
+        None,
+        description=(
+            "Hardware-aware training: every step runs on a fresh random die (mismatch, quantization); "
+            "null: train the nominal circuit."
+        ),
+    )
 
     @property
     def label(self) -> str:
@@ -224,6 +232,8 @@ class RegressionConfig(RunConfig):
     def _one_model(self) -> RegressionConfig:
         if (self.circuit is None) == (self.baseline is None):
             raise ValueError("give exactly one of circuit (a KirchhoffNet) or baseline (an MLP)")
+        if self.baseline is not None and self.hardware_aware is not None:
+            raise ValueError("hardware_aware: an MLP baseline has no devices to vary; remove the section")
         if self.circuit is not None:
             outputs = readout_outputs(self.readout)
             if outputs != 1:

@@ -75,7 +75,7 @@ class Fabricated(nn.Module):
         if self.scheme is not None:
             params = straight_through(params, self.names, self.scheme)
         if self.factor is not None:
-            params = params * self.factor.to(params.dtype)
+            params = params * self.factor.to(params)  # the slice's dtype and device
         return params
 
 
@@ -112,8 +112,15 @@ class HardwareAwareTraining:
         return Uniform(bits)
 
     @contextmanager
-    def step(self) -> Iterator[Die | None]:
-        """Within the block the model is a random die; afterwards it is the trained model again."""
+    def step(self, index: int | None = None) -> Iterator[Die | None]:
+        """Within the block the model is a random die; afterwards it is the trained model again.
+
+        Args:
+            index: the step whose die to fabricate (a training loop passes its own step counter, so
+                that a resumed run draws the same dies); default the step after the previous one.
+        """
+        if index is not None:
+            self.steps = int(index)
         if not self.active:
             self.steps += 1
             yield None
@@ -133,7 +140,7 @@ class HardwareAwareTraining:
                 if die is not None and variation.capacitance > 0:
                     with torch.no_grad():
                         cap = piece.capacitance
-                        cap.mul_(die.capacitance[: cap.shape[0]].to(cap.dtype))
+                        cap.mul_(die.capacitance[: cap.shape[0]].to(cap))
             yield die
         finally:
             for piece, cap in zip(slices, saved, strict=True):

@@ -101,9 +101,9 @@ def apply_die(model: Model, die: Die) -> None:
     """Multiply ``model``'s parameters and capacitances by ``die``'s factors, in place."""
     with torch.no_grad():
         for piece, factor in zip(slices_of(model), die.params, strict=True):
-            piece.params.mul_(factor.to(piece.params.dtype))
+            piece.params.mul_(factor.to(piece.params))
             cap = piece.capacitance
-            cap.mul_(die.capacitance[: cap.shape[0]].to(cap.dtype))  # in place: the KCL cache sees the change
+            cap.mul_(die.capacitance[: cap.shape[0]].to(cap))  # in place: the KCL cache sees the change
 
 
 def perturbed(model: Model, variation: Variation, generator: torch.Generator | int) -> Model:

@@ -91,6 +91,11 @@ class Task:
         """Final metrics on held-out data; writes the task's plots into ``out_dir``."""
         raise NotImplementedError
 
+    def test_data(self) -> tuple[Tensor, Tensor | None]:
+        """The held-out inputs that :meth:`evaluate` scores, and their targets (``None`` for a flow's
+        points), in the run's dtype; studies of the trained model (hardware) score the same data."""
+        raise ConfigError(f"task {self.run_config.task!r} has no held-out test set to score a model on")
+
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         """Draw ``n`` samples, write them (``samples.npy`` and a plot) to ``out_dir``."""
         raise ConfigError(

@@ -37,7 +37,7 @@ class ClassifyTask(NetworkTask):
         self.train_xy = (self.tensor(x[train]), torch.as_tensor(labels[train], device=self.device))
         self.val_xy = (self.tensor(x[val]), torch.as_tensor(labels[val], device=self.device))
 
-    def _test_set(self) -> tuple[Tensor, Tensor]:
+    def test_data(self) -> tuple[Tensor, Tensor]:
         data = self.config.data
         images, labels = load_images(data.name, "test", data.root, data.download)
         if data.test_subset is not None:
@@ -70,7 +70,7 @@ class ClassifyTask(NetworkTask):
         return self._scores(model, *self.val_xy)[0]
 
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
-        x, y = self._test_set()
+        x, y = self.test_data()
         metrics, predicted = self._scores(model, x, y)
         classes = IMAGE_SETS[self.config.data.name].num_classes
         counts = np.zeros((classes, classes), dtype=np.int64)

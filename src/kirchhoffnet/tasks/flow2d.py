@@ -42,13 +42,16 @@ class Flow2dTask(FlowTask):
         with torch.no_grad():
             return {"loss": float(-batched(model, self.val_x, self.eval_batch).mean())}
 
+    def test_data(self) -> tuple[Tensor, None]:
+        data = self.config.data
+        return self.tensor(sample_toy(data.name, data.test_size, split_seed(data.seed, "test"))), None
+
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         data = self.config.data
-        test = torch.from_numpy(sample_toy(data.name, data.test_size, split_seed(data.seed, "test")))
         flow: Flow = model.cpu()  # type: ignore[assignment]
         metrics = flow_2d_metrics(
             flow,
-            test,
+            self.test_data()[0].cpu(),
             out_dir / "samples.png",
             data.name,
             seed=split_seed(self.config.seed, "noise"),

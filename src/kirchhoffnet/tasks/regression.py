@@ -72,6 +72,9 @@ class RegressionTask(NetworkTask):
     def validate(self, model: nn.Module) -> dict[str, float]:
         return {"loss": self._mse(model, "val")[0]}
 
+    def test_data(self) -> tuple[Tensor, Tensor]:
+        return self.parts["test"]
+
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         mse, predicted = self._mse(model, "test")
         truth = self.parts["test"][1]

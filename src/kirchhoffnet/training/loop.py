@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +25,9 @@ from tqdm import tqdm
 
 from kirchhoffnet.config import Config, TrainConfig
 from kirchhoffnet.errors import SolverError, TrainingError
+from kirchhoffnet.hardware.analysis import Model
+from kirchhoffnet.hardware.aware import HardwareAwareTraining
+from kirchhoffnet.hardware.variation import trial_seed
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.base import solve_nfe
@@ -114,6 +118,7 @@ class Trainer:
         self.task.prepare()
         self.model = self.task.build_model().to(device=cluster.device, dtype=DTYPES[config.dtype])
         self.objective = wrap(_Objective(self.task, self.model), cluster)
+        self.aware = self._hardware_aware()
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay
         )
@@ -127,6 +132,20 @@ class Trainer:
         self.consecutive_nan = 0
         self.elapsed = self.cpu_time = 0.0  # wall-clock and this process's CPU seconds of training
         self.status = "running"
+
+    def _hardware_aware(self) -> HardwareAwareTraining | None:
+        """The die injector of ``hardware_aware`` training. Its seed derives from (seed, rank), so the
+        dies of training are not those a Monte-Carlo with the run's seed later measures on."""
+        settings = self.config.hardware_aware
+        if settings is None:
+            return None
+        return HardwareAwareTraining(
+            cast(Model, self.model), settings, seed=trial_seed(self.config.seed, self.cluster.rank)
+        )
+
+    def _die(self) -> AbstractContextManager[object]:
+        """The model as step ``self.step``'s random die (a pure function of the step), or as it is."""
+        return nullcontext() if self.aware is None else self.aware.step(self.step)
 
     def _steps_per_epoch(self) -> int:
         if self.train_cfg.steps_per_epoch is not None:
@@ -198,8 +217,9 @@ class Trainer:
         batch = self.task.batch(None if indices is None else indices.to(self.cluster.device), generator)
         self.optimizer.zero_grad(set_to_none=True)
         try:
-            loss = self.objective(batch, generator)
-            loss.backward()
+            with self._die():  # forward and backward see the same die
+                loss = self.objective(batch, generator)
+                loss.backward()
             value = float(loss.detach())
         except SolverError:  # the adjoint solve of the backward pass blew up
             value = math.nan
