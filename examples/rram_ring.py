@@ -16,8 +16,18 @@ from pathlib import Path
 
 import torch
 
-from kirchhoffnet.diffusion import VPSDE, ScoreModel, ScoreNet, TrainSettings, analog_sample, program_chip
-from kirchhoffnet.diffusion import kl_pooled, sample, sample_ring, train_score
+from kirchhoffnet.diffusion import (
+    VPSDE,
+    ScoreModel,
+    ScoreNet,
+    TrainSettings,
+    analog_sample,
+    kl_pooled,
+    program_chip,
+    sample,
+    sample_ring,
+    train_score,
+)
 from kirchhoffnet.diffusion.plots import sample_panels
 from kirchhoffnet.rram import LoopSettings, RRAMDevice
 
