@@ -163,7 +163,9 @@ def load_original(
 
     Args:
         result_dir: directory with ``config.yaml`` and ``model.pth``.
-        rtol, atol, method: override the config's solver settings (``tol`` is both tolerances).
+        rtol: overrides the config's relative tolerance (its ``tol`` is both tolerances).
+        atol: overrides the config's absolute tolerance.
+        method: overrides the config's solver method.
 
     Returns:
         A :class:`Flow` (``log_prob``, ``sample``) for generative results, a :class:`Network`

@@ -298,7 +298,8 @@ def noise_sweep(
         noise: which noise (default thermal only).
         reference: (M, k) samples of the target distribution; if given, each entry also holds the
             energy distance of the noisy outputs to it (a sampling metric for flows).
-        dt, seed: as in :func:`simulate_noisy`; every design sees the same random numbers.
+        dt: step of the SDE solver, as in :func:`simulate_noisy`.
+        seed: as in :func:`simulate_noisy`; every design sees the same random numbers.
 
     Returns:
         Per design: ``capacitance_f``, ``thermal_noise_rms_v`` (sqrt(kT/C₀)), ``output_rms_deviation_v``
