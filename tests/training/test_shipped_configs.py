@@ -29,7 +29,7 @@ TINY = {
     "classify": [*TINY_IMAGES, *LOOSE],
     "mnist_gen": [*TINY_IMAGES, "grid=2", *LOOSE],
 }
-# The 28x28 and 32x32 image circuits take tens of seconds per step on a CPU even at these sizes.
+# The 28x28 and 32x32 image circuits: fashion_mnist.yaml took 3 CPU minutes even at these sizes.
 SLOW = {"classify/fashion_mnist.yaml", "classify/mnist.yaml", "classify/cifar10.yaml", "classify/svhn.yaml"}
 DATA_ROOT = {"classify/mnist.yaml": SHARED / "data" / "mnist"}  # offline, only the test split is there
 
