@@ -55,6 +55,9 @@ def test_report_writes_markdown_and_json(run_dir, tmp_path):
     assert "| flow2d | flow2d | twomoon | test NLL (nats) |" in result.output  # name defaults to the task
     rows = json.loads((tmp_path / "report.json").read_text())
     assert rows[0]["metric"] == "nll_nats" and (tmp_path / "report.md").read_text().startswith("| run |")
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert rows[0]["stderr"] == test["nll_stderr"]  # the held-out NLL is reported with its standard error
+    assert f"± {test['nll_stderr']:.2g}" in result.output
 
 
 def test_resume_a_run_directory_by_its_path(run_dir):

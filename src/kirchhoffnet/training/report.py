@@ -33,7 +33,8 @@ def collect(run_dirs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
         if not test:
             raise TrainingError(f"{run_dir} has not finished (status: {metrics.get('status')}); no test metrics yet")
         key = metrics["primary_metric"]
-        stderr = next((test[k] for k in (f"{key}_stderr", "nll_stderr", "kl_stderr") if k in test and key in k), None)
+        family = key.split("_")[0]  # nll_nats -> nll_stderr, kl_nats -> kl_stderr
+        stderr = next((test[k] for k in (f"{key}_stderr", f"{family}_stderr") if k in test), None)
         rows.append(
             {
                 "run_dir": str(run_dir),
