@@ -56,6 +56,9 @@ class NoiseAwareConfig(_Strict):
         default=0.1, gt=0, description="Std of the multiplicative weight noise during training (paper: 0.1)."
     )
     limit: float = Field(default=0.2, gt=0, description="The noise is clipped to ± this (paper: 0.2).")
+    draws: int = Field(
+        default=1, ge=1, description="Independent noise draws per step, each on its own share of the batch."
+    )
 
 
 class TrainConfig(_Strict):
@@ -80,6 +83,7 @@ class TrainConfig(_Strict):
             **self.model_dump(exclude={"noise_aware"}),
             noise_std=noise.std if noise else 0.0,
             noise_limit=noise.limit if noise else 0.2,
+            noise_draws=noise.draws if noise else 1,
         )
 
 

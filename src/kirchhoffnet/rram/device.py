@@ -42,6 +42,17 @@ class RRAMDevice(BaseModel):
     prog_noise_kind: NoiseKind = Field(
         default="gaussian", description="gaussian: G (1 + σ z); lognormal: G exp(σ z − σ²/2) (mean-preserving)."
     )
+    verify_tolerance: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Write-verify: a cell is rewritten until its read-back conductance lies within ± this fraction "
+            "of its target (null = one open-loop write)."
+        ),
+    )
+    verify_max_writes: int = Field(
+        default=20, ge=1, description="Write-verify: most writes per cell; a cell still outside keeps its last write."
+    )
     read_noise: float = Field(
         default=0.0, ge=0, description="Relative standard deviation of each read's conductance fluctuation."
     )
