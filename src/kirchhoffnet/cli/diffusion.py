@@ -58,6 +58,13 @@ def sample_command(
         float | None, typer.Option(min=0.0, help="Programming noise σ of the chip (relative); default: the config's.")
     ] = None,
     chip: Annotated[int, typer.Option(help="Chip seed: the same seed is the same programmed chip.")] = 0,
+    verify_tolerance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Program with write-verify: rewrite each cell until it is within ± this fraction of its target.",
+        ),
+    ] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Solver steps; default: the config's.")] = None,
     label: Annotated[int | None, typer.Option(help="Conditional models: class index to generate.")] = None,
     guidance: Annotated[
@@ -75,7 +82,9 @@ def sample_command(
     try:
         run = load_run(run_dir)
         labels = None if label is None else torch.tensor([label])
-        x, info = sample_run(run, n, solver, prog_noise, seed, chip, steps, labels, guidance)
+        x, info = sample_run(
+            run, n, solver, prog_noise, seed, chip, steps, labels, guidance, verify_tolerance=verify_tolerance
+        )
     except KirchhoffError as exc:
         fail(exc)
     array = x.numpy().astype(np.float32)
