@@ -96,6 +96,13 @@ def test_compare_plots_evaluated_runs(ring_run, tmp_path):
     table = json.loads(result.output.splitlines()[0])
     assert out.is_file() and set(table[ring_run.name]) == {"0.0", "0.1"}
     assert set(table[f"{ring_run.name}, write-verify ±0.02"]) == {"0.0", "0.1"}
+    before = json.loads((ring_run / "metrics.json").read_text())
+    args = ["diffusion", "evaluate", str(ring_run), "--robustness-only", "--verify-tolerance", "0.05"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    after = json.loads((ring_run / "metrics.json").read_text())
+    assert after["euler"] == before["euler"] and after["robustness"] == before["robustness"]  # same chips, same seeds
+    assert after["robustness_write_verify"]["verify_tolerance"] == 0.05
     result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path)])
     assert result.exit_code == 2 and "metrics.json does not exist" in result.output
 
@@ -161,6 +168,10 @@ def test_library_errors(tmp_path, ring_run):
         load_run(tmp_path)
     with pytest.raises(ConfigError, match="unknown solver 'dpm'"):
         sample_run(load_run(ring_run), 4, "dpm")
+    with pytest.raises(
+        ConfigError, match="the write-verify tolerance must be a positive fraction of the target, got 0"
+    ):
+        sample_run(load_run(ring_run), 4, "pf-ode", prog_noise=0.1, verify_tolerance=0.0)
 
 
 @pytest.mark.needs_dataset

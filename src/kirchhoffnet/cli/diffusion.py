@@ -96,12 +96,19 @@ def sample_command(
 @app.command("evaluate")
 def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    robustness_only: Annotated[
+        bool, typer.Option(help="Ring runs: only recompute the KL-vs-programming-noise curves (keeps the rest).")
+    ] = False,
+    verify_tolerance: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Also draw the curve with write-verified programming at this relative tolerance."),
+    ] = None,
 ) -> None:
     """KL of every solver, KL vs programming noise over several chips, speed/energy report and plots."""
     from kirchhoffnet.diffusion.run import evaluate
 
     try:
-        metrics = evaluate(run_dir, progress=True)
+        metrics = evaluate(run_dir, progress=True, robustness_only=robustness_only, verify_tolerance=verify_tolerance)
     except KirchhoffError as exc:
         fail(exc)
     key = "accuracy" if metrics["task"] == "latent" else "kl_pooled"

@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,7 @@ def sample_run(
     if prog_noise is not None:
         device = device.model_copy(update={"prog_noise": prog_noise})
     if verify_tolerance is not None:
-        device = device.model_copy(update={"verify_tolerance": verify_tolerance})
+        device = device.model_copy(update={"verify_tolerance": _check_tolerance(verify_tolerance)})
     guidance = config.sample.guidance if guidance is None else guidance
     chip = program_chip(model, device, seed=chip_seed)
     start = time.perf_counter()
@@ -175,6 +175,12 @@ def sample_run(
     return x, info
 
 
+def _check_tolerance(tolerance: float) -> float:
+    if not tolerance > 0:
+        raise ConfigError(f"the write-verify tolerance must be a positive fraction of the target, got {tolerance}")
+    return tolerance
+
+
 def _kl_or_none(metric: Callable[[Tensor, Tensor], float], samples: Tensor, reference: Tensor) -> float | None:
     """The metric, or None (null in JSON) when no sample falls inside the histogram's range."""
     try:
@@ -198,14 +204,29 @@ def _kl(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
     }
 
 
-def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    progress: bool = True,
+    robustness_only: bool = False,
+    verify_tolerance: float | None = None,
+) -> dict[str, Any]:
     """Evaluate a run and write ``metrics.json``, the figures and ``speed_energy.txt`` into it.
 
     Ring: KL of every solver, the KL-vs-programming-noise curve over several chips, samples vs ring.
     Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
+
+    Args:
+        robustness_only: ring runs: only (re)compute the KL-vs-σ curves, keeping the rest of metrics.json.
+        verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
     """
     run = load_run(run_dir)
+    if verify_tolerance is not None:
+        _check_tolerance(verify_tolerance)
+        evaluate_config = run.config.evaluate.model_copy(update={"verify_tolerance": verify_tolerance})
+        run = replace(run, config=run.config.model_copy(update={"evaluate": evaluate_config}))
     if run.config.task == "latent":
+        if robustness_only or verify_tolerance is not None:
+            raise ConfigError(f"{run.path} is a latent run: the robustness curve and its options are for ring runs")
         config = run.config
 
         def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
@@ -214,15 +235,34 @@ def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str
         metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, SOLVERS, progress)}
         write_json_atomic(run.path / RUN_METRICS, metrics)
         return metrics
-    return _evaluate_ring(run, progress)
+    return _evaluate_ring(run, progress, robustness_only)
 
 
-def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
+def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:
     config, ev = run.config, run.config.evaluate
     n = ev.num_samples
     reference = sample_ring(n, seed=ev.reference_seed)
     metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
-    metrics["noise_floor"] = _kl(sample_ring(n, seed=ev.reference_seed + 1), reference)
+    if robustness_only and (run.path / RUN_METRICS).is_file():
+        metrics = json.loads((run.path / RUN_METRICS).read_text())
+    if not robustness_only:
+        metrics |= _ring_solvers(run, reference, progress)
+    curves = {run.path.name: _robustness(run, reference, None, progress)}
+    metrics["robustness"] = _curve_json(ev, curves[run.path.name])
+    metrics.pop("robustness_write_verify", None)
+    if ev.verify_tolerance is not None:
+        name = f"{run.path.name}, write-verify ±{ev.verify_tolerance:g}"
+        curves[name] = _robustness(run, reference, ev.verify_tolerance, progress)
+        metrics["robustness_write_verify"] = {"verify_tolerance": ev.verify_tolerance, **_curve_json(ev, curves[name])}
+    plots.kl_vs_noise({k: (ev.prog_noise_levels, v) for k, v in curves.items()}, run.path / "robustness.png")
+    write_json_atomic(run.path / RUN_METRICS, metrics)
+    return metrics
+
+
+def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
+    """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
+    config, n = run.config, len(reference)
+    metrics: dict[str, Any] = {"noise_floor": _kl(sample_ring(n, seed=config.evaluate.reference_seed + 1), reference)}
     panels = {"ring (reference)": reference.numpy()}
     for solver in SOLVERS:
         x, info = sample_run(run, n, solver, seed=config.seed)
@@ -236,17 +276,9 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
         if progress:
             print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
     plots.sample_panels(panels, run.path / "samples.png")
-    curves = {run.path.name: _robustness(run, reference, None, progress)}
-    metrics["robustness"] = _curve_json(ev, curves[run.path.name])
-    if ev.verify_tolerance is not None:
-        name = f"{run.path.name}, write-verify ±{ev.verify_tolerance:g}"
-        curves[name] = _robustness(run, reference, ev.verify_tolerance, progress)
-        metrics["robustness_write_verify"] = {"verify_tolerance": ev.verify_tolerance, **_curve_json(ev, curves[name])}
-    plots.kl_vs_noise({k: (ev.prog_noise_levels, v) for k, v in curves.items()}, run.path / "robustness.png")
     metrics["speed_energy"] = speed_energy(
         run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
     )
-    write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics
 
 
