@@ -189,3 +189,21 @@ def test_read_noise_blurs_the_verification():
     blurred = _relative_errors(_program(RRAMDevice(read_noise=0.05, **kwargs), out=100, inp=100)).std()
     # cells accepted on a noisy read keep errors beyond the tolerance, but far fewer than one open-loop write
     assert 1.5 * float(exact) < float(blurred) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("device", "random"),
+    [
+        (
+            RRAMDevice(levels=16, drift_nu=0.05, read_noise=0.1),
+            False,
+        ),  # drift without spread, read noise: not programming
+        (RRAMDevice(prog_noise=0.01), True),
+        (RRAMDevice(stuck_off_fraction=0.1), True),
+        (RRAMDevice(drift_nu_std=0.01, drift_time_s=1e4), True),
+    ],
+)
+def test_programs_randomly_tells_whether_chip_seeds_differ(device, random):
+    first, second = _program(device, seed=1), _program(device, seed=2)
+    assert device.programs_randomly is random
+    assert torch.equal(first.g_pos_s, second.g_pos_s) is not random

@@ -289,25 +289,25 @@ def _robustness(
     config, ev = run.config, run.config.evaluate
     per_level: list[list[float | None]] = []
     for sigma in ev.prog_noise_levels:
-        per_level.append(
-            [
-                _kl_or_none(
-                    kl_pooled,
-                    sample_run(
-                        run,
-                        ev.num_samples,
-                        ev.robustness_solver,
-                        sigma,
-                        config.seed,
-                        c,
-                        ev.robustness_steps,
-                        verify_tolerance=verify_tolerance,
-                    )[0],
-                    reference,
-                )
-                for c in range(ev.chips)
-            ]
-        )
+        chips = ev.chips if config.rram.model_copy(update={"prog_noise": sigma}).programs_randomly else 1
+        kls = [
+            _kl_or_none(
+                kl_pooled,
+                sample_run(
+                    run,
+                    ev.num_samples,
+                    ev.robustness_solver,
+                    sigma,
+                    config.seed,
+                    c,
+                    ev.robustness_steps,
+                    verify_tolerance=verify_tolerance,
+                )[0],
+                reference,
+            )
+            for c in range(chips)
+        ]
+        per_level.append(kls * (ev.chips // chips))  # without programming randomness every seed is the same chip
         if progress:
             verify = "" if verify_tolerance is None else f" (write-verify ±{verify_tolerance:g})"
             print(f"σ = {sigma:<5g} KL pooled per chip{verify} {per_level[-1]}", flush=True)

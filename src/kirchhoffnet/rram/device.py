@@ -73,6 +73,11 @@ class RRAMDevice(BaseModel):
     stuck_off_fraction: float = Field(default=0.0, ge=0, le=1, description="Fraction of cells stuck at g_min_s.")
     stuck_on_fraction: float = Field(default=0.0, ge=0, le=1, description="Fraction of cells stuck at g_max_s.")
 
+    @property
+    def programs_randomly(self) -> bool:
+        """Whether programming draws anything random (else every chip seed programs the same chip)."""
+        return bool(self.prog_noise or self.stuck_off_fraction or self.stuck_on_fraction or self.drift_nu_std)
+
     @model_validator(mode="after")
     def _check_ranges(self) -> RRAMDevice:
         if self.g_max_s <= self.g_min_s:
