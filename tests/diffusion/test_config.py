@@ -30,6 +30,9 @@ def test_defaults_and_resolved_classes():
         ({"task": "latent", "latent": {"classes": [1]}}, "latent.classes needs at least 2 distinct classes, got"),
         ({"model": {"parametrization": "eps"}}, r"x.yaml: model.parametrization: Input should be 'score' or 'noise'"),
         ([1, 2], "x.yaml: expected a mapping of settings at the top level, got list"),
+        ({"task": "latent", "train": {"init_from": "runs/ring"}}, "train.init_from is only supported by the ring task"),
+        ({"train": {"noise_aware": {"draws": 0}}}, r"x.yaml: train.noise_aware.draws: Input should be greater than or"),
+        ({"rram": {"verify_tolerance": 0}}, r"x.yaml: rram.verify_tolerance: Input should be greater than 0"),
     ],
 )
 def test_bad_configs_name_the_key(data, match):

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
@@ -15,7 +16,7 @@ seed: 3
 train: {steps: 40, batch_size: 128}
 sample: {steps: 20}
 analog: {steps: 20}
-evaluate: {num_samples: 300, chips: 2, prog_noise_levels: [0.0, 0.1], robustness_steps: 10}
+evaluate: {num_samples: 300, chips: 2, prog_noise_levels: [0.0, 0.1], robustness_steps: 10, verify_tolerance: 0.02}
 """
 
 
@@ -77,6 +78,10 @@ def test_evaluate_writes_metrics_and_figures(ring_run):
     assert metrics["pf-ode"]["kl_pooled"] == pytest.approx(metrics["analog-ode"]["kl_pooled"], rel=1e-3)
     assert [p["prog_noise"] for p in metrics["robustness"]["curve"]] == [0.0, 0.1]
     assert len(metrics["robustness"]["curve"][1]["kl_pooled_per_chip"]) == 2
+    verified = metrics["robustness_write_verify"]
+    assert verified["verify_tolerance"] == 0.02 and [p["prog_noise"] for p in verified["curve"]] == [0.0, 0.1]
+    # without programming noise there is nothing to verify: both curves start at the same chip
+    assert verified["curve"][0]["kl_pooled_per_chip"] == metrics["robustness"]["curve"][0]["kl_pooled_per_chip"]
     assert metrics["speed_energy"]["speedup"] > 0
     for name in ("samples.png", "robustness.png", "speed_energy.txt"):
         assert (ring_run / name).is_file()
@@ -88,9 +93,49 @@ def test_compare_plots_evaluated_runs(ring_run, tmp_path):
     out = tmp_path / "both.png"
     result = CliRunner().invoke(app, ["diffusion", "compare", str(ring_run), str(ring_run), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.is_file() and set(json.loads(result.output.splitlines()[0])[ring_run.name]) == {"0.0", "0.1"}
+    table = json.loads(result.output.splitlines()[0])
+    assert out.is_file() and set(table[ring_run.name]) == {"0.0", "0.1"}
+    assert set(table[f"{ring_run.name}, write-verify ±0.02"]) == {"0.0", "0.1"}
+    before = json.loads((ring_run / "metrics.json").read_text())
+    args = ["diffusion", "evaluate", str(ring_run), "--robustness-only", "--verify-tolerance", "0.05"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    after = json.loads((ring_run / "metrics.json").read_text())
+    assert after["euler"] == before["euler"] and after["robustness"] == before["robustness"]  # same chips, same seeds
+    assert after["robustness_write_verify"]["verify_tolerance"] == 0.05
     result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path)])
     assert result.exit_code == 2 and "metrics.json does not exist" in result.output
+
+
+def test_write_verify_programs_a_more_faithful_chip(ring_run, tmp_path):
+    run = load_run(ring_run)
+    exact = sample_run(run, 40, "pf-ode")[0]
+    open_loop = sample_run(run, 40, "pf-ode", prog_noise=0.1, chip_seed=1)[0]
+    verified, info = sample_run(run, 40, "pf-ode", prog_noise=0.1, chip_seed=1, verify_tolerance=0.01)
+    assert info["verify_tolerance"] == 0.01
+    # weights within ±1 % instead of ~±10 %: the samples move far less away from the ideal chip's
+    assert float((verified - exact).abs().max()) < 0.5 * float((open_loop - exact).abs().max())
+    out = tmp_path / "verified.npy"
+    args = ["diffusion", "sample", str(ring_run), "-n", "8", "--solver", "pf-ode", "--prog-noise", "0.1"]
+    result = CliRunner().invoke(app, [*args, "--chip", "1", "--verify-tolerance", "0.01", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[0])["verify_tolerance"] == 0.01
+
+
+def test_training_can_start_from_a_run(ring_run, tmp_path):
+    config = f"task: ring\nseed: 5\ntrain: {{steps: 1, batch_size: 8, lr: 1.0e-12, init_from: '{ring_run}'}}\n"
+    (tmp_path / "fine.yaml").write_text(config)
+    result = CliRunner().invoke(
+        app, ["diffusion", "train", str(tmp_path / "fine.yaml"), "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 0, result.output
+    start, tuned = load_run(ring_run).model.state_dict(), load_run(tmp_path / "run").model.state_dict()
+    for name, value in start.items():
+        # one Adam step of 1e-12 from the loaded weights (a fresh seed-5 model would differ by O(0.1))
+        torch.testing.assert_close(tuned[name], value, rtol=0, atol=1e-9)
+    (tmp_path / "missing.yaml").write_text(f"train: {{init_from: '{tmp_path / 'nowhere'}'}}\n")
+    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "train.init_from:" in result.output and "does not exist" in result.output
 
 
 def test_speed_energy_command_prints_the_report(ring_run):
@@ -123,6 +168,10 @@ def test_library_errors(tmp_path, ring_run):
         load_run(tmp_path)
     with pytest.raises(ConfigError, match="unknown solver 'dpm'"):
         sample_run(load_run(ring_run), 4, "dpm")
+    with pytest.raises(
+        ConfigError, match="the write-verify tolerance must be a positive fraction of the target, got 0"
+    ):
+        sample_run(load_run(ring_run), 4, "pf-ode", prog_noise=0.1, verify_tolerance=0.0)
 
 
 @pytest.mark.needs_dataset

@@ -144,3 +144,66 @@ def test_bad_layers_and_devices_are_refused():
         RRAMDevice(prog_sigma=0.1)
     with pytest.raises(ValidationError, match="stuck_off_fraction \\+ stuck_on_fraction must not exceed 1"):
         RRAMDevice(stuck_off_fraction=0.6, stuck_on_fraction=0.6)
+
+
+def _relative_errors(crossbar: Crossbar, unclipped: bool = False) -> torch.Tensor:
+    """Relative write errors of all cells, or only of those no write error can push out of [G_min, G_max]."""
+    g = torch.cat([crossbar.g_pos_s.flatten(), crossbar.g_neg_s.flatten()])
+    target = torch.cat([crossbar.target_pos_s.flatten(), crossbar.target_neg_s.flatten()])
+    if unclipped:
+        d = crossbar.device
+        inside = (target > 1.2 * d.g_min_s) & (target < 0.8 * d.g_max_s)
+        g, target = g[inside], target[inside]
+    return g / target - 1
+
+
+@pytest.mark.parametrize("tolerance", [0.02, 0.1])
+def test_write_verify_keeps_every_cell_within_the_tolerance(tolerance):
+    device = RRAMDevice(prog_noise=0.1, verify_tolerance=tolerance, verify_max_writes=60)
+    errors = _relative_errors(_program(device, out=30, inp=30))
+    # a cell misses 0.02 with probability 0.84 per write: 0.84^60 ≈ 3e-5, ~0.05 misses expected in 1,860 cells
+    assert float(errors.abs().max()) <= tolerance * (1 + 1e-12)
+
+
+def test_write_verify_std_is_the_truncated_gaussians():
+    sigma, tolerance = 0.1, 0.1
+    crossbar = _program(RRAMDevice(prog_noise=sigma, verify_tolerance=tolerance), out=200, inp=200)
+    errors = _relative_errors(crossbar, unclipped=True)
+    a = torch.tensor(tolerance / sigma, dtype=torch.float64)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    density = torch.exp(-0.5 * a * a) / (2 * torch.pi) ** 0.5
+    expected = sigma * torch.sqrt(1 - 2 * a * density / (2 * normal.cdf(a) - 1))
+    # ~30,000 unclipped cells: the sample std is within ~0.5 % (1σ) of the truth; 3 % allows 6σ
+    assert float(errors.std()) == pytest.approx(float(expected), rel=0.03)
+
+
+def test_a_single_write_is_open_loop_programming():
+    open_loop = _program(RRAMDevice(prog_noise=0.1))
+    single = _program(RRAMDevice(prog_noise=0.1, verify_tolerance=0.01, verify_max_writes=1))
+    torch.testing.assert_close(single.g_pos_s, open_loop.g_pos_s, rtol=0, atol=0)
+
+
+def test_read_noise_blurs_the_verification():
+    kwargs = {"prog_noise": 0.1, "verify_tolerance": 0.02}
+    exact = _relative_errors(_program(RRAMDevice(**kwargs), out=100, inp=100)).std()
+    blurred = _relative_errors(_program(RRAMDevice(read_noise=0.05, **kwargs), out=100, inp=100)).std()
+    # cells accepted on a noisy read keep errors beyond the tolerance, but far fewer than one open-loop write
+    assert 1.5 * float(exact) < float(blurred) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("device", "random"),
+    [
+        (
+            RRAMDevice(levels=16, drift_nu=0.05, read_noise=0.1),
+            False,
+        ),  # drift without spread, read noise: not programming
+        (RRAMDevice(prog_noise=0.01), True),
+        (RRAMDevice(stuck_off_fraction=0.1), True),
+        (RRAMDevice(drift_nu_std=0.01, drift_time_s=1e4), True),
+    ],
+)
+def test_programs_randomly_tells_whether_chip_seeds_differ(device, random):
+    first, second = _program(device, seed=1), _program(device, seed=2)
+    assert device.programs_randomly is random
+    assert torch.equal(first.g_pos_s, second.g_pos_s) is not random

@@ -69,6 +69,13 @@ def sample_command(
         float | None, typer.Option(min=0.0, help="Programming noise σ of the chip (relative); default: the config's.")
     ] = None,
     chip: Annotated[int, typer.Option(help="Chip seed: the same seed is the same programmed chip.")] = 0,
+    verify_tolerance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Program with write-verify: rewrite each cell until it is within ± this fraction of its target.",
+        ),
+    ] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Solver steps; default: the config's.")] = None,
     label: Annotated[int | None, typer.Option(help="Conditional models: class index to generate.")] = None,
     guidance: Annotated[
@@ -86,7 +93,9 @@ def sample_command(
     try:
         run = load_run(run_dir)
         labels = None if label is None else torch.tensor([label])
-        x, info = sample_run(run, n, solver, prog_noise, seed, chip, steps, labels, guidance)
+        x, info = sample_run(
+            run, n, solver, prog_noise, seed, chip, steps, labels, guidance, verify_tolerance=verify_tolerance
+        )
     except KirchhoffError as exc:
         fail(exc)
     array = x.numpy().astype(np.float32)
@@ -98,12 +107,19 @@ def sample_command(
 @app.command("evaluate")
 def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    robustness_only: Annotated[
+        bool, typer.Option(help="Ring runs: only recompute the KL-vs-programming-noise curves (keeps the rest).")
+    ] = False,
+    verify_tolerance: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Also draw the curve with write-verified programming at this relative tolerance."),
+    ] = None,
 ) -> None:
     """KL of every solver, KL vs programming noise over several chips, speed/energy report and plots."""
     from kirchhoffnet.diffusion.run import evaluate
 
     try:
-        metrics = evaluate(run_dir, progress=True)
+        metrics = evaluate(run_dir, progress=True, robustness_only=robustness_only, verify_tolerance=verify_tolerance)
     except KirchhoffError as exc:
         fail(exc)
     key = "accuracy" if metrics["task"] == "latent" else "kl_pooled"

@@ -95,6 +95,9 @@ class NoiseAwareConfig(_Strict):
         default=0.1, gt=0, description="Std of the multiplicative weight noise during training (paper: 0.1)."
     )
     limit: float = Field(default=0.2, gt=0, description="The noise is clipped to ± this (paper: 0.2).")
+    draws: int = Field(
+        default=1, ge=1, description="Independent noise draws per step, each on its own share of the batch."
+    )
 
 
 class TrainConfig(_Strict):
@@ -112,13 +115,18 @@ class TrainConfig(_Strict):
     label_dropout: float = Field(
         default=0.1, ge=0, lt=1, description="Conditional task: probability of dropping a label (CFG)."
     )
+    init_from: str | None = Field(
+        default=None,
+        description="Ring task: a run directory whose score model starts the training (fine-tuning); null = fresh.",
+    )
 
     def settings(self) -> TrainSettings:
         noise = self.noise_aware
         return TrainSettings(
-            **self.model_dump(exclude={"noise_aware"}),
+            **self.model_dump(exclude={"noise_aware", "init_from"}),
             noise_std=noise.std if noise else 0.0,
             noise_limit=noise.limit if noise else 0.2,
+            noise_draws=noise.draws if noise else 1,
         )
 
 
@@ -146,6 +154,11 @@ class EvaluateConfig(_Strict):
         default="analog", description="Solver of the KL-vs-programming-noise curve."
     )
     robustness_steps: int = Field(default=2_000, ge=1, description="Solver steps of the robustness curve's runs.")
+    verify_tolerance: float | None = Field(
+        default=None,
+        gt=0,
+        description="Also draw the curve with write-verified programming at this relative tolerance; null = skip.",
+    )
     guidance_sweep: list[float] = Field(
         default=[0.0, 0.5, 1.0, 2.0, 4.0], description="Conditional task: guidance strengths."
     )
@@ -213,6 +226,8 @@ class DiffusionConfig(_Strict):
 
     @model_validator(mode="after")
     def _latent_settings(self) -> DiffusionConfig:
+        if self.task != "ring" and self.train.init_from is not None:
+            raise ValueError("train.init_from is only supported by the ring task (the latent task retrains its VAE)")
         if self.task == "ring":
             if self.latent is not None:
                 raise ValueError("the ring task takes no 'latent' section")

@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit, circuit_sample
 from kirchhoffnet.diffusion.conditional import evaluate_conditional, latent_batches, prepare
-from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
+from kirchhoffnet.diffusion.config import DiffusionConfig, EvaluateConfig, load_config
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
 from kirchhoffnet.diffusion.ring import sample_ring
 from kirchhoffnet.diffusion.sample import sample
@@ -76,6 +76,11 @@ def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bo
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / RUN_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     model = build_model(config)
+    if config.train.init_from is not None:
+        start_from = Path(config.train.init_from) / RUN_MODEL
+        if not start_from.is_file():
+            raise ConfigError(f"train.init_from: {start_from} does not exist; give a run directory made by `train`")
+        load_state(model, start_from, "score-model")
     metrics: dict[str, Any] = {"task": config.task}
     batches: Batches = _ring_batches
     if config.task == "latent":
@@ -124,6 +129,7 @@ def sample_run(
     labels: Tensor | None = None,
     guidance: float | None = None,
     exact: bool = False,
+    verify_tolerance: float | None = None,
 ) -> tuple[Tensor, dict[str, Any]]:
     """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
 
@@ -134,6 +140,8 @@ def sample_run(
         chip_seed: which chip (the programming randomness).
         steps: solver steps (default: ``sample.steps`` for digital, ``analog.steps`` for analog).
         exact: ignore the config's sharpening (``sample.ode_beta_scale``, ``sample.sde_score_gain``).
+        verify_tolerance: program the chip with write-verify at this relative tolerance (overrides the
+            config's ``rram.verify_tolerance``).
     """
     if solver not in SOLVERS:
         raise ConfigError(unknown_choice("solver", solver, SOLVERS))
@@ -148,11 +156,21 @@ def sample_run(
             if ode
             else model.sharpened(1.0, config.sample.sde_score_gain)
         )
-    device = config.rram if prog_noise is None else config.rram.model_copy(update={"prog_noise": prog_noise})
+    device = config.rram
+    if prog_noise is not None:
+        device = device.model_copy(update={"prog_noise": prog_noise})
+    if verify_tolerance is not None:
+        device = device.model_copy(update={"verify_tolerance": _check_tolerance(verify_tolerance)})
     guidance = config.sample.guidance if guidance is None else guidance
     chip = program_chip(model, device, seed=chip_seed)
     start = time.perf_counter()
-    info: dict[str, Any] = {"solver": solver, "prog_noise": device.prog_noise, "chip_seed": chip_seed, "exact": exact}
+    info: dict[str, Any] = {
+        "solver": solver,
+        "prog_noise": device.prog_noise,
+        "verify_tolerance": device.verify_tolerance,
+        "chip_seed": chip_seed,
+        "exact": exact,
+    }
     if solver in ("euler", "pf-ode"):
         weights = chip.effective() if device != type(device)() else None
         x = sample(model, n, solver, steps or config.sample.steps, seed, labels, guidance, weights)
@@ -192,6 +210,12 @@ def _sample_circuit(
     return x, info
 
 
+def _check_tolerance(tolerance: float) -> float:
+    if not tolerance > 0:
+        raise ConfigError(f"the write-verify tolerance must be a positive fraction of the target, got {tolerance}")
+    return tolerance
+
+
 def _kl_or_none(metric: Callable[[Tensor, Tensor], float], samples: Tensor, reference: Tensor) -> float | None:
     """The metric, or None (null in JSON) when no sample falls inside the histogram's range."""
     try:
@@ -216,18 +240,33 @@ def kl_report(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
     }
 
 
-def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    progress: bool = True,
+    robustness_only: bool = False,
+    verify_tolerance: float | None = None,
+) -> dict[str, Any]:
     """Evaluate a run and write ``metrics.json``, the figures and ``speed_energy.txt`` into it.
 
     Ring: KL of every solver, the KL-vs-programming-noise curve over several chips, samples vs ring.
     Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
+
+    Args:
+        robustness_only: ring runs: only (re)compute the KL-vs-σ curves, keeping the rest of metrics.json.
+        verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
     """
     run = load_run(run_dir)
     if isinstance(run.model, CircuitScoreModel):
         from kirchhoffnet.diffusion.circuit_run import evaluate_circuit  # it builds on this module
 
         return evaluate_circuit(run, run.model, progress)
+    if verify_tolerance is not None:
+        _check_tolerance(verify_tolerance)
+        evaluate_config = run.config.evaluate.model_copy(update={"verify_tolerance": verify_tolerance})
+        run = replace(run, config=run.config.model_copy(update={"evaluate": evaluate_config}))
     if run.config.task == "latent":
+        if robustness_only or verify_tolerance is not None:
+            raise ConfigError(f"{run.path} is a latent run: the robustness curve and its options are for ring runs")
         config = run.config
 
         def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
@@ -236,15 +275,35 @@ def evaluate(run_dir: str | os.PathLike[str], progress: bool = True) -> dict[str
         metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, SOLVERS, progress)}
         write_json_atomic(run.path / RUN_METRICS, metrics)
         return metrics
-    return _evaluate_ring(run, progress)
+    return _evaluate_ring(run, progress, robustness_only)
 
 
-def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
+def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:
     config, ev = run.config, run.config.evaluate
     n = ev.num_samples
     reference = sample_ring(n, seed=ev.reference_seed)
     metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
-    metrics["noise_floor"] = kl_report(sample_ring(n, seed=ev.reference_seed + 1), reference)
+    if robustness_only and (run.path / RUN_METRICS).is_file():
+        metrics = json.loads((run.path / RUN_METRICS).read_text())
+    if not robustness_only:
+        metrics |= _ring_solvers(run, reference, progress)
+    curves = {run.path.name: _robustness(run, reference, None, progress)}
+    metrics["robustness"] = _curve_json(ev, curves[run.path.name])
+    metrics.pop("robustness_write_verify", None)
+    if ev.verify_tolerance is not None:
+        name = f"{run.path.name}, write-verify ±{ev.verify_tolerance:g}"
+        curves[name] = _robustness(run, reference, ev.verify_tolerance, progress)
+        metrics["robustness_write_verify"] = {"verify_tolerance": ev.verify_tolerance, **_curve_json(ev, curves[name])}
+    plots.kl_vs_noise({k: (ev.prog_noise_levels, v) for k, v in curves.items()}, run.path / "robustness.png")
+    write_json_atomic(run.path / RUN_METRICS, metrics)
+    return metrics
+
+
+def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
+    """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
+    config, n = run.config, len(reference)
+    floor = sample_ring(n, seed=config.evaluate.reference_seed + 1)
+    metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
     panels = {"ring (reference)": reference.numpy()}
     for solver in SOLVERS:
         x, info = sample_run(run, n, solver, seed=config.seed)
@@ -258,21 +317,46 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
         if progress:
             print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
     plots.sample_panels(panels, run.path / "samples.png")
+    metrics["speed_energy"] = speed_energy(
+        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
+    )
+    return metrics
+
+
+def _robustness(
+    run: Run, reference: Tensor, verify_tolerance: float | None, progress: bool
+) -> list[list[float | None]]:
+    """KL pooled per chip at each programming-noise level of ``evaluate.prog_noise_levels``."""
+    config, ev = run.config, run.config.evaluate
     per_level: list[list[float | None]] = []
     for sigma in ev.prog_noise_levels:
-        per_level.append(
-            [
-                _kl_or_none(
-                    kl_pooled,
-                    sample_run(run, n, ev.robustness_solver, sigma, config.seed, c, ev.robustness_steps)[0],
-                    reference,
-                )
-                for c in range(ev.chips)
-            ]
-        )
+        chips = ev.chips if config.rram.model_copy(update={"prog_noise": sigma}).programs_randomly else 1
+        kls = [
+            _kl_or_none(
+                kl_pooled,
+                sample_run(
+                    run,
+                    ev.num_samples,
+                    ev.robustness_solver,
+                    sigma,
+                    config.seed,
+                    c,
+                    ev.robustness_steps,
+                    verify_tolerance=verify_tolerance,
+                )[0],
+                reference,
+            )
+            for c in range(chips)
+        ]
+        per_level.append(kls * (ev.chips // chips))  # without programming randomness every seed is the same chip
         if progress:
-            print(f"σ = {sigma:<5g} KL pooled per chip {per_level[-1]}", flush=True)
-    metrics["robustness"] = {
+            verify = "" if verify_tolerance is None else f" (write-verify ±{verify_tolerance:g})"
+            print(f"σ = {sigma:<5g} KL pooled per chip{verify} {per_level[-1]}", flush=True)
+    return per_level
+
+
+def _curve_json(ev: EvaluateConfig, per_level: list[list[float | None]]) -> dict[str, Any]:
+    return {
         "solver": ev.robustness_solver,
         "steps": ev.robustness_steps,
         "curve": [
@@ -280,12 +364,6 @@ def _evaluate_ring(run: Run, progress: bool) -> dict[str, Any]:
             for sigma, kls in zip(ev.prog_noise_levels, per_level, strict=True)
         ],
     }
-    plots.kl_vs_noise({run.path.name: (ev.prog_noise_levels, per_level)}, run.path / "robustness.png")
-    metrics["speed_energy"] = speed_energy(
-        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
-    )
-    write_json_atomic(run.path / RUN_METRICS, metrics)
-    return metrics
 
 
 def speed_energy(
@@ -340,8 +418,13 @@ def compare_robustness(run_dirs: list[Path], out: str | os.PathLike[str]) -> dic
         robustness = json.loads(path.read_text()).get("robustness")
         if robustness is None:
             raise CheckpointError(f"{path} has no robustness curve (only ring runs have one)")
-        points = robustness["curve"]
-        curves[Path(run_dir).name] = ([p["prog_noise"] for p in points], [p["kl_pooled_per_chip"] for p in points])
-        table[Path(run_dir).name] = {str(p["prog_noise"]): p["kl_pooled_mean"] for p in points}
+        named = {Path(run_dir).name: robustness}
+        verified = json.loads(path.read_text()).get("robustness_write_verify")
+        if verified is not None:
+            named[f"{Path(run_dir).name}, write-verify ±{verified['verify_tolerance']:g}"] = verified
+        for name, curve in named.items():
+            points = curve["curve"]
+            curves[name] = ([p["prog_noise"] for p in points], [p["kl_pooled_per_chip"] for p in points])
+            table[name] = {str(p["prog_noise"]): p["kl_pooled_mean"] for p in points}
     plots.kl_vs_noise(curves, out)
     return table

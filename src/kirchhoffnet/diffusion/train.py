@@ -51,6 +51,8 @@ class TrainSettings:
         grad_clip: largest gradient norm per step.
         noise_std: standard deviation of the multiplicative weight noise (0 = plain training).
         noise_limit: the weight noise is clipped to ±noise_limit.
+        noise_draws: independent weight-noise draws ("chips") per step, each applied to its own equal share
+            of the batch: the step's gradient then averages over several chips instead of following one.
         label_dropout: probability of training a sample as unconditional (label −1).
         time_power: s = s_min + (1 − s_min) u^p with u ~ U(0, 1): p > 1 spends more of the tiny network's
             capacity on small s, where the fine structure of the data is formed (p = 1: uniform).
@@ -65,6 +67,7 @@ class TrainSettings:
     grad_clip: float = 1.0
     noise_std: float = 0.0
     noise_limit: float = 0.2
+    noise_draws: int = 1
     label_dropout: float = 0.1
     time_power: float = 1.0
 
@@ -77,27 +80,41 @@ def dsm_loss(
     noise_std: float = 0.0,
     noise_limit: float = 0.2,
     time_power: float = 1.0,
+    noise_draws: int = 1,
 ) -> Tensor:
     """Mean denoising score-matching loss of one batch (σ²-weighted, so every s counts alike).
 
+    With ``noise_std`` > 0 the batch is split into ``noise_draws`` equal shares, each evaluated with its
+    own draw of the weight noise.
+
     Shapes:
-        x0: (B, dim); labels: (B,) long or None.
+        x0: (B, dim) with B divisible by noise_draws; labels: (B,) long or None.
     """
     sde = model.sde
     s = sde.s_min + (1 - sde.s_min) * torch.rand(len(x0), generator=generator, dtype=x0.dtype) ** time_power
     z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     mean, std = sde.marginal(s)
     x_s = mean.unsqueeze(1) * x0 + std.unsqueeze(1) * z
-    if noise_std > 0:
+    if noise_std <= 0:
+        score = model.score(x_s, s, labels)
+    else:
         if not isinstance(model, ScoreModel):
             raise ConfigError(
                 "noise-aware training perturbs crossbar weights and applies to the crossbar score network only; "
                 "remove train.noise_aware"
             )
-        score = model.score(x_s, s, labels, linear=weight_noise_layers(model.net, noise_std, noise_limit, generator))
-    else:
-        score = model.score(x_s, s, labels)
+        shares = zip(x_s.chunk(noise_draws), s.chunk(noise_draws), _chunks(labels, noise_draws), strict=True)
+        score = torch.cat(
+            [
+                model.score(x, t, y, linear=weight_noise_layers(model.net, noise_std, noise_limit, generator))
+                for x, t, y in shares
+            ]
+        )
     return (score * std.unsqueeze(1) + z).square().sum(dim=1).mean()
+
+
+def _chunks(labels: Tensor | None, count: int) -> list[Tensor | None]:
+    return [None] * count if labels is None else list(labels.chunk(count))
 
 
 def train_score(
@@ -114,6 +131,11 @@ def train_score(
     """
     if settings.steps < 1 or settings.batch_size < 1:
         raise ConfigError(f"train steps and batch_size must be positive, got {settings.steps}, {settings.batch_size}")
+    if settings.noise_draws < 1 or settings.batch_size % settings.noise_draws:
+        raise ConfigError(
+            f"train.noise_aware.draws ({settings.noise_draws}) must be positive and divide train.batch_size "
+            f"({settings.batch_size}); pick a divisor such as 1, 2, 4 or 8"
+        )
     with single_thread():
         return _train(model, batches, settings, seed, progress)
 
@@ -134,7 +156,16 @@ def _train(model: ScoreFunction, batches: Batches, settings: TrainSettings, seed
         if labels is not None and settings.label_dropout > 0:
             drop = torch.rand(len(labels), generator=generator) < settings.label_dropout
             labels = torch.where(drop, torch.full_like(labels, -1), labels)
-        loss = dsm_loss(model, x0, labels, generator, settings.noise_std, settings.noise_limit, settings.time_power)
+        loss = dsm_loss(
+            model,
+            x0,
+            labels,
+            generator,
+            settings.noise_std,
+            settings.noise_limit,
+            settings.time_power,
+            settings.noise_draws,
+        )
         if not torch.isfinite(loss):
             raise SolverError(
                 f"training loss became {float(loss)} at step {step}; lower train.lr (now {settings.lr}) or grad_clip"

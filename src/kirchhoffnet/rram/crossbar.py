@@ -3,7 +3,8 @@
 Each layer ``y = W x + b`` becomes one crossbar with ``in + 1`` rows (the last row is driven by a constant
 input 1 and stores the bias) and ``out`` columns of differential pairs. Programming maps the layer's
 largest |weight| to G_max, rounds to the device's levels, then applies the frozen non-idealities in the
-order they happen on a chip: write noise, stuck cells, drift, and the physical clipping to
+order they happen on a chip: write noise (optionally write-verified: cells whose read-back misses the
+target by more than a tolerance are rewritten), stuck cells, drift, and the physical clipping to
 [G_min, G_max]. Everything random comes from one generator, so a seed is a chip.
 """
 
@@ -69,7 +70,7 @@ class Crossbar:
             step = (d.g_max_s - d.g_min_s) / (d.levels - 1)
             g = d.g_min_s + torch.round((g - d.g_min_s) / step) * step
         if d.prog_noise > 0:
-            g = g * relative_noise(g.shape, d.prog_noise, d.prog_noise_kind, generator)
+            g = self._write(g, generator)
         if d.stuck_off_fraction > 0 or d.stuck_on_fraction > 0:
             u = torch.rand(g.shape, generator=generator, dtype=torch.float64)
             g = torch.where(u < d.stuck_off_fraction, d.g_min_s, g)
@@ -80,6 +81,24 @@ class Crossbar:
             nu = d.drift_nu + d.drift_nu_std * torch.randn(g.shape, generator=generator, dtype=torch.float64)
             g = g * (d.drift_time_s / d.drift_t0_s) ** (-nu.clamp(min=0))
         return g.clamp(d.g_min_s, d.g_max_s)
+
+    def _write(self, target: Tensor, generator: torch.Generator) -> Tensor:
+        """Noisy writes of ``target``; with write-verify, each cell whose read-back (one read, with read
+        noise) is off by more than the tolerance is rewritten, up to ``verify_max_writes`` writes."""
+        d = self.device
+        g = target * relative_noise(target.shape, d.prog_noise, d.prog_noise_kind, generator)
+        if d.verify_tolerance is None:
+            return g
+        for _ in range(d.verify_max_writes - 1):
+            read = g
+            if d.read_noise > 0:
+                read = g * relative_noise(g.shape, d.read_noise, d.read_noise_kind, generator)
+            miss = (read - target).abs() > d.verify_tolerance * target
+            if not bool(miss.any()):
+                break
+            rewrite = target * relative_noise(target.shape, d.prog_noise, d.prog_noise_kind, generator)
+            g = torch.where(miss, rewrite, g)
+        return g
 
     @property
     def shape(self) -> tuple[int, int]:

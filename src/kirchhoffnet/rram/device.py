@@ -42,6 +42,17 @@ class RRAMDevice(BaseModel):
     prog_noise_kind: NoiseKind = Field(
         default="gaussian", description="gaussian: G (1 + σ z); lognormal: G exp(σ z − σ²/2) (mean-preserving)."
     )
+    verify_tolerance: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Write-verify: a cell is rewritten until its read-back conductance lies within ± this fraction "
+            "of its target (null = one open-loop write)."
+        ),
+    )
+    verify_max_writes: int = Field(
+        default=20, ge=1, description="Write-verify: most writes per cell; a cell still outside keeps its last write."
+    )
     read_noise: float = Field(
         default=0.0, ge=0, description="Relative standard deviation of each read's conductance fluctuation."
     )
@@ -61,6 +72,11 @@ class RRAMDevice(BaseModel):
     )
     stuck_off_fraction: float = Field(default=0.0, ge=0, le=1, description="Fraction of cells stuck at g_min_s.")
     stuck_on_fraction: float = Field(default=0.0, ge=0, le=1, description="Fraction of cells stuck at g_max_s.")
+
+    @property
+    def programs_randomly(self) -> bool:
+        """Whether programming draws anything random (else every chip seed programs the same chip)."""
+        return bool(self.prog_noise or self.stuck_off_fraction or self.stuck_on_fraction or self.drift_nu_std)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> RRAMDevice:
