@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
 from kirchhoffnet.config import Config, TrainConfig
-from kirchhoffnet.errors import SolverError, TrainingError
+from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.base import solve_nfe
@@ -170,7 +170,14 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def resume(self) -> None:
-        self.restore(load_checkpoint(self.run_dir / CHECKPOINT))
+        path = self.run_dir / CHECKPOINT
+        try:
+            self.restore(load_checkpoint(path))
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # another model's or a hand-edited state
+            if isinstance(exc, KirchhoffError):
+                raise
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise CheckpointError(f"{path} does not match the run's model: {detail[:300]}") from None
 
     def checkpoint(self) -> None:
         if self.cluster.leader:
