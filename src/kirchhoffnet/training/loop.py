@@ -260,7 +260,10 @@ class Trainer:
         }
         last = self.epoch == self.train_cfg.epochs
         if self.epoch % self.train_cfg.validate_every == 0 or last:
-            row["validation"] = self.task.validate(self.model)
+            try:
+                row["validation"] = self.task.validate(self.model)
+            except SolverError as exc:  # the parameters blew up the circuit: nothing sound to checkpoint
+                self._stop(f"validation after epoch {self.epoch} failed: {exc}")
             row["val_loss"] = row["validation"]["loss"]
             self._track_best(row["val_loss"])
         for key, column in self.history.items():
