@@ -71,7 +71,7 @@ def _check_error(exc: ConfigError, done: list[tuple[str, tuple[Any, ...]]]) -> N
     assert KEY_FIRST.match(message), f"no key named first: {message}"
     kind, path = done[0]
     if len(done) == 1 and kind == "unknown":
-        assert f"{path[-1]}" in message and "unknown key" in message.lower() or "extra" in message.lower(), message
+        assert (f"{path[-1]}" in message and "unknown key" in message.lower()) or "extra" in message.lower(), message
 
 
 def _fuzz(task: str, parse: Any, base: dict[str, Any], case: Any) -> None:
@@ -129,7 +129,7 @@ def _cli_case(tmp_path: Path, data: dict[str, Any], command: list[str], monkeypa
 
     def stub(*args: Any, **kwargs: Any) -> None:
         calls.append(args)
-        raise _Stop
+        raise _StopAfterValidationError
 
     monkeypatch.setattr(target, stub)
     path = tmp_path / "fuzz.yaml"
@@ -142,7 +142,7 @@ def _cli_case(tmp_path: Path, data: dict[str, Any], command: list[str], monkeypa
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
 
 
-class _Stop(Exception):
+class _StopAfterValidationError(Exception):
     """Raised by the stubbed trainer, so that a valid config ends the command right after validation."""
 
 

@@ -56,7 +56,9 @@ def test_a_nan_state_is_reported_as_nan_at_a_finite_time():
     circuit = exploding(1.0)
     with torch.no_grad():
         circuit.slices[0].params[1, 0] = math.nan
-    with pytest.raises(SolverError, match=r"slice 0 \(t from 0 to 1\) failed at t = 0: .*became NaN \(NaN parameters\?\)"):
+    with pytest.raises(
+        SolverError, match=r"slice 0 \(t from 0 to 1\) failed at t = 0: .*became NaN \(NaN parameters\?\)"
+    ):
         kn.simulate(circuit, torch.ones(2, 1))
 
 

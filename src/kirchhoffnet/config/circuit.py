@@ -139,7 +139,7 @@ class CircuitConfig(Section):
 
     topology: list[Topology] = Field(
         min_length=1,
-        description="A topology for every slice, or a list with one per slice (then `slices` may be omitted)."
+        description="A topology for every slice, or a list with one per slice (then `slices` may be omitted).",
     )
     slices: int | None = Field(None, ge=1, description="Number of time slices (depth); default 1 or the list length.")
     times: list[float] | None = Field(

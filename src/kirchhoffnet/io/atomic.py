@@ -12,7 +12,6 @@ from typing import Any
 TMP_SUFFIX = ".tmp"
 
 
-
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
