@@ -21,9 +21,9 @@ from kirchhoffnet.solve import ADAPTIVE_METHODS, FIXED_METHODS, Solver
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are errors, never silently ignored."""
+    """A config section: unknown keys are errors, never silently ignored; NaN and inf are refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 Repeat = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
@@ -138,7 +138,8 @@ class CircuitConfig(Section):
     """The circuit: one topology per time slice, a device family, slice boundaries."""
 
     topology: list[Topology] = Field(
-        description="A topology for every slice, or a list with one per slice (then `slices` may be omitted)."
+        min_length=1,
+        description="A topology for every slice, or a list with one per slice (then `slices` may be omitted).",
     )
     slices: int | None = Field(None, ge=1, description="Number of time slices (depth); default 1 or the list length.")
     times: list[float] | None = Field(

@@ -57,7 +57,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     """Validate a config mapping; any problem becomes one line naming the key."""
     task = data.get("task")
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise ConfigError(f"task: must be one of {', '.join(TASKS)}, got {task!r} (in {source})")
     try:
         return cast(Config, TASKS[task].model_validate(data))

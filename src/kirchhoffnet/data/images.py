@@ -151,11 +151,10 @@ def _read_cifar(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     for path in paths:
         try:
             batch = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-            data, target = batch[b"data"], batch[b"labels"]
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
         except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{path} is not a CIFAR-10 python batch (corrupt download?): {exc}") from None
-        images.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(target, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -168,6 +167,8 @@ def _read_svhn(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         images, labels = mat["X"], mat["y"]
     except (MatReadError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DataError(f"{paths[0]} is not an SVHN .mat file (corrupt download?): {exc}") from None
+    if images.ndim != 4:
+        raise DataError(f"{paths[0]} is not an SVHN .mat file: X has shape {images.shape}, expected (32, 32, 3, N)")
     labels = labels.reshape(-1).astype(np.int64) % 10  # SVHN stores digit 0 as label 10
     return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), labels
 

@@ -4,6 +4,7 @@ prices read from a CSV file in the Boston or the California format."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -105,7 +106,10 @@ def read_housing(path: str | os.PathLike[str], housing_format: str = "auto") -> 
             raise DataError(f"{path} line {line_no} has {len(row)} columns, the file has {len(names)}")
         cells = [row[k].strip().strip('"') for k in numeric]
         if all(cells):  # rows with missing values are dropped
-            table.append([float(c) for c in cells])
+            values = [float(c) for c in cells]
+            if not all(math.isfinite(v) for v in values):
+                raise DataError(f"{path} line {line_no} holds a value that is not finite (nan or inf); fix or drop it")
+            table.append(values)
     if not table:
         raise DataError(f"{path} holds no complete numeric rows")
     data = np.asarray(table, dtype=np.float64)

@@ -18,7 +18,7 @@ from kirchhoffnet.rram.loop import LoopSettings
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SDEConfig(_Strict):

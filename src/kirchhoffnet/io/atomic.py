@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+TMP_SUFFIX = ".tmp"
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
@@ -18,7 +20,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -30,6 +32,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``folder``; returns them.
+
+    Only safe while no other process writes there (a training run holds its directory's lock).
+    """
+    orphans = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

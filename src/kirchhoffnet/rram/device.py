@@ -21,7 +21,7 @@ class RRAMDevice(BaseModel):
     G_min + |w| (G_max − G_min) / w_max and its partner stays at G_min, so w ∝ G⁺ − G⁻.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     g_min_s: float = Field(
         default=1e-6, gt=0, description="Lowest programmable conductance, siemens (high-resistance state)."

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class SpeedEnergyModel(BaseModel):
     """Assumptions of the speed/energy comparison; defaults are order-of-magnitude placeholders."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     digital_steps: int = Field(default=10_000, ge=1, description="Euler steps of the digital sampler.")
     digital_step_latency_s: float = Field(

@@ -39,7 +39,7 @@ Drive = Callable[[float], Tensor]
 class LoopSettings(BaseModel):
     """Physical constants of the analog integrator and how its simulation is stepped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     integration_time_s: float = Field(
         default=1e-3, gt=0, description="Physical duration T of one reverse-diffusion run, seconds."

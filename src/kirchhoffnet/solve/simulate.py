@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,7 +111,12 @@ def _solve_slice(
 
 def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: str, solver: Solver) -> SolverError:
     reached = float(counter.last_t) if counter.last_t is not None else span[0]
-    if "underflow" in reason:
+    nan_step = not math.isfinite(reached)  # a NaN state makes a NaN step size: the last time is NaN too
+    if nan_step:
+        reached = span[0]
+    if "underflow" in reason and nan_step:
+        what = "the voltages or the step size became NaN (NaN parameters?)"
+    elif "underflow" in reason:
         what = "the step size underflowed"
     elif "max_num_steps" in reason:
         what = f"it needed more than max_steps={solver.max_steps} steps"
@@ -128,7 +134,7 @@ def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: 
 def _check_finite(state: Tensor, k: int, span: tuple[float, float]) -> None:
     if not bool(torch.isfinite(state).all()):
         raise SolverError(
-            f"slice {k} (t from {span[0]:g} to {span[1]:g}) ended with NaN or infinite voltages; "
+            f"slice {k} (t from {span[0]:g} to {span[1]:g}) reached t = {span[1]:g} with NaN or infinite voltages; "
             "the circuit blows up: reduce device gains or the slice duration, or check the inputs"
         )
 

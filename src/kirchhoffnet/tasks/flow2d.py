@@ -14,7 +14,7 @@ from kirchhoffnet.data import sample_toy
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
 from kirchhoffnet.tasks.evaluate import flow_2d_metrics
-from kirchhoffnet.tasks.plots import samples_vs_data
+from kirchhoffnet.tasks.plots import SCATTER_POINTS, samples_vs_data
 
 
 class Flow2dTask(FlowTask):
@@ -63,7 +63,7 @@ class Flow2dTask(FlowTask):
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         samples = self.draw(model, n, generator).numpy()
-        data = sample_toy(self.config.data.name, n, split_seed(self.config.data.seed, "test"))
+        data = sample_toy(self.config.data.name, min(n, SCATTER_POINTS), split_seed(self.config.data.seed, "test"))
         np.save(out_dir / "samples.npy", samples)
         samples_vs_data(data, samples, None, out_dir / "samples.png", f"{self.config.data.name}: {n} samples")
         return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
 from kirchhoffnet.config import Config, TrainConfig
-from kirchhoffnet.errors import SolverError, TrainingError
+from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
@@ -189,7 +189,14 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def resume(self) -> None:
-        self.restore(load_checkpoint(self.run_dir / CHECKPOINT))
+        path = self.run_dir / CHECKPOINT
+        try:
+            self.restore(load_checkpoint(path))
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # another model's or a hand-edited state
+            if isinstance(exc, KirchhoffError):
+                raise
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise CheckpointError(f"{path} does not match the run's model: {detail[:300]}") from None
 
     def checkpoint(self) -> None:
         if self.cluster.leader:
@@ -273,7 +280,10 @@ class Trainer:
         }
         last = self.epoch == self.train_cfg.epochs
         if self.epoch % self.train_cfg.validate_every == 0 or last:
-            row["validation"] = self.task.validate(self.model)
+            try:
+                row["validation"] = self.task.validate(self.model)
+            except SolverError as exc:  # the parameters blew up the circuit: nothing sound to checkpoint
+                self._stop(f"validation after epoch {self.epoch} failed: {exc}")
             row["val_loss"] = row["validation"]["loss"]
             self._track_best(row["val_loss"])
         for key, column in self.history.items():

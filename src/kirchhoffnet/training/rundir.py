@@ -3,7 +3,8 @@
 Layout: ``config.yaml`` (the resolved config), ``checkpoint.pt`` (resumable state),
 ``model.safetensors`` (the trained model), ``metrics.json`` (curves and final metrics) and the
 plots. ``.lock`` is held with ``flock`` while a process trains; the kernel drops it when the
-process dies, so a killed run never leaves a stale lock behind.
+process dies, so a killed run never leaves a stale lock behind; the temporary files of writes it
+was killed in are deleted by the next process that takes the lock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from kirchhoffnet.config import Config, parse_config, to_yaml
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.io import write_text_atomic
+from kirchhoffnet.io.atomic import remove_orphans
 from kirchhoffnet.training.state import CHECKPOINT
 
 CONFIG = "config.yaml"
@@ -45,6 +47,7 @@ class RunLock:
             ) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        remove_orphans(run_dir)  # torn writes of a killed predecessor; we are the only writer now
 
     def release(self) -> None:
         if self._fd >= 0:

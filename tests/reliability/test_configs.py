@@ -1,0 +1,165 @@
+"""Bad configs: hypothesis mutates every task's shipped config; each result validates or fails in one line.
+
+Default: 100 mutated configs per task. The full run (1,000 per task) is
+``KIRCHHOFFNET_FUZZ_EXAMPLES=1000 PYTHONPATH=src python -m pytest tests/reliability/test_configs.py -s``;
+it prints how many configs it tried and how many were accepted. A sample goes through the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from typer.testing import CliRunner
+
+from kirchhoffnet.cli.main import app
+from kirchhoffnet.config import parse_config
+from kirchhoffnet.diffusion import config as diffusion_config
+from kirchhoffnet.errors import ConfigError
+
+from .fuzz import finite_floats, load, mutated
+
+EXAMPLES = int(os.environ.get("KIRCHHOFFNET_FUZZ_EXAMPLES", "100"))
+CLI_EXAMPLES = max(10, EXAMPLES // 10)
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,  # a shared machine: timing varies tenfold
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,  # the same configs on every run: a failure reproduces
+    database=None,
+)
+TRAINING = {
+    "flow2d": "flow2d/twomoon.yaml",
+    "regression": "regression/kirchhoffnet-small.yaml",
+    "regression-mlp": "regression/mlp.yaml",
+    "classify": "classify/fashion_mnist_small.yaml",
+    "density": "density/U1.yaml",
+    "mnist_gen": "mnist_gen/mnist.yaml",
+}
+DIFFUSION = {"diffusion-ring": "diffusion/ring.yaml", "diffusion-latent": "diffusion/latent.yaml"}
+# "key.path: message" or, for the diffusion configs, "source: key.path: message"
+KEY_FIRST = re.compile(r"^(?:[\w.\[\]-]+ *: )?(?:[\w\[\]-]+)(?:\.[\w\[\]-]+)*: \S")
+tally: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts():
+    yield
+    if tally:
+        counts = ", ".join(f"{k} {tally[k]} ({tally[k + ':ok']})" for k in _tasks() if tally[k])
+        cli = ", ".join(f"{k} {v}" for k, v in tally.items() if k.endswith("(cli)"))
+        print(f"\nconfigs fuzzed (accepted): {counts}; through the CLI: {cli}")
+
+
+def _tasks() -> list[str]:
+    return [*TRAINING, *DIFFUSION]
+
+
+def _through_yaml(data: dict[str, Any]) -> Any:
+    return yaml.safe_load(yaml.safe_dump(data))
+
+
+def _check_error(exc: ConfigError, done: list[tuple[str, tuple[Any, ...]]]) -> None:
+    message = str(exc)
+    assert "\n" not in message and "Traceback" not in message, message
+    assert KEY_FIRST.match(message), f"no key named first: {message}"
+    kind, path = done[0]
+    if len(done) == 1 and kind == "unknown":
+        assert (f"{path[-1]}" in message and "unknown key" in message.lower()) or "extra" in message.lower(), message
+
+
+def _fuzz(task: str, parse: Any, base: dict[str, Any], case: Any) -> None:
+    data, done = case
+    tally[task] += 1
+    try:
+        config = parse(_through_yaml(data))
+    except ConfigError as exc:
+        _check_error(exc, done)
+        return
+    tally[task + ":ok"] += 1
+    assert finite_floats(config.model_dump(mode="python")), f"accepted a non-finite number: {done}"
+
+
+def _training_test(task: str, relative: str):  # type: ignore[no-untyped-def]
+    base = load(relative)
+
+    @FUZZ
+    @given(case=mutated(base))
+    def check(case: Any) -> None:
+        _fuzz(task, lambda d: parse_config(d, "fuzz.yaml"), base, case)
+
+    return check
+
+
+def _diffusion_test(task: str, relative: str):  # type: ignore[no-untyped-def]
+    # every section written out (rram, analog, ...), so that the defaults are mutated as well
+    defaults = diffusion_config.DiffusionConfig().model_dump(mode="json", exclude={"latent"})
+    base = {**defaults, **load(relative)}
+
+    @FUZZ
+    @given(case=mutated(base))
+    def check(case: Any) -> None:
+        _fuzz(task, lambda d: diffusion_config.parse_config(d, "fuzz.yaml"), base, case)
+
+    return check
+
+
+@pytest.mark.parametrize("task", list(TRAINING))
+def test_mutated_training_configs_validate_or_name_the_key(task):
+    _training_test(task, TRAINING[task])()
+
+
+@pytest.mark.parametrize("task", list(DIFFUSION))
+def test_mutated_diffusion_configs_validate_or_name_the_key(task):
+    _diffusion_test(task, DIFFUSION[task])()
+
+
+CLI = settings(FUZZ, max_examples=CLI_EXAMPLES)
+
+
+def _cli_case(tmp_path: Path, data: dict[str, Any], command: list[str], monkeypatch: Any, target: str) -> None:
+    """Write the mutated YAML, run the command (training itself stubbed out): exit 0, or 2 with one line."""
+    calls: list[Any] = []
+
+    def stub(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        raise _StopAfterValidationError
+
+    monkeypatch.setattr(target, stub)
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, [*command, str(path), "--out", str(tmp_path / "run")])
+    if calls:  # validated: the run would have started
+        return
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+
+
+class _StopAfterValidationError(Exception):
+    """Raised by the stubbed trainer, so that a valid config ends the command right after validation."""
+
+
+@pytest.mark.parametrize("task", ["flow2d", "classify", "diffusion-ring"])
+def test_mutated_configs_through_the_cli_exit_2_with_one_line(task, tmp_path_factory):
+    command, target = (
+        (["diffusion", "train"], "kirchhoffnet.diffusion.run.train")
+        if task.startswith("diffusion")
+        else (["train"], "kirchhoffnet.training.train")
+    )
+    base = load({**TRAINING, **DIFFUSION}[task])
+
+    @CLI
+    @given(case=mutated(base))
+    def check(case: Any) -> None:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _cli_case(tmp_path_factory.mktemp("cli"), case[0], command, monkeypatch, target)
+        tally[task + " (cli)"] += 1
+
+    check()
