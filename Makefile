@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,docs]"
 	touch $(STAMP)
 
+# The main job: train a twomoon flow with plots; a second call resumes or re-finishes the same run.
 run: $(STAMP)
-	$(BIN)/kirchhoffnet eval ../shared/reference/kirchhoffnet-original/twomoon --out runs/twomoon-original
+	$(BIN)/kirchhoffnet train configs/flow2d/twomoon.yaml --out runs/twomoon $$([ -f runs/twomoon/checkpoint.pt ] && echo --resume)
 
 # The quality gates, in order of cost: lint and types, the tests with coverage, the docs site, repeats.
 test: $(STAMP) system lint coverage docs duplicates

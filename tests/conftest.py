@@ -16,6 +16,13 @@ SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
 ORIGINAL = SHARED / "reference" / "kirchhoffnet-original"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs torch single-threaded: its tensors are small, and with two OpenMP threads a
+    test slowed down up to 100× whenever another process held a core (see ``one_torch_thread``).
+    ``KIRCHHOFFNET_TEST_THREADS`` overrides it."""
+    torch.set_num_threads(int(os.environ.get("KIRCHHOFFNET_TEST_THREADS", "1")))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``needs_ngspice`` skip, saying how to install it, when ngspice is not on PATH."""
     if shutil.which(os.environ.get("KIRCHHOFFNET_NGSPICE", "ngspice")) is not None:
