@@ -109,3 +109,22 @@ def test_load_model_finds_files_run_directories_and_original_results(tmp_path, o
     assert isinstance(load_model(original_dir("twomoon")), kn.Flow)
     with pytest.raises(CheckpointError, match="is neither a checkpoint file, a run directory"):
         load_model(tmp_path / "missing")
+
+
+def test_npy_results_are_written_atomically(tmp_path, monkeypatch):
+    import numpy as np
+
+    from kirchhoffnet.io import save_npy_atomic
+
+    target = tmp_path / "samples.npy"
+    save_npy_atomic(target, np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(np.load(target), np.arange(6.0).reshape(3, 2))
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_npy_atomic(target, np.zeros(4))
+    np.testing.assert_array_equal(np.load(target), np.arange(6.0).reshape(3, 2))  # the old file survives
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.npy"]  # and no temporary is left

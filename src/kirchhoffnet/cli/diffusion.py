@@ -88,7 +88,7 @@ def sample_command(
     import torch
 
     from kirchhoffnet.diffusion.run import load_run, sample_run
-    from kirchhoffnet.io import atomic_write
+    from kirchhoffnet.io import save_npy_atomic
 
     try:
         run = load_run(run_dir)
@@ -99,7 +99,7 @@ def sample_command(
     except KirchhoffError as exc:
         fail(exc)
     array = x.numpy().astype(np.float32)
-    atomic_write(out, lambda tmp: np.save(tmp.open("wb"), array))
+    save_npy_atomic(out, array)
     typer.echo(json.dumps(info))
     typer.echo(f"wrote {out} {array.shape}")
 

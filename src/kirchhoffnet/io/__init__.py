@@ -1,6 +1,6 @@
 """Reading and writing checkpoints and result files, always atomically."""
 
-from kirchhoffnet.io.atomic import atomic_write, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.atomic import atomic_write, save_npy_atomic, write_json_atomic, write_text_atomic
 from kirchhoffnet.io.checkpoint import build, load, read, save
 from kirchhoffnet.io.locate import RUN_MODEL, load_model
 
@@ -12,6 +12,7 @@ __all__ = [
     "load_model",
     "read",
     "save",
+    "save_npy_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]

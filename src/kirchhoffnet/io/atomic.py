@@ -55,3 +55,14 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """JSON with sorted keys and two-space indent; NaN is refused rather than written as invalid JSON."""
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> Path:
+    """``numpy.save`` through :func:`atomic_write`: a killed run never leaves a truncated ``.npy``."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npy" to the name
+            np.save(handle, array)
+
+    return atomic_write(path, write)

@@ -10,12 +10,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.config import DensityConfig
 from kirchhoffnet.data.potentials import log_normalizer, potential
+from kirchhoffnet.io import save_npy_atomic
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
 from kirchhoffnet.tasks.plots import density_maps
@@ -87,7 +87,7 @@ class DensityTask(FlowTask):
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         samples = self.draw(model, n, generator).numpy()
-        np.save(out_dir / "samples.npy", samples)
+        save_npy_atomic(out_dir / "samples.npy", samples)
         extent = self.config.extent
         density_maps(extent, [], samples, out_dir / "samples.png", f"{self.config.potential}: {n} samples")
         return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.config import Flow2dConfig
 from kirchhoffnet.data import sample_toy
+from kirchhoffnet.io import save_npy_atomic
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
 from kirchhoffnet.tasks.evaluate import flow_2d_metrics
@@ -64,6 +64,6 @@ class Flow2dTask(FlowTask):
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         samples = self.draw(model, n, generator).numpy()
         data = sample_toy(self.config.data.name, min(n, SCATTER_POINTS), split_seed(self.config.data.seed, "test"))
-        np.save(out_dir / "samples.npy", samples)
+        save_npy_atomic(out_dir / "samples.npy", samples)
         samples_vs_data(data, samples, None, out_dir / "samples.png", f"{self.config.data.name}: {n} samples")
         return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}

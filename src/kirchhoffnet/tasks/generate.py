@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from kirchhoffnet.config import MnistGenConfig
 from kirchhoffnet.data.images import flatten_images, load_images
 from kirchhoffnet.errors import DataError
+from kirchhoffnet.io import save_npy_atomic
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
 from kirchhoffnet.tasks.plots import image_grid
 
@@ -103,5 +104,5 @@ class MnistGenTask(FlowTask):
         return samples
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
-        np.save(out_dir / "samples.npy", self._grid(model, n, generator, out_dir))
+        save_npy_atomic(out_dir / "samples.npy", self._grid(model, n, generator, out_dir))
         return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}
