@@ -41,6 +41,7 @@ def test_shipped_configs_cover_every_task():
         (["circuit.topology.name=star"], r"^circuit\.topology\[0\]: unknown or missing topology name; choose one of"),
         (["circuit.device=Tanh9"], r"^circuit\.device: unknown device family 'Tanh9'; choose one of: Conductance"),
         (["solver.method=rk5"], r"^solver\.method: must be one of dopri5, .*got 'rk5'"),
+        (["circuit.init=glorot"], r"^circuit\.init: must be one of .*kaiming.*, got 'glorot'"),
         (["solver.method=rk4"], r"^solver\.step_size: fixed-step method 'rk4' needs a step size"),
         (["solver.gradient=magic"], r"^solver\.gradient: must be one of 'adjoint' or 'backprop', got 'magic'"),
         (["train.epochs=many"], r"^train\.epochs: input should be a valid integer.*got 'many'"),
