@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kirchhoffnet.config import apply_overrides, load_config, parse_config, to_yaml, write_config
+from kirchhoffnet.config import SolverConfig, apply_overrides, load_config, parse_config, to_yaml, write_config
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.solve import Solver
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "diffusion")  # own schema
@@ -172,3 +173,9 @@ def test_the_resolved_config_holds_every_default(tmp_path):
     written = yaml.safe_load(path.read_text())
     assert written["train"]["on_nan"] == "skip" and written["solver"]["max_steps"] == 100_000
     assert load_config(path) == load_config(TWOMOON)
+
+
+def test_solver_section_builds_the_solver_it_describes():
+    settings = {"method": "rk4", "rtol": 1e-3, "atol": 1e-5, "step_size": 0.05, "first_step": 0.01}
+    settings |= {"min_step": 1e-6, "max_steps": 77, "adjoint_seminorm": True}
+    assert SolverConfig(**settings, gradient="backprop").build() == Solver(**settings)

@@ -255,16 +255,7 @@ class SolverConfig(Section):
         return self
 
     def build(self) -> Solver:
-        return Solver(
-            method=self.method,
-            rtol=self.rtol,
-            atol=self.atol,
-            step_size=self.step_size,
-            first_step=self.first_step,
-            min_step=self.min_step,
-            max_steps=self.max_steps,
-            adjoint_seminorm=self.adjoint_seminorm,
-        )
+        return Solver(**self.model_dump(exclude={"gradient"}))  # every other key is a Solver field
 
 
 def readout_outputs(readout: Any) -> int | None:
