@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kirchhoffnet.config import apply_overrides, load_config, parse_config, to_yaml, write_config
+from kirchhoffnet.config import SolverConfig, apply_overrides, load_config, parse_config, to_yaml, write_config
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.solve import Solver
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "diffusion")  # own schema
@@ -41,6 +42,7 @@ def test_shipped_configs_cover_every_task():
         (["circuit.topology.name=star"], r"^circuit\.topology\[0\]: unknown or missing topology name; choose one of"),
         (["circuit.device=Tanh9"], r"^circuit\.device: unknown device family 'Tanh9'; choose one of: Conductance"),
         (["solver.method=rk5"], r"^solver\.method: must be one of dopri5, .*got 'rk5'"),
+        (["circuit.init=glorot"], r"^circuit\.init: must be one of .*kaiming.*, got 'glorot'"),
         (["solver.method=rk4"], r"^solver\.step_size: fixed-step method 'rk4' needs a step size"),
         (["solver.gradient=magic"], r"^solver\.gradient: must be one of 'adjoint' or 'backprop', got 'magic'"),
         (["train.epochs=many"], r"^train\.epochs: input should be a valid integer.*got 'many'"),
@@ -171,3 +173,9 @@ def test_the_resolved_config_holds_every_default(tmp_path):
     written = yaml.safe_load(path.read_text())
     assert written["train"]["on_nan"] == "skip" and written["solver"]["max_steps"] == 100_000
     assert load_config(path) == load_config(TWOMOON)
+
+
+def test_solver_section_builds_the_solver_it_describes():
+    settings = {"method": "rk4", "rtol": 1e-3, "atol": 1e-5, "step_size": 0.05, "first_step": 0.01}
+    settings |= {"min_step": 1e-6, "max_steps": 77, "adjoint_seminorm": True}
+    assert SolverConfig(**settings, gradient="backprop").build() == Solver(**settings)

@@ -41,9 +41,12 @@ def test_bad_configs_name_the_key(data, match):
 
 
 def test_config_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"config file .*missing.yaml does not exist"):
+    with pytest.raises(ConfigError, match=r"config file .*missing.yaml not found"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML at line 2"):
         load_config(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == parse_config({}, "defaults")  # an empty file means every default

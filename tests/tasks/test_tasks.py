@@ -12,6 +12,7 @@ import torch
 from kirchhoffnet.config import parse_config
 from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.tasks.base import Task
 from kirchhoffnet.tasks.baselines import MLP
 from kirchhoffnet.training import evaluate_run, open_run, sample_run, train
 
@@ -198,3 +199,18 @@ def test_housing_wider_than_the_circuit_is_a_config_error(tmp_path):
     config["data"] = {"name": "housing", "path": str(csv)}
     with pytest.raises(ConfigError, match=r"^circuit\.topology: housing has 13 features but the first slice has 11"):
         train(parse_config(config), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_batches_are_the_same_rows_of_every_training_tensor(parts):
+    task = Task(config=None, device=torch.device("cpu"), dtype=torch.float32)
+    assert task.train_size is None and task.batch(None, torch.Generator()) is None  # data-free by default
+    x = torch.arange(10.0).reshape(5, 2)
+    task.train_data = (x, x[:, 0] * 10)[:parts]
+    rows = torch.tensor([4, 1])
+    batch = task.batch(rows, torch.Generator())
+    assert task.train_size == 5
+    if parts == 1:
+        assert torch.equal(batch, x[rows])  # a lone tensor comes back as is, not as a 1-tuple
+    else:
+        assert torch.equal(batch[0], x[rows]) and torch.equal(batch[1], torch.tensor([80.0, 20.0]))

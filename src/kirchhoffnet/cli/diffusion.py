@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -19,6 +19,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+RunDir = Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")]
+
+
+def _print_result(summary: Any, written: object) -> None:
+    """Print the command's summary as one JSON line, then what it wrote."""
+    typer.echo(json.dumps(summary))
+    typer.echo(f"wrote {written}")
 
 
 @app.command("train")
@@ -50,13 +58,12 @@ def train_command(
         metrics = train(settings, out_dir, progress=sys.stderr.isatty())
     except KirchhoffError as exc:
         fail(exc)
-    typer.echo(json.dumps(metrics))
-    typer.echo(f"wrote {out_dir}")
+    _print_result(metrics, out_dir)
 
 
 @app.command("sample")
 def sample_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    run_dir: RunDir,
     n: Annotated[int, typer.Option("-n", min=1, help="Number of samples.")] = 10_000,
     solver: Annotated[
         str,
@@ -100,13 +107,12 @@ def sample_command(
         fail(exc)
     array = x.numpy().astype(np.float32)
     save_npy_atomic(out, array)
-    typer.echo(json.dumps(info))
-    typer.echo(f"wrote {out} {array.shape}")
+    _print_result(info, f"{out} {array.shape}")
 
 
 @app.command("evaluate")
 def evaluate_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    run_dir: RunDir,
     robustness_only: Annotated[
         bool, typer.Option(help="Ring runs: only recompute the KL-vs-programming-noise curves (keeps the rest).")
     ] = False,
@@ -124,8 +130,7 @@ def evaluate_command(
         fail(exc)
     key = "accuracy" if metrics["task"] == "latent" else "kl_pooled"
     summary = {k: v[key] for k, v in metrics.items() if isinstance(v, dict) and key in v}
-    typer.echo(json.dumps(summary))
-    typer.echo(f"wrote {run_dir / 'metrics.json'}")
+    _print_result(summary, run_dir / "metrics.json")
 
 
 @app.command("compare")
@@ -142,13 +147,12 @@ def compare_command(
         table = compare_robustness(run_dirs, out)
     except KirchhoffError as exc:
         fail(exc)
-    typer.echo(json.dumps(table))
-    typer.echo(f"wrote {out}")
+    _print_result(table, out)
 
 
 @app.command("speed-energy")
 def speed_energy_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")],
+    run_dir: RunDir,
     batch: Annotated[int, typer.Option(min=1, help="Trajectories of the batched digital run that is timed.")] = 10_000,
     assume: Annotated[
         list[str] | None,

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
 from kirchhoffnet.circuit import Circuit, Slice
@@ -26,6 +25,7 @@ from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.models.readout import Linear
 from kirchhoffnet.solve import Solver
 from kirchhoffnet.topology import fully_connect, mix_connect
+from kirchhoffnet.yamlfile import read_yaml_mapping
 
 # Test benches the original trains as flows (main_gen.py / main_den.py); the rest are networks.
 FLOW_BENCHES = {"twomoon", "8gaussians", "pinwheel", "swissroll", "circle", "2spirals", "gauss", "genmnist"}
@@ -136,16 +136,12 @@ def _load_state(path: Path) -> dict[str, Tensor]:
 
 def read_config(result_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``config.yaml`` of an original result directory."""
-    path = Path(result_dir) / "config.yaml"
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found; an original result directory holds config.yaml and model.pth")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CheckpointError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} must hold a mapping, got {type(config).__name__}")
-    return config
+    return read_yaml_mapping(
+        Path(result_dir) / "config.yaml",
+        error=CheckpointError,
+        label="result file",
+        hint="; an original result directory holds config.yaml and model.pth",
+    )
 
 
 def is_original_result(path: str | os.PathLike[str]) -> bool:

@@ -6,9 +6,10 @@ circuit section builds a :class:`~kirchhoffnet.Circuit` from them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor
 
 from kirchhoffnet import topology as topo
@@ -24,6 +25,17 @@ class Section(BaseModel):
     """A config section: unknown keys are errors, never silently ignored; NaN and inf are refused."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def one_of(options: Collection[str]) -> AfterValidator:
+    """A field check that the value names one of ``options``; the message lists them."""
+
+    def check(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
 
 
 Repeat = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
@@ -146,7 +158,9 @@ class CircuitConfig(Section):
         None, description="Slice boundaries, slices + 1 strictly increasing values; default 0, 1, 2, ..."
     )
     device: Any = Field("ShiftTanh2", description="Device family: a name such as ShiftTanh2, or {name: ..., ...}.")
-    init: str = Field("kaiming", description=f"Parameter initialiser: {', '.join(INITIALIZERS)}.")
+    init: Annotated[str, one_of(INITIALIZERS)] = Field(
+        "kaiming", description=f"Parameter initialiser: {', '.join(INITIALIZERS)}."
+    )
     capacitance: float = Field(1.0, gt=0, description="Node capacitance to ground (normalised units).")
     fill: Literal["zeros", "repeat"] = Field("zeros", description="How nodes beyond the input start.")
     residual: tuple[int, int] | None = Field(None, description="(i, j): add slice i's output to slice j's output.")
@@ -163,13 +177,6 @@ class CircuitConfig(Section):
             resolve(value)
         except KirchhoffError as exc:
             raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("init")
-    @classmethod
-    def _known_init(cls, value: str) -> str:
-        if value not in INITIALIZERS:
-            raise ValueError(f"must be one of {', '.join(INITIALIZERS)}, got {value!r}")
         return value
 
     @field_validator("times")
@@ -225,7 +232,9 @@ class CircuitConfig(Section):
 class SolverConfig(Section):
     """How each slice is integrated and how gradients are obtained."""
 
-    method: str = Field("dopri5", description="Adaptive: dopri5, bosh3, ...; fixed-step: rk4, euler, ...")
+    method: Annotated[str, one_of(ADAPTIVE_METHODS + FIXED_METHODS)] = Field(
+        "dopri5", description="Adaptive: dopri5, bosh3, ...; fixed-step: rk4, euler, ..."
+    )
     rtol: float = Field(1e-4, gt=0, description="Relative tolerance of adaptive methods.")
     atol: float = Field(1e-4, gt=0, description="Absolute tolerance of adaptive methods.")
     step_size: float | None = Field(None, gt=0, description="Step of fixed-step methods (time units).")
@@ -239,13 +248,6 @@ class SolverConfig(Section):
         False, description="Adjoint step control ignores the parameter adjoints (fewer backward steps)."
     )
 
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        if value not in ADAPTIVE_METHODS + FIXED_METHODS:
-            raise ValueError(f"must be one of {', '.join(ADAPTIVE_METHODS + FIXED_METHODS)}, got {value!r}")
-        return value
-
     @model_validator(mode="after")
     def _step_for_fixed(self) -> SolverConfig:
         if self.method in FIXED_METHODS and self.step_size is None:
@@ -253,16 +255,7 @@ class SolverConfig(Section):
         return self
 
     def build(self) -> Solver:
-        return Solver(
-            method=self.method,
-            rtol=self.rtol,
-            atol=self.atol,
-            step_size=self.step_size,
-            first_step=self.first_step,
-            min_step=self.min_step,
-            max_steps=self.max_steps,
-            adjoint_seminorm=self.adjoint_seminorm,
-        )
+        return Solver(**self.model_dump(exclude={"gradient"}))  # every other key is a Solver field
 
 
 def readout_outputs(readout: Any) -> int | None:

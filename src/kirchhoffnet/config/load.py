@@ -14,22 +14,7 @@ from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
 from kirchhoffnet.config.tasks import TASKS, Config, RunConfig
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_text_atomic
-
-
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mapping in a YAML file, or a :class:`ConfigError` saying why there is none."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
-    return data
+from kirchhoffnet.yamlfile import read_yaml_mapping
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -73,7 +58,7 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, 
         overrides: ``key.sub=value`` strings (the CLI's ``--set``).
         replace: top-level keys to set (``seed=3``, ``device="cuda"``); ``None`` values are ignored.
     """
-    data = apply_overrides(read_yaml(path), overrides)
+    data = apply_overrides(read_yaml_mapping(path), overrides)
     data.update({k: v for k, v in replace.items() if v is not None})
     return parse_config(data, str(path))
 

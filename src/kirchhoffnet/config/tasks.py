@@ -7,7 +7,7 @@ fails before any data is read or any parameter is built.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,6 +17,7 @@ from kirchhoffnet.config.circuit import (
     NeighborConnect,
     Section,
     SolverConfig,
+    one_of,
     readout_outputs,
 )
 from kirchhoffnet.data.images import IMAGE_SETS
@@ -109,18 +110,11 @@ def _check_flow(circuit: CircuitConfig, dim: int, what: str) -> None:
 class Toy2dData(Section):
     """Samples of a 2-D toy distribution."""
 
-    name: str = Field(description=f"One of {', '.join(TOY_SETS)}.")
+    name: Annotated[str, one_of(TOY_SETS)] = Field(description=f"One of {', '.join(TOY_SETS)}.")
     train_size: int = Field(4096, ge=1, description="Training points (drawn once).")
     val_size: int = Field(2000, ge=1, description="Validation points.")
     test_size: int = Field(10_000, ge=1, description="Held-out points for the final NLL.")
     seed: int = Field(0, ge=0, description="Seed of the data draws (separate from the run's seed).")
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in TOY_SETS:
-            raise ValueError(f"must be one of {', '.join(TOY_SETS)}, got {value!r}")
-        return value
 
 
 class Flow2dConfig(RunConfig):
@@ -142,20 +136,13 @@ class DensityConfig(RunConfig):
     """A flow matched to an unnormalised 2-D density exp(−U) by reverse KL."""
 
     task: Literal["density"] = Field(description="Density matching.")
-    potential: str = Field(description=f"Target energy: {', '.join(POTENTIALS)}.")
+    potential: Annotated[str, one_of(POTENTIALS)] = Field(description=f"Target energy: {', '.join(POTENTIALS)}.")
     val_samples: int = Field(4096, ge=1, description="Base samples of the validation KL estimate.")
     test_samples: int = Field(20_000, ge=1, description="Base samples of the final KL estimate.")
     extent: float = Field(4.0, gt=0, description="Heat maps cover [-extent, extent]^2.")
     grid: int = Field(150, ge=10, description="Points per axis of the heat maps.")
     circuit: CircuitConfig = Field(description="The circuit (2 state nodes per slice).")
     solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
-
-    @field_validator("potential")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in POTENTIALS:
-            raise ValueError(f"must be one of {', '.join(POTENTIALS)}, got {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _two_dimensional(self) -> DensityConfig:

@@ -199,3 +199,27 @@ class AffineActivation(Device):
         d_src = slope if a is None else slope * a
         d_dst = -d_src if b is None else slope * b
         return out, d_src, d_dst
+
+
+class TerminalGains:
+    """Parameters ``(gain_src, gain_dst, shift)`` of ``σ(p0·v_src + p1·v_dst + p2)``: each terminal its own gain.
+
+    Mixed in before an activation class: ``class ShiftTanh2(TerminalGains, _Tanh)``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ("gain_src", "gain_dst", "shift")
+
+    def coefficients(self, p: Params) -> tuple[Tensor, Tensor, Tensor, None]:
+        return p[0], p[1], p[2], None
+
+
+class GatedDrop:
+    """Parameters ``(threshold, gain)`` of ``p1·σ(v_src − v_dst − p0)``: a drop past a threshold, scaled.
+
+    Mixed in before an activation class: ``class ShiftRelu1(GatedDrop, _Relu)``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ("threshold", "gain")
+
+    def coefficients(self, p: Params) -> tuple[None, None, Tensor, Tensor]:
+        return None, None, -p[0], p[1]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Params
+from kirchhoffnet.devices.base import AffineActivation, GatedDrop, TerminalGains
 from kirchhoffnet.errors import DeviceError
 
 
@@ -52,37 +52,17 @@ class _Leaky(AffineActivation):
         return torch.zeros_like(out)  # piecewise linear: σ'' = 0 almost everywhere
 
 
-class ShiftRelu1(_Relu):
+class ShiftRelu1(GatedDrop, _Relu):
     """``i = p1·relu(v_src − v_dst − p0)``: conducts once the drop exceeds the threshold p0."""
 
-    param_names = ("threshold", "gain")
 
-    def coefficients(self, p: Params) -> tuple[None, None, Tensor, Tensor]:
-        return None, None, -p[0], p[1]
-
-
-class ShiftRelu2(_Relu):
+class ShiftRelu2(TerminalGains, _Relu):
     """``i = relu(p0·v_src + p1·v_dst + p2)``."""
 
-    param_names = ("gain_src", "gain_dst", "shift")
 
-    def coefficients(self, p: Params) -> tuple[Tensor, Tensor, Tensor, None]:
-        return p[0], p[1], p[2], None
-
-
-class ShiftLeakyRelu1(_Leaky):
+class ShiftLeakyRelu1(GatedDrop, _Leaky):
     """``i = p1·leaky_relu(v_src − v_dst − p0)``."""
 
-    param_names = ("threshold", "gain")
 
-    def coefficients(self, p: Params) -> tuple[None, None, Tensor, Tensor]:
-        return None, None, -p[0], p[1]
-
-
-class ShiftLeakyRelu2(_Leaky):
+class ShiftLeakyRelu2(TerminalGains, _Leaky):
     """``i = leaky_relu(p0·v_src + p1·v_dst + p2)``."""
-
-    param_names = ("gain_src", "gain_dst", "shift")
-
-    def coefficients(self, p: Params) -> tuple[Tensor, Tensor, Tensor, None]:
-        return p[0], p[1], p[2], None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Params
+from kirchhoffnet.devices.base import AffineActivation, Params, TerminalGains
 
 
 class _Tanh(AffineActivation):
@@ -27,13 +27,8 @@ class _Tanh(AffineActivation):
         return -2.0 * out * slope
 
 
-class ShiftTanh2(_Tanh):
+class ShiftTanh2(TerminalGains, _Tanh):
     """``i = tanh(p0·v_src + p1·v_dst + p2)``: each terminal with its own gain."""
-
-    param_names = ("gain_src", "gain_dst", "shift")
-
-    def coefficients(self, p: Params) -> tuple[Tensor, Tensor, Tensor, None]:
-        return p[0], p[1], p[2], None
 
 
 class ShiftTanh1(_Tanh):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kirchhoffnet.diffusion.images import SOURCES
@@ -15,6 +13,7 @@ from kirchhoffnet.diffusion.train import TrainSettings
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
+from kirchhoffnet.yamlfile import read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -265,11 +264,4 @@ def parse_config(data: Any, source: str = "config") -> DiffusionConfig:
 
 def load_config(path: str | os.PathLike[str]) -> DiffusionConfig:
     """Read and validate a YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_config(data, str(path))
+    return parse_config(read_yaml_mapping(path, empty={}), str(path))

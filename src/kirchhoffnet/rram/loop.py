@@ -24,10 +24,10 @@ import torchsde
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torchdiffeq import odeint
-from torchsde import BaseBrownian
 
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.rram.chip import Chip
+from kirchhoffnet.solve.brownian import SteppedBrownian
 
 Coefficients = Callable[[float], tuple[float, float, float]]
 """τ (s) → (a (1/s), b (1/s), g (1/√s)) of the loop equation."""
@@ -86,44 +86,6 @@ class LoopReport:
     peak_hidden_v: float = 0.0
     evaluations: int = 0
     power_trace: list[tuple[float, float]] = field(default_factory=list, repr=False)
-
-
-class _StepBrownian(BaseBrownian):
-    """Brownian increments for a fixed-step solver that walks forward once: √(t_b − t_a) z from a seed.
-
-    torchsde's BrownianInterval supports arbitrary queries at a cost per query; Euler–Maruyama only
-    asks for consecutive increments, so drawing them directly is exact and much cheaper.
-    """
-
-    def __init__(self, shape: tuple[int, int], dtype: torch.dtype, seed: int) -> None:
-        super().__init__()
-        self._shape, self._dtype = shape, dtype
-        self._generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, ta, tb=None, return_U=False, return_A=False):
-        if tb is None:
-            raise SolverError("the analog loop's Brownian motion only serves increments over [ta, tb]")
-        dt = float(tb) - float(ta)
-        return torch.randn(self._shape, generator=self._generator, dtype=self._dtype) * (dt**0.5)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self._shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._dtype
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    @property
-    def levy_area_approximation(self) -> str:
-        return "none"
-
-    def __repr__(self) -> str:
-        return f"_StepBrownian(shape={self._shape})"
 
 
 class ClosedLoop(torch.nn.Module):
@@ -226,7 +188,7 @@ class ClosedLoop(torch.nn.Module):
         dt = s.integration_time_s / s.steps
         with torch.no_grad():
             if stochastic:
-                bm = _StepBrownian((len(x0), x0.shape[1]), x0.dtype, noise_seed)
+                bm = SteppedBrownian((len(x0), x0.shape[1]), x0.dtype, noise_seed)
                 path = torchsde.sdeint(self, x0, ts, bm=bm, method=s.sde_method, dt=dt)
             else:
                 options = {"step_size": dt} if s.ode_method != "dopri5" else None

@@ -50,6 +50,8 @@ class Task:
     Attributes:
         primary: the key of :meth:`evaluate`'s result that reports compare (lower or higher is
             better per :attr:`higher_is_better`).
+        train_data: the fixed training tensors that :meth:`prepare` loads, indexed together
+            (inputs, or inputs and targets); empty for tasks that draw fresh samples every step.
     """
 
     primary: ClassVar[str]
@@ -59,6 +61,7 @@ class Task:
         self.config = config
         self.device = device
         self.dtype = dtype
+        self.train_data: tuple[Tensor, ...] = ()
 
     @property
     def run_config(self) -> RunConfig:
@@ -70,11 +73,14 @@ class Task:
     @property
     def train_size(self) -> int | None:
         """Training examples, or ``None`` for tasks that draw fresh samples every step."""
-        return None
+        return len(self.train_data[0]) if self.train_data else None
 
     def batch(self, indices: Tensor | None, generator: torch.Generator) -> Any:
-        """The training batch for ``indices`` (None for data-free tasks)."""
-        return None
+        """Rows ``indices`` of :attr:`train_data`: one tensor, or a tuple such as (x, y); None for data-free tasks."""
+        if not self.train_data:
+            return None
+        rows = tuple(t[indices] for t in self.train_data)
+        return rows[0] if len(rows) == 1 else rows
 
     def build_model(self) -> nn.Module:
         raise NotImplementedError

@@ -34,7 +34,7 @@ class ClassifyTask(NetworkTask):
         order = np.random.default_rng(split_seed(data.seed, "val")).permutation(len(images))
         val, train = order[: data.val_size], order[data.val_size :]
         x = flatten_images(images, data.downsample)
-        self.train_xy = (self.tensor(x[train]), torch.as_tensor(labels[train], device=self.device))
+        self.train_data = (self.tensor(x[train]), torch.as_tensor(labels[train], device=self.device))
         self.val_xy = (self.tensor(x[val]), torch.as_tensor(labels[val], device=self.device))
 
     def test_data(self) -> tuple[Tensor, Tensor]:
@@ -43,14 +43,6 @@ class ClassifyTask(NetworkTask):
         if data.test_subset is not None:
             images, labels = images[: data.test_subset], labels[: data.test_subset]
         return self.tensor(flatten_images(images, data.downsample)), torch.as_tensor(labels, device=self.device)
-
-    @property
-    def train_size(self) -> int:
-        return len(self.train_xy[0])
-
-    def batch(self, indices: Tensor | None, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        x, y = self.train_xy
-        return x[indices], y[indices]
 
     def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
         x, y = batch

@@ -25,15 +25,8 @@ class Flow2dTask(FlowTask):
 
     def prepare(self) -> None:
         data = self.config.data
-        self.train_x = self.tensor(sample_toy(data.name, data.train_size, split_seed(data.seed, "train")))
+        self.train_data = (self.tensor(sample_toy(data.name, data.train_size, split_seed(data.seed, "train"))),)
         self.val_x = self.tensor(sample_toy(data.name, data.val_size, split_seed(data.seed, "val")))
-
-    @property
-    def train_size(self) -> int:
-        return len(self.train_x)
-
-    def batch(self, indices: Tensor | None, generator: torch.Generator) -> Tensor:
-        return self.train_x[indices]
 
     def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
         return -model(batch).mean()  # Flow.forward is log p(x)

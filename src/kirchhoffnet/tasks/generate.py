@@ -58,15 +58,8 @@ class MnistGenTask(FlowTask):
             )
         order = np.random.default_rng(split_seed(data.seed, "val")).permutation(len(pixels))
         self.val_pixels = self.tensor(pixels[order[: data.val_size]])
-        self.train_pixels = self.tensor(pixels[order[data.val_size :]])
+        self.train_data = (self.tensor(pixels[order[data.val_size :]]),)
         self.dim = pixels.shape[1]
-
-    @property
-    def train_size(self) -> int:
-        return len(self.train_pixels)
-
-    def batch(self, indices: Tensor | None, generator: torch.Generator) -> Tensor:
-        return self.train_pixels[indices]
 
     def _bits_per_dim(self, model: nn.Module, pixels: Tensor, generator: torch.Generator) -> Tensor:
         noise = torch.rand(pixels.shape, generator=generator, dtype=self.dtype).to(self.device)

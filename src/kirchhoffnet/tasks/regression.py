@@ -46,14 +46,7 @@ class RegressionTask(NetworkTask):
         self.num_features = x.shape[1]
         self.parts = {k: (self.tensor(a), self.tensor(b)) for k, (a, b) in parts.items() if k != "scale"}
         self.y_mean, self.y_std = (float(v) for v in parts["scale"])
-
-    @property
-    def train_size(self) -> int:
-        return len(self.parts["train"][0])
-
-    def batch(self, indices: Tensor | None, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        x, y = self.parts["train"]
-        return x[indices], y[indices]
+        self.train_data = self.parts["train"]
 
     def build_model(self) -> nn.Module:
         if self.config.baseline is not None:
