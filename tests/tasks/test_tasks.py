@@ -155,6 +155,10 @@ def test_mnist_generation_on_the_offline_test_split(tmp_path):
     # From ~9.5 bits/dim untrained to under 8 (what uniform pixels would cost) in 12 steps.
     assert test["dim"] == 49 and 0 < test["bits_per_dim"] < 8
     assert (tmp_path / "samples.png").is_file()
+    written = sample_run(tmp_path, 30, tmp_path / "drawn")
+    samples = np.load(written["samples"])
+    assert samples.shape == (30, 49) and samples.min() >= 0 and samples.max() <= 1  # clamped pixel range
+    assert (tmp_path / "drawn" / "samples.png").is_file()
 
 
 def test_sampling_a_non_generative_run_is_refused(tmp_path):

@@ -1,6 +1,12 @@
 """Reading and writing checkpoints and result files, always atomically."""
 
-from kirchhoffnet.io.atomic import atomic_write, save_npy_atomic, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.atomic import (
+    atomic_write,
+    save_npy_atomic,
+    save_npy_batches_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from kirchhoffnet.io.checkpoint import build, load, read, save
 from kirchhoffnet.io.locate import RUN_MODEL, load_model
 
@@ -13,6 +19,7 @@ __all__ = [
     "read",
     "save",
     "save_npy_atomic",
+    "save_npy_batches_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]

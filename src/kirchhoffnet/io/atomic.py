@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from kirchhoffnet.errors import DataError
 
 TMP_SUFFIX = ".tmp"
 
@@ -17,6 +19,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
 
     ``os.replace`` is atomic on POSIX and Windows within one file system, so a crash at any
     moment leaves either the previous file or the complete new one.
+    The file gets the mode a plain ``open`` would give it (0666 less the umask), not the 0600
+    of ``mkstemp``, so that other users and tools can read results as usual.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +29,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # after write(): a writer may have replaced the file
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -32,6 +37,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    """The process's umask; reading it means setting it, so it is put straight back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
@@ -64,5 +76,42 @@ def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npy" to the name
             np.save(handle, array)
+
+    return atomic_write(path, write)
+
+
+def save_npy_batches_atomic(
+    path: str | os.PathLike[str], shape: Sequence[int], batches: Iterable[Any], dtype: Any = "float32"
+) -> Path:
+    """Stream ``batches`` (arrays whose rows concatenate to ``shape``) into one ``.npy``, atomically.
+
+    Only one batch is in memory at a time: the ``.npy`` header is written first, then each batch's
+    bytes in turn, so 10^6 MNIST-sized samples (3 GB) need no more memory than one batch. (A
+    ``numpy`` memmap would not do: every page written to it stays in the process's resident set.)
+
+    Raises:
+        DataError: a batch's trailing shape differs from ``shape``, or the rows do not add up.
+    """
+    import numpy as np
+    from numpy.lib import format as npy
+
+    dtype = np.dtype(dtype)
+    shape = tuple(int(size) for size in shape)
+
+    def write(tmp: Path) -> None:
+        rows = 0
+        with open(tmp, "wb") as handle:
+            header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+            npy.write_array_header_1_0(handle, header)
+            for batch in batches:
+                block = np.ascontiguousarray(batch, dtype=dtype)
+                if block.shape[1:] != shape[1:] or rows + len(block) > shape[0]:
+                    raise DataError(
+                        f"batch of shape {block.shape} does not fit rows {rows}.. of an array {shape} ({path})"
+                    )
+                handle.write(block.tobytes())
+                rows += len(block)
+        if rows != shape[0]:
+            raise DataError(f"batches gave {rows} rows but the array has {shape[0]} ({path}); nothing was written")
 
     return atomic_write(path, write)

@@ -8,7 +8,7 @@ else: optimiser, schedule, checkpoints, resume, distribution.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -137,12 +137,37 @@ class FlowTask(Task):
     def build_model(self) -> nn.Module:
         return Flow(self.config.circuit.build(), self.config.solver.build(), self.config.solver.gradient)
 
-    def draw(self, model: nn.Module, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` model samples, batch by batch, as a CPU tensor."""
+    def draw_batches(self, model: nn.Module, n: int, generator: torch.Generator) -> Iterator[Tensor]:
+        """``n`` model samples as CPU tensors of up to ``eval_batch_size`` rows, drawn one batch at a
+        time so that memory never holds more than one batch (the draws depend on the batch size)."""
         flow: Flow = model  # type: ignore[assignment]
-        z = torch.randn(n, flow.dim, generator=generator, dtype=self.dtype)
-        with torch.no_grad():
-            return batched(lambda b: flow.sample(b.to(self.device)).cpu(), z, self.eval_batch)
+        for start in range(0, n, self.eval_batch):
+            z = torch.randn(min(self.eval_batch, n - start), flow.dim, generator=generator, dtype=self.dtype)
+            with torch.no_grad():
+                yield flow.sample(z.to(self.device)).cpu()
+
+    def draw(self, model: nn.Module, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` model samples as one CPU tensor: for small ``n`` (plots); ``sample`` streams."""
+        return torch.cat(list(self.draw_batches(model, n, generator)))
+
+    def write_samples(
+        self,
+        model: nn.Module,
+        n: int,
+        generator: torch.Generator,
+        out_dir: Path,
+        keep: int,
+        transform: Callable[[Tensor], Tensor] = lambda x: x,
+    ) -> tuple[Path, np.ndarray]:
+        """Stream ``n`` samples (each batch through ``transform``) into ``out_dir/samples.npy``.
+
+        Returns:
+            The file, and its first ``keep`` rows (for a plot), read back from disk.
+        """
+        flow: Flow = model  # type: ignore[assignment]
+        batches = (transform(batch).numpy() for batch in self.draw_batches(model, n, generator))
+        path = kio.save_npy_batches_atomic(out_dir / "samples.npy", (n, flow.dim), batches)
+        return path, np.array(np.load(path, mmap_mode="r")[:keep])
 
 
 class NetworkTask(Task):

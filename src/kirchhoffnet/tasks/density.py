@@ -15,10 +15,9 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import DensityConfig
 from kirchhoffnet.data.potentials import log_normalizer, potential
-from kirchhoffnet.io import save_npy_atomic
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
-from kirchhoffnet.tasks.plots import density_maps
+from kirchhoffnet.tasks.plots import SCATTER_POINTS, density_maps
 
 
 class DensityTask(FlowTask):
@@ -86,8 +85,7 @@ class DensityTask(FlowTask):
         }
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
-        samples = self.draw(model, n, generator).numpy()
-        save_npy_atomic(out_dir / "samples.npy", samples)
-        extent = self.config.extent
-        density_maps(extent, [], samples, out_dir / "samples.png", f"{self.config.potential}: {n} samples")
-        return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}
+        path, shown = self.write_samples(model, n, generator, out_dir, SCATTER_POINTS)
+        title = f"{self.config.potential}: {n} samples" + (f" (first {len(shown)} shown)" if len(shown) < n else "")
+        density_maps(self.config.extent, [], shown, out_dir / "samples.png", title)
+        return {"samples": str(path), "plot": str(out_dir / "samples.png")}

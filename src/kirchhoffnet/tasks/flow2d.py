@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import Flow2dConfig
 from kirchhoffnet.data import sample_toy
-from kirchhoffnet.io import save_npy_atomic
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
 from kirchhoffnet.tasks.evaluate import flow_2d_metrics
@@ -55,8 +54,7 @@ class Flow2dTask(FlowTask):
         return {"dataset": data.name, **metrics}
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
-        samples = self.draw(model, n, generator).numpy()
-        data = sample_toy(self.config.data.name, min(n, SCATTER_POINTS), split_seed(self.config.data.seed, "test"))
-        save_npy_atomic(out_dir / "samples.npy", samples)
-        samples_vs_data(data, samples, None, out_dir / "samples.png", f"{self.config.data.name}: {n} samples")
-        return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}
+        path, shown = self.write_samples(model, n, generator, out_dir, SCATTER_POINTS)
+        data = sample_toy(self.config.data.name, len(shown), split_seed(self.config.data.seed, "test"))
+        samples_vs_data(data, shown, None, out_dir / "samples.png", f"{self.config.data.name}: {n} samples")
+        return {"samples": str(path), "plot": str(out_dir / "samples.png")}

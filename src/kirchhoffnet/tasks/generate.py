@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from kirchhoffnet.config import MnistGenConfig
 from kirchhoffnet.data.images import flatten_images, load_images
 from kirchhoffnet.errors import DataError
-from kirchhoffnet.io import save_npy_atomic
 from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
 from kirchhoffnet.tasks.plots import image_grid
 
@@ -79,8 +78,9 @@ class MnistGenTask(FlowTask):
 
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         bits = self._evaluate_bits(model, self.tensor(self.test_pixels), "test")
-        count = self.config.grid**2
-        self._grid(model, count, torch.Generator().manual_seed(split_seed(self.config.seed, "noise")), out_dir)
+        generator = torch.Generator().manual_seed(split_seed(self.config.seed, "noise"))
+        images = self.draw(model, self.config.grid**2, generator).clamp(0, 1).numpy()
+        self._grid(images, out_dir, f"{self.config.data.name}: model samples")
         return {
             "dataset": self.config.data.name,
             "digits": self.config.data.digits,
@@ -90,12 +90,11 @@ class MnistGenTask(FlowTask):
             "dim": self.dim,
         }
 
-    def _grid(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> np.ndarray:
-        c, h, w = self.config.data.shape
-        samples = self.draw(model, n, generator).clamp(0, 1).numpy()
-        image_grid(samples.reshape(n, c, h, w), out_dir / "samples.png", f"{self.config.data.name}: model samples")
-        return samples
+    def _grid(self, images: np.ndarray, out_dir: Path, title: str) -> None:
+        image_grid(images.reshape(len(images), *self.config.data.shape), out_dir / "samples.png", title)
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
-        save_npy_atomic(out_dir / "samples.npy", self._grid(model, n, generator, out_dir))
-        return {"samples": str(out_dir / "samples.npy"), "plot": str(out_dir / "samples.png")}
+        keep = self.config.grid**2
+        path, shown = self.write_samples(model, n, generator, out_dir, keep, transform=lambda x: x.clamp(0, 1))
+        self._grid(shown, out_dir, f"{self.config.data.name}: {len(shown)} of {n} model samples")
+        return {"samples": str(path), "plot": str(out_dir / "samples.png")}
