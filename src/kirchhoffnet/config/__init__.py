@@ -4,6 +4,7 @@
 object; any problem raises :class:`~kirchhoffnet.errors.ConfigError` with one line naming the key.
 """
 
+from kirchhoffnet.config.budget import check_memory
 from kirchhoffnet.config.circuit import CircuitConfig, SolverConfig
 from kirchhoffnet.config.load import apply_overrides, as_config, load_config, parse_config, to_yaml, write_config
 from kirchhoffnet.config.tasks import (
@@ -32,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "as_config",
+    "check_memory",
     "load_config",
     "parse_config",
     "to_yaml",

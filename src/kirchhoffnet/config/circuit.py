@@ -56,6 +56,12 @@ class FullyConnect(Section):
     def build(self) -> Tensor:
         return topo.fully_connect(self.num_nodes, self.repeat, self.include_ground)
 
+    @property
+    def edge_count(self) -> int:
+        """Edges :meth:`build` makes, computed without building them (for the memory pre-flight)."""
+        nodes = self.num_nodes - (0 if self.include_ground else 1)
+        return nodes * (nodes - 1) * sum(self.repeat)
+
 
 class _Image(Section):
     channels: int = Field(ge=1, description="Image channels (1 grey, 3 colour).")
@@ -67,6 +73,13 @@ class _Image(Section):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.channels, self.height, self.width
+
+    def window_edges(self, repeat: int) -> int:
+        """An upper bound on the pixel–pixel edges (windows × ordered pairs in a window × repeat)."""
+        grow = self.kernel_size - 1 if self.padding else 1 - self.kernel_size
+        positions = max(self.height + grow, 0) * max(self.width + grow, 0)
+        size = self.channels * self.kernel_size**2
+        return positions * size * (size - 1) * repeat
 
 
 class NeighborConnect(_Image):
@@ -83,6 +96,10 @@ class NeighborConnect(_Image):
         return topo.neighbor_connect(
             self.channels, self.height, self.width, self.kernel_size, padding=self.padding, repeat=self.repeat
         )
+
+    @property
+    def edge_count(self) -> int:
+        return self.window_edges(self.repeat)
 
 
 class MixConnect(_Image):
@@ -109,6 +126,11 @@ class MixConnect(_Image):
             kernel_repeat=self.kernel_repeat,
         )
 
+    @property
+    def edge_count(self) -> int:
+        pixels = self.channels * self.height * self.width
+        return self.window_edges(self.kernel_repeat) + (pixels + self.hidden_nodes * (pixels + 1)) * sum(self.repeat)
+
 
 class Chain(Section):
     """Consecutive nodes in a line (a ladder network)."""
@@ -125,6 +147,10 @@ class Chain(Section):
     def build(self) -> Tensor:
         return topo.chain(self.num_nodes, self.repeat, self.include_ground)
 
+    @property
+    def edge_count(self) -> int:
+        return (self.num_nodes - (1 if self.include_ground else 2)) * self.repeat
+
 
 class RandomGraph(Section):
     """Random directed edges between distinct nodes."""
@@ -140,6 +166,10 @@ class RandomGraph(Section):
 
     def build(self) -> Tensor:
         return topo.random_graph(self.num_nodes, self.num_edges, self.seed)
+
+    @property
+    def edge_count(self) -> int:
+        return self.num_edges
 
 
 Topology = Annotated[FullyConnect | NeighborConnect | MixConnect | Chain | RandomGraph, Field(discriminator="name")]

@@ -113,7 +113,7 @@ def mix_connect(
         raise TopologyError(f"hidden_nodes must be >= 0, got {hidden_nodes}")
     pair = _pair_repeat(repeat)
     local = neighbor_connect(channels, height, width, kernel_size, padding=padding, repeat=kernel_repeat)
-    last_pixel = int(local.max())
+    last_pixel = int(channels) * int(height) * int(width)  # not local.max(): 1×1 windows make no local edges
     pixels = torch.arange(1, last_pixel + 1)
     ground = torch.zeros_like(pixels)
     to_ground = _interleave(torch.stack([pixels, ground]), torch.stack([ground, pixels]), pair)
