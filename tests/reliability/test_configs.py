@@ -7,6 +7,7 @@ it prints how many configs it tried and how many were accepted. A sample goes th
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections import Counter
@@ -16,10 +17,12 @@ from typing import Any
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
-from kirchhoffnet.config import parse_config
+from kirchhoffnet.config import check_memory, parse_config
+from kirchhoffnet.config.budget import LIMIT_ENV
 from kirchhoffnet.diffusion import config as diffusion_config
 from kirchhoffnet.errors import ConfigError
 
@@ -53,7 +56,7 @@ def report_counts():
     yield
     if tally:
         counts = ", ".join(f"{k} {tally[k]} ({tally[k + ':ok']})" for k in _tasks() if tally[k])
-        cli = ", ".join(f"{k} {v}" for k, v in tally.items() if k.endswith("(cli)"))
+        cli = ", ".join(f"{k} {v}" for k, v in tally.items() if k.endswith(("(cli)", "(oversized)")))
         print(f"\nconfigs fuzzed (accepted): {counts}; through the CLI: {cli}")
 
 
@@ -161,5 +164,42 @@ def test_mutated_configs_through_the_cli_exit_2_with_one_line(task, tmp_path_fac
         with pytest.MonkeyPatch.context() as monkeypatch:
             _cli_case(tmp_path_factory.mktemp("cli"), case[0], command, monkeypatch, target)
         tally[task + " (cli)"] += 1
+
+    check()
+
+
+SIZE_KEYS = ("num_nodes", "hidden_nodes", "height", "width", "channels", "num_edges", "repeat", "kernel_repeat")
+CIRCUIT_TASKS = [task for task in TRAINING if task != "regression-mlp"]
+
+
+@st.composite
+def oversized(draw: st.DrawFn, base: dict[str, Any]) -> tuple[dict[str, Any], str, int]:
+    """The base config with one size of its topology set to 10^9..10^15: valid key by key, absurd as a whole."""
+    data = copy.deepcopy(base)
+    topology = data["circuit"]["topology"]
+    topology = topology[0] if isinstance(topology, list) else topology
+    key = draw(st.sampled_from([k for k in SIZE_KEYS if k in topology or k in ("repeat", "kernel_repeat")]))
+    value = draw(st.integers(10**9, 10**15))
+    if key == "kernel_repeat" and topology["name"] != "mix_connect":
+        key = "repeat"
+    topology[key] = [value, 1] if key == "repeat" and topology["name"] in ("fully_connect", "mix_connect") else value
+    return data, key, value
+
+
+@pytest.mark.parametrize("task", CIRCUIT_TASKS)
+def test_oversized_circuits_are_refused_in_one_line_before_they_are_built(task, monkeypatch):
+    """Every 10^9-sized topology fails validation or the memory pre-flight (8 GB), never starts building."""
+    monkeypatch.setenv(LIMIT_ENV, "8")
+    base = load(TRAINING[task])
+
+    @settings(FUZZ, max_examples=max(20, EXAMPLES // 5))
+    @given(case=oversized(base))
+    def check(case: tuple[dict[str, Any], str, int]) -> None:
+        data, _, _ = case
+        with pytest.raises(ConfigError) as refused:
+            check_memory(parse_config(data, "fuzz.yaml"))
+        message = str(refused.value)
+        assert "\n" not in message and KEY_FIRST.match(message), message
+        tally[task + " (oversized)"] += 1
 
     check()

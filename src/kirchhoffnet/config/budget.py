@@ -47,7 +47,8 @@ def memory_limit() -> float | None:
 
 
 def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
-    """(bytes, the key of the largest term, a breakdown) for a run config's circuit; (0, "", "") without one.
+    """(bytes, the key of the largest term, its breakdown and remedy) for a run config's circuit;
+    (0, "", "") without one.
 
     Args:
         training: count the optimiser's copies of the parameters and the (batch, edges) tensors of
@@ -64,19 +65,21 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
     per_edge = resolve(circuit.device).num_params * scalar * (PARAMETER_COPIES if training else 1) + INDEX_BYTES
     eval_batch = config.train.eval_batch_size
     nodes = max(t.total_nodes for t in topologies)
-    terms = {  # (what, the keys that set it): bytes
-        ("parameters", topology_key): sum(edges) * per_edge,
+    terms = {  # (what, the key to name, the remedy): bytes
+        ("parameters", topology_key, "use a smaller topology"): sum(edges) * per_edge,
         # solver stages of the state, and the kernel's two scratch blocks of >= 256 edges per sample
-        ("solver states", "train.eval_batch_size"): (nodes * SOLVER_STATES + 2 * MIN_CHUNK_EDGES) * eval_batch * scalar,
+        ("solver states", "train.eval_batch_size", "lower train.eval_batch_size"): (
+            (nodes * SOLVER_STATES + 2 * MIN_CHUNK_EDGES) * eval_batch * scalar
+        ),
     }
     if training:
         batch_buffers = edges[widest] * config.train.batch_size * scalar * BATCH_BUFFERS
-        terms["(batch, edges) buffers", f"{topology_key} and train.batch_size"] = batch_buffers
-    key = max(terms, key=terms.__getitem__)[1]
+        terms["(batch, edges) buffers", topology_key, "use a smaller topology or train.batch_size"] = batch_buffers
+    _, key, remedy = max(terms, key=terms.__getitem__)
     breakdown = f"{edges[widest]:,} edges in the largest of {len(edges)} slices; " + ", ".join(
-        f"{what} {size / GB:.3g} GB" for (what, _), size in terms.items()
+        f"{what} {size / GB:.3g} GB" for (what, _, _), size in terms.items()
     )
-    return float(sum(terms.values())), key, breakdown
+    return float(sum(terms.values())), key, f"({breakdown}); {remedy}"
 
 
 def check_memory(config: Any, training: bool = True) -> None:
@@ -89,9 +92,9 @@ def check_memory(config: Any, training: bool = True) -> None:
     limit = memory_limit()
     if limit is None:
         return
-    needed, key, breakdown = estimate(config, training)
+    needed, key, detail = estimate(config, training)
     if needed > limit:
         raise ConfigError(
-            f"{key}: the circuit needs at least {needed / GB:.3g} GB ({breakdown}) but {limit / GB:.3g} GB "
-            f"are available; use a smaller topology or batch, or set {LIMIT_ENV} if the estimate is wrong"
+            f"{key}: the circuit needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
+            f"{detail}, or set {LIMIT_ENV} if the estimate is wrong"
         )
