@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def _flow() -> kn.Flow:
     return kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-4, atol=1e-4), "backprop")
 
 
+BAD_FILES = ["empty", "8 bytes", "header only", "half", "all but one byte", "garbage", "non-UTF-8 global"]
+
+
 def _truncations(good: bytes) -> dict[str, bytes]:
     return {
         "empty": b"",
@@ -47,7 +51,8 @@ def _truncations(good: bytes) -> dict[str, bytes]:
         "header only": good[:64],
         "half": good[: len(good) // 2],
         "all but one byte": good[:-1],
-        "garbage": os.urandom(len(good)),
+        "garbage": random.Random(len(good)).randbytes(len(good)),  # seeded: the same bytes every run
+        "non-UTF-8 global": b"\x80\x02c\xb1\xb1\xb1\n\xb1\n.",  # the unpickler's decode error, not a pickle one
     }
 
 
@@ -63,7 +68,7 @@ def _code_carriers(marker: Path, folder: Path) -> dict[str, Path]:
 # ---- our safetensors model files ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["empty", "8 bytes", "header only", "half", "all but one byte", "garbage"])
+@pytest.mark.parametrize("case", BAD_FILES)
 def test_truncated_or_garbage_model_files_are_refused(case, tmp_path):
     good = kn.save(_flow(), tmp_path / "good.safetensors").read_bytes()
     bad = tmp_path / "bad.safetensors"
@@ -150,7 +155,7 @@ def training_checkpoint(tmp_path):
     return save_checkpoint(tmp_path / "checkpoint.pt", {"model": flow.state_dict(), "step": 3})
 
 
-@pytest.mark.parametrize("case", ["empty", "8 bytes", "header only", "half", "all but one byte", "garbage"])
+@pytest.mark.parametrize("case", BAD_FILES)
 def test_truncated_training_checkpoints_are_refused(case, training_checkpoint, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(_truncations(training_checkpoint.read_bytes())[case])
@@ -197,7 +202,7 @@ def original_copy(original_dir, tmp_path):
     return target
 
 
-@pytest.mark.parametrize("case", ["empty", "8 bytes", "header only", "half", "all but one byte", "garbage"])
+@pytest.mark.parametrize("case", BAD_FILES)
 def test_truncated_original_weights_are_refused(case, original_copy):
     weights = original_copy / "model.pth"
     weights.write_bytes(_truncations(weights.read_bytes())[case])
