@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import random
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,7 @@ def test_idx_images_of_the_wrong_size(tmp_path):
 
 CIFAR_DAMAGE = {
     "truncated": lambda good: pickle.dumps(good)[:100],
-    "garbage": lambda good: os.urandom(500),
+    "garbage": lambda good: random.Random(500).randbytes(500),
     "no labels": lambda good: pickle.dumps({b"data": good[b"data"]}),
     "a list": lambda good: pickle.dumps([1, 2, 3]),
     "wrong image size": lambda good: pickle.dumps({b"data": np.zeros((N, 1000), np.uint8), b"labels": [0] * N}),
@@ -144,7 +145,7 @@ def test_a_cifar_batch_carrying_code_executes_nothing(tmp_path):
 
 SVHN_DAMAGE = {
     "truncated": lambda path: path.write_bytes(path.read_bytes()[:200]),
-    "garbage": lambda path: path.write_bytes(os.urandom(2000)),
+    "garbage": lambda path: path.write_bytes(random.Random(2000).randbytes(2000)),
     "no y": lambda path: _write_svhn(path.parent, {"X": _good_svhn()["X"]}),
     "flat X": lambda path: _write_svhn(path.parent, {"X": np.zeros((10, N)), "y": _good_svhn()["y"]}),
 }
