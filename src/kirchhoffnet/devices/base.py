@@ -10,6 +10,7 @@ make it available to circuits, configs and checkpoints.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ Params = Tensor | Sequence[Tensor]
 against the voltages."""
 
 
-class Device:
+class Device(ABC):
     """An I-V family ``i = g(v_src, v_dst; p)``; current flows src → dst.
 
     Subclasses set :attr:`param_names` and implement :meth:`current` and
@@ -48,19 +49,23 @@ class Device:
     def name(self) -> str:
         return type(self).__name__
 
+    @abstractmethod
     def current(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False) -> Tensor:
         """Current src → dst for terminal voltages ``v_src``, ``v_dst``.
 
         With ``scratch=True`` the caller hands over ``v_src`` and ``v_dst`` as scratch buffers
         that a family may overwrite when nothing requires a gradient (the KCL kernel's hot loop).
         """
-        raise NotImplementedError
+        ...
 
     def current_and_slopes(
         self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Current and its analytic derivatives ``(i, ∂i/∂v_src, ∂i/∂v_dst)``."""
-        raise NotImplementedError
+        raise DeviceError(
+            f"device family {self.name} defines no current_and_slopes(); the exact divergence (flows) needs "
+            "the analytic slopes ∂i/∂v_src, ∂i/∂v_dst: add it to the class"
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
         """Fixed (non-learnable) settings, stored in checkpoints to rebuild the family."""
@@ -128,21 +133,27 @@ class AffineActivation(Device):
     remove both.
     """
 
+    @abstractmethod
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         """σ(u), overwriting ``u`` when ``inplace``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def slope(self, out: Tensor) -> Tensor:
         """σ'(u) expressed through ``out = σ(u)`` (so the activation may run in place)."""
-        raise NotImplementedError
+        ...
 
     def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
         """σ''(u) through ``out = σ(u)`` and ``slope = σ'(u)``: the divergence's backward pass needs it."""
-        raise NotImplementedError
+        raise DeviceError(
+            f"device family {self.name} defines no curvature(out, slope); gradients of the exact divergence "
+            "(CNF training through the fused kernel) need σ''(u): add it to the class"
+        )
 
+    @abstractmethod
     def coefficients(self, p: Params) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
         """``(a, b, c, post)`` for this family's parameters."""
-        raise NotImplementedError
+        ...
 
     def spice_activation(self, u: str) -> str:
         """σ as a SPICE behavioural expression of the argument expression ``u``.
