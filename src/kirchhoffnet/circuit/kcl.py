@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.devices import AffineActivation, Device
+from kirchhoffnet.devices.base import Params
 
 # CSR matmul is stable for the operations used here; silence the "beta" notice it prints once.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -52,7 +53,7 @@ _CHUNK_ELEMENTS = 1 << 20
 _DENSE_MAX_NODES = 16
 
 
-def _functorch_active() -> bool:
+def functorch_active() -> bool:
     """Inside torch.func transforms (vmap, jacrev) the hand-written backward cannot be used."""
     peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
     return peek is not None and peek() is not None
@@ -115,6 +116,11 @@ class KclKernel:
             weight_dst=inv_c[d],
         )
 
+    def fuses(self, device: Device) -> bool:
+        """Whether ``device`` differentiates on the dense fused path, by closed-form vector-Jacobian products
+        (not inside torch.func transforms, which cannot see through them)."""
+        return self.dense and isinstance(device, AffineActivation) and not functorch_active()
+
     def chunks(self, batch: int, whole: bool) -> list[_Chunk]:
         """The edge partition for a batch size; ``whole`` gives one chunk (for autograd)."""
         size = max(256, _CHUNK_ELEMENTS // max(batch, 1))
@@ -146,12 +152,8 @@ class KclKernel:
         if not track:
             rows = max(c.stop - c.start for c in chunks)
             buf_a, buf_b = self._scratch(rows, batch, state.dtype, state.device)
-        if self.dense and isinstance(device, AffineActivation) and not (track and _functorch_active()):
-            a, b, c, post = device.coefficients(params)
-            ones = params.new_ones(self.num_edges)
-            a = ones if a is None else a
-            coeffs = torch.stack([a, -a if b is None else b, torch.zeros_like(ones) if c is None else c], dim=1)
-            post = ones if post is None else post
+        if self.dense and isinstance(device, AffineActivation) and not (track and functorch_active()):
+            coeffs, post = self.affine_coefficients(device, params)
             if track:  # analytic backward pass: one autograd node per evaluation
                 return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
             out, trace, _, _ = self.dense_affine(device, coeffs, post, state, divergence, chunks, buf_a)
@@ -174,11 +176,24 @@ class KclKernel:
             out = self._accumulate(out, chunk, chunk.scatter, current, track)
         return out, trace if divergence else None
 
+    def affine_coefficients(self, device: AffineActivation, params: Params) -> tuple[Tensor, Tensor | None]:
+        """(E, 3) rows ``(a, b, c)`` and ``post`` (E,) or ``None`` (unit) of an affine-activation family."""
+        return self.coefficient_matrix(*device.coefficients(params))
+
+    def coefficient_matrix(
+        self, a: Tensor | None, b: Tensor | None, c: Tensor | None, post: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Stack ``(a, b, c)`` into (E, 3); an absent ``a`` is 1, ``c`` 0, and ``b = None`` means ``b = −a``
+        (the difference form), through which autograd carries the gradient."""
+        if a is None:
+            a = self._inv_c.new_ones(self.num_edges)
+        return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1), post
+
     def dense_affine(
         self,
         device: AffineActivation,
         coeffs: Tensor,
-        post: Tensor,
+        post: Tensor | None,
         state: Tensor,
         divergence: bool,
         chunks: list[_Chunk],
@@ -186,7 +201,7 @@ class KclKernel:
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """The dense fused evaluation without autograd.
 
-        ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale; ``buffer``
+        ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale (``None``: unit); ``buffer``
         (rows ≥ chunk size, B) receives U in place, or ``None`` to allocate.
 
         Returns:
@@ -209,10 +224,67 @@ class KclKernel:
             current = device.activation(u, inplace=True)
             if divergence:
                 slope = device.slope(current)
-                trace += _trace_weights(chunk, coeffs[part], post[part]) @ slope
+                trace += _trace_weights(chunk, coeffs[part], None if post is None else post[part]) @ slope
             rows = out[chunk.lo : chunk.hi]
-            torch.addmm(rows, chunk.scatter * post[part], current, out=rows)
+            torch.addmm(rows, chunk.scatter if post is None else chunk.scatter * post[part], current, out=rows)
         return out, trace, current, slope
+
+    def dense_affine_vjp(
+        self,
+        device: AffineActivation,
+        coeffs: Tensor,
+        post: Tensor | None,
+        state: Tensor,
+        current: Tensor,
+        slope: Tensor | None,
+        grad_out: Tensor,
+        grad_trace: Tensor | None,
+        need_state: bool = True,
+        need_post: bool = False,
+    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
+        """Vector-Jacobian product of :meth:`dense_affine` (one whole chunk), in closed form.
+
+        With ``U = G·[0; V; 1]``, ``S = σ(U)``, ``dV = (M ∘ post)·S`` and ``tr = q·σ'(U)``, the
+        cotangents (gV, gT) pull back as
+
+            gU    = post ∘ (Mᵀ gV) ∘ σ'(U) + σ''(U) ∘ (q ⊗ gT)
+            gV_in = Gᵀ gU (state rows),   g(a, b, c) = rows of gU·[0; V; 1]ᵀ at (src, dst, bias)
+            gpost = Σ_B (Mᵀ gV) ∘ S + (σ'(U)·gT) ∘ (w_dst b − w_src a)
+            g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
+
+        ``current`` and ``slope`` are σ(U) and σ'(U) from the forward evaluation (``slope=None``
+        recomputes it). Used by autograd (:class:`DenseAffineField`) and by the analytic adjoint
+        (:mod:`kirchhoffnet.solve.adjoint`), which needs no autograd graph at all.
+
+        Returns:
+            ``(g_state or None, g_coeffs (E, 3), g_post or None)``.
+        """
+        chunk = self.whole
+        if slope is None:
+            slope = device.slope(current)
+        back = chunk.scatter.T @ grad_out  # (E, B): Mᵀ gV
+        grad_post = (back * current).sum(1) if need_post else None
+        grad_u = back if post is None else back.mul_(post[:, None])
+        grad_u.mul_(slope)
+        grad_ab = None
+        if grad_trace is not None:
+            reach = slope @ grad_trace  # (E,): Σ_B σ'(U) gT
+            q = _trace_weights(chunk, coeffs, None)
+            qp = q if post is None else q * post
+            grad_u.addcmul_(device.curvature(current, slope), torch.outer(qp, grad_trace))
+            if grad_post is not None:
+                grad_post += reach * q
+            reach_p = reach if post is None else reach * post
+            grad_ab = torch.stack([-reach_p * chunk.weight_src, reach_p * chunk.weight_dst], dim=1)
+        batch = state.shape[1]
+        gather = coeffs.new_zeros(coeffs.shape[0], self.num_state + 2)
+        gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs)
+        grad_state = (gather.T @ grad_u)[1 : self.num_state + 1] if need_state else None
+        augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
+        grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
+        if grad_ab is not None:
+            grad_coeffs[:, :2] += grad_ab
+        return grad_state, grad_coeffs, grad_post
 
     @staticmethod
     def _accumulate(out: Tensor, chunk: _Chunk, scatter: Tensor, current: Tensor, track: bool) -> Tensor:
@@ -224,33 +296,24 @@ class KclKernel:
         return out
 
 
-def _trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor, scaled: bool = True) -> Tensor:
-    """``q_e = post_e (w_dst,e b_e − w_src,e a_e)``: tr(∂f/∂v) = q · σ'(U); ``scaled=False`` omits post."""
+def _trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:
+    """``q_e = post_e (w_dst,e b_e − w_src,e a_e)``: tr(∂f/∂v) = q · σ'(U); ``post=None`` omits it."""
     q = chunk.weight_dst * coeffs[:, 1] - chunk.weight_src * coeffs[:, 0]
-    return q * post if scaled else q
+    return q if post is None else q * post
 
 
 class DenseAffineField(torch.autograd.Function):
-    """dV/dt and the divergence of a dense affine-activation slice, with an analytic backward pass.
-
-    Forward: ``U = G·[0; V; 1]``, ``S = σ(U)``, ``dV = (M ∘ post)·S``, ``tr = q·σ'(U)``.
-    Backward, for cotangents (gV, gT):
-
-        gU    = post ∘ (Mᵀ gV) ∘ σ'(U) + σ''(U) ∘ (q ⊗ gT)
-        gV_in = Gᵀ gU (state rows),   g(a, b, c) = rows of gU·[0; V; 1]ᵀ at (src, dst, bias)
-        gpost = Σ_B (Mᵀ gV) ∘ S + (σ'(U)·gT) ∘ (w_dst b − w_src a)
-        g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
-
-    One autograd node replaces about thirty, which is what makes a CNF training step on the
-    2-D flows several times faster. First-order only (the adjoint and backprop need no more).
-    """
+    """dV/dt and the divergence of a dense affine-activation slice, with the analytic backward pass
+    of :meth:`KclKernel.dense_affine_vjp`: one autograd node replaces about thirty, which is what
+    makes a CNF training step on the 2-D flows several times faster. First-order only (the adjoint
+    and backprop need no more)."""
 
     @staticmethod
     def forward(
         ctx: Any,
         state: Tensor,
         coeffs: Tensor,
-        post: Tensor,
+        post: Tensor | None,
         kernel: KclKernel,
         device: AffineActivation,
         divergence: bool,
@@ -264,27 +327,16 @@ class DenseAffineField(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_trace: Tensor | None) -> tuple[Tensor | None, ...]:
         state, coeffs, post, current, slope = ctx.saved_tensors
-        kernel: KclKernel = ctx.kernel
-        device: AffineActivation = ctx.device
-        chunk = kernel.whole
-        batch = state.shape[1]
-        if slope is None:
-            slope = device.slope(current)
-        back = chunk.scatter.T @ grad_out  # (E, B): Mᵀ gV
-        grad_post = (back * current).sum(1)
-        grad_u = back.mul_(post[:, None]).mul_(slope)
-        grad_ab = None
-        if ctx.divergence and grad_trace is not None:
-            reach = slope @ grad_trace  # (E,): Σ_B σ'(U) gT
-            q = _trace_weights(chunk, coeffs, post, scaled=False)
-            grad_u.addcmul_(device.curvature(current, slope), torch.outer(q * post, grad_trace))
-            grad_post += reach * q
-            grad_ab = torch.stack([-reach * post * chunk.weight_src, reach * post * chunk.weight_dst], dim=1)
-        gather = coeffs.new_zeros(coeffs.shape[0], kernel.num_state + 2)
-        gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs)
-        grad_state = (gather.T @ grad_u)[1 : kernel.num_state + 1] if ctx.needs_input_grad[0] else None
-        augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
-        grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
-        if grad_ab is not None:
-            grad_coeffs[:, :2] += grad_ab
+        grad_state, grad_coeffs, grad_post = ctx.kernel.dense_affine_vjp(
+            ctx.device,
+            coeffs,
+            post,
+            state,
+            current,
+            slope,
+            grad_out,
+            grad_trace if ctx.divergence else None,
+            need_state=ctx.needs_input_grad[0],
+            need_post=ctx.needs_input_grad[2],
+        )
         return grad_state, grad_coeffs, grad_post, None, None, None

@@ -14,6 +14,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import ConfigError, SolverError
+from kirchhoffnet.solve.adjoint import analytic_adjoint
 from kirchhoffnet.solve.solver import Solver, check_gradient, resolve_solver
 
 
@@ -21,6 +22,10 @@ from kirchhoffnet.solve.solver import Solver, check_gradient, resolve_solver
 class _Counter:
     calls: int = 0
     last_t: Tensor | None = None
+
+    def tick(self, t: Tensor) -> None:
+        self.calls += 1
+        self.last_t = t.detach()
 
 
 @dataclass
@@ -64,8 +69,7 @@ class _SliceField(nn.Module):
         self.counter = counter
 
     def forward(self, t: Tensor, y: Any) -> Any:
-        self.counter.calls += 1
-        self.counter.last_t = t.detach()
+        self.counter.tick(t)
         if not self.divergence:
             return self.piece.field(y)
         dv, trace = self.piece.field_and_divergence(y[:-1])
@@ -95,6 +99,8 @@ def _solve_slice(
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
     try:
+        if gradient == "adjoint" and piece.kernel(y0.dtype, y0.device).fuses(piece.device_family):
+            return analytic_adjoint(piece, field, divergence, y0, t, kwargs, solver.adjoint_options(), counter.tick)
         if gradient == "adjoint":
             return odeint_adjoint(
                 field,

@@ -1,0 +1,170 @@
+"""The adjoint method with the circuit's closed-form vector-Jacobian products.
+
+torchdiffeq's ``odeint_adjoint`` differentiates the right-hand side by autograd at every step of
+the backward solve: per evaluation it records a graph and runs the autograd engine through it.
+For slices on the dense fused kernel (the 2-D flows) the vector-Jacobian product has a closed form
+(:meth:`~kirchhoffnet.circuit.kcl.KclKernel.dense_affine_vjp`), so here the backward solve
+evaluates it directly and builds no graph.
+
+The solves themselves are torchdiffeq's, arranged as ``odeint_adjoint`` arranges them: the same
+augmented state ``(t-adjoint, v, v-adjoint, parameter adjoints)``, the same mixed norm and the
+same tolerances, so both take the same steps and return the same gradient up to rounding. The
+parameter adjoints are integrated for the device coefficients ``(a, b, c, post)`` that the family
+derives from its parameters; they do not depend on time, so autograd applies the chain rule to
+the parameters once, after the solve. For every shipped family each coefficient is ± a parameter
+row, which keeps the norm identical too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchdiffeq import odeint
+
+from kirchhoffnet.circuit import Slice
+from kirchhoffnet.circuit.kcl import KclKernel
+from kirchhoffnet.devices import AffineActivation
+
+Field = Callable[[Tensor, Tensor], Tensor]
+_NAMES = ("a", "b", "c", "post")
+
+
+def _rms(t: Tensor) -> Tensor:
+    return t.abs().pow(2).mean().sqrt()
+
+
+class _AdjointSystem:
+    """A slice's adjoint dynamics for fixed device coefficients, without autograd."""
+
+    def __init__(
+        self,
+        kernel: KclKernel,
+        device: AffineActivation,
+        divergence: bool,
+        coefficients: dict[str, Tensor],
+        learned: list[str],
+        count: Callable[[Tensor], None],
+    ) -> None:
+        self.kernel, self.device, self.divergence, self.learned, self.count = kernel, device, divergence, learned, count
+        self.difference_form = "b" not in coefficients  # b = −a
+        self.coeffs, self.post = kernel.coefficient_matrix(*(coefficients.get(n) for n in _NAMES))
+
+    def __call__(self, t: Tensor, aug: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """d/dt of ``(t-adjoint, y, y-adjoint, coefficient adjoints)``, as ``odeint_adjoint`` defines it."""
+        self.count(t)
+        y, adj = aug[1], aug[2]
+        state = y[:-1] if self.divergence else y
+        kernel = self.kernel
+        out, trace, current, slope = kernel.dense_affine(
+            self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], None
+        )
+        # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
+        grad_out = (adj[:-1] if self.divergence else adj).neg()
+        grad_trace = adj[-1] if self.divergence else None
+        grad_state, grad_coeffs, grad_post = kernel.dense_affine_vjp(
+            self.device,
+            self.coeffs,
+            self.post,
+            state,
+            current,
+            slope,
+            grad_out,
+            grad_trace,
+            need_post="post" in self.learned,
+        )
+        assert grad_state is not None  # need_state defaults to True
+        if self.divergence:
+            rate = torch.cat([out, trace.neg().unsqueeze(0)])
+            grad_y = torch.cat([grad_state, grad_state.new_zeros(1, grad_state.shape[1])])
+        else:
+            rate, grad_y = out, grad_state
+        grad_a = grad_coeffs[:, 0] - grad_coeffs[:, 1] if self.difference_form else grad_coeffs[:, 0]
+        grads = {"a": grad_a, "b": grad_coeffs[:, 1], "c": grad_coeffs[:, 2], "post": grad_post}
+        learned = [torch.stack([grads[n] for n in self.learned])] if self.learned else []  # type: ignore[misc]
+        return (torch.zeros_like(aug[0]), rate, grad_y, *learned)
+
+
+class _AnalyticAdjoint(torch.autograd.Function):
+    """odeint forward without a graph; backward solves the adjoint ODE with closed-form products."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        field: Field,
+        system: _AdjointSystem,
+        t: Tensor,
+        kwargs: dict[str, Any],
+        adjoint_kwargs: dict[str, Any],
+        y0: Tensor,
+        *coefficients: Tensor,
+    ) -> Tensor:
+        with torch.no_grad():
+            ys = odeint(field, y0, t, **kwargs)
+        ctx.save_for_backward(t, ys)
+        ctx.system, ctx.adjoint_kwargs = system, adjoint_kwargs
+        return ys
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_ys: Tensor) -> tuple[Tensor | None, ...]:
+        t, ys = ctx.saved_tensors
+        system: _AdjointSystem = ctx.system
+        learned = [ys.new_zeros(len(system.learned), system.kernel.num_edges)] if system.learned else []
+        aug: list[Tensor] = [ys.new_zeros(()), ys[-1], grad_ys[-1], *learned]
+        for i in range(len(t) - 1, 0, -1):
+            solved = odeint(system, tuple(aug), t[i - 1 : i + 1].flip(0), **ctx.adjoint_kwargs)
+            aug = [a[1] for a in solved]
+            aug[1] = ys[i - 1]  # the forward pass's state, as odeint_adjoint does
+            aug[2] = aug[2] + grad_ys[i - 1]
+        grads = list(aug[3].unbind(0)) if system.learned else []
+        return (None, None, None, None, None, aug[2], *grads)
+
+
+def analytic_adjoint(
+    piece: Slice,
+    field: Field,
+    divergence: bool,
+    y0: Tensor,
+    t: Tensor,
+    kwargs: dict[str, Any],
+    adjoint_options: dict[str, Any],
+    count: Callable[[Tensor], None],
+) -> Tensor:
+    """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel ``fuses`` its device family.
+
+    Args:
+        piece: the slice; its parameters receive gradients.
+        field: the forward right-hand side (it counts its own evaluations).
+        divergence: the state's last row is log p, whose rate is −tr(∂f/∂v).
+        kwargs: ``rtol``, ``atol``, ``method`` and ``options`` (with the state ``norm`` if any).
+        adjoint_options: the solver's adjoint options (``norm="seminorm"`` leaves the parameter
+            adjoints out of the step control).
+        count: called with ``t`` on every evaluation of the adjoint dynamics.
+    """
+    device = piece.device_family
+    kernel = piece.kernel(y0.dtype, y0.device)
+    if not (kernel.fuses(device) and isinstance(device, AffineActivation)):
+        raise ValueError(f"{device.name} on this slice has no closed-form vector-Jacobian product")
+    params = piece.params.to(y0.dtype)
+    values = device.coefficients(params)
+    coefficients = {n: v for n, v in zip(_NAMES, values, strict=True) if v is not None}
+    learned = [n for n in coefficients if torch.is_grad_enabled() and params.requires_grad]
+    system = _AdjointSystem(
+        kernel, device, divergence, {n: v.detach() for n, v in coefficients.items()}, learned, count
+    )
+    state_norm: Callable[[Tensor], Tensor] = kwargs["options"].get("norm", _rms)
+    with_params = adjoint_options.get("norm") != "seminorm"
+
+    def adjoint_norm(aug: tuple[Tensor, ...]) -> Tensor:
+        norms = [aug[0].abs(), state_norm(aug[1]), state_norm(aug[2])]
+        if with_params:
+            norms += [_rms(p) for p in aug[3:]]
+        return torch.stack(norms).max()
+
+    options = {**{k: v for k, v in adjoint_options.items() if k != "norm"}, "norm": adjoint_norm}
+    adjoint_kwargs = {**kwargs, "options": options}
+    inputs = [coefficients[n] for n in learned]
+    return _AnalyticAdjoint.apply(field, system, t, kwargs, adjoint_kwargs, y0, *inputs)
