@@ -13,15 +13,19 @@ needs only the analytic device slopes,
 
 one O(E·B) pass instead of N reverse-mode sweeps.
 
-Two execution paths share this structure:
+Three execution paths share this structure:
 
 * **dense fused**, for small circuits (N ≤ 16 state nodes, the 2-D flows) of a family
   ``i = post · σ(a·v_src + b·v_dst + c)``: gather and affine map are one matrix product
   ``U = G · [0; V; 1]`` with G holding (a, b, c) in each edge's row, ``post`` is folded into
   the incidence, and the divergence is ``q · σ'(U)`` with ``q_e = post_e (w_dst,e b_e − w_src,e a_e)``.
-  A handful of kernels per evaluation, all differentiable.
+  A handful of kernels per evaluation, all differentiable by hand.
+* **sparse fused**, the same two products with G and the incidence as CSR matrices, for large
+  circuits of such a family when no gradient is recorded (inference, the adjoint's forward
+  solve): three passes over the edges (G product, σ in place, incidence product) instead of
+  seven, with the operators kept while the parameters are unchanged.
 * **gather**, for everything else: ``index_select`` of the terminal voltages, the family's
-  own ``current``, then the (sparse) incidence product.
+  own ``current``, then the (sparse) incidence product; autograd differentiates it.
 
 Without autograd, edges are processed in chunks that stay in cache, into preallocated scratch
 buffers that the device updates in place, and each chunk adds its currents only into the rows it
@@ -73,6 +77,7 @@ class _Chunk:
     scatter: Tensor  # (hi-lo, n) incidence / C, dense or CSR (whose column = local edge)
     weight_src: Tensor  # (n,) [src ≠ 0] / C_src
     weight_dst: Tensor  # (n,) [dst ≠ 0] / C_dst
+    gather_order: Tensor | None  # sparse kernels: CSR value order of the flattened (n, 3) coefficients
 
 
 class KclKernel:
@@ -87,6 +92,7 @@ class KclKernel:
         self.whole = self._make_chunk(0, self.num_edges, restrict_rows=False)
         self._chunks: dict[int, list[_Chunk]] = {}
         self._buffers: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+        self._sparse_cache: tuple[Any, ...] | None = None
 
     def _make_chunk(self, start: int, stop: int, restrict_rows: bool) -> _Chunk:
         s, d = self._src[start:stop], self._dst[start:stop]
@@ -103,18 +109,60 @@ class KclKernel:
         ).coalesce()
         scatter = coo.to_dense() if self.dense else coo.to_sparse_csr()
         bias = torch.full_like(s, self.num_state + 1)  # the all-ones row of the augmented state
+        gather_cols = torch.stack([s, d, bias], dim=1).reshape(-1)
+        # CSR wants each row's columns sorted: order the (src, dst, bias) entries of every edge's row.
+        row_major = local.repeat_interleave(3) * (self.num_state + 2) + gather_cols
+        gather_order = None if self.dense else torch.argsort(row_major)
         return _Chunk(
             start=start,
             stop=stop,
             src=s,
             dst=d,
-            gather_cols=torch.stack([s, d, bias], dim=1).reshape(-1),
+            gather_cols=gather_cols,
             lo=lo,
             hi=hi,
             scatter=scatter,
             weight_src=inv_c[s],
             weight_dst=inv_c[d],
+            gather_order=gather_order,
         )
+
+    def _operators(self, chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The chunk's gather ``G`` (n, N + 2) with rows (a, b, c) at columns (src, dst, bias) and its
+        incidence scaled by ``post``: dense matrices on small circuits, CSR on large ones."""
+        part = slice(chunk.start, chunk.stop)
+        n = chunk.stop - chunk.start
+        if chunk.gather_order is None:
+            gather = coeffs.new_zeros(n, self.num_state + 2)
+            gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs[part])
+            return gather, chunk.scatter if post is None else chunk.scatter * post[part]
+        cols = chunk.gather_cols[chunk.gather_order]
+        crow = torch.arange(0, 3 * n + 1, 3, device=cols.device)
+        values = coeffs[part].reshape(-1)[chunk.gather_order]
+        gather = torch.sparse_csr_tensor(crow, cols, values, (n, self.num_state + 2), check_invariants=False)
+        if post is None:
+            return gather, chunk.scatter
+        s = chunk.scatter
+        scaled = s.values() * post[part][s.col_indices()]
+        scatter = torch.sparse_csr_tensor(s.crow_indices(), s.col_indices(), scaled, s.shape, check_invariants=False)
+        return gather, scatter
+
+    def _sparse_operators(
+        self, device: AffineActivation, params: Tensor, chunks: list[_Chunk]
+    ) -> tuple[Tensor, Tensor | None, list[tuple[Tensor, Tensor]]]:
+        """Coefficients and CSR operators of every chunk, kept while the parameters are unchanged.
+
+        Building them costs a few per cent of an evaluation, and a solve makes a hundred evaluations
+        with the same parameters. The cache holds the parameter tensor itself, so its storage
+        cannot be reused by another tensor while its (address, version) key is in use.
+        """
+        key = (params.data_ptr(), params._version, params.dtype, len(chunks), chunks[0].stop)
+        if self._sparse_cache is None or self._sparse_cache[0] != key:
+            coeffs, post = self.affine_coefficients(device, params)
+            operators = [self._operators(chunk, coeffs, post) for chunk in chunks]
+            self._sparse_cache = (key, params, coeffs, post, operators)
+        _, _, coeffs, post, operators = self._sparse_cache
+        return coeffs, post, operators
 
     def fuses(self, device: Device) -> bool:
         """Whether ``device`` differentiates on the dense fused path, by closed-form vector-Jacobian products
@@ -152,11 +200,15 @@ class KclKernel:
         if not track:
             rows = max(c.stop - c.start for c in chunks)
             buf_a, buf_b = self._scratch(rows, batch, state.dtype, state.device)
-        if self.dense and isinstance(device, AffineActivation) and not (track and functorch_active()):
+        if isinstance(device, AffineActivation) and self.dense and not (track and functorch_active()):
             coeffs, post = self.affine_coefficients(device, params)
             if track:  # analytic backward pass: one autograd node per evaluation
                 return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
-            out, trace, _, _ = self.dense_affine(device, coeffs, post, state, divergence, chunks, buf_a)
+            out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a)
+            return out, trace if divergence else None
+        if isinstance(device, AffineActivation) and not track:
+            coeffs, post, operators = self._sparse_operators(device, params, chunks)
+            out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a, operators)
             return out, trace if divergence else None
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
         for chunk in chunks:
@@ -189,7 +241,7 @@ class KclKernel:
             a = self._inv_c.new_ones(self.num_edges)
         return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1), post
 
-    def dense_affine(
+    def affine_field(
         self,
         device: AffineActivation,
         coeffs: Tensor,
@@ -198,11 +250,13 @@ class KclKernel:
         divergence: bool,
         chunks: list[_Chunk],
         buffer: Tensor | None,
+        operators: list[tuple[Tensor, Tensor]] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """The dense fused evaluation without autograd.
+        """The fused evaluation of an affine-activation family, without autograd.
 
-        ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale (``None``: unit); ``buffer``
-        (rows ≥ chunk size, B) receives U in place, or ``None`` to allocate.
+        ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale (``None``: unit);
+        ``buffer`` (rows ≥ chunk size, B) receives U in place, or ``None`` to allocate; ``operators``
+        are the chunks' prebuilt ``(G, S)`` (see :meth:`_operators`).
 
         Returns:
             ``(dV/dt, divergence, σ(U), σ'(U))`` with the last two of the last chunk (σ' only
@@ -213,20 +267,20 @@ class KclKernel:
         out = state.new_zeros(self.num_state, batch)
         trace = state.new_zeros(batch)
         current, slope = out, None
-        for chunk in chunks:
+        for k, chunk in enumerate(chunks):
             part = slice(chunk.start, chunk.stop)
-            gather = coeffs.new_zeros(chunk.stop - chunk.start, self.num_state + 2)
-            gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs[part])
+            gather, scatter = self._operators(chunk, coeffs, post) if operators is None else operators[k]
             if buffer is None:
                 u = gather @ augmented
             else:
-                u = torch.mm(gather, augmented, out=buffer[: chunk.stop - chunk.start])
+                u = buffer[: chunk.stop - chunk.start]
+                torch.addmm(u, gather, augmented, beta=0, out=u)  # beta = 0: the buffer's old values are ignored
             current = device.activation(u, inplace=True)
             if divergence:
                 slope = device.slope(current)
                 trace += _trace_weights(chunk, coeffs[part], None if post is None else post[part]) @ slope
             rows = out[chunk.lo : chunk.hi]
-            torch.addmm(rows, chunk.scatter if post is None else chunk.scatter * post[part], current, out=rows)
+            torch.addmm(rows, scatter, current, out=rows)
         return out, trace, current, slope
 
     def dense_affine_vjp(
@@ -242,7 +296,7 @@ class KclKernel:
         need_state: bool = True,
         need_post: bool = False,
     ) -> tuple[Tensor | None, Tensor, Tensor | None]:
-        """Vector-Jacobian product of :meth:`dense_affine` (one whole chunk), in closed form.
+        """Vector-Jacobian product of :meth:`affine_field` on a dense kernel (one whole chunk), in closed form.
 
         With ``U = G·[0; V; 1]``, ``S = σ(U)``, ``dV = (M ∘ post)·S`` and ``tr = q·σ'(U)``, the
         cotangents (gV, gT) pull back as
@@ -318,7 +372,7 @@ class DenseAffineField(torch.autograd.Function):
         device: AffineActivation,
         divergence: bool,
     ) -> tuple[Tensor, Tensor | None]:
-        out, trace, current, slope = kernel.dense_affine(device, coeffs, post, state, divergence, [kernel.whole], None)
+        out, trace, current, slope = kernel.affine_field(device, coeffs, post, state, divergence, [kernel.whole], None)
         ctx.save_for_backward(state, coeffs, post, current, slope)
         ctx.kernel, ctx.device, ctx.divergence = kernel, device, divergence
         return out, trace if divergence else None

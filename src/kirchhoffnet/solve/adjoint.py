@@ -58,7 +58,7 @@ class _AdjointSystem:
         y, adj = aug[1], aug[2]
         state = y[:-1] if self.divergence else y
         kernel = self.kernel
-        out, trace, current, slope = kernel.dense_affine(
+        out, trace, current, slope = kernel.affine_field(
             self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], None
         )
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
