@@ -127,7 +127,7 @@ class KclKernel:
             gather_order=gather_order,
         )
 
-    def _operators(self, chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> tuple[Tensor, Tensor]:
+    def operators(self, chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> tuple[Tensor, Tensor]:
         """The chunk's gather ``G`` (n, N + 2) with rows (a, b, c) at columns (src, dst, bias) and its
         incidence scaled by ``post``: dense matrices on small circuits, CSR on large ones."""
         part = slice(chunk.start, chunk.stop)
@@ -147,19 +147,20 @@ class KclKernel:
         scatter = torch.sparse_csr_tensor(s.crow_indices(), s.col_indices(), scaled, s.shape, check_invariants=False)
         return gather, scatter
 
-    def _sparse_operators(
+    def _cached_operators(
         self, device: AffineActivation, params: Tensor, chunks: list[_Chunk]
     ) -> tuple[Tensor, Tensor | None, list[tuple[Tensor, Tensor]]]:
-        """Coefficients and CSR operators of every chunk, kept while the parameters are unchanged.
+        """Coefficients and operators of every chunk, kept while the parameters are unchanged.
 
-        Building them costs a few per cent of an evaluation, and a solve makes a hundred evaluations
-        with the same parameters. The cache holds the parameter tensor itself, so its storage
-        cannot be reused by another tensor while its (address, version) key is in use.
+        Building them costs a few per cent of an evaluation (a third on the tiny 2-D flows), and a
+        solve makes a hundred evaluations with the same parameters. The cache holds the parameter
+        tensor itself, so its storage cannot be reused by another tensor while its (address,
+        version) key is in use.
         """
         key = (params.data_ptr(), params._version, params.dtype, len(chunks), chunks[0].stop)
         if self._sparse_cache is None or self._sparse_cache[0] != key:
             coeffs, post = self.affine_coefficients(device, params)
-            operators = [self._operators(chunk, coeffs, post) for chunk in chunks]
+            operators = [self.operators(chunk, coeffs, post) for chunk in chunks]
             self._sparse_cache = (key, params, coeffs, post, operators)
         _, _, coeffs, post, operators = self._sparse_cache
         return coeffs, post, operators
@@ -200,16 +201,14 @@ class KclKernel:
         if not track:
             rows = max(c.stop - c.start for c in chunks)
             buf_a, buf_b = self._scratch(rows, batch, state.dtype, state.device)
-        if isinstance(device, AffineActivation) and self.dense and not (track and functorch_active()):
-            coeffs, post = self.affine_coefficients(device, params)
-            if track:  # analytic backward pass: one autograd node per evaluation
-                return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
-            out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a)
-            return out, trace if divergence else None
         if isinstance(device, AffineActivation) and not track:
-            coeffs, post, operators = self._sparse_operators(device, params, chunks)
+            coeffs, post, operators = self._cached_operators(device, params, chunks)
             out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a, operators)
             return out, trace if divergence else None
+        if isinstance(device, AffineActivation) and self.dense and not functorch_active():
+            coeffs, post = self.affine_coefficients(device, params)
+            # analytic backward pass: one autograd node per evaluation
+            return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
         for chunk in chunks:
             if track:
@@ -256,7 +255,7 @@ class KclKernel:
 
         ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale (``None``: unit);
         ``buffer`` (rows ≥ chunk size, B) receives U in place, or ``None`` to allocate; ``operators``
-        are the chunks' prebuilt ``(G, S)`` (see :meth:`_operators`).
+        are the chunks' prebuilt ``(G, S)`` (see :meth:`operators`).
 
         Returns:
             ``(dV/dt, divergence, σ(U), σ'(U))`` with the last two of the last chunk (σ' only
@@ -269,7 +268,7 @@ class KclKernel:
         current, slope = out, None
         for k, chunk in enumerate(chunks):
             part = slice(chunk.start, chunk.stop)
-            gather, scatter = self._operators(chunk, coeffs, post) if operators is None else operators[k]
+            gather, scatter = self.operators(chunk, coeffs, post) if operators is None else operators[k]
             if buffer is None:
                 u = gather @ augmented
             else:
@@ -295,6 +294,7 @@ class KclKernel:
         grad_trace: Tensor | None,
         need_state: bool = True,
         need_post: bool = False,
+        gather: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """Vector-Jacobian product of :meth:`affine_field` on a dense kernel (one whole chunk), in closed form.
 
@@ -307,8 +307,9 @@ class KclKernel:
             g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
 
         ``current`` and ``slope`` are σ(U) and σ'(U) from the forward evaluation (``slope=None``
-        recomputes it). Used by autograd (:class:`DenseAffineField`) and by the analytic adjoint
-        (:mod:`kirchhoffnet.solve.adjoint`), which needs no autograd graph at all.
+        recomputes it), ``gather`` the dense G if already built. Used by autograd
+        (:class:`DenseAffineField`) and by the analytic adjoint (:mod:`kirchhoffnet.solve.adjoint`),
+        which needs no autograd graph at all.
 
         Returns:
             ``(g_state or None, g_coeffs (E, 3), g_post or None)``.
@@ -331,8 +332,8 @@ class KclKernel:
             reach_p = reach if post is None else reach * post
             grad_ab = torch.stack([-reach_p * chunk.weight_src, reach_p * chunk.weight_dst], dim=1)
         batch = state.shape[1]
-        gather = coeffs.new_zeros(coeffs.shape[0], self.num_state + 2)
-        gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs)
+        if gather is None:
+            gather = self.operators(chunk, coeffs, None)[0]
         grad_state = (gather.T @ grad_u)[1 : self.num_state + 1] if need_state else None
         augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
         grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))

@@ -51,6 +51,7 @@ class _AdjointSystem:
         self.kernel, self.device, self.divergence, self.learned, self.count = kernel, device, divergence, learned, count
         self.difference_form = "b" not in coefficients  # b = −a
         self.coeffs, self.post = kernel.coefficient_matrix(*(coefficients.get(n) for n in _NAMES))
+        self.operators = [kernel.operators(kernel.whole, self.coeffs, self.post)]
 
     def __call__(self, t: Tensor, aug: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """d/dt of ``(t-adjoint, y, y-adjoint, coefficient adjoints)``, as ``odeint_adjoint`` defines it."""
@@ -59,7 +60,7 @@ class _AdjointSystem:
         state = y[:-1] if self.divergence else y
         kernel = self.kernel
         out, trace, current, slope = kernel.affine_field(
-            self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], None
+            self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], None, self.operators
         )
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
         grad_out = (adj[:-1] if self.divergence else adj).neg()
@@ -74,6 +75,7 @@ class _AdjointSystem:
             grad_out,
             grad_trace,
             need_post="post" in self.learned,
+            gather=self.operators[0][0],
         )
         assert grad_state is not None  # need_state defaults to True
         if self.divergence:
