@@ -46,9 +46,11 @@ class _AdjointSystem:
         divergence: bool,
         coefficients: dict[str, Tensor],
         learned: list[str],
+        field: Field,
         count: Callable[[Tensor], None],
     ) -> None:
-        self.kernel, self.device, self.divergence, self.learned, self.count = kernel, device, divergence, learned, count
+        self.kernel, self.device, self.divergence, self.learned = kernel, device, divergence, learned
+        self.field, self.count = field, count
         self.difference_form = "b" not in coefficients  # b = −a
         self.coeffs, self.post = kernel.coefficient_matrix(*(coefficients.get(n) for n in _NAMES))
         self.operators = [kernel.operators(kernel.whole, self.coeffs, self.post)]
@@ -94,17 +96,13 @@ class _AnalyticAdjoint(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any,
-        field: Field,
-        system: _AdjointSystem,
-        t: Tensor,
-        kwargs: dict[str, Any],
-        adjoint_kwargs: dict[str, Any],
-        y0: Tensor,
-        *coefficients: Tensor,
+        ctx: Any, system: _AdjointSystem, solves: tuple[dict[str, Any], ...], t: Tensor, y0: Tensor, *_: Tensor
     ) -> Tensor:
+        """``solves`` holds odeint's keyword arguments for the forward and the adjoint solve; the
+        trailing inputs are the learned coefficients, which the adjoint solve differentiates."""
+        kwargs, adjoint_kwargs = solves
         with torch.no_grad():
-            ys = odeint(field, y0, t, **kwargs)
+            ys = odeint(system.field, y0, t, **kwargs)
         ctx.save_for_backward(t, ys)
         ctx.system, ctx.adjoint_kwargs = system, adjoint_kwargs
         return ys
@@ -122,7 +120,7 @@ class _AnalyticAdjoint(torch.autograd.Function):
             aug[1] = ys[i - 1]  # the forward pass's state, as odeint_adjoint does
             aug[2] = aug[2] + grad_ys[i - 1]
         grads = list(aug[3].unbind(0)) if system.learned else []
-        return (None, None, None, None, None, aug[2], *grads)
+        return (None, None, None, aug[2], *grads)
 
 
 def analytic_adjoint(
@@ -154,9 +152,8 @@ def analytic_adjoint(
     values = device.coefficients(params)
     coefficients = {n: v for n, v in zip(_NAMES, values, strict=True) if v is not None}
     learned = [n for n in coefficients if torch.is_grad_enabled() and params.requires_grad]
-    system = _AdjointSystem(
-        kernel, device, divergence, {n: v.detach() for n, v in coefficients.items()}, learned, count
-    )
+    detached = {n: v.detach() for n, v in coefficients.items()}
+    system = _AdjointSystem(kernel, device, divergence, detached, learned, field, count)
     state_norm: Callable[[Tensor], Tensor] = kwargs["options"].get("norm", _rms)
     with_params = adjoint_options.get("norm") != "seminorm"
 
@@ -169,4 +166,4 @@ def analytic_adjoint(
     options = {**{k: v for k, v in adjoint_options.items() if k != "norm"}, "norm": adjoint_norm}
     adjoint_kwargs = {**kwargs, "options": options}
     inputs = [coefficients[n] for n in learned]
-    return _AnalyticAdjoint.apply(field, system, t, kwargs, adjoint_kwargs, y0, *inputs)
+    return _AnalyticAdjoint.apply(system, (kwargs, adjoint_kwargs), t, y0, *inputs)
