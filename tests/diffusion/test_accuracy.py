@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 
 from kirchhoffnet.diffusion.config import load_config
+from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.metrics import kl_pooled
 from kirchhoffnet.diffusion.ring import sample_ring
-from kirchhoffnet.diffusion.run import evaluate, load_run, sample_run, train
+from kirchhoffnet.diffusion.run import load_run, sample_run, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "diffusion"
 

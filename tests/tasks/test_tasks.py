@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor, nn
 
 from kirchhoffnet.config import parse_config
 from kirchhoffnet.data.images import IMAGE_SETS
@@ -205,9 +207,27 @@ def test_housing_wider_than_the_circuit_is_a_config_error(tmp_path):
         train(parse_config(config), tmp_path / "run", progress=False)
 
 
+class _DataOnlyTask(Task):
+    """The least a task must define: enough to exercise what the base class does with data."""
+
+    primary = "loss"
+
+    def build_model(self) -> nn.Module:
+        return nn.Identity()
+
+    def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
+        return torch.zeros(())
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        return {"loss": 0.0}
+
+    def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
+        return {"loss": 0.0}
+
+
 @pytest.mark.parametrize("parts", [1, 2])
 def test_batches_are_the_same_rows_of_every_training_tensor(parts):
-    task = Task(config=None, device=torch.device("cpu"), dtype=torch.float32)
+    task = _DataOnlyTask(config=None, device=torch.device("cpu"), dtype=torch.float32)
     assert task.train_size is None and task.batch(None, torch.Generator()) is None  # data-free by default
     x = torch.arange(10.0).reshape(5, 2)
     task.train_data = (x, x[:, 0] * 10)[:parts]
@@ -218,3 +238,11 @@ def test_batches_are_the_same_rows_of_every_training_tensor(parts):
         assert torch.equal(batch, x[rows])  # a lone tensor comes back as is, not as a 1-tuple
     else:
         assert torch.equal(batch[0], x[rows]) and torch.equal(batch[1], torch.tensor([80.0, 20.0]))
+
+
+@pytest.mark.parametrize("missing", ["build_model", "loss", "validate", "evaluate"])
+def test_a_task_missing_an_abstract_method_cannot_be_constructed(missing):
+    incomplete = type("Incomplete", (_DataOnlyTask,), {missing: Task.__dict__[missing]})  # one left abstract
+    with pytest.raises(TypeError, match=rf"Can't instantiate abstract class Incomplete .*{missing}"):
+        incomplete(config=None, device=torch.device("cpu"), dtype=torch.float32)
+    _DataOnlyTask(config=None, device=torch.device("cpu"), dtype=torch.float32)  # the complete double can

@@ -122,7 +122,7 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """KL of every solver, KL vs programming noise over several chips, speed/energy report and plots."""
-    from kirchhoffnet.diffusion.run import evaluate
+    from kirchhoffnet.diffusion.evaluate import evaluate
 
     try:
         metrics = evaluate(run_dir, progress=True, robustness_only=robustness_only, verify_tolerance=verify_tolerance)
@@ -141,7 +141,7 @@ def compare_command(
     out: Annotated[Path, typer.Option(help="Figure to write.")] = Path("robustness.png"),
 ) -> None:
     """Plot the KL-vs-programming-noise curves of several evaluated runs together; prints the mean KLs."""
-    from kirchhoffnet.diffusion.run import compare_robustness
+    from kirchhoffnet.diffusion.evaluate import compare_robustness
 
     try:
         table = compare_robustness(run_dirs, out)

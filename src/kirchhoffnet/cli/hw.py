@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from kirchhoffnet.cli.common import fail
+from kirchhoffnet.cli.common import fail, parse_choice, parse_list
 from kirchhoffnet.errors import ConfigError, KirchhoffError
 
 app = typer.Typer(
@@ -20,8 +19,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-T = TypeVar("T")
 
 ModelPath = Annotated[
     Path,
@@ -54,17 +51,6 @@ Inputs = Annotated[
     Path | None,
     typer.Option(help="A .npy (N, d) array of inputs; default: a run's test inputs, or a flow's normal base samples."),
 ]
-
-
-def _list(text: str, convert: Callable[[str], T], what: str) -> list[T]:
-    """``"0.01,0.02"`` → ``[0.01, 0.02]`` with a one-line error naming the option."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise ConfigError(f"--{what} needs at least one value, got {text!r}")
-    try:
-        return [convert(item) for item in items]
-    except ValueError:
-        raise ConfigError(f"--{what} must be a comma-separated list of numbers, got {text!r}") from None
 
 
 def _label(path: Path, taken: set[str]) -> str:
@@ -165,8 +151,7 @@ def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int)
             "test set is known), the hw commands measure the held-out NLL of 2-D flows whose data set is known "
             "(original config test_bench, checkpoint metadata 'dataset', or --dataset)"
         )
-    if name not in TOY_SETS:
-        raise ConfigError(f"--dataset {name!r} is not a 2-D data set; choose one of: {', '.join(TOY_SETS)}")
+    name = parse_choice(name, TOY_SETS, "dataset", "a 2-D data set")
     held_out = torch.from_numpy(sample_toy(name, points, seed=seed + 1))  # seed + 1: as `kirchhoffnet eval`
     return flow_nll(held_out)
 
@@ -275,22 +260,20 @@ def montecarlo(
     from kirchhoffnet.hardware.report import montecarlo_markdown, write_study
     from kirchhoffnet.hardware.variation import KINDS
 
+    setting = f"{kind} variation, {trials} dies per σ"
     try:
-        sigmas = _list(sigma, float, "sigma")
-        if kind not in KINDS:
-            raise ConfigError(f"--kind {kind!r} is not a variation kind; choose one of: {', '.join(KINDS)}")
+        sigmas = parse_list(sigma, float, "sigma")
+        parse_choice(kind, KINDS, "kind", "a variation kind")
         curves = {
             label: sigma_sweep(
                 model, metric, sigmas, kind=kind, trials=trials, seed=seed, threshold=threshold, progress=_progress()
             )
             for label, model, metric in _with_metrics(paths, dataset, points, seed)
         }
-        title = f"Monte-Carlo over dies: {kind} variation, {trials} dies per σ"
-        data = {label: [r.to_dict() for r in results] for label, results in curves.items()}
-        json_path, md_path = write_study(
-            out, "montecarlo", {"kind": kind, "curves": data}, montecarlo_markdown(curves, title)
-        )
-        plot_metric_vs_sigma(curves, out / "montecarlo.png", f"{kind} variation, {trials} dies per σ")
+        data = {"kind": kind, "curves": {label: [r.to_dict() for r in results] for label, results in curves.items()}}
+        markdown = montecarlo_markdown(curves, f"Monte-Carlo over dies: {setting}")
+        json_path, md_path = write_study(out, "montecarlo", data, markdown)
+        plot_metric_vs_sigma(curves, out / "montecarlo.png", setting)
     except KirchhoffError as exc:
         fail(exc)
     for label, results in curves.items():
@@ -323,11 +306,10 @@ def quantize(
     from kirchhoffnet.hardware.report import quantization_markdown, write_study
 
     try:
-        counts = _list(bits, int, "bits")
-        schemes = _list(scheme, str, "scheme")
-        for s in schemes:
-            if s not in SCHEMES:
-                raise ConfigError(f"--scheme {s!r} is not a quantization scheme; choose from: {', '.join(SCHEMES)}")
+        counts = parse_list(bits, int, "bits")
+        schemes = [
+            parse_choice(s, SCHEMES, "scheme", "a quantization scheme") for s in parse_list(scheme, str, "scheme")
+        ]
         curves = {
             f"{label} {s}": quantization_sweep(model, metric, counts, s)
             for label, model, metric in _with_metrics(paths, dataset, points, seed)
@@ -381,7 +363,7 @@ def noise(
     from kirchhoffnet.hardware.report import noise_markdown, write_study
 
     try:
-        caps = _list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
+        caps = parse_list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
         model, task = _load(path)
         x = _inputs(model, task, inputs, samples, seed)

@@ -9,20 +9,19 @@ the rail bound is ∫ Σ|i| dt × the supply span (every device current drawn fr
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, circuit_pf_ode
+from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
 from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.io import write_json_atomic
-
-if TYPE_CHECKING:
-    from kirchhoffnet.diffusion.run import Run
 
 HIDDEN_CAPACITANCE = 0.01
 """C_h / C_x of the full-transient check: the hidden nodes 100× faster than the data nodes."""
@@ -88,8 +87,6 @@ def generation_hardware(
 def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) -> dict[str, Any]:
     """KL of the circuit's samplers (configured and exact), the full transient with finite C_h, the hidden
     nodes' equilibrium residual, the hardware view, ``samples.png`` and ``metrics.json``."""
-    from kirchhoffnet.diffusion.run import RUN_METRICS, kl_report, sample_run
-
     config = run.config
     n, seed = config.evaluate.num_samples, config.seed
     reference = sample_ring(n, seed=config.evaluate.reference_seed)

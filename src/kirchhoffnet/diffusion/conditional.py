@@ -31,8 +31,8 @@ from kirchhoffnet.diffusion.latent import (
     train_classifier,
     train_vae,
 )
-from kirchhoffnet.diffusion.metrics import kl_pooled
-from kirchhoffnet.errors import ConfigError, DataError
+from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled
+from kirchhoffnet.errors import ConfigError
 
 VAE_FILE, CLASSIFIER_FILE, LATENTS_FILE = "vae.safetensors", "classifier.safetensors", "latents.safetensors"
 
@@ -119,13 +119,6 @@ def latent_batches(data: LatentData) -> Callable[[int, torch.Generator], tuple[T
     return batches
 
 
-def _kl_or_none(generated: Tensor, reference: Tensor) -> float | None:
-    try:
-        return kl_pooled(generated, reference)
-    except DataError:  # no generated latent inside the histogram's range
-        return None
-
-
 def _load(run_dir: Path, config: DiffusionConfig) -> tuple[ConvVAE, Classifier, dict[str, Tensor]]:
     lat = _settings(config)
     vae, judge = ConvVAE(lat.image_size), Classifier(config.num_classes, lat.image_size)
@@ -161,7 +154,7 @@ def evaluate_conditional(
             accuracy(judge, images[labels == c], labels[labels == c]) for c in range(classes)
         ]
         result["latent_kl_pooled_per_class"] = [
-            _kl_or_none(z[labels == c], latents["test"][latents["test_labels"] == c]) for c in range(classes)
+            kl_or_none(kl_pooled, z[labels == c], latents["test"][latents["test_labels"] == c]) for c in range(classes)
         ]
         result["_images"], result["_latents"] = images, z
         return result

@@ -9,6 +9,8 @@ of the ring score ≈ 0.001 pooled: that is the metric's noise floor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -65,3 +67,22 @@ def kl_2d(generated: Tensor | np.ndarray, reference: Tensor | np.ndarray, bins: 
         return np.histogram2d(a[:, 0], a[:, 1], bins=[edges, edges])[0]
 
     return kl_from_counts(counts(gen), counts(ref))
+
+
+def kl_or_none(metric: Callable[[Tensor, Tensor], float], samples: Tensor, reference: Tensor) -> float | None:
+    """The metric, or None (null in JSON) when no sample falls inside the histogram's range."""
+    try:
+        return metric(samples, reference)
+    except DataError:
+        return None
+
+
+def kl_report(samples: Tensor, reference: Tensor) -> dict[str, float | None]:
+    """Pooled and 2-D KL against ``reference`` (None where no sample is in range) and radius statistics."""
+    radius = samples.norm(dim=1)
+    return {
+        "kl_pooled": kl_or_none(kl_pooled, samples, reference),
+        "kl_2d": kl_or_none(kl_2d, samples, reference),
+        "radius_mean": float(radius.mean()),
+        "radius_std": float(radius.std()),
+    }

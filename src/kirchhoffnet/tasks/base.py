@@ -8,6 +8,7 @@ else: optimiser, schedule, checkpoints, resume, distribution.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,8 +45,10 @@ def solve_nfe(model: nn.Module) -> tuple[int, int]:
     return sum(stats.nfe), sum(stats.nfe_backward)
 
 
-class Task:
-    """One kind of training run. Subclasses set :attr:`primary` and implement the methods below.
+class Task(ABC):
+    """One kind of training run. Subclasses set :attr:`primary` and implement the abstract methods
+    (:meth:`build_model`, :meth:`loss`, :meth:`validate`, :meth:`evaluate`), so that a task missing
+    one fails when it is constructed rather than midway through a run.
 
     Attributes:
         primary: the key of :meth:`evaluate`'s result that reports compare (lower or higher is
@@ -67,7 +70,7 @@ class Task:
     def run_config(self) -> RunConfig:
         return self.config
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027  (an optional hook: a task with no data to load keeps it)
         """Load or draw the data (once per process)."""
 
     @property
@@ -82,20 +85,21 @@ class Task:
         rows = tuple(t[indices] for t in self.train_data)
         return rows[0] if len(rows) == 1 else rows
 
+    @abstractmethod
     def build_model(self) -> nn.Module:
-        raise NotImplementedError
+        """A fresh, untrained model as the run's config describes it."""
 
+    @abstractmethod
     def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
         """Scalar loss of one training batch; ``generator`` drives any sampling it needs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Validation metrics without gradients; ``loss`` drives early stopping (lower is better)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         """Final metrics on held-out data; writes the task's plots into ``out_dir``."""
-        raise NotImplementedError
 
     def test_data(self) -> tuple[Tensor, Tensor | None]:
         """The held-out inputs that :meth:`evaluate` scores, and their targets (``None`` for a flow's

@@ -32,7 +32,8 @@ from kirchhoffnet.io import RUN_MODEL, write_json_atomic
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.tasks.plots import loss_curves
-from kirchhoffnet.training.distributed import Cluster, any_rank, total, wrap
+from kirchhoffnet.training.distributed import Cluster, any_rank, wrap
+from kirchhoffnet.training.history import History, json_safe
 from kirchhoffnet.training.rundir import METRICS
 from kirchhoffnet.training.state import (
     CHECKPOINT,
@@ -45,18 +46,6 @@ from kirchhoffnet.training.state import (
     step_generator,
 )
 
-HISTORY = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "validation",
-    "lr",
-    "nfe_forward",
-    "nfe_backward",
-    "grad_norm",
-    "skipped",
-    "time_s",
-)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -125,8 +114,7 @@ class Trainer:
         self.steps_per_epoch = self._steps_per_epoch()
         self.scheduler = make_scheduler(self.optimizer, self.train_cfg, self.steps_per_epoch)
         self.epoch = self.batch_in_epoch = self.step = 0
-        self.history: dict[str, list[Any]] = {k: [] for k in HISTORY}
-        self.partial = {"loss": 0.0, "steps": 0.0, "nfe_forward": 0.0, "nfe_backward": 0.0, "grad": 0.0, "skip": 0.0}
+        self.history = History()
         self.best: dict[str, Any] = {"loss": math.inf, "epoch": None, "bad_validations": 0}
         self.best_model: dict[str, Tensor] | None = None
         self.consecutive_nan = 0
@@ -166,8 +154,8 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
-            "history": self.history,
-            "partial": self.partial,
+            "history": self.history.columns,
+            "partial": self.history.partial,
             "best": self.best,
             "best_model": self.best_model,
             "consecutive_nan": self.consecutive_nan,
@@ -183,7 +171,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self.history, self.partial, self.best = state["history"], state["partial"], state["best"]
+        self.history.columns, self.history.partial, self.best = state["history"], state["partial"], state["best"]
         self.best_model, self.consecutive_nan = state["best_model"], state["consecutive_nan"]
         self.elapsed, self.cpu_time, self.status = state["elapsed_s"], state["cpu_time_s"], state["status"]
         set_rng_state(state["rng"])
@@ -262,22 +250,9 @@ class Trainer:
         raise TrainingError(f"training stopped: {message}. The last checkpoint in {self.run_dir} is intact")
 
     def _end_epoch(self) -> None:
-        keys = ("loss", "steps", "nfe_forward", "nfe_backward", "grad", "skip")
-        loss, steps, fwd, bwd, grad, skipped = total([self.partial[k] for k in keys], self.cluster)
-        done = max(steps, 1.0)
         self.epoch += 1
         self.batch_in_epoch = 0
-        row: dict[str, Any] = {
-            "epoch": self.epoch,
-            "train_loss": loss / done if steps else None,
-            "val_loss": None,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "nfe_forward": fwd / done,
-            "nfe_backward": bwd / done,
-            "grad_norm": grad / done if steps else None,
-            "skipped": int(skipped),
-            "time_s": self.elapsed,
-        }
+        row = self.history.close_epoch(self.epoch, self.optimizer.param_groups[0]["lr"], self.elapsed, self.cluster)
         last = self.epoch == self.train_cfg.epochs
         if self.epoch % self.train_cfg.validate_every == 0 or last:
             try:
@@ -286,9 +261,7 @@ class Trainer:
                 self._stop(f"validation after epoch {self.epoch} failed: {exc}")
             row["val_loss"] = row["validation"]["loss"]
             self._track_best(row["val_loss"])
-        for key, column in self.history.items():
-            column.append(row.get(key))
-        self.partial = dict.fromkeys(self.partial, 0.0)
+        self.history.append(row)
 
     def _track_best(self, value: float) -> None:
         stopping = self.train_cfg.early_stopping
@@ -321,17 +294,17 @@ class Trainer:
             self.elapsed = time.perf_counter() - started
             self.cpu_time = time.process_time() - cpu_started
 
-        if not self.history["epoch"]:  # the untrained model's validation: where the curves start
+        if not self.history.columns["epoch"]:  # the untrained model's validation: where the curves start
             validation = self.task.validate(self.model)
-            row = {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
-            for key, column in self.history.items():
-                column.append(row.get(key))
+            self.history.append(
+                {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
+            )
         try:
             while self.epoch < cfg.epochs and self.status == "running":
                 batches = self._epoch_batches(self.epoch)
                 for position in range(self.batch_in_epoch, len(batches)):
                     loss, norm, skipped = self._train_step(batches[position])
-                    self._accumulate(loss, norm, skipped)
+                    self.history.add_step(loss, norm, skipped, solve_nfe(self.model))
                     self.batch_in_epoch = position + 1
                     clock()
                     bar.update(1)
@@ -350,23 +323,12 @@ class Trainer:
         if self.status == "running":
             self.status = "finished"
 
-    def _accumulate(self, loss: float, norm: float, skipped: bool) -> None:
-        fwd, bwd = solve_nfe(self.model)
-        if skipped:
-            self.partial["skip"] += 1
-            return
-        self.partial["loss"] += loss
-        self.partial["steps"] += 1
-        self.partial["grad"] += norm
-        self.partial["nfe_forward"] += fwd
-        self.partial["nfe_backward"] += bwd
-
     def _postfix(self, loss: float) -> dict[str, Any]:
         fwd, bwd = solve_nfe(self.model)
         post: dict[str, Any] = {"epoch": self.epoch + 1, "loss": f"{loss:.4g}"}
         if fwd:
             post["nfe"] = f"{fwd}+{bwd}"
-        val = next((v for v in reversed(self.history["val_loss"]) if v is not None), None)
+        val = self.history.last_val_loss()
         if val is not None:
             post["val"] = f"{val:.4g}"
         return post
@@ -387,13 +349,13 @@ class Trainer:
         self.model.eval()
         test = self.task.evaluate(self.model, self.run_dir, bool(self.progress))
         metrics = self.metrics({**test, "eval_wall_time_s": time.perf_counter() - start})
-        loss_curves(self.history, self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
+        loss_curves(self.history.columns, self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
         write_json_atomic(self.run_dir / METRICS, metrics)
         return metrics
 
     def metrics(self, test: dict[str, Any] | None) -> dict[str, Any]:
-        last = {k: (v[-1] if v else None) for k, v in self.history.items()}
-        return _json_safe(
+        last = self.history.last()
+        return json_safe(
             {
                 "task": self.config.task,
                 "name": self.config.label,
@@ -410,23 +372,12 @@ class Trainer:
                 "best_epoch": self.best["epoch"],
                 "nfe_forward_per_step": last["nfe_forward"],
                 "nfe_backward_per_step": last["nfe_backward"],
-                "skipped_steps": sum(self.history["skipped"]),
+                "skipped_steps": sum(self.history.columns["skipped"]),
                 "seed": self.config.seed,
                 "device": str(self.cluster.device),
                 "world_size": self.cluster.world_size,
                 "torch_threads": torch.get_num_threads(),
                 "torch_version": torch.__version__,
-                "history": self.history,
+                "history": self.history.columns,
             }
         )
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats become null: JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -1,0 +1,179 @@
+"""Evaluation of a diffusion run: the KL of every solver against the data, the KL-vs-programming-noise
+curve over several chips (with and without write-verify), and that curve compared across runs.
+
+Results go into the run directory: ``metrics.json``, ``samples.png``, ``robustness.png`` and
+``speed_energy.txt``; a KirchhoffNet score-circuit run is scored by :mod:`.circuit_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from kirchhoffnet.diffusion import plots
+from kirchhoffnet.diffusion.circuit_run import evaluate_circuit
+from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
+from kirchhoffnet.diffusion.conditional import evaluate_conditional
+from kirchhoffnet.diffusion.config import EvaluateConfig
+from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
+from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
+from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.io import write_json_atomic
+
+
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    progress: bool = True,
+    robustness_only: bool = False,
+    verify_tolerance: float | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run and write ``metrics.json``, the figures and ``speed_energy.txt`` into it.
+
+    Ring: KL of every solver, the KL-vs-programming-noise curve over several chips, samples vs ring.
+    Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
+
+    Args:
+        robustness_only: ring runs: only (re)compute the KL-vs-σ curves, keeping the rest of metrics.json.
+        verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
+    """
+    run = load_run(run_dir)
+    if isinstance(run.model, CircuitScoreModel):
+        return evaluate_circuit(run, run.model, progress)
+    if verify_tolerance is not None:
+        check_tolerance(verify_tolerance)
+        evaluate_config = run.config.evaluate.model_copy(update={"verify_tolerance": verify_tolerance})
+        run = replace(run, config=run.config.model_copy(update={"evaluate": evaluate_config}))
+    if run.config.task == "latent":
+        if robustness_only or verify_tolerance is not None:
+            raise ConfigError(f"{run.path} is a latent run: the robustness curve and its options are for ring runs")
+        config = run.config
+
+        def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
+            return sample_run(run, n, solver, seed=config.seed, labels=labels, guidance=guidance)[0]
+
+        metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, SOLVERS, progress)}
+        write_json_atomic(run.path / RUN_METRICS, metrics)
+        return metrics
+    return _evaluate_ring(run, progress, robustness_only)
+
+
+def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:
+    config, ev = run.config, run.config.evaluate
+    n = ev.num_samples
+    reference = sample_ring(n, seed=ev.reference_seed)
+    metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
+    if robustness_only and (run.path / RUN_METRICS).is_file():
+        metrics = json.loads((run.path / RUN_METRICS).read_text())
+    if not robustness_only:
+        metrics |= _ring_solvers(run, reference, progress)
+    curves = {run.path.name: _robustness(run, reference, None, progress)}
+    metrics["robustness"] = _curve_json(ev, curves[run.path.name])
+    metrics.pop("robustness_write_verify", None)
+    if ev.verify_tolerance is not None:
+        name = f"{run.path.name}, write-verify ±{ev.verify_tolerance:g}"
+        curves[name] = _robustness(run, reference, ev.verify_tolerance, progress)
+        metrics["robustness_write_verify"] = {"verify_tolerance": ev.verify_tolerance, **_curve_json(ev, curves[name])}
+    plots.kl_vs_noise({k: (ev.prog_noise_levels, v) for k, v in curves.items()}, run.path / "robustness.png")
+    write_json_atomic(run.path / RUN_METRICS, metrics)
+    return metrics
+
+
+def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
+    """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
+    config, n = run.config, len(reference)
+    floor = sample_ring(n, seed=config.evaluate.reference_seed + 1)
+    metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
+    panels = {"ring (reference)": reference.numpy()}
+    for solver in SOLVERS:
+        x, info = sample_run(run, n, solver, seed=config.seed)
+        metrics[solver] = {**kl_report(x, reference), **info}
+        panels[solver] = x.numpy()
+        if progress:
+            print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True)
+    for solver in ("euler", "pf-ode"):
+        x, info = sample_run(run, n, solver, seed=config.seed, exact=True)
+        metrics[f"{solver} (exact)"] = {**kl_report(x, reference), **info}
+        if progress:
+            print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
+    plots.sample_panels(panels, run.path / "samples.png")
+    metrics["speed_energy"] = speed_energy(
+        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
+    )
+    return metrics
+
+
+def _robustness(
+    run: Run, reference: Tensor, verify_tolerance: float | None, progress: bool
+) -> list[list[float | None]]:
+    """KL pooled per chip at each programming-noise level of ``evaluate.prog_noise_levels``."""
+    config, ev = run.config, run.config.evaluate
+    per_level: list[list[float | None]] = []
+    for sigma in ev.prog_noise_levels:
+        chips = ev.chips if config.rram.model_copy(update={"prog_noise": sigma}).programs_randomly else 1
+        kls = [
+            kl_or_none(
+                kl_pooled,
+                sample_run(
+                    run,
+                    ev.num_samples,
+                    ev.robustness_solver,
+                    sigma,
+                    config.seed,
+                    c,
+                    ev.robustness_steps,
+                    verify_tolerance=verify_tolerance,
+                )[0],
+                reference,
+            )
+            for c in range(chips)
+        ]
+        per_level.append(kls * (ev.chips // chips))  # without programming randomness every seed is the same chip
+        if progress:
+            verify = "" if verify_tolerance is None else f" (write-verify ±{verify_tolerance:g})"
+            print(f"σ = {sigma:<5g} KL pooled per chip{verify} {per_level[-1]}", flush=True)
+    return per_level
+
+
+def _curve_json(ev: EvaluateConfig, per_level: list[list[float | None]]) -> dict[str, Any]:
+    return {
+        "solver": ev.robustness_solver,
+        "steps": ev.robustness_steps,
+        "curve": [
+            {"prog_noise": sigma, "kl_pooled_per_chip": kls, "kl_pooled_mean": _mean_or_none(kls)}
+            for sigma, kls in zip(ev.prog_noise_levels, per_level, strict=True)
+        ],
+    }
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if len(finite) == len(values) else None
+
+
+def compare_robustness(run_dirs: list[Path], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """One KL-vs-programming-noise figure for several evaluated runs (e.g. plain and noise-aware)."""
+    curves, table = {}, {}
+    for run_dir in run_dirs:
+        path = Path(run_dir) / RUN_METRICS
+        if not path.is_file():
+            raise CheckpointError(f"{path} does not exist; run `kirchhoffnet diffusion evaluate {run_dir}` first")
+        robustness = json.loads(path.read_text()).get("robustness")
+        if robustness is None:
+            raise CheckpointError(f"{path} has no robustness curve (only ring runs have one)")
+        named = {Path(run_dir).name: robustness}
+        verified = json.loads(path.read_text()).get("robustness_write_verify")
+        if verified is not None:
+            named[f"{Path(run_dir).name}, write-verify ±{verified['verify_tolerance']:g}"] = verified
+        for name, curve in named.items():
+            points = curve["curve"]
+            curves[name] = ([p["prog_noise"] for p in points], [p["kl_pooled_per_chip"] for p in points])
+            table[name] = {str(p["prog_noise"]): p["kl_pooled_mean"] for p in points}
+    plots.kl_vs_noise(curves, out)
+    return table
