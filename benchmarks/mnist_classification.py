@@ -41,7 +41,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100, help="test images per implementation (one batch)")
     parser.add_argument("--ours-images", type=int, default=1000, help="images for kirchhoffnet's accuracy/throughput")
     parser.add_argument("--batch", type=int, default=250)
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of the shared batch; min kept")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs of the shared batch and passes over --ours-images; min kept"
+    )
     args = parser.parse_args()
 
     model = kn.compat.load_original(args.original) if args.original else _random_model()
@@ -63,18 +65,20 @@ def main() -> None:
         naive_s, ours_s = min(times["naive"]), min(times["ours"])
         naive_logits, ours_logits = logits["naive"], logits["ours"]
         same = bool((naive_logits.argmax(1) == ours_logits.argmax(1)).all())
-        start = time.perf_counter()
-        correct = 0
-        for k in range(0, args.ours_images, args.batch):
-            correct += int((model(images[k : k + args.batch]).argmax(1) == labels[k : k + args.batch]).sum())
-        bulk_s = time.perf_counter() - start
+        bulk_s = float("inf")
+        for _ in range(args.repeats):  # the first pass also builds the kernels' operators
+            start = time.perf_counter()
+            correct = 0
+            for k in range(0, args.ours_images, args.batch):
+                correct += int((model(images[k : k + args.batch]).argmax(1) == labels[k : k + args.batch]).sum())
+            bulk_s = min(bulk_s, time.perf_counter() - start)
     print(f"MNIST classification, {source} — {machine()}")
     print(f"original-style : {args.images / naive_s:8.1f} images/s  ({args.images} images in one batch)")
     ratio = naive_s / ours_s
     print(f"kirchhoffnet   : {args.images / ours_s:8.1f} images/s  (same batch) → {ratio:.1f}x (min of {args.repeats})")
     print(
         f"kirchhoffnet   : {args.ours_images / bulk_s:8.1f} images/s  over {args.ours_images} images "
-        f"in batches of {args.batch}, accuracy {correct / args.ours_images:.4f}"
+        f"in batches of {args.batch} (min of {args.repeats}), accuracy {correct / args.ours_images:.4f}"
     )
     gap = float((naive_logits - ours_logits).abs().max())
     print(f"identical predictions on the shared batch: {same}; max |Δlogit| {gap:.2e}")
