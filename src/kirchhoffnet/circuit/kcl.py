@@ -184,13 +184,12 @@ class KclKernel:
             ]
         return self._chunks[size]
 
-    def _scratch(self, rows: int, batch: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-        """Two reusable (rows, batch) buffers for the gathered terminal voltages."""
+    def scratch(self, rows: int, batch: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Two reusable (rows, batch) buffers: the gathered terminal voltages, or U and the
+        vector-Jacobian product's Mᵀ gV (the closed-form adjoint uses both at once)."""
         key = (rows, batch)
         if key not in self._buffers:  # keep only the latest shape: batches rarely alternate
-            self._buffers = {
-                key: (torch.empty(key, dtype=dtype, device=device), torch.empty(key, dtype=dtype, device=device))
-            }
+            self._buffers = {key: (like.new_empty(key), like.new_empty(key))}
         return self._buffers[key]
 
     def evaluate(self, device: Device, params: Tensor, state: Tensor, divergence: bool) -> tuple[Tensor, Tensor | None]:
@@ -202,7 +201,7 @@ class KclKernel:
         trace = state.new_zeros(batch)  # returned only when asked for
         if not track:
             rows = max(c.stop - c.start for c in chunks)
-            buf_a, buf_b = self._scratch(rows, batch, state.dtype, state.device)
+            buf_a, buf_b = self.scratch(rows, batch, state)
         if isinstance(device, AffineActivation) and not track:
             coeffs, post, operators = self._cached_operators(device, params, chunks)
             out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a, operators)
@@ -319,7 +318,9 @@ class KclKernel:
         chunk = self.whole
         if slope is None:
             slope = device.slope(current)
-        back = chunk.scatter.T @ grad_out  # (E, B): Mᵀ gV
+        # Mᵀ gV (E, B) goes to a scratch buffer: it dies with this call, and a fresh (E, B) block
+        # per evaluation costs more than the product itself. Every pass below is in place.
+        back = torch.mm(chunk.scatter.T, grad_out, out=self.scratch(chunk.stop, grad_out.shape[1], state)[1])
         grad_post = (back * current).sum(1) if need_post else None
         grad_u = back if post is None else back.mul_(post[:, None])
         grad_u.mul_(slope)
@@ -328,7 +329,7 @@ class KclKernel:
             reach = slope @ grad_trace  # (E,): Σ_B σ'(U) gT
             q = _trace_weights(chunk, coeffs, None)
             qp = q if post is None else q * post
-            grad_u.addcmul_(device.curvature(current, slope), torch.outer(qp, grad_trace))
+            grad_u.add_(device.curvature(current, slope).mul_(grad_trace).mul_(qp[:, None]))  # σ'' ∘ (q ⊗ gT)
             if grad_post is not None:
                 grad_post += reach * q
             reach_p = reach if post is None else reach * post

@@ -61,8 +61,9 @@ class _AdjointSystem:
         y, adj = aug[1], aug[2]
         state = y[:-1] if self.divergence else y
         kernel = self.kernel
+        buffer = kernel.scratch(kernel.num_edges, state.shape[1], state)[0]  # U dies with the evaluation
         out, trace, current, slope = kernel.affine_field(
-            self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], None, self.operators
+            self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], buffer, self.operators
         )
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
         grad_out = (adj[:-1] if self.divergence else adj).neg()
