@@ -87,7 +87,7 @@ def regression(out: Path, steps: int, trials: int) -> None:
     report(out, "regression", curves, times, "sin(2x₁)cos(x₂) regression: test MSE over dies (per-device mismatch)")
 
 
-def flow(out: Path, steps: int, trials: int) -> None:
+def flow(out: Path, steps: int, trials: int, cosine: bool) -> None:
     base = kn.compat.load_original(ORIGINAL / "twomoon")
     data = torch.from_numpy(sample_toy("twomoon", 20_000, seed=123)).float()
     metric = flow_nll(torch.from_numpy(sample_toy("twomoon", 1000, seed=1)))
@@ -105,12 +105,12 @@ def flow(out: Path, steps: int, trials: int) -> None:
             steps,
             1e-3,
             config,
-            cosine=False,
+            cosine=cosine,
         )
         times[label] = time.perf_counter() - start
         model.gradient = "adjoint"
         name = "twomoon-aware" if config == mismatch else "twomoon-plain"
-        kn.save(model, out / f"{name}.safetensors", {"dataset": "twomoon", "fine_tuned_steps": steps})
+        kn.save(model, out / f"{name}.safetensors", {"dataset": "twomoon", "fine_tuned_steps": steps, "cosine": cosine})
         curves[label] = sigma_sweep(model, metric, SIGMAS, kind="all", trials=trials, seed=7)
     curves = {"original checkpoint": sigma_sweep(base, metric, SIGMAS, kind="all", trials=trials, seed=7), **curves}
     report(out, "flow", curves, times, "twomoon flow: held-out NLL over dies (σ per device, per die and per capacitor)")
@@ -131,12 +131,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/hw-aware"))
     parser.add_argument("--steps", type=int, default=None, help="training steps (600 regression, 300 flow)")
     parser.add_argument("--trials", type=int, default=50, help="dies per σ")
+    parser.add_argument(
+        "--cosine", action="store_true", help="flow: decay the learning rate to 0 by a cosine (default: constant 1e-3)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny tensors: threads only contend on a shared machine
     if args.study == "regression":
         regression(args.out, args.steps or 600, args.trials)
     else:
-        flow(args.out, args.steps or 300, args.trials)
+        flow(args.out, args.steps or 300, args.trials, args.cosine)
 
 
 if __name__ == "__main__":
