@@ -87,3 +87,12 @@ def test_config_errors_name_the_key(data, match):
 def test_kirchhoffnet_config_fills_the_circuit_section():
     config = parse_config({"model": {"kind": "kirchhoffnet"}})
     assert config.circuit is not None and config.circuit.num_nodes == 43
+
+
+@pytest.mark.needs_ngspice
+def test_spice_command_exports_and_verifies_a_score_circuit(circuit_run, tmp_path):
+    result = CliRunner().invoke(app, ["diffusion", "spice", str(circuit_run), "--samples", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    check = json.loads((tmp_path / "spice_check.json").read_text())
+    assert check["samples"] == 1 and check["final_abs_error_v"] < 1e-4  # the generated sample, ngspice vs ours
+    assert (tmp_path / "score_circuit.cir").read_text().rstrip().endswith(".end")

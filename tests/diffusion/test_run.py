@@ -193,3 +193,9 @@ def test_latent_task_end_to_end(tmp_path):
     assert len(metrics["guidance_sweep"]["results"]) == 2
     for name in ("vae.safetensors", "classifier.safetensors", "latents.safetensors", "images.png", "guidance.png"):
         assert (tmp_path / "run" / name).is_file()
+
+
+def test_spice_command_refuses_a_crossbar_run(ring_run):
+    result = CliRunner().invoke(app, ["diffusion", "spice", str(ring_run)])
+    assert result.exit_code == 2
+    assert "exports KirchhoffNet score circuits" in result.output

@@ -178,3 +178,39 @@ def speed_energy_command(
     except KirchhoffError as exc:
         fail(exc)
     typer.echo(format_report(report))
+
+
+@app.command("spice")
+def spice_command(
+    run_dir: RunDir,
+    samples: Annotated[int, typer.Option(min=1, help="Generation transients (one netlist replica each).")] = 4,
+    hidden_capacitance: Annotated[
+        float, typer.Option(min=1e-6, help="C_h of the hidden nodes (normalised; C_x = 1 / the sampling β scale).")
+    ] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed of the base samples x₀ ~ N(0, I).")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the deck and the JSON (default RUN_DIR/spice).")] = None,
+) -> None:
+    """KirchhoffNet score circuits: the generation transient as a SPICE deck, simulated in ngspice and
+    compared node by node with our own integration of the same circuit."""
+    from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
+    from kirchhoffnet.diffusion.circuit_spice import verify_score_circuit
+    from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.errors import ConfigError
+    from kirchhoffnet.io import write_json_atomic, write_text_atomic
+
+    folder = out or run_dir / "spice"
+    try:
+        run = load_run(run_dir)
+        if not isinstance(run.model, CircuitScoreModel):
+            raise ConfigError(
+                f"{run_dir} holds a crossbar score model; `diffusion spice` exports KirchhoffNet score circuits "
+                "(train with model.kind: kirchhoffnet)"
+            )
+        model = run.model.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
+        check, deck = verify_score_circuit(model, samples, hidden_capacitance, seed=seed)
+    except KirchhoffError as exc:
+        fail(exc)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "score_circuit.cir", deck)
+    write_json_atomic(folder / "spice_check.json", check.to_dict())
+    _print_result(check.to_dict(), folder)

@@ -1,0 +1,184 @@
+"""The score circuit's generation transient as a SPICE deck, checked against our own integration.
+
+The deck is the physical circuit of :mod:`~kirchhoffnet.diffusion.circuit_score`, one replica per
+sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
+
+* data nodes: capacitors C_x = 1 / k (k the model's velocity gain, 1 = the exact probability-flow
+  ODE) starting at the base sample x₀;
+* hidden nodes: capacitors C_h with the leak resistor 1 / g to ground, starting at their settled
+  equilibrium for s = 1;
+* time nodes: behavioural voltage sources following e_k(s) = sin / cos(2π f_k s) with s = 1 − τ,
+  where τ is SPICE's ``time``;
+* every device: a behavioural current source of the programmed parameters (hidden-terminal gains
+  bounded as :meth:`~kirchhoffnet.diffusion.circuit_score.ScoreCircuit.programmed` bounds them),
+  written by the same :class:`~kirchhoffnet.spice.netlist.Behavioural` realisation as every other
+  model.
+
+The transient runs τ from 0 to 1 − s_min. The reference is the same circuit integrated by dopri5
+at tight tolerance (:func:`circuit_transient`); :func:`verify_score_circuit` compares the two.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchdiffeq import odeint
+
+from kirchhoffnet.circuit import Slice
+from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
+from kirchhoffnet.spice.runner import run_ngspice
+
+
+def _check(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float) -> None:
+    if not isinstance(x0, Tensor) or x0.dim() != 2 or x0.shape[1] != model.dim or len(x0) == 0:
+        raise ConfigError(f"base samples must be a (samples, {model.dim}) tensor, got {getattr(x0, 'shape', x0)!r}")
+    if not bool(torch.isfinite(x0).all()):
+        raise ConfigError("base samples hold NaN or infinite values")
+    if not (math.isfinite(hidden_capacitance) and hidden_capacitance > 0):
+        raise ConfigError(f"the hidden capacitance must be positive for a transient, got {hidden_capacitance}")
+
+
+def circuit_transient(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, times: Tensor) -> Tensor:
+    """Data and hidden voltages of the full transient at circuit times ``times`` (τ = 1 − s), by dopri5.
+
+    Shapes:
+        x0: (K, dim). times: (T,) increasing from 0. Returns (T, K, dim + hidden).
+    """
+    _check(model, x0, hidden_capacitance)
+    circuit, gain = _float64(model), model.velocity_gain
+    x = x0.detach().to(torch.float64).t()
+
+    def rate(tau: Tensor, state: Tensor) -> Tensor:
+        data, hidden = state[: circuit.dim], state[circuit.dim :]
+        into_data, into_hidden = circuit.currents(data, hidden, circuit.drive(1.0 - tau))
+        return torch.cat([gain * into_data, (into_hidden - circuit.leak * hidden) / hidden_capacitance])
+
+    with torch.no_grad():
+        start = torch.cat([x, _settled(circuit, x)])
+        waves = odeint(rate, start, times.to(torch.float64), rtol=1e-9, atol=1e-9, method="dopri5")
+    return waves.transpose(1, 2)
+
+
+def _float64(model: CircuitScoreModel) -> ScoreCircuit:
+    """A float64 copy of the model's circuit: the comparison measures the deck and ngspice, not rounding."""
+    return copy.deepcopy(model.circuit).double()
+
+
+def _settled(circuit: ScoreCircuit, x: Tensor) -> Tensor:
+    """The hidden equilibrium at s = 1, where generation starts (node-major (hidden, K))."""
+    with torch.no_grad():
+        return circuit.settle(x, circuit.drive(torch.tensor(1.0, dtype=x.dtype)))
+
+
+def score_circuit_netlist(
+    model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, options: SpiceOptions | None = None
+) -> str:
+    """The SPICE deck of the generation transient from base samples ``x0`` (K, dim); see the module docstring."""
+    _check(model, x0, hidden_capacitance)
+    options = options or SpiceOptions()
+    circuit = model.circuit
+    edges = circuit.edges
+    programmed = Slice(edges.edge_index, edges.device_family, num_nodes=edges.num_nodes, params=circuit.programmed())
+    element = Behavioural().elements(programmed)
+    x = x0.detach().to(torch.float64)
+    hidden = _settled(_float64(model), x.t()).t()
+    data_nodes = range(1, circuit.dim + 1)
+    hidden_nodes = range(circuit.dim + 1, circuit.dim + circuit.hidden + 1)
+    time_nodes = range(circuit.dim + circuit.hidden + 1, circuit.num_nodes)
+    freqs = circuit.embedding.frequencies.tolist()
+    half = len(freqs)
+    lines = [f"* KirchhoffNet score circuit: {circuit.num_nodes} nodes, {edges.num_edges} devices, {len(x)} samples"]
+    for k in range(len(x)):
+        suffix = f"_{k}" if len(x) > 1 else ""
+        lines.append(f"* sample {k}")
+        for i, n in enumerate(data_nodes):
+            lines.append(f"Cx{n}{suffix} {node_name(n, suffix)} 0 {1.0 / model.velocity_gain!r} IC={float(x[k, i])!r}")
+        for j, n in enumerate(hidden_nodes):
+            name = node_name(n, suffix)
+            lines.append(f"Ch{n}{suffix} {name} 0 {hidden_capacitance!r} IC={float(hidden[k, j])!r}")
+            lines.append(f"Rh{n}{suffix} {name} 0 {1.0 / circuit.leak!r}")
+        for j, n in enumerate(time_nodes):
+            wave = "sin" if j < half else "cos"
+            phase = f"{2 * math.pi * freqs[j % half]!r}*(1-time)"
+            lines.append(f"Bt{n}{suffix} {node_name(n, suffix)} 0 V={wave}({phase})")
+        lines.extend(element(e, suffix) for e in range(edges.num_edges))
+    lines += [*options.control_lines(1.0 - model.sde.s_min), ".end", ""]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ScoreCircuitCheck:
+    """ngspice against our transient of the score circuit.
+
+    Attributes:
+        samples: generation transients compared.
+        max_abs_error_v: largest |Δv| of a data node over all samples and print times.
+        final_abs_error_v: largest |Δv| of a data node at the end (the generated sample).
+        max_hidden_error_v: largest |Δv| of a hidden node.
+        voltage_range_v: the data nodes' largest |v| along the way, for scale.
+        hidden_capacitance: C_h of the transient.
+        ngspice_seconds: wall time of the ngspice run.
+    """
+
+    samples: int
+    max_abs_error_v: float
+    final_abs_error_v: float
+    max_hidden_error_v: float
+    voltage_range_v: float
+    hidden_capacitance: float
+    ngspice_seconds: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def verify_score_circuit(
+    model: CircuitScoreModel,
+    samples: int = 4,
+    hidden_capacitance: float = 0.01,
+    options: SpiceOptions | None = None,
+    seed: int = 0,
+) -> tuple[ScoreCircuitCheck, str]:
+    """Simulate ``samples`` generations from x₀ ~ N(0, I) in ngspice and with :func:`circuit_transient`.
+
+    Returns:
+        The comparison and the deck that was simulated.
+
+    Raises:
+        ToolError: ngspice is missing or failed (its own words quoted).
+    """
+    if int(samples) < 1:
+        raise ConfigError(f"samples must be at least 1, got {samples}")
+    options = options or SpiceOptions()
+    x0 = torch.randn(int(samples), model.dim, generator=torch.Generator().manual_seed(seed))
+    deck = score_circuit_netlist(model, x0, hidden_capacitance, options)
+    start = time.perf_counter()
+    plot = run_ngspice(deck, timeout_s=options.timeout_s).plot("transient")
+    seconds = time.perf_counter() - start
+    grid = np.linspace(0.0, 1.0 - model.sde.s_min, int(options.points))
+    ours = circuit_transient(model, x0, hidden_capacitance, torch.from_numpy(grid)).numpy()
+    circuit = model.circuit
+    theirs = np.empty_like(ours)
+    for k in range(int(samples)):
+        suffix = f"_{k}" if samples > 1 else ""
+        for n in range(1, circuit.dim + circuit.hidden + 1):
+            theirs[:, k, n - 1] = np.interp(grid, plot["time"], plot[f"v({node_name(n, suffix)})"])
+    gap = np.abs(theirs - ours)
+    check = ScoreCircuitCheck(
+        samples=int(samples),
+        max_abs_error_v=float(gap[:, :, : circuit.dim].max()),
+        final_abs_error_v=float(gap[-1, :, : circuit.dim].max()),
+        max_hidden_error_v=float(gap[:, :, circuit.dim :].max()),
+        voltage_range_v=float(np.abs(ours[:, :, : circuit.dim]).max()),
+        hidden_capacitance=float(hidden_capacitance),
+        ngspice_seconds=seconds,
+    )
+    return check, deck

@@ -1,0 +1,69 @@
+"""The score circuit's SPICE deck: its structure, our transient reference, and ngspice agreeing with both."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from kirchhoffnet.diffusion.circuit_score import circuit_pf_ode
+from kirchhoffnet.diffusion.circuit_spice import circuit_transient, score_circuit_netlist, verify_score_circuit
+from kirchhoffnet.errors import ConfigError
+
+from .test_circuit_score import tiny
+
+
+def test_deck_holds_every_element_of_the_circuit():
+    model = tiny(settle_steps=20).sharpened(1.5)
+    x0 = torch.randn(2, 2, dtype=torch.float64)
+    deck = score_circuit_netlist(model, x0, hidden_capacitance=0.02)
+    circuit = model.circuit
+    for k in range(2):
+        lines = [line for line in deck.splitlines() if re.match(rf"^\w+_{k} ", line)]
+        data = [line for line in lines if line.startswith("Cx")]
+        assert len(data) == circuit.dim and all(" 0.6666666666666666 IC=" in line for line in data)  # C_x = 1/1.5
+        assert sum(line.startswith("Ch") for line in lines) == circuit.hidden
+        assert sum(line.startswith("Rh") and line.endswith(" 1.0") for line in lines) == circuit.hidden  # 1/g
+        sources = [line for line in lines if line.startswith("Bt")]
+        assert len(sources) == circuit.time_nodes and all("(1-time)" in line for line in sources)
+        assert sum(re.match(r"^B\d", line) is not None for line in lines) == circuit.edges.num_edges
+    # The hidden capacitors start at the settled equilibrium of s = 1, and the deck runs τ to 1 − s_min.
+    first_hidden = float(re.search(r"^Ch3_0 n3_0 0 0.02 IC=(\S+)$", deck, re.M).group(1))
+    with torch.no_grad():
+        settled = circuit.settle(x0.t(), circuit.drive(torch.tensor(1.0, dtype=torch.float64)))
+    assert first_hidden == pytest.approx(float(settled[0, 0]), abs=1e-12)
+    assert f" {1 - model.sde.s_min!r} 0 " in deck
+
+
+def test_transient_reference_agrees_with_the_circuit_sampler():
+    # The dopri5 transient and the sampler's Euler steps (implicit leak) integrate the same circuit.
+    model = tiny(settle_steps=20)
+    x0 = torch.randn(5, 2, dtype=torch.float64)
+    end = torch.tensor([0.0, 1.0 - model.sde.s_min], dtype=torch.float64)
+    exact = circuit_transient(model, x0, 0.02, end)[-1, :, :2]
+    euler = circuit_pf_ode(model, x0, steps=4000, hidden_capacitance=0.02)
+    assert float((exact - euler).abs().max()) < 5e-3  # Euler's O(Δτ) error at 4000 steps
+
+
+@pytest.mark.parametrize(
+    ("x0", "capacitance", "match"),
+    [
+        (torch.randn(3, 3), 0.01, r"base samples must be a \(samples, 2\) tensor"),
+        (torch.full((2, 2), float("nan")), 0.01, "NaN"),
+        (torch.randn(2, 2), 0.0, "hidden capacitance must be positive"),
+    ],
+)
+def test_bad_requests(x0, capacitance, match):
+    with pytest.raises(ConfigError, match=match):
+        score_circuit_netlist(tiny(), x0.double(), capacitance)
+
+
+@pytest.mark.needs_ngspice
+def test_ngspice_transient_matches_ours():
+    check, _ = verify_score_circuit(tiny(settle_steps=20), samples=3, hidden_capacitance=0.05)
+    # Both integrate the same ODE to ~1e-9 (ngspice: reltol 1e-8); the print grid's interpolation of
+    # the fast hidden start dominates what is left.
+    assert check.max_abs_error_v < 1e-3 * max(1.0, check.voltage_range_v)
+    assert check.final_abs_error_v < 1e-5
+    assert check.max_hidden_error_v < 1e-3
