@@ -376,22 +376,25 @@ class DenseAffineField(torch.autograd.Function):
         device: AffineActivation,
         divergence: bool,
     ) -> tuple[Tensor, Tensor | None]:
-        out, trace, current, slope = kernel.affine_field(device, coeffs, post, state, divergence, [kernel.whole], None)
-        ctx.save_for_backward(state, coeffs, post, current, slope)
+        out, trace, current, _ = kernel.affine_field(device, coeffs, post, state, divergence, [kernel.whole], None)
+        # σ'(U) is recomputed from σ(U) in the backward pass rather than kept: a solve keeps every
+        # evaluation's saved blocks alive, and reading one more cold (E, B) block back costs more
+        # than recomputing it from the one that is read anyway.
+        ctx.save_for_backward(state, coeffs, post, current)
         ctx.kernel, ctx.device, ctx.divergence = kernel, device, divergence
         return out, trace if divergence else None
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_trace: Tensor | None) -> tuple[Tensor | None, ...]:
-        state, coeffs, post, current, slope = ctx.saved_tensors
+        state, coeffs, post, current = ctx.saved_tensors
         grad_state, grad_coeffs, grad_post = ctx.kernel.dense_affine_vjp(
             ctx.device,
             coeffs,
             post,
             state,
             current,
-            slope,
+            None,
             grad_out,
             grad_trace if ctx.divergence else None,
             need_state=ctx.needs_input_grad[0],
