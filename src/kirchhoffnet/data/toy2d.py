@@ -39,13 +39,17 @@ def eight_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def pinwheel(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Five arms: radial std 0.3, tangential std 0.1, twisted by exp(radius) at rate 0.25, scaled ×2."""
+    """Five arms: radial std 0.3, tangential std 0.1, twisted by exp(radius) at rate 0.25, scaled ×2.
+
+    Each point (r, t) is turned by −angle (the row vector times the rotation matrix), as in the generator
+    the original KirchhoffNet checkpoints were trained on; turning by +angle gives its mirror image.
+    """
     features = rng.standard_normal((n, 2)) * np.array([0.3, 0.1])
     features[:, 0] += 1.0
     arm = rng.integers(0, 5, n)
     angles = 2 * np.pi * arm / 5 + 0.25 * np.exp(features[:, 0])
     cos, sin = np.cos(angles), np.sin(angles)
-    rotated = np.stack([features[:, 0] * cos - features[:, 1] * sin, features[:, 0] * sin + features[:, 1] * cos], 1)
+    rotated = np.stack([features[:, 0] * cos + features[:, 1] * sin, features[:, 1] * cos - features[:, 0] * sin], 1)
     return 2.0 * rotated
 
 
