@@ -197,8 +197,6 @@ class KclKernel:
         track = torch.is_grad_enabled() and (state.requires_grad or params.requires_grad)
         batch = state.shape[1]
         chunks = self.chunks(batch, whole=track)
-        out = state.new_zeros(self.num_state, batch)
-        trace = state.new_zeros(batch)  # returned only when asked for
         if not track:
             rows = max(c.stop - c.start for c in chunks)
             buf_a, buf_b = self.scratch(rows, batch, state)
@@ -210,6 +208,8 @@ class KclKernel:
             coeffs, post = self.affine_coefficients(device, params)
             # analytic backward pass: one autograd node per evaluation
             return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
+        out = state.new_zeros(self.num_state, batch)
+        trace = state.new_zeros(batch)  # returned only when asked for
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
         for chunk in chunks:
             if track:
