@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from kirchhoffnet.diffusion import plots
-from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, circuit_pf_ode
+from kirchhoffnet.diffusion.circuit_score import HIDDEN_CAPACITANCE, CircuitScoreModel, circuit_pf_ode
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.ring import sample_ring
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
@@ -22,9 +22,6 @@ from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.io import write_json_atomic
-
-HIDDEN_CAPACITANCE = 0.01
-"""C_h / C_x of the full-transient check: the hidden nodes 100× faster than the data nodes."""
 
 
 @torch.no_grad()

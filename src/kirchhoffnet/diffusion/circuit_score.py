@@ -45,6 +45,9 @@ from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, DataError
 
+HIDDEN_CAPACITANCE = 0.01
+"""C_h / C_x of the full transients (evaluation and SPICE check): the hidden nodes 100× faster than the data nodes."""
+
 
 def score_topology(dim: int, hidden: int, time_nodes: int, repeat: int = 1) -> Tensor:
     """``edge_index`` of the score circuit (see the module docstring for the node numbering).

@@ -31,7 +31,7 @@ from torch import Tensor
 from torchdiffeq import odeint
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit
+from kirchhoffnet.diffusion.circuit_score import HIDDEN_CAPACITANCE, CircuitScoreModel, ScoreCircuit
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
 from kirchhoffnet.spice.runner import run_ngspice
@@ -143,7 +143,7 @@ class ScoreCircuitCheck:
 def verify_score_circuit(
     model: CircuitScoreModel,
     samples: int = 4,
-    hidden_capacitance: float = 0.01,
+    hidden_capacitance: float = HIDDEN_CAPACITANCE,
     options: SpiceOptions | None = None,
     seed: int = 0,
 ) -> tuple[ScoreCircuitCheck, str]:
