@@ -75,6 +75,7 @@ def test_circuit_runs_refuse_rram_solvers(circuit_run):
         ({"model": {"kind": "kirchhoffnet"}, "sample": {"sde_score_gain": 1.25}}, "sde_score_gain must be 1"),
         ({"model": {"kind": "kirchhoffnet"}, "circuit": {"time_nodes": 5}}, "circuit: .*time_nodes must be even"),
         ({"model": {"kind": "kirchhoffnet"}, "circuit": {"contraction": 1.5}}, "circuit.contraction"),
+        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"passive": True}}, "circuit: .*set contraction: null"),
         ({"model": {"kind": "kirchhoffnet"}, "circuit": {"wires": 3}}, "circuit.wires: Extra inputs"),
         ({"model": {"kind": "analogue"}}, "model.kind"),
     ],

@@ -13,7 +13,9 @@ from kirchhoffnet.diffusion.sample import reference_euler
 from kirchhoffnet.errors import ConfigError, DataError
 
 
-def tiny(device="ShiftTanh2", dtype=torch.float64, hidden=5, settle_steps=3, init_scale=0.7, contraction=0.5):
+def tiny(
+    device="ShiftTanh2", dtype=torch.float64, hidden=5, settle_steps=3, init_scale=0.7, contraction=0.5, passive=False
+):
     circuit = ScoreCircuit(
         2,
         hidden,
@@ -23,6 +25,7 @@ def tiny(device="ShiftTanh2", dtype=torch.float64, hidden=5, settle_steps=3, ini
         settle_steps=settle_steps,
         init_scale=init_scale,
         contraction=contraction,
+        passive=passive,
         generator=torch.Generator().manual_seed(0),
     )
     return CircuitScoreModel(circuit, VPSDE(0.01, 8.0)).to(dtype)
@@ -65,6 +68,59 @@ def test_contraction_bounds_the_hidden_loop_gain():
     first = circuit.settle(x.t(), circuit.drive(torch.tensor(0.3, dtype=torch.float64)))
     assert circuit.residual(x, torch.tensor(0.3, dtype=torch.float64)).max() < 0.5**3 * 10  # error ≤ ρⁿ, n = 3
     assert torch.isfinite(first).all()
+
+
+def passive(device="ShiftTanh2", dtype=torch.float64, init_scale=3.0, **kwargs):
+    """A passive circuit with large gains: plain relaxation from 0 would diverge on it."""
+    return tiny(device, dtype, init_scale=init_scale, contraction=None, passive=True, settle_steps=60, **kwargs)
+
+
+@pytest.mark.parametrize("device", ["ShiftTanh2", "ShiftLeakyRelu2"])
+def test_passive_terminals_load_the_hidden_nodes_and_newton_finds_the_equilibrium(device):
+    circuit = passive(device).circuit
+    cut = circuit.hidden * (2 + 4)
+    gain = circuit.programmed()[1]
+    assert (gain[:cut] < 0).all()  # every device into a hidden node loads it
+    torch.testing.assert_close(gain[cut:], circuit.edges.params[1, cut:])  # the other devices are as trained
+    x, s = 2 * torch.randn(50, 2, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)
+    drive = circuit.drive(s)
+    h = circuit.settle(x.t(), drive)
+    balance, slope = circuit.hidden_balance(x.t(), h, drive)
+    assert balance.abs().max() < 1e-12 and (slope <= -circuit.leak).all()
+    assert circuit.residual(x, s).max() < 1e-10  # the kernel's KCL currents agree with the dense balance
+    # the loop gain is far beyond what relaxation h ← I_h / g could settle
+    assert (circuit.programmed()[1, :cut].abs().view(-1, circuit.hidden).sum(0) > circuit.leak).any()
+    # a warm start from a nearby equilibrium lands on the same root
+    torch.testing.assert_close(circuit.settle(x.t(), drive, h + 0.3), h, rtol=0, atol=1e-10)
+
+
+def test_hidden_balance_slope_is_the_derivative_of_the_balance():
+    for model in (passive(), tiny(), tiny(device="ShiftTanh1", contraction=None)):
+        circuit = model.circuit
+        x, drive = torch.randn(2, 7, dtype=torch.float64), circuit.drive(torch.tensor(0.6, dtype=torch.float64))
+        h = torch.randn(circuit.hidden, 7, dtype=torch.float64)
+        balance, slope = circuit.hidden_balance(x, h, drive)
+        torch.testing.assert_close(balance, circuit.currents(x, h, drive)[1] - circuit.leak * h)
+        up, down = circuit.hidden_balance(x, h + 1e-6, drive)[0], circuit.hidden_balance(x, h - 1e-6, drive)[0]
+        numeric = (up - down) / 2e-6
+        torch.testing.assert_close(slope, numeric, rtol=1e-6, atol=1e-8)  # diagonal: hidden nodes are independent
+
+
+def test_passive_gradient_is_the_implicit_function_gradient():
+    model = passive(init_scale=1.5)
+    x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([0.05, 0.4, 0.9], dtype=torch.float64)
+    params = model.circuit.edges.params
+    # finite differences re-solve the equilibrium; autograd differentiates one Newton step from the root
+    assert torch.autograd.gradcheck(lambda x, p: model.velocity(x, s), (x, params))
+
+
+def test_passive_full_transient_is_stable_and_approaches_the_quasi_static_one():
+    model = passive(init_scale=4.0)  # loads up to 16 g per hidden node: an explicit hidden step would blow up
+    x = torch.randn(10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    quasi = circuit_pf_ode(model, x, steps=100)
+    gaps = [float((circuit_pf_ode(model, x, 100, hidden_capacitance=c) - quasi).abs().max()) for c in (0.04, 0.01)]
+    assert gaps[1] < gaps[0] / 2.5 and gaps[1] < 0.05  # O(C_h), as for the bounded circuit
 
 
 def test_ground_invariance_of_difference_devices():
@@ -127,8 +183,12 @@ def test_fast_hidden_nodes_approach_the_quasi_static_transient():
     assert gaps[0] < 0.2
 
 
-def test_tiny_training_lowers_the_dsm_loss():
-    model = tiny(dtype=torch.float32, hidden=8, settle_steps=2, init_scale=1.0)
+@pytest.mark.parametrize("kind", ["contraction", "passive"])
+def test_tiny_training_lowers_the_dsm_loss(kind):
+    if kind == "passive":
+        model = passive(dtype=torch.float32, hidden=8, init_scale=1.0)
+    else:
+        model = tiny(dtype=torch.float32, hidden=8, settle_steps=2, init_scale=1.0)
     x0 = sample_ring(512, seed=1)
 
     def loss() -> float:
@@ -160,6 +220,8 @@ def test_reverse_sde_sampler_runs_and_is_reproducible():
         ({"time_nodes": 3}, "even width"),
         ({"contraction": 1.0}, r"contraction must lie in \(0, 1\)"),
         ({"device": "ShiftTanh1"}, "contraction needs a device family with a gain_dst"),
+        ({"passive": True}, "passive hidden terminals replace the contraction bound"),
+        ({"passive": True, "contraction": None, "device": "ShiftRelu1"}, "passive needs a device family with a gain"),
     ],
 )
 def test_bad_circuit_settings(kwargs, match):

@@ -11,7 +11,7 @@ from kirchhoffnet.diffusion.circuit_score import circuit_pf_ode
 from kirchhoffnet.diffusion.circuit_spice import circuit_transient, score_circuit_netlist, verify_score_circuit
 from kirchhoffnet.errors import ConfigError
 
-from .test_circuit_score import tiny
+from .test_circuit_score import passive, tiny
 
 
 def test_deck_holds_every_element_of_the_circuit():
@@ -36,9 +36,10 @@ def test_deck_holds_every_element_of_the_circuit():
     assert f" {1 - model.sde.s_min!r} 0 " in deck
 
 
-def test_transient_reference_agrees_with_the_circuit_sampler():
-    # The dopri5 transient and the sampler's Euler steps (implicit leak) integrate the same circuit.
-    model = tiny(settle_steps=20)
+@pytest.mark.parametrize("kind", ["contraction", "passive"])
+def test_transient_reference_agrees_with_the_circuit_sampler(kind):
+    # The dopri5 transient and the sampler's linearly implicit Euler steps integrate the same circuit.
+    model = tiny(settle_steps=20) if kind == "contraction" else passive(init_scale=1.5)
     x0 = torch.randn(5, 2, dtype=torch.float64)
     end = torch.tensor([0.0, 1.0 - model.sde.s_min], dtype=torch.float64)
     exact = circuit_transient(model, x0, 0.02, end)[-1, :, :2]
@@ -60,8 +61,10 @@ def test_bad_requests(x0, capacitance, match):
 
 
 @pytest.mark.needs_ngspice
-def test_ngspice_transient_matches_ours():
-    check, _ = verify_score_circuit(tiny(settle_steps=20), samples=3, hidden_capacitance=0.05)
+@pytest.mark.parametrize("kind", ["contraction", "passive"])
+def test_ngspice_transient_matches_ours(kind):
+    model = tiny(settle_steps=20) if kind == "contraction" else passive(init_scale=1.5)
+    check, _ = verify_score_circuit(model, samples=3, hidden_capacitance=0.05)
     # Both integrate the same ODE to ~1e-9 (ngspice: reltol 1e-8); the print grid's interpolation of
     # the fast hidden start dominates what is left.
     assert check.max_abs_error_v < 1e-3 * max(1.0, check.voltage_range_v)

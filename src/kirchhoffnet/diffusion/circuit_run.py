@@ -47,12 +47,12 @@ def generation_hardware(
     src, dst = circuit.edges.edge_index
     load = x.square().sum(0) / gain  # charging C_x = 1/k from 0 V to x: C x² from the driver
     delivered, dissipated, charge = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    peak_v = 0.0
+    peak_v, hidden = 0.0, None
     with single_thread():
         for k in range(steps):
             s, dt = grid[k].float(), float(grid[k] - grid[k + 1])
             drive = circuit.drive(s).expand(-1, n)
-            hidden = circuit.settle(x, drive)
+            hidden = circuit.settle(x, drive, hidden)
             nodes = torch.cat([x, hidden, drive]).t()  # (B, N): every node but ground
             current = circuit.edges.currents(nodes)
             padded = torch.cat([nodes.new_zeros(n, 1), nodes], dim=1)

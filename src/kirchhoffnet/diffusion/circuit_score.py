@@ -39,11 +39,16 @@ from tqdm import tqdm
 
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import resolve
+from kirchhoffnet.devices.base import AffineActivation, TerminalGains
 from kirchhoffnet.diffusion.sample import check_request, reference_euler, time_grid
 from kirchhoffnet.diffusion.score import TimeEmbedding
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, DataError
+
+SETTLE_ULPS = 100
+"""The passive circuit's Newton settle stops when |I_h − g h| < SETTLE_ULPS × the dtype's epsilon at every hidden
+node (normalised current): 1e-5 in float32, 2e-14 in float64."""
 
 HIDDEN_CAPACITANCE = 0.01
 """C_h / C_x of the full transients (evaluation and SPICE check): the hidden nodes 100× faster than the data nodes."""
@@ -88,6 +93,13 @@ class ScoreCircuit(nn.Module):
             devices' as 0 (they inject a current set by their source alone). The hidden equilibrium is then
             unique, the physical settle converges to it, and relaxation reaches it with error ≤ ρⁿ.
             Needs a family with a ``gain_dst`` parameter; None = unconstrained (no equilibrium guarantee).
+        passive: instead of bounding them, make every device's gain on its hidden terminal a load,
+            −softplus(θ) ≤ 0: the current into a hidden node then falls as its voltage rises, so each hidden
+            node's balance I_h(h) − g h is strictly decreasing and its equilibrium unique at any gain. The
+            data nodes can then read the hidden nodes strongly (a bounded gain also bounds that read, which
+            makes the velocity nearly additive in the coordinates). The equilibrium is solved by safeguarded
+            Newton, at most ``settle_steps`` steps, and differentiated implicitly. Needs ``contraction: None``
+            and a family of the form σ(p0·v_src + p1·v_dst + p2) with σ increasing (e.g. ``ShiftTanh2``).
     """
 
     def __init__(
@@ -102,6 +114,7 @@ class ScoreCircuit(nn.Module):
         frequency_scale: float = 1.0,
         init_scale: float = 1.0,
         contraction: float | None = 0.5,
+        passive: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -118,31 +131,39 @@ class ScoreCircuit(nn.Module):
         self.time_nodes = time_nodes
         edge_index = score_topology(dim, hidden, time_nodes, repeat)
         family = resolve(device)
+        if not isinstance(family, AffineActivation):
+            raise ConfigError(f"the score circuit needs an affine-activation device family, got {family.name}")
+        self._family = family
         params = torch.randn(family.num_params, edge_index.shape[1], generator=generator) * init_scale
         self.edges = Slice(edge_index, family, num_nodes=self.num_nodes, params=params)
-        self.init_scale, self.contraction = init_scale, contraction
-        if contraction is not None:
-            if not 0 < contraction < 1:
-                raise ConfigError(f"contraction must lie in (0, 1) or be null, got {contraction}")
-            if "gain_dst" not in family.param_names:
-                raise ConfigError(
-                    f"contraction needs a device family with a gain_dst parameter (e.g. ShiftTanh2), "
-                    f"got {family.name}; set contraction: null"
-                )
-            self._gain_row = family.param_names.index("gain_dst")
-            # score_topology's first edges: data–hidden (hidden·dim·repeat), then time–hidden (hidden·time_nodes)
-            self._data_to_hidden = hidden * dim * repeat
-            self._into_hidden = self._data_to_hidden + hidden * time_nodes
-            self._gain_bound = contraction * self.leak / (dim * repeat)
+        self.init_scale, self.contraction, self.passive = init_scale, contraction, bool(passive)
+        # score_topology's first edges: data–hidden (hidden·dim·repeat), then time–hidden (hidden·time_nodes)
+        self._data_to_hidden = hidden * dim * repeat
+        self._into_hidden = self._data_to_hidden + hidden * time_nodes
+        if contraction is not None and passive:
+            raise ConfigError("passive hidden terminals replace the contraction bound; set contraction: null")
+        if contraction is not None and not 0 < contraction < 1:
+            raise ConfigError(f"contraction must lie in (0, 1) or be null, got {contraction}")
+        if (contraction is not None or passive) and not isinstance(family, TerminalGains):
+            option = "passive" if passive else "contraction"
+            raise ConfigError(
+                f"{option} needs a device family with a gain_dst parameter (e.g. ShiftTanh2), got {family.name}; "
+                f"set {'passive: false' if passive else 'contraction: null'}"
+            )
+        self._gain_row = 1  # TerminalGains: (gain_src, gain_dst, shift)
+        self._gain_bound = (contraction or 0.0) * self.leak / (dim * repeat)
 
     def programmed(self) -> Tensor:
         """The device parameters as programmed, (P, E): the raw ones with the hidden-terminal gains bounded."""
         raw = self.edges.params
-        if self.contraction is None:
-            return raw
         row, data, cut = self._gain_row, self._data_to_hidden, self._into_hidden
-        bounded = self._gain_bound * torch.tanh(raw[row, :data])
-        gain = torch.cat([bounded, raw.new_zeros(cut - data), raw[row, cut:]])
+        if self.passive:
+            gain = torch.cat([-nn.functional.softplus(raw[row, :cut]), raw[row, cut:]])
+        elif self.contraction is not None:
+            bounded = self._gain_bound * torch.tanh(raw[row, :data])
+            gain = torch.cat([bounded, raw.new_zeros(cut - data), raw[row, cut:]])
+        else:
+            return raw
         return torch.cat([raw[:row], gain.unsqueeze(0), raw[row + 1 :]])
 
     @property
@@ -161,12 +182,72 @@ class ScoreCircuit(nn.Module):
         net = kernel.evaluate(self.edges.device_family, self.programmed().to(state.dtype), state, False)[0]
         return net[: self.dim], net[self.dim : self.dim + self.hidden]
 
-    def settle(self, x: Tensor, drive: Tensor, h: Tensor | None = None) -> Tensor:
-        """Hidden equilibrium I_h(x, h, e) = g h by ``settle_steps`` relaxation steps (node-major (hidden, B))."""
-        h = x.new_zeros(self.hidden, x.shape[1]) if h is None else h
+    def settle(self, x: Tensor, drive: Tensor, guess: Tensor | None = None) -> Tensor:
+        """Hidden equilibrium I_h(x, h, e) = g h, node-major (hidden, B).
+
+        Bounded or free gains: ``settle_steps`` relaxation steps h ← I_h/g from h = 0 (that truncation is
+        part of the trained model). Passive gains: safeguarded Newton from ``guess`` (default 0; the previous
+        time step's equilibrium is a good one) to the exact root, differentiated by the implicit function theorem.
+        """
+        if self.passive:
+            return self._newton_settle(x, drive, guess)
+        h = x.new_zeros(self.hidden, x.shape[1])
         for _ in range(self.settle_steps):
             h = self.currents(x, h, drive)[1] / self.leak
         return h
+
+    def hidden_balance(self, x: Tensor, h: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
+        """F = I_h − g h at the hidden nodes and its diagonal dF/dh (no hidden node feeds another, so the
+        hidden Jacobian is diagonal), both (hidden, B). The devices into the hidden nodes are laid out
+        (inputs, hidden) by :func:`score_topology`, so this is dense arithmetic with no gather over edges.
+
+        Shapes:
+            x: (dim, B); h: (hidden, B); drive: (time_nodes, B) or (time_nodes, 1).
+        """
+        cut, batch = self._into_hidden, x.shape[1]
+        family = self._family
+        a, b, c, post = family.coefficients(self.programmed()[:, :cut].to(x.dtype))
+        layout = (-1, self.hidden, 1)  # (inputs, hidden, 1)
+        a = x.new_ones(cut) if a is None else a
+        gain = (-a if b is None else b).view(layout)  # the difference form a·(v_src − h) loads h by −a
+        sources = torch.cat([x.repeat(self.repeat, 1), drive.expand(-1, batch)]).unsqueeze(1)  # edge order
+        u = a.view(layout) * sources + gain * h
+        if c is not None:
+            u = u + c.view(layout)
+        out = family.activation(u, inplace=False)
+        slope = gain * family.slope(out)
+        if post is not None:
+            out, slope = out * post.view(layout), slope * post.view(layout)
+        return out.sum(0) - self.leak * h, slope.sum(0) - self.leak
+
+    def _newton_settle(self, x: Tensor, drive: Tensor, guess: Tensor | None) -> Tensor:
+        with torch.no_grad():
+            xs, ds = x.detach(), drive.detach()
+            h = x.new_zeros(self.hidden, x.shape[1]) if guess is None else guess.detach().clone()
+            balance, slope = self.hidden_balance(xs, h, ds)
+            # dF/dh ≤ −g everywhere, so the root lies within |F(h)| / g of any h: a bracket to start from
+            reach = balance.abs() / self.leak
+            low, high = h - reach, h + reach
+            previous = torch.full_like(h, math.inf)
+            tolerance = SETTLE_ULPS * torch.finfo(h.dtype).eps
+            for _ in range(self.settle_steps):
+                size = balance.abs()
+                done = size < tolerance
+                if bool(done.all()):
+                    break
+                low = torch.where(balance > 0, h, low)  # F decreasing: the root is above h
+                high = torch.where(balance <= 0, h, high)
+                newton = h - balance / slope
+                # Newton where it stays inside the bracket and halves |F|; bisection otherwise
+                trusted = (newton >= low) & (newton <= high) & (size < 0.5 * previous)
+                previous = size
+                h = torch.where(done, h, torch.where(trusted, newton, 0.5 * (low + high)))
+                balance, slope = self.hidden_balance(xs, h, ds)
+        if not torch.is_grad_enabled():
+            return h
+        # one Newton step from the (detached) root: its value is h, its derivative −(∂F/∂θ)/(∂F/∂h), exactly
+        # the implicit-function gradient
+        return h - (self.currents(x, h, drive)[1] - self.leak * h) / slope
 
     def drive(self, s: Tensor) -> Tensor:
         """Time-source voltages, node-major (time_nodes, B or 1), for diffusion times s (B,) or scalar."""
@@ -196,6 +277,7 @@ class ScoreCircuit(nn.Module):
             "frequency_scale": self.frequency_scale,
             "init_scale": self.init_scale,
             "contraction": self.contraction,
+            "passive": self.passive,
         }
 
 
@@ -260,17 +342,19 @@ def circuit_pf_ode(
     grid = time_grid(model.sde, steps)
     circuit, gain = model.circuit, model.velocity_gain
     state = x.detach().t().clone()
-    hidden = circuit.settle(state, circuit.drive(grid[0].to(x.dtype))) if hidden_capacitance else None
+    hidden = circuit.settle(state, circuit.drive(grid[0].to(x.dtype)))
     with torch.no_grad():
         for k in tqdm(range(len(grid) - 1), desc="circuit", unit="step", disable=not progress, leave=False):
             s, dt = grid[k].to(x.dtype), float(grid[k] - grid[k + 1])
             drive = circuit.drive(s)
-            if hidden is None:
-                current = circuit.currents(state, circuit.settle(state, drive), drive)[0]
-            else:
-                current, into_hidden = circuit.currents(state, hidden, drive)
+            if hidden_capacitance:
+                # linearly implicit Euler with the exact (diagonal) hidden Jacobian: stable at any step and load
+                balance, slope = circuit.hidden_balance(state, hidden, drive)
                 rate = dt / hidden_capacitance
-                hidden = (hidden + rate * into_hidden) / (1 + rate * circuit.leak)
+                hidden = hidden + rate * balance / (1 - rate * slope)
+            else:
+                hidden = circuit.settle(state, drive, hidden)  # a passive circuit starts Newton from the last step
+            current = circuit.currents(state, hidden, drive)[0]
             state = state + (gain * dt) * current
     return state.t().contiguous()
 

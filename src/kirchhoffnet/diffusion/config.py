@@ -66,7 +66,9 @@ class CircuitConfig(_Strict):
     device: str = Field(default="ShiftTanh2", description="Device family of the learnable edges.")
     leak: float = Field(default=1.0, gt=0, description="Leak conductance g of every hidden node (normalised).")
     settle_steps: int = Field(
-        default=5, ge=1, description="Relaxation steps h ← I_h/g from h = 0 that settle the hidden nodes."
+        default=5,
+        ge=1,
+        description="Relaxation steps h ← I_h/g from h = 0 that settle the hidden nodes (passive: at most, Newton).",
     )
     frequency_scale: float = Field(default=1.0, gt=0, description="Std of the time-embedding frequencies.")
     init_scale: float = Field(default=1.0, gt=0, description="Initial device parameters ~ N(0, init_scale²).")
@@ -76,11 +78,20 @@ class CircuitConfig(_Strict):
         lt=1,
         description="Bound ρ on the hidden nodes' loop gain (unique equilibrium, settle error ≤ ρⁿ); null = none.",
     )
+    passive: bool = Field(
+        default=False,
+        description=(
+            "Hidden terminals as loads (gain ≤ 0): unique equilibrium at any gain, solved by Newton in at most "
+            "settle_steps steps; needs contraction: null."
+        ),
+    )
 
     @model_validator(mode="after")
-    def _even_time_nodes(self) -> CircuitConfig:
+    def _consistent(self) -> CircuitConfig:
         if self.time_nodes % 2:
             raise ValueError(f"time_nodes must be even (sin and cos per frequency), got {self.time_nodes}")
+        if self.passive and self.contraction is not None:
+            raise ValueError("passive hidden terminals replace the contraction bound; set contraction: null")
         return self
 
     @property
