@@ -32,8 +32,8 @@ run: $(STAMP)
 test: $(STAMP) system lint coverage docs duplicates
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples docs/hooks
-	$(BIN)/ruff format --check src tests benchmarks examples docs/hooks
+	$(BIN)/ruff check src tests benchmarks examples experiments docs/hooks
+	$(BIN)/ruff format --check src tests benchmarks examples experiments docs/hooks
 	$(BIN)/mypy
 
 # The library's coverage (the CLI glue is omitted, see [tool.coverage] in pyproject.toml).

@@ -2,13 +2,14 @@
 
     PYTHONPATH=src python experiments/diffusion_compare.py --out runs/diffusion_compare
     PYTHONPATH=src python experiments/diffusion_compare.py --flow-steps 0        # skip the CNF flow
-    PYTHONPATH=src python experiments/diffusion_compare.py --rram-run runs/ring --circuit-run runs/ring_kn
+    PYTHONPATH=src python experiments/diffusion_compare.py --rram-run runs/ring --circuit-run runs/kn/ring_knp
 
 Trains (or reuses, when the run directory already holds metrics.json) the two diffusion runs from
-configs/diffusion/ring.yaml and ring_kirchhoffnet.yaml, trains a KirchhoffNet CNF on the same ring by
-maximum likelihood, and writes compare.md and compare.json: pooled KL of 10,000 samples against the same
-reference ring, parameter count, and the modelled latency and energy of one generation (the RRAM loop's
-speed/energy model; the hardware package's default design, 1 pF · 1 mS · 1 V, for both circuits).
+configs/diffusion/ring.yaml and ring_kirchhoffnet_passive.yaml (the 59-node circuit), trains a
+KirchhoffNet CNF on the same ring by maximum likelihood, and writes compare.md and compare.json: pooled KL
+of 10,000 samples against the same reference ring, parameter count, and the modelled latency and energy
+of one generation (the RRAM loop's speed/energy model; the hardware package's default design,
+1 pF · 1 mS · 1 V, for both circuits).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import torch
 import kirchhoffnet as kn
 from kirchhoffnet.diffusion import kl_pooled, sample_ring
 from kirchhoffnet.diffusion.config import load_config
-from kirchhoffnet.diffusion.run import RUN_METRICS, evaluate, load_run, train
+from kirchhoffnet.diffusion.evaluate import evaluate
+from kirchhoffnet.diffusion.run import RUN_METRICS, load_run, train
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.analysis import analyze
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
@@ -129,9 +131,9 @@ def main() -> None:
         rows["RRAM crossbar score network (analog PF-ODE)"] = diffusion_row(
             CONFIGS / "ring.yaml", rram_dir, "analog-ode"
         )
-    circuit_dir = options.circuit_run or out / "ring_kirchhoffnet"
+    circuit_dir = options.circuit_run or out / "ring_kirchhoffnet_passive"
     rows["KirchhoffNet score circuit (its own transient)"] = diffusion_row(
-        CONFIGS / "ring_kirchhoffnet.yaml", circuit_dir, "pf-ode"
+        CONFIGS / "ring_kirchhoffnet_passive.yaml", circuit_dir, "pf-ode"
     )
     if options.flow_steps > 0:
         rows["KirchhoffNet CNF flow"] = cached_flow_row(out / "flow.json", options.flow_steps, options.flow_batch)

@@ -154,7 +154,8 @@ class ScoreCircuit(nn.Module):
         self._gain_bound = (contraction or 0.0) * self.leak / (dim * repeat)
 
     def programmed(self) -> Tensor:
-        """The device parameters as programmed, (P, E): the raw ones with the hidden-terminal gains bounded."""
+        """The device parameters as programmed, (P, E): the raw ones with the hidden-terminal gains bounded
+        (contraction) or made loads (passive)."""
         raw = self.edges.params
         row, data, cut = self._gain_row, self._data_to_hidden, self._into_hidden
         if self.passive:
@@ -342,8 +343,8 @@ def circuit_pf_ode(
     grid = time_grid(model.sde, steps)
     circuit, gain = model.circuit, model.velocity_gain
     state = x.detach().t().clone()
-    hidden = circuit.settle(state, circuit.drive(grid[0].to(x.dtype)))
     with torch.no_grad():
+        hidden = circuit.settle(state, circuit.drive(grid[0].to(x.dtype)))
         for k in tqdm(range(len(grid) - 1), desc="circuit", unit="step", disable=not progress, leave=False):
             s, dt = grid[k].to(x.dtype), float(grid[k] - grid[k + 1])
             drive = circuit.drive(s)
