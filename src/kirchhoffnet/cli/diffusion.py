@@ -185,14 +185,18 @@ def spice_command(
     run_dir: RunDir,
     samples: Annotated[int, typer.Option(min=1, help="Generation transients (one netlist replica each).")] = 4,
     hidden_capacitance: Annotated[
-        float, typer.Option(min=1e-6, help="C_h of the hidden nodes (normalised; C_x = 1 / the sampling β scale).")
-    ] = 0.01,
+        float | None,
+        typer.Option(
+            min=1e-6,
+            help="C_h of the hidden nodes (normalised; C_x = 1 / the sampling β scale); default: evaluate's C_h.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the base samples x₀ ~ N(0, I).")] = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for the deck and the JSON (default RUN_DIR/spice).")] = None,
 ) -> None:
     """KirchhoffNet score circuits: the generation transient as a SPICE deck, simulated in ngspice and
     compared node by node with our own integration of the same circuit."""
-    from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
+    from kirchhoffnet.diffusion.circuit_score import HIDDEN_CAPACITANCE, CircuitScoreModel
     from kirchhoffnet.diffusion.circuit_spice import verify_score_circuit
     from kirchhoffnet.diffusion.run import load_run
     from kirchhoffnet.errors import ConfigError
@@ -207,7 +211,8 @@ def spice_command(
                 "(train with model.kind: kirchhoffnet)"
             )
         model = run.model.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
-        check, deck = verify_score_circuit(model, samples, hidden_capacitance, seed=seed)
+        capacitance = HIDDEN_CAPACITANCE if hidden_capacitance is None else hidden_capacitance
+        check, deck = verify_score_circuit(model, samples, capacitance, seed=seed)
     except KirchhoffError as exc:
         fail(exc)
     folder.mkdir(parents=True, exist_ok=True)
