@@ -1,10 +1,13 @@
 import json
+import math
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
+from kirchhoffnet.data.toy2d import sample_toy
+from kirchhoffnet.diffusion import kl_pooled, sample_points
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
 from kirchhoffnet.diffusion.config import parse_config
 from kirchhoffnet.diffusion.run import load_run, sample_run, speed_energy
@@ -51,7 +54,28 @@ def test_sample_and_evaluate_a_score_circuit(circuit_run, tmp_path):
     hw = metrics["hardware"]
     assert hw["latency_s"] > 0 and hw["energy_j"] > 0 and hw["energy_rail_bound_j"] > 0
     assert metrics["full_transient"]["max_departure_from_quasi_static"] >= 0
+    assert math.isfinite(metrics["nll"]["nats"]) and metrics["nll"]["points"] == metrics["num_samples"]
     assert (circuit_run / "samples.png").is_file()
+
+
+def test_a_flow_data_set_is_a_task_of_the_score_circuit(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_RING.replace("task: ring", "task: pinwheel\nmodel: {kind: kirchhoffnet}"))
+    out = tmp_path / "run"
+    args = ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--task", "twomoon"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_run(out).config.task == "twomoon"  # --task overrides the file's
+    result = CliRunner().invoke(app, ["diffusion", "evaluate", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "twomoon" and math.isfinite(metrics["nll"]["nats"])
+    # the reference and the noise floor are twomoon points (reference seed 12345, the floor's draw 12346)
+    reference, floor = sample_points("twomoon", 200, seed=12345), sample_points("twomoon", 200, seed=12346)
+    assert metrics["noise_floor"]["kl_pooled"] == pytest.approx(kl_pooled(floor, reference))
+    assert kl_pooled(sample_points("ring", 200, seed=12346), reference) > 2 * metrics["noise_floor"]["kl_pooled"]
+    np.testing.assert_array_equal(floor.numpy(), sample_toy("twomoon", 200, seed=12346).astype(np.float32))
+    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--task", "moons"])
+    assert result.exit_code != 0 and "with --task: task: Value error, unknown task 'moons'" in result.output
 
 
 def test_circuit_runs_refuse_rram_solvers(circuit_run):

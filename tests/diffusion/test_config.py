@@ -15,7 +15,8 @@ def test_shipped_configs_are_valid(path):
 
 
 def test_defaults_and_resolved_classes():
-    assert parse_config({}).task == "ring"
+    assert parse_config({}).task == "ring" and parse_config({}).unconditional
+    assert parse_config({"task": "pinwheel", "model": {"kind": "kirchhoffnet"}}).circuit is not None
     latent = parse_config({"task": "latent", "latent": {"dataset": "mnist"}})
     assert latent.latent.classes == [0, 1, 7] and latent.num_classes == 3
 
@@ -30,7 +31,12 @@ def test_defaults_and_resolved_classes():
         ({"task": "latent", "latent": {"classes": [1]}}, "latent.classes needs at least 2 distinct classes, got"),
         ({"model": {"parametrization": "eps"}}, r"x.yaml: model.parametrization: Input should be 'score' or 'noise'"),
         ([1, 2], "x.yaml: expected a mapping of settings at the top level, got list"),
-        ({"task": "latent", "train": {"init_from": "runs/ring"}}, "train.init_from is only supported by the ring task"),
+        ({"task": "latent", "train": {"init_from": "runs/ring"}}, "train.init_from is only supported by the 2-D tasks"),
+        (
+            {"task": "moons"},
+            r"x.yaml: task: Value error, unknown task 'moons'; choose one of: 2spirals, 8gaussians, .*twomoon",
+        ),
+        ({"task": "twomoon", "latent": {}}, "the twomoon task takes no 'latent' section"),
         ({"train": {"noise_aware": {"draws": 0}}}, r"x.yaml: train.noise_aware.draws: Input should be greater than or"),
         ({"rram": {"verify_tolerance": 0}}, r"x.yaml: rram.verify_tolerance: Input should be greater than 0"),
     ],

@@ -41,6 +41,13 @@ def train_command(
             "node dynamics are the probability-flow velocity; settings from the config's 'circuit' section)."
         ),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the task: ring, a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...) to train on "
+            "its points, or latent."
+        ),
+    ] = None,
 ) -> None:
     """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
     from kirchhoffnet.diffusion.config import load_config, parse_config
@@ -48,10 +55,14 @@ def train_command(
 
     try:
         settings = load_config(config)
+        overrides: dict[str, object] = {}
         if model is not None and model != settings.model.kind:
-            settings = parse_config(
-                {**settings.model_dump(mode="json"), "model": {"kind": model}}, f"{config} with --model"
-            )
+            overrides["model"] = {"kind": model}
+        if task is not None and task != settings.task:
+            overrides["task"] = task
+        if overrides:
+            flags = " and ".join(f"--{name}" for name in overrides)
+            settings = parse_config({**settings.model_dump(mode="json"), **overrides}, f"{config} with {flags}")
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
         out_dir = out if out is not None else Path("runs/diffusion") / config.stem

@@ -4,7 +4,7 @@ the histogram KL metrics."""
 
 from kirchhoffnet.diffusion.analog import AnalogRun, analog_sample, program_chip
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
-from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.ring import POINT_SETS, sample_points, sample_ring
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet, TimeEmbedding
 from kirchhoffnet.diffusion.sde import VPSDE
@@ -12,6 +12,7 @@ from kirchhoffnet.diffusion.train import TrainSettings, dsm_loss, train_score
 
 __all__ = [
     "DIGITAL_SOLVERS",
+    "POINT_SETS",
     "VPSDE",
     "AnalogRun",
     "ScoreModel",
@@ -24,6 +25,7 @@ __all__ = [
     "kl_pooled",
     "program_chip",
     "sample",
+    "sample_points",
     "sample_ring",
     "train_score",
 ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kirchhoffnet.diffusion.images import SOURCES
+from kirchhoffnet.diffusion.ring import POINT_SETS
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import TrainSettings
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
 from kirchhoffnet.yamlfile import read_yaml_mapping
@@ -202,8 +203,12 @@ class LatentConfig(_Strict):
 class DiffusionConfig(_Strict):
     """One diffusion experiment: the task, the model, its training, sampling and evaluation, and the hardware."""
 
-    task: Literal["ring", "latent"] = Field(
-        default="ring", description="ring: 2-D ring (unconditional); latent: class images."
+    task: str = Field(
+        default="ring",
+        description=(
+            "ring: the 2-D ring; a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...): unconditional on its "
+            "points; latent: class images."
+        ),
     )
     seed: int = Field(default=0, description="Seeds the initial weights, training batches and evaluation.")
     sde: SDEConfig = SDEConfig()
@@ -216,6 +221,18 @@ class DiffusionConfig(_Strict):
     latent: LatentConfig | None = None
     circuit: CircuitConfig | None = None
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task != "latent" and task not in POINT_SETS:
+            raise ValueError(unknown_choice("task", task, ("latent", *POINT_SETS)))
+        return task
+
+    @property
+    def unconditional(self) -> bool:
+        """A 2-D point task (the ring or a flow data set) rather than the conditional latent task."""
+        return self.task != "latent"
+
     @model_validator(mode="after")
     def _circuit_settings(self) -> DiffusionConfig:
         if self.model.kind == "crossbar":
@@ -226,8 +243,8 @@ class DiffusionConfig(_Strict):
         crossbar_keys = [k for k, v in self.model.model_dump().items() if k != "kind" and v != defaults[k]]
         if crossbar_keys:
             raise ValueError(f"model.{crossbar_keys[0]} applies to model.kind: crossbar; set it in 'circuit' instead")
-        if self.task != "ring":
-            raise ValueError("model.kind: kirchhoffnet is unconditional: use task: ring")
+        if not self.unconditional:
+            raise ValueError("model.kind: kirchhoffnet is unconditional: use task: ring or a 2-D data set")
         if self.train.noise_aware is not None:
             raise ValueError("train.noise_aware perturbs crossbar weights; remove it for model.kind: kirchhoffnet")
         if self.sample.sde_score_gain != 1.0:
@@ -236,12 +253,12 @@ class DiffusionConfig(_Strict):
 
     @model_validator(mode="after")
     def _latent_settings(self) -> DiffusionConfig:
-        if self.task != "ring" and self.train.init_from is not None:
-            raise ValueError("train.init_from is only supported by the ring task (the latent task retrains its VAE)")
-        if self.task == "ring":
+        if self.unconditional:
             if self.latent is not None:
-                raise ValueError("the ring task takes no 'latent' section")
+                raise ValueError(f"the {self.task} task takes no 'latent' section")
             return self
+        if self.train.init_from is not None:
+            raise ValueError("train.init_from is only supported by the 2-D tasks (the latent task retrains its VAE)")
         latent = self.latent if self.latent is not None else LatentConfig()
         if latent.classes is None:
             latent = latent.model_copy(update={"classes": list(SOURCES[latent.dataset].default_classes)})

@@ -22,7 +22,7 @@ from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.config import EvaluateConfig
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
-from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
@@ -67,7 +67,7 @@ def evaluate(
 def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:
     config, ev = run.config, run.config.evaluate
     n = ev.num_samples
-    reference = sample_ring(n, seed=ev.reference_seed)
+    reference = sample_points(config.task, n, seed=ev.reference_seed)
     metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
     if robustness_only and (run.path / RUN_METRICS).is_file():
         metrics = json.loads((run.path / RUN_METRICS).read_text())
@@ -88,9 +88,9 @@ def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str,
 def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
     """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
     config, n = run.config, len(reference)
-    floor = sample_ring(n, seed=config.evaluate.reference_seed + 1)
+    floor = sample_points(config.task, n, seed=config.evaluate.reference_seed + 1)
     metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
-    panels = {"ring (reference)": reference.numpy()}
+    panels = {f"{config.task} (reference)": reference.numpy()}
     for solver in SOLVERS:
         x, info = sample_run(run, n, solver, seed=config.seed)
         metrics[solver] = {**kl_report(x, reference), **info}

@@ -25,7 +25,7 @@ from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit, circuit_sample
 from kirchhoffnet.diffusion.conditional import latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
-from kirchhoffnet.diffusion.ring import sample_ring
+from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.train import Batches, train_score
@@ -64,8 +64,13 @@ def build_model(config: DiffusionConfig) -> ScoreModel | CircuitScoreModel:
     return ScoreModel(net, config.sde.build())
 
 
-def _ring_batches(batch_size: int, generator: torch.Generator) -> tuple[Tensor, None]:
-    return sample_ring(batch_size, seed=int(torch.randint(0, 2**62, (1,), generator=generator))), None
+def point_batches(task: str) -> Batches:
+    """Fresh batches of the 2-D task's points, each drawn with a seed from the training generator."""
+
+    def batches(batch_size: int, generator: torch.Generator) -> tuple[Tensor, None]:
+        return sample_points(task, batch_size, seed=int(torch.randint(0, 2**62, (1,), generator=generator))), None
+
+    return batches
 
 
 def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
@@ -80,7 +85,7 @@ def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bo
             raise ConfigError(f"train.init_from: {start_from} does not exist; give a run directory made by `train`")
         load_state(model, start_from, "score-model")
     metrics: dict[str, Any] = {"task": config.task}
-    batches: Batches = _ring_batches
+    batches = point_batches(config.task)
     if config.task == "latent":
         data, prepared = prepare(config, out, progress)
         metrics.update(prepared)
