@@ -3,6 +3,7 @@
     PYTHONPATH=src python experiments/diffusion_compare.py --out runs/diffusion_compare
     PYTHONPATH=src python experiments/diffusion_compare.py --flow-steps 0        # skip the CNF flow
     PYTHONPATH=src python experiments/diffusion_compare.py --rram-run runs/ring --circuit-run runs/kn/ring_knp
+    PYTHONPATH=src python experiments/diffusion_compare.py --task twomoon --flow-run runs/long/twomoon
 
 Trains (or reuses, when the run directory already holds metrics.json) the two diffusion runs from
 configs/diffusion/ring.yaml and ring_kirchhoffnet_passive.yaml (the 59-node circuit), trains a
@@ -10,6 +11,11 @@ KirchhoffNet CNF on the same ring by maximum likelihood, and writes compare.md a
 of 10,000 samples against the same reference ring, parameter count, and the modelled latency and energy
 of one generation (the RRAM loop's speed/energy model; the hardware package's default design,
 1 pF · 1 mS · 1 V, for both circuits).
+
+With ``--task`` set to a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...) the table compares the score
+circuit trained on that set's points with the CNF of ``configs/flow2d/<task>.yaml`` (``--flow-run`` reuses a
+trained run directory, else it is trained): KL as above, the NLL of the same 2,000 held-out points under
+each model's density, and training time. The crossbar network is the ring's model and is left out.
 """
 
 from __future__ import annotations
@@ -23,29 +29,40 @@ from typing import Any
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.diffusion import kl_pooled, sample_ring
-from kirchhoffnet.diffusion.config import load_config
+from kirchhoffnet.config import load_config as load_training_config
+from kirchhoffnet.diffusion import POINT_SETS, kl_pooled, sample_points, sample_ring
+from kirchhoffnet.diffusion.circuit_run import NLL_POINTS
+from kirchhoffnet.diffusion.config import load_config, parse_config
 from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.run import RUN_METRICS, load_run, train
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.analysis import analyze
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.io.locate import load_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "diffusion"
 REFERENCE_SEED = 12345  # the diffusion evaluation's reference ring
 
 
-def diffusion_row(config: Path, run_dir: Path, solver: str) -> dict[str, Any]:
-    """Train and evaluate a diffusion run unless its metrics exist; its row of the table."""
+def diffusion_row(config: Path, run_dir: Path, solver: str, task: str = "ring") -> dict[str, Any]:
+    """Train (on ``task``'s points) and evaluate a diffusion run unless its metrics exist; its row of the table."""
     if not (run_dir / "model.safetensors").is_file():
-        train(load_config(config), run_dir)
+        settings = load_config(config)
+        train(parse_config({**settings.model_dump(mode="json"), "task": task}, str(config)), run_dir)
     if not (run_dir / RUN_METRICS).is_file():
         evaluate(run_dir)
     metrics = json.loads((run_dir / RUN_METRICS).read_text())
     params = sum(p.numel() for p in load_run(run_dir).model.parameters())
-    row = {"kl_pooled": metrics[solver]["kl_pooled"], "parameters": params, "solver": solver}
+    trained = json.loads((run_dir / "train.json").read_text())
+    row = {
+        "kl_pooled": metrics[solver]["kl_pooled"],
+        "parameters": params,
+        "solver": solver,
+        "train_time_s": trained["train_time_s"],
+    }
     if "hardware" in metrics:  # the score circuit
         hw = metrics["hardware"]
+        row |= {"nll_nats": metrics["nll"]["nats"]} if "nll" in metrics else {}
         return row | {"nodes": hw["num_nodes"], "latency_s": hw["latency_s"], "energy_j": hw["energy_j"]}
     se = metrics["speed_energy"]
     return row | {"nodes": None, "latency_s": se["analog_latency_s"], "energy_j": se["analog_energy_j"]}
@@ -100,15 +117,42 @@ def cached_flow_row(path: Path, steps: int, batch: int) -> dict[str, Any]:
     return row
 
 
+def trained_flow_row(task: str, run_dir: Path) -> dict[str, Any]:
+    """The CNF of configs/flow2d/<task>.yaml (trained into ``run_dir`` unless it holds one), scored on the
+    same reference and held-out points as the score circuit; its row of the table."""
+    if not (run_dir / "model.safetensors").is_file():
+        kn.train(load_training_config(CONFIGS.parent / "flow2d" / f"{task}.yaml"), run_dir)
+    flow = load_model(run_dir)
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    with single_thread(), torch.no_grad():
+        samples = flow.sample(10_000, torch.Generator().manual_seed(0))
+        held_out = sample_points(task, NLL_POINTS, seed=REFERENCE_SEED + 2)  # the circuit evaluation's points
+        nll = float(-flow.log_prob(held_out).mean())
+        report = analyze(flow, torch.randn(200, 2, generator=torch.Generator().manual_seed(0)))
+    return {
+        "kl_pooled": kl_pooled(samples, sample_points(task, 10_000, seed=REFERENCE_SEED)),
+        "nll_nats": nll,
+        "parameters": sum(p.numel() for p in flow.parameters()),
+        "nodes": max(flow.circuit.widths) + 1,  # ground included
+        "latency_s": report.latency_s,
+        "energy_j": report.energy_j,
+        "solver": flow.solver.method,
+        "train_time_s": trained["train_cpu_time_s"],
+    }
+
+
 def markdown(rows: dict[str, dict[str, Any]]) -> str:
+    with_nll = any("nll_nats" in r for r in rows.values())
+    extra = " NLL (nats) | train time |" if with_nll else ""
     lines = [
-        "| model | KL pooled | parameters | nodes | latency / generation | energy / generation |",
-        "|---|---|---|---|---|---|",
+        f"| model | KL pooled |{extra} parameters | nodes | latency / generation | energy / generation |",
+        "|---|---|" + "---|---|" * with_nll + "---|---|---|---|",
     ]
     for name, r in rows.items():
         nodes = "—" if r["nodes"] is None else str(r["nodes"])
+        cells = f" {r['nll_nats']:.3f} | {r['train_time_s']:.0f} s |" if with_nll else ""
         lines.append(
-            f"| {name} | {r['kl_pooled']:.4f} | {r['parameters']} | {nodes} | "
+            f"| {name} | {r['kl_pooled']:.4f} |{cells} {r['parameters']} | {nodes} | "
             f"{kn.hardware.units.format_quantity(r['latency_s'], 's')} | "
             f"{kn.hardware.units.format_quantity(r['energy_j'], 'J')} |"
         )
@@ -123,8 +167,14 @@ def main() -> None:
     args.add_argument("--rram-run", type=Path, help="an evaluated crossbar ring run to reuse (default: train one)")
     args.add_argument("--circuit-run", type=Path, help="an evaluated score-circuit run to reuse (default: train one)")
     args.add_argument("--no-rram", action="store_true", help="leave the RRAM row out (its evaluation is long)")
+    args.add_argument("--task", default="ring", choices=POINT_SETS, help="ring, or a 2-D flow data set")
+    args.add_argument("--flow-run", type=Path, help="with --task: a trained configs/flow2d/<task>.yaml run to reuse")
     options = args.parse_args()
     out: Path = options.out
+    if options.task != "ring":
+        table = point_set_table(options.task, out, options.circuit_run, options.flow_run)
+        print(table)
+        return
     rows = {}
     if not options.no_rram:
         rram_dir = options.rram_run or out / "ring"
@@ -140,6 +190,22 @@ def main() -> None:
     write_json_atomic(out / "compare.json", rows)
     write_text_atomic(out / "compare.md", markdown(rows))
     print(markdown(rows))
+
+
+def point_set_table(task: str, out: Path, circuit_run: Path | None, flow_run: Path | None) -> str:
+    """The score circuit against the CNF on a 2-D flow data set; writes compare_<task>.md/.json."""
+    rows = {
+        "KirchhoffNet score circuit (its own transient)": diffusion_row(
+            CONFIGS / "ring_kirchhoffnet_passive.yaml",
+            circuit_run or out / f"{task}_kirchhoffnet_passive",
+            "pf-ode",
+            task,
+        ),
+        "KirchhoffNet CNF flow": trained_flow_row(task, flow_run or out / f"{task}_flow"),
+    }
+    write_json_atomic(out / f"compare_{task}.json", rows)
+    write_text_atomic(out / f"compare_{task}.md", markdown(rows))
+    return markdown(rows)
 
 
 if __name__ == "__main__":
