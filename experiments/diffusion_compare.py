@@ -14,8 +14,9 @@ of one generation (the RRAM loop's speed/energy model; the hardware package's de
 
 With ``--task`` set to a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...) the table compares the score
 circuit trained on that set's points with the CNF of ``configs/flow2d/<task>.yaml`` (``--flow-run`` reuses a
-trained run directory, else it is trained): KL as above, the NLL of the same 2,000 held-out points under
-each model's density, and training time. The crossbar network is the ring's model and is left out.
+trained run directory, else it is trained): KL as above (the circuit sampled exactly, without the ring's
+β ×1.2), the NLL of the same 2,000 held-out points under each model's density, and training time. The
+crossbar network is the ring's model and is left out.
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def point_set_table(task: str, out: Path, circuit_run: Path | None, flow_run: Pa
         "KirchhoffNet score circuit (its own transient)": diffusion_row(
             CONFIGS / "ring_kirchhoffnet_passive.yaml",
             circuit_run or out / f"{task}_kirchhoffnet_passive",
-            "pf-ode",
+            "pf-ode (exact)",  # the circuit's own density, like the CNF's (β ×1.2 is the ring's sharpening)
             task,
         ),
         "KirchhoffNet CNF flow": trained_flow_row(task, flow_run or out / f"{task}_flow"),

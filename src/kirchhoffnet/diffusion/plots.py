@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,8 +16,12 @@ import numpy as np
 from kirchhoffnet.io.figures import save_figure
 
 
-def sample_panels(panels: Mapping[str, np.ndarray], path: str | os.PathLike[str], limit: float = 1.5) -> Path:
-    """One scatter panel per named point set (N, 2), on shared square axes."""
+def sample_panels(panels: Mapping[str, np.ndarray], path: str | os.PathLike[str], limit: float | None = None) -> Path:
+    """One scatter panel per named point set (N, 2), on shared square axes: ±``limit``, by default the first
+    panel's (the reference's) extent rounded up to a half, at least ±1.5."""
+    if limit is None:
+        extent = float(np.abs(next(iter(panels.values()))).max())
+        limit = max(1.5, math.ceil(2.2 * extent) / 2)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     for ax, (title, points) in zip(axes[0], panels.items(), strict=True):
         ax.scatter(points[:, 0], points[:, 1], s=0.5, alpha=0.3)
