@@ -205,27 +205,35 @@ class ScoreCircuit(nn.Module):
         Shapes:
             x: (dim, B); h: (hidden, B); drive: (time_nodes, B) or (time_nodes, 1).
         """
+        return self._balance(self._hidden_inputs(x, drive), h)
+
+    def _hidden_inputs(self, x: Tensor, drive: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The devices into the hidden nodes, (inputs, hidden, ·): the part of each argument that does not
+        depend on h (a·v_src + c), the gain on h, and the output scale (None: 1). Fixed while h settles."""
         cut, batch = self._into_hidden, x.shape[1]
-        family = self._family
-        a, b, c, post = family.coefficients(self.programmed()[:, :cut].to(x.dtype))
+        a, b, c, post = self._family.coefficients(self.programmed()[:, :cut].to(x.dtype))
         layout = (-1, self.hidden, 1)  # (inputs, hidden, 1)
         a = x.new_ones(cut) if a is None else a
         gain = (-a if b is None else b).view(layout)  # the difference form a·(v_src − h) loads h by −a
         sources = torch.cat([x.repeat(self.repeat, 1), drive.expand(-1, batch)]).unsqueeze(1)  # edge order
-        u = a.view(layout) * sources + gain * h
+        fixed = a.view(layout) * sources
         if c is not None:
-            u = u + c.view(layout)
-        out = family.activation(u, inplace=False)
-        slope = gain * family.slope(out)
+            fixed = fixed + c.view(layout)
+        return fixed, gain, None if post is None else post.view(layout)
+
+    def _balance(self, inputs: tuple[Tensor, Tensor, Tensor | None], h: Tensor) -> tuple[Tensor, Tensor]:
+        fixed, gain, post = inputs
+        out = self._family.activation(fixed + gain * h, inplace=False)
+        slope = gain * self._family.slope(out)
         if post is not None:
-            out, slope = out * post.view(layout), slope * post.view(layout)
+            out, slope = out * post, slope * post
         return out.sum(0) - self.leak * h, slope.sum(0) - self.leak
 
     def _newton_settle(self, x: Tensor, drive: Tensor, guess: Tensor | None) -> Tensor:
         with torch.no_grad():
-            xs, ds = x.detach(), drive.detach()
+            inputs = self._hidden_inputs(x.detach(), drive.detach())  # the same at every Newton step
             h = x.new_zeros(self.hidden, x.shape[1]) if guess is None else guess.detach().clone()
-            balance, slope = self.hidden_balance(xs, h, ds)
+            balance, slope = self._balance(inputs, h)
             # dF/dh ≤ −g everywhere, so the root lies within |F(h)| / g of any h: a bracket to start from
             reach = balance.abs() / self.leak
             low, high = h - reach, h + reach
@@ -243,12 +251,12 @@ class ScoreCircuit(nn.Module):
                 trusted = (newton >= low) & (newton <= high) & (size < 0.5 * previous)
                 previous = size
                 h = torch.where(done, h, torch.where(trusted, newton, 0.5 * (low + high)))
-                balance, slope = self.hidden_balance(xs, h, ds)
+                balance, slope = self._balance(inputs, h)
         if not torch.is_grad_enabled():
             return h
         # one Newton step from the (detached) root: its value is h, its derivative −(∂F/∂θ)/(∂F/∂h), exactly
         # the implicit-function gradient
-        return h - (self.currents(x, h, drive)[1] - self.leak * h) / slope
+        return h - self.hidden_balance(x, h, drive)[0] / slope
 
     def drive(self, s: Tensor) -> Tensor:
         """Time-source voltages, node-major (time_nodes, B or 1), for diffusion times s (B,) or scalar."""
