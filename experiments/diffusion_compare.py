@@ -32,7 +32,7 @@ import torch
 import kirchhoffnet as kn
 from kirchhoffnet.config import load_config as load_training_config
 from kirchhoffnet.diffusion import POINT_SETS, kl_pooled, sample_points, sample_ring
-from kirchhoffnet.diffusion.circuit_run import NLL_POINTS
+from kirchhoffnet.diffusion.circuit_run import held_out_points
 from kirchhoffnet.diffusion.config import load_config, parse_config
 from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.run import RUN_METRICS, load_run, train
@@ -127,7 +127,7 @@ def trained_flow_row(task: str, run_dir: Path) -> dict[str, Any]:
     trained = json.loads((run_dir / "metrics.json").read_text())
     with single_thread(), torch.no_grad():
         samples = flow.sample(10_000, torch.Generator().manual_seed(0))
-        held_out = sample_points(task, NLL_POINTS, seed=REFERENCE_SEED + 2)  # the circuit evaluation's points
+        held_out = held_out_points(task, REFERENCE_SEED)  # the circuit evaluation's points
         nll = float(-flow.log_prob(held_out).mean())
         report = analyze(flow, torch.randn(200, 2, generator=torch.Generator().manual_seed(0)))
     return {
@@ -204,9 +204,10 @@ def point_set_table(task: str, out: Path, circuit_run: Path | None, flow_run: Pa
         ),
         "KirchhoffNet CNF flow": trained_flow_row(task, flow_run or out / f"{task}_flow"),
     }
+    table = markdown(rows)
     write_json_atomic(out / f"compare_{task}.json", rows)
-    write_text_atomic(out / f"compare_{task}.md", markdown(rows))
-    return markdown(rows)
+    write_text_atomic(out / f"compare_{task}.md", table)
+    return table
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_score import (
@@ -31,6 +32,12 @@ from kirchhoffnet.io import write_json_atomic
 NLL_POINTS, NLL_STEPS = 2000, 300
 """Held-out points (at most; no more than evaluate.num_samples) and Heun steps of the evaluation's NLL (300 steps
 agree with 100 to 0.002 nats on the ring)."""
+
+
+def held_out_points(task: str, reference_seed: int, n: int = NLL_POINTS) -> Tensor:
+    """The points the evaluation's NLL is measured on: seed reference + 2 (the reference ring and the noise
+    floor use + 0 and + 1), so other models can be scored on the very same points."""
+    return sample_points(task, n, seed=reference_seed + 2)
 
 
 @torch.no_grad()
@@ -124,7 +131,7 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
         "wall_time_s": time.perf_counter() - began,
     }
     points = min(NLL_POINTS, n)
-    held_out = sample_points(config.task, points, seed=config.evaluate.reference_seed + 2)
+    held_out = held_out_points(config.task, config.evaluate.reference_seed, points)
     began = time.perf_counter()
     with single_thread():
         log_density = circuit_log_likelihood(model, held_out, NLL_STEPS)

@@ -85,8 +85,9 @@ def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bo
             raise ConfigError(f"train.init_from: {start_from} does not exist; give a run directory made by `train`")
         load_state(model, start_from, "score-model")
     metrics: dict[str, Any] = {"task": config.task}
-    batches = point_batches(config.task)
-    if config.task == "latent":
+    if config.unconditional:
+        batches = point_batches(config.task)
+    else:
         data, prepared = prepare(config, out, progress)
         metrics.update(prepared)
         batches = latent_batches(data)
