@@ -10,7 +10,8 @@ from kirchhoffnet.data.toy2d import sample_toy
 from kirchhoffnet.diffusion import kl_pooled, sample_points
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
 from kirchhoffnet.diffusion.config import parse_config
-from kirchhoffnet.diffusion.run import load_run, sample_run, speed_energy
+from kirchhoffnet.diffusion.images import SOURCES
+from kirchhoffnet.diffusion.run import build_model, load_run, sample_run, speed_energy
 from kirchhoffnet.errors import ConfigError
 
 TINY_RING = """
@@ -91,7 +92,6 @@ def test_circuit_runs_refuse_rram_solvers(circuit_run):
     [
         ({"circuit": {"hidden": 4}}, "the 'circuit' section applies to model.kind: kirchhoffnet only"),
         ({"model": {"kind": "kirchhoffnet", "width": 20}}, "model.width applies to model.kind: crossbar"),
-        ({"model": {"kind": "kirchhoffnet"}, "task": "latent"}, "is unconditional: use task: ring"),
         (
             {"model": {"kind": "kirchhoffnet"}, "train": {"noise_aware": {"std": 0.1}}},
             "remove it for model.kind: kirchhoffnet",
@@ -111,7 +111,16 @@ def test_config_errors_name_the_key(data, match):
 
 def test_kirchhoffnet_config_fills_the_circuit_section():
     config = parse_config({"model": {"kind": "kirchhoffnet"}})
-    assert config.circuit is not None and config.circuit.num_nodes == 43
+    model = build_model(config)
+    assert config.circuit is not None and isinstance(model, CircuitScoreModel)
+    assert model.circuit.num_nodes == 43 and model.num_classes == 0
+
+
+def test_latent_kirchhoffnet_config_adds_one_class_source_per_class():
+    config = parse_config({"model": {"kind": "kirchhoffnet"}, "task": "latent", "latent": {"classes": [1, 5, 8, 9]}})
+    model = build_model(config)
+    assert isinstance(model, CircuitScoreModel) and model.num_classes == 4
+    assert model.circuit.num_nodes == 43 + 4
 
 
 @pytest.mark.needs_ngspice
@@ -121,3 +130,44 @@ def test_spice_command_exports_and_verifies_a_score_circuit(circuit_run, tmp_pat
     check = json.loads((tmp_path / "spice_check.json").read_text())
     assert check["samples"] == 1 and check["final_abs_error_v"] < 1e-4  # the generated sample, ngspice vs ours
     assert (tmp_path / "score_circuit.cir").read_text().rstrip().endswith(".end")
+
+
+TINY_LATENT = """
+task: latent
+model: {kind: kirchhoffnet}
+circuit: {hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 20, contraction: null, passive: true}
+latent: {max_train_images: 300, vae_epochs: 1, classifier_epochs: 1}
+train: {steps: 20, batch_size: 64}
+sample: {steps: 8, guidance: 1.0}
+evaluate: {num_samples: 60, guidance_sweep: [0.0, 2.0]}
+"""
+
+
+@pytest.mark.needs_dataset
+def test_latent_task_on_a_score_circuit_end_to_end(tmp_path):
+    if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    (tmp_path / "latent.yaml").write_text(TINY_LATENT)
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(app, ["diffusion", "train", str(tmp_path / "latent.yaml"), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    run = load_run(run_dir)
+    assert isinstance(run.model, CircuitScoreModel) and run.model.circuit.num_nodes == 1 + 2 + 4 + 4 + 3
+    result = runner.invoke(app, ["diffusion", "evaluate", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["model"] == "kirchhoffnet" and "analog" not in metrics  # the circuit's own samplers only
+    for solver in ("pf-ode", "euler"):
+        assert 0.0 <= metrics[solver]["accuracy"] <= 1.0 and len(metrics[solver]["accuracy_per_class"]) == 3
+    assert [r["guidance"] for r in metrics["guidance_sweep"]["results"]] == [0.0, 2.0]
+    hardware = metrics["hardware"]  # guidance 1: the labelled copy and the unconditional one
+    assert hardware["circuit_copies"] == 2 and hardware["num_devices"] == 2 * (run.model.circuit.edges.num_edges + 4)
+    assert hardware["energy_j"] > 0 and hardware["latency_s"] > 0
+    for name in ("images.png", "latents.png", "guidance.png"):
+        assert (run_dir / name).is_file()
+    out = tmp_path / "x.npy"
+    args = ["diffusion", "sample", str(run_dir), "-n", "5", "--solver", "pf-ode", "--label", "2", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (5, 2) and np.isfinite(np.load(out)).all()

@@ -17,7 +17,14 @@ from kirchhoffnet.errors import ConfigError, DataError
 
 
 def tiny(
-    device="ShiftTanh2", dtype=torch.float64, hidden=5, settle_steps=3, init_scale=0.7, contraction=0.5, passive=False
+    device="ShiftTanh2",
+    dtype=torch.float64,
+    hidden=5,
+    settle_steps=3,
+    init_scale=0.7,
+    contraction=0.5,
+    passive=False,
+    num_classes=0,
 ):
     circuit = ScoreCircuit(
         2,
@@ -29,13 +36,14 @@ def tiny(
         init_scale=init_scale,
         contraction=contraction,
         passive=passive,
+        num_classes=num_classes,
         generator=torch.Generator().manual_seed(0),
     )
     return CircuitScoreModel(circuit, VPSDE(0.01, 8.0)).to(dtype)
 
 
 def test_topology_counts_and_node_numbering():
-    edges = score_topology(dim=2, hidden=3, time_nodes=4, repeat=2)
+    edges = score_topology(dim=2, hidden=3, driven=4, repeat=2)
     assert edges.shape == (2, 3 * (2 * 2 + 4) + 2 * (1 + 4))
     hidden = set(range(3, 6))
     # every data–hidden and time–hidden device ends on a hidden node; the rest start on a data node
@@ -258,3 +266,81 @@ def test_log_likelihood_is_a_normalised_density(kind):
     assert float(log_density.exp().sum() * (axis[1] - axis[0]) ** 2) == pytest.approx(1.0, abs=2e-3)
     prior = -0.5 * grid.square().sum(1) - math.log(2 * math.pi)
     assert float((log_density - prior).abs().max()) > 0.1  # not the prior: the circuit moves the mass
+
+
+def conditional(classes=3, **kwargs):
+    """A passive circuit with one class source per class."""
+    return passive(num_classes=classes, init_scale=kwargs.pop("init_scale", 1.0), **kwargs)
+
+
+def test_class_sources_hold_the_one_hot_label_and_are_wired_like_the_time_nodes():
+    circuit = conditional().circuit
+    s, labels = torch.tensor(0.4, dtype=torch.float64), torch.tensor([2, -1, 0])
+    drive = circuit.drive(s, labels)
+    torch.testing.assert_close(drive[:4], circuit.embedding(s).t().expand(-1, 3))
+    expected = torch.tensor([[0.0, 0, 1], [0, 0, 0], [1, 0, 0]], dtype=torch.float64)  # −1: every source at 0 V
+    torch.testing.assert_close(drive[4:], expected)
+    src, dst = circuit.edges.edge_index
+    hidden = set(range(3, 3 + circuit.hidden))
+    for node in range(3 + circuit.hidden + 4, circuit.num_nodes):  # the three class nodes
+        assert sorted(int(d) for d in dst[src == node]) == sorted(hidden)
+        assert sorted(int(a) for a in src[dst == node]) == [1, 2]  # and every data node reads it
+    x = torch.randn(6, 2, dtype=torch.float64)
+    with torch.no_grad():
+        velocities = [circuit.velocity(x, s, torch.full((6,), c)) for c in (-1, 0, 1, 2)]
+    for i in range(4):
+        for j in range(i):
+            assert float((velocities[i] - velocities[j]).abs().max()) > 1e-3  # the label steers the field
+
+
+def test_guidance_mixes_the_currents_of_two_circuit_copies():
+    model = conditional()
+    x, s = torch.randn(6, 2, dtype=torch.float64), torch.full((6,), 0.3, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    guided = model.velocity(x, s, labels, guidance=1.5)
+    free = model.velocity(x, s, torch.full_like(labels, -1))
+    torch.testing.assert_close(guided, 2.5 * model.velocity(x, s, labels) - 1.5 * free)
+    beta = model.sde.beta(s).unsqueeze(1)
+    torch.testing.assert_close(model.score(x, s, labels, 1.5), 2 * guided / beta - x)
+
+
+def test_guided_circuit_transient_is_the_guided_probability_flow():
+    model = conditional()
+    x, labels = torch.randn(12, 2, dtype=torch.float64), torch.arange(12) % 3
+    sharp = model.sharpened(1.3)
+    quasi = circuit_pf_ode(sharp, x, 40, labels=labels, guidance=0.7)
+
+    def score(z, s):
+        return model.score(z, s, labels, 0.7)
+
+    generic = reference_euler(score, model.sde.scaled(1.3), x, False, 40)
+    torch.testing.assert_close(quasi, generic, rtol=0, atol=1e-9)  # warm-started Newton: the same equilibria
+    full = circuit_pf_ode(sharp, x, 40, hidden_capacitance=1e-3, labels=labels, guidance=0.7)
+    assert 0 < float((full - quasi).abs().max()) < 0.05  # each copy's hidden nodes integrated, O(C_h) apart
+
+
+def test_conditional_training_puts_each_class_where_its_data_is():
+    model = conditional(classes=2, dtype=torch.float32, hidden=8)
+
+    def batches(b, generator):
+        labels = torch.randint(0, 2, (b,), generator=generator)
+        centre = torch.stack([1.0 - 2.0 * labels, torch.zeros(b)], dim=1)
+        return centre + 0.1 * torch.randn(b, 2, generator=generator), labels
+
+    settings = TrainSettings(steps=300, batch_size=128, lr=1e-2, ema_decay=0.9, label_dropout=0.1)
+    train_score(model, batches, settings, progress=False)
+    for label, side in ((0, 1.0), (1, -1.0)):
+        x = circuit_sample(model, 300, "pf-ode", steps=60, labels=torch.tensor(label))
+        assert side * float(x[:, 0].mean()) > 0.6 and float(x[:, 1].abs().mean()) < 0.4
+
+
+def test_conditional_label_errors():
+    model = conditional(dtype=torch.float32)
+    with pytest.raises(DataError, match="conditional on 3 classes: pass labels"):
+        circuit_sample(model, 4)
+    with pytest.raises(DataError, match=r"labels must lie in \[-1, 3\)"):
+        circuit_sample(model, 4, labels=torch.tensor(3))
+    with pytest.raises(DataError, match="got 3 labels for 4 samples"):
+        circuit_sample(model, 4, labels=torch.tensor([0, 1, 2]))
+    with pytest.raises(DataError, match="1-D integer tensor"):
+        model.velocity(torch.zeros(2, 2), torch.tensor(0.5), torch.zeros(2))

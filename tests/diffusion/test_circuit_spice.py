@@ -11,7 +11,7 @@ from kirchhoffnet.diffusion.circuit_score import circuit_pf_ode
 from kirchhoffnet.diffusion.circuit_spice import circuit_transient, score_circuit_netlist, verify_score_circuit
 from kirchhoffnet.errors import ConfigError
 
-from .test_circuit_score import passive, tiny
+from .test_circuit_score import conditional, passive, tiny
 
 
 def test_deck_holds_every_element_of_the_circuit():
@@ -70,3 +70,23 @@ def test_ngspice_transient_matches_ours(kind):
     assert check.max_abs_error_v < 1e-3 * max(1.0, check.voltage_range_v)
     assert check.final_abs_error_v < 1e-5
     assert check.max_hidden_error_v < 1e-3
+
+
+def test_class_sources_are_dc_sources_holding_each_replicas_label():
+    model = conditional()
+    x0, labels = torch.randn(3, 2, dtype=torch.float64), torch.tensor([2, -1, 0])
+    deck = score_circuit_netlist(model, x0, 0.02, labels=labels)
+    circuit = model.circuit
+    first = 3 + circuit.hidden + circuit.time_nodes  # node number of class 0
+    for k, label in enumerate(labels.tolist()):
+        held = re.findall(rf"^Vc(\d+)_{k} n\1_{k} 0 DC (\S+)$", deck, re.M)
+        assert [(int(n), float(v)) for n, v in held] == [(first + j, float(j == label)) for j in range(3)]
+    with pytest.raises(ConfigError, match="got 2 labels for 3 base samples"):
+        score_circuit_netlist(model, x0, 0.02, labels=labels[:2])
+
+
+@pytest.mark.needs_ngspice
+def test_ngspice_transient_of_a_conditional_circuit_matches_ours():
+    check, deck = verify_score_circuit(conditional(), samples=3, hidden_capacitance=0.05)
+    assert deck.count(" DC 1.0") == 3  # samples 0, 1, 2 generate classes 0, 1, 2
+    assert check.final_abs_error_v < 1e-5 and check.max_hidden_error_v < 1e-3

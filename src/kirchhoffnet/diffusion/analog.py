@@ -71,7 +71,7 @@ def analog_sample(
         raise ConfigError(f"the number of samples must be positive, got {n}")
     settings = settings if settings is not None else LoopSettings()
     chip = chip if chip is not None else program_chip(model)
-    labels = check_labels(model, labels, int(n))
+    labels = check_labels(model.net.num_classes, labels, int(n))
     net, sde = model.net, model.sde
     stochastic = mode == "sde"
     kappa = (1.0 - sde.s_min) / settings.integration_time_s

@@ -20,6 +20,8 @@ from kirchhoffnet.diffusion.circuit_score import (
     CircuitScoreModel,
     circuit_log_likelihood,
     circuit_pf_ode,
+    guided_copies,
+    mix_copies,
 )
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.ring import sample_points
@@ -28,6 +30,9 @@ from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.io import write_json_atomic
+
+CIRCUIT_SOLVERS = ("pf-ode", "euler")
+"""The score circuit's samplers: its own transient (the probability-flow ODE) and the reverse SDE."""
 
 NLL_POINTS, NLL_STEPS = 2000, 300
 """Held-out points (at most; no more than evaluate.num_samples) and Heun steps of the evaluation's NLL (300 steps
@@ -49,42 +54,53 @@ def generation_hardware(
     settling_time_constants: float = 5.0,
     hidden_capacitance: float = HIDDEN_CAPACITANCE,
     seed: int = 0,
+    labels: Tensor | None = None,
+    guidance: float = 0.0,
 ) -> dict[str, Any]:
     """Latency and energy of one generation (the probability-flow transient), averaged over ``n`` samples.
 
     Latency = (1 − s_min) τ (the transient) + ``settling_time_constants`` × C_h/g τ (hidden nodes settle
     before release). Energies are per sample in joules; powers integrated by the rectangle rule on the
-    quasi-static transient of ``steps`` steps.
+    quasi-static transient of ``steps`` steps. A conditional circuit generates ``labels`` (n,); with
+    ``guidance`` w ≠ 0 both copies of the guided pair count (devices, energy), the mixing gains are not modelled.
     """
     design = design or PhysicalDesign()
     circuit, gain = model.circuit, model.velocity_gain
     grid = time_grid(model.sde, steps)
+    copies, mixing = guided_copies(labels, guidance)
     x = torch.randn(n, model.dim, generator=torch.Generator().manual_seed(seed)).t().contiguous()
     src, dst = circuit.edges.edge_index
     load = x.square().sum(0) / gain  # charging C_x = 1/k from 0 V to x: C x² from the driver
     delivered, dissipated, charge = torch.zeros(n), torch.zeros(n), torch.zeros(n)
     peak_v, hidden = 0.0, None
+
+    def per_sample(values: Tensor) -> Tensor:  # (copies · n,) → (n,): a sample's copies together
+        return values.view(len(mixing), n).sum(0)
+
     with single_thread():
         for k in range(steps):
             s, dt = grid[k].float(), float(grid[k] - grid[k + 1])
-            drive = circuit.drive(s).expand(-1, n)
-            hidden = circuit.settle(x, drive, hidden)
-            nodes = torch.cat([x, hidden, drive]).t()  # (B, N): every node but ground
+            stacked = x.repeat(1, len(mixing))
+            drive = circuit.drive(s, copies).expand(-1, stacked.shape[1])
+            hidden = circuit.settle(stacked, drive, hidden)
+            nodes = torch.cat([stacked, hidden, drive]).t()  # (B, N): every node but ground
             current = circuit.edges.currents(nodes)
-            padded = torch.cat([nodes.new_zeros(n, 1), nodes], dim=1)
+            padded = torch.cat([nodes.new_zeros(len(nodes), 1), nodes], dim=1)
             power = current * (padded[:, src] - padded[:, dst])
-            delivered += dt * (-power).clamp(min=0).sum(1)
-            dissipated += dt * (power.clamp(min=0).sum(1) + circuit.leak * hidden.square().sum(0))
-            charge += dt * (current.abs().sum(1) + circuit.leak * hidden.abs().sum(0))
+            delivered += dt * per_sample((-power).clamp(min=0).sum(1))
+            dissipated += dt * per_sample(power.clamp(min=0).sum(1) + circuit.leak * hidden.square().sum(0))
+            charge += dt * per_sample(current.abs().sum(1) + circuit.leak * hidden.abs().sum(0))
             peak_v = max(peak_v, float(nodes.abs().max()))
-            x = x + (gain * dt) * circuit.currents(x, hidden, drive)[0]
+            x = x + (gain * dt) * mix_copies(circuit.currents(stacked, hidden, drive)[0], mixing)
     lo, hi = design.supply_v
     transient_s = (1 - model.sde.s_min) * design.tau_s
     settling_s = settling_time_constants * hidden_capacitance / circuit.leak * design.tau_s
+    shared = 1 + model.dim  # ground and the data nodes; each copy has its own hidden and driven nodes
     return {
         "design": design.to_dict(),
-        "num_nodes": circuit.num_nodes,
-        "num_devices": circuit.edges.num_edges + circuit.hidden,  # learnable devices and the leak resistors
+        "circuit_copies": len(mixing),
+        "num_nodes": shared + len(mixing) * (circuit.num_nodes - shared),
+        "num_devices": len(mixing) * (circuit.edges.num_edges + circuit.hidden),  # devices and leak resistors
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "latency_s": transient_s + settling_s,
         "settling_s": settling_s,
@@ -95,6 +111,19 @@ def generation_hardware(
         "energy_rail_bound_j": float(charge.mean()) * (hi - lo) / design.voltage_v * design.energy_j,
         "peak_node_voltage_v": peak_v * design.voltage_v,
     }
+
+
+def conditional_hardware(run: Run, model: CircuitScoreModel, n: int = 999) -> dict[str, Any]:
+    """:func:`generation_hardware` of a conditional circuit as the run samples it (β scale, guidance), over
+    ``n`` generations spread evenly over the classes."""
+    config = run.config
+    labels = torch.arange(n) % model.num_classes
+    sharp = model.sharpened(config.sample.ode_beta_scale)
+    with torch.no_grad():
+        report = generation_hardware(
+            sharp, n, config.sample.steps, seed=config.seed, labels=labels, guidance=config.sample.guidance
+        )
+    return {"guidance": config.sample.guidance, **report}
 
 
 def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) -> dict[str, Any]:
@@ -109,7 +138,7 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
         sample_points(config.task, n, seed=config.evaluate.reference_seed + 1), reference
     )
     panels = {f"{config.task} (reference)": reference.numpy()}
-    runs = [("pf-ode", False), ("euler", False)] + [("pf-ode", True)] * (config.sample.ode_beta_scale != 1)
+    runs = [(solver, False) for solver in CIRCUIT_SOLVERS] + [("pf-ode", True)] * (config.sample.ode_beta_scale != 1)
     for solver, exact in runs:
         x, info = sample_run(run, n, solver, seed=seed, exact=exact)
         name = f"{solver} (exact)" if exact else solver

@@ -7,10 +7,14 @@ The circuit has four kinds of nodes, all on the core :class:`~kirchhoffnet.circu
 * ``dim`` **data nodes** (1 … dim): integrating capacitors C_x carrying the sample x;
 * ``hidden`` **hidden nodes**: small capacitors C_h with a leak conductance g to ground;
 * ``time_nodes`` **time nodes**: voltage sources driven with a fixed embedding of the diffusion time,
-  e_k(s) = sin / cos(2π f_k s) — sources, never integrated (their dv/dt is imposed, not computed).
+  e_k(s) = sin / cos(2π f_k s) — sources, never integrated (their dv/dt is imposed, not computed);
+* ``num_classes`` **class nodes** (conditional circuits): DC voltage sources holding the one-hot label,
+  1 V on the wanted class's node and 0 V elsewhere; all at 0 V is the unconditional circuit that
+  classifier-free guidance's label dropout trains.
 
-Nonlinear devices (one learnable column each) join every data node and every time node to every hidden
-node, and the data nodes to ground and to the time nodes. With I(·) the KCL currents of the devices,
+The time and class nodes are the circuit's **driven nodes**. Nonlinear devices (one learnable column each)
+join every data node and every driven node to every hidden node, and the data nodes to ground and to the
+driven nodes. With I(·) the KCL currents of the devices,
 
     C_x dx/dτ = I_x(x, h, e(s)),        C_h dh/dτ = I_h(x, h, e(s)) − g h,        s = 1 − τ.
 
@@ -26,6 +30,9 @@ transient: release the data capacitors at x ~ N(0, I) while the time sources swe
 Sampling with β ×k (the sharpening knob of the crossbar model) is the capacitors C_x / k. The reverse
 SDE additionally needs dx/dτ = 2u − ½ β x + √β ξ: a gain of 2 on the device currents, a time-varying
 negative conductance and a noise current source (documented, simulated digitally by the samplers).
+Classifier-free guidance with strength w is two copies of the circuit on the same data nodes, one with the
+label's sources and one with all class sources at 0 V, whose currents into the data nodes are mixed
+(1 + w) I_x(c) − w I_x(∅) (current-mirror gains): u = (1 + w) u(x, s | c) − w u(x, s).
 """
 
 from __future__ import annotations
@@ -40,8 +47,8 @@ from tqdm import tqdm
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.devices.base import AffineActivation, TerminalGains
-from kirchhoffnet.diffusion.sample import check_request, reference_euler, time_grid
-from kirchhoffnet.diffusion.score import TimeEmbedding
+from kirchhoffnet.diffusion.sample import check_labels, check_request, reference_euler, time_grid
+from kirchhoffnet.diffusion.score import TimeEmbedding, check_class_labels
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, DataError
@@ -54,22 +61,23 @@ HIDDEN_CAPACITANCE = 0.01
 """C_h / C_x of the full transients (evaluation and SPICE check): the hidden nodes 100× faster than the data nodes."""
 
 
-def score_topology(dim: int, hidden: int, time_nodes: int, repeat: int = 1) -> Tensor:
-    """``edge_index`` of the score circuit (see the module docstring for the node numbering).
+def score_topology(dim: int, hidden: int, driven: int, repeat: int = 1) -> Tensor:
+    """``edge_index`` of the score circuit (see the module docstring for the node numbering): ground, data,
+    hidden, then the ``driven`` source nodes (time nodes, then class nodes).
 
-    Data–hidden pairs get ``repeat`` parallel devices; time–hidden, data–ground and data–time pairs one.
+    Data–hidden pairs get ``repeat`` parallel devices; driven–hidden, data–ground and data–driven pairs one.
 
     Shapes:
-        Returns (2, E) long, E = hidden (dim·repeat + time_nodes) + dim (1 + time_nodes).
+        Returns (2, E) long, E = hidden (dim·repeat + driven) + dim (1 + driven).
     """
     data = torch.arange(1, dim + 1)
     hid = torch.arange(dim + 1, dim + hidden + 1)
-    times = torch.arange(dim + hidden + 1, dim + hidden + time_nodes + 1)
+    sources = torch.arange(dim + hidden + 1, dim + hidden + driven + 1)
     pairs = [
         torch.cartesian_prod(data, hid).repeat(repeat, 1),
-        torch.cartesian_prod(times, hid),
+        torch.cartesian_prod(sources, hid),
         torch.stack([data, torch.zeros_like(data)], dim=1),
-        torch.cartesian_prod(data, times),
+        torch.cartesian_prod(data, sources),
     ]
     return torch.cat(pairs).t().contiguous()
 
@@ -81,6 +89,7 @@ class ScoreCircuit(nn.Module):
         dim: data dimension (data nodes).
         hidden: hidden nodes.
         time_nodes: driven time nodes (even: sin and cos per embedding frequency).
+        num_classes: driven class nodes (0: an unconditional circuit).
         repeat: parallel devices per data–hidden pair.
         device: device family of the learnable edges (an affine-activation family, e.g. ``ShiftTanh2``).
         leak: conductance g from every hidden node to ground (normalised units; fixed, not trained).
@@ -115,21 +124,22 @@ class ScoreCircuit(nn.Module):
         init_scale: float = 1.0,
         contraction: float | None = 0.5,
         passive: bool = False,
+        num_classes: int = 0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if dim < 1 or hidden < 1 or repeat < 1 or settle_steps < 1:
+        if dim < 1 or hidden < 1 or repeat < 1 or settle_steps < 1 or num_classes < 0:
             raise ConfigError(
-                f"the score circuit needs dim, hidden, repeat and settle_steps >= 1; "
-                f"got {dim}, {hidden}, {repeat}, {settle_steps}"
+                f"the score circuit needs dim, hidden, repeat and settle_steps >= 1 and num_classes >= 0; "
+                f"got {dim}, {hidden}, {repeat}, {settle_steps}, {num_classes}"
             )
         if not (math.isfinite(leak) and leak > 0):
             raise ConfigError(f"the hidden leak conductance must be positive, got {leak}")
         self.dim, self.hidden, self.repeat, self.leak = dim, hidden, repeat, float(leak)
         self.settle_steps, self.frequency_scale = settle_steps, frequency_scale
         self.embedding = TimeEmbedding(time_nodes, frequency_scale, generator)
-        self.time_nodes = time_nodes
-        edge_index = score_topology(dim, hidden, time_nodes, repeat)
+        self.time_nodes, self.num_classes = time_nodes, num_classes
+        edge_index = score_topology(dim, hidden, self.driven, repeat)
         family = resolve(device)
         if not isinstance(family, AffineActivation):
             raise ConfigError(f"the score circuit needs an affine-activation device family, got {family.name}")
@@ -137,9 +147,9 @@ class ScoreCircuit(nn.Module):
         params = torch.randn(family.num_params, edge_index.shape[1], generator=generator) * init_scale
         self.edges = Slice(edge_index, family, num_nodes=self.num_nodes, params=params)
         self.init_scale, self.contraction, self.passive = init_scale, contraction, bool(passive)
-        # score_topology's first edges: data–hidden (hidden·dim·repeat), then time–hidden (hidden·time_nodes)
+        # score_topology's first edges: data–hidden (hidden·dim·repeat), then driven–hidden (hidden·driven)
         self._data_to_hidden = hidden * dim * repeat
-        self._into_hidden = self._data_to_hidden + hidden * time_nodes
+        self._into_hidden = self._data_to_hidden + hidden * self.driven
         if contraction is not None and passive:
             raise ConfigError("passive hidden terminals replace the contraction bound; set contraction: null")
         if contraction is not None and not 0 < contraction < 1:
@@ -168,15 +178,20 @@ class ScoreCircuit(nn.Module):
         return torch.cat([raw[:row], gain.unsqueeze(0), raw[row + 1 :]])
 
     @property
+    def driven(self) -> int:
+        """Driven source nodes: the time nodes, then the class nodes."""
+        return self.time_nodes + self.num_classes
+
+    @property
     def num_nodes(self) -> int:
-        """Nodes including ground and the driven time nodes."""
-        return 1 + self.dim + self.hidden + self.time_nodes
+        """Nodes including ground and the driven nodes."""
+        return 1 + self.dim + self.hidden + self.driven
 
     def currents(self, x: Tensor, h: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
         """Device currents into the data and hidden nodes (the leak excluded), node-major.
 
         Shapes:
-            x: (dim, B); h: (hidden, B); drive: (time_nodes, B) or (time_nodes, 1). Returns (dim, B), (hidden, B).
+            x: (dim, B); h: (hidden, B); drive: (driven, B) or (driven, 1). Returns (dim, B), (hidden, B).
         """
         state = torch.cat([x, h, drive.expand(-1, x.shape[1])])
         kernel = self.edges.kernel(state.dtype, state.device)  # C = 1 in the slice: the field is the KCL current
@@ -203,7 +218,7 @@ class ScoreCircuit(nn.Module):
         (inputs, hidden) by :func:`score_topology`, so this is dense arithmetic with no gather over edges.
 
         Shapes:
-            x: (dim, B); h: (hidden, B); drive: (time_nodes, B) or (time_nodes, 1).
+            x: (dim, B); h: (hidden, B); drive: (driven, B) or (driven, 1).
         """
         return self._balance(self._hidden_inputs(x, drive), h)
 
@@ -258,18 +273,38 @@ class ScoreCircuit(nn.Module):
         # the implicit-function gradient
         return h - self.hidden_balance(x, h, drive)[0] / slope
 
-    def drive(self, s: Tensor) -> Tensor:
-        """Time-source voltages, node-major (time_nodes, B or 1), for diffusion times s (B,) or scalar."""
-        return self.embedding(s).t()
+    def drive(self, s: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Driven-node voltages, node-major: the time sources for diffusion times s (B,) or scalar, then (for a
+        conditional circuit) the class sources holding the one-hot ``labels`` (−1: all at 0 V, unconditional).
 
-    def velocity(self, x: Tensor, s: Tensor) -> Tensor:
-        """u(x, s) = I_x at the settled hidden nodes (C_x = 1). Shapes: x (B, dim); s (B,) or scalar → (B, dim)."""
-        xt, drive = x.t(), self.drive(s)
+        Shapes:
+            s: (B,) or scalar; labels: (B,) long. Returns (driven, B), or (driven, 1) without labels.
+        """
+        times = self.embedding(s).t()
+        if not self.num_classes:
+            if labels is not None:
+                raise DataError("this score circuit is unconditional but labels were given")
+            return times
+        if labels is None:
+            raise DataError(f"this score circuit is conditional on {self.num_classes} classes: pass labels (-1 = none)")
+        labels = check_class_labels(labels, self.num_classes)
+        classes = times.new_zeros(self.num_classes, len(labels))
+        known = labels >= 0
+        classes[labels[known], known.nonzero().squeeze(1)] = 1.0
+        return torch.cat([times.expand(-1, len(labels)), classes])
+
+    def velocity(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor:
+        """u(x, s) = I_x at the settled hidden nodes (C_x = 1).
+
+        Shapes:
+            x: (B, dim); s: (B,) or scalar; labels: (B,) long for a conditional circuit. Returns (B, dim).
+        """
+        xt, drive = x.t(), self.drive(s, labels)
         return self.currents(xt, self.settle(xt, drive), drive)[0].t()
 
-    def residual(self, x: Tensor, s: Tensor) -> Tensor:
+    def residual(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor:
         """Relative equilibrium residual ‖I_h − g h‖ / ‖g h‖ after settling (0 at the exact equilibrium), (B,)."""
-        xt, drive = x.t(), self.drive(s)
+        xt, drive = x.t(), self.drive(s, labels)
         h = self.settle(xt, drive)
         gap = self.currents(xt, h, drive)[1] - self.leak * h
         return gap.norm(dim=0) / (self.leak * h).norm(dim=0).clamp_min(1e-12)
@@ -287,7 +322,29 @@ class ScoreCircuit(nn.Module):
             "init_scale": self.init_scale,
             "contraction": self.contraction,
             "passive": self.passive,
+            "num_classes": self.num_classes,
         }
+
+
+def guided_copies(labels: Tensor | None, guidance: float) -> tuple[Tensor | None, Tensor]:
+    """Classifier-free guidance as circuit copies: the labels of the copies stacked along the batch, and the gains
+    mixing their currents into the data nodes (:func:`mix_copies`). One copy (gain 1) without guidance; with
+    w ≠ 0 the labelled copy (1 + w) and an unconditional one, all class sources at 0 V (−w).
+
+    Shapes:
+        labels: (B,) long or None. Returns (k B,) or None, and (k,) with k = 1 or 2.
+    """
+    if labels is None or not guidance:
+        return labels, torch.ones(1)
+    return torch.cat([labels, torch.full_like(labels, -1)]), torch.tensor([1.0 + guidance, -guidance])
+
+
+def mix_copies(values: Tensor, gains: Tensor) -> Tensor:
+    """Σ_j gains_j × copy j of ``values`` whose last axis stacks the copies. Shapes: (…, k B) → (…, B)."""
+    if len(gains) == 1:
+        return values
+    copies = values.unflatten(-1, (len(gains), -1))
+    return (copies * gains.to(values.dtype).unsqueeze(1)).sum(-2)
 
 
 class CircuitScoreModel(nn.Module):
@@ -304,16 +361,28 @@ class CircuitScoreModel(nn.Module):
     def dim(self) -> int:
         return self.circuit.dim
 
-    def velocity(self, x: Tensor, s: Tensor) -> Tensor:
-        """Probability-flow velocity dx/dτ (reverse time) of the circuit. Shapes: x (B, dim) → (B, dim)."""
-        return self.circuit.velocity(x, s) * self.velocity_gain
+    @property
+    def num_classes(self) -> int:
+        return self.circuit.num_classes
+
+    def velocity(self, x: Tensor, s: Tensor, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """Probability-flow velocity dx/dτ (reverse time) of the circuit, with classifier-free guidance
+        (1 + w) u(x | c) − w u(x) for ``guidance`` w ≠ 0 (two circuit copies, :func:`guided_copies`).
+
+        Shapes:
+            x: (B, dim); s: (B,) or scalar; labels: (B,) long for a conditional circuit. Returns (B, dim).
+        """
+        copies, gains = guided_copies(labels, guidance)
+        s = torch.as_tensor(s, dtype=x.dtype)
+        if len(gains) > 1:
+            x, s = x.repeat(len(gains), 1), s.repeat(len(gains)) if s.dim() else s
+        return mix_copies(self.circuit.velocity(x, s, copies).t(), gains).t() * self.velocity_gain
 
     def score(self, x: Tensor, s: Tensor, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
         """∇log p_s(x) = 2 u / β − x (the gain-free velocity). Shapes: x (B, dim); s (B,) or scalar → (B, dim)."""
-        if labels is not None:
-            raise DataError("the KirchhoffNet score circuit is unconditional but labels were given")
-        beta = self.sde.beta(torch.as_tensor(s, dtype=x.dtype)).reshape(-1, 1)
-        return 2 * self.circuit.velocity(x, s) / beta - x
+        s = torch.as_tensor(s, dtype=x.dtype)
+        beta = self.sde.beta(s).reshape(-1, 1)
+        return 2 * self.velocity(x, s, labels, guidance) / (beta * self.velocity_gain) - x
 
     def sharpened(self, beta_scale: float = 1.0, score_gain: float = 1.0) -> CircuitScoreModel:
         """A view (sharing the circuit) that samples with β ×``beta_scale`` (PF-ODE: velocity ×k, the data
@@ -334,37 +403,47 @@ class CircuitScoreModel(nn.Module):
 
 
 def circuit_pf_ode(
-    model: CircuitScoreModel, x: Tensor, steps: int, hidden_capacitance: float = 0.0, progress: bool = False
+    model: CircuitScoreModel,
+    x: Tensor,
+    steps: int,
+    hidden_capacitance: float = 0.0,
+    progress: bool = False,
+    labels: Tensor | None = None,
+    guidance: float = 0.0,
 ) -> Tensor:
     """Generation as the circuit's own transient: Euler on the data (and hidden) nodes from s = 1 to s_min.
 
     With ``hidden_capacitance`` 0 the hidden nodes are at equilibrium at every step (the quasi-static
     limit, exactly the probability-flow ODE of the trained field). With C_h > 0 they are integrated too,
     C_h dh/dτ = I_h − g h (the leak taken implicitly, so any step is stable), starting settled at s = 1:
-    the departure from the quasi-static run is O(C_h).
+    the departure from the quasi-static run is O(C_h). A conditional circuit holds ``labels`` on its class
+    sources; ``guidance`` w ≠ 0 runs the guided pair of copies (:func:`guided_copies`).
 
     Shapes:
-        x: (B, dim) at s = 1. Returns (B, dim).
+        x: (B, dim) at s = 1; labels: (B,) long. Returns (B, dim).
     """
     if hidden_capacitance < 0 or not math.isfinite(hidden_capacitance):
         raise ConfigError(f"hidden_capacitance must be >= 0, got {hidden_capacitance}")
     grid = time_grid(model.sde, steps)
     circuit, gain = model.circuit, model.velocity_gain
+    copies, mixing = guided_copies(labels, guidance)
     state = x.detach().t().clone()
     with torch.no_grad():
-        hidden = circuit.settle(state, circuit.drive(grid[0].to(x.dtype)))
+        stacked = state.repeat(1, len(mixing))  # each copy's data terminals follow the shared data nodes
+        hidden = circuit.settle(stacked, circuit.drive(grid[0].to(x.dtype), copies))
         for k in tqdm(range(len(grid) - 1), desc="circuit", unit="step", disable=not progress, leave=False):
             s, dt = grid[k].to(x.dtype), float(grid[k] - grid[k + 1])
-            drive = circuit.drive(s)
+            drive = circuit.drive(s, copies)
             if hidden_capacitance:
                 # linearly implicit Euler with the exact (diagonal) hidden Jacobian: stable at any step and load
-                balance, slope = circuit.hidden_balance(state, hidden, drive)
+                balance, slope = circuit.hidden_balance(stacked, hidden, drive)
                 rate = dt / hidden_capacitance
                 hidden = hidden + rate * balance / (1 - rate * slope)
             else:
-                hidden = circuit.settle(state, drive, hidden)  # a passive circuit starts Newton from the last step
-            current = circuit.currents(state, hidden, drive)[0]
+                hidden = circuit.settle(stacked, drive, hidden)  # a passive circuit starts Newton from the last step
+            current = mix_copies(circuit.currents(stacked, hidden, drive)[0], mixing)
             state = state + (gain * dt) * current
+            stacked = state.repeat(1, len(mixing))
     return state.t().contiguous()
 
 
@@ -414,17 +493,25 @@ def circuit_sample(
     seed: int = 0,
     hidden_capacitance: float = 0.0,
     progress: bool = False,
+    labels: Tensor | None = None,
+    guidance: float = 0.0,
 ) -> Tensor:
     """``n`` samples: ``pf-ode`` by the circuit transient (:func:`circuit_pf_ode`), ``euler`` by Euler–Maruyama
     on the reverse SDE, x ← x + (2u − ½βx)Δ + √(βΔ) z (the circuit's currents ×2, a leak and a noise source).
+    A conditional circuit takes ``labels`` (one, or one per sample; −1 = unconditional) and ``guidance`` w.
 
     Shapes:
         Returns (n, dim) float32.
     """
     check_request(solver, n, "score-circuit solver")
+    labels = check_labels(model.num_classes, labels, int(n))
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(int(n), model.dim, generator=generator)
     with single_thread(), torch.no_grad():
         if solver == "pf-ode":
-            return circuit_pf_ode(model, x, steps, hidden_capacitance, progress)
-        return reference_euler(model.score, model.sde, x, True, steps, generator)
+            return circuit_pf_ode(model, x, steps, hidden_capacitance, progress, labels, guidance)
+
+        def score(z: Tensor, s: Tensor) -> Tensor:
+            return model.score(z, s, labels, guidance)
+
+        return reference_euler(score, model.sde, x, True, steps, generator)

@@ -9,6 +9,8 @@ sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
   equilibrium for s = 1;
 * time nodes: behavioural voltage sources following e_k(s) = sin / cos(2π f_k s) with s = 1 − τ,
   where τ is SPICE's ``time``;
+* class nodes (a conditional circuit): DC sources holding the replica's one-hot label (guidance, a
+  second circuit copy with mixed currents, is left to the digital samplers);
 * every device: a behavioural current source of the programmed parameters (hidden-terminal gains
   bounded as :meth:`~kirchhoffnet.diffusion.circuit_score.ScoreCircuit.programmed` bounds them),
   written by the same :class:`~kirchhoffnet.spice.netlist.Behavioural` realisation as every other
@@ -37,32 +39,38 @@ from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
 from kirchhoffnet.spice.runner import run_ngspice
 
 
-def _check(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float) -> None:
+def _check(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, labels: Tensor | None) -> None:
     if not isinstance(x0, Tensor) or x0.dim() != 2 or x0.shape[1] != model.dim or len(x0) == 0:
         raise ConfigError(f"base samples must be a (samples, {model.dim}) tensor, got {getattr(x0, 'shape', x0)!r}")
     if not bool(torch.isfinite(x0).all()):
         raise ConfigError("base samples hold NaN or infinite values")
     if not (math.isfinite(hidden_capacitance) and hidden_capacitance > 0):
         raise ConfigError(f"the hidden capacitance must be positive for a transient, got {hidden_capacitance}")
+    model.circuit.drive(torch.tensor(1.0), labels)  # refuses missing, surplus or out-of-range labels
+    if labels is not None and len(labels) != len(x0):
+        raise ConfigError(f"got {len(labels)} labels for {len(x0)} base samples; give one per sample")
 
 
-def circuit_transient(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, times: Tensor) -> Tensor:
-    """Data and hidden voltages of the full transient at circuit times ``times`` (τ = 1 − s), by dopri5.
+def circuit_transient(
+    model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, times: Tensor, labels: Tensor | None = None
+) -> Tensor:
+    """Data and hidden voltages of the full transient at circuit times ``times`` (τ = 1 − s), by dopri5; a
+    conditional circuit holds ``labels`` (K,) on its class sources.
 
     Shapes:
         x0: (K, dim). times: (T,) increasing from 0. Returns (T, K, dim + hidden).
     """
-    _check(model, x0, hidden_capacitance)
+    _check(model, x0, hidden_capacitance, labels)
     circuit, gain = _float64(model), model.velocity_gain
     x = x0.detach().to(torch.float64).t()
 
     def rate(tau: Tensor, state: Tensor) -> Tensor:
         data, hidden = state[: circuit.dim], state[circuit.dim :]
-        into_data, into_hidden = circuit.currents(data, hidden, circuit.drive(1.0 - tau))
+        into_data, into_hidden = circuit.currents(data, hidden, circuit.drive(1.0 - tau, labels))
         return torch.cat([gain * into_data, (into_hidden - circuit.leak * hidden) / hidden_capacitance])
 
     with torch.no_grad():
-        start = torch.cat([x, _settled(circuit, x)])
+        start = torch.cat([x, _settled(circuit, x, labels)])
         waves = odeint(rate, start, times.to(torch.float64), rtol=1e-9, atol=1e-9, method="dopri5")
     return waves.transpose(1, 2)
 
@@ -72,27 +80,33 @@ def _float64(model: CircuitScoreModel) -> ScoreCircuit:
     return copy.deepcopy(model.circuit).double()
 
 
-def _settled(circuit: ScoreCircuit, x: Tensor) -> Tensor:
+def _settled(circuit: ScoreCircuit, x: Tensor, labels: Tensor | None) -> Tensor:
     """The hidden equilibrium at s = 1, where generation starts (node-major (hidden, K))."""
     with torch.no_grad():
-        return circuit.settle(x, circuit.drive(torch.tensor(1.0, dtype=x.dtype)))
+        return circuit.settle(x, circuit.drive(torch.tensor(1.0, dtype=x.dtype), labels))
 
 
 def score_circuit_netlist(
-    model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, options: SpiceOptions | None = None
+    model: CircuitScoreModel,
+    x0: Tensor,
+    hidden_capacitance: float,
+    options: SpiceOptions | None = None,
+    labels: Tensor | None = None,
 ) -> str:
-    """The SPICE deck of the generation transient from base samples ``x0`` (K, dim); see the module docstring."""
-    _check(model, x0, hidden_capacitance)
+    """The SPICE deck of the generation transient from base samples ``x0`` (K, dim), with ``labels`` (K,) on a
+    conditional circuit's class sources; see the module docstring."""
+    _check(model, x0, hidden_capacitance, labels)
     options = options or SpiceOptions()
     circuit = model.circuit
     edges = circuit.edges
     programmed = Slice(edges.edge_index, edges.device_family, num_nodes=edges.num_nodes, params=circuit.programmed())
     element = Behavioural().elements(programmed)
     x = x0.detach().to(torch.float64)
-    hidden = _settled(_float64(model), x.t()).t()
+    hidden = _settled(_float64(model), x.t(), labels).t()
     data_nodes = range(1, circuit.dim + 1)
     hidden_nodes = range(circuit.dim + 1, circuit.dim + circuit.hidden + 1)
-    time_nodes = range(circuit.dim + circuit.hidden + 1, circuit.num_nodes)
+    time_nodes = range(circuit.dim + circuit.hidden + 1, circuit.dim + circuit.hidden + circuit.time_nodes + 1)
+    class_nodes = range(time_nodes.stop, circuit.num_nodes)
     freqs = circuit.embedding.frequencies.tolist()
     half = len(freqs)
     lines = [f"* KirchhoffNet score circuit: {circuit.num_nodes} nodes, {edges.num_edges} devices, {len(x)} samples"]
@@ -109,6 +123,9 @@ def score_circuit_netlist(
             wave = "sin" if j < half else "cos"
             phase = f"{2 * math.pi * freqs[j % half]!r}*(1-time)"
             lines.append(f"Bt{n}{suffix} {node_name(n, suffix)} 0 V={wave}({phase})")
+        for j, n in enumerate(class_nodes):
+            held = 1.0 if labels is not None and int(labels[k]) == j else 0.0
+            lines.append(f"Vc{n}{suffix} {node_name(n, suffix)} 0 DC {held!r}")
         lines.extend(element(e, suffix) for e in range(edges.num_edges))
     lines += [*options.control_lines(1.0 - model.sde.s_min), ".end", ""]
     return "\n".join(lines)
@@ -147,7 +164,8 @@ def verify_score_circuit(
     options: SpiceOptions | None = None,
     seed: int = 0,
 ) -> tuple[ScoreCircuitCheck, str]:
-    """Simulate ``samples`` generations from x₀ ~ N(0, I) in ngspice and with :func:`circuit_transient`.
+    """Simulate ``samples`` generations from x₀ ~ N(0, I) in ngspice and with :func:`circuit_transient`
+    (a conditional circuit generates the classes in turn, sample k class k mod classes).
 
     Returns:
         The comparison and the deck that was simulated.
@@ -159,12 +177,13 @@ def verify_score_circuit(
         raise ConfigError(f"samples must be at least 1, got {samples}")
     options = options or SpiceOptions()
     x0 = torch.randn(int(samples), model.dim, generator=torch.Generator().manual_seed(seed))
-    deck = score_circuit_netlist(model, x0, hidden_capacitance, options)
+    labels = torch.arange(int(samples)) % model.num_classes if model.num_classes else None
+    deck = score_circuit_netlist(model, x0, hidden_capacitance, options, labels)
     start = time.perf_counter()
     plot = run_ngspice(deck, timeout_s=options.timeout_s).plot("transient")
     seconds = time.perf_counter() - start
     grid = np.linspace(0.0, 1.0 - model.sde.s_min, int(options.points))
-    ours = circuit_transient(model, x0, hidden_capacitance, torch.from_numpy(grid)).numpy()
+    ours = circuit_transient(model, x0, hidden_capacitance, torch.from_numpy(grid), labels).numpy()
     circuit = model.circuit
     theirs = np.empty_like(ours)
     for k in range(int(samples)):

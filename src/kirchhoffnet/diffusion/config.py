@@ -95,11 +95,6 @@ class CircuitConfig(_Strict):
             raise ValueError("passive hidden terminals replace the contraction bound; set contraction: null")
         return self
 
-    @property
-    def num_nodes(self) -> int:
-        """Nodes of the 2-D circuit including ground and the time sources."""
-        return 1 + 2 + self.hidden + self.time_nodes
-
 
 class NoiseAwareConfig(_Strict):
     std: float = Field(
@@ -243,8 +238,6 @@ class DiffusionConfig(_Strict):
         crossbar_keys = [k for k, v in self.model.model_dump().items() if k != "kind" and v != defaults[k]]
         if crossbar_keys:
             raise ValueError(f"model.{crossbar_keys[0]} applies to model.kind: crossbar; set it in 'circuit' instead")
-        if not self.unconditional:
-            raise ValueError("model.kind: kirchhoffnet is unconditional: use task: ring or a 2-D data set")
         if self.train.noise_aware is not None:
             raise ValueError("train.noise_aware perturbs crossbar weights; remove it for model.kind: kirchhoffnet")
         if self.sample.sde_score_gain != 1.0:

@@ -17,7 +17,7 @@ import numpy as np
 from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
-from kirchhoffnet.diffusion.circuit_run import evaluate_circuit
+from kirchhoffnet.diffusion.circuit_run import CIRCUIT_SOLVERS, conditional_hardware, evaluate_circuit
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.config import EvaluateConfig
@@ -44,7 +44,7 @@ def evaluate(
         verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
     """
     run = load_run(run_dir)
-    if isinstance(run.model, CircuitScoreModel):
+    if isinstance(run.model, CircuitScoreModel) and run.config.unconditional:
         return evaluate_circuit(run, run.model, progress)
     if verify_tolerance is not None:
         check_tolerance(verify_tolerance)
@@ -53,15 +53,25 @@ def evaluate(
     if run.config.task == "latent":
         if robustness_only or verify_tolerance is not None:
             raise ConfigError(f"{run.path} is a latent run: the robustness curve and its options are for ring runs")
-        config = run.config
-
-        def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
-            return sample_run(run, n, solver, seed=config.seed, labels=labels, guidance=guidance)[0]
-
-        metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, SOLVERS, progress)}
-        write_json_atomic(run.path / RUN_METRICS, metrics)
-        return metrics
+        return _evaluate_latent(run, progress)
     return _evaluate_ring(run, progress, robustness_only)
+
+
+def _evaluate_latent(run: Run, progress: bool) -> dict[str, Any]:
+    """The conditional evaluation with every solver of the run's model; a score circuit adds its hardware view."""
+    config = run.config
+
+    def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
+        return sample_run(run, n, solver, seed=config.seed, labels=labels, guidance=guidance)[0]
+
+    circuit = run.model if isinstance(run.model, CircuitScoreModel) else None
+    solvers = SOLVERS if circuit is None else CIRCUIT_SOLVERS
+    metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, solvers, progress)}
+    if circuit is not None:
+        metrics["model"] = "kirchhoffnet"
+        metrics["hardware"] = conditional_hardware(run, circuit)
+    write_json_atomic(run.path / RUN_METRICS, metrics)
+    return metrics
 
 
 def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:

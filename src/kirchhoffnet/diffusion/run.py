@@ -56,7 +56,8 @@ def build_model(config: DiffusionConfig) -> ScoreModel | CircuitScoreModel:
     generator = torch.Generator().manual_seed(config.seed)
     if config.circuit is not None:
         return CircuitScoreModel(
-            ScoreCircuit(dim=2, generator=generator, **config.circuit.model_dump()), config.sde.build()
+            ScoreCircuit(dim=2, num_classes=config.num_classes, generator=generator, **config.circuit.model_dump()),
+            config.sde.build(),
         )
     net = ScoreNet(
         dim=2, num_classes=config.num_classes, generator=generator, **config.model.model_dump(exclude={"kind"})
@@ -151,8 +152,9 @@ def sample_run(
         raise ConfigError(unknown_choice("solver", solver, SOLVERS))
     config = run.config
     ode = solver in ("pf-ode", "analog-ode")
+    guidance = config.sample.guidance if guidance is None else guidance
     if isinstance(run.model, CircuitScoreModel):
-        return _sample_circuit(run.model, config, n, solver, prog_noise, seed, steps, exact)
+        return _sample_circuit(run.model, config, n, solver, prog_noise, seed, steps, exact, labels, guidance)
     model = run.model
     if not exact:
         model = (
@@ -165,7 +167,6 @@ def sample_run(
         device = device.model_copy(update={"prog_noise": prog_noise})
     if verify_tolerance is not None:
         device = device.model_copy(update={"verify_tolerance": check_tolerance(verify_tolerance)})
-    guidance = config.sample.guidance if guidance is None else guidance
     chip = program_chip(model, device, seed=chip_seed)
     start = time.perf_counter()
     info: dict[str, Any] = {
@@ -199,6 +200,8 @@ def _sample_circuit(
     seed: int,
     steps: int | None,
     exact: bool,
+    labels: Tensor | None,
+    guidance: float,
 ) -> tuple[Tensor, dict[str, Any]]:
     """:func:`sample_run` for the KirchhoffNet score circuit: its own transient (``pf-ode``) or the reverse SDE."""
     if solver not in ("euler", "pf-ode") or prog_noise is not None:
@@ -209,7 +212,7 @@ def _sample_circuit(
     if solver == "pf-ode" and not exact:
         model = model.sharpened(config.sample.ode_beta_scale)
     start = time.perf_counter()
-    x = circuit_sample(model, n, solver, steps or config.sample.steps, seed)
+    x = circuit_sample(model, n, solver, steps or config.sample.steps, seed, labels=labels, guidance=guidance)
     info = {"solver": solver, "exact": exact, "wall_time_s": time.perf_counter() - start}
     return x, info
 

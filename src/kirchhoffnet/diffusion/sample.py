@@ -50,9 +50,9 @@ def check_request(solver: str, n: int, kind: str) -> None:
         raise ConfigError(f"the number of samples must be positive, got {n}")
 
 
-def check_labels(model: ScoreModel, labels: Tensor | None, n: int) -> Tensor | None:
-    """Labels of a conditional model as a (n,) long tensor; refuses labels for an unconditional one."""
-    classes = model.net.num_classes
+def check_labels(classes: int, labels: Tensor | None, n: int) -> Tensor | None:
+    """Labels of a model conditional on ``classes`` classes as a (n,) long tensor; refuses labels for an
+    unconditional one (``classes`` 0)."""
     if labels is None:
         if classes:
             raise DataError(f"this model is conditional on {classes} classes: pass labels (-1 = unconditional)")
@@ -93,7 +93,7 @@ def sample(
         Returns (n, dim) float32.
     """
     check_request(solver, n, "digital solver")
-    labels = check_labels(model, labels, int(n))
+    labels = check_labels(model.net.num_classes, labels, int(n))
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(int(n), model.dim, generator=generator)
     return euler_loop(model, x, solver == "euler", steps, generator, labels, guidance, weights, progress)

@@ -47,6 +47,18 @@ class TimeEmbedding(nn.Module):
         return torch.cat([torch.sin(phase), torch.cos(phase)], dim=1)
 
 
+def check_class_labels(labels: Tensor, num_classes: int) -> Tensor:
+    """``labels`` if they are a 1-D integer tensor in [−1, num_classes) (−1 = unconditional)."""
+    if labels.dtype not in (torch.int32, torch.int64) or labels.ndim != 1:
+        raise DataError(f"labels must be a 1-D integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}")
+    if bool(((labels < -1) | (labels >= num_classes)).any()):
+        raise DataError(
+            f"labels must lie in [-1, {num_classes}) (-1 = unconditional), "
+            f"found {int(labels.min())}..{int(labels.max())}"
+        )
+    return labels
+
+
 class ClassEmbedding(nn.Module):
     """One-hot class → Linear → GELU → Linear; the null label (−1) embeds to zero, which is what
     classifier-free guidance's label dropout trains as the unconditional model.
@@ -61,13 +73,7 @@ class ClassEmbedding(nn.Module):
         self.net = nn.Sequential(nn.Linear(num_classes, width), nn.GELU(), nn.Linear(width, width))
 
     def forward(self, labels: Tensor) -> Tensor:
-        if labels.dtype not in (torch.int32, torch.int64) or labels.ndim != 1:
-            raise DataError(f"labels must be a 1-D integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}")
-        if bool(((labels < -1) | (labels >= self.num_classes)).any()):
-            raise DataError(
-                f"labels must lie in [-1, {self.num_classes}) (-1 = unconditional), "
-                f"found {int(labels.min())}..{int(labels.max())}"
-            )
+        labels = check_class_labels(labels, self.num_classes)
         known = labels >= 0
         one_hot = torch.zeros(len(labels), self.num_classes, device=labels.device)
         one_hot[known, labels[known]] = 1.0
