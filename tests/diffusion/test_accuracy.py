@@ -28,13 +28,29 @@ def test_ring_reaches_the_kl_targets(tmp_path):
 
 
 @pytest.mark.slow
+def test_score_circuit_reaches_the_ring_target(tmp_path):
+    train(load_config(CONFIGS / "ring_kirchhoffnet_passive.yaml"), tmp_path, progress=False)
+    run = load_run(tmp_path)
+    assert run.model.circuit.num_nodes <= 64
+    ode = sample_run(run, 10_000, "pf-ode")[0]  # the circuit's own transient, β ×1.2
+    assert kl_pooled(ode, sample_ring(10_000, seed=12345)) <= 0.03  # issue 9: ≤ 0.03 (measured 0.0089)
+
+
+@pytest.mark.slow
 @pytest.mark.needs_dataset
-def test_conditional_images_are_class_faithful(tmp_path):
+@pytest.mark.parametrize(
+    ("config_file", "solvers"),
+    [
+        ("latent.yaml", ("euler", "pf-ode", "analog", "analog-ode")),  # the crossbar: measured 100 %
+        ("latent_kirchhoffnet.yaml", ("pf-ode", "euler")),  # the score circuit: measured 99.8–100 % per class
+    ],
+)
+def test_conditional_images_are_class_faithful(tmp_path, config_file, solvers):
     if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-    config = load_config(CONFIGS / "latent.yaml")
+    config = load_config(CONFIGS / config_file)
     config = config.model_copy(update={"evaluate": config.evaluate.model_copy(update={"num_samples": 600})})
     train(config, tmp_path, progress=False)
     metrics = evaluate(tmp_path, progress=False)
-    for solver in ("euler", "pf-ode", "analog", "analog-ode"):
-        assert min(metrics[solver]["accuracy_per_class"]) >= 0.9  # issue: ≥ 90 % (measured 100 %)
+    for solver in solvers:
+        assert min(metrics[solver]["accuracy_per_class"]) >= 0.9  # issue: ≥ 90 %
