@@ -2,7 +2,7 @@
 curve over several chips (with and without write-verify), and that curve compared across runs.
 
 Results go into the run directory: ``metrics.json``, ``samples.png``, ``robustness.png`` and
-``speed_energy.txt``; a KirchhoffNet score-circuit run is scored by :mod:`.circuit_run`.
+``speed_energy.txt``; an unconditional KirchhoffNet score-circuit run is scored by :mod:`.circuit_run`.
 """
 
 from __future__ import annotations
