@@ -24,7 +24,7 @@ from kirchhoffnet.diffusion.run import load_run
 
 def damped_relaxation(circuit: ScoreCircuit, x: torch.Tensor, drive: torch.Tensor, tolerance: float) -> int:
     """Iterations of h ← h + F(h)/(g + Σ|gain|) from 0 until |F| < tolerance everywhere."""
-    loads = circuit.programmed()[1, : circuit.hidden * (circuit.dim * circuit.repeat + circuit.time_nodes)]
+    loads = circuit.programmed()[1, : circuit.hidden * (circuit.dim * circuit.repeat + circuit.driven)]
     step = 1.0 / (circuit.leak + loads.abs().view(-1, circuit.hidden).sum(0, keepdim=True).t())
     h = x.new_zeros(circuit.hidden, x.shape[1])
     for iteration in range(1, 5001):
@@ -37,7 +37,9 @@ def damped_relaxation(circuit: ScoreCircuit, x: torch.Tensor, drive: torch.Tenso
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, help="a trained passive score-circuit run (default: random 59 nodes)")
+    parser.add_argument(
+        "--run", type=Path, help="a trained passive score-circuit run, conditional or not (default: random 59 nodes)"
+    )
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--s", type=float, default=0.3, help="diffusion time of the settle")
     parser.add_argument("--repeats", type=int, default=3)
@@ -51,7 +53,8 @@ def main() -> None:
         circuit = ScoreCircuit(hidden=48, repeat=3, contraction=None, passive=True, settle_steps=40)
     x = torch.randn(2, args.batch)
     tolerance = SETTLE_ULPS * torch.finfo(x.dtype).eps
-    drive, earlier = circuit.drive(torch.tensor(args.s)), circuit.drive(torch.tensor(args.s + 1 / 300))
+    labels = torch.arange(args.batch) % circuit.num_classes if circuit.num_classes else None  # classes in turn
+    drive, earlier = (circuit.drive(torch.tensor(s), labels) for s in (args.s, args.s + 1 / 300))
     with torch.no_grad():
         previous = circuit.settle(x, earlier)
         iterations = damped_relaxation(circuit, x, drive, tolerance)
