@@ -123,6 +123,24 @@ def test_latent_kirchhoffnet_config_adds_one_class_source_per_class():
     assert model.circuit.num_nodes == 43 + 4
 
 
+def test_hw_report_of_a_score_circuit_run_is_per_generation(circuit_run, tmp_path):
+    def report(*options):
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        args = ["hw", "report", str(circuit_run), "--samples", "20", "--out", str(out), *options]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "hw_report.json").read_text()), (out / "hw_report.md").read_text()
+
+    small, page = report("--capacitance", "1pF")
+    large, _ = report("--capacitance", "2pF")
+    assert small["latency_s"] > 0 and small["energy_j"] > 0 and "**latency per generation**" in page
+    assert large["latency_s"] == pytest.approx(2 * small["latency_s"])  # τ = C₀ / G₀
+    assert large["energy_j"] == pytest.approx(2 * small["energy_j"])  # energies scale as C₀ V₀²
+    fitted, _ = report("--voltage", "fit", "--supply", "-0.5V,0.5V")
+    low, high = fitted["node_voltage_range_v"]
+    assert fitted["within_supply"] and max(-low, high) == pytest.approx(0.5)
+
+
 @pytest.mark.needs_ngspice
 def test_spice_command_exports_and_verifies_a_score_circuit(circuit_run, tmp_path):
     result = CliRunner().invoke(app, ["diffusion", "spice", str(circuit_run), "--samples", "1", "--out", str(tmp_path)])

@@ -195,6 +195,12 @@ def test_latent_task_end_to_end(tmp_path):
         assert (tmp_path / "run" / name).is_file()
 
 
+def test_hw_report_refuses_a_crossbar_run(ring_run, tmp_path):
+    result = CliRunner().invoke(app, ["hw", "report", str(ring_run), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "kirchhoffnet diffusion speed-energy" in result.output
+
+
 def test_spice_command_refuses_a_crossbar_run(ring_run):
     result = CliRunner().invoke(app, ["diffusion", "spice", str(ring_run)])
     assert result.exit_code == 2

@@ -212,16 +212,21 @@ def report(
 ) -> None:
     """Latency, energy per inference, currents and voltage swing at a physical design.
 
-    Writes hw_report.json, hw_report.md and waveforms.png.
+    Writes hw_report.json, hw_report.md and waveforms.png. A KirchhoffNet score-circuit run of `kirchhoffnet
+    diffusion train` is reported per generation (its probability-flow transient, over --samples generations).
     """
     from dataclasses import replace
 
+    from kirchhoffnet.diffusion.run import is_diffusion_run
     from kirchhoffnet.hardware import measure
     from kirchhoffnet.hardware.plots import plot_waveforms
     from kirchhoffnet.hardware.report import report_markdown, write_study
 
     try:
         design = _design(capacitance, conductance, voltage, supply, temperature)
+        if is_diffusion_run(path):
+            _generation_report(path, design, samples, settling, voltage == "fit", out)
+            return
         model, task = _load(path)
         found = measure(model, _inputs(model, task, inputs, samples, seed), points_per_slice=points_per_slice)
         if voltage == "fit":
@@ -238,6 +243,19 @@ def report(
     summary = {k: data[k] for k in ("latency_s", "energy_j", "peak_total_current_a", "swing_v", "within_supply")}
     typer.echo(json.dumps(summary))
     typer.echo(f"wrote {json_path}, {md_path} and {out / 'waveforms.png'}")
+
+
+def _generation_report(path: Path, design: Any, samples: int, settling: float, fit: bool, out: Path) -> None:
+    from kirchhoffnet.diffusion.circuit_run import hardware_markdown, run_hardware
+    from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.hardware.report import write_study
+
+    result = run_hardware(load_run(path), samples, design, settling, fit_supply=fit)
+    data = {"source": str(path.resolve()), **result}
+    json_path, md_path = write_study(out, "hw_report", data, hardware_markdown(result, f"Hardware report: {path.name}"))
+    summary = {k: data[k] for k in ("latency_s", "energy_j", "peak_node_voltage_v", "within_supply")}
+    typer.echo(json.dumps(summary))
+    typer.echo(f"wrote {json_path} and {md_path}")
 
 
 @app.command()

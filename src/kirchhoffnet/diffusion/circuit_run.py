@@ -9,6 +9,7 @@ the rail bound is ∫ Σ|i| dt × the supply span (every device current drawn fr
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -28,7 +29,9 @@ from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
 from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.threads import single_thread
-from kirchhoffnet.hardware.units import PhysicalDesign
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.hardware.analysis import voltage_scale_to_fit
+from kirchhoffnet.hardware.units import PhysicalDesign, format_quantity
 from kirchhoffnet.io import write_json_atomic
 
 CIRCUIT_SOLVERS = ("pf-ode", "euler")
@@ -72,7 +75,7 @@ def generation_hardware(
     src, dst = circuit.edges.edge_index
     load = x.square().sum(0) / gain  # charging C_x = 1/k from 0 V to x: C x² from the driver
     delivered, dissipated, charge = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    peak_v, hidden = 0.0, None
+    v_min, v_max, hidden = 0.0, 0.0, None
 
     def per_sample(values: Tensor) -> Tensor:  # (copies · n,) → (n,): a sample's copies together
         return values.view(len(mixing), n).sum(0)
@@ -90,7 +93,7 @@ def generation_hardware(
             delivered += dt * per_sample((-power).clamp(min=0).sum(1))
             dissipated += dt * per_sample(power.clamp(min=0).sum(1) + circuit.leak * hidden.square().sum(0))
             charge += dt * per_sample(current.abs().sum(1) + circuit.leak * hidden.abs().sum(0))
-            peak_v = max(peak_v, float(nodes.abs().max()))
+            v_min, v_max = min(v_min, float(nodes.min())), max(v_max, float(nodes.max()))
             x = x + (gain * dt) * mix_copies(circuit.currents(stacked, hidden, drive)[0], mixing)
     lo, hi = design.supply_v
     transient_s = (1 - model.sde.s_min) * design.tau_s
@@ -109,21 +112,73 @@ def generation_hardware(
         "energy_delivered_j": float(delivered.mean()) * design.energy_j,
         "energy_dissipated_j": float(dissipated.mean()) * design.energy_j,
         "energy_rail_bound_j": float(charge.mean()) * (hi - lo) / design.voltage_v * design.energy_j,
-        "peak_node_voltage_v": peak_v * design.voltage_v,
+        "peak_node_voltage_v": max(-v_min, v_max) * design.voltage_v,
+        "node_voltage_range_v": [v_min * design.voltage_v, v_max * design.voltage_v],
+        "within_supply": lo <= v_min * design.voltage_v and v_max * design.voltage_v <= hi,
     }
 
 
-def conditional_hardware(run: Run, model: CircuitScoreModel, n: int = 999) -> dict[str, Any]:
-    """:func:`generation_hardware` of a conditional circuit as the run samples it (β scale, guidance), over
-    ``n`` generations spread evenly over the classes."""
-    config = run.config
-    labels = torch.arange(n) % model.num_classes
-    sharp = model.sharpened(config.sample.ode_beta_scale)
-    with torch.no_grad():
-        report = generation_hardware(
-            sharp, n, config.sample.steps, seed=config.seed, labels=labels, guidance=config.sample.guidance
+def run_hardware(
+    run: Run,
+    n: int = 1000,
+    design: PhysicalDesign | None = None,
+    settling_time_constants: float = 5.0,
+    fit_supply: bool = False,
+) -> dict[str, Any]:
+    """:func:`generation_hardware` of a run's circuit as the run samples it: its β scale, and for a conditional
+    circuit its classes in turn with the configured guidance. ``fit_supply``: at the largest voltage scale V₀
+    that keeps every node inside the design's supply (the design's V₀ ignored)."""
+    model, config = run.model, run.config
+    if not isinstance(model, CircuitScoreModel):
+        raise ConfigError(
+            f"{run.path} holds a crossbar score model; its speed and energy are `kirchhoffnet diffusion speed-energy`"
         )
-    return {"guidance": config.sample.guidance, **report}
+    design = design or PhysicalDesign()
+    labels = torch.arange(n) % model.num_classes if model.num_classes else None
+    guidance = config.sample.guidance if labels is not None else 0.0
+    sharp = model.sharpened(config.sample.ode_beta_scale)
+
+    def measure(at: PhysicalDesign) -> dict[str, Any]:
+        with torch.no_grad():
+            return generation_hardware(
+                sharp,
+                n,
+                config.sample.steps,
+                at,
+                settling_time_constants,
+                seed=config.seed,
+                labels=labels,
+                guidance=guidance,
+            )
+
+    if fit_supply:  # the normalised voltages do not depend on V₀: measure at 1 V, then at the fitting scale
+        unit = measure(replace(design, voltage_v=1.0))
+        design = replace(design, voltage_v=voltage_scale_to_fit(tuple(unit["node_voltage_range_v"]), design.supply_v))
+    return {"guidance": guidance, **measure(design)}
+
+
+def hardware_markdown(report: dict[str, Any], title: str) -> str:
+    """A :func:`run_hardware` report as a Markdown page."""
+    q, design = format_quantity, report["design"]
+    lo, hi = report["node_voltage_range_v"]
+    rows = [
+        ("node capacitance C₀ (a data node)", q(design["capacitance_f"], "F")),
+        ("conductance scale G₀", q(design["conductance_s"], "S")),
+        ("voltage scale V₀", q(design["voltage_v"], "V")),
+        ("nodes / devices (incl. leak resistors)", f"{report['num_nodes']} / {report['num_devices']}"),
+        ("circuit copies (classifier-free guidance)", f"{report['circuit_copies']} (w = {report['guidance']:g})"),
+        ("hidden settling before release", q(report["settling_s"], "s")),
+        ("**latency per generation**", f"**{q(report['latency_s'], 's')}**"),
+        ("**energy per generation**", f"**{q(report['energy_j'], 'J')}**"),
+        ("… loading the data capacitors", q(report["energy_load_j"], "J")),
+        ("… delivered by active devices", q(report["energy_delivered_j"], "J")),
+        ("heat in the devices and leaks", q(report["energy_dissipated_j"], "J")),
+        ("rail-current bound", q(report["energy_rail_bound_j"], "J")),
+        ("node voltages", f"{lo:.4g} V … {hi:.4g} V"),
+        ("inside the supply", "yes" if report["within_supply"] else "**no**"),
+    ]
+    table = "\n".join(["| quantity | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return f"# {title}\n\n{table}\n"
 
 
 def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) -> dict[str, Any]:
@@ -178,7 +233,7 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
         metrics["equilibrium_residual"] = {
             f"s={s:g}": float(model.circuit.residual(probe, torch.tensor(s)).mean()) for s in (0.01, 0.1, 0.5, 1.0)
         }
-        metrics["hardware"] = generation_hardware(sharp, steps=config.sample.steps, seed=seed)
+        metrics["hardware"] = run_hardware(run)
     plots.sample_panels(panels, run.path / "samples.png")
     write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics

@@ -17,7 +17,7 @@ import numpy as np
 from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
-from kirchhoffnet.diffusion.circuit_run import CIRCUIT_SOLVERS, conditional_hardware, evaluate_circuit
+from kirchhoffnet.diffusion.circuit_run import CIRCUIT_SOLVERS, evaluate_circuit, run_hardware
 from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.config import EvaluateConfig
@@ -69,7 +69,7 @@ def _evaluate_latent(run: Run, progress: bool) -> dict[str, Any]:
     metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, solvers, progress)}
     if circuit is not None:
         metrics["model"] = "kirchhoffnet"
-        metrics["hardware"] = conditional_hardware(run, circuit)
+        metrics["hardware"] = run_hardware(run)
     write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics
 

@@ -29,8 +29,8 @@ from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.train import Batches, train_score
-from kirchhoffnet.errors import CheckpointError, ConfigError, unknown_choice
-from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
+from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
 RUN_CONFIG = "config.yaml"
@@ -105,6 +105,17 @@ def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bo
     write_json_atomic(out / "train.json", metrics)
     plots.loss_curve(losses, out / "loss.png")
     return metrics
+
+
+def is_diffusion_run(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a run directory of ``kirchhoffnet diffusion train`` (its checkpoint holds a score model)."""
+    model = Path(path) / RUN_MODEL
+    if not ((Path(path) / RUN_CONFIG).is_file() and model.is_file()):
+        return False
+    try:
+        return read(model)[0].get("kind") in ("score-model", "score-circuit")
+    except KirchhoffError:
+        return False
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:

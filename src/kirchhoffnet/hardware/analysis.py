@@ -248,6 +248,30 @@ def _violations(
     return found[:_MAX_VIOLATIONS], len(found)
 
 
+def voltage_scale_to_fit(voltage_range: tuple[float, float], supply_v: tuple[float, float]) -> float:
+    """The largest V₀ that keeps normalised node voltages spanning ``voltage_range`` inside ``supply_v``
+    (``inf`` if all voltages are 0).
+
+    Raises:
+        ConfigError: the voltages take a sign the supply cannot reach (e.g. negative voltages with a
+            0 V … 1.8 V supply).
+    """
+    v_min, v_max = voltage_range
+    lo, hi = supply_v
+    limits = []
+    if v_max > 0:
+        limits.append(hi / v_max if hi > 0 else 0.0)
+    if v_min < 0:
+        limits.append(lo / v_min if lo < 0 else 0.0)
+    scale = min(limits) if limits else math.inf
+    if scale == 0.0:
+        raise ConfigError(
+            f"node voltages span {v_min:.3g} … {v_max:.3g} (normalised) but the supply {lo:g} V … {hi:g} V "
+            "cannot reach both signs; use a supply around 0 V (e.g. --supply -1V,1V)"
+        )
+    return scale
+
+
 @dataclass
 class Measurement:
     """One inference's waveforms and integrals in normalised units, before any physical scale.
@@ -272,26 +296,8 @@ class Measurement:
         return min(float(v.min()) for _, v in self.waves), max(float(v.max()) for _, v in self.waves)
 
     def voltage_scale_to_fit(self, supply_v: tuple[float, float]) -> float:
-        """The largest V₀ that keeps every node inside ``supply_v`` (``inf`` if all voltages are 0).
-
-        Raises:
-            ConfigError: the voltages take a sign the supply cannot reach (e.g. negative voltages
-                with a 0 V … 1.8 V supply).
-        """
-        v_min, v_max = self.voltage_range
-        lo, hi = supply_v
-        limits = []
-        if v_max > 0:
-            limits.append(hi / v_max if hi > 0 else 0.0)
-        if v_min < 0:
-            limits.append(lo / v_min if lo < 0 else 0.0)
-        scale = min(limits) if limits else math.inf
-        if scale == 0.0:
-            raise ConfigError(
-                f"node voltages span {v_min:.3g} … {v_max:.3g} (normalised) but the supply {lo:g} V … {hi:g} V "
-                "cannot reach both signs; use a supply around 0 V (e.g. --supply -1V,1V)"
-            )
-        return scale
+        """The largest V₀ that keeps every node inside ``supply_v`` (see :func:`voltage_scale_to_fit`)."""
+        return voltage_scale_to_fit(self.voltage_range, supply_v)
 
     def report(self, design: PhysicalDesign, settling_time_constants: float = 5.0) -> HardwareReport:
         """The physical report for ``design``; see :func:`analyze`."""
