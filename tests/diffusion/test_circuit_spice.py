@@ -85,8 +85,36 @@ def test_class_sources_are_dc_sources_holding_each_replicas_label():
         score_circuit_netlist(model, x0, 0.02, labels=labels[:2])
 
 
+def test_guided_deck_has_two_circuit_copies_and_mixes_their_data_currents():
+    model = conditional()
+    x0, labels = torch.randn(2, 2, dtype=torch.float64), torch.tensor([1, 2])
+    deck = score_circuit_netlist(model, x0, 0.02, labels=labels, guidance=1.5)
+    circuit = model.circuit
+    for k, label in enumerate(labels.tolist()):
+        for j in range(2):  # the labelled copy, then the unconditional one
+            copy = [line for line in deck.splitlines() if re.match(rf"^\w+_{k}_c{j} ", line)]
+            assert sum(line.startswith("Ch") for line in copy) == circuit.hidden
+            assert sum(re.match(r"^B\d", line) is not None for line in copy) == circuit.edges.num_edges
+            held = [float(line.split()[-1]) for line in copy if line.startswith("Vc")]
+            assert held == [float(j == 0 and c == label) for c in range(3)]
+        assert sum(line.startswith("Cx") and f"_{k} " in line for line in deck.splitlines()) == 2  # shared
+        assert re.search(rf"^Bmix1_{k} n1_{k} 0 I=2.5\*i\(Vm1_{k}_c0\) \+ -1.5\*i\(Vm1_{k}_c1\)$", deck, re.M)
+
+
+def test_guided_transient_reference_agrees_with_the_guided_sampler():
+    model = conditional()
+    x0, labels = torch.randn(5, 2, dtype=torch.float64), torch.arange(5) % 3
+    end = torch.tensor([0.0, 1.0 - model.sde.s_min], dtype=torch.float64)
+    waves = circuit_transient(model, x0, 0.02, end, labels, guidance=1.5)
+    assert waves.shape == (2, 5, 2 + 2 * model.circuit.hidden)  # data, then each copy's hidden nodes
+    euler = circuit_pf_ode(model, x0, steps=4000, hidden_capacitance=0.02, labels=labels, guidance=1.5)
+    assert float((waves[-1, :, :2] - euler).abs().max()) < 5e-3
+
+
 @pytest.mark.needs_ngspice
-def test_ngspice_transient_of_a_conditional_circuit_matches_ours():
-    check, deck = verify_score_circuit(conditional(), samples=3, hidden_capacitance=0.05)
-    assert deck.count(" DC 1.0") == 3  # samples 0, 1, 2 generate classes 0, 1, 2
+@pytest.mark.parametrize("guidance", [0.0, 1.5])
+def test_ngspice_transient_of_a_conditional_circuit_matches_ours(guidance):
+    check, deck = verify_score_circuit(conditional(), samples=3, hidden_capacitance=0.05, guidance=guidance)
+    assert deck.count(" DC 1.0") == 3  # samples 0, 1, 2 generate classes 0, 1, 2 (the labelled copies)
+    assert ("Bmix" in deck) == bool(guidance) and check.guidance == guidance
     assert check.final_abs_error_v < 1e-5 and check.max_hidden_error_v < 1e-3

@@ -203,10 +203,15 @@ def spice_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the base samples x₀ ~ N(0, I).")] = 0,
+    guidance: Annotated[
+        float | None,
+        typer.Option(help="Conditional circuits: classifier-free guidance w (two circuit copies); default: config's."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the deck and the JSON (default RUN_DIR/spice).")] = None,
 ) -> None:
     """KirchhoffNet score circuits: the generation transient as a SPICE deck, simulated in ngspice and
-    compared node by node with our own integration of the same circuit."""
+    compared node by node with our own integration of the same circuit. A conditional circuit generates its
+    classes in turn (sample k: class k mod classes)."""
     from kirchhoffnet.diffusion.circuit_score import HIDDEN_CAPACITANCE, CircuitScoreModel
     from kirchhoffnet.diffusion.circuit_spice import verify_score_circuit
     from kirchhoffnet.diffusion.run import load_run
@@ -223,7 +228,10 @@ def spice_command(
             )
         model = run.model.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
         capacitance = HIDDEN_CAPACITANCE if hidden_capacitance is None else hidden_capacitance
-        check, deck = verify_score_circuit(model, samples, capacitance, seed=seed)
+        w = run.config.sample.guidance if guidance is None else guidance
+        check, deck = verify_score_circuit(
+            model, samples, capacitance, seed=seed, guidance=w if model.num_classes else 0.0
+        )
     except KirchhoffError as exc:
         fail(exc)
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,15 @@ sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
   equilibrium for s = 1;
 * time nodes: behavioural voltage sources following e_k(s) = sin / cos(2π f_k s) with s = 1 − τ,
   where τ is SPICE's ``time``;
-* class nodes (a conditional circuit): DC sources holding the replica's one-hot label (guidance, a
-  second circuit copy with mixed currents, is left to the digital samplers);
+* class nodes (a conditional circuit): DC sources holding the replica's one-hot label;
 * every device: a behavioural current source of the programmed parameters (hidden-terminal gains
   bounded as :meth:`~kirchhoffnet.diffusion.circuit_score.ScoreCircuit.programmed` bounds them),
   written by the same :class:`~kirchhoffnet.spice.netlist.Behavioural` realisation as every other
-  model.
+  model;
+* classifier-free guidance w: two copies of everything but the data capacitors, the labelled one and one
+  with every class source at 0 V, whose data terminals follow the data nodes through unity buffers; a
+  behavioural source per data node injects (1 + w) × the labelled copy's current − w × the other's
+  (the current mirrors of a chip), read from 0 V ammeters in the buffers.
 
 The transient runs τ from 0 to 1 − s_min. The reference is the same circuit integrated by dopri5
 at tight tolerance (:func:`circuit_transient`); :func:`verify_score_circuit` compares the two.
@@ -33,7 +36,13 @@ from torch import Tensor
 from torchdiffeq import odeint
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.diffusion.circuit_score import HIDDEN_CAPACITANCE, CircuitScoreModel, ScoreCircuit
+from kirchhoffnet.diffusion.circuit_score import (
+    HIDDEN_CAPACITANCE,
+    CircuitScoreModel,
+    ScoreCircuit,
+    guided_copies,
+    mix_copies,
+)
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
 from kirchhoffnet.spice.runner import run_ngspice
@@ -52,27 +61,46 @@ def _check(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, labe
 
 
 def circuit_transient(
-    model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, times: Tensor, labels: Tensor | None = None
+    model: CircuitScoreModel,
+    x0: Tensor,
+    hidden_capacitance: float,
+    times: Tensor,
+    labels: Tensor | None = None,
+    guidance: float = 0.0,
 ) -> Tensor:
     """Data and hidden voltages of the full transient at circuit times ``times`` (τ = 1 − s), by dopri5; a
-    conditional circuit holds ``labels`` (K,) on its class sources.
+    conditional circuit holds ``labels`` (K,) on its class sources, and ``guidance`` w ≠ 0 runs the guided pair
+    of circuit copies (:func:`~kirchhoffnet.diffusion.circuit_score.guided_copies`).
 
     Shapes:
-        x0: (K, dim). times: (T,) increasing from 0. Returns (T, K, dim + hidden).
+        x0: (K, dim). times: (T,) increasing from 0. Returns (T, K, dim + copies · hidden): the data nodes, then
+        each copy's hidden nodes.
     """
     _check(model, x0, hidden_capacitance, labels)
     circuit, gain = _float64(model), model.velocity_gain
-    x = x0.detach().to(torch.float64).t()
+    copies, mixing = guided_copies(labels, guidance)
+    x, k = x0.detach().to(torch.float64).t(), len(mixing)
 
     def rate(tau: Tensor, state: Tensor) -> Tensor:
-        data, hidden = state[: circuit.dim], state[circuit.dim :]
-        into_data, into_hidden = circuit.currents(data, hidden, circuit.drive(1.0 - tau, labels))
-        return torch.cat([gain * into_data, (into_hidden - circuit.leak * hidden) / hidden_capacitance])
+        data, hidden = state[: circuit.dim], _stack_copies(state[circuit.dim :], k)
+        into_data, into_hidden = circuit.currents(data.repeat(1, k), hidden, circuit.drive(1.0 - tau, copies))
+        hidden_rate = (into_hidden - circuit.leak * hidden) / hidden_capacitance
+        return torch.cat([gain * mix_copies(into_data, mixing), _unstack_copies(hidden_rate, k)])
 
     with torch.no_grad():
-        start = torch.cat([x, _settled(circuit, x, labels)])
+        start = torch.cat([x, _unstack_copies(_settled(circuit, x.repeat(1, k), copies), k)])
         waves = odeint(rate, start, times.to(torch.float64), rtol=1e-9, atol=1e-9, method="dopri5")
     return waves.transpose(1, 2)
+
+
+def _stack_copies(hidden: Tensor, copies: int) -> Tensor:
+    """(copies · hidden, K) state rows → (hidden, copies · K) circuit columns."""
+    return hidden.unflatten(0, (copies, -1)).transpose(0, 1).flatten(1)
+
+
+def _unstack_copies(hidden: Tensor, copies: int) -> Tensor:
+    """(hidden, copies · K) circuit columns → (copies · hidden, K) state rows (inverse of :func:`_stack_copies`)."""
+    return hidden.unflatten(1, (copies, -1)).transpose(0, 1).flatten(0, 1)
 
 
 def _float64(model: CircuitScoreModel) -> ScoreCircuit:
@@ -86,49 +114,80 @@ def _settled(circuit: ScoreCircuit, x: Tensor, labels: Tensor | None) -> Tensor:
         return circuit.settle(x, circuit.drive(torch.tensor(1.0, dtype=x.dtype), labels))
 
 
+def _copy_suffixes(sample: int, samples: int, copies: int) -> tuple[str, list[str]]:
+    """Node-name suffixes of a replica's data capacitors and of its circuit copies (one copy: the same)."""
+    base = f"_{sample}" if samples > 1 else ""
+    return base, [base] if copies == 1 else [f"{base}_c{j}" for j in range(copies)]
+
+
 def score_circuit_netlist(
     model: CircuitScoreModel,
     x0: Tensor,
     hidden_capacitance: float,
     options: SpiceOptions | None = None,
     labels: Tensor | None = None,
+    guidance: float = 0.0,
 ) -> str:
     """The SPICE deck of the generation transient from base samples ``x0`` (K, dim), with ``labels`` (K,) on a
-    conditional circuit's class sources; see the module docstring."""
+    conditional circuit's class sources and ``guidance`` w; see the module docstring."""
     _check(model, x0, hidden_capacitance, labels)
     options = options or SpiceOptions()
     circuit = model.circuit
     edges = circuit.edges
     programmed = Slice(edges.edge_index, edges.device_family, num_nodes=edges.num_nodes, params=circuit.programmed())
     element = Behavioural().elements(programmed)
+    copies, mixing = guided_copies(labels, guidance)
     x = x0.detach().to(torch.float64)
-    hidden = _settled(_float64(model), x.t(), labels).t()
+    hidden = _settled(_float64(model), x.t().repeat(1, len(mixing)), copies).t()  # (copies · K, hidden)
     data_nodes = range(1, circuit.dim + 1)
     hidden_nodes = range(circuit.dim + 1, circuit.dim + circuit.hidden + 1)
     time_nodes = range(circuit.dim + circuit.hidden + 1, circuit.dim + circuit.hidden + circuit.time_nodes + 1)
     class_nodes = range(time_nodes.stop, circuit.num_nodes)
     freqs = circuit.embedding.frequencies.tolist()
     half = len(freqs)
-    lines = [f"* KirchhoffNet score circuit: {circuit.num_nodes} nodes, {edges.num_edges} devices, {len(x)} samples"]
+    lines = [
+        f"* KirchhoffNet score circuit: {circuit.num_nodes} nodes, {edges.num_edges} devices, {len(x)} samples, "
+        f"{len(mixing)} circuit cop{'y' if len(mixing) == 1 else 'ies'} per sample"
+    ]
     for k in range(len(x)):
-        suffix = f"_{k}" if len(x) > 1 else ""
+        base, suffixes = _copy_suffixes(k, len(x), len(mixing))
         lines.append(f"* sample {k}")
         for i, n in enumerate(data_nodes):
-            lines.append(f"Cx{n}{suffix} {node_name(n, suffix)} 0 {1.0 / model.velocity_gain!r} IC={float(x[k, i])!r}")
-        for j, n in enumerate(hidden_nodes):
-            name = node_name(n, suffix)
-            lines.append(f"Ch{n}{suffix} {name} 0 {hidden_capacitance!r} IC={float(hidden[k, j])!r}")
-            lines.append(f"Rh{n}{suffix} {name} 0 {1.0 / circuit.leak!r}")
-        for j, n in enumerate(time_nodes):
-            wave = "sin" if j < half else "cos"
-            phase = f"{2 * math.pi * freqs[j % half]!r}*(1-time)"
-            lines.append(f"Bt{n}{suffix} {node_name(n, suffix)} 0 V={wave}({phase})")
-        for j, n in enumerate(class_nodes):
-            held = 1.0 if labels is not None and int(labels[k]) == j else 0.0
-            lines.append(f"Vc{n}{suffix} {node_name(n, suffix)} 0 DC {held!r}")
-        lines.extend(element(e, suffix) for e in range(edges.num_edges))
+            lines.append(f"Cx{n}{base} {node_name(n, base)} 0 {1.0 / model.velocity_gain!r} IC={float(x[k, i])!r}")
+        for j, suffix in enumerate(suffixes):
+            row = j * len(x) + k  # this copy's column in the stacked batch
+            label = None if copies is None else int(copies[row])
+            for i, n in enumerate(hidden_nodes):
+                name = node_name(n, suffix)
+                lines.append(f"Ch{n}{suffix} {name} 0 {hidden_capacitance!r} IC={float(hidden[row, i])!r}")
+                lines.append(f"Rh{n}{suffix} {name} 0 {1.0 / circuit.leak!r}")
+            for i, n in enumerate(time_nodes):
+                wave = "sin" if i < half else "cos"
+                phase = f"{2 * math.pi * freqs[i % half]!r}*(1-time)"
+                lines.append(f"Bt{n}{suffix} {node_name(n, suffix)} 0 V={wave}({phase})")
+            for i, n in enumerate(class_nodes):
+                lines.append(f"Vc{n}{suffix} {node_name(n, suffix)} 0 DC {1.0 if label == i else 0.0!r}")
+            lines.extend(element(e, suffix) for e in range(edges.num_edges))
+        if len(mixing) > 1:
+            lines.extend(_mixing_lines(data_nodes, base, suffixes, mixing.tolist()))
     lines += [*options.control_lines(1.0 - model.sde.s_min), ".end", ""]
     return "\n".join(lines)
+
+
+def _mixing_lines(data_nodes: range, base: str, suffixes: list[str], gains: list[float]) -> list[str]:
+    """Guidance in the deck: each copy's data terminal follows the shared data node through a unity buffer with a
+    0 V ammeter, which carries the current the copy's devices draw; one source per data node injects the mixed
+    current Σ_j gain_j × (current into copy j's terminal) = −Σ_j gain_j i(ammeter j)."""
+    lines = []
+    for n in data_nodes:
+        shared = node_name(n, base)
+        for suffix in suffixes:
+            terminal = node_name(n, suffix)
+            lines.append(f"Ef{n}{suffix} {terminal}_f 0 {shared} 0 1")
+            lines.append(f"Vm{n}{suffix} {terminal}_f {terminal} 0")
+        mixed = " + ".join(f"{gain!r}*i(Vm{n}{suffix})" for gain, suffix in zip(gains, suffixes, strict=True))
+        lines.append(f"Bmix{n}{base} {shared} 0 I={mixed}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -142,6 +201,7 @@ class ScoreCircuitCheck:
         max_hidden_error_v: largest |Δv| of a hidden node.
         voltage_range_v: the data nodes' largest |v| along the way, for scale.
         hidden_capacitance: C_h of the transient.
+        guidance: classifier-free guidance w of the transient (two circuit copies when ≠ 0).
         ngspice_seconds: wall time of the ngspice run.
     """
 
@@ -151,6 +211,7 @@ class ScoreCircuitCheck:
     max_hidden_error_v: float
     voltage_range_v: float
     hidden_capacitance: float
+    guidance: float
     ngspice_seconds: float
 
     def to_dict(self) -> dict[str, float]:
@@ -163,9 +224,10 @@ def verify_score_circuit(
     hidden_capacitance: float = HIDDEN_CAPACITANCE,
     options: SpiceOptions | None = None,
     seed: int = 0,
+    guidance: float = 0.0,
 ) -> tuple[ScoreCircuitCheck, str]:
     """Simulate ``samples`` generations from x₀ ~ N(0, I) in ngspice and with :func:`circuit_transient`
-    (a conditional circuit generates the classes in turn, sample k class k mod classes).
+    (a conditional circuit generates the classes in turn, sample k class k mod classes, with ``guidance`` w).
 
     Returns:
         The comparison and the deck that was simulated.
@@ -178,18 +240,25 @@ def verify_score_circuit(
     options = options or SpiceOptions()
     x0 = torch.randn(int(samples), model.dim, generator=torch.Generator().manual_seed(seed))
     labels = torch.arange(int(samples)) % model.num_classes if model.num_classes else None
-    deck = score_circuit_netlist(model, x0, hidden_capacitance, options, labels)
+    deck = score_circuit_netlist(model, x0, hidden_capacitance, options, labels, guidance)
     start = time.perf_counter()
     plot = run_ngspice(deck, timeout_s=options.timeout_s).plot("transient")
     seconds = time.perf_counter() - start
     grid = np.linspace(0.0, 1.0 - model.sde.s_min, int(options.points))
-    ours = circuit_transient(model, x0, hidden_capacitance, torch.from_numpy(grid), labels).numpy()
+    ours = circuit_transient(model, x0, hidden_capacitance, torch.from_numpy(grid), labels, guidance).numpy()
     circuit = model.circuit
+    copies = (ours.shape[2] - circuit.dim) // circuit.hidden
     theirs = np.empty_like(ours)
     for k in range(int(samples)):
-        suffix = f"_{k}" if samples > 1 else ""
-        for n in range(1, circuit.dim + circuit.hidden + 1):
-            theirs[:, k, n - 1] = np.interp(grid, plot["time"], plot[f"v({node_name(n, suffix)})"])
+        base, suffixes = _copy_suffixes(k, int(samples), copies)
+        names = [node_name(n, base) for n in range(1, circuit.dim + 1)]
+        names += [
+            node_name(n, suffix)
+            for suffix in suffixes
+            for n in range(circuit.dim + 1, circuit.dim + circuit.hidden + 1)
+        ]
+        for column, name in enumerate(names):
+            theirs[:, k, column] = np.interp(grid, plot["time"], plot[f"v({name})"])
     gap = np.abs(theirs - ours)
     check = ScoreCircuitCheck(
         samples=int(samples),
@@ -198,6 +267,7 @@ def verify_score_circuit(
         max_hidden_error_v=float(gap[:, :, circuit.dim :].max()),
         voltage_range_v=float(np.abs(ours[:, :, : circuit.dim]).max()),
         hidden_capacitance=float(hidden_capacitance),
+        guidance=float(guidance),
         ngspice_seconds=seconds,
     )
     return check, deck
