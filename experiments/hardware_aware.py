@@ -104,15 +104,18 @@ def regression(out: Path, steps: int, trials: int, lr: float) -> None:
     report(out, "regression", curves, times, title, pair=(plain, aware))
 
 
-def fine_tune(base, base_label: str, loss_fn, draw, steps: int, lr: float, cosine: bool, metric, trials: int, save):
-    """Copies of ``base`` fine-tuned on the same batches (``draw(generator)``), plainly and with
-    :data:`MISMATCH`, each passed to ``save(model, "plain" | "aware")``; all three measured over the same dies."""
+def fine_tune(
+    base, base_label: str, loss_fn, draw, steps: int, lr: float, cosine: bool, metric, trials: int, save, seed: int
+):
+    """Copies of ``base`` fine-tuned on the same batches (``draw(generator)``, the generator seeded by ``seed``),
+    plainly and with :data:`MISMATCH`, each passed to ``save(model, "plain" | "aware")``; all three measured over
+    the same dies."""
     curves = {base_label: sigma_sweep(base, metric, SIGMAS, kind="all", trials=trials, seed=7)}
     times = {}
     for name, label, config in (("plain", PLAIN, HardwareAwareConfig()), ("aware", AWARE, MISMATCH)):
         model = copy.deepcopy(base)
         model.gradient = "backprop"
-        g = torch.Generator().manual_seed(5)
+        g = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         train(model, loss_fn, lambda step, g=g: draw(g), steps, lr, config, cosine=cosine)
         times[label] = time.perf_counter() - start
@@ -122,7 +125,7 @@ def fine_tune(base, base_label: str, loss_fn, draw, steps: int, lr: float, cosin
     return curves, times
 
 
-def flow(out: Path, steps: int, trials: int, lr: float, cosine: bool) -> None:
+def flow(out: Path, steps: int, trials: int, lr: float, cosine: bool, seed: int) -> None:
     base = kn.compat.load_original(ORIGINAL / "twomoon")
     data = torch.from_numpy(sample_toy("twomoon", 20_000, seed=123)).float()
     metric = flow_nll(torch.from_numpy(sample_toy("twomoon", 1000, seed=1)))
@@ -138,12 +141,15 @@ def flow(out: Path, steps: int, trials: int, lr: float, cosine: bool) -> None:
         metric,
         trials,
         lambda model, name: kn.save(model, out / f"twomoon-{name}.safetensors", meta),
+        seed,
     )
     title = "twomoon flow: held-out NLL over dies (σ per device, per die and per capacitor)"
     report(out, "flow", curves, times, title, pair=(PLAIN, AWARE))
 
 
-def classifier(out: Path, base_dir: Path, steps: int, trials: int, points: int, lr: float, cosine: bool) -> None:
+def classifier(
+    out: Path, base_dir: Path, steps: int, trials: int, points: int, lr: float, cosine: bool, seed: int
+) -> None:
     config, task, base = open_run(base_dir)
     x, y = task.test_data()
     metric = accuracy(x[:points], y[:points], task.eval_batch)  # what `hw montecarlo --points` measures
@@ -155,7 +161,14 @@ def classifier(out: Path, base_dir: Path, steps: int, trials: int, points: int, 
         run.mkdir(parents=True, exist_ok=True)
         shutil.copy(base_dir / CONFIG, run / CONFIG)  # the same task, data and circuit as the base run
         aware = MISMATCH.model_dump() if name == "aware" else None
-        meta = {"fine_tuned_from": str(base_dir), "steps": steps, "lr": lr, "cosine": cosine, "hardware_aware": aware}
+        meta = {
+            "fine_tuned_from": str(base_dir),
+            "steps": steps,
+            "lr": lr,
+            "cosine": cosine,
+            "batch_seed": seed,
+            "hardware_aware": aware,
+        }
         task.save_model(model, run / RUN_MODEL, meta)
 
     curves, times = fine_tune(
@@ -169,6 +182,7 @@ def classifier(out: Path, base_dir: Path, steps: int, trials: int, points: int, 
         metric,
         trials,
         save,
+        seed,
     )
     title = f"{config.label}: accuracy on {min(points, len(y))} test images over dies (σ of every kind)"
     report(out, "classifier", curves, times, title, pair=(PLAIN, AWARE))
@@ -220,6 +234,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (600 regression, 300 flow, classifier)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (0.03 regression, 1e-3 flow, classifier)")
     parser.add_argument("--trials", type=int, default=50, help="dies per σ")
+    parser.add_argument("--seed", type=int, default=5, help="fine-tuning: seed of the batches both copies see")
     parser.add_argument("--points", type=int, default=2000, help="classifier: test images the accuracy is measured on")
     parser.add_argument(
         "--cosine",
@@ -231,9 +246,11 @@ def main() -> None:
     if args.study == "regression":
         regression(args.out, args.steps or 600, args.trials, args.lr or 0.03)
     elif args.study == "flow":
-        flow(args.out, args.steps or 300, args.trials, args.lr or 1e-3, args.cosine)
+        flow(args.out, args.steps or 300, args.trials, args.lr or 1e-3, args.cosine, args.seed)
     else:
-        classifier(args.out, args.base, args.steps or 300, args.trials, args.points, args.lr or 1e-3, args.cosine)
+        classifier(
+            args.out, args.base, args.steps or 300, args.trials, args.points, args.lr or 1e-3, args.cosine, args.seed
+        )
 
 
 if __name__ == "__main__":
