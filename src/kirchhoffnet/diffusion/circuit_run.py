@@ -9,7 +9,7 @@ the rail bound is ∫ Σ|i| dt × the supply span (every device current drawn fr
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_score import (
+    CIRCUIT_SOLVERS,
     HIDDEN_CAPACITANCE,
     CircuitScoreModel,
     circuit_log_likelihood,
@@ -34,9 +35,6 @@ from kirchhoffnet.hardware.analysis import voltage_scale_to_fit
 from kirchhoffnet.hardware.units import PhysicalDesign, format_quantity
 from kirchhoffnet.io import write_json_atomic
 
-CIRCUIT_SOLVERS = ("pf-ode", "euler")
-"""The score circuit's samplers: its own transient (the probability-flow ODE) and the reverse SDE."""
-
 NLL_POINTS, NLL_STEPS = 2000, 300
 """Held-out points (at most; no more than evaluate.num_samples) and Heun steps of the evaluation's NLL (300 steps
 agree with 100 to 0.002 nats on the ring)."""
@@ -48,26 +46,32 @@ def held_out_points(task: str, reference_seed: int, n: int = NLL_POINTS) -> Tens
     return sample_points(task, n, seed=reference_seed + 2)
 
 
+@dataclass(frozen=True)
+class GenerationMeasurement:
+    """One generation's transient in normalised units (C₀ = G₀ = V₀ = 1), averaged over its samples: what a
+    :class:`PhysicalDesign` scales into joules, seconds and volts (:func:`physical_report`)."""
+
+    model: CircuitScoreModel
+    copies: int
+    energy_load: float
+    energy_delivered: float
+    energy_dissipated: float
+    charge: float
+    voltage_range: tuple[float, float]
+
+
 @torch.no_grad()
-def generation_hardware(
+def measure_generation(
     model: CircuitScoreModel,
     n: int = 1000,
     steps: int = 1000,
-    design: PhysicalDesign | None = None,
-    settling_time_constants: float = 5.0,
-    hidden_capacitance: float = HIDDEN_CAPACITANCE,
     seed: int = 0,
     labels: Tensor | None = None,
     guidance: float = 0.0,
-) -> dict[str, Any]:
-    """Latency and energy of one generation (the probability-flow transient), averaged over ``n`` samples.
-
-    Latency = (1 − s_min) τ (the transient) + ``settling_time_constants`` × C_h/g τ (hidden nodes settle
-    before release). Energies are per sample in joules; powers integrated by the rectangle rule on the
-    quasi-static transient of ``steps`` steps. A conditional circuit generates ``labels`` (n,); with
-    ``guidance`` w ≠ 0 both copies of the guided pair count (devices, energy), the mixing gains are not modelled.
-    """
-    design = design or PhysicalDesign()
+) -> GenerationMeasurement:
+    """The quasi-static probability-flow transient of ``n`` generations from x ~ N(0, I) (seed ``seed``), its
+    powers integrated by the rectangle rule over ``steps`` steps. A conditional circuit generates ``labels``
+    (n,); with ``guidance`` w ≠ 0 both copies of the guided pair count, the mixing gains are not modelled."""
     circuit, gain = model.circuit, model.velocity_gain
     grid = time_grid(model.sde, steps)
     copies, mixing = guided_copies(labels, guidance)
@@ -95,26 +99,48 @@ def generation_hardware(
             charge += dt * per_sample(current.abs().sum(1) + circuit.leak * hidden.abs().sum(0))
             v_min, v_max = min(v_min, float(nodes.min())), max(v_max, float(nodes.max()))
             x = x + (gain * dt) * mix_copies(circuit.currents(stacked, hidden, drive)[0], mixing)
+    return GenerationMeasurement(
+        model,
+        len(mixing),
+        float(load.mean()),
+        float(delivered.mean()),
+        float(dissipated.mean()),
+        float(charge.mean()),
+        (v_min, v_max),
+    )
+
+
+def physical_report(
+    found: GenerationMeasurement,
+    design: PhysicalDesign,
+    settling_time_constants: float = 5.0,
+    hidden_capacitance: float = HIDDEN_CAPACITANCE,
+) -> dict[str, Any]:
+    """Latency and energy of one generation at ``design``: latency = (1 − s_min) τ (the transient) +
+    ``settling_time_constants`` × C_h/g τ (hidden nodes settle before release); energies per sample in joules."""
+    model, copies = found.model, found.copies
+    circuit = model.circuit
     lo, hi = design.supply_v
+    v_min, v_max = (v * design.voltage_v for v in found.voltage_range)
     transient_s = (1 - model.sde.s_min) * design.tau_s
     settling_s = settling_time_constants * hidden_capacitance / circuit.leak * design.tau_s
     shared = 1 + model.dim  # ground and the data nodes; each copy has its own hidden and driven nodes
     return {
         "design": design.to_dict(),
-        "circuit_copies": len(mixing),
-        "num_nodes": shared + len(mixing) * (circuit.num_nodes - shared),
-        "num_devices": len(mixing) * (circuit.edges.num_edges + circuit.hidden),  # devices and leak resistors
+        "circuit_copies": copies,
+        "num_nodes": shared + copies * (circuit.num_nodes - shared),
+        "num_devices": copies * (circuit.edges.num_edges + circuit.hidden),  # devices and leak resistors
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "latency_s": transient_s + settling_s,
         "settling_s": settling_s,
-        "energy_j": float((load + delivered).mean()) * design.energy_j,
-        "energy_load_j": float(load.mean()) * design.energy_j,
-        "energy_delivered_j": float(delivered.mean()) * design.energy_j,
-        "energy_dissipated_j": float(dissipated.mean()) * design.energy_j,
-        "energy_rail_bound_j": float(charge.mean()) * (hi - lo) / design.voltage_v * design.energy_j,
-        "peak_node_voltage_v": max(-v_min, v_max) * design.voltage_v,
-        "node_voltage_range_v": [v_min * design.voltage_v, v_max * design.voltage_v],
-        "within_supply": lo <= v_min * design.voltage_v and v_max * design.voltage_v <= hi,
+        "energy_j": (found.energy_load + found.energy_delivered) * design.energy_j,
+        "energy_load_j": found.energy_load * design.energy_j,
+        "energy_delivered_j": found.energy_delivered * design.energy_j,
+        "energy_dissipated_j": found.energy_dissipated * design.energy_j,
+        "energy_rail_bound_j": found.charge * (hi - lo) / design.voltage_v * design.energy_j,
+        "peak_node_voltage_v": max(-v_min, v_max),
+        "node_voltage_range_v": [v_min, v_max],
+        "within_supply": lo <= v_min and v_max <= hi,
     }
 
 
@@ -125,7 +151,8 @@ def run_hardware(
     settling_time_constants: float = 5.0,
     fit_supply: bool = False,
 ) -> dict[str, Any]:
-    """:func:`generation_hardware` of a run's circuit as the run samples it: its β scale, and for a conditional
+    """Latency and energy of one generation of a run's circuit (:func:`measure_generation`, then
+    :func:`physical_report`) as the run samples it: its β scale, and for a conditional
     circuit its classes in turn with the configured guidance. ``fit_supply``: at the largest voltage scale V₀
     that keeps every node inside the design's supply (the design's V₀ ignored)."""
     model, config = run.model, run.config
@@ -137,24 +164,10 @@ def run_hardware(
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     guidance = config.sample.guidance if labels is not None else 0.0
     sharp = model.sharpened(config.sample.ode_beta_scale)
-
-    def measure(at: PhysicalDesign) -> dict[str, Any]:
-        with torch.no_grad():
-            return generation_hardware(
-                sharp,
-                n,
-                config.sample.steps,
-                at,
-                settling_time_constants,
-                seed=config.seed,
-                labels=labels,
-                guidance=guidance,
-            )
-
-    if fit_supply:  # the normalised voltages do not depend on V₀: measure at 1 V, then at the fitting scale
-        unit = measure(replace(design, voltage_v=1.0))
-        design = replace(design, voltage_v=voltage_scale_to_fit(tuple(unit["node_voltage_range_v"]), design.supply_v))
-    return {"guidance": guidance, **measure(design)}
+    found = measure_generation(sharp, n, config.sample.steps, config.seed, labels, guidance)
+    if fit_supply:  # the normalised voltages do not depend on V₀
+        design = replace(design, voltage_v=voltage_scale_to_fit(found.voltage_range, design.supply_v))
+    return {"guidance": guidance, **physical_report(found, design, settling_time_constants)}
 
 
 def hardware_markdown(report: dict[str, Any], title: str) -> str:

@@ -57,6 +57,10 @@ SETTLE_ULPS = 100
 """The passive circuit's Newton settle stops when |I_h − g h| < SETTLE_ULPS × the dtype's epsilon at every hidden
 node (normalised current): 1e-5 in float32, 2e-14 in float64."""
 
+CIRCUIT_SOLVERS = ("pf-ode", "euler")
+"""The score circuit's samplers, its own transient first: the probability-flow ODE and the reverse SDE (the
+:data:`~kirchhoffnet.diffusion.sample.DIGITAL_SOLVERS`, run on the circuit)."""
+
 HIDDEN_CAPACITANCE = 0.01
 """C_h / C_x of the full transients (evaluation and SPICE check): the hidden nodes 100× faster than the data nodes."""
 
@@ -372,17 +376,20 @@ class CircuitScoreModel(nn.Module):
         Shapes:
             x: (B, dim); s: (B,) or scalar; labels: (B,) long for a conditional circuit. Returns (B, dim).
         """
-        copies, gains = guided_copies(labels, guidance)
-        s = torch.as_tensor(s, dtype=x.dtype)
-        if len(gains) > 1:
-            x, s = x.repeat(len(gains), 1), s.repeat(len(gains)) if s.dim() else s
-        return mix_copies(self.circuit.velocity(x, s, copies).t(), gains).t() * self.velocity_gain
+        return self._guided_velocity(x, torch.as_tensor(s, dtype=x.dtype), labels, guidance) * self.velocity_gain
 
     def score(self, x: Tensor, s: Tensor, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
         """∇log p_s(x) = 2 u / β − x (the gain-free velocity). Shapes: x (B, dim); s (B,) or scalar → (B, dim)."""
         s = torch.as_tensor(s, dtype=x.dtype)
         beta = self.sde.beta(s).reshape(-1, 1)
-        return 2 * self.velocity(x, s, labels, guidance) / (beta * self.velocity_gain) - x
+        return 2 * self._guided_velocity(x, s, labels, guidance) / beta - x
+
+    def _guided_velocity(self, x: Tensor, s: Tensor, labels: Tensor | None, guidance: float) -> Tensor:
+        """The circuit's velocity without the sampling gain, the guided copies mixed."""
+        copies, gains = guided_copies(labels, guidance)
+        if len(gains) > 1:
+            x, s = x.repeat(len(gains), 1), s.repeat(len(gains)) if s.dim() else s
+        return mix_copies(self.circuit.velocity(x, s, copies).t(), gains).t()
 
     def sharpened(self, beta_scale: float = 1.0, score_gain: float = 1.0) -> CircuitScoreModel:
         """A view (sharing the circuit) that samples with β ×``beta_scale`` (PF-ODE: velocity ×k, the data

@@ -247,7 +247,7 @@ def verify_score_circuit(
     grid = np.linspace(0.0, 1.0 - model.sde.s_min, int(options.points))
     ours = circuit_transient(model, x0, hidden_capacitance, torch.from_numpy(grid), labels, guidance).numpy()
     circuit = model.circuit
-    copies = (ours.shape[2] - circuit.dim) // circuit.hidden
+    copies = len(guided_copies(labels, guidance)[1])
     theirs = np.empty_like(ours)
     for k in range(int(samples)):
         base, suffixes = _copy_suffixes(k, int(samples), copies)

@@ -17,8 +17,8 @@ import numpy as np
 from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
-from kirchhoffnet.diffusion.circuit_run import CIRCUIT_SOLVERS, evaluate_circuit, run_hardware
-from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
+from kirchhoffnet.diffusion.circuit_run import evaluate_circuit, run_hardware
+from kirchhoffnet.diffusion.circuit_score import CIRCUIT_SOLVERS, CircuitScoreModel
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.config import EvaluateConfig
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report

@@ -22,7 +22,7 @@ from torch import Tensor
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
-from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit, circuit_sample
+from kirchhoffnet.diffusion.circuit_score import CIRCUIT_SOLVERS, CircuitScoreModel, ScoreCircuit, circuit_sample
 from kirchhoffnet.diffusion.conditional import latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.ring import sample_points
@@ -215,7 +215,7 @@ def _sample_circuit(
     guidance: float,
 ) -> tuple[Tensor, dict[str, Any]]:
     """:func:`sample_run` for the KirchhoffNet score circuit: its own transient (``pf-ode``) or the reverse SDE."""
-    if solver not in ("euler", "pf-ode") or prog_noise is not None:
+    if solver not in CIRCUIT_SOLVERS or prog_noise is not None:
         raise ConfigError(
             f"the KirchhoffNet score circuit samples with --solver euler or pf-ode and no --prog-noise "
             f"(got {solver!r}{'' if prog_noise is None else f', prog_noise {prog_noise}'}); analog and chips are RRAM"
