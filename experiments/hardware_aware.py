@@ -47,7 +47,7 @@ from kirchhoffnet.training import open_run
 from kirchhoffnet.training.rundir import CONFIG
 
 SIGMAS = [0.01, 0.02, 0.05, 0.1]
-MISMATCH = HardwareAwareConfig(edge=0.05, die=0.05, capacitance=0.05)  # injected by hardware-aware fine-tuning
+INJECTED = 0.05  # σ of every kind that hardware-aware fine-tuning injects (--inject)
 PLAIN, AWARE = "plain fine-tuning", "hardware-aware fine-tuning"
 ORIGINAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "kirchhoffnet-original"
 
@@ -104,15 +104,31 @@ def regression(out: Path, steps: int, trials: int, lr: float) -> None:
     report(out, "regression", curves, times, title, pair=(plain, aware))
 
 
+def mismatch(sigma: float) -> HardwareAwareConfig:
+    """σ per device, per die and per capacitor: what hardware-aware fine-tuning injects."""
+    return HardwareAwareConfig(edge=sigma, die=sigma, capacitance=sigma)
+
+
 def fine_tune(
-    base, base_label: str, loss_fn, draw, steps: int, lr: float, cosine: bool, metric, trials: int, save, seed: int
+    base,
+    base_label: str,
+    loss_fn,
+    draw,
+    steps: int,
+    lr: float,
+    cosine: bool,
+    metric,
+    trials: int,
+    save,
+    seed: int,
+    inject: float = INJECTED,
 ):
     """Copies of ``base`` fine-tuned on the same batches (``draw(generator)``, the generator seeded by ``seed``),
-    plainly and with :data:`MISMATCH`, each passed to ``save(model, "plain" | "aware")``; all three measured over
-    the same dies."""
+    plainly and with ``mismatch(inject)``, each passed to ``save(model, "plain" | "aware")``; all three measured
+    over the same dies."""
     curves = {base_label: sigma_sweep(base, metric, SIGMAS, kind="all", trials=trials, seed=7)}
     times = {}
-    for name, label, config in (("plain", PLAIN, HardwareAwareConfig()), ("aware", AWARE, MISMATCH)):
+    for name, label, config in (("plain", PLAIN, HardwareAwareConfig()), ("aware", AWARE, mismatch(inject))):
         model = copy.deepcopy(base)
         model.gradient = "backprop"
         g = torch.Generator().manual_seed(seed)
@@ -148,7 +164,7 @@ def flow(out: Path, steps: int, trials: int, lr: float, cosine: bool, seed: int)
 
 
 def classifier(
-    out: Path, base_dir: Path, steps: int, trials: int, points: int, lr: float, cosine: bool, seed: int
+    out: Path, base_dir: Path, steps: int, trials: int, points: int, lr: float, cosine: bool, seed: int, inject: float
 ) -> None:
     config, task, base = open_run(base_dir)
     x, y = task.test_data()
@@ -160,7 +176,7 @@ def classifier(
         run = out / f"classifier-{name}"
         run.mkdir(parents=True, exist_ok=True)
         shutil.copy(base_dir / CONFIG, run / CONFIG)  # the same task, data and circuit as the base run
-        aware = MISMATCH.model_dump() if name == "aware" else None
+        aware = mismatch(inject).model_dump() if name == "aware" else None
         meta = {
             "fine_tuned_from": str(base_dir),
             "steps": steps,
@@ -183,6 +199,7 @@ def classifier(
         trials,
         save,
         seed,
+        inject,
     )
     title = f"{config.label}: accuracy on {min(points, len(y))} test images over dies (σ of every kind)"
     report(out, "classifier", curves, times, title, pair=(PLAIN, AWARE))
@@ -235,6 +252,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="learning rate (0.03 regression, 1e-3 flow, classifier)")
     parser.add_argument("--trials", type=int, default=50, help="dies per σ")
     parser.add_argument("--seed", type=int, default=5, help="fine-tuning: seed of the batches both copies see")
+    parser.add_argument(
+        "--inject", type=float, default=INJECTED, help="classifier: σ of every kind injected by hardware-aware tuning"
+    )
     parser.add_argument("--points", type=int, default=2000, help="classifier: test images the accuracy is measured on")
     parser.add_argument(
         "--cosine",
@@ -249,7 +269,15 @@ def main() -> None:
         flow(args.out, args.steps or 300, args.trials, args.lr or 1e-3, args.cosine, args.seed)
     else:
         classifier(
-            args.out, args.base, args.steps or 300, args.trials, args.points, args.lr or 1e-3, args.cosine, args.seed
+            args.out,
+            args.base,
+            args.steps or 300,
+            args.trials,
+            args.points,
+            args.lr or 1e-3,
+            args.cosine,
+            args.seed,
+            args.inject,
         )
 
 

@@ -1,4 +1,5 @@
-"""Reading a YAML file that must hold a mapping (configs, original result directories), with one-line errors."""
+"""Reading a YAML file that must hold a mapping (configs, original result directories), with one-line errors,
+and the CLI's ``--set key.sub=value`` overrides of such a mapping."""
 
 from __future__ import annotations
 
@@ -41,3 +42,25 @@ def read_yaml_mapping(
     if not isinstance(data, dict):
         raise error(f"{path} must hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``data`` with ``key.sub=value`` overrides; values are parsed as YAML (``1e-3``, ``[1, 2]``)."""
+    result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        parts = key.strip().split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result

@@ -163,6 +163,20 @@ def test_cli_errors_are_one_line(tmp_path, ring_run):
     assert result.exit_code == 2 and "trian: Extra inputs are not permitted" in result.output
 
 
+def test_set_overrides_the_config_file(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_RING)
+    args = ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--set", "model.width=6", "--set", "train.steps=2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    run = load_run(tmp_path / "run")
+    assert run.config.model.width == 6 and run.config.train.steps == 2 and run.config.seed == 3
+    assert run.model.net.layers[0].weight.shape == (6, 2)  # the overridden width is what was built
+    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--set", "model.width=-1"])
+    assert result.exit_code == 2 and "tiny.yaml with --set: model.width:" in result.output
+    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--set", "model.width"])
+    assert result.exit_code == 2 and "expected key=value" in result.output
+
+
 def test_library_errors(tmp_path, ring_run):
     with pytest.raises(CheckpointError, match=r"needs config\.yaml and model\.safetensors"):
         load_run(tmp_path)

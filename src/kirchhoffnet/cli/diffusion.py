@@ -48,13 +48,17 @@ def train_command(
             "its points, or latent."
         ),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a setting, e.g. --set model.width=32 --set train.steps=20000."),
+    ] = None,
 ) -> None:
     """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
     from kirchhoffnet.diffusion.config import load_config, parse_config
     from kirchhoffnet.diffusion.run import train
 
     try:
-        settings = load_config(config)
+        settings = load_config(config, set_ or ())
         overrides: dict[str, object] = {}
         if model is not None and model != settings.model.kind:
             overrides["model"] = {"kind": model}

@@ -1,4 +1,4 @@
-"""Reading configs: YAML, ``--set key=value`` overrides, and one-line validation errors."""
+"""Reading configs: YAML with ``--set key=value`` overrides, and one-line validation errors."""
 
 from __future__ import annotations
 
@@ -14,29 +14,7 @@ from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
 from kirchhoffnet.config.tasks import TASKS, Config, RunConfig
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_text_atomic
-from kirchhoffnet.yamlfile import read_yaml_mapping
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """A copy of ``data`` with ``key.sub=value`` overrides; values are parsed as YAML (``1e-3``, ``[1, 2]``)."""
-    result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-3")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
-        parts = key.strip().split(".")
-        node = result
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return result
+from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:

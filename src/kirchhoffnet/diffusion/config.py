@@ -14,7 +14,7 @@ from kirchhoffnet.diffusion.train import TrainSettings
 from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
-from kirchhoffnet.yamlfile import read_yaml_mapping
+from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -283,6 +283,7 @@ def parse_config(data: Any, source: str = "config") -> DiffusionConfig:
         raise ConfigError(f"{source}: {_where(first)}: {first['msg']}{more}") from None
 
 
-def load_config(path: str | os.PathLike[str]) -> DiffusionConfig:
-    """Read and validate a YAML config file."""
-    return parse_config(read_yaml_mapping(path, empty={}), str(path))
+def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> DiffusionConfig:
+    """Read, override (the CLI's ``--set key.sub=value``) and validate a YAML config file."""
+    data = apply_overrides(read_yaml_mapping(path, empty={}), overrides)
+    return parse_config(data, f"{path} with --set" if overrides else str(path))
