@@ -223,6 +223,21 @@ def test_reverse_sde_sampler_runs_and_is_reproducible():
     torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("guidance", [0.0, 0.7])
+def test_reverse_sde_warm_starts_newton_at_the_same_equilibria(guidance):
+    model = conditional(dtype=torch.float32, init_scale=3.0)  # large gains: Newton needs several iterations
+    labels = torch.arange(40) % 3
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 2, generator=generator)  # what circuit_sample draws first with seed 3
+
+    def cold(z, s):
+        return model.score(z, s, labels, guidance)  # every call settles from h = 0
+
+    expected = reference_euler(cold, model.sde, x, True, 30, generator)
+    warm = circuit_sample(model, 40, "euler", steps=30, seed=3, labels=labels, guidance=guidance)
+    torch.testing.assert_close(warm, expected, rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -376,20 +376,31 @@ class CircuitScoreModel(nn.Module):
         Shapes:
             x: (B, dim); s: (B,) or scalar; labels: (B,) long for a conditional circuit. Returns (B, dim).
         """
-        return self._guided_velocity(x, torch.as_tensor(s, dtype=x.dtype), labels, guidance) * self.velocity_gain
+        velocity = self._guided_velocity(x, torch.as_tensor(s, dtype=x.dtype), labels, guidance, None)[0]
+        return velocity * self.velocity_gain
 
     def score(self, x: Tensor, s: Tensor, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
         """∇log p_s(x) = 2 u / β − x (the gain-free velocity). Shapes: x (B, dim); s (B,) or scalar → (B, dim)."""
-        s = torch.as_tensor(s, dtype=x.dtype)
-        beta = self.sde.beta(s).reshape(-1, 1)
-        return 2 * self._guided_velocity(x, s, labels, guidance) / beta - x
+        return self._tracked_score(x, torch.as_tensor(s, dtype=x.dtype), labels, guidance, None)[0]
 
-    def _guided_velocity(self, x: Tensor, s: Tensor, labels: Tensor | None, guidance: float) -> Tensor:
-        """The circuit's velocity without the sampling gain, the guided copies mixed."""
+    def _tracked_score(
+        self, x: Tensor, s: Tensor, labels: Tensor | None, guidance: float, hidden: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The score and the settled hidden nodes; a sampler passes the previous step's ``hidden`` back in, so a
+        passive circuit's Newton settle starts next to its root (the same equilibrium, fewer iterations)."""
+        velocity, hidden = self._guided_velocity(x, s, labels, guidance, hidden)
+        return 2 * velocity / self.sde.beta(s).reshape(-1, 1) - x, hidden
+
+    def _guided_velocity(
+        self, x: Tensor, s: Tensor, labels: Tensor | None, guidance: float, hidden: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The circuit's velocity without the sampling gain, the guided copies mixed, and the copies' settled
+        hidden nodes (hidden, copies · B), Newton started from ``hidden`` (None: from 0)."""
         copies, gains = guided_copies(labels, guidance)
-        if len(gains) > 1:
-            x, s = x.repeat(len(gains), 1), s.repeat(len(gains)) if s.dim() else s
-        return mix_copies(self.circuit.velocity(x, s, copies).t(), gains).t()
+        stacked = x.t().repeat(1, len(gains))
+        drive = self.circuit.drive(s.repeat(len(gains)) if s.dim() else s, copies)
+        hidden = self.circuit.settle(stacked, drive, hidden)
+        return mix_copies(self.circuit.currents(stacked, hidden, drive)[0], gains).t(), hidden
 
     def sharpened(self, beta_scale: float = 1.0, score_gain: float = 1.0) -> CircuitScoreModel:
         """A view (sharing the circuit) that samples with β ×``beta_scale`` (PF-ODE: velocity ×k, the data
@@ -518,7 +529,11 @@ def circuit_sample(
         if solver == "pf-ode":
             return circuit_pf_ode(model, x, steps, hidden_capacitance, progress, labels, guidance)
 
+        hidden: Tensor | None = None
+
         def score(z: Tensor, s: Tensor) -> Tensor:
-            return model.score(z, s, labels, guidance)
+            nonlocal hidden  # each step settles from the last one's equilibrium
+            value, hidden = model._tracked_score(z, s, labels, guidance, hidden)
+            return value
 
         return reference_euler(score, model.sde, x, True, steps, generator)
