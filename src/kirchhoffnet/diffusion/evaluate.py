@@ -24,6 +24,7 @@ from kirchhoffnet.diffusion.config import EvaluateConfig
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
+from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 
@@ -107,7 +108,7 @@ def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]
         panels[solver] = x.numpy()
         if progress:
             print(f"{solver:10s} KL pooled {metrics[solver]['kl_pooled']} ({info['wall_time_s']:.1f} s)", flush=True)
-    for solver in ("euler", "pf-ode"):
+    for solver in DIGITAL_SOLVERS:
         x, info = sample_run(run, n, solver, seed=config.seed, exact=True)
         metrics[f"{solver} (exact)"] = {**kl_report(x, reference), **info}
         if progress:

@@ -26,7 +26,7 @@ from kirchhoffnet.diffusion.circuit_score import CIRCUIT_SOLVERS, CircuitScoreMo
 from kirchhoffnet.diffusion.conditional import latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.ring import sample_points
-from kirchhoffnet.diffusion.sample import sample
+from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.train import Batches, train_score
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
@@ -36,7 +36,7 @@ from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_ener
 RUN_CONFIG = "config.yaml"
 RUN_MODEL = "model.safetensors"
 RUN_METRICS = "metrics.json"
-SOLVERS = ("euler", "pf-ode", "analog", "analog-ode")
+SOLVERS = (*DIGITAL_SOLVERS, "analog", "analog-ode")
 """``euler``/``pf-ode``: digital reverse SDE / probability-flow ODE; ``analog``/``analog-ode``: the
 simulated RRAM loop solving the reverse SDE / the probability-flow ODE."""
 
@@ -187,7 +187,7 @@ def sample_run(
         "chip_seed": chip_seed,
         "exact": exact,
     }
-    if solver in ("euler", "pf-ode"):
+    if solver in DIGITAL_SOLVERS:
         weights = chip.effective() if device != type(device)() else None
         x = sample(model, n, solver, steps or config.sample.steps, seed, labels, guidance, weights)
     else:
