@@ -89,7 +89,7 @@ def measure_generation(
             s, dt = grid[k].float(), float(grid[k] - grid[k + 1])
             stacked = x.repeat(1, len(mixing))
             drive = circuit.drive(s, copies).expand(-1, stacked.shape[1])
-            hidden = circuit.settle(stacked, drive, hidden)
+            velocity, hidden = circuit.settled_velocity(stacked, drive, hidden)
             nodes = torch.cat([stacked, hidden, drive]).t()  # (B, N): every node but ground
             current = circuit.edges.currents(nodes)
             padded = torch.cat([nodes.new_zeros(len(nodes), 1), nodes], dim=1)
@@ -98,7 +98,7 @@ def measure_generation(
             dissipated += dt * per_sample(power.clamp(min=0).sum(1) + circuit.leak * hidden.square().sum(0))
             charge += dt * per_sample(current.abs().sum(1) + circuit.leak * hidden.abs().sum(0))
             v_min, v_max = min(v_min, float(nodes.min())), max(v_max, float(nodes.max()))
-            x = x + (gain * dt) * mix_copies(circuit.currents(stacked, hidden, drive)[0], mixing)
+            x = x + (gain * dt) * mix_copies(velocity, mixing)
     return GenerationMeasurement(
         model,
         len(mixing),

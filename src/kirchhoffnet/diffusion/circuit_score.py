@@ -303,8 +303,17 @@ class ScoreCircuit(nn.Module):
         Shapes:
             x: (B, dim); s: (B,) or scalar; labels: (B,) long for a conditional circuit. Returns (B, dim).
         """
-        xt, drive = x.t(), self.drive(s, labels)
-        return self.currents(xt, self.settle(xt, drive), drive)[0].t()
+        return self.settled_velocity(x.t(), self.drive(s, labels))[0].t()
+
+    def settled_velocity(self, x: Tensor, drive: Tensor, guess: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The data-node currents at the hidden equilibrium, and that equilibrium, node-major; ``guess`` starts
+        a passive circuit's Newton (a sampler passes its previous step's equilibrium).
+
+        Shapes:
+            x: (dim, B); drive: (driven, B) or (driven, 1); guess: (hidden, B). Returns (dim, B), (hidden, B).
+        """
+        hidden = self.settle(x, drive, guess)
+        return self.currents(x, hidden, drive)[0], hidden
 
     def residual(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor:
         """Relative equilibrium residual ‖I_h − g h‖ / ‖g h‖ after settling (0 at the exact equilibrium), (B,)."""
@@ -399,8 +408,8 @@ class CircuitScoreModel(nn.Module):
         copies, gains = guided_copies(labels, guidance)
         stacked = x.t().repeat(1, len(gains))
         drive = self.circuit.drive(s.repeat(len(gains)) if s.dim() else s, copies)
-        hidden = self.circuit.settle(stacked, drive, hidden)
-        return mix_copies(self.circuit.currents(stacked, hidden, drive)[0], gains).t(), hidden
+        velocity, hidden = self.circuit.settled_velocity(stacked, drive, hidden)
+        return mix_copies(velocity, gains).t(), hidden
 
     def sharpened(self, beta_scale: float = 1.0, score_gain: float = 1.0) -> CircuitScoreModel:
         """A view (sharing the circuit) that samples with β ×``beta_scale`` (PF-ODE: velocity ×k, the data
