@@ -29,8 +29,9 @@ from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.train import Batches, train_score
-from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
+from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError, unknown_choice
 from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir, shown_path
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
 RUN_CONFIG = "config.yaml"
@@ -75,9 +76,19 @@ def point_batches(task: str) -> Batches:
 
 
 def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
-    """Train the configured model and write the run directory; returns the training metrics."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Train the configured model and write the run directory; returns the training metrics.
+
+    Raises:
+        TrainingError: ``out_dir`` already holds a trained model, which a new run would replace.
+        StorageError: ``out_dir`` cannot be written (a file, read-only, a full disk, ...).
+    """
+    out = check_out_dir(out_dir)
+    if (out / RUN_MODEL).exists() or (out / RUN_MODEL).is_symlink():
+        raise TrainingError(
+            f"{shown_path(out)} already holds a trained model ({RUN_MODEL}); choose another --out, or delete "
+            "that directory to train it again"
+        )
+    prepare_out_dir(out)
     write_text_atomic(out / RUN_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     model = build_model(config)
     if config.train.init_from is not None:

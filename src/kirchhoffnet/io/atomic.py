@@ -4,39 +4,60 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kirchhoffnet.errors import DataError
+from kirchhoffnet.errors import DataError, KirchhoffError
+from kirchhoffnet.io.paths import os_error_in, storage_error
 
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = ".kn-tmp"
+"""Temporary files are ``.<target>.<random>.kn-tmp``: unmistakably ours, and they name their target."""
+_TARGET_IN_TMP = 200  # characters of the target's name kept in a temporary name (a name is at most 255 bytes)
+_RANDOM = re.compile(r"[a-z0-9_]{8}")  # what tempfile puts between prefix and suffix
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     ``os.replace`` is atomic on POSIX and Windows within one file system, so a crash at any
-    moment leaves either the previous file or the complete new one.
-    The file gets the mode a plain ``open`` would give it (0666 less the umask), not the 0600
-    of ``mkstemp``, so that other users and tools can read results as usual.
+    moment leaves either the previous file or the complete new one. The temporary file is created
+    with ``O_EXCL | O_NOFOLLOW`` (``mkstemp``), and the rename replaces a symbolic link at ``path``
+    rather than following it. The file gets the mode a plain ``open`` would give it (0666 less the
+    umask), not the 0600 of ``mkstemp``, so that other users and tools can read results as usual.
+
+    Raises:
+        StorageError: the write failed in the operating system (a full disk, no permission, a
+            read-only file system, ...); the previous file at ``path`` is intact and no temporary
+            file is left.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target.name), suffix=TMP_SUFFIX, dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # after write(): a writer may have replaced the file
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        cause = os_error_in(exc) if isinstance(exc, Exception) and not isinstance(exc, KirchhoffError) else None
+        if cause is None:
+            raise
+        kept = "the previous file is intact" if target.is_file() else "nothing was written"
+        raise storage_error(cause, target, "writing", kept) from None
     return target
+
+
+def _tmp_prefix(name: str) -> str:
+    return f".{name[:_TARGET_IN_TMP]}."
 
 
 def _umask() -> int:
@@ -46,14 +67,25 @@ def _umask() -> int:
     return mask
 
 
-def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write left in ``folder``; returns them.
+def remove_orphans(folder: str | os.PathLike[str], targets: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write of ``targets`` (file names) left in
+    ``folder``; returns them.
 
-    Only safe while no other process writes there (a training run holds its directory's lock).
+    Only names :func:`atomic_write` gives its temporary files for one of ``targets`` match, and only
+    regular files (never a symbolic link) are removed: a user's ``.notes.tmp`` stays. Only safe while no
+    other process writes there (a training run holds its directory's lock).
     """
-    orphans = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
-    for orphan in orphans:
-        orphan.unlink(missing_ok=True)
+    prefixes = {_tmp_prefix(name) for name in targets}
+    orphans = []
+    for candidate in sorted(Path(folder).glob(f".*{TMP_SUFFIX}")):
+        name = candidate.name
+        middle = name[: -len(TMP_SUFFIX)]
+        ours = any(
+            middle.startswith(prefix) and _RANDOM.fullmatch(middle[len(prefix) :]) is not None for prefix in prefixes
+        )
+        if ours and candidate.is_file() and not candidate.is_symlink():
+            candidate.unlink(missing_ok=True)
+            orphans.append(candidate)
     return orphans
 
 
