@@ -96,7 +96,7 @@ class RunConfig(Section):
     @classmethod
     def _one_path_component(cls, name: str | None) -> str | None:
         """The name is the default run directory ``runs/<name>``: it must stay one component inside ``runs/``."""
-        return None if name is None else check_run_name(name, "name")
+        return None if name is None else check_run_name(name)
 
     @property
     def label(self) -> str:

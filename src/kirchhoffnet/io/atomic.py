@@ -46,14 +46,42 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException as exc:
+        cause = _storage_failure(exc, tmp)
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        cause = os_error_in(exc) if isinstance(exc, Exception) and not isinstance(exc, KirchhoffError) else None
         if cause is None:
             raise
         kept = "the previous file is intact" if target.is_file() else "nothing was written"
         raise storage_error(cause, target, "writing", kept) from None
     return target
+
+
+def _storage_failure(exc: BaseException, tmp: Path | None) -> OSError | None:
+    """The OS failure behind a failed write, or None when it was something else (a bug, an interrupt,
+    a refusal of kirchhoffnet's own)."""
+    if not isinstance(exc, Exception) or isinstance(exc, KirchhoffError):
+        return None
+    found = os_error_in(exc) or (_probe(tmp) if tmp is not None else None)
+    if found is None and isinstance(exc, OSError):
+        return exc  # an I/O failure whose errno the writer lost (numpy: "N requested and M written")
+    return found
+
+
+def _probe(tmp: Path) -> OSError | None:
+    """Ask the OS why a write failed when the writer lost the errno (numpy's short writes, torch's file
+    writer): appending to the same file fails the same way on a full disk or past the size limit."""
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        os.write(fd, bytes(1 << 20))
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+    return None
 
 
 def _tmp_prefix(name: str) -> str:

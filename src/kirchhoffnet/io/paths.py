@@ -34,9 +34,9 @@ def shown_path(path: str | os.PathLike[str], limit: int = 200) -> str:
     return cut + ("..." if len(text) > limit else "")
 
 
-def check_run_name(name: str, what: str) -> str:
+def check_run_name(name: str, what: str = "") -> str:
     """``name`` if it can name a run directory (``runs/<name>``) as exactly one path component; else a
-    ConfigError naming ``what`` (a config key or an option).
+    ConfigError naming ``what`` (an argument; a config validator leaves it out, pydantic names the key).
 
     Refused: empty, ``/`` or ``\\``, NUL and other control characters, a leading ``.`` (``..``, hidden
     files) or ``-`` (read as an option by other tools), leading or trailing spaces, and more than
@@ -45,7 +45,8 @@ def check_run_name(name: str, what: str) -> str:
     reason = _name_problem(name)
     if reason:
         raise ConfigError(
-            f"{what}: {shown(name)} cannot name a run directory: {reason}; use letters, digits, '-', '_' and '.'"
+            f"{what + ': ' if what else ''}{shown(name)} cannot name a run directory: {reason}; "
+            "use letters, digits, '-', '_' and '.'"
         )
     return name
 
@@ -123,19 +124,7 @@ def check_out_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
     """
     folder = Path(path)
     _check_path(folder, what)
-    existing = folder
-    while not _lexists(existing):
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing.is_symlink() and not existing.exists():
-        raise _refused(folder, errno.ENOENT, f"{shown_path(existing)} is a dangling symbolic link")
-    if not existing.is_dir():
-        reason = "it is a file" if existing == folder else f"{shown_path(existing)} is a file"
-        raise _refused(folder, errno.ENOTDIR, reason)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        code = errno.EROFS if _read_only(existing) else errno.EACCES
-        raise _refused(folder, code, f"{os.strerror(code).lower()} ({shown_path(existing)})")
+    _check_folder(folder, folder, what)
     return folder
 
 
@@ -155,25 +144,49 @@ def check_out_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
     target = Path(path)
     _check_path(target, what)
     if target.is_dir() and not target.is_symlink():
-        raise _refused(target, errno.EISDIR, "it is a directory; give a file name")
-    check_out_dir(target.parent, what)
+        raise _refused(target, what, errno.EISDIR, "it is a directory; give a file name")
+    _check_folder(target.parent, target, what)
     return target
 
 
-def _refused(path: Path, code: int, reason: str) -> StorageError:
-    error = StorageError(f"cannot write to {shown_path(path)}: {reason}; choose another path")
+def _check_folder(folder: Path, given: Path, what: str) -> None:
+    """``folder`` exists as a directory we may write, or is missing below one; errors name ``given``."""
+    existing = folder
+    while not _lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    here = "it" if existing == given else shown_path(existing)
+    if existing.is_symlink() and not existing.exists():
+        kind = "a symbolic link loop" if _loops(existing) else "a dangling symbolic link"
+        raise _refused(given, what, errno.ENOENT, f"{here} is {kind}; remove it or choose another path")
+    if not existing.is_dir():
+        raise _refused(given, what, errno.ENOTDIR, f"{here} is a file; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        code = errno.EROFS if _read_only(existing) else errno.EACCES
+        raise _refused(given, what, code, f"{os.strerror(code).lower()} in {shown_path(existing)}")
+
+
+def _refused(path: Path, what: str, code: int, reason: str) -> StorageError:
+    error = StorageError(f"cannot write {what} {shown_path(path)}: {reason}")
     error.errno = code
     return error
 
 
 def _lexists(path: Path) -> bool:
+    """Whether ``path`` itself exists (a link counts, followed or not); a path through a file or a
+    link loop does not, so that the walk up reaches the culprit."""
     try:
         path.lstat()
-    except FileNotFoundError:
+    except OSError:
         return False
-    except NotADirectoryError:
-        return False  # a component is a file: check_out_dir walks up to it and reports it
     return True
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _read_only(path: Path) -> bool:
