@@ -453,6 +453,18 @@ def test_every_writer_maps_a_real_write_failure_to_one_line_and_keeps_the_previo
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs ngspice")
+def test_a_read_only_temporary_folder_for_ngspice_is_one_error(tmp_path, monkeypatch):
+    from kirchhoffnet.spice.runner import run_ngspice
+
+    locked = tmp_path / "tmp"
+    locked.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(locked))
+    with read_only(locked), pytest.raises(StorageError, match=rf"while writing the netlist to {locked}$"):
+        run_ngspice("title\n.end\n")
+    assert list(locked.iterdir()) == []
+
+
 # --- diffusion runs are not overwritten ------------------------------------------------------------------------
 
 

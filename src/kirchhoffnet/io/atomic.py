@@ -62,7 +62,7 @@ def _storage_failure(exc: BaseException, tmp: Path | None) -> OSError | None:
     if not isinstance(exc, Exception) or isinstance(exc, KirchhoffError):
         return None
     found = os_error_in(exc) or (_probe(tmp) if tmp is not None else None)
-    if found is None and isinstance(exc, OSError):
+    if found is None and type(exc) is OSError:
         return exc  # an I/O failure whose errno the writer lost (numpy: "N requested and M written")
     return found
 
