@@ -41,9 +41,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         os.close(fd)
         tmp = Path(tmp_name)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # after write(): a writer may have replaced the file
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        _settle(tmp)
         os.replace(tmp, target)
     except BaseException as exc:
         cause = _storage_failure(exc, tmp)
@@ -54,6 +52,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         kept = "the previous file is intact" if target.is_file() else "nothing was written"
         raise storage_error(cause, target, "writing", kept) from None
     return target
+
+
+def _settle(tmp: Path) -> None:
+    """Give the written file its final mode and flush it to disk, through a descriptor opened without
+    following links: after ``write()``, which may have replaced the file, never touch anything else."""
+    fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _storage_failure(exc: BaseException, tmp: Path | None) -> OSError | None:

@@ -154,6 +154,9 @@ def _check_folder(folder: Path, given: Path, what: str) -> None:
     existing = folder
     while not _lexists(existing) and existing.parent != existing:
         existing = existing.parent
+    missing = folder.parts[len(existing.parts) :]
+    if ".." in missing:  # mkdir would create the folder before '..' and then climb out of it
+        raise _refused(given, what, errno.ENOENT, f"'..' follows {shown_path(missing[0])}, which does not exist")
     here = "it" if existing == given else shown_path(existing)
     if existing.is_symlink() and not existing.exists():
         kind = "a symbolic link loop" if _loops(existing) else "a dangling symbolic link"
