@@ -28,8 +28,10 @@ from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import write_config
+from kirchhoffnet.diffusion.run import TRAIN_OUTPUTS
 from kirchhoffnet.errors import ConfigError, KirchhoffError, StorageError, TrainingError
 from kirchhoffnet.io.atomic import TMP_SUFFIX, write_text_atomic
+from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.io.paths import check_run_name, prepare_out_dir
 from kirchhoffnet.training import CHECKPOINT, train
 from kirchhoffnet.training import state as training_state
@@ -142,10 +144,12 @@ def test_only_kirchhoffnets_own_temporary_files_of_run_outputs_are_removed(tmp_p
     assert link.is_symlink() and precious.read_text() == "x"
 
 
-def test_every_file_a_run_writes_is_a_recorded_output(run_dir):
+@pytest.mark.parametrize("kind", ["training", "diffusion"])
+def test_every_file_a_run_writes_is_a_recorded_output(kind, run_dir, ring_run):
     """The orphan list must name every output, or torn writes of an unlisted one would stay forever."""
-    written = {p.name for p in run_dir.iterdir() if p.is_file() and p.name != LOCK}
-    assert written and written <= set(RUN_OUTPUTS), written - set(RUN_OUTPUTS)
+    folder, outputs = (run_dir, RUN_OUTPUTS) if kind == "training" else (ring_run, TRAIN_OUTPUTS)
+    written = {p.name for p in folder.iterdir() if p.is_file() and p.name != LOCK}
+    assert written and written <= set(outputs), written - set(outputs)
 
 
 # --- run names --------------------------------------------------------------------------------------------------
@@ -474,6 +478,19 @@ def test_diffusion_train_into_a_trained_run_refuses_and_keeps_the_model(ring_run
     result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(ring_run)])
     one_error_line(result, str(ring_run), "already holds a trained model", "choose another --out")
     assert snapshot(ring_run) == before
+
+
+def test_diffusion_train_into_a_directory_another_process_trains_in_is_refused(tmp_path):
+    (tmp_path / "ring.yaml").write_text(TINY_RING)
+    lock = DirectoryLock(tmp_path / "run", TRAIN_OUTPUTS)
+    try:
+        result = CliRunner().invoke(
+            app, ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(tmp_path / "run")]
+        )
+    finally:
+        lock.release()
+    one_error_line(result, "is in use by another process")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK]
 
 
 # --- hypothesis: any output path --------------------------------------------------------------------------------
