@@ -30,7 +30,7 @@ from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import write_config
 from kirchhoffnet.diffusion.run import TRAIN_OUTPUTS
 from kirchhoffnet.errors import ConfigError, KirchhoffError, StorageError, TrainingError
-from kirchhoffnet.io.atomic import TMP_SUFFIX, write_text_atomic
+from kirchhoffnet.io.atomic import TMP_SUFFIX, _tmp_prefix, remove_orphans, write_text_atomic
 from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.io.paths import check_run_name, prepare_out_dir
 from kirchhoffnet.training import CHECKPOINT, train
@@ -142,6 +142,15 @@ def test_only_kirchhoffnets_own_temporary_files_of_run_outputs_are_removed(tmp_p
     assert not any(path.exists() for path in ours)
     assert all(path.read_text() == "draft" for path in foreign)
     assert link.is_symlink() and precious.read_text() == "x"
+
+
+@pytest.mark.parametrize("name", ["é" * 125 + ".json", "x" * 255, "checkpoint.pt"])
+def test_a_target_of_any_legal_name_is_written_and_its_torn_temporary_file_recognised(name, tmp_path):
+    path = write_text_atomic(tmp_path / name, "{}")
+    assert path.read_text() == "{}" and _leftovers(tmp_path) == []
+    fd, torn = tempfile.mkstemp(prefix=_tmp_prefix(name), suffix=TMP_SUFFIX, dir=tmp_path)  # as a killed write
+    os.close(fd)
+    assert remove_orphans(tmp_path, [name]) == [Path(torn)] and path.read_text() == "{}"
 
 
 @pytest.mark.parametrize("kind", ["training", "diffusion"])

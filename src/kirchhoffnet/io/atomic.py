@@ -15,7 +15,7 @@ from kirchhoffnet.io.paths import os_error_in, storage_error
 
 TMP_SUFFIX = ".kn-tmp"
 """Temporary files are ``.<target>.<random>.kn-tmp``: unmistakably ours, and they name their target."""
-_TARGET_IN_TMP = 200  # characters of the target's name kept in a temporary name (a name is at most 255 bytes)
+_TARGET_IN_TMP = 200  # bytes of the target's name kept in a temporary name (a name is at most 255 bytes)
 _RANDOM = re.compile(r"[a-z0-9_]{8}")  # what tempfile puts between prefix and suffix
 
 
@@ -94,7 +94,8 @@ def _probe(tmp: Path) -> OSError | None:
 
 
 def _tmp_prefix(name: str) -> str:
-    return f".{name[:_TARGET_IN_TMP]}."
+    """``.<name>.``, the name cut to :data:`_TARGET_IN_TMP` bytes so that the temporary name fits in 255."""
+    return f".{os.fsdecode(os.fsencode(name)[:_TARGET_IN_TMP])}."
 
 
 def _umask() -> int:

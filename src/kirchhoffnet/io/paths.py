@@ -1,9 +1,10 @@
 """Where kirchhoffnet may write: output directories and files checked before any work starts, run
 names that are one safe path component, and every OS failure of a write as one :class:`StorageError`.
 
-A command validates its ``--out`` with :func:`prepare_out_dir` (a directory) or :func:`check_out_file`
-(a file) before computing anything, so a path through a file, a dangling symbolic link or a read-only
-directory fails at once, naming the path and the reason, instead of as a traceback after the work.
+A command validates its ``--out`` with :func:`check_out_dir` (a directory) or :func:`check_out_file`
+(a file) before computing anything, and creates a directory with :func:`prepare_out_dir`. So a path
+through a file, a dangling symbolic link or a read-only directory fails at once, naming the path and
+the reason, instead of as a traceback after the work.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def storage_error(exc: OSError, path: str | os.PathLike[str], doing: str = "writ
     """One line for an OS failure on ``path``: the reason (``strerror``), the path, and what was kept."""
     code = exc.errno
     reason = (exc.strerror or (os.strerror(code) if code else str(exc)) or type(exc).__name__).strip()
-    reason = reason[:1].lower() + reason[1:]
+    reason = reason[:1].lower() + reason[1:200]
     error = StorageError(f"{reason} while {doing} {shown_path(path)}{'; ' + kept if kept else ''}")
     error.errno = code  # callers may branch on ENOSPC; str() stays the message
     return error
