@@ -30,7 +30,7 @@ from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import write_config
 from kirchhoffnet.diffusion.run import TRAIN_OUTPUTS
 from kirchhoffnet.errors import ConfigError, KirchhoffError, StorageError, TrainingError
-from kirchhoffnet.io.atomic import TMP_SUFFIX, _tmp_prefix, remove_orphans, write_text_atomic
+from kirchhoffnet.io.atomic import TMP_SUFFIX, _tmp_prefix, atomic_write, remove_orphans, write_text_atomic
 from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.io.paths import check_run_name, prepare_out_dir
 from kirchhoffnet.training import CHECKPOINT, train
@@ -407,6 +407,35 @@ def test_train_on_a_disk_that_fills_up_stops_in_one_line_and_resumes_from_the_la
     monkeypatch.undo()
     result = CliRunner().invoke(app, ["train", str(config), "--out", str(run), "--resume"])
     assert result.exit_code == 0, result.output
+
+
+ERRNOS = [errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR]
+ERRNOS += [errno.ELOOP, errno.EISDIR, errno.EIO, errno.ENAMETOOLONG]
+
+
+@pytest.mark.parametrize("stage", ["mkstemp", "write", "fsync", "replace"])
+@pytest.mark.parametrize("code", ERRNOS, ids=errno.errorcode.get)
+def test_every_os_failure_at_every_stage_of_a_write_is_one_storage_error_keeping_the_file(code, stage, tmp_path):
+    path = write_text_atomic(tmp_path / "metrics.json", "previous")
+    failure = OSError(code, os.strerror(code))
+
+    def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise failure
+
+    def write(tmp: Path) -> None:
+        tmp.write_text("half")
+        if stage == "write":
+            fail()
+
+    with pytest.MonkeyPatch.context() as patch:
+        if stage != "write":
+            target = {"mkstemp": (tempfile, "mkstemp"), "fsync": (os, "fsync"), "replace": (os, "replace")}[stage]
+            patch.setattr(*target, fail)
+        with pytest.raises(StorageError) as caught:
+            atomic_write(path, write)
+    reason = os.strerror(code)
+    assert str(caught.value) == f"{reason[0].lower()}{reason[1:]} while writing {path}; the previous file is intact"
+    assert caught.value.errno == code and path.read_text() == "previous" and _leftovers(tmp_path) == []
 
 
 FULL_DISK_SCRIPT = """
