@@ -43,6 +43,11 @@ class TrainingError(KirchhoffError, RuntimeError):
     """A training run that cannot go on: a non-finite loss, a busy or mismatched run directory."""
 
 
+class StorageError(KirchhoffError, OSError):
+    """A file or directory that cannot be written: a full disk, no permission, a path through a file or a
+    symbolic link where kirchhoffnet creates one; the previous good state is kept."""
+
+
 class ToolError(KirchhoffError, RuntimeError):
     """An external program (such as ngspice) is missing, failed or timed out."""
 

@@ -14,6 +14,7 @@ from scipy.io import savemat
 from kirchhoffnet.data import images as image_data
 from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.errors import DataError
+from kirchhoffnet.io.atomic import TMP_SUFFIX
 
 from ..conftest import SHARED
 
@@ -153,7 +154,7 @@ def test_a_failed_download_is_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setitem(IMAGE_SETS, "svhn", image_data.ImageSet(info.shape, info.files, missing, "x"))
     with pytest.raises(DataError, match=r"could not download .*train_32x32\.mat"):
         load_images("svhn", "train", tmp_path / "data", download=True)
-    assert not any((tmp_path / "data").glob("*.tmp"))  # no half-written file left behind
+    assert not any((tmp_path / "data").glob(f"*{TMP_SUFFIX}"))  # no half-written file left behind
 
 
 def test_unknown_names_list_the_choices():

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from kirchhoffnet.io import RUN_MODEL
+from kirchhoffnet.io.atomic import TMP_SUFFIX
 from kirchhoffnet.training import CHECKPOINT
 from kirchhoffnet.training.rundir import LOCK, METRICS
 from kirchhoffnet.training.state import load_checkpoint
@@ -57,7 +58,7 @@ def check_intact(run_dir: Path) -> list[str]:
         json.loads((run_dir / METRICS).read_text())  # JSONDecodeError on a torn file
     if (run_dir / RUN_MODEL).is_file():
         load_file(run_dir / RUN_MODEL)
-    return sorted(p.name for p in run_dir.glob(".*.tmp"))
+    return sorted(p.name for p in run_dir.glob(f".*{TMP_SUFFIX}"))
 
 
 @dataclass

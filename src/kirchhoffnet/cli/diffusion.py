@@ -56,8 +56,13 @@ def train_command(
     """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
     from kirchhoffnet.diffusion.config import load_config, parse_config
     from kirchhoffnet.diffusion.run import train
+    from kirchhoffnet.io.paths import check_out_dir, check_run_name
 
     try:
+        if out is None:
+            out_dir = Path("runs/diffusion") / check_run_name(config.stem, "CONFIG (its file name names the run)")
+        else:
+            out_dir = check_out_dir(out)
         settings = load_config(config, set_ or ())
         overrides: dict[str, object] = {}
         if model is not None and model != settings.model.kind:
@@ -69,7 +74,6 @@ def train_command(
             settings = parse_config({**settings.model_dump(mode="json"), **overrides}, f"{config} with {flags}")
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
-        out_dir = out if out is not None else Path("runs/diffusion") / config.stem
         metrics = train(settings, out_dir, progress=sys.stderr.isatty())
     except KirchhoffError as exc:
         fail(exc)
@@ -111,17 +115,19 @@ def sample_command(
 
     from kirchhoffnet.diffusion.run import load_run, sample_run
     from kirchhoffnet.io import save_npy_atomic
+    from kirchhoffnet.io.paths import check_out_file
 
     try:
+        check_out_file(out)
         run = load_run(run_dir)
         labels = None if label is None else torch.tensor([label])
         x, info = sample_run(
             run, n, solver, prog_noise, seed, chip, steps, labels, guidance, verify_tolerance=verify_tolerance
         )
+        array = x.numpy().astype(np.float32)
+        save_npy_atomic(out, array)
     except KirchhoffError as exc:
         fail(exc)
-    array = x.numpy().astype(np.float32)
-    save_npy_atomic(out, array)
     _print_result(info, f"{out} {array.shape}")
 
 
@@ -157,8 +163,10 @@ def compare_command(
 ) -> None:
     """Plot the KL-vs-programming-noise curves of several evaluated runs together; prints the mean KLs."""
     from kirchhoffnet.diffusion.evaluate import compare_robustness
+    from kirchhoffnet.io.paths import check_out_file
 
     try:
+        check_out_file(out)
         table = compare_robustness(run_dirs, out)
     except KirchhoffError as exc:
         fail(exc)
@@ -221,9 +229,11 @@ def spice_command(
     from kirchhoffnet.diffusion.run import load_run
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.io import write_json_atomic, write_text_atomic
+    from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir
 
     folder = out or run_dir / "spice"
     try:
+        check_out_dir(folder)
         run = load_run(run_dir)
         if not isinstance(run.model, CircuitScoreModel):
             raise ConfigError(
@@ -236,9 +246,9 @@ def spice_command(
         check, deck = verify_score_circuit(
             model, samples, capacitance, seed=seed, guidance=w if model.num_classes else 0.0
         )
+        prepare_out_dir(folder)
+        write_text_atomic(folder / "score_circuit.cir", deck)
+        write_json_atomic(folder / "spice_check.json", check.to_dict())
     except KirchhoffError as exc:
         fail(exc)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "score_circuit.cir", deck)
-    write_json_atomic(folder / "spice_check.json", check.to_dict())
     _print_result(check.to_dict(), folder)

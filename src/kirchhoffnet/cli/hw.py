@@ -221,8 +221,10 @@ def report(
     from kirchhoffnet.hardware import measure
     from kirchhoffnet.hardware.plots import plot_waveforms
     from kirchhoffnet.hardware.report import report_markdown, write_study
+    from kirchhoffnet.io.paths import check_out_dir
 
     try:
+        check_out_dir(out)
         design = _design(capacitance, conductance, voltage, supply, temperature)
         if is_diffusion_run(path):
             _generation_report(path, design, samples, settling, voltage == "fit", out)
@@ -277,9 +279,11 @@ def montecarlo(
     from kirchhoffnet.hardware.plots import plot_metric_vs_sigma
     from kirchhoffnet.hardware.report import montecarlo_markdown, write_study
     from kirchhoffnet.hardware.variation import KINDS
+    from kirchhoffnet.io.paths import check_out_dir
 
     setting = f"{kind} variation, {trials} dies per σ"
     try:
+        check_out_dir(out)
         sigmas = parse_list(sigma, float, "sigma")
         parse_choice(kind, KINDS, "kind", "a variation kind")
         curves = {
@@ -322,8 +326,10 @@ def quantize(
     from kirchhoffnet.hardware.plots import plot_quantization
     from kirchhoffnet.hardware.quantize import SCHEMES
     from kirchhoffnet.hardware.report import quantization_markdown, write_study
+    from kirchhoffnet.io.paths import check_out_dir
 
     try:
+        check_out_dir(out)
         counts = parse_list(bits, int, "bits")
         schemes = [
             parse_choice(s, SCHEMES, "scheme", "a quantization scheme") for s in parse_list(scheme, str, "scheme")
@@ -379,8 +385,10 @@ def noise(
     from kirchhoffnet.hardware.noise import noise_sweep
     from kirchhoffnet.hardware.plots import plot_noise
     from kirchhoffnet.hardware.report import noise_markdown, write_study
+    from kirchhoffnet.io.paths import check_out_dir
 
     try:
+        check_out_dir(out)
         caps = parse_list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
         model, task = _load(path)

@@ -62,15 +62,16 @@ def evaluate(
     A run directory is re-evaluated exactly as at the end of training (its config decides the data);
     an original 2-D flow result gets the held-out NLL (nats), samples vs data and the density.
     """
+    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.tasks import evaluate_path
     from kirchhoffnet.training import evaluate_run, is_run_dir
 
     try:
         if is_run_dir(path):
-            target = out or path / "eval"
+            target = check_out_dir(out or path / "eval")
             metrics = evaluate_run(path, target, progress=sys.stderr.isatty())
         else:
-            target = out or Path("runs/eval")
+            target = check_out_dir(out or Path("runs/eval"))
             metrics = evaluate_path(
                 path, target, num_samples=samples, seed=seed, batch=batch, progress=sys.stderr.isatty()
             )

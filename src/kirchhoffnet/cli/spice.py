@@ -63,6 +63,15 @@ def _realisation(transistors: bool, model_card: Path | None, model_name: str) ->
     return TransistorRelu(_technology(model_card, model_name)) if transistors else None
 
 
+def _check_out_files(json_out: Path | None, plot: Path | None) -> None:
+    from kirchhoffnet.io.paths import check_out_file
+
+    if json_out is not None:
+        check_out_file(json_out, "--json")
+    if plot is not None:
+        check_out_file(plot, "--plot")
+
+
 def _wrote(*targets: Path | None) -> None:
     for target in targets:
         if target is not None:
@@ -85,10 +94,12 @@ def export(
 ) -> None:
     """Write the model's SPICE netlist: node capacitors with initial voltages, a current source per edge."""
     from kirchhoffnet.io import load_model
+    from kirchhoffnet.io.paths import check_out_file
     from kirchhoffnet.spice import random_inputs
     from kirchhoffnet.spice.export import export_netlists
 
     try:
+        check_out_file(out)
         model = load_model(path)
         realisation = _realisation(transistors, model_card, model_name)
         inputs = random_inputs(model, samples, seed)
@@ -126,6 +137,7 @@ def verify(
     from kirchhoffnet.spice import verify as run_verify
 
     try:
+        _check_out_files(json_out, plot)
         model = load_model(path)
         options = _options(reltol, max_step, points=points)
         realisation = _realisation(transistors, model_card, model_name)
@@ -174,6 +186,7 @@ def iv(
     from kirchhoffnet.spice.mos import model_iv_departure
 
     try:
+        _check_out_files(json_out, plot)
         technology = _technology(model_card, model_name)
         report = model_iv_departure(load_model(path), technology, edges, (-drop, drop))
         if json_out is not None:

@@ -43,7 +43,11 @@ def train_command(
     if config.is_dir():
         out = out or config
         config = config / "config.yaml"
+    from kirchhoffnet.io.paths import check_out_dir
+
     try:
+        if out is not None:
+            check_out_dir(out)
         settings = load_config(config, set_ or [], seed=seed, device=device)
         result = train(settings, out, resume=resume, progress=progress and sys.stderr.isatty())
     except KirchhoffError as exc:
@@ -84,9 +88,11 @@ def report_command(
     One row per run, plus a data set x model table of the main test metric (for example KirchhoffNet
     sizes against an MLP baseline).
     """
+    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.training.report import write_report
 
     try:
+        check_out_dir(out)
         md, data, text = write_report(list(run_dirs), out)
     except KirchhoffError as exc:
         fail(exc)

@@ -25,6 +25,7 @@ from kirchhoffnet.data.potentials import POTENTIALS
 from kirchhoffnet.data.tabular import HOUSING_FORMATS
 from kirchhoffnet.data.toy2d import TOY_SETS
 from kirchhoffnet.hardware.aware import HardwareAwareConfig
+from kirchhoffnet.io.paths import check_run_name
 
 
 class ScheduleConfig(Section):
@@ -90,6 +91,12 @@ class RunConfig(Section):
             "null: train the nominal circuit."
         ),
     )
+
+    @field_validator("name")
+    @classmethod
+    def _one_path_component(cls, name: str | None) -> str | None:
+        """The name is the default run directory ``runs/<name>``: it must stay one component inside ``runs/``."""
+        return None if name is None else check_run_name(name)
 
     @property
     def label(self) -> str:

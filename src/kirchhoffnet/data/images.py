@@ -178,12 +178,16 @@ _READERS = {"mnist": _read_idx_pair, "fashion_mnist": _read_idx_pair, "cifar10":
 
 def _fetch(url: str, target: Path) -> None:
     def write(tmp: Path) -> None:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+        try:
+            response = urllib.request.urlopen(url, timeout=60)
+        except OSError as exc:  # the network or the URL, not the disk: atomic_write must not report it as a write
+            raise DataError(f"could not download {url}: {exc}") from None
+        with response, open(tmp, "wb") as out:
             shutil.copyfileobj(response, out)
 
     try:
         atomic_write(target, write)
-    except OSError as exc:
+    except OSError as exc:  # StorageError (a full disk, ...) or a connection lost mid-download
         raise DataError(f"could not download {url} to {target}: {exc}") from None
 
 

@@ -23,19 +23,23 @@ from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
 from kirchhoffnet.diffusion.circuit_score import CIRCUIT_SOLVERS, CircuitScoreModel, ScoreCircuit, circuit_sample
-from kirchhoffnet.diffusion.conditional import latent_batches, prepare
+from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE, latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.train import Batches, train_score
-from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
+from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError, unknown_choice
 from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.lock import DirectoryLock
+from kirchhoffnet.io.paths import check_out_dir, shown_path
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
 RUN_CONFIG = "config.yaml"
 RUN_MODEL = "model.safetensors"
 RUN_METRICS = "metrics.json"
+TRAIN_OUTPUTS = (RUN_CONFIG, RUN_MODEL, "train.json", "loss.png", VAE_FILE, CLASSIFIER_FILE, LATENTS_FILE)
+"""What ``train`` writes: the targets whose torn temporary files the next ``train`` removes."""
 SOLVERS = (*DIGITAL_SOLVERS, "analog", "analog-ode")
 """``euler``/``pf-ode``: digital reverse SDE / probability-flow ODE; ``analog``/``analog-ode``: the
 simulated RRAM loop solving the reverse SDE / the probability-flow ODE."""
@@ -75,9 +79,33 @@ def point_batches(task: str) -> Batches:
 
 
 def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
-    """Train the configured model and write the run directory; returns the training metrics."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Train the configured model and write the run directory; returns the training metrics.
+
+    Raises:
+        TrainingError: ``out_dir`` already holds a trained model, which a new run would replace, or another
+            process is training into it.
+        StorageError: ``out_dir`` cannot be written (a file, read-only, a full disk, ...).
+    """
+    out = check_out_dir(out_dir)
+    _refuse_trained(out)  # before the lock, which would touch the directory
+    lock = DirectoryLock(out, TRAIN_OUTPUTS)
+    try:
+        _refuse_trained(out)  # again under the lock: a second `train` may have finished in between
+        return _train(config, out, progress)
+    finally:
+        lock.release()
+
+
+def _refuse_trained(out: Path) -> None:
+    if (out / RUN_MODEL).exists() or (out / RUN_MODEL).is_symlink():
+        raise TrainingError(
+            f"{shown_path(out)} already holds a trained model ({RUN_MODEL}); choose another --out, or delete "
+            "that directory to train it again"
+        )
+
+
+def _train(config: DiffusionConfig, out: Path, progress: bool) -> dict[str, Any]:
+    """The training itself, under the run directory's lock."""
     write_text_atomic(out / RUN_CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     model = build_model(config)
     if config.train.init_from is not None:

@@ -4,39 +4,98 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kirchhoffnet.errors import DataError
+from kirchhoffnet.errors import DataError, KirchhoffError
+from kirchhoffnet.io.paths import os_error_in, storage_error
 
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = ".kn-tmp"
+"""Temporary files are ``.<target>.<random>.kn-tmp``: unmistakably ours, and they name their target."""
+_TARGET_IN_TMP = 200  # bytes of the target's name kept in a temporary name (a name is at most 255 bytes)
+_RANDOM = re.compile(r"[a-z0-9_]{8}")  # what tempfile puts between prefix and suffix
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     ``os.replace`` is atomic on POSIX and Windows within one file system, so a crash at any
-    moment leaves either the previous file or the complete new one.
-    The file gets the mode a plain ``open`` would give it (0666 less the umask), not the 0600
-    of ``mkstemp``, so that other users and tools can read results as usual.
+    moment leaves either the previous file or the complete new one. The temporary file is created
+    with ``O_EXCL | O_NOFOLLOW`` (``mkstemp``), and the rename replaces a symbolic link at ``path``
+    rather than following it. The file gets the mode a plain ``open`` would give it (0666 less the
+    umask), not the 0600 of ``mkstemp``, so that other users and tools can read results as usual.
+
+    Raises:
+        StorageError: the write failed in the operating system (a full disk, no permission, a
+            read-only file system, ...); the previous file at ``path`` is intact and no temporary
+            file is left.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target.name), suffix=TMP_SUFFIX, dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # after write(): a writer may have replaced the file
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        _settle(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        cause = _storage_failure(exc, tmp)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if cause is None:
+            raise
+        kept = "the previous file is intact" if target.is_file() else "nothing was written"
+        raise storage_error(cause, target, "writing", kept) from None
     return target
+
+
+def _settle(tmp: Path) -> None:
+    """Give the written file its final mode and flush it to disk, through a descriptor opened without
+    following links: after ``write()``, which may have replaced the file, never touch anything else."""
+    fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _storage_failure(exc: BaseException, tmp: Path | None) -> OSError | None:
+    """The OS failure behind a failed write, or None when it was something else (a bug, an interrupt,
+    a refusal of kirchhoffnet's own)."""
+    if not isinstance(exc, Exception) or isinstance(exc, KirchhoffError):
+        return None
+    found = os_error_in(exc) or (_probe(tmp) if tmp is not None else None)
+    if found is None and type(exc) is OSError:
+        return exc  # an I/O failure whose errno the writer lost (numpy: "N requested and M written")
+    return found
+
+
+def _probe(tmp: Path) -> OSError | None:
+    """Ask the OS why a write failed when the writer lost the errno (numpy's short writes, torch's file
+    writer): appending to the same file fails the same way on a full disk or past the size limit."""
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        os.write(fd, bytes(1 << 20))
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+    return None
+
+
+def _tmp_prefix(name: str) -> str:
+    """``.<name>.``, the name cut to :data:`_TARGET_IN_TMP` bytes so that the temporary name fits in 255."""
+    return f".{os.fsdecode(os.fsencode(name)[:_TARGET_IN_TMP])}."
 
 
 def _umask() -> int:
@@ -46,14 +105,25 @@ def _umask() -> int:
     return mask
 
 
-def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write left in ``folder``; returns them.
+def remove_orphans(folder: str | os.PathLike[str], targets: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write of ``targets`` (file names) left in
+    ``folder``; returns them.
 
-    Only safe while no other process writes there (a training run holds its directory's lock).
+    Only names :func:`atomic_write` gives its temporary files for one of ``targets`` match, and only
+    regular files (never a symbolic link) are removed: a user's ``.notes.tmp`` stays. Only safe while no
+    other process writes there (a training run holds its directory's lock).
     """
-    orphans = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
-    for orphan in orphans:
-        orphan.unlink(missing_ok=True)
+    prefixes = {_tmp_prefix(name) for name in targets}
+    orphans = []
+    for candidate in sorted(Path(folder).glob(f".*{TMP_SUFFIX}")):
+        name = candidate.name
+        middle = name[: -len(TMP_SUFFIX)]
+        ours = any(
+            middle.startswith(prefix) and _RANDOM.fullmatch(middle[len(prefix) :]) is not None for prefix in prefixes
+        )
+        if ours and candidate.is_file() and not candidate.is_symlink():
+            candidate.unlink(missing_ok=True)
+            orphans.append(candidate)
     return orphans
 
 

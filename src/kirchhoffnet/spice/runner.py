@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kirchhoffnet.errors import DataError, ToolError
+from kirchhoffnet.io.paths import storage_error
 from kirchhoffnet.spice.raw import RawPlot, read_raw
 
 INSTALL_HINT = "install it with: apt-get install -y ngspice"
@@ -91,9 +92,13 @@ def run_ngspice(
             wrote no results; the message quotes ngspice's error lines.
     """
     exe = find_ngspice(executable)
-    with tempfile.TemporaryDirectory(prefix="kirchhoffnet-spice-") as folder:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="kirchhoffnet-spice-")
+        (Path(scratch.name) / "net.cir").write_text(netlist)
+    except OSError as exc:  # a full or read-only temporary folder
+        raise storage_error(exc, tempfile.gettempdir(), "writing the netlist to") from None
+    with scratch as folder:
         work = Path(folder)
-        (work / "net.cir").write_text(netlist)
         start = time.perf_counter()
         try:
             done = subprocess.run(

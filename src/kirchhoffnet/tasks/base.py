@@ -21,6 +21,7 @@ from tqdm import tqdm
 import kirchhoffnet.io as kio
 from kirchhoffnet.config import RunConfig
 from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.io.paths import prepare_out_dir
 from kirchhoffnet.models import Flow, Network
 
 
@@ -189,6 +190,4 @@ class NetworkTask(Task):
 
 
 def out_path(out_dir: str | os.PathLike[str], name: str) -> Path:
-    path = Path(out_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path / name
+    return prepare_out_dir(out_dir) / name

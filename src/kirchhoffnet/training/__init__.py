@@ -17,6 +17,7 @@ from torch import nn
 from kirchhoffnet.config import Config, as_config, check_memory
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
+from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.training.distributed import join, leave, share_failure
 from kirchhoffnet.training.loop import DTYPES, RunResult, Trainer
@@ -100,9 +101,9 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Re-evaluate a run's model on its held-out data; metrics.json and plots go to ``out``
     (default ``RUN_DIR/eval``)."""
-    out_dir = Path(out) if out is not None else Path(run_dir) / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_out_dir(Path(out) if out is not None else Path(run_dir) / "eval")
     config, task, model = open_run(run_dir)
+    prepare_out_dir(out_dir)
     with torch_threads(config.threads):
         test = task.evaluate(model, out_dir, progress)
     metrics = {"task": config.task, "name": config.label, "run_dir": str(run_dir), **test}
@@ -116,9 +117,9 @@ def sample_run(
     """Draw ``n`` samples from a generative run's model into ``out`` (default ``RUN_DIR/samples``)."""
     if n < 1:
         raise ConfigError(f"number of samples must be positive, got {n}")
-    out_dir = Path(out) if out is not None else Path(run_dir) / "samples"
+    out_dir = check_out_dir(Path(out) if out is not None else Path(run_dir) / "samples")
     config, task, model = open_run(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
     with torch_threads(config.threads):
         return task.sample(model, n, torch.Generator().manual_seed(seed), out_dir)
 

@@ -2,15 +2,11 @@
 
 Layout: ``config.yaml`` (the resolved config), ``checkpoint.pt`` (resumable state),
 ``model.safetensors`` (the trained model), ``metrics.json`` (curves and final metrics) and the
-plots. ``.lock`` is held with ``flock`` while a process trains; the kernel drops it when the
-process dies, so a killed run never leaves a stale lock behind; the temporary files of writes it
-was killed in are deleted by the next process that takes the lock.
+plots. ``.lock`` is held while a process trains (:mod:`kirchhoffnet.io.lock`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,42 +14,35 @@ import yaml
 
 from kirchhoffnet.config import Config, parse_config, to_yaml
 from kirchhoffnet.errors import TrainingError
-from kirchhoffnet.io import write_text_atomic
-from kirchhoffnet.io.atomic import remove_orphans
+from kirchhoffnet.io import RUN_MODEL, write_text_atomic
+from kirchhoffnet.io.lock import LOCK as LOCK
+from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.training.state import CHECKPOINT
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
-LOCK = ".lock"
+RUN_OUTPUTS = (
+    CONFIG,
+    CHECKPOINT,
+    RUN_MODEL,
+    METRICS,
+    "loss.png",
+    "samples.npy",
+    "samples.png",
+    "density.png",
+    "confusion_matrix.png",
+    "predicted_vs_true.png",
+)
+"""Every file a run writes into its directory: the only targets whose torn temporary files are removed."""
 # Settings that may differ when a run is resumed: where and how fast it runs, not what it computes.
 RESUMABLE_CHANGES = ("device", "threads")
 
 
-class RunLock:
-    """An exclusive ``flock`` on ``<run_dir>/.lock``, released on :meth:`release` or process exit."""
+class RunLock(DirectoryLock):
+    """The lock of a training run: removes the torn temporary files of :data:`RUN_OUTPUTS` only."""
 
     def __init__(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / LOCK
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self._fd)
-            raise TrainingError(
-                f"run directory {run_dir} is in use by another process (pid {holder}); wait for it to end or "
-                "choose another --out"
-            ) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
-        remove_orphans(run_dir)  # torn writes of a killed predecessor; we are the only writer now
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+        super().__init__(run_dir, RUN_OUTPUTS)
 
 
 def prepare(run_dir: Path, config: Config, resume: bool) -> None:

@@ -90,14 +90,23 @@ def finite_state(state: dict[str, Tensor]) -> bool:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """Write a training state atomically; refuse non-finite parameters."""
+    """Write a training state atomically; refuse non-finite parameters.
+
+    Raises:
+        StorageError: the disk is full or the file cannot be written; the previous checkpoint is intact.
+    """
     for key in ("model", "best_model"):
         if state.get(key) is not None and not finite_state(state[key]):
             raise TrainingError(
                 f"refusing to write {path}: the {key.replace('_', ' ')} holds NaN or infinite parameters"
             )
     payload = {"format": FORMAT, **state}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: a failed write surfaces as its OSError (ENOSPC, ...),
+            torch.save(payload, handle)  # which torch's own file writer would hide in a bare RuntimeError
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
