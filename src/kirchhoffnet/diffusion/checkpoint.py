@@ -6,8 +6,11 @@ so :func:`kirchhoffnet.io.read` opens these files too; the spec's ``kind`` says 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,9 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from kirchhoffnet.errors import CheckpointError
-from kirchhoffnet.io import atomic_write, read
-from kirchhoffnet.io.checkpoint import FORMAT
+from kirchhoffnet.io import atomic_write, load_exact, read
+from kirchhoffnet.io.checkpoint import FORMAT, MODEL_KINDS
+from kirchhoffnet.schema import entry, expect, shown
 
 
 def save_module(
@@ -31,24 +35,47 @@ def save_module(
 def load_state(module: nn.Module, path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     """Load the tensors of a checkpoint of ``kind`` into ``module``; returns the checkpoint's spec."""
     spec, tensors, _ = read(path)
-    if spec.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
-    expected = module.state_dict()
-    if set(expected) != set(tensors) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-        raise CheckpointError(
-            f"{path} does not match the {kind} it is loaded into (different sizes or names); "
-            "was it written by another version or config?"
-        )
-    module.load_state_dict(tensors)
+    _check_kind(spec, path, kind)
+    load_exact(module, tensors, source=str(path), against=f"the {kind} it is loaded into (another version or config?)")
     return spec
 
 
-def read_spec(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
-    """The spec of a checkpoint of ``kind`` (to build the module before loading its state)."""
-    spec, _, _ = read(path)
-    if spec.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
+def read_spec(
+    path: str | os.PathLike[str], kind: str, sections: dict[str, Callable[..., Any]] | None = None
+) -> dict[str, Any]:
+    """The spec of a checkpoint of ``kind`` (to build the module before loading its state).
+
+    Args:
+        sections: spec key → the constructor its mapping is passed to as keyword arguments; each is
+            checked by :func:`check_arguments` so that a hostile spec fails here, not in the constructor.
+    """
+    spec, tensors, _ = read(path)
+    _check_kind(spec, path, kind)
+    limit = sum(t.numel() for t in tensors.values())
+    for key, constructor in (sections or {}).items():
+        try:
+            check_arguments(entry(spec, key, dict, "spec"), constructor, f"spec.{key}", limit)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     return spec
+
+
+def check_arguments(arguments: dict[str, Any], constructor: Callable[..., Any], where: str, limit: int) -> None:
+    """Keyword ``arguments`` read from a file for ``constructor``: known names, each value of a type its
+    annotation allows (JSON scalars only), and integers no larger than ``limit`` (the checkpoint's tensor
+    elements: a size beyond them could not have produced the file, and would allocate before it is compared)."""
+    hints = typing.get_type_hints(constructor.__init__ if isinstance(constructor, type) else constructor)
+    known = [name for name in inspect.signature(constructor).parameters if name in hints]
+    for name, value in arguments.items():
+        if name not in known:
+            raise CheckpointError(f"{where} has unknown setting {shown(name)}; known: {', '.join(known)}")
+        allowed = tuple(k for k in typing.get_args(hints[name]) or (hints[name],) if k in _JSON_SCALARS)
+        expect(value, allowed, f"{where}.{name}")
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise CheckpointError(f"{where}.{name} is {value}, more than the checkpoint's {limit} values can hold")
+
+
+_JSON_SCALARS = (bool, int, float, str, type(None))
 
 
 def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind: str) -> Path:
@@ -61,6 +88,12 @@ def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind:
 def load_tensors(path: str | os.PathLike[str], kind: str) -> dict[str, Tensor]:
     """The tensors written by :func:`save_tensors`."""
     spec, tensors, _ = read(path)
-    if spec.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
+    _check_kind(spec, path, kind)
     return tensors
+
+
+def _check_kind(spec: dict[str, Any], path: str | os.PathLike[str], kind: str) -> None:
+    found = spec.get("kind")
+    if found != kind:
+        hint = "; it is a model of `kirchhoffnet train`, read by eval/sample/hw/spice" if found in MODEL_KINDS else ""
+        raise CheckpointError(f"{path} holds a {shown(found)}, not a {kind!r}{hint}")

@@ -28,6 +28,7 @@ from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
+from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import Batches, train_score
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
 from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
@@ -128,8 +129,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         )
     config = load_config(path / RUN_CONFIG)
     kind = "score-circuit" if config.circuit is not None else "score-model"
-    spec = read_spec(path / RUN_MODEL, kind)
-    model = CircuitScoreModel.from_spec(spec) if config.circuit is not None else ScoreModel.from_spec(spec)
+    sections = {"circuit" if config.circuit is not None else "net": ScoreCircuit if config.circuit else ScoreNet}
+    spec = read_spec(path / RUN_MODEL, kind, {**sections, "sde": VPSDE})
+    try:
+        model = CircuitScoreModel.from_spec(spec) if config.circuit is not None else ScoreModel.from_spec(spec)
+    except KirchhoffError as exc:
+        raise CheckpointError(f"{path / RUN_MODEL}: {exc}") from None
     load_state(model, path / RUN_MODEL, kind)
     return Run(path, config, model)
 
