@@ -32,6 +32,7 @@ from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import Batches, train_score
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
 from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.checkpoint import MODEL_KINDS
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
 RUN_CONFIG = "config.yaml"
@@ -126,6 +127,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         raise CheckpointError(
             f"{path} is not a diffusion run directory (needs {RUN_CONFIG} and {RUN_MODEL}); "
             "create one with `kirchhoffnet diffusion train CONFIG --out DIR`"
+        )
+    found = read(path / RUN_MODEL)[0].get("kind")
+    if found in MODEL_KINDS:
+        raise CheckpointError(
+            f"{path} is a run of `kirchhoffnet train` (its model is a {found}), not of `kirchhoffnet diffusion train`; "
+            "give it to `kirchhoffnet eval|sample|hw|spice`"
         )
     config = load_config(path / RUN_CONFIG)
     kind = "score-circuit" if config.circuit is not None else "score-model"

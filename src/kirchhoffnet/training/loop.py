@@ -173,7 +173,10 @@ class Trainer:
         load_exact(self.model, state["model"], source, "the run's model")
         if state["best_model"] is not None:
             load_exact(copy.deepcopy(self.model), state["best_model"], f"{source} (best model)", "the run's model")
-        check_optimizer_state(state["optimizer"], list(self.model.parameters()))
+        try:
+            check_optimizer_state(state["optimizer"], list(self.model.parameters()))
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])

@@ -134,6 +134,8 @@ def check_training_state(state: dict[str, Any]) -> None:
     for key in ("model", "best_model"):
         if key == "model" or state.get(key) is not None:
             tensors = entry(state, key, dict, "checkpoint")
+            if not tensors:
+                raise CheckpointError(f"checkpoint.{key} holds no tensors")
             for name, value in tensors.items():
                 expect(name, str, f"checkpoint.{key} key")
                 expect(value, Tensor, f"checkpoint.{key}[{shown(name)}]")
