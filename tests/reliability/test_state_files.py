@@ -575,22 +575,45 @@ SCORE_EDITS: list[tuple[str, str, Any, str]] = [
     ("net", "bogus", 1, r"spec.net has unknown setting 'bogus'"),
     ("sde", "beta_min", "low", r"spec.sde.beta_min must be a number, got str"),
     ("sde", "beta_min", -1.0, r"VPSDE beta_min must be a positive number"),
+    ("net", "amplitude", math.nan, r"spec.net.amplitude is nan; settings are finite"),
 ]
+
+
+def score_run(score_file: Path, run: Path, edit: Callable[[Tensors, dict[str, str]], None]) -> Path:
+    """A diffusion run directory (ring task) holding ``score_file`` changed by ``edit``."""
+    run.mkdir(exist_ok=True)
+    (run / "config.yaml").write_text("task: ring\n")
+    rewrite(score_file, run / RUN_MODEL, edit)
+    return run
+
+
+def test_a_hostile_score_spec_is_refused_or_loads(score_file, tmp_path):
+    """Junk anywhere in a score model's spec: load_run raises CheckpointError or loads a model."""
+    from kirchhoffnet.diffusion.run import load_run
+
+    spec = json.loads(read_file(score_file)[1]["spec"])
+
+    @FUZZ
+    @given(edited=hostile_spec(spec))
+    def check(edited: Any) -> None:
+        run = score_run(score_file, tmp_path / "run", lambda t, h: h.__setitem__("spec", json.dumps(edited)))
+        try:
+            load_run(run)
+        except CheckpointError as exc:  # constructor range errors too, named with the file
+            assert str(exc).startswith(str(run)) and len(str(exc)) < 1000
+
+    check()
 
 
 @pytest.mark.parametrize(("section", "key", "value", "message"), SCORE_EDITS)
 def test_a_hostile_score_spec_is_refused_before_the_model_is_built(section, key, value, message, score_file, tmp_path):
     from kirchhoffnet.diffusion.run import load_run
 
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text("task: ring\n")
-
     def edit(tensors: Tensors, header: dict[str, str]) -> None:
         spec = json.loads(header["spec"])
         spec[section][key] = value
         header["spec"] = json.dumps(spec)
 
-    rewrite(score_file, run / RUN_MODEL, edit)
+    run = score_run(score_file, tmp_path / "run", edit)
     with pytest.raises(CheckpointError, match=message):
         load_run(run)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,7 @@ def load_state(module: nn.Module, path: str | os.PathLike[str], kind: str) -> di
     return spec
 
 
-def read_spec(
-    path: str | os.PathLike[str], kind: str, sections: dict[str, Callable[..., Any]] | None = None
-) -> dict[str, Any]:
+def read_spec(path: str | os.PathLike[str], kind: str, sections: dict[str, type] | None = None) -> dict[str, Any]:
     """The spec of a checkpoint of ``kind`` (to build the module before loading its state).
 
     Args:
@@ -60,19 +58,27 @@ def read_spec(
     return spec
 
 
-def check_arguments(arguments: dict[str, Any], constructor: Callable[..., Any], where: str, limit: int) -> None:
+def check_arguments(arguments: dict[str, Any], constructor: type, where: str, limit: int) -> None:
     """Keyword ``arguments`` read from a file for ``constructor``: known names, each value of a type its
     annotation allows (JSON scalars only), and integers no larger than ``limit`` (the checkpoint's tensor
     elements: a size beyond them could not have produced the file, and would allocate before it is compared)."""
-    hints = typing.get_type_hints(constructor.__init__ if isinstance(constructor, type) else constructor)
-    known = [name for name in inspect.signature(constructor).parameters if name in hints]
+    allowed = {
+        name: _json_kinds(p.annotation) for name, p in inspect.signature(constructor, eval_str=True).parameters.items()
+    }
+    known = [name for name, kinds in allowed.items() if kinds]
     for name, value in arguments.items():
         if name not in known:
             raise CheckpointError(f"{where} has unknown setting {shown(name)}; known: {', '.join(known)}")
-        allowed = tuple(k for k in typing.get_args(hints[name]) or (hints[name],) if k in _JSON_SCALARS)
-        expect(value, allowed, f"{where}.{name}")
+        expect(value, allowed[name], f"{where}.{name}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CheckpointError(f"{where}.{name} is {value}; settings are finite")
         if isinstance(value, int) and not isinstance(value, bool) and value > limit:
             raise CheckpointError(f"{where}.{name} is {value}, more than the checkpoint's {limit} values can hold")
+
+
+def _json_kinds(annotation: Any) -> tuple[type, ...]:
+    """The JSON scalar types among an annotation's (``float | None`` → float, NoneType)."""
+    return tuple(k for k in typing.get_args(annotation) or (annotation,) if k in _JSON_SCALARS)
 
 
 _JSON_SCALARS = (bool, int, float, str, type(None))
