@@ -131,7 +131,7 @@ def _floats(value: torch.Tensor, positive: bool) -> st.SearchStrategy[torch.Tens
 
     bad = st.sampled_from(BAD_VALUES if positive else [math.nan, math.inf, -math.inf])
     if positive:
-        bad = st.one_of(bad, st.floats(max_value=0.0, allow_nan=False))
+        bad = st.one_of(bad, st.floats(max_value=0.0, allow_nan=False, width=32))
     shapes = [value.long(), value[..., :-1], value.unsqueeze(0), value.reshape(-1)[:-1]]
     return st.one_of(st.builds(put, bad, st.integers(0, 10**6)), st.sampled_from(shapes))
 
@@ -617,3 +617,21 @@ def test_a_hostile_score_spec_is_refused_before_the_model_is_built(section, key,
     run = score_run(score_file, tmp_path / "run", edit)
     with pytest.raises(CheckpointError, match=message):
         load_run(run)
+
+
+@pytest.mark.parametrize("node", [-1, 10**6])
+def test_a_score_circuit_inherits_the_slice_checks(node, tmp_path):
+    """The score circuit's devices are a core Slice: a hostile topology in its checkpoint is refused
+    by the same check, with no code of its own."""
+    from kirchhoffnet.diffusion.checkpoint import load_state, save_module
+    from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit
+    from kirchhoffnet.diffusion.sde import VPSDE
+
+    model = CircuitScoreModel(ScoreCircuit(dim=2, hidden=3, time_nodes=2, repeat=1), VPSDE())
+    path = save_module(model, model.spec(), tmp_path / "score.safetensors")
+    bad = rewrite(path, tmp_path / "bad.safetensors", _edge_edit(node))
+    fresh = CircuitScoreModel(ScoreCircuit(dim=2, hidden=3, time_nodes=2, repeat=1), VPSDE())
+    with pytest.raises(
+        CheckpointError, match=r"bad.safetensors: tensor circuit.edges.edge_index: edge 0 starts at node"
+    ):
+        load_state(fresh, bad, "score-circuit")
