@@ -339,7 +339,7 @@ def test_a_negative_capacitance_is_refused_not_evaluated(config, run_dir, tmp_pa
 
     bad = rewrite(run_dir / RUN_MODEL, tmp_path / "model.safetensors", negative)
     task = make_task(config, "cpu", torch.float32)
-    with pytest.raises(CheckpointError, match=r"capacitance of node 1 is -1; capacitances must be finite and positive"):
+    with pytest.raises(CheckpointError, match=r"capacitance of node 1 is -1; capacitance must be finite and positive"):
         task.load_model(bad)
     with pytest.raises(CheckpointError, match=r"capacitance"):
         kn.load(bad)

@@ -29,12 +29,7 @@ def _capacitance(value: float | Tensor | Any, num_state: int) -> Tensor:
     cap = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
     if cap.dim() == 0:
         cap = cap.expand(num_state).clone()
-    if cap.shape != (num_state,):
-        raise ConfigError(
-            f"capacitance must be a scalar or hold one value per state node ({num_state}), got shape {tuple(cap.shape)}"
-        )
-    if not bool(torch.isfinite(cap).all()) or bool((cap <= 0).any()):
-        raise ConfigError(f"capacitance must be finite and positive, got min {float(cap.min()):g}")
+    _check_capacitance(cap, num_state, ConfigError)
     return cap
 
 
@@ -201,16 +196,16 @@ def _check_edges(edges: Any, num_nodes: int, num_edges: int | None) -> None:
     validate(edges, num_nodes)
 
 
-def _check_capacitance(cap: Any, num_state: int) -> None:
+def _check_capacitance(cap: Any, num_state: int, error: type[KirchhoffError] = CheckpointError) -> None:
     if not isinstance(cap, Tensor) or not cap.is_floating_point():
-        raise CheckpointError(f"capacitance must be a floating-point tensor, got {_describe(cap)}")
+        raise error(f"capacitance must be a floating-point tensor, got {_describe(cap)}")
     if tuple(cap.shape) != (num_state,):
-        raise CheckpointError(f"capacitance must hold one value per state node ({num_state},), got {tuple(cap.shape)}")
+        raise error(f"capacitance must hold one value per state node ({num_state}), got shape {tuple(cap.shape)}")
     bad = ~torch.isfinite(cap) | (cap <= 0)
     if bool(bad.any()):
         where = int(bad.nonzero()[0])
-        raise CheckpointError(
-            f"capacitance of node {where + 1} is {float(cap[where]):g}; capacitances must be finite and positive"
+        raise error(
+            f"capacitance of node {where + 1} is {float(cap[where]):g}; capacitance must be finite and positive"
         )
 
 
