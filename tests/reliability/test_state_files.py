@@ -436,7 +436,7 @@ def test_resume_from_a_hostile_checkpoint_is_one_line(key, value, run_dir, tmp_p
     assert f"checkpoint.{key}" in line and CHECKPOINT in line
 
 
-@pytest.mark.parametrize("target", ["model", "best_model", "optimizer moment"])
+@pytest.mark.parametrize("target", ["model", "best_model", "optimizer moment", "negative lr", "group"])
 def test_resume_refuses_hostile_tensors_inside_the_checkpoint(target, config, run_dir, tmp_path):
     run = copy_run(run_dir, tmp_path / "run")
     state = load_checkpoint(run / CHECKPOINT)
@@ -447,12 +447,15 @@ def test_resume_refuses_hostile_tensors_inside_the_checkpoint(target, config, ru
         state["model"] = model
     elif target == "best_model":
         state["best_model"] = model
-    else:
+    elif target == "optimizer moment":
         moments = state["optimizer"]["state"]
-        index = next(iter(moments))
-        moments[index]["exp_avg"] = torch.zeros(7, 7)
+        moments[next(iter(moments))]["exp_avg"] = torch.zeros(7, 7)
+    elif target == "negative lr":
+        state["optimizer"]["param_groups"][0]["lr"] = -0.1  # would train uphill, silently
+    else:
+        state["optimizer"]["param_groups"][0] = [1, 2]
     save_checkpoint(run / CHECKPOINT, state)
-    with pytest.raises(CheckpointError, match=rf"{CHECKPOINT}.*(edge_index|exp_avg)"):
+    with pytest.raises(CheckpointError, match=rf"{CHECKPOINT}.*(edge_index|exp_avg|lr must not be negative|mapping)"):
         train(config, run, resume=True, progress=False)
 
 

@@ -168,15 +168,16 @@ class Trainer:
         }
 
     def restore(self, state: dict[str, Any], source: str = "the training state") -> None:
-        """Continue from ``state`` (checked by :func:`load_checkpoint`); the model tensors are checked by
-        the model they enter, the best model's on a copy now rather than when training ends."""
-        load_exact(self.model, state["model"], source, "the run's model")
-        if state["best_model"] is not None:
-            load_exact(copy.deepcopy(self.model), state["best_model"], f"{source} (best model)", "the run's model")
+        """Continue from ``state`` (checked by :func:`load_checkpoint`). Everything is checked before the
+        model changes: the optimiser state against the parameters, the best model's tensors on a copy
+        (now, not when training ends), the model's by the model they enter."""
         try:
             check_optimizer_state(state["optimizer"], list(self.model.parameters()))
         except CheckpointError as exc:
             raise CheckpointError(f"{source}: {exc}") from None
+        if state["best_model"] is not None:
+            load_exact(copy.deepcopy(self.model), state["best_model"], f"{source} (best model)", "the run's model")
+        load_exact(self.model, state["model"], source, "the run's model")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])

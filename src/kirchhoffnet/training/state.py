@@ -165,6 +165,7 @@ def check_optimizer_state(state: dict[str, Any], params: list[Tensor]) -> None:
     a moment of another shape or a negative learning rate would fail (or train backwards) steps later."""
     for group, settings in enumerate(state["param_groups"]):
         where = f"checkpoint.optimizer.param_groups[{group}]"
+        expect(settings, dict, where)
         for key in ("lr", "weight_decay", "eps"):
             if key in settings and number(settings[key], f"{where}.{key}") < 0:
                 raise CheckpointError(f"{where}.{key} must not be negative, got {settings[key]}")
