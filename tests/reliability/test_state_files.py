@@ -423,6 +423,40 @@ def test_hostile_training_state_fields_are_refused_before_use(run_dir, tmp_path)
     check()
 
 
+def test_junk_in_any_training_state_field_is_refused_or_restores(config, run_dir, tmp_path):
+    """Junk in any field (or inside the history, best or RNG records): either the schema refuses it, or
+    the state restores into a trainer without error; never a KeyError/TypeError/ValueError."""
+    from kirchhoffnet.training.distributed import Cluster
+    from kirchhoffnet.training.loop import Trainer
+
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    trainer = Trainer(config, Cluster(0, 1, torch.device("cpu")), tmp_path)
+    plain = {k: v for k, v in state.items() if k not in ("model", "best_model", "optimizer", "rng")}
+    paths = [p for p in _paths(plain) if p] + [("rng", "numpy", k) for k in range(5)] + [("rng", "python", 0)]
+
+    @FUZZ
+    @given(path=st.sampled_from(paths), junk=JUNK, delete=st.booleans())
+    def check(path: tuple[Any, ...], junk: Any, delete: bool) -> None:
+        edited = {**state, "rng": {**state["rng"], "numpy": list(state["rng"]["numpy"])}}
+        edited.update(json.loads(json.dumps(plain)))
+        parent: Any = edited
+        for key in path[:-1]:
+            parent = parent[key]
+        if delete and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = junk
+        torch.save(edited, tmp_path / CHECKPOINT)
+        try:
+            checked = load_checkpoint(tmp_path / CHECKPOINT)
+        except CheckpointError as exc:
+            assert CHECKPOINT in str(exc) and len(str(exc)) < 1000
+            return
+        trainer.restore(checked, str(tmp_path / CHECKPOINT))
+
+    check()
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("history", {}), ("step", -5), ("epoch", "one"), ("partial", {"loss": None})]
 )
