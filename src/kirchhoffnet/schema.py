@@ -8,7 +8,10 @@ names where it was found, before the value is used (instead of an ``AttributeErr
 
 from __future__ import annotations
 
+import inspect
 import math
+import types
+import typing
 from typing import Any
 
 from kirchhoffnet.errors import CheckpointError, KirchhoffError
@@ -58,3 +61,48 @@ def number(value: Any, where: str, error: type[KirchhoffError] = CheckpointError
     if finite and not math.isfinite(value):
         raise error(f"{where} must be finite, got {value}")
     return float(value)
+
+
+def check_arguments(
+    arguments: Any, constructor: type, where: str, limit: int, error: type[KirchhoffError] = CheckpointError
+) -> dict[str, Any]:
+    """Keyword ``arguments`` read from a file for ``constructor``: a mapping of known names, each value of a
+    type its annotation allows (JSON scalars and lists of them), floats finite, and integers no larger
+    than ``limit`` (the file's tensor elements: a size beyond them could not have produced the file, and
+    would allocate before the shapes are compared)."""
+    expect(arguments, dict, where, error)
+    parameters = inspect.signature(constructor, eval_str=True).parameters
+    known = {name: p.annotation for name, p in parameters.items() if _representable(p.annotation)}
+    for name, value in arguments.items():
+        if name not in known:
+            raise error(f"{where} has unknown setting {shown(name)}; known: {', '.join(known)}")
+        _check_value(value, known[name], f"{where}.{name}", limit, error)
+    return arguments
+
+
+_JSON_SCALARS = (bool, int, float, str, type(None))
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return typing.get_args(annotation) if union else (annotation,)
+
+
+def _representable(annotation: Any) -> bool:
+    return any(o in _JSON_SCALARS or typing.get_origin(o) is list for o in _options(annotation))
+
+
+def _check_value(value: Any, annotation: Any, where: str, limit: int, error: type[KirchhoffError]) -> None:
+    options = _options(annotation)
+    for option in options:
+        if typing.get_origin(option) is list and isinstance(value, list):
+            item = (typing.get_args(option) or (Any,))[0]
+            for k, entry_value in enumerate(value):
+                _check_value(entry_value, item, f"{where}[{k}]", limit, error)
+            return
+    scalars = tuple(o for o in options if o in _JSON_SCALARS) or (list,)
+    expect(value, scalars, where, error)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"{where} is {value}; settings are finite")
+    if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+        raise error(f"{where} is {value}, more than the file's {limit} tensor values can hold")

@@ -672,3 +672,38 @@ def test_a_score_circuit_inherits_the_slice_checks(node, tmp_path):
         CheckpointError, match=r"bad.safetensors: tensor circuit.edges.edge_index: edge 0 starts at node"
     ):
         load_state(fresh, bad, "score-circuit")
+
+
+# ---- the digital MLP baseline ----------------------------------------------------------------------
+
+MLP_EDITS: list[tuple[str, Any, str]] = [
+    ("hidden", [10**12], r"spec.hidden\[0\] is 1000000000000, more than"),
+    ("hidden", "wide", r"spec.hidden must be a list, got str"),
+    ("hidden", [4.5], r"spec.hidden\[0\] must be an integer, got float"),
+    ("in_features", None, r"spec.in_features must be an integer, got NoneType"),
+    ("bogus", 1, r"spec has unknown setting 'bogus'"),
+    ("in_features", 3, r"does not match the MLP its header describes"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), MLP_EDITS)
+def test_a_hostile_mlp_baseline_header_is_refused(key, value, message, tmp_path):
+    from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
+
+    path = save_mlp(MLP(2, [4]), tmp_path / "mlp.safetensors", {})
+
+    def edit(tensors: Tensors, header: dict[str, str]) -> None:
+        header["spec"] = json.dumps({**json.loads(header["spec"]), key: value})
+
+    bad = rewrite(path, tmp_path / "bad.safetensors", edit)
+    with pytest.raises(CheckpointError, match=rf"bad.safetensors.*{message}"):
+        load_mlp(bad)
+
+
+def test_nan_mlp_baseline_weights_are_refused(tmp_path):
+    from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
+
+    path = save_mlp(MLP(2, [4]), tmp_path / "mlp.safetensors", {})
+    bad = rewrite(path, tmp_path / "bad.safetensors", lambda t, h: t[next(iter(t))].view(-1).__setitem__(0, math.nan))
+    with pytest.raises(CheckpointError, match=r"bad.safetensors: tensor .* holds NaN or infinite values"):
+        load_mlp(bad)

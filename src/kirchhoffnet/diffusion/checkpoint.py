@@ -6,11 +6,8 @@ so :func:`kirchhoffnet.io.read` opens these files too; the spec's ``kind`` says 
 
 from __future__ import annotations
 
-import inspect
 import json
-import math
 import os
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from torch import Tensor, nn
 from kirchhoffnet.errors import CheckpointError
 from kirchhoffnet.io import atomic_write, load_exact, read
 from kirchhoffnet.io.checkpoint import FORMAT, MODEL_KINDS
-from kirchhoffnet.schema import entry, expect, shown
+from kirchhoffnet.schema import check_arguments, entry, shown
 
 
 def save_module(
@@ -56,32 +53,6 @@ def read_spec(path: str | os.PathLike[str], kind: str, sections: dict[str, type]
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
     return spec
-
-
-def check_arguments(arguments: dict[str, Any], constructor: type, where: str, limit: int) -> None:
-    """Keyword ``arguments`` read from a file for ``constructor``: known names, each value of a type its
-    annotation allows (JSON scalars only), and integers no larger than ``limit`` (the checkpoint's tensor
-    elements: a size beyond them could not have produced the file, and would allocate before it is compared)."""
-    allowed = {
-        name: _json_kinds(p.annotation) for name, p in inspect.signature(constructor, eval_str=True).parameters.items()
-    }
-    known = [name for name, kinds in allowed.items() if kinds]
-    for name, value in arguments.items():
-        if name not in known:
-            raise CheckpointError(f"{where} has unknown setting {shown(name)}; known: {', '.join(known)}")
-        expect(value, allowed[name], f"{where}.{name}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise CheckpointError(f"{where}.{name} is {value}; settings are finite")
-        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
-            raise CheckpointError(f"{where}.{name} is {value}, more than the checkpoint's {limit} values can hold")
-
-
-def _json_kinds(annotation: Any) -> tuple[type, ...]:
-    """The JSON scalar types among an annotation's (``float | None`` → float, NoneType)."""
-    return tuple(k for k in typing.get_args(annotation) or (annotation,) if k in _JSON_SCALARS)
-
-
-_JSON_SCALARS = (bool, int, float, str, type(None))
 
 
 def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind: str) -> Path:
