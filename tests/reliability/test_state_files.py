@@ -707,3 +707,21 @@ def test_nan_mlp_baseline_weights_are_refused(tmp_path):
     bad = rewrite(path, tmp_path / "bad.safetensors", lambda t, h: t[next(iter(t))].view(-1).__setitem__(0, math.nan))
     with pytest.raises(CheckpointError, match=r"bad.safetensors: tensor .* holds NaN or infinite values"):
         load_mlp(bad)
+
+
+@pytest.mark.parametrize("case", ["missing", "nan"])
+def test_a_hostile_latent_data_file_is_refused(case, tmp_path):
+    """The conditional run's latents.safetensors: a missing split was a KeyError, NaN latents a silent NaN."""
+    from kirchhoffnet.diffusion.checkpoint import load_tensors, save_tensors
+    from kirchhoffnet.diffusion.conditional import LATENT_TENSORS
+
+    tensors = {
+        name: torch.zeros(4, 2) if "labels" not in name else torch.zeros(4, dtype=torch.long) for name in LATENT_TENSORS
+    }
+    if case == "missing":
+        del tensors["test"]
+    else:
+        tensors["train"][0, 0] = math.nan
+    path = save_tensors(tensors, tmp_path / "latents.safetensors", "latents")
+    with pytest.raises(CheckpointError, match=r"latents.safetensors(: tensor train holds NaN| holds tensors)"):
+        load_tensors(path, "latents", LATENT_TENSORS)

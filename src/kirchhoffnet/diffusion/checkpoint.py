@@ -62,10 +62,15 @@ def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind:
     return atomic_write(path, lambda tmp: save_file(data, str(tmp), metadata=header))
 
 
-def load_tensors(path: str | os.PathLike[str], kind: str) -> dict[str, Tensor]:
-    """The tensors written by :func:`save_tensors`."""
+def load_tensors(path: str | os.PathLike[str], kind: str, names: tuple[str, ...]) -> dict[str, Tensor]:
+    """The tensors written by :func:`save_tensors`: exactly ``names``, floating-point ones finite."""
     spec, tensors, _ = read(path)
     _check_kind(spec, path, kind)
+    if sorted(tensors) != sorted(names):
+        raise CheckpointError(f"{path} holds tensors {shown(sorted(tensors), 200)}; a {kind} file holds {list(names)}")
+    for name, value in tensors.items():
+        if value.is_floating_point() and not bool(value.isfinite().all()):
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values")
     return tensors
 
 
