@@ -507,6 +507,8 @@ ORIGINAL_EDITS: list[tuple[tuple[str, ...], Any]] = [
     (("network", "net_struct", 0, "args"), [1, 2]),
     (("network", "net_struct", 0, "args", "num_node"), "three"),
     (("network", "net_struct", 0, "args", "repeat"), "x"),
+    (("network", "net_struct", 0, "args", "num_node"), 10**9),  # would allocate 10^18 edges first
+    (("network", "net_struct", 0, "args", "repeat"), [10**9, 1]),
     (("network", "adjoint"), "yes"),
     (("network",), []),
     (("simulation",), "fast"),

@@ -60,16 +60,25 @@ def _mix_connect(args: dict[str, Any]) -> Tensor:
 _GENERATORS = {"_fully_connect": _fully_connect, "_mix_connect": _mix_connect}
 
 
-def _generate(entry: Any, k: int) -> Tensor:
-    """One slice's edge_index from an original ``net_struct`` entry, in the original edge order."""
+def _generate(entry: Any, k: int, limit: int) -> Tensor:
+    """One slice's edge_index from an original ``net_struct`` entry, in the original edge order; no size
+    in it may exceed ``limit``, the slice's stored parameter count (a larger one cannot match the weights,
+    and would allocate its edges first)."""
     if not isinstance(entry, dict) or "name" not in entry:
-        raise CheckpointError(f"network.net_struct[{k}] must be a mapping with 'name' and 'args', got {entry!r}")
+        raise CheckpointError(f"network.net_struct[{k}] must be a mapping with 'name' and 'args', got {shown(entry)}")
     name, args = entry["name"], dict(expect(entry.get("args") or {}, dict, f"network.net_struct[{k}].args"))
     if name not in _GENERATORS:
         raise CheckpointError(
-            f"network.net_struct[{k}] uses topology generator {name!r}, which kirchhoffnet cannot rebuild; "
+            f"network.net_struct[{k}] uses topology generator {shown(name)}, which kirchhoffnet cannot rebuild; "
             f"supported: {', '.join(_GENERATORS)}"
         )
+    for key, value in args.items():
+        for size in value if isinstance(value, list) else [value]:
+            if isinstance(size, int) and size > limit:
+                raise CheckpointError(
+                    f"network.net_struct[{k}].args.{shown(key, 30)} is {size}, more than the {limit} parameters "
+                    "model.pth holds for that slice"
+                )
     try:
         edges = _GENERATORS[name](args)
     except KeyError as exc:
@@ -77,7 +86,7 @@ def _generate(entry: Any, k: int) -> Tensor:
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"network.net_struct[{k}] ({name}): {exc}") from None
     if args:
-        raise CheckpointError(f"network.net_struct[{k}] ({name}) has unknown arguments {sorted(args)}")
+        raise CheckpointError(f"network.net_struct[{k}] ({name}) has unknown arguments {shown(sorted(args))}")
     return edges
 
 
@@ -209,10 +218,10 @@ def load_original(
     rows = _STORED_ROWS.get(device.name, device.num_params)
     slices, used = [], set()
     for k, entry in enumerate(structure):
-        edges = _generate(entry, k)
         key = f"circuit.layer_list.{k}.model.param"
         if key not in state:
             raise CheckpointError(f"{weights} lacks {key} for time slice {k}")
+        edges = _generate(entry, k, state[key].numel())
         stored = state[key]
         if tuple(stored.shape) != (rows, edges.shape[1]):
             raise CheckpointError(
