@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kirchhoffnet.circuit.slice import Slice, as_time_grid
-from kirchhoffnet.devices import Device
-from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice
+from kirchhoffnet.circuit.slice import Slice, as_time_grid, check_slice_state
+from kirchhoffnet.devices import Device, resolve
+from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TopologyError, unknown_choice
+from kirchhoffnet.schema import count, entry, expect
 
 FILLS = ("zeros", "repeat")
 
@@ -124,30 +125,60 @@ class Circuit(nn.Module):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], state: dict[str, Tensor]) -> Circuit:
-        """Rebuild a circuit from :meth:`spec` and its ``state_dict``."""
+        """Rebuild a circuit from :meth:`spec` and its ``state_dict``; a spec of the wrong structure or
+        state a slice cannot run raises :class:`CheckpointError` naming the key or tensor."""
+        where = "circuit spec"
+        slice_specs = entry(spec, "slices", list, where)
+        if not slice_specs:
+            raise CheckpointError(f"{where}.slices is empty; a circuit has at least one slice")
+        slices = [_slice_from_spec(k, s, state) for k, s in enumerate(slice_specs)]
+        times = entry(spec, "times", list, where)
+        for k, t in enumerate(times):
+            expect(t, float, f"{where}.times[{k}]")
+        residual = entry(spec, "residual", (list, type(None)), where)
+        input_nodes = entry(spec, "input_nodes", (list, type(None)), where)
+        for name, nodes in (("residual", residual), ("input_nodes", input_nodes)):
+            for k, n in enumerate(nodes or ()):
+                expect(n, int, f"{where}.{name}[{k}]")
         try:
-            slices = [
-                Slice(
-                    state[f"slices.{k}.edge_index"],
-                    s["device"],
-                    num_nodes=s["num_nodes"],
-                    capacitance=state[f"slices.{k}.capacitance"],
-                    params=state[f"slices.{k}.params"],
-                )
-                for k, s in enumerate(spec["slices"])
-            ]
             return cls(
                 slices,
-                times=spec["times"],
-                fill=spec["fill"],
-                residual=spec["residual"],
-                input_nodes=spec["input_nodes"],
+                times=times,
+                fill=entry(spec, "fill", str, where),
+                residual=residual,
+                input_nodes=input_nodes,
             )
-        except KeyError as exc:
-            raise ConfigError(f"circuit spec or state lacks {exc}") from None
+        except CheckpointError:
+            raise
+        except KirchhoffError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
 
     def extra_repr(self) -> str:
         return f"times={self.times}, fill={self.fill!r}, residual={self.residual}"
+
+
+def _slice_from_spec(k: int, spec: Any, state: dict[str, Tensor]) -> Slice:
+    """Slice ``k`` of :meth:`Circuit.from_spec`, its spec and tensors checked before they are used."""
+    where = f"circuit spec.slices[{k}]"
+    num_nodes = count(entry(spec, "num_nodes", int, where), f"{where}.num_nodes", low=2)
+    try:
+        family = resolve(entry(spec, "device", (str, dict), where))
+    except KirchhoffError as exc:
+        raise CheckpointError(f"{where}.device: {exc}") from None
+    tensors = {}
+    for name in ("edge_index", "capacitance", "params"):
+        key = f"slices.{k}.{name}"
+        if key not in state:
+            raise CheckpointError(f"the state lacks tensor {key} of slice {k}")
+        tensors[name] = state[key]
+    check_slice_state(tensors, family, num_nodes, prefix=f"slices.{k}.")
+    return Slice(
+        tensors["edge_index"],
+        family,
+        num_nodes=num_nodes,
+        capacitance=tensors["capacitance"],
+        params=tensors["params"],
+    )
 
 
 def _build_slices(

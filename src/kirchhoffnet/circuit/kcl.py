@@ -44,6 +44,7 @@ from torch import Tensor
 
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
+from kirchhoffnet.errors import TopologyError
 from kirchhoffnet.runtime import keep_freed_memory
 
 # CSR matmul is stable for the operations used here; silence the "beta" notice it prints once.
@@ -62,6 +63,21 @@ def functorch_active() -> bool:
     """Inside torch.func transforms (vmap, jacrev) the hand-written backward cannot be used."""
     peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
     return peek is not None and peek() is not None
+
+
+def _check_bounds(edge_index: Tensor, num_nodes: int) -> None:
+    """The sparse operators are built with ``check_invariants=False`` (a per-call cost on every solve), so
+    an index outside ``[0, num_nodes)`` would corrupt native memory: whatever put the topology into the
+    slice, the kernel refuses it here, once per build."""
+    if edge_index.dtype != torch.long or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise TopologyError(
+            f"edge_index must be a (2, E) long tensor, got {edge_index.dtype} {tuple(edge_index.shape)}"
+        )
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
+        raise TopologyError(
+            f"edge_index holds node {int(edge_index.min())}..{int(edge_index.max())} but the circuit has nodes "
+            f"0..{num_nodes - 1}; it was changed after the circuit was built"
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class KclKernel:
         keep_freed_memory()  # evaluations reuse freed temporaries instead of page-faulting them back in
         self.num_state = capacitance.numel()
         self.num_edges = edge_index.shape[1]
+        _check_bounds(edge_index, self.num_state + 1)
         self.dense = self.num_state <= _DENSE_MAX_NODES
         self._src, self._dst = edge_index.to(device)
         self._inv_c = torch.cat([capacitance.new_zeros(1), 1.0 / capacitance]).to(device=device, dtype=dtype)

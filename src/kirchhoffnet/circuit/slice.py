@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from kirchhoffnet.circuit.kcl import KclKernel
 from kirchhoffnet.devices import Device, resolve
-from kirchhoffnet.errors import ConfigError, DeviceError, unknown_choice
+from kirchhoffnet.errors import CheckpointError, ConfigError, DeviceError, KirchhoffError, unknown_choice
 from kirchhoffnet.topology import validate
 
 INITIALIZERS: dict[str, Callable[[Tensor], Any]] = {
@@ -29,12 +29,7 @@ def _capacitance(value: float | Tensor | Any, num_state: int) -> Tensor:
     cap = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
     if cap.dim() == 0:
         cap = cap.expand(num_state).clone()
-    if cap.shape != (num_state,):
-        raise ConfigError(
-            f"capacitance must be a scalar or hold one value per state node ({num_state}), got shape {tuple(cap.shape)}"
-        )
-    if not bool(torch.isfinite(cap).all()) or bool((cap <= 0).any()):
-        raise ConfigError(f"capacitance must be finite and positive, got min {float(cap.min()):g}")
+    _check_capacitance(cap, num_state, ConfigError)
     return cap
 
 
@@ -78,13 +73,34 @@ class Slice(nn.Module):
                 raise ConfigError(unknown_choice("initialiser", init, INITIALIZERS))
             params = torch.empty(shape)
             INITIALIZERS[init](params)
-        elif tuple(params.shape) != shape:
-            raise DeviceError(
-                f"{self.device_family.name} on {shape[1]} edges needs parameters of shape {shape}, "
-                f"got {tuple(params.shape)}"
-            )
+        else:
+            _check_params(params, shape, self.device_family.name, DeviceError)
         self.params = nn.Parameter(params.detach().clone().to(torch.get_default_dtype()))
         self._kernels: dict[tuple[Any, ...], KclKernel] = {}
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Every road that puts state into a slice (``kn.load``, a run's model, a resumed checkpoint, a
+        score circuit) passes here: the incoming tensors are checked before any is copied in, so that a
+        hostile file can neither reach the KCL kernel (whose sparse operators trust their indices) nor
+        leave the slice half loaded."""
+        self.check_state({name[len(prefix) :]: t for name, t in state_dict.items() if name.startswith(prefix)}, prefix)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        self._kernels = {}  # built from the old topology and capacitance
+
+    def check_state(self, state: dict[str, Any], prefix: str = "") -> None:
+        """:func:`check_slice_state` against this slice's family, node and edge counts."""
+        check_slice_state(state, self.device_family, self.num_nodes, self.num_edges, prefix)
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles leave the kernel cache behind: its keys name this slice's storage, and
@@ -147,6 +163,67 @@ class Slice(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.device_family}, num_nodes={self.num_nodes}, num_edges={self.num_edges}"
+
+
+def check_slice_state(
+    state: dict[str, Any], family: Device, num_nodes: int, num_edges: int | None = None, prefix: str = ""
+) -> None:
+    """Refuse tensors a slice cannot run: ``edge_index`` not an integer (2, E) topology of ``num_nodes``
+    nodes (E = ``num_edges``, or any when ``None``), capacitances not finite and positive per state
+    node, parameters not finite floats of shape (P, E). Tensors absent from ``state`` are not checked
+    (``load_state_dict`` reports them). Raises :class:`CheckpointError` naming the tensor (``prefix`` + name)."""
+    edges = state.get("edge_index")
+    if num_edges is None and isinstance(edges, Tensor) and edges.dim() == 2:
+        num_edges = int(edges.shape[1])
+    checks: dict[str, Callable[[Any], None]] = {
+        "edge_index": lambda t: _check_edges(t, num_nodes, num_edges),
+        "capacitance": lambda t: _check_capacitance(t, num_nodes - 1),
+        "params": lambda t: _check_params(t, (family.num_params, num_edges or 0), family.name, CheckpointError),
+    }
+    for name, check in checks.items():
+        if name in state:
+            try:
+                check(state[name])
+            except KirchhoffError as exc:
+                raise CheckpointError(f"tensor {prefix}{name}: {exc}") from None
+
+
+def _check_edges(edges: Any, num_nodes: int, num_edges: int | None) -> None:
+    if not isinstance(edges, Tensor) or edges.is_floating_point() or edges.is_complex() or edges.dtype == torch.bool:
+        raise CheckpointError(f"edge_index must be an integer tensor, got {_describe(edges)}")
+    if edges.dim() != 2 or edges.shape[0] != 2 or (num_edges is not None and edges.shape[1] != num_edges):
+        raise CheckpointError(f"edge_index must have shape (2, {num_edges or 'E'}), got {tuple(edges.shape)}")
+    validate(edges, num_nodes)
+
+
+def _check_capacitance(cap: Any, num_state: int, error: type[KirchhoffError] = CheckpointError) -> None:
+    if not isinstance(cap, Tensor) or not cap.is_floating_point():
+        raise error(f"capacitance must be a floating-point tensor, got {_describe(cap)}")
+    if tuple(cap.shape) != (num_state,):
+        raise error(f"capacitance must hold one value per state node ({num_state}), got shape {tuple(cap.shape)}")
+    bad = ~torch.isfinite(cap) | (cap <= 0)
+    if bool(bad.any()):
+        where = int(bad.nonzero()[0])
+        raise error(
+            f"capacitance of node {where + 1} is {float(cap[where]):g}; capacitance must be finite and positive"
+        )
+
+
+def _check_params(params: Any, shape: tuple[int, int], family: str, error: type[KirchhoffError]) -> None:
+    if not isinstance(params, Tensor) or not params.is_floating_point():
+        raise error(f"{family} parameters must be a floating-point tensor, got {_describe(params)}")
+    if tuple(params.shape) != shape:
+        raise error(f"{family} on {shape[1]} edges needs parameters of shape {shape}, got {tuple(params.shape)}")
+    bad = ~torch.isfinite(params)
+    if bool(bad.any()):
+        row, col = (int(x) for x in bad.nonzero()[0])
+        raise error(f"{family} parameter [{row}, {col}] is {float(params[row, col])}; parameters must be finite")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def as_time_grid(times: Any, num_slices: int) -> tuple[float, ...]:

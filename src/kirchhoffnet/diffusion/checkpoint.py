@@ -15,8 +15,9 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from kirchhoffnet.errors import CheckpointError
-from kirchhoffnet.io import atomic_write, read
-from kirchhoffnet.io.checkpoint import FORMAT
+from kirchhoffnet.io import atomic_write, load_exact, read
+from kirchhoffnet.io.checkpoint import FORMAT, MODEL_KINDS
+from kirchhoffnet.schema import check_arguments, entry, shown
 
 
 def save_module(
@@ -31,23 +32,26 @@ def save_module(
 def load_state(module: nn.Module, path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     """Load the tensors of a checkpoint of ``kind`` into ``module``; returns the checkpoint's spec."""
     spec, tensors, _ = read(path)
-    if spec.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
-    expected = module.state_dict()
-    if set(expected) != set(tensors) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-        raise CheckpointError(
-            f"{path} does not match the {kind} it is loaded into (different sizes or names); "
-            "was it written by another version or config?"
-        )
-    module.load_state_dict(tensors)
+    _check_kind(spec, path, kind)
+    load_exact(module, tensors, source=str(path), against=f"the {kind} it is loaded into (another version or config?)")
     return spec
 
 
-def read_spec(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
-    """The spec of a checkpoint of ``kind`` (to build the module before loading its state)."""
-    spec, _, _ = read(path)
-    if spec.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
+def read_spec(path: str | os.PathLike[str], kind: str, sections: dict[str, type] | None = None) -> dict[str, Any]:
+    """The spec of a checkpoint of ``kind`` (to build the module before loading its state).
+
+    Args:
+        sections: spec key → the constructor its mapping is passed to as keyword arguments; each is
+            checked by :func:`check_arguments` so that a hostile spec fails here, not in the constructor.
+    """
+    spec, tensors, _ = read(path)
+    _check_kind(spec, path, kind)
+    limit = sum(t.numel() for t in tensors.values())
+    for key, constructor in (sections or {}).items():
+        try:
+            check_arguments(entry(spec, key, dict, "spec"), constructor, f"spec.{key}", limit)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     return spec
 
 
@@ -58,9 +62,20 @@ def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind:
     return atomic_write(path, lambda tmp: save_file(data, str(tmp), metadata=header))
 
 
-def load_tensors(path: str | os.PathLike[str], kind: str) -> dict[str, Tensor]:
-    """The tensors written by :func:`save_tensors`."""
+def load_tensors(path: str | os.PathLike[str], kind: str, names: tuple[str, ...]) -> dict[str, Tensor]:
+    """The tensors written by :func:`save_tensors`: exactly ``names``, floating-point ones finite."""
     spec, tensors, _ = read(path)
-    if spec.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {spec.get('kind')!r}, not a {kind!r}")
+    _check_kind(spec, path, kind)
+    if sorted(tensors) != sorted(names):
+        raise CheckpointError(f"{path} holds tensors {shown(sorted(tensors), 200)}; a {kind} file holds {list(names)}")
+    for name, value in tensors.items():
+        if value.is_floating_point() and not bool(value.isfinite().all()):
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values")
     return tensors
+
+
+def _check_kind(spec: dict[str, Any], path: str | os.PathLike[str], kind: str) -> None:
+    found = spec.get("kind")
+    if found != kind:
+        hint = "; it is a model of `kirchhoffnet train`, read by eval/sample/hw/spice" if found in MODEL_KINDS else ""
+        raise CheckpointError(f"{path} holds a {shown(found)}, not a {kind!r}{hint}")

@@ -35,6 +35,7 @@ from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled
 from kirchhoffnet.errors import ConfigError
 
 VAE_FILE, CLASSIFIER_FILE, LATENTS_FILE = "vae.safetensors", "classifier.safetensors", "latents.safetensors"
+LATENT_TENSORS = ("train", "train_labels", "test", "test_labels")
 
 Sampler = Callable[[int, str, Tensor, float], Tensor]
 """``(n, solver, labels, guidance) → latents (n, 2)``."""
@@ -101,11 +102,8 @@ def prepare(config: DiffusionConfig, out: Path, progress: bool = True) -> tuple[
     }
     save_module(vae, vae.spec(), out / VAE_FILE)
     save_module(judge, judge.spec(), out / CLASSIFIER_FILE)
-    save_tensors(
-        {"train": data.train, "train_labels": data.train_labels, "test": data.test, "test_labels": data.test_labels},
-        out / LATENTS_FILE,
-        "latents",
-    )
+    tensors = (data.train, data.train_labels, data.test, data.test_labels)
+    save_tensors(dict(zip(LATENT_TENSORS, tensors, strict=True)), out / LATENTS_FILE, "latents")
     return data, metrics
 
 
@@ -124,7 +122,7 @@ def _load(run_dir: Path, config: DiffusionConfig) -> tuple[ConvVAE, Classifier, 
     vae, judge = ConvVAE(lat.image_size), Classifier(config.num_classes, lat.image_size)
     load_state(vae, run_dir / VAE_FILE, "conv-vae")
     load_state(judge, run_dir / CLASSIFIER_FILE, "image-classifier")
-    return vae, judge, load_tensors(run_dir / LATENTS_FILE, "latents")
+    return vae, judge, load_tensors(run_dir / LATENTS_FILE, "latents", LATENT_TENSORS)
 
 
 def evaluate_conditional(

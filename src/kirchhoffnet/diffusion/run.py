@@ -28,9 +28,11 @@ from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
+from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import Batches, train_score
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError, unknown_choice
 from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.checkpoint import MODEL_KINDS
 from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.io.paths import check_out_dir, shown_path
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
@@ -154,10 +156,20 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
             f"{path} is not a diffusion run directory (needs {RUN_CONFIG} and {RUN_MODEL}); "
             "create one with `kirchhoffnet diffusion train CONFIG --out DIR`"
         )
+    found = read(path / RUN_MODEL)[0].get("kind")
+    if found in MODEL_KINDS:
+        raise CheckpointError(
+            f"{path} is a run of `kirchhoffnet train` (its model is a {found}), not of `kirchhoffnet diffusion train`; "
+            "give it to `kirchhoffnet eval|sample|hw|spice`"
+        )
     config = load_config(path / RUN_CONFIG)
     kind = "score-circuit" if config.circuit is not None else "score-model"
-    spec = read_spec(path / RUN_MODEL, kind)
-    model = CircuitScoreModel.from_spec(spec) if config.circuit is not None else ScoreModel.from_spec(spec)
+    sections = {"circuit" if config.circuit is not None else "net": ScoreCircuit if config.circuit else ScoreNet}
+    spec = read_spec(path / RUN_MODEL, kind, {**sections, "sde": VPSDE})
+    try:
+        model = CircuitScoreModel.from_spec(spec) if config.circuit is not None else ScoreModel.from_spec(spec)
+    except KirchhoffError as exc:
+        raise CheckpointError(f"{path / RUN_MODEL}: {exc}") from None
     load_state(model, path / RUN_MODEL, kind)
     return Run(path, config, model)
 

@@ -7,14 +7,16 @@ from kirchhoffnet.io.atomic import (
     write_json_atomic,
     write_text_atomic,
 )
-from kirchhoffnet.io.checkpoint import build, load, read, save
+from kirchhoffnet.io.checkpoint import build, check_kind, load, load_exact, read, save
 from kirchhoffnet.io.locate import RUN_MODEL, load_model
 
 __all__ = [
     "RUN_MODEL",
     "atomic_write",
     "build",
+    "check_kind",
     "load",
+    "load_exact",
     "load_model",
     "read",
     "save",

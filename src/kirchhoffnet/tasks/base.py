@@ -117,14 +117,15 @@ class Task(ABC):
         return kio.save(model, path, metadata)  # type: ignore[arg-type]
 
     def load_model(self, path: Path) -> nn.Module:
-        """The model saved by :meth:`save_model`, rebuilt from the run's config in its dtype."""
-        _, tensors, _ = kio.read(path)
+        """The model saved by :meth:`save_model`, rebuilt from the run's config in its dtype; the file's
+        tensors are checked by the model they enter (:func:`kirchhoffnet.io.load_exact`)."""
+        spec, tensors, _ = kio.read(path)
         model = self.build_model().to(self.dtype)
         try:
-            model.load_state_dict(tensors)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"{path} does not match the run's config.yaml: {first[:300]}") from None
+            kio.check_kind(spec)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        kio.load_exact(model, tensors, source=str(path), against="the run's config.yaml")
         return model
 
     def tensor(self, array: np.ndarray | Tensor) -> Tensor:

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from kirchhoffnet.errors import CheckpointError
-from kirchhoffnet.io import atomic_write
+from kirchhoffnet.errors import CheckpointError, KirchhoffError
+from kirchhoffnet.io import atomic_write, load_exact
+from kirchhoffnet.schema import check_arguments, shown
 
 MLP_FORMAT = "kirchhoffnet-mlp-1"
 
@@ -46,14 +47,23 @@ def save_mlp(model: MLP, path: Path, metadata: dict[str, Any]) -> Path:
 
 
 def load_mlp(path: Path) -> MLP:
-    """The MLP written by :func:`save_mlp`."""
+    """The MLP written by :func:`save_mlp`: its header's sizes checked before it is built, its tensors
+    loaded exactly (names, shapes, finite values)."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
     if header.get("format") != MLP_FORMAT:
-        raise CheckpointError(f"{path} is not an MLP baseline checkpoint (format {header.get('format')!r})")
-    model = MLP(**json.loads(header["spec"]))
-    model.load_state_dict(load_file(str(path)))
+        raise CheckpointError(f"{path} is not an MLP baseline checkpoint (format {shown(header.get('format'))})")
+    try:
+        settings = json.loads(header.get("spec", ""))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path} has a corrupt header: {shown(str(exc), 200)}") from None
+    try:
+        model = MLP(**check_arguments(settings, MLP, "spec", sum(t.numel() for t in tensors.values())))
+    except KirchhoffError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    load_exact(model, tensors, source=str(path), against="the MLP its header describes")
     return model

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from kirchhoffnet.config import Config, as_config, check_memory
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
 from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir
 from kirchhoffnet.tasks import Task, make_task
@@ -82,7 +82,14 @@ def train(
 
 def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Config, Task, nn.Module]:
     """The config, prepared task and trained model of a finished run directory."""
+    from kirchhoffnet.diffusion.run import is_diffusion_run
+
     run_dir = Path(run_dir)
+    if is_diffusion_run(run_dir):
+        raise CheckpointError(
+            f"{run_dir} is a run of `kirchhoffnet diffusion train`, not of `kirchhoffnet train`; "
+            "give it to `kirchhoffnet diffusion sample|evaluate|spice`"
+        )
     config = read_run_config(run_dir)
     check_memory(config, training=False)
     seed_everything(config.seed)

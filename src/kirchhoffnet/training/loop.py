@@ -9,6 +9,7 @@ same batches and draws as an uninterrupted one; the global RNG states are restor
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -28,7 +29,7 @@ from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, Tr
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
-from kirchhoffnet.io import RUN_MODEL, write_json_atomic
+from kirchhoffnet.io import RUN_MODEL, load_exact, write_json_atomic
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.tasks.plots import loss_curves
@@ -37,6 +38,7 @@ from kirchhoffnet.training.history import History, json_safe
 from kirchhoffnet.training.rundir import METRICS
 from kirchhoffnet.training.state import (
     CHECKPOINT,
+    check_optimizer_state,
     finite_state,
     load_checkpoint,
     rng_state,
@@ -165,8 +167,17 @@ class Trainer:
             "rng": rng_state(),
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+    def restore(self, state: dict[str, Any], source: str = "the training state") -> None:
+        """Continue from ``state`` (checked by :func:`load_checkpoint`). Everything is checked before the
+        model changes: the optimiser state against the parameters, the best model's tensors on a copy
+        (now, not when training ends), the model's by the model they enter."""
+        try:
+            check_optimizer_state(state["optimizer"], list(self.model.parameters()))
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+        if state["best_model"] is not None:
+            load_exact(copy.deepcopy(self.model), state["best_model"], f"{source} (best model)", "the run's model")
+        load_exact(self.model, state["model"], source, "the run's model")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -179,7 +190,7 @@ class Trainer:
     def resume(self) -> None:
         path = self.run_dir / CHECKPOINT
         try:
-            self.restore(load_checkpoint(path))
+            self.restore(load_checkpoint(path), str(path))
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # another model's or a hand-edited state
             if isinstance(exc, KirchhoffError):
                 raise
