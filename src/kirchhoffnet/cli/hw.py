@@ -191,6 +191,17 @@ def _design(capacitance: str, conductance: str, voltage: str, supply: str, tempe
     )
 
 
+def _check_numbers(**options: tuple[float | None, float | None, float | None, bool]) -> None:
+    """Every float option finite and in range, before any work: ``--threshold nan`` would otherwise
+    run every die and lose the results at the JSON write. Each value is ``(value, low, high, open_low)``;
+    a value of None (an option not given) is skipped."""
+    from kirchhoffnet.finite import finite_number
+
+    for name, (value, low, high, open_low) in options.items():
+        if value is not None:
+            finite_number(f"--{name}", value, low=low, high=high, open_low=open_low)
+
+
 def _progress() -> bool:
     return sys.stderr.isatty()
 
@@ -223,6 +234,7 @@ def report(
     from kirchhoffnet.hardware.report import report_markdown, write_study
 
     try:
+        _check_numbers(temperature=(temperature, 0.0, None, False), settling=(settling, 0.0, None, False))
         design = _design(capacitance, conductance, voltage, supply, temperature)
         if is_diffusion_run(path):
             _generation_report(path, design, samples, settling, voltage == "fit", out)
@@ -280,7 +292,10 @@ def montecarlo(
 
     setting = f"{kind} variation, {trials} dies per σ"
     try:
+        _check_numbers(threshold=(threshold, None, None, False))
         sigmas = parse_list(sigma, float, "sigma")
+        for value in sigmas:
+            _check_numbers(sigma=(value, 0.0, 1.0, False))
         parse_choice(kind, KINDS, "kind", "a variation kind")
         curves = {
             label: sigma_sweep(
@@ -381,6 +396,12 @@ def noise(
     from kirchhoffnet.hardware.report import noise_markdown, write_study
 
     try:
+        _check_numbers(
+            temperature=(temperature, 0.0, None, False),
+            excess=(excess, 0.0, None, True),
+            read=(read, 0.0, 1.0, False),
+            dt=(dt, 0.0, None, True),
+        )
         caps = parse_list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
         model, task = _load(path)
