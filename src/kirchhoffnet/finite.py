@@ -40,8 +40,8 @@ def require_finite(what: str, value: T, fix: str = "", error: type[KirchhoffErro
     except (TypeError, ValueError):
         raise error(f"{what} is not a number (got {type(value).__name__})") from None
     if bad:
-        found = first if size == 1 else f"{bad} of {size} values are NaN or infinite (first {first})"
-        raise error(f"{what} is not finite: {found}" + (f"; {fix}" if fix else ""))
+        found = f"is {first}" if size == 1 else f"{bad} of {size} values are NaN or infinite (first {first})"
+        raise error(f"{what} must be finite but {found}" + (f"; {fix}" if fix else ""))
     return value
 
 

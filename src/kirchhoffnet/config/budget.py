@@ -230,4 +230,5 @@ def check_diffusion(config: Any) -> None:
     }
     (_, key), _ = max(terms.items(), key=lambda item: item[1])
     detail = ", ".join(f"{name} {size / GB:.3g} GB" for (name, _), size in terms.items())
-    _refuse_if_above(float(sum(terms.values())), key, f"{detail}; lower {key}")
+    remedy = f"lower {key}" if key == width_key else f"lower {key} or {width_key}"
+    _refuse_if_above(float(sum(terms.values())), key, f"{detail}; {remedy}")
