@@ -18,6 +18,7 @@ sampler steps).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
     """
     circuit = getattr(config, "circuit", None)
     if circuit is None:
-        terms = data_terms(config)
+        terms = {**data_terms(config), **baseline_terms(config, training)}
         if not terms:
             return 0.0, "", ""
         (what, key, remedy), size = max(terms.items(), key=lambda item: item[1])
@@ -127,6 +128,24 @@ def data_terms(config: Any) -> dict[tuple[str, str, str], float]:
         pixels = max(config.circuit.widths) if getattr(config, "task", "") == "mnist_gen" else 2
         terms["plot grid points", "grid", "lower grid"] = grid * grid * pixels * scalar * DATA_COPIES
     return terms
+
+
+def baseline_terms(config: Any, training: bool = True) -> dict[tuple[str, str, str], float]:
+    """Bytes of an MLP baseline: its weights (with gradients and Adam moments when training) and the
+    (batch, width) activations of its layers."""
+    baseline = getattr(config, "baseline", None)
+    if baseline is None:
+        return {}
+    scalar = 8 if config.dtype == "float64" else 4
+    data: Any = getattr(config, "data", None)
+    widths = [getattr(data, "num_features", None) or 1, *baseline.hidden, 1]
+    weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    batch = max(config.train.batch_size, config.train.eval_batch_size)
+    key, remedy = "baseline.hidden", "use narrower baseline.hidden layers"
+    return {
+        ("MLP weights", key, remedy): weights * scalar * (PARAMETER_COPIES if training else 1),
+        ("MLP activations", key, remedy + " or smaller batches"): batch * sum(widths) * scalar * BATCH_BUFFERS,
+    }
 
 
 def check_time_grids(config: Any) -> None:

@@ -21,6 +21,9 @@ ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 GRADIENTS = ("backprop", "adjoint")
 
+MAX_ADAPTIVE_STEPS = 2**31 - 1
+"""Largest ``max_steps``: torchdiffeq stores the adaptive step budget as an int32."""
+
 MAX_FIXED_STEPS = 10_000_000
 """Most steps a fixed-step method may take over a solve (all slices together): torchdiffeq builds
 the whole time grid up front, and at ~10 µs per step of the smallest circuit 1e7 steps are already
@@ -67,8 +70,11 @@ class Solver:
                 raise ConfigError(f"first_step must be positive, got {self.first_step}")
             if not self.min_step >= 0:
                 raise ConfigError(f"min_step must be >= 0, got {self.min_step}")
-            if int(self.max_steps) < 1:
-                raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps}")
+            if not 1 <= int(self.max_steps) <= MAX_ADAPTIVE_STEPS:
+                raise ConfigError(
+                    f"max_steps must be an integer from 1 to {MAX_ADAPTIVE_STEPS} (torchdiffeq's int32), "
+                    f"got {self.max_steps}"
+                )
         elif self.step_size is None or not (math.isfinite(self.step_size) and self.step_size > 0):
             raise ConfigError(f"fixed-step method {self.method!r} needs a positive step_size, got {self.step_size!r}")
 

@@ -195,17 +195,17 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------
 
     def _epoch_batches(self, epoch: int) -> list[Tensor | None]:
+        """One shuffled pass over this rank's share of the data (``[None]`` without a data set); an
+        epoch's step ``p`` takes batch ``p mod len`` of it, so steps_per_epoch is never materialised."""
         size = self.task.train_size
         if size is None:
-            return [None] * self.steps_per_epoch
+            return [None]
         indices = cast(Dataset[int], range(size))  # the sampler only needs len()
         sampler: DistributedSampler[int] = DistributedSampler(
             indices, self.cluster.world_size, self.cluster.rank, seed=self.config.seed
         )
         sampler.set_epoch(epoch)
-        batches = list(torch.tensor(list(sampler), dtype=torch.long).split(self.train_cfg.batch_size))
-        repeats = math.ceil(self.steps_per_epoch / len(batches))
-        return (batches * repeats)[: self.steps_per_epoch]
+        return list(torch.tensor(list(sampler), dtype=torch.long).split(self.train_cfg.batch_size))
 
     def _train_step(self, indices: Tensor | None) -> tuple[float, float, bool]:
         """One optimiser step; returns (loss, gradient norm, skipped)."""
@@ -313,8 +313,8 @@ class Trainer:
         try:
             while self.epoch < cfg.epochs and self.status == "running":
                 batches = self._epoch_batches(self.epoch)
-                for position in range(self.batch_in_epoch, len(batches)):
-                    loss, norm, skipped = self._train_step(batches[position])
+                for position in range(self.batch_in_epoch, self.steps_per_epoch):
+                    loss, norm, skipped = self._train_step(batches[position % len(batches)])
                     self.history.add_step(loss, norm, skipped, solve_nfe(self.model))
                     self.batch_in_epoch = position + 1
                     clock()
@@ -323,7 +323,7 @@ class Trainer:
                     if self.on_step is not None:
                         self.on_step({"epoch": self.epoch, "step": self.step, "loss": loss})
                     every = cfg.checkpoint_every_steps
-                    if every and self.step % every == 0 and position + 1 < len(batches):
+                    if every and self.step % every == 0 and position + 1 < self.steps_per_epoch:
                         self.checkpoint()
                 self._end_epoch()
                 clock()
