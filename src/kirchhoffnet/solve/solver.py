@@ -72,7 +72,7 @@ class Solver:
                 raise ConfigError(f"min_step must be >= 0, got {self.min_step}")
             if not 1 <= int(self.max_steps) <= MAX_ADAPTIVE_STEPS:
                 raise ConfigError(
-                    f"max_steps must be an integer from 1 to {MAX_ADAPTIVE_STEPS} (torchdiffeq's int32), "
+                    f"max_steps must be a positive integer at most {MAX_ADAPTIVE_STEPS} (torchdiffeq's int32), "
                     f"got {self.max_steps}"
                 )
         elif self.step_size is None or not (math.isfinite(self.step_size) and self.step_size > 0):
