@@ -29,6 +29,23 @@ def _print_result(summary: Any, written: object) -> None:
     typer.echo(f"wrote {written}")
 
 
+def _check_request(config: Any, n: int, steps: int | None, guidance: float | None) -> None:
+    """The run's pre-flight with this command's sample count and steps, and a finite guidance."""
+    from kirchhoffnet.config.budget import check_diffusion
+    from kirchhoffnet.errors import ConfigError
+    from kirchhoffnet.finite import finite_number
+    from kirchhoffnet.solve.solver import MAX_FIXED_STEPS
+
+    if guidance is not None:
+        finite_number("--guidance", guidance)
+    if steps is not None and steps > MAX_FIXED_STEPS:
+        raise ConfigError(f"--steps: {steps:.3g} solver steps is more than the limit of {MAX_FIXED_STEPS:.0e}")
+    try:
+        check_diffusion(config.model_copy(update={"evaluate": config.evaluate.model_copy(update={"num_samples": n})}))
+    except ConfigError as exc:
+        raise ConfigError(f"-n {n}: {exc}") from None
+
+
 @app.command("train")
 def train_command(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/diffusion/).")],
@@ -120,6 +137,7 @@ def sample_command(
     try:
         check_out_file(out)
         run = load_run(run_dir)
+        _check_request(run.config, n, steps, guidance)
         labels = None if label is None else torch.tensor([label])
         x, info = sample_run(
             run, n, solver, prog_noise, seed, chip, steps, labels, guidance, verify_tolerance=verify_tolerance

@@ -191,6 +191,17 @@ def _design(capacitance: str, conductance: str, voltage: str, supply: str, tempe
     )
 
 
+def _check_numbers(**options: tuple[float | None, float | None, float | None, bool]) -> None:
+    """Every float option finite and in range, before any work: ``--threshold nan`` would otherwise
+    run every die and lose the results at the JSON write. Each value is ``(value, low, high, open_low)``;
+    a value of None (an option not given) is skipped."""
+    from kirchhoffnet.finite import finite_number
+
+    for name, (value, low, high, open_low) in options.items():
+        if value is not None:
+            finite_number(f"--{name}", value, low=low, high=high, open_low=open_low)
+
+
 def _progress() -> bool:
     return sys.stderr.isatty()
 
@@ -224,6 +235,7 @@ def report(
     from kirchhoffnet.io.paths import check_out_dir
 
     try:
+        _check_numbers(temperature=(temperature, 0.0, None, False), settling=(settling, 0.0, None, False))
         check_out_dir(out)
         design = _design(capacitance, conductance, voltage, supply, temperature)
         if is_diffusion_run(path):
@@ -283,8 +295,11 @@ def montecarlo(
 
     setting = f"{kind} variation, {trials} dies per σ"
     try:
+        _check_numbers(threshold=(threshold, None, None, False))
         check_out_dir(out)
         sigmas = parse_list(sigma, float, "sigma")
+        for value in sigmas:
+            _check_numbers(sigma=(value, 0.0, 1.0, False))
         parse_choice(kind, KINDS, "kind", "a variation kind")
         curves = {
             label: sigma_sweep(
@@ -388,6 +403,12 @@ def noise(
     from kirchhoffnet.io.paths import check_out_dir
 
     try:
+        _check_numbers(
+            temperature=(temperature, 0.0, None, False),
+            excess=(excess, 0.0, None, True),
+            read=(read, 0.0, 1.0, False),
+            dt=(dt, 0.0, None, True),
+        )
         check_out_dir(out)
         caps = parse_list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)

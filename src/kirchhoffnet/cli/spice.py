@@ -133,10 +133,12 @@ def verify(
     The JSON holds max_abs_error_V, mean_abs_error_V, nodes, edges, ngspice_seconds and
     kirchhoffnet_seconds among others; the plot overlays both waveforms of the first sample.
     """
+    from kirchhoffnet.finite import finite_number
     from kirchhoffnet.io import load_model, write_json_atomic
     from kirchhoffnet.spice import verify as run_verify
 
     try:
+        finite_number("--max-error", max_error, low=0.0, open_low=True)
         _check_out_files(json_out, plot)
         model = load_model(path)
         options = _options(reltol, max_step, points=points)
@@ -153,7 +155,7 @@ def verify(
     summary |= {k: round(figures[k], 3) for k in ("ngspice_seconds", "kirchhoffnet_seconds")}
     typer.echo(json.dumps(summary))
     _wrote(json_out, plot)
-    if report.max_abs_error_V > max_error:
+    if not report.max_abs_error_V <= max_error:  # a NaN error fails too
         remedy = (
             "the transistors depart from the MosRelu model; `kirchhoffnet spice iv` shows by how much"
             if transistors

@@ -4,7 +4,7 @@
 object; any problem raises :class:`~kirchhoffnet.errors.ConfigError` with one line naming the key.
 """
 
-from kirchhoffnet.config.budget import check_memory
+from kirchhoffnet.config.budget import check_memory, preflight
 from kirchhoffnet.config.circuit import CircuitConfig, SolverConfig
 from kirchhoffnet.config.load import apply_overrides, as_config, load_config, parse_config, to_yaml, write_config
 from kirchhoffnet.config.tasks import (
@@ -36,6 +36,7 @@ __all__ = [
     "check_memory",
     "load_config",
     "parse_config",
+    "preflight",
     "to_yaml",
     "write_config",
 ]

@@ -1,20 +1,33 @@
-"""The memory pre-flight: refuse a config whose circuit cannot fit in memory, before building it.
+"""The runtime pre-flight: refuse a config whose run cannot fit in memory or time, before building it.
 
 A config can be valid key by key and still absurd as a whole (``hidden_nodes: 1e9``, millions of
-edges times a large batch); building it would hang or be killed by the kernel. The estimate counts
-only what certainly has to exist, so it errs low: the parameters (with their gradients and Adam
-moments when training), the edge lists, a few (batch, edges) tensors per differentiable
-evaluation of the circuit's field, and the solver's copies of the state.
+edges times a large batch, 1e10 data points, a step of 1e-12); building it would hang or be killed
+by the kernel. :func:`preflight` bounds, for every command that runs a config:
+
+* memory: the estimate counts only what certainly has to exist, so it errs low: the parameters
+  (with their gradients and Adam moments when training), the edge lists, a few (batch, edges)
+  tensors per differentiable evaluation of the circuit's field, the solver's copies of the state,
+  and the data sets and plot grids the task draws;
+* time grids: slice boundaries representable in the run's dtype, fixed-step grids within
+  :data:`~kirchhoffnet.solve.solver.MAX_FIXED_STEPS`, and a capacitance whose time constant an
+  explicit solver can follow within that many steps.
+
+:func:`check_diffusion` does the same for a diffusion config (network width, batches, samples,
+sampler steps).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.solve.solver import MAX_FIXED_STEPS, check_time_grid
 
 LIMIT_ENV = "KIRCHHOFFNET_MEMORY_GB"
 """Environment variable overriding the memory limit (in GB, 10^9 bytes); default: what is available."""
@@ -23,6 +36,7 @@ BATCH_BUFFERS = 3  # (B, E) tensors of a differentiable field evaluation: pre-ac
 INDEX_BYTES = 16  # a (2, E) int64 edge list
 SOLVER_STATES = 8  # copies of the (N, B) state an adaptive step keeps: dopri5's 7 stages and the state
 MIN_CHUNK_EDGES = 256  # inference evaluates the field over chunks of at least this many edges
+DATA_COPIES = 2  # a data set exists at least twice: as drawn (float64 numpy) and as the run's tensor
 GB = 1e9
 
 
@@ -56,7 +70,11 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
     """
     circuit = getattr(config, "circuit", None)
     if circuit is None:
-        return 0.0, "", ""
+        terms = {**data_terms(config), **baseline_terms(config, training)}
+        if not terms:
+            return 0.0, "", ""
+        (what, key, remedy), size = max(terms.items(), key=lambda item: item[1])
+        return float(sum(terms.values())), key, f"({what} {size / GB:.3g} GB); {remedy}"
     scalar = 8 if config.dtype == "float64" else 4
     topologies = circuit.slice_topologies()
     edges = [t.edge_count for t in topologies]
@@ -66,6 +84,7 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
     eval_batch = config.train.eval_batch_size
     nodes = max(t.total_nodes for t in topologies)
     terms = {  # (what, the key to name, the remedy): bytes
+        **data_terms(config),
         ("parameters", topology_key, "use a smaller topology"): sum(edges) * per_edge,
         # solver stages of the state, and the kernel's two scratch blocks of >= 256 edges per sample
         ("solver states", "train.eval_batch_size", "lower train.eval_batch_size"): (
@@ -80,6 +99,90 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
         f"{what} {size / GB:.3g} GB" for (what, _, _), size in terms.items()
     )
     return float(sum(terms.values())), key, f"({breakdown}); {remedy}"
+
+
+def data_terms(config: Any) -> dict[tuple[str, str, str], float]:
+    """Bytes of the data a task draws or reads, and of its plot grids, keyed like :func:`estimate`'s terms.
+
+    Image sets are bounded by their files and left out; drawn sets (2-D toys, friedman, base samples)
+    and density grids are as large as the config says.
+    """
+    scalar = 8  # data are drawn in float64 before conversion
+    terms: dict[tuple[str, str, str], float] = {}
+    data: Any = getattr(config, "data", None)
+    for key in ("train_size", "val_size", "test_size"):  # 2-D toy sets: (n, 2) points
+        size = getattr(data, key, None)
+        if isinstance(size, int) and getattr(config, "task", "") == "flow2d":
+            terms[f"data.{key} points", f"data.{key}", f"lower data.{key}"] = size * 2 * scalar * DATA_COPIES
+    if getattr(data, "name", None) == "friedman":
+        key = "data.n_samples"
+        terms["friedman samples", key, "lower data.n_samples or data.n_features"] = (
+            data.n_samples * (data.n_features + 1) * scalar * DATA_COPIES
+        )
+    for key in ("val_samples", "test_samples"):  # density matching: base samples pushed through the flow
+        size = getattr(config, key, None)
+        if isinstance(size, int):
+            terms[f"{key} base samples", key, f"lower {key}"] = size * 2 * scalar * DATA_COPIES
+    grid = getattr(config, "grid", None)
+    if isinstance(grid, int):  # density maps are grid² points; image sample grids grid² images
+        pixels = max(config.circuit.widths) if getattr(config, "task", "") == "mnist_gen" else 2
+        terms["plot grid points", "grid", "lower grid"] = grid * grid * pixels * scalar * DATA_COPIES
+    return terms
+
+
+def baseline_terms(config: Any, training: bool = True) -> dict[tuple[str, str, str], float]:
+    """Bytes of an MLP baseline: its weights (with gradients and Adam moments when training) and the
+    (batch, width) activations of its layers."""
+    baseline = getattr(config, "baseline", None)
+    if baseline is None:
+        return {}
+    scalar = 8 if config.dtype == "float64" else 4
+    data: Any = getattr(config, "data", None)
+    widths = [getattr(data, "num_features", None) or 1, *baseline.hidden, 1]
+    weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    batch = max(config.train.batch_size, config.train.eval_batch_size)
+    key, remedy = "baseline.hidden", "use narrower baseline.hidden layers"
+    return {
+        ("MLP weights", key, remedy): weights * scalar * (PARAMETER_COPIES if training else 1),
+        ("MLP activations", key, remedy + " or smaller batches"): batch * sum(widths) * scalar * BATCH_BUFFERS,
+    }
+
+
+def check_time_grids(config: Any) -> None:
+    """Slice boundaries representable in the run's dtype, fixed-step grids within the step limit, and
+    a capacitance an explicit solver can follow: the normalised dynamics dv/dt = i(v)/c have a time
+    constant of c at unit conductance, so a run over T time units needs at least ~T/c steps.
+
+    Raises:
+        ConfigError: naming circuit.times, solver.step_size or circuit.capacitance with the estimate
+            and the limit.
+    """
+    circuit, solver = getattr(config, "circuit", None), getattr(config, "solver", None)
+    if circuit is None or solver is None:
+        return
+    times = circuit.times if circuit.times is not None else [float(k) for k in range(circuit.num_slices + 1)]
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    check_time_grid(times, solver.build(), dtype, "circuit.times", "solver.step_size")
+    duration = times[-1] - times[0]
+    steps = duration / circuit.capacitance
+    if steps > MAX_FIXED_STEPS:
+        raise ConfigError(
+            f"circuit.capacitance: {circuit.capacitance:g} makes the circuit's time constant {circuit.capacitance:g} "
+            f"for a run of {duration:g} time units; any explicit solver needs ~{steps:.3g} steps to follow it, more "
+            f"than the limit of {MAX_FIXED_STEPS:.0e}; use a capacitance of order 1 (the normalised unit) or "
+            "shorter circuit.times"
+        )
+
+
+def preflight(config: Any, training: bool = True) -> None:
+    """Everything a run config will cost, bounded before anything is built, read or written:
+    :func:`check_time_grids` and :func:`check_memory`.
+
+    Raises:
+        ConfigError: naming the key to change, the estimate and the limit.
+    """
+    check_time_grids(config)
+    check_memory(config, training)
 
 
 def check_memory(config: Any, training: bool = True) -> None:
@@ -98,3 +201,53 @@ def check_memory(config: Any, training: bool = True) -> None:
             f"{key}: the circuit needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
             f"{detail}, or set {LIMIT_ENV} if the estimate is wrong"
         )
+
+
+def _refuse_if_above(needed: float, key: str, detail: str) -> None:
+    limit = memory_limit()
+    if limit is not None and needed > limit:
+        raise ConfigError(
+            f"{key}: the run needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
+            f"({detail}), or set {LIMIT_ENV} if the estimate is wrong"
+        )
+
+
+def check_diffusion(config: Any) -> None:
+    """The pre-flight of a diffusion config: sampler step counts within
+    :data:`~kirchhoffnet.solve.solver.MAX_FIXED_STEPS`, and the score network's parameters and the
+    (batch, width) activations of training and sampling within memory.
+
+    The crossbar network is ``dim → width → width → dim`` (≈ width² weights); the score circuit has
+    ``hidden × (dim·repeat + time_nodes)`` learnable edges. Activations are counted in float32.
+
+    Raises:
+        ConfigError: naming the key to change, the estimate and the limit.
+    """
+    for key, steps in (
+        ("sample.steps", config.sample.steps),
+        ("evaluate.robustness_steps", config.evaluate.robustness_steps),
+        ("analog.steps", config.analog.steps),
+    ):
+        if steps > MAX_FIXED_STEPS:
+            raise ConfigError(
+                f"{key}: {steps:.3g} solver steps is more than the limit of {MAX_FIXED_STEPS:.0e}; lower {key}"
+            )
+    scalar, dim = 4, 2
+    if config.circuit is not None:
+        c = config.circuit
+        width = c.hidden * (dim * c.repeat + c.time_nodes + config.num_classes)  # edges: one current each
+        params = width * resolve(c.device).num_params
+        width_key = "circuit.hidden"
+    else:
+        width = config.model.width
+        params = width * width + 2 * width * (dim + 2)
+        width_key = "model.width"
+    terms = {  # (what, key): bytes; activations are (batch, width) per layer or (batch, edges)
+        (f"{params:.3g} parameters", width_key): params * scalar * PARAMETER_COPIES,
+        ("training activations", "train.batch_size"): config.train.batch_size * width * scalar * BATCH_BUFFERS,
+        ("sampling activations", "evaluate.num_samples"): config.evaluate.num_samples * width * scalar * BATCH_BUFFERS,
+    }
+    (_, key), _ = max(terms.items(), key=lambda item: item[1])
+    detail = ", ".join(f"{name} {size / GB:.3g} GB" for (name, _), size in terms.items())
+    remedy = f"lower {key}" if key == width_key else f"lower {key} or {width_key}"
+    _refuse_if_above(float(sum(terms.values())), key, f"{detail}; {remedy}")

@@ -19,6 +19,10 @@ from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.models.readout import resolve_readout
 from kirchhoffnet.solve import ADAPTIVE_METHODS, FIXED_METHODS, Solver
+from kirchhoffnet.solve.solver import MAX_ADAPTIVE_STEPS
+
+SEED_MAX = 2**63 - 1
+"""Largest seed: torch's generators take a 64-bit seed (a larger one overflows when a run starts)."""
 
 
 class Section(BaseModel):
@@ -158,7 +162,7 @@ class RandomGraph(Section):
     name: Literal["random_graph"] = Field(description="Topology generator.")
     num_nodes: int = Field(ge=2, description="Nodes including ground.")
     num_edges: int = Field(ge=1, description="Number of devices.")
-    seed: int = Field(0, ge=0, description="Seed of the edge draw.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the edge draw.")
 
     @property
     def total_nodes(self) -> int:
@@ -270,7 +274,9 @@ class SolverConfig(Section):
     step_size: float | None = Field(None, gt=0, description="Step of fixed-step methods (time units).")
     first_step: float | None = Field(None, gt=0, description="First step of adaptive methods; default automatic.")
     min_step: float = Field(0.0, ge=0, description="Floor of adaptive steps (0: none).")
-    max_steps: int = Field(100_000, ge=1, description="Adaptive steps per slice before the solve counts as stiff.")
+    max_steps: int = Field(
+        100_000, ge=1, le=MAX_ADAPTIVE_STEPS, description="Adaptive steps per slice before the solve counts as stiff."
+    )
     gradient: Literal["adjoint", "backprop"] = Field(
         "adjoint", description="adjoint (O(1) memory) or backprop through the solver's steps."
     )

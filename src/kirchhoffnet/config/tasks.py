@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from kirchhoffnet.config.circuit import (
+    SEED_MAX,
     CircuitConfig,
     MixConnect,
     NeighborConnect,
@@ -26,6 +27,10 @@ from kirchhoffnet.data.tabular import HOUSING_FORMATS
 from kirchhoffnet.data.toy2d import TOY_SETS
 from kirchhoffnet.hardware.aware import HardwareAwareConfig
 from kirchhoffnet.io.paths import check_run_name
+
+MAX_THREADS = 1024
+"""Most torch CPU threads a run may ask for: a policy above any machine's cores, far below what
+torch's int32 thread count and the OpenMP runtime (which would try to start them all) break on."""
 
 
 class ScheduleConfig(Section):
@@ -79,10 +84,10 @@ class RunConfig(Section):
 
     task: str = Field(description="What the run trains.")
     name: str | None = Field(None, description="A label for reports (e.g. kirchhoffnet-small); default the task.")
-    seed: int = Field(0, ge=0, description="Seed of initialisation, shuffling and sampling.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of initialisation, shuffling and sampling.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="Where to train.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; default torch's choice.")
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="torch CPU threads; default torch's choice.")
     train: TrainConfig = Field(description="Optimisation settings.")
     hardware_aware: HardwareAwareConfig | None = Field(
         None,
@@ -121,7 +126,7 @@ class Toy2dData(Section):
     train_size: int = Field(4096, ge=1, description="Training points (drawn once).")
     val_size: int = Field(2000, ge=1, description="Validation points.")
     test_size: int = Field(10_000, ge=1, description="Held-out points for the final NLL.")
-    seed: int = Field(0, ge=0, description="Seed of the data draws (separate from the run's seed).")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the data draws (separate from the run's seed).")
 
 
 class Flow2dConfig(RunConfig):
@@ -172,7 +177,7 @@ class RegressionData(Section):
     noise: float = Field(0.0, ge=0, description="friedman: Gaussian noise on the target.")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of samples for validation.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share of samples for the test MSE.")
-    seed: int = Field(0, ge=0, description="Seed of the split (and of friedman's draw).")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the split (and of friedman's draw).")
 
     @model_validator(mode="after")
     def _path_for_housing(self) -> RegressionData:
@@ -247,7 +252,7 @@ class ImageData(Section):
     train_subset: int | None = Field(None, ge=1, description="Use only the first N training images.")
     test_subset: int | None = Field(None, ge=1, description="Use only the first N test images.")
     val_size: int = Field(5000, ge=1, description="Training images held out for validation.")
-    seed: int = Field(0, ge=0, description="Seed of the validation split.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the validation split.")
 
     @model_validator(mode="after")
     def _divisible(self) -> ImageData:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kirchhoffnet.config.budget import check_diffusion
 from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.ring import POINT_SETS
 from kirchhoffnet.diffusion.sde import VPSDE
@@ -15,6 +18,10 @@ from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
 from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
+
+MAX_INTEGRATED_BETA = math.log(float(np.finfo(np.float32).max))
+"""Largest ∫₀¹β (with the samplers' β scale) whose exp() float32 still represents (≈ 88.7): the
+marginals use exp(−∫β) and the samplers its inverse, so beyond it every sampler overflows."""
 
 
 class _Strict(BaseModel):
@@ -29,6 +36,19 @@ class SDEConfig(_Strict):
     s_min: float = Field(
         default=1e-3, gt=0, lt=1, description="Smallest diffusion time (training and end of sampling)."
     )
+
+    @model_validator(mode="after")
+    def _representable(self) -> SDEConfig:
+        if self.beta_max < self.beta_min:
+            raise ValueError(f"beta_max ({self.beta_max:g}) must not be below beta_min ({self.beta_min:g})")
+        total = 0.5 * (self.beta_min + self.beta_max)
+        if total > MAX_INTEGRATED_BETA:
+            raise ValueError(
+                f"∫β = (beta_min + beta_max)/2 = {total:.3g} overflows the samplers: exp(∫β) must stay below "
+                f"float32's largest value, i.e. ∫β <= {MAX_INTEGRATED_BETA:.1f}; lower beta_max (∫β ≈ 4 already "
+                "makes x_1 ≈ N(0, I))"
+            )
+        return self
 
     def build(self) -> VPSDE:
         return VPSDE(self.beta_min, self.beta_max, self.s_min)
@@ -245,6 +265,16 @@ class DiffusionConfig(_Strict):
         return self if self.circuit is not None else self.model_copy(update={"circuit": CircuitConfig()})
 
     @model_validator(mode="after")
+    def _sampling_beta(self) -> DiffusionConfig:
+        total = 0.5 * (self.sde.beta_min + self.sde.beta_max) * self.sample.ode_beta_scale
+        if total > MAX_INTEGRATED_BETA:
+            raise ValueError(
+                f"sample.ode_beta_scale: {self.sample.ode_beta_scale:g} × ∫β = {total:.3g} overflows the "
+                f"probability-flow samplers (the limit is {MAX_INTEGRATED_BETA:.1f}); lower it or sde.beta_max"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _latent_settings(self) -> DiffusionConfig:
         if self.unconditional:
             if self.latent is not None:
@@ -276,11 +306,16 @@ def parse_config(data: Any, source: str = "config") -> DiffusionConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
     try:
-        return DiffusionConfig.model_validate(data)
+        config = DiffusionConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{source}: {_where(first)}: {first['msg']}{more}") from None
+    try:
+        check_diffusion(config)  # what the validated config will cost, before any command builds it
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
 
 
 def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> DiffusionConfig:

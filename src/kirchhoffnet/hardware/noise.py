@@ -51,6 +51,7 @@ from kirchhoffnet.hardware.analysis import Model, circuit_of
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve.brownian import SteppedBrownian
+from kirchhoffnet.solve.solver import Solver, check_time_grid
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ def simulate_noisy(
         raise ConfigError(f"points_per_slice must be at least 2, got {points_per_slice}")
     circuit = circuit_of(model)
     dtype = next(circuit.parameters()).dtype
+    # Euler–Maruyama is a fixed-step method: the same bound on the step count as any fixed-step solve
+    check_time_grid(circuit.times, Solver("euler", step_size=dt), dtype, step_key="dt")
     epsilon = design.thermal_epsilon * noise.excess_factor if noise.thermal else 0.0
     state = circuit.input_state(x.to(dtype))  # node-major (N, B)
     waves = []

@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from kirchhoffnet.errors import ConfigError, SolverError, unknown_choice
+from kirchhoffnet.finite import finite_number
 from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
 
@@ -156,7 +157,19 @@ class MonteCarloResult:
             "capacitance": self.variation.capacitance,
         }
         out["values"] = [v if math.isfinite(v) else None for v in self.values]  # JSON has no infinity
+        for key in ("nominal", "mean", "std"):  # NaN when every die failed: no statistic, not a lost result
+            out[key] = _finite_or_none(out[key])
+        out["quantiles"] = {q: _finite_or_none(v) for q, v in self.quantiles.items()}
         return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def check_threshold(threshold: float | None) -> float | None:
+    """A yield's pass mark must be a finite number: ``v >= nan`` is false for every die."""
+    return None if threshold is None else finite_number("threshold", threshold)
 
 
 def summarize(
@@ -238,6 +251,7 @@ def monte_carlo(
     """
     if int(trials) < 1:
         raise ConfigError(f"trials must be a positive integer, got {trials}")
+    check_threshold(threshold)
     base = float(metric(model)) if nominal is None else nominal
 
     def make(m: Model, t: int) -> Model:
@@ -259,18 +273,22 @@ def sigma_sweep(
     threshold: float | None = None,
     progress: bool = False,
 ) -> list[MonteCarloResult]:
-    """:func:`monte_carlo` at each σ of one variation ``kind``, with common random numbers."""
+    """:func:`monte_carlo` at each σ of one variation ``kind``, with common random numbers.
+
+    Every σ and the threshold are checked before the first die is drawn."""
+    variations = [Variation.of(kind, s) for s in sigmas]
+    check_threshold(threshold)
     nominal = float(metric(model))
     return [
         monte_carlo(
             model,
             metric,
-            Variation.of(kind, s),
+            variation,
             trials=trials,
             seed=seed,
             threshold=threshold,
             nominal=nominal,
             progress=progress,
         )
-        for s in sigmas
+        for variation in variations
     ]

@@ -27,6 +27,7 @@ from torchdiffeq import odeint
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.circuit.kcl import KclKernel
 from kirchhoffnet.devices import AffineActivation
+from kirchhoffnet.errors import SolverError
 
 Field = Callable[[Tensor, Tensor], Tensor]
 _NAMES = ("a", "b", "c", "post")
@@ -116,7 +117,15 @@ class _AnalyticAdjoint(torch.autograd.Function):
         learned = [ys.new_zeros(len(system.learned), system.kernel.num_edges)] if system.learned else []
         aug: list[Tensor] = [ys.new_zeros(()), ys[-1], grad_ys[-1], *learned]
         for i in range(len(t) - 1, 0, -1):
-            solved = odeint(system, tuple(aug), t[i - 1 : i + 1].flip(0), **ctx.adjoint_kwargs)
+            try:
+                solved = odeint(system, tuple(aug), t[i - 1 : i + 1].flip(0), **ctx.adjoint_kwargs)
+            except AssertionError as exc:  # torchdiffeq reports a failed solve with a bare assert
+                reason = " ".join(str(exc).split()) or "its step size underflowed or it ran out of steps"
+                raise SolverError(
+                    f"the adjoint (backward) solve from t = {float(t[i]):g} to {float(t[i - 1]):g} failed: "
+                    f"{reason[:200]}; the gradients blow up: lower the learning rate, set train.grad_clip, "
+                    "or loosen rtol/atol"
+                ) from None
             aug = [a[1] for a in solved]
             aug[1] = ys[i - 1]  # the forward pass's state, as odeint_adjoint does
             aug[2] = aug[2] + grad_ys[i - 1]

@@ -15,7 +15,7 @@ from torchdiffeq import odeint, odeint_adjoint
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.solve.adjoint import analytic_adjoint
-from kirchhoffnet.solve.solver import Solver, check_gradient, resolve_solver
+from kirchhoffnet.solve.solver import Solver, check_gradient, check_time_grid, resolve_solver
 
 
 @dataclass
@@ -96,6 +96,8 @@ def _solve_slice(
     field = _SliceField(piece, divergence, counter)
     kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
     kwargs["options"] = solver.options()
+    if not solver.adaptive and kwargs["options"]["step_size"] > abs(span[1] - span[0]):
+        kwargs["options"]["step_size"] = abs(span[1] - span[0])  # one step; torchdiffeq's grid would miss the end
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
     try:
@@ -111,7 +113,7 @@ def _solve_slice(
                 **kwargs,
             )
         return odeint(field, y0, t, **kwargs)
-    except AssertionError as exc:  # torchdiffeq reports failures with assert
+    except AssertionError as exc:  # torchdiffeq reports failures with assert (often without a message)
         raise _solver_error(k, span, counter, str(exc), solver) from None
 
 
@@ -129,7 +131,8 @@ def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: 
     elif "non-finite" in reason:
         what = "the voltages became NaN or infinite"
     else:
-        what = reason.splitlines()[0][:200]
+        lines = reason.strip().splitlines()
+        what = f"torchdiffeq's check failed ({lines[0][:200]})" if lines else "torchdiffeq's internal check failed"
     return SolverError(
         f"slice {k} (t from {span[0]:g} to {span[1]:g}) failed at t = {reached:.6g}: {what}. "
         "The circuit is stiff or its voltages blow up; try a fixed-step method with a small step_size, "
@@ -168,6 +171,7 @@ def _integrate(
     solver = resolve_solver(solver)
     check_gradient(gradient)
     _check_input(x)
+    check_time_grid(circuit.times, solver, x.dtype if x.dtype == torch.float64 else torch.float32)
     if reverse:
         if len(set(circuit.widths)) != 1 or circuit.residual is not None:
             raise ConfigError("reverse-time integration needs every slice to have the same node count and no residual")

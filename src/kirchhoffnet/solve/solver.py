@@ -7,15 +7,28 @@ separately, when a solve is run.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+import torch
 
 from kirchhoffnet.errors import ConfigError, unknown_choice
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 GRADIENTS = ("backprop", "adjoint")
+
+MAX_ADAPTIVE_STEPS = 2**31 - 1
+"""Largest ``max_steps``: torchdiffeq stores the adaptive step budget as an int32."""
+
+MAX_FIXED_STEPS = 10_000_000
+"""Most steps a fixed-step method may take over a solve (all slices together): torchdiffeq builds
+the whole time grid up front, and at ~10 µs per step of the smallest circuit 1e7 steps are already
+more than a day of work per batch. A policy, not a physical limit: past it, a step is almost
+certainly a typo (1e-12 for 1e-2) and the grid alone would need terabytes."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +70,11 @@ class Solver:
                 raise ConfigError(f"first_step must be positive, got {self.first_step}")
             if not self.min_step >= 0:
                 raise ConfigError(f"min_step must be >= 0, got {self.min_step}")
-            if int(self.max_steps) < 1:
-                raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps}")
+            if not 1 <= int(self.max_steps) <= MAX_ADAPTIVE_STEPS:
+                raise ConfigError(
+                    f"max_steps must be a positive integer at most {MAX_ADAPTIVE_STEPS} (torchdiffeq's int32), "
+                    f"got {self.max_steps}"
+                )
         elif self.step_size is None or not (math.isfinite(self.step_size) and self.step_size > 0):
             raise ConfigError(f"fixed-step method {self.method!r} needs a positive step_size, got {self.step_size!r}")
 
@@ -82,6 +98,13 @@ class Solver:
             opts["norm"] = "seminorm"
         return opts
 
+    def fixed_steps(self, times: Sequence[float]) -> int:
+        """Steps a fixed-step method takes over the slices between ``times`` (0 for adaptive methods);
+        a slice shorter than one step takes one."""
+        if self.adaptive or self.step_size is None:
+            return 0
+        return sum(max(1, math.ceil((b - a) / self.step_size)) for a, b in itertools.pairwise(times))
+
     def with_tolerance(self, rtol: float | None = None, atol: float | None = None) -> Solver:
         """A copy with tolerances replaced where given."""
         return replace(self, rtol=self.rtol if rtol is None else rtol, atol=self.atol if atol is None else atol)
@@ -104,6 +127,48 @@ def resolve_solver(solver: Solver | str | dict[str, Any] | None) -> Solver:
         except TypeError as exc:
             raise ConfigError(f"bad solver settings {solver}: {exc}") from None
     raise ConfigError(f"solver must be a Solver, a method name or a dict, got {type(solver).__name__}")
+
+
+def check_time_grid(
+    times: Sequence[float],
+    solver: Solver,
+    dtype: torch.dtype,
+    times_key: str = "times",
+    step_key: str = "step_size",
+) -> None:
+    """Refuse slice boundaries the solve's dtype cannot represent, and fixed-step grids past
+    :data:`MAX_FIXED_STEPS`, before any grid is built.
+
+    In float32, times beyond 3.4e38 overflow and slices shorter than the spacing of floats near
+    their start collapse to zero length; torchdiffeq would then fail an assert or allocate the
+    whole grid (1 time unit at a step of 1e-12 is 4 TB).
+
+    Raises:
+        ConfigError: naming ``times_key`` or ``step_key``, the value found, the limit and the fix.
+    """
+    info = torch.finfo(dtype)
+    name = str(dtype).removeprefix("torch.")
+    for k, value in enumerate(times):
+        if not (math.isfinite(value) and abs(value) <= info.max):
+            raise ConfigError(
+                f"{times_key}[{k}] = {value:g} is not representable in {name} (largest {info.max:.3g}); "
+                "use slice boundaries of a sensible size (the circuit's time constants are ~1)"
+            )
+    grid = torch.tensor(list(times), dtype=torch.float64).to(dtype).tolist()
+    for k in range(1, len(grid)):
+        if not grid[k] > grid[k - 1]:
+            raise ConfigError(
+                f"{times_key}: slice {k - 1} from {times[k - 1]:g} to {times[k]:g} has zero length in {name} "
+                f"(floats near {times[k - 1]:g} are {info.eps * abs(times[k - 1]):.3g} apart); "
+                "use boundaries of order 1 or dtype float64"
+            )
+    steps = solver.fixed_steps(grid)
+    if steps > MAX_FIXED_STEPS:
+        raise ConfigError(
+            f"{step_key}: {solver.step_size:g} makes {steps:.3g} {solver.method} steps over the slices from "
+            f"{times[0]:g} to {times[-1]:g}, more than the limit of {MAX_FIXED_STEPS:.0e}; use a larger {step_key} "
+            "or an adaptive method"
+        )
 
 
 def check_gradient(gradient: str) -> str:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, ToolError
+from kirchhoffnet.finite import require_finite
 from kirchhoffnet.solve import Solver, resolve_solver, trajectory
 from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit
 from kirchhoffnet.spice.report import VerifyReport
@@ -84,6 +85,14 @@ def verify(
         times.append(grid)
         mine.append(v.numpy())
         theirs.append(np.stack([_resample(grid, ts, vs) for ts, vs in waves], axis=1))
+    for k, (a, b) in enumerate(zip(mine, theirs, strict=True)):  # NaN > limit is false: NaN must never pass
+        require_finite(
+            f"ngspice's node voltages of slice {k}",
+            b,
+            "the simulator diverged or its output is corrupt; loosen --reltol or check the netlist",
+            ToolError,
+        )
+        require_finite(f"kirchhoffnet's node voltages of slice {k}", a, "the circuit blows up on these inputs")
     errors = np.concatenate([np.abs(a - b).ravel() for a, b in zip(mine, theirs, strict=True)])
     boundary = max(float(np.abs(a[-1] - b[-1]).max()) for a, b in zip(mine, theirs, strict=True))
     return VerifyReport(

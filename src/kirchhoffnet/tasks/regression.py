@@ -19,6 +19,14 @@ from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
 from kirchhoffnet.tasks.plots import predicted_vs_true
 
 
+def r_squared(mse: float, variance: float) -> dict[str, Any]:
+    """``{"r2": 1 − MSE / Var(y)}``; R² is undefined when the targets do not vary (0/0 or x/0), so
+    it is then ``None`` with an ``r2_note`` saying why, rather than a crash or an infinity."""
+    if not variance > 0:
+        return {"r2": None, "r2_note": "undefined: the test targets are constant (zero variance)"}
+    return {"r2": 1.0 - mse / variance}
+
+
 class RegressionTask(NetworkTask):
     """MSE on standardised targets; test MSE (standardised and in the data's units), R², and a
     predicted-vs-true plot at the end."""
@@ -79,7 +87,7 @@ class RegressionTask(NetworkTask):
             "dataset": self.config.data.name,
             "mse": mse,
             "rmse_units": math.sqrt(mse) * self.y_std,
-            "r2": 1.0 - mse / float(truth.var(unbiased=False)),
+            **r_squared(mse, float(truth.var(unbiased=False))),
             "num_features": self.num_features,
             "num_test": len(truth),
         }

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kirchhoffnet.config import Config, as_config, check_memory
+from kirchhoffnet.config import Config, as_config, preflight
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
 from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir
@@ -52,7 +52,7 @@ def train(
             not match, or a run stopped by non-finite losses. DataError: missing data files.
     """
     config = as_config(config)
-    check_memory(config)  # before the run directory, the data or the circuit are touched
+    preflight(config)  # before the run directory, the data or the circuit are touched
     run_dir = Path(out) if out is not None else Path("runs") / config.label
     cluster = join(config.device)
     lock = None
@@ -91,7 +91,7 @@ def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Conf
             "give it to `kirchhoffnet diffusion sample|evaluate|spice`"
         )
     config = read_run_config(run_dir)
-    check_memory(config, training=False)
+    preflight(config, training=False)
     seed_everything(config.seed)
     task = make_task(config, device, DTYPES[config.dtype])
     task.prepare()

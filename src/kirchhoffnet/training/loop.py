@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from kirchhoffnet.config import Config, TrainConfig
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
+from kirchhoffnet.finite import require_finite
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
@@ -205,17 +206,17 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------
 
     def _epoch_batches(self, epoch: int) -> list[Tensor | None]:
+        """One shuffled pass over this rank's share of the data (``[None]`` without a data set); an
+        epoch's step ``p`` takes batch ``p mod len`` of it, so steps_per_epoch is never materialised."""
         size = self.task.train_size
         if size is None:
-            return [None] * self.steps_per_epoch
+            return [None]
         indices = cast(Dataset[int], range(size))  # the sampler only needs len()
         sampler: DistributedSampler[int] = DistributedSampler(
             indices, self.cluster.world_size, self.cluster.rank, seed=self.config.seed
         )
         sampler.set_epoch(epoch)
-        batches = list(torch.tensor(list(sampler), dtype=torch.long).split(self.train_cfg.batch_size))
-        repeats = math.ceil(self.steps_per_epoch / len(batches))
-        return (batches * repeats)[: self.steps_per_epoch]
+        return list(torch.tensor(list(sampler), dtype=torch.long).split(self.train_cfg.batch_size))
 
     def _train_step(self, indices: Tensor | None) -> tuple[float, float, bool]:
         """One optimiser step; returns (loss, gradient norm, skipped)."""
@@ -227,7 +228,7 @@ class Trainer:
                 loss = self.objective(batch, generator)
                 loss.backward()
             value = float(loss.detach())
-        except SolverError:  # the adjoint solve of the backward pass blew up
+        except (SolverError, AssertionError):  # the backward (adjoint) solve blew up; torchdiffeq's asserts
             value = math.nan
         clip = self.train_cfg.grad_clip or math.inf
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -271,6 +272,11 @@ class Trainer:
             except SolverError as exc:  # the parameters blew up the circuit: nothing sound to checkpoint
                 self._stop(f"validation after epoch {self.epoch} failed: {exc}")
             row["val_loss"] = row["validation"]["loss"]
+            if not math.isfinite(row["val_loss"]):  # outputs overflow: no later step can be finite either
+                self._stop(
+                    f"the validation loss after epoch {self.epoch} is {row['val_loss']}: the circuit's outputs are "
+                    "not finite; check circuit.capacitance, circuit.times and the solver's step or tolerances"
+                )
             self._track_best(row["val_loss"])
         self.history.append(row)
 
@@ -307,14 +313,19 @@ class Trainer:
 
         if not self.history.columns["epoch"]:  # the untrained model's validation: where the curves start
             validation = self.task.validate(self.model)
+            if not math.isfinite(validation["loss"]):
+                raise TrainingError(
+                    f"the untrained model's validation loss is {validation['loss']}: the circuit's outputs are not "
+                    "finite before any step; check circuit.capacitance, circuit.times and the solver's step"
+                )
             self.history.append(
                 {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
             )
         try:
             while self.epoch < cfg.epochs and self.status == "running":
                 batches = self._epoch_batches(self.epoch)
-                for position in range(self.batch_in_epoch, len(batches)):
-                    loss, norm, skipped = self._train_step(batches[position])
+                for position in range(self.batch_in_epoch, self.steps_per_epoch):
+                    loss, norm, skipped = self._train_step(batches[position % len(batches)])
                     self.history.add_step(loss, norm, skipped, solve_nfe(self.model))
                     self.batch_in_epoch = position + 1
                     clock()
@@ -323,7 +334,7 @@ class Trainer:
                     if self.on_step is not None:
                         self.on_step({"epoch": self.epoch, "step": self.step, "loss": loss})
                     every = cfg.checkpoint_every_steps
-                    if every and self.step % every == 0 and position + 1 < len(batches):
+                    if every and self.step % every == 0 and position + 1 < self.steps_per_epoch:
                         self.checkpoint()
                 self._end_epoch()
                 clock()
@@ -331,8 +342,18 @@ class Trainer:
                     self.checkpoint()
         finally:
             bar.close()
+        trained = [loss for epoch, loss in zip(*self._epoch_losses(), strict=True) if epoch > 0]
+        if trained and all(loss is None for loss in trained):
+            self._stop(
+                f"every one of the {self.step} steps had a non-finite loss or gradient, so the model was never "
+                "trained; lower train.lr, set train.grad_clip, or check circuit.capacitance and the solver"
+            )
         if self.status == "running":
             self.status = "finished"
+
+    def _epoch_losses(self) -> tuple[list[Any], list[Any]]:
+        """(epoch, mean training loss or None when every step of it was skipped) of each history row."""
+        return self.history.columns["epoch"], self.history.columns["train_loss"]
 
     def _postfix(self, loss: float) -> dict[str, Any]:
         fwd, bwd = solve_nfe(self.model)
@@ -359,6 +380,12 @@ class Trainer:
         start = time.perf_counter()
         self.model.eval()
         test = self.task.evaluate(self.model, self.run_dir, bool(self.progress))
+        require_finite(
+            f"the test {self.task.primary} of {self.run_dir / RUN_MODEL}",
+            test.get(self.task.primary, 0.0),
+            "the trained circuit's outputs overflow; check circuit.capacitance and the solver",
+            TrainingError,
+        )
         metrics = self.metrics({**test, "eval_wall_time_s": time.perf_counter() - start})
         loss_curves(self.history.columns, self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
         write_json_atomic(self.run_dir / METRICS, metrics)
