@@ -14,13 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kirchhoffnet.config import Config, parse_config, to_yaml
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.io.atomic import remove_orphans
 from kirchhoffnet.training.state import CHECKPOINT
+from kirchhoffnet.yamlfile import read_yaml_mapping
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -83,8 +82,7 @@ def read_run_config(run_dir: Path) -> Config:
     path = run_dir / CONFIG
     if not path.is_file():
         raise TrainingError(f"{run_dir} is not a run directory: it has no {CONFIG}")
-    data = yaml.safe_load(path.read_text())
-    return parse_config(data if isinstance(data, dict) else {}, str(path))
+    return parse_config(read_yaml_mapping(path, error=TrainingError, label="run config"), str(path))
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
