@@ -29,6 +29,7 @@ def read_text(
     label: str = "file",
     hint: str = "",
     limit: int = MAX_DOCUMENT_BYTES,
+    fix: str = "",
 ) -> str:
     """The UTF-8 text of ``path`` (a leading byte-order mark dropped), or ``error`` saying why not.
 
@@ -37,6 +38,8 @@ def read_text(
         label: what the file is, leading the not-found message (``"config file x.yaml not found"``).
         hint: appended to the not-found message, e.g. what the directory should hold.
         limit: the largest size in bytes accepted.
+        fix: how to get a readable file, ending the message of one that is not UTF-8 text
+            (default: save it as UTF-8).
     """
     path = Path(path)
     if not path.is_file():
@@ -51,9 +54,8 @@ def read_text(
     try:
         return blob.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise error(
-            f"{path} is not UTF-8 text (byte {exc.start} is 0x{blob[exc.start]:02x}); save the {label} as UTF-8"
-        ) from None
+        fix = fix or f"save the {label} as UTF-8"
+        raise error(f"{path} is not UTF-8 text (byte {exc.start} is 0x{blob[exc.start]:02x}); {fix}") from None
 
 
 def read_json_mapping(
@@ -72,7 +74,7 @@ def read_json_mapping(
     how to get a good file back.
     """
     path = Path(path)
-    text = read_text(path, error=error, label=label, hint=hint, limit=MAX_RESULT_BYTES)
+    text = read_text(path, error=error, label=label, hint=hint, limit=MAX_RESULT_BYTES, fix=rewrite)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

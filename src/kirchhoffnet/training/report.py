@@ -82,8 +82,8 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     typed |= {k: _OPTIONAL_NUMBER for k in ("train_cpu_time_s", "nfe_forward_per_step") if k in metrics}
     require_types(metrics, typed, path, TrainingError, _REWRITE)
     key = metrics["primary_metric"]
-    typed = {k: _OPTIONAL_NUMBER for k in (key, *_stderr_keys(key)) if k == key or k in test}
-    typed |= {k: (str, type(None)) for k in ("dataset", "potential") if k in test}
+    typed = {k: (str, type(None)) for k in ("dataset", "potential") if k in test}
+    typed |= {k: _OPTIONAL_NUMBER for k in (key, *_stderr_keys(key)) if k == key or k in test}
     require_types(test, typed, f"{path} (test)", TrainingError, _REWRITE)
     return metrics
 
