@@ -418,3 +418,10 @@ def test_every_document_read_in_src_goes_through_the_bounded_readers():
         if any(call in line for call in parsers) or ("json.loads(" in line and "read_" in line)
     ]
     assert not offenders, offenders
+
+
+def test_a_non_utf8_model_card_is_one_line(tmp_path):
+    card = tmp_path / "card.lib"
+    card.write_bytes(b".model kn_nmos nmos (level=1 vto=0.5 kp=1e-4) * \xb5A\n")
+    line = one_error_line(["spice", "iv", str(tmp_path / "model"), "--model-card", str(card)])
+    assert "card.lib is not UTF-8 text (byte 48 is 0xb5)" in line, line

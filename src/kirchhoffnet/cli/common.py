@@ -23,7 +23,7 @@ try:  # typer 0.2x carries its own copy of click, whose exceptions these are
 except ImportError:  # older typer runs on click itself
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
-from kirchhoffnet.errors import ConfigError, KirchhoffError, clip
+from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
 
 T = TypeVar("T")
 
@@ -116,15 +116,15 @@ def parse_list(text: str, convert: Callable[[str], T], option: str) -> list[T]:
     """``"0.01,0.02"`` → ``[0.01, 0.02]`` with a one-line error naming the option."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
-        raise ConfigError(f"--{option} needs at least one value, got {text!r}")
+        raise ConfigError(f"--{option} needs at least one value, got {shown(text)}")
     try:
         return [convert(item) for item in items]
     except ValueError:
-        raise ConfigError(f"--{option} must be a comma-separated list of numbers, got {text!r}") from None
+        raise ConfigError(f"--{option} must be a comma-separated list of numbers, got {shown(text)}") from None
 
 
 def parse_choice(value: str, valid: Collection[str], option: str, what: str) -> str:
     """``value`` if it is one of ``valid``, else a one-line error naming the option and the choices."""
     if value not in valid:
-        raise ConfigError(f"--{option} {value!r} is not {what}; choose one of: {', '.join(valid)}")
+        raise ConfigError(f"--{option} {shown(value)} is not {what}; choose one of: {', '.join(valid)}")
     return value
