@@ -17,6 +17,7 @@ from typer.models import OptionInfo
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
+from kirchhoffnet.errors import ConfigError
 
 runner = CliRunner()
 ROOT = typer.main.get_command(app)
@@ -111,10 +112,11 @@ def test_help_and_version_still_work():
             "Permission denied: /ro/a -> /ro/b",
         ),
         (KeyboardInterrupt(), 130, "interrupted"),
+        (ConfigError("a message\non two lines"), 2, "a message on two lines"),
         (RuntimeError("boom\nsecond line " + "x" * 5000), 1, "internal error (RuntimeError: boom); rerun with --debug"),
         (AssertionError(), 1, "internal error (AssertionError); rerun with --debug for the traceback"),
     ],
-    ids=["enospc", "eacces-rename", "ctrl-c", "bug", "bare-assert"],
+    ids=["enospc", "eacces-rename", "ctrl-c", "uncaught-kirchhoff-error", "bug", "bare-assert"],
 )
 def test_what_no_command_converted_is_one_line(monkeypatch, tmp_path, raised, code, expected):
     """Fault injection: the library raises what it should not; the last resort still prints one line."""

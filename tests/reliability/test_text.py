@@ -189,14 +189,25 @@ DOCUMENTS = st.recursive(
 )
 
 
+# The override makes even a valid document fail before training, so each example takes milliseconds.
+TRAIN_COMMANDS = {"train": (["train"], "train.epochs=-1"), "diffusion": (["diffusion", "train"], "train.steps=-1")}
+
+
+@pytest.mark.parametrize("command", list(TRAIN_COMMANDS))
 @FUZZ
-@given(content=st.one_of(st.binary(max_size=300), DOCUMENTS.map(lambda d: json.dumps(d).encode())))
-def test_random_config_files_are_one_line_errors(tmp_path, content):
-    """Random bytes and random documents (JSON is YAML) as a config: never a traceback. The override
-    makes even a valid document fail before training, so each example takes milliseconds."""
+@given(
+    content=st.one_of(
+        st.binary(max_size=300),
+        DOCUMENTS.map(lambda d: json.dumps(d).encode()),  # JSON is YAML
+        DOCUMENTS.map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode()),
+    )
+)
+def test_random_config_files_are_one_line_errors(tmp_path, command, content):
+    """Random bytes and random documents as a config: one error line, never a traceback."""
     path = tmp_path / "random.yaml"
     path.write_bytes(content)
-    one_error_line(["train", str(path), "--out", str(tmp_path / "run"), "--set", "train.epochs=-1"])
+    words, invalid = TRAIN_COMMANDS[command]
+    one_error_line([*words, str(path), "--out", str(tmp_path / "run"), "--set", invalid])
 
 
 @FUZZ

@@ -26,6 +26,8 @@ except ImportError:  # older typer runs on click itself
 from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
 
 T = TypeVar("T")
+# The longest error line printed: a message is one line, whatever text an exception carries.
+MESSAGE_CHARS = 1000
 
 state = {"debug": False}
 
@@ -34,7 +36,7 @@ def fail(exc: KirchhoffError) -> NoReturn:
     """Print a KirchhoffError as one line and exit with code 2 (the traceback with --debug)."""
     if state["debug"]:
         raise exc
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"error: {clip(str(exc), MESSAGE_CHARS)}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -74,17 +76,11 @@ class OneLineGroup(TyperGroup):
             _exit(f"missing command; choose one of: {choices}" if choices else "missing arguments", exc.exit_code)
         except ClickException as exc:
             where = f" (see '{exc.ctx.command_path} --help')" if isinstance(exc, UsageError) and exc.ctx else ""
-            _exit(f"{clip(exc.format_message(), 300)}{where}", exc.exit_code)
+            _exit(f"{clip(exc.format_message(), MESSAGE_CHARS // 2)}{where}", exc.exit_code)
         except typer.Abort:
             _exit("aborted", 1)
-        except OSError as exc:  # outside a command: reading arguments, writing the output
-            if state["debug"]:
-                raise
-            _exit(describe_os_error(exc), 2)
-        except Exception as exc:
-            if state["debug"]:
-                raise
-            _exit(describe_unexpected(exc), 1)
+        except Exception as exc:  # outside a command: reading arguments, writing the output
+            _last_resort(exc)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
@@ -93,18 +89,25 @@ class OneLineGroup(TyperGroup):
             return super().invoke(ctx)
         except (ClickException, typer.Exit, typer.Abort):
             raise
-        except KeyboardInterrupt:
-            if state["debug"]:
-                raise
-            _exit("interrupted", 130)
         except OSError as exc:
-            if state["debug"] or exc.errno == errno.EPIPE:  # a closed pipe: typer exits quietly
+            if exc.errno == errno.EPIPE:  # a closed pipe: typer exits quietly
                 raise
-            _exit(describe_os_error(exc), 2)
-        except Exception as exc:
-            if state["debug"]:
-                raise
-            _exit(describe_unexpected(exc), 1)
+            _last_resort(exc)
+        except (Exception, KeyboardInterrupt) as exc:
+            _last_resort(exc)
+
+
+def _last_resort(exc: BaseException) -> NoReturn:
+    """One line for an exception no command handled (``--debug`` raises it instead)."""
+    if state["debug"]:
+        raise exc
+    if isinstance(exc, KirchhoffError):  # a command that forgot to catch it: still the user's error
+        _exit(clip(str(exc), MESSAGE_CHARS), 2)
+    if isinstance(exc, KeyboardInterrupt):
+        _exit("interrupted", 130)
+    if isinstance(exc, OSError):
+        _exit(describe_os_error(exc), 2)
+    _exit(describe_unexpected(exc), 1)
 
 
 def _exit(message: str, code: int) -> NoReturn:
