@@ -8,7 +8,14 @@ line.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
+
+# How long a value quoted in a message may be: input can be a megabyte string or an alias bomb.
+SHOWN_CHARS = 80
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+_REPR.maxtuple = _REPR.maxlist = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxarray = 4
 
 
 class KirchhoffError(Exception):
@@ -52,7 +59,25 @@ class ToolError(KirchhoffError, RuntimeError):
     """An external program (such as ngspice) is missing, failed or timed out."""
 
 
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for a message, on one line and at most ``limit`` characters, in time bounded
+    however large or deeply nested the value is (never the full repr of unbounded input)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<{'-' if value < 0 else ''}integer of about {int(value.bit_length() * 0.30103)} digits>"
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a repr that fails (or an int too long to print) must not break the message
+        text = f"<{type(value).__name__}>"
+    return clip(text, limit)
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters with ``...`` marking the cut."""
+    text = " ".join(text.split()) if "\n" in text or "\r" in text else text
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
 def unknown_choice(kind: str, name: object, choices: Iterable[str]) -> str:
     """Message for a name that is not among the valid choices, listing them."""
     options = ", ".join(sorted(choices))
-    return f"unknown {kind} {name!r}; choose one of: {options}"
+    return f"unknown {kind} {shown(name)}; choose one of: {options}"

@@ -1,16 +1,33 @@
 """What every command shares: the --debug switch, one-line errors with exit code 2, and the
-parsing of list and choice options into values or such errors."""
+parsing of list and choice options into values or such errors.
+
+:class:`OneLineGroup` is the root command: click's usage errors (a bad option value, a missing
+argument, an unknown option) become one ``error:`` line instead of typer's boxed panel, and it is
+the last resort for what no command converted: an ``OSError`` names its path, Ctrl-C is
+``error: interrupted``, anything else is ``error: internal error (...)``, a bug to fix, whose
+traceback ``--debug`` shows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import NoReturn, TypeVar
+import errno
+import sys
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from kirchhoffnet.errors import ConfigError, KirchhoffError
+try:  # typer 0.2x carries its own copy of click, whose exceptions these are
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
+
+from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
 
 T = TypeVar("T")
+# The longest error line printed: a message is one line, whatever text an exception carries.
+MESSAGE_CHARS = 1000
 
 state = {"debug": False}
 
@@ -19,23 +36,98 @@ def fail(exc: KirchhoffError) -> NoReturn:
     """Print a KirchhoffError as one line and exit with code 2 (the traceback with --debug)."""
     if state["debug"]:
         raise exc
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"error: {clip(str(exc), MESSAGE_CHARS)}", err=True)
     raise typer.Exit(code=2)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``<strerror>: <path>`` (both paths of a rename), on one line."""
+    reason = exc.strerror or (errno.errorcode.get(exc.errno, "") if exc.errno else "") or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return clip(f"{reason}: {' -> '.join(paths)}" if paths else reason, 300)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """The one line for an exception no command expected: a bug, whose traceback --debug shows."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = f"{type(exc).__name__}: {clip(first, 120)}" if first else type(exc).__name__
+    return f"internal error ({detail}); rerun with --debug for the traceback"
+
+
+class OneLineGroup(TyperGroup):
+    """The root command group: whatever happens, at most one ``error:`` line on stderr."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:  # a caller that handles click's exceptions itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # the help is printed; say what was missing
+            choices = (
+                ", ".join(exc.ctx.command.list_commands(exc.ctx)) if isinstance(exc.ctx.command, TyperGroup) else ""
+            )
+            _exit(f"missing command; choose one of: {choices}" if choices else "missing arguments", exc.exit_code)
+        except ClickException as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if isinstance(exc, UsageError) and exc.ctx else ""
+            _exit(f"{clip(exc.format_message(), MESSAGE_CHARS // 2)}{where}", exc.exit_code)
+        except typer.Abort:
+            _exit("aborted", 1)
+        except Exception as exc:  # outside a command: reading arguments, writing the output
+            _last_resort(exc)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; the exceptions it did not turn into a one-line error end here."""
+        try:
+            return super().invoke(ctx)
+        except (ClickException, typer.Exit, typer.Abort):
+            raise
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # a closed pipe: typer exits quietly
+                raise
+            _last_resort(exc)
+        except (Exception, KeyboardInterrupt) as exc:
+            _last_resort(exc)
+
+
+def _last_resort(exc: BaseException) -> NoReturn:
+    """One line for an exception no command handled (``--debug`` raises it instead)."""
+    if state["debug"]:
+        raise exc
+    if isinstance(exc, KirchhoffError):  # a command that forgot to catch it: still the user's error
+        _exit(clip(str(exc), MESSAGE_CHARS), 2)
+    if isinstance(exc, KeyboardInterrupt):
+        _exit("interrupted", 130)
+    if isinstance(exc, OSError):
+        _exit(describe_os_error(exc), 2)
+    _exit(describe_unexpected(exc), 1)
+
+
+def _exit(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
 
 
 def parse_list(text: str, convert: Callable[[str], T], option: str) -> list[T]:
     """``"0.01,0.02"`` → ``[0.01, 0.02]`` with a one-line error naming the option."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
-        raise ConfigError(f"--{option} needs at least one value, got {text!r}")
+        raise ConfigError(f"--{option} needs at least one value, got {shown(text)}")
     try:
         return [convert(item) for item in items]
     except ValueError:
-        raise ConfigError(f"--{option} must be a comma-separated list of numbers, got {text!r}") from None
+        raise ConfigError(f"--{option} must be a comma-separated list of numbers, got {shown(text)}") from None
 
 
 def parse_choice(value: str, valid: Collection[str], option: str, what: str) -> str:
     """``value`` if it is one of ``valid``, else a one-line error naming the option and the choices."""
     if value not in valid:
-        raise ConfigError(f"--{option} {value!r} is not {what}; choose one of: {', '.join(valid)}")
+        raise ConfigError(f"--{option} {shown(value)} is not {what}; choose one of: {', '.join(valid)}")
     return value

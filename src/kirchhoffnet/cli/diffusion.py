@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from kirchhoffnet.cli.common import fail
-from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.errors import KirchhoffError, shown
 
 app = typer.Typer(
     help="Score-based diffusion solved by a simulated analog RRAM in-memory circuit (Yang et al., arXiv 2404.05648).",
@@ -214,7 +214,7 @@ def speed_energy_command(
             except ValueError:
                 sep = ""
             if not sep:
-                raise ConfigError(f"--assume takes NAME=VALUE with a number, got {item!r}")
+                raise ConfigError(f"--assume takes NAME=VALUE with a number, got {shown(item)}")
         report = speed_energy(load_run(run_dir), batch=batch, assumptions=overrides)
     except KirchhoffError as exc:
         fail(exc)

@@ -82,13 +82,10 @@ def _dataset(path: Path, override: str | None) -> str | None:
             return str(metadata[key])
     config_file = checkpoint.parent / "config.yaml"
     if config_file.is_file():
-        import yaml
+        from kirchhoffnet.yamlfile import read_yaml_mapping
 
-        try:
-            config = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError:
-            return None
-        data = config.get("data") if isinstance(config, dict) else None
+        config = read_yaml_mapping(config_file, label="run config", empty={})
+        data = config.get("data")
         if config.get("task") == "flow2d" and isinstance(data, dict) and isinstance(data.get("name"), str):
             return str(data["name"])
     return None

@@ -11,7 +11,7 @@ import typer
 
 from kirchhoffnet.cli import diffusion as diffusion_cli
 from kirchhoffnet.cli import training
-from kirchhoffnet.cli.common import fail, state
+from kirchhoffnet.cli.common import OneLineGroup, fail, state
 from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
@@ -19,6 +19,7 @@ from kirchhoffnet.version import __version__
 
 app = typer.Typer(
     help="KirchhoffNet: analog ODE neural networks whose forward pass is the physics of a circuit.",
+    cls=OneLineGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

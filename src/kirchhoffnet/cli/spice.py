@@ -47,13 +47,13 @@ def _options(reltol: float, max_step: float, **extra: Any) -> Any:
 def _technology(model_card: Path | None, model_name: str) -> Any:
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.spice.mos import MosTechnology
+    from kirchhoffnet.textfile import read_text
 
     if model_card is None:
         return MosTechnology()
-    try:
-        card = model_card.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read --model-card {model_card}: {exc.strerror}") from None
+    if not model_card.is_file():
+        raise ConfigError(f"cannot read --model-card {model_card}: no such file")
+    card = read_text(model_card, error=ConfigError, label="--model-card file")  # bounded, UTF-8 or one line
     return MosTechnology(model_card=card.strip(), model_name=model_name)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
 from kirchhoffnet.config.tasks import TASKS, Config, RunConfig
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, clip, shown
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
 
@@ -21,7 +21,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     """Validate a config mapping; any problem becomes one line naming the key."""
     task = data.get("task")
     if not isinstance(task, str) or task not in TASKS:
-        raise ConfigError(f"task: must be one of {', '.join(TASKS)}, got {task!r} (in {source})")
+        raise ConfigError(f"task: must be one of {', '.join(TASKS)}, got {shown(task)} (in {source})")
     try:
         return cast(Config, TASKS[task].model_validate(data))
     except ValidationError as exc:
@@ -72,7 +72,8 @@ def describe_error(exc: ValidationError, model: type[BaseModel]) -> str:
         key = f"{key}.{named[1]}" if key else named[1]
         message = named[2]
     more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
-    return f"{key or 'config'}: {message}{more}"
+    # Keys and messages can quote input of any length (a misspelt key of a megabyte): bound both.
+    return f"{clip(key or 'config', 120)}: {clip(message, 240)}{more}"
 
 
 _NAMED = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
@@ -83,7 +84,7 @@ def _message(error: Any, model: type[BaseModel], loc: list[Any]) -> str:
     kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()))
-        return f"must be {_BOUNDS[kind]} {bound}, got {got!r}"
+        return f"must be {_BOUNDS[kind]} {bound}, got {shown(got)}"
     if kind == "extra_forbidden":
         valid = _fields_at(model, loc[:-1])
         hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
@@ -91,12 +92,12 @@ def _message(error: Any, model: type[BaseModel], loc: list[Any]) -> str:
     if kind == "missing":
         return "required setting is missing"
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}, got {got!r}"
+        return f"must be one of {ctx.get('expected')}, got {shown(got)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return f"unknown or missing topology name; choose one of: {', '.join(TOPOLOGY_NAMES)}"
     if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {got!r}"
+        return clip(str(ctx.get("error", error["msg"])), 240)
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {shown(got)}"
 
 
 def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:

@@ -14,7 +14,7 @@ from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.ring import POINT_SETS
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import TrainSettings
-from kirchhoffnet.errors import ConfigError, unknown_choice
+from kirchhoffnet.errors import ConfigError, clip, unknown_choice
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
 from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
@@ -310,7 +310,7 @@ def parse_config(data: Any, source: str = "config") -> DiffusionConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_where(first)}: {first['msg']}{more}") from None
+        raise ConfigError(f"{source}: {clip(_where(first), 120)}: {clip(first['msg'], 240)}{more}") from None
     try:
         check_diffusion(config)  # what the validated config will cost, before any command builds it
     except ConfigError as exc:

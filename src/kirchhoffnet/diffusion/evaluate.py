@@ -7,7 +7,6 @@ Results go into the run directory: ``metrics.json``, ``samples.png``, ``robustne
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_toleranc
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
+from kirchhoffnet.textfile import read_json_mapping, require_types
 
 
 def evaluate(
@@ -81,7 +81,9 @@ def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str,
     reference = sample_points(config.task, n, seed=ev.reference_seed)
     metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
     if robustness_only and (run.path / RUN_METRICS).is_file():
-        metrics = json.loads((run.path / RUN_METRICS).read_text())
+        metrics = read_json_mapping(
+            run.path / RUN_METRICS, error=CheckpointError, label="metrics file", rewrite=_REWRITE
+        )
     if not robustness_only:
         metrics |= _ring_solvers(run, reference, progress)
     curves = {run.path.name: _robustness(run, reference, None, progress)}
@@ -163,6 +165,35 @@ def _curve_json(ev: EvaluateConfig, per_level: list[list[float | None]]) -> dict
     }
 
 
+_REWRITE = "was it cut short or edited by hand? `kirchhoffnet diffusion evaluate RUN_DIR` writes it again"
+_NUMBER, _OPTIONAL_NUMBER = (int, float), (int, float, type(None))
+
+
+def _robustness_curve(metrics: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``metrics[key]`` as :func:`_curve_json` wrote it, or a one-line error naming the file."""
+    curve = metrics[key]
+    where = f"{path} ({key})"
+    if not isinstance(curve, dict):
+        raise CheckpointError(f"{where} must be an object, got {type(curve).__name__}; {_REWRITE}")
+    types: dict[str, type | tuple[type, ...]] = {"curve": list}
+    require_types(
+        curve, types | ({"verify_tolerance": _NUMBER} if key != "robustness" else {}), where, CheckpointError, _REWRITE
+    )
+    for point in curve["curve"]:
+        if not isinstance(point, dict):
+            raise CheckpointError(f"{where}: a curve point must be an object, got {type(point).__name__}; {_REWRITE}")
+        require_types(
+            point,
+            {"prog_noise": _NUMBER, "kl_pooled_per_chip": list, "kl_pooled_mean": _OPTIONAL_NUMBER},
+            where,
+            CheckpointError,
+            _REWRITE,
+        )
+        if not all(isinstance(k, _OPTIONAL_NUMBER) and not isinstance(k, bool) for k in point["kl_pooled_per_chip"]):
+            raise CheckpointError(f"{where}: kl_pooled_per_chip must hold numbers or null; {_REWRITE}")
+    return curve
+
+
 def _mean_or_none(values: list[float | None]) -> float | None:
     finite = [v for v in values if v is not None]
     return float(np.mean(finite)) if len(finite) == len(values) else None
@@ -175,12 +206,12 @@ def compare_robustness(run_dirs: list[Path], out: str | os.PathLike[str]) -> dic
         path = Path(run_dir) / RUN_METRICS
         if not path.is_file():
             raise CheckpointError(f"{path} does not exist; run `kirchhoffnet diffusion evaluate {run_dir}` first")
-        robustness = json.loads(path.read_text()).get("robustness")
-        if robustness is None:
+        metrics = read_json_mapping(path, error=CheckpointError, label="metrics file", rewrite=_REWRITE)
+        if metrics.get("robustness") is None:
             raise CheckpointError(f"{path} has no robustness curve (only ring runs have one)")
-        named = {Path(run_dir).name: robustness}
-        verified = json.loads(path.read_text()).get("robustness_write_verify")
-        if verified is not None:
+        named = {Path(run_dir).name: _robustness_curve(metrics, "robustness", path)}
+        if metrics.get("robustness_write_verify") is not None:
+            verified = _robustness_curve(metrics, "robustness_write_verify", path)
             named[f"{Path(run_dir).name}, write-verify ±{verified['verify_tolerance']:g}"] = verified
         for name, curve in named.items():
             points = curve["curve"]

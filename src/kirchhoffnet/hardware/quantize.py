@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.errors import ConfigError, unknown_choice
+from kirchhoffnet.errors import ConfigError, shown, unknown_choice
 from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
 
@@ -68,7 +68,7 @@ class LookupTable:
         for name, values in self.levels.items():
             table = tuple(sorted(float(v) for v in values))
             if not table or not all(math.isfinite(v) for v in table):
-                raise ConfigError(f"lookup table for {name!r} must hold finite values, got {values!r}")
+                raise ConfigError(f"lookup table for {name!r} must hold finite values, got {shown(values)}")
             clean[name] = table
         object.__setattr__(self, "levels", clean)
 

@@ -27,7 +27,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, clip, shown
 
 BOLTZMANN_J_PER_K = 1.380649e-23
 """The Boltzmann constant k (exact in the 2019 SI)."""
@@ -71,7 +71,7 @@ def parse_quantity(text: str | float, unit: str, *, what: str | None = None, all
     name = what or _UNIT_NAMES.get(unit, unit)
     value = _signed_quantity(text, unit, name, allow)
     if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be finite and positive, got {text!r}")
+        raise ConfigError(f"{name} must be finite and positive, got {shown(text)}")
     return value
 
 
@@ -80,7 +80,7 @@ def _signed_quantity(text: str | float, unit: str, name: str, allow: tuple[str, 
         return float(text)
     match = _QUANTITY.fullmatch(str(text))
     if match is None:
-        raise ConfigError(f"{name} {text!r} is not a number with a unit; write it like 1{unit} or 10m{unit}")
+        raise ConfigError(f"{name} {shown(text)} is not a number with a unit; write it like 1{unit} or 10m{unit}")
     number, suffix = float(match.group(1)), match.group(2)
     if suffix == "":
         return number
@@ -91,15 +91,16 @@ def _signed_quantity(text: str | float, unit: str, name: str, allow: tuple[str, 
             if prefix not in PREFIXES:
                 choices = " ".join(p for p in PREFIXES if p not in ("", "µ", "μ"))
                 raise ConfigError(
-                    f"{name} {text!r} has an unknown SI prefix {prefix!r}; use one of {choices} (e.g. 1p{unit})"
+                    f"{name} {shown(text)} has an unknown SI prefix {shown(prefix)}; "
+                    f"use one of {choices} (e.g. 1p{unit})"
                 )
             value = number * PREFIXES[prefix]
             return 1.0 / value if symbol in ("Ohm", "Ω") and value != 0 else value
     if suffix in PREFIXES:
-        raise ConfigError(f"{name} {text!r} lacks its unit; write {text}{unit}")
+        raise ConfigError(f"{name} {shown(text)} lacks its unit; write {clip(text)}{unit}")
     found = suffix[1:] if len(suffix) > 1 and suffix[0] in PREFIXES else suffix
     expected = " or ".join(symbols[: 1 + len(allow)])
-    raise ConfigError(f"{name} {text!r} is in {found!r} but needs {expected} (e.g. 1p{unit})")
+    raise ConfigError(f"{name} {shown(text)} is in {shown(found)} but needs {expected} (e.g. 1p{unit})")
 
 
 def parse_supply(text: str) -> tuple[float, float]:
@@ -112,7 +113,7 @@ def parse_supply(text: str) -> tuple[float, float]:
         lo, hi = (_signed_quantity(p, "V", "supply rail", ()) for p in parts)
         if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
             return lo, hi
-    raise ConfigError(f"supply {text!r} must be 'lo,hi' with lo < hi (e.g. -1V,1V) or one value v for ±v")
+    raise ConfigError(f"supply {shown(text)} must be 'lo,hi' with lo < hi (e.g. -1V,1V) or one value v for ±v")
 
 
 def format_quantity(value: float, unit: str, digits: int = 3) -> str:

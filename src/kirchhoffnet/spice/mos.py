@@ -26,7 +26,7 @@ import torch
 
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import MosRelu
-from kirchhoffnet.errors import ConfigError, DeviceError
+from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice.netlist import as_circuit, edge_parameters, node_name
 from kirchhoffnet.spice.runner import run_ngspice
 
@@ -59,7 +59,9 @@ class MosTechnology:
 
     def __post_init__(self) -> None:
         if f".model {self.model_name.lower()} " not in self.model_card.lower():
-            raise ConfigError(f"model_card defines no '.model {self.model_name} nmos ...'; got {self.model_card!r}")
+            raise ConfigError(
+                f"model_card defines no '.model {self.model_name} nmos ...'; got {shown(self.model_card)}"
+            )
         for name in ("length_m", "current_scale_a"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"MosTechnology.{name} must be positive, got {getattr(self, name)!r}")

@@ -5,6 +5,10 @@ A raw file is a sequence of plots. Each starts with a text header of ``Key: valu
 ``index name type`` line per variable, then either ``Binary:`` followed by the points as
 little-endian float64 (point-major: all variables of point 0, then point 1, ...; complex
 values as two float64) or ``Values:`` followed by the same numbers as text.
+
+A simulator killed mid-write, or a file that is no raw file at all, must end in one
+:class:`DataError` naming the file: counts are checked before anything is allocated from them,
+and every number is parsed where a bad one can be reported.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kirchhoffnet.errors import DataError
+from kirchhoffnet.errors import DataError, shown
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def _read_plot(blob: bytes, offset: int, path: Path) -> tuple[RawPlot, int]:
         elif in_variables and line[:1] in ("\t", " "):
             fields = line.split()
             if len(fields) < 2:
-                raise DataError(f"raw file {path}: malformed variable line {line!r}")
+                raise DataError(f"raw file {path}: malformed variable line {shown(line)}")
             variables.append(fields[1].lower())
         elif ":" in line:
             in_variables = False
@@ -87,6 +91,8 @@ def _read_plot(blob: bytes, offset: int, path: Path) -> tuple[RawPlot, int]:
         num_vars, num_points = int(header["no. variables"]), int(header["no. points"])
     except (KeyError, ValueError):
         raise DataError(f"raw file {path}: header lacks a valid 'No. Variables' or 'No. Points'") from None
+    if num_vars < 1 or num_points < 0:
+        raise DataError(f"raw file {path}: header announces {num_vars} variables and {num_points} points")
     if len(variables) != num_vars:
         raise DataError(f"raw file {path}: header announces {num_vars} variables but lists {len(variables)}")
     complex_values = "complex" in header.get("flags", "real").lower()
@@ -118,9 +124,20 @@ def _ascii_values(
             raise DataError(f"raw file {path} is truncated: fewer than {num_points} points of values")
         tokens.extend(blob[offset:end].decode("latin-1").split())
         offset = end + 1
-    numbers = np.array(tokens[:needed]).reshape(num_points, num_vars + 1)[:, 1:]
-    if not complex_values:
-        return numbers.astype(np.float64), offset
-    pairs = np.char.split(numbers.astype(str), ",")
-    flat = [float(part) for row in pairs for cell in row for part in cell]
-    return np.array(flat, dtype=np.float64).reshape(num_points, 2 * num_vars), offset
+    step = num_vars + 1  # each point: its index, then the values
+    numbers = [tokens[k * step + 1 : (k + 1) * step] for k in range(num_points)]
+    try:
+        if not complex_values:
+            return np.array(numbers, dtype=np.float64).reshape(num_points, num_vars), offset
+        flat = [[float(part) for cell in row for part in _pair(cell)] for row in numbers]
+        return np.array(flat, dtype=np.float64).reshape(num_points, 2 * num_vars), offset
+    except ValueError as exc:
+        raise DataError(f"raw file {path}: a value is not a number ({shown(str(exc))})") from None
+
+
+def _pair(cell: str) -> list[str]:
+    """``"re,im"`` of a complex value as its two parts."""
+    parts = cell.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"{cell} is not re,im")
+    return parts

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from kirchhoffnet.errors import TrainingError
+from kirchhoffnet.errors import TrainingError, shown
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.textfile import read_json_mapping, require_types
 from kirchhoffnet.training.rundir import METRICS
 
 # How each task's main metric is written in a table.
@@ -25,16 +25,10 @@ def collect(run_dirs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """One summary row per finished run directory."""
     rows = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / METRICS
-        if not path.is_file():
-            raise TrainingError(f"{run_dir} holds no {METRICS}; is it a run directory?")
-        metrics = json.loads(path.read_text())
-        test = metrics.get("test")
-        if not test:
-            raise TrainingError(f"{run_dir} has not finished (status: {metrics.get('status')}); no test metrics yet")
+        metrics = read_metrics(run_dir)
+        test = metrics["test"]
         key = metrics["primary_metric"]
-        family = key.split("_")[0]  # nll_nats -> nll_stderr, kl_nats -> kl_stderr
-        stderr = next((test[k] for k in (f"{key}_stderr", f"{family}_stderr") if k in test), None)
+        stderr = next((test[k] for k in _stderr_keys(key) if k in test), None)
         rows.append(
             {
                 "run_dir": str(run_dir),
@@ -55,7 +49,53 @@ def collect(run_dirs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     return rows
 
 
+# What a table row takes from metrics.json, and the types it needs them in.
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_ROW_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "task": str,
+    "primary_metric": str,
+    "num_params": int,
+    "epochs_completed": int,
+    "train_wall_time_s": _NUMBER,
+}
+_REWRITE = "was it cut short or edited by hand? `kirchhoffnet train RUN_DIR --resume` writes it again"
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``metrics.json`` of a finished run, with everything a table row uses present and typed.
+
+    A run whose file is missing, unfinished, truncated or edited into another shape is an error
+    naming it, as an unfinished run always was: a table that silently leaves a run out misleads.
+    """
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        raise TrainingError(f"{run_dir} holds no {METRICS}; is it a run directory?")
+    metrics = read_json_mapping(
+        path, error=TrainingError, label="metrics file", types={"status": str}, rewrite=_REWRITE
+    )
+    test = metrics.get("test")
+    if not test:
+        raise TrainingError(f"{run_dir} has not finished (status: {shown(metrics['status'])}); no test metrics yet")
+    typed: dict[str, type | tuple[type, ...]] = {**_ROW_KEYS, "test": dict}
+    typed |= {k: _OPTIONAL_NUMBER for k in ("train_cpu_time_s", "nfe_forward_per_step") if k in metrics}
+    require_types(metrics, typed, path, TrainingError, _REWRITE)
+    key = metrics["primary_metric"]
+    typed = {k: (str, type(None)) for k in ("dataset", "potential") if k in test}
+    typed |= {k: _OPTIONAL_NUMBER for k in (key, *_stderr_keys(key)) if k == key or k in test}
+    require_types(test, typed, f"{path} (test)", TrainingError, _REWRITE)
+    return metrics
+
+
+def _stderr_keys(key: str) -> tuple[str, str]:
+    """Where a metric's standard error is: ``nll_nats`` -> ``nll_nats_stderr`` or ``nll_stderr``."""
+    return f"{key}_stderr", f"{key.split('_')[0]}_stderr"
+
+
 def _value(row: dict[str, Any]) -> str:
+    if row["value"] is None:  # a non-finite metric is written as null
+        return "n/a"
     value = f"{100 * row['value']:.2f} %" if row["metric"] == "accuracy" else f"{row['value']:.4g}"
     return value if row["stderr"] is None else f"{value} ± {row['stderr']:.2g}"
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kirchhoffnet.config import Config, parse_config, to_yaml
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.io import RUN_MODEL, write_text_atomic
 from kirchhoffnet.io.lock import LOCK as LOCK
 from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.training.state import CHECKPOINT
+from kirchhoffnet.yamlfile import read_yaml_mapping
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -72,8 +71,7 @@ def read_run_config(run_dir: Path) -> Config:
     path = run_dir / CONFIG
     if not path.is_file():
         raise TrainingError(f"{run_dir} is not a run directory: it has no {CONFIG}")
-    data = yaml.safe_load(path.read_text())
-    return parse_config(data if isinstance(data, dict) else {}, str(path))
+    return parse_config(read_yaml_mapping(path, error=TrainingError, label="run config"), str(path))
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
