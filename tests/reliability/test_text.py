@@ -16,15 +16,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import load_config, write_config
 from kirchhoffnet.config.tasks import TASKS
 from kirchhoffnet.errors import ConfigError, DataError, shown
+from kirchhoffnet.io.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from kirchhoffnet.spice import read_raw
 from kirchhoffnet.textfile import MAX_DOCUMENT_BYTES, read_json_mapping
 from kirchhoffnet.yamlfile import MAX_YAML_DEPTH, apply_overrides, read_yaml_mapping
@@ -263,7 +266,9 @@ def test_a_broken_diffusion_run_config_is_one_line(tmp_path, command, broken):
     run.mkdir()
     content, found = BROKEN_CONFIGS[broken]
     (run / "config.yaml").write_bytes(content)
-    (run / "model.safetensors").write_bytes(b"\0" * 16)  # the config is read first
+    # a readable score-model checkpoint, so that loading gets past the run-kind check to the config
+    header = {"format": CHECKPOINT_FORMAT, "spec": json.dumps({"kind": "score-model"}), "metadata": "{}"}
+    save_file({"w": torch.zeros(1)}, str(run / "model.safetensors"), metadata=header)
     assert found in one_error_line(["diffusion", command, str(run)])
 
 
