@@ -14,15 +14,9 @@ import types
 import typing
 from typing import Any
 
-from kirchhoffnet.errors import CheckpointError, KirchhoffError
+from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 
 _NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number", type(None): "null"}
-
-
-def shown(value: Any, limit: int = 60) -> str:
-    """A short, bounded rendering of an untrusted value for a message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def expect(

@@ -19,10 +19,10 @@ from torch import Tensor, nn
 
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.devices import Device, resolve
-from kirchhoffnet.errors import CheckpointError, KirchhoffError
+from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.models.readout import Linear
-from kirchhoffnet.schema import expect, shown
+from kirchhoffnet.schema import expect
 from kirchhoffnet.solve import Solver
 from kirchhoffnet.topology import fully_connect, mix_connect
 from kirchhoffnet.yamlfile import read_yaml_mapping

@@ -14,10 +14,10 @@ from typing import Any
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from kirchhoffnet.errors import CheckpointError
+from kirchhoffnet.errors import CheckpointError, shown
 from kirchhoffnet.io import atomic_write, load_exact, read
 from kirchhoffnet.io.checkpoint import FORMAT, MODEL_KINDS
-from kirchhoffnet.schema import check_arguments, entry, shown
+from kirchhoffnet.schema import check_arguments, entry
 
 
 def save_module(

@@ -18,10 +18,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kirchhoffnet.circuit import Circuit
-from kirchhoffnet.errors import CheckpointError, KirchhoffError
+from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.io.atomic import atomic_write
 from kirchhoffnet.models import Flow, Network
-from kirchhoffnet.schema import count, entry, expect, shown
+from kirchhoffnet.schema import count, entry, expect
 from kirchhoffnet.solve import Solver
 
 FORMAT = "kirchhoffnet-checkpoint-1"

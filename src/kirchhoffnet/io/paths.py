@@ -14,18 +14,13 @@ import os
 import re
 from pathlib import Path
 
-from kirchhoffnet.errors import ConfigError, StorageError
+from kirchhoffnet.errors import ConfigError, StorageError, shown
 
 NAME_MAX_BYTES = 128
 """Longest run name (UTF-8 bytes): well inside a file name's 255 with room for temporary-file affixes."""
 PATH_MAX_BYTES = 4000
 """Longest output path: Linux's PATH_MAX is 4096 bytes."""
 _OS_ERROR_IN_TEXT = re.compile(r"os error (\d+)")  # how Rust extensions (safetensors) report an errno
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """``text`` quoted for a message, cut to ``limit`` characters: user input is never repeated unbounded."""
-    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def shown_path(path: str | os.PathLike[str], limit: int = 200) -> str:

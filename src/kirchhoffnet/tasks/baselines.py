@@ -11,9 +11,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from kirchhoffnet.errors import CheckpointError, KirchhoffError
+from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.io import atomic_write, load_exact
-from kirchhoffnet.schema import check_arguments, shown
+from kirchhoffnet.schema import check_arguments
 
 MLP_FORMAT = "kirchhoffnet-mlp-1"
 

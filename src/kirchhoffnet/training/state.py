@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kirchhoffnet.errors import CheckpointError, TrainingError
+from kirchhoffnet.errors import CheckpointError, TrainingError, shown
 from kirchhoffnet.io import atomic_write
-from kirchhoffnet.schema import count, entry, expect, number, shown
+from kirchhoffnet.schema import count, entry, expect, number
 from kirchhoffnet.training.history import HISTORY, History
 
 CHECKPOINT = "checkpoint.pt"
