@@ -29,6 +29,7 @@ FAILURES = {
     "nan-pass",
     "touched-outside",
 }
+THIRD_PARTY_CACHES = ("torchinductor_", "matplotlib-")  # torch's and matplotlib's own caches in TMPDIR
 PROGRESS = re.compile(r"\d+%\||\d+/\d+ \[|it/s\]|s/it\]")
 NON_FINITE = re.compile(r"(?<![\w.])-?(NaN|nan|Infinity|inf)(?![\w])")
 EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b|[A-Za-z_][\w.]*Error:)")
@@ -109,7 +110,9 @@ def classify(status: int, hung: bool, stdout: str, stderr: str, sandbox: Path, s
         return "no-line", f"exit {code} with nothing on stderr"
     if len(lines) == 1 and lines[0].startswith("error: "):
         return "clean-error", normalise(lines[0])
-    return "multi-line", f"{len(lines)} lines, last: " + normalise(lines[-1], 80)
+    words = [line.strip("│╭╮╰╯─ ") for line in lines]  # typer's boxed panels: the text inside the box
+    telling = [w for w in words if re.search(r"[A-Za-z]{3}", w) and not w.startswith(("Usage:", "Try "))]
+    return "multi-line", f"{len(lines)} lines: " + normalise((telling or words)[-1], 80)
 
 
 def _fingerprint(path: Path) -> Any:
@@ -148,8 +151,9 @@ def touched(root: Path, protected: list[str], before: dict[str, Any], check_tmp:
     if changed:
         kinds = {"gone" if name not in after else "new" if name not in before else "changed" for name in changed}
         where = "protected user file" if all(n.startswith("sandbox/") for n in changed) else "outside the run"
-        return f"{'/'.join(sorted(kinds))} {where}: {normalise(changed[0], 60)}"
+        return f"{'/'.join(sorted(kinds))} {where}: {Path(changed[0]).name[:60]}"
     leftovers = sorted(os.listdir(root / "tmp")) if check_tmp and (root / "tmp").is_dir() else []
+    leftovers = [name for name in leftovers if not name.startswith(THIRD_PARTY_CACHES)]
     if leftovers:
         return f"left files in TMPDIR: {normalise(leftovers[0], 60)}"
     return ""

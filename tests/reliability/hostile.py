@@ -167,7 +167,7 @@ def hostile_text(rng: random.Random, valid: str) -> bytes:
 
 def _tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), "pt") as handle:
-        return {k: handle.get_tensor(k) for k in handle}, dict(handle.metadata() or {})
+        return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata() or {})  # noqa: SIM118
 
 
 def hostile_safetensors(rng: random.Random, path: Path) -> str:
@@ -279,7 +279,15 @@ def break_file(rng: random.Random, path: Path, outside: Path) -> str:
 
 
 def _hostile_contents(rng: random.Random, path: Path) -> str:
-    """A valid container of its kind with hostile contents."""
+    """A valid container of its kind with hostile contents (random bytes if it is no longer one)."""
+    try:
+        return _rewrite(rng, path)
+    except Exception:  # an earlier mutation already broke the container
+        path.write_bytes(rng.randbytes(64))
+        return "bytes"
+
+
+def _rewrite(rng: random.Random, path: Path) -> str:
     if path.suffix == ".safetensors":
         return hostile_safetensors(rng, path)
     if path.suffix == ".pt":

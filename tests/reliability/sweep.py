@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
 import resource
@@ -26,6 +27,7 @@ import time
 import tomllib
 import traceback
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,8 +83,16 @@ class Child:
     started_wall: float = field(default_factory=time.time)
 
 
-def fork_child(args: list[str], root: Path, cwd: Path, limits: dict[str, int] | None, case: Case | None) -> Child:
-    """Fork a child that runs ``args`` in ``cwd`` with its output on pipes (not files: RLIMIT_FSIZE)."""
+def fork_child(
+    args: list[str],
+    root: Path,
+    cwd: Path,
+    limits: dict[str, int] | None,
+    case: Case | None,
+    target: Callable[[list[str]], int] = _run_in_child,
+) -> Child:
+    """Fork a child that runs ``target(args)`` (the CLI) in ``cwd`` with its output on pipes (not
+    files: RLIMIT_FSIZE would cut them)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     sys.stdout.flush()
@@ -92,12 +102,16 @@ def fork_child(args: list[str], root: Path, cwd: Path, limits: dict[str, int] | 
         code = 1
         try:
             os.setsid()  # its own process group: a hang is killed with everything it started
+            faulthandler.disable()  # pytest's dumps go to its own stderr, not the child's
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             for fd in (out_r, err_r, out_w, err_w, devnull):
                 os.close(fd)
+            # fresh streams on fds 1 and 2 (under pytest, sys.stderr is a capture object, not fd 2)
+            sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
             os.chdir(cwd)
             os.environ.update(TMPDIR=str(root / "tmp"), MPLBACKEND="Agg", COLUMNS="80")
             os.environ.pop("KIRCHHOFFNET_NGSPICE", None)
@@ -112,7 +126,7 @@ def fork_child(args: list[str], root: Path, cwd: Path, limits: dict[str, int] | 
                 resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu"], limits["cpu"] + 5))
             if case is not None and case.fault:
                 inject(case.fault, cwd)
-            code = _run_in_child(args)
+            code = target(args)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -162,6 +176,13 @@ def _finish(child: Child, timeout_s: float) -> tuple[int | None, bool]:
     return None, False
 
 
+def _drain_rest(child: Child, grace_s: float = 2.0) -> None:
+    """Read what the ended child left in its pipes (a grandchild holding them open gets ``grace_s``)."""
+    deadline = time.monotonic() + grace_s
+    while child.fds and time.monotonic() < deadline:
+        _drain([child], 0.05)
+
+
 def _close(child: Child) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)  # whatever it started and left running
@@ -194,16 +215,28 @@ def build_bases(cache: Path, timeout_s: float = 300.0) -> Path:
     return cache
 
 
-def _run_plain(args: list[str], cwd: Path, timeout_s: float) -> None:
-    child = fork_child(args, cwd, cwd, None, None)
+def run_one(
+    args: list[str],
+    root: Path,
+    cwd: Path,
+    timeout_s: float,
+    limits: dict[str, int] | None = None,
+    target: Callable[[list[str]], int] = _run_in_child,
+) -> tuple[int, bool, str, str]:
+    """Run one child to its end: (wait status, whether it hung, stdout, stderr)."""
+    child = fork_child(args, root, cwd, limits, None, target)
     while (result := _finish(child, timeout_s))[0] is None:
         _drain([child], 0.05)
-    _drain([child], 0)
+    _drain_rest(child)
     _close(child)
-    if result[1] or not os.WIFEXITED(result[0]) or os.WEXITSTATUS(result[0]) != 0:
-        raise RuntimeError(
-            f"base run {' '.join(args)} failed: {child.output['stderr'][-2000:].decode(errors='replace')}"
-        )
+    output = {k: v.decode(errors="replace") for k, v in child.output.items()}
+    return result[0], result[1], output["stdout"], output["stderr"]
+
+
+def _run_plain(args: list[str], cwd: Path, timeout_s: float) -> None:
+    status, hung, _, stderr = run_one(args, cwd, cwd, timeout_s)
+    if hung or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        raise RuntimeError(f"base run {' '.join(args)} failed: {stderr[-2000:]}")
 
 
 def _commit() -> str:
@@ -258,11 +291,17 @@ def run_sweep(
     started = time.monotonic()
     queue = list(numbers)
     running: list[Child] = []
+    generator_errors: list[str] = []
+    finished = 0
     while queue or running:
         while queue and len(running) < jobs:
             number = queue.pop(0)
             root = out / "work" / str(number)
-            case = make_case(seed, number, root, bases)
+            try:
+                case = make_case(seed, number, root, bases)
+            except Exception:  # a bug of the generator, not of kirchhoffnet: noted, and the sweep goes on
+                generator_errors.append(f"#{number}: {traceback.format_exc().splitlines()[-1]}")
+                continue
             before = snapshot(root, case.protected)
             child = fork_child(case.args, root, root / "sandbox", limits, case)
             child.before = before
@@ -272,29 +311,44 @@ def run_sweep(
             status, hung = _finish(child, timeout_s)
             if status is None:
                 continue
-            while child.fds:
-                _drain([child], 0.05)
-                if time.monotonic() - child.started > timeout_s + 10:
-                    break
+            _drain_rest(child)
             _close(child)
             running.remove(child)
             _record(child, status, hung, seed, out, bases, counts, failures, log)
+            finished += 1
+            if finished % 100 == 0:  # partial figures of a long sweep
+                partial = _summary(seed, numbers, started, timeout_s, counts, failures, generator_errors)
+                (out / "summary.json").write_text(json.dumps(partial, indent=1))
     log.close()
-    summary = {
+    summary = _summary(seed, numbers, started, timeout_s, counts, failures, generator_errors)
+    summary["bases_intact"] = snapshot(bases) == bases_before
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    shutil.rmtree(out / "work", ignore_errors=True)
+    return summary
+
+
+def _summary(
+    seed: int,
+    numbers: list[int],
+    started: float,
+    timeout_s: float,
+    counts: dict[str, Counter[str]],
+    failures: dict[tuple[str, str, str], dict[str, Any]],
+    generator_errors: list[str],
+) -> dict[str, Any]:
+    return {
         "seed": seed,
         "cases": len(numbers),
         "first": min(numbers, default=0),
         "wall_s": round(time.monotonic() - started, 1),
         "commit": _commit(),
         "timeout_s": timeout_s,
-        "bases_intact": snapshot(bases) == bases_before,
+        "done": sum(sum(c.values()) for c in counts.values()),
         "totals": dict(sum(counts.values(), Counter())),
         "counts": {command: dict(c) for command, c in sorted(counts.items())},
+        "generator_errors": generator_errors,
         "failures": sorted(failures.values(), key=lambda f: (f["outcome"], f["command"])),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    shutil.rmtree(out / "work", ignore_errors=True)
-    return summary
 
 
 def _record(
