@@ -10,6 +10,7 @@ infinity) and ``touched-outside`` (a file outside the sandbox, or a protected us
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -65,22 +66,34 @@ def _traceback_signature(stderr: str) -> str:
     return normalise(exception, 90) + where
 
 
-def _written_non_finite(sandbox: Path, since: float) -> str | None:
-    """A JSON file written during the run that holds NaN or infinity (the first one found)."""
+def json_files(sandbox: Path) -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every JSON file in the sandbox: taken before a run, to tell what it wrote."""
+    found = {}
     for path in sandbox.rglob("*.json"):
-        try:
+        with contextlib.suppress(OSError):
             info = path.lstat()
-            if not stat.S_ISREG(info.st_mode) or info.st_mtime < since - 1:
-                continue
-            text = path.read_text(errors="replace")[:2_000_000]
+            if stat.S_ISREG(info.st_mode):
+                found[str(path)] = (info.st_mtime_ns, info.st_size)
+    return found
+
+
+def _written_non_finite(sandbox: Path, before: dict[str, tuple[int, int]]) -> str | None:
+    """A JSON file the run wrote (new or changed) that holds NaN or infinity (the first one found)."""
+    for name, state in json_files(sandbox).items():
+        if before.get(name) == state:
+            continue  # a planted input, not a result
+        try:
+            text = Path(name).read_text(errors="replace")[:2_000_000]
         except OSError:
             continue
         if NON_FINITE.search(text):
-            return path.name
+            return Path(name).name
     return None
 
 
-def classify(status: int, hung: bool, stdout: str, stderr: str, sandbox: Path, since: float) -> tuple[str, str]:
+def classify(
+    status: int, hung: bool, stdout: str, stderr: str, sandbox: Path, before: dict[str, tuple[int, int]]
+) -> tuple[str, str]:
     """(outcome, signature) of a finished child; the signature groups failures of one cause."""
     if hung:
         return "hang", "killed at the wall-clock bound"
@@ -98,7 +111,7 @@ def classify(status: int, hung: bool, stdout: str, stderr: str, sandbox: Path, s
     if code == 0:
         if NON_FINITE.search(stdout):
             return "nan-pass", "stdout: " + normalise(next(x for x in stdout.splitlines() if NON_FINITE.search(x)), 80)
-        written = _written_non_finite(sandbox, since)
+        written = _written_non_finite(sandbox, before)
         if written:
             return "nan-pass", f"wrote non-finite numbers to {written}"
         return "ok", ""

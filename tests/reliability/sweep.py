@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from .cases import Case, make_case
-from .classify import FAILURES, classify, snapshot, touched
+from .classify import FAILURES, classify, json_files, snapshot, touched
 from .faults import inject
 from .hostile import DIFFUSION_BASES, FASHION_MNIST, TRAINING_BASES, dump
 
@@ -80,7 +80,7 @@ class Child:
     fds: dict[int, str]
     output: dict[str, bytearray] = field(default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
     before: dict[str, Any] = field(default_factory=dict)
-    started_wall: float = field(default_factory=time.time)
+    results_before: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def fork_child(
@@ -302,9 +302,9 @@ def run_sweep(
             except Exception:  # a bug of the generator, not of kirchhoffnet: noted, and the sweep goes on
                 generator_errors.append(f"#{number}: {traceback.format_exc().splitlines()[-1]}")
                 continue
-            before = snapshot(root, case.protected)
+            before, results_before = snapshot(root, case.protected), json_files(root / "sandbox")
             child = fork_child(case.args, root, root / "sandbox", limits, case)
-            child.before = before
+            child.before, child.results_before = before, results_before
             running.append(child)
         _drain(running, 0.05)
         for child in list(running):
@@ -366,7 +366,7 @@ def _record(
     assert case is not None
     stdout = child.output["stdout"].decode(errors="replace")
     stderr = child.output["stderr"].decode(errors="replace")
-    outcome, signature = classify(status, hung, stdout, stderr, child.root / "sandbox", child.started_wall)
+    outcome, signature = classify(status, hung, stdout, stderr, child.root / "sandbox", child.results_before)
     changed = touched(child.root, case.protected, child.before, check_tmp=not hung)
     if changed:
         outcome, signature = "touched-outside", changed

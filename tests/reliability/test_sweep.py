@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .cases import COMMANDS, make_case
-from .classify import classify, snapshot, touched
+from .classify import classify, json_files, snapshot, touched
 from .sweep import REPO, build_bases, run_one
 
 SWEEP_CASES = 4 * len(COMMANDS)
@@ -135,9 +135,10 @@ def test_each_outcome_is_recognised(expected, tmp_path):
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "victim.txt").write_text("a user's file\n")
     before = snapshot(tmp_path)
-    started = time.time()
+    (tmp_path / "sandbox" / "planted.json").write_text('{"loss": NaN}')  # an input, not a result
+    results_before = json_files(tmp_path / "sandbox")
     status, hung, stdout, stderr = run_one([], tmp_path, tmp_path / "sandbox", 3.0, target=CHILDREN[expected])
-    outcome, signature = classify(status, hung, stdout, stderr, tmp_path / "sandbox", started)
+    outcome, signature = classify(status, hung, stdout, stderr, tmp_path / "sandbox", results_before)
     changed = touched(tmp_path, [], before)
     if changed:
         outcome = "touched-outside"
