@@ -207,10 +207,9 @@ def build_bases(cache: Path, timeout_s: float = 300.0) -> Path:
     for name, config in DIFFUSION_BASES.items():
         (cache / f"{name}.yaml").write_text(dump(config))
         jobs.append(["diffusion", "train", f"{name}.yaml", "--out", name])
-    for args in jobs:
-        _run_plain(args, cache, timeout_s)
+    _run_plain(jobs, cache, timeout_s)
     shutil.copytree(cache / "ring", cache / "ring-eval")
-    _run_plain(["diffusion", "evaluate", "ring-eval"], cache, timeout_s)
+    _run_plain([["diffusion", "evaluate", "ring-eval"]], cache, timeout_s)
     marker.write_text("ok\n")
     return cache
 
@@ -233,10 +232,24 @@ def run_one(
     return result[0], result[1], output["stdout"], output["stderr"]
 
 
-def _run_plain(args: list[str], cwd: Path, timeout_s: float) -> None:
-    status, hung, _, stderr = run_one(args, cwd, cwd, timeout_s)
-    if hung or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        raise RuntimeError(f"base run {' '.join(args)} failed: {stderr[-2000:]}")
+def _run_plain(jobs: list[list[str]], cwd: Path, timeout_s: float, parallel: int = 2) -> None:
+    """Run commands that must succeed (the base runs), ``parallel`` at a time."""
+    queue, running = list(jobs), []
+    while queue or running:
+        while queue and len(running) < parallel:
+            args = queue.pop(0)
+            running.append((args, fork_child(args, cwd, cwd, None, None)))
+        _drain([child for _, child in running], 0.05)
+        for args, child in list(running):
+            status, hung = _finish(child, timeout_s)
+            if status is None:
+                continue
+            _drain_rest(child)
+            _close(child)
+            running.remove((args, child))
+            if hung or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+                stderr = child.output["stderr"][-2000:].decode(errors="replace")
+                raise RuntimeError(f"base run {' '.join(args)} failed: {stderr}")
 
 
 def _commit() -> str:
