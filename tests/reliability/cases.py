@@ -25,9 +25,14 @@ COMMANDS: dict[str, dict[str, Any]] = {
     "eval": {"bases": ["flow", "reg", "cls"], "cheap": [], "out": "dir"},
     "sample": {"bases": ["flow"], "cheap": ["-n", "16"], "out": "dir"},
     "report": {"bases": ["flow", "reg", "cls"], "many": True, "cheap": [], "out": "dir"},
-    "spice export": {"bases": ["flow", "reg"], "model": True, "cheap": ["--samples", "1"], "out": "file"},
-    "spice verify": {"bases": ["flow", "reg"], "model": True, "cheap": ["--samples", "1", "--jobs", "1"], "out": None},
-    "spice iv": {"bases": ["flow", "reg"], "model": True, "cheap": ["--edges", "2"], "out": None},
+    "spice export": {"bases": ["flow", "reg", "mos"], "model": True, "cheap": ["--samples", "1"], "out": "file"},
+    "spice verify": {
+        "bases": ["flow", "reg", "mos"],
+        "model": True,
+        "cheap": ["--samples", "1", "--jobs", "1"],
+        "out": None,
+    },
+    "spice iv": {"bases": ["mos"], "model": True, "cheap": ["--edges", "2"], "out": None},
     "hw report": {"bases": ["flow", "reg"], "model": True, "cheap": ["--samples", "4", "--points-per-slice", "5"]},
     "hw montecarlo": {
         "bases": ["flow", "reg", "cls"],

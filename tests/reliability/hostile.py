@@ -37,6 +37,19 @@ TRAINING_BASES: dict[str, dict[str, Any]] = {
         "solver": _SOLVER,
         "train": _TRAIN,
     },
+    "mos": {  # MosRelu devices: what `spice iv` and `--transistors` check
+        "task": "flow2d",
+        "name": "tinymos",
+        "threads": 1,
+        "data": {"name": "twomoon", "train_size": 64, "val_size": 32, "test_size": 64},
+        "circuit": {
+            "topology": {"name": "fully_connect", "num_nodes": 3, "repeat": [1, 1]},
+            **_CIRCUIT,
+            "device": "MosRelu",
+        },
+        "solver": _SOLVER,
+        "train": _TRAIN,
+    },
     "reg": {
         "task": "regression",
         "name": "tinyreg",

@@ -425,6 +425,16 @@ def _quote(text: str) -> str:
     return shlex.quote(text if len(text) < 400 else text[:400])
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """The figures of a summary.json as a Markdown table: commands by outcome, then the totals."""
+    outcomes = ["ok", "clean-error", *sorted(o for o in FAILURES if o in summary["totals"])]
+    rows = ["| command | " + " | ".join(outcomes) + " |", "|---" * (len(outcomes) + 1) + "|"]
+    for command, counts in summary["counts"].items():
+        rows.append(f"| `{command}` | " + " | ".join(f"{counts.get(o, 0):,}" for o in outcomes) + " |")
+    rows.append("| **all** | " + " | ".join(f"**{summary['totals'].get(o, 0):,}**" for o in outcomes) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100)
@@ -436,7 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=30.0, help="wall-clock bound per case, seconds")
     parser.add_argument("--memory-gb", type=float, default=3.0, help="address space per child beyond the parent's")
+    parser.add_argument("--table", type=Path, help="print the Markdown table of this summary.json and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return 0
     numbers = args.only or list(range(args.start, args.start + args.cases))
     summary = run_sweep(args.seed, numbers, args.out, args.jobs, args.timeout, args.memory_gb, args.cache)
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=1))
