@@ -231,6 +231,7 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
         family = case.family = "rundir"
     inputs: list[str] = []
     extra: list[str] = list(spec["cheap"])
+    default_out = False
     if takes_config:
         data = configs[base if base in configs else next(iter(configs))]
         text = dump(data)
@@ -243,6 +244,11 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
         elif family == "text":
             (sandbox / "config.yaml").write_bytes(hostile_text(rng, text))
             case.done.append("config:text")
+        elif family == "out" and command == "train" and rng.random() < 0.5:  # the default runs/NAME
+            name = rng.choice(["../../escape", "../escape", str(outside / "pwned"), "a\x00b", "n" * 300, "", ".."])
+            text = dump({**data, "name": name})
+            default_out = True  # no --out: the name decides the folder
+            case.done.append(f"name:{name[:20]!r}")
         if family != "text":
             (sandbox / "config.yaml").write_text(text)
         inputs = ["config.yaml"]
@@ -272,7 +278,7 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
         _fake_ngspice(root, case.fake_ngspice)
     out_kind = spec["out"]
     out = None
-    if out_kind and "--out" not in extra:
+    if out_kind and "--out" not in extra and not default_out:
         if family == "out":
             out = _hostile_out(rng, sandbox, outside, out_kind, case)
         elif not (takes_config and rng.random() < 0.3):  # sometimes the default runs/NAME

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ def hostile_text(rng: random.Random, valid: str) -> bytes:
             valid + rng.choice(["\n{[", "\nkey: [unclosed\n", "\n  bad: indent\n x", "\n: :\n", "\n*nope\n"])
         ).encode()
     if kind == "nul":
-        return valid.replace("name:", "name: a\x00b\n_x:", 1).encode()
+        return re.sub(r"^name: .*$", lambda _: 'name: "a\\0b"', valid, count=1, flags=re.M).encode()  # an escaped NUL
     return valid.replace("  ", "\t").encode()
 
 
