@@ -115,8 +115,14 @@ def test_help_and_version_still_work():
         (ConfigError("a message\non two lines"), 2, "a message on two lines"),
         (RuntimeError("boom\nsecond line " + "x" * 5000), 1, "internal error (RuntimeError: boom); rerun with --debug"),
         (AssertionError(), 1, "internal error (AssertionError); rerun with --debug for the traceback"),
+        (MemoryError(), 1, "out of memory (MemoryError); ask for less work at once"),
+        (
+            RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: 8 TB"),
+            1,
+            "out of memory ([enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory",
+        ),
     ],
-    ids=["enospc", "eacces-rename", "ctrl-c", "uncaught-kirchhoff-error", "bug", "bare-assert"],
+    ids=["enospc", "eacces-rename", "ctrl-c", "uncaught-kirchhoff-error", "bug", "bare-assert", "memory", "alloc"],
 )
 def test_what_no_command_converted_is_one_line(monkeypatch, tmp_path, raised, code, expected):
     """Fault injection: the library raises what it should not; the last resort still prints one line."""

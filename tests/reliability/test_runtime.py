@@ -216,6 +216,30 @@ def test_diffusion_sample_options_are_checked_before_sampling(monkeypatch):
             _check_request(config, n, steps, guidance)
 
 
+def test_diffusion_speed_energy_and_spice_check_their_counts_before_work(monkeypatch, tmp_path):
+    """A batch of 10^12 reached the allocator (an internal error) before the same pre-flight as -n ran."""
+    from kirchhoffnet.diffusion import run as diffusion_run
+
+    monkeypatch.setenv(LIMIT_ENV, "8")
+    config = diffusion_config.parse_config({})
+    monkeypatch.setattr(diffusion_run, "load_run", lambda path: diffusion_run.Run(Path(path), config, None))
+    for command, option in [("speed-energy", "--batch"), ("spice", "--samples")]:
+        result = CliRunner().invoke(app, ["diffusion", command, str(tmp_path), option, str(10**12)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: {option} 1000000000000: evaluate.num_samples: the run needs"), (
+            result.stderr
+        )
+
+
+def test_a_figure_format_matplotlib_cannot_write_is_refused_before_work(tmp_path, monkeypatch):
+    from kirchhoffnet.diffusion import evaluate as diffusion_evaluate
+
+    monkeypatch.setattr(diffusion_evaluate, "compare_robustness", lambda *a: pytest.fail("work started"))
+    result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path), "--out", str(tmp_path / "curves.out")])
+    assert result.exit_code == 2
+    assert "matplotlib cannot write 'out' figures; use one of:" in result.stderr and "png" in result.stderr
+
+
 def test_a_capacitance_no_solver_can_follow_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"^circuit\.capacitance: 1e-30 makes .* ~1e\+30 steps .* limit of 1e\+07"):
         train(tiny_flow("circuit.capacitance=1e-30"), tmp_path / "run", progress=False)

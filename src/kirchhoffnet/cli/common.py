@@ -107,7 +107,26 @@ def _last_resort(exc: BaseException) -> NoReturn:
         _exit("interrupted", 130)
     if isinstance(exc, OSError):
         _exit(describe_os_error(exc), 2)
+    if out_of_memory(exc):
+        _exit(
+            f"out of memory ({clip(str(exc).strip().splitlines()[0] if str(exc).strip() else 'MemoryError', 120)}); "
+            "ask for less work at once: fewer samples, a smaller batch or a smaller model",
+            1,
+        )
     _exit(describe_unexpected(exc), 1)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's MemoryError or torch's allocator refusing a tensor.
+
+    The pre-flights bound what a command asks for; this is the net under what they cannot predict
+    (the memory other processes hold), so a refused allocation is a runtime failure, not a bug."""
+    torch = sys.modules.get("torch")  # only loaded once a command needed it; --help stays fast
+    if isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(
+        mark in str(exc) for mark in ("DefaultCPUAllocator: can't allocate", "not enough memory", "out of memory")
+    )
 
 
 def _exit(message: str, code: int) -> NoReturn:

@@ -29,8 +29,9 @@ def _print_result(summary: Any, written: object) -> None:
     typer.echo(f"wrote {written}")
 
 
-def _check_request(config: Any, n: int, steps: int | None, guidance: float | None) -> None:
-    """The run's pre-flight with this command's sample count and steps, and a finite guidance."""
+def _check_request(config: Any, n: int, steps: int | None, guidance: float | None, option: str = "-n") -> None:
+    """The run's pre-flight with this command's sample count (given by ``option``) and steps, and a finite
+    guidance."""
     from kirchhoffnet.config.budget import check_diffusion
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.finite import finite_number
@@ -43,7 +44,7 @@ def _check_request(config: Any, n: int, steps: int | None, guidance: float | Non
     try:
         check_diffusion(config.model_copy(update={"evaluate": config.evaluate.model_copy(update={"num_samples": n})}))
     except ConfigError as exc:
-        raise ConfigError(f"-n {n}: {exc}") from None
+        raise ConfigError(f"{option} {n}: {exc}") from None
 
 
 @app.command("train")
@@ -181,10 +182,10 @@ def compare_command(
 ) -> None:
     """Plot the KL-vs-programming-noise curves of several evaluated runs together; prints the mean KLs."""
     from kirchhoffnet.diffusion.evaluate import compare_robustness
-    from kirchhoffnet.io.paths import check_out_file
+    from kirchhoffnet.io.figures import check_figure_file
 
     try:
-        check_out_file(out)
+        check_figure_file(out)
         table = compare_robustness(run_dirs, out)
     except KirchhoffError as exc:
         fail(exc)
@@ -215,7 +216,9 @@ def speed_energy_command(
                 sep = ""
             if not sep:
                 raise ConfigError(f"--assume takes NAME=VALUE with a number, got {shown(item)}")
-        report = speed_energy(load_run(run_dir), batch=batch, assumptions=overrides)
+        run = load_run(run_dir)
+        _check_request(run.config, batch, None, None, option="--batch")
+        report = speed_energy(run, batch=batch, assumptions=overrides)
     except KirchhoffError as exc:
         fail(exc)
     typer.echo(format_report(report))
@@ -253,6 +256,7 @@ def spice_command(
     try:
         check_out_dir(folder)
         run = load_run(run_dir)
+        _check_request(run.config, samples, None, guidance, option="--samples")
         if not isinstance(run.model, CircuitScoreModel):
             raise ConfigError(
                 f"{run_dir} holds a crossbar score model; `diffusion spice` exports KirchhoffNet score circuits "

@@ -64,12 +64,13 @@ def _realisation(transistors: bool, model_card: Path | None, model_name: str) ->
 
 
 def _check_out_files(json_out: Path | None, plot: Path | None) -> None:
+    from kirchhoffnet.io.figures import check_figure_file
     from kirchhoffnet.io.paths import check_out_file
 
     if json_out is not None:
         check_out_file(json_out, "--json")
     if plot is not None:
-        check_out_file(plot, "--plot")
+        check_figure_file(plot, "--plot")
 
 
 def _wrote(*targets: Path | None) -> None:
