@@ -16,6 +16,10 @@ from kirchhoffnet.errors import ConfigError, KirchhoffError, SolverError
 
 T = TypeVar("T")
 
+SEED_MAX = 2**63 - 1
+"""Largest seed, in configs and on the command line: torch's generators take a 64-bit seed (a larger
+one overflows only when a run starts)."""
+
 
 def _bad_count(value: Any) -> tuple[int, int, str]:
     """(non-finite entries, entries, the first bad value as text) of a number, array or tensor."""

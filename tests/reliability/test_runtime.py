@@ -493,3 +493,51 @@ def test_the_shipped_run_configs_pass_the_preflight():
     for path in sorted((REPO / "configs").glob("*/*.yaml")):
         if path.parent.name != "diffusion":
             preflight(load_config(path))
+
+
+def test_a_seed_past_64_bits_is_a_usage_error_on_every_command():
+    """``sample --seed 2**70`` overflowed inside torch (an internal error) after the run was opened."""
+    for args in (["sample", "run"], ["train", "config.yaml"], ["diffusion", "sample", "run"], ["eval", "run"]):
+        result = CliRunner().invoke(app, [*args, "--seed", str(2**70)])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("error: Invalid value for '--seed'"), result.stderr
+
+
+def test_samples_the_disk_cannot_hold_are_refused_before_work(tmp_path, monkeypatch):
+    from kirchhoffnet.errors import StorageError
+    from kirchhoffnet.io import paths
+
+    run = tmp_path / "run"
+    train(tiny_flow(), run, progress=False)
+    free = SimpleNamespace(free=10**6, total=10**7, used=9 * 10**6)
+    monkeypatch.setattr(paths.shutil, "disk_usage", lambda path: free)
+    with pytest.raises(StorageError, match=r"needs 0\.008 GB and the disk has 0\.001 GB free; ask for less"):
+        kn.training.sample_run(run, 10**6, tmp_path / "samples")  # 10^6 × 2 float32 = 8 MB
+    assert not (tmp_path / "samples").exists()
+
+
+def test_spice_output_points_are_bounded_like_fixed_steps():
+    from kirchhoffnet.spice.netlist import SpiceOptions
+
+    SpiceOptions(points=MAX_FIXED_STEPS)
+    with pytest.raises(ConfigError, match=r"points: 1000000000 output points is more than the limit of 1e\+07"):
+        SpiceOptions(points=10**9)
+
+
+def test_a_nan_from_ngspice_never_passes_the_score_circuit_check(monkeypatch):
+    """The fake simulator's NaN voltages reached the JSON write (an internal error) instead of failing."""
+    from kirchhoffnet.diffusion import circuit_spice
+
+    from ..diffusion.test_circuit_score import tiny
+
+    class NanVoltages(dict):
+        def __missing__(self, key: str) -> np.ndarray:
+            return np.full(5, np.nan)
+
+    class NanResult:
+        def plot(self, name: str) -> dict[str, np.ndarray]:
+            return NanVoltages(time=np.linspace(0.0, 1.0, 5))
+
+    monkeypatch.setattr(circuit_spice, "run_ngspice", lambda deck, timeout_s: NanResult())
+    with pytest.raises(ToolError, match=r"^ngspice's node voltages .*the simulator diverged"):
+        circuit_spice.verify_score_circuit(tiny(settle_steps=5), samples=1, hidden_capacitance=0.05)

@@ -12,6 +12,7 @@ import typer
 
 from kirchhoffnet.cli.common import fail
 from kirchhoffnet.errors import KirchhoffError, shown
+from kirchhoffnet.finite import SEED_MAX
 
 app = typer.Typer(
     help="Score-based diffusion solved by a simulated analog RRAM in-memory circuit (Yang et al., arXiv 2404.05648).",
@@ -51,7 +52,7 @@ def _check_request(config: Any, n: int, steps: int | None, guidance: float | Non
 def train_command(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/diffusion/).")],
     out: Annotated[Path | None, typer.Option(help="Run directory; default runs/diffusion/<config name>.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="Override the config's seed.")] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -125,7 +126,9 @@ def sample_command(
     guidance: Annotated[
         float | None, typer.Option(help="Classifier-free guidance strength; default: config's.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initial noise and the injected noise.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Seed of the initial noise and the injected noise.")
+    ] = 0,
     out: Annotated[Path, typer.Option(help="Output .npy file: an (N, 2) float32 array.")] = Path("samples.npy"),
 ) -> None:
     """Draw samples from a trained model with a digital or simulated analog solver."""
@@ -235,7 +238,7 @@ def spice_command(
             help="C_h of the hidden nodes (normalised; C_x = 1 / the sampling β scale); default: evaluate's C_h.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the base samples x₀ ~ N(0, I).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the base samples x₀ ~ N(0, I).")] = 0,
     guidance: Annotated[
         float | None,
         typer.Option(help="Conditional circuits: classifier-free guidance w (two circuit copies); default: config's."),

@@ -15,6 +15,7 @@ from kirchhoffnet.cli.common import OneLineGroup, fail, state
 from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.finite import SEED_MAX
 from kirchhoffnet.version import __version__
 
 app = typer.Typer(
@@ -55,7 +56,9 @@ def evaluate(
     samples: Annotated[
         int, typer.Option(min=1, help="Originals: held-out points for the NLL and model samples to plot.")
     ] = 10_000,
-    seed: Annotated[int, typer.Option(help="Originals: seed of the held-out data and of the base samples.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Originals: seed of the held-out data and of the base samples.")
+    ] = 0,
     batch: Annotated[int, typer.Option(min=1, help="Originals: points per solver call (bounds memory).")] = 2_000,
 ) -> None:
     """Evaluate a trained model on held-out data: metrics.json and the task's plots.

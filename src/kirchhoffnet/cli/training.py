@@ -11,6 +11,7 @@ import typer
 
 from kirchhoffnet.cli.common import fail
 from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.finite import SEED_MAX
 
 app = typer.Typer()
 
@@ -24,7 +25,9 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint (same config).")
     ] = False,
-    seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and sampling.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, max=SEED_MAX, help="Seed of initialisation, shuffling and sampling.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     set_: Annotated[
         list[str] | None,
@@ -66,7 +69,7 @@ def sample_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory of a generative task (flow2d, density, mnist_gen).")],
     n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples.")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: RUN_DIR/samples).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the base samples.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the base samples.")] = 0,
 ) -> None:
     """Draw samples from a trained flow: samples.npy and a plot."""
     from kirchhoffnet.training import sample_run

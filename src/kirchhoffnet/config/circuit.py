@@ -17,12 +17,10 @@ from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.circuit.slice import INITIALIZERS
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.finite import SEED_MAX
 from kirchhoffnet.models.readout import resolve_readout
 from kirchhoffnet.solve import ADAPTIVE_METHODS, FIXED_METHODS, Solver
 from kirchhoffnet.solve.solver import MAX_ADAPTIVE_STEPS
-
-SEED_MAX = 2**63 - 1
-"""Largest seed: torch's generators take a 64-bit seed (a larger one overflows when a run starts)."""
 
 
 class Section(BaseModel):

@@ -43,7 +43,8 @@ from kirchhoffnet.diffusion.circuit_score import (
     guided_copies,
     mix_copies,
 )
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, ToolError
+from kirchhoffnet.finite import require_finite
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
 from kirchhoffnet.spice.runner import run_ngspice
 
@@ -259,6 +260,13 @@ def verify_score_circuit(
         ]
         for column, name in enumerate(names):
             theirs[:, k, column] = np.interp(grid, plot["time"], plot[f"v({name})"])
+    require_finite(  # NaN > tolerance is false: a NaN must never pass as agreement
+        "ngspice's node voltages",
+        theirs,
+        "the simulator diverged or its output is corrupt; check the deck",
+        ToolError,
+    )
+    require_finite("kirchhoffnet's node voltages", ours, "the circuit blows up on these inputs")
     gap = np.abs(theirs - ours)
     check = ScoreCircuitCheck(
         samples=int(samples),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 from pathlib import Path
 
 from kirchhoffnet.errors import ConfigError, StorageError, shown
@@ -162,6 +163,22 @@ def _check_folder(folder: Path, given: Path, what: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         code = errno.EROFS if _read_only(existing) else errno.EACCES
         raise _refused(given, what, code, f"{os.strerror(code).lower()} in {shown_path(existing)}")
+
+
+def check_free_space(path: str | os.PathLike[str], size_bytes: float, what: str = "--out") -> None:
+    """Refuse, before any work, a result of ``size_bytes`` that the file system holding ``path`` (or its
+    nearest existing folder) has no room for: a full disk found at the end loses the whole computation."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if size_bytes > free:
+        raise _refused(
+            Path(path),
+            what,
+            errno.ENOSPC,
+            f"the result needs {size_bytes / 1e9:.3g} GB and the disk has {free / 1e9:.3g} GB free; ask for less",
+        )
 
 
 def _refused(path: Path, what: str, code: int, reason: str) -> StorageError:

@@ -26,6 +26,7 @@ from torch import nn
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import ConfigError, DeviceError, unknown_choice
+from kirchhoffnet.solve.solver import MAX_FIXED_STEPS
 
 METHODS = ("trap", "gear")
 
@@ -67,6 +68,11 @@ class SpiceOptions:
             raise ConfigError(f"SpiceOptions.max_step_fraction must be at most 1, got {self.max_step_fraction}")
         if int(self.points) < 2:
             raise ConfigError(f"SpiceOptions.points must be at least 2, got {self.points}")
+        if int(self.points) > MAX_FIXED_STEPS:  # the print step bounds ngspice's step: as many steps at least
+            raise ConfigError(
+                f"SpiceOptions.points: {self.points} output points is more than the limit of {MAX_FIXED_STEPS:.0e} "
+                "steps per slice"
+            )
 
     @classmethod
     def ngspice_defaults(cls, points: int = 101) -> SpiceOptions:

@@ -17,7 +17,7 @@ from torch import nn
 from kirchhoffnet.config import Config, as_config, preflight
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import RUN_MODEL, write_json_atomic
-from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir
+from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.training.distributed import join, leave, share_failure
 from kirchhoffnet.training.loop import DTYPES, RunResult, Trainer
@@ -126,6 +126,7 @@ def sample_run(
         raise ConfigError(f"number of samples must be positive, got {n}")
     out_dir = check_out_dir(Path(out) if out is not None else Path(run_dir) / "samples")
     config, task, model = open_run(run_dir)
+    check_free_space(out_dir, 4.0 * n * getattr(model, "dim", 1), "--out")  # samples.npy is float32 (n, dim)
     prepare_out_dir(out_dir)
     with torch_threads(config.threads):
         return task.sample(model, n, torch.Generator().manual_seed(seed), out_dir)
