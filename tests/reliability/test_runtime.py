@@ -541,3 +541,21 @@ def test_a_nan_from_ngspice_never_passes_the_score_circuit_check(monkeypatch):
     monkeypatch.setattr(circuit_spice, "run_ngspice", lambda deck, timeout_s: NanResult())
     with pytest.raises(ToolError, match=r"^ngspice's node voltages .*the simulator diverged"):
         circuit_spice.verify_score_circuit(tiny(settle_steps=5), samples=1, hidden_capacitance=0.05)
+
+
+def test_an_analog_horizon_that_rounds_to_zero_is_a_config_error():
+    """``analog.integration_time_s: 1e-300`` validated, then torchdiffeq refused [0, 0] (an internal error)."""
+    from kirchhoffnet.rram.loop import ClosedLoop, LoopSettings
+
+    loop = ClosedLoop.__new__(ClosedLoop)
+    loop.settings = LoopSettings(integration_time_s=1e-300)
+    with pytest.raises(ConfigError, match=r"^analog\.integration_time_s = 1e-300 over \d+ steps is not representable"):
+        loop.run(torch.zeros(2, 2), stochastic=False)
+
+
+def test_a_truncated_inputs_file_is_one_line(tmp_path):
+    inputs = tmp_path / "inputs.npy"
+    np.save(inputs, np.zeros((4, 2)))
+    inputs.write_bytes(inputs.read_bytes()[:100])
+    result = CliRunner().invoke(app, ["hw", "report", str(tmp_path), "--inputs", str(inputs)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -727,3 +728,14 @@ def test_a_hostile_latent_data_file_is_refused(case, tmp_path):
     path = save_tensors(tensors, tmp_path / "latents.safetensors", "latents")
     with pytest.raises(CheckpointError, match=r"latents.safetensors(: tensor train holds NaN| holds tensors)"):
         load_tensors(path, "latents", LATENT_TENSORS)
+
+
+def test_a_checkpoint_whose_pickle_protocol_torch_warns_about_is_one_line(tmp_path):
+    """torch warns ("Detected pickle protocol 35") before it refuses such a file: the warning made the
+    error three lines long. Any warning inside is turned into an error, which fails the match."""
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(b"\x80\x23" + bytes(range(64)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"^cannot read training checkpoint .* \(truncated\?\)"):
+            load_checkpoint(path)

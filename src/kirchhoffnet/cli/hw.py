@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kirchhoffnet.cli.common import fail, parse_choice, parse_list
-from kirchhoffnet.errors import ConfigError, KirchhoffError
+from kirchhoffnet.errors import ConfigError, KirchhoffError, clip
 
 app = typer.Typer(
     help=(
@@ -164,8 +164,8 @@ def _inputs(model: Any, task: Any, inputs: Path | None, samples: int, seed: int)
     if inputs is not None:
         try:
             array = np.load(inputs, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--inputs {inputs} is not a readable .npy array: {exc}") from None
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: a truncated .npy
+            raise ConfigError(f"--inputs {inputs} is not a readable .npy array: {clip(str(exc), 200)}") from None
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
             raise ConfigError(f"--inputs {inputs} must hold a (N, d) float array, got {array.dtype} {array.shape}")
         return torch.from_numpy(array[:samples].copy())

@@ -15,6 +15,7 @@ circuit's bandwidth), so the simulated physics does not depend on the solver's s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -186,6 +187,11 @@ class ClosedLoop(torch.nn.Module):
         self.report = LoopReport()
         ts = torch.tensor([0.0, s.integration_time_s], dtype=x0.dtype)
         dt = s.integration_time_s / s.steps
+        if not (0.0 < float(ts[1]) < math.inf and float(torch.tensor(dt, dtype=x0.dtype)) > 0.0):
+            raise ConfigError(  # a horizon or step that rounds to 0 or inf in the state's dtype: no solver can run
+                f"analog.integration_time_s = {s.integration_time_s:g} over {s.steps} steps is not representable "
+                f"in {str(x0.dtype).removeprefix('torch.')}; use a physical time such as 1e-3 s"
+            )
         with torch.no_grad():
             if stochastic:
                 bm = SteppedBrownian((len(x0), x0.shape[1]), x0.dtype, noise_seed)
