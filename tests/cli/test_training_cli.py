@@ -124,3 +124,18 @@ def test_eval_of_an_original_result_still_works(original_dir, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     # The original checkpoint's held-out NLL is about 1.03 nats; 300 points give it to about ±0.1.
     assert metrics["dataset"] == "twomoon" and 0.8 < metrics["nll_nats"] < 1.3
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-progress"]])
+def test_training_off_a_terminal_reports_progress_as_lines(tmp_path, monkeypatch, flag):
+    """A log file gets whole progress lines (here one per millisecond); ``--no-progress`` none."""
+    monkeypatch.setenv("KIRCHHOFFNET_PROGRESS_S", "0.001")
+    config = write_config(tiny_flow("train.epochs=2"), tmp_path / "tiny.yaml")
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run"), "--set", "grid=12", *flag])
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr
+    if flag:
+        assert result.stderr == ""
+    else:
+        steps = [line for line in result.stderr.splitlines() if line.startswith("flow2d:")]
+        assert len(steps) >= 2 and "8/8" in steps[-1] and "loss=" in steps[-1], result.stderr

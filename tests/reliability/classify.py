@@ -1,11 +1,13 @@
 """How the sweep judges a finished child: its exit status, its output, and the files it touched.
 
 Outcomes: ``ok`` (exit 0), ``clean-error`` (exit 1 or 2 and exactly one non-progress stderr line,
-starting ``error:``), and the failures: ``traceback``, ``internal-error``, ``multi-line`` (several
-lines, or one that is not an ``error:`` line), ``no-line`` (failed silently), ``bad-exit`` (another
-exit code), ``hang`` (killed at the wall-clock bound, or SIGXCPU at the CPU bound), ``native-crash``
-(killed by a signal), ``nan-pass`` (exit 0 while its stdout or a JSON file it wrote holds NaN or
-infinity) and ``touched-outside`` (a file outside the sandbox, or a protected user file, changed).
+starting ``error:``), ``long-work`` (killed at the wall-clock bound while its progress lines kept
+coming: work the case asked for, visibly alive, e.g. ``epochs: 1e9``), and the failures:
+``traceback``, ``internal-error``, ``multi-line`` (several lines, or one that is not an ``error:``
+line), ``no-line`` (failed silently), ``bad-exit`` (another exit code), ``hang`` (killed at the
+wall-clock bound with no recent progress line, or SIGXCPU at the CPU bound), ``native-crash`` (killed
+by a signal), ``nan-pass`` (exit 0 while its stdout or a JSON file it wrote holds NaN or infinity) and
+``touched-outside`` (a file outside the sandbox, or a protected user file, changed).
 """
 
 from __future__ import annotations
@@ -92,10 +94,14 @@ def _written_non_finite(sandbox: Path, before: dict[str, tuple[int, int]]) -> st
 
 
 def classify(
-    status: int, hung: bool, stdout: str, stderr: str, sandbox: Path, before: dict[str, tuple[int, int]]
+    status: int, stop: str, stdout: str, stderr: str, sandbox: Path, before: dict[str, tuple[int, int]]
 ) -> tuple[str, str]:
-    """(outcome, signature) of a finished child; the signature groups failures of one cause."""
-    if hung:
+    """(outcome, signature) of a finished child; the signature groups failures of one cause. ``stop``
+    says how it ended: "" by itself, "progressing" or "silent" when killed at the wall-clock bound."""
+    if stop == "progressing":
+        lines = [line for line in stderr.replace("\r", "\n").splitlines() if PROGRESS.search(line)]
+        return "long-work", normalise(lines[-1].split(":")[0] if lines else "", 40)
+    if stop:
         return "hang", "killed at the wall-clock bound"
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)

@@ -35,12 +35,13 @@ from typing import Any
 import torch
 
 from .cases import Case, make_case
-from .classify import FAILURES, classify, json_files, snapshot, touched
+from .classify import FAILURES, PROGRESS, classify, json_files, snapshot, touched
 from .faults import inject
 from .hostile import DIFFUSION_BASES, FASHION_MNIST, TRAINING_BASES, dump
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT_CAP = 200_000  # bytes kept of a child's stdout and stderr (head and tail)
+PROGRESS_S = 2  # the children's progress-line interval: long work that is alive shows it within the bound
 
 
 def entry_point() -> Any:
@@ -81,6 +82,7 @@ class Child:
     output: dict[str, bytearray] = field(default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
     before: dict[str, Any] = field(default_factory=dict)
     results_before: dict[str, tuple[int, int]] = field(default_factory=dict)
+    progress_at: list[float] = field(default_factory=list)  # when stderr showed progress lines
 
 
 def fork_child(
@@ -114,6 +116,7 @@ def fork_child(
             sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
             os.chdir(cwd)
             os.environ.update(TMPDIR=str(root / "tmp"), MPLBACKEND="Agg", COLUMNS="80")
+            os.environ["KIRCHHOFFNET_PROGRESS_S"] = str(PROGRESS_S)
             os.environ.pop("KIRCHHOFFNET_NGSPICE", None)
             if case is not None and case.fake_ngspice:
                 os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
@@ -158,22 +161,27 @@ def _drain(children: list[Child], wait_s: float) -> None:
             os.close(fd)
             del child.fds[fd]
             continue
+        if child.fds[fd] == "stderr" and PROGRESS.search(data.decode(errors="replace")):
+            child.progress_at = [*child.progress_at[-1:], time.monotonic()]
         buffer = child.output[child.fds[fd]]
         buffer += data
         if len(buffer) > OUTPUT_CAP:  # keep the head and the tail: an error line comes last
             del buffer[OUTPUT_CAP // 2 : len(buffer) - OUTPUT_CAP // 2]
 
 
-def _finish(child: Child, timeout_s: float) -> tuple[int | None, bool]:
-    """(wait status or None while running, whether it was killed at the wall-clock bound)."""
+def _finish(child: Child, timeout_s: float) -> tuple[int | None, str]:
+    """(wait status or None while running, how it was stopped): "" if it ended by itself; killed at the
+    wall-clock bound, "progressing" if its progress lines kept coming up to then, else "silent"."""
     pid, status = os.waitpid(child.pid, os.WNOHANG)
     if pid:
-        return status, False
-    if time.monotonic() - child.started > timeout_s:
+        return status, ""
+    now = time.monotonic()
+    if now - child.started > timeout_s:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
-        return os.waitpid(child.pid, 0)[1], True
-    return None, False
+        alive = len(child.progress_at) == 2 and now - child.progress_at[-1] <= 2 * PROGRESS_S + 1
+        return os.waitpid(child.pid, 0)[1], "progressing" if alive else "silent"
+    return None, ""
 
 
 def _drain_rest(child: Child, grace_s: float = 2.0) -> None:
@@ -221,8 +229,8 @@ def run_one(
     timeout_s: float,
     limits: dict[str, int] | None = None,
     target: Callable[[list[str]], int] = _run_in_child,
-) -> tuple[int, bool, str, str]:
-    """Run one child to its end: (wait status, whether it hung, stdout, stderr)."""
+) -> tuple[int, str, str, str]:
+    """Run one child to its end: (wait status, how it was stopped (see :func:`_finish`), stdout, stderr)."""
     child = fork_child(args, root, cwd, limits, None, target)
     while (result := _finish(child, timeout_s))[0] is None:
         _drain([child], 0.05)
@@ -241,13 +249,13 @@ def _run_plain(jobs: list[list[str]], cwd: Path, timeout_s: float, parallel: int
             running.append((args, fork_child(args, cwd, cwd, None, None)))
         _drain([child for _, child in running], 0.05)
         for args, child in list(running):
-            status, hung = _finish(child, timeout_s)
+            status, stop = _finish(child, timeout_s)
             if status is None:
                 continue
             _drain_rest(child)
             _close(child)
             running.remove((args, child))
-            if hung or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+            if stop or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
                 stderr = child.output["stderr"][-2000:].decode(errors="replace")
                 raise RuntimeError(f"base run {' '.join(args)} failed: {stderr}")
 
@@ -321,13 +329,13 @@ def run_sweep(
             running.append(child)
         _drain(running, 0.05)
         for child in list(running):
-            status, hung = _finish(child, timeout_s)
+            status, stop = _finish(child, timeout_s)
             if status is None:
                 continue
             _drain_rest(child)
             _close(child)
             running.remove(child)
-            _record(child, status, hung, seed, out, bases, counts, failures, log)
+            _record(child, status, stop, seed, out, bases, counts, failures, log)
             finished += 1
             if finished % 100 == 0:  # partial figures of a long sweep
                 partial = _summary(seed, numbers, started, timeout_s, counts, failures, generator_errors)
@@ -367,7 +375,7 @@ def _summary(
 def _record(
     child: Child,
     status: int,
-    hung: bool,
+    stop: str,
     seed: int,
     out: Path,
     bases: Path,
@@ -379,8 +387,8 @@ def _record(
     assert case is not None
     stdout = child.output["stdout"].decode(errors="replace")
     stderr = child.output["stderr"].decode(errors="replace")
-    outcome, signature = classify(status, hung, stdout, stderr, child.root / "sandbox", child.results_before)
-    changed = touched(child.root, case.protected, child.before, check_tmp=not hung)
+    outcome, signature = classify(status, stop, stdout, stderr, child.root / "sandbox", child.results_before)
+    changed = touched(child.root, case.protected, child.before, check_tmp=not stop)
     if changed:
         outcome, signature = "touched-outside", changed
     counts[case.command][outcome] += 1

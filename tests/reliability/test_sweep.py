@@ -90,6 +90,14 @@ def _sleeps(args: list[str]) -> int:
     return 0
 
 
+def _progresses(args: list[str]) -> int:
+    from kirchhoffnet.progress import bar
+
+    for _ in bar(range(10**6), desc="train", unit="step"):
+        time.sleep(0.01)
+    return 0
+
+
 def _prints_nan(args: list[str]) -> int:
     print(json.dumps({"max_abs_error_V": math.nan, "passed": True}))
     return 0
@@ -120,6 +128,7 @@ CHILDREN = {
     "internal-error": _internal,
     "native-crash": _segfault,
     "hang": _sleeps,
+    "long-work": _progresses,
     "nan-pass": _prints_nan,
     "nan-pass (file)": _writes_nan_json,
     "touched-outside": _writes_outside,
@@ -137,8 +146,9 @@ def test_each_outcome_is_recognised(expected, tmp_path):
     before = snapshot(tmp_path)
     (tmp_path / "sandbox" / "planted.json").write_text('{"loss": NaN}')  # an input, not a result
     results_before = json_files(tmp_path / "sandbox")
-    status, hung, stdout, stderr = run_one([], tmp_path, tmp_path / "sandbox", 3.0, target=CHILDREN[expected])
-    outcome, signature = classify(status, hung, stdout, stderr, tmp_path / "sandbox", results_before)
+    bound = 5.5 if expected == "long-work" else 3.0  # two progress lines, 2 s apart, before the bound
+    status, stop, stdout, stderr = run_one([], tmp_path, tmp_path / "sandbox", bound, target=CHILDREN[expected])
+    outcome, signature = classify(status, stop, stdout, stderr, tmp_path / "sandbox", results_before)
     changed = touched(tmp_path, [], before)
     if changed:
         outcome = "touched-outside"

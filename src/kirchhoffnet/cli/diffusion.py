@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,7 +92,7 @@ def train_command(
             settings = parse_config({**settings.model_dump(mode="json"), **overrides}, f"{config} with {flags}")
         if seed is not None:
             settings = settings.model_copy(update={"seed": seed})
-        metrics = train(settings, out_dir, progress=sys.stderr.isatty())
+        metrics = train(settings, out_dir, progress=True)
     except KirchhoffError as exc:
         fail(exc)
     _print_result(metrics, out_dir)

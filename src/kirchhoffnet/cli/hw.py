@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,10 +198,6 @@ def _check_numbers(**options: tuple[float | None, float | None, float | None, bo
             finite_number(f"--{name}", value, low=low, high=high, open_low=open_low)
 
 
-def _progress() -> bool:
-    return sys.stderr.isatty()
-
-
 @app.command()
 def report(
     path: ModelPath,
@@ -300,7 +295,7 @@ def montecarlo(
         parse_choice(kind, KINDS, "kind", "a variation kind")
         curves = {
             label: sigma_sweep(
-                model, metric, sigmas, kind=kind, trials=trials, seed=seed, threshold=threshold, progress=_progress()
+                model, metric, sigmas, kind=kind, trials=trials, seed=seed, threshold=threshold, progress=True
             )
             for label, model, metric in _with_metrics(paths, dataset, points, seed)
         }

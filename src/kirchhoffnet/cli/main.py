@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -73,12 +72,10 @@ def evaluate(
     try:
         if is_run_dir(path):
             target = check_out_dir(out or path / "eval")
-            metrics = evaluate_run(path, target, progress=sys.stderr.isatty())
+            metrics = evaluate_run(path, target, progress=True)
         else:
             target = check_out_dir(out or Path("runs/eval"))
-            metrics = evaluate_path(
-                path, target, num_samples=samples, seed=seed, batch=batch, progress=sys.stderr.isatty()
-            )
+            metrics = evaluate_path(path, target, num_samples=samples, seed=seed, batch=batch, progress=True)
     except KirchhoffError as exc:
         fail(exc)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (str, int, float)) and k != "run_dir"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +32,13 @@ def train_command(
         list[str] | None,
         typer.Option("--set", help="Override a setting, e.g. --set train.lr=1e-3 --set circuit.slices=4."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar with loss and NFE.")] = True,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            help="Show progress with loss and NFE: a bar on a terminal, elsewhere a line every "
+            "KIRCHHOFFNET_PROGRESS_S seconds (default 30)."
+        ),
+    ] = True,
 ) -> None:
     """Train a model from a config into a run directory.
 
@@ -52,7 +57,7 @@ def train_command(
         if out is not None:
             check_out_dir(out)
         settings = load_config(config, set_ or [], seed=seed, device=device)
-        result = train(settings, out, resume=resume, progress=progress and sys.stderr.isatty())
+        result = train(settings, out, resume=resume, progress=progress)
     except KirchhoffError as exc:
         fail(exc)
     if result.metrics:  # rank 0 under torchrun

@@ -42,7 +42,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import resolve
@@ -52,6 +51,7 @@ from kirchhoffnet.diffusion.score import TimeEmbedding, check_class_labels
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, DataError
+from kirchhoffnet.progress import bar
 
 SETTLE_ULPS = 100
 """The passive circuit's Newton settle stops when |I_h − g h| < SETTLE_ULPS × the dtype's epsilon at every hidden
@@ -458,7 +458,7 @@ def circuit_pf_ode(
     with torch.no_grad():
         stacked = state.repeat(1, len(mixing))  # each copy's data terminals follow the shared data nodes
         hidden = circuit.settle(stacked, circuit.drive(grid[0].to(x.dtype), copies))
-        for k in tqdm(range(len(grid) - 1), desc="circuit", unit="step", disable=not progress, leave=False):
+        for k in bar(range(len(grid) - 1), desc="circuit", unit="step", enabled=progress, leave=False):
             s, dt = grid[k].to(x.dtype), float(grid[k] - grid[k + 1])
             drive = circuit.drive(s, copies)
             if hidden_capacitance:

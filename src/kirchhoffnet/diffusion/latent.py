@@ -12,9 +12,9 @@ import math
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from kirchhoffnet.diffusion.threads import single_thread
+from kirchhoffnet.progress import bar
 
 
 def prior_centres(num_classes: int, radius: float) -> Tensor:
@@ -116,7 +116,7 @@ def train_vae(
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
     losses = []
     with single_thread():
-        for _ in tqdm(range(epochs), desc="VAE", unit="epoch", disable=not progress):
+        for _ in bar(range(epochs), desc="VAE", unit="epoch", enabled=progress):
             for index in _batches(len(images), batch, generator):
                 x, mu = images[index], centres[labels[index]]
                 mean, log_var = vae.encode(x)
@@ -146,7 +146,7 @@ def train_classifier(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
     with single_thread():
-        for _ in tqdm(range(epochs), desc="classifier", unit="epoch", disable=not progress):
+        for _ in bar(range(epochs), desc="classifier", unit="epoch", enabled=progress):
             for index in _batches(len(images), batch, generator):
                 loss = nn.functional.cross_entropy(classifier(images[index]), labels[index])
                 optimizer.zero_grad()

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from kirchhoffnet.diffusion.score import ScoreModel
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, DataError, unknown_choice
+from kirchhoffnet.progress import bar
 
 DIGITAL_SOLVERS = ("euler", "pf-ode")
 """``euler``: Euler–Maruyama on the reverse SDE; ``pf-ode``: Euler on the probability-flow ODE."""
@@ -206,7 +206,7 @@ def _euler_loop(
     # Each step ends with x += c_k b3 + g_k z_k; both terms are formed for a chunk of steps at once.
     g_steps = g.float().reshape(-1, 1, 1)
     kick = torch.empty(_NOISE_CHUNK, net.dim, n) if stochastic else bias3
-    for k in tqdm(range(len(s)), desc="euler", unit="step", disable=not progress, leave=False, mininterval=1.0):
+    for k in bar(range(len(s)), desc="euler", unit="step", enabled=progress, leave=False):
         j = k % _NOISE_CHUNK
         if stochastic and j == 0:
             chunk = slice(k, k + _NOISE_CHUNK)

@@ -15,12 +15,12 @@ from typing import Protocol
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from kirchhoffnet.diffusion.score import ScoreModel, weight_noise_layers
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, SolverError
+from kirchhoffnet.progress import bar
 
 Batches = Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]]
 """``(batch_size, generator) → (x_0 (B, dim), labels (B,) or None)``."""
@@ -146,8 +146,8 @@ def _train(model: ScoreFunction, batches: Batches, settings: TrainSettings, seed
     optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
     ema = [p.detach().clone() for p in params]
     losses: list[float] = []
-    bar = tqdm(range(settings.steps), desc="training", unit="step", disable=not progress, mininterval=1.0)
-    for step in bar:
+    steps = bar(range(settings.steps), desc="training", unit="step", enabled=progress)
+    for step in steps:
         progress_ratio = step / max(settings.steps - 1, 1)
         scale = settings.lr_final_ratio + (1 - settings.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress_ratio))
         for group in optimizer.param_groups:
@@ -178,7 +178,7 @@ def _train(model: ScoreFunction, batches: Batches, settings: TrainSettings, seed
             torch._foreach_lerp_(ema, params, 1 - settings.ema_decay)
         losses.append(loss.item())
         if step % 200 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-200:]) / len(losses[-200:]):.4f}")
+            steps.set_postfix(loss=f"{sum(losses[-200:]) / len(losses[-200:]):.4f}")
     with torch.no_grad():
         torch._foreach_copy_(params, ema)
     return losses

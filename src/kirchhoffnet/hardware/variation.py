@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from kirchhoffnet.errors import ConfigError, SolverError, unknown_choice
 from kirchhoffnet.finite import finite_number
 from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
+from kirchhoffnet.progress import bar
 
 CAPACITANCE_FLOOR = 0.05
 """Smallest capacitor factor a die can draw (the Gaussian is cut there)."""
@@ -214,7 +214,7 @@ def evaluate_trials(
     """``metric(make_trial(model, t))`` for each trial; a solver failure scores the worst value."""
     worst = -math.inf if metric.higher_is_better else math.inf
     values = []
-    for t in tqdm(list(trials), desc=label, unit="die", disable=not progress, leave=False):
+    for t in bar(list(trials), desc=label, unit="die", enabled=progress, leave=False):
         try:
             values.append(float(metric(make_trial(model, t))))
         except SolverError:
@@ -243,7 +243,7 @@ def monte_carlo(
         seed: base seed; trial t uses ``trial_seed(seed, t)``.
         threshold: pass mark for the yield (``>=`` if higher is better, else ``<=``).
         nominal: the metric of the trained model if already known (saves one evaluation).
-        progress: show a tqdm bar.
+        progress: show progress (:mod:`kirchhoffnet.progress`).
 
     Returns:
         A :class:`MonteCarloResult`. With zero variation every trial equals the nominal value

@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 import kirchhoffnet.io as kio
 from kirchhoffnet.config import RunConfig
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io.paths import prepare_out_dir
 from kirchhoffnet.models import Flow, Network
+from kirchhoffnet.progress import bar
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -33,9 +33,8 @@ def split_seed(seed: int, split: str) -> int:
 
 def batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int, label: str = "", progress: bool = False) -> Tensor:
     """``fn`` applied batch by batch (bounded memory), outputs concatenated."""
-    starts = range(0, len(x), batch)
-    bar = tqdm(starts, desc=label, unit="batch", disable=not progress, leave=False)
-    return torch.cat([fn(x[s : s + batch]) for s in bar])
+    starts = bar(range(0, len(x), batch), desc=label, unit="batch", enabled=progress, leave=False)
+    return torch.cat([fn(x[s : s + batch]) for s in starts])
 
 
 def solve_nfe(model: nn.Module) -> tuple[int, int]:
@@ -171,7 +170,8 @@ class FlowTask(Task):
             The file, and its first ``keep`` rows (for a plot), read back from disk.
         """
         flow: Flow = model  # type: ignore[assignment]
-        batches = (transform(batch).numpy() for batch in self.draw_batches(model, n, generator))
+        drawn = bar(self.draw_batches(model, n, generator), desc="sample", unit="batch", total=-(-n // self.eval_batch))
+        batches = (transform(batch).numpy() for batch in drawn)
         path = kio.save_npy_batches_atomic(out_dir / "samples.npy", (n, flow.dim), batches)
         return path, np.array(np.load(path, mmap_mode="r")[:keep])
 

@@ -10,20 +10,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from kirchhoffnet.compat import is_original_result, load_original, read_config
 from kirchhoffnet.data import TOY_SETS, sample_toy
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.models import Flow
+from kirchhoffnet.progress import bar
 from kirchhoffnet.tasks.plots import samples_vs_data
 
 
 def _batched(fn: Any, x: torch.Tensor, batch: int, label: str, progress: bool) -> tuple[torch.Tensor, list[int]]:
     """Apply ``fn`` batch by batch (bounded memory), collecting outputs and NFE."""
     outputs, nfe = [], []
-    for start in tqdm(range(0, len(x), batch), desc=label, unit="batch", disable=not progress, leave=False):
+    for start in bar(range(0, len(x), batch), desc=label, unit="batch", enabled=progress, leave=False):
         outputs.append(fn(x[start : start + batch]))
         nfe.append(sum(fn.__self__.last_stats.nfe))
     return torch.cat(outputs), nfe

@@ -30,7 +30,7 @@ def train(
     out: str | os.PathLike[str] | None = None,
     *,
     resume: bool = False,
-    progress: bool | None = None,
+    progress: bool = True,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Train a model as a config describes and write its run directory.
@@ -39,7 +39,7 @@ def train(
         config: a config object, a mapping, or a YAML path (validated either way).
         out: run directory; default ``runs/<config name or task>``.
         resume: continue the run in ``out`` from its checkpoint (the config must be the same).
-        progress: show a progress bar; default when stderr is a terminal.
+        progress: show progress (a bar on a terminal, lines elsewhere: :mod:`kirchhoffnet.progress`).
         on_step: called after every optimiser step with ``{"epoch", "step", "loss"}``.
 
     Returns:

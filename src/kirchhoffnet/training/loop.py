@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -22,7 +21,6 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, DistributedSampler
-from tqdm import tqdm
 
 from kirchhoffnet.config import Config, TrainConfig
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
@@ -31,6 +29,7 @@ from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
 from kirchhoffnet.io import RUN_MODEL, load_exact, write_json_atomic
+from kirchhoffnet.progress import bar
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.tasks.plots import loss_curves
@@ -98,7 +97,7 @@ class Trainer:
         config: Config,
         cluster: Cluster,
         run_dir: Path,
-        progress: bool | None = None,
+        progress: bool = True,
         on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config, self.cluster, self.run_dir = config, cluster, run_dir
@@ -295,14 +294,12 @@ class Trainer:
     def fit(self) -> None:
         """Train until the last epoch or early stopping, checkpointing on the way."""
         cfg = self.train_cfg
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        bar = tqdm(
+        steps = bar(
             total=cfg.epochs * self.steps_per_epoch,
             initial=self.step,
             desc=self.config.label,
             unit="step",
-            disable=not (show and self.cluster.leader),
-            dynamic_ncols=True,
+            enabled=self.progress and self.cluster.leader,
         )
         started = time.perf_counter() - self.elapsed
         cpu_started = time.process_time() - self.cpu_time
@@ -329,8 +326,8 @@ class Trainer:
                     self.history.add_step(loss, norm, skipped, solve_nfe(self.model))
                     self.batch_in_epoch = position + 1
                     clock()
-                    bar.update(1)
-                    bar.set_postfix(self._postfix(loss), refresh=False)
+                    steps.update(1)
+                    steps.set_postfix(self._postfix(loss), refresh=False)
                     if self.on_step is not None:
                         self.on_step({"epoch": self.epoch, "step": self.step, "loss": loss})
                     every = cfg.checkpoint_every_steps
@@ -341,7 +338,7 @@ class Trainer:
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or self.status != "running":
                     self.checkpoint()
         finally:
-            bar.close()
+            steps.close()
         trained = [loss for epoch, loss in zip(*self._epoch_losses(), strict=True) if epoch > 0]
         if trained and all(loss is None for loss in trained):
             self._stop(
@@ -379,7 +376,7 @@ class Trainer:
         self.task.save_model(self.model, self.run_dir / RUN_MODEL, meta)
         start = time.perf_counter()
         self.model.eval()
-        test = self.task.evaluate(self.model, self.run_dir, bool(self.progress))
+        test = self.task.evaluate(self.model, self.run_dir, self.progress)
         require_finite(
             f"the test {self.task.primary} of {self.run_dir / RUN_MODEL}",
             test.get(self.task.primary, 0.0),

@@ -1,0 +1,84 @@
+"""Progress of long work, on a terminal and off it.
+
+On a terminal the bar is tqdm's. Off a terminal (a log file, CI, ``nohup``, a pipe) a bar redrawn with
+carriage returns is unreadable, and no output at all cannot be told from a hang; there the same
+figures are written as whole lines, the first after one interval and then one per interval, so a short
+run stays silent and a long one shows it is alive. The interval is ``KIRCHHOFFNET_PROGRESS_S`` seconds
+(default 30; ``0`` turns the lines off).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+from kirchhoffnet.errors import ConfigError, shown
+
+ENV = "KIRCHHOFFNET_PROGRESS_S"
+DEFAULT_INTERVAL_S = 30.0
+T = TypeVar("T")
+
+
+def line_interval_s() -> float:
+    """Seconds between progress lines off a terminal (0: none), from ``KIRCHHOFFNET_PROGRESS_S``."""
+    raw = os.environ.get(ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{ENV}={shown(raw)} must be a number of seconds >= 0 (0 turns progress lines off)")
+    return value
+
+
+class _Lines(tqdm):
+    """tqdm that writes each refresh as one whole line and never redraws."""
+
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        if msg == "":  # a request to clear the bar: lines are never cleared
+            return False
+        self.fp.write(str(self) + "\n")
+        self.fp.flush()
+        return True
+
+    def close(self) -> None:
+        if not self.disable and self.last_print_t >= self.start_t + self.delay and self.last_print_n != self.n:
+            self.display()  # the final figures, once some were shown
+        self.leave = False
+        super().close()
+
+
+def bar(
+    iterable: Iterable[T] | None = None,
+    *,
+    desc: str = "",
+    unit: str = "it",
+    total: float | None = None,
+    enabled: bool = True,
+    initial: int = 0,
+    leave: bool = True,
+) -> Any:
+    """A progress bar over ``iterable`` (or ``total`` steps advanced with ``update``): tqdm on a
+    terminal, a line every :func:`line_interval_s` seconds elsewhere; does nothing when not ``enabled``."""
+    common: dict[str, Any] = {"desc": desc, "unit": unit, "total": total, "initial": initial, "file": sys.stderr}
+    if sys.stderr.isatty():
+        return tqdm(iterable, disable=not enabled, leave=leave, dynamic_ncols=True, **common)
+    interval = line_interval_s()
+    return _Lines(
+        iterable,
+        disable=not enabled or interval == 0,
+        ascii=True,
+        ncols=100,
+        mininterval=interval,
+        maxinterval=max(interval, 10.0),
+        miniters=1,
+        delay=interval,
+        **common,
+    )
