@@ -28,13 +28,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/kirchhoffnet train configs/flow2d/twomoon.yaml --out runs/twomoon $$([ -f runs/twomoon/checkpoint.pt ] && echo --resume)
 
-# The quality gates, in order of cost: lint and types, the tests with coverage, the docs site, repeats.
+# The quality gates, in order of cost: lint, types and import layers, the tests with coverage, the docs site, repeats.
 test: $(STAMP) system lint coverage docs duplicates
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples experiments docs/hooks
 	$(BIN)/ruff format --check src tests benchmarks examples experiments docs/hooks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the layering contract in pyproject.toml ([tool.importlinter])
 
 # The library's coverage (the CLI glue is omitted, see [tool.coverage] in pyproject.toml).
 coverage: $(STAMP)

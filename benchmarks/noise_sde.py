@@ -18,9 +18,9 @@ import torchsde
 sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from common import interleaved, machine, summary
+from kirchhoffnet.brownian import SteppedBrownian
 from kirchhoffnet.hardware import PhysicalDesign
 from kirchhoffnet.hardware.noise import SliceSDE
-from kirchhoffnet.solve.brownian import SteppedBrownian
 
 
 def main() -> None:

@@ -37,12 +37,12 @@ import numpy as np
 import torch
 
 import kirchhoffnet as kn
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.data import sample_toy
 from kirchhoffnet.hardware import HardwareAwareConfig, HardwareAwareTraining, accuracy, flow_nll, mse, sigma_sweep
 from kirchhoffnet.hardware.plots import plot_metric_vs_sigma
 from kirchhoffnet.hardware.report import montecarlo_markdown, write_study
 from kirchhoffnet.hardware.variation import MonteCarloResult
-from kirchhoffnet.io import RUN_MODEL
 from kirchhoffnet.training import open_run
 from kirchhoffnet.training.rundir import CONFIG
 

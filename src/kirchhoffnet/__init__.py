@@ -9,9 +9,9 @@ current law through learnable two-terminal devices. :func:`simulate` integrates 
 from typing import Any
 
 from kirchhoffnet import compat, devices, topology
+from kirchhoffnet.checkpoint import load, save
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import KirchhoffError
-from kirchhoffnet.io import load, save
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
 from kirchhoffnet.version import __version__

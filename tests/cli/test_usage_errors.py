@@ -113,8 +113,8 @@ def test_help_and_version_still_work():
         ),
         (KeyboardInterrupt(), 130, "interrupted"),
         (ConfigError("a message\non two lines"), 2, "a message on two lines"),
-        (RuntimeError("boom\nsecond line " + "x" * 5000), 1, "internal error (RuntimeError: boom); rerun with --debug"),
-        (AssertionError(), 1, "internal error (AssertionError); rerun with --debug for the traceback"),
+        (RuntimeError("boom\nsecond line " + "x" * 5000), 1, "internal error (RuntimeError: boom); rerun as `kirchh"),
+        (AssertionError(), 1, "internal error (AssertionError); rerun as `kirchhoffnet --debug COMMAND ...` for the"),
         (MemoryError(), 1, "out of memory (MemoryError); ask for less work at once"),
         (
             RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: 8 TB"),

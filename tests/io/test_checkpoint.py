@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 import kirchhoffnet as kn
-from kirchhoffnet.errors import CheckpointError
-from kirchhoffnet.io import atomic_write, read, write_json_atomic
+from kirchhoffnet.errors import CheckpointError, SolverError
+from kirchhoffnet.io import atomic_write, read_tensors, write_json_atomic
 
 from ..conftest import small_circuit
 
@@ -40,7 +41,7 @@ def test_round_trip_reproduces_the_model(kind, tmp_path):
         assert loaded.solver == model.solver and loaded.gradient == "backprop"
     else:
         torch.testing.assert_close(loaded(x), model(x))
-    assert read(path)[2] == {"epoch": 3}
+    assert read_tensors(path)[2] == {"epoch": 3}
 
 
 def test_saving_leaves_no_temporary_files(tmp_path):
@@ -62,9 +63,17 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
-def test_nan_is_not_written_as_json(tmp_path):
-    with pytest.raises(ValueError):
-        write_json_atomic(tmp_path / "m.json", {"loss": float("nan")})
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"loss": float("nan")}, "loss is nan"),
+        ({"rows": [{"v": 1.0}, {"v": -math.inf}]}, r"rows\[1\]\.v is -inf"),
+        ([0.5, math.inf], r"\[1\] is inf"),
+    ],
+)
+def test_nan_is_not_written_as_json_and_the_error_names_where(tmp_path, data, where):
+    with pytest.raises(SolverError, match=rf"^m\.json not written: {where}; a result is never NaN"):
+        write_json_atomic(tmp_path / "m.json", data)
     assert not (tmp_path / "m.json").exists()
 
 
@@ -89,7 +98,7 @@ def test_missing_checkpoint_is_named(tmp_path):
 def test_tensor_of_wrong_shape_is_refused(tmp_path):
     model = _models()["circuit"]
     path = kn.save(model, tmp_path / "c.safetensors")
-    spec, tensors, _ = read(path)
+    spec, tensors, _ = read_tensors(path)
     tensors["slices.1.params"] = tensors["slices.1.params"][:, :3].contiguous()
     header = {"format": "kirchhoffnet-checkpoint-1", "spec": json.dumps(spec), "metadata": "{}"}
     save_file(tensors, str(path), metadata=header)
@@ -100,7 +109,7 @@ def test_tensor_of_wrong_shape_is_refused(tmp_path):
 
 
 def test_load_model_finds_files_run_directories_and_original_results(tmp_path, original_dir):
-    from kirchhoffnet.io import RUN_MODEL, load_model
+    from kirchhoffnet.checkpoint import RUN_MODEL, load_model
 
     model = _models()["flow"]
     kn.save(model, tmp_path / RUN_MODEL)

@@ -43,7 +43,7 @@ COMMANDS: dict[str, dict[str, Any]] = {
     "hw quantize": {"bases": ["flow", "reg"], "model": True, "many": True, "cheap": ["--bits", "2", "--points", "16"]},
     "hw noise": {"bases": ["flow", "reg"], "model": True, "cheap": ["--samples", "4", "--capacitance", "1fF"]},
     "diffusion train": {"bases": ["ring", "ringk"], "cheap": [], "out": "dir"},
-    "diffusion sample": {"bases": ["ring", "ringk"], "cheap": ["-n", "16", "--steps", "5"], "out": "dir"},
+    "diffusion sample": {"bases": ["ring", "ringk"], "cheap": ["-n", "16", "--steps", "5"], "out": "file"},
     "diffusion evaluate": {"bases": ["ring"], "cheap": [], "out": None},
     "diffusion compare": {"bases": ["ring-eval"], "many": True, "cheap": [], "out": "file"},
     "diffusion speed-energy": {"bases": ["ring"], "cheap": ["--batch", "16"], "out": None},

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from kirchhoffnet.io import RUN_MODEL
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.io.atomic import TMP_SUFFIX
 from kirchhoffnet.training import CHECKPOINT
 from kirchhoffnet.training.rundir import LOCK, METRICS

@@ -514,8 +514,29 @@ def test_diffusion_train_into_a_trained_run_refuses_and_keeps_the_model(ring_run
     (tmp_path / "ring.yaml").write_text(TINY_RING.replace("seed: 3", "seed: 4"))
     before = snapshot(ring_run)
     result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(ring_run)])
-    one_error_line(result, str(ring_run), "already holds a trained model", "choose another --out")
+    one_error_line(result, str(ring_run), "already holds another run (config.yaml, model", "choose another")
     assert snapshot(ring_run) == before
+
+
+@pytest.mark.parametrize("kind", ["train", "diffusion"])
+def test_a_new_run_never_replaces_another_runs_files_even_without_its_model_or_checkpoint(
+    kind, run_dir, ring_run, tmp_path
+):
+    """A finished run whose checkpoint.pt (or a diffusion run whose model) was deleted, and a run killed
+    before its first checkpoint, still hold files a new run in the same --out would replace."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir if kind == "train" else ring_run, copy)
+    (copy / (CHECKPOINT if kind == "train" else "model.safetensors")).unlink()
+    before = snapshot(copy)
+    if kind == "train":
+        config = write_config(tiny_flow("train.epochs=1"), tmp_path / "tiny.yaml")
+        args = ["train", str(config), "--out", str(copy), "--no-progress"]
+    else:
+        (tmp_path / "ring.yaml").write_text(TINY_RING)
+        args = ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(copy)]
+    result = CliRunner().invoke(app, args)
+    one_error_line(result, str(copy), "already holds another run (config.yaml", "choose another --out")
+    assert snapshot(copy) == before
 
 
 def test_diffusion_train_into_a_directory_another_process_trains_in_is_refused(tmp_path):

@@ -559,3 +559,16 @@ def test_a_truncated_inputs_file_is_one_line(tmp_path):
     inputs.write_bytes(inputs.read_bytes()[:100])
     result = CliRunner().invoke(app, ["hw", "report", str(tmp_path), "--inputs", str(inputs)])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_studies_refuse_a_trained_model_whose_own_metric_is_not_finite(value):
+    """A run with capacitances of 1e-30 F validated (positive, finite) and then printed 'σ 0.1: nan ± 0'
+    from `hw montecarlo`: the nominal value every study compares against was not finite."""
+    from kirchhoffnet.hardware.quantize import quantization_sweep
+
+    diverged = Metric("mse", lambda model: value)
+    with pytest.raises(SolverError, match=r"^the trained model's mse must be finite but is (inf|nan); its circuit"):
+        sigma_sweep(small_circuit(), diverged, [0.1], trials=2)
+    with pytest.raises(SolverError, match=r"^the trained model's mse must be finite"):
+        quantization_sweep(small_circuit(), diverged, [4])

@@ -34,9 +34,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import kirchhoffnet as kn
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.errors import CheckpointError, KirchhoffError
-from kirchhoffnet.io import RUN_MODEL
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.training import CHECKPOINT, train
 from kirchhoffnet.training.state import load_checkpoint, save_checkpoint

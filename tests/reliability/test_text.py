@@ -27,7 +27,7 @@ from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import load_config, write_config
 from kirchhoffnet.config.tasks import TASKS
 from kirchhoffnet.errors import ConfigError, DataError, shown
-from kirchhoffnet.io.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from kirchhoffnet.io.tensorfile import FORMAT as CHECKPOINT_FORMAT
 from kirchhoffnet.spice import read_raw
 from kirchhoffnet.textfile import MAX_DOCUMENT_BYTES, read_json_mapping
 from kirchhoffnet.yamlfile import MAX_YAML_DEPTH, apply_overrides, read_yaml_mapping

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
+from kirchhoffnet.checkpoint import load
 from kirchhoffnet.config import parse_config
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware import Variation
 from kirchhoffnet.hardware.variation import draw_die, trial_seed
-from kirchhoffnet.io import load
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import train
 

@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.errors import TrainingError
-from kirchhoffnet.io import RUN_MODEL
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import CHECKPOINT, train
 from kirchhoffnet.training.loop import _Objective

@@ -51,7 +51,7 @@ def describe_unexpected(exc: BaseException) -> str:
     """The one line for an exception no command expected: a bug, whose traceback --debug shows."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     detail = f"{type(exc).__name__}: {clip(first, 120)}" if first else type(exc).__name__
-    return f"internal error ({detail}); rerun with --debug for the traceback"
+    return f"internal error ({detail}); rerun as `kirchhoffnet --debug COMMAND ...` for the traceback"
 
 
 class OneLineGroup(TyperGroup):

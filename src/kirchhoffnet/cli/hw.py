@@ -64,8 +64,9 @@ def _label(path: Path, taken: set[str]) -> str:
 def _dataset(path: Path, override: str | None) -> str | None:
     """The 2-D data set of a flow: ``--dataset``, the original config's test_bench, the checkpoint's
     metadata (``dataset``), or a run directory's config.yaml (``data.name`` of a flow2d task)."""
+    from kirchhoffnet.checkpoint import RUN_MODEL
     from kirchhoffnet.compat import is_original_result, read_config
-    from kirchhoffnet.io import RUN_MODEL, read
+    from kirchhoffnet.io import read_tensors
 
     if override is not None:
         return override
@@ -75,7 +76,7 @@ def _dataset(path: Path, override: str | None) -> str | None:
     checkpoint = path if path.is_file() else path / RUN_MODEL
     if not checkpoint.is_file():
         return None
-    metadata = read(checkpoint)[2]
+    metadata = read_tensors(checkpoint)[2]
     for key in ("dataset", "test_bench"):
         if isinstance(metadata.get(key), str):
             return str(metadata[key])
@@ -93,7 +94,7 @@ def _dataset(path: Path, override: str | None) -> str | None:
 def _load(path: Path) -> tuple[Any, Any]:
     """The model at ``path`` and, for a run directory of ``kirchhoffnet train``, its prepared task
     (whose held-out data the metric and the default inputs come from); else ``None``."""
-    from kirchhoffnet.io import load_model
+    from kirchhoffnet.checkpoint import load_model
     from kirchhoffnet.training import is_run_dir, open_run
 
     if is_run_dir(path):

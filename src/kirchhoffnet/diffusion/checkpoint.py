@@ -1,22 +1,20 @@
 """Checkpoints of diffusion-side modules (score model, VAE, classifier) in the project's safetensors format.
 
-The header is the one :mod:`kirchhoffnet.io.checkpoint` writes (format tag, JSON spec, JSON metadata),
-so :func:`kirchhoffnet.io.read` opens these files too; the spec's ``kind`` says which module to rebuild.
+They are the project's tensor files (:mod:`kirchhoffnet.io.tensorfile`: format tag, JSON spec, JSON
+metadata), like the models' checkpoints; the spec's ``kind`` says which module to rebuild.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from kirchhoffnet.checkpoint import MODEL_KINDS
 from kirchhoffnet.errors import CheckpointError, shown
-from kirchhoffnet.io import atomic_write, load_exact, read
-from kirchhoffnet.io.checkpoint import FORMAT, MODEL_KINDS
+from kirchhoffnet.io import load_exact, read_tensors, write_tensors
 from kirchhoffnet.schema import check_arguments, entry
 
 
@@ -24,14 +22,12 @@ def save_module(
     module: nn.Module, spec: dict[str, Any], path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write ``module``'s state with its ``spec`` (which must name a ``kind``) atomically."""
-    tensors = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
-    header = {"format": FORMAT, "spec": json.dumps(spec), "metadata": json.dumps(metadata or {})}
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+    return write_tensors(path, module.state_dict(), spec, metadata)
 
 
 def load_state(module: nn.Module, path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     """Load the tensors of a checkpoint of ``kind`` into ``module``; returns the checkpoint's spec."""
-    spec, tensors, _ = read(path)
+    spec, tensors, _ = read_tensors(path)
     _check_kind(spec, path, kind)
     load_exact(module, tensors, source=str(path), against=f"the {kind} it is loaded into (another version or config?)")
     return spec
@@ -44,7 +40,7 @@ def read_spec(path: str | os.PathLike[str], kind: str, sections: dict[str, type]
         sections: spec key → the constructor its mapping is passed to as keyword arguments; each is
             checked by :func:`check_arguments` so that a hostile spec fails here, not in the constructor.
     """
-    spec, tensors, _ = read(path)
+    spec, tensors, _ = read_tensors(path)
     _check_kind(spec, path, kind)
     limit = sum(t.numel() for t in tensors.values())
     for key, constructor in (sections or {}).items():
@@ -57,14 +53,12 @@ def read_spec(path: str | os.PathLike[str], kind: str, sections: dict[str, type]
 
 def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind: str) -> Path:
     """Plain named tensors (e.g. a latent data set) in the same format, spec ``{"kind": kind}``."""
-    data = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    header = {"format": FORMAT, "spec": json.dumps({"kind": kind}), "metadata": "{}"}
-    return atomic_write(path, lambda tmp: save_file(data, str(tmp), metadata=header))
+    return write_tensors(path, tensors, {"kind": kind})
 
 
 def load_tensors(path: str | os.PathLike[str], kind: str, names: tuple[str, ...]) -> dict[str, Tensor]:
     """The tensors written by :func:`save_tensors`: exactly ``names``, floating-point ones finite."""
-    spec, tensors, _ = read(path)
+    spec, tensors, _ = read_tensors(path)
     _check_kind(spec, path, kind)
     if sorted(tensors) != sorted(names):
         raise CheckpointError(f"{path} holds tensors {shown(sorted(tensors), 200)}; a {kind} file holds {list(names)}")

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 from torch import Tensor
 
+from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
@@ -30,15 +31,13 @@ from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import Batches, train_score
-from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError, unknown_choice
-from kirchhoffnet.io import read, write_json_atomic, write_text_atomic
-from kirchhoffnet.io.checkpoint import MODEL_KINDS
-from kirchhoffnet.io.lock import DirectoryLock
-from kirchhoffnet.io.paths import check_out_dir, shown_path
+from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice
+from kirchhoffnet.io import read_tensors, write_json_atomic, write_text_atomic
+from kirchhoffnet.io.lock import DirectoryLock, refuse_previous_run
+from kirchhoffnet.io.paths import check_out_dir
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
 RUN_CONFIG = "config.yaml"
-RUN_MODEL = "model.safetensors"
 RUN_METRICS = "metrics.json"
 TRAIN_OUTPUTS = (RUN_CONFIG, RUN_MODEL, "train.json", "loss.png", VAE_FILE, CLASSIFIER_FILE, LATENTS_FILE)
 """What ``train`` writes: the targets whose torn temporary files the next ``train`` removes."""
@@ -84,8 +83,8 @@ def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bo
     """Train the configured model and write the run directory; returns the training metrics.
 
     Raises:
-        TrainingError: ``out_dir`` already holds a trained model, which a new run would replace, or another
-            process is training into it.
+        TrainingError: ``out_dir`` already holds another run's files (finished or not), which a new run
+            would replace, or another process is training into it.
         StorageError: ``out_dir`` cannot be written (a file, read-only, a full disk, ...).
     """
     out = check_out_dir(out_dir)
@@ -99,11 +98,7 @@ def train(config: DiffusionConfig, out_dir: str | os.PathLike[str], progress: bo
 
 
 def _refuse_trained(out: Path) -> None:
-    if (out / RUN_MODEL).exists() or (out / RUN_MODEL).is_symlink():
-        raise TrainingError(
-            f"{shown_path(out)} already holds a trained model ({RUN_MODEL}); choose another --out, or delete "
-            "that directory to train it again"
-        )
+    refuse_previous_run(out, TRAIN_OUTPUTS, "choose another --out, or delete that directory to train it again")
 
 
 def _train(config: DiffusionConfig, out: Path, progress: bool) -> dict[str, Any]:
@@ -143,7 +138,7 @@ def is_diffusion_run(path: str | os.PathLike[str]) -> bool:
     if not ((Path(path) / RUN_CONFIG).is_file() and model.is_file()):
         return False
     try:
-        return read(model)[0].get("kind") in ("score-model", "score-circuit")
+        return read_tensors(model)[0].get("kind") in ("score-model", "score-circuit")
     except KirchhoffError:
         return False
 
@@ -156,7 +151,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
             f"{path} is not a diffusion run directory (needs {RUN_CONFIG} and {RUN_MODEL}); "
             "create one with `kirchhoffnet diffusion train CONFIG --out DIR`"
         )
-    found = read(path / RUN_MODEL)[0].get("kind")
+    found = read_tensors(path / RUN_MODEL)[0].get("kind")
     if found in MODEL_KINDS:
         raise CheckpointError(
             f"{path} is a run of `kirchhoffnet train` (its model is a {found}), not of `kirchhoffnet diffusion train`; "

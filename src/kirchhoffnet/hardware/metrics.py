@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.finite import require_finite
 from kirchhoffnet.models import Flow, Network
 
 if TYPE_CHECKING:
@@ -37,6 +38,15 @@ class Metric:
     def __call__(self, model: Model) -> float:
         with torch.no_grad():
             return float(self.evaluate(model))
+
+    def nominal(self, model: Model) -> float:
+        """The metric of the trained model itself: what every study is measured against, so a value
+        that is not finite (a circuit whose outputs diverge) is an error, not a row of NaN."""
+        return require_finite(
+            f"the trained model's {self.name}",
+            self(model),
+            "its circuit's outputs are not finite; check the run's capacitances and solver settings",
+        )
 
 
 def _dtype(model: Model) -> torch.dtype:

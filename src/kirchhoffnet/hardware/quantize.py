@@ -172,7 +172,7 @@ def quantization_sweep(
     Returns:
         One ``{"bits", "scheme", "metric", "value", "param_rms_error", "nominal"}`` dict per entry of ``bits``.
     """
-    nominal = metric(model)
+    nominal = metric.nominal(model)
     flat = torch.cat([p.detach().flatten().double() for p in circuit_of(model).parameters()])
     points = []
     for b in bits:

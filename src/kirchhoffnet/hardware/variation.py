@@ -252,7 +252,7 @@ def monte_carlo(
     if int(trials) < 1:
         raise ConfigError(f"trials must be a positive integer, got {trials}")
     check_threshold(threshold)
-    base = float(metric(model)) if nominal is None else nominal
+    base = metric.nominal(model) if nominal is None else nominal
 
     def make(m: Model, t: int) -> Model:
         return perturbed(m, variation, trial_seed(seed, t))
@@ -278,7 +278,7 @@ def sigma_sweep(
     Every σ and the threshold are checked before the first die is drawn."""
     variations = [Variation.of(kind, s) for s in sigmas]
     check_threshold(threshold)
-    nominal = float(metric(model))
+    nominal = metric.nominal(model)
     return [
         monte_carlo(
             model,

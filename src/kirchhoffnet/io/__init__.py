@@ -1,4 +1,8 @@
-"""Reading and writing checkpoints and result files, always atomically."""
+"""Files, written atomically and read validated: the bottom layer, which knows no model.
+
+Result files and tensor files (:mod:`~kirchhoffnet.io.tensorfile`), the run lock, output paths
+and figures; building a model from a saved file is :mod:`kirchhoffnet.checkpoint`'s, one layer up.
+"""
 
 from kirchhoffnet.io.atomic import (
     atomic_write,
@@ -7,21 +11,16 @@ from kirchhoffnet.io.atomic import (
     write_json_atomic,
     write_text_atomic,
 )
-from kirchhoffnet.io.checkpoint import build, check_kind, load, load_exact, read, save
-from kirchhoffnet.io.locate import RUN_MODEL, load_model
+from kirchhoffnet.io.tensorfile import FORMAT, load_exact, read_tensors, write_tensors
 
 __all__ = [
-    "RUN_MODEL",
+    "FORMAT",
     "atomic_write",
-    "build",
-    "check_kind",
-    "load",
     "load_exact",
-    "load_model",
-    "read",
-    "save",
+    "read_tensors",
     "save_npy_atomic",
     "save_npy_batches_atomic",
     "write_json_atomic",
+    "write_tensors",
     "write_text_atomic",
 ]

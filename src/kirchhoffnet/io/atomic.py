@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kirchhoffnet.errors import DataError, KirchhoffError
+from kirchhoffnet.errors import DataError, KirchhoffError, SolverError
 from kirchhoffnet.io.paths import os_error_in, storage_error
 
 TMP_SUFFIX = ".kn-tmp"
@@ -135,8 +136,31 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """JSON with sorted keys and two-space indent; NaN is refused rather than written as invalid JSON."""
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    """JSON with sorted keys and two-space indent. A NaN or infinity is refused (:class:`SolverError`
+    naming where it is) rather than written as invalid JSON: no result file ever holds one."""
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError:
+        where, value = _first_non_finite(data, "")
+        if where is None:
+            raise
+        raise SolverError(
+            f"{Path(path).name} not written: {where or 'the result'} is {value}; a result is never NaN or "
+            "infinite (the computation diverged: check the model's capacitances, solver and options)"
+        ) from None
+    return write_text_atomic(path, text + "\n")
+
+
+def _first_non_finite(data: Any, where: str) -> tuple[str | None, float]:
+    """The key path (``a.b[2]``) and value of the first NaN or infinity in a JSON-like document."""
+    if isinstance(data, float):
+        return (where, data) if not math.isfinite(data) else (None, 0.0)
+    items: Any = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list | tuple) else ()
+    for key, value in items:
+        found = _first_non_finite(value, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip("."))
+        if found[0] is not None:
+            return found
+    return None, 0.0
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> Path:

@@ -66,6 +66,14 @@ class DirectoryLock:
             self._fd = -1
 
 
+def refuse_previous_run(run_dir: Path, outputs: Iterable[str], fix: str) -> None:
+    """A new run never replaces another run's files, finished or not: :class:`TrainingError` naming
+    them if ``run_dir`` holds any of ``outputs`` (a run killed before its first checkpoint included)."""
+    found = [name for name in outputs if os.path.lexists(run_dir / name)]
+    if found:
+        raise TrainingError(f"{shown_path(run_dir)} already holds another run ({', '.join(found[:3])}); {fix}")
+
+
 def _foreign_lock(path: Path, what: str) -> StorageError:
     error = StorageError(
         f"{shown_path(path)} is {what}, not the run's own lock file; remove it (the lock is recreated) or "

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torchdiffeq import odeint
 
+from kirchhoffnet.brownian import SteppedBrownian
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.rram.chip import Chip
-from kirchhoffnet.solve.brownian import SteppedBrownian
 
 Coefficients = Callable[[float], tuple[float, float, float]]
 """τ (s) → (a (1/s), b (1/s), g (1/√s)) of the loop equation."""

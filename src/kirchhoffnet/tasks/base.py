@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 import kirchhoffnet.io as kio
+from kirchhoffnet import checkpoint
 from kirchhoffnet.config import RunConfig
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io.paths import prepare_out_dir
@@ -113,15 +114,15 @@ class Task(ABC):
         )
 
     def save_model(self, model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
-        return kio.save(model, path, metadata)  # type: ignore[arg-type]
+        return checkpoint.save(model, path, metadata)  # type: ignore[arg-type]
 
     def load_model(self, path: Path) -> nn.Module:
         """The model saved by :meth:`save_model`, rebuilt from the run's config in its dtype; the file's
         tensors are checked by the model they enter (:func:`kirchhoffnet.io.load_exact`)."""
-        spec, tensors, _ = kio.read(path)
+        spec, tensors, _ = kio.read_tensors(path)
         model = self.build_model().to(self.dtype)
         try:
-            kio.check_kind(spec)
+            checkpoint.check_kind(spec)
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         kio.load_exact(model, tensors, source=str(path), against="the run's config.yaml")

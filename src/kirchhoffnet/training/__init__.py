@@ -14,9 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, as_config, preflight
 from kirchhoffnet.errors import CheckpointError, ConfigError
-from kirchhoffnet.io import RUN_MODEL, write_json_atomic
+from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.training.distributed import join, leave, share_failure

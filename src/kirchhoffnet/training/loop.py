@@ -22,13 +22,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, TrainConfig
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
 from kirchhoffnet.finite import require_finite
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
-from kirchhoffnet.io import RUN_MODEL, load_exact, write_json_atomic
+from kirchhoffnet.io import load_exact, write_json_atomic
 from kirchhoffnet.progress import bar
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.base import solve_nfe

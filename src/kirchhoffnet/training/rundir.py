@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, parse_config, to_yaml
 from kirchhoffnet.errors import TrainingError
-from kirchhoffnet.io import RUN_MODEL, write_text_atomic
+from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.io.lock import LOCK as LOCK
-from kirchhoffnet.io.lock import DirectoryLock
+from kirchhoffnet.io.lock import DirectoryLock, refuse_previous_run
 from kirchhoffnet.training.state import CHECKPOINT
 from kirchhoffnet.yamlfile import read_yaml_mapping
 
@@ -63,6 +64,8 @@ def prepare(run_dir: Path, config: Config, resume: bool) -> None:
             f"run directory {run_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it "
             "or choose another --out"
         )
+    else:
+        refuse_previous_run(run_dir, RUN_OUTPUTS, "choose another --out, or delete those files to start again")
     write_text_atomic(run_dir / CONFIG, to_yaml(config))
 
 

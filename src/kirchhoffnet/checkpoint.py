@@ -1,32 +1,32 @@
-"""Our own checkpoints: safetensors tensors with the model's structure embedded as JSON metadata.
+"""Saved models: a circuit, flow or network in one self-contained file, and the roads to open one.
 
-safetensors holds plain tensors and a string header, so loading a checkpoint can never execute
-code. The structure (topologies are stored as tensors, device families and solver settings as
-JSON) makes a checkpoint self-contained: ``load(path)`` rebuilds the model with no config file.
+A checkpoint is a tensor file (:mod:`kirchhoffnet.io.tensorfile`) whose spec holds the model's
+structure (topologies as tensors, device families and solver settings as JSON), so ``load(path)``
+rebuilds the model with no config file. This module sits above the models and the original-code
+reader, which it builds; the file format below them knows nothing of either.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from torch import nn
 
 from kirchhoffnet.circuit import Circuit
+from kirchhoffnet.compat import is_original_result, load_original
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
-from kirchhoffnet.io.atomic import atomic_write
+from kirchhoffnet.io.tensorfile import load_exact, read_tensors, write_tensors
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.schema import count, entry, expect
 from kirchhoffnet.solve import Solver
 
-FORMAT = "kirchhoffnet-checkpoint-1"
+MODEL_KINDS = ("circuit", "flow", "network")
 SCORE_KINDS = ("score-model", "score-circuit")
-"""Spec kinds of the diffusion score models (:mod:`kirchhoffnet.diffusion`), which share this file format."""
+"""Spec kinds of the diffusion score models (:mod:`kirchhoffnet.diffusion`), which share the file format."""
+RUN_MODEL = "model.safetensors"
+"""The file name of the trained model inside a run directory."""
 Model = Circuit | Flow | Network
 
 
@@ -37,48 +37,32 @@ def save(model: Model, path: str | os.PathLike[str], metadata: dict[str, Any] | 
         metadata: extra JSON-serialisable information (training config, epoch, metrics).
     """
     spec = model.spec() if not isinstance(model, Circuit) else {"kind": "circuit", "circuit": model.spec()}
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    header = {"format": FORMAT, "spec": json.dumps(spec), "metadata": json.dumps(metadata or {})}
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
-
-
-def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
-    """``(spec, tensors, metadata)`` of a checkpoint, validated but not yet built into a model."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is not a readable safetensors checkpoint (truncated or another format?): {exc}"
-        ) from None
-    if header.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path} is a safetensors file but not a kirchhoffnet checkpoint (format {shown(header.get('format'))})"
-        )
-    try:
-        spec = json.loads(header["spec"])
-        metadata = json.loads(header.get("metadata", "{}"))
-    except (KeyError, json.JSONDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path} has a corrupt header: {shown(str(exc), 200)}") from None
-    expect(spec, dict, f"{path}: the header's spec")
-    expect(metadata, dict, f"{path}: the header's metadata")
-    return spec, tensors, metadata
-
-
-MODEL_KINDS = ("circuit", "flow", "network")
+    return write_tensors(path, model.state_dict(), spec, metadata)
 
 
 def load(path: str | os.PathLike[str]) -> Model:
     """Rebuild the model saved by :func:`save`; raises :class:`CheckpointError` on any mismatch."""
-    spec, tensors, _ = read(path)
+    spec, tensors, _ = read_tensors(path)
     try:
         return build(spec, tensors)
     except KirchhoffError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+
+
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Load ``path``: a ``.safetensors`` checkpoint, a run directory holding ``model.safetensors``,
+    or a result directory of the original code (``config.yaml`` + ``model.pth``)."""
+    path = Path(path)
+    if path.is_file():
+        return load(path)
+    if (path / RUN_MODEL).is_file():
+        return load(path / RUN_MODEL)
+    if is_original_result(path):
+        return load_original(path)
+    raise CheckpointError(
+        f"{path} is neither a checkpoint file, a run directory with {RUN_MODEL}, "
+        "nor an original result directory with config.yaml and model.pth"
+    )
 
 
 def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
@@ -144,33 +128,3 @@ def _readout_settings(readout: str | dict[str, Any] | None, tensors: dict[str, t
         if key != "name" and not 1 <= count(value, f"spec.readout.{key}") <= limit:
             raise CheckpointError(f"spec.readout.{key} is {value}, more than the checkpoint's {limit} values hold")
     return readout
-
-
-def load_exact(
-    model: nn.Module, tensors: dict[str, torch.Tensor], source: str | None = None, against: str = "the model"
-) -> None:
-    """Load ``tensors`` into ``model``: exactly its names, shapes and kinds of dtype, or :class:`CheckpointError`
-    (``source`` does not match ``against``). The values are checked by the modules they enter
-    (:meth:`Slice.check_state`), before any is copied in."""
-    named = source or "the state"
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{named} does not match {against}: missing {shown(missing, 200)}, unexpected {shown(unexpected, 200)}"
-        )
-    for name, value in tensors.items():
-        if value.shape != expected[name].shape:
-            raise CheckpointError(
-                f"{named} does not match {against}: tensor {name} has shape {tuple(value.shape)} "
-                f"but needs {tuple(expected[name].shape)}"
-            )
-        if value.is_floating_point() != expected[name].is_floating_point():
-            raise CheckpointError(f"{named}: tensor {name} has dtype {value.dtype}, not like {expected[name].dtype}")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise CheckpointError(f"{named}: tensor {name} holds NaN or infinite values; a model's state is finite")
-    try:
-        model.load_state_dict(tensors)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{source}: {exc}" if source else str(exc)) from None

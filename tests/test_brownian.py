@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from kirchhoffnet.brownian import SteppedBrownian
 from kirchhoffnet.errors import SolverError
-from kirchhoffnet.solve.brownian import SteppedBrownian
 
 
 def test_increments_have_variance_of_the_step():
