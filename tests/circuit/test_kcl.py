@@ -120,16 +120,14 @@ def test_chunked_and_whole_evaluation_agree(device, grad, monkeypatch):
 
 
 @pytest.mark.parametrize("device", FAMILIES)
-def test_dense_fused_path_equals_the_gather_path(device, monkeypatch):
+def test_dense_fused_path_equals_the_gather_path(device):
     edges = kn.topology.fully_connect(5, (3, 2))
     piece = kn.Slice(edges, device).double()
     with torch.no_grad():
         piece.params.normal_()
     state = torch.randn(4, 9, dtype=torch.float64)
-    fused = piece.field_and_divergence(state)
-    monkeypatch.setattr(kcl, "_DENSE_MAX_NODES", 0)
-    piece._kernels.clear()
-    gathered = piece.field_and_divergence(state)
+    fused = piece.field_and_divergence(state, kernel="affine")
+    gathered = piece.field_and_divergence(state, kernel="gather")
     for a, b in zip(fused, gathered, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -172,7 +170,7 @@ def test_unknown_initialiser_lists_choices():
 
 @pytest.mark.parametrize("device", FAMILIES)
 @pytest.mark.parametrize("divergence", [False, True])
-def test_analytic_backward_of_the_fused_path_matches_autograd(device, divergence, monkeypatch):
+def test_analytic_backward_of_the_fused_path_matches_autograd(device, divergence):
     # The dense fused path differentiates by hand (DenseAffineField); the gather path by autograd.
     edges = kn.topology.fully_connect(4, (2, 3))
     piece = kn.Slice(edges, device, capacitance=torch.tensor([0.5, 1.0, 2.0])).double()
@@ -181,20 +179,18 @@ def test_analytic_backward_of_the_fused_path_matches_autograd(device, divergence
     state = torch.randn(3, 6, dtype=torch.float64)
     cot_v, cot_t = torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
 
-    def grads():
+    def grads(kernel):
         piece.zero_grad()
         x = state.clone().requires_grad_(True)
         if divergence:
-            dv, tr = piece.field_and_divergence(x)
+            dv, tr = piece.field_and_divergence(x, kernel)
             ((dv * cot_v).sum() + (tr * cot_t).sum()).backward()
         else:
-            (piece.field(x) * cot_v).sum().backward()
+            (piece.field(x, kernel) * cot_v).sum().backward()
         return x.grad, piece.params.grad.clone()
 
-    fused = grads()
-    monkeypatch.setattr(kcl, "_DENSE_MAX_NODES", 0)
-    piece._kernels.clear()
-    reference = grads()
+    fused = grads("affine")
+    reference = grads("gather")
     for a, b in zip(fused, reference, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -229,3 +225,63 @@ def test_sparse_operators_follow_in_place_parameter_updates():
         tracked = piece.field(state.clone().requires_grad_())  # the autograd gather path builds no cache
         torch.testing.assert_close(piece.field(state), tracked.detach(), rtol=1e-12, atol=1e-12)
         assert not torch.allclose(cached, tracked)
+
+
+class _OhmicNotAffine(kn.devices.Device):
+    """A user family that is not an affine activation: only the gather path evaluates it."""
+
+    def current(self, v_src, v_dst, p, scratch=False):
+        return v_src - v_dst
+
+
+def _piece(nodes, family):
+    edges = kn.topology.fully_connect(nodes)
+    return kn.Slice(edges, family, params=None if isinstance(family, str) else torch.empty(0, edges.shape[1]))
+
+
+@pytest.mark.parametrize(
+    ("nodes", "family", "kernel", "track", "path"),
+    [
+        (5, "ShiftTanh2", "auto", False, "affine"),
+        (5, "ShiftTanh2", "auto", True, "affine-vjp"),
+        (40, "ShiftTanh2", "auto", False, "affine"),
+        (40, "ShiftTanh2", "auto", True, "gather"),  # no closed-form backward above the dense size
+        (5, "ShiftTanh2", "gather", True, "gather"),
+        (5, "ShiftTanh2", "affine", True, "affine-vjp"),
+        (40, "ShiftRelu1", "affine", False, "affine"),
+        (5, _OhmicNotAffine(), "auto", False, "gather"),
+    ],
+)
+def test_the_kernel_path_follows_the_request_the_family_the_size_and_autograd(nodes, family, kernel, track, path):
+    piece = _piece(nodes, family)
+    assert piece.kernel(torch.float32, torch.device("cpu")).path(piece.device_family, kernel, track) == path
+
+
+@pytest.mark.parametrize(
+    ("nodes", "family", "track", "message"),
+    [
+        (5, _OhmicNotAffine(), False, "needs an affine-activation device family; _OhmicNotAffine is not one"),
+        (40, "ShiftTanh2", True, "has no backward pass above 16 state nodes"),
+    ],
+)
+def test_asking_for_the_affine_path_where_it_does_not_apply_is_a_config_error(nodes, family, track, message):
+    piece = _piece(nodes, family)
+    with pytest.raises(kn.errors.ConfigError, match=rf"^kernel 'affine' {message}"):
+        piece.kernel(torch.float32, torch.device("cpu")).path(piece.device_family, "affine", track)
+
+
+def test_an_unknown_kernel_is_a_config_error():
+    with pytest.raises(kn.errors.ConfigError, match=r"unknown kernel .fast.; choose one of: affine, auto, gather"):
+        kn.Solver(kernel="fast")
+
+
+@pytest.mark.parametrize("kernel", ["gather", "affine"])
+def test_every_kernel_path_gives_the_same_large_circuit_field_as_auto(kernel):
+    piece = kn.Slice(kn.topology.random_graph(40, 600, seed=2), "ShiftRelu2").double()
+    with torch.no_grad():
+        piece.params.normal_()
+        state = torch.randn(39, 5, dtype=torch.float64)
+        auto = piece.field_and_divergence(state)
+        chosen = piece.field_and_divergence(state, kernel)
+    for a, b in zip(auto, chosen, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -177,5 +177,5 @@ def test_the_resolved_config_holds_every_default(tmp_path):
 
 def test_solver_section_builds_the_solver_it_describes():
     settings = {"method": "rk4", "rtol": 1e-3, "atol": 1e-5, "step_size": 0.05, "first_step": 0.01}
-    settings |= {"min_step": 1e-6, "max_steps": 77, "adjoint_seminorm": True}
+    settings |= {"min_step": 1e-6, "max_steps": 77, "adjoint_seminorm": True, "kernel": "gather"}
     assert SolverConfig(**settings, gradient="backprop").build() == Solver(**settings)

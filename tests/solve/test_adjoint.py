@@ -2,75 +2,79 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.circuit.kcl import KclKernel
 
 from ..conftest import small_circuit
 
 
-def _gradients(model, run, autograd_adjoint: bool, monkeypatch):
-    """Parameter and input gradients of ``run(model, x)`` and the backward evaluation counts."""
-    with monkeypatch.context() as patch:
-        if autograd_adjoint:  # route every slice through torchdiffeq's odeint_adjoint
-            patch.setattr(KclKernel, "fuses", lambda self, device: False)
-        model.zero_grad()
-        x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
-        loss, stats = run(model, x)
-        loss.backward()
+def _gradients(model, run, autograd_adjoint: bool):
+    """Parameter and input gradients of ``run(model, x)`` and the backward evaluation counts; with
+    ``autograd_adjoint`` every slice runs on the gather kernel, whose adjoint is torchdiffeq's
+    ``odeint_adjoint`` differentiating the right-hand side by autograd."""
+    kernel = "gather" if autograd_adjoint else "auto"
+    model.zero_grad()
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    loss, stats = run(model, x, kernel)
+    loss.backward()
+    if getattr(model, "gradient", "adjoint") == "adjoint":
+        assert ("closed-form adjoint" in stats.kernels[0]) != autograd_adjoint
     grads = torch.cat([p.grad.flatten() for p in model.parameters()] + [x.grad.flatten()])
     return grads, stats.nfe_backward
 
 
 def _simulate(solver):
-    def run(circuit, x):
-        v, stats = kn.simulate(circuit, x, solver=solver, gradient="adjoint")
+    def run(circuit, x, kernel):
+        v, stats = kn.simulate(circuit, x, solver=replace(solver, kernel=kernel), gradient="adjoint")
         return (v**2).sum() + v[:, 0].sin().sum(), stats
 
     return run
 
 
-def _log_prob(flow, x):
+def _log_prob(flow, x, kernel):
+    flow.solver = replace(flow.solver, kernel=kernel)
     return -flow.log_prob(x).mean(), flow.last_stats
 
 
 @pytest.mark.parametrize("device", ["ShiftTanh2", "ShiftTanh1", "ShiftRelu1", "ShiftLeakyRelu2", "Conductance"])
-def test_simulate_gradients_equal_torchdiffeq_adjoint(device, monkeypatch):
+def test_simulate_gradients_equal_torchdiffeq_adjoint(device):
     # Every coefficient form: own gains (tanh2), difference form b = −a (tanh1, conductance),
     # a learned output scale post (relu1), piecewise-linear slopes.
     circuit = small_circuit(device, num_nodes=4).double()
     kinked = "Relu" in device  # adaptive steps crawl through the rectifiers' kinks
     run = _simulate(kn.Solver(method="rk4", step_size=0.05) if kinked else kn.Solver(rtol=1e-7, atol=1e-7))
-    ours, nfe_ours = _gradients(circuit, run, False, monkeypatch)
-    theirs, nfe_theirs = _gradients(circuit, run, True, monkeypatch)
+    ours, nfe_ours = _gradients(circuit, run, False)
+    theirs, nfe_theirs = _gradients(circuit, run, True)
     assert nfe_ours == nfe_theirs  # same augmented state, norm and tolerances: the same steps
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("seminorm", [False, True])
-def test_log_density_gradients_equal_torchdiffeq_adjoint(seminorm, monkeypatch):
+def test_log_density_gradients_equal_torchdiffeq_adjoint(seminorm):
     # Reverse-time solve with the divergence row, as in CNF training; the seminorm drops the
     # parameter adjoints from the step control in both implementations alike.
     circuit = small_circuit("ShiftTanh2", num_nodes=4).double()
     flow = kn.Flow(circuit, kn.Solver(rtol=1e-6, atol=1e-6, adjoint_seminorm=seminorm), gradient="adjoint")
-    ours, nfe_ours = _gradients(flow, _log_prob, False, monkeypatch)
-    theirs, nfe_theirs = _gradients(flow, _log_prob, True, monkeypatch)
+    ours, nfe_ours = _gradients(flow, _log_prob, False)
+    theirs, nfe_theirs = _gradients(flow, _log_prob, True)
     assert nfe_ours == nfe_theirs
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
-def test_log_density_adjoint_matches_backprop_at_tight_tolerance(monkeypatch):
+def test_log_density_adjoint_matches_backprop_at_tight_tolerance():
     circuit = small_circuit("ShiftTanh2", num_nodes=4).double()
     flow = kn.Flow(circuit, kn.Solver(rtol=1e-10, atol=1e-10), gradient="adjoint")
-    adjoint, _ = _gradients(flow, _log_prob, False, monkeypatch)
+    adjoint, _ = _gradients(flow, _log_prob, False)
     flow.gradient = "backprop"
-    backprop, _ = _gradients(flow, _log_prob, False, monkeypatch)
+    backprop, _ = _gradients(flow, _log_prob, False)
     torch.testing.assert_close(adjoint, backprop, rtol=1e-5, atol=1e-7)
 
 
-def test_frozen_parameters_get_no_gradient_but_inputs_do(monkeypatch):
+def test_frozen_parameters_get_no_gradient_but_inputs_do():
     circuit = small_circuit("ShiftTanh2", num_nodes=4).double().requires_grad_(False)
     x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
     v, _ = kn.simulate(circuit, x, gradient="adjoint")

@@ -144,7 +144,7 @@ def test_nfe_is_counted_per_slice_and_for_the_backward_pass():
     v.sum().backward()
     assert min(stats.nfe_backward) > 0
     assert stats.total_nfe == sum(stats.nfe) + sum(stats.nfe_backward)
-    assert set(stats.to_dict()) == {"nfe", "nfe_backward", "wall_time_s"}
+    assert set(stats.to_dict()) == {"nfe", "nfe_backward", "wall_time_s", "kernels"}
 
 
 def test_fill_zeros_and_repeat_between_slices():
@@ -256,3 +256,44 @@ def test_adjoint_seminorm_keeps_gradients_and_saves_evaluations():
     # Both solve the adjoint to 1e-8; the parameter adjoints differ by the tolerance at most.
     torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-7)
     assert backward_nfe[True] <= backward_nfe[False]
+
+
+def _flow_circuit(num_nodes: int) -> kn.Circuit:
+    edges = kn.topology.fully_connect(num_nodes) if num_nodes <= 6 else kn.topology.random_graph(num_nodes, 200, seed=1)
+    return kn.Circuit(edges, "ShiftTanh2", num_nodes=num_nodes, slices=2, init="uniform").double()
+
+
+@pytest.mark.parametrize(
+    ("num_nodes", "gradient", "kernel", "forward", "after_backward"),
+    [
+        (4, "backprop", "auto", ["affine-vjp"], ["affine-vjp"]),
+        (4, "adjoint", "auto", ["affine"], ["affine", "closed-form adjoint"]),
+        (4, "backprop", "gather", ["gather"], ["gather"]),
+        (4, "adjoint", "gather", ["gather"], ["gather"]),  # torchdiffeq's adjoint, autograd through gather
+        (30, "backprop", "auto", ["gather"], ["gather"]),
+        (30, "adjoint", "auto", ["affine"], ["affine", "gather"]),
+    ],
+)
+def test_solve_stats_say_which_kernel_paths_ran(num_nodes, gradient, kernel, forward, after_backward):
+    circuit = _flow_circuit(num_nodes)
+    x = torch.randn(6, num_nodes - 1, dtype=torch.float64)
+    v, stats = kn.simulate(circuit, x, solver=kn.Solver(kernel=kernel), gradient=gradient)
+    assert stats.kernels == [forward, forward]
+    v.square().sum().backward()
+    assert stats.kernels == [after_backward, after_backward]
+    assert stats.to_dict()["kernels"] == stats.kernels
+
+
+def test_every_kernel_gives_the_same_solve_and_gradient():
+    circuit = _flow_circuit(4)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    results = []
+    for kernel in ("auto", "gather", "affine"):
+        circuit.zero_grad()
+        v, _ = kn.simulate(circuit, x, solver=kn.Solver(rtol=1e-9, atol=1e-9, kernel=kernel))
+        v.square().sum().backward()
+        results.append((v.detach(), [p.grad.clone() for p in circuit.parameters() if p.grad is not None]))
+    for v, grads in results[1:]:
+        torch.testing.assert_close(v, results[0][0], rtol=1e-10, atol=1e-12)
+        for a, b in zip(grads, results[0][1], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)

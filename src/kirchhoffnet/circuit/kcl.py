@@ -13,19 +13,23 @@ needs only the analytic device slopes,
 
 one O(E·B) pass instead of N reverse-mode sweeps.
 
-Three execution paths share this structure:
+Three execution paths share this structure; :meth:`KclKernel.path` picks one from what the caller
+asks for (``kernel``: one of :data:`KERNELS`) and what the evaluation needs, and a solve records the
+paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
 
-* **dense fused**, for small circuits (N ≤ 16 state nodes, the 2-D flows) of a family
-  ``i = post · σ(a·v_src + b·v_dst + c)``: gather and affine map are one matrix product
-  ``U = G · [0; V; 1]`` with G holding (a, b, c) in each edge's row, ``post`` is folded into
-  the incidence, and the divergence is ``q · σ'(U)`` with ``q_e = post_e (w_dst,e b_e − w_src,e a_e)``.
-  A handful of kernels per evaluation, all differentiable by hand.
-* **sparse fused**, the same two products with G and the incidence as CSR matrices, for large
-  circuits of such a family when no gradient is recorded (inference, the adjoint's forward
-  solve): three passes over the edges (G product, σ in place, incidence product) instead of
-  seven, with the operators kept while the parameters are unchanged.
-* **gather**, for everything else: ``index_select`` of the terminal voltages, the family's
-  own ``current``, then the (sparse) incidence product; autograd differentiates it.
+* ``affine`` — for a family ``i = post · σ(a·v_src + b·v_dst + c)`` when no gradient is recorded
+  (inference, the adjoint's forward solve): gather and affine map are one matrix product
+  ``U = G · [0; V; 1]`` with G holding (a, b, c) in each edge's row, ``post`` folded into the
+  incidence, and the divergence ``q · σ'(U)`` with ``q_e = post_e (w_dst,e b_e − w_src,e a_e)``.
+  G and the incidence are dense on small circuits (N ≤ 16 state nodes, the 2-D flows) and CSR on
+  large ones, where the three passes over the edges (G product, σ in place, incidence product)
+  replace seven; the operators are kept while the parameters are unchanged.
+* ``affine-vjp`` — the same evaluation on a small (dense) circuit while autograd records, as one
+  autograd node whose backward pass is the closed-form vector-Jacobian product
+  (:meth:`KclKernel.dense_affine_vjp`); the analytic adjoint uses that product directly.
+* ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
+  ``current``, then the (sparse) incidence product; autograd differentiates it. It is also the
+  reference the other two paths are tested against.
 
 Without autograd, edges are processed in chunks that stay in cache, into preallocated scratch
 buffers that the device updates in place, and each chunk adds its currents only into the rows it
@@ -44,7 +48,7 @@ from torch import Tensor
 
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
-from kirchhoffnet.errors import TopologyError
+from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice
 from kirchhoffnet.runtime import keep_freed_memory
 
 # CSR matmul is stable for the operations used here; silence the "beta" notice it prints once.
@@ -57,12 +61,27 @@ _CHUNK_ELEMENTS = 1 << 20
 # Up to this many state nodes the incidence matrix is stored dense: a tiny dense matmul beats
 # sparse kernels, and beyond it the dense matrix wastes O(N·E) work.
 _DENSE_MAX_NODES = 16
+KERNELS = ("auto", "gather", "affine")
+"""What a caller may ask for: ``auto`` (the fastest path that applies), ``gather`` (the reference
+path, for any family) or ``affine`` (the fused paths; an error where they do not apply)."""
+
+
+def check_kernel(kernel: str) -> str:
+    """``kernel`` if it is one of :data:`KERNELS`, else :class:`ConfigError`."""
+    if kernel not in KERNELS:
+        raise ConfigError(unknown_choice("kernel", kernel, KERNELS))
+    return kernel
 
 
 def functorch_active() -> bool:
     """Inside torch.func transforms (vmap, jacrev) the hand-written backward cannot be used."""
     peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
     return peek is not None and peek() is not None
+
+
+def records(state: Tensor, params: Tensor) -> bool:
+    """Whether autograd records an evaluation of ``state`` with ``params``."""
+    return torch.is_grad_enabled() and (state.requires_grad or params.requires_grad)
 
 
 def _check_bounds(edge_index: Tensor, num_nodes: int) -> None:
@@ -184,10 +203,32 @@ class KclKernel:
         _, _, coeffs, post, operators = self._sparse_cache
         return coeffs, post, operators
 
-    def fuses(self, device: Device) -> bool:
-        """Whether ``device`` differentiates on the dense fused path, by closed-form vector-Jacobian products
-        (not inside torch.func transforms, which cannot see through them)."""
-        return self.dense and isinstance(device, AffineActivation) and not functorch_active()
+    def path(self, device: Device, kernel: str = "auto", track: bool = False) -> str:
+        """The path an evaluation of ``device`` takes when the caller asks for ``kernel`` and autograd
+        does (``track``) or does not record: ``gather``, ``affine`` or ``affine-vjp`` (see the module).
+
+        Raises:
+            ConfigError: ``kernel="affine"`` where no fused path applies (a family that is not an affine
+                activation; autograd on a circuit too large for the dense product, or inside torch.func).
+        """
+        if check_kernel(kernel) == "gather":
+            return "gather"
+        if not isinstance(device, AffineActivation):
+            if kernel == "affine":
+                raise ConfigError(f"kernel 'affine' needs an affine-activation device family; {device.name} is not one")
+            return "gather"
+        if not track:
+            return "affine"
+        if self.dense and not functorch_active():
+            return "affine-vjp"
+        if kernel == "affine":
+            why = "inside torch.func transforms" if self.dense else f"above {_DENSE_MAX_NODES} state nodes"
+            raise ConfigError(f"kernel 'affine' has no backward pass {why}; use kernel 'auto' or 'gather'")
+        return "gather"
+
+    def closed_form_adjoint(self, device: Device, kernel: str = "auto") -> bool:
+        """Whether the adjoint of ``device`` on this kernel can use closed-form vector-Jacobian products."""
+        return self.path(device, kernel, track=True) == "affine-vjp"
 
     def chunks(self, batch: int, whole: bool) -> list[_Chunk]:
         """The edge partition for a batch size; ``whole`` gives one chunk (for autograd)."""
@@ -209,19 +250,25 @@ class KclKernel:
             self._buffers = {key: (like.new_empty(key), like.new_empty(key))}
         return self._buffers[key]
 
-    def evaluate(self, device: Device, params: Tensor, state: Tensor, divergence: bool) -> tuple[Tensor, Tensor | None]:
-        """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B)."""
-        track = torch.is_grad_enabled() and (state.requires_grad or params.requires_grad)
+    def evaluate(
+        self, device: Device, params: Tensor, state: Tensor, divergence: bool, kernel: str = "auto"
+    ) -> tuple[Tensor, Tensor | None]:
+        """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), on the path
+        :meth:`path` picks for ``kernel``."""
+        track = records(state, params)
+        path = self.path(device, kernel, track)
         batch = state.shape[1]
         chunks = self.chunks(batch, whole=track)
         if not track:
             rows = max(c.stop - c.start for c in chunks)
             buf_a, buf_b = self.scratch(rows, batch, state)
-        if isinstance(device, AffineActivation) and not track:
+        if path == "affine":
+            assert isinstance(device, AffineActivation)
             coeffs, post, operators = self._cached_operators(device, params, chunks)
             out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a, operators)
             return out, trace if divergence else None
-        if isinstance(device, AffineActivation) and self.dense and not functorch_active():
+        if path == "affine-vjp":
+            assert isinstance(device, AffineActivation)
             coeffs, post = self.affine_coefficients(device, params)
             # analytic backward pass: one autograd node per evaluation
             return DenseAffineField.apply(state, coeffs, post, self, device, divergence)

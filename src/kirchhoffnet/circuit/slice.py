@@ -128,15 +128,16 @@ class Slice(nn.Module):
             kernel = self._kernels[key] = KclKernel(self.edge_index, cap, dtype, device)
         return kernel
 
-    def field(self, state: Tensor) -> Tensor:
-        """Node-major dV/dt (N, B) for the node-major state (N, B); see :class:`KclKernel`."""
-        kernel = self.kernel(state.dtype, state.device)
-        return kernel.evaluate(self.device_family, self.params.to(state.dtype), state, False)[0]
+    def field(self, state: Tensor, kernel: str = "auto") -> Tensor:
+        """Node-major dV/dt (N, B) for the node-major state (N, B), on the path ``kernel`` asks for
+        (one of :data:`~kirchhoffnet.circuit.kcl.KERNELS`); see :class:`KclKernel`."""
+        evaluator = self.kernel(state.dtype, state.device)
+        return evaluator.evaluate(self.device_family, self.params.to(state.dtype), state, False, kernel)[0]
 
-    def field_and_divergence(self, state: Tensor) -> tuple[Tensor, Tensor]:
+    def field_and_divergence(self, state: Tensor, kernel: str = "auto") -> tuple[Tensor, Tensor]:
         """Node-major dV/dt (N, B) and the exact divergence tr(∂f/∂v) (B,)."""
-        kernel = self.kernel(state.dtype, state.device)
-        out, trace = kernel.evaluate(self.device_family, self.params.to(state.dtype), state, True)
+        evaluator = self.kernel(state.dtype, state.device)
+        out, trace = evaluator.evaluate(self.device_family, self.params.to(state.dtype), state, True, kernel)
         return out, trace  # type: ignore[return-value]  # evaluate returns the trace when asked
 
     def forward(self, t: Tensor | float, v: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from kirchhoffnet import topology as topo
 from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.circuit.kcl import KERNELS
 from kirchhoffnet.circuit.slice import INITIALIZERS
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import KirchhoffError
@@ -280,6 +281,9 @@ class SolverConfig(Section):
     )
     adjoint_seminorm: bool = Field(
         False, description="Adjoint step control ignores the parameter adjoints (fewer backward steps)."
+    )
+    kernel: Annotated[str, one_of(KERNELS)] = Field(
+        "auto", description="KCL evaluation: auto (fastest that applies), gather (reference) or affine (fused)."
     )
 
     @model_validator(mode="after")

@@ -143,7 +143,8 @@ def analytic_adjoint(
     adjoint_options: dict[str, Any],
     count: Callable[[Tensor], None],
 ) -> Tensor:
-    """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel ``fuses`` its device family.
+    """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel has a closed-form adjoint for
+    its device family (:meth:`~kirchhoffnet.circuit.kcl.KclKernel.closed_form_adjoint`).
 
     Args:
         piece: the slice; its parameters receive gradients.
@@ -156,7 +157,7 @@ def analytic_adjoint(
     """
     device = piece.device_family
     kernel = piece.kernel(y0.dtype, y0.device)
-    if not (kernel.fuses(device) and isinstance(device, AffineActivation)):
+    if not (kernel.closed_form_adjoint(device) and isinstance(device, AffineActivation)):
         raise ValueError(f"{device.name} on this slice has no closed-form vector-Jacobian product")
     params = piece.params.to(y0.dtype)
     values = device.coefficients(params)

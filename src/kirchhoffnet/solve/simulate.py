@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.circuit.kcl import records
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.solve.adjoint import analytic_adjoint
 from kirchhoffnet.solve.solver import Solver, check_gradient, check_time_grid, resolve_solver
@@ -22,10 +23,20 @@ from kirchhoffnet.solve.solver import Solver, check_gradient, check_time_grid, r
 class _Counter:
     calls: int = 0
     last_t: Tensor | None = None
+    paths: list[str] = field(default_factory=list)  # the kernel paths the slice's evaluations took
 
     def tick(self, t: Tensor) -> None:
         self.calls += 1
         self.last_t = t.detach()
+
+    def took(self, path: str) -> None:
+        if path not in self.paths:
+            self.paths.append(path)
+
+    def tick_adjoint(self, t: Tensor) -> None:
+        """An evaluation of the analytic adjoint's dynamics (closed-form products, no autograd)."""
+        self.tick(t)
+        self.took("closed-form adjoint")
 
 
 @dataclass
@@ -50,8 +61,20 @@ class SolveStats:
     def total_nfe(self) -> int:
         return sum(c.calls for c in self._counters)
 
+    @property
+    def kernels(self) -> list[list[str]]:
+        """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``;
+        ``closed-form adjoint`` for the analytic adjoint's backward solve), in the order first taken;
+        a backward pass run after the solve adds its own."""
+        return [list(c.paths) for c in self._counters]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"nfe": self.nfe, "nfe_backward": self.nfe_backward, "wall_time_s": self.wall_time_s}
+        return {
+            "nfe": self.nfe,
+            "nfe_backward": self.nfe_backward,
+            "wall_time_s": self.wall_time_s,
+            "kernels": self.kernels,
+        }
 
 
 class _SliceField(nn.Module):
@@ -62,17 +85,24 @@ class _SliceField(nn.Module):
     its step-size control exactly that of the tuple (v, log p).
     """
 
-    def __init__(self, piece: Slice, divergence: bool, counter: _Counter) -> None:
+    def __init__(self, piece: Slice, divergence: bool, counter: _Counter, kernel: str) -> None:
         super().__init__()
         self.piece = piece
         self.divergence = divergence
         self.counter = counter
+        self.kernel = kernel
+        self._recorded: set[bool] = set()  # autograd on / off: the path depends on nothing else in a solve
 
     def forward(self, t: Tensor, y: Any) -> Any:
         self.counter.tick(t)
+        piece = self.piece
+        track = records(y, piece.params)
+        if track not in self._recorded:
+            self._recorded.add(track)
+            self.counter.took(piece.kernel(y.dtype, y.device).path(piece.device_family, self.kernel, track))
         if not self.divergence:
-            return self.piece.field(y)
-        dv, trace = self.piece.field_and_divergence(y[:-1])
+            return piece.field(y, self.kernel)
+        dv, trace = piece.field_and_divergence(y[:-1], self.kernel)
         return torch.cat([dv, trace.neg().unsqueeze(0)])  # d(log p)/dt = −tr(∂f/∂v)
 
 
@@ -93,7 +123,7 @@ def _solve_slice(
     points: int,
 ) -> Any:
     t = torch.linspace(span[0], span[1], points, dtype=torch.float64 if y0.dtype == torch.float64 else torch.float32)
-    field = _SliceField(piece, divergence, counter)
+    field = _SliceField(piece, divergence, counter, solver.kernel)
     kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
     kwargs["options"] = solver.options()
     if not solver.adaptive and kwargs["options"]["step_size"] > abs(span[1] - span[0]):
@@ -101,8 +131,10 @@ def _solve_slice(
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
     try:
-        if gradient == "adjoint" and piece.kernel(y0.dtype, y0.device).fuses(piece.device_family):
-            return analytic_adjoint(piece, field, divergence, y0, t, kwargs, solver.adjoint_options(), counter.tick)
+        evaluator = piece.kernel(y0.dtype, y0.device)
+        if gradient == "adjoint" and evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
+            adjoint_options = solver.adjoint_options()
+            return analytic_adjoint(piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint)
         if gradient == "adjoint":
             return odeint_adjoint(
                 field,

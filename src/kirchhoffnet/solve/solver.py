@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from kirchhoffnet.circuit.kcl import check_kernel
 from kirchhoffnet.errors import ConfigError, unknown_choice
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -47,6 +48,9 @@ class Solver:
         adjoint_seminorm: let the adjoint's step control ignore the parameter adjoints (Kidger et
             al., "Hey, that's not an ODE", 2021): the backward pass takes fewer steps and the
             gradients keep the tolerance of the state adjoint. Off by default, as in the original code.
+        kernel: how the KCL right-hand side is evaluated: ``auto`` (the fastest path that applies),
+            ``gather`` (the reference path) or ``affine`` (the fused paths, an error where they do not
+            apply); see :mod:`kirchhoffnet.circuit.kcl`. Every path gives the same numbers up to rounding.
     """
 
     method: str = "dopri5"
@@ -57,8 +61,10 @@ class Solver:
     min_step: float = 0.0
     max_steps: int = 100_000
     adjoint_seminorm: bool = False
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
+        check_kernel(self.kernel)
         if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
             raise ConfigError(unknown_choice("solver method", self.method, ADAPTIVE_METHODS + FIXED_METHODS))
         for name in ("rtol", "atol"):
