@@ -9,6 +9,10 @@ from collections.abc import Callable
 
 import torch
 
+from kirchhoffnet.runtime import keep_freed_memory
+
+keep_freed_memory()  # measure the library as the `kirchhoffnet` command runs it (see kirchhoffnet.runtime)
+
 
 def machine() -> str:
     threads = torch.get_num_threads()

@@ -35,6 +35,9 @@ from kirchhoffnet.diffusion.run import load_run
 from kirchhoffnet.diffusion.sample import euler_loop
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.sde import VPSDE
+from kirchhoffnet.runtime import keep_freed_memory
+
+keep_freed_memory()  # measure the library as the `kirchhoffnet` command runs it (see kirchhoffnet.runtime)
 
 
 class BaselineNet(torch.nn.Module):

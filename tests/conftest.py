@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import kirchhoffnet as kn
+from kirchhoffnet.runtime import keep_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
@@ -19,8 +20,10 @@ ORIGINAL = SHARED / "reference" / "kirchhoffnet-original"
 def pytest_configure(config: pytest.Config) -> None:
     """The suite runs torch single-threaded: its tensors are small, and with two OpenMP threads a
     test slowed down up to 100× whenever another process held a core (see ``one_torch_thread``).
-    ``KIRCHHOFFNET_TEST_THREADS`` overrides it."""
+    ``KIRCHHOFFNET_TEST_THREADS`` overrides it. The allocator is set as the ``kirchhoffnet`` command
+    sets it (:func:`kirchhoffnet.runtime.keep_freed_memory`), so the suite runs the library as users do."""
     torch.set_num_threads(int(os.environ.get("KIRCHHOFFNET_TEST_THREADS", "1")))
+    keep_freed_memory()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -33,3 +33,18 @@ def test_opting_out_leaves_the_allocator_alone(monkeypatch):
     monkeypatch.setattr(runtime, "_applied", None)
     monkeypatch.delenv("KIRCHHOFFNET_MALLOC")
     assert runtime.keep_freed_memory() is GLIBC
+
+
+def test_the_library_leaves_the_allocator_alone_and_the_command_sets_it(monkeypatch):
+    """A process-wide setting is the application's choice: building and solving a circuit does not make
+    it, the ``kirchhoffnet`` command does (for every subcommand, before any work)."""
+    from typer.testing import CliRunner
+
+    import kirchhoffnet as kn
+    from kirchhoffnet.cli.main import app
+
+    monkeypatch.setattr(runtime, "_applied", None)
+    kn.simulate(kn.Circuit(kn.topology.fully_connect(3)), torch.zeros(2, 2))
+    assert runtime._applied is None
+    assert CliRunner().invoke(app, ["hw", "report", "--help"]).exit_code == 0
+    assert runtime._applied is GLIBC

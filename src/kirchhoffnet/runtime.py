@@ -6,8 +6,9 @@ them again. A circuit solve allocates and frees the same (edges × batch) tempor
 times: on the 2-D flows that was 40,000–60,000 page faults per adjoint training step, a third of
 its time. :func:`keep_freed_memory` raises both thresholds once per process so that freed blocks
 stay in the heap for reuse (the process keeps up to 256 MiB of freed memory instead of returning
-it). The kernels call it when they are first built; ``KIRCHHOFFNET_MALLOC=default`` leaves the
-allocator alone. Other C libraries, where ``mallopt`` does not exist, are left alone too.
+it). It changes the whole process, so a library does not do it on import: the ``kirchhoffnet`` command
+applies it at start, and Python users opt in by calling it (the benchmarks do). ``KIRCHHOFFNET_MALLOC=default``
+leaves the allocator alone even then; other C libraries, where ``mallopt`` does not exist, are left alone too.
 """
 
 from __future__ import annotations

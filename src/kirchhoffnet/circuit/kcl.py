@@ -49,7 +49,6 @@ from torch import Tensor
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
 from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice
-from kirchhoffnet.runtime import keep_freed_memory
 
 # CSR matmul is stable for the operations used here; silence the "beta" notice it prints once.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -120,7 +119,6 @@ class KclKernel:
     """The KCL right-hand side of one slice, built for one torch device and dtype."""
 
     def __init__(self, edge_index: Tensor, capacitance: Tensor, dtype: torch.dtype, device: torch.device) -> None:
-        keep_freed_memory()  # evaluations reuse freed temporaries instead of page-faulting them back in
         self.num_state = capacitance.numel()
         self.num_edges = edge_index.shape[1]
         _check_bounds(edge_index, self.num_state + 1)

@@ -15,6 +15,7 @@ from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.finite import SEED_MAX
+from kirchhoffnet.runtime import keep_freed_memory
 from kirchhoffnet.version import __version__
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ def _main(
     ] = False,
 ) -> None:
     state["debug"] = debug
+    keep_freed_memory()  # a process-wide allocator setting: the command's to make, not the library's
 
 
 @app.command("eval")
