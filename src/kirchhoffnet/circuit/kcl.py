@@ -26,7 +26,7 @@ paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
   replace seven; the operators are kept while the parameters are unchanged.
 * ``affine-vjp`` — the same evaluation on a small (dense) circuit while autograd records, as one
   autograd node whose backward pass is the closed-form vector-Jacobian product
-  (:meth:`KclKernel.dense_affine_vjp`); the analytic adjoint uses that product directly.
+  (:class:`~kirchhoffnet.circuit.affine.WholeAffine`); the analytic adjoint uses that product directly.
 * ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
   ``current``, then the (sparse) incidence product; autograd differentiates it. It is also the
   reference the other two paths are tested against.
@@ -46,6 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet.circuit.affine import DenseAffineField, WholeAffine, trace_weights
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
 from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice
@@ -269,7 +270,7 @@ class KclKernel:
             assert isinstance(device, AffineActivation)
             coeffs, post = self.affine_coefficients(device, params)
             # analytic backward pass: one autograd node per evaluation
-            return DenseAffineField.apply(state, coeffs, post, self, device, divergence)
+            return DenseAffineField.apply(state, coeffs, post, WholeAffine(self, device, coeffs, post), divergence)
         out = state.new_zeros(self.num_state, batch)
         trace = state.new_zeros(batch)  # returned only when asked for
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
@@ -340,71 +341,19 @@ class KclKernel:
             current = device.activation(u, inplace=True)
             if divergence:
                 slope = device.slope(current)
-                trace += _trace_weights(chunk, coeffs[part], None if post is None else post[part]) @ slope
+                trace += trace_weights(chunk, coeffs[part], None if post is None else post[part]) @ slope
             rows = out[chunk.lo : chunk.hi]
             torch.addmm(rows, scatter, current, out=rows)
         return out, trace, current, slope
 
-    def dense_affine_vjp(
-        self,
-        device: AffineActivation,
-        coeffs: Tensor,
-        post: Tensor | None,
-        state: Tensor,
-        current: Tensor,
-        slope: Tensor | None,
-        grad_out: Tensor,
-        grad_trace: Tensor | None,
-        need_state: bool = True,
-        need_post: bool = False,
-        gather: Tensor | None = None,
-    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
-        """Vector-Jacobian product of :meth:`affine_field` on a dense kernel (one whole chunk), in closed form.
-
-        With ``U = G·[0; V; 1]``, ``S = σ(U)``, ``dV = (M ∘ post)·S`` and ``tr = q·σ'(U)``, the
-        cotangents (gV, gT) pull back as
-
-            gU    = post ∘ (Mᵀ gV) ∘ σ'(U) + σ''(U) ∘ (q ⊗ gT)
-            gV_in = Gᵀ gU (state rows),   g(a, b, c) = rows of gU·[0; V; 1]ᵀ at (src, dst, bias)
-            gpost = Σ_B (Mᵀ gV) ∘ S + (σ'(U)·gT) ∘ (w_dst b − w_src a)
-            g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
-
-        ``current`` and ``slope`` are σ(U) and σ'(U) from the forward evaluation (``slope=None``
-        recomputes it), ``gather`` the dense G if already built. Used by autograd
-        (:class:`DenseAffineField`) and by the analytic adjoint (:mod:`kirchhoffnet.solve.adjoint`),
-        which needs no autograd graph at all.
-
-        Returns:
-            ``(g_state or None, g_coeffs (E, 3), g_post or None)``.
-        """
-        chunk = self.whole
-        if slope is None:
-            slope = device.slope(current)
-        # Mᵀ gV (E, B) goes to a scratch buffer: it dies with this call, and a fresh (E, B) block
-        # per evaluation costs more than the product itself. Every pass below is in place.
-        back = torch.mm(chunk.scatter.T, grad_out, out=self.scratch(chunk.stop, grad_out.shape[1], state)[1])
-        grad_post = (back * current).sum(1) if need_post else None
-        grad_u = back if post is None else back.mul_(post[:, None])
-        grad_u.mul_(slope)
-        grad_ab = None
-        if grad_trace is not None:
-            reach = slope @ grad_trace  # (E,): Σ_B σ'(U) gT
-            q = _trace_weights(chunk, coeffs, None)
-            qp = q if post is None else q * post
-            grad_u.add_(device.curvature(current, slope).mul_(grad_trace).mul_(qp[:, None]))  # σ'' ∘ (q ⊗ gT)
-            if grad_post is not None:
-                grad_post += reach * q
-            reach_p = reach if post is None else reach * post
-            grad_ab = torch.stack([-reach_p * chunk.weight_src, reach_p * chunk.weight_dst], dim=1)
-        batch = state.shape[1]
-        if gather is None:
-            gather = self.operators(chunk, coeffs, None)[0]
-        grad_state = (gather.T @ grad_u)[1 : self.num_state + 1] if need_state else None
-        augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
-        grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
-        if grad_ab is not None:
-            grad_coeffs[:, :2] += grad_ab
-        return grad_state, grad_coeffs, grad_post
+    def whole_affine(
+        self, device: AffineActivation, a: Tensor | None, b: Tensor | None, c: Tensor | None, post: Tensor | None
+    ) -> WholeAffine:
+        """The fused evaluation over all edges with these coefficients (see :meth:`coefficient_matrix`),
+        its operators built once, and its closed-form vector-Jacobian product: what the ``affine-vjp``
+        path and the analytic adjoint evaluate."""
+        coeffs, post = self.coefficient_matrix(a, b, c, post)
+        return WholeAffine(self, device, coeffs, post)
 
     @staticmethod
     def _accumulate(out: Tensor, chunk: _Chunk, scatter: Tensor, current: Tensor, track: bool) -> Tensor:
@@ -414,52 +363,3 @@ class KclKernel:
         rows = out[chunk.lo : chunk.hi]
         torch.addmm(rows, scatter, current, out=rows)
         return out
-
-
-def _trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:
-    """``q_e = post_e (w_dst,e b_e − w_src,e a_e)``: tr(∂f/∂v) = q · σ'(U); ``post=None`` omits it."""
-    q = chunk.weight_dst * coeffs[:, 1] - chunk.weight_src * coeffs[:, 0]
-    return q if post is None else q * post
-
-
-class DenseAffineField(torch.autograd.Function):
-    """dV/dt and the divergence of a dense affine-activation slice, with the analytic backward pass
-    of :meth:`KclKernel.dense_affine_vjp`: one autograd node replaces about thirty, which is what
-    makes a CNF training step on the 2-D flows several times faster. First-order only (the adjoint
-    and backprop need no more)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        state: Tensor,
-        coeffs: Tensor,
-        post: Tensor | None,
-        kernel: KclKernel,
-        device: AffineActivation,
-        divergence: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        out, trace, current, _ = kernel.affine_field(device, coeffs, post, state, divergence, [kernel.whole], None)
-        # σ'(U) is recomputed from σ(U) in the backward pass rather than kept: a solve keeps every
-        # evaluation's saved blocks alive, and reading one more cold (E, B) block back costs more
-        # than recomputing it from the one that is read anyway.
-        ctx.save_for_backward(state, coeffs, post, current)
-        ctx.kernel, ctx.device, ctx.divergence = kernel, device, divergence
-        return out, trace if divergence else None
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: Tensor, grad_trace: Tensor | None) -> tuple[Tensor | None, ...]:
-        state, coeffs, post, current = ctx.saved_tensors
-        grad_state, grad_coeffs, grad_post = ctx.kernel.dense_affine_vjp(
-            ctx.device,
-            coeffs,
-            post,
-            state,
-            current,
-            None,
-            grad_out,
-            grad_trace if ctx.divergence else None,
-            need_state=ctx.needs_input_grad[0],
-            need_post=ctx.needs_input_grad[2],
-        )
-        return grad_state, grad_coeffs, grad_post, None, None, None

@@ -3,7 +3,7 @@
 torchdiffeq's ``odeint_adjoint`` differentiates the right-hand side by autograd at every step of
 the backward solve: per evaluation it records a graph and runs the autograd engine through it.
 For slices on the dense fused kernel (the 2-D flows) the vector-Jacobian product has a closed form
-(:meth:`~kirchhoffnet.circuit.kcl.KclKernel.dense_affine_vjp`), so here the backward solve
+(:meth:`~kirchhoffnet.circuit.affine.WholeAffine.vjp`), so here the backward solve
 evaluates it directly and builds no graph.
 
 The solves themselves are torchdiffeq's, arranged as ``odeint_adjoint`` arranges them: the same
@@ -50,36 +50,22 @@ class _AdjointSystem:
         field: Field,
         count: Callable[[Tensor], None],
     ) -> None:
-        self.kernel, self.device, self.divergence, self.learned = kernel, device, divergence, learned
-        self.field, self.count = field, count
+        self.divergence, self.learned, self.field, self.count = divergence, learned, field, count
         self.difference_form = "b" not in coefficients  # b = −a
-        self.coeffs, self.post = kernel.coefficient_matrix(*(coefficients.get(n) for n in _NAMES))
-        self.operators = [kernel.operators(kernel.whole, self.coeffs, self.post)]
+        self.fused = kernel.whole_affine(device, *(coefficients.get(n) for n in _NAMES))  # operators once per solve
+        self.num_edges = kernel.num_edges
 
     def __call__(self, t: Tensor, aug: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """d/dt of ``(t-adjoint, y, y-adjoint, coefficient adjoints)``, as ``odeint_adjoint`` defines it."""
         self.count(t)
         y, adj = aug[1], aug[2]
         state = y[:-1] if self.divergence else y
-        kernel = self.kernel
-        buffer = kernel.scratch(kernel.num_edges, state.shape[1], state)[0]  # U dies with the evaluation
-        out, trace, current, slope = kernel.affine_field(
-            self.device, self.coeffs, self.post, state, self.divergence, [kernel.whole], buffer, self.operators
-        )
+        out, trace, current, slope = self.fused.field(state, self.divergence, reuse=True)  # U dies here
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
         grad_out = (adj[:-1] if self.divergence else adj).neg()
         grad_trace = adj[-1] if self.divergence else None
-        grad_state, grad_coeffs, grad_post = kernel.dense_affine_vjp(
-            self.device,
-            self.coeffs,
-            self.post,
-            state,
-            current,
-            slope,
-            grad_out,
-            grad_trace,
-            need_post="post" in self.learned,
-            gather=self.operators[0][0],
+        grad_state, grad_coeffs, grad_post = self.fused.vjp(
+            state, current, slope, grad_out, grad_trace, need_post="post" in self.learned
         )
         assert grad_state is not None  # need_state defaults to True
         if self.divergence:
@@ -114,7 +100,7 @@ class _AnalyticAdjoint(torch.autograd.Function):
     def backward(ctx: Any, grad_ys: Tensor) -> tuple[Tensor | None, ...]:
         t, ys = ctx.saved_tensors
         system: _AdjointSystem = ctx.system
-        learned = [ys.new_zeros(len(system.learned), system.kernel.num_edges)] if system.learned else []
+        learned = [ys.new_zeros(len(system.learned), system.num_edges)] if system.learned else []
         aug: list[Tensor] = [ys.new_zeros(()), ys[-1], grad_ys[-1], *learned]
         for i in range(len(t) - 1, 0, -1):
             try:
