@@ -260,11 +260,19 @@ def test_a_broken_run_config_is_one_line_for_every_command(finished_run, tmp_pat
 
 
 @pytest.mark.parametrize("command", ["sample", "evaluate"])
-@pytest.mark.parametrize("broken", ["latin-1", "scanner", "bomb"])
+@pytest.mark.parametrize("broken", ["latin-1", "scanner", "bomb", "truncated", "partial"])
 def test_a_broken_diffusion_run_config_is_one_line(tmp_path, command, broken):
+    """A truncated or partial config.yaml used to validate (every diffusion setting has a default) and
+    evaluate the model with settings it was not trained with: a sweep case ran for minutes."""
     run = tmp_path / "run"
     run.mkdir()
-    content, found = BROKEN_CONFIGS[broken]
+    content, found = {
+        "truncated": (b"", "lacks analog, circuit,"),
+        "partial": (
+            b"task: ring\nseed: 3\n",
+            "lacks analog, circuit, evaluate, latent, model, rram, sample, sde, train",
+        ),
+    }.get(broken) or BROKEN_CONFIGS[broken]
     (run / "config.yaml").write_bytes(content)
     # a readable score-model checkpoint, so that loading gets past the run-kind check to the config
     header = {"format": CHECKPOINT_FORMAT, "spec": json.dumps({"kind": "score-model"}), "metadata": "{}"}

@@ -36,6 +36,7 @@ from kirchhoffnet.io import read_tensors, write_json_atomic, write_text_atomic
 from kirchhoffnet.io.lock import DirectoryLock, refuse_previous_run
 from kirchhoffnet.io.paths import check_out_dir
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
+from kirchhoffnet.yamlfile import read_yaml_mapping
 
 RUN_CONFIG = "config.yaml"
 RUN_METRICS = "metrics.json"
@@ -158,6 +159,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
             "give it to `kirchhoffnet eval|sample|hw|spice`"
         )
     config = load_config(path / RUN_CONFIG)
+    _check_complete(path / RUN_CONFIG)
     kind = "score-circuit" if config.circuit is not None else "score-model"
     sections = {"circuit" if config.circuit is not None else "net": ScoreCircuit if config.circuit else ScoreNet}
     spec = read_spec(path / RUN_MODEL, kind, {**sections, "sde": VPSDE})
@@ -167,6 +169,17 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         raise CheckpointError(f"{path / RUN_MODEL}: {exc}") from None
     load_state(model, path / RUN_MODEL, kind)
     return Run(path, config, model)
+
+
+def _check_complete(path: Path) -> None:
+    """A run's config.yaml is the whole config ``diffusion train`` wrote; one with sections missing
+    (truncated, hand-edited) would silently evaluate the model with defaults it was not trained with."""
+    missing = sorted(set(DiffusionConfig.model_fields) - set(read_yaml_mapping(path, empty={})))
+    if missing:
+        raise CheckpointError(
+            f"{path} lacks {', '.join(missing)}: it is not the whole config `diffusion train` wrote (truncated or "
+            "edited?), and the model cannot be evaluated with defaults it was not trained with"
+        )
 
 
 def sample_run(
