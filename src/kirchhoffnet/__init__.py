@@ -6,7 +6,7 @@ current law through learnable two-terminal devices. :func:`simulate` integrates 
 :class:`Network` into a classifier or regressor.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kirchhoffnet import compat, devices, topology
 from kirchhoffnet.checkpoint import load, save
@@ -16,23 +16,22 @@ from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
 from kirchhoffnet.version import __version__
 
-# Subpackages with heavier imports (matplotlib, ngspice, torchsde) load on first use: kn.spice.verify(...).
+if TYPE_CHECKING:  # the real signature for type checkers; loaded on first use at run time
+    from kirchhoffnet.training import train
+
+# Subpackages with heavier imports (matplotlib, ngspice, torchsde) load on first use: kn.spice.verify(...),
+# and so does kn.train (kirchhoffnet.training.train: train a model from a config object, mapping or YAML path).
 _LAZY = {"diffusion", "hardware", "rram", "spice", "training"}
 
 
 def __getattr__(name: str) -> object:
+    import importlib
+
     if name in _LAZY:
-        import importlib
-
         return importlib.import_module(f"kirchhoffnet.{name}")
+    if name == "train":
+        return importlib.import_module("kirchhoffnet.training").train
     raise AttributeError(f"module 'kirchhoffnet' has no attribute {name!r}")
-
-
-def train(config: Any, out: Any = None, **kwargs: Any) -> Any:
-    """Train a model from a config (object, mapping or YAML path); see :func:`kirchhoffnet.training.train`."""
-    from kirchhoffnet.training import train as run
-
-    return run(config, out, **kwargs)
 
 
 __all__ = [
