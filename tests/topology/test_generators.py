@@ -5,9 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kirchhoffnet.errors import TopologyError
-from kirchhoffnet.topology import chain, fully_connect, mix_connect, neighbor_connect, random_graph, validate
+from kirchhoffnet.topology import (
+    chain,
+    chain_edges,
+    fully_connect,
+    fully_connect_edges,
+    mix_connect,
+    mix_connect_edges,
+    neighbor_connect,
+    neighbor_connect_edges,
+    random_graph,
+    validate,
+)
 
 
 def test_fully_connect_order_matches_the_original_loops():
@@ -108,3 +121,30 @@ def test_validate_returns_long_tensor_and_node_count():
 def test_generator_arguments_are_checked(call, message):
     with pytest.raises(TopologyError, match=message):
         call()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    channels=st.integers(1, 3),
+    height=st.integers(1, 7),
+    width=st.integers(1, 7),
+    kernel=st.integers(1, 5),
+    padding=st.booleans(),
+    kernel_repeat=st.integers(1, 3),
+    hidden=st.integers(0, 4),
+    repeat=st.tuples(st.integers(0, 2), st.integers(0, 2)).filter(lambda r: sum(r) > 0),
+)
+def test_every_closed_form_edge_count_equals_the_built_topology(
+    channels, height, width, kernel, padding, kernel_repeat, hidden, repeat
+):
+    if not padding and kernel > min(height, width):
+        return  # the generator refuses this window
+    image = (channels, height, width, kernel)
+    built = neighbor_connect(*image, padding=padding, repeat=kernel_repeat).shape[1]
+    assert neighbor_connect_edges(*image, padding, kernel_repeat) == built
+    built = mix_connect(*image, hidden, repeat=repeat, padding=padding, kernel_repeat=kernel_repeat).shape[1]
+    assert mix_connect_edges(*image, hidden, repeat, padding, kernel_repeat) == built
+    nodes = height + 1
+    for ground in (True, False):
+        assert fully_connect_edges(nodes + 1, repeat, ground) == fully_connect(nodes + 1, repeat, ground).shape[1]
+        assert chain_edges(nodes + 1, kernel_repeat, ground) == chain(nodes + 1, kernel_repeat, ground).shape[1]

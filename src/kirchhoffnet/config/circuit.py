@@ -62,8 +62,7 @@ class FullyConnect(Section):
     @property
     def edge_count(self) -> int:
         """Edges :meth:`build` makes, computed without building them (for the memory pre-flight)."""
-        nodes = self.num_nodes - (0 if self.include_ground else 1)
-        return nodes * (nodes - 1) * sum(self.repeat)
+        return topo.fully_connect_edges(self.num_nodes, self.repeat, self.include_ground)
 
 
 class _Image(Section):
@@ -76,13 +75,6 @@ class _Image(Section):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.channels, self.height, self.width
-
-    def window_edges(self, repeat: int) -> int:
-        """An upper bound on the pixel–pixel edges (windows × ordered pairs in a window × repeat)."""
-        grow = self.kernel_size - 1 if self.padding else 1 - self.kernel_size
-        positions = max(self.height + grow, 0) * max(self.width + grow, 0)
-        size = self.channels * self.kernel_size**2
-        return positions * size * (size - 1) * repeat
 
 
 class NeighborConnect(_Image):
@@ -102,7 +94,9 @@ class NeighborConnect(_Image):
 
     @property
     def edge_count(self) -> int:
-        return self.window_edges(self.repeat)
+        return topo.neighbor_connect_edges(
+            self.channels, self.height, self.width, self.kernel_size, self.padding, self.repeat
+        )
 
 
 class MixConnect(_Image):
@@ -131,8 +125,16 @@ class MixConnect(_Image):
 
     @property
     def edge_count(self) -> int:
-        pixels = self.channels * self.height * self.width
-        return self.window_edges(self.kernel_repeat) + (pixels + self.hidden_nodes * (pixels + 1)) * sum(self.repeat)
+        return topo.mix_connect_edges(
+            self.channels,
+            self.height,
+            self.width,
+            self.kernel_size,
+            self.hidden_nodes,
+            self.repeat,
+            self.padding,
+            self.kernel_repeat,
+        )
 
 
 class Chain(Section):
@@ -152,7 +154,7 @@ class Chain(Section):
 
     @property
     def edge_count(self) -> int:
-        return (self.num_nodes - (1 if self.include_ground else 2)) * self.repeat
+        return topo.chain_edges(self.num_nodes, self.repeat, self.include_ground)
 
 
 class RandomGraph(Section):

@@ -2,7 +2,9 @@
 
 Each returns a (2, E) ``torch.long`` tensor, row 0 sources and row 1 destinations, node 0
 ground. The edge order equals the order the original KirchhoffNet generators emit, because a
-checkpoint stores one parameter column per edge in that order.
+checkpoint stores one parameter column per edge in that order. Each generator has a ``*_edges``
+twin that counts its edges in closed form without building them (the configs' memory pre-flight
+asks for circuits of billions of edges before refusing them); the tests hold the two to each other.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def fully_connect(num_nodes: int, repeat: int | Sequence[int] = (1, 1), include_
     return _interleave(forward, forward.flip(0), _pair_repeat(repeat))
 
 
+def fully_connect_edges(num_nodes: int, repeat: int | Sequence[int] = (1, 1), include_ground: bool = True) -> int:
+    """The number of edges :func:`fully_connect` makes."""
+    nodes = int(num_nodes) - (0 if include_ground else 1)
+    return nodes * (nodes - 1) * sum(_pair_repeat(repeat))
+
+
 def neighbor_connect(
     channels: int, height: int, width: int, kernel_size: int, padding: bool = False, repeat: int = 1
 ) -> Tensor:
@@ -88,6 +96,21 @@ def neighbor_connect(
     inside = (src != 0) & (dst != 0)  # padded positions carry 0
     edges = torch.stack([src[inside], dst[inside]])
     return edges.repeat_interleave(repeat, dim=1)
+
+
+def neighbor_connect_edges(
+    channels: int, height: int, width: int, kernel_size: int, padding: bool = False, repeat: int = 1
+) -> int:
+    """The number of edges :func:`neighbor_connect` makes: Σ over window positions of n(n − 1) for the
+    n = C·rows·cols pixels of the window inside the image, which separates into row and column sums."""
+    k, pad = int(kernel_size), int(kernel_size) - 1 if padding else 0
+
+    def inside(size: int) -> list[int]:  # image rows (or columns) covered by each window position
+        return [min(start + k, size) - max(start, 0) for start in range(-pad, size + pad - k + 1)]
+
+    rows, cols, c = inside(int(height)), inside(int(width)), int(channels)
+    squares = c * c * sum(r * r for r in rows) * sum(x * x for x in cols)
+    return (squares - c * sum(rows) * sum(cols)) * int(repeat)
 
 
 def mix_connect(
@@ -124,6 +147,22 @@ def mix_connect(
     return torch.cat([local, to_ground, hidden_edges], dim=1)
 
 
+def mix_connect_edges(
+    channels: int,
+    height: int,
+    width: int,
+    kernel_size: int,
+    hidden_nodes: int,
+    repeat: int | Sequence[int] = (1, 0),
+    padding: bool = False,
+    kernel_repeat: int = 1,
+) -> int:
+    """The number of edges :func:`mix_connect` makes."""
+    pixels = int(channels) * int(height) * int(width)
+    local = neighbor_connect_edges(channels, height, width, kernel_size, padding, kernel_repeat)
+    return local + (pixels + int(hidden_nodes) * (pixels + 1)) * sum(_pair_repeat(repeat))
+
+
 def chain(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> Tensor:
     """Consecutive nodes in a line, ``repeat`` parallel edges n → n+1 (a ladder network)."""
     num_nodes = _positive("num_nodes", num_nodes)
@@ -133,6 +172,11 @@ def chain(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> Tenso
     nodes = torch.arange(first, num_nodes - 1)
     edges = torch.stack([nodes, nodes + 1])
     return edges.repeat_interleave(_positive("repeat", repeat), dim=1)
+
+
+def chain_edges(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> int:
+    """The number of edges :func:`chain` makes."""
+    return (int(num_nodes) - (1 if include_ground else 2)) * int(repeat)
 
 
 def random_graph(num_nodes: int, num_edges: int, seed: int = 0, ground_fraction: float = 0.1) -> Tensor:
