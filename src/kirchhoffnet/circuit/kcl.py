@@ -202,6 +202,20 @@ class KclKernel:
         _, _, coeffs, post, operators = self._sparse_cache
         return coeffs, post, operators
 
+    @property
+    def incidence(self) -> Tensor:
+        """M (N, E) with ``M[n-1, e] = ([dst_e = n] − [src_e = n]) / C_n``, so that dV/dt = M·I: dense on
+        small circuits, CSR on large ones. Anything that sums edge quantities into nodes (the noise
+        SDE's diffusion, energy accounts) uses this one matrix."""
+        return self.whole.scatter
+
+    def edge_currents(self, device: Device, params: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Each edge's current and its slopes ``(i, ∂i/∂v_src, ∂i/∂v_dst)``, each (E, B), at the node-major
+        ``state`` (N, B): the gather path's first half, for callers that need the edges themselves."""
+        padded = torch.cat([state.new_zeros(1, state.shape[1]), state])
+        v_src, v_dst = padded.index_select(0, self._src), padded.index_select(0, self._dst)
+        return device.current_and_slopes(v_src, v_dst, params[:, :, None])
+
     def path(self, device: Device, kernel: str = "auto", track: bool = False) -> str:
         """The path an evaluation of ``device`` takes when the caller asks for ``kernel`` and autograd
         does (``track``) or does not record: ``gather``, ``affine`` or ``affine-vjp`` (see the module).

@@ -75,6 +75,9 @@ class Noise:
             raise ConfigError(f"read noise is a relative standard deviation in [0, 1], got {self.read!r}")
 
 
+_DENSE_INCIDENCE = 1 << 20  # incidence entries (nodes × edges) up to which the noise SDE multiplies densely
+
+
 class SliceSDE(nn.Module):
     """One slice's node dynamics with thermal and read noise, in torchsde's batch-first layout.
 
@@ -91,49 +94,32 @@ class SliceSDE(nn.Module):
         super().__init__()
         self.piece = piece
         self.epsilon = float(epsilon)
-        self.read_factor = read_factor
-        self.incidence = _incidence(piece, dtype)
-
-    def _scatter(self, per_edge: Tensor) -> Tensor:
-        """Σ_e ±x_e / c_n per node: + into the destination, − out of the source. (B, E) → (B, N)."""
-        if self.incidence.layout == torch.strided:
-            return per_edge @ self.incidence.T
-        return (self.incidence @ per_edge.T).T
+        self.read_factor = None if read_factor is None else read_factor.T.contiguous()  # node-major (E, B)
+        self.kernel = piece.kernel(dtype, piece.params.device)  # the circuit's own incidence and edge currents
+        self.params = piece.params.to(dtype)
+        # Σ_e ±x_e / c_n per node (+ into the destination, − out of the source), applied twice per step;
+        # dense while it is small (a CSR product of a mid-sized circuit is slower than the dense one)
+        incidence = self.kernel.incidence
+        small = incidence.shape[0] * incidence.shape[1] <= _DENSE_INCIDENCE
+        self.incidence = incidence.to_dense() if small and incidence.layout != torch.strided else incidence
 
     def f_and_g_prod(self, t: Tensor, y: Tensor, dw: Tensor) -> tuple[Tensor, Tensor]:
         """Drift f(v) (B, N) and the diffusion applied to the increments ``dw`` (B, E)."""
-        piece = self.piece
-        padded = torch.cat([y.new_zeros(y.shape[0], 1), y], dim=1)
-        params = piece.params.to(y.dtype)[:, None, :]
-        current, d_src, d_dst = piece.device_family.current_and_slopes(
-            padded[:, piece.edge_index[0]], padded[:, piece.edge_index[1]], params
-        )
+        current, d_src, d_dst = self.kernel.edge_currents(self.piece.device_family, self.params, y.T)
         if self.read_factor is not None:
             current = current * self.read_factor
             d_src, d_dst = d_src * self.read_factor, d_dst * self.read_factor
-        drift = self._scatter(current)
+        drift = self._to_nodes(current)
         if self.epsilon == 0.0:
             return drift, torch.zeros_like(drift)
         conductance = 0.5 * (d_src.abs() + d_dst.abs())
-        return drift, self._scatter(torch.sqrt(2.0 * self.epsilon * conductance) * dw)
+        return drift, self._to_nodes(torch.sqrt(2.0 * self.epsilon * conductance) * dw.T)
 
-
-# Up to this many incidence entries (nodes × edges) the matrix is dense; beyond, sparse CSR.
-_DENSE_INCIDENCE = 1 << 20
-
-
-def _incidence(piece: Slice, dtype: torch.dtype) -> Tensor:
-    """M (N, E) with M[n-1, e] = ([dst_e = n] − [src_e = n]) / c_n: dv/dt = M·i."""
-    src, dst = piece.edge_index[0], piece.edge_index[1]
-    cols = torch.arange(piece.num_edges)
-    inv_c = torch.cat([piece.capacitance.new_zeros(1), 1.0 / piece.capacitance]).to(dtype)
-    rows, cols = torch.cat([dst, src]), torch.cat([cols, cols])
-    values = torch.cat([inv_c[dst], -inv_c[src]])
-    keep = rows != 0  # ground has no row
-    shape = (piece.num_state, piece.num_edges)
-    index = torch.stack([rows[keep] - 1, cols[keep]])
-    matrix = torch.sparse_coo_tensor(index, values[keep], shape, check_invariants=True).coalesce()
-    return matrix.to_dense() if shape[0] * shape[1] <= _DENSE_INCIDENCE else matrix.to_sparse_csr()
+    def _to_nodes(self, per_edge: Tensor) -> Tensor:
+        """M·x for node-major per-edge ``x`` (E, B), returned batch-first (B, N) as torchsde keeps it."""
+        if self.incidence.layout == torch.strided:
+            return per_edge.T @ self.incidence.T  # one product, already batch-first
+        return (self.incidence @ per_edge).T.contiguous()
 
 
 def _seed(seed: int, slice_index: int, stream: int) -> int:
