@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -102,10 +104,30 @@ def test_loop_errors():
     model = _model()
     with pytest.raises(ConfigError, match="unknown analog mode 'langevin'; choose one of: ode, sde"):
         analog_sample(model, 4, mode="langevin")
-    with pytest.raises(ConfigError, match="the analog loop needs a chip of 3 crossbars, got 1"):
-        ClosedLoop(Chip([(torch.eye(2), None)]), lambda tau: (0.0, 0.0, 0.0), [], LoopSettings())
+    with pytest.raises(ConfigError, match="the analog loop needs a chip with at least one crossbar"):
+        ClosedLoop(Chip([]), lambda tau: (0.0, 0.0, 0.0), [], LoopSettings())
     blown = ScoreModel(ScoreNet(), VPSDE(0.1, 8.0))
     with torch.no_grad():
         blown.net.layers[2].bias.fill_(1e38)
     with pytest.raises(SolverError, match="the analog loop's state became NaN or infinite"):
         analog_sample(blown, 4, settings=LoopSettings(steps=5), mode="ode")
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_the_loop_runs_a_chip_of_any_depth_as_the_network_it_holds(depth):
+    """Ideal cells: the loop's network is layer L ∘ relu(· + drive) ∘ … ∘ layer 1, whatever L is."""
+    generator = torch.Generator().manual_seed(depth)
+    widths = [3] + [8] * (depth - 1) + [3]
+    layers = [
+        (torch.randn(b, a, generator=generator), torch.randn(b, generator=generator))
+        for a, b in itertools.pairwise(widths)
+    ]
+    drive = torch.randn(8, generator=generator)
+    loop = ClosedLoop(Chip(layers), lambda tau: (0.0, 1.0, 0.0), [(1.0, lambda tau: drive)], LoopSettings())
+    x = torch.randn(5, 3, generator=generator)
+    expected = x
+    for k, (w, b) in enumerate(layers):
+        expected = expected @ w.T + b
+        if k < depth - 1:
+            expected = torch.relu(expected + drive)
+    torch.testing.assert_close(loop.network(0.0, x), expected, rtol=1e-4, atol=1e-4)

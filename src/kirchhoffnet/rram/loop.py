@@ -93,7 +93,8 @@ class ClosedLoop(torch.nn.Module):
     """The analog loop as a torchsde SDE (``f``, ``g``) whose network runs on a programmed :class:`Chip`.
 
     Args:
-        chip: three crossbars (input, hidden, output layer).
+        chip: the network's layers as crossbars, first to last (any number ≥ 1); every layer but the
+            last is followed by the drive and a ReLU, as in the score network (three layers).
         coefficients: the schedule a(τ), b(τ), g(τ).
         drives: (weight, drive) pairs; the output is Σ weight · network(drive). One pair for plain
             sampling, two for classifier-free guidance (conditional and unconditional drive).
@@ -113,8 +114,8 @@ class ClosedLoop(torch.nn.Module):
         read_seed: int = 0,
     ) -> None:
         super().__init__()
-        if len(chip.crossbars) != 3:
-            raise ConfigError(f"the analog loop needs a chip of 3 crossbars, got {len(chip.crossbars)}")
+        if not chip.crossbars:
+            raise ConfigError("the analog loop needs a chip with at least one crossbar")
         self.chip, self.coefficients, self.drives, self.settings = chip, coefficients, list(drives), settings
         self.weights = chip.effective()
         self._generator = torch.Generator().manual_seed(read_seed)
@@ -135,7 +136,7 @@ class ClosedLoop(torch.nn.Module):
         return self._read_z
 
     def network(self, t: float, x: Tensor) -> Tensor:
-        """Σ weight · (crossbar 3 ∘ ReLU ∘ crossbar 2 ∘ ReLU ∘ crossbar 1) with the hidden drives.
+        """Σ weight · (crossbar L ∘ ReLU ∘ … ∘ ReLU ∘ crossbar 1) with the drive added before each ReLU.
 
         Shapes:
             x: (B, dim). Returns (B, dim).
@@ -147,6 +148,7 @@ class ClosedLoop(torch.nn.Module):
         total = torch.zeros_like(x)
         power = torch.zeros(len(x), dtype=torch.float64)
         peak = 0.0
+        last = len(self.chip.crossbars) - 1
         for i, (weight, drive) in enumerate(self.drives):
             h = x
             for k, (crossbar, (w, b)) in enumerate(zip(self.chip.crossbars, self.weights, strict=True)):
@@ -154,7 +156,7 @@ class ClosedLoop(torch.nn.Module):
                 out = torch.nn.functional.linear(h, w, b)
                 if z is not None:
                     out = out + crossbar.read_std(h) * z[i][k]
-                if k < 2:
+                if k < last:
                     out = torch.relu(out + drive(t))
                     if self._clip is not None:
                         out = out.clamp(max=self._clip)
