@@ -435,7 +435,8 @@ def _quote(text: str) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The figures of a summary.json as a Markdown table: commands by outcome, then the totals."""
-    outcomes = ["ok", "clean-error", *sorted(o for o in FAILURES if o in summary["totals"])]
+    passing = ["ok", "clean-error", *(["long-work"] if "long-work" in summary["totals"] else [])]
+    outcomes = [*passing, *sorted(o for o in FAILURES if o in summary["totals"])]
     rows = ["| command | " + " | ".join(outcomes) + " |", "|---" * (len(outcomes) + 1) + "|"]
     for command, counts in summary["counts"].items():
         rows.append(f"| `{command}` | " + " | ".join(f"{counts.get(o, 0):,}" for o in outcomes) + " |")
