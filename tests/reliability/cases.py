@@ -21,7 +21,7 @@ from .hostile import DIFFUSION_BASES, TRAINING_BASES, dump, hostile_run_dir, hos
 
 # Each leaf command: the base runs it accepts, options that keep it cheap, and where it writes.
 COMMANDS: dict[str, dict[str, Any]] = {
-    "train": {"bases": ["flow", "reg", "cls"], "cheap": ["--no-progress"], "out": "dir"},
+    "train": {"bases": ["flow", "reg", "cls"], "cheap": [], "out": "dir"},
     "eval": {"bases": ["flow", "reg", "cls"], "cheap": [], "out": "dir"},
     "sample": {"bases": ["flow"], "cheap": ["-n", "16"], "out": "dir"},
     "report": {"bases": ["flow", "reg", "cls"], "many": True, "cheap": [], "out": "dir"},
