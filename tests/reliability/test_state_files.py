@@ -36,6 +36,7 @@ from typer.testing import CliRunner
 import kirchhoffnet as kn
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.cli.main import app
+from kirchhoffnet.diffusion.config import DiffusionConfig
 from kirchhoffnet.errors import CheckpointError, KirchhoffError
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.training import CHECKPOINT, train
@@ -622,7 +623,8 @@ SCORE_EDITS: list[tuple[str, str, Any, str]] = [
 def score_run(score_file: Path, run: Path, edit: Callable[[Tensors, dict[str, str]], None]) -> Path:
     """A diffusion run directory (ring task) holding ``score_file`` changed by ``edit``."""
     run.mkdir(exist_ok=True)
-    (run / "config.yaml").write_text("task: ring\n")
+    full = DiffusionConfig(task="ring").model_dump(mode="json")  # a run's config.yaml holds every section
+    (run / "config.yaml").write_text(yaml.safe_dump(full))
     rewrite(score_file, run / RUN_MODEL, edit)
     return run
 
