@@ -143,7 +143,8 @@ def test_every_closed_form_edge_count_equals_the_built_topology(
     built = neighbor_connect(*image, padding=padding, repeat=kernel_repeat).shape[1]
     assert neighbor_connect_edges(*image, padding, kernel_repeat) == built
     built = mix_connect(*image, hidden, repeat=repeat, padding=padding, kernel_repeat=kernel_repeat).shape[1]
-    assert mix_connect_edges(*image, hidden, repeat, padding, kernel_repeat) == built
+    local = neighbor_connect_edges(*image, padding, kernel_repeat)
+    assert mix_connect_edges(channels * height * width, hidden, repeat, local) == built
     nodes = height + 1
     for ground in (True, False):
         assert fully_connect_edges(nodes + 1, repeat, ground) == fully_connect(nodes + 1, repeat, ground).shape[1]

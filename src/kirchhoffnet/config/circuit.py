@@ -125,16 +125,9 @@ class MixConnect(_Image):
 
     @property
     def edge_count(self) -> int:
-        return topo.mix_connect_edges(
-            self.channels,
-            self.height,
-            self.width,
-            self.kernel_size,
-            self.hidden_nodes,
-            self.repeat,
-            self.padding,
-            self.kernel_repeat,
-        )
+        image = (self.channels, self.height, self.width, self.kernel_size)
+        local = topo.neighbor_connect_edges(*image, self.padding, self.kernel_repeat)
+        return topo.mix_connect_edges(self.channels * self.height * self.width, self.hidden_nodes, self.repeat, local)
 
 
 class Chain(Section):

@@ -147,20 +147,10 @@ def mix_connect(
     return torch.cat([local, to_ground, hidden_edges], dim=1)
 
 
-def mix_connect_edges(
-    channels: int,
-    height: int,
-    width: int,
-    kernel_size: int,
-    hidden_nodes: int,
-    repeat: int | Sequence[int] = (1, 0),
-    padding: bool = False,
-    kernel_repeat: int = 1,
-) -> int:
-    """The number of edges :func:`mix_connect` makes."""
-    pixels = int(channels) * int(height) * int(width)
-    local = neighbor_connect_edges(channels, height, width, kernel_size, padding, kernel_repeat)
-    return local + (pixels + int(hidden_nodes) * (pixels + 1)) * sum(_pair_repeat(repeat))
+def mix_connect_edges(pixels: int, hidden_nodes: int, repeat: int | Sequence[int], local_edges: int) -> int:
+    """The number of edges :func:`mix_connect` makes on ``pixels`` pixels (C·H·W), given the
+    :func:`neighbor_connect_edges` of its windows (``local_edges``)."""
+    return int(local_edges) + (int(pixels) + int(hidden_nodes) * (int(pixels) + 1)) * sum(_pair_repeat(repeat))
 
 
 def chain(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> Tensor:
