@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kirchhoffnet.cli.common import fail, parse_choice, parse_list
-from kirchhoffnet.errors import ConfigError, KirchhoffError, clip
+from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer(
     help=(
@@ -52,128 +52,9 @@ Inputs = Annotated[
 ]
 
 
-def _label(path: Path, taken: set[str]) -> str:
-    name = path.stem if path.is_file() else path.resolve().name
-    label, k = name, 2
-    while label in taken:
-        label, k = f"{name}-{k}", k + 1
-    taken.add(label)
-    return label
-
-
-def _dataset(path: Path, override: str | None) -> str | None:
-    """The 2-D data set of a flow: ``--dataset``, the original config's test_bench, the checkpoint's
-    metadata (``dataset``), or a run directory's config.yaml (``data.name`` of a flow2d task)."""
-    from kirchhoffnet.checkpoint import RUN_MODEL
-    from kirchhoffnet.compat import is_original_result, read_config
-    from kirchhoffnet.io import read_tensors
-
-    if override is not None:
-        return override
-    if is_original_result(path):
-        bench = read_config(path).get("test_bench")
-        return str(bench) if bench else None
-    checkpoint = path if path.is_file() else path / RUN_MODEL
-    if not checkpoint.is_file():
-        return None
-    metadata = read_tensors(checkpoint)[2]
-    for key in ("dataset", "test_bench"):
-        if isinstance(metadata.get(key), str):
-            return str(metadata[key])
-    config_file = checkpoint.parent / "config.yaml"
-    if config_file.is_file():
-        from kirchhoffnet.yamlfile import read_yaml_mapping
-
-        config = read_yaml_mapping(config_file, label="run config", empty={})
-        data = config.get("data")
-        if config.get("task") == "flow2d" and isinstance(data, dict) and isinstance(data.get("name"), str):
-            return str(data["name"])
-    return None
-
-
-def _load(path: Path) -> tuple[Any, Any]:
-    """The model at ``path`` and, for a run directory of ``kirchhoffnet train``, its prepared task
-    (whose held-out data the metric and the default inputs come from); else ``None``."""
-    from kirchhoffnet.checkpoint import load_model
-    from kirchhoffnet.training import is_run_dir, open_run
-
-    if is_run_dir(path):
-        _, task, model = open_run(path)
-        return model, task
-    return load_model(path), None
-
-
-def _with_metrics(paths: list[Path], dataset: str | None, points: int, seed: int) -> list[tuple[str, Any, Any]]:
-    """``(label, model, metric)`` for each path: labels are the names, made unique."""
-    found: list[tuple[str, Any, Any]] = []
-    taken: set[str] = set()
-    for path in paths:
-        model, task = _load(path)
-        metric = _task_metric(task, points) if task is not None else _metric(path, model, dataset, points, seed)
-        found.append((_label(path, taken), model, metric))
-    return found
-
-
-def _task_metric(task: Any, points: int) -> Any:
-    """The run's own test metric on the first ``points`` examples of its test set: accuracy of a
-    classifier, held-out NLL of a 2-D flow, MSE of a regression."""
-    from kirchhoffnet.hardware import accuracy, flow_nll, mse
-
-    x, y = task.test_data()
-    x, batch = x[:points], task.eval_batch
-    if task.primary == "nll_nats":
-        return flow_nll(x, batch)
-    if task.primary == "accuracy" and y is not None:
-        return accuracy(x, y[:points], batch)
-    if task.primary == "mse" and y is not None:
-        return mse(x, y[:points].reshape(len(x), -1), batch)
-    raise ConfigError(
-        f"the hw commands measure accuracy, held-out NLL or MSE; a {task.run_config.task} run reports "
-        f"{task.primary} (use kirchhoffnet.hardware with your own Metric from Python)"
-    )
-
-
-def _metric(path: Path, model: Any, dataset: str | None, points: int, seed: int) -> Any:
-    """The metric of a checkpoint or original result: held-out NLL of a 2-D flow; a clear error otherwise."""
-    import torch
-
-    from kirchhoffnet.data import TOY_SETS, sample_toy
-    from kirchhoffnet.hardware import flow_nll
-    from kirchhoffnet.models import Flow
-
-    name = _dataset(path, dataset)
-    if not isinstance(model, Flow) or model.dim != 2 or name is None:
-        raise ConfigError(
-            f"cannot tell which metric to use for {path}: outside run directories of `kirchhoffnet train` (whose "
-            "test set is known), the hw commands measure the held-out NLL of 2-D flows whose data set is known "
-            "(original config test_bench, checkpoint metadata 'dataset', or --dataset)"
-        )
-    name = parse_choice(name, TOY_SETS, "dataset", "a 2-D data set")
-    held_out = torch.from_numpy(sample_toy(name, points, seed=seed + 1))  # seed + 1: as `kirchhoffnet eval`
-    return flow_nll(held_out)
-
-
-def _inputs(model: Any, task: Any, inputs: Path | None, samples: int, seed: int) -> Any:
-    """What the circuit is run on: ``--inputs``, a run's test inputs (classifier, regression), or a
-    flow's standard normal base samples."""
-    import numpy as np
-    import torch
-
-    from kirchhoffnet.models import Flow
-
-    if inputs is not None:
-        try:
-            array = np.load(inputs, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:  # EOFError: a truncated .npy
-            raise ConfigError(f"--inputs {inputs} is not a readable .npy array: {clip(str(exc), 200)}") from None
-        if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-            raise ConfigError(f"--inputs {inputs} must hold a (N, d) float array, got {array.dtype} {array.shape}")
-        return torch.from_numpy(array[:samples].copy())
-    if task is not None and not isinstance(model, Flow):
-        return task.test_data()[0][:samples]
-    if isinstance(model, Flow):
-        return torch.randn(samples, model.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    raise ConfigError(f"a {type(model).__name__} has no default inputs; pass --inputs FILE.npy with (N, d) inputs")
+def _wrote(files: tuple[Path, ...]) -> str:
+    """``wrote a, b and c``: the files a study wrote, as every command ends."""
+    return f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}"
 
 
 def _design(capacitance: str, conductance: str, voltage: str, supply: str, temperature: float) -> Any:
@@ -219,50 +100,21 @@ def report(
     Writes hw_report.json, hw_report.md and waveforms.png. A KirchhoffNet score-circuit run of `kirchhoffnet
     diffusion train` is reported per generation (its probability-flow transient, over --samples generations).
     """
-    from dataclasses import replace
-
-    from kirchhoffnet.diffusion.run import is_diffusion_run
-    from kirchhoffnet.hardware import measure
-    from kirchhoffnet.hardware.plots import plot_waveforms
-    from kirchhoffnet.hardware.report import report_markdown, write_study
     from kirchhoffnet.io.paths import check_out_dir
+    from kirchhoffnet.training.hw import hw_report
 
     try:
         _check_numbers(temperature=(temperature, 0.0, None, False), settling=(settling, 0.0, None, False))
         check_out_dir(out)
         design = _design(capacitance, conductance, voltage, supply, temperature)
-        if is_diffusion_run(path):
-            _generation_report(path, design, samples, settling, voltage == "fit", out)
-            return
-        model, task = _load(path)
-        found = measure(model, _inputs(model, task, inputs, samples, seed), points_per_slice=points_per_slice)
-        if voltage == "fit":
-            design = replace(design, voltage_v=found.voltage_scale_to_fit(design.supply_v))
-        result = found.report(design, settling)
-        title = f"Hardware report: {path.name}"
-        data = {"source": str(path.resolve()), **result.to_dict()}
-        json_path, md_path = write_study(
-            out, "hw_report", data, report_markdown(result, title) + design.describe() + "\n"
-        )
-        plot_waveforms(found, design, out / "waveforms.png", f"{path.name}\n{design.describe()}")
+        study = hw_report(
+            path, design, out, samples=samples, inputs=inputs, settling=settling, fit_voltage=voltage == "fit",
+            points_per_slice=points_per_slice, seed=seed,
+        )  # fmt: skip
     except KirchhoffError as exc:
         fail(exc)
-    summary = {k: data[k] for k in ("latency_s", "energy_j", "peak_total_current_a", "swing_v", "within_supply")}
-    typer.echo(json.dumps(summary))
-    typer.echo(f"wrote {json_path}, {md_path} and {out / 'waveforms.png'}")
-
-
-def _generation_report(path: Path, design: Any, samples: int, settling: float, fit: bool, out: Path) -> None:
-    from kirchhoffnet.diffusion.circuit_run import hardware_markdown, run_hardware
-    from kirchhoffnet.diffusion.run import load_run
-    from kirchhoffnet.hardware.report import write_study
-
-    result = run_hardware(load_run(path), samples, design, settling, fit_supply=fit)
-    data = {"source": str(path.resolve()), **result}
-    json_path, md_path = write_study(out, "hw_report", data, hardware_markdown(result, f"Hardware report: {path.name}"))
-    summary = {k: data[k] for k in ("latency_s", "energy_j", "peak_node_voltage_v", "within_supply")}
-    typer.echo(json.dumps(summary))
-    typer.echo(f"wrote {json_path} and {md_path}")
+    typer.echo(json.dumps(study.summary))
+    typer.echo(_wrote(study.files))
 
 
 @app.command()
@@ -280,13 +132,10 @@ def montecarlo(
     out: Out = Path("runs/hw"),
 ) -> None:
     """Metric distribution over random dies at each σ: montecarlo.json/.md and montecarlo.png (one curve per model)."""
-    from kirchhoffnet.hardware import sigma_sweep
-    from kirchhoffnet.hardware.plots import plot_metric_vs_sigma
-    from kirchhoffnet.hardware.report import montecarlo_markdown, write_study
     from kirchhoffnet.hardware.variation import KINDS
     from kirchhoffnet.io.paths import check_out_dir
+    from kirchhoffnet.training.hw import hw_montecarlo
 
-    setting = f"{kind} variation, {trials} dies per σ"
     try:
         _check_numbers(threshold=(threshold, None, None, False))
         check_out_dir(out)
@@ -294,24 +143,18 @@ def montecarlo(
         for value in sigmas:
             _check_numbers(sigma=(value, 0.0, 1.0, False))
         parse_choice(kind, KINDS, "kind", "a variation kind")
-        curves = {
-            label: sigma_sweep(
-                model, metric, sigmas, kind=kind, trials=trials, seed=seed, threshold=threshold, progress=True
-            )
-            for label, model, metric in _with_metrics(paths, dataset, points, seed)
-        }
-        data = {"kind": kind, "curves": {label: [r.to_dict() for r in results] for label, results in curves.items()}}
-        markdown = montecarlo_markdown(curves, f"Monte-Carlo over dies: {setting}")
-        json_path, md_path = write_study(out, "montecarlo", data, markdown)
-        plot_metric_vs_sigma(curves, out / "montecarlo.png", setting)
+        study = hw_montecarlo(
+            paths, sigmas, out, kind=kind, trials=trials, threshold=threshold, points=points, dataset=dataset,
+            seed=seed, progress=True,
+        )  # fmt: skip
     except KirchhoffError as exc:
         fail(exc)
-    for label, results in curves.items():
+    for label, results in study.result.items():
         typer.echo(
             f"{label}: "
             + ", ".join(f"σ {s:g}: {r.mean:.4g} ± {r.std:.2g}" for s, r in zip(sigmas, results, strict=True))
         )
-    typer.echo(f"wrote {json_path}, {md_path} and {out / 'montecarlo.png'}")
+    typer.echo(_wrote(study.files))
 
 
 @app.command()
@@ -330,11 +173,9 @@ def quantize(
     out: Out = Path("runs/hw"),
 ) -> None:
     """Metric against bits per device parameter: quantization.json/.md and quantization.png."""
-    from kirchhoffnet.hardware import quantization_sweep
-    from kirchhoffnet.hardware.plots import plot_quantization
     from kirchhoffnet.hardware.quantize import SCHEMES
-    from kirchhoffnet.hardware.report import quantization_markdown, write_study
     from kirchhoffnet.io.paths import check_out_dir
+    from kirchhoffnet.training.hw import hw_quantize
 
     try:
         check_out_dir(out)
@@ -342,20 +183,12 @@ def quantize(
         schemes = [
             parse_choice(s, SCHEMES, "scheme", "a quantization scheme") for s in parse_list(scheme, str, "scheme")
         ]
-        curves = {
-            f"{label} {s}": quantization_sweep(model, metric, counts, s)
-            for label, model, metric in _with_metrics(paths, dataset, points, seed)
-            for s in schemes
-        }
-        json_path, md_path = write_study(
-            out, "quantization", {"curves": curves}, quantization_markdown(curves, "Quantization of device parameters")
-        )
-        plot_quantization(curves, out / "quantization.png", "metric vs bits per device parameter")
+        study = hw_quantize(paths, counts, schemes, out, points=points, dataset=dataset, seed=seed)
     except KirchhoffError as exc:
         fail(exc)
-    for label, points_ in curves.items():
+    for label, points_ in study.result.items():
         typer.echo(f"{label}: " + ", ".join(f"{p['bits']} bits: {p['value']:.4g}" for p in points_))
-    typer.echo(f"wrote {json_path}, {md_path} and {out / 'quantization.png'}")
+    typer.echo(_wrote(study.files))
 
 
 @app.command()
@@ -384,16 +217,9 @@ def noise(
 
     Writes noise.json, noise.md and noise.png.
     """
-    from dataclasses import replace
-
-    import torch
-
-    from kirchhoffnet.data import TOY_SETS, sample_toy
     from kirchhoffnet.hardware import Noise, PhysicalDesign, parse_quantity
-    from kirchhoffnet.hardware.noise import noise_sweep
-    from kirchhoffnet.hardware.plots import plot_noise
-    from kirchhoffnet.hardware.report import noise_markdown, write_study
     from kirchhoffnet.io.paths import check_out_dir
+    from kirchhoffnet.training.hw import hw_noise
 
     try:
         _check_numbers(
@@ -405,28 +231,12 @@ def noise(
         check_out_dir(out)
         caps = parse_list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
-        model, task = _load(path)
-        x = _inputs(model, task, inputs, samples, seed)
-        name = _dataset(path, dataset)
-        reference = None
-        if name is not None and name in TOY_SETS:
-            reference = torch.from_numpy(sample_toy(name, points, seed=seed + 1))
-        rows = noise_sweep(
-            model,
-            x,
-            [replace(base, capacitance_f=c) for c in sorted(caps)],
-            Noise(excess_factor=excess, read=read),
-            reference=reference,
-            dt=dt,
-            seed=seed,
-        )
-        title = f"Noise in {path.name}: T = {temperature:g} K, γ = {excess:g}, read noise {read:g}"
-        json_path, md_path = write_study(
-            out, "noise", {"source": str(path.resolve()), "rows": rows}, noise_markdown(rows, title)
-        )
-        plot_noise(rows, out / "noise.png", title)
+        study = hw_noise(
+            path, caps, base, Noise(excess_factor=excess, read=read), out, samples=samples, inputs=inputs,
+            points=points, dataset=dataset, dt=dt, seed=seed,
+        )  # fmt: skip
     except KirchhoffError as exc:
         fail(exc)
-    for row in rows:
+    for row in study.result:
         typer.echo(f"C = {row['capacitance_f']:.3g} F: RMS output deviation {row['output_rms_deviation_v']:.3g} V")
-    typer.echo(f"wrote {json_path}, {md_path} and {out / 'noise.png'}")
+    typer.echo(_wrote(study.files))

@@ -5,7 +5,8 @@
 * :mod:`~kirchhoffnet.hardware.variation` — Monte-Carlo over dies, yield;
 * :mod:`~kirchhoffnet.hardware.noise` — thermal (kT/C) and read noise as an SDE;
 * :mod:`~kirchhoffnet.hardware.quantize` — b-bit and lookup-table device parameters;
-* :mod:`~kirchhoffnet.hardware.aware` — injecting all of it while training.
+* :mod:`~kirchhoffnet.hardware.aware` — injecting all of it while training;
+* :mod:`~kirchhoffnet.hardware.study` — each study written as JSON, Markdown and a figure.
 
 Task metrics come in as functions (:mod:`~kirchhoffnet.hardware.metrics`), so nothing here
 depends on the training pipeline.
