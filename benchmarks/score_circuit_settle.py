@@ -18,8 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import interleaved, machine, summary
-from kirchhoffnet.diffusion.circuit_score import SETTLE_ULPS, ScoreCircuit
 from kirchhoffnet.diffusion.run import load_run
+from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
+from kirchhoffnet.diffusion.score_circuit.settle import SETTLE_ULPS
 
 
 def damped_relaxation(circuit: ScoreCircuit, x: torch.Tensor, drive: torch.Tensor, tolerance: float) -> int:

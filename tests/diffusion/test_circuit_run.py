@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.data.toy2d import sample_toy
 from kirchhoffnet.diffusion import kl_pooled, sample_points
-from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel
 from kirchhoffnet.diffusion.config import parse_config
 from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.run import build_model, load_run, sample_run, speed_energy
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
 
 TINY_RING = """

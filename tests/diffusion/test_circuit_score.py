@@ -4,15 +4,12 @@ import pytest
 import torch
 
 from kirchhoffnet.diffusion import VPSDE, TrainSettings, dsm_loss, sample_ring, train_score
-from kirchhoffnet.diffusion.circuit_score import (
-    CircuitScoreModel,
-    ScoreCircuit,
-    circuit_log_likelihood,
-    circuit_pf_ode,
-    circuit_sample,
-    score_topology,
-)
 from kirchhoffnet.diffusion.sample import reference_euler
+from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
+from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
+from kirchhoffnet.diffusion.score_circuit.sample import circuit_pf_ode, circuit_sample
+from kirchhoffnet.diffusion.score_circuit.topology import score_topology
 from kirchhoffnet.errors import ConfigError, DataError
 
 

@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
-from kirchhoffnet.diffusion.circuit_score import circuit_pf_ode
 from kirchhoffnet.diffusion.circuit_spice import circuit_transient, score_circuit_netlist, verify_score_circuit
+from kirchhoffnet.diffusion.score_circuit.sample import circuit_pf_ode
 from kirchhoffnet.errors import ConfigError
 
 from .test_circuit_score import conditional, passive, tiny

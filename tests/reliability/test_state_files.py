@@ -666,7 +666,8 @@ def test_a_score_circuit_inherits_the_slice_checks(node, tmp_path):
     """The score circuit's devices are a core Slice: a hostile topology in its checkpoint is refused
     by the same check, with no code of its own."""
     from kirchhoffnet.diffusion.checkpoint import load_state, save_module
-    from kirchhoffnet.diffusion.circuit_score import CircuitScoreModel, ScoreCircuit
+    from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
+    from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
     from kirchhoffnet.diffusion.sde import VPSDE
 
     model = CircuitScoreModel(ScoreCircuit(dim=2, hidden=3, time_nodes=2, repeat=1), VPSDE())

@@ -247,9 +247,10 @@ def spice_command(
     """KirchhoffNet score circuits: the generation transient as a SPICE deck, simulated in ngspice and
     compared node by node with our own integration of the same circuit. A conditional circuit generates its
     classes in turn (sample k: class k mod classes)."""
-    from kirchhoffnet.diffusion.circuit_score import HIDDEN_CAPACITANCE, CircuitScoreModel
     from kirchhoffnet.diffusion.circuit_spice import verify_score_circuit
     from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
+    from kirchhoffnet.diffusion.score_circuit.sample import HIDDEN_CAPACITANCE
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.io import write_json_atomic, write_text_atomic
     from kirchhoffnet.io.paths import check_out_dir, prepare_out_dir

@@ -16,19 +16,13 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
-from kirchhoffnet.diffusion.circuit_score import (
-    CIRCUIT_SOLVERS,
-    HIDDEN_CAPACITANCE,
-    CircuitScoreModel,
-    circuit_log_likelihood,
-    circuit_pf_ode,
-    guided_copies,
-    mix_copies,
-)
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
 from kirchhoffnet.diffusion.sample import time_grid
+from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
+from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS, HIDDEN_CAPACITANCE, circuit_pf_ode
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware.analysis import voltage_scale_to_fit

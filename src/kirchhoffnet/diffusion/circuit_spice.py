@@ -1,6 +1,6 @@
 """The score circuit's generation transient as a SPICE deck, checked against our own integration.
 
-The deck is the physical circuit of :mod:`~kirchhoffnet.diffusion.circuit_score`, one replica per
+The deck is the physical circuit of :mod:`~kirchhoffnet.diffusion.score_circuit`, one replica per
 sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
 
 * data nodes: capacitors C_x = 1 / k (k the model's velocity gain, 1 = the exact probability-flow
@@ -11,7 +11,7 @@ sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
   where τ is SPICE's ``time``;
 * class nodes (a conditional circuit): DC sources holding the replica's one-hot label;
 * every device: a behavioural current source of the programmed parameters (hidden-terminal gains
-  bounded as :meth:`~kirchhoffnet.diffusion.circuit_score.ScoreCircuit.programmed` bounds them),
+  bounded as :meth:`~kirchhoffnet.diffusion.score_circuit.circuit.ScoreCircuit.programmed` bounds them),
   written by the same :class:`~kirchhoffnet.spice.netlist.Behavioural` realisation as every other
   model;
 * classifier-free guidance w: two copies of everything but the data capacitors, the labelled one and one
@@ -36,13 +36,9 @@ from torch import Tensor
 from torchdiffeq import odeint
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.diffusion.circuit_score import (
-    HIDDEN_CAPACITANCE,
-    CircuitScoreModel,
-    ScoreCircuit,
-    guided_copies,
-    mix_copies,
-)
+from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
+from kirchhoffnet.diffusion.score_circuit.sample import HIDDEN_CAPACITANCE
 from kirchhoffnet.errors import ConfigError, ToolError
 from kirchhoffnet.finite import require_finite
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
@@ -71,7 +67,7 @@ def circuit_transient(
 ) -> Tensor:
     """Data and hidden voltages of the full transient at circuit times ``times`` (τ = 1 − s), by dopri5; a
     conditional circuit holds ``labels`` (K,) on its class sources, and ``guidance`` w ≠ 0 runs the guided pair
-    of circuit copies (:func:`~kirchhoffnet.diffusion.circuit_score.guided_copies`).
+    of circuit copies (:func:`~kirchhoffnet.diffusion.score_circuit.model.guided_copies`).
 
     Shapes:
         x0: (K, dim). times: (T,) increasing from 0. Returns (T, K, dim + copies · hidden): the data nodes, then

@@ -77,7 +77,7 @@ class ModelConfig(_Strict):
 
 
 class CircuitConfig(_Strict):
-    """The KirchhoffNet score circuit (model.kind: kirchhoffnet); see kirchhoffnet.diffusion.circuit_score."""
+    """The KirchhoffNet score circuit (model.kind: kirchhoffnet); see kirchhoffnet.diffusion.score_circuit."""
 
     hidden: int = Field(default=32, ge=1, description="Hidden nodes (capacitors with a leak to ground).")
     time_nodes: int = Field(

@@ -17,13 +17,14 @@ from torch import Tensor
 
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_run import evaluate_circuit, run_hardware
-from kirchhoffnet.diffusion.circuit_score import CIRCUIT_SOLVERS, CircuitScoreModel
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.config import EvaluateConfig
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
+from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.textfile import read_json_mapping, require_types

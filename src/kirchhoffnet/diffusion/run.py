@@ -23,12 +23,14 @@ from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
-from kirchhoffnet.diffusion.circuit_score import CIRCUIT_SOLVERS, CircuitScoreModel, ScoreCircuit, circuit_sample
 from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE, latent_batches, prepare
 from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
+from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
+from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS, circuit_sample
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import Batches, train_score
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, unknown_choice

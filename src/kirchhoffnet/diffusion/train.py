@@ -28,7 +28,7 @@ Batches = Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]]
 
 class ScoreFunction(Protocol):
     """What denoising score matching trains: any module with an SDE and a score ∇log p_s(x) (the crossbar
-    :class:`ScoreModel`, the KirchhoffNet :class:`~kirchhoffnet.diffusion.circuit_score.CircuitScoreModel`)."""
+    :class:`ScoreModel`, the KirchhoffNet :class:`~kirchhoffnet.diffusion.score_circuit.model.CircuitScoreModel`)."""
 
     sde: VPSDE
 
