@@ -167,8 +167,8 @@ def quantize(
             help="uniform (per slice and parameter row), lut (fitted device-level table), or both: uniform,lut."
         ),
     ] = "uniform,lut",
-    points: Points = 1000,
     dataset: Dataset = None,
+    points: Points = 1000,
     seed: Seed = 0,
     out: Out = Path("runs/hw"),
 ) -> None:
