@@ -23,7 +23,7 @@ from baseline import NaiveModel
 from common import interleaved, machine, summary
 from kirchhoffnet.data import sample_toy
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "kirchhoffnet-original" / "twomoon"
+SHARED = Path(__file__).resolve().parents[1] / "data" / "original" / "twomoon"
 
 
 def main() -> None:

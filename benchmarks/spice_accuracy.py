@@ -20,7 +20,7 @@ import torch
 import kirchhoffnet as kn
 from kirchhoffnet.spice import SpiceOptions, verify
 
-CHECKPOINTS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "kirchhoffnet-original"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "original"
 
 
 def main() -> None:

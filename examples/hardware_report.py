@@ -23,14 +23,13 @@ from kirchhoffnet.hardware.plots import plot_metric_vs_sigma
 from kirchhoffnet.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
-ORIGINAL = SHARED / "reference" / "kirchhoffnet-original" / "twomoon"
+ORIGINAL = REPO / "data" / "original" / "twomoon"  # shipped in the repository
 
 
 def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, float] | None:
     """Report latency/energy at 1 pF, 1 mS, 1 V and sweep σ; returns the headline numbers (None: skipped)."""
     if not (ORIGINAL / "model.pth").is_file():
-        print(f"skipped: the original checkpoint is not at {ORIGINAL} (set KIRCHHOFFNET_SHARED)")
+        print(f"skipped: the original checkpoint is not at {ORIGINAL}")
         return None
     torch.set_num_threads(1)  # a few-node circuit runs fastest on one core; more threads only contend
     flow = kn.compat.load_original(ORIGINAL)

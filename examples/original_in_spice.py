@@ -3,7 +3,7 @@
 The checkpoint (``config.yaml`` + ``model.pth`` of the original KirchhoffNet code) becomes a
 ``kn.Flow``; every edge becomes a behavioural current source in a SPICE netlist, and ngspice's node
 voltages are compared with kirchhoffnet's along the whole trajectory. Skips (with the reason) when
-ngspice or the shared checkpoint is missing.
+ngspice is missing.
 
     python examples/original_in_spice.py [--fast]     # → runs/examples/spice.png, spice.json
 """
@@ -21,8 +21,7 @@ from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.spice import INSTALL_HINT, SpiceOptions, has_ngspice, verify
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
-ORIGINAL = SHARED / "reference" / "kirchhoffnet-original" / "twomoon"
+ORIGINAL = REPO / "data" / "original" / "twomoon"  # shipped in the repository
 
 
 def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, float] | None:
@@ -31,7 +30,7 @@ def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, flo
         print(f"skipped: ngspice is not installed ({INSTALL_HINT})")
         return None
     if not (ORIGINAL / "model.pth").is_file():
-        print(f"skipped: the original checkpoint is not at {ORIGINAL} (set KIRCHHOFFNET_SHARED)")
+        print(f"skipped: the original checkpoint is not at {ORIGINAL}")
         return None
     torch.set_num_threads(1)  # a few-node circuit runs fastest on one core; more threads only contend
     flow = kn.compat.load_original(ORIGINAL)

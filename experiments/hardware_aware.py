@@ -49,7 +49,7 @@ from kirchhoffnet.training.rundir import CONFIG
 SIGMAS = [0.01, 0.02, 0.05, 0.1]
 INJECTED = 0.05  # σ of every kind that hardware-aware fine-tuning injects (--inject)
 PLAIN, AWARE = "plain fine-tuning", "hardware-aware fine-tuning"
-ORIGINAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "kirchhoffnet-original"
+ORIGINAL = Path(__file__).resolve().parents[1] / "data" / "original"
 
 
 def regression_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
