@@ -42,24 +42,11 @@ from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import train
 
 from ..conftest import small_circuit
-from ..training.helpers import tiny_flow
+from ..training.helpers import tiny_flow, tiny_regression
 from .fuzz import REPO, load, paths
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def tiny_regression(*overrides: str) -> Any:
-    """A friedman regression with a 12-node circuit: one epoch of 3 steps in well under a second."""
-    data = {
-        "task": "regression",
-        "threads": 1,
-        "data": {"name": "friedman", "n_samples": 200, "n_features": 5},
-        "circuit": {"topology": {"name": "fully_connect", "num_nodes": 8, "repeat": [1, 1]}, "times": [0.0, 1.0]},
-        "solver": {"rtol": 1e-3, "atol": 1e-3, "gradient": "backprop"},
-        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-2},
-    }
-    return parse_config(apply_overrides(data, list(overrides)))
 
 
 # ---- class 3: values that validate but fail later ------------------------------------------------

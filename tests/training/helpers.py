@@ -20,3 +20,16 @@ def tiny_flow(*overrides: str, **top: Any) -> Any:
     }
     data.update(top)
     return parse_config(apply_overrides(data, list(overrides)))
+
+
+def tiny_regression(*overrides: str) -> Any:
+    """A friedman regression with a 12-node circuit: one epoch of 3 steps in well under a second."""
+    data = {
+        "task": "regression",
+        "threads": 1,
+        "data": {"name": "friedman", "n_samples": 200, "n_features": 5},
+        "circuit": {"topology": {"name": "fully_connect", "num_nodes": 8, "repeat": [1, 1]}, "times": [0.0, 1.0]},
+        "solver": {"rtol": 1e-3, "atol": 1e-3, "gradient": "backprop"},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-2},
+    }
+    return parse_config(apply_overrides(data, list(overrides)))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.config import apply_overrides, parse_config, write_config
+from kirchhoffnet.config import write_config
 from kirchhoffnet.data import sample_toy
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware import PhysicalDesign
@@ -27,7 +27,7 @@ from kirchhoffnet.training.hw import (
 )
 
 from ..conftest import small_circuit
-from .helpers import tiny_flow
+from .helpers import tiny_flow, tiny_regression
 
 
 @pytest.fixture(autouse=True)
@@ -43,18 +43,6 @@ def run_directory(path, config):
     write_config(config, path / "config.yaml")
     task.save_model(task.build_model(), path / "model.safetensors", {"task": config.task})
     return task
-
-
-def tiny_regression():
-    data = {
-        "task": "regression",
-        "threads": 1,
-        "data": {"name": "friedman", "n_samples": 200, "n_features": 5},
-        "circuit": {"topology": {"name": "fully_connect", "num_nodes": 8, "repeat": [1, 1]}, "times": [0.0, 1.0]},
-        "solver": {"rtol": 1e-3, "atol": 1e-3, "gradient": "backprop"},
-        "train": {"epochs": 1, "batch_size": 64, "lr": 1e-2, "eval_batch_size": 7},
-    }
-    return parse_config(apply_overrides(data, []))
 
 
 def flow2d(dim: int = 2) -> kn.Flow:
@@ -109,7 +97,7 @@ def test_a_model_without_a_known_metric_is_one_clear_error(tmp_path, model, meta
 
 
 def test_a_regression_run_is_scored_by_its_test_mse_and_runs_on_its_test_inputs(tmp_path):
-    task = run_directory(tmp_path, tiny_regression())
+    task = run_directory(tmp_path, tiny_regression("train.eval_batch_size=7"))
     saved = open_saved(tmp_path)
     assert saved.task is not None and saved.task.primary == "mse"
     metric = task_metric(saved.task, 9)
@@ -156,7 +144,7 @@ def test_models_are_labelled_by_name_made_unique(tmp_path):
 
 
 def test_hw_report_of_a_run_measures_its_test_inputs(tmp_path):
-    run_directory(tmp_path / "run", tiny_regression())
+    run_directory(tmp_path / "run", tiny_regression("train.eval_batch_size=7"))
     study = hw_report(tmp_path / "run", PhysicalDesign(), tmp_path / "out", samples=6, points_per_slice=11)
     assert study.result["num_samples"] == 6 and study.result["source"] == str((tmp_path / "run").resolve())
     assert json.loads((tmp_path / "out" / "hw_report.json").read_text())["num_samples"] == 6
