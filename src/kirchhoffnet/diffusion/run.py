@@ -24,7 +24,7 @@ from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec, save_module
 from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE, latent_batches, prepare
-from kirchhoffnet.diffusion.config import DiffusionConfig, load_config
+from kirchhoffnet.diffusion.config import DiffusionConfig, parse_config
 from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
@@ -160,8 +160,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
             f"{path} is a run of `kirchhoffnet train` (its model is a {found}), not of `kirchhoffnet diffusion train`; "
             "give it to `kirchhoffnet eval|sample|hw|spice`"
         )
-    config = load_config(path / RUN_CONFIG)
-    _check_complete(path / RUN_CONFIG)
+    saved = read_yaml_mapping(path / RUN_CONFIG, empty={})
+    config = parse_config(saved, str(path / RUN_CONFIG))
+    _check_complete(saved, path / RUN_CONFIG)
     kind = "score-circuit" if config.circuit is not None else "score-model"
     sections = {"circuit" if config.circuit is not None else "net": ScoreCircuit if config.circuit else ScoreNet}
     spec = read_spec(path / RUN_MODEL, kind, {**sections, "sde": VPSDE})
@@ -173,10 +174,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     return Run(path, config, model)
 
 
-def _check_complete(path: Path) -> None:
+def _check_complete(saved: dict[str, Any], path: Path) -> None:
     """A run's config.yaml is the whole config ``diffusion train`` wrote; one with sections missing
     (truncated, hand-edited) would silently evaluate the model with defaults it was not trained with."""
-    missing = sorted(set(DiffusionConfig.model_fields) - set(read_yaml_mapping(path, empty={})))
+    missing = sorted(set(DiffusionConfig.model_fields) - set(saved))
     if missing:
         raise CheckpointError(
             f"{path} lacks {', '.join(missing)}: it is not the whole config `diffusion train` wrote (truncated or "
