@@ -32,9 +32,9 @@ import torch
 import kirchhoffnet as kn
 from kirchhoffnet.checkpoint import load_model
 from kirchhoffnet.config import load_config as load_training_config
+from kirchhoffnet.config.diffusion import load_config, parse_config
 from kirchhoffnet.diffusion import POINT_SETS, kl_pooled, sample_points, sample_ring
 from kirchhoffnet.diffusion.circuit_run import held_out_points
-from kirchhoffnet.diffusion.config import load_config, parse_config
 from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.run import RUN_METRICS, load_run, train
 from kirchhoffnet.diffusion.threads import single_thread

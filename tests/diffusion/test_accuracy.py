@@ -4,20 +4,20 @@ from pathlib import Path
 
 import pytest
 
-from kirchhoffnet.diffusion.config import load_config
+from kirchhoffnet.config import load_config
+from kirchhoffnet.data.points import sample_ring
 from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.metrics import kl_pooled
-from kirchhoffnet.diffusion.ring import sample_ring
-from kirchhoffnet.diffusion.run import load_run, sample_run, train
+from kirchhoffnet.diffusion.run import load_run, sample_run
+from kirchhoffnet.training import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "diffusion"
 
 
 @pytest.mark.slow
 def test_ring_reaches_the_kl_targets(tmp_path):
-    train(load_config(CONFIGS / "ring.yaml"), tmp_path, progress=False)
-    run = load_run(tmp_path)
+    run = load_run(train(load_config(CONFIGS / "ring.yaml"), tmp_path / "run", progress=False).run_dir)
     reference = sample_ring(10_000, seed=12345)
     ode = sample_run(run, 10_000, "pf-ode")[0]
     sde = sample_run(run, 10_000, "euler")[0]
@@ -42,8 +42,9 @@ def test_a_wider_noise_aware_network_survives_programming_noise(tmp_path):
 
 @pytest.mark.slow
 def test_score_circuit_reaches_the_ring_target(tmp_path):
-    train(load_config(CONFIGS / "ring_kirchhoffnet_passive.yaml"), tmp_path, progress=False)
-    run = load_run(tmp_path)
+    run = load_run(
+        train(load_config(CONFIGS / "ring_kirchhoffnet_passive.yaml"), tmp_path / "run", progress=False).run_dir
+    )
     assert run.model.circuit.num_nodes <= 64
     ode = sample_run(run, 10_000, "pf-ode")[0]  # the circuit's own transient, β ×1.2
     assert kl_pooled(ode, sample_ring(10_000, seed=12345)) <= 0.03  # issue 9: ≤ 0.03 (measured 0.0089)
@@ -63,7 +64,7 @@ def test_conditional_images_are_class_faithful(tmp_path, config_file, solvers):
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     config = load_config(CONFIGS / config_file)
     config = config.model_copy(update={"evaluate": config.evaluate.model_copy(update={"num_samples": 600})})
-    train(config, tmp_path, progress=False)
-    metrics = evaluate(tmp_path, progress=False)
+    train(config, tmp_path / "run", progress=False)
+    metrics = evaluate(tmp_path / "run", progress=False)
     for solver in solvers:
         assert min(metrics[solver]["accuracy_per_class"]) >= 0.9  # issue: ≥ 90 %

@@ -6,19 +6,21 @@ import pytest
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
+from kirchhoffnet.config import parse_config
+from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.data.toy2d import sample_toy
-from kirchhoffnet.diffusion import kl_pooled, sample_points
-from kirchhoffnet.diffusion.config import parse_config
+from kirchhoffnet.diffusion import kl_pooled
 from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.run import build_model, load_run, sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
 
 TINY_RING = """
-task: ring
+task: diffusion
+data: ring
 seed: 2
-circuit: {hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 2}
-train: {steps: 15, batch_size: 64}
+model: {kind: kirchhoffnet, hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 2}
+train: {epochs: 1, steps_per_epoch: 15, batch_size: 64, lr: 0.003, grad_clip: 1.0, ema_decay: 0.999}
 sample: {steps: 8}
 evaluate: {num_samples: 200}
 """
@@ -26,10 +28,10 @@ evaluate: {num_samples: 200}
 
 @pytest.fixture(scope="module")
 def circuit_run(tmp_path_factory):
-    """A tiny run trained through the CLI with --model kirchhoffnet (the config itself says nothing of the kind)."""
+    """A tiny run of the default score circuit, trained through the CLI with --set overriding the kind's settings."""
     root = tmp_path_factory.mktemp("circuit")
-    (root / "tiny.yaml").write_text(TINY_RING.replace("circuit:", "# circuit:"))
-    args = ["diffusion", "train", str(root / "tiny.yaml"), "--model", "kirchhoffnet", "--out", str(root / "run")]
+    (root / "tiny.yaml").write_text(TINY_RING.replace("hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 2", ""))
+    args = ["train", str(root / "tiny.yaml"), "--set", "model.settle_steps=2", "--out", str(root / "run")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return root / "run"
@@ -38,7 +40,8 @@ def circuit_run(tmp_path_factory):
 def test_cli_trains_a_score_circuit(circuit_run):
     run = load_run(circuit_run)
     assert isinstance(run.model, CircuitScoreModel) and run.config.model.kind == "kirchhoffnet"
-    assert run.model.circuit.num_nodes == 1 + 2 + 32 + 8  # the default circuit section
+    assert run.model.circuit.num_nodes == 1 + 2 + 32 + 8  # the default score circuit
+    assert run.config.model.settle_steps == 2
 
 
 def test_sample_and_evaluate_a_score_circuit(circuit_run, tmp_path):
@@ -50,7 +53,7 @@ def test_sample_and_evaluate_a_score_circuit(circuit_run, tmp_path):
     assert np.load(out).shape == (30, 2)
     result = CliRunner().invoke(app, ["diffusion", "evaluate", str(circuit_run)])
     assert result.exit_code == 0, result.output
-    metrics = json.loads((circuit_run / "metrics.json").read_text())
+    metrics = json.loads((circuit_run / "evaluation.json").read_text())
     assert metrics["model"] == "kirchhoffnet" and metrics["pf-ode"]["kl_pooled"] is not None
     hw = metrics["hardware"]
     assert hw["latency_s"] > 0 and hw["energy_j"] > 0 and hw["energy_rail_bound_j"] > 0
@@ -60,23 +63,23 @@ def test_sample_and_evaluate_a_score_circuit(circuit_run, tmp_path):
 
 
 def test_a_flow_data_set_is_a_task_of_the_score_circuit(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY_RING.replace("task: ring", "task: pinwheel\nmodel: {kind: kirchhoffnet}"))
+    (tmp_path / "tiny.yaml").write_text(TINY_RING.replace("data: ring", "data: pinwheel"))
     out = tmp_path / "run"
-    args = ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--task", "twomoon"]
+    args = ["train", str(tmp_path / "tiny.yaml"), "--set", "data=twomoon"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert load_run(out).config.task == "twomoon"  # --task overrides the file's
+    assert load_run(out).config.data == "twomoon"  # --set overrides the file's
     result = CliRunner().invoke(app, ["diffusion", "evaluate", str(out)])
     assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["task"] == "twomoon" and math.isfinite(metrics["nll"]["nats"])
+    metrics = json.loads((out / "evaluation.json").read_text())
+    assert metrics["data"] == "twomoon" and math.isfinite(metrics["nll"]["nats"])
     # the reference and the noise floor are twomoon points (reference seed 12345, the floor's draw 12346)
     reference, floor = sample_points("twomoon", 200, seed=12345), sample_points("twomoon", 200, seed=12346)
     assert metrics["noise_floor"]["kl_pooled"] == pytest.approx(kl_pooled(floor, reference))
     assert kl_pooled(sample_points("ring", 200, seed=12346), reference) > 2 * metrics["noise_floor"]["kl_pooled"]
     np.testing.assert_array_equal(floor.numpy(), sample_toy("twomoon", 200, seed=12346).astype(np.float32))
-    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--task", "moons"])
-    assert result.exit_code != 0 and "with --task: task: Value error, unknown task 'moons'" in result.output
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "tiny.yaml"), "--set", "data=moons"])
+    assert result.exit_code == 2 and "data: must be one of ring, twomoon" in result.output
 
 
 def test_circuit_runs_refuse_rram_solvers(circuit_run):
@@ -87,37 +90,22 @@ def test_circuit_runs_refuse_rram_solvers(circuit_run):
         speed_energy(run)
 
 
-@pytest.mark.parametrize(
-    ("data", "match"),
-    [
-        ({"circuit": {"hidden": 4}}, "the 'circuit' section applies to model.kind: kirchhoffnet only"),
-        ({"model": {"kind": "kirchhoffnet", "width": 20}}, "model.width applies to model.kind: crossbar"),
-        (
-            {"model": {"kind": "kirchhoffnet"}, "train": {"noise_aware": {"std": 0.1}}},
-            "remove it for model.kind: kirchhoffnet",
-        ),
-        ({"model": {"kind": "kirchhoffnet"}, "sample": {"sde_score_gain": 1.25}}, "sde_score_gain must be 1"),
-        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"time_nodes": 5}}, "circuit: .*time_nodes must be even"),
-        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"contraction": 1.5}}, "circuit.contraction"),
-        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"passive": True}}, "circuit: .*set contraction: null"),
-        ({"model": {"kind": "kirchhoffnet"}, "circuit": {"wires": 3}}, "circuit.wires: Extra inputs"),
-        ({"model": {"kind": "analogue"}}, "model.kind"),
-    ],
-)
-def test_config_errors_name_the_key(data, match):
-    with pytest.raises(ConfigError, match=match):
-        parse_config(data, "cfg.yaml")
+def _circuit_config(**settings):
+    train = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 8, "lr": 1e-3}
+    return parse_config(
+        {"task": "diffusion", "data": "ring", "train": train, "model": {"kind": "kirchhoffnet"}, **settings}
+    )
 
 
-def test_kirchhoffnet_config_fills_the_circuit_section():
-    config = parse_config({"model": {"kind": "kirchhoffnet"}})
+def test_kirchhoffnet_config_builds_the_default_circuit():
+    config = _circuit_config()
     model = build_model(config)
-    assert config.circuit is not None and isinstance(model, CircuitScoreModel)
+    assert isinstance(model, CircuitScoreModel)
     assert model.circuit.num_nodes == 43 and model.num_classes == 0
 
 
 def test_latent_kirchhoffnet_config_adds_one_class_source_per_class():
-    config = parse_config({"model": {"kind": "kirchhoffnet"}, "task": "latent", "latent": {"classes": [1, 5, 8, 9]}})
+    config = _circuit_config(data="latent", latent={"classes": [1, 5, 8, 9]})
     model = build_model(config)
     assert isinstance(model, CircuitScoreModel) and model.num_classes == 4
     assert model.circuit.num_nodes == 43 + 4
@@ -151,11 +139,11 @@ def test_spice_command_exports_and_verifies_a_score_circuit(circuit_run, tmp_pat
 
 
 TINY_LATENT = """
-task: latent
-model: {kind: kirchhoffnet}
-circuit: {hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 20, contraction: null, passive: true}
+task: diffusion
+data: latent
+model: {kind: kirchhoffnet, hidden: 4, time_nodes: 4, repeat: 1, settle_steps: 20, contraction: null, passive: true}
 latent: {max_train_images: 300, vae_epochs: 1, classifier_epochs: 1}
-train: {steps: 20, batch_size: 64}
+train: {epochs: 1, steps_per_epoch: 20, batch_size: 64, lr: 0.003}
 sample: {steps: 8, guidance: 1.0}
 evaluate: {num_samples: 60, guidance_sweep: [0.0, 2.0]}
 """
@@ -168,13 +156,13 @@ def test_latent_task_on_a_score_circuit_end_to_end(tmp_path):
     (tmp_path / "latent.yaml").write_text(TINY_LATENT)
     run_dir = tmp_path / "run"
     runner = CliRunner()
-    result = runner.invoke(app, ["diffusion", "train", str(tmp_path / "latent.yaml"), "--out", str(run_dir)])
+    result = runner.invoke(app, ["train", str(tmp_path / "latent.yaml"), "--out", str(run_dir)])
     assert result.exit_code == 0, result.output
     run = load_run(run_dir)
     assert isinstance(run.model, CircuitScoreModel) and run.model.circuit.num_nodes == 1 + 2 + 4 + 4 + 3
     result = runner.invoke(app, ["diffusion", "evaluate", str(run_dir)])
     assert result.exit_code == 0, result.output
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "evaluation.json").read_text())
     assert metrics["model"] == "kirchhoffnet" and "analog" not in metrics  # the circuit's own samplers only
     for solver in ("pf-ode", "euler"):
         assert 0.0 <= metrics[solver]["accuracy"] <= 1.0 and len(metrics[solver]["accuracy_per_class"]) == 3

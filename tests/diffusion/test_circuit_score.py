@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from kirchhoffnet.diffusion import VPSDE, TrainSettings, dsm_loss, sample_ring, train_score
+from kirchhoffnet.data.points import sample_ring
+from kirchhoffnet.diffusion import VPSDE, dsm_loss
 from kirchhoffnet.diffusion.sample import reference_euler
 from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
 from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
@@ -11,6 +12,8 @@ from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.diffusion.score_circuit.sample import circuit_pf_ode, circuit_sample
 from kirchhoffnet.diffusion.score_circuit.topology import score_topology
 from kirchhoffnet.errors import ConfigError, DataError
+
+from .helpers import fit
 
 
 def tiny(
@@ -208,7 +211,7 @@ def test_tiny_training_lowers_the_dsm_loss(kind):
     def batches(b, generator):
         return sample_ring(b, seed=int(torch.randint(0, 2**31, (1,), generator=generator))), None
 
-    train_score(model, batches, TrainSettings(steps=150, batch_size=128, lr=1e-2, ema_decay=0.9), progress=False)
+    fit(model, batches, steps=150)
     assert loss() < 0.8 * before
 
 
@@ -339,8 +342,7 @@ def test_conditional_training_puts_each_class_where_its_data_is():
         centre = torch.stack([1.0 - 2.0 * labels, torch.zeros(b)], dim=1)
         return centre + 0.1 * torch.randn(b, 2, generator=generator), labels
 
-    settings = TrainSettings(steps=300, batch_size=128, lr=1e-2, ema_decay=0.9, label_dropout=0.1)
-    train_score(model, batches, settings, progress=False)
+    fit(model, batches, steps=300, label_dropout=0.1)
     for label, side in ((0, 1.0), (1, -1.0)):
         x = circuit_sample(model, 300, "pf-ode", steps=60, labels=torch.tensor(label))
         assert side * float(x[:, 0].mean()) > 0.6 and float(x[:, 1].abs().mean()) < 0.4

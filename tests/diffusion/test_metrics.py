@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from kirchhoffnet.data.points import sample_ring
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
-from kirchhoffnet.diffusion.ring import sample_ring
 from kirchhoffnet.errors import ConfigError, DataError
 
 

@@ -11,9 +11,12 @@ from kirchhoffnet.diffusion.run import load_run, sample_run
 from kirchhoffnet.errors import CheckpointError, ConfigError
 
 TINY_RING = """
-task: ring
+task: diffusion
+data: ring
 seed: 3
-train: {steps: 40, batch_size: 128}
+threads: 1
+model: {kind: crossbar}
+train: {epochs: 2, steps_per_epoch: 20, batch_size: 128, lr: 0.003, grad_clip: 1.0, ema_decay: 0.999}
 sample: {steps: 20}
 analog: {steps: 20}
 evaluate: {num_samples: 300, chips: 2, prog_noise_levels: [0.0, 0.1], robustness_steps: 10, verify_tolerance: 0.02}
@@ -24,16 +27,20 @@ evaluate: {num_samples: 300, chips: 2, prog_noise_levels: [0.0, 0.1], robustness
 def ring_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ring")
     (root / "tiny.yaml").write_text(TINY_RING)
-    result = CliRunner().invoke(app, ["diffusion", "train", str(root / "tiny.yaml"), "--out", str(root / "run")])
+    result = CliRunner().invoke(app, ["train", str(root / "tiny.yaml"), "--out", str(root / "run")])
     assert result.exit_code == 0, result.output
     return root / "run"
 
 
 def test_train_writes_a_run_directory(ring_run):
-    for name in ("config.yaml", "model.safetensors", "train.json", "loss.png"):
+    for name in ("config.yaml", "checkpoint.pt", "model.safetensors", "metrics.json", "loss.png", "samples.png"):
         assert (ring_run / name).is_file()
     run = load_run(ring_run)
     assert run.config.seed == 3 and run.model.net.width == 14
+    metrics = json.loads((ring_run / "metrics.json").read_text())
+    assert metrics["task"] == "diffusion" and metrics["primary_metric"] == "kl_pooled" and metrics["steps"] == 40
+    assert np.isfinite(metrics["test"]["kl_pooled"]) and metrics["test"]["solver"] == "pf-ode"
+    assert len(metrics["history"]["val_loss"]) == 3  # the untrained model and two epochs
 
 
 @pytest.mark.parametrize("solver", ["euler", "pf-ode", "analog", "analog-ode"])
@@ -70,7 +77,7 @@ def test_a_chip_seed_is_reproducible_and_noise_matters(ring_run):
 def test_evaluate_writes_metrics_and_figures(ring_run):
     result = CliRunner().invoke(app, ["diffusion", "evaluate", str(ring_run)])
     assert result.exit_code == 0, result.output
-    metrics = json.loads((ring_run / "metrics.json").read_text())
+    metrics = json.loads((ring_run / "evaluation.json").read_text())
     for solver in ("euler", "analog", "euler (exact)"):  # a 40-step model: its SDE samples may all leave [−4, 4]
         assert metrics[solver]["kl_pooled"] is None or np.isfinite(metrics[solver]["kl_pooled"])
     for solver in ("pf-ode", "analog-ode", "pf-ode (exact)"):
@@ -96,15 +103,15 @@ def test_compare_plots_evaluated_runs(ring_run, tmp_path):
     table = json.loads(result.output.splitlines()[0])
     assert out.is_file() and set(table[ring_run.name]) == {"0.0", "0.1"}
     assert set(table[f"{ring_run.name}, write-verify ±0.02"]) == {"0.0", "0.1"}
-    before = json.loads((ring_run / "metrics.json").read_text())
+    before = json.loads((ring_run / "evaluation.json").read_text())
     args = ["diffusion", "evaluate", str(ring_run), "--robustness-only", "--verify-tolerance", "0.05"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    after = json.loads((ring_run / "metrics.json").read_text())
+    after = json.loads((ring_run / "evaluation.json").read_text())
     assert after["euler"] == before["euler"] and after["robustness"] == before["robustness"]  # same chips, same seeds
     assert after["robustness_write_verify"]["verify_tolerance"] == 0.05
     result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path)])
-    assert result.exit_code == 2 and "metrics.json does not exist" in result.output
+    assert result.exit_code == 2 and "evaluation.json does not exist" in result.output
 
 
 def test_write_verify_programs_a_more_faithful_chip(ring_run, tmp_path):
@@ -123,19 +130,18 @@ def test_write_verify_programs_a_more_faithful_chip(ring_run, tmp_path):
 
 
 def test_training_can_start_from_a_run(ring_run, tmp_path):
-    config = f"task: ring\nseed: 5\ntrain: {{steps: 1, batch_size: 8, lr: 1.0e-12, init_from: '{ring_run}'}}\n"
-    (tmp_path / "fine.yaml").write_text(config)
-    result = CliRunner().invoke(
-        app, ["diffusion", "train", str(tmp_path / "fine.yaml"), "--out", str(tmp_path / "run")]
-    )
+    head = "task: diffusion\ndata: ring\nseed: 5\nmodel: {kind: crossbar}\nevaluate: {num_samples: 50}\nsample: {steps: 5}\n"
+    train = "train: {epochs: 1, steps_per_epoch: 1, batch_size: 8, lr: 1.0e-12}\n"
+    (tmp_path / "fine.yaml").write_text(f"{head}{train}score_matching: {{init_from: '{ring_run}'}}\n")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "fine.yaml"), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     start, tuned = load_run(ring_run).model.state_dict(), load_run(tmp_path / "run").model.state_dict()
     for name, value in start.items():
         # one Adam step of 1e-12 from the loaded weights (a fresh seed-5 model would differ by O(0.1))
         torch.testing.assert_close(tuned[name], value, rtol=0, atol=1e-9)
-    (tmp_path / "missing.yaml").write_text(f"train: {{init_from: '{tmp_path / 'nowhere'}'}}\n")
-    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "train.init_from:" in result.output and "does not exist" in result.output
+    (tmp_path / "missing.yaml").write_text(f"{head}{train}score_matching: {{init_from: '{tmp_path / 'nowhere'}'}}\n")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "other")])
+    assert result.exit_code == 2 and "score_matching.init_from:" in result.output and "does not exist" in result.output
 
 
 def test_speed_energy_command_prints_the_report(ring_run):
@@ -152,28 +158,30 @@ def test_speed_energy_command_prints_the_report(ring_run):
 def test_cli_errors_are_one_line(tmp_path, ring_run):
     result = CliRunner().invoke(app, ["diffusion", "sample", str(tmp_path)])
     assert result.exit_code == 2
-    assert "is not a diffusion run directory" in result.output and "Traceback" not in result.output
+    assert "is not a trained diffusion run directory" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["diffusion", "sample", str(ring_run), "--solver", "rk45"])
     assert (
         result.exit_code == 2
         and "unknown solver 'rk45'; choose one of: analog, analog-ode, euler, pf-ode" in result.output
     )
-    (tmp_path / "bad.yaml").write_text("trian: {}\n")
+    (tmp_path / "bad.yaml").write_text("task: diffusion\ndata: ring\ntrian: {}\n")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "trian: unknown key; valid keys here:" in result.output
     result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "bad.yaml")])
-    assert result.exit_code == 2 and "trian: Extra inputs are not permitted" in result.output
+    assert result.exit_code == 2 and "No such command 'train'" in result.output
 
 
 def test_set_overrides_the_config_file(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY_RING)
-    args = ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--set", "model.width=6", "--set", "train.steps=2"]
+    args = ["train", str(tmp_path / "tiny.yaml"), "--set", "model.width=6", "--set", "train.steps_per_epoch=2"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     run = load_run(tmp_path / "run")
-    assert run.config.model.width == 6 and run.config.train.steps == 2 and run.config.seed == 3
+    assert run.config.model.width == 6 and run.config.train.steps_per_epoch == 2 and run.config.seed == 3
     assert run.model.net.layers[0].weight.shape == (6, 2)  # the overridden width is what was built
-    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--set", "model.width=-1"])
-    assert result.exit_code == 2 and "tiny.yaml with --set: model.width:" in result.output
-    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "tiny.yaml"), "--set", "model.width"])
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "tiny.yaml"), "--set", "model.width=-1"])
+    assert result.exit_code == 2 and "model.width: must be >= 2, got -1" in result.output
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "tiny.yaml"), "--set", "model.width"])
     assert result.exit_code == 2 and "expected key=value" in result.output
 
 
@@ -193,16 +201,20 @@ def test_latent_task_end_to_end(tmp_path):
     if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     (tmp_path / "latent.yaml").write_text(
-        "task: latent\nlatent: {max_train_images: 300, vae_epochs: 1, classifier_epochs: 1}\n"
-        "train: {steps: 30, batch_size: 64}\nsample: {steps: 10, guidance: 1.0}\nanalog: {steps: 10}\n"
+        "task: diffusion\ndata: latent\nmodel: {kind: crossbar}\n"
+        "latent: {max_train_images: 300, vae_epochs: 1, classifier_epochs: 1}\n"
+        "train: {epochs: 2, batch_size: 64, lr: 0.003}\nsample: {steps: 10, guidance: 1.0}\nanalog: {steps: 10}\n"
         "evaluate: {num_samples: 60, guidance_sweep: [0.0, 2.0]}\n"
     )
     runner = CliRunner()
-    result = runner.invoke(app, ["diffusion", "train", str(tmp_path / "latent.yaml"), "--out", str(tmp_path / "run")])
+    result = runner.invoke(app, ["train", str(tmp_path / "latent.yaml"), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
+    trained = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert trained["primary_metric"] == "judge_accuracy" and 0.0 <= trained["test"]["judge_accuracy"] <= 1.0
+    assert trained["steps"] == 10  # 300 images of 3 classes, 240 of them for training: 4 batches per epoch + ...
     result = runner.invoke(app, ["diffusion", "evaluate", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     assert 0.0 <= metrics["analog"]["accuracy"] <= 1.0
     assert len(metrics["guidance_sweep"]["results"]) == 2
     for name in ("vae.safetensors", "classifier.safetensors", "latents.safetensors", "images.png", "guidance.png"):

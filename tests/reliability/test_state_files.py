@@ -36,7 +36,7 @@ from typer.testing import CliRunner
 import kirchhoffnet as kn
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.cli.main import app
-from kirchhoffnet.diffusion.config import DiffusionConfig
+from kirchhoffnet.config.diffusion import DiffusionConfig
 from kirchhoffnet.errors import CheckpointError, KirchhoffError
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.training import CHECKPOINT, train

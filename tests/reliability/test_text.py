@@ -24,8 +24,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
-from kirchhoffnet.config import load_config, write_config
-from kirchhoffnet.config.tasks import TASKS
+from kirchhoffnet.config import TASKS, load_config, write_config
 from kirchhoffnet.errors import ConfigError, DataError, shown
 from kirchhoffnet.io.tensorfile import FORMAT as CHECKPOINT_FORMAT
 from kirchhoffnet.spice import read_raw

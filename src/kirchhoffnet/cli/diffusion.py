@@ -1,4 +1,5 @@
-"""``kirchhoffnet diffusion``: train, sample and evaluate score-based diffusion on the simulated RRAM solver."""
+"""``kirchhoffnet diffusion``: sample, evaluate and export trained diffusion runs (training is
+``kirchhoffnet train`` with a diffusion config, like every task)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from kirchhoffnet.errors import KirchhoffError, shown
 from kirchhoffnet.finite import SEED_MAX
 
 app = typer.Typer(
-    help="Score-based diffusion solved by a simulated analog RRAM in-memory circuit (Yang et al., arXiv 2404.05648).",
+    help="Sample, evaluate and export score-based diffusion runs: the simulated analog RRAM in-memory solver (Yang "
+    "et al., arXiv 2404.05648) and the KirchhoffNet score circuit. Train with `kirchhoffnet train "
+    "configs/diffusion/*.yaml`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-RunDir = Annotated[Path, typer.Argument(help="A run directory made by `diffusion train`.")]
+RunDir = Annotated[
+    Path,
+    typer.Argument(help="A run directory of a diffusion config (`kirchhoffnet train configs/diffusion/ring.yaml`)."),
+]
 
 
 def _print_result(summary: Any, written: object) -> None:
@@ -45,57 +51,6 @@ def _check_request(config: Any, n: int, steps: int | None, guidance: float | Non
         check_diffusion(config.model_copy(update={"evaluate": config.evaluate.model_copy(update={"num_samples": n})}))
     except ConfigError as exc:
         raise ConfigError(f"{option} {n}: {exc}") from None
-
-
-@app.command("train")
-def train_command(
-    config: Annotated[Path, typer.Argument(help="YAML config (see configs/diffusion/).")],
-    out: Annotated[Path | None, typer.Option(help="Run directory; default runs/diffusion/<config name>.")] = None,
-    seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="Override the config's seed.")] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Override model.kind: crossbar (the RRAM score network) or kirchhoffnet (a score circuit whose "
-            "node dynamics are the probability-flow velocity; settings from the config's 'circuit' section)."
-        ),
-    ] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(
-            help="Override the task: ring, a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...) to train on "
-            "its points, or latent."
-        ),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a setting, e.g. --set model.width=32 --set train.steps=20000."),
-    ] = None,
-) -> None:
-    """Train a score model; writes config.yaml, model.safetensors, train.json and loss.png."""
-    from kirchhoffnet.diffusion.config import load_config, parse_config
-    from kirchhoffnet.diffusion.run import train
-    from kirchhoffnet.io.paths import check_out_dir, check_run_name
-
-    try:
-        if out is None:
-            out_dir = Path("runs/diffusion") / check_run_name(config.stem, "CONFIG (its file name names the run)")
-        else:
-            out_dir = check_out_dir(out)
-        settings = load_config(config, set_ or ())
-        overrides: dict[str, object] = {}
-        if model is not None and model != settings.model.kind:
-            overrides["model"] = {"kind": model}
-        if task is not None and task != settings.task:
-            overrides["task"] = task
-        if overrides:
-            flags = " and ".join(f"--{name}" for name in overrides)
-            settings = parse_config({**settings.model_dump(mode="json"), **overrides}, f"{config} with {flags}")
-        if seed is not None:
-            settings = settings.model_copy(update={"seed": seed})
-        metrics = train(settings, out_dir, progress=True)
-    except KirchhoffError as exc:
-        fail(exc)
-    _print_result(metrics, out_dir)
 
 
 @app.command("sample")
@@ -165,14 +120,15 @@ def evaluate_command(
 ) -> None:
     """KL of every solver, KL vs programming noise over several chips, speed/energy report and plots."""
     from kirchhoffnet.diffusion.evaluate import evaluate
+    from kirchhoffnet.diffusion.run import RUN_METRICS
 
     try:
         metrics = evaluate(run_dir, progress=True, robustness_only=robustness_only, verify_tolerance=verify_tolerance)
     except KirchhoffError as exc:
         fail(exc)
-    key = "accuracy" if metrics["task"] == "latent" else "kl_pooled"
+    key = "accuracy" if metrics["data"] == "latent" else "kl_pooled"
     summary = {k: v[key] for k, v in metrics.items() if isinstance(v, dict) and key in v}
-    _print_result(summary, run_dir / "metrics.json")
+    _print_result(summary, run_dir / RUN_METRICS)
 
 
 @app.command("compare")

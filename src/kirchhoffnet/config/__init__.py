@@ -6,11 +6,19 @@ object; any problem raises :class:`~kirchhoffnet.errors.ConfigError` with one li
 
 from kirchhoffnet.config.budget import check_memory, preflight
 from kirchhoffnet.config.circuit import CircuitConfig, SolverConfig
-from kirchhoffnet.config.load import apply_overrides, as_config, load_config, parse_config, to_yaml, write_config
-from kirchhoffnet.config.tasks import (
+from kirchhoffnet.config.diffusion import DiffusionConfig
+from kirchhoffnet.config.load import (
     TASKS,
-    ClassifyConfig,
     Config,
+    apply_overrides,
+    as_config,
+    load_config,
+    parse_config,
+    to_yaml,
+    write_config,
+)
+from kirchhoffnet.config.tasks import (
+    ClassifyConfig,
     DensityConfig,
     Flow2dConfig,
     MnistGenConfig,
@@ -25,6 +33,7 @@ __all__ = [
     "ClassifyConfig",
     "Config",
     "DensityConfig",
+    "DiffusionConfig",
     "Flow2dConfig",
     "MnistGenConfig",
     "RegressionConfig",

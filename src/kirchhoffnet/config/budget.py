@@ -181,6 +181,9 @@ def preflight(config: Any, training: bool = True) -> None:
     Raises:
         ConfigError: naming the key to change, the estimate and the limit.
     """
+    if config.task == "diffusion":
+        check_diffusion(config)
+        return
     check_time_grids(config)
     check_memory(config, training)
 
@@ -233,11 +236,11 @@ def check_diffusion(config: Any) -> None:
                 f"{key}: {steps:.3g} solver steps is more than the limit of {MAX_FIXED_STEPS:.0e}; lower {key}"
             )
     scalar, dim = 4, 2
-    if config.circuit is not None:
-        c = config.circuit
+    if config.model.kind == "kirchhoffnet":
+        c = config.model
         width = c.hidden * (dim * c.repeat + c.time_nodes + config.num_classes)  # edges: one current each
         params = width * resolve(c.device).num_params
-        width_key = "circuit.hidden"
+        width_key = "model.hidden"
     else:
         width = config.model.width
         params = width * width + 2 * width * (dim + 2)

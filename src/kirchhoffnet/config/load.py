@@ -11,10 +11,29 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
-from kirchhoffnet.config.tasks import TASKS, Config, RunConfig
+from kirchhoffnet.config.diffusion import SCORE_KINDS, DiffusionConfig
+from kirchhoffnet.config.tasks import (
+    ClassifyConfig,
+    DensityConfig,
+    Flow2dConfig,
+    MnistGenConfig,
+    RegressionConfig,
+    RunConfig,
+)
 from kirchhoffnet.errors import ConfigError, clip, shown
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
+
+TASKS: dict[str, type[RunConfig]] = {
+    "flow2d": Flow2dConfig,
+    "regression": RegressionConfig,
+    "classify": ClassifyConfig,
+    "density": DensityConfig,
+    "mnist_gen": MnistGenConfig,
+    "diffusion": DiffusionConfig,
+}
+"""Every task's config class, by the ``task:`` key of a YAML file."""
+Config = Flow2dConfig | RegressionConfig | ClassifyConfig | DensityConfig | MnistGenConfig | DiffusionConfig
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:
@@ -64,7 +83,7 @@ def describe_error(exc: ValidationError, model: type[BaseModel]) -> str:
     # An unknown key is usually a misspelt one, behind any "missing" error: report it first.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    parts = [p for p in first["loc"] if p not in TOPOLOGY_NAMES]
+    parts = [p for p in first["loc"] if p not in TOPOLOGY_NAMES and p not in SCORE_KINDS]  # union tags
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
     message = _message(first, model, parts)
     named = _NAMED.match(message) if first["type"] == "value_error" else None
@@ -94,6 +113,8 @@ def _message(error: Any, model: type[BaseModel], loc: list[Any]) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}, got {shown(got)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
+        if ctx.get("discriminator") == "'kind'":
+            return f"unknown or missing model kind; choose one of: {', '.join(SCORE_KINDS)}"
         return f"unknown or missing topology name; choose one of: {', '.join(TOPOLOGY_NAMES)}"
     if kind == "value_error":
         return clip(str(ctx.get("error", error["msg"])), 240)

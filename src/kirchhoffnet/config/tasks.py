@@ -71,6 +71,13 @@ class TrainConfig(Section):
     on_nan: Literal["skip", "stop"] = Field("skip", description="A non-finite loss or gradient: skip the step or stop.")
     max_nan_skips: int = Field(20, ge=0, description="Consecutive skipped steps after which the run stops anyway.")
     eval_batch_size: int = Field(2000, ge=1, description="Samples per solver call in validation and evaluation.")
+    ema_decay: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Keep an exponential moving average of the parameters with this decay; validation, the best "
+        "model and the saved model use the average (diffusion: 0.999); null: off.",
+    )
 
     @model_validator(mode="after")
     def _schedule_below_lr(self) -> TrainConfig:
@@ -336,13 +343,3 @@ class MnistGenConfig(RunConfig):
         c, h, w = self.data.shape
         _check_flow(self.circuit, c * h * w, f"a flow over {c}x{h}x{w} images")
         return self
-
-
-TASKS: dict[str, type[RunConfig]] = {
-    "flow2d": Flow2dConfig,
-    "regression": RegressionConfig,
-    "classify": ClassifyConfig,
-    "density": DensityConfig,
-    "mnist_gen": MnistGenConfig,
-}
-Config = Flow2dConfig | RegressionConfig | ClassifyConfig | DensityConfig | MnistGenConfig

@@ -1,31 +1,26 @@
 """Score-based diffusion on an analog RRAM solver (Yang et al., arXiv 2404.05648): the VP-SDE, the tiny
-score network, denoising score matching with the noise-aware option, digital and analog samplers, and
-the histogram KL metrics."""
+score network, denoising score matching with the noise-aware option (the loss of the shared trainer's
+diffusion task, :mod:`kirchhoffnet.tasks.diffusion`), digital and analog samplers, and the histogram KL
+metrics."""
 
 from kirchhoffnet.diffusion.analog import AnalogRun, analog_sample, program_chip
+from kirchhoffnet.diffusion.loss import dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
-from kirchhoffnet.diffusion.ring import POINT_SETS, sample_points, sample_ring
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet, TimeEmbedding
 from kirchhoffnet.diffusion.sde import VPSDE
-from kirchhoffnet.diffusion.train import TrainSettings, dsm_loss, train_score
 
 __all__ = [
     "DIGITAL_SOLVERS",
-    "POINT_SETS",
     "VPSDE",
     "AnalogRun",
     "ScoreModel",
     "ScoreNet",
     "TimeEmbedding",
-    "TrainSettings",
     "analog_sample",
     "dsm_loss",
     "kl_2d",
     "kl_pooled",
     "program_chip",
     "sample",
-    "sample_points",
-    "sample_ring",
-    "train_score",
 ]

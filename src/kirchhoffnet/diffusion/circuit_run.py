@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.metrics import kl_report
-from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
 from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
@@ -194,12 +194,12 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
     hardware view, ``samples.png`` and ``metrics.json``."""
     config = run.config
     n, seed = config.evaluate.num_samples, config.seed
-    reference = sample_points(config.task, n, seed=config.evaluate.reference_seed)
-    metrics: dict[str, Any] = {"task": config.task, "model": "kirchhoffnet", "num_samples": n}
+    reference = sample_points(config.data, n, seed=config.evaluate.reference_seed)
+    metrics: dict[str, Any] = {"data": config.data, "model": "kirchhoffnet", "num_samples": n}
     metrics["noise_floor"] = kl_report(
-        sample_points(config.task, n, seed=config.evaluate.reference_seed + 1), reference
+        sample_points(config.data, n, seed=config.evaluate.reference_seed + 1), reference
     )
-    panels = {f"{config.task} (reference)": reference.numpy()}
+    panels = {f"{config.data} (reference)": reference.numpy()}
     runs = [(solver, False) for solver in CIRCUIT_SOLVERS] + [("pf-ode", True)] * (config.sample.ode_beta_scale != 1)
     for solver, exact in runs:
         x, info = sample_run(run, n, solver, seed=seed, exact=exact)
@@ -222,7 +222,7 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
         "wall_time_s": time.perf_counter() - began,
     }
     points = min(NLL_POINTS, n)
-    held_out = held_out_points(config.task, config.evaluate.reference_seed, points)
+    held_out = held_out_points(config.data, config.evaluate.reference_seed, points)
     began = time.perf_counter()
     with single_thread():
         log_density = circuit_log_likelihood(model, held_out, NLL_STEPS)
@@ -236,7 +236,7 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
     if progress:
         print(f"NLL {metrics['nll']['nats']:.4f} ± {metrics['nll']['stderr']:.4f} nats", flush=True)
     with torch.no_grad():
-        probe = sample_points(config.task, 1000, seed=seed)
+        probe = sample_points(config.data, 1000, seed=seed)
         metrics["equilibrium_residual"] = {
             f"s={s:g}": float(model.circuit.residual(probe, torch.tensor(s)).mean()) for s in (0.01, 0.1, 0.5, 1.0)
         }

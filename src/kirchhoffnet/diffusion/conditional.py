@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kirchhoffnet.config.diffusion import DiffusionConfig, LatentConfig
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.checkpoint import load_state, load_tensors, save_module, save_tensors
-from kirchhoffnet.diffusion.config import DiffusionConfig, LatentConfig
 from kirchhoffnet.diffusion.images import SOURCES, load_images
 from kirchhoffnet.diffusion.latent import (
     Classifier,

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from kirchhoffnet.config.diffusion import EvaluateConfig
+from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_run import evaluate_circuit, run_hardware
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
-from kirchhoffnet.diffusion.config import EvaluateConfig
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
-from kirchhoffnet.diffusion.ring import sample_points
 from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
@@ -52,7 +52,7 @@ def evaluate(
         check_tolerance(verify_tolerance)
         evaluate_config = run.config.evaluate.model_copy(update={"verify_tolerance": verify_tolerance})
         run = replace(run, config=run.config.model_copy(update={"evaluate": evaluate_config}))
-    if run.config.task == "latent":
+    if run.config.data == "latent":
         if robustness_only or verify_tolerance is not None:
             raise ConfigError(f"{run.path} is a latent run: the robustness curve and its options are for ring runs")
         return _evaluate_latent(run, progress)
@@ -68,7 +68,7 @@ def _evaluate_latent(run: Run, progress: bool) -> dict[str, Any]:
 
     circuit = run.model if isinstance(run.model, CircuitScoreModel) else None
     solvers = SOLVERS if circuit is None else CIRCUIT_SOLVERS
-    metrics = {"task": "latent", **evaluate_conditional(run.path, config, sampler, solvers, progress)}
+    metrics = {"data": "latent", **evaluate_conditional(run.path, config, sampler, solvers, progress)}
     if circuit is not None:
         metrics["model"] = "kirchhoffnet"
         metrics["hardware"] = run_hardware(run)
@@ -79,8 +79,8 @@ def _evaluate_latent(run: Run, progress: bool) -> dict[str, Any]:
 def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:
     config, ev = run.config, run.config.evaluate
     n = ev.num_samples
-    reference = sample_points(config.task, n, seed=ev.reference_seed)
-    metrics: dict[str, Any] = {"task": config.task, "num_samples": n}
+    reference = sample_points(config.data, n, seed=ev.reference_seed)
+    metrics: dict[str, Any] = {"data": config.data, "num_samples": n}
     if robustness_only and (run.path / RUN_METRICS).is_file():
         metrics = read_json_mapping(
             run.path / RUN_METRICS, error=CheckpointError, label="metrics file", rewrite=_REWRITE
@@ -102,9 +102,9 @@ def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str,
 def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
     """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
     config, n = run.config, len(reference)
-    floor = sample_points(config.task, n, seed=config.evaluate.reference_seed + 1)
+    floor = sample_points(config.data, n, seed=config.evaluate.reference_seed + 1)
     metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
-    panels = {f"{config.task} (reference)": reference.numpy()}
+    panels = {f"{config.data} (reference)": reference.numpy()}
     for solver in SOLVERS:
         x, info = sample_run(run, n, solver, seed=config.seed)
         metrics[solver] = {**kl_report(x, reference), **info}

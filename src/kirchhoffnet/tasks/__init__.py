@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from kirchhoffnet.config import Config
 from kirchhoffnet.tasks.base import Task
 from kirchhoffnet.tasks.classify import ClassifyTask
 from kirchhoffnet.tasks.density import DensityTask
+from kirchhoffnet.tasks.diffusion import DiffusionTask, LatentDiffusionTask
 from kirchhoffnet.tasks.evaluate import evaluate_flow_2d, evaluate_path, flow_2d_metrics
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.tasks.generate import MnistGenTask
@@ -19,12 +22,23 @@ TASK_TYPES: dict[str, type[Task]] = {
     "classify": ClassifyTask,
     "density": DensityTask,
     "mnist_gen": MnistGenTask,
+    "diffusion": DiffusionTask,
 }
 
 
-def make_task(config: Config, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Task:
-    """The task object of a validated config."""
-    return TASK_TYPES[config.task](config, torch.device(device), dtype)
+def make_task(
+    config: Config,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    run_dir: Path | None = None,
+    progress: bool = False,
+) -> Task:
+    """The task object of a validated config; ``run_dir`` is where a task keeps what it prepares
+    once per run (the latent diffusion task's VAE and judge)."""
+    kind = TASK_TYPES[config.task]
+    if config.task == "diffusion" and not config.unconditional:
+        kind = LatentDiffusionTask
+    return kind(config, torch.device(device), dtype, run_dir, progress)
 
 
 __all__ = ["TASK_TYPES", "Task", "evaluate_flow_2d", "evaluate_path", "flow_2d_metrics", "make_task"]

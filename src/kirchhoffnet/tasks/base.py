@@ -61,10 +61,19 @@ class Task(ABC):
     primary: ClassVar[str]
     higher_is_better: ClassVar[bool] = False
 
-    def __init__(self, config: Any, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        config: Any,
+        device: torch.device,
+        dtype: torch.dtype,
+        run_dir: Path | None = None,
+        progress: bool = False,
+    ) -> None:
         self.config = config
         self.device = device
         self.dtype = dtype
+        self.run_dir = run_dir  # where a task keeps what it prepares once per run (a diffusion run's VAE)
+        self.progress = progress
         self.train_data: tuple[Tensor, ...] = ()
 
     @property

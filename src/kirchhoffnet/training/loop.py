@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, DistributedSampler
 
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.config import Config, TrainConfig
+from kirchhoffnet.config import Config
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
 from kirchhoffnet.finite import require_finite
 from kirchhoffnet.hardware.analysis import Model
@@ -31,11 +31,13 @@ from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
 from kirchhoffnet.io import load_exact, write_json_atomic
 from kirchhoffnet.progress import bar
-from kirchhoffnet.tasks import Task, make_task
+from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.tasks.plots import loss_curves
+from kirchhoffnet.training.average import WeightAverage
 from kirchhoffnet.training.distributed import Cluster, any_rank, wrap
 from kirchhoffnet.training.history import History, json_safe
+from kirchhoffnet.training.objective import Objective, make_scheduler
 from kirchhoffnet.training.rundir import METRICS
 from kirchhoffnet.training.state import (
     CHECKPOINT,
@@ -61,35 +63,6 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-class _Objective(nn.Module):
-    """The task's loss as a module, so that DDP can wrap it (DDP syncs gradients of ``forward``)."""
-
-    def __init__(self, task: Task, model: nn.Module) -> None:
-        super().__init__()
-        self.task = task
-        self.model = model
-
-    def forward(self, batch: Any, generator: torch.Generator) -> Tensor:
-        try:
-            return self.task.loss(self.model, batch, generator)
-        except SolverError:  # a blown-up solve is a non-finite loss; train.on_nan decides
-            return sum(p.sum() for p in self.model.parameters()) * math.nan  # type: ignore[return-value]
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, train: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The LR schedule, stepped once per optimiser step."""
-    schedule = train.schedule
-    if schedule.name == "cosine":
-        total_steps = train.epochs * steps_per_epoch
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=schedule.eta_min)
-    if schedule.name == "step":
-        every = schedule.step_epochs * steps_per_epoch
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=schedule.gamma)
-    return None
-
-
 class Trainer:
     """One training run in one process (of possibly several under DDP)."""
 
@@ -106,11 +79,13 @@ class Trainer:
         self.progress = progress
         self.on_step = on_step
         seed_everything(config.seed)
-        self.task = make_task(config, cluster.device, DTYPES[config.dtype])
+        self.task = make_task(config, cluster.device, DTYPES[config.dtype], run_dir, progress and cluster.leader)
         self.task.prepare()
         self.model = self.task.build_model().to(device=cluster.device, dtype=DTYPES[config.dtype])
-        self.objective = wrap(_Objective(self.task, self.model), cluster)
+        self.objective = wrap(Objective(self.task, self.model), cluster)
         self.aware = self._hardware_aware()
+        decay = self.train_cfg.ema_decay
+        self.average = None if decay is None else WeightAverage(self.model, decay)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay
         )
@@ -161,6 +136,7 @@ class Trainer:
             "partial": self.history.partial,
             "best": self.best,
             "best_model": self.best_model,
+            "average": None if self.average is None else self.average.state(),
             "consecutive_nan": self.consecutive_nan,
             "elapsed_s": self.elapsed,
             "cpu_time_s": self.cpu_time,
@@ -178,6 +154,8 @@ class Trainer:
             raise CheckpointError(f"{source}: {exc}") from None
         if state["best_model"] is not None:
             load_exact(copy.deepcopy(self.model), state["best_model"], f"{source} (best model)", "the run's model")
+        if self.average is not None:
+            self.average.load(state.get("average") or {}, source)
         load_exact(self.model, state["model"], source, "the run's model")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
@@ -239,6 +217,8 @@ class Trainer:
         else:
             self.consecutive_nan = 0
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
         if self.scheduler is not None:
             self.scheduler.step()
         self.step += 1
@@ -267,18 +247,23 @@ class Trainer:
         row = self.history.close_epoch(self.epoch, self.optimizer.param_groups[0]["lr"], self.elapsed, self.cluster)
         last = self.epoch == self.train_cfg.epochs
         if self.epoch % self.train_cfg.validate_every == 0 or last:
-            try:
-                row["validation"] = self.task.validate(self.model)
-            except SolverError as exc:  # the parameters blew up the circuit: nothing sound to checkpoint
-                self._stop(f"validation after epoch {self.epoch} failed: {exc}")
-            row["val_loss"] = row["validation"]["loss"]
-            if not math.isfinite(row["val_loss"]):  # outputs overflow: no later step can be finite either
-                self._stop(
-                    f"the validation loss after epoch {self.epoch} is {row['val_loss']}: the circuit's outputs are "
-                    "not finite; check circuit.capacitance, circuit.times and the solver's step or tolerances"
-                )
-            self._track_best(row["val_loss"])
+            with self._averaged():  # validation, and the best model, are of what would be saved
+                try:
+                    row["validation"] = self.task.validate(self.model)
+                except SolverError as exc:  # the parameters blew up the circuit: nothing sound to checkpoint
+                    self._stop(f"validation after epoch {self.epoch} failed: {exc}")
+                row["val_loss"] = row["validation"]["loss"]
+                if not math.isfinite(row["val_loss"]):  # outputs overflow: no later step can be finite either
+                    self._stop(
+                        f"the validation loss after epoch {self.epoch} is {row['val_loss']}: the circuit's outputs "
+                        "are not finite; check circuit.capacitance, circuit.times and the solver's step or tolerances"
+                    )
+                self._track_best(row["val_loss"])
         self.history.append(row)
+
+    def _averaged(self) -> AbstractContextManager[object]:
+        """The model with the parameter average in place (``train.ema_decay``), or as it is."""
+        return nullcontext() if self.average is None else self.average.applied()
 
     def _track_best(self, value: float) -> None:
         stopping = self.train_cfg.early_stopping
@@ -369,6 +354,8 @@ class Trainer:
         """Keep the best parameters if asked, save the model, evaluate and write metrics and plots."""
         if self.best_model is not None:
             self.model.load_state_dict(self.best_model)
+        elif self.average is not None:
+            self.average.copy_to_model()
         if not finite_state(self.model.state_dict()):
             raise TrainingError(f"the trained model holds NaN or infinite parameters; {RUN_MODEL} was not written")
         if not self.cluster.leader:

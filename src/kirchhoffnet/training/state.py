@@ -99,7 +99,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     Raises:
         StorageError: the disk is full or the file cannot be written; the previous checkpoint is intact.
     """
-    for key in ("model", "best_model"):
+    for key in ("model", "best_model", "average"):
         if state.get(key) is not None and not finite_state(state[key]):
             raise TrainingError(
                 f"refusing to write {path}: the {key.replace('_', ' ')} holds NaN or infinite parameters"
@@ -143,7 +143,7 @@ def check_training_state(state: dict[str, Any]) -> None:
     non-negative integers, the history holds the expected columns of numbers, the state dicts hold
     finite tensors and plain values, and the RNG states have the shapes their setters need. The model
     tensors themselves are checked by the model they are loaded into."""
-    for key in ("model", "best_model"):
+    for key in ("model", "best_model", "average"):
         if key == "model" or state.get(key) is not None:
             tensors = entry(state, key, dict, "checkpoint")
             if not tensors:

@@ -1,34 +1,36 @@
-"""YAML configuration of a diffusion run, validated by pydantic (unknown keys are errors)."""
+"""The diffusion task's config: a score model trained by denoising score matching with the shared
+trainer, then sampled by digital, circuit or simulated analog RRAM solvers.
+
+``model`` is a union keyed on ``model.kind``: ``crossbar`` (the RRAM paper's ReLU score network) or
+``kirchhoffnet`` (a score circuit whose node dynamics are the probability-flow velocity). Each kind
+takes only its own settings, so a setting of the other kind is an unknown key, not a silent no-op.
+"""
 
 from __future__ import annotations
 
 import math
-import os
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from kirchhoffnet.config.budget import check_diffusion
-from kirchhoffnet.diffusion.images import SOURCES
-from kirchhoffnet.diffusion.ring import POINT_SETS
-from kirchhoffnet.diffusion.sde import VPSDE
-from kirchhoffnet.diffusion.train import TrainSettings
-from kirchhoffnet.errors import ConfigError, clip, unknown_choice
+from kirchhoffnet.config.circuit import SEED_MAX, Section, one_of
+from kirchhoffnet.config.tasks import RunConfig
+from kirchhoffnet.data.points import POINT_SETS
+from kirchhoffnet.diffusion.images import SOURCES  # TODO(i21-images): the data/ loader
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
-from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
 
 MAX_INTEGRATED_BETA = math.log(float(np.finfo(np.float32).max))
 """Largest ∫₀¹β (with the samplers' β scale) whose exp() float32 still represents (≈ 88.7): the
 marginals use exp(−∫β) and the samplers its inverse, so beyond it every sampler overflows."""
+DIFFUSION_DATA = (*POINT_SETS, "latent")
+SCORE_KINDS = ("crossbar", "kirchhoffnet")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class SDEConfig(Section):
+    """The variance-preserving SDE dx = −½β(s) x ds + √β(s) dW, β linear in s ∈ [0, 1]."""
 
-
-class SDEConfig(_Strict):
     beta_min: float = Field(default=0.01, gt=0, description="β at diffusion time s = 0.")
     beta_max: float = Field(
         default=8.0, gt=0, description="β at s = 1; ∫β ≈ β_max / 2 should reach ≳ 3 so x_1 ≈ N(0, I)."
@@ -40,26 +42,21 @@ class SDEConfig(_Strict):
     @model_validator(mode="after")
     def _representable(self) -> SDEConfig:
         if self.beta_max < self.beta_min:
-            raise ValueError(f"beta_max ({self.beta_max:g}) must not be below beta_min ({self.beta_min:g})")
+            raise ValueError(f"beta_max: must not be below beta_min ({self.beta_min:g}), got {self.beta_max:g}")
         total = 0.5 * (self.beta_min + self.beta_max)
         if total > MAX_INTEGRATED_BETA:
             raise ValueError(
-                f"∫β = (beta_min + beta_max)/2 = {total:.3g} overflows the samplers: exp(∫β) must stay below "
-                f"float32's largest value, i.e. ∫β <= {MAX_INTEGRATED_BETA:.1f}; lower beta_max (∫β ≈ 4 already "
-                "makes x_1 ≈ N(0, I))"
+                f"beta_max: ∫β = (beta_min + beta_max)/2 = {total:.3g} overflows the samplers: exp(∫β) must stay "
+                f"below float32's largest value, i.e. ∫β <= {MAX_INTEGRATED_BETA:.1f} (∫β ≈ 4 already makes "
+                "x_1 ≈ N(0, I))"
             )
         return self
 
-    def build(self) -> VPSDE:
-        return VPSDE(self.beta_min, self.beta_max, self.s_min)
 
+class CrossbarScoreConfig(Section):
+    """The RRAM paper's score network dim → width → width → dim on crossbars."""
 
-class ModelConfig(_Strict):
-    kind: Literal["crossbar", "kirchhoffnet"] = Field(
-        default="crossbar",
-        description="crossbar: the paper's ReLU score network on RRAM crossbars; kirchhoffnet: a KirchhoffNet "
-        "circuit whose node dynamics are the probability-flow velocity (settings in the 'circuit' section).",
-    )
+    kind: Literal["crossbar"] = Field(default="crossbar", description="The RRAM crossbar score network.")
     width: int = Field(
         default=14, ge=2, description="Hidden width (14 in the paper: 7 embedding frequencies, sin and cos)."
     )
@@ -76,9 +73,10 @@ class ModelConfig(_Strict):
     )
 
 
-class CircuitConfig(_Strict):
-    """The KirchhoffNet score circuit (model.kind: kirchhoffnet); see kirchhoffnet.diffusion.score_circuit."""
+class CircuitScoreConfig(Section):
+    """The KirchhoffNet score circuit (see :mod:`kirchhoffnet.diffusion.score_circuit`)."""
 
+    kind: Literal["kirchhoffnet"] = Field(description="A KirchhoffNet score circuit.")
     hidden: int = Field(default=32, ge=1, description="Hidden nodes (capacitors with a leak to ground).")
     time_nodes: int = Field(
         default=8, ge=2, description="Driven time nodes: voltage sources carrying sin/cos of the diffusion time."
@@ -108,15 +106,24 @@ class CircuitConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> CircuitConfig:
+    def _consistent(self) -> CircuitScoreConfig:
         if self.time_nodes % 2:
-            raise ValueError(f"time_nodes must be even (sin and cos per frequency), got {self.time_nodes}")
+            raise ValueError(f"time_nodes: must be even (sin and cos per frequency), got {self.time_nodes}")
         if self.passive and self.contraction is not None:
-            raise ValueError("passive hidden terminals replace the contraction bound; set contraction: null")
+            raise ValueError("contraction: passive hidden terminals replace the contraction bound; set it to null")
         return self
 
+    def arguments(self) -> dict[str, object]:
+        """The keyword arguments of :class:`~kirchhoffnet.diffusion.score_circuit.circuit.ScoreCircuit`."""
+        return self.model_dump(exclude={"kind"})
 
-class NoiseAwareConfig(_Strict):
+
+ScoreModelConfig = Annotated[CrossbarScoreConfig | CircuitScoreConfig, Field(discriminator="kind")]
+
+
+class NoiseAwareConfig(Section):
+    """Multiplicative weight noise during training (the RRAM paper's noise-aware training)."""
+
     std: float = Field(
         default=0.1, gt=0, description="Std of the multiplicative weight noise during training (paper: 0.1)."
     )
@@ -126,37 +133,26 @@ class NoiseAwareConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
-    steps: int = Field(default=40_000, ge=1, description="Adam steps.")
-    batch_size: int = Field(default=1024, ge=1, description="Points per step.")
-    lr: float = Field(default=3e-3, gt=0, description="Initial learning rate (cosine decay).")
-    lr_final_ratio: float = Field(default=0.01, gt=0, le=1, description="Final over initial learning rate.")
-    weight_decay: float = Field(default=0.0, ge=0, description="Adam L2 penalty.")
-    ema_decay: float = Field(default=0.999, ge=0, lt=1, description="EMA of the weights; the EMA is what is saved.")
-    grad_clip: float = Field(default=1.0, gt=0, description="Largest gradient norm per step.")
+class ScoreMatchingConfig(Section):
+    """The denoising score-matching loss: which diffusion times, labels and weight noise a step sees."""
+
     time_power: float = Field(default=1.0, gt=0, description="Training times s = s_min + (1 − s_min) u^p, u ~ U(0, 1).")
-    noise_aware: NoiseAwareConfig | None = Field(
-        default=None, description="Multiplicative weight noise during training; null = plain."
-    )
     label_dropout: float = Field(
         default=0.1, ge=0, lt=1, description="Conditional task: probability of dropping a label (CFG)."
     )
+    noise_aware: NoiseAwareConfig | None = Field(
+        default=None, description="Multiplicative weight noise during training (crossbar only); null = plain."
+    )
+    val_size: int = Field(default=4096, ge=1, description="2-D tasks: held-out points of the validation loss.")
     init_from: str | None = Field(
         default=None,
-        description="Ring task: a run directory whose score model starts the training (fine-tuning); null = fresh.",
+        description="2-D tasks: a run directory whose score model starts the training (fine-tuning); null = fresh.",
     )
 
-    def settings(self) -> TrainSettings:
-        noise = self.noise_aware
-        return TrainSettings(
-            **self.model_dump(exclude={"noise_aware", "init_from"}),
-            noise_std=noise.std if noise else 0.0,
-            noise_limit=noise.limit if noise else 0.2,
-            noise_draws=noise.draws if noise else 1,
-        )
 
+class SampleConfig(Section):
+    """How the trained model is sampled."""
 
-class SampleConfig(_Strict):
     steps: int = Field(default=10_000, ge=1, description="Euler steps of the digital samplers (10,000 in the paper).")
     ode_beta_scale: float = Field(
         default=1.0,
@@ -169,9 +165,13 @@ class SampleConfig(_Strict):
     guidance: float = Field(default=0.0, description="Classifier-free guidance strength w used by `sample`.")
 
 
-class EvaluateConfig(_Strict):
+class EvaluateConfig(Section):
+    """What the final evaluation and `kirchhoffnet diffusion evaluate` measure."""
+
     num_samples: int = Field(default=10_000, ge=1, description="Samples per KL estimate.")
-    reference_seed: int = Field(default=12345, description="Seed of the reference data the samples are compared with.")
+    reference_seed: int = Field(
+        default=12345, ge=0, le=SEED_MAX, description="Seed of the reference data the samples are compared with."
+    )
     prog_noise_levels: list[float] = Field(
         default=[0.0, 0.05, 0.1, 0.2], description="Programming-noise σ of the robustness curve."
     )
@@ -190,7 +190,9 @@ class EvaluateConfig(_Strict):
     )
 
 
-class LatentConfig(_Strict):
+class LatentConfig(Section):
+    """The conditional latent task: class images, their VAE and the judging classifier."""
+
     dataset: Literal["fashion-mnist", "mnist", "emnist"] = Field(default="fashion-mnist", description="Image source.")
     data_dir: str | None = Field(
         default=None, description="Directory of the IDX files; null = the data set's default place."
@@ -215,54 +217,60 @@ class LatentConfig(_Strict):
     )
 
 
-class DiffusionConfig(_Strict):
-    """One diffusion experiment: the task, the model, its training, sampling and evaluation, and the hardware."""
+class DiffusionConfig(RunConfig):
+    """Score-based diffusion: a score model trained by denoising score matching, sampled by the
+    digital, circuit or simulated RRAM solvers."""
 
-    task: str = Field(
-        default="ring",
-        description=(
-            "ring: the 2-D ring; a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...): unconditional on its "
-            "points; latent: class images."
-        ),
+    task: Literal["diffusion"] = Field(description="Score-based diffusion.")
+    data: Annotated[str, one_of(DIFFUSION_DATA)] = Field(
+        description=f"ring, a 2-D flow data set ({', '.join(POINT_SETS[1:])}): unconditional on its points; "
+        "latent: class images (settings in 'latent')."
     )
-    seed: int = Field(default=0, description="Seeds the initial weights, training batches and evaluation.")
-    sde: SDEConfig = SDEConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    sample: SampleConfig = SampleConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
-    rram: RRAMDevice = RRAMDevice()
-    analog: LoopSettings = LoopSettings()
-    latent: LatentConfig | None = None
-    circuit: CircuitConfig | None = None
-
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, task: str) -> str:
-        if task != "latent" and task not in POINT_SETS:
-            raise ValueError(unknown_choice("task", task, ("latent", *POINT_SETS)))
-        return task
+    sde: SDEConfig = Field(default_factory=lambda: SDEConfig(), description="The forward SDE.")
+    model: ScoreModelConfig = Field(
+        default_factory=lambda: CrossbarScoreConfig(), description="The score model; its kind picks the settings."
+    )
+    score_matching: ScoreMatchingConfig = Field(
+        default_factory=lambda: ScoreMatchingConfig(), description="The training loss."
+    )
+    sample: SampleConfig = Field(default_factory=lambda: SampleConfig(), description="Sampling.")
+    evaluate: EvaluateConfig = Field(default_factory=lambda: EvaluateConfig(), description="Evaluation.")
+    rram: RRAMDevice = Field(default_factory=lambda: RRAMDevice(), description="The RRAM cell (crossbar chips).")
+    analog: LoopSettings = Field(default_factory=lambda: LoopSettings(), description="The analog RRAM loop.")
+    latent: LatentConfig | None = Field(None, description="data: latent: the images, VAE and judge.")
 
     @property
     def unconditional(self) -> bool:
         """A 2-D point task (the ring or a flow data set) rather than the conditional latent task."""
-        return self.task != "latent"
+        return self.data != "latent"
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the conditional model (0 for the unconditional tasks)."""
+        return len(self.latent.classes) if self.latent is not None and self.latent.classes else 0
 
     @model_validator(mode="after")
-    def _circuit_settings(self) -> DiffusionConfig:
-        if self.model.kind == "crossbar":
-            if self.circuit is not None:
-                raise ValueError("the 'circuit' section applies to model.kind: kirchhoffnet only")
-            return self
-        defaults = ModelConfig().model_dump()
-        crossbar_keys = [k for k, v in self.model.model_dump().items() if k != "kind" and v != defaults[k]]
-        if crossbar_keys:
-            raise ValueError(f"model.{crossbar_keys[0]} applies to model.kind: crossbar; set it in 'circuit' instead")
-        if self.train.noise_aware is not None:
-            raise ValueError("train.noise_aware perturbs crossbar weights; remove it for model.kind: kirchhoffnet")
-        if self.sample.sde_score_gain != 1.0:
-            raise ValueError("sample.sde_score_gain must be 1 for model.kind: kirchhoffnet (use ode_beta_scale)")
-        return self if self.circuit is not None else self.model_copy(update={"circuit": CircuitConfig()})
+    def _model_settings(self) -> DiffusionConfig:
+        if self.hardware_aware is not None:
+            raise ValueError(
+                "hardware_aware: the score models have no KirchhoffNet dies to vary; use score_matching.noise_aware"
+            )
+        if self.model.kind == "kirchhoffnet":
+            if self.score_matching.noise_aware is not None:
+                raise ValueError(
+                    "score_matching.noise_aware: it perturbs crossbar weights; remove it for model.kind: kirchhoffnet"
+                )
+            if self.sample.sde_score_gain != 1.0:
+                raise ValueError("sample.sde_score_gain: must be 1 for model.kind: kirchhoffnet (use ode_beta_scale)")
+        noise = self.score_matching.noise_aware
+        if noise is not None and self.train.batch_size % noise.draws:
+            raise ValueError(
+                f"score_matching.noise_aware.draws: {noise.draws} must divide train.batch_size "
+                f"({self.train.batch_size}); pick a divisor such as 1, 2, 4 or 8"
+            )
+        if self.train.steps_per_epoch is None and self.unconditional:
+            raise ValueError("train.steps_per_epoch: the 2-D tasks draw fresh points every step; give the steps")
+        return self
 
     @model_validator(mode="after")
     def _sampling_beta(self) -> DiffusionConfig:
@@ -278,47 +286,16 @@ class DiffusionConfig(_Strict):
     def _latent_settings(self) -> DiffusionConfig:
         if self.unconditional:
             if self.latent is not None:
-                raise ValueError(f"the {self.task} task takes no 'latent' section")
+                raise ValueError(f"latent: the {self.data} data take no 'latent' section")
             return self
-        if self.train.init_from is not None:
-            raise ValueError("train.init_from is only supported by the 2-D tasks (the latent task retrains its VAE)")
+        if self.score_matching.init_from is not None:
+            raise ValueError(
+                "score_matching.init_from: only the 2-D tasks fine-tune (the latent task trains a new VAE)"
+            )
         latent = self.latent if self.latent is not None else LatentConfig()
         if latent.classes is None:
             latent = latent.model_copy(update={"classes": list(SOURCES[latent.dataset].default_classes)})
         elif len(set(latent.classes)) < 2 or len(set(latent.classes)) != len(latent.classes):
-            raise ValueError(f"latent.classes needs at least 2 distinct classes, got {latent.classes}")
-        return self.model_copy(update={"latent": latent})
-
-    @property
-    def num_classes(self) -> int:
-        """Classes of the conditional model (0 for the unconditional ring)."""
-        return len(self.latent.classes) if self.latent is not None and self.latent.classes else 0
-
-
-def _where(error: Any) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "(top level)"
-
-
-def parse_config(data: Any, source: str = "config") -> DiffusionConfig:
-    """Validate a config mapping; any problem becomes a one-line :class:`ConfigError` naming the key."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
-    try:
-        config = DiffusionConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {clip(_where(first), 120)}: {clip(first['msg'], 240)}{more}") from None
-    try:
-        check_diffusion(config)  # what the validated config will cost, before any command builds it
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return config
-
-
-def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> DiffusionConfig:
-    """Read, override (the CLI's ``--set key.sub=value``) and validate a YAML config file."""
-    data = apply_overrides(read_yaml_mapping(path, empty={}), overrides)
-    return parse_config(data, f"{path} with --set" if overrides else str(path))
+            raise ValueError(f"latent.classes: needs at least 2 distinct classes, got {latent.classes}")
+        self.latent = latent
+        return self
