@@ -67,7 +67,7 @@ class NaiveModel(nn.Module):
         super().__init__()
         self.circuit = model.circuit
         self.solver = model.solver
-        self.adjoint = model.gradient == "adjoint"
+        self.adjoint = isinstance(model.gradient, kn.Adjoint)
         flow = isinstance(model, kn.Flow)
         self.fields = nn.ModuleList(NaiveField(model.circuit.slice(k), flow) for k in range(model.circuit.num_slices))
         self.readout = None if flow else model.readout

@@ -3,7 +3,7 @@
 Compares kirchhoffnet (node-major kernel, analytic O(E) trace, hand-written backward) with the
 straightforward implementation (benchmarks/baseline.py) on the same model, solver and data. Both
 use the checkpoint's gradient mode (the original trained with the adjoint); a third row is
-kirchhoffnet with backprop through the solver, the training default, whose gradient is checked
+kirchhoffnet with backprop through the solver (``kn.Backprop()``, the default), whose gradient is checked
 against the adjoint's.
 
     python benchmarks/cnf_training_step.py [--repeats 5] [--gradient adjoint|backprop]
@@ -35,10 +35,10 @@ def main() -> None:
     args = parser.parse_args()
 
     ours = kn.compat.load_original(args.checkpoint).train()
-    ours.gradient = args.gradient
+    ours.gradient = kn.solve.gradient_method(args.gradient)
     other = "backprop" if args.gradient == "adjoint" else "adjoint"
     ours_other = kn.compat.load_original(args.checkpoint).train()
-    ours_other.gradient = other
+    ours_other.gradient = kn.solve.gradient_method(other)
     naive = NaiveModel(ours).train()
     naive.adjoint = args.gradient == "adjoint"
     x = torch.from_numpy(sample_toy("twomoon", args.batch, seed=0)).float()

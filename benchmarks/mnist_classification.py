@@ -32,7 +32,7 @@ def _random_model() -> kn.Network:
     edges = kn.topology.mix_connect(1, 28, 28, 4, 50, (1, 1))
     circuit = kn.Circuit(edges, "ShiftRelu1", slices=2)
     solver = kn.Solver("dopri5", rtol=1e-3, atol=1e-3, first_step=1e-2, min_step=1e-5)
-    return kn.Network(circuit, "last10", solver, "adjoint")
+    return kn.Network(circuit, "last10", solver, kn.Adjoint())
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ def flow_row(steps: int, batch: int, seed: int) -> dict[str, Any]:
     circuit = kn.Circuit(
         kn.topology.fully_connect(3, repeat=(25, 25)), "ShiftTanh2", slices=4, times=[0, 0.5, 1, 1.5, 2]
     )
-    flow = kn.Flow(circuit, kn.Solver("rk4", step_size=0.1), gradient="backprop")
+    flow = kn.Flow(circuit, kn.Solver("rk4", step_size=0.1), gradient=kn.Backprop())
     optimizer = torch.optim.Adam(flow.parameters(), lr=1e-2)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=1e-4)
     start = time.perf_counter()

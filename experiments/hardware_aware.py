@@ -130,7 +130,7 @@ def fine_tune(
     times = {}
     for name, label, config in (("plain", PLAIN, HardwareAwareConfig()), ("aware", AWARE, mismatch(inject))):
         model = copy.deepcopy(base)
-        model.gradient = "backprop"
+        model.gradient = kn.Backprop()
         g = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         train(model, loss_fn, lambda step, g=g: draw(g), steps, lr, config, cosine=cosine)

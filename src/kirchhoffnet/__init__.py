@@ -13,7 +13,7 @@ from kirchhoffnet.checkpoint import load, save
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.models import Flow, Network
-from kirchhoffnet.solve import Solver, SolveStats, simulate, simulate_log_density, trajectory
+from kirchhoffnet.solve import Adjoint, Backprop, Solver, SolveStats, simulate, simulate_log_density, trajectory
 from kirchhoffnet.version import __version__
 
 if TYPE_CHECKING:  # the real signature for type checkers; loaded on first use at run time
@@ -35,6 +35,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Adjoint",
+    "Backprop",
     "Circuit",
     "Flow",
     "KirchhoffError",

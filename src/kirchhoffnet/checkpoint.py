@@ -20,7 +20,7 @@ from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.io.tensorfile import load_exact, read_tensors, write_tensors
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.schema import count, entry, expect
-from kirchhoffnet.solve import Solver
+from kirchhoffnet.solve import Solver, gradient_method
 
 MODEL_KINDS = ("circuit", "flow", "network")
 SCORE_KINDS = ("score-model", "score-circuit")
@@ -80,7 +80,7 @@ def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
         model = circuit
     else:
         solver = _solver_settings(entry(spec, "solver", dict, "spec"))
-        gradient = entry(spec, "gradient", str, "spec")
+        gradient = gradient_method(entry(spec, "gradient", str, "spec"), solver.pop("adjoint_seminorm", False))
         if kind == "flow":
             model = Flow(circuit, solver, gradient)
         else:
@@ -106,15 +106,16 @@ def check_kind(spec: Any) -> str:
 
 
 def _solver_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The spec's solver settings, each of the type its :class:`Solver` field holds."""
-    defaults = Solver().to_dict()
+    """A copy of the spec's solver settings, each of the type its :class:`Solver` field holds, and
+    ``adjoint_seminorm`` (:func:`~kirchhoffnet.solve.gradient.gradient_spec`)."""
+    defaults = {**Solver().to_dict(), "adjoint_seminorm": False}
     for key, value in settings.items():
         if key not in defaults:
             raise CheckpointError(f"spec.solver has unknown setting {shown(key)}; known: {', '.join(defaults)}")
         default = defaults[key]
         kinds = (float, type(None)) if default is None else float if isinstance(default, float) else type(default)
         expect(value, kinds, f"spec.solver.{key}")
-    return settings
+    return dict(settings)
 
 
 def _readout_settings(readout: str | dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> Any:

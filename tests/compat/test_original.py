@@ -51,7 +51,7 @@ def test_loaded_flow_structure(original_dir):
     assert isinstance(flow, kn.Flow) and not flow.training
     assert flow.circuit.times == (0.0, 0.5, 1.0)
     assert [s.num_edges for s in flow.circuit.slices] == [300, 300]
-    assert flow.gradient == "adjoint"
+    assert flow.gradient == kn.Adjoint()
     assert flow.solver.first_step == 1e-3 and flow.solver.min_step == 1e-6
     assert kn.compat.read_config(original_dir("twomoon"))["test_bench"] == "twomoon"
 

@@ -9,7 +9,7 @@ import yaml
 
 from kirchhoffnet.config import SolverConfig, apply_overrides, load_config, parse_config, to_yaml, write_config
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.solve import Solver
+from kirchhoffnet.solve import GRADIENTS, Adjoint, Solver, gradient_method
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "diffusion")  # own schema
@@ -177,5 +177,23 @@ def test_the_resolved_config_holds_every_default(tmp_path):
 
 def test_solver_section_builds_the_solver_it_describes():
     settings = {"method": "rk4", "rtol": 1e-3, "atol": 1e-5, "step_size": 0.05, "first_step": 0.01}
-    settings |= {"min_step": 1e-6, "max_steps": 77, "adjoint_seminorm": True, "kernel": "gather"}
-    assert SolverConfig(**settings, gradient="backprop").build() == Solver(**settings)
+    settings |= {"min_step": 1e-6, "max_steps": 77, "kernel": "gather"}
+    section = SolverConfig(**settings, gradient="adjoint", adjoint_seminorm=True)
+    assert section.build() == Solver(**settings)
+    assert section.build_gradient() == Adjoint(seminorm=True)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_every_shipped_config_names_its_gradient_method(path):
+    # Its results were measured with that method: a change of the default must not change it.
+    solver = yaml.safe_load(path.read_text()).get("solver")
+    assert solver is None or solver["gradient"] in GRADIENTS  # None: the MLP baseline solves nothing
+
+
+@pytest.mark.parametrize(("name", "seminorm"), [("backprop", False), ("adjoint", False), ("adjoint", True)])
+def test_gradient_names_round_trip_through_the_yaml(name, seminorm, tmp_path):
+    config = load_config(TWOMOON, [f"solver.gradient={name}", f"solver.adjoint_seminorm={str(seminorm).lower()}"])
+    path = write_config(config, tmp_path / "resolved.yaml")
+    assert yaml.safe_load(path.read_text())["solver"]["gradient"] == name  # the file keeps the name
+    again = load_config(path)
+    assert again == config and again.solver.build_gradient() == gradient_method(name, seminorm)

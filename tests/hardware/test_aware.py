@@ -24,7 +24,7 @@ from kirchhoffnet.hardware.variation import apply_die
 from ..conftest import small_circuit
 
 
-def network(gradient: str = "backprop") -> kn.Network:
+def network(gradient: kn.solve.GradientMethod = kn.solve.DEFAULT_GRADIENT) -> kn.Network:
     return kn.Network(small_circuit(num_nodes=5, slices=2), "last1", kn.Solver("rk4", step_size=0.1), gradient)
 
 
@@ -44,7 +44,7 @@ def test_the_model_is_restored_after_each_step_even_on_error():
     assert set(dict(net.named_parameters())) == {"circuit.slices.0.params", "circuit.slices.1.params"}
 
 
-@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
+@pytest.mark.parametrize("gradient", [kn.Backprop(), kn.Adjoint()], ids=str)
 def test_gradient_is_that_of_the_die_chained_to_the_trained_parameters(gradient):
     net = network(gradient)  # fixed-step rk4: both sides take the very same steps
     x = torch.randn(8, 3)

@@ -20,7 +20,9 @@ def _models():
     circuit = small_circuit("ShiftLeakyRelu1", num_nodes=5, capacitance=torch.tensor([1.0, 2.0, 0.5, 1.5]))
     return {
         "circuit": circuit,
-        "flow": kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-6, atol=1e-6), "backprop"),
+        "flow": kn.Flow(
+            small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-6, atol=1e-6), kn.Adjoint(seminorm=True)
+        ),
         "network": kn.Network(circuit, {"name": "linear", "in_nodes": 4, "out_features": 2}),
     }
 
@@ -38,7 +40,10 @@ def test_round_trip_reproduces_the_model(kind, tmp_path):
         torch.testing.assert_close(kn.simulate(loaded, x)[0], kn.simulate(model, x)[0])
     elif kind == "flow":
         torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x))
-        assert loaded.solver == model.solver and loaded.gradient == "backprop"
+        assert loaded.solver == model.solver and loaded.gradient == kn.Adjoint(seminorm=True)
+        # the file names the method as the YAML does: the name, and the seminorm among the solver settings
+        spec = read_tensors(path)[0]
+        assert spec["gradient"] == "adjoint" and spec["solver"]["adjoint_seminorm"] is True
     else:
         torch.testing.assert_close(loaded(x), model(x))
     assert read_tensors(path)[2] == {"epoch": 3}

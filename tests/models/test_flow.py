@@ -15,7 +15,7 @@ from ..conftest import small_circuit
 TIGHT = kn.Solver(rtol=1e-9, atol=1e-9)
 
 
-def _flow(gradient: str = "backprop", device: str = "ShiftTanh2") -> kn.Flow:
+def _flow(gradient: kn.solve.GradientMethod = kn.solve.DEFAULT_GRADIENT, device: str = "ShiftTanh2") -> kn.Flow:
     circuit = small_circuit(device, num_nodes=3, slices=2, repeat=(3, 3))
     return kn.Flow(circuit, TIGHT, gradient).double()
 
@@ -64,7 +64,7 @@ def test_sample_count_is_reproducible_with_a_generator():
         flow.sample(0)
 
 
-@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
+@pytest.mark.parametrize("gradient", [kn.Backprop(), kn.Adjoint(), kn.Adjoint(seminorm=True)], ids=str)
 def test_log_prob_gradient_matches_finite_differences(gradient):
     flow = _flow(gradient)
     x = torch.randn(3, 2, dtype=torch.float64)

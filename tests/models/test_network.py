@@ -19,7 +19,7 @@ def test_readouts_shape_the_output(readout, width):
     net = kn.Network(small_circuit(num_nodes=6), readout)
     out = net(torch.randn(4, 3))
     assert out.shape == (4, width)
-    assert net.last_stats is not None and len(net.last_stats.nfe) == 2
+    assert net.stats is not None and len(net.stats.nfe) == 2
 
 
 def test_last_and_first_pick_the_right_nodes():

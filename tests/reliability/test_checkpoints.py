@@ -38,7 +38,7 @@ class Payload:
 
 
 def _flow() -> kn.Flow:
-    return kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-4, atol=1e-4), "backprop")
+    return kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-4, atol=1e-4), kn.Backprop())
 
 
 BAD_FILES = ["empty", "8 bytes", "header only", "half", "all but one byte", "garbage", "non-UTF-8 global"]

@@ -131,7 +131,7 @@ def test_an_assert_in_the_adjoint_backward_solve_is_a_solver_error(monkeypatch):
 
     monkeypatch.setattr(adjoint_module, "odeint", backward_fails)
     circuit = small_circuit("ShiftTanh2", slices=1)
-    v, _ = kn.simulate(circuit, torch.ones(2, 3), gradient="adjoint")
+    v, _ = kn.simulate(circuit, torch.ones(2, 3), gradient=kn.Adjoint())
     assert calls["n"] == 1, "the ShiftTanh2 slice should take the analytic adjoint"
     with pytest.raises(SolverError, match=r"^the adjoint \(backward\) solve from t = 1 to 0 failed: underflow"):
         v.sum().backward()

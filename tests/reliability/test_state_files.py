@@ -74,7 +74,7 @@ def run_dir(config, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    flow = kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-4, atol=1e-4), "backprop")
+    flow = kn.Flow(small_circuit("ShiftTanh2", num_nodes=3), kn.Solver(rtol=1e-4, atol=1e-4), kn.Backprop())
     return kn.save(flow, tmp_path_factory.mktemp("model") / "flow.safetensors")
 
 

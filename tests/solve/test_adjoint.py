@@ -21,7 +21,7 @@ def _gradients(model, run, autograd_adjoint: bool):
     x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
     loss, stats = run(model, x, kernel)
     loss.backward()
-    if getattr(model, "gradient", "adjoint") == "adjoint":
+    if not isinstance(getattr(model, "gradient", None), kn.Backprop):  # a circuit under kn.simulate: the adjoint
         assert ("closed-form adjoint" in stats.kernels[0]) != autograd_adjoint
     grads = torch.cat([p.grad.flatten() for p in model.parameters()] + [x.grad.flatten()])
     return grads, stats.nfe_backward
@@ -29,7 +29,7 @@ def _gradients(model, run, autograd_adjoint: bool):
 
 def _simulate(solver):
     def run(circuit, x, kernel):
-        v, stats = kn.simulate(circuit, x, solver=replace(solver, kernel=kernel), gradient="adjoint")
+        v, stats = kn.simulate(circuit, x, solver=replace(solver, kernel=kernel), gradient=kn.Adjoint())
         return (v**2).sum() + v[:, 0].sin().sum(), stats
 
     return run
@@ -37,7 +37,7 @@ def _simulate(solver):
 
 def _log_prob(flow, x, kernel):
     flow.solver = replace(flow.solver, kernel=kernel)
-    return -flow.log_prob(x).mean(), flow.last_stats
+    return -flow.log_prob(x).mean(), flow.stats
 
 
 @pytest.mark.parametrize("device", ["ShiftTanh2", "ShiftTanh1", "ShiftRelu1", "ShiftLeakyRelu2", "Conductance"])
@@ -58,7 +58,7 @@ def test_log_density_gradients_equal_torchdiffeq_adjoint(seminorm):
     # Reverse-time solve with the divergence row, as in CNF training; the seminorm drops the
     # parameter adjoints from the step control in both implementations alike.
     circuit = small_circuit("ShiftTanh2", num_nodes=4).double()
-    flow = kn.Flow(circuit, kn.Solver(rtol=1e-6, atol=1e-6, adjoint_seminorm=seminorm), gradient="adjoint")
+    flow = kn.Flow(circuit, kn.Solver(rtol=1e-6, atol=1e-6), gradient=kn.Adjoint(seminorm=seminorm))
     ours, nfe_ours = _gradients(flow, _log_prob, False)
     theirs, nfe_theirs = _gradients(flow, _log_prob, True)
     assert nfe_ours == nfe_theirs
@@ -67,9 +67,9 @@ def test_log_density_gradients_equal_torchdiffeq_adjoint(seminorm):
 
 def test_log_density_adjoint_matches_backprop_at_tight_tolerance():
     circuit = small_circuit("ShiftTanh2", num_nodes=4).double()
-    flow = kn.Flow(circuit, kn.Solver(rtol=1e-10, atol=1e-10), gradient="adjoint")
+    flow = kn.Flow(circuit, kn.Solver(rtol=1e-10, atol=1e-10), gradient=kn.Adjoint())
     adjoint, _ = _gradients(flow, _log_prob, False)
-    flow.gradient = "backprop"
+    flow.gradient = kn.Backprop()
     backprop, _ = _gradients(flow, _log_prob, False)
     torch.testing.assert_close(adjoint, backprop, rtol=1e-5, atol=1e-7)
 
@@ -77,7 +77,7 @@ def test_log_density_adjoint_matches_backprop_at_tight_tolerance():
 def test_frozen_parameters_get_no_gradient_but_inputs_do():
     circuit = small_circuit("ShiftTanh2", num_nodes=4).double().requires_grad_(False)
     x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
-    v, _ = kn.simulate(circuit, x, gradient="adjoint")
+    v, _ = kn.simulate(circuit, x, gradient=kn.Adjoint())
     v.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in circuit.parameters())

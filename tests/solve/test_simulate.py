@@ -95,16 +95,17 @@ def test_adjoint_and_backprop_gradients_agree():
     circuit = small_circuit("ShiftTanh2").double()
     x = torch.randn(5, 3, dtype=torch.float64)
     grads = {}
-    for gradient in ("backprop", "adjoint"):
+    for gradient in (kn.Backprop(), kn.Adjoint()):
         circuit.zero_grad()
         v, _ = kn.simulate(circuit, x, solver=kn.Solver(rtol=1e-10, atol=1e-10), gradient=gradient)
         (v**2).sum().backward()
-        grads[gradient] = [p.grad.clone() for p in circuit.parameters()]
+        grads[gradient.name] = [p.grad.clone() for p in circuit.parameters()]
     for a, b in zip(grads["backprop"], grads["adjoint"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
 
 
-def test_gradients_match_finite_differences():
+@pytest.mark.parametrize("gradient", [kn.Backprop(), kn.Adjoint()], ids=str)
+def test_gradients_match_finite_differences(gradient):
     circuit = small_circuit("ShiftLeakyRelu2", num_nodes=3, repeat=(1, 1), slices=1).double()
     x = torch.randn(2, 2, dtype=torch.float64)
     params = circuit.slice(0).params
@@ -115,7 +116,7 @@ def test_gradients_match_finite_differences():
         return kn.simulate(circuit, x, solver=TIGHT)[0].pow(2).sum()
 
     base = params.detach().clone()
-    v, _ = kn.simulate(circuit, x, solver=TIGHT)
+    v, _ = kn.simulate(circuit, x, solver=TIGHT, gradient=gradient)
     (v**2).sum().backward()
     analytic = params.grad.clone()
     numeric = torch.zeros_like(base)
@@ -138,7 +139,7 @@ def test_reverse_integration_inverts_forward():
 
 def test_nfe_is_counted_per_slice_and_for_the_backward_pass():
     circuit = small_circuit("ShiftTanh2", slices=3)
-    v, stats = kn.simulate(circuit, torch.randn(4, 3), gradient="adjoint")
+    v, stats = kn.simulate(circuit, torch.randn(4, 3), gradient=kn.Adjoint())
     assert len(stats.nfe) == 3 and min(stats.nfe) >= 6  # dopri5 takes at least one 6-stage step
     assert stats.nfe_backward == [0, 0, 0]
     v.sum().backward()
@@ -220,8 +221,8 @@ def test_bad_inputs_are_reported():
         kn.simulate(circuit, torch.tensor([[float("nan"), 0.0, 0.0]]))
     with pytest.raises(ConfigError, match="inputs have 5 features but the first slice has only 3 state nodes"):
         kn.simulate(circuit, torch.zeros(2, 5))
-    with pytest.raises(ConfigError, match="unknown gradient method 'magic'"):
-        kn.simulate(circuit, torch.zeros(2, 3), gradient="magic")
+    with pytest.raises(ConfigError, match=r"^gradient must be kn.Backprop\(\) or kn.Adjoint\(\), got 'adjoint'$"):
+        kn.simulate(circuit, torch.zeros(2, 3), gradient="adjoint")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="floating point"):
         kn.simulate(circuit, torch.zeros(2, 3, dtype=torch.long))
 
@@ -248,8 +249,8 @@ def test_adjoint_seminorm_keeps_gradients_and_saves_evaluations():
     grads, backward_nfe = {}, {}
     for seminorm in (False, True):
         circuit.zero_grad()
-        solver = kn.Solver(rtol=1e-8, atol=1e-8, adjoint_seminorm=seminorm)
-        v, stats = kn.simulate(circuit, x, solver=solver, gradient="adjoint")
+        solver = kn.Solver(rtol=1e-8, atol=1e-8)
+        v, stats = kn.simulate(circuit, x, solver=solver, gradient=kn.Adjoint(seminorm=seminorm))
         (v**2).sum().backward()
         grads[seminorm] = torch.cat([p.grad.flatten() for p in circuit.parameters()])
         backward_nfe[seminorm] = sum(stats.nfe_backward)
@@ -266,12 +267,12 @@ def _flow_circuit(num_nodes: int) -> kn.Circuit:
 @pytest.mark.parametrize(
     ("num_nodes", "gradient", "kernel", "forward", "after_backward"),
     [
-        (4, "backprop", "auto", ["affine-vjp"], ["affine-vjp"]),
-        (4, "adjoint", "auto", ["affine"], ["affine", "closed-form adjoint"]),
-        (4, "backprop", "gather", ["gather"], ["gather"]),
-        (4, "adjoint", "gather", ["gather"], ["gather"]),  # torchdiffeq's adjoint, autograd through gather
-        (30, "backprop", "auto", ["gather"], ["gather"]),
-        (30, "adjoint", "auto", ["affine"], ["affine", "gather"]),
+        (4, kn.Backprop(), "auto", ["affine-vjp"], ["affine-vjp"]),
+        (4, kn.Adjoint(), "auto", ["affine"], ["affine", "closed-form adjoint"]),
+        (4, kn.Backprop(), "gather", ["gather"], ["gather"]),
+        (4, kn.Adjoint(), "gather", ["gather"], ["gather"]),  # torchdiffeq's adjoint, autograd through gather
+        (30, kn.Backprop(), "auto", ["gather"], ["gather"]),
+        (30, kn.Adjoint(), "auto", ["affine"], ["affine", "gather"]),
     ],
 )
 def test_solve_stats_say_which_kernel_paths_ran(num_nodes, gradient, kernel, forward, after_backward):

@@ -23,7 +23,7 @@ from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.models.readout import Linear
 from kirchhoffnet.schema import expect
-from kirchhoffnet.solve import Solver
+from kirchhoffnet.solve import Adjoint, Backprop, GradientMethod, Solver
 from kirchhoffnet.topology import fully_connect, mix_connect
 from kirchhoffnet.yamlfile import read_yaml_mapping
 
@@ -235,7 +235,8 @@ def load_original(
             raise CheckpointError(f"{weights}: {key}: {exc}") from None
 
     solver = _solver(config, rtol, atol, method)
-    gradient = "adjoint" if expect(network.get("adjoint", True), bool, "config.yaml network.adjoint") else "backprop"
+    adjoint = expect(network.get("adjoint", True), bool, "config.yaml network.adjoint")
+    gradient: GradientMethod = Adjoint() if adjoint else Backprop()
     residual = expect(network.get("residual"), (list, type(None)), "config.yaml network.residual")
     for k, node in enumerate(residual or ()):
         expect(node, int, f"config.yaml network.residual[{k}]")

@@ -20,7 +20,14 @@ from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import KirchhoffError
 from kirchhoffnet.finite import SEED_MAX
 from kirchhoffnet.models.readout import resolve_readout
-from kirchhoffnet.solve import ADAPTIVE_METHODS, FIXED_METHODS, Solver
+from kirchhoffnet.solve import (
+    ADAPTIVE_METHODS,
+    DEFAULT_GRADIENT,
+    FIXED_METHODS,
+    GradientMethod,
+    Solver,
+    gradient_method,
+)
 from kirchhoffnet.solve.solver import MAX_ADAPTIVE_STEPS
 
 
@@ -272,10 +279,11 @@ class SolverConfig(Section):
         100_000, ge=1, le=MAX_ADAPTIVE_STEPS, description="Adaptive steps per slice before the solve counts as stiff."
     )
     gradient: Literal["adjoint", "backprop"] = Field(
-        "adjoint", description="adjoint (O(1) memory) or backprop through the solver's steps."
+        DEFAULT_GRADIENT.name,
+        description="backprop through the solver's steps (exact; the default) or adjoint (memory flat in the steps).",
     )
     adjoint_seminorm: bool = Field(
-        False, description="Adjoint step control ignores the parameter adjoints (fewer backward steps)."
+        False, description="Adjoint step control ignores the parameter adjoints (fewer backward steps); adjoint only."
     )
     kernel: Annotated[str, one_of(KERNELS)] = Field(
         "auto", description="KCL evaluation: auto (fastest that applies), gather (reference) or affine (fused)."
@@ -288,7 +296,11 @@ class SolverConfig(Section):
         return self
 
     def build(self) -> Solver:
-        return Solver(**self.model_dump(exclude={"gradient"}))  # every other key is a Solver field
+        return Solver(**self.model_dump(exclude={"gradient", "adjoint_seminorm"}))  # every other key is a Solver field
+
+    def build_gradient(self) -> GradientMethod:
+        """The gradient-method object that ``gradient`` and ``adjoint_seminorm`` name."""
+        return gradient_method(self.gradient, self.adjoint_seminorm)
 
 
 def readout_outputs(readout: Any) -> int | None:

@@ -229,9 +229,7 @@ class RegressionConfig(RunConfig):
     data: RegressionData = Field(description="The data set.")
     circuit: CircuitConfig | None = Field(None, description="The KirchhoffNet; inputs on the first nodes.")
     readout: Any = Field("last1", description="Output node(s): lastK / firstK / {name: linear, ...}.")
-    solver: SolverConfig = Field(
-        default_factory=lambda: SolverConfig(gradient="backprop"), description="Solver settings."
-    )
+    solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
     baseline: MlpConfig | None = Field(None, description="Train this MLP instead of a circuit.")
 
     @model_validator(mode="after")

@@ -10,8 +10,16 @@ from torch import Tensor, nn
 
 from kirchhoffnet.circuit import Circuit
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.solve import Solver, SolveStats, resolve_solver, simulate, simulate_log_density
-from kirchhoffnet.solve.solver import check_gradient
+from kirchhoffnet.solve import (
+    DEFAULT_GRADIENT,
+    GradientMethod,
+    Solver,
+    SolveStats,
+    resolve_solver,
+    simulate,
+    simulate_log_density,
+)
+from kirchhoffnet.solve.gradient import check_gradient, gradient_spec
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -28,13 +36,22 @@ class Flow(nn.Module):
     Args:
         circuit: every slice must have the same node count (the data dimension), no residual.
         solver: solver settings for every solve.
-        gradient: ``adjoint`` (O(1) memory, the original's choice) or ``backprop``.
+        gradient: :class:`~kirchhoffnet.Backprop` (the default everywhere) or
+            :class:`~kirchhoffnet.Adjoint` (the original code's choice; memory independent of the steps).
+
+    Attributes:
+        stats: what the last solve (``log_prob``, ``inverse``, ``sample``, ...) cost; ``None``
+            before the first. Its backward counts grow when that solve's graph is differentiated.
     """
 
     dim: int
+    stats: SolveStats | None
 
     def __init__(
-        self, circuit: Circuit, solver: Solver | str | dict[str, Any] | None = None, gradient: str = "adjoint"
+        self,
+        circuit: Circuit,
+        solver: Solver | str | dict[str, Any] | None = None,
+        gradient: GradientMethod = DEFAULT_GRADIENT,
     ) -> None:
         super().__init__()
         widths = set(circuit.widths)
@@ -46,11 +63,11 @@ class Flow(nn.Module):
         self.solver = resolve_solver(solver)
         self.gradient = check_gradient(gradient)
         self.dim = widths.pop()
-        self.last_stats: SolveStats | None = None
+        self.stats = None
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-density (N,) in nats of data points ``x`` (N, d); differentiable in the parameters."""
-        z, trace_integral, self.last_stats = simulate_log_density(
+        z, trace_integral, self.stats = simulate_log_density(
             self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True
         )
         return standard_normal_log_prob(z) - trace_integral
@@ -60,19 +77,19 @@ class Flow(nn.Module):
 
     def inverse(self, x: Tensor) -> Tensor:
         """Data points → base space (integrating backwards in time)."""
-        z, self.last_stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True)
+        z, self.stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True)
         return z
 
     def sample(self, z: Tensor | int, generator: torch.Generator | None = None) -> Tensor:
         """Map base points ``z`` (N, d) to data space, or draw ``z`` ~ N(0, I) first if given a count."""
         z = self._base_points(z, generator)
-        x, self.last_stats = simulate(self.circuit, z, solver=self.solver, gradient=self.gradient)
+        x, self.stats = simulate(self.circuit, z, solver=self.solver, gradient=self.gradient)
         return x
 
     def sample_with_log_prob(self, z: Tensor | int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Samples and their exact model log-density, in one forward solve (for reverse-KL training)."""
         z = self._base_points(z, generator)
-        x, trace_integral, self.last_stats = simulate_log_density(
+        x, trace_integral, self.stats = simulate_log_density(
             self.circuit, z, solver=self.solver, gradient=self.gradient
         )
         return x, standard_normal_log_prob(z) - trace_integral
@@ -89,6 +106,5 @@ class Flow(nn.Module):
         return {
             "kind": "flow",
             "circuit": self.circuit.spec(),
-            "solver": self.solver.to_dict(),
-            "gradient": self.gradient,
+            **gradient_spec(self.solver, self.gradient),
         }

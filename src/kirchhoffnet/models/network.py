@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from kirchhoffnet.circuit import Circuit
 from kirchhoffnet.models.readout import resolve_readout
-from kirchhoffnet.solve import Solver, SolveStats, resolve_solver, simulate
-from kirchhoffnet.solve.solver import check_gradient
+from kirchhoffnet.solve import DEFAULT_GRADIENT, GradientMethod, Solver, SolveStats, resolve_solver, simulate
+from kirchhoffnet.solve.gradient import check_gradient, gradient_spec
 
 
 class Network(nn.Module):
@@ -20,25 +20,31 @@ class Network(nn.Module):
         readout: ``"last10"``, ``"first1"``, a ``{"name": "linear", ...}`` dict, a module, or
             ``None`` for all final voltages.
         solver: solver settings.
-        gradient: ``backprop`` or ``adjoint``.
+        gradient: :class:`~kirchhoffnet.Backprop` (the default everywhere) or :class:`~kirchhoffnet.Adjoint`.
+
+    Attributes:
+        stats: what the last forward's solve cost; ``None`` before the first. Its backward counts
+            grow when that forward's graph is differentiated.
     """
+
+    stats: SolveStats | None
 
     def __init__(
         self,
         circuit: Circuit,
         readout: str | dict[str, Any] | nn.Module | None = None,
         solver: Solver | str | dict[str, Any] | None = None,
-        gradient: str = "backprop",
+        gradient: GradientMethod = DEFAULT_GRADIENT,
     ) -> None:
         super().__init__()
         self.circuit = circuit
         self.readout = resolve_readout(readout)
         self.solver = resolve_solver(solver)
         self.gradient = check_gradient(gradient)
-        self.last_stats: SolveStats | None = None
+        self.stats = None
 
     def forward(self, x: Tensor) -> Tensor:
-        v, self.last_stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient)
+        v, self.stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient)
         return v if self.readout is None else self.readout(v)
 
     def spec(self) -> dict[str, Any]:
@@ -47,6 +53,5 @@ class Network(nn.Module):
             "kind": "network",
             "circuit": self.circuit.spec(),
             "readout": readout,
-            "solver": self.solver.to_dict(),
-            "gradient": self.gradient,
+            **gradient_spec(self.solver, self.gradient),
         }

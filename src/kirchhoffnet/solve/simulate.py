@@ -16,7 +16,8 @@ from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.circuit.kcl import records
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.solve.adjoint import analytic_adjoint
-from kirchhoffnet.solve.solver import Solver, check_gradient, check_time_grid, resolve_solver
+from kirchhoffnet.solve.gradient import DEFAULT_GRADIENT, Backprop, GradientMethod, check_gradient
+from kirchhoffnet.solve.solver import Solver, check_time_grid, resolve_solver
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _solve_slice(
     y0: Tensor,
     span: tuple[float, float],
     solver: Solver,
-    gradient: str,
+    gradient: GradientMethod,
     divergence: bool,
     counter: _Counter,
     points: int,
@@ -132,19 +133,14 @@ def _solve_slice(
         kwargs["options"]["norm"] = _split_norm
     try:
         evaluator = piece.kernel(y0.dtype, y0.device)
-        if gradient == "adjoint" and evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
-            adjoint_options = solver.adjoint_options()
+        if isinstance(gradient, Backprop):
+            return odeint(field, y0, t, **kwargs)
+        adjoint_options = gradient.options(solver)
+        if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
             return analytic_adjoint(piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint)
-        if gradient == "adjoint":
-            return odeint_adjoint(
-                field,
-                y0,
-                t,
-                adjoint_params=tuple(piece.parameters()),
-                adjoint_options=solver.adjoint_options(),
-                **kwargs,
-            )
-        return odeint(field, y0, t, **kwargs)
+        return odeint_adjoint(
+            field, y0, t, adjoint_params=tuple(piece.parameters()), adjoint_options=adjoint_options, **kwargs
+        )
     except AssertionError as exc:  # torchdiffeq reports failures with assert (often without a message)
         raise _solver_error(k, span, counter, str(exc), solver) from None
 
@@ -194,14 +190,14 @@ def _integrate(
     circuit: Circuit,
     x: Tensor,
     solver: Solver | str | dict[str, Any] | None,
-    gradient: str,
+    gradient: GradientMethod,
     reverse: bool,
     divergence: bool,
     points: int = 2,
     on_slice: Callable[[int, Tensor, Any], None] | None = None,
 ) -> tuple[Tensor, Tensor | None, SolveStats]:
     solver = resolve_solver(solver)
-    check_gradient(gradient)
+    gradient = check_gradient(gradient)
     _check_input(x)
     check_time_grid(circuit.times, solver, x.dtype if x.dtype == torch.float64 else torch.float32)
     if reverse:
@@ -248,7 +244,7 @@ def simulate(
     x: Tensor,
     *,
     solver: Solver | str | dict[str, Any] | None = None,
-    gradient: str = "backprop",
+    gradient: GradientMethod = DEFAULT_GRADIENT,
     reverse: bool = False,
 ) -> tuple[Tensor, SolveStats]:
     """Run the circuit: inputs as initial voltages, outputs as the voltages at the last time.
@@ -257,7 +253,8 @@ def simulate(
         circuit: the circuit to integrate.
         x: (B, d) input voltages, placed on the first slice's input nodes (others per ``fill``).
         solver: a :class:`Solver`, a method name or a settings dict; default dopri5 at 1e-4.
-        gradient: ``backprop`` through the solver's steps, or ``adjoint`` (O(1) memory).
+        gradient: :class:`Backprop` (through the solver's steps; the default everywhere, see
+            :mod:`kirchhoffnet.solve.gradient`) or :class:`Adjoint` (memory independent of the steps).
         reverse: integrate from the last time back to the first (flows' inverse).
 
     Returns:
@@ -276,10 +273,12 @@ def simulate_log_density(
     x: Tensor,
     *,
     solver: Solver | str | dict[str, Any] | None = None,
-    gradient: str = "backprop",
+    gradient: GradientMethod = DEFAULT_GRADIENT,
     reverse: bool = False,
 ) -> tuple[Tensor, Tensor, SolveStats]:
     """Integrate the voltages together with the exact divergence (the CNF change of variables).
+
+    Arguments as :func:`simulate`.
 
     Returns:
         ``(v, trace_integral, stats)`` where ``trace_integral`` (B,) is ∫ tr(∂f/∂v) dt over the
@@ -309,5 +308,5 @@ def trajectory(
     def keep(k: int, t: Tensor, ys: Tensor) -> None:
         waves.append((t, ys.transpose(1, 2)))
 
-    _, _, stats = _integrate(circuit, x, solver, "backprop", False, False, points_per_slice, keep)
+    _, _, stats = _integrate(circuit, x, solver, Backprop(), False, False, points_per_slice, keep)
     return waves, stats

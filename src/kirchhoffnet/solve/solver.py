@@ -1,8 +1,8 @@
 """Solver settings: the stepping method and its step control, apart from the circuit.
 
 Adaptive methods control the step with ``rtol``/``atol``; fixed-step methods take
-``step_size``. The gradient method (backprop through the solver or the adjoint ODE) is chosen
-separately, when a solve is run.
+``step_size``. The gradient method (:mod:`kirchhoffnet.solve.gradient`) is chosen separately,
+when a solve is run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from kirchhoffnet.errors import ConfigError, unknown_choice
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
-GRADIENTS = ("backprop", "adjoint")
 
 MAX_ADAPTIVE_STEPS = 2**31 - 1
 """Largest ``max_steps``: torchdiffeq stores the adaptive step budget as an int32."""
@@ -45,9 +44,6 @@ class Solver:
         first_step: initial step of adaptive methods; ``None`` lets the solver choose.
         min_step: adaptive steps never shrink below this (0 disables the floor).
         max_steps: adaptive steps allowed per slice before the solve is reported as stiff.
-        adjoint_seminorm: let the adjoint's step control ignore the parameter adjoints (Kidger et
-            al., "Hey, that's not an ODE", 2021): the backward pass takes fewer steps and the
-            gradients keep the tolerance of the state adjoint. Off by default, as in the original code.
         kernel: how the KCL right-hand side is evaluated: ``auto`` (the fastest path that applies),
             ``gather`` (the reference path) or ``affine`` (the fused paths, an error where they do not
             apply); see :mod:`kirchhoffnet.circuit.kcl`. Every path gives the same numbers up to rounding.
@@ -60,7 +56,6 @@ class Solver:
     first_step: float | None = None
     min_step: float = 0.0
     max_steps: int = 100_000
-    adjoint_seminorm: bool = False
     kernel: str = "auto"
 
     def __post_init__(self) -> None:
@@ -95,13 +90,6 @@ class Solver:
         opts: dict[str, Any] = {"min_step": self.min_step, "max_num_steps": int(self.max_steps)}
         if self.first_step is not None:
             opts["first_step"] = self.first_step
-        return opts
-
-    def adjoint_options(self) -> dict[str, Any]:
-        """``adjoint_options`` for torchdiffeq's ``odeint_adjoint``."""
-        opts = self.options()
-        if self.adaptive and self.adjoint_seminorm:
-            opts["norm"] = "seminorm"
         return opts
 
     def fixed_steps(self, times: Sequence[float]) -> int:
@@ -175,9 +163,3 @@ def check_time_grid(
             f"{times[0]:g} to {times[-1]:g}, more than the limit of {MAX_FIXED_STEPS:.0e}; use a larger {step_key} "
             "or an adaptive method"
         )
-
-
-def check_gradient(gradient: str) -> str:
-    if gradient not in GRADIENTS:
-        raise ConfigError(unknown_choice("gradient method", gradient, GRADIENTS))
-    return gradient

@@ -39,11 +39,11 @@ def batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int, label: str = 
 
 
 def solve_nfe(model: nn.Module) -> tuple[int, int]:
-    """(forward, backward) right-hand-side evaluations of the model's last solve, summed over slices."""
-    stats = getattr(model, "last_stats", None)
-    if stats is None:
+    """(forward, backward) right-hand-side evaluations of the model's last solve, summed over slices;
+    (0, 0) for a model that solves no circuit (an MLP baseline) or has not solved yet."""
+    if not isinstance(model, Flow | Network) or model.stats is None:
         return 0, 0
-    return sum(stats.nfe), sum(stats.nfe_backward)
+    return sum(model.stats.nfe), sum(model.stats.nfe_backward)
 
 
 class Task(ABC):
@@ -150,7 +150,8 @@ class FlowTask(Task):
     """Tasks whose model is a :class:`~kirchhoffnet.Flow` built from the config's circuit and solver."""
 
     def build_model(self) -> nn.Module:
-        return Flow(self.config.circuit.build(), self.config.solver.build(), self.config.solver.gradient)
+        solver = self.config.solver
+        return Flow(self.config.circuit.build(), solver.build(), solver.build_gradient())
 
     def draw_batches(self, model: nn.Module, n: int, generator: torch.Generator) -> Iterator[Tensor]:
         """``n`` model samples as CPU tensors of up to ``eval_batch_size`` rows, drawn one batch at a
@@ -190,9 +191,8 @@ class NetworkTask(Task):
     """Tasks whose model is a :class:`~kirchhoffnet.Network`: circuit, readout, solver."""
 
     def build_model(self) -> nn.Module:
-        return Network(
-            self.config.circuit.build(), self.config.readout, self.config.solver.build(), self.config.solver.gradient
-        )
+        solver = self.config.solver
+        return Network(self.config.circuit.build(), self.config.readout, solver.build(), solver.build_gradient())
 
     def predict(self, model: nn.Module, x: Tensor) -> Tensor:
         """Model outputs for every row of ``x``, batch by batch, without gradients."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ from kirchhoffnet.progress import bar
 from kirchhoffnet.tasks.plots import samples_vs_data
 
 
-def _batched(fn: Any, x: torch.Tensor, batch: int, label: str, progress: bool) -> tuple[torch.Tensor, list[int]]:
-    """Apply ``fn`` batch by batch (bounded memory), collecting outputs and NFE."""
+def _batched(
+    flow: Flow, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int, label: str, progress: bool
+) -> tuple[torch.Tensor, list[int]]:
+    """Apply ``fn`` (a method of ``flow``) batch by batch (bounded memory), collecting outputs and NFE."""
     outputs, nfe = [], []
     for start in bar(range(0, len(x), batch), desc=label, unit="batch", enabled=progress, leave=False):
         outputs.append(fn(x[start : start + batch]))
-        nfe.append(sum(fn.__self__.last_stats.nfe))
+        assert flow.stats is not None  # every method of a flow solves
+        nfe.append(sum(flow.stats.nfe))
     return torch.cat(outputs), nfe
 
 
@@ -48,14 +52,14 @@ def flow_2d_metrics(
     num_samples = len(data)
     start = time.perf_counter()
     with torch.no_grad():
-        log_p, nfe = _batched(flow.log_prob, data, batch, "log p(x)", progress)
+        log_p, nfe = _batched(flow, flow.log_prob, data, batch, "log p(x)", progress)
         z = torch.randn(num_samples, flow.dim, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-        samples, _ = _batched(flow.sample, z, batch, "sampling", progress)
+        samples, _ = _batched(flow, flow.sample, z, batch, "sampling", progress)
         lo, hi = np.percentile(data.numpy(), [0.5, 99.5], axis=0)
         axes = [np.linspace(a - 0.15 * (b - a), b + 0.15 * (b - a), grid) for a, b in zip(lo, hi, strict=True)]
         xx, yy = np.meshgrid(*axes, indexing="xy")
         points = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1)).to(dtype)
-        grid_log_p, _ = _batched(flow.log_prob, points, batch, "density map", progress)
+        grid_log_p, _ = _batched(flow, flow.log_prob, points, batch, "density map", progress)
     elapsed = time.perf_counter() - start
     nll = float(-log_p.mean())
     if not math.isfinite(nll):
