@@ -2,6 +2,7 @@
 
 from kirchhoffnet.circuit.circuit import Circuit
 from kirchhoffnet.circuit.kcl import KclKernel
+from kirchhoffnet.circuit.power import EnergyTally, Power
 from kirchhoffnet.circuit.slice import Slice
 
-__all__ = ["Circuit", "KclKernel", "Slice"]
+__all__ = ["Circuit", "EnergyTally", "KclKernel", "Power", "Slice"]

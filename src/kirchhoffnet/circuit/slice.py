@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.circuit.kcl import KclKernel
+from kirchhoffnet.circuit.power import Power
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, ConfigError, DeviceError, KirchhoffError, unknown_choice
 from kirchhoffnet.topology import validate
@@ -157,6 +158,20 @@ class Slice(nn.Module):
         padded = torch.cat([v.new_zeros(v.shape[0], 1), v], dim=1)
         src, dst = self.edge_index[0], self.edge_index[1]
         return self.device_family.current(padded[:, src], padded[:, dst], self.params.to(v.dtype)[:, None, :])
+
+    def power(self, v: Tensor, params: Tensor | None = None) -> Power:
+        """The power account of the slice's devices at voltages ``v`` (B, N): each device absorbs
+        ``P_e = i_e·(v_src − v_dst)``; see :class:`~kirchhoffnet.circuit.power.Power`. ``params``: the (P, E)
+        parameters the devices are programmed with, when they are not the slice's own (default).
+
+        Shapes:
+            v: (B, N). Returns fields of shape (B,).
+        """
+        padded = torch.cat([v.new_zeros(v.shape[0], 1), v], dim=1)
+        v_src, v_dst = padded[:, self.edge_index[0]], padded[:, self.edge_index[1]]
+        chosen = self.params if params is None else params
+        current = self.device_family.current(v_src, v_dst, chosen.to(v.dtype)[:, None, :])
+        return Power.of_devices(current, v_src - v_dst)
 
     def spec(self) -> dict[str, Any]:
         """JSON-serialisable structure (tensors excluded), for checkpoints."""

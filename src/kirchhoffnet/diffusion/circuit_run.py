@@ -1,9 +1,11 @@
 """Evaluation and the hardware view of a KirchhoffNet score-circuit run (``model.kind: kirchhoffnet``).
 
-The hardware numbers follow :mod:`kirchhoffnet.hardware`'s conventions: a :class:`PhysicalDesign` turns
-normalised units into physical ones (time τ = C₀/G₀, energy C₀V₀²); the supply energy of one generation is
-the charge loaded onto the data capacitors plus the energy the active devices deliver along the transient;
-the rail bound is ∫ Σ|i| dt × the supply span (every device current drawn from the rails).
+The hardware numbers are the account of :mod:`kirchhoffnet.hardware.energy`, the one a circuit's inference uses:
+the power of the circuit's devices (:meth:`Slice.power <kirchhoffnet.circuit.Slice.power>`, plus the hidden
+leak resistors) integrated over the generation transient into an :class:`~kirchhoffnet.circuit.EnergyTally`, the
+supply energy being the charge loaded onto the data capacitors plus the energy the active devices deliver, the
+rail bound ∫ Σ|i| dt × the supply span (every device current drawn from the rails); a :class:`PhysicalDesign`
+turns it into seconds (τ = C₀/G₀) and joules (C₀V₀²).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet.circuit import EnergyTally, Power
+from kirchhoffnet.circuit.power import charging_energy
 from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.metrics import kl_report
@@ -25,7 +29,8 @@ from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided
 from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS, HIDDEN_CAPACITANCE, circuit_pf_ode
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.hardware.analysis import voltage_scale_to_fit
+from kirchhoffnet.hardware.energy import energies, latency
+from kirchhoffnet.hardware.supply import voltage_scale_to_fit
 from kirchhoffnet.hardware.units import PhysicalDesign, format_quantity
 from kirchhoffnet.io import write_json_atomic
 
@@ -42,15 +47,12 @@ def held_out_points(task: str, reference_seed: int, n: int = NLL_POINTS) -> Tens
 
 @dataclass(frozen=True)
 class GenerationMeasurement:
-    """One generation's transient in normalised units (C₀ = G₀ = V₀ = 1), averaged over its samples: what a
+    """One generation's transient in normalised units (C₀ = G₀ = V₀ = 1), per sample: what a
     :class:`PhysicalDesign` scales into joules, seconds and volts (:func:`physical_report`)."""
 
     model: CircuitScoreModel
     copies: int
-    energy_load: float
-    energy_delivered: float
-    energy_dissipated: float
-    charge: float
+    tally: EnergyTally
     voltage_range: tuple[float, float]
 
 
@@ -63,20 +65,24 @@ def measure_generation(
     labels: Tensor | None = None,
     guidance: float = 0.0,
 ) -> GenerationMeasurement:
-    """The quasi-static probability-flow transient of ``n`` generations from x ~ N(0, I) (seed ``seed``), its
-    powers integrated by the rectangle rule over ``steps`` steps. A conditional circuit generates ``labels``
-    (n,); with ``guidance`` w ≠ 0 both copies of the guided pair count, the mixing gains are not modelled."""
+    """The quasi-static probability-flow transient of ``n`` generations from x ~ N(0, I) (seed ``seed``), the
+    power of its devices and leaks integrated by the rectangle rule over ``steps`` steps. A conditional circuit
+    generates ``labels`` (n,); with ``guidance`` w ≠ 0 both copies of the guided pair count, the mixing gains are
+    not modelled."""
     circuit, gain = model.circuit, model.velocity_gain
     grid = time_grid(model.sde, steps)
     copies, mixing = guided_copies(labels, guidance)
     x = torch.randn(n, model.dim, generator=torch.Generator().manual_seed(seed)).t().contiguous()
-    src, dst = circuit.edges.edge_index
-    load = x.square().sum(0) / gain  # charging C_x = 1/k from 0 V to x: C x² from the driver
-    delivered, dissipated, charge = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    tally = EnergyTally.zeros(n)
+    tally.load += charging_energy(x.new_zeros(n, 0), x.t(), x.new_tensor(1 / gain))  # C_x = 1/k, 0 V → x
     v_min, v_max, hidden = 0.0, 0.0, None
 
-    def per_sample(values: Tensor) -> Tensor:  # (copies · n,) → (n,): a sample's copies together
-        return values.view(len(mixing), n).sum(0)
+    def per_sample(power: Power) -> Power:  # (copies · n,) → (n,): a sample's copies together
+        def fold(values: Tensor) -> Tensor:
+            return values.view(len(mixing), n).sum(0)
+
+        peak = power.peak_current.view(len(mixing), n).amax(0)
+        return Power(fold(power.dissipated), fold(power.delivered), fold(power.current), peak)
 
     with single_thread():
         for k in range(steps):
@@ -85,23 +91,11 @@ def measure_generation(
             drive = circuit.drive(s, copies).expand(-1, stacked.shape[1])
             velocity, hidden = circuit.settled_velocity(stacked, drive, hidden)
             nodes = torch.cat([stacked, hidden, drive]).t()  # (B, N): every node but ground
-            current = circuit.edges.currents(nodes)
-            padded = torch.cat([nodes.new_zeros(len(nodes), 1), nodes], dim=1)
-            power = current * (padded[:, src] - padded[:, dst])
-            delivered += dt * per_sample((-power).clamp(min=0).sum(1))
-            dissipated += dt * per_sample(power.clamp(min=0).sum(1) + circuit.leak * hidden.square().sum(0))
-            charge += dt * per_sample(current.abs().sum(1) + circuit.leak * hidden.abs().sum(0))
+            power = circuit.edges.power(nodes).plus(Power.resistive(circuit.leak, hidden.t()))
+            tally.add(per_sample(power), dt, circuit.edges.num_edges + circuit.hidden)
             v_min, v_max = min(v_min, float(nodes.min())), max(v_max, float(nodes.max()))
             x = x + (gain * dt) * mix_copies(velocity, mixing)
-    return GenerationMeasurement(
-        model,
-        len(mixing),
-        float(load.mean()),
-        float(delivered.mean()),
-        float(dissipated.mean()),
-        float(charge.mean()),
-        (v_min, v_max),
-    )
+    return GenerationMeasurement(model, len(mixing), tally, (v_min, v_max))
 
 
 def physical_report(
@@ -116,8 +110,8 @@ def physical_report(
     circuit = model.circuit
     lo, hi = design.supply_v
     v_min, v_max = (v * design.voltage_v for v in found.voltage_range)
-    transient_s = (1 - model.sde.s_min) * design.tau_s
-    settling_s = settling_time_constants * hidden_capacitance / circuit.leak * design.tau_s
+    hidden_rc = hidden_capacitance / circuit.leak  # the hidden nodes settle before release
+    settling_s, latency_s = latency(1 - model.sde.s_min, hidden_rc, settling_time_constants, design)
     shared = 1 + model.dim  # ground and the data nodes; each copy has its own hidden and driven nodes
     return {
         "design": design.to_dict(),
@@ -125,13 +119,9 @@ def physical_report(
         "num_nodes": shared + copies * (circuit.num_nodes - shared),
         "num_devices": copies * (circuit.edges.num_edges + circuit.hidden),  # devices and leak resistors
         "num_parameters": sum(p.numel() for p in model.parameters()),
-        "latency_s": transient_s + settling_s,
+        "latency_s": latency_s,
         "settling_s": settling_s,
-        "energy_j": (found.energy_load + found.energy_delivered) * design.energy_j,
-        "energy_load_j": found.energy_load * design.energy_j,
-        "energy_delivered_j": found.energy_delivered * design.energy_j,
-        "energy_dissipated_j": found.energy_dissipated * design.energy_j,
-        "energy_rail_bound_j": found.charge * (hi - lo) / design.voltage_v * design.energy_j,
+        **energies(found.tally, design),
         "peak_node_voltage_v": max(-v_min, v_max),
         "node_voltage_range_v": [v_min, v_max],
         "within_supply": lo <= v_min and v_max <= hi,

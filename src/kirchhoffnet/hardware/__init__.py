@@ -1,7 +1,9 @@
 """Hardware realism: a trained KirchhoffNet as a chip.
 
 * :mod:`~kirchhoffnet.hardware.units` — physical scales (C₀, G₀, V₀) that preserve the dynamics;
-* :mod:`~kirchhoffnet.hardware.analysis` — latency, energy, currents and voltage swing;
+* :mod:`~kirchhoffnet.hardware.analysis` — latency, energy, currents and voltage swing of an inference;
+* :mod:`~kirchhoffnet.hardware.energy` — the one latency/energy account in physical units (on ``Slice.power``);
+* :mod:`~kirchhoffnet.hardware.supply` — node voltages against the rails, the voltage scale that fits;
 * :mod:`~kirchhoffnet.hardware.variation` — Monte-Carlo over dies, yield;
 * :mod:`~kirchhoffnet.hardware.noise` — thermal (kT/C) and read noise as an SDE;
 * :mod:`~kirchhoffnet.hardware.quantize` — b-bit and lookup-table device parameters;
@@ -12,11 +14,12 @@ Task metrics come in as functions (:mod:`~kirchhoffnet.hardware.metrics`), so no
 depends on the training pipeline.
 """
 
-from kirchhoffnet.hardware.analysis import HardwareReport, Measurement, Violation, analyze, measure
+from kirchhoffnet.hardware.analysis import HardwareReport, Measurement, analyze, measure
 from kirchhoffnet.hardware.aware import HardwareAwareConfig, HardwareAwareTraining
 from kirchhoffnet.hardware.metrics import Metric, accuracy, energy_distance, flow_nll, mse
 from kirchhoffnet.hardware.noise import Noise, noisy_outputs, simulate_noisy
 from kirchhoffnet.hardware.quantize import LookupTable, Uniform, quantization_sweep, quantized, straight_through
+from kirchhoffnet.hardware.supply import Violation
 from kirchhoffnet.hardware.units import PhysicalDesign, format_quantity, parse_quantity, parse_supply
 from kirchhoffnet.hardware.variation import MonteCarloResult, Variation, monte_carlo, perturbed, sigma_sweep
 

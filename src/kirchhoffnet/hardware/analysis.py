@@ -1,8 +1,9 @@
 """Latency, currents, energy and voltage swing of one inference, in physical units.
 
-The waveforms come from :func:`kirchhoffnet.trajectory` and the edge currents from
-:meth:`Slice.currents`; everything is computed in normalised units and scaled by a
-:class:`~kirchhoffnet.hardware.units.PhysicalDesign` at the end.
+The waveforms come from :func:`kirchhoffnet.trajectory`; the power along them from :meth:`Slice.power`
+(:mod:`kirchhoffnet.circuit.power`), integrated by the trapezoidal rule into an
+:class:`~kirchhoffnet.circuit.EnergyTally` in normalised units; :mod:`kirchhoffnet.hardware.energy` scales it
+by a :class:`~kirchhoffnet.hardware.units.PhysicalDesign` at the end, as it does a score circuit's generation.
 
 Energy bookkeeping. The power a device absorbs is ``P_e = i_e·(v_src − v_dst)`` (current flows
 src → dst). A device with ``P_e > 0`` dissipates; one with ``P_e < 0`` *delivers* power into the
@@ -27,7 +28,8 @@ provide at the least:
 Both terms are ≥ 0, hence ``energy_j ≥ 0``. Heat in the devices, ``E_dissipated = ∫ Σ_e max(P_e, 0)
 dt``, is reported alongside. A realistic transconductor draws its whole output current from the
 rails, which ``energy_rail_bound_j = ∫ Σ_e |i_e| dt × (supply span)`` bounds from above. The bias
-currents of the transistors that realise the devices are not modelled.
+currents of the transistors that realise the devices are not modelled. Where the nodes leave the supply
+is :mod:`kirchhoffnet.hardware.supply`.
 """
 
 from __future__ import annotations
@@ -39,19 +41,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.circuit import Circuit, EnergyTally, Slice
+from kirchhoffnet.circuit.power import charging_energy, stored_energy, trapezoid_weights
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.hardware.energy import energies, latency
+from kirchhoffnet.hardware.supply import Violation, violations, voltage_scale_to_fit
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.solve import Solver, resolve_solver, trajectory
 
 Model = Circuit | Flow | Network
 
-# Edge-current evaluations are chunked over time points to keep about this many elements
+# Power evaluations are chunked over time points to keep about this many elements
 # (time × batch × edges) alive at once: 32 MiB of float64.
 _CHUNK_ELEMENTS = 1 << 22
-# How many supply violations a report lists (the worst per slice and node, earliest first).
-_MAX_VIOLATIONS = 20
 
 
 def circuit_of(model: Model) -> Circuit:
@@ -74,23 +77,6 @@ def solver_of(model: Model, solver: Solver | str | dict[str, Any] | None) -> Sol
     if solver is not None:
         return resolve_solver(solver)
     return resolve_solver(getattr(model, "solver", None))
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A node voltage outside the supply: the first time it happens on a slice and node.
-
-    Attributes:
-        slice: time slice (0-based). node: node number (1-based; ground is 0).
-        time_s: physical time from the start of the inference. voltage_v: the extreme voltage
-        reached on that slice and node. sample: the batch row that reached it.
-    """
-
-    slice: int
-    node: int
-    time_s: float
-    voltage_v: float
-    sample: int
 
 
 @dataclass
@@ -163,113 +149,14 @@ class HardwareReport:
         return out
 
 
-@dataclass
-class _Tally:
-    """Per-sample integrals in normalised units, accumulated slice by slice."""
-
-    load: Tensor
-    delivered: Tensor
-    dissipated: Tensor
-    charge: Tensor  # ∫ Σ_e |i_e| dt
-    stored_drop: Tensor  # Σ over slices of E_stored(start) − E_stored(end)
-    peak_device: float = 0.0
-    peak_total: float = 0.0
-    mean_device: float = 0.0  # ∫ mean_e,B |i_e| dt, normalised by total time at the end
-
-
-def trapezoid_weights(t: Tensor) -> Tensor:
-    """Weights w with Σ_k w_k y_k = trapezoidal ∫ y dt on the grid ``t`` (T,)."""
-    dt = t[1:] - t[:-1]
-    w = t.new_zeros(t.shape)
-    w[:-1] += dt / 2
-    w[1:] += dt / 2
-    return w
-
-
-def _edge_terms(piece: Slice, v: Tensor, weights: Tensor, tally: _Tally) -> None:
-    """Accumulate the energies and currents of one slice's waveform ``v`` (T, B, N)."""
+def _integrate_power(piece: Slice, v: Tensor, weights: Tensor, tally: EnergyTally) -> None:
+    """Add ∫ :meth:`Slice.power` dt along one slice's waveform ``v`` (T, B, N), in chunks of time points."""
     steps, batch, width = v.shape
-    edges = piece.num_edges
-    src, dst = piece.edge_index[0], piece.edge_index[1]
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * edges))
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * piece.num_edges))
     for start in range(0, steps, chunk):
         part = v[start : start + chunk]
-        current = piece.currents(part.reshape(-1, width)).reshape(part.shape[0], batch, edges)
-        padded = torch.cat([part.new_zeros(part.shape[0], batch, 1), part], dim=2)
-        power = current * (padded[..., src] - padded[..., dst])  # absorbed by each device
-        w = weights[start : start + chunk, None].to(v.dtype)
-        magnitude = current.abs()
-        total = magnitude.sum(2)
-        tally.delivered += (w * (-power).clamp(min=0).sum(2)).sum(0)
-        tally.dissipated += (w * power.clamp(min=0).sum(2)).sum(0)
-        tally.charge += (w * total).sum(0)
-        tally.mean_device += float((w * magnitude.mean(2)).sum(0).mean())
-        tally.peak_device = max(tally.peak_device, float(magnitude.max()))
-        tally.peak_total = max(tally.peak_total, float(total.max()))
-
-
-def _stored(v: Tensor, cap: Tensor) -> Tensor:
-    """½ Σ_n c_n v_n² per sample for voltages (B, N)."""
-    return 0.5 * (v * v * cap).sum(1)
-
-
-def _load(before: Tensor, after: Tensor, cap: Tensor) -> Tensor:
-    """Driver energy Σ_n c_n·max(w (w − u), 0) to move nodes from ``before`` (B, N') to ``after`` (B, N)."""
-    u = after.new_zeros(after.shape)
-    keep = min(before.shape[1], after.shape[1])
-    u[:, :keep] = before[:, :keep]
-    return (cap * (after * (after - u)).clamp(min=0)).sum(1)
-
-
-def _violations(
-    waves: list[tuple[Tensor, Tensor]], circuit: Circuit, design: PhysicalDesign
-) -> tuple[list[Violation], int]:
-    lo, hi = (s / design.voltage_v for s in design.supply_v)
-    found = []
-    for k, (t, v) in enumerate(waves):
-        outside = (v < lo) | (v > hi)  # (T, B, N)
-        for node in outside.any(dim=(0, 1)).nonzero().flatten().tolist():
-            hits = outside[:, :, node]
-            first = int(hits.any(1).nonzero()[0])
-            column = v[:, :, node]
-            excess = torch.maximum(column - hi, lo - column)
-            worst = int(excess.argmax())
-            step, sample = divmod(worst, column.shape[1])
-            found.append(
-                Violation(
-                    slice=k,
-                    node=node + 1,
-                    time_s=(float(t[first]) - circuit.times[0]) * design.tau_s,
-                    voltage_v=float(column[step, sample]) * design.voltage_v,
-                    sample=sample,
-                )
-            )
-    found.sort(key=lambda f: (f.time_s, f.slice, f.node))
-    return found[:_MAX_VIOLATIONS], len(found)
-
-
-def voltage_scale_to_fit(voltage_range: tuple[float, float], supply_v: tuple[float, float]) -> float:
-    """The largest V₀ that keeps normalised node voltages spanning ``voltage_range`` inside ``supply_v``
-    (``inf`` if all voltages are 0).
-
-    Raises:
-        ConfigError: the voltages take a sign the supply cannot reach (e.g. negative voltages with a
-            0 V … 1.8 V supply).
-    """
-    v_min, v_max = voltage_range
-    lo, hi = supply_v
-    limits = []
-    if v_max > 0:
-        limits.append(hi / v_max if hi > 0 else 0.0)
-    if v_min < 0:
-        limits.append(lo / v_min if lo < 0 else 0.0)
-    scale = min(limits) if limits else math.inf
-    if scale == 0.0:
-        raise ConfigError(
-            f"node voltages span {v_min:.3g} … {v_max:.3g} (normalised) but the supply {lo:g} V … {hi:g} V "
-            "cannot reach both signs; use a supply around 0 V (e.g. --supply -1V,1V)"
-        )
-    return scale
+        power = piece.power(part.reshape(-1, width)).reshaped(part.shape[0], batch)
+        tally.add(power, weights[start : start + chunk], piece.num_edges)
 
 
 @dataclass
@@ -281,13 +168,12 @@ class Measurement:
 
     Attributes:
         circuit: the circuit measured. waves: ``(t (T,), v (T, B, N_k))`` per slice.
-        load, delivered, dissipated, charge, stored_drop: per-sample (B,) integrals.
-        peak_device, peak_total, mean_device: current statistics. nfe: solver evaluations per slice.
+        tally: the per-sample (B,) integrals and current statistics. nfe: solver evaluations per slice.
     """
 
     circuit: Circuit
     waves: list[tuple[Tensor, Tensor]]
-    tally: _Tally
+    tally: EnergyTally
     nfe: list[int]
 
     @property
@@ -301,17 +187,14 @@ class Measurement:
 
     def report(self, design: PhysicalDesign, settling_time_constants: float = 5.0) -> HardwareReport:
         """The physical report for ``design``; see :func:`analyze`."""
-        if not (math.isfinite(settling_time_constants) and settling_time_constants >= 0):
-            raise ConfigError(f"settling_time_constants must be finite and >= 0, got {settling_time_constants}")
         circuit, tally = self.circuit, self.tally
-        violations, count = _violations(self.waves, circuit, design)
+        found, count = violations(self.waves, circuit.times[0], design)
         v_min, v_max = self.voltage_range
         circuit_time = circuit.times[-1] - circuit.times[0]
-        settling_s = settling_time_constants * float(circuit.slice(0).capacitance.max()) * design.tau_s
-        e = design.energy_j
+        input_rc = float(circuit.slice(0).capacitance.max())  # the inputs' C over a unit conductance
+        settling_s, latency_s = latency(circuit_time, input_rc, settling_time_constants, design)
         residual = (tally.dissipated - tally.delivered - tally.stored_drop).abs()
         scale = (tally.dissipated + tally.delivered).clamp(min=1e-30)
-        span = design.supply_v[1] - design.supply_v[0]
         pieces = slices_of(circuit)
         smallest_cap = min(float(s.capacitance.min()) for s in pieces)
         try:
@@ -327,15 +210,11 @@ class Measurement:
             circuit_time=circuit_time,
             slice_durations_s=[(b - a) * design.tau_s for a, b in zip(circuit.times, circuit.times[1:], strict=False)],
             settling_s=settling_s,
-            latency_s=circuit_time * design.tau_s + settling_s,
-            energy_j=float((tally.load + tally.delivered).mean()) * e,
-            energy_load_j=float(tally.load.mean()) * e,
-            energy_delivered_j=float(tally.delivered.mean()) * e,
-            energy_dissipated_j=float(tally.dissipated.mean()) * e,
-            energy_rail_bound_j=float(tally.charge.mean()) * design.capacitance_f * design.voltage_v * span,
+            latency_s=latency_s,
+            **energies(tally, design),
             energy_balance_residual=float((residual / scale).max()),
             peak_device_current_a=tally.peak_device * design.current_a,
-            mean_device_current_a=tally.mean_device / circuit_time * design.current_a,
+            mean_device_current_a=tally.device_time / circuit_time * design.current_a,
             peak_total_current_a=tally.peak_total * design.current_a,
             mean_total_current_a=float(tally.charge.mean()) / circuit_time * design.current_a,
             voltage_min_v=v_min * design.voltage_v,
@@ -347,7 +226,7 @@ class Measurement:
             voltage_scale_to_fit_v=fit,
             thermal_noise_rms_v=math.sqrt(design.thermal_epsilon / smallest_cap) * design.voltage_v,
             nfe=list(self.nfe),
-            violations=violations,
+            violations=found,
         )
 
 
@@ -375,15 +254,14 @@ def measure(
         waves, stats = trajectory(
             circuit, x.to(dtype), solver=solver_of(model, solver), points_per_slice=points_per_slice
         )
-        zeros = x.new_zeros(x.shape[0], dtype=dtype)
-        tally = _Tally(zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone())
+        tally = EnergyTally.zeros(x.shape[0], dtype, x.device)
         previous = x.new_zeros(x.shape[0], 0, dtype=dtype)
         for k, (t, v) in enumerate(waves):
             piece = circuit.slice(k)
             cap = piece.capacitance.to(v.dtype)
-            tally.load += _load(previous, v[0], cap)
-            tally.stored_drop += _stored(v[0], cap) - _stored(v[-1], cap)
-            _edge_terms(piece, v, trapezoid_weights(t.to(v.dtype)), tally)
+            tally.load += charging_energy(previous, v[0], cap)
+            tally.stored_drop += stored_energy(v[0], cap) - stored_energy(v[-1], cap)
+            _integrate_power(piece, v, trapezoid_weights(t.to(v.dtype)), tally)
             previous = v[-1]
     return Measurement(circuit, waves, tally, list(stats.nfe))
 

@@ -27,6 +27,7 @@ from torch import Tensor
 from torchdiffeq import odeint
 
 from kirchhoffnet.brownian import SteppedBrownian
+from kirchhoffnet.circuit.power import integrate
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.rram.chip import Chip
 
@@ -209,7 +210,7 @@ class ClosedLoop(torch.nn.Module):
             )
         trace = torch.tensor(self.report.power_trace, dtype=torch.float64)
         order = torch.argsort(trace[:, 0])
-        energy = float(torch.trapezoid(trace[order, 1], trace[order, 0])) if len(trace) > 1 else 0.0
+        energy = float(integrate(trace[order, 1], trace[order, 0])) if len(trace) > 1 else 0.0
         self.report.crossbar_energy_j = energy
         self.report.mean_crossbar_power_w = energy / s.integration_time_s
         return final
