@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kirchhoffnet.config.budget import check_diffusion
-from kirchhoffnet.diffusion.images import SOURCES
+from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.diffusion.ring import POINT_SETS
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import TrainSettings
@@ -191,7 +191,7 @@ class EvaluateConfig(_Strict):
 
 
 class LatentConfig(_Strict):
-    dataset: Literal["fashion-mnist", "mnist", "emnist"] = Field(default="fashion-mnist", description="Image source.")
+    dataset: Literal["fashion_mnist", "mnist", "emnist"] = Field(default="fashion_mnist", description="Image set.")
     data_dir: str | None = Field(
         default=None, description="Directory of the IDX files; null = the data set's default place."
     )
@@ -284,7 +284,7 @@ class DiffusionConfig(_Strict):
             raise ValueError("train.init_from is only supported by the 2-D tasks (the latent task retrains its VAE)")
         latent = self.latent if self.latent is not None else LatentConfig()
         if latent.classes is None:
-            latent = latent.model_copy(update={"classes": list(SOURCES[latent.dataset].default_classes)})
+            latent = latent.model_copy(update={"classes": list(IMAGE_SETS[latent.dataset].default_classes)})
         elif len(set(latent.classes)) < 2 or len(set(latent.classes)) != len(latent.classes):
             raise ValueError(f"latent.classes needs at least 2 distinct classes, got {latent.classes}")
         return self.model_copy(update={"latent": latent})
