@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from kirchhoffnet.config import load_config
+from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.points import sample_ring
 from kirchhoffnet.diffusion.evaluate import evaluate
-from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.metrics import kl_pooled
 from kirchhoffnet.diffusion.run import load_run, sample_run
 from kirchhoffnet.training import train
@@ -60,7 +60,7 @@ def test_score_circuit_reaches_the_ring_target(tmp_path):
     ],
 )
 def test_conditional_images_are_class_faithful(tmp_path, config_file, solvers):
-    if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
+    if not (Path(IMAGE_SETS["fashion_mnist"].default_root) / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     config = load_config(CONFIGS / config_file)
     config = config.model_copy(update={"evaluate": config.evaluate.model_copy(update={"num_samples": 600})})

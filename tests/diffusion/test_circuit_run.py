@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,10 +8,10 @@ from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import parse_config
+from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.data.toy2d import sample_toy
 from kirchhoffnet.diffusion import kl_pooled
-from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.run import build_model, load_run, sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
@@ -151,7 +152,7 @@ evaluate: {num_samples: 60, guidance_sweep: [0.0, 2.0]}
 
 @pytest.mark.needs_dataset
 def test_latent_task_on_a_score_circuit_end_to_end(tmp_path):
-    if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
+    if not (Path(IMAGE_SETS["fashion_mnist"].default_root) / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     (tmp_path / "latent.yaml").write_text(TINY_LATENT)
     run_dir = tmp_path / "run"

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
-from kirchhoffnet.diffusion.images import SOURCES
+from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.diffusion.run import load_run, sample_run
 from kirchhoffnet.errors import CheckpointError, ConfigError
 
@@ -198,7 +199,7 @@ def test_library_errors(tmp_path, ring_run):
 
 @pytest.mark.needs_dataset
 def test_latent_task_end_to_end(tmp_path):
-    if not (SOURCES["fashion-mnist"].default_dir / "train-images-idx3-ubyte.gz").is_file():
+    if not (Path(IMAGE_SETS["fashion_mnist"].default_root) / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     (tmp_path / "latent.yaml").write_text(
         "task: diffusion\ndata: latent\nmodel: {kind: crossbar}\n"

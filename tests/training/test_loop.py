@@ -14,7 +14,6 @@ from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import CHECKPOINT, train
-from kirchhoffnet.training.objective import Objective
 from kirchhoffnet.training.state import load_checkpoint
 
 from .helpers import tiny_flow

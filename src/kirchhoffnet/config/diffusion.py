@@ -16,8 +16,8 @@ from pydantic import Field, model_validator
 
 from kirchhoffnet.config.circuit import SEED_MAX, Section, one_of
 from kirchhoffnet.config.tasks import RunConfig
+from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.points import POINT_SETS
-from kirchhoffnet.diffusion.images import SOURCES  # TODO(i21-images): the data/ loader
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
 
@@ -193,7 +193,7 @@ class EvaluateConfig(Section):
 class LatentConfig(Section):
     """The conditional latent task: class images, their VAE and the judging classifier."""
 
-    dataset: Literal["fashion-mnist", "mnist", "emnist"] = Field(default="fashion-mnist", description="Image source.")
+    dataset: Literal["fashion_mnist", "mnist", "emnist"] = Field(default="fashion_mnist", description="Image set.")
     data_dir: str | None = Field(
         default=None, description="Directory of the IDX files; null = the data set's default place."
     )
@@ -294,7 +294,7 @@ class DiffusionConfig(RunConfig):
             )
         latent = self.latent if self.latent is not None else LatentConfig()
         if latent.classes is None:
-            latent = latent.model_copy(update={"classes": list(SOURCES[latent.dataset].default_classes)})
+            latent = latent.model_copy(update={"classes": list(IMAGE_SETS[latent.dataset].default_classes)})
         elif len(set(latent.classes)) < 2 or len(set(latent.classes)) != len(latent.classes):
             raise ValueError(f"latent.classes: needs at least 2 distinct classes, got {latent.classes}")
         self.latent = latent

@@ -1,9 +1,10 @@
-"""Image data sets read from their standard files: MNIST, Fashion-MNIST (IDX), CIFAR-10 (python
-batches), SVHN (``.mat``). No torchvision: the readers are a few lines each.
+"""Image data sets read from their standard files: MNIST, Fashion-MNIST, EMNIST letters (IDX), CIFAR-10
+(python batches), SVHN (``.mat``). No torchvision: the readers are a few lines each.
 
 Files are looked for in a directory (``root``); with ``download=True`` missing files are fetched
 from the data set's home first. A missing or corrupt file raises :class:`DataError` naming the
-file, the directory and the fix.
+file, the directory and the fix. Class-conditional subsets shrunk to S × S are
+:func:`kirchhoffnet.data.class_images.load_classes`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pickle
 import shutil
 import tarfile
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,30 +36,82 @@ class ImageSet:
     Attributes:
         shape: (channels, height, width) of one image.
         files: file names per split, relative to the root directory.
-        url: base address the files are downloaded from.
-        default_root: where the files are looked for when no root is given.
+        url: base address the files are downloaded from, or the address of one ``.tar.gz``/``.zip``
+            archive that holds them.
+        default_root: where the files are looked for when no root is given (relative to the working
+            directory unless absolute; never the source tree).
+        class_names: name of each class, in label order from ``first_label``.
+        first_label: the label of the first class (EMNIST letters number A..Z as 1..26).
+        transposed: the files store each image transposed (EMNIST); the reader turns them upright.
+        test_only: the copy the project works with offline holds only the test files (MNIST in
+            ``../shared/data/mnist``); class-conditional tasks then split the test file
+            (``load_classes(..., split_test_fraction=...)``).
+        default_classes: the classes a class-conditional task generates when none are given.
     """
 
     shape: tuple[int, int, int]
     files: Mapping[str, tuple[str, ...]]
     url: str
     default_root: str
-    num_classes: int = 10
+    class_names: tuple[str, ...] = ()
+    first_label: int = 0
+    transposed: bool = False
+    test_only: bool = False
+    default_classes: tuple[int, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def labels(self) -> range:
+        """The labels the files use."""
+        return range(self.first_label, self.first_label + self.num_classes)
+
+    def class_name(self, label: int) -> str:
+        """The name of class ``label`` (the label itself when the set names none)."""
+        k = label - self.first_label
+        return self.class_names[k] if 0 <= k < len(self.class_names) else str(label)
 
 
 _IDX = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+_EMNIST_LETTERS = {
+    split: (f"emnist-letters-{split}-images-idx3-ubyte.gz", f"emnist-letters-{split}-labels-idx1-ubyte.gz")
+    for split in ("train", "test")
+}
 _CIFAR_DIR = "cifar-10-batches-py"
+_DIGITS = tuple(str(k) for k in range(10))
 
 IMAGE_SETS: dict[str, ImageSet] = {
-    "mnist": ImageSet((1, 28, 28), _IDX, "https://ossci-datasets.s3.amazonaws.com/mnist/", "data/mnist"),
+    "mnist": ImageSet(
+        (1, 28, 28),
+        _IDX,
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "data/mnist",
+        _DIGITS,
+        test_only=True,
+        default_classes=(0, 1, 7),
+    ),
     "fashion_mnist": ImageSet(
         (1, 28, 28),
         _IDX,
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "/usr/share/datasets/fashion-mnist",
+        ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
+        default_classes=(1, 5, 8),
+    ),
+    "emnist": ImageSet(  # the letters split of EMNIST: A..Z labelled 1..26, 124,800 + 20,800 images
+        (1, 28, 28),
+        _EMNIST_LETTERS,
+        "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
+        "data/emnist",
+        tuple(chr(ord("A") + k) for k in range(26)),
+        first_label=1,
+        transposed=True,
+        default_classes=(8, 11, 21),  # H, K, U: the original work's letters
     ),
     "cifar10": ImageSet(
         (3, 32, 32),
@@ -66,12 +121,14 @@ IMAGE_SETS: dict[str, ImageSet] = {
         },
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         "data/cifar10",
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     ),
     "svhn": ImageSet(
         (3, 32, 32),
         {"train": ("train_32x32.mat",), "test": ("test_32x32.mat",)},
         "http://ufldl.stanford.edu/housenumbers/",
         "data/svhn",
+        _DIGITS,
     ),
 }
 SPLITS = ("train", "test")
@@ -84,18 +141,27 @@ def image_set(name: str) -> ImageSet:
 
 
 def load_images(
-    name: str, split: str = "train", root: str | os.PathLike[str] | None = None, download: bool = False
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    *,
+    root_key: str = "data.root",
+    download_key: str | None = "data.download",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one split.
 
     Args:
-        name: ``mnist``, ``fashion_mnist``, ``cifar10`` or ``svhn``.
+        name: ``mnist``, ``fashion_mnist``, ``emnist`` (letters), ``cifar10`` or ``svhn``.
         split: ``train`` or ``test``.
         root: directory with the standard files; default the data set's usual place.
         download: fetch missing files from the data set's home first.
+        root_key, download_key: the settings a missing-file message tells the user to set (the
+            caller's config keys; ``download_key=None``: the caller cannot download).
 
     Returns:
-        ``(images, labels)``: uint8 (N, C, H, W) and int64 (N,) with classes 0..9.
+        ``(images, labels)``: uint8 (N, C, H, W), upright, and int64 (N,) as the set labels its
+        classes (``ImageSet.labels``: 0..9, EMNIST letters 1..26).
 
     Raises:
         DataError: unknown set or split, a missing file (saying where it was looked for), or a
@@ -108,16 +174,23 @@ def load_images(
     paths = [base / f for f in info.files[split]]
     missing = [p for p in paths if not p.is_file()]
     if missing and download:
-        _download(name, info, base)
+        _download(info, base)
         missing = [p for p in paths if not p.is_file()]
     if missing:
+        fetch = (
+            f"set {download_key}: true to fetch them from {info.url}"
+            if download_key is not None
+            else f"download them from {info.url}"
+        )
         raise DataError(
             f"{name} {split} file {missing[0].name} not found in {base}; put the standard {name} files there "
-            f"(data.root), or set data.download: true to fetch them from {info.url}"
+            f"({root_key}), or {fetch}"
         )
     images, labels = _READERS[name](paths)
     if len(images) != len(labels):
         raise DataError(f"{name} {split}: {len(images)} images but {len(labels)} labels in {base}")
+    if info.transposed:
+        images = np.ascontiguousarray(images.transpose(0, 1, 3, 2))
     if images.shape[1:] != info.shape:
         raise DataError(f"{name} {split} images in {base} have shape {images.shape[1:]}, expected {info.shape}")
     return images, labels
@@ -173,7 +246,13 @@ def _read_svhn(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), labels
 
 
-_READERS = {"mnist": _read_idx_pair, "fashion_mnist": _read_idx_pair, "cifar10": _read_cifar, "svhn": _read_svhn}
+_READERS = {
+    "mnist": _read_idx_pair,
+    "fashion_mnist": _read_idx_pair,
+    "emnist": _read_idx_pair,
+    "cifar10": _read_cifar,
+    "svhn": _read_svhn,
+}
 
 
 def _fetch(url: str, target: Path) -> None:
@@ -191,21 +270,38 @@ def _fetch(url: str, target: Path) -> None:
         raise DataError(f"could not download {url} to {target}: {exc}") from None
 
 
-def _download(name: str, info: ImageSet, base: Path) -> None:
-    if name == "cifar10":
+def _download(info: ImageSet, base: Path) -> None:
+    wanted = [file for split in SPLITS for file in info.files[split]]
+    if info.url.endswith((".tar.gz", ".zip")):  # one archive holds every file
         archive = base / Path(info.url).name
         if not archive.is_file():
             _fetch(info.url, archive)
-        try:
+        _unpack(archive, base, set(wanted))
+        return
+    for file in wanted:
+        if not (base / file).is_file():
+            _fetch(info.url + file, base / file)
+
+
+def _unpack(archive: Path, base: Path, wanted: set[str]) -> None:
+    """Unpack a ``.tar.gz`` whole (CIFAR-10), or of a ``.zip`` the wanted files by name into ``base`` (EMNIST)."""
+    try:
+        if archive.name.endswith(".tar.gz"):
             with tarfile.open(archive) as tar:
                 tar.extractall(base, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise DataError(f"{archive} is not a readable tar.gz archive: {exc}") from None
-        return
-    for split in SPLITS:
-        for file in info.files[split]:
-            if not (base / file).is_file():
-                _fetch(info.url + file, base / file)
+            return
+        with zipfile.ZipFile(archive) as zipped:
+            for member in zipped.infolist():
+                name = Path(member.filename).name
+                if name in wanted and not (base / name).is_file():
+
+                    def copy(tmp: Path, member: zipfile.ZipInfo = member) -> None:
+                        with zipped.open(member) as source, open(tmp, "wb") as out:
+                            shutil.copyfileobj(source, out)
+
+                    atomic_write(base / name, copy)
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise DataError(f"{archive} is not a readable archive (corrupt download?): {exc}") from None
 
 
 def flatten_images(images: np.ndarray, downsample: int = 1) -> np.ndarray:

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.config.diffusion import DiffusionConfig, LatentConfig
+from kirchhoffnet.data.class_images import ClassImages, load_classes
+from kirchhoffnet.data.images import image_set
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.checkpoint import load_state, load_tensors, save_module, save_tensors
-from kirchhoffnet.diffusion.images import SOURCES, load_images
 from kirchhoffnet.diffusion.latent import (
     Classifier,
     ConvVAE,
@@ -34,6 +35,8 @@ from kirchhoffnet.diffusion.latent import (
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled
 from kirchhoffnet.errors import ConfigError
 
+TEST_SHARE = 0.2
+"""Share of the test file held out as ``test`` for a set whose offline copy has only its test files (MNIST)."""
 VAE_FILE, CLASSIFIER_FILE, LATENTS_FILE = "vae.safetensors", "classifier.safetensors", "latents.safetensors"
 LATENT_TENSORS = ("train", "train_labels", "test", "test_labels")
 
@@ -58,12 +61,26 @@ def _settings(config: DiffusionConfig) -> LatentConfig:
     return config.latent
 
 
+def _images(lat: LatentConfig, split: str, max_images: int | None = None) -> ClassImages:
+    return load_classes(
+        lat.dataset,
+        split,
+        tuple(lat.classes or ()),
+        lat.image_size,
+        lat.data_dir,
+        max_images=max_images,
+        split_test_fraction=TEST_SHARE if image_set(lat.dataset).test_only else None,
+        root_key="latent.data_dir",
+        download_key=None,
+    )
+
+
 def prepare(config: DiffusionConfig, out: Path, progress: bool = True) -> tuple[LatentData, dict[str, Any]]:
     """Train the VAE and the judge, save them into the run directory, and return the latent data."""
     lat = _settings(config)
     classes = tuple(lat.classes or ())
-    train_set = load_images(lat.dataset, "train", classes, lat.image_size, lat.data_dir, lat.max_train_images)
-    test_set = load_images(lat.dataset, "test", classes, lat.image_size, lat.data_dir)
+    train_set = _images(lat, "train", lat.max_train_images)
+    test_set = _images(lat, "test")
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     vae = ConvVAE(lat.image_size)
@@ -134,8 +151,7 @@ def evaluate_conditional(
     classes = config.num_classes
     per_class = max(1, config.evaluate.num_samples // classes)
     labels = torch.arange(classes).repeat_interleave(per_class)
-    source = SOURCES[lat.dataset]
-    names = [source.class_names.get(c, str(c)) for c in lat.classes or ()]
+    names = [image_set(lat.dataset).class_name(c) for c in lat.classes or ()]
     metrics: dict[str, Any] = {"samples_per_class": per_class}
     rows: dict[str, np.ndarray] = {}
     for c in range(classes):
