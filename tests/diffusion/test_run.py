@@ -131,7 +131,8 @@ def test_write_verify_programs_a_more_faithful_chip(ring_run, tmp_path):
 
 
 def test_training_can_start_from_a_run(ring_run, tmp_path):
-    head = "task: diffusion\ndata: ring\nseed: 5\nmodel: {kind: crossbar}\nevaluate: {num_samples: 50}\nsample: {steps: 5}\n"
+    head = "task: diffusion\ndata: ring\nseed: 5\nmodel: {kind: crossbar}\n"
+    head += "evaluate: {num_samples: 50}\nsample: {steps: 5}\n"
     train = "train: {epochs: 1, steps_per_epoch: 1, batch_size: 8, lr: 1.0e-12}\n"
     (tmp_path / "fine.yaml").write_text(f"{head}{train}score_matching: {{init_from: '{ring_run}'}}\n")
     result = CliRunner().invoke(app, ["train", str(tmp_path / "fine.yaml"), "--out", str(tmp_path / "run")])

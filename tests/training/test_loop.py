@@ -14,6 +14,7 @@ from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import CHECKPOINT, train
+from kirchhoffnet.training.objective import Objective
 from kirchhoffnet.training.state import load_checkpoint
 
 from .helpers import tiny_flow
@@ -67,14 +68,14 @@ def test_gradient_clipping_bounds_the_gradient_norm(tmp_path):
         norms.append(float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))))
 
     result_model: list = []
-    original = _Objective.__init__
+    original = Objective.__init__
 
     def keep(self, task, model):  # capture the model being trained
         original(self, task, model)
         result_model.append(model)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_Objective, "__init__", keep)
+        patch.setattr(Objective, "__init__", keep)
         result = train(config, tmp_path, progress=False, on_step=record)
     assert len(norms) == 4
     assert max(norms) <= 0.05 * (1 + 1e-5)  # clip_grad_norm_ rescales to the bound (float32 rounding)
@@ -171,7 +172,7 @@ def test_early_stopping_restores_the_best_parameters(tmp_path, monkeypatch):
     monkeypatch.setattr(Flow2dTask, "validate", lambda self, model: {"loss": next(losses)})
     snapshots: dict[int, torch.Tensor] = {}
     holder: list = []
-    original = _Objective.__init__
+    original = Objective.__init__
 
     def keep(self, task, model):
         original(self, task, model)
@@ -181,7 +182,7 @@ def test_early_stopping_restores_the_best_parameters(tmp_path, monkeypatch):
         if info["step"] % 4 == 0:  # the end of an epoch (4 steps each)
             snapshots[info["step"] // 4] = _params(holder[0]).clone()
 
-    monkeypatch.setattr(_Objective, "__init__", keep)
+    monkeypatch.setattr(Objective, "__init__", keep)
     config = tiny_flow(**{"train": {"epochs": 6, "batch_size": 64, "lr": 2e-2, "early_stopping": {"patience": 2}}})
     result = train(config, tmp_path, progress=False, on_step=snapshot)
     assert result.metrics["status"] == "stopped early" and result.metrics["epochs_completed"] == 4
