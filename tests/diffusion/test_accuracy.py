@@ -9,7 +9,8 @@ from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.images import SOURCES
 from kirchhoffnet.diffusion.metrics import kl_pooled
 from kirchhoffnet.diffusion.ring import sample_ring
-from kirchhoffnet.diffusion.run import load_run, sample_run, train
+from kirchhoffnet.diffusion.run import load_run, train
+from kirchhoffnet.diffusion.sampling import sample_run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "diffusion"
 

@@ -10,7 +10,8 @@ from kirchhoffnet.data.toy2d import sample_toy
 from kirchhoffnet.diffusion import kl_pooled, sample_points
 from kirchhoffnet.diffusion.config import parse_config
 from kirchhoffnet.diffusion.images import SOURCES
-from kirchhoffnet.diffusion.run import build_model, load_run, sample_run, speed_energy
+from kirchhoffnet.diffusion.run import build_model, load_run
+from kirchhoffnet.diffusion.sampling import sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
 

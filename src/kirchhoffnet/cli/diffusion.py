@@ -133,7 +133,8 @@ def sample_command(
     """Draw samples from a trained model with a digital or simulated analog solver."""
     import torch
 
-    from kirchhoffnet.diffusion.run import load_run, sample_run
+    from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.diffusion.sampling import sample_run
     from kirchhoffnet.io import save_npy_atomic
     from kirchhoffnet.io.paths import check_out_file
 
@@ -204,7 +205,8 @@ def speed_energy_command(
     ] = None,
 ) -> None:
     """Measure the digital sampler, simulate the crossbar energy, and print the analog speed-up and energy ratio."""
-    from kirchhoffnet.diffusion.run import load_run, speed_energy
+    from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.diffusion.sampling import speed_energy
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.rram.energy import format_report
 

@@ -18,8 +18,9 @@ from torch import Tensor
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.ring import sample_points
-from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run
 from kirchhoffnet.diffusion.sample import time_grid
+from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
 from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS, HIDDEN_CAPACITANCE, circuit_pf_ode

@@ -21,8 +21,9 @@ from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.config import EvaluateConfig
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
 from kirchhoffnet.diffusion.ring import sample_points
-from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run, load_run
 from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS
+from kirchhoffnet.diffusion.sampling import SOLVERS, check_tolerance, sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS
 from kirchhoffnet.errors import CheckpointError, ConfigError
