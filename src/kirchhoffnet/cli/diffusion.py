@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
@@ -262,12 +262,13 @@ def spice_command(
         check_out_dir(folder)
         run = load_run(run_dir)
         _check_request(run.config, samples, None, guidance, option="--samples")
-        if not isinstance(run.model, CircuitScoreModel):
+        if "transient" not in run.model.integrators:
             raise ConfigError(
                 f"{run_dir} holds a crossbar score model; `diffusion spice` exports KirchhoffNet score circuits "
                 "(train with model.kind: kirchhoffnet)"
             )
-        model = run.model.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
+        circuit = cast(CircuitScoreModel, run.model)  # a field with a transient is a score circuit
+        model = circuit.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
         capacitance = HIDDEN_CAPACITANCE if hidden_capacitance is None else hidden_capacitance
         w = run.config.sample.guidance if guidance is None else guidance
         check, deck = verify_score_circuit(

@@ -1,11 +1,12 @@
 """Score-based diffusion on an analog RRAM solver (Yang et al., arXiv 2404.05648): the VP-SDE, the tiny
-score network, denoising score matching with the noise-aware option, digital and analog samplers, and
-the histogram KL metrics."""
+score network, denoising score matching with the noise-aware option, the score-field protocol, the sampler
+registry (digital and analog samplers), and the histogram KL metrics."""
 
 from kirchhoffnet.diffusion.analog import AnalogRun, analog_sample, program_chip
+from kirchhoffnet.diffusion.field import Guided, ScoreField
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
 from kirchhoffnet.diffusion.ring import POINT_SETS, sample_points, sample_ring
-from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
+from kirchhoffnet.diffusion.samplers import DIGITAL_SOLVERS, SOLVER_ALIASES, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet, TimeEmbedding
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.train import TrainSettings, dsm_loss, train_score
@@ -13,8 +14,11 @@ from kirchhoffnet.diffusion.train import TrainSettings, dsm_loss, train_score
 __all__ = [
     "DIGITAL_SOLVERS",
     "POINT_SETS",
+    "SOLVER_ALIASES",
     "VPSDE",
     "AnalogRun",
+    "Guided",
+    "ScoreField",
     "ScoreModel",
     "ScoreNet",
     "TimeEmbedding",

@@ -1,27 +1,27 @@
-"""Sampling a run's model with any solver, and its speed/energy report (:mod:`.run` loads the run,
-:mod:`.evaluate` scores it)."""
+"""Sampling a run's model with any solver of the registry (:mod:`.samplers`), and its speed/energy report
+(:mod:`.run` loads the run, :mod:`.evaluate` scores it)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from torch import Tensor
 
-from kirchhoffnet.diffusion.analog import analog_sample, program_chip
-from kirchhoffnet.diffusion.config import DiffusionConfig
+from kirchhoffnet.diffusion.config import SampleConfig
+from kirchhoffnet.diffusion.field import ScoreField, check_labels
 from kirchhoffnet.diffusion.run import Run
-from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS, sample
-from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
-from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS, circuit_sample
-from kirchhoffnet.errors import ConfigError, unknown_choice
+from kirchhoffnet.diffusion.samplers import SOLVER_ALIASES, Draw, draw, program, resolve
+from kirchhoffnet.diffusion.score import ScoreModel
+from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
-SOLVERS = (*DIGITAL_SOLVERS, "analog", "analog-ode")
-"""``euler``/``pf-ode``: digital reverse SDE / probability-flow ODE; ``analog``/``analog-ode``: the
-simulated RRAM loop solving the reverse SDE / the probability-flow ODE."""
+SOLVERS = tuple(SOLVER_ALIASES)
+"""The solver names of the command line (:data:`~.samplers.SOLVER_ALIASES`): ``euler``/``pf-ode`` the reverse
+SDE / probability-flow ODE solved digitally (a score circuit's ``pf-ode``: its own transient),
+``analog``/``analog-ode`` the same on the simulated RRAM loop; ``equation/integrator`` names any other."""
 
 
 def sample_run(
@@ -40,82 +40,60 @@ def sample_run(
     """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
 
     Args:
+        solver: a name of :data:`SOLVERS` or ``equation/integrator`` (:mod:`.samplers`).
         prog_noise: programming noise σ of the chip (overrides the config's ``rram.prog_noise``). With a
             digital solver the programmed chip's effective weights are used, so noise can be studied
-            apart from the analog loop.
+            apart from the analog loop. Crossbar models only.
         chip_seed: which chip (the programming randomness).
         steps: solver steps (default: ``sample.steps`` for digital, ``analog.steps`` for analog).
         exact: ignore the config's sharpening (``sample.ode_beta_scale``, ``sample.sde_score_gain``).
         verify_tolerance: program the chip with write-verify at this relative tolerance (overrides the
             config's ``rram.verify_tolerance``).
     """
-    if solver not in SOLVERS:
-        raise ConfigError(unknown_choice("solver", solver, SOLVERS))
+    model: ScoreField = run.model
+    equation, integrator = method = resolve(model, solver)
+    if int(n) < 1:
+        raise ConfigError(f"the number of samples must be positive, got {n}")
     config = run.config
-    ode = solver in ("pf-ode", "analog-ode")
-    guidance = config.sample.guidance if guidance is None else guidance
-    if isinstance(run.model, CircuitScoreModel):
-        return _sample_circuit(run.model, config, n, solver, prog_noise, seed, steps, exact, labels, guidance)
-    model = run.model
-    if not exact:
-        model = (
-            model.sharpened(config.sample.ode_beta_scale, 1.0)
-            if ode
-            else model.sharpened(1.0, config.sample.sde_score_gain)
-        )
+    field = model if exact else sharpened(model, equation, config.sample)
+    info: dict[str, Any] = {"solver": solver, "equation": equation, "integrator": integrator}
     device = config.rram
     if prog_noise is not None:
         device = device.model_copy(update={"prog_noise": prog_noise})
     if verify_tolerance is not None:
         device = device.model_copy(update={"verify_tolerance": check_tolerance(verify_tolerance)})
-    chip = program_chip(model, device, seed=chip_seed)
+    on_chip = program(field, method, device, chip_seed)
+    if on_chip is not None:
+        info |= {"prog_noise": device.prog_noise, "verify_tolerance": device.verify_tolerance, "chip_seed": chip_seed}
+    elif prog_noise is not None or verify_tolerance is not None:
+        raise ConfigError(
+            f"--prog-noise and --verify-tolerance program an RRAM chip, and {solver} ({equation}/{integrator}) of "
+            f"the {model.backend} score model runs on none"
+        )
+    info["exact"] = exact
+    loop = config.analog if steps is None else config.analog.model_copy(update={"steps": steps})
+    request = Draw(
+        int(n),
+        steps or config.sample.steps,
+        seed,
+        check_labels(model.num_classes, labels, int(n)),
+        config.sample.guidance if guidance is None else guidance,
+        loop=loop,
+        **(on_chip or {}),
+    )
     start = time.perf_counter()
-    info: dict[str, Any] = {
-        "solver": solver,
-        "prog_noise": device.prog_noise,
-        "verify_tolerance": device.verify_tolerance,
-        "chip_seed": chip_seed,
-        "exact": exact,
-    }
-    if solver in DIGITAL_SOLVERS:
-        weights = chip.effective() if device != type(device)() else None
-        x = sample(model, n, solver, steps or config.sample.steps, seed, labels, guidance, weights)
-    else:
-        settings = config.analog if steps is None else config.analog.model_copy(update={"steps": steps})
-        mode = "sde" if solver == "analog" else "ode"
-        result = analog_sample(model, n, chip, settings, mode, seed, labels, guidance)
-        x = result.samples
-        info["crossbar_energy_j"] = result.report.crossbar_energy_j
-        info["mean_crossbar_power_w"] = result.report.mean_crossbar_power_w
-        info["peak_hidden_v"] = result.report.peak_hidden_v
+    x, measured = draw(field, method, request)
+    info |= measured
     info["wall_time_s"] = time.perf_counter() - start
     return x, info
 
 
-def _sample_circuit(
-    model: CircuitScoreModel,
-    config: DiffusionConfig,
-    n: int,
-    solver: str,
-    prog_noise: float | None,
-    seed: int,
-    steps: int | None,
-    exact: bool,
-    labels: Tensor | None,
-    guidance: float,
-) -> tuple[Tensor, dict[str, Any]]:
-    """:func:`sample_run` for the KirchhoffNet score circuit: its own transient (``pf-ode``) or the reverse SDE."""
-    if solver not in CIRCUIT_SOLVERS or prog_noise is not None:
-        raise ConfigError(
-            f"the KirchhoffNet score circuit samples with --solver euler or pf-ode and no --prog-noise "
-            f"(got {solver!r}{'' if prog_noise is None else f', prog_noise {prog_noise}'}); analog and chips are RRAM"
-        )
-    if solver == "pf-ode" and not exact:
-        model = model.sharpened(config.sample.ode_beta_scale)
-    start = time.perf_counter()
-    x = circuit_sample(model, n, solver, steps or config.sample.steps, seed, labels=labels, guidance=guidance)
-    info = {"solver": solver, "exact": exact, "wall_time_s": time.perf_counter() - start}
-    return x, info
+def sharpened(field: ScoreField, equation: str, sample: SampleConfig) -> ScoreField:
+    """``field`` as the run samples ``equation``: the probability-flow ODE with β × ``sample.ode_beta_scale``,
+    the reverse SDE with the score × ``sample.sde_score_gain``."""
+    if equation == "pf-ode":
+        return field.sharpened(sample.ode_beta_scale, 1.0)
+    return field.sharpened(1.0, sample.sde_score_gain)
 
 
 def check_tolerance(tolerance: float) -> float:
@@ -139,10 +117,10 @@ def speed_energy(
     assumption, overridable through ``assumptions``.
     """
     config = run.config
-    if isinstance(run.model, CircuitScoreModel):
+    if "analog" not in run.model.integrators:
         raise ConfigError(
-            f"{run.path} holds a KirchhoffNet score circuit: speed-energy models the RRAM loop; "
-            "`kirchhoffnet diffusion evaluate` writes the circuit's latency and energy"
+            f"{run.path} holds a {run.model.backend} score model, which has no RRAM loop: speed-energy models "
+            "the RRAM loop; `kirchhoffnet diffusion evaluate` writes a score circuit's latency and energy"
         )
     steps = config.sample.steps
     if batch_time_s is None:
@@ -161,7 +139,7 @@ def speed_energy(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"speed/energy assumption {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    net = run.model.net
+    net = cast(ScoreModel, run.model).net  # the RRAM loop runs the crossbar network
     report = speed_energy_report(model, config.analog.integration_time_s, crossbar_energy_j, net.width, net.dim)
     write_text_atomic(run.path / "speed_energy.txt", format_report(report) + "\n")
     return report
