@@ -105,8 +105,9 @@ def sample_command(
     solver: Annotated[
         str,
         typer.Option(
-            help="euler (digital reverse SDE), pf-ode (digital probability-flow ODE), "
-            "analog (RRAM loop, reverse SDE) or analog-ode (RRAM loop, probability-flow ODE)."
+            help="euler (digital reverse SDE), pf-ode (probability-flow ODE: digital, or a score circuit's "
+            "transient), analog (RRAM loop, reverse SDE), analog-ode (RRAM loop, probability-flow ODE), or "
+            "EQUATION/INTEGRATOR (reverse-sde|pf-ode / euler|transient|analog, e.g. pf-ode/euler)."
         ),
     ] = "analog",
     prog_noise: Annotated[
