@@ -28,7 +28,7 @@ def circuit(num_classes: int = 0) -> CircuitScoreModel:
 
 
 def test_both_models_are_score_fields_with_their_solver_names():
-    fields: list[ScoreField] = [crossbar(), circuit()]  # type-checked against the protocol
+    fields: list[ScoreField] = [crossbar(), circuit()]
     assert solver_names(fields[0]) == ("euler", "pf-ode", "analog", "analog-ode")
     assert solver_names(fields[1]) == ("pf-ode", "euler")
     assert resolve(fields[0], "pf-ode") == ("pf-ode", "euler")
