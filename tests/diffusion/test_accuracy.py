@@ -9,7 +9,8 @@ from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.points import sample_ring
 from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.metrics import kl_pooled
-from kirchhoffnet.diffusion.run import load_run, sample_run
+from kirchhoffnet.diffusion.run import load_run
+from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.training import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "diffusion"

@@ -12,7 +12,8 @@ from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.data.toy2d import sample_toy
 from kirchhoffnet.diffusion import kl_pooled
-from kirchhoffnet.diffusion.run import build_model, load_run, sample_run, speed_energy
+from kirchhoffnet.diffusion.run import build_model, load_run
+from kirchhoffnet.diffusion.sampling import sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
 
@@ -85,8 +86,10 @@ def test_a_flow_data_set_is_a_task_of_the_score_circuit(tmp_path):
 
 def test_circuit_runs_refuse_rram_solvers(circuit_run):
     run = load_run(circuit_run)
-    with pytest.raises(ConfigError, match="samples with --solver euler or pf-ode and no --prog-noise"):
+    with pytest.raises(ConfigError, match=r"circuit score model cannot sample with 'analog' \(reverse-sde/analog\)"):
         sample_run(run, 10, "analog")
+    with pytest.raises(ConfigError, match=r"program an RRAM chip, and pf-ode .* runs on none"):
+        sample_run(run, 10, "pf-ode", prog_noise=0.1)
     with pytest.raises(ConfigError, match="speed-energy models the RRAM loop"):
         speed_energy(run)
 

@@ -5,11 +5,13 @@ import torch
 
 from kirchhoffnet.data.points import sample_ring
 from kirchhoffnet.diffusion import VPSDE, dsm_loss
-from kirchhoffnet.diffusion.sample import reference_euler
+from kirchhoffnet.diffusion.field import Guided
+from kirchhoffnet.diffusion.sample import euler_scheme
+from kirchhoffnet.diffusion.samplers import sample
 from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
 from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
-from kirchhoffnet.diffusion.score_circuit.sample import circuit_pf_ode, circuit_sample
+from kirchhoffnet.diffusion.score_circuit.sample import circuit_pf_ode
 from kirchhoffnet.diffusion.score_circuit.topology import score_topology
 from kirchhoffnet.errors import ConfigError, DataError
 
@@ -170,7 +172,7 @@ def test_pf_ode_as_circuit_dynamics_equals_the_generic_sampler():
     model = tiny()
     x = torch.randn(20, 2, dtype=torch.float64)
     circuit_run = circuit_pf_ode(model, x, steps=40)
-    generic = reference_euler(model.score, model.sde, x, False, 40)
+    generic = euler_scheme(model.score, model.sde, x, False, 40)
     torch.testing.assert_close(circuit_run, generic, rtol=0, atol=1e-10)  # same equation, float64 rounding
 
 
@@ -178,7 +180,7 @@ def test_sharpening_is_a_smaller_data_capacitor():
     model = tiny()
     x = torch.randn(8, 2, dtype=torch.float64)
     sharp = circuit_pf_ode(model.sharpened(2.0), x, steps=30)
-    generic = reference_euler(model.score, model.sde.scaled(2.0), x, False, 30)
+    generic = euler_scheme(model.score, model.sde.scaled(2.0), x, False, 30)
     torch.testing.assert_close(sharp, generic, rtol=0, atol=1e-10)
 
 
@@ -217,8 +219,8 @@ def test_tiny_training_lowers_the_dsm_loss(kind):
 
 def test_reverse_sde_sampler_runs_and_is_reproducible():
     model = tiny(dtype=torch.float32)
-    a = circuit_sample(model, 50, "euler", steps=20, seed=4)
-    b = circuit_sample(model, 50, "euler", steps=20, seed=4)
+    a = sample(model, 50, "euler", steps=20, seed=4)
+    b = sample(model, 50, "euler", steps=20, seed=4)
     assert a.shape == (50, 2) and torch.isfinite(a).all()
     torch.testing.assert_close(a, b)
 
@@ -228,13 +230,13 @@ def test_reverse_sde_warm_starts_newton_at_the_same_equilibria(guidance):
     model = conditional(dtype=torch.float32, init_scale=3.0)  # large gains: Newton needs several iterations
     labels = torch.arange(40) % 3
     generator = torch.Generator().manual_seed(3)
-    x = torch.randn(40, 2, generator=generator)  # what circuit_sample draws first with seed 3
+    x = torch.randn(40, 2, generator=generator)  # what sample draws first with seed 3
 
     def cold(z, s):
-        return model.score(z, s, labels, guidance)  # every call settles from h = 0
+        return Guided(model, guidance).score(z, s, labels)  # every call settles from h = 0
 
-    expected = reference_euler(cold, model.sde, x, True, 30, generator)
-    warm = circuit_sample(model, 40, "euler", steps=30, seed=3, labels=labels, guidance=guidance)
+    expected = euler_scheme(cold, model.sde, x, True, 30, generator)
+    warm = sample(model, 40, "euler", steps=30, seed=3, labels=labels, guidance=guidance)
     torch.testing.assert_close(warm, expected, rtol=0, atol=1e-4)
 
 
@@ -257,10 +259,16 @@ def test_bad_circuit_settings(kwargs, match):
 
 def test_sampler_and_model_errors():
     model = tiny(dtype=torch.float32)
-    with pytest.raises(ConfigError, match="unknown score-circuit solver 'analog'"):
-        circuit_sample(model, 10, "analog")
+    with pytest.raises(
+        ConfigError,
+        match=r"circuit score model cannot sample with 'analog' \(reverse-sde/analog\); "
+        r"it supports: pf-ode \(pf-ode/transient\), euler \(reverse-sde/euler\), pf-ode/euler$",
+    ):
+        sample(model, 10, "analog")
+    with pytest.raises(ConfigError, match="unknown solver 'rk4'; choose one of: analog, analog-ode, euler, pf-ode, "):
+        sample(model, 10, "rk4")
     with pytest.raises(ConfigError, match="number of samples must be positive"):
-        circuit_sample(model, 0)
+        sample(model, 0)
     with pytest.raises(ConfigError, match="hidden_capacitance must be >= 0"):
         circuit_pf_ode(model, torch.zeros(2, 2), 3, hidden_capacitance=-1.0)
     with pytest.raises(ConfigError, match="score_gain 1"):
@@ -312,11 +320,11 @@ def test_guidance_mixes_the_currents_of_two_circuit_copies():
     model = conditional()
     x, s = torch.randn(6, 2, dtype=torch.float64), torch.full((6,), 0.3, dtype=torch.float64)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    guided = model.velocity(x, s, labels, guidance=1.5)
+    guided = Guided(model, 1.5).velocity(x, s, labels)
     free = model.velocity(x, s, torch.full_like(labels, -1))
     torch.testing.assert_close(guided, 2.5 * model.velocity(x, s, labels) - 1.5 * free)
     beta = model.sde.beta(s).unsqueeze(1)
-    torch.testing.assert_close(model.score(x, s, labels, 1.5), 2 * guided / beta - x)
+    torch.testing.assert_close(Guided(model, 1.5).score(x, s, labels), 2 * guided / beta - x)
 
 
 def test_guided_circuit_transient_is_the_guided_probability_flow():
@@ -326,9 +334,9 @@ def test_guided_circuit_transient_is_the_guided_probability_flow():
     quasi = circuit_pf_ode(sharp, x, 40, labels=labels, guidance=0.7)
 
     def score(z, s):
-        return model.score(z, s, labels, 0.7)
+        return Guided(model, 0.7).score(z, s, labels)
 
-    generic = reference_euler(score, model.sde.scaled(1.3), x, False, 40)
+    generic = euler_scheme(score, model.sde.scaled(1.3), x, False, 40)
     torch.testing.assert_close(quasi, generic, rtol=0, atol=1e-9)  # warm-started Newton: the same equilibria
     full = circuit_pf_ode(sharp, x, 40, hidden_capacitance=1e-3, labels=labels, guidance=0.7)
     assert 0 < float((full - quasi).abs().max()) < 0.05  # each copy's hidden nodes integrated, O(C_h) apart
@@ -344,17 +352,17 @@ def test_conditional_training_puts_each_class_where_its_data_is():
 
     fit(model, batches, steps=300, label_dropout=0.1)
     for label, side in ((0, 1.0), (1, -1.0)):
-        x = circuit_sample(model, 300, "pf-ode", steps=60, labels=torch.tensor(label))
+        x = sample(model, 300, "pf-ode", steps=60, labels=torch.tensor(label))
         assert side * float(x[:, 0].mean()) > 0.6 and float(x[:, 1].abs().mean()) < 0.4
 
 
 def test_conditional_label_errors():
     model = conditional(dtype=torch.float32)
     with pytest.raises(DataError, match="conditional on 3 classes: pass labels"):
-        circuit_sample(model, 4)
+        sample(model, 4)
     with pytest.raises(DataError, match=r"labels must lie in \[-1, 3\)"):
-        circuit_sample(model, 4, labels=torch.tensor(3))
+        sample(model, 4, labels=torch.tensor(3))
     with pytest.raises(DataError, match="got 3 labels for 4 samples"):
-        circuit_sample(model, 4, labels=torch.tensor([0, 1, 2]))
+        sample(model, 4, labels=torch.tensor([0, 1, 2]))
     with pytest.raises(DataError, match="1-D integer tensor"):
         model.velocity(torch.zeros(2, 2), torch.tensor(0.5), torch.zeros(2))

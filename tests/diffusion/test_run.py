@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.data.images import IMAGE_SETS
-from kirchhoffnet.diffusion.run import load_run, sample_run
+from kirchhoffnet.diffusion.run import load_run
+from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.errors import CheckpointError, ConfigError
 
 TINY_RING = """

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from kirchhoffnet.diffusion.sample import euler_loop, reference_euler, sample
+from kirchhoffnet.diffusion.field import Guided
+from kirchhoffnet.diffusion.sample import euler_loop, euler_scheme
+from kirchhoffnet.diffusion.samplers import sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.errors import ConfigError, DataError
@@ -24,8 +26,8 @@ def test_fused_loop_equals_the_plain_scheme(stochastic, num_classes, guidance, p
     labels = torch.tensor([0, 1, 2, -1] * 25) if num_classes else None
     x = torch.randn(100, 2)
     fused = euler_loop(model, x, stochastic, 150, torch.Generator().manual_seed(3), labels, guidance)
-    plain = reference_euler(
-        lambda y, s: model.score(y, s, labels, guidance),
+    plain = euler_scheme(
+        lambda y, s: Guided(model, guidance).score(y, s, labels),
         model.sde,
         x,
         stochastic,
@@ -47,7 +49,7 @@ def test_schemes_recover_gaussian_data_from_its_exact_score(stochastic):
         return -(x - m[:, None] * mu) / (m[:, None] ** 2 * v + sigma[:, None] ** 2)
 
     g = torch.Generator().manual_seed(0)
-    x = reference_euler(score, sde, torch.randn(10_000, 2, generator=g, dtype=torch.float64), stochastic, 400, g)
+    x = euler_scheme(score, sde, torch.randn(10_000, 2, generator=g, dtype=torch.float64), stochastic, 400, g)
     # standard errors with 1e4 samples: mean ≈ 0.005, variance ≈ 0.0035; the Euler bias O(β Δs) is ≲ 0.01
     torch.testing.assert_close(x.mean(dim=0), mu, rtol=0, atol=0.025)
     torch.testing.assert_close(x.var(dim=0), torch.full((2,), v, dtype=torch.float64), rtol=0, atol=0.025)
@@ -93,7 +95,7 @@ def test_weights_override_the_network():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"solver": "rk4"}, ConfigError, "unknown digital solver 'rk4'; choose one of: euler, pf-ode"),
+        ({"solver": "rk4"}, ConfigError, "unknown solver 'rk4'; choose one of: analog, analog-ode, euler, pf-ode, "),
         ({"n": 0}, ConfigError, "the number of samples must be positive, got 0"),
         ({"steps": 0}, ConfigError, "the number of sampling steps must be positive, got 0"),
         ({"labels": torch.tensor([1])}, DataError, "this model is unconditional but labels were given"),

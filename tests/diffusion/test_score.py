@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from kirchhoffnet.diffusion.field import Guided
 from kirchhoffnet.diffusion.score import ClassEmbedding, ScoreModel, ScoreNet, TimeEmbedding, weight_noise_layers
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.errors import ConfigError, DataError
@@ -47,7 +48,7 @@ def test_guidance_mixes_conditional_and_free_scores():
     model = ScoreModel(ScoreNet(num_classes=3), VPSDE())
     x, s, labels = torch.randn(5, 2), torch.full((5,), 0.3), torch.tensor([0, 1, 2, 0, 1])
     conditional, free = model.score(x, s, labels), model.score(x, s, torch.full((5,), -1))
-    torch.testing.assert_close(model.score(x, s, labels, guidance=2.0), 3 * conditional - 2 * free)
+    torch.testing.assert_close(Guided(model, 2.0).score(x, s, labels), 3 * conditional - 2 * free)
 
 
 def test_weight_noise_is_bounded_and_vanishes_at_zero_std():

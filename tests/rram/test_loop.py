@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
-from kirchhoffnet.diffusion.sample import sample
+from kirchhoffnet.diffusion.samplers import sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.errors import ConfigError, SolverError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
@@ -60,8 +60,9 @@ def sample_command(
     solver: Annotated[
         str,
         typer.Option(
-            help="euler (digital reverse SDE), pf-ode (digital probability-flow ODE), "
-            "analog (RRAM loop, reverse SDE) or analog-ode (RRAM loop, probability-flow ODE)."
+            help="euler (digital reverse SDE), pf-ode (probability-flow ODE: digital, or a score circuit's "
+            "transient), analog (RRAM loop, reverse SDE), analog-ode (RRAM loop, probability-flow ODE), or "
+            "EQUATION/INTEGRATOR (reverse-sde|pf-ode / euler|transient|analog, e.g. pf-ode/euler)."
         ),
     ] = "analog",
     prog_noise: Annotated[
@@ -88,7 +89,8 @@ def sample_command(
     """Draw samples from a trained model with a digital or simulated analog solver."""
     import torch
 
-    from kirchhoffnet.diffusion.run import load_run, sample_run
+    from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.diffusion.sampling import sample_run
     from kirchhoffnet.io import save_npy_atomic
     from kirchhoffnet.io.paths import check_out_file
 
@@ -160,7 +162,8 @@ def speed_energy_command(
     ] = None,
 ) -> None:
     """Measure the digital sampler, simulate the crossbar energy, and print the analog speed-up and energy ratio."""
-    from kirchhoffnet.diffusion.run import load_run, speed_energy
+    from kirchhoffnet.diffusion.run import load_run
+    from kirchhoffnet.diffusion.sampling import speed_energy
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.rram.energy import format_report
 
@@ -216,12 +219,13 @@ def spice_command(
         check_out_dir(folder)
         run = load_run(run_dir)
         _check_request(run.config, samples, None, guidance, option="--samples")
-        if not isinstance(run.model, CircuitScoreModel):
+        if "transient" not in run.model.integrators:
             raise ConfigError(
                 f"{run_dir} holds a crossbar score model; `diffusion spice` exports KirchhoffNet score circuits "
                 "(train with model.kind: kirchhoffnet)"
             )
-        model = run.model.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
+        circuit = cast(CircuitScoreModel, run.model)  # a field with a transient is a score circuit
+        model = circuit.sharpened(run.config.sample.ode_beta_scale)  # the sampler the run uses
         capacitance = HIDDEN_CAPACITANCE if hidden_capacitance is None else hidden_capacitance
         w = run.config.sample.guidance if guidance is None else guidance
         check, deck = verify_score_circuit(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kirchhoffnet.diffusion.sample import check_labels
+from kirchhoffnet.diffusion.field import check_labels, guidance_gains
 from kirchhoffnet.diffusion.score import ScoreModel
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, unknown_choice
@@ -90,10 +90,11 @@ def analog_sample(
 
     class_drive = net.class_drive(labels)
     drives: list[tuple[float, Drive]] = [(1.0, time_drive)]
-    if class_drive is not None:
-        drives = [(1.0 + guidance, lambda tau: time_drive(tau) + class_drive)]
-        if guidance:
-            drives.append((-guidance, time_drive))
+    if class_drive is not None:  # the guided copies as branches, the unconditional one with its class sources at 0
+        gains = guidance_gains(labels, guidance)
+        drives = [(gains[0], lambda tau: time_drive(tau) + class_drive)]
+        if len(gains) > 1:
+            drives.append((gains[1], time_drive))
     loop = ClosedLoop(chip, coefficients, drives, settings, read_seed=seed + 1)
     x0 = torch.randn(int(n), net.dim, generator=torch.Generator().manual_seed(seed))
     with single_thread():

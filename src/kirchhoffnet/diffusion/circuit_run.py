@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -22,11 +22,13 @@ from kirchhoffnet.circuit.power import charging_energy
 from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.metrics import kl_report
-from kirchhoffnet.diffusion.run import RUN_METRICS, Run, sample_run
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run
 from kirchhoffnet.diffusion.sample import time_grid
+from kirchhoffnet.diffusion.samplers import solver_names
+from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
-from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS, HIDDEN_CAPACITANCE, circuit_pf_ode
+from kirchhoffnet.diffusion.score_circuit.sample import HIDDEN_CAPACITANCE, circuit_pf_ode
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware.energy import energies, latency
@@ -139,11 +141,12 @@ def run_hardware(
     :func:`physical_report`) as the run samples it: its β scale, and for a conditional
     circuit its classes in turn with the configured guidance. ``fit_supply``: at the largest voltage scale V₀
     that keeps every node inside the design's supply (the design's V₀ ignored)."""
-    model, config = run.model, run.config
-    if not isinstance(model, CircuitScoreModel):
+    config = run.config
+    if "transient" not in run.model.integrators:
         raise ConfigError(
             f"{run.path} holds a crossbar score model; its speed and energy are `kirchhoffnet diffusion speed-energy`"
         )
+    model = cast(CircuitScoreModel, run.model)
     design = design or PhysicalDesign()
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     guidance = config.sample.guidance if labels is not None else 0.0
@@ -190,7 +193,9 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
         sample_points(config.data, n, seed=config.evaluate.reference_seed + 1), reference
     )
     panels = {f"{config.data} (reference)": reference.numpy()}
-    runs = [(solver, False) for solver in CIRCUIT_SOLVERS] + [("pf-ode", True)] * (config.sample.ode_beta_scale != 1)
+    runs = [(solver, False) for solver in solver_names(model)] + [("pf-ode", True)] * (
+        config.sample.ode_beta_scale != 1
+    )
     for solver, exact in runs:
         x, info = sample_run(run, n, solver, seed=seed, exact=exact)
         name = f"{solver} (exact)" if exact else solver

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch import Tensor
@@ -21,10 +21,10 @@ from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_run import evaluate_circuit, run_hardware
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
-from kirchhoffnet.diffusion.run import RUN_METRICS, SOLVERS, Run, check_tolerance, load_run, sample_run, speed_energy
-from kirchhoffnet.diffusion.sample import DIGITAL_SOLVERS
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run, load_run
+from kirchhoffnet.diffusion.samplers import DIGITAL_SOLVERS, solver_names
+from kirchhoffnet.diffusion.sampling import check_tolerance, sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
-from kirchhoffnet.diffusion.score_circuit.sample import CIRCUIT_SOLVERS
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.textfile import read_json_mapping, require_types
@@ -46,8 +46,8 @@ def evaluate(
         verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
     """
     run = load_run(run_dir)
-    if isinstance(run.model, CircuitScoreModel) and run.config.unconditional:
-        return evaluate_circuit(run, run.model, progress)
+    if "transient" in run.model.integrators and run.config.unconditional:  # a circuit: its transient's metrics
+        return evaluate_circuit(run, cast(CircuitScoreModel, run.model), progress)
     if verify_tolerance is not None:
         check_tolerance(verify_tolerance)
         evaluate_config = run.config.evaluate.model_copy(update={"verify_tolerance": verify_tolerance})
@@ -66,10 +66,9 @@ def _evaluate_latent(run: Run, progress: bool) -> dict[str, Any]:
     def sampler(n: int, solver: str, labels: Tensor, guidance: float) -> Tensor:
         return sample_run(run, n, solver, seed=config.seed, labels=labels, guidance=guidance)[0]
 
-    circuit = run.model if isinstance(run.model, CircuitScoreModel) else None
-    solvers = SOLVERS if circuit is None else CIRCUIT_SOLVERS
+    solvers = solver_names(run.model)
     metrics = {"data": "latent", **evaluate_conditional(run.path, config, sampler, solvers, progress)}
-    if circuit is not None:
+    if "transient" in run.model.integrators:
         metrics["model"] = "kirchhoffnet"
         metrics["hardware"] = run_hardware(run)
     write_json_atomic(run.path / RUN_METRICS, metrics)
@@ -105,7 +104,7 @@ def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]
     floor = sample_points(config.data, n, seed=config.evaluate.reference_seed + 1)
     metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
     panels = {f"{config.data} (reference)": reference.numpy()}
-    for solver in SOLVERS:
+    for solver in solver_names(run.model):
         x, info = sample_run(run, n, solver, seed=config.seed)
         metrics[solver] = {**kl_report(x, reference), **info}
         panels[solver] = x.numpy()

@@ -43,7 +43,6 @@ class CrossbarScore(Protocol):
         x: Tensor,
         s: Tensor,
         labels: Tensor | None = None,
-        guidance: float = 0.0,
         linear: Sequence[Linear] | None = None,
     ) -> Tensor: ...
 

@@ -1,7 +1,10 @@
-"""Digital samplers: Euler–Maruyama on the reverse-time SDE and Euler on the probability-flow ODE.
+"""The digital integrator: Euler–Maruyama on the reverse-time SDE and Euler on the probability-flow ODE.
 
-Both integrate diffusion time from s = 1 down to s_min on a uniform grid of ``steps`` steps, starting from
-x ~ N(0, I). Reverse SDE step (Δ = s_k − s_{k+1} > 0):
+:func:`euler_scheme` is the one Euler implementation, for any score function; :func:`euler_loop` is the same
+contract fused for the crossbar score network, registered as its fast implementation in
+:mod:`kirchhoffnet.diffusion.samplers` (tests hold it to :func:`euler_scheme` to rounding). Both integrate
+diffusion time from s = 1 down to s_min on a uniform grid of ``steps`` steps, starting from x ~ N(0, I).
+Reverse SDE step (Δ = s_k − s_{k+1} > 0):
 
     x ← x + [½ β x + β ∇log p] Δ + √(β Δ) z,       probability-flow ODE:  x ← x + ½ β [x + ∇log p] Δ.
 
@@ -20,14 +23,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from kirchhoffnet.diffusion.field import guidance_gains
 from kirchhoffnet.diffusion.score import ScoreModel
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.diffusion.threads import single_thread
-from kirchhoffnet.errors import ConfigError, DataError, unknown_choice
+from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.progress import bar
-
-DIGITAL_SOLVERS = ("euler", "pf-ode")
-"""``euler``: Euler–Maruyama on the reverse SDE; ``pf-ode``: Euler on the probability-flow ODE."""
 
 Weights = Sequence[tuple[Tensor, Tensor | None]]
 """Per-layer (weight (out, in), bias (out,) or None), e.g. the effective weights of a programmed chip."""
@@ -42,64 +43,7 @@ def time_grid(sde: VPSDE, steps: int, dtype: torch.dtype = torch.float64) -> Ten
     return torch.linspace(1.0, sde.s_min, int(steps) + 1, dtype=dtype)
 
 
-def check_request(solver: str, n: int, kind: str) -> None:
-    """Refuses a solver outside :data:`DIGITAL_SOLVERS` (naming it as ``kind``) or a sample count below 1."""
-    if solver not in DIGITAL_SOLVERS:
-        raise ConfigError(unknown_choice(kind, solver, DIGITAL_SOLVERS))
-    if int(n) < 1:
-        raise ConfigError(f"the number of samples must be positive, got {n}")
-
-
-def check_labels(classes: int, labels: Tensor | None, n: int) -> Tensor | None:
-    """Labels of a model conditional on ``classes`` classes as a (n,) long tensor; refuses labels for an
-    unconditional one (``classes`` 0)."""
-    if labels is None:
-        if classes:
-            raise DataError(f"this model is conditional on {classes} classes: pass labels (-1 = unconditional)")
-        return None
-    if not classes:
-        raise DataError("this model is unconditional but labels were given")
-    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-    if labels.numel() == 1:
-        labels = labels.expand(n)
-    if labels.numel() != n:
-        raise DataError(f"got {labels.numel()} labels for {n} samples; give one label or one per sample")
-    return labels.contiguous()
-
-
-@torch.no_grad()
-def sample(
-    model: ScoreModel,
-    n: int,
-    solver: str = "euler",
-    steps: int = 10_000,
-    seed: int = 0,
-    labels: Tensor | None = None,
-    guidance: float = 0.0,
-    weights: Weights | None = None,
-    progress: bool = False,
-) -> Tensor:
-    """``n`` samples of the model by a digital Euler solver.
-
-    Args:
-        solver: ``euler`` (reverse SDE) or ``pf-ode`` (probability-flow ODE).
-        steps: Euler steps from s = 1 to s_min.
-        seed: seeds the initial points and the SDE noise.
-        labels: class per sample (or one for all) for a conditional model; −1 = unconditional.
-        guidance: classifier-free guidance strength w (score = (1 + w) s(x|c) − w s(x)).
-        weights: replaces the network's layer weights (a programmed chip's effective weights).
-
-    Shapes:
-        Returns (n, dim) float32.
-    """
-    check_request(solver, n, "digital solver")
-    labels = check_labels(model.net.num_classes, labels, int(n))
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(int(n), model.dim, generator=generator)
-    return euler_loop(model, x, solver == "euler", steps, generator, labels, guidance, weights, progress)
-
-
-def reference_euler(
+def euler_scheme(
     score: Callable[[Tensor, Tensor], Tensor],
     sde: VPSDE,
     x: Tensor,
@@ -107,19 +51,18 @@ def reference_euler(
     steps: int,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The same Euler schemes written plainly for any score function ``score(x, s)``.
-
-    It draws the noise exactly like :func:`euler_loop`, so the two agree to rounding; tests use it to
-    check the fused loop, and to check the schemes on data whose score is known in closed form.
+    """Euler–Maruyama on the reverse SDE (``stochastic``) or Euler on the probability-flow ODE, for any score
+    function ``score(x, s)``; the score may carry solver state from one call to the next (the score circuit's
+    warm start). It draws the noise exactly like :func:`euler_loop`, so the two agree to rounding.
 
     Shapes:
         x: (B, dim). Returns (B, dim).
     """
     with single_thread():
-        return _reference_euler(score, sde, x, stochastic, int(steps), generator)
+        return _euler_scheme(score, sde, x, stochastic, int(steps), generator)
 
 
-def _reference_euler(
+def _euler_scheme(
     score: Callable[[Tensor, Tensor], Tensor],
     sde: VPSDE,
     x: Tensor,
@@ -195,13 +138,12 @@ def _euler_loop(
     n = len(x)
     state, out = x.detach().float().t().contiguous(), torch.empty(net.dim, n)
     branches: list[Tensor | None] = [None]
-    mix = [1.0]
     class_drive = net.class_drive(labels)
+    mix = guidance_gains(labels if class_drive is not None else None, guidance)  # the guided copies' gains
     if class_drive is not None:
         branches = [class_drive.detach().t().contiguous()]
-        if guidance:
-            branches.append(torch.zeros(net.width, n))
-            mix = [1.0 + guidance, -guidance]
+        if len(mix) > 1:
+            branches.append(torch.zeros(net.width, n))  # the unconditional copy: class sources at 0
     h1, h2 = torch.empty(net.width, n), torch.empty(net.width, n)
     # Each step ends with x += c_k b3 + g_k z_k; both terms are formed for a chunk of steps at once.
     g_steps = g.float().reshape(-1, 1, 1)

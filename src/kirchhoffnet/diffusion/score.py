@@ -13,13 +13,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
+from kirchhoffnet.diffusion.field import check_class_labels, check_labels
 from kirchhoffnet.diffusion.sde import VPSDE
-from kirchhoffnet.errors import ConfigError, DataError, unknown_choice
+from kirchhoffnet.errors import ConfigError, unknown_choice
 
 Linear = Callable[[Tensor], Tensor]
 """A layer's matrix product with bias: (B, in) → (B, out)."""
@@ -45,18 +46,6 @@ class TimeEmbedding(nn.Module):
     def forward(self, s: Tensor) -> Tensor:
         phase = 2 * math.pi * s.reshape(-1, 1) * self.frequencies
         return torch.cat([torch.sin(phase), torch.cos(phase)], dim=1)
-
-
-def check_class_labels(labels: Tensor, num_classes: int) -> Tensor:
-    """``labels`` if they are a 1-D integer tensor in [−1, num_classes) (−1 = unconditional)."""
-    if labels.dtype not in (torch.int32, torch.int64) or labels.ndim != 1:
-        raise DataError(f"labels must be a 1-D integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}")
-    if bool(((labels < -1) | (labels >= num_classes)).any()):
-        raise DataError(
-            f"labels must lie in [-1, {num_classes}) (-1 = unconditional), "
-            f"found {int(labels.min())}..{int(labels.max())}"
-        )
-    return labels
 
 
 class ClassEmbedding(nn.Module):
@@ -130,12 +119,9 @@ class ScoreNet(nn.Module):
 
     def class_drive(self, labels: Tensor | None) -> Tensor | None:
         """What the class-embedding sources add at each hidden node, (B, width); None when unconditional."""
-        if self.class_embedding is None:
-            if labels is not None:
-                raise DataError("this model is unconditional but labels were given")
+        labels = check_labels(self.num_classes, labels)
+        if self.class_embedding is None or labels is None:
             return None
-        if labels is None:
-            raise DataError(f"this model is conditional on {self.num_classes} classes: pass labels (-1 = none)")
         return cast(Tensor, self.class_embedding(labels))
 
     def hidden_drive(self, s: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -172,7 +158,14 @@ class ScoreNet(nn.Module):
 
 
 class ScoreModel(nn.Module):
-    """A score network together with the SDE it was trained for; what checkpoints hold and samplers take."""
+    """A score network together with the SDE it was trained for; what checkpoints hold and samplers take.
+
+    A :class:`~kirchhoffnet.diffusion.field.ScoreField` whose output is the network's: the score is that
+    times :meth:`output_gain`. It is solved by digital Euler steps or on the simulated RRAM crossbar loop.
+    """
+
+    backend: ClassVar[str] = "crossbar"
+    integrators: ClassVar[tuple[str, ...]] = ("euler", "analog")
 
     def __init__(self, net: ScoreNet, sde: VPSDE) -> None:
         super().__init__()
@@ -183,31 +176,42 @@ class ScoreModel(nn.Module):
     def dim(self) -> int:
         return self.net.dim
 
+    @property
+    def num_classes(self) -> int:
+        return self.net.num_classes
+
     def output_gain(self, s: Tensor) -> Tensor:
         """Factor turning the network output into the score: 1, or −1/√(σ² + floor²) for the noise parametrization."""
         if self.net.parametrization == "score":
             return torch.ones_like(s)
         return -torch.rsqrt(self.sde.marginal(s)[1].square() + self.net.noise_floor**2)
 
+    def output(self, x: Tensor, s: Tensor, labels: Tensor | None = None, hint: Any = None) -> tuple[Tensor, Any]:
+        """The network output (no solver state: the hint stays None). Shapes: x (B, dim) → (B, dim)."""
+        return self.net(x, s, labels), None
+
+    def score_of(self, output: Tensor, x: Tensor, s: Tensor) -> Tensor:
+        """The score of a network output: output × :meth:`output_gain`."""
+        return output * self.output_gain(s).reshape(-1, 1)
+
+    def velocity_of(self, output: Tensor, x: Tensor, s: Tensor) -> Tensor:
+        """The probability-flow velocity dx/dτ = ½ β (x + score) of a network output."""
+        return 0.5 * self.sde.beta(s).reshape(-1, 1) * (x + self.score_of(output, x, s))
+
     def score(
-        self,
-        x: Tensor,
-        s: Tensor,
-        labels: Tensor | None = None,
-        guidance: float = 0.0,
-        linear: Sequence[Linear] | None = None,
+        self, x: Tensor, s: Tensor, labels: Tensor | None = None, linear: Sequence[Linear] | None = None
     ) -> Tensor:
-        """∇ log p_s(x), with classifier-free guidance (1 + w) s(x|c) − w s(x) when ``guidance`` w ≠ 0.
+        """∇ log p_s(x); ``linear`` replaces the layers' matrix products (noise-aware training). Guidance:
+        :class:`~kirchhoffnet.diffusion.field.Guided`.
 
         Shapes:
             x: (B, dim); s: scalar or (B,); labels: (B,) long. Returns (B, dim).
         """
-        gain = self.output_gain(s).reshape(-1, 1)
-        out = self.net(x, s, labels, linear)
-        if guidance and labels is not None:
-            free = self.net(x, s, torch.full_like(labels, -1), linear)
-            out = (1 + guidance) * out - guidance * free
-        return out * gain
+        return self.score_of(self.net(x, s, labels, linear), x, s)
+
+    def velocity(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The probability-flow velocity dx/dτ (reverse time). Shapes: x (B, dim) → (B, dim)."""
+        return self.velocity_of(self.net(x, s, labels), x, s)
 
     def sharpened(self, beta_scale: float = 1.0, score_gain: float = 1.0) -> ScoreModel:
         """A copy to sample with β ×``beta_scale`` and the score ×``score_gain`` (both 1: exact sampling).

@@ -30,7 +30,8 @@ from kirchhoffnet.diffusion.conditional import (
 )
 from kirchhoffnet.diffusion.loss import ScoreFunction, drop_labels, dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_report
-from kirchhoffnet.diffusion.run import Run, build_model, load_model, sample_run
+from kirchhoffnet.diffusion.run import Run, build_model, load_model
+from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.tasks.base import Task, split_seed
 

@@ -17,10 +17,11 @@ from torch import Tensor, nn
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.devices.base import AffineActivation, TerminalGains
-from kirchhoffnet.diffusion.score import TimeEmbedding, check_class_labels
+from kirchhoffnet.diffusion.field import check_labels
+from kirchhoffnet.diffusion.score import TimeEmbedding
 from kirchhoffnet.diffusion.score_circuit.settle import HiddenBalance, newton_settle
 from kirchhoffnet.diffusion.score_circuit.topology import score_topology
-from kirchhoffnet.errors import ConfigError, DataError
+from kirchhoffnet.errors import ConfigError
 
 
 class ScoreCircuit(nn.Module):
@@ -178,13 +179,9 @@ class ScoreCircuit(nn.Module):
             s: (B,) or scalar; labels: (B,) long. Returns (driven, B), or (driven, 1) without labels.
         """
         times = self.embedding(s).t()
-        if not self.num_classes:
-            if labels is not None:
-                raise DataError("this score circuit is unconditional but labels were given")
-            return times
+        labels = check_labels(self.num_classes, labels)
         if labels is None:
-            raise DataError(f"this score circuit is conditional on {self.num_classes} classes: pass labels (-1 = none)")
-        labels = check_class_labels(labels, self.num_classes)
+            return times
         classes = times.new_zeros(self.num_classes, len(labels))
         known = labels >= 0
         classes[labels[known], known.nonzero().squeeze(1)] = 1.0

@@ -1,8 +1,9 @@
-"""Generation by the score circuit: its own transient (the probability-flow ODE) or the reverse SDE on its currents.
+"""Generation by the score circuit's own transient: the probability-flow ODE integrated by the circuit itself.
 
-The digital samplers of :mod:`kirchhoffnet.diffusion.sample` step a score function; here the probability-flow
-ODE is the circuit's transient itself, with the hidden nodes at equilibrium or integrated on their own
-capacitors C_h, and the reverse SDE reads the circuit's score with each step's settle started from the last.
+The digital samplers of :mod:`kirchhoffnet.diffusion.sample` step a score function (the circuit's too, each
+step's settle started from the last); here the probability-flow ODE is the circuit's transient, with the hidden
+nodes at equilibrium or integrated on their own capacitors C_h. It is the ``transient`` integrator of
+:mod:`kirchhoffnet.diffusion.samplers`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ import math
 import torch
 from torch import Tensor
 
-from kirchhoffnet.diffusion.sample import check_labels, check_request, reference_euler, time_grid
-from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
-from kirchhoffnet.diffusion.threads import single_thread
+from kirchhoffnet.diffusion.field import guided_copies, mix_copies
+from kirchhoffnet.diffusion.sample import time_grid
+from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.progress import bar
-
-CIRCUIT_SOLVERS = ("pf-ode", "euler")
-"""The score circuit's samplers, its own transient first: the probability-flow ODE and the reverse SDE (the
-:data:`~kirchhoffnet.diffusion.sample.DIGITAL_SOLVERS`, run on the circuit)."""
 
 HIDDEN_CAPACITANCE = 0.01
 """C_h / C_x of the full transients (evaluation and SPICE check): the hidden nodes 100× faster than the data nodes."""
@@ -42,7 +39,7 @@ def circuit_pf_ode(
     C_h dh/dτ = I_h − g h (the leak taken implicitly, so any step is stable), starting settled at s = 1:
     the departure from the quasi-static run is O(C_h). A conditional circuit holds ``labels`` on its class
     sources; ``guidance`` w ≠ 0 runs the guided pair of copies
-    (:func:`~kirchhoffnet.diffusion.score_circuit.model.guided_copies`).
+    (:func:`~kirchhoffnet.diffusion.field.guided_copies`).
 
     Shapes:
         x: (B, dim) at s = 1; labels: (B,) long. Returns (B, dim).
@@ -70,39 +67,3 @@ def circuit_pf_ode(
             state = state + (gain * dt) * current
             stacked = state.repeat(1, len(mixing))
     return state.t().contiguous()
-
-
-def circuit_sample(
-    model: CircuitScoreModel,
-    n: int,
-    solver: str = "pf-ode",
-    steps: int = 1000,
-    seed: int = 0,
-    hidden_capacitance: float = 0.0,
-    progress: bool = False,
-    labels: Tensor | None = None,
-    guidance: float = 0.0,
-) -> Tensor:
-    """``n`` samples: ``pf-ode`` by the circuit transient (:func:`circuit_pf_ode`), ``euler`` by Euler–Maruyama
-    on the reverse SDE, x ← x + (2u − ½βx)Δ + √(βΔ) z (the circuit's currents ×2, a leak and a noise source).
-    A conditional circuit takes ``labels`` (one, or one per sample; −1 = unconditional) and ``guidance`` w.
-
-    Shapes:
-        Returns (n, dim) float32.
-    """
-    check_request(solver, n, "score-circuit solver")
-    labels = check_labels(model.num_classes, labels, int(n))
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(int(n), model.dim, generator=generator)
-    with single_thread(), torch.no_grad():
-        if solver == "pf-ode":
-            return circuit_pf_ode(model, x, steps, hidden_capacitance, progress, labels, guidance)
-
-        hidden: Tensor | None = None
-
-        def score(z: Tensor, s: Tensor) -> Tensor:
-            nonlocal hidden  # each step settles from the last one's equilibrium
-            value, hidden = model._tracked_score(z, s, labels, guidance, hidden)
-            return value
-
-        return reference_euler(score, model.sde, x, True, steps, generator)
