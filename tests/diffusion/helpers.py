@@ -8,11 +8,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from kirchhoffnet.diffusion.loss import ScoreFunction, drop_labels, dsm_loss
+from kirchhoffnet.diffusion.field import ScoreField
+from kirchhoffnet.diffusion.loss import drop_labels, dsm_loss
 
 
 def fit(
-    model: ScoreFunction,
+    model: ScoreField,
     batches: Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]],
     steps: int,
     lr: float = 1e-2,

@@ -9,32 +9,19 @@ noise; classifier-free guidance training drops each label with probability ``lab
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, cast
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from kirchhoffnet.diffusion.field import ScoreField
 from kirchhoffnet.diffusion.score import Linear, ScoreNet, weight_noise_layers
-from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.errors import ConfigError
 
 
-class ScoreFunction(Protocol):
-    """What denoising score matching trains: any module with an SDE and a score ∇log p_s(x) (the crossbar
-    :class:`ScoreModel`, the KirchhoffNet :class:`~kirchhoffnet.diffusion.score_circuit.model.CircuitScoreModel`)."""
-
-    sde: VPSDE
-
-    def score(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor: ...
-
-    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
-
-
-@runtime_checkable
 class CrossbarScore(Protocol):
-    """A score function on crossbar layers whose weights can be perturbed (noise-aware training): a capability,
-    checked where weight noise is asked for."""
+    """A score function on crossbar layers whose weights can be perturbed (noise-aware training)."""
 
     net: ScoreNet
 
@@ -56,7 +43,7 @@ def drop_labels(labels: Tensor | None, dropout: float, generator: torch.Generato
 
 
 def dsm_loss(
-    model: ScoreFunction,
+    model: ScoreField,
     x0: Tensor,
     labels: Tensor | None,
     generator: torch.Generator,
@@ -81,12 +68,12 @@ def dsm_loss(
     if noise_std <= 0:
         score = model.score(x_s, s, labels)
     else:
-        if not isinstance(model, CrossbarScore):
+        if "analog" not in model.integrators:  # the weights an RRAM chip programs, and only that chip
             raise ConfigError(
-                "noise-aware training perturbs crossbar weights; this score model has none (remove "
+                f"noise-aware training perturbs crossbar weights; the {model.backend} score model has none (remove "
                 "score_matching.noise_aware)"
             )
-        crossbar = model
+        crossbar = cast(CrossbarScore, model)
         shares = zip(x_s.chunk(noise_draws), s.chunk(noise_draws), _chunks(labels, noise_draws), strict=True)
         score = torch.cat(
             [

@@ -28,7 +28,8 @@ from kirchhoffnet.diffusion.conditional import (
     evaluate_conditional,
     prepare,
 )
-from kirchhoffnet.diffusion.loss import ScoreFunction, drop_labels, dsm_loss
+from kirchhoffnet.diffusion.field import ScoreField
+from kirchhoffnet.diffusion.loss import drop_labels, dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import Run, build_model, load_model
 from kirchhoffnet.diffusion.sampling import sample_run
@@ -145,5 +146,5 @@ class LatentDiffusionTask(DiffusionTask):
 
 def _score(model: nn.Module) -> Any:
     """The trained module as the score function it is (both score models are)."""
-    score: ScoreFunction = model  # type: ignore[assignment]
+    score: ScoreField = model  # type: ignore[assignment]
     return score
