@@ -97,8 +97,8 @@ def report(
 ) -> None:
     """Latency, energy per inference, currents and voltage swing at a physical design.
 
-    Writes hw_report.json, hw_report.md and waveforms.png. A KirchhoffNet score-circuit run of `kirchhoffnet
-    diffusion train` is reported per generation (its probability-flow transient, over --samples generations).
+    Writes hw_report.json, hw_report.md and waveforms.png. A KirchhoffNet score-circuit diffusion run is
+    reported per generation (its probability-flow transient, over --samples generations).
     """
     from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.training.hw import hw_report

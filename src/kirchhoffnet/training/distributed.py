@@ -36,6 +36,15 @@ class Cluster:
         """Rank 0 alone writes files and shows progress."""
         return self.rank == 0
 
+    def environment(self) -> dict[str, object]:
+        """Where and with what the run computed, as ``metrics.json`` records it."""
+        return {
+            "device": str(self.device),
+            "world_size": self.world_size,
+            "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__,
+        }
+
 
 def join(device: str) -> Cluster:
     """Join the process group torchrun set up (if any) and pick this process's device."""

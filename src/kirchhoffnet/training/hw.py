@@ -193,7 +193,7 @@ def hw_report(
     seed: int = 0,
 ) -> Study[dict[str, Any]]:
     """``kirchhoffnet hw report``: :func:`~kirchhoffnet.hardware.study.report_study` of the model at
-    ``path`` on :func:`study_inputs`; a score-circuit run of ``kirchhoffnet diffusion train`` is
+    ``path`` on :func:`study_inputs`; a score-circuit diffusion run is
     reported per generation instead (its probability-flow transient over ``samples`` generations)."""
     from kirchhoffnet.diffusion.run import is_diffusion_run
 

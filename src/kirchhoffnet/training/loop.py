@@ -325,7 +325,8 @@ class Trainer:
                     self.checkpoint()
         finally:
             steps.close()
-        trained = [loss for epoch, loss in zip(*self._epoch_losses(), strict=True) if epoch > 0]
+        columns = self.history.columns  # each epoch's mean training loss, None when every step was skipped
+        trained = [loss for epoch, loss in zip(columns["epoch"], columns["train_loss"], strict=True) if epoch > 0]
         if trained and all(loss is None for loss in trained):
             self._stop(
                 f"every one of the {self.step} steps had a non-finite loss or gradient, so the model was never "
@@ -333,10 +334,6 @@ class Trainer:
             )
         if self.status == "running":
             self.status = "finished"
-
-    def _epoch_losses(self) -> tuple[list[Any], list[Any]]:
-        """(epoch, mean training loss or None when every step of it was skipped) of each history row."""
-        return self.history.columns["epoch"], self.history.columns["train_loss"]
 
     def _postfix(self, loss: float) -> dict[str, Any]:
         fwd, bwd = solve_nfe(self.model)
@@ -397,10 +394,7 @@ class Trainer:
                 "nfe_backward_per_step": last["nfe_backward"],
                 "skipped_steps": sum(self.history.columns["skipped"]),
                 "seed": self.config.seed,
-                "device": str(self.cluster.device),
-                "world_size": self.cluster.world_size,
-                "torch_threads": torch.get_num_threads(),
-                "torch_version": torch.__version__,
+                **self.cluster.environment(),
                 "history": self.history.columns,
             }
         )

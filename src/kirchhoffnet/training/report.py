@@ -18,6 +18,8 @@ _LABELS = {
     "accuracy": "test accuracy",
     "kl_nats": "KL(q||p) (nats)",
     "bits_per_dim": "test bits/dim",
+    "kl_pooled": "KL pooled (nats)",
+    "judge_accuracy": "judge accuracy",
 }
 
 
@@ -34,7 +36,7 @@ def collect(run_dirs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
                 "run_dir": str(run_dir),
                 "name": metrics["name"],
                 "task": metrics["task"],
-                "data": test.get("dataset") or test.get("potential") or "",
+                "data": test.get("dataset") or test.get("potential") or test.get("data") or "",
                 "metric": key,
                 "value": test[key],
                 "stderr": stderr,
