@@ -193,7 +193,7 @@ def evaluate_conditional(
         if progress:
             print(f"guidance {w:<4g} ({solvers[0]}) judge accuracy {result['accuracy']:.3f}", flush=True)
     metrics["guidance_sweep"] = {"solver": solvers[0], "results": sweep}
-    plots.image_grid(rows, run_dir / "images.png")
+    plots.image_rows(rows, run_dir / "images.png")
     plots.latent_scatter(
         latents["test"].numpy(), latents["test_labels"].numpy(), scatter, labels.numpy(), run_dir / "latents.png"
     )

@@ -70,8 +70,9 @@ def loss_curve(losses: Sequence[float], path: str | os.PathLike[str], window: in
     return save_figure(fig, path)
 
 
-def image_grid(rows: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
-    """One row of images (N, H, W) in [0, 1] per named set."""
+def image_rows(rows: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
+    """One labelled row of images (N, H, W) in [0, 1] per named set (solvers × classes side by side; a
+    sample grid of one model is :func:`kirchhoffnet.tasks.plots.image_grid`)."""
     columns = max(len(images) for images in rows.values())
     fig, axes = plt.subplots(len(rows), columns, figsize=(0.8 * columns, 0.9 * len(rows)), squeeze=False)
     for r, (name, images) in enumerate(rows.items()):
