@@ -43,10 +43,15 @@ def save(model: Model, path: str | os.PathLike[str], metadata: dict[str, Any] | 
 def load(path: str | os.PathLike[str]) -> Model:
     """Rebuild the model saved by :func:`save`; raises :class:`CheckpointError` on any mismatch."""
     spec, tensors, _ = read_tensors(path)
+    return rebuild(spec, tensors, path)
+
+
+def rebuild(spec: dict[str, Any], tensors: dict[str, torch.Tensor], source: str | os.PathLike[str]) -> Model:
+    """:func:`build` of what was read from ``source``; its errors name the file."""
     try:
         return build(spec, tensors)
     except KirchhoffError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+        raise CheckpointError(f"{source}: {exc}") from None
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
@@ -74,7 +79,7 @@ def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
     kind = check_kind(spec)
     prefix = "" if kind == "circuit" else "circuit."
     circuit_state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    circuit = Circuit.from_spec(entry(spec, "circuit", dict, "spec"), circuit_state)
+    circuit = Circuit.from_spec(entry(spec, "circuit", dict, "spec"), circuit_state, prefix)
     model: Model
     if kind == "circuit":
         model = circuit
