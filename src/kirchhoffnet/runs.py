@@ -13,7 +13,8 @@ Four things on disk hold a trained model, and :func:`open` tells them apart by w
   directory holding only ``model.safetensors``).
 
 Anything else is a one-line :class:`~kirchhoffnet.errors.CheckpointError` naming what was expected.
-Every command that reloads a trained model (``eval``, ``sample``, ``hw``, ``spice``) goes through here.
+Every command that reloads a trained model goes through here (``eval`` and ``sample`` of a run, ``hw``,
+``spice``); ``eval`` of an original result scores it with :func:`kirchhoffnet.tasks.evaluate_path`.
 """
 
 from __future__ import annotations
