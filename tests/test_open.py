@@ -94,6 +94,19 @@ def test_a_regression_run_reopens_its_network_exactly(tmp_path):
         assert torch.equal(opened.model(x), result.model.eval()(x))
 
 
+def test_a_regression_baseline_run_reopens_its_mlp(tmp_path):
+    from kirchhoffnet.tasks.baselines import MLP
+
+    config = tiny_regression().model_dump(mode="json")
+    config["circuit"], config["baseline"] = None, {"hidden": [4]}
+    result = kn.train(config, tmp_path / "run", progress=False)
+    opened = kn.open(tmp_path / "run")
+    assert opened.kind == "run" and isinstance(opened.model, MLP)
+    x, _ = opened.data()
+    with torch.no_grad():
+        assert torch.equal(opened.model(x), result.model.eval()(x))
+
+
 def test_a_diffusion_run_opens_through_load_run(tmp_path):
     from kirchhoffnet.cli.main import app
     from kirchhoffnet.diffusion.config import DiffusionConfig

@@ -33,9 +33,10 @@ from kirchhoffnet.compat import is_original_result, load_original, read_config
 from kirchhoffnet.config import Config, parse_config, preflight
 from kirchhoffnet.data import TOY_SETS, sample_toy
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError
-from kirchhoffnet.io import read_tensors
+from kirchhoffnet.io import FORMAT, read_tensors
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks import Task, make_task
+from kirchhoffnet.tasks.baselines import MLP_FORMAT
 from kirchhoffnet.textfile import read_json_mapping
 from kirchhoffnet.yamlfile import read_yaml_mapping
 
@@ -162,10 +163,10 @@ def kind_of(path: str | os.PathLike[str]) -> Kind:
     if path.is_file():
         return "checkpoint-file"
     if is_run_directory(path):
-        found = read_tensors(path / RUN_MODEL)[0].get("kind")
+        found = _spec_kind(path / RUN_MODEL)
         if found in SCORE_KINDS:
             return "diffusion-run"
-        if found in MODEL_KINDS or found is None:
+        if found in (*MODEL_KINDS, MLP_FORMAT) or found is None:
             return "run"
         checkpoint.check_kind({"kind": found})  # an unknown kind: the error names it
     if is_original_result(path):
@@ -235,8 +236,23 @@ def _with_dataset(opened: OpenedRun, name: str | None) -> OpenedRun:
     return replace(opened, dataset=name, metric=metric)
 
 
+def _spec_kind(file: Path) -> Any:
+    """The spec ``kind`` of a run's model file; an MLP baseline's file (another format) gives its format."""
+    try:
+        return read_tensors(file)[0].get("kind")
+    except CheckpointError:
+        try:
+            read_tensors(file, MLP_FORMAT)
+        except CheckpointError:
+            pass
+        else:
+            return MLP_FORMAT
+        raise
+
+
 def _metadata(run_dir: Path) -> dict[str, Any]:
-    return read_tensors(run_dir / RUN_MODEL)[2]
+    file = run_dir / RUN_MODEL
+    return read_tensors(file, MLP_FORMAT if _spec_kind(file) == MLP_FORMAT else FORMAT)[2]
 
 
 def _metric_value(directory: Path, name: str) -> float | None:
