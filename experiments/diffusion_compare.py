@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.checkpoint import load_model
 from kirchhoffnet.config import load_config as load_training_config
 from kirchhoffnet.config.diffusion import load_config, parse_config
 from kirchhoffnet.diffusion import POINT_SETS, kl_pooled, sample_points, sample_ring
@@ -40,6 +39,7 @@ from kirchhoffnet.diffusion.run import RUN_METRICS, load_run, train
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.analysis import analyze
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
+from kirchhoffnet.runs import load_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "diffusion"
 REFERENCE_SEED = 12345  # the diffusion evaluation's reference ring

@@ -17,10 +17,12 @@ from kirchhoffnet.solve import Adjoint, Backprop, Solver, SolveStats, simulate, 
 from kirchhoffnet.version import __version__
 
 if TYPE_CHECKING:  # the real signature for type checkers; loaded on first use at run time
+    from kirchhoffnet.runs import open
     from kirchhoffnet.training import train
 
 # Subpackages with heavier imports (matplotlib, ngspice, torchsde) load on first use: kn.spice.verify(...),
-# and so does kn.train (kirchhoffnet.training.train: train a model from a config object, mapping or YAML path).
+# and so do kn.train (kirchhoffnet.training.train: train a model from a config object, mapping or YAML path)
+# and kn.open (kirchhoffnet.runs.open: any saved model, from a run directory, a checkpoint or an original result).
 _LAZY = {"diffusion", "hardware", "rram", "spice", "training"}
 
 
@@ -31,6 +33,8 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(f"kirchhoffnet.{name}")
     if name == "train":
         return importlib.import_module("kirchhoffnet.training").train
+    if name == "open":
+        return importlib.import_module("kirchhoffnet.runs").open
     raise AttributeError(f"module 'kirchhoffnet' has no attribute {name!r}")
 
 
@@ -50,6 +54,7 @@ __all__ = [
     "diffusion",
     "hardware",
     "load",
+    "open",
     "rram",
     "save",
     "simulate",

@@ -1,9 +1,10 @@
-"""Saved models: a circuit, flow or network in one self-contained file, and the roads to open one.
+"""Saved models: a circuit, flow or network in one self-contained file.
 
 A checkpoint is a tensor file (:mod:`kirchhoffnet.io.tensorfile`) whose spec holds the model's
 structure (topologies as tensors, device families and solver settings as JSON), so ``load(path)``
-rebuilds the model with no config file. This module sits above the models and the original-code
-reader, which it builds; the file format below them knows nothing of either.
+rebuilds the model with no config file. This module sits above the models, which it builds; the
+file format below them knows nothing of them. Opening whatever holds a saved model (a run
+directory, an original result) is :func:`kirchhoffnet.open`'s (:mod:`kirchhoffnet.runs`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 import torch
 
 from kirchhoffnet.circuit import Circuit
-from kirchhoffnet.compat import is_original_result, load_original
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.io.tensorfile import load_exact, read_tensors, write_tensors
 from kirchhoffnet.models import Flow, Network
@@ -43,26 +43,15 @@ def save(model: Model, path: str | os.PathLike[str], metadata: dict[str, Any] | 
 def load(path: str | os.PathLike[str]) -> Model:
     """Rebuild the model saved by :func:`save`; raises :class:`CheckpointError` on any mismatch."""
     spec, tensors, _ = read_tensors(path)
+    return rebuild(spec, tensors, path)
+
+
+def rebuild(spec: dict[str, Any], tensors: dict[str, torch.Tensor], source: str | os.PathLike[str]) -> Model:
+    """:func:`build` of what was read from ``source``; its errors name the file."""
     try:
         return build(spec, tensors)
     except KirchhoffError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-
-
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """Load ``path``: a ``.safetensors`` checkpoint, a run directory holding ``model.safetensors``,
-    or a result directory of the original code (``config.yaml`` + ``model.pth``)."""
-    path = Path(path)
-    if path.is_file():
-        return load(path)
-    if (path / RUN_MODEL).is_file():
-        return load(path / RUN_MODEL)
-    if is_original_result(path):
-        return load_original(path)
-    raise CheckpointError(
-        f"{path} is neither a checkpoint file, a run directory with {RUN_MODEL}, "
-        "nor an original result directory with config.yaml and model.pth"
-    )
+        raise CheckpointError(f"{source}: {exc}") from None
 
 
 def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
@@ -74,7 +63,7 @@ def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
     kind = check_kind(spec)
     prefix = "" if kind == "circuit" else "circuit."
     circuit_state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    circuit = Circuit.from_spec(entry(spec, "circuit", dict, "spec"), circuit_state)
+    circuit = Circuit.from_spec(entry(spec, "circuit", dict, "spec"), circuit_state, prefix)
     model: Model
     if kind == "circuit":
         model = circuit
@@ -86,6 +75,9 @@ def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
         else:
             readout = _readout_settings(entry(spec, "readout", (str, dict, type(None)), "spec"), tensors)
             model = Network(circuit, readout, solver, gradient)
+    floating = {t.dtype for t in tensors.values() if t.is_floating_point()}
+    if len(floating) == 1:  # a float64 model stays float64: loading casts to the module's dtype
+        model = model.to(floating.pop())
     load_exact(model, tensors)
     return model
 

@@ -114,7 +114,8 @@ def test_tensor_of_wrong_shape_is_refused(tmp_path):
 
 
 def test_load_model_finds_files_run_directories_and_original_results(tmp_path, original_dir):
-    from kirchhoffnet.checkpoint import RUN_MODEL, load_model
+    from kirchhoffnet.checkpoint import RUN_MODEL
+    from kirchhoffnet.runs import load_model
 
     model = _models()["flow"]
     kn.save(model, tmp_path / RUN_MODEL)

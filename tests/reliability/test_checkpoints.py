@@ -97,8 +97,8 @@ def test_a_tensor_of_the_wrong_shape_is_named(tmp_path):
     bad = _rewrite(good, tmp_path / "bad.safetensors", widen)
     with pytest.raises(
         CheckpointError,
-        match=r"bad.safetensors: tensor slices.0.params: ShiftTanh2 on 18 edges needs parameters of shape \(3, 18\), "
-        r"got \(4, 18\)",
+        match=r"bad.safetensors: tensor circuit.slices.0.params: ShiftTanh2 on 18 edges needs parameters of shape "
+        r"\(3, 18\), got \(4, 18\)",
     ):
         kn.load(bad)
 

@@ -14,9 +14,9 @@ from kirchhoffnet.config import write_config
 from kirchhoffnet.data import sample_toy
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware import PhysicalDesign
+from kirchhoffnet.runs import OpenedRun
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.training.hw import (
-    SavedModel,
     flow_dataset,
     hw_report,
     open_saved,
@@ -119,14 +119,14 @@ def test_a_task_metric_the_studies_cannot_measure_is_named():
 
 
 def test_inputs_come_from_the_file_then_the_run_then_a_flows_base(tmp_path):
-    flow = SavedModel(tmp_path, flow2d())
+    flow = OpenedRun(tmp_path, "checkpoint-file", flow2d())
     np.save(tmp_path / "x.npy", np.arange(12.0).reshape(6, 2))
     assert study_inputs(flow, 4, inputs=tmp_path / "x.npy").tolist() == [[0, 1], [2, 3], [4, 5], [6, 7]]
     z = study_inputs(flow, 5, seed=3)
     assert z.shape == (5, 2) and z.dtype == torch.float64
     assert torch.equal(z, torch.randn(5, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
     with pytest.raises(ConfigError, match=r"a Network has no default inputs; pass --inputs FILE\.npy"):
-        study_inputs(SavedModel(tmp_path, kn.Network(small_circuit(), "last1")), 4)
+        study_inputs(OpenedRun(tmp_path, "checkpoint-file", kn.Network(small_circuit(), "last1")), 4)
     np.save(tmp_path / "ints.npy", np.zeros((3, 2), dtype=np.int64))
     with pytest.raises(ConfigError, match=r"must hold a \(N, d\) float array, got int64 \(3, 2\)"):
         study_inputs(flow, 4, inputs=tmp_path / "ints.npy")

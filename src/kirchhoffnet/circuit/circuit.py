@@ -124,14 +124,15 @@ class Circuit(nn.Module):
         }
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], state: dict[str, Tensor]) -> Circuit:
+    def from_spec(cls, spec: dict[str, Any], state: dict[str, Tensor], prefix: str = "") -> Circuit:
         """Rebuild a circuit from :meth:`spec` and its ``state_dict``; a spec of the wrong structure or
-        state a slice cannot run raises :class:`CheckpointError` naming the key or tensor."""
+        state a slice cannot run raises :class:`CheckpointError` naming the key or tensor (tensors
+        as ``prefix`` + their name: ``circuit.`` inside a flow's or network's state)."""
         where = "circuit spec"
         slice_specs = entry(spec, "slices", list, where)
         if not slice_specs:
             raise CheckpointError(f"{where}.slices is empty; a circuit has at least one slice")
-        slices = [_slice_from_spec(k, s, state) for k, s in enumerate(slice_specs)]
+        slices = [_slice_from_spec(k, s, state, prefix) for k, s in enumerate(slice_specs)]
         times = entry(spec, "times", list, where)
         for k, t in enumerate(times):
             expect(t, float, f"{where}.times[{k}]")
@@ -157,7 +158,7 @@ class Circuit(nn.Module):
         return f"times={self.times}, fill={self.fill!r}, residual={self.residual}"
 
 
-def _slice_from_spec(k: int, spec: Any, state: dict[str, Tensor]) -> Slice:
+def _slice_from_spec(k: int, spec: Any, state: dict[str, Tensor], prefix: str = "") -> Slice:
     """Slice ``k`` of :meth:`Circuit.from_spec`, its spec and tensors checked before they are used."""
     where = f"circuit spec.slices[{k}]"
     num_nodes = count(entry(spec, "num_nodes", int, where), f"{where}.num_nodes", low=2)
@@ -169,9 +170,9 @@ def _slice_from_spec(k: int, spec: Any, state: dict[str, Tensor]) -> Slice:
     for name in ("edge_index", "capacitance", "params"):
         key = f"slices.{k}.{name}"
         if key not in state:
-            raise CheckpointError(f"the state lacks tensor {key} of slice {k}")
+            raise CheckpointError(f"the state lacks tensor {prefix}{key} of slice {k}")
         tensors[name] = state[key]
-    check_slice_state(tensors, family, num_nodes, prefix=f"slices.{k}.")
+    check_slice_state(tensors, family, num_nodes, prefix=f"{prefix}slices.{k}.")
     return Slice(
         tensors["edge_index"],
         family,

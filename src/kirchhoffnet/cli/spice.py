@@ -94,8 +94,8 @@ def export(
     model_name: ModelName = "kn_nmos",
 ) -> None:
     """Write the model's SPICE netlist: node capacitors with initial voltages, a current source per edge."""
-    from kirchhoffnet.checkpoint import load_model
     from kirchhoffnet.io.paths import check_out_file
+    from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import random_inputs
     from kirchhoffnet.spice.export import export_netlists
 
@@ -134,9 +134,9 @@ def verify(
     The JSON holds max_abs_error_V, mean_abs_error_V, nodes, edges, ngspice_seconds and
     kirchhoffnet_seconds among others; the plot overlays both waveforms of the first sample.
     """
-    from kirchhoffnet.checkpoint import load_model
     from kirchhoffnet.finite import finite_number
     from kirchhoffnet.io import write_json_atomic
+    from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import verify as run_verify
 
     try:
@@ -186,8 +186,8 @@ def iv(
     Errors are in the simulator's normalised current units, against the ideal ReLU and against
     the MosRelu model; the JSON adds the ranges of the fitted W/L and gate biases.
     """
-    from kirchhoffnet.checkpoint import load_model
     from kirchhoffnet.io import write_json_atomic
+    from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice.mos import model_iv_departure
 
     try:

@@ -66,14 +66,11 @@ def read_tensors(
     return spec, tensors, metadata
 
 
-def load_exact(
-    model: nn.Module, tensors: dict[str, torch.Tensor], source: str | None = None, against: str = "the model"
+def check_names_and_shapes(
+    expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], named: str, against: str
 ) -> None:
-    """Load ``tensors`` into ``model``: exactly its names, shapes and kinds of dtype, or :class:`CheckpointError`
-    (``source`` does not match ``against``). The values are checked by the modules they enter
-    (:meth:`Slice.check_state`), before any is copied in."""
-    named = source or "the state"
-    expected = model.state_dict()
+    """``tensors`` has exactly the names and shapes of ``expected``, or :class:`CheckpointError`
+    (``named`` does not match ``against``)."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -86,6 +83,18 @@ def load_exact(
                 f"{named} does not match {against}: tensor {name} has shape {tuple(value.shape)} "
                 f"but needs {tuple(expected[name].shape)}"
             )
+
+
+def load_exact(
+    model: nn.Module, tensors: dict[str, torch.Tensor], source: str | None = None, against: str = "the model"
+) -> None:
+    """Load ``tensors`` into ``model``: exactly its names, shapes and kinds of dtype, or :class:`CheckpointError`
+    (``source`` does not match ``against``). The values are checked by the modules they enter
+    (:meth:`Slice.check_state`), before any is copied in."""
+    named = source or "the state"
+    expected = model.state_dict()
+    check_names_and_shapes(expected, tensors, named, against)
+    for name, value in tensors.items():
         if value.is_floating_point() != expected[name].is_floating_point():
             raise CheckpointError(f"{named}: tensor {name} has dtype {value.dtype}, not like {expected[name].dtype}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):

@@ -7,6 +7,7 @@ else: optimiser, schedule, checkpoints, resume, distribution.
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -20,10 +21,13 @@ from torch import Tensor, nn
 import kirchhoffnet.io as kio
 from kirchhoffnet import checkpoint
 from kirchhoffnet.config import RunConfig
-from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.errors import CheckpointError, ConfigError, shown
 from kirchhoffnet.io.paths import prepare_out_dir
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.progress import bar
+
+CONFIG_FILE = "the run's config.yaml"
+"""What a saved model is cross-checked against, as errors name it."""
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -126,16 +130,38 @@ class Task(ABC):
         return checkpoint.save(model, path, metadata)  # type: ignore[arg-type]
 
     def load_model(self, path: Path) -> nn.Module:
-        """The model saved by :meth:`save_model`, rebuilt from the run's config in its dtype; the file's
-        tensors are checked by the model they enter (:func:`kirchhoffnet.io.load_exact`)."""
+        """The model saved by :meth:`save_model`, rebuilt from the file's own spec
+        (:func:`kirchhoffnet.checkpoint.build`, every tensor checked by the module it enters) in the
+        run's dtype. The run's config is only cross-checked: the file's tensor names and shapes first
+        (so the error names the tensor that differs), then the rebuilt model (:meth:`check_saved`)."""
         spec, tensors, _ = kio.read_tensors(path)
-        model = self.build_model().to(self.dtype)
         try:
             checkpoint.check_kind(spec)
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
-        kio.load_exact(model, tensors, source=str(path), against="the run's config.yaml")
-        return model
+        expected = self.build_model()
+        kio.check_names_and_shapes(expected.state_dict(), tensors, str(path), CONFIG_FILE)
+        model = checkpoint.rebuild(spec, tensors, path)
+        self.check_saved(model, expected, path)
+        return model.to(self.dtype)
+
+    def check_saved(self, model: nn.Module, expected: nn.Module, path: Path) -> None:
+        """Refuse a saved ``model`` that is not the one the run's config describes (``expected``, from
+        :meth:`build_model`): another structure (kind, devices, readout, solver, times: the specs
+        differ) or another topology or capacitance (the buffers differ). Raises :class:`CheckpointError`
+        naming the first difference."""
+        different = first_difference(_spec(model), _spec(expected))
+        if different is not None:
+            key, saved, configured = different
+            raise CheckpointError(
+                f"{path} does not match {CONFIG_FILE}: spec.{key} is {shown(saved, 80)} in the checkpoint "
+                f"but {shown(configured, 80)} in the config"
+            )
+        state = model.state_dict()
+        kio.check_names_and_shapes(expected.state_dict(), state, str(path), CONFIG_FILE)
+        for name, buffer in expected.named_buffers():
+            if not torch.equal(buffer.to(state[name].dtype), state[name]):
+                raise CheckpointError(f"{path} does not match {CONFIG_FILE}: its {name} differs from the config's")
 
     def tensor(self, array: np.ndarray | Tensor) -> Tensor:
         """Data in the run's dtype on the run's device."""
@@ -198,6 +224,29 @@ class NetworkTask(Task):
         """Model outputs for every row of ``x``, batch by batch, without gradients."""
         with torch.no_grad():
             return batched(model, x, self.eval_batch)
+
+
+def _spec(model: nn.Module) -> Any:
+    """A model's structure as its checkpoint stores it, through JSON (tuples become lists)."""
+    spec = model.spec()  # type: ignore[operator]
+    return json.loads(json.dumps(spec if "kind" in spec else {"kind": "circuit", "circuit": spec}))
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key (in key order) where two JSON documents differ, with both values; None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{prefix}{k}.")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else (prefix.rstrip(".") or "(root)", a, b)
 
 
 def out_path(out_dir: str | os.PathLike[str], name: str) -> Path:

@@ -95,6 +95,11 @@ class DiffusionTask(Task):
     def load_model(self, path: Path) -> nn.Module:
         return load_model(path, self.config)
 
+    def test_data(self) -> tuple[Tensor, Tensor | None]:
+        """The reference points the samples are compared with (``evaluate.reference_seed``)."""
+        evaluate = self.config.evaluate
+        return self.tensor(sample_points(self.config.data, evaluate.num_samples, seed=evaluate.reference_seed)), None
+
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         config, n = self.config, self.config.evaluate.num_samples
         reference = sample_points(config.data, n, seed=config.evaluate.reference_seed)
@@ -132,6 +137,10 @@ class LatentDiffusionTask(DiffusionTask):
 
     def batch(self, indices: Tensor | None, generator: torch.Generator) -> Any:
         return Task.batch(self, indices, generator)
+
+    def test_data(self) -> tuple[Tensor, Tensor | None]:
+        """The held-out latents and their classes."""
+        return self.val_x, self.val_labels
 
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         config = self.config

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from kirchhoffnet.config import RegressionConfig
 from kirchhoffnet.config.tasks import check_features
 from kirchhoffnet.data.tabular import load_regression, split_standardize
-from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.tasks.base import NetworkTask
+from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.tasks.base import CONFIG_FILE, NetworkTask
 from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
 from kirchhoffnet.tasks.plots import predicted_vs_true
 
@@ -98,4 +98,15 @@ class RegressionTask(NetworkTask):
         return super().save_model(model, path, metadata)
 
     def load_model(self, path: Path) -> nn.Module:
-        return load_mlp(path) if self.config.baseline is not None else super().load_model(path)
+        """A baseline MLP is rebuilt from its header's sizes, which must be the config's; a circuit as every task's."""
+        baseline = self.config.baseline
+        if baseline is None:
+            return super().load_model(path)
+        model = load_mlp(path)
+        configured = {"hidden": list(baseline.hidden), "activation": baseline.activation, "out_features": 1}
+        for key, value in configured.items():
+            if model.settings[key] != value:
+                raise CheckpointError(
+                    f"{path} does not match {CONFIG_FILE}: its MLP has {key} {model.settings[key]}, the config {value}"
+                )
+        return model

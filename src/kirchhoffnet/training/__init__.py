@@ -19,10 +19,12 @@ from kirchhoffnet.config import Config, as_config, preflight
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
-from kirchhoffnet.tasks import Task, make_task
+from kirchhoffnet.runs import is_run_directory, kind_of, read_run_config
+from kirchhoffnet.runs import open as open_saved
+from kirchhoffnet.tasks import Task
 from kirchhoffnet.training.distributed import join, leave, share_failure
-from kirchhoffnet.training.loop import DTYPES, RunResult, Trainer
-from kirchhoffnet.training.rundir import CONFIG, METRICS, RunLock, prepare, read_run_config
+from kirchhoffnet.training.loop import RunResult, Trainer
+from kirchhoffnet.training.rundir import METRICS, RunLock, prepare
 from kirchhoffnet.training.state import CHECKPOINT, seed_everything, torch_threads
 
 
@@ -82,26 +84,22 @@ def train(
 
 
 def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Config, Task, nn.Module]:
-    """The config, prepared task and trained model of a finished run directory."""
-    from kirchhoffnet.diffusion.run import is_diffusion_run
-
+    """The config, prepared task and trained model of a finished run directory (:func:`kirchhoffnet.open`),
+    with the global RNGs seeded by the run's seed as its evaluation was."""
     run_dir = Path(run_dir)
-    if is_diffusion_run(run_dir):
-        raise CheckpointError(
-            f"{run_dir} is a diffusion run (a score model, not a KirchhoffNet circuit); "
-            "give it to `kirchhoffnet diffusion sample|evaluate|spice`"
-        )
-    config = read_run_config(run_dir)
-    preflight(config, training=False)
-    seed_everything(config.seed)
-    task = make_task(config, device, DTYPES[config.dtype])
-    task.prepare()
-    model = task.load_model(run_dir / RUN_MODEL).to(device).eval()
-    return config, task, model
+    if not is_run_dir(run_dir):
+        read_run_config(run_dir)  # names a missing or broken config.yaml
+        raise CheckpointError(f"checkpoint {run_dir / RUN_MODEL} does not exist")
+    opened = open_saved(run_dir, device=device)
+    assert opened.task is not None  # a run of `kirchhoffnet train` has its task
+    seed_everything(opened.config.seed)
+    return opened.config, opened.task, opened.model
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
-    return (Path(path) / CONFIG).is_file() and (Path(path) / RUN_MODEL).is_file()
+    """Whether ``path`` holds a run's config.yaml and model.safetensors (of any task:
+    :func:`kirchhoffnet.runs.kind_of` tells diffusion runs apart)."""
+    return is_run_directory(path)
 
 
 def evaluate_run(

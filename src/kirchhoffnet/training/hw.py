@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,73 +19,43 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kirchhoffnet.checkpoint import RUN_MODEL, load_model
-from kirchhoffnet.compat import is_original_result, read_config
-from kirchhoffnet.data import TOY_SETS, sample_toy
-from kirchhoffnet.errors import ConfigError, clip, shown
+from kirchhoffnet.data import TOY_SETS
+from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
 from kirchhoffnet.hardware import Metric, Noise, PhysicalDesign, accuracy, flow_nll, mse
 from kirchhoffnet.hardware.study import Study, montecarlo_study, noise_study, quantization_study, report_study
 from kirchhoffnet.hardware.variation import MonteCarloResult
-from kirchhoffnet.io import read_tensors
 from kirchhoffnet.models import Flow
+from kirchhoffnet.runs import OpenedRun, held_out_points, kind_of, open_model
+from kirchhoffnet.runs import open as open_saved_run
 from kirchhoffnet.tasks import Task
-from kirchhoffnet.training import is_run_dir, open_run
-from kirchhoffnet.yamlfile import read_yaml_mapping
+from kirchhoffnet.training.state import seed_everything
 
 GENERATION_SUMMARY = ("latency_s", "energy_j", "peak_node_voltage_v", "within_supply")
 """The headline numbers of a score-circuit run's per-generation report."""
 
 
-@dataclass(frozen=True)
-class SavedModel:
-    """A model opened from a path, with what scores it.
-
-    Attributes:
-        path: as given.
-        model: the model (a Circuit, Flow or Network; anything else the studies refuse).
-        task: for a run directory of ``kirchhoffnet train``, its prepared task, whose test set gives
-            the metric and the default inputs; else ``None``.
-    """
-
-    path: Path
-    model: Any
-    task: Task | None = None
+def open_saved(path: str | os.PathLike[str]) -> OpenedRun:
+    """The model at ``path`` (:func:`kirchhoffnet.runs.open_model`: a diffusion run is refused), a
+    run's global RNGs seeded as :func:`~kirchhoffnet.training.open_run` seeds them."""
+    opened = open_model(path)
+    if opened.kind == "run":
+        seed_everything(opened.config.seed)
+    return opened
 
 
-def open_saved(path: str | os.PathLike[str]) -> SavedModel:
-    """The model at ``path``: a run directory of ``kirchhoffnet train`` (opened with its task), a
-    ``.safetensors`` checkpoint, or an original result directory."""
-    path = Path(path)
-    if is_run_dir(path):
-        _, task, model = open_run(path)
-        return SavedModel(path, model, task)
-    return SavedModel(path, load_model(path))
-
-
-def flow_dataset(path: str | os.PathLike[str], override: str | None = None) -> str | None:
+def flow_dataset(path: str | os.PathLike[str] | OpenedRun, override: str | None = None) -> str | None:
     """The 2-D data set of a flow, so a checkpoint can be scored without its run: ``override``
-    (``--dataset``), the original config's test_bench, the checkpoint's metadata (``dataset``,
-    ``test_bench``), or a run directory's config.yaml (``data.name`` of a flow2d task); else ``None``."""
+    (``--dataset``), else what :func:`kirchhoffnet.open` found (:attr:`OpenedRun.dataset <kirchhoffnet.runs.OpenedRun>`:
+    the original config's test_bench, the checkpoint's metadata ``dataset`` or ``test_bench``, a
+    flow2d run's ``data.name``); ``None`` where none is named or ``path`` opens nothing."""
     if override is not None:
         return override
-    path = Path(path)
-    if is_original_result(path):
-        bench = read_config(path).get("test_bench")
-        return str(bench) if bench else None
-    checkpoint = path if path.is_file() else path / RUN_MODEL
-    if not checkpoint.is_file():
+    if isinstance(path, OpenedRun):
+        return path.dataset
+    try:
+        return open_model(path, prepare=False).dataset
+    except KirchhoffError:
         return None
-    metadata = read_tensors(checkpoint)[2]
-    for key in ("dataset", "test_bench"):
-        if isinstance(metadata.get(key), str):
-            return str(metadata[key])
-    config_file = checkpoint.parent / "config.yaml"
-    if config_file.is_file():
-        config = read_yaml_mapping(config_file, label="run config", empty={})
-        data = config.get("data")
-        if config.get("task") == "flow2d" and isinstance(data, dict) and isinstance(data.get("name"), str):
-            return str(data["name"])
-    return None
 
 
 def task_metric(task: Task, points: int) -> Metric:
@@ -106,18 +75,13 @@ def task_metric(task: Task, points: int) -> Metric:
     )
 
 
-def _held_out(name: str, points: int, seed: int) -> Tensor:
-    """``points`` fresh samples of a 2-D data set, at seed + 1 as ``kirchhoffnet eval`` draws them."""
-    return torch.from_numpy(sample_toy(name, points, seed=seed + 1))
-
-
-def study_metric(saved: SavedModel, points: int, *, dataset: str | None = None, seed: int = 0) -> Metric:
+def study_metric(saved: OpenedRun, points: int, *, dataset: str | None = None, seed: int = 0) -> Metric:
     """The metric a study scores ``saved`` on: its run's test metric (:func:`task_metric`), or for a
     checkpoint or original result the held-out NLL of a 2-D flow whose data set is known; outside
     those, no metric is right and the error says so."""
     if saved.task is not None:
         return task_metric(saved.task, points)
-    name = flow_dataset(saved.path, dataset)
+    name = flow_dataset(saved, dataset)
     if not isinstance(saved.model, Flow) or saved.model.dim != 2 or name is None:
         raise ConfigError(
             f"cannot tell which metric to use for {saved.path}: outside run directories of `kirchhoffnet train` "
@@ -126,7 +90,7 @@ def study_metric(saved: SavedModel, points: int, *, dataset: str | None = None, 
         )
     if name not in TOY_SETS:
         raise ConfigError(f"--dataset {shown(name)} is not a 2-D data set; choose one of: {', '.join(TOY_SETS)}")
-    return flow_nll(_held_out(name, points, seed))
+    return flow_nll(held_out_points(name, points, seed))
 
 
 def read_inputs(path: str | os.PathLike[str], samples: int) -> Tensor:
@@ -141,7 +105,7 @@ def read_inputs(path: str | os.PathLike[str], samples: int) -> Tensor:
 
 
 def study_inputs(
-    saved: SavedModel, samples: int, *, inputs: str | os.PathLike[str] | None = None, seed: int = 0
+    saved: OpenedRun, samples: int, *, inputs: str | os.PathLike[str] | None = None, seed: int = 0
 ) -> Tensor:
     """What the circuit is run on: the ``inputs`` file, a run's test inputs (classifier, regression),
     or a flow's standard normal base samples (a flow's inference is sampling)."""
@@ -195,15 +159,14 @@ def hw_report(
     """``kirchhoffnet hw report``: :func:`~kirchhoffnet.hardware.study.report_study` of the model at
     ``path`` on :func:`study_inputs`; a score-circuit diffusion run is
     reported per generation instead (its probability-flow transient over ``samples`` generations)."""
-    from kirchhoffnet.diffusion.run import is_diffusion_run
-
     path = Path(path)
-    if is_diffusion_run(path):
+    if kind_of(path) == "diffusion-run":
         return _generation_report(path, design, Path(out), samples, settling, fit_voltage)
     saved = open_saved(path)
     x = study_inputs(saved, samples, inputs=inputs, seed=seed)
+    model: Any = saved.model  # a Circuit, Flow or Network; the study refuses anything else
     return report_study(
-        saved.model, x, design, out, name=path.name, source=str(path.resolve()),
+        model, x, design, out, name=path.name, source=str(path.resolve()),
         settling=settling, fit_voltage=fit_voltage, points_per_slice=points_per_slice,
     )  # fmt: skip
 
@@ -212,10 +175,9 @@ def _generation_report(
     path: Path, design: PhysicalDesign, out: Path, samples: int, settling: float, fit: bool
 ) -> Study[dict[str, Any]]:
     from kirchhoffnet.diffusion.circuit_run import hardware_markdown, run_hardware
-    from kirchhoffnet.diffusion.run import load_run
     from kirchhoffnet.hardware.report import write_study
 
-    result = run_hardware(load_run(path), samples, design, settling, fit_supply=fit)
+    result = run_hardware(open_saved_run(path).run, samples, design, settling, fit_supply=fit)
     data = {"source": str(path.resolve()), **result}
     files = write_study(out, "hw_report", data, hardware_markdown(result, f"Hardware report: {path.name}"))
     return Study(data, files, {k: data[k] for k in GENERATION_SUMMARY})
@@ -277,9 +239,10 @@ def hw_noise(
     path = Path(path)
     saved = open_saved(path)
     x = study_inputs(saved, samples, inputs=inputs, seed=seed)
-    name = flow_dataset(path, dataset)
-    reference = _held_out(name, points, seed) if name is not None and name in TOY_SETS else None
+    name = flow_dataset(saved, dataset)
+    reference = held_out_points(name, points, seed) if name is not None and name in TOY_SETS else None
+    model: Any = saved.model  # a Circuit, Flow or Network; the study refuses anything else
     return noise_study(
-        saved.model, x, capacitances, base, noise, out, name=path.name, source=str(path.resolve()),
+        model, x, capacitances, base, noise, out, name=path.name, source=str(path.resolve()),
         reference=reference, dt=dt, seed=seed,
     )  # fmt: skip

@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.config import Config, parse_config, to_yaml
+from kirchhoffnet.config import Config, to_yaml
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.io.lock import LOCK as LOCK
 from kirchhoffnet.io.lock import DirectoryLock, refuse_previous_run
+from kirchhoffnet.runs import RUN_CONFIG as CONFIG
+from kirchhoffnet.runs import RUN_METRICS as METRICS
+from kirchhoffnet.runs import read_run_config
 from kirchhoffnet.training.state import CHECKPOINT
-from kirchhoffnet.yamlfile import read_yaml_mapping
 
-CONFIG = "config.yaml"
-METRICS = "metrics.json"
 RUN_OUTPUTS = (
     CONFIG,
     CHECKPOINT,
@@ -67,14 +67,6 @@ def prepare(run_dir: Path, config: Config, resume: bool) -> None:
     else:
         refuse_previous_run(run_dir, RUN_OUTPUTS, "choose another --out, or delete those files to start again")
     write_text_atomic(run_dir / CONFIG, to_yaml(config))
-
-
-def read_run_config(run_dir: Path) -> Config:
-    """The validated config of a run directory."""
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise TrainingError(f"{run_dir} is not a run directory: it has no {CONFIG}")
-    return parse_config(read_yaml_mapping(path, error=TrainingError, label="run config"), str(path))
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
