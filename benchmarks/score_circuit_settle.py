@@ -49,7 +49,7 @@ def main() -> None:
     if args.run is not None:
         circuit = load_run(args.run).model.circuit
         if not circuit.passive:
-            raise SystemExit(f"{args.run} is not a passive score circuit (circuit.passive: false)")
+            raise SystemExit(f"{args.run} is not a passive score circuit (model.passive: false)")
     else:
         circuit = ScoreCircuit(hidden=48, repeat=3, contraction=None, passive=True, settle_steps=40)
     x = torch.randn(2, args.batch)

@@ -28,15 +28,21 @@ def run_jobs(jobs: list[tuple[Path, list[str], Path]], out: Path) -> str:
     An interrupted run is resumed; a finished one is kept, so re-running the script continues the table.
     """
     for config_path, overrides, run_dir in jobs:
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file() and json.loads(metrics.read_text()).get("status") in ("finished", "stopped early"):
-            print(f"[done] {run_dir}", file=sys.stderr)
-            continue
-        print(f"[train] {config_path.name} {' '.join(overrides)} -> {run_dir}", file=sys.stderr)
-        config = load_config(config_path, overrides)
-        result = kn.train(config, run_dir, resume=(run_dir / CHECKPOINT).is_file())
-        test = result.metrics["test"]
-        key = result.metrics["primary_metric"]
-        print(f"        {key} = {test[key]:.5g} in {result.metrics['train_wall_time_s']:.0f} s", file=sys.stderr)
+        train_unless_finished(config_path, overrides, run_dir)
     _, _, text = write_report([run_dir for *_, run_dir in jobs], out)
     return text
+
+
+def train_unless_finished(config_path: Path, overrides: list[str], run_dir: Path, progress: bool = True) -> None:
+    """Train ``config_path`` with ``overrides`` (the CLI's ``--set key=value``) into ``run_dir`` unless that
+    run already finished; an interrupted run (its ``checkpoint.pt``) is resumed."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file() and json.loads(metrics.read_text()).get("status") in ("finished", "stopped early"):
+        print(f"[done] {run_dir}", file=sys.stderr)
+        return
+    print(f"[train] {config_path.name} {' '.join(overrides)} -> {run_dir}", file=sys.stderr)
+    config = load_config(config_path, overrides)
+    result = kn.train(config, run_dir, resume=(run_dir / CHECKPOINT).is_file(), progress=progress)
+    test = result.metrics["test"]
+    key = result.metrics["primary_metric"]
+    print(f"        {key} = {test[key]:.5g} in {result.metrics['train_wall_time_s']:.0f} s", file=sys.stderr)

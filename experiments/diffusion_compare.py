@@ -3,17 +3,19 @@
     PYTHONPATH=src python experiments/diffusion_compare.py --out runs/diffusion_compare
     PYTHONPATH=src python experiments/diffusion_compare.py --flow-steps 0        # skip the CNF flow
     PYTHONPATH=src python experiments/diffusion_compare.py --rram-run runs/ring --circuit-run runs/kn/ring_knp
-    PYTHONPATH=src python experiments/diffusion_compare.py --task twomoon --flow-run runs/long/twomoon
+    PYTHONPATH=src python experiments/diffusion_compare.py --data twomoon --flow-run runs/long/twomoon
 
-Trains (or reuses, when the run directory already holds metrics.json) the two diffusion runs from
-configs/diffusion/ring.yaml and ring_kirchhoffnet_passive.yaml (the 59-node circuit), trains a
+Trains with the shared trainer (``kirchhoffnet train``; reuses a finished run, resumes an interrupted one)
+and evaluates (``kirchhoffnet diffusion evaluate``, unless the run already holds evaluation.json) the two
+diffusion runs of configs/diffusion/ring.yaml and ring_kirchhoffnet_passive.yaml (the 59-node circuit), trains a
 KirchhoffNet CNF on the same ring by maximum likelihood, and writes compare.md and compare.json: pooled KL
 of 10,000 samples against the same reference ring, parameter count, and the modelled latency and energy
 of one generation (the RRAM loop's speed/energy model; the hardware package's default design,
 1 pF · 1 mS · 1 V, for both circuits).
 
-With ``--task`` set to a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...) the table compares the score
-circuit trained on that set's points with the CNF of ``configs/flow2d/<task>.yaml`` (``--flow-run`` reuses a
+With ``--data`` (alias ``--task``) set to a 2-D flow data set (twomoon, 8gaussians, pinwheel, ...) the table
+compares the score circuit trained on that set's points (``--set data=SET``) with the CNF of
+``configs/flow2d/<set>.yaml`` (``--flow-run`` reuses a
 trained run directory, else it is trained): KL as above (the circuit sampled exactly, without the ring's
 β ×1.2), the NLL of the same 2,000 held-out points under each model's density, and training time. The
 crossbar network is the ring's model and is left out.
@@ -30,12 +32,12 @@ from typing import Any
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.config import load_config as load_training_config
-from kirchhoffnet.config.diffusion import load_config, parse_config
-from kirchhoffnet.diffusion import POINT_SETS, kl_pooled, sample_points, sample_ring
+from common import train_unless_finished
+from kirchhoffnet.data.points import POINT_SETS, sample_points, sample_ring
 from kirchhoffnet.diffusion.circuit_run import held_out_points
 from kirchhoffnet.diffusion.evaluate import evaluate
-from kirchhoffnet.diffusion.run import RUN_METRICS, load_run, train
+from kirchhoffnet.diffusion.metrics import kl_pooled
+from kirchhoffnet.diffusion.run import RUN_METRICS, load_run
 from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.analysis import analyze
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
@@ -45,21 +47,21 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "diffusion"
 REFERENCE_SEED = 12345  # the diffusion evaluation's reference ring
 
 
-def diffusion_row(config: Path, run_dir: Path, solver: str, task: str = "ring") -> dict[str, Any]:
-    """Train (on ``task``'s points) and evaluate a diffusion run unless its metrics exist; its row of the table."""
-    if not (run_dir / "model.safetensors").is_file():
-        settings = load_config(config)
-        train(parse_config({**settings.model_dump(mode="json"), "task": task}, str(config)), run_dir)
+def diffusion_row(
+    config: Path, run_dir: Path, solver: str, data: str = "ring", progress: bool = True
+) -> dict[str, Any]:
+    """Train (on ``data``'s points) and evaluate a diffusion run unless that was done; its row of the table."""
+    train_unless_finished(config, [f"data={data}"], run_dir, progress)
     if not (run_dir / RUN_METRICS).is_file():
-        evaluate(run_dir)
+        evaluate(run_dir, progress=progress)
     metrics = json.loads((run_dir / RUN_METRICS).read_text())
     params = sum(p.numel() for p in load_run(run_dir).model.parameters())
-    trained = json.loads((run_dir / "train.json").read_text())
+    trained = json.loads((run_dir / "metrics.json").read_text())
     row = {
         "kl_pooled": metrics[solver]["kl_pooled"],
         "parameters": params,
         "solver": solver,
-        "train_time_s": trained["train_time_s"],
+        "train_time_s": trained["train_wall_time_s"],
     }
     if "hardware" in metrics:  # the score circuit
         hw = metrics["hardware"]
@@ -118,20 +120,19 @@ def cached_flow_row(path: Path, steps: int, batch: int) -> dict[str, Any]:
     return row
 
 
-def trained_flow_row(task: str, run_dir: Path) -> dict[str, Any]:
-    """The CNF of configs/flow2d/<task>.yaml (trained into ``run_dir`` unless it holds one), scored on the
+def trained_flow_row(data: str, run_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """The CNF of configs/flow2d/<data>.yaml (trained into ``run_dir`` unless it finished there), scored on the
     same reference and held-out points as the score circuit; its row of the table."""
-    if not (run_dir / "model.safetensors").is_file():
-        kn.train(load_training_config(CONFIGS.parent / "flow2d" / f"{task}.yaml"), run_dir)
+    train_unless_finished(CONFIGS.parent / "flow2d" / f"{data}.yaml", [], run_dir, progress)
     flow = load_model(run_dir)
     trained = json.loads((run_dir / "metrics.json").read_text())
     with single_thread(), torch.no_grad():
         samples = flow.sample(10_000, torch.Generator().manual_seed(0))
-        held_out = held_out_points(task, REFERENCE_SEED)  # the circuit evaluation's points
+        held_out = held_out_points(data, REFERENCE_SEED)  # the circuit evaluation's points
         nll = float(-flow.log_prob(held_out).mean())
         report = analyze(flow, torch.randn(200, 2, generator=torch.Generator().manual_seed(0)))
     return {
-        "kl_pooled": kl_pooled(samples, sample_points(task, 10_000, seed=REFERENCE_SEED)),
+        "kl_pooled": kl_pooled(samples, sample_points(data, 10_000, seed=REFERENCE_SEED)),
         "nll_nats": nll,
         "parameters": sum(p.numel() for p in flow.parameters()),
         "nodes": max(flow.circuit.widths) + 1,  # ground included
@@ -142,8 +143,9 @@ def trained_flow_row(task: str, run_dir: Path) -> dict[str, Any]:
     }
 
 
-def markdown(rows: dict[str, dict[str, Any]]) -> str:
-    with_nll = any("nll_nats" in r for r in rows.values())
+def markdown(rows: dict[str, dict[str, Any]], with_nll: bool = False) -> str:
+    """The table; ``with_nll`` adds the held-out NLL and training time (the flow data sets' table: every row
+    has them there, while the ring table's crossbar row has no density)."""
     extra = " NLL (nats) | train time |" if with_nll else ""
     lines = [
         f"| model | KL pooled |{extra} parameters | nodes | latency / generation | energy / generation |",
@@ -168,23 +170,27 @@ def main() -> None:
     args.add_argument("--rram-run", type=Path, help="an evaluated crossbar ring run to reuse (default: train one)")
     args.add_argument("--circuit-run", type=Path, help="an evaluated score-circuit run to reuse (default: train one)")
     args.add_argument("--no-rram", action="store_true", help="leave the RRAM row out (its evaluation is long)")
-    args.add_argument("--task", default="ring", choices=POINT_SETS, help="ring, or a 2-D flow data set")
-    args.add_argument("--flow-run", type=Path, help="with --task: a trained configs/flow2d/<task>.yaml run to reuse")
+    args.add_argument(
+        "--data", "--task", dest="data", default="ring", choices=POINT_SETS, help="ring, or a 2-D flow data set"
+    )
+    args.add_argument("--flow-run", type=Path, help="with --data: a trained configs/flow2d/<set>.yaml run to reuse")
+    args.add_argument("--no-progress", action="store_true", help="no progress bars or lines while training")
     options = args.parse_args()
     out: Path = options.out
-    if options.task != "ring":
-        table = point_set_table(options.task, out, options.circuit_run, options.flow_run)
+    progress = not options.no_progress
+    if options.data != "ring":
+        table = point_set_table(options.data, out, options.circuit_run, options.flow_run, progress)
         print(table)
         return
     rows = {}
     if not options.no_rram:
         rram_dir = options.rram_run or out / "ring"
         rows["RRAM crossbar score network (analog PF-ODE)"] = diffusion_row(
-            CONFIGS / "ring.yaml", rram_dir, "analog-ode"
+            CONFIGS / "ring.yaml", rram_dir, "analog-ode", progress=progress
         )
     circuit_dir = options.circuit_run or out / "ring_kirchhoffnet_passive"
     rows["KirchhoffNet score circuit (its own transient)"] = diffusion_row(
-        CONFIGS / "ring_kirchhoffnet_passive.yaml", circuit_dir, "pf-ode"
+        CONFIGS / "ring_kirchhoffnet_passive.yaml", circuit_dir, "pf-ode", progress=progress
     )
     if options.flow_steps > 0:
         rows["KirchhoffNet CNF flow"] = cached_flow_row(out / "flow.json", options.flow_steps, options.flow_batch)
@@ -193,20 +199,23 @@ def main() -> None:
     print(markdown(rows))
 
 
-def point_set_table(task: str, out: Path, circuit_run: Path | None, flow_run: Path | None) -> str:
-    """The score circuit against the CNF on a 2-D flow data set; writes compare_<task>.md/.json."""
+def point_set_table(
+    data: str, out: Path, circuit_run: Path | None, flow_run: Path | None, progress: bool = True
+) -> str:
+    """The score circuit against the CNF on a 2-D flow data set; writes compare_<data>.md/.json."""
     rows = {
         "KirchhoffNet score circuit (its own transient)": diffusion_row(
             CONFIGS / "ring_kirchhoffnet_passive.yaml",
-            circuit_run or out / f"{task}_kirchhoffnet_passive",
+            circuit_run or out / f"{data}_kirchhoffnet_passive",
             "pf-ode (exact)",  # the circuit's own density, like the CNF's (β ×1.2 is the ring's sharpening)
-            task,
+            data,
+            progress,
         ),
-        "KirchhoffNet CNF flow": trained_flow_row(task, flow_run or out / f"{task}_flow"),
+        "KirchhoffNet CNF flow": trained_flow_row(data, flow_run or out / f"{data}_flow", progress),
     }
-    table = markdown(rows)
-    write_json_atomic(out / f"compare_{task}.json", rows)
-    write_text_atomic(out / f"compare_{task}.md", table)
+    table = markdown(rows, with_nll=True)
+    write_json_atomic(out / f"compare_{data}.json", rows)
+    write_text_atomic(out / f"compare_{data}.md", table)
     return table
 
 
