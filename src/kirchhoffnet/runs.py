@@ -121,7 +121,8 @@ class OpenedRun:
 
 
 def open(path: str | os.PathLike[str], *, device: str = "cpu", prepare: bool = True) -> OpenedRun:
-    """Open any saved model: a run directory of ``kirchhoffnet train`` (any task, diffusion included), a ``.safetensors`` checkpoint, or an original result directory (``config.yaml`` + ``model.pth``).
+    """Open any saved model: a run directory of ``kirchhoffnet train`` (any task, diffusion included), a
+    ``.safetensors`` checkpoint, or an original result directory (``config.yaml`` + ``model.pth``).
 
     Args:
         device: where a run's model and data go.

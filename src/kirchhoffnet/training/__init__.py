@@ -19,7 +19,7 @@ from kirchhoffnet.config import Config, as_config, preflight
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
-from kirchhoffnet.runs import is_run_directory, kind_of, read_run_config
+from kirchhoffnet.runs import is_run_directory, read_run_config
 from kirchhoffnet.runs import open as open_saved
 from kirchhoffnet.tasks import Task
 from kirchhoffnet.training.distributed import join, leave, share_failure
