@@ -184,7 +184,7 @@ def hardware_markdown(report: dict[str, Any], title: str) -> str:
 def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) -> dict[str, Any]:
     """KL of the circuit's samplers (configured and exact), the NLL of held-out points under its
     probability-flow density, the full transient with finite C_h, the hidden nodes' equilibrium residual, the
-    hardware view, ``samples.png`` and ``metrics.json``."""
+    hardware view, ``samples.png`` and ``evaluation.json``."""
     config = run.config
     n, seed = config.evaluate.num_samples, config.seed
     reference = sample_points(config.data, n, seed=config.evaluate.reference_seed)

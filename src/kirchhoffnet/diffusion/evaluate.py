@@ -1,7 +1,7 @@
 """Evaluation of a diffusion run: the KL of every solver against the data, the KL-vs-programming-noise
 curve over several chips (with and without write-verify), and that curve compared across runs.
 
-Results go into the run directory: ``metrics.json``, ``samples.png``, ``robustness.png`` and
+Results go into the run directory: ``evaluation.json``, ``samples.png``, ``robustness.png`` and
 ``speed_energy.txt``; an unconditional KirchhoffNet score-circuit run is scored by :mod:`.circuit_run`.
 """
 
@@ -36,13 +36,13 @@ def evaluate(
     robustness_only: bool = False,
     verify_tolerance: float | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a run and write ``metrics.json``, the figures and ``speed_energy.txt`` into it.
+    """Evaluate a run and write ``evaluation.json``, the figures and ``speed_energy.txt`` into it.
 
     Ring: KL of every solver, the KL-vs-programming-noise curve over several chips, samples vs ring.
     Latent: judge accuracy and latent KL per class for every solver, the guidance sweep, image grids.
 
     Args:
-        robustness_only: ring runs: only (re)compute the KL-vs-σ curves, keeping the rest of metrics.json.
+        robustness_only: ring runs: only (re)compute the KL-vs-σ curves, keeping the rest of evaluation.json.
         verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
     """
     run = load_run(run_dir)

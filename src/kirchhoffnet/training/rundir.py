@@ -12,6 +12,7 @@ from typing import Any
 
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, to_yaml
+from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.io.lock import LOCK as LOCK
@@ -32,6 +33,12 @@ RUN_OUTPUTS = (
     "density.png",
     "confusion_matrix.png",
     "predicted_vs_true.png",
+    VAE_FILE,  # the latent diffusion task's prepared models and data, and its final figures
+    CLASSIFIER_FILE,
+    LATENTS_FILE,
+    "images.png",
+    "latents.png",
+    "guidance.png",
 )
 """Every file a run writes into its directory: the only targets whose torn temporary files are removed."""
 # Settings that may differ when a run is resumed: where and how fast it runs, not what it computes.
