@@ -88,7 +88,7 @@ def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Conf
     run_dir = Path(run_dir)
     if is_diffusion_run(run_dir):
         raise CheckpointError(
-            f"{run_dir} is a run of `kirchhoffnet diffusion train`, not of `kirchhoffnet train`; "
+            f"{run_dir} is a diffusion run (its model is a score model), which `kirchhoffnet eval|sample` do not read; "
             "give it to `kirchhoffnet diffusion sample|evaluate|spice`"
         )
     config = read_run_config(run_dir)
