@@ -90,7 +90,7 @@ def check_kind(spec: Any) -> str:
         return kind
     if kind in SCORE_KINDS:
         raise CheckpointError(
-            f"it holds a diffusion {kind} of a diffusion run, not a circuit, flow or network; "
+            f"it holds a diffusion {kind} (a run of a diffusion config), not a circuit, flow or network; "
             "give its run directory to `kirchhoffnet diffusion sample|evaluate|spice` "
             "(or to `kirchhoffnet hw report` for a score circuit)"
         )

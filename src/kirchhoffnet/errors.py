@@ -73,7 +73,7 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
 
 def clip(text: str, limit: int = SHOWN_CHARS) -> str:
     """``text`` on one line, cut to ``limit`` characters with ``...`` marking the cut."""
-    text = " ".join(text.split()) if "\n" in text or "\r" in text else text
+    text = " ".join(text.split()) if text.splitlines() != [text] else text  # any line break (\v, \x1c, \u2028...)
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 

@@ -17,11 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from kirchhoffnet.io.lock import LOCK
+
 from .hostile import DIFFUSION_BASES, TRAINING_BASES, dump, hostile_run_dir, hostile_text, override, stress_config
 
-# Each leaf command: the base runs it accepts, options that keep it cheap, and where it writes.
+# Each leaf command: the base runs it accepts, options that keep it cheap, and where it writes; "words" are
+# its arguments where they are not the name's words ("train (diffusion)": `train` given a diffusion config).
 COMMANDS: dict[str, dict[str, Any]] = {
     "train": {"bases": ["flow", "reg", "cls"], "cheap": [], "out": "dir"},
+    "train (diffusion)": {"bases": ["ring", "ringk"], "words": ["train"], "cheap": [], "out": "dir"},
     "eval": {"bases": ["flow", "reg", "cls"], "cheap": [], "out": "dir"},
     "sample": {"bases": ["flow"], "cheap": ["-n", "16"], "out": "dir"},
     "report": {"bases": ["flow", "reg", "cls"], "many": True, "cheap": [], "out": "dir"},
@@ -42,15 +46,16 @@ COMMANDS: dict[str, dict[str, Any]] = {
     },
     "hw quantize": {"bases": ["flow", "reg"], "model": True, "many": True, "cheap": ["--bits", "2", "--points", "16"]},
     "hw noise": {"bases": ["flow", "reg"], "model": True, "cheap": ["--samples", "4", "--capacitance", "1fF"]},
-    "diffusion train": {"bases": ["ring", "ringk"], "cheap": [], "out": "dir"},
     "diffusion sample": {"bases": ["ring", "ringk"], "cheap": ["-n", "16", "--steps", "5"], "out": "file"},
     "diffusion evaluate": {"bases": ["ring"], "cheap": [], "out": None},
     "diffusion compare": {"bases": ["ring-eval"], "many": True, "cheap": [], "out": "file"},
     "diffusion speed-energy": {"bases": ["ring"], "cheap": ["--batch", "16"], "out": None},
     "diffusion spice": {"bases": ["ringk"], "cheap": ["--samples", "1"], "out": "dir"},
 }
-for _spec in COMMANDS.values():
+for _name, _spec in COMMANDS.items():
     _spec.setdefault("out", "dir")
+    _spec.setdefault("words", _name.split())
+TRAIN_COMMANDS = ("train", "train (diffusion)")
 SPICE = {"spice export", "spice verify", "spice iv", "diffusion spice"}
 BIG = "1000000000"
 OPTIONS: dict[str, list[list[str]]] = {
@@ -97,14 +102,23 @@ OPTIONS: dict[str, list[list[str]]] = {
     "hw noise": [["--dt", d] for d in ["1e-9", "0", "nan", "-1", "1e300", "inf"]]
     + [["--capacitance", c] for c in ["0F", "1e-300F", "nanF"]]
     + [["--temperature", "1e300"], ["--samples", BIG], ["--voltage", "nanV"], ["--read", "1"], ["--points", BIG]],
-    "diffusion train": [
-        ["--model", "bogus"],
-        ["--task", "bogus"],
+    "train (diffusion)": [
         ["--seed", "-1"],
-        ["--task", "latent"],
-        ["--set", "train.steps=1e300"],
+        ["--seed", str(2**70)],
+        ["--device", "bogus"],
+        ["--resume"],
+        ["--set", "data=bogus"],
+        ["--set", "latent={vae_epochs: 1}"],  # a latent section for ring data
+        ["--set", "model.kind=bogus"],
+        ["--set", "model.kind=kirchhoffnet"],  # the other kind's settings are unknown keys
+        ["--set", "model=null"],
+        ["--set", "train.epochs=1e300"],
+        ["--set", "train.ema_decay=1.5"],
         ["--set", "sde.beta_max=1e308"],
         ["--set", "model.width=1000000000"],
+        ["--set", "score_matching.label_dropout=1"],
+        ["--set", "score_matching.init_from=../outside"],
+        ["--set", "score_matching.noise_aware={std: 0.1, draws: 3}"],
     ],
     "diffusion sample": [["--steps", BIG], ["-n", BIG], ["--guidance", "nan"], ["--prog-noise", "1e300"]]
     + [["--label", "-1"], ["--label", "99"], ["--solver", "bogus"], ["--verify-tolerance", "0"], ["--chip", "-1"]]
@@ -219,11 +233,12 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
     spec = COMMANDS[command]
     family = rng.choices([f for f, _ in FAMILIES], weights=[w for _, w in FAMILIES])[0]
     sandbox, outside = _layout(root)
-    case = Case(number, command, family, [*command.split()])
+    words = spec["words"]
+    case = Case(number, command, family, list(words))
     available = [b for b in spec["bases"] if (bases / b).is_dir()] or ["flow"]
     base = rng.choice(available)
     others = [bases / b for b in ("flow", "reg", "ring", "ringk") if b != base and (bases / b).is_dir()]
-    takes_config = command in ("train", "diffusion train")
+    takes_config = command in TRAIN_COMMANDS
     configs = TRAINING_BASES if command == "train" else DIFFUSION_BASES
     if family == "simulator" and command not in SPICE:
         family = case.family = "options"
@@ -244,7 +259,7 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
         elif family == "text":
             (sandbox / "config.yaml").write_bytes(hostile_text(rng, text))
             case.done.append("config:text")
-        elif family == "out" and command == "train" and rng.random() < 0.5:  # the default runs/NAME
+        elif family == "out" and rng.random() < 0.5:  # the default runs/NAME
             name = rng.choice(["../../escape", "../escape", str(outside / "pwned"), "a\x00b", "n" * 300, "", ".."])
             text = dump({**data, "name": name})
             default_out = True  # no --out: the name decides the folder
@@ -252,13 +267,17 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
         if family != "text":
             (sandbox / "config.yaml").write_text(text)
         inputs = ["config.yaml"]
-        if family == "rundir":  # a damaged run: resumed (train) or the --out a new run must not overwrite
+        if family == "rundir":  # a damaged run: resumed, or the --out a new run must not overwrite
             run = _copy_base(bases, base, sandbox / "run")
             case.done += hostile_run_dir(rng, run, outside, others)
-            if command == "train":
+            if command == "train" or rng.random() < 0.5:
                 inputs, extra = ["run"], [*extra, "--resume"]
             else:
-                case.protected += [f"sandbox/run/{p.name}" for p in run.iterdir() if p.is_file() and not p.is_symlink()]
+                case.protected += [  # the run's files, less its lock: the lock file is the trainer's to take
+                    f"sandbox/run/{p.name}"
+                    for p in run.iterdir()
+                    if p.is_file() and not p.is_symlink() and p.name != LOCK
+                ]
             extra += ["--out", "run"]
     else:
         count = rng.choice([1, 1, 2]) if spec.get("many") else 1
@@ -291,7 +310,7 @@ def make_case(seed: int, number: int, root: Path, bases: Path) -> Case:
         kind = rng.choice(FAULTS)
         case.fault = {"kind": kind, "after": rng.choice([0, 1, 2, 4, 8]), "bytes": rng.choice([0, 512, 20_000])}
         case.done.append(f"fault:{kind}")
-    case.args = [*command.split(), *inputs, *extra]
+    case.args = [*words, *inputs, *extra]
     return case
 
 

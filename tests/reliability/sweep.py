@@ -214,7 +214,7 @@ def build_bases(cache: Path, timeout_s: float = 300.0) -> Path:
         jobs.append(["train", f"{name}.yaml", "--out", name, "--no-progress"])
     for name, config in DIFFUSION_BASES.items():
         (cache / f"{name}.yaml").write_text(dump(config))
-        jobs.append(["diffusion", "train", f"{name}.yaml", "--out", name])
+        jobs.append(["train", f"{name}.yaml", "--out", name, "--no-progress"])
     _run_plain(jobs, cache, timeout_s)
     shutil.copytree(cache / "ring", cache / "ring-eval")
     _run_plain([["diffusion", "evaluate", "ring-eval"]], cache, timeout_s)

@@ -28,10 +28,8 @@ from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import write_config
-from kirchhoffnet.diffusion.run import TRAIN_OUTPUTS
 from kirchhoffnet.errors import ConfigError, KirchhoffError, StorageError, TrainingError
 from kirchhoffnet.io.atomic import TMP_SUFFIX, _tmp_prefix, atomic_write, remove_orphans, write_text_atomic
-from kirchhoffnet.io.lock import DirectoryLock
 from kirchhoffnet.io.paths import check_run_name, prepare_out_dir
 from kirchhoffnet.training import CHECKPOINT, train
 from kirchhoffnet.training import state as training_state
@@ -41,7 +39,12 @@ from kirchhoffnet.training.state import load_checkpoint
 from ..training.helpers import tiny_flow
 from .crash import environment
 
-TINY_RING = "task: ring\nseed: 3\ntrain: {steps: 20, batch_size: 64}\nsample: {steps: 5}\nanalog: {steps: 5}\n"
+TINY_RING = (
+    "task: diffusion\ndata: ring\nseed: 3\nthreads: 1\nmodel: {kind: crossbar, width: 8}\n"
+    "train: {epochs: 1, steps_per_epoch: 150, batch_size: 128, lr: 0.003, grad_clip: 1.0}\n"
+    "score_matching: {val_size: 128}\nsample: {steps: 20}\nanalog: {steps: 5}\nevaluate: {num_samples: 200}\n"
+)
+"""A diffusion config of the shared family: trained, resumed and guarded by `kirchhoffnet train` like every task."""
 HOSTILE_NAMES = ["../x", "/abs", "a\0b", "..", ".", "x" * 300, "a/b", "-rf", ".hidden", "tab\tname", " pad", ""]
 
 
@@ -79,7 +82,7 @@ def run_dir(tmp_path_factory) -> Path:
 def ring_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ring")
     (root / "ring.yaml").write_text(TINY_RING)
-    result = CliRunner().invoke(app, ["diffusion", "train", str(root / "ring.yaml"), "--out", str(root / "run")])
+    result = CliRunner().invoke(app, ["train", str(root / "ring.yaml"), "--out", str(root / "run"), "--no-progress"])
     assert result.exit_code == 0, result.output
     return root / "run"
 
@@ -156,9 +159,34 @@ def test_a_target_of_any_legal_name_is_written_and_its_torn_temporary_file_recog
 @pytest.mark.parametrize("kind", ["training", "diffusion"])
 def test_every_file_a_run_writes_is_a_recorded_output(kind, run_dir, ring_run):
     """The orphan list must name every output, or torn writes of an unlisted one would stay forever."""
-    folder, outputs = (run_dir, RUN_OUTPUTS) if kind == "training" else (ring_run, TRAIN_OUTPUTS)
+    folder = run_dir if kind == "training" else ring_run
     written = {p.name for p in folder.iterdir() if p.is_file() and p.name != LOCK}
-    assert written and written <= set(outputs), written - set(outputs)
+    assert written and written <= set(RUN_OUTPUTS), written - set(RUN_OUTPUTS)
+    assert {CHECKPOINT, "model.safetensors", "config.yaml", "metrics.json"} <= written
+
+
+@pytest.mark.needs_dataset
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: a latent run writes vae/classifier/latents.safetensors and images/latents/guidance.png, "
+    "which RUN_OUTPUTS (the run lock's orphan list) does not name: their torn temporary files stay forever",
+)
+def test_every_file_a_latent_diffusion_run_writes_is_a_recorded_output(tmp_path):
+    from kirchhoffnet.data.images import IMAGE_SETS
+
+    if not (Path(IMAGE_SETS["fashion_mnist"].default_root) / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    (tmp_path / "latent.yaml").write_text(
+        "task: diffusion\ndata: latent\nthreads: 1\nmodel: {kind: crossbar, width: 4}\n"
+        "latent: {max_train_images: 90, image_size: 8, vae_epochs: 1, classifier_epochs: 1}\n"
+        "train: {epochs: 1, steps_per_epoch: 1, batch_size: 16, lr: 0.003}\nsample: {steps: 5}\n"
+        "evaluate: {num_samples: 30}\n"
+    )
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "latent.yaml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    written = {p.name for p in (tmp_path / "run").iterdir() if p.is_file() and p.name != LOCK}
+    assert "vae.safetensors" in written
+    assert written <= set(RUN_OUTPUTS), written - set(RUN_OUTPUTS)
 
 
 # --- run names --------------------------------------------------------------------------------------------------
@@ -184,12 +212,14 @@ def test_a_hostile_run_name_through_the_cli_is_one_line(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
-def test_a_diffusion_config_whose_file_name_cannot_name_a_run_is_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["../../escaped", "-rf", ".hidden", "a/b"])
+def test_a_diffusion_config_whose_name_cannot_name_a_run_is_refused(name, tmp_path, monkeypatch):
+    """A diffusion config goes to runs/NAME like every task: a hostile name is one line and writes nothing."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "-rf.yaml").write_text(TINY_RING)
-    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "-rf.yaml")])
-    one_error_line(result, "CONFIG", "'-rf'", "cannot name a run directory")
-    assert not (tmp_path / "runs").exists()
+    (tmp_path / "ring.yaml").write_text(TINY_RING + f"name: {name!r}\n")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "ring.yaml")])
+    one_error_line(result, "name:", "cannot name a run directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ring.yaml"]
 
 
 @settings(max_examples=300, deadline=None)
@@ -225,7 +255,7 @@ def _commands(run: Path, ring: Path, config: Path, ring_config: Path) -> dict[st
         "hw montecarlo": lambda out: ["hw", "montecarlo", r, "--trials", "2", "--points", "8", "--out", out],
         "hw quantize": lambda out: ["hw", "quantize", r, "--points", "8", "--out", out],
         "hw noise": lambda out: ["hw", "noise", r, "--out", out],
-        "diffusion train": lambda out: ["diffusion", "train", str(ring_config), "--out", out],
+        "train (diffusion)": lambda out: ["train", str(ring_config), "--out", out],
         "diffusion spice": lambda out: ["diffusion", "spice", d, "--out", out],
         "spice export": lambda out: ["spice", "export", r, "--out", out],
         "spice verify --json": lambda out: ["spice", "verify", r, "--json", out],
@@ -237,7 +267,7 @@ def _commands(run: Path, ring: Path, config: Path, ring_config: Path) -> dict[st
 
 
 FOLDER_COMMANDS = ["train", "eval", "sample", "report", "hw report", "hw montecarlo", "hw quantize", "hw noise"]
-FOLDER_COMMANDS += ["diffusion train", "diffusion spice"]
+FOLDER_COMMANDS += ["train (diffusion)", "diffusion spice"]
 FILE_COMMANDS = ["spice export", "spice verify --json", "spice verify --plot", "spice iv --json"]
 FILE_COMMANDS += ["diffusion sample", "diffusion compare"]
 
@@ -344,7 +374,9 @@ def read_only_file_system(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "report", "spice export", "diffusion sample"])
+@pytest.mark.parametrize(
+    "command", ["train", "train (diffusion)", "eval", "report", "spice export", "diffusion sample"]
+)
 def test_a_read_only_file_system_found_while_writing_is_one_line(command, commands, read_only_file_system):
     out = read_only_file_system / ("result.png" if command in FILE_COMMANDS else "results")
     result = CliRunner().invoke(app, commands[command](str(out)))
@@ -507,49 +539,69 @@ def test_a_read_only_temporary_folder_for_ngspice_is_one_error(tmp_path, monkeyp
     assert list(locked.iterdir()) == []
 
 
-# --- diffusion runs are not overwritten ------------------------------------------------------------------------
+# --- diffusion runs are not overwritten: the trainer's guards hold for a diffusion config -----------------------
 
 
-def test_diffusion_train_into_a_trained_run_refuses_and_keeps_the_model(ring_run, tmp_path):
+def test_train_of_a_diffusion_config_into_a_trained_run_refuses_and_keeps_the_model(ring_run, tmp_path):
     (tmp_path / "ring.yaml").write_text(TINY_RING.replace("seed: 3", "seed: 4"))
     before = snapshot(ring_run)
-    result = CliRunner().invoke(app, ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(ring_run)])
-    one_error_line(result, str(ring_run), "already holds another run (config.yaml, model", "choose another")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "ring.yaml"), "--out", str(ring_run)])
+    one_error_line(result, str(ring_run), f"already holds a run ({CHECKPOINT}); pass --resume", "choose another --out")
+    assert snapshot(ring_run) == before
+
+
+def test_resuming_a_diffusion_run_with_another_config_refuses_and_keeps_the_model(ring_run, tmp_path):
+    (tmp_path / "ring.yaml").write_text(TINY_RING.replace("seed: 3", "seed: 4").replace("width: 8", "width: 6"))
+    before = snapshot(ring_run)
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "ring.yaml"), "--out", str(ring_run), "--resume"])
+    one_error_line(result, f"cannot resume {ring_run} with a different config:", "model.width", "seed")
     assert snapshot(ring_run) == before
 
 
 @pytest.mark.parametrize("kind", ["train", "diffusion"])
+@pytest.mark.parametrize("deleted", [(CHECKPOINT,), (CHECKPOINT, "model.safetensors")])
 def test_a_new_run_never_replaces_another_runs_files_even_without_its_model_or_checkpoint(
-    kind, run_dir, ring_run, tmp_path
+    kind, deleted, run_dir, ring_run, tmp_path
 ):
-    """A finished run whose checkpoint.pt (or a diffusion run whose model) was deleted, and a run killed
-    before its first checkpoint, still hold files a new run in the same --out would replace."""
+    """A finished run whose checkpoint.pt (and model) was deleted, and a run killed before its first
+    checkpoint, still hold files a new run in the same --out would replace."""
     copy = tmp_path / "copy"
     shutil.copytree(run_dir if kind == "train" else ring_run, copy)
-    (copy / (CHECKPOINT if kind == "train" else "model.safetensors")).unlink()
+    for name in deleted:
+        (copy / name).unlink()
     before = snapshot(copy)
     if kind == "train":
         config = write_config(tiny_flow("train.epochs=1"), tmp_path / "tiny.yaml")
-        args = ["train", str(config), "--out", str(copy), "--no-progress"]
     else:
-        (tmp_path / "ring.yaml").write_text(TINY_RING)
-        args = ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(copy)]
-    result = CliRunner().invoke(app, args)
+        config = tmp_path / "ring.yaml"
+        config.write_text(TINY_RING)
+    result = CliRunner().invoke(app, ["train", str(config), "--out", str(copy), "--no-progress"])
     one_error_line(result, str(copy), "already holds another run (config.yaml", "choose another --out")
     assert snapshot(copy) == before
 
 
-def test_diffusion_train_into_a_directory_another_process_trains_in_is_refused(tmp_path):
+def test_train_of_a_diffusion_config_into_a_directory_another_process_trains_in_is_refused(tmp_path):
     (tmp_path / "ring.yaml").write_text(TINY_RING)
-    lock = DirectoryLock(tmp_path / "run", TRAIN_OUTPUTS)
+    lock = RunLock(tmp_path / "run")
     try:
-        result = CliRunner().invoke(
-            app, ["diffusion", "train", str(tmp_path / "ring.yaml"), "--out", str(tmp_path / "run")]
-        )
+        result = CliRunner().invoke(app, ["train", str(tmp_path / "ring.yaml"), "--out", str(tmp_path / "run")])
     finally:
         lock.release()
     one_error_line(result, "is in use by another process")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK]
+
+
+def test_a_killed_diffusion_runs_torn_files_are_removed_and_it_resumes(ring_run, tmp_path):
+    """Torn temporary files of a diffusion run's outputs are the trainer's to remove; a user's are kept."""
+    copy = tmp_path / "copy"
+    shutil.copytree(ring_run, copy)
+    fd, torn = tempfile.mkstemp(prefix=_tmp_prefix("model.safetensors"), suffix=TMP_SUFFIX, dir=copy)
+    os.close(fd)
+    (copy / ".notes.tmp").write_text("a user's file")
+    result = CliRunner().invoke(app, ["train", str(copy), "--resume", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert not Path(torn).exists() and (copy / ".notes.tmp").read_text() == "a user's file"
+    assert _leftovers(copy) == []
 
 
 # --- hypothesis: any output path --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -29,7 +30,6 @@ import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import apply_overrides, load_config, parse_config, preflight
 from kirchhoffnet.config.budget import LIMIT_ENV
-from kirchhoffnet.diffusion import config as diffusion_config
 from kirchhoffnet.errors import ConfigError, KirchhoffError, SolverError, ToolError, TrainingError
 from kirchhoffnet.finite import finite_number, require_finite
 from kirchhoffnet.hardware import PhysicalDesign
@@ -52,12 +52,25 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # ---- class 3: values that validate but fail later ------------------------------------------------
 
 
+def _diffusion(**sections: Any) -> dict[str, Any]:
+    """A minimal diffusion config of the shared family (``task: diffusion``) with ``sections`` added."""
+    return {
+        "task": "diffusion",
+        "data": "ring",
+        "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 8, "lr": 1e-3},
+        **sections,
+    }
+
+
 def test_beta_max_that_overflows_every_sampler_is_refused_at_validation():
-    with pytest.raises(ConfigError, match=r"sde: .*∫β = .* overflows the samplers.*<= 88\.7; lower beta_max"):
-        diffusion_config.parse_config({"sde": {"beta_max": 1e308}})
-    with pytest.raises(ConfigError, match=r"sample\.ode_beta_scale: 25 × ∫β = 100 .*limit is 88\.7"):
-        diffusion_config.parse_config({"sample": {"ode_beta_scale": 25.0}})  # ∫β = 4.005 on its own
-    assert diffusion_config.parse_config({"sde": {"beta_max": 170.0}}).sde.beta_max == 170.0  # ∫β = 85: allowed
+    with pytest.raises(ConfigError, match=r"^sde\.beta_max: ∫β = .* overflows the samplers.*<= 88\.7 .*\(in config\)$"):
+        parse_config(_diffusion(sde={"beta_max": 1e308}))
+    with pytest.raises(ConfigError, match=r"^sample\.ode_beta_scale: 25 × ∫β = 100 .*limit is 88\.7"):
+        parse_config(_diffusion(sample={"ode_beta_scale": 25.0}))  # ∫β = 4.005 on its own
+    config = parse_config(_diffusion(sde={"beta_max": 170.0}))  # ∫β = 85: allowed
+    assert config.task == "diffusion" and config.sde.beta_max == 170.0
+    with pytest.raises(ConfigError, match=r"^sde\.beta_max: ∫β = .* overflows"):  # and through --set
+        train(apply_overrides(_diffusion(), ["sde.beta_max=1e308"]), progress=False)
 
 
 def test_a_fixed_step_of_1e_12_is_refused_before_any_grid_is_built(tmp_path):
@@ -176,23 +189,31 @@ def test_data_sizes_count_in_the_memory_preflight(tmp_path, monkeypatch):
         preflight(tiny_flow("grid=1000000"))
 
 
-def test_a_diffusion_width_of_1e9_is_refused_by_a_preflight(monkeypatch):
+def test_a_diffusion_width_of_1e9_is_refused_by_a_preflight(monkeypatch, tmp_path):
     monkeypatch.setenv(LIMIT_ENV, "8")
-    with pytest.raises(ConfigError, match=r"^config: model\.width: the run needs at least 1\.6e\+10 GB but 8 GB"):
-        diffusion_config.parse_config({"model": {"width": 10**9}})
-    with pytest.raises(ConfigError, match=r"^config: .*lower evaluate\.num_samples or circuit\.hidden"):
-        diffusion_config.parse_config({"model": {"kind": "kirchhoffnet"}, "circuit": {"hidden": 10**9}})
-    with pytest.raises(ConfigError, match=r"^config: sample\.steps: 1e\+09 solver steps is more than the limit"):
-        diffusion_config.parse_config({"sample": {"steps": 10**9}})
-    for name in ("ring", "latent", "ring_kirchhoffnet_large"):  # the shipped configs pass
-        diffusion_config.load_config(REPO / "configs" / "diffusion" / f"{name}.yaml")
+    with pytest.raises(ConfigError, match=r"^model\.width: the run needs at least 1\.6e\+10 GB but 8 GB"):
+        preflight(parse_config(_diffusion(model={"kind": "crossbar", "width": 10**9})))
+    with pytest.raises(
+        ConfigError, match=r"^evaluate\.num_samples: .*lower evaluate\.num_samples or model\.hidden\), or set"
+    ):
+        preflight(parse_config(_diffusion(model={"kind": "kirchhoffnet", "hidden": 10**9})))
+    with pytest.raises(ConfigError, match=r"^sample\.steps: 1e\+09 solver steps is more than the limit"):
+        preflight(parse_config(_diffusion(sample={"steps": 10**9})))
+    # `kirchhoffnet train` runs the same pre-flight before the run directory is made
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump(_diffusion(model={"kind": "crossbar", "width": 10**9})))
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "wide.yaml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: model.width: the run needs at least"), result.output
+    assert not (tmp_path / "run").exists()
+    for path in sorted((REPO / "configs" / "diffusion").glob("*.yaml")):  # the shipped configs pass
+        preflight(load_config(path))
 
 
 def test_diffusion_sample_options_are_checked_before_sampling(monkeypatch):
     from kirchhoffnet.cli.diffusion import _check_request
 
     monkeypatch.setenv(LIMIT_ENV, "8")
-    config = diffusion_config.parse_config({})
+    config = parse_config(_diffusion())
     _check_request(config, 10_000, 10_000, 1.0)
     for n, steps, guidance, message in [
         (10, 10**9, None, r"^--steps: 1e\+09 solver steps is more than the limit of 1e\+07"),
@@ -208,7 +229,7 @@ def test_diffusion_speed_energy_and_spice_check_their_counts_before_work(monkeyp
     from kirchhoffnet.diffusion import run as diffusion_run
 
     monkeypatch.setenv(LIMIT_ENV, "8")
-    config = diffusion_config.parse_config({})
+    config = parse_config(_diffusion())
     monkeypatch.setattr(diffusion_run, "load_run", lambda path: diffusion_run.Run(Path(path), config, None))
     for command, option in [("speed-energy", "--batch"), ("spice", "--samples")]:
         result = CliRunner().invoke(app, ["diffusion", command, str(tmp_path), option, str(10**12)])
@@ -359,26 +380,44 @@ def test_require_finite_names_the_figure_and_counts_the_bad_values():
 
 # ---- the property: validated configs pushed to extremes ----------------------------------------
 
-SHIPPED = {  # small enough to train two steps in about a second, without data files
-    "flow2d/twomoon.yaml": [
-        "data.train_size=64", "data.val_size=32", "data.test_size=32", "grid=10",
-        "circuit.topology.repeat=[3, 3]",
-    ],
-    "density/U1.yaml": ["val_samples=32", "test_samples=32", "grid=10", "circuit.topology.repeat=[3, 3]"],
-    "regression/kirchhoffnet-small.yaml": ["data.n_samples=100"],
-    "regression/mlp.yaml": ["data.n_samples=100"],
-}  # fmt: skip
 BOUNDED = [
     "train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=16", "train.eval_batch_size=64",
     "solver.max_steps=300", "threads=1",
 ]  # fmt: skip
+SCORE_BOUNDED = [  # a diffusion config has no solver section: its samplers take fixed steps
+    "train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=16", "train.eval_batch_size=64", "threads=1",
+    "score_matching.val_size=64", "evaluate.num_samples=256", "sample.steps=20", "analog.steps=20",
+]  # fmt: skip
+SHIPPED = {  # small enough to train two steps in about a second, without data files
+    "flow2d/twomoon.yaml": [
+        "data.train_size=64", "data.val_size=32", "data.test_size=32", "grid=10",
+        "circuit.topology.repeat=[3, 3]", *BOUNDED,
+    ],
+    "density/U1.yaml": ["val_samples=32", "test_samples=32", "grid=10", "circuit.topology.repeat=[3, 3]", *BOUNDED],
+    "regression/kirchhoffnet-small.yaml": ["data.n_samples=100", *BOUNDED],
+    "regression/mlp.yaml": ["data.n_samples=100", *BOUNDED],
+    "diffusion/ring.yaml": SCORE_BOUNDED,
+    "diffusion/ring_kirchhoffnet.yaml": ["model.hidden=8", *SCORE_BOUNDED],
+}  # fmt: skip
 EXTREMES = [1e-30, 1e30, 1e300, 1e-12, -1e-30, 10**10, 10**30, 0]
+KNOWN_BUGS: list[tuple[str, tuple[str | int, ...], Any]] = [  # (config, leaf, extreme): see the xfail test below
+    ("diffusion/ring.yaml", ("model", "noise_floor"), 1e300),  # OverflowError: noise_floor**2 in output_gain
+    ("diffusion/ring.yaml", ("train", "lr"), 1e300),  # torch Adam: "value cannot be converted to float"
+    ("flow2d/twomoon.yaml", ("train", "lr"), 1e300),  # the same, in every task
+    ("diffusion/ring.yaml", ("train", "eval_batch_size"), 10**30),  # ValueError in Tensor.split (validate)
+    ("diffusion/ring.yaml", ("score_matching", "val_size"), 10**10),  # 40 GB allocation: no pre-flight term
+    ("diffusion/ring.yaml", ("score_matching", "val_size"), 10**30),  # TypeError from torch.randn
+]
+UNBOUNDED = {("model", "settle_steps")}
+"""Leaves of the diffusion configs the property leaves out while :data:`KNOWN_BUGS` stand (and settle_steps,
+whose 1e10 runs for hours: see the pre-flight xfail test)."""
+KNOWN_LEAVES = {leaf for name, leaf, _ in KNOWN_BUGS if name.startswith("diffusion/")} | UNBOUNDED
 RUN_SECONDS = 60.0
 """A mutated config that passes the pre-flight must end within this (two steps and an evaluation)."""
 
 
 def _small(name: str) -> dict[str, Any]:
-    return apply_overrides(load(name), [*SHIPPED[name], *BOUNDED])
+    return apply_overrides(load(name), SHIPPED[name])
 
 
 def _numeric_leaves(data: dict[str, Any]) -> list[tuple[str | int, ...]]:
@@ -431,7 +470,10 @@ def _check_runtime(name: str, path: tuple[str | int, ...], extreme: Any) -> str:
 @st.composite
 def extreme_configs(draw: st.DrawFn) -> tuple[str, tuple[str | int, ...], Any]:
     name = draw(st.sampled_from(sorted(SHIPPED)))
-    path = draw(st.sampled_from(_numeric_leaves(_small(name))))
+    leaves = _numeric_leaves(_small(name))
+    if name.startswith("diffusion/"):  # the new diffusion configs, less the leaves of known bugs
+        leaves = [leaf for leaf in leaves if leaf not in KNOWN_LEAVES]
+    path = draw(st.sampled_from(leaves))
     return name, path, draw(st.sampled_from(EXTREMES))
 
 
@@ -459,7 +501,23 @@ def _property(examples: int):
 
 
 def test_extreme_values_are_refused_or_run_to_finite_results_or_errors():
-    _property(16)()
+    _property(24)()  # 16 before the diffusion configs joined the four others
+
+
+@pytest.mark.xfail(strict=True, reason="product bugs: these validate and pass the pre-flight, then fail inside torch")
+@pytest.mark.parametrize(("name", "path", "extreme"), KNOWN_BUGS)
+def test_known_extreme_values_are_refused_or_errors(name, path, extreme, monkeypatch):
+    monkeypatch.setenv(LIMIT_ENV, "8")
+    assert _check_runtime(name, path, extreme) in ("refused", "error")
+
+
+@pytest.mark.xfail(strict=True, reason="product bug: model.settle_steps is unbounded; 1e10 relaxation steps per call")
+def test_a_settle_step_count_no_run_can_finish_is_refused_by_the_preflight():
+    data = load("diffusion/ring_kirchhoffnet.yaml")
+    data["model"]["settle_steps"] = 10**10
+    config = parse_config(data)  # validates: the bound is the pre-flight's to give
+    with pytest.raises(ConfigError, match=r"^model\.settle_steps: "):
+        preflight(config)
 
 
 @pytest.mark.slow
@@ -477,9 +535,10 @@ def test_every_numeric_leaf_of_the_shipped_configs_is_mutable():
 
 
 def test_the_shipped_run_configs_pass_the_preflight():
-    for path in sorted((REPO / "configs").glob("*/*.yaml")):
-        if path.parent.name != "diffusion":
-            preflight(load_config(path))
+    shipped = sorted((REPO / "configs").glob("*/*.yaml"))
+    assert any(path.parent.name == "diffusion" for path in shipped)  # diffusion configs are run configs too
+    for path in shipped:
+        preflight(load_config(path))
 
 
 def test_a_seed_past_64_bits_is_a_usage_error_on_every_command():

@@ -571,34 +571,68 @@ def test_a_diffusion_checkpoint_says_which_command_reads_it(road, given_as, scor
 
 
 TINY_RING = """
-task: ring
+task: diffusion
+data: ring
 seed: 3
-train: {steps: 5, batch_size: 32}
-sample: {steps: 5}
+threads: 1
+model: {kind: crossbar, width: 8}
+train: {epochs: 1, steps_per_epoch: 150, batch_size: 128, lr: 0.003, grad_clip: 1.0}
+score_matching: {val_size: 128}
+sample: {steps: 20}
 analog: {steps: 5}
+evaluate: {num_samples: 200}
 """
 
 
 @pytest.fixture(scope="module")
 def diffusion_run(tmp_path_factory) -> Path:
+    """A diffusion run of `kirchhoffnet train`: the trainer's files, a score model in model.safetensors."""
     root = tmp_path_factory.mktemp("ring")
     (root / "tiny.yaml").write_text(TINY_RING)
-    result = CliRunner().invoke(app, ["diffusion", "train", str(root / "tiny.yaml"), "--out", str(root / "run")])
+    result = CliRunner().invoke(app, ["train", str(root / "tiny.yaml"), "--out", str(root / "run"), "--no-progress"])
     assert result.exit_code == 0, result.output
+    assert (root / "run" / CHECKPOINT).is_file()
     return root / "run"
 
 
 @pytest.mark.parametrize("road", ["eval", "sample", "spice export"])
 def test_a_diffusion_run_given_to_the_model_commands_is_one_line(road, diffusion_run, tmp_path):
     line = one_error_line(invoke(road, diffusion_run, tmp_path / "out"))
-    assert "kirchhoffnet diffusion" in line
+    assert "kirchhoffnet diffusion" in line and "diffusion train" not in line  # no command that does not exist
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("edit", ["history", "step", "partial", "model shape", "model nan", "negative lr"])
+def test_a_hostile_diffusion_checkpoint_is_refused_on_resume(edit, diffusion_run, tmp_path):
+    """A diffusion run resumes through the trainer: its checkpoint.pt gets the same checks as every task's,
+    in one line naming the file, and the model it holds stays as it was."""
+    run = copy_run(diffusion_run, tmp_path / "run")
+    state = load_checkpoint(run / CHECKPOINT)
+    name = next(iter(state["model"]))
+    if edit == "history":
+        state["history"] = {}
+    elif edit == "step":
+        state["step"] = -5
+    elif edit == "partial":
+        state["partial"] = {"loss": None}
+    elif edit == "model shape":
+        state["model"] = {**state["model"], name: torch.zeros(7, 7)}
+    elif edit == "model nan":
+        state["model"] = {**state["model"], name: torch.full_like(state["model"][name], math.nan)}
+    else:
+        state["optimizer"]["param_groups"][0]["lr"] = -0.1  # would train uphill, silently
+    torch.save(state, run / CHECKPOINT)  # save_checkpoint itself refuses some of these
+    before = (run / RUN_MODEL).read_bytes()
+    line = one_error_line(CliRunner().invoke(app, ["train", str(run), "--resume", "--no-progress"]))
+    assert CHECKPOINT in line, line
+    assert (run / RUN_MODEL).read_bytes() == before
 
 
 @pytest.mark.parametrize("command", [["sample", "-n", "4"], ["evaluate"], ["spice"]])
 def test_a_training_run_given_to_the_diffusion_commands_is_one_line(command, run_dir, tmp_path):
     result = CliRunner().invoke(app, ["diffusion", command[0], str(run_dir), *command[1:]])
     line = one_error_line(result)
-    assert "is a run of `kirchhoffnet train` (its model is a flow)" in line
+    assert "(its model is a flow), not of a diffusion config" in line and "kirchhoffnet eval" in line
 
 
 def test_a_run_model_given_to_diffusion_loading_names_its_kind(model_file):
@@ -623,7 +657,7 @@ SCORE_EDITS: list[tuple[str, str, Any, str]] = [
 def score_run(score_file: Path, run: Path, edit: Callable[[Tensors, dict[str, str]], None]) -> Path:
     """A diffusion run directory (ring task) holding ``score_file`` changed by ``edit``."""
     run.mkdir(exist_ok=True)
-    full = DiffusionConfig(task="ring").model_dump(mode="json")  # a run's config.yaml holds every section
+    full = DiffusionConfig.model_validate(yaml.safe_load(TINY_RING)).model_dump(mode="json")  # as train writes it
     (run / "config.yaml").write_text(yaml.safe_dump(full))
     rewrite(score_file, run / RUN_MODEL, edit)
     return run

@@ -176,6 +176,7 @@ def test_train_rejects_a_bomb_and_a_non_utf8_config_in_one_line(tmp_path):
 
 
 KEYS = st.sampled_from(["task", "name", "seed", "circuit", "train", "data", "solver", "epochs", "topology", "<<"])
+KEYS |= st.sampled_from(["model", "kind", "sde", "score_matching", "sample", "latent", "width", "ema_decay"])
 SCALARS = st.one_of(
     st.none(),
     st.booleans(),
@@ -189,27 +190,35 @@ DOCUMENTS = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS | st.text(max_size=6), inner, max_size=5),
     max_leaves=30,
 )
+# Documents of one task, so that the junk reaches that task's own sections (a diffusion config's model
+# union, score_matching, sde, ...) instead of failing at the task key.
+TASK_DOCUMENTS = {
+    "train": DOCUMENTS,
+    "diffusion": st.dictionaries(KEYS | st.text(max_size=6), DOCUMENTS, max_size=6).map(
+        lambda d: {**d, "task": "diffusion", "data": d.get("data", "ring")}
+    ),
+}
 
 
 # The override makes even a valid document fail before training, so each example takes milliseconds.
-TRAIN_COMMANDS = {"train": (["train"], "train.epochs=-1"), "diffusion": (["diffusion", "train"], "train.steps=-1")}
-
-
-@pytest.mark.parametrize("command", list(TRAIN_COMMANDS))
+@pytest.mark.parametrize("task", list(TASK_DOCUMENTS))
 @FUZZ
-@given(
-    content=st.one_of(
-        st.binary(max_size=300),
-        DOCUMENTS.map(lambda d: json.dumps(d).encode()),  # JSON is YAML
-        DOCUMENTS.map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode()),
+@given(data=st.data())
+def test_random_config_files_are_one_line_errors(tmp_path, task, data):
+    """Random bytes and random documents as a config of `kirchhoffnet train` (every task, diffusion
+    included): one error line, never a traceback, nothing written."""
+    documents = TASK_DOCUMENTS[task]
+    content = data.draw(
+        st.one_of(
+            st.binary(max_size=300),
+            documents.map(lambda d: json.dumps(d).encode()),  # JSON is YAML
+            documents.map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode()),
+        )
     )
-)
-def test_random_config_files_are_one_line_errors(tmp_path, command, content):
-    """Random bytes and random documents as a config: one error line, never a traceback."""
     path = tmp_path / "random.yaml"
     path.write_bytes(content)
-    words, invalid = TRAIN_COMMANDS[command]
-    one_error_line([*words, str(path), "--out", str(tmp_path / "run"), "--set", invalid])
+    one_error_line(["train", str(path), "--out", str(tmp_path / "run"), "--set", "train.epochs=-1"])
+    assert not (tmp_path / "run").exists()
 
 
 @FUZZ
@@ -258,25 +267,36 @@ def test_a_broken_run_config_is_one_line_for_every_command(finished_run, tmp_pat
     assert found in line and "config.yaml" in line, line
 
 
+@pytest.mark.parametrize("task", ["diffusion", "flow2d"])
+@pytest.mark.parametrize("brk", ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1e", "\x85", "\u2028"])
+def test_a_key_holding_a_line_break_is_named_on_one_line(tmp_path, task, brk):
+    """Found by the fuzz above: an unknown key holding a vertical tab or U+2028 (any str.splitlines break but
+    \\n and \\r) was quoted as is, so the error took two lines."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"task": task, f"ab{brk}cd": 1}))
+    line = one_error_line(["train", str(path), "--out", str(tmp_path / "run")])
+    assert "ab cd" in line and "unknown key" in line, line
+
+
 @pytest.mark.parametrize("command", ["sample", "evaluate"])
-@pytest.mark.parametrize("broken", ["latin-1", "scanner", "bomb", "truncated", "partial"])
+@pytest.mark.parametrize("broken", ["latin-1", "scanner", "bomb", "truncated", "old-format", "partial", "other-task"])
 def test_a_broken_diffusion_run_config_is_one_line(tmp_path, command, broken):
-    """A truncated or partial config.yaml used to validate (every diffusion setting has a default) and
-    evaluate the model with settings it was not trained with: a sweep case ran for minutes."""
+    """A diffusion run's config.yaml is the trainer's: broken text, a config of the removed format
+    (``task: ring``), one lacking the required settings, or another task's, is one line naming the key."""
     run = tmp_path / "run"
     run.mkdir()
     content, found = {
-        "truncated": (b"", "lacks analog, circuit,"),
-        "partial": (
-            b"task: ring\nseed: 3\n",
-            "lacks analog, circuit, evaluate, latent, model, rram, sample, sde, train",
-        ),
+        "truncated": (b"", "task: must be one of flow2d, "),
+        "old-format": (b"task: ring\nseed: 3\n", "task: must be one of flow2d, "),
+        "partial": (b"task: diffusion\nseed: 3\n", ": required setting is missing"),
+        "other-task": (b"task: flow2d\nseed: 3\n", ": required setting is missing"),
     }.get(broken) or BROKEN_CONFIGS[broken]
     (run / "config.yaml").write_bytes(content)
     # a readable score-model checkpoint, so that loading gets past the run-kind check to the config
     header = {"format": CHECKPOINT_FORMAT, "spec": json.dumps({"kind": "score-model"}), "metadata": "{}"}
     save_file({"w": torch.zeros(1)}, str(run / "model.safetensors"), metadata=header)
-    assert found in one_error_line(["diffusion", command, str(run)])
+    line = one_error_line(["diffusion", command, str(run)])
+    assert found in line and "config.yaml" in line, line
 
 
 def _edited(metrics: dict[str, Any], edit: str) -> str:
