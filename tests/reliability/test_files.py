@@ -166,11 +166,6 @@ def test_every_file_a_run_writes_is_a_recorded_output(kind, run_dir, ring_run):
 
 
 @pytest.mark.needs_dataset
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a latent run writes vae/classifier/latents.safetensors and images/latents/guidance.png, "
-    "which RUN_OUTPUTS (the run lock's orphan list) does not name: their torn temporary files stay forever",
-)
 def test_every_file_a_latent_diffusion_run_writes_is_a_recorded_output(tmp_path):
     from kirchhoffnet.data.images import IMAGE_SETS
 

@@ -38,6 +38,8 @@ SOLVER_STATES = 8  # copies of the (N, B) state an adaptive step keeps: dopri5's
 MIN_CHUNK_EDGES = 256  # inference evaluates the field over chunks of at least this many edges
 DATA_COPIES = 2  # a data set exists at least twice: as drawn (float64 numpy) and as the run's tensor
 GB = 1e9
+MAX_SETTLE_STEPS = 10_000
+"""Most relaxation steps of a score circuit's hidden nodes per evaluation (the shipped configs use 4–40)."""
 
 
 def memory_limit() -> float | None:
@@ -238,6 +240,11 @@ def check_diffusion(config: Any) -> None:
     scalar, dim = 4, 2
     if config.model.kind == "kirchhoffnet":
         c = config.model
+        if c.settle_steps > MAX_SETTLE_STEPS:  # every score evaluation relaxes the hidden nodes this often
+            raise ConfigError(
+                f"model.settle_steps: {c.settle_steps:.3g} relaxation steps per evaluation is more than the limit "
+                f"of {MAX_SETTLE_STEPS:.0e}; a contraction settles to ρⁿ and Newton in a few steps, lower it"
+            )
         width = c.hidden * (dim * c.repeat + c.time_nodes + config.num_classes)  # edges: one current each
         params = width * resolve(c.device).num_params
         width_key = "model.hidden"
@@ -249,6 +256,8 @@ def check_diffusion(config: Any) -> None:
         (f"{params:.3g} parameters", width_key): params * scalar * PARAMETER_COPIES,
         ("training activations", "train.batch_size"): config.train.batch_size * width * scalar * BATCH_BUFFERS,
         ("sampling activations", "evaluate.num_samples"): config.evaluate.num_samples * width * scalar * BATCH_BUFFERS,
+        ("validation points", "score_matching.val_size"): config.score_matching.val_size
+        * (dim * scalar * DATA_COPIES + width * scalar * BATCH_BUFFERS),
     }
     (_, key), _ = max(terms.items(), key=lambda item: item[1])
     detail = ", ".join(f"{name} {size / GB:.3g} GB" for (name, _), size in terms.items())

@@ -65,7 +65,7 @@ class CrossbarScoreConfig(Section):
         default="noise", description="score: the output is the score (the paper); noise: it predicts the added noise."
     )
     noise_floor: float = Field(
-        default=0.04, ge=0, description="Noise parametrization: score = −output / √(σ² + floor²)."
+        default=0.04, ge=0, le=1e3, description="Noise parametrization: score = −output / √(σ² + floor²)."
     )
     bias: bool = Field(default=True, description="Layers with biases (one extra crossbar row each).")
     frequency_scale: float = Field(

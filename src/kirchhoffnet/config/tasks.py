@@ -55,7 +55,7 @@ class TrainConfig(Section):
 
     epochs: int = Field(ge=1, description="Passes over the training set (or steps_per_epoch steps).")
     batch_size: int = Field(ge=1, description="Samples per optimiser step (per process under DDP).")
-    lr: float = Field(gt=0, description="Peak learning rate of AdamW.")
+    lr: float = Field(gt=0, le=1e6, description="Peak learning rate of AdamW (above 1e6 no step is finite).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(), description="Learning-rate schedule.")
     grad_clip: float | None = Field(None, gt=0, description="Clip the gradient's global norm to this; null: off.")

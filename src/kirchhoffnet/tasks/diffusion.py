@@ -33,7 +33,7 @@ from kirchhoffnet.diffusion.loss import drop_labels, dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import Run, build_model, load_model
 from kirchhoffnet.diffusion.sampling import sample_run
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, TrainingError
 from kirchhoffnet.tasks.base import Task, split_seed
 
 VALIDATION_SEED_STEP = 2**20
@@ -80,8 +80,9 @@ class DiffusionTask(Task):
         dropout), so that validations of different epochs are comparable."""
         generator = torch.Generator().manual_seed(split_seed(self.config.seed, "val") + VALIDATION_SEED_STEP)
         time_power = self.config.score_matching.time_power
-        xs = self.val_x.split(self.eval_batch)
-        ys = [None] * len(xs) if self.val_labels is None else list(self.val_labels.split(self.eval_batch))
+        size = min(self.eval_batch, len(self.val_x))
+        xs = self.val_x.split(size)
+        ys = [None] * len(xs) if self.val_labels is None else list(self.val_labels.split(size))
         with torch.no_grad():
             losses = [
                 float(dsm_loss(_score(model), x.to(self.dtype), y, generator, time_power=time_power)) * len(x)
@@ -104,10 +105,16 @@ class DiffusionTask(Task):
         config, n = self.config, self.config.evaluate.num_samples
         reference = sample_points(config.data, n, seed=config.evaluate.reference_seed)
         x, info = sample_run(Run(out_dir, config, _score(model)), n, "pf-ode", seed=config.seed)
+        report = kl_report(x, reference)
+        if report["kl_pooled"] is None:
+            raise TrainingError(
+                f"none of the {n} probability-flow samples lies within ±4, where the KL is measured: the score model "
+                "is not trained enough (raise train.epochs or train.steps_per_epoch, or lower train.lr)"
+            )
         plots.sample_panels(
             {f"{config.data} (reference)": reference.numpy(), "pf-ode": x.numpy()}, out_dir / "samples.png"
         )
-        return {"data": config.data, "num_samples": n, **kl_report(x, reference), **info}
+        return {"data": config.data, "num_samples": n, **report, **info}
 
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         raise ConfigError(
