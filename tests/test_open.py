@@ -131,7 +131,7 @@ def test_a_diffusion_run_opens_like_any_run(tmp_path):
     s = torch.full((50,), 0.3)
     with torch.no_grad():
         assert torch.equal(opened.model.score(x, s), result.model.eval().score(x, s))
-    with pytest.raises(CheckpointError, match="diffusion score-model of a diffusion run"):
+    with pytest.raises(CheckpointError, match=r"diffusion score-model \(a run of a diffusion config\)"):
         kn.runs.load_model(out)  # the circuit tools refuse it, naming the commands that read it
 
 

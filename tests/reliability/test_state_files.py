@@ -595,11 +595,19 @@ def diffusion_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
-@pytest.mark.parametrize("road", ["eval", "sample", "spice export"])
+@pytest.mark.parametrize("road", ["sample", "spice export"])
 def test_a_diffusion_run_given_to_the_model_commands_is_one_line(road, diffusion_run, tmp_path):
     line = one_error_line(invoke(road, diffusion_run, tmp_path / "out"))
     assert "kirchhoffnet diffusion" in line and "diffusion train" not in line  # no command that does not exist
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_rescores_a_diffusion_run_like_any_run(diffusion_run, tmp_path):
+    result = invoke("eval", diffusion_run, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    trained = json.loads((diffusion_run / "metrics.json").read_text())
+    assert again["kl_pooled"] == trained["test"]["kl_pooled"]  # the same samples: the run's seed
 
 
 @pytest.mark.parametrize("edit", ["history", "step", "partial", "model shape", "model nan", "negative lr"])

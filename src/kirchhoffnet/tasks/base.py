@@ -120,11 +120,16 @@ class Task(ABC):
         points), in the run's dtype; studies of the trained model (hardware) score the same data."""
         raise ConfigError(f"task {self.run_config.task!r} has no held-out test set to score a model on")
 
-    def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
-        """Draw ``n`` samples, write them (``samples.npy`` and a plot) to ``out_dir``."""
-        raise ConfigError(
+    def sampling_refusal(self) -> ConfigError | None:
+        """Why ``kirchhoffnet sample`` cannot draw from this task's models (None: it can), asked before
+        anything is written."""
+        return ConfigError(
             f"task {self.run_config.task!r} is not generative; sampling needs a flow2d, density or mnist_gen run"
         )
+
+    def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
+        """Draw ``n`` samples, write them (``samples.npy`` and a plot) to ``out_dir``."""
+        raise self.sampling_refusal() or ConfigError(f"task {self.run_config.task!r} does not implement sampling")
 
     def save_model(self, model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
         return checkpoint.save(model, path, metadata)  # type: ignore[arg-type]

@@ -84,6 +84,9 @@ class DensityTask(FlowTask):
             "num_test_samples": len(kl),
         }
 
+    def sampling_refusal(self) -> None:
+        return None
+
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         path, shown = self.write_samples(model, n, generator, out_dir, SCATTER_POINTS)
         title = f"{self.config.potential}: {n} samples" + (f" (first {len(shown)} shown)" if len(shown) < n else "")

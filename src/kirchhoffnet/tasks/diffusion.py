@@ -116,8 +116,8 @@ class DiffusionTask(Task):
         )
         return {"data": config.data, "num_samples": n, **report, **info}
 
-    def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
-        raise ConfigError(
+    def sampling_refusal(self) -> ConfigError:
+        return ConfigError(
             "a diffusion run samples with `kirchhoffnet diffusion sample RUN --solver ...` (digital, circuit or analog)"
         )
 

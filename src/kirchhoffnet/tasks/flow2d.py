@@ -53,6 +53,9 @@ class Flow2dTask(FlowTask):
         )
         return {"dataset": data.name, **metrics}
 
+    def sampling_refusal(self) -> None:
+        return None
+
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         path, shown = self.write_samples(model, n, generator, out_dir, SCATTER_POINTS)
         data = sample_toy(self.config.data.name, len(shown), split_seed(self.config.data.seed, "test"))

@@ -93,6 +93,9 @@ class MnistGenTask(FlowTask):
     def _grid(self, images: np.ndarray, out_dir: Path, title: str) -> None:
         image_grid(images.reshape(len(images), *self.config.data.shape), out_dir / "samples.png", title)
 
+    def sampling_refusal(self) -> None:
+        return None
+
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         keep = self.config.grid**2
         path, shown = self.write_samples(model, n, generator, out_dir, keep, transform=lambda x: x.clamp(0, 1))

@@ -125,6 +125,9 @@ def sample_run(
         raise ConfigError(f"number of samples must be positive, got {n}")
     out_dir = check_out_dir(Path(out) if out is not None else Path(run_dir) / "samples")
     config, task, model = open_run(run_dir)
+    refusal = task.sampling_refusal()
+    if refusal is not None:  # before --out is created
+        raise refusal
     check_free_space(out_dir, 4.0 * n * getattr(model, "dim", 1), "--out")  # samples.npy is float32 (n, dim)
     prepare_out_dir(out_dir)
     with torch_threads(config.threads):
