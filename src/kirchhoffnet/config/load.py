@@ -10,30 +10,31 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kirchhoffnet.config import tasks
 from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
 from kirchhoffnet.config.diffusion import SCORE_KINDS, DiffusionConfig
-from kirchhoffnet.config.tasks import (
-    ClassifyConfig,
-    DensityConfig,
-    Flow2dConfig,
-    MnistGenConfig,
-    RegressionConfig,
-    RunConfig,
-)
+from kirchhoffnet.config.tasks import RunConfig
 from kirchhoffnet.errors import ConfigError, clip, shown
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
 
 TASKS: dict[str, type[RunConfig]] = {
-    "flow2d": Flow2dConfig,
-    "regression": RegressionConfig,
-    "classify": ClassifyConfig,
-    "density": DensityConfig,
-    "mnist_gen": MnistGenConfig,
+    "flow2d": tasks.Flow2dConfig,
+    "regression": tasks.RegressionConfig,
+    "classify": tasks.ClassifyConfig,
+    "density": tasks.DensityConfig,
+    "mnist_gen": tasks.MnistGenConfig,
     "diffusion": DiffusionConfig,
 }
 """Every task's config class, by the ``task:`` key of a YAML file."""
-Config = Flow2dConfig | RegressionConfig | ClassifyConfig | DensityConfig | MnistGenConfig | DiffusionConfig
+Config = (
+    tasks.Flow2dConfig
+    | tasks.RegressionConfig
+    | tasks.ClassifyConfig
+    | tasks.DensityConfig
+    | tasks.MnistGenConfig
+    | DiffusionConfig
+)
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:
