@@ -238,3 +238,22 @@ def test_a_model_file_of_another_kind_in_a_run_is_one_line(flow_run, tmp_path):
     with pytest.raises(CheckpointError, match=r"model.safetensors does not match the run's config.yaml") as exc:
         kn.open(copy)
     _one_line(exc)
+
+
+@pytest.mark.parametrize("section", ["solver", "grid", "train"])
+def test_a_run_config_with_a_section_cut_away_is_one_line(flow_run, section, tmp_path):
+    """A truncated or hand-edited config.yaml would otherwise rebuild the run with defaults (solver, grid)
+    it was not trained with; every road that reads a run refuses it, naming what is missing."""
+    run = _copy_run(flow_run[0], tmp_path / "run")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved[section]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(kn.KirchhoffError) as exc:
+        kn.open(run)
+    line = _one_line(exc)
+    # sections with defaults are the guard's (the config alone would validate); a required one the schema's
+    expected = f"{section}: required setting is missing" if section == "train" else f"lacks {section}: it is not"
+    assert expected in line
+    with pytest.raises(kn.KirchhoffError, match=f"lacks {section}|{section}"):
+        kn.training.evaluate_run(run, tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()

@@ -193,11 +193,23 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
 
 
 def read_run_config(run_dir: Path) -> Config:
-    """The validated config of a run directory of ``kirchhoffnet train``."""
+    """The validated config of a run directory of ``kirchhoffnet train``.
+
+    The trainer writes the whole resolved config; one with top-level sections missing (truncated, edited
+    by hand) would silently rebuild, evaluate or resume the run with defaults it was not trained with.
+    """
     path = run_dir / RUN_CONFIG
     if not path.is_file():
         raise TrainingError(f"{run_dir} is not a run directory: it has no {RUN_CONFIG}")
-    return parse_config(read_yaml_mapping(path, error=TrainingError, label="run config"), str(path))
+    saved = read_yaml_mapping(path, error=TrainingError, label="run config")
+    config = parse_config(saved, str(path))
+    missing = sorted(set(type(config).model_fields) - set(saved))
+    if missing:
+        raise TrainingError(
+            f"{path} lacks {', '.join(missing)}: it is not the whole config the run was trained with (truncated "
+            "or edited?), and defaults would stand in for what was trained"
+        )
+    return config
 
 
 def held_out_points(name: str, points: int, seed: int) -> Tensor:
