@@ -43,8 +43,8 @@ class ImageSet:
         class_names: name of each class, in label order from ``first_label``.
         first_label: the label of the first class (EMNIST letters number A..Z as 1..26).
         transposed: the files store each image transposed (EMNIST); the reader turns them upright.
-        test_only: the copy the project works with offline holds only the test files (MNIST in
-            ``../shared/data/mnist``); class-conditional tasks then split the test file
+        test_only: an offline copy may hold only the test files (MNIST's ``t10k-*``); class-conditional
+            tasks then split the test file
             (``load_classes(..., split_test_fraction=...)``).
         default_classes: the classes a class-conditional task generates when none are given.
     """
