@@ -22,7 +22,7 @@ from kirchhoffnet.circuit.power import charging_energy
 from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.metrics import kl_report
-from kirchhoffnet.diffusion.run import RUN_METRICS, Run
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run, reference_points
 from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.samplers import solver_names
 from kirchhoffnet.diffusion.sampling import sample_run
@@ -187,11 +187,9 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
     hardware view, ``samples.png`` and ``evaluation.json``."""
     config = run.config
     n, seed = config.evaluate.num_samples, config.seed
-    reference = sample_points(config.data, n, seed=config.evaluate.reference_seed)
+    reference = reference_points(config)
     metrics: dict[str, Any] = {"data": config.data, "model": "kirchhoffnet", "num_samples": n}
-    metrics["noise_floor"] = kl_report(
-        sample_points(config.data, n, seed=config.evaluate.reference_seed + 1), reference
-    )
+    metrics["noise_floor"] = kl_report(reference_points(config, draw=1), reference)
     panels = {f"{config.data} (reference)": reference.numpy()}
     runs = [(solver, False) for solver in solver_names(model)] + [("pf-ode", True)] * (
         config.sample.ode_beta_scale != 1

@@ -16,12 +16,11 @@ import numpy as np
 from torch import Tensor
 
 from kirchhoffnet.config.diffusion import EvaluateConfig
-from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_run import evaluate_circuit, run_hardware
 from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
-from kirchhoffnet.diffusion.run import RUN_METRICS, Run, load_run
+from kirchhoffnet.diffusion.run import RUN_METRICS, Run, load_run, reference_points
 from kirchhoffnet.diffusion.samplers import DIGITAL_SOLVERS, solver_names
 from kirchhoffnet.diffusion.sampling import check_tolerance, sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
@@ -78,7 +77,7 @@ def _evaluate_latent(run: Run, progress: bool) -> dict[str, Any]:
 def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str, Any]:
     config, ev = run.config, run.config.evaluate
     n = ev.num_samples
-    reference = sample_points(config.data, n, seed=ev.reference_seed)
+    reference = reference_points(config)
     metrics: dict[str, Any] = {"data": config.data, "num_samples": n}
     if robustness_only and (run.path / RUN_METRICS).is_file():
         metrics = read_json_mapping(
@@ -101,7 +100,7 @@ def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str,
 def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
     """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
     config, n = run.config, len(reference)
-    floor = sample_points(config.data, n, seed=config.evaluate.reference_seed + 1)
+    floor = reference_points(config, draw=1)
     metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
     panels = {f"{config.data} (reference)": reference.numpy()}
     for solver in solver_names(run.model):

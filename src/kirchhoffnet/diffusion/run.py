@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL
 from kirchhoffnet.config import DiffusionConfig, parse_config, preflight
+from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
@@ -77,6 +79,13 @@ def load_model(path: Path, config: DiffusionConfig) -> ScoreModel | CircuitScore
         raise CheckpointError(f"{path}: {exc}") from None
     load_state(model, path, kind)
     return model
+
+
+def reference_points(config: DiffusionConfig, draw: int = 0) -> Tensor:
+    """``evaluate.num_samples`` fresh points of the run's data at ``evaluate.reference_seed + draw``: draw 0
+    is the reference every sampler's KL is measured against, draw 1 the second set of the metric's noise
+    floor."""
+    return sample_points(config.data, config.evaluate.num_samples, seed=config.evaluate.reference_seed + draw)
 
 
 def is_diffusion_run(path: str | os.PathLike[str]) -> bool:

@@ -31,7 +31,7 @@ from kirchhoffnet.diffusion.conditional import (
 from kirchhoffnet.diffusion.field import ScoreField
 from kirchhoffnet.diffusion.loss import drop_labels, dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_report
-from kirchhoffnet.diffusion.run import Run, build_model, load_model
+from kirchhoffnet.diffusion.run import Run, build_model, load_model, reference_points
 from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.errors import ConfigError, TrainingError
 from kirchhoffnet.tasks.base import Task, split_seed
@@ -98,12 +98,11 @@ class DiffusionTask(Task):
 
     def test_data(self) -> tuple[Tensor, Tensor | None]:
         """The reference points the samples are compared with (``evaluate.reference_seed``)."""
-        evaluate = self.config.evaluate
-        return self.tensor(sample_points(self.config.data, evaluate.num_samples, seed=evaluate.reference_seed)), None
+        return self.tensor(reference_points(self.config)), None
 
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         config, n = self.config, self.config.evaluate.num_samples
-        reference = sample_points(config.data, n, seed=config.evaluate.reference_seed)
+        reference = reference_points(config)
         x, info = sample_run(Run(out_dir, config, _score(model)), n, "pf-ode", seed=config.seed)
         report = kl_report(x, reference)
         if report["kl_pooled"] is None:
