@@ -42,16 +42,16 @@ def main() -> None:
         report = verify(circuit, args.samples, jobs=2, options=SpiceOptions(max_step_fraction=args.max_step))
         name = f"{family}, {report.nodes} nodes, {report.edges} edges"
         print(
-            f"{name:34s} {report.max_abs_error_V:11.2e} {report.mean_abs_error_V:11.2e} "
-            f"{report.peak_abs_voltage_V:10.1f} {report.ngspice_seconds:9.1f}"
+            f"{name:34s} {report.max_abs_error_v:11.2e} {report.mean_abs_error_v:11.2e} "
+            f"{report.peak_abs_voltage_v:10.1f} {report.ngspice_s:9.1f}"
         )
     for name in ("twomoon", "8gaussians"):
         if (CHECKPOINTS / name / "model.pth").is_file():
             report = verify(kn.compat.load_original(CHECKPOINTS / name), args.samples * 4, jobs=2)
             label = f"{name} checkpoint, {report.samples} samples"
             print(
-                f"{label:34s} {report.max_abs_error_V:11.2e} {report.mean_abs_error_V:11.2e} "
-                f"{report.peak_abs_voltage_V:10.1f} {report.ngspice_seconds:9.1f}"
+                f"{label:34s} {report.max_abs_error_v:11.2e} {report.mean_abs_error_v:11.2e} "
+                f"{report.peak_abs_voltage_v:10.1f} {report.ngspice_s:9.1f}"
             )
 
 

@@ -41,10 +41,10 @@ def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, flo
     write_json_atomic(out / "spice.json", report.to_dict())
     print(
         f"{report.samples} samples, {report.edges} edges: max |ngspice - kirchhoffnet| = "
-        f"{report.max_abs_error_V:.2e} V over a peak of {report.peak_abs_voltage_V:.2f} V "
-        f"(ngspice {report.ngspice_seconds:.1f} s, kirchhoffnet {report.kirchhoffnet_seconds:.2f} s)"
+        f"{report.max_abs_error_v:.2e} V over a peak of {report.peak_abs_voltage_v:.2f} V "
+        f"(ngspice {report.ngspice_s:.1f} s, kirchhoffnet {report.kirchhoffnet_s:.2f} s)"
     )
-    return {"max_abs_error_v": report.max_abs_error_V, "peak_abs_voltage_v": report.peak_abs_voltage_V}
+    return {"max_abs_error_v": report.max_abs_error_v, "peak_abs_voltage_v": report.peak_abs_voltage_v}
 
 
 if __name__ == "__main__":

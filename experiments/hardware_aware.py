@@ -225,7 +225,7 @@ def report(out: Path, stem: str, curves: dict, times: dict, title: str, pair: tu
     diffs = [paired(ra, rb) for ra, rb in zip(curves[a], curves[b], strict=True)]
     data = {
         "curves": {label: [r.to_dict() for r in results] for label, results in curves.items()},
-        "train_seconds": times,
+        "train_s": times,
         "paired": {"difference": f"{b} − {a}", "by_sigma": diffs},
     }
     lines = {

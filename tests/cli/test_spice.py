@@ -62,9 +62,9 @@ def test_verify_writes_json_and_plot(tmp_path, flow_checkpoint):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    for key in ("max_abs_error_V", "mean_abs_error_V", "nodes", "edges", "ngspice_seconds", "kirchhoffnet_seconds"):
+    for key in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "ngspice_s", "kirchhoffnet_s"):
         assert key in data
-    assert data["max_abs_error_V"] <= 1e-3 and data["samples"] == 2 and data["seed"] == 0
+    assert data["max_abs_error_v"] <= 1e-3 and data["samples"] == 2 and data["seed"] == 0
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -105,7 +105,7 @@ def test_verify_and_iv_with_transistors(tmp_path, mos_checkpoint):
     transistor_args = ["--transistors", "--model-card", str(card), "--model-name", "mine"]
     result = runner.invoke(app, ["spice", "verify", str(mos_checkpoint), "--samples", "1", *transistor_args])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.splitlines()[0])["max_abs_error_V"] <= 1e-3
+    assert json.loads(result.output.splitlines()[0])["max_abs_error_v"] <= 1e-3
     out = tmp_path / "iv.json"
     result = runner.invoke(
         app, ["spice", "iv", str(mos_checkpoint), "--edges", "3", "--json", str(out), *transistor_args[1:]]

@@ -99,7 +99,7 @@ def _progresses(args: list[str]) -> int:
 
 
 def _prints_nan(args: list[str]) -> int:
-    print(json.dumps({"max_abs_error_V": math.nan, "passed": True}))
+    print(json.dumps({"max_abs_error_v": math.nan, "passed": True}))
     return 0
 
 

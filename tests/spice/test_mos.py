@@ -71,8 +71,8 @@ def test_transistor_circuit_agrees_with_the_simulator():
         for piece in circuit.slices:
             piece.params.normal_(0.0, 0.5)
     report = verify(circuit, 2, realisation=TransistorRelu(LEVEL1), jobs=2)
-    assert report.max_abs_error_V <= 1e-3  # observed 2.3e-5 V, as with behavioural sources
-    assert report.peak_abs_voltage_V > 1.0
+    assert report.max_abs_error_v <= 1e-3  # observed 2.3e-5 V, as with behavioural sources
+    assert report.peak_abs_voltage_v > 1.0
 
 
 def test_transistor_netlist_scales_capacitors_and_instantiates_the_subcircuit():

@@ -43,8 +43,8 @@ def _random_circuit(family: str, num_nodes: int, num_edges: int, times: tuple[fl
 def test_flow_checkpoints_agree(name, original_dir):
     flow = load_original(original_dir(name))
     report = verify(flow, 2, jobs=2)
-    assert report.max_abs_error_V <= AGREEMENT_V  # observed ~8e-5 V (docs/spice.md)
-    assert report.boundary_max_abs_error_V <= report.max_abs_error_V
+    assert report.max_abs_error_v <= AGREEMENT_V  # observed ~8e-5 V (docs/spice.md)
+    assert report.boundary_max_abs_error_v <= report.max_abs_error_v
     assert (report.nodes, report.slices, report.samples) == (2, flow.circuit.num_slices, 2)
     assert report.edges == 300 * flow.circuit.num_slices
     assert report.ngspice_runs == 2 * flow.circuit.num_slices
@@ -58,7 +58,7 @@ def test_random_100_node_circuit_agrees(family):
     circuit = _random_circuit(family, 100, 300, (0.0, 0.2))
     report = verify(circuit, 1, options=SpiceOptions(max_step_fraction=5e-3, points=41), jobs=2)
     assert report.nodes == 100 and report.edges == 300
-    assert report.max_abs_error_V <= AGREEMENT_V
+    assert report.max_abs_error_v <= AGREEMENT_V
     assert max(float(np.ptp(w)) for w in report.ours) > 0.1  # the state does move
 
 
@@ -67,7 +67,7 @@ def test_random_100_node_circuit_agrees(family):
 def test_random_100_node_circuit_agrees_full_size(family):
     circuit = _random_circuit(family, 100, 400, (0.0, 0.5, 1.0))
     report = verify(circuit, 4, jobs=2)
-    assert report.max_abs_error_V <= AGREEMENT_V  # observed 3e-6 (tanh) to 1.5e-4 V (conductance)
+    assert report.max_abs_error_v <= AGREEMENT_V  # observed 3e-6 (tanh) to 1.5e-4 V (conductance)
 
 
 def test_state_is_handed_over_with_fill_and_residual():
@@ -107,9 +107,9 @@ def test_report_json_and_plot(tmp_path):
     report = verify(network, torch.randn(2, 2), options=SpiceOptions(points=21))
     data = report.to_dict()
     json.dumps(data, allow_nan=False)  # plain floats, ints, strings
-    for key in ("max_abs_error_V", "mean_abs_error_V", "nodes", "edges", "ngspice_seconds", "kirchhoffnet_seconds"):
+    for key in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "ngspice_s", "kirchhoffnet_s"):
         assert key in data
-    assert data["mean_abs_error_V"] <= data["max_abs_error_V"] <= AGREEMENT_V
+    assert data["mean_abs_error_v"] <= data["max_abs_error_v"] <= AGREEMENT_V
     assert report.times[1][0] == pytest.approx(1.0) and len(report.times[1]) == 21
     target = report.plot(tmp_path / "overlay.png", sample=1)
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -131,8 +131,8 @@ def verify(
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
-    The JSON holds max_abs_error_V, mean_abs_error_V, nodes, edges, ngspice_seconds and
-    kirchhoffnet_seconds among others; the plot overlays both waveforms of the first sample.
+    The JSON holds max_abs_error_v, mean_abs_error_v, nodes, edges, ngspice_s and
+    kirchhoffnet_s among others; the plot overlays both waveforms of the first sample.
     """
     from kirchhoffnet.finite import finite_number
     from kirchhoffnet.io import write_json_atomic
@@ -153,18 +153,18 @@ def verify(
     except KirchhoffError as exc:
         fail(exc)
     figures = report.to_dict()
-    summary = {k: figures[k] for k in ("max_abs_error_V", "mean_abs_error_V", "nodes", "edges", "samples")}
-    summary |= {k: round(figures[k], 3) for k in ("ngspice_seconds", "kirchhoffnet_seconds")}
+    summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
+    summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
     typer.echo(json.dumps(summary))
     _wrote(json_out, plot)
-    if not report.max_abs_error_V <= max_error:  # a NaN error fails too
+    if not report.max_abs_error_v <= max_error:  # a NaN error fails too
         remedy = (
             "the transistors depart from the MosRelu model; `kirchhoffnet spice iv` shows by how much"
             if transistors
             else "tighten --reltol or --max-step"
         )
         typer.echo(
-            f"error: ngspice and kirchhoffnet differ by up to {report.max_abs_error_V:.3g} V, more than "
+            f"error: ngspice and kirchhoffnet differ by up to {report.max_abs_error_v:.3g} V, more than "
             f"--max-error {max_error:g} V; {remedy}",
             err=True,
         )

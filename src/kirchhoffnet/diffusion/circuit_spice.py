@@ -199,7 +199,7 @@ class ScoreCircuitCheck:
         voltage_range_v: the data nodes' largest |v| along the way, for scale.
         hidden_capacitance: C_h of the transient.
         guidance: classifier-free guidance w of the transient (two circuit copies when ≠ 0).
-        ngspice_seconds: wall time of the ngspice run.
+        ngspice_s: wall time of the ngspice run.
     """
 
     samples: int
@@ -209,7 +209,7 @@ class ScoreCircuitCheck:
     voltage_range_v: float
     hidden_capacitance: float
     guidance: float
-    ngspice_seconds: float
+    ngspice_s: float
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -272,6 +272,6 @@ def verify_score_circuit(
         voltage_range_v=float(np.abs(ours[:, :, : circuit.dim]).max()),
         hidden_capacitance=float(hidden_capacitance),
         guidance=float(guidance),
-        ngspice_seconds=seconds,
+        ngspice_s=seconds,
     )
     return check, deck

@@ -25,16 +25,16 @@ class VerifyReport:
     slice, slice boundaries included), taken over every sample, node and time point.
 
     Attributes:
-        max_abs_error_V: largest difference anywhere along the waveforms.
-        mean_abs_error_V: mean difference along the waveforms.
-        boundary_max_abs_error_V: largest difference at the slice boundaries (the state handed on).
-        peak_abs_voltage_V: largest node voltage magnitude, the scale the errors compare with.
+        max_abs_error_v: largest difference anywhere along the waveforms.
+        mean_abs_error_v: mean difference along the waveforms.
+        boundary_max_abs_error_v: largest difference at the slice boundaries (the state handed on).
+        peak_abs_voltage_v: largest node voltage magnitude, the scale the errors compare with.
         nodes: state nodes of the widest slice (ground excluded).
         edges: edges (devices) over all slices.
         samples: input samples simulated.
         slices: time slices.
-        ngspice_seconds: wall-clock time of all ngspice runs.
-        kirchhoffnet_seconds: wall-clock time of kirchhoffnet's trajectory on the same inputs.
+        ngspice_s: wall-clock time of all ngspice runs.
+        kirchhoffnet_s: wall-clock time of kirchhoffnet's trajectory on the same inputs.
         ngspice_runs: ngspice processes started.
         devices: device family of each slice.
         spice_options: the ngspice settings used.
@@ -44,16 +44,16 @@ class VerifyReport:
         spice: per slice, ngspice's voltages interpolated onto ``times``, (T, K, N_k) in V.
     """
 
-    max_abs_error_V: float  # noqa: N815  (the unit, V, as in the JSON keys the issue names)
-    mean_abs_error_V: float  # noqa: N815
-    boundary_max_abs_error_V: float  # noqa: N815
-    peak_abs_voltage_V: float  # noqa: N815
+    max_abs_error_v: float
+    mean_abs_error_v: float
+    boundary_max_abs_error_v: float
+    peak_abs_voltage_v: float
     nodes: int
     edges: int
     samples: int
     slices: int
-    ngspice_seconds: float
-    kirchhoffnet_seconds: float
+    ngspice_s: float
+    kirchhoffnet_s: float
     ngspice_runs: int
     devices: list[str]
     spice_options: dict[str, Any]
@@ -102,7 +102,7 @@ class VerifyReport:
         top.set_ylabel("node voltage (V)")
         top.legend(fontsize=7, ncol=2)
         top.set_title(
-            f"ngspice vs kirchhoffnet, sample {sample}: max |Δv| = {self.max_abs_error_V:.2e} V over all samples"
+            f"ngspice vs kirchhoffnet, sample {sample}: max |Δv| = {self.max_abs_error_v:.2e} V over all samples"
         )
         bottom.set_ylabel("max |Δv| over shown nodes (V)")
         bottom.set_xlabel("time (s)")

@@ -66,7 +66,7 @@ def verify(
             (:class:`kirchhoffnet.spice.mos.TransistorRelu` builds MosRelu edges from MOSFETs).
 
     Returns:
-        A :class:`VerifyReport`; ``report.max_abs_error_V`` is the headline figure.
+        A :class:`VerifyReport`; ``report.max_abs_error_v`` is the headline figure.
     """
     circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
     options = options or SpiceOptions()
@@ -96,16 +96,16 @@ def verify(
     errors = np.concatenate([np.abs(a - b).ravel() for a, b in zip(mine, theirs, strict=True)])
     boundary = max(float(np.abs(a[-1] - b[-1]).max()) for a, b in zip(mine, theirs, strict=True))
     return VerifyReport(
-        max_abs_error_V=float(errors.max()),
-        mean_abs_error_V=float(errors.mean()),
-        boundary_max_abs_error_V=boundary,
-        peak_abs_voltage_V=max(float(np.abs(v).max()) for v in mine),
+        max_abs_error_v=float(errors.max()),
+        mean_abs_error_v=float(errors.mean()),
+        boundary_max_abs_error_v=boundary,
+        peak_abs_voltage_v=max(float(np.abs(v).max()) for v in mine),
         nodes=max(circuit.widths),
         edges=sum(circuit.slice(k).num_edges for k in range(circuit.num_slices)),
         samples=len(inputs),
         slices=circuit.num_slices,
-        ngspice_seconds=spice.seconds,
-        kirchhoffnet_seconds=our_seconds,
+        ngspice_s=spice.seconds,
+        kirchhoffnet_s=our_seconds,
         ngspice_runs=spice.runs,
         devices=[circuit.slice(k).device_family.name for k in range(circuit.num_slices)],
         spice_options=options.to_dict(),
