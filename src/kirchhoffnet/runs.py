@@ -32,6 +32,7 @@ from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL, SCORE_KINDS
 from kirchhoffnet.compat import is_original_result, load_original, read_config
 from kirchhoffnet.config import Config, parse_config, preflight
 from kirchhoffnet.data import TOY_SETS, sample_toy
+from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.diffusion.run import Run
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError
 from kirchhoffnet.io import FORMAT, read_tensors
@@ -104,7 +105,7 @@ class OpenedRun:
         """The held-out test data ``(inputs, targets)`` (targets ``None`` for a flow's points).
 
         A run gives its task's test set (the first ``points`` rows if given); a 2-D flow whose data
-        set is known gives ``points`` (default 10,000) fresh samples at ``seed + 1``, as
+        set is known gives ``points`` (default 10,000) fresh samples, the ``data`` draw of ``seed``, as
         ``kirchhoffnet eval`` draws them. Raises :class:`ConfigError` where there is none.
         """
         if self.task is not None:
@@ -213,8 +214,9 @@ def read_run_config(run_dir: Path) -> Config:
 
 
 def held_out_points(name: str, points: int, seed: int) -> Tensor:
-    """``points`` fresh samples of the 2-D data set ``name``, at ``seed + 1`` as ``kirchhoffnet eval`` draws them."""
-    return torch.from_numpy(sample_toy(name, points, seed=seed + 1))
+    """``points`` fresh samples of the 2-D data set ``name``, the ``data`` draw of ``seed`` as ``kirchhoffnet
+    eval`` draws them."""
+    return torch.from_numpy(sample_toy(name, points, seed=draw_seed(seed, "data")))
 
 
 def _open_run(path: Path, kind: Kind, device: str, prepare: bool) -> OpenedRun:

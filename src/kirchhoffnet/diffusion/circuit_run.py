@@ -20,6 +20,7 @@ from torch import Tensor
 from kirchhoffnet.circuit import EnergyTally, Power
 from kirchhoffnet.circuit.power import charging_energy
 from kirchhoffnet.data.points import sample_points
+from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, reference_points
@@ -42,9 +43,9 @@ agree with 100 to 0.002 nats on the ring)."""
 
 
 def held_out_points(task: str, reference_seed: int, n: int = NLL_POINTS) -> Tensor:
-    """The points the evaluation's NLL is measured on: seed reference + 2 (the reference ring and the noise
-    floor use + 0 and + 1), so other models can be scored on the very same points."""
-    return sample_points(task, n, seed=reference_seed + 2)
+    """The points the evaluation's NLL is measured on (the ``nll`` draw of the reference seed), so other
+    models can be scored on the very same points."""
+    return sample_points(task, n, seed=draw_seed(reference_seed, "nll"))
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
     n, seed = config.evaluate.num_samples, config.seed
     reference = reference_points(config)
     metrics: dict[str, Any] = {"data": config.data, "model": "kirchhoffnet", "num_samples": n}
-    metrics["noise_floor"] = kl_report(reference_points(config, draw=1), reference)
+    metrics["noise_floor"] = kl_report(reference_points(config, "floor"), reference)
     panels = {f"{config.data} (reference)": reference.numpy()}
     runs = [(solver, False) for solver in solver_names(model)] + [("pf-ode", True)] * (
         config.sample.ode_beta_scale != 1

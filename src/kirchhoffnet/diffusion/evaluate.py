@@ -100,7 +100,7 @@ def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str,
 def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]:
     """KL of every solver (configured and exact sharpening), the sample panels, the speed/energy report."""
     config, n = run.config, len(reference)
-    floor = reference_points(config, draw=1)
+    floor = reference_points(config, "floor")
     metrics: dict[str, Any] = {"noise_floor": kl_report(floor, reference)}
     panels = {f"{config.data} (reference)": reference.numpy()}
     for solver in solver_names(run.model):

@@ -19,6 +19,7 @@ from torch import Tensor
 from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL
 from kirchhoffnet.config import DiffusionConfig, parse_config, preflight
 from kirchhoffnet.data.points import sample_points
+from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.diffusion.checkpoint import load_state, read_spec
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
@@ -81,11 +82,11 @@ def load_model(path: Path, config: DiffusionConfig) -> ScoreModel | CircuitScore
     return model
 
 
-def reference_points(config: DiffusionConfig, draw: int = 0) -> Tensor:
-    """``evaluate.num_samples`` fresh points of the run's data at ``evaluate.reference_seed + draw``: draw 0
-    is the reference every sampler's KL is measured against, draw 1 the second set of the metric's noise
-    floor."""
-    return sample_points(config.data, config.evaluate.num_samples, seed=config.evaluate.reference_seed + draw)
+def reference_points(config: DiffusionConfig, draw: str = "reference") -> Tensor:
+    """``evaluate.num_samples`` fresh points of the run's data, drawn from ``evaluate.reference_seed``: the
+    ``reference`` every sampler's KL is measured against, or the second set of the metric's noise ``floor``."""
+    seed = draw_seed(config.evaluate.reference_seed, draw)
+    return sample_points(config.data, config.evaluate.num_samples, seed=seed)
 
 
 def is_diffusion_run(path: str | os.PathLike[str]) -> bool:

@@ -30,12 +30,6 @@ CONFIG_FILE = "the run's config.yaml"
 """What a saved model is cross-checked against, as errors name it."""
 
 
-def split_seed(seed: int, split: str) -> int:
-    """A seed for one data split, independent of the others (train/val/test never share draws)."""
-    key = {"train": 0, "val": 1, "test": 2, "noise": 3}[split]
-    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
-
-
 def batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int, label: str = "", progress: bool = False) -> Tensor:
     """``fn`` applied batch by batch (bounded memory), outputs concatenated."""
     starts = bar(range(0, len(x), batch), desc=label, unit="batch", enabled=progress, leave=False)

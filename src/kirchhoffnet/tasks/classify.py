@@ -12,8 +12,9 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import ClassifyConfig
 from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
+from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.errors import DataError
-from kirchhoffnet.tasks.base import NetworkTask, split_seed
+from kirchhoffnet.tasks.base import NetworkTask
 from kirchhoffnet.tasks.plots import confusion_matrix
 
 

@@ -15,8 +15,9 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import DensityConfig
 from kirchhoffnet.data.potentials import log_normalizer, potential
+from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.models import Flow
-from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
+from kirchhoffnet.tasks.base import FlowTask, batched
 from kirchhoffnet.tasks.plots import SCATTER_POINTS, density_maps
 
 

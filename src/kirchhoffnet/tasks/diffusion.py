@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import DiffusionConfig
 from kirchhoffnet.data.points import sample_points
+from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.checkpoint import load_tensors, save_module
 from kirchhoffnet.diffusion.conditional import (
@@ -34,7 +35,7 @@ from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import Run, build_model, load_model, reference_points
 from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.errors import ConfigError, TrainingError
-from kirchhoffnet.tasks.base import Task, split_seed
+from kirchhoffnet.tasks.base import Task
 
 VALIDATION_SEED_STEP = 2**20
 """The validation loss draws its diffusion times and noise from ``split_seed(seed, "val") +`` this, apart

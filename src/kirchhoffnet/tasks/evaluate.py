@@ -14,6 +14,7 @@ import torch
 
 from kirchhoffnet.compat import is_original_result, load_original, read_config
 from kirchhoffnet.data import TOY_SETS, sample_toy
+from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.models import Flow
@@ -53,7 +54,8 @@ def flow_2d_metrics(
     start = time.perf_counter()
     with torch.no_grad():
         log_p, nfe = _batched(flow, flow.log_prob, data, batch, "log p(x)", progress)
-        z = torch.randn(num_samples, flow.dim, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+        base = torch.Generator().manual_seed(draw_seed(seed, "base"))
+        z = torch.randn(num_samples, flow.dim, generator=base, dtype=dtype)
         samples, _ = _batched(flow, flow.sample, z, batch, "sampling", progress)
         lo, hi = np.percentile(data.numpy(), [0.5, 99.5], axis=0)
         axes = [np.linspace(a - 0.15 * (b - a), b + 0.15 * (b - a), grid) for a, b in zip(lo, hi, strict=True)]
@@ -96,7 +98,7 @@ def evaluate_flow_2d(
     if dataset not in TOY_SETS:
         raise ConfigError(f"no 2-D data set named {dataset!r}; choose one of: {', '.join(TOY_SETS)}")
     out = Path(out_dir)
-    data = torch.from_numpy(sample_toy(dataset, num_samples, seed=seed + 1))
+    data = torch.from_numpy(sample_toy(dataset, num_samples, seed=draw_seed(seed, "data")))
     metrics = flow_2d_metrics(flow, data, out / "samples.png", dataset, seed, batch, grid, progress)
     metrics = {"task": "flow2d", "dataset": dataset, "seed": seed, **metrics}
     write_json_atomic(out / "metrics.json", metrics)

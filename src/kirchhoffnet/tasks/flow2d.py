@@ -10,8 +10,9 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import Flow2dConfig
 from kirchhoffnet.data import sample_toy
+from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.models import Flow
-from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
+from kirchhoffnet.tasks.base import FlowTask, batched
 from kirchhoffnet.tasks.evaluate import flow_2d_metrics
 from kirchhoffnet.tasks.plots import SCATTER_POINTS, samples_vs_data
 

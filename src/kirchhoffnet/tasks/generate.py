@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import MnistGenConfig
 from kirchhoffnet.data.images import flatten_images, load_images
+from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.errors import DataError
-from kirchhoffnet.tasks.base import FlowTask, batched, split_seed
+from kirchhoffnet.tasks.base import FlowTask, batched
 from kirchhoffnet.tasks.plots import image_grid
 
 _LEVELS = 256

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.data import TOY_SETS
+from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
 from kirchhoffnet.hardware import Metric, Noise, PhysicalDesign, accuracy, flow_nll, mse
 from kirchhoffnet.hardware.study import Study, montecarlo_study, noise_study, quantization_study, report_study
@@ -114,7 +115,7 @@ def study_inputs(
     if saved.task is not None and not isinstance(saved.model, Flow):
         return saved.task.test_data()[0][:samples]
     if isinstance(saved.model, Flow):
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(draw_seed(seed, "base"))
         return torch.randn(samples, saved.model.dim, generator=generator, dtype=torch.float64)
     raise ConfigError(
         f"a {type(saved.model).__name__} has no default inputs; pass --inputs FILE.npy with (N, d) inputs"
