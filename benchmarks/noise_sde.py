@@ -18,7 +18,7 @@ import torchsde
 sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from common import interleaved, machine, summary
-from kirchhoffnet.brownian import SteppedBrownian
+from kirchhoffnet._brownian import SteppedBrownian
 from kirchhoffnet.hardware import PhysicalDesign
 from kirchhoffnet.hardware.noise import SliceSDE
 

@@ -34,11 +34,11 @@ import torch
 import kirchhoffnet as kn
 from common import train_unless_finished
 from kirchhoffnet.data.points import POINT_SETS, sample_points, sample_ring
+from kirchhoffnet.diffusion._threads import single_thread
 from kirchhoffnet.diffusion.circuit_run import held_out_points
 from kirchhoffnet.diffusion.evaluate import evaluate
 from kirchhoffnet.diffusion.metrics import kl_pooled
 from kirchhoffnet.diffusion.run import RUN_METRICS, load_run
-from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.hardware.analysis import analyze
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
 from kirchhoffnet.runs import load_model

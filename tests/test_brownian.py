@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kirchhoffnet.brownian import SteppedBrownian
+from kirchhoffnet._brownian import SteppedBrownian
 from kirchhoffnet.errors import SolverError
 
 

@@ -12,8 +12,8 @@ import time
 import pytest
 from tqdm import tqdm
 
+from kirchhoffnet._progress import ENV, bar, line_interval_s
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.progress import ENV, bar, line_interval_s
 
 
 class _Stream(io.StringIO):

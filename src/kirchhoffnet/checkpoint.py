@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
+from kirchhoffnet._schema import count, entry, expect
 from kirchhoffnet.circuit import Circuit
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.io.tensorfile import load_exact, read_tensors, write_tensors
 from kirchhoffnet.models import Flow, Network
-from kirchhoffnet.schema import count, entry, expect
 from kirchhoffnet.solve import Solver, gradient_method
 
 MODEL_KINDS = ("circuit", "flow", "network")

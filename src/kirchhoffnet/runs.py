@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from kirchhoffnet import checkpoint
+from kirchhoffnet._textfile import read_json_mapping
+from kirchhoffnet._yamlfile import read_yaml_mapping
 from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL, SCORE_KINDS
 from kirchhoffnet.compat import is_original_result, load_original, read_config
 from kirchhoffnet.config import Config, parse_config, preflight
@@ -39,8 +41,6 @@ from kirchhoffnet.io import FORMAT, read_tensors
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks import Task, make_task
 from kirchhoffnet.tasks.baselines import MLP_FORMAT
-from kirchhoffnet.textfile import read_json_mapping
-from kirchhoffnet.yamlfile import read_yaml_mapping
 
 RUN_CONFIG = "config.yaml"
 """A run directory's resolved config (both trainers write it)."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import kirchhoffnet as kn
-import kirchhoffnet.circuit.kcl as kcl
+import kirchhoffnet.circuit._kcl as kcl
 from kirchhoffnet.devices import available
 
 from ..conftest import small_circuit

@@ -14,7 +14,7 @@ from scipy.io import savemat
 from kirchhoffnet.data import images as image_data
 from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.errors import DataError
-from kirchhoffnet.io.atomic import TMP_SUFFIX
+from kirchhoffnet.io._atomic import TMP_SUFFIX
 
 from ..conftest import SHARED
 

@@ -11,15 +11,15 @@ from safetensors.torch import load_file
 
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import parse_config, write_config
+from kirchhoffnet.diffusion._threads import single_thread
 from kirchhoffnet.diffusion.loss import drop_labels, dsm_loss
 from kirchhoffnet.diffusion.run import load_run
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet
 from kirchhoffnet.diffusion.sde import VPSDE
-from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import CheckpointError
 from kirchhoffnet.training import train
-from kirchhoffnet.training.average import WeightAverage
-from kirchhoffnet.training.state import load_checkpoint
+from kirchhoffnet.training._average import WeightAverage
+from kirchhoffnet.training._state import load_checkpoint
 
 from ..reliability.crash import start
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kirchhoffnet.io.lock import LOCK
+from kirchhoffnet.io._lock import LOCK
 
 from .hostile import DIFFUSION_BASES, TRAINING_BASES, dump, hostile_run_dir, hostile_text, override, stress_config
 

@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file
 
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.io.atomic import TMP_SUFFIX
+from kirchhoffnet.io._atomic import TMP_SUFFIX
 from kirchhoffnet.training import CHECKPOINT
+from kirchhoffnet.training._state import load_checkpoint
 from kirchhoffnet.training.rundir import LOCK, METRICS
-from kirchhoffnet.training.state import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("crash_driver.py")

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 import kirchhoffnet as kn
 from kirchhoffnet.errors import CheckpointError
-from kirchhoffnet.training.state import load_checkpoint, save_checkpoint
+from kirchhoffnet.training._state import load_checkpoint, save_checkpoint
 
 from ..conftest import small_circuit
 from ..training.helpers import tiny_flow

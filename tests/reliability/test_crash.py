@@ -17,8 +17,8 @@ from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import write_config
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.training import CHECKPOINT, train
+from kirchhoffnet.training._state import load_checkpoint
 from kirchhoffnet.training.rundir import LOCK, RunLock
-from kirchhoffnet.training.state import load_checkpoint
 
 from ..training.helpers import tiny_flow
 from .crash import assert_same_run, check_intact, kill_and_resume, start

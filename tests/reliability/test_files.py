@@ -29,12 +29,12 @@ from typer.testing import CliRunner
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import write_config
 from kirchhoffnet.errors import ConfigError, KirchhoffError, StorageError, TrainingError
-from kirchhoffnet.io.atomic import TMP_SUFFIX, _tmp_prefix, atomic_write, remove_orphans, write_text_atomic
+from kirchhoffnet.io._atomic import TMP_SUFFIX, _tmp_prefix, atomic_write, remove_orphans, write_text_atomic
 from kirchhoffnet.io.paths import check_run_name, prepare_out_dir
 from kirchhoffnet.training import CHECKPOINT, train
-from kirchhoffnet.training import state as training_state
+from kirchhoffnet.training import _state as training_state
+from kirchhoffnet.training._state import load_checkpoint
 from kirchhoffnet.training.rundir import LOCK, RUN_OUTPUTS, RunLock
-from kirchhoffnet.training.state import load_checkpoint
 
 from ..training.helpers import tiny_flow
 from .crash import environment
@@ -472,9 +472,9 @@ import numpy as np, torch
 from kirchhoffnet.errors import StorageError
 from kirchhoffnet.io import save_npy_atomic, write_json_atomic
 from kirchhoffnet.io.figures import save_figure
-from kirchhoffnet.training.state import save_checkpoint
+from kirchhoffnet.training._state import save_checkpoint
 from safetensors.torch import save_file
-from kirchhoffnet.io.atomic import atomic_write
+from kirchhoffnet.io._atomic import atomic_write
 import matplotlib.pyplot as plt
 
 folder = Path(sys.argv[1])
@@ -524,7 +524,7 @@ def test_every_writer_maps_a_real_write_failure_to_one_line_and_keeps_the_previo
 
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs ngspice")
 def test_a_read_only_temporary_folder_for_ngspice_is_one_error(tmp_path, monkeypatch):
-    from kirchhoffnet.spice.runner import run_ngspice
+    from kirchhoffnet.spice._runner import run_ngspice
 
     locked = tmp_path / "tmp"
     locked.mkdir()

@@ -14,7 +14,7 @@ import torch
 import kirchhoffnet as kn
 from kirchhoffnet.errors import SolverError, TrainingError
 from kirchhoffnet.training import CHECKPOINT, train
-from kirchhoffnet.training.state import load_checkpoint
+from kirchhoffnet.training._state import load_checkpoint
 
 from ..training.helpers import tiny_flow
 
@@ -100,7 +100,7 @@ def test_nan_parameters_never_overwrite_a_good_checkpoint(tmp_path, monkeypatch)
 
 
 def test_a_nan_state_is_never_written_over_a_good_checkpoint(tmp_path):
-    from kirchhoffnet.training.state import save_checkpoint
+    from kirchhoffnet.training._state import save_checkpoint
 
     good = {"model": {"w": torch.ones(3)}, "step": 1}
     path = save_checkpoint(tmp_path / CHECKPOINT, good)

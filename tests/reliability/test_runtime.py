@@ -27,11 +27,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import kirchhoffnet as kn
+from kirchhoffnet._finite import finite_number, require_finite
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import apply_overrides, load_config, parse_config, preflight
 from kirchhoffnet.config.budget import LIMIT_ENV
 from kirchhoffnet.errors import ConfigError, KirchhoffError, SolverError, ToolError, TrainingError
-from kirchhoffnet.finite import finite_number, require_finite
 from kirchhoffnet.hardware import PhysicalDesign
 from kirchhoffnet.hardware.metrics import Metric
 from kirchhoffnet.hardware.noise import simulate_noisy
@@ -131,7 +131,7 @@ def test_a_message_less_torchdiffeq_assert_is_a_solver_error(monkeypatch):
 
 
 def test_an_assert_in_the_adjoint_backward_solve_is_a_solver_error(monkeypatch):
-    import kirchhoffnet.solve.adjoint as adjoint_module
+    import kirchhoffnet.solve._adjoint as adjoint_module
 
     real = adjoint_module.odeint
     calls = {"n": 0}

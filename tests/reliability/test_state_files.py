@@ -40,7 +40,7 @@ from kirchhoffnet.config.diffusion import DiffusionConfig
 from kirchhoffnet.errors import CheckpointError, KirchhoffError
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.training import CHECKPOINT, train
-from kirchhoffnet.training.state import load_checkpoint, save_checkpoint
+from kirchhoffnet.training._state import load_checkpoint, save_checkpoint
 
 from ..conftest import small_circuit
 from ..training.helpers import tiny_flow
@@ -428,8 +428,8 @@ def test_hostile_training_state_fields_are_refused_before_use(run_dir, tmp_path)
 def test_junk_in_any_training_state_field_is_refused_or_restores(config, run_dir, tmp_path):
     """Junk in any field (or inside the history, best or RNG records): either the schema refuses it, or
     the state restores into a trainer without error; never a KeyError/TypeError/ValueError."""
-    from kirchhoffnet.training.distributed import Cluster
-    from kirchhoffnet.training.loop import Trainer
+    from kirchhoffnet.training._distributed import Cluster
+    from kirchhoffnet.training._loop import Trainer
 
     state = load_checkpoint(run_dir / CHECKPOINT)
     trainer = Trainer(config, Cluster(0, 1, torch.device("cpu")), tmp_path)

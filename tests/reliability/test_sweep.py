@@ -91,7 +91,7 @@ def _sleeps(args: list[str]) -> int:
 
 
 def _progresses(args: list[str]) -> int:
-    from kirchhoffnet.progress import bar
+    from kirchhoffnet._progress import bar
 
     for _ in bar(range(10**6), desc="train", unit="step"):
         time.sleep(0.01)

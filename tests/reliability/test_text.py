@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+from kirchhoffnet._textfile import MAX_DOCUMENT_BYTES, read_json_mapping
+from kirchhoffnet._yamlfile import MAX_YAML_DEPTH, apply_overrides, read_yaml_mapping
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import TASKS, load_config, write_config
 from kirchhoffnet.errors import ConfigError, DataError, shown
 from kirchhoffnet.io.tensorfile import FORMAT as CHECKPOINT_FORMAT
 from kirchhoffnet.spice import read_raw
-from kirchhoffnet.textfile import MAX_DOCUMENT_BYTES, read_json_mapping
-from kirchhoffnet.yamlfile import MAX_YAML_DEPTH, apply_overrides, read_yaml_mapping
 
 from ..spice.test_raw import _binary, _header
 from ..training.helpers import tiny_flow

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.errors import ToolError
-from kirchhoffnet.spice.runner import run_ngspice
+from kirchhoffnet.spice._runner import run_ngspice
 
 from ..conftest import small_circuit
 

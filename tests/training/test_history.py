@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from kirchhoffnet.training.distributed import Cluster
-from kirchhoffnet.training.history import HISTORY, History, json_safe
+from kirchhoffnet.training._distributed import Cluster
+from kirchhoffnet.training._history import HISTORY, History, json_safe
 
 ALONE = Cluster(0, 1, torch.device("cpu"))
 

@@ -13,7 +13,7 @@ import torch
 
 from kirchhoffnet.config import write_config
 from kirchhoffnet.training import CHECKPOINT, train
-from kirchhoffnet.training.state import load_checkpoint
+from kirchhoffnet.training._state import load_checkpoint
 
 from .helpers import tiny_flow
 

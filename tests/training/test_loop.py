@@ -14,8 +14,8 @@ from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import CHECKPOINT, train
-from kirchhoffnet.training.objective import Objective
-from kirchhoffnet.training.state import load_checkpoint
+from kirchhoffnet.training._objective import Objective
+from kirchhoffnet.training._state import load_checkpoint
 
 from .helpers import tiny_flow
 

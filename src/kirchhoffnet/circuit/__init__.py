@@ -1,7 +1,7 @@
 """The circuit model: slices of KCL dynamics over node voltages."""
 
+from kirchhoffnet.circuit._kcl import KclKernel
 from kirchhoffnet.circuit.circuit import Circuit
-from kirchhoffnet.circuit.kcl import KclKernel
 from kirchhoffnet.circuit.power import EnergyTally, Power
 from kirchhoffnet.circuit.slice import Slice
 

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from kirchhoffnet._schema import count, entry, expect
 from kirchhoffnet.circuit.slice import Slice, as_time_grid, check_slice_state
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TopologyError, unknown_choice
-from kirchhoffnet.schema import count, entry, expect
 
 FILLS = ("zeros", "repeat")
 

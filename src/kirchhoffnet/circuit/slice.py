@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kirchhoffnet.circuit.kcl import KclKernel
+from kirchhoffnet.circuit._kcl import KclKernel
 from kirchhoffnet.circuit.power import Power
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, ConfigError, DeviceError, KirchhoffError, unknown_choice
@@ -131,7 +131,7 @@ class Slice(nn.Module):
 
     def field(self, state: Tensor, kernel: str = "auto") -> Tensor:
         """Node-major dV/dt (N, B) for the node-major state (N, B), on the path ``kernel`` asks for
-        (one of :data:`~kirchhoffnet.circuit.kcl.KERNELS`); see :class:`KclKernel`."""
+        (one of :data:`~kirchhoffnet.circuit._kcl.KERNELS`); see :class:`KclKernel`."""
         evaluator = self.kernel(state.dtype, state.device)
         return evaluator.evaluate(self.device_family, self.params.to(state.dtype), state, False, kernel)[0]
 

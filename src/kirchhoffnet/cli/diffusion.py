@@ -10,9 +10,9 @@ from typing import Annotated, Any, cast
 import numpy as np
 import typer
 
-from kirchhoffnet.cli.common import fail
+from kirchhoffnet._finite import SEED_MAX
+from kirchhoffnet.cli._common import fail
 from kirchhoffnet.errors import KirchhoffError, shown
-from kirchhoffnet.finite import SEED_MAX
 
 app = typer.Typer(
     help="Sample, evaluate and export score-based diffusion runs: the simulated analog RRAM in-memory solver (Yang "
@@ -38,9 +38,9 @@ def _print_result(summary: Any, written: object) -> None:
 def _check_request(config: Any, n: int, steps: int | None, guidance: float | None, option: str = "-n") -> None:
     """The run's pre-flight with this command's sample count (given by ``option``) and steps, and a finite
     guidance."""
+    from kirchhoffnet._finite import finite_number
     from kirchhoffnet.config.budget import check_diffusion
     from kirchhoffnet.errors import ConfigError
-    from kirchhoffnet.finite import finite_number
     from kirchhoffnet.solve.solver import MAX_FIXED_STEPS
 
     if guidance is not None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kirchhoffnet.cli.common import fail, parse_choice, parse_list
+from kirchhoffnet.cli._common import fail, parse_choice, parse_list
 from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer(
@@ -73,7 +73,7 @@ def _check_numbers(**options: tuple[float | None, float | None, float | None, bo
     """Every float option finite and in range, before any work: ``--threshold nan`` would otherwise
     run every die and lose the results at the JSON write. Each value is ``(value, low, high, open_low)``;
     a value of None (an option not given) is skipped."""
-    from kirchhoffnet.finite import finite_number
+    from kirchhoffnet._finite import finite_number
 
     for name, (value, low, high, open_low) in options.items():
         if value is not None:

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
+from kirchhoffnet._finite import SEED_MAX
 from kirchhoffnet.cli import diffusion as diffusion_cli
 from kirchhoffnet.cli import training
-from kirchhoffnet.cli.common import OneLineGroup, fail, state
+from kirchhoffnet.cli._common import OneLineGroup, fail, state
 from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
-from kirchhoffnet.finite import SEED_MAX
 from kirchhoffnet.runtime import keep_freed_memory
 from kirchhoffnet.version import __version__
 

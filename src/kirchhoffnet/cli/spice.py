@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kirchhoffnet.cli.common import fail
+from kirchhoffnet.cli._common import fail
 from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer(
@@ -45,9 +45,9 @@ def _options(reltol: float, max_step: float, **extra: Any) -> Any:
 
 
 def _technology(model_card: Path | None, model_name: str) -> Any:
+    from kirchhoffnet._textfile import read_text
     from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.spice.mos import MosTechnology
-    from kirchhoffnet.textfile import read_text
 
     if model_card is None:
         return MosTechnology()
@@ -134,7 +134,7 @@ def verify(
     The JSON holds max_abs_error_v, mean_abs_error_v, nodes, edges, ngspice_s and
     kirchhoffnet_s among others; the plot overlays both waveforms of the first sample.
     """
-    from kirchhoffnet.finite import finite_number
+    from kirchhoffnet._finite import finite_number
     from kirchhoffnet.io import write_json_atomic
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import verify as run_verify

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from kirchhoffnet.cli.common import fail
+from kirchhoffnet._finite import SEED_MAX
+from kirchhoffnet.cli._common import fail
 from kirchhoffnet.errors import KirchhoffError
-from kirchhoffnet.finite import SEED_MAX
 
 app = typer.Typer()
 

@@ -17,15 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from kirchhoffnet._schema import expect
+from kirchhoffnet._yamlfile import read_yaml_mapping
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, shown
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.models.readout import Linear
-from kirchhoffnet.schema import expect
 from kirchhoffnet.solve import Adjoint, Backprop, GradientMethod, Solver
 from kirchhoffnet.topology import fully_connect, mix_connect
-from kirchhoffnet.yamlfile import read_yaml_mapping
 
 # Test benches the original trains as flows (main_gen.py / main_den.py); the rest are networks.
 FLOW_BENCHES = {"twomoon", "8gaussians", "pinwheel", "swissroll", "circle", "2spirals", "gauss", "genmnist"}

@@ -13,12 +13,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from torch import Tensor
 
 from kirchhoffnet import topology as topo
+from kirchhoffnet._finite import SEED_MAX
 from kirchhoffnet.circuit import Circuit, Slice
-from kirchhoffnet.circuit.kcl import KERNELS
+from kirchhoffnet.circuit._kcl import KERNELS
 from kirchhoffnet.circuit.slice import INITIALIZERS
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import KirchhoffError
-from kirchhoffnet.finite import SEED_MAX
 from kirchhoffnet.models.readout import resolve_readout
 from kirchhoffnet.solve import (
     ADAPTIVE_METHODS,

@@ -10,13 +10,13 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kirchhoffnet._yamlfile import apply_overrides, read_yaml_mapping
 from kirchhoffnet.config import tasks
 from kirchhoffnet.config.circuit import TOPOLOGY_NAMES
 from kirchhoffnet.config.diffusion import SCORE_KINDS, DiffusionConfig
 from kirchhoffnet.config.tasks import RunConfig
 from kirchhoffnet.errors import ConfigError, clip, shown
 from kirchhoffnet.io import write_text_atomic
-from kirchhoffnet.yamlfile import apply_overrides, read_yaml_mapping
 
 TASKS: dict[str, type[RunConfig]] = {
     "flow2d": tasks.Flow2dConfig,

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kirchhoffnet.data.idx import read_idx
+from kirchhoffnet.data._idx import read_idx
 from kirchhoffnet.errors import DataError, unknown_choice
 from kirchhoffnet.io import atomic_write
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from kirchhoffnet.diffusion._threads import single_thread
 from kirchhoffnet.diffusion.field import check_labels, guidance_gains
 from kirchhoffnet.diffusion.score import ScoreModel
-from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.rram.chip import Chip
 from kirchhoffnet.rram.device import RRAMDevice

@@ -12,10 +12,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from kirchhoffnet._schema import check_arguments, entry
 from kirchhoffnet.checkpoint import MODEL_KINDS
 from kirchhoffnet.errors import CheckpointError, shown
 from kirchhoffnet.io import load_exact, read_tensors, write_tensors
-from kirchhoffnet.schema import check_arguments, entry
 
 
 def save_module(

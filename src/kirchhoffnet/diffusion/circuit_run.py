@@ -22,6 +22,7 @@ from kirchhoffnet.circuit.power import charging_energy
 from kirchhoffnet.data.points import sample_points
 from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.diffusion import plots
+from kirchhoffnet.diffusion._threads import single_thread
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, reference_points
 from kirchhoffnet.diffusion.sample import time_grid
@@ -30,7 +31,6 @@ from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.diffusion.score_circuit.likelihood import circuit_log_likelihood
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
 from kirchhoffnet.diffusion.score_circuit.sample import HIDDEN_CAPACITANCE, circuit_pf_ode
-from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware.energy import energies, latency
 from kirchhoffnet.hardware.supply import voltage_scale_to_fit

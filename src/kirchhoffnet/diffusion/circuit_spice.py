@@ -35,14 +35,14 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from kirchhoffnet._finite import require_finite
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.diffusion.score_circuit.circuit import ScoreCircuit
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel, guided_copies, mix_copies
 from kirchhoffnet.diffusion.score_circuit.sample import HIDDEN_CAPACITANCE
 from kirchhoffnet.errors import ConfigError, ToolError
-from kirchhoffnet.finite import require_finite
+from kirchhoffnet.spice._runner import run_ngspice
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, node_name
-from kirchhoffnet.spice.runner import run_ngspice
 
 
 def _check(model: CircuitScoreModel, x0: Tensor, hidden_capacitance: float, labels: Tensor | None) -> None:

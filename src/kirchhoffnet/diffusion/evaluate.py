@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 from torch import Tensor
 
+from kirchhoffnet._textfile import read_json_mapping, require_types
 from kirchhoffnet.config.diffusion import EvaluateConfig
 from kirchhoffnet.diffusion import plots
 from kirchhoffnet.diffusion.circuit_run import evaluate_circuit, run_hardware
@@ -26,7 +27,6 @@ from kirchhoffnet.diffusion.sampling import check_tolerance, sample_run, speed_e
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
-from kirchhoffnet.textfile import read_json_mapping, require_types
 
 
 def evaluate(

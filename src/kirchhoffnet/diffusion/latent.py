@@ -13,8 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from kirchhoffnet.diffusion.threads import single_thread
-from kirchhoffnet.progress import bar
+from kirchhoffnet._progress import bar
+from kirchhoffnet.diffusion._threads import single_thread
 
 
 def prior_centres(num_classes: int, radius: float) -> Tensor:

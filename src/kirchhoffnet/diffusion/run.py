@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from kirchhoffnet._yamlfile import read_yaml_mapping
 from kirchhoffnet.checkpoint import MODEL_KINDS, RUN_MODEL
 from kirchhoffnet.config import DiffusionConfig, parse_config, preflight
 from kirchhoffnet.data.points import sample_points
@@ -27,7 +28,6 @@ from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.diffusion.sde import VPSDE
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError
 from kirchhoffnet.io import read_tensors
-from kirchhoffnet.yamlfile import read_yaml_mapping
 
 RUN_CONFIG = "config.yaml"
 RUN_METRICS = "evaluation.json"

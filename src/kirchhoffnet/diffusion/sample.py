@@ -23,12 +23,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from kirchhoffnet._progress import bar
+from kirchhoffnet.diffusion._threads import single_thread
 from kirchhoffnet.diffusion.field import guidance_gains
 from kirchhoffnet.diffusion.score import ScoreModel
 from kirchhoffnet.diffusion.sde import VPSDE
-from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.progress import bar
 
 Weights = Sequence[tuple[Tensor, Tensor | None]]
 """Per-layer (weight (out, in), bias (out,) or None), e.g. the effective weights of a programmed chip."""

@@ -20,13 +20,13 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from kirchhoffnet.diffusion._threads import single_thread
 from kirchhoffnet.diffusion.analog import analog_sample, program_chip
 from kirchhoffnet.diffusion.field import EQUATIONS, INTEGRATORS, Guided, ScoreField, check_labels
 from kirchhoffnet.diffusion.sample import Weights, euler_loop, euler_scheme
 from kirchhoffnet.diffusion.score import ScoreModel
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.diffusion.score_circuit.sample import circuit_pf_ode
-from kirchhoffnet.diffusion.threads import single_thread
 from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.rram.chip import Chip
 from kirchhoffnet.rram.device import RRAMDevice

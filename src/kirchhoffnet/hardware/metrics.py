@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 from torch import Tensor
 
+from kirchhoffnet._finite import require_finite
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.finite import require_finite
 from kirchhoffnet.models import Flow, Network
 
 if TYPE_CHECKING:

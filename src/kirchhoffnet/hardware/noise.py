@@ -31,7 +31,7 @@ drawn per inference (per sample and edge) and frozen during it.
 The SDE is Itô and integrated by torchsde's Euler–Maruyama with a fixed step. The diffusion is
 applied as a product with the Wiener increments (``f_and_g_prod``), which costs O(E·B) per step
 instead of building an (N, E) matrix per sample, and the increments are drawn once per step
-(:class:`kirchhoffnet.brownian.SteppedBrownian`). Everything runs on the CPU.
+(:class:`kirchhoffnet._brownian.SteppedBrownian`). Everything runs on the CPU.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import torch
 import torchsde
 from torch import Tensor, nn
 
-from kirchhoffnet.brownian import SteppedBrownian
+from kirchhoffnet._brownian import SteppedBrownian
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.hardware.analysis import Model, circuit_of

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from kirchhoffnet._finite import finite_number
+from kirchhoffnet._progress import bar
 from kirchhoffnet.errors import ConfigError, SolverError, unknown_choice
-from kirchhoffnet.finite import finite_number
 from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
-from kirchhoffnet.progress import bar
 
 CAPACITANCE_FLOOR = 0.05
 """Smallest capacitor factor a die can draw (the Gaussian is cut there)."""
@@ -243,7 +243,7 @@ def monte_carlo(
         seed: base seed; trial t uses ``trial_seed(seed, t)``.
         threshold: pass mark for the yield (``>=`` if higher is better, else ``<=``).
         nominal: the metric of the trained model if already known (saves one evaluation).
-        progress: show progress (:mod:`kirchhoffnet.progress`).
+        progress: show progress (:mod:`kirchhoffnet._progress`).
 
     Returns:
         A :class:`MonteCarloResult`. With zero variation every trial equals the nominal value

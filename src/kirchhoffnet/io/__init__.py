@@ -4,7 +4,7 @@ Result files and tensor files (:mod:`~kirchhoffnet.io.tensorfile`), the run lock
 and figures; building a model from a saved file is :mod:`kirchhoffnet.checkpoint`'s, one layer up.
 """
 
-from kirchhoffnet.io.atomic import (
+from kirchhoffnet.io._atomic import (
     atomic_write,
     save_npy_atomic,
     save_npy_batches_atomic,

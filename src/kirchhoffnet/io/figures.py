@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib.backend_bases import FigureCanvasBase
 
 from kirchhoffnet.errors import ConfigError, shown
-from kirchhoffnet.io.atomic import atomic_write
+from kirchhoffnet.io._atomic import atomic_write
 from kirchhoffnet.io.paths import check_out_file
 
 

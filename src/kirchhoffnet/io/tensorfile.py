@@ -18,9 +18,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from kirchhoffnet._schema import expect
 from kirchhoffnet.errors import CheckpointError, shown
-from kirchhoffnet.io.atomic import atomic_write
-from kirchhoffnet.schema import expect
+from kirchhoffnet.io._atomic import atomic_write
 
 FORMAT = "kirchhoffnet-checkpoint-1"
 

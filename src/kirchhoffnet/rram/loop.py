@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torchdiffeq import odeint
 
-from kirchhoffnet.brownian import SteppedBrownian
+from kirchhoffnet._brownian import SteppedBrownian
 from kirchhoffnet.circuit.power import integrate
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.rram.chip import Chip

@@ -38,7 +38,7 @@ class Backprop:
 class Adjoint:
     """Solve the adjoint ODE backwards in time (Chen et al., 2018) with the forward solve's method and
     tolerances: memory independent of the number of steps, a second solve in the backward pass.
-    Slices on the fused dense kernel use the closed-form adjoint (:mod:`kirchhoffnet.solve.adjoint`),
+    Slices on the fused dense kernel use the closed-form adjoint (:mod:`kirchhoffnet.solve._adjoint`),
     the others torchdiffeq's ``odeint_adjoint``; both take the same steps.
 
     Attributes:

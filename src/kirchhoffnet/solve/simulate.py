@@ -13,9 +13,9 @@ from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from kirchhoffnet.circuit import Circuit, Slice
-from kirchhoffnet.circuit.kcl import records
+from kirchhoffnet.circuit._kcl import records
 from kirchhoffnet.errors import ConfigError, SolverError
-from kirchhoffnet.solve.adjoint import analytic_adjoint
+from kirchhoffnet.solve._adjoint import analytic_adjoint
 from kirchhoffnet.solve.gradient import DEFAULT_GRADIENT, Backprop, GradientMethod, check_gradient
 from kirchhoffnet.solve.solver import Solver, check_time_grid, resolve_solver
 

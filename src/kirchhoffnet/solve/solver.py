@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from kirchhoffnet.circuit.kcl import check_kernel
+from kirchhoffnet.circuit._kcl import check_kernel
 from kirchhoffnet.errors import ConfigError, unknown_choice
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -46,7 +46,7 @@ class Solver:
         max_steps: adaptive steps allowed per slice before the solve is reported as stiff.
         kernel: how the KCL right-hand side is evaluated: ``auto`` (the fastest path that applies),
             ``gather`` (the reference path) or ``affine`` (the fused paths, an error where they do not
-            apply); see :mod:`kirchhoffnet.circuit.kcl`. Every path gives the same numbers up to rounding.
+            apply); see :mod:`kirchhoffnet.circuit._kcl`. Every path gives the same numbers up to rounding.
     """
 
     method: str = "dopri5"

@@ -7,12 +7,12 @@ layer underneath. ``TransistorRelu`` builds MosRelu edges from transistors and `
 measures how far they are from the ideal ReLU. Only the ``ngspice`` executable is needed.
 """
 
+from kirchhoffnet.spice._raw import RawPlot, read_raw
+from kirchhoffnet.spice._runner import INSTALL_HINT, RunResult, find_ngspice, has_ngspice, run_ngspice
 from kirchhoffnet.spice.export import export_netlists
 from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, iv_departure, level1_card, model_iv_departure
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
-from kirchhoffnet.spice.raw import RawPlot, read_raw
 from kirchhoffnet.spice.report import VerifyReport
-from kirchhoffnet.spice.runner import INSTALL_HINT, RunResult, find_ngspice, has_ngspice, run_ngspice
 from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER, random_inputs, verify
 

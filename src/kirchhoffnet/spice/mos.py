@@ -27,8 +27,8 @@ import torch
 from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import MosRelu
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
+from kirchhoffnet.spice._runner import run_ngspice
 from kirchhoffnet.spice.netlist import as_circuit, edge_parameters, node_name
-from kirchhoffnet.spice.runner import run_ngspice
 
 SUBCIRCUIT = "kn_mosrelu"
 _SQUARES = 10.0  # W/L of the transistor characterised; the fit scales widths from it

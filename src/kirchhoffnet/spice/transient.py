@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.errors import ConfigError, ToolError
+from kirchhoffnet.spice._runner import run_ngspice
 from kirchhoffnet.spice.netlist import (
     Realisation,
     SpiceOptions,
@@ -27,7 +28,6 @@ from kirchhoffnet.spice.netlist import (
     slice_durations,
     slice_netlist,
 )
-from kirchhoffnet.spice.runner import run_ngspice
 
 Wave = tuple[np.ndarray, np.ndarray]
 """``(t, v)``: times (T,) in s and node voltages (T, N) in V of one sample over one slice."""

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kirchhoffnet._finite import require_finite
 from kirchhoffnet.errors import ConfigError, ToolError
-from kirchhoffnet.finite import require_finite
 from kirchhoffnet.solve import Solver, resolve_solver, trajectory
 from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit
 from kirchhoffnet.spice.report import VerifyReport

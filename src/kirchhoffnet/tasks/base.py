@@ -20,11 +20,11 @@ from torch import Tensor, nn
 
 import kirchhoffnet.io as kio
 from kirchhoffnet import checkpoint
+from kirchhoffnet._progress import bar
 from kirchhoffnet.config import RunConfig
 from kirchhoffnet.errors import CheckpointError, ConfigError, shown
 from kirchhoffnet.io.paths import prepare_out_dir
 from kirchhoffnet.models import Flow, Network
-from kirchhoffnet.progress import bar
 
 CONFIG_FILE = "the run's config.yaml"
 """What a saved model is cross-checked against, as errors name it."""

@@ -8,9 +8,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from kirchhoffnet._schema import check_arguments
 from kirchhoffnet.errors import CheckpointError, KirchhoffError
 from kirchhoffnet.io import load_exact, read_tensors, write_tensors
-from kirchhoffnet.schema import check_arguments
 
 MLP_FORMAT = "kirchhoffnet-mlp-1"
 

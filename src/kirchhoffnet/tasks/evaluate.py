@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from kirchhoffnet._progress import bar
 from kirchhoffnet.compat import is_original_result, load_original, read_config
 from kirchhoffnet.data import TOY_SETS, sample_toy
 from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.models import Flow
-from kirchhoffnet.progress import bar
 from kirchhoffnet.tasks.plots import samples_vs_data
 
 

@@ -22,10 +22,10 @@ from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_d
 from kirchhoffnet.runs import is_run_directory, read_run_config
 from kirchhoffnet.runs import open as open_saved
 from kirchhoffnet.tasks import Task
-from kirchhoffnet.training.distributed import join, leave, share_failure
-from kirchhoffnet.training.loop import RunResult, Trainer
+from kirchhoffnet.training._distributed import join, leave, share_failure
+from kirchhoffnet.training._loop import RunResult, Trainer
+from kirchhoffnet.training._state import CHECKPOINT, seed_everything, torch_threads
 from kirchhoffnet.training.rundir import METRICS, RunLock, prepare
-from kirchhoffnet.training.state import CHECKPOINT, seed_everything, torch_threads
 
 
 def train(
@@ -42,7 +42,7 @@ def train(
         config: a config object, a mapping, or a YAML path (validated either way).
         out: run directory; default ``runs/<config name or task>``.
         resume: continue the run in ``out`` from its checkpoint (the config must be the same).
-        progress: show progress (a bar on a terminal, lines elsewhere: :mod:`kirchhoffnet.progress`).
+        progress: show progress (a bar on a terminal, lines elsewhere: :mod:`kirchhoffnet._progress`).
         on_step: called after every optimiser step with ``{"epoch", "step", "loss"}``.
 
     Returns:

@@ -29,7 +29,7 @@ from kirchhoffnet.models import Flow
 from kirchhoffnet.runs import OpenedRun, held_out_points, kind_of, open_model
 from kirchhoffnet.runs import open as open_saved_run
 from kirchhoffnet.tasks import Task
-from kirchhoffnet.training.state import seed_everything
+from kirchhoffnet.training._state import seed_everything
 
 GENERATION_SUMMARY = ("latency_s", "energy_j", "peak_node_voltage_v", "within_supply")
 """The headline numbers of a score-circuit run's per-generation report."""

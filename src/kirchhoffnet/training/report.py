@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kirchhoffnet._textfile import read_json_mapping, require_types
 from kirchhoffnet.errors import TrainingError, shown
 from kirchhoffnet.io import write_json_atomic, write_text_atomic
-from kirchhoffnet.textfile import read_json_mapping, require_types
 from kirchhoffnet.training.rundir import METRICS
 
 # How each task's main metric is written in a table.

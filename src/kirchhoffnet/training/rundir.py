@@ -2,7 +2,7 @@
 
 Layout: ``config.yaml`` (the resolved config), ``checkpoint.pt`` (resumable state),
 ``model.safetensors`` (the trained model), ``metrics.json`` (curves and final metrics) and the
-plots. ``.lock`` is held while a process trains (:mod:`kirchhoffnet.io.lock`).
+plots. ``.lock`` is held while a process trains (:mod:`kirchhoffnet.io._lock`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from kirchhoffnet.config import Config, to_yaml
 from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE
 from kirchhoffnet.errors import TrainingError
 from kirchhoffnet.io import write_text_atomic
-from kirchhoffnet.io.lock import LOCK as LOCK
-from kirchhoffnet.io.lock import DirectoryLock, refuse_previous_run
+from kirchhoffnet.io._lock import LOCK as LOCK
+from kirchhoffnet.io._lock import DirectoryLock, refuse_previous_run
 from kirchhoffnet.runs import RUN_CONFIG as CONFIG
 from kirchhoffnet.runs import RUN_METRICS as METRICS
 from kirchhoffnet.runs import read_run_config
-from kirchhoffnet.training.state import CHECKPOINT
+from kirchhoffnet.training._state import CHECKPOINT
 
 RUN_OUTPUTS = (
     CONFIG,

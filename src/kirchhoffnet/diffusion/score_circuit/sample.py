@@ -13,11 +13,11 @@ import math
 import torch
 from torch import Tensor
 
+from kirchhoffnet._progress import bar
 from kirchhoffnet.diffusion.field import guided_copies, mix_copies
 from kirchhoffnet.diffusion.sample import time_grid
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.progress import bar
 
 HIDDEN_CAPACITANCE = 0.01
 """C_h / C_x of the full transients (evaluation and SPICE check): the hidden nodes 100× faster than the data nodes."""

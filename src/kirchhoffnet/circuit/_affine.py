@@ -4,7 +4,7 @@ For a family ``i = post · σ(a·v_src + b·v_dst + c)`` on a small (dense) circ
 two dense products around an elementwise σ, and its vector-Jacobian product has a closed form that
 needs no autograd graph (:meth:`WholeAffine.vjp`). Two callers share it: the ``affine-vjp`` kernel
 path wraps it in one autograd node (:class:`DenseAffineField`), and the analytic adjoint
-(:mod:`kirchhoffnet.solve.adjoint`) evaluates it directly at every step of its backward solve.
+(:mod:`kirchhoffnet.solve._adjoint`) evaluates it directly at every step of its backward solve.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import Tensor
 from kirchhoffnet.devices import AffineActivation
 
 if TYPE_CHECKING:
-    from kirchhoffnet.circuit.kcl import KclKernel, _Chunk
+    from kirchhoffnet.circuit._kcl import KclKernel, _Chunk
 
 
 def trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:

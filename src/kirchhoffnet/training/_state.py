@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kirchhoffnet._schema import count, entry, expect, number
 from kirchhoffnet.errors import CheckpointError, TrainingError, shown
 from kirchhoffnet.io import atomic_write
-from kirchhoffnet.schema import count, entry, expect, number
-from kirchhoffnet.training.history import HISTORY, History
+from kirchhoffnet.training._history import HISTORY, History
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "kirchhoffnet-training-1"

@@ -3,7 +3,7 @@
 torchdiffeq's ``odeint_adjoint`` differentiates the right-hand side by autograd at every step of
 the backward solve: per evaluation it records a graph and runs the autograd engine through it.
 For slices on the dense fused kernel (the 2-D flows) the vector-Jacobian product has a closed form
-(:meth:`~kirchhoffnet.circuit.affine.WholeAffine.vjp`), so here the backward solve
+(:meth:`~kirchhoffnet.circuit._affine.WholeAffine.vjp`), so here the backward solve
 evaluates it directly and builds no graph.
 
 The solves themselves are torchdiffeq's, arranged as ``odeint_adjoint`` arranges them: the same
@@ -25,7 +25,7 @@ from torch import Tensor
 from torchdiffeq import odeint
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.circuit.kcl import KclKernel
+from kirchhoffnet.circuit._kcl import KclKernel
 from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import SolverError
 
@@ -130,7 +130,7 @@ def analytic_adjoint(
     count: Callable[[Tensor], None],
 ) -> Tensor:
     """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel has a closed-form adjoint for
-    its device family (:meth:`~kirchhoffnet.circuit.kcl.KclKernel.closed_form_adjoint`).
+    its device family (:meth:`~kirchhoffnet.circuit._kcl.KclKernel.closed_form_adjoint`).
 
     Args:
         piece: the slice; its parameters receive gradients.

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from kirchhoffnet._textfile import read_text
 from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
-from kirchhoffnet.textfile import read_text
 
 # Bounds of a document once its aliases are expanded; real configs have a few hundred nodes.
 MAX_YAML_NODES = 100_000

@@ -26,7 +26,7 @@ paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
   replace seven; the operators are kept while the parameters are unchanged.
 * ``affine-vjp`` — the same evaluation on a small (dense) circuit while autograd records, as one
   autograd node whose backward pass is the closed-form vector-Jacobian product
-  (:class:`~kirchhoffnet.circuit.affine.WholeAffine`); the analytic adjoint uses that product directly.
+  (:class:`~kirchhoffnet.circuit._affine.WholeAffine`); the analytic adjoint uses that product directly.
 * ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
   ``current``, then the (sparse) incidence product; autograd differentiates it. It is also the
   reference the other two paths are tested against.
@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.circuit.affine import DenseAffineField, WholeAffine, trace_weights
+from kirchhoffnet.circuit._affine import DenseAffineField, WholeAffine, trace_weights
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
 from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kirchhoffnet.errors import DataError, ToolError
 from kirchhoffnet.io.paths import storage_error
-from kirchhoffnet.spice.raw import RawPlot, read_raw
+from kirchhoffnet.spice._raw import RawPlot, read_raw
 
 INSTALL_HINT = "install it with: apt-get install -y ngspice"
 _ERROR_MARKERS = (

@@ -22,24 +22,23 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from kirchhoffnet._finite import require_finite
+from kirchhoffnet._progress import bar
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
-from kirchhoffnet.finite import require_finite
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
 from kirchhoffnet.io import load_exact, write_json_atomic
-from kirchhoffnet.progress import bar
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.tasks.plots import loss_curves
-from kirchhoffnet.training.average import WeightAverage
-from kirchhoffnet.training.distributed import Cluster, any_rank, wrap
-from kirchhoffnet.training.history import History, json_safe
-from kirchhoffnet.training.objective import Objective, make_scheduler
-from kirchhoffnet.training.rundir import METRICS
-from kirchhoffnet.training.state import (
+from kirchhoffnet.training._average import WeightAverage
+from kirchhoffnet.training._distributed import Cluster, any_rank, wrap
+from kirchhoffnet.training._history import History, json_safe
+from kirchhoffnet.training._objective import Objective, make_scheduler
+from kirchhoffnet.training._state import (
     CHECKPOINT,
     check_optimizer_state,
     finite_state,
@@ -50,6 +49,7 @@ from kirchhoffnet.training.state import (
     set_rng_state,
     step_generator,
 )
+from kirchhoffnet.training.rundir import METRICS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kirchhoffnet.training.distributed import Cluster, total
+from kirchhoffnet.training._distributed import Cluster, total
 
 HISTORY = (
     "epoch",

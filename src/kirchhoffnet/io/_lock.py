@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kirchhoffnet.errors import StorageError, TrainingError
-from kirchhoffnet.io.atomic import remove_orphans
+from kirchhoffnet.io._atomic import remove_orphans
 from kirchhoffnet.io.paths import prepare_out_dir, shown_path, storage_error
 
 LOCK = ".lock"
