@@ -246,3 +246,22 @@ def test_a_task_missing_an_abstract_method_cannot_be_constructed(missing):
     with pytest.raises(TypeError, match=rf"Can't instantiate abstract class Incomplete .*{missing}"):
         incomplete(config=None, device=torch.device("cpu"), dtype=torch.float32)
     _DataOnlyTask(config=None, device=torch.device("cpu"), dtype=torch.float32)  # the complete double can
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("ring.yaml", "DiffusionTask"),
+        ("latent.yaml", "LatentDiffusionTask"),
+        ("latent_kirchhoffnet.yaml", "LatentDiffusionTask"),
+    ],
+)
+def test_a_diffusion_config_selects_its_task_variant_through_the_one_registry(config: str, expected: str) -> None:
+    from pathlib import Path
+
+    from kirchhoffnet.config import load_config
+    from kirchhoffnet.tasks import TASK_TYPES, make_task
+
+    loaded = load_config(Path(__file__).resolve().parents[2] / "configs" / "diffusion" / config)
+    assert type(make_task(loaded)).__name__ == expected  # constructing prepares nothing: no VAE is trained
+    assert TASK_TYPES["diffusion"].variant(loaded).__name__ == expected

@@ -10,7 +10,7 @@ from kirchhoffnet.config import Config
 from kirchhoffnet.tasks.base import Task
 from kirchhoffnet.tasks.classify import ClassifyTask
 from kirchhoffnet.tasks.density import DensityTask
-from kirchhoffnet.tasks.diffusion import DiffusionTask, LatentDiffusionTask
+from kirchhoffnet.tasks.diffusion import DiffusionTask
 from kirchhoffnet.tasks.evaluate import evaluate_flow_2d, evaluate_path, flow_2d_metrics
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.tasks.generate import MnistGenTask
@@ -35,9 +35,7 @@ def make_task(
 ) -> Task:
     """The task object of a validated config; ``run_dir`` is where a task keeps what it prepares
     once per run (the latent diffusion task's VAE and judge)."""
-    kind = TASK_TYPES[config.task]
-    if config.task == "diffusion" and not config.unconditional:
-        kind = LatentDiffusionTask
+    kind = TASK_TYPES[config.task].variant(config)
     return kind(config, torch.device(device), dtype, run_dir, progress)
 
 

@@ -74,6 +74,11 @@ class Task(ABC):
         self.progress = progress
         self.train_data: tuple[Tensor, ...] = ()
 
+    @classmethod
+    def variant(cls, config: Any) -> type[Task]:
+        """The class that runs ``config``: a task whose configs select a specialised variant says so here."""
+        return cls
+
     @property
     def run_config(self) -> RunConfig:
         return self.config

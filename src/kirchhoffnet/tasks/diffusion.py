@@ -48,6 +48,11 @@ class DiffusionTask(Task):
     primary = "kl_pooled"
     config: DiffusionConfig
 
+    @classmethod
+    def variant(cls, config: DiffusionConfig) -> type[Task]:
+        """Conditional configs (``data: latent``) generate images through a VAE: :class:`LatentDiffusionTask`."""
+        return cls if config.unconditional else LatentDiffusionTask
+
     def prepare(self) -> None:
         matching = self.config.score_matching
         self.val_x = sample_points(self.config.data, matching.val_size, seed=split_seed(self.config.seed, "val"))
