@@ -45,7 +45,8 @@ def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, flo
     held_out = torch.as_tensor(sample_toy("twomoon", 200 if fast else 2000, seed=1), dtype=torch.float32)
     sigmas = [0.0, 0.05] if fast else [0.0, 0.01, 0.02, 0.05, 0.1]
     curve = sigma_sweep(flow, flow_nll(held_out), sigmas, kind="edge", trials=2 if fast else 20, seed=0)
-    plot_metric_vs_sigma({"twomoon (original)": curve}, out / "variation.png", "NLL under per-edge mismatch")
+    figure = plot_metric_vs_sigma({"twomoon (original)": curve}, "NLL under per-edge mismatch")
+    figure.savefig(out / "variation.png")
     write_json_atomic(out / "hardware.json", {"report": report.to_dict(), "variation": [r.to_dict() for r in curve]})
     for result in curve:
         print(f"σ = {result.variation.edge:5.2f}: NLL {result.mean:.3f} nats (nominal {result.nominal:.3f})")

@@ -37,7 +37,7 @@ def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, flo
     print(f"imported {ORIGINAL.name}: {len(flow.circuit.slices)} slices, {sum(flow.circuit.widths)} nodes in all")
     options = SpiceOptions(points=41 if fast else 101)  # the comparison grid per slice
     report = verify(flow, 2 if fast else 8, options=options, seed=0)
-    report.plot(out / "spice.png")
+    report.figure().savefig(out / "spice.png")
     write_json_atomic(out / "spice.json", report.to_dict())
     print(
         f"{report.samples} samples, {report.edges} edges: max |ngspice - kirchhoffnet| = "

@@ -52,10 +52,8 @@ def main(out: Path = Path("runs/examples"), fast: bool = False) -> dict[str, flo
     chip = program_chip(model, RRAMDevice(prog_noise=0.05), seed=3)  # seed 3 picks one chip's programming errors
     run = analog_sample(model, n, chip, LoopSettings(integration_time_s=1e-3, steps=solver_steps), mode="sde", seed=1)
     reference = sample_ring(n, seed=2)
-    sample_panels(
-        {"ring (data)": reference.numpy(), "digital Euler": digital.numpy(), "RRAM loop, σ = 5 %": run.samples.numpy()},
-        out / "rram_ring.png",
-    )
+    panels = {"ring (data)": reference, "digital Euler": digital, "RRAM loop, σ = 5 %": run.samples}
+    sample_panels({name: points.numpy() for name, points in panels.items()}).savefig(out / "rram_ring.png")
     kls = {"digital": kl_pooled(digital, reference), "analog": kl_pooled(run.samples, reference)}
     print(f"KL vs the ring (pooled histogram): digital {kls['digital']:.3f}, analog {kls['analog']:.3f}")
     print(f"crossbar energy of the analog run: {run.report.crossbar_energy_j:.3g} J")

@@ -234,7 +234,7 @@ def report(out: Path, stem: str, curves: dict, times: dict, title: str, pair: tu
     paired_md = [f"{b} − {a} on the same dies (mean ± standard error):", ""]
     paired_md += [f"- σ {sigma:g}: {line}" for sigma, line in lines.items()]
     write_study(out, stem, data, montecarlo_markdown(curves, title) + "\n" + "\n".join(paired_md) + "\n")
-    plot_metric_vs_sigma(curves, out / f"{stem}.png", title)
+    plot_metric_vs_sigma(curves, title).savefig(out / f"{stem}.png")
     for label, results in curves.items():
         at5 = next(r for r in results if math.isclose(sigma_of(r), 0.05))
         print(f"{stem} {label}: nominal {at5.nominal:.4g}, at 5 %: {at5.mean:.4g} ± {at5.std:.2g}")

@@ -11,6 +11,7 @@ import torch
 import kirchhoffnet as kn
 from kirchhoffnet.compat import load_original
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.spice import SpiceOptions, random_inputs, spice_trajectory, verify
 from tests.conftest import small_circuit
 
@@ -111,10 +112,10 @@ def test_report_json_and_plot(tmp_path):
         assert key in data
     assert data["mean_abs_error_v"] <= data["max_abs_error_v"] <= AGREEMENT_V
     assert report.times[1][0] == pytest.approx(1.0) and len(report.times[1]) == 21
-    target = report.plot(tmp_path / "overlay.png", sample=1)
+    target = save_figure(report.figure(sample=1), tmp_path / "overlay.png")
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ConfigError, match="sample 2 is out of range: the report holds 2 samples"):
-        report.plot(tmp_path / "x.png", sample=2)
+        report.figure(sample=2)
 
 
 def test_bad_inputs_are_refused():

@@ -136,6 +136,7 @@ def verify(
     """
     from kirchhoffnet._finite import finite_number
     from kirchhoffnet.io import write_json_atomic
+    from kirchhoffnet.io.figures import save_figure
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import verify as run_verify
 
@@ -149,7 +150,7 @@ def verify(
         if json_out is not None:
             write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve()), "seed": seed})
         if plot is not None:
-            report.plot(plot)
+            save_figure(report.figure(), plot)
     except KirchhoffError as exc:
         fail(exc)
     figures = report.to_dict()
@@ -187,6 +188,7 @@ def iv(
     the MosRelu model; the JSON adds the ranges of the fitted W/L and gate biases.
     """
     from kirchhoffnet.io import write_json_atomic
+    from kirchhoffnet.io.figures import save_figure
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice.mos import model_iv_departure
 
@@ -197,7 +199,7 @@ def iv(
         if json_out is not None:
             write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve())})
         if plot is not None:
-            report.plot(plot)
+            save_figure(report.figure(), plot)
     except KirchhoffError as exc:
         fail(exc)
     typer.echo(json.dumps({k: v for k, v in report.to_dict().items() if k != "fit"}))

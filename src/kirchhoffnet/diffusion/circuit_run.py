@@ -36,6 +36,7 @@ from kirchhoffnet.hardware.energy import energies, latency
 from kirchhoffnet.hardware.supply import voltage_scale_to_fit
 from kirchhoffnet.hardware.units import PhysicalDesign, format_quantity
 from kirchhoffnet.io import write_json_atomic
+from kirchhoffnet.io.figures import save_figure
 
 NLL_POINTS, NLL_STEPS = 2000, 300
 """Held-out points (at most; no more than evaluate.num_samples) and Heun steps of the evaluation's NLL (300 steps
@@ -235,6 +236,6 @@ def evaluate_circuit(run: Run, model: CircuitScoreModel, progress: bool = True) 
             f"s={s:g}": float(model.circuit.residual(probe, torch.tensor(s)).mean()) for s in (0.01, 0.1, 0.5, 1.0)
         }
         metrics["hardware"] = run_hardware(run)
-    plots.sample_panels(panels, run.path / "samples.png")
+    save_figure(plots.sample_panels(panels), run.path / "samples.png")
     write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics

@@ -34,6 +34,7 @@ from kirchhoffnet.diffusion.latent import (
 )
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.io.figures import save_figure
 
 TEST_SHARE = 0.2
 """Share of the test file held out as ``test`` for a set whose offline copy has only its test files (MNIST)."""
@@ -193,11 +194,10 @@ def evaluate_conditional(
         if progress:
             print(f"guidance {w:<4g} ({solvers[0]}) judge accuracy {result['accuracy']:.3f}", flush=True)
     metrics["guidance_sweep"] = {"solver": solvers[0], "results": sweep}
-    plots.image_rows(rows, run_dir / "images.png")
-    plots.latent_scatter(
-        latents["test"].numpy(), latents["test_labels"].numpy(), scatter, labels.numpy(), run_dir / "latents.png"
-    )
-    plots.guidance_sweep(
-        [r["guidance"] for r in sweep], [r["accuracy_per_class"] for r in sweep], names, run_dir / "guidance.png"
-    )
+    save_figure(plots.image_rows(rows), run_dir / "images.png")
+    test_latents = latents["test"].numpy()
+    figure = plots.latent_scatter(test_latents, latents["test_labels"].numpy(), scatter, labels.numpy())
+    save_figure(figure, run_dir / "latents.png")
+    figure = plots.guidance_sweep([r["guidance"] for r in sweep], [r["accuracy_per_class"] for r in sweep], names)
+    save_figure(figure, run_dir / "guidance.png")
     return metrics

@@ -27,6 +27,7 @@ from kirchhoffnet.diffusion.sampling import check_tolerance, sample_run, speed_e
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
+from kirchhoffnet.io.figures import save_figure
 
 
 def evaluate(
@@ -92,7 +93,9 @@ def _evaluate_ring(run: Run, progress: bool, robustness_only: bool) -> dict[str,
         name = f"{run.path.name}, write-verify ±{ev.verify_tolerance:g}"
         curves[name] = _robustness(run, reference, ev.verify_tolerance, progress)
         metrics["robustness_write_verify"] = {"verify_tolerance": ev.verify_tolerance, **_curve_json(ev, curves[name])}
-    plots.kl_vs_noise({k: (ev.prog_noise_levels, v) for k, v in curves.items()}, run.path / "robustness.png")
+    save_figure(
+        plots.kl_vs_noise({k: (ev.prog_noise_levels, v) for k, v in curves.items()}), run.path / "robustness.png"
+    )
     write_json_atomic(run.path / RUN_METRICS, metrics)
     return metrics
 
@@ -114,7 +117,7 @@ def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]
         metrics[f"{solver} (exact)"] = {**kl_report(x, reference), **info}
         if progress:
             print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
-    plots.sample_panels(panels, run.path / "samples.png")
+    save_figure(plots.sample_panels(panels), run.path / "samples.png")
     metrics["speed_energy"] = speed_energy(
         run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
     )
@@ -216,5 +219,5 @@ def compare_robustness(run_dirs: list[Path], out: str | os.PathLike[str]) -> dic
             points = curve["curve"]
             curves[name] = ([p["prog_noise"] for p in points], [p["kl_pooled_per_chip"] for p in points])
             table[name] = {str(p["prog_noise"]): p["kl_pooled_mean"] for p in points}
-    plots.kl_vs_noise(curves, out)
+    save_figure(plots.kl_vs_noise(curves), out)
     return table

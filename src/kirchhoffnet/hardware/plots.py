@@ -1,22 +1,22 @@
-"""Figures of hardware studies: metric vs σ, metric vs bits, voltage and current waveforms."""
+"""Figures of hardware studies: metric vs σ, metric vs bits, voltage and current waveforms.
+
+Each returns a :class:`~matplotlib.figure.Figure`; those of one panel draw into a caller's ``ax`` when given one.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only; no display is assumed
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from kirchhoffnet.hardware.analysis import Measurement
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.hardware.variation import MonteCarloResult
-from kirchhoffnet.io.figures import save_figure
+from kirchhoffnet.io.figures import new_figure, one_axes
 
 
 def _sigma(result: MonteCarloResult) -> float:
@@ -24,9 +24,9 @@ def _sigma(result: MonteCarloResult) -> float:
     return max(v.edge, v.die, v.capacitance)
 
 
-def plot_metric_vs_sigma(curves: dict[str, list[MonteCarloResult]], path: str | os.PathLike[str], title: str) -> Path:
+def plot_metric_vs_sigma(curves: dict[str, list[MonteCarloResult]], title: str, ax: Axes | None = None) -> Figure:
     """Mean metric over dies with its 5–95 % band against σ (in %), one curve per model."""
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    fig, ax, ours = one_axes(ax, (6.0, 4.2))
     metric = "metric"
     for label, results in curves.items():
         ordered = sorted(results, key=_sigma)
@@ -43,13 +43,14 @@ def plot_metric_vs_sigma(curves: dict[str, list[MonteCarloResult]], path: str | 
     ax.set_ylabel(f"{metric} (band: 5–95 % of dies, dotted: nominal)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if ours:
+        fig.tight_layout()
+    return fig
 
 
-def plot_quantization(curves: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str], title: str) -> Path:
+def plot_quantization(curves: dict[str, list[dict[str, Any]]], title: str, ax: Axes | None = None) -> Figure:
     """Metric against bits per parameter, one curve per model and scheme, float value dotted."""
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    fig, ax, ours = one_axes(ax, (6.0, 4.2))
     values = []
     for label, points in curves.items():
         ordered = sorted(points, key=lambda p: p["bits"])
@@ -65,24 +66,24 @@ def plot_quantization(curves: dict[str, list[dict[str, Any]]], path: str | os.Pa
     ax.set_ylabel(f"{metric} (dotted: float)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if ours:
+        fig.tight_layout()
+    return fig
 
 
 def plot_waveforms(
     measurement: Measurement,
     design: PhysicalDesign,
-    path: str | os.PathLike[str],
     title: str,
     samples: int = 4,
     nodes: int = 8,
-) -> Path:
+) -> Figure:
     """Voltages of the first ``nodes`` nodes for the first ``samples`` inputs (one colour per node)
     and the total device current, against physical time."""
     circuit = measurement.circuit
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 6.0), sharex=True)
+    fig, (top, bottom) = new_figure((7.0, 6.0), 2, 1, sharex=True)
     scale_t = 1e9 * design.tau_s  # nanoseconds per normalised time unit
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (t, v) in enumerate(measurement.waves):
         piece = circuit.slice(k)
         time_ns = (t.numpy() - circuit.times[0]) * scale_t
@@ -104,14 +105,14 @@ def plot_waveforms(
     bottom.set_xlabel("time (ns); dotted: slice boundaries")
     top.set_title(title, fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_noise(rows: list[dict[str, Any]], path: str | os.PathLike[str], title: str) -> Path:
+def plot_noise(rows: list[dict[str, Any]], title: str) -> Figure:
     """Output deviation caused by noise against capacitance (log–log, with sqrt(kT/C)), and the
     energy distance of noisy samples to the data where known."""
     with_distance = bool(rows) and "energy_distance" in rows[0]
-    fig, axes = plt.subplots(1, 2 if with_distance else 1, figsize=(11.0 if with_distance else 6.0, 4.2), squeeze=False)
+    fig, axes = new_figure((11.0 if with_distance else 6.0, 4.2), 1, 2 if with_distance else 1, squeeze=False)
     cap = np.array([r["capacitance_f"] for r in rows])
     ax = axes[0, 0]
     ax.loglog(cap, [r["output_rms_deviation_v"] for r in rows], marker="o", label="RMS output deviation")
@@ -128,4 +129,4 @@ def plot_noise(rows: list[dict[str, Any]], path: str | os.PathLike[str], title: 
         ax.legend()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig

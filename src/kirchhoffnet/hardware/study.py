@@ -30,6 +30,7 @@ from kirchhoffnet.hardware.report import (
 )
 from kirchhoffnet.hardware.units import PhysicalDesign
 from kirchhoffnet.hardware.variation import MonteCarloResult, sigma_sweep
+from kirchhoffnet.io.figures import save_figure
 
 R = TypeVar("R")
 
@@ -80,7 +81,7 @@ def report_study(
     markdown = report_markdown(result, f"Hardware report: {name}") + design.describe() + "\n"
     json_path, md_path = write_study(out, "hw_report", data, markdown)
     figure = out / "waveforms.png"
-    plot_waveforms(found, design, figure, f"{name}\n{design.describe()}")
+    save_figure(plot_waveforms(found, design, f"{name}\n{design.describe()}"), figure)
     return Study(data, (json_path, md_path, figure), {k: data[k] for k in REPORT_SUMMARY})
 
 
@@ -113,7 +114,7 @@ def montecarlo_study(
         out, "montecarlo", data, montecarlo_markdown(curves, f"Monte-Carlo over dies: {setting}")
     )
     figure = out / "montecarlo.png"
-    plot_metric_vs_sigma(curves, figure, setting)
+    save_figure(plot_metric_vs_sigma(curves, setting), figure)
     return Study(curves, (json_path, md_path, figure))
 
 
@@ -136,7 +137,7 @@ def quantization_study(
         out, "quantization", {"curves": curves}, quantization_markdown(curves, "Quantization of device parameters")
     )
     figure = out / "quantization.png"
-    plot_quantization(curves, figure, "metric vs bits per device parameter")
+    save_figure(plot_quantization(curves, "metric vs bits per device parameter"), figure)
     return Study(curves, (json_path, md_path, figure))
 
 
@@ -166,5 +167,5 @@ def noise_study(
     title = f"Noise in {name}: T = {base.temperature_k:g} K, γ = {noise.excess_factor:g}, read noise {noise.read:g}"
     json_path, md_path = write_study(out, "noise", {"source": source, "rows": rows}, noise_markdown(rows, title))
     figure = out / "noise.png"
-    plot_noise(rows, figure, title)
+    save_figure(plot_noise(rows, title), figure)
     return Study(rows, (json_path, md_path, figure))

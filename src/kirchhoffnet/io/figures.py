@@ -1,4 +1,6 @@
-"""Writing matplotlib figures atomically, for every area that draws (tasks, hardware, spice, ...).
+"""Figures for every area that draws (tasks, hardware, spice, ...): built with matplotlib's object API
+(:class:`~matplotlib.figure.Figure`, never pyplot), so that drawing neither switches a notebook user's
+backend nor leaves figures open in pyplot's global list; written to files atomically in a separate step.
 
 Not imported by :mod:`kirchhoffnet.io` itself, so that reading checkpoints never loads matplotlib.
 """
@@ -7,16 +9,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display is assumed
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.figure import Figure
 
 from kirchhoffnet.errors import ConfigError, shown
 from kirchhoffnet.io._atomic import atomic_write
 from kirchhoffnet.io.paths import check_out_file
+
+
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Figure, Any]:
+    """A figure of its own and its axes (``Figure.subplots``' arguments): displayed by a notebook when
+    returned, saved with :func:`save_figure`."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def one_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes, bool]:
+    """The user's ``ax`` and its figure, or a new figure: also whether the figure is ours to lay out."""
+    if ax is None:
+        fig, ax = new_figure(figsize)
+        return fig, ax, True
+    return ax.get_figure(root=True), ax, False  # type: ignore[return-value]
 
 
 def check_figure_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
@@ -33,14 +49,7 @@ def check_figure_file(path: str | os.PathLike[str], what: str = "--out") -> Path
     return target
 
 
-def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Write a figure atomically (PNG by the file's suffix) and close it."""
-    try:
-        target = check_figure_file(path, "figure")
-    except ConfigError:
-        plt.close(fig)
-        raise
-    try:
-        return atomic_write(target, lambda tmp: fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120))
-    finally:
-        plt.close(fig)
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write a figure atomically, in the format its file's suffix names (PNG without one)."""
+    target = check_figure_file(path, "figure")
+    return atomic_write(target, lambda tmp: fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=120))

@@ -15,11 +15,9 @@ which is exact for level 1 and the usual linear-extrapolation threshold for othe
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +26,10 @@ from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import MosRelu
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice._runner import run_ngspice
+
+if TYPE_CHECKING:  # drawing is optional: checking transistors does not load matplotlib
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 from kirchhoffnet.spice.netlist import as_circuit, edge_parameters, node_name
 
 SUBCIRCUIT = "kn_mosrelu"
@@ -260,13 +262,11 @@ class IVDeparture:
         scalars = ("max_abs_error_ideal", "rms_error_ideal", "max_abs_error_model", "rms_error_model", "peak_current")
         return {**{k: getattr(self, k) for k in scalars}, "fit": self.fit.to_dict()}
 
-    def plot(self, path: str | os.PathLike[str], max_edges: int = 4) -> Path:
+    def figure(self, max_edges: int = 4, ax: Axes | None = None) -> Figure:
         """Measured, ideal-ReLU and MosRelu-model I-V curves of the first edges."""
-        import matplotlib.pyplot as plt
+        from kirchhoffnet.io.figures import one_axes
 
-        from kirchhoffnet.io.figures import save_figure
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax, ours = one_axes(ax, (6, 4))
         for e in range(min(max_edges, self.measured.shape[1])):
             line = ax.plot(self.drop_v, self.measured[:, e], lw=2, label=f"edge {e} transistors (ngspice)")[0]
             ax.plot(self.drop_v, self.ideal[:, e], ls="--", color=line.get_color(), lw=1, label=f"edge {e} ideal ReLU")
@@ -279,8 +279,9 @@ class IVDeparture:
             fontsize=9,
         )
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        return save_figure(fig, path)
+        if ours:
+            fig.tight_layout()
+        return fig
 
 
 def iv_departure(

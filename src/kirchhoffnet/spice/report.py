@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only; no display is assumed
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.io.figures import save_figure
+from kirchhoffnet.io.figures import new_figure
 
 
 @dataclass
@@ -67,18 +63,17 @@ class VerifyReport:
         skip = {"times", "ours", "spice"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
-    def plot(self, path: str | os.PathLike[str], sample: int = 0, max_nodes: int = 6) -> Path:
+    def figure(self, sample: int = 0, max_nodes: int = 6) -> Figure:
         """Overlay ngspice and kirchhoffnet waveforms of one sample, with their difference below.
 
         Args:
-            path: image file to write (format from its suffix, PNG by default).
             sample: which sample to show.
             max_nodes: at most this many nodes are drawn (the first ones).
         """
         if not 0 <= sample < self.samples:
             raise ConfigError(f"sample {sample} is out of range: the report holds {self.samples} samples")
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 2))
-        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        fig, (top, bottom) = new_figure((8, 6), 2, 1, sharex=True, height_ratios=(3, 2))
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         for k, (t, ours, spice) in enumerate(zip(self.times, self.ours, self.spice, strict=True)):
             shown = min(max_nodes, ours.shape[2])
             for n in range(shown):
@@ -107,4 +102,4 @@ class VerifyReport:
         bottom.set_ylabel("max |Δv| over shown nodes (V)")
         bottom.set_xlabel("time (s)")
         fig.tight_layout()
-        return save_figure(fig, path)
+        return fig

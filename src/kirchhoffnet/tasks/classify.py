@@ -14,6 +14,7 @@ from kirchhoffnet.config import ClassifyConfig
 from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.errors import DataError
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import NetworkTask
 from kirchhoffnet.tasks.plots import confusion_matrix
 
@@ -68,11 +69,8 @@ class ClassifyTask(NetworkTask):
         classes = IMAGE_SETS[self.config.data.name].num_classes
         counts = np.zeros((classes, classes), dtype=np.int64)
         np.add.at(counts, (y.cpu().numpy(), predicted.cpu().numpy()), 1)
-        confusion_matrix(
-            counts,
-            out_dir / "confusion_matrix.png",
-            f"{self.config.data.name}: test accuracy {100 * metrics['accuracy']:.2f} %",
-        )
+        title = f"{self.config.data.name}: test accuracy {100 * metrics['accuracy']:.2f} %"
+        save_figure(confusion_matrix(counts, title), out_dir / "confusion_matrix.png")
         return {
             "dataset": self.config.data.name,
             **metrics,

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from kirchhoffnet.config import DensityConfig
 from kirchhoffnet.data.potentials import log_normalizer, potential
 from kirchhoffnet.data.seeds import split_seed
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched
 from kirchhoffnet.tasks.plots import SCATTER_POINTS, density_maps
@@ -70,13 +71,13 @@ class DensityTask(FlowTask):
             target = torch.exp(-self.energy(points) - self.log_z).reshape(size, size)
             model_density = batched(lambda p: flow.log_prob(p.to(self.device)).cpu(), points, self.eval_batch)
         kl_mean = float(kl.mean())
-        density_maps(
+        figure = density_maps(
             extent,
             [("target exp(-U)/Z", target.numpy()), ("model q", model_density.exp().reshape(size, size).numpy())],
             torch.cat(samples).numpy(),
-            out_dir / "density.png",
             f"{self.config.potential}: KL(q || p) = {kl_mean:.3f} nats",
         )
+        save_figure(figure, out_dir / "density.png")
         return {
             "potential": self.config.potential,
             "kl_nats": kl_mean,
@@ -91,5 +92,5 @@ class DensityTask(FlowTask):
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         path, shown = self.write_samples(model, n, generator, out_dir, SCATTER_POINTS)
         title = f"{self.config.potential}: {n} samples" + (f" (first {len(shown)} shown)" if len(shown) < n else "")
-        density_maps(self.config.extent, [], shown, out_dir / "samples.png", title)
+        save_figure(density_maps(self.config.extent, [], shown, title), out_dir / "samples.png")
         return {"samples": str(path), "plot": str(out_dir / "samples.png")}

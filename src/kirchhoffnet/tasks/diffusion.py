@@ -35,6 +35,7 @@ from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import Run, build_model, load_model, reference_points
 from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.errors import ConfigError, TrainingError
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import Task
 
 VALIDATION_SEED_STEP = 2**20
@@ -116,9 +117,8 @@ class DiffusionTask(Task):
                 f"none of the {n} probability-flow samples lies within ±4, where the KL is measured: the score model "
                 "is not trained enough (raise train.epochs or train.steps_per_epoch, or lower train.lr)"
             )
-        plots.sample_panels(
-            {f"{config.data} (reference)": reference.numpy(), "pf-ode": x.numpy()}, out_dir / "samples.png"
-        )
+        figure = plots.sample_panels({f"{config.data} (reference)": reference.numpy(), "pf-ode": x.numpy()})
+        save_figure(figure, out_dir / "samples.png")
         return {"data": config.data, "num_samples": n, **report, **info}
 
     def sampling_refusal(self) -> ConfigError:

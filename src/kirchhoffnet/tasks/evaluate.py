@@ -18,6 +18,7 @@ from kirchhoffnet.data import TOY_SETS, sample_toy
 from kirchhoffnet.data.seeds import draw_seed
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_json_atomic
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.plots import samples_vs_data
 
@@ -66,13 +67,13 @@ def flow_2d_metrics(
     nll = float(-log_p.mean())
     if not math.isfinite(nll):
         raise ConfigError("the model's log-density is not finite on the held-out data")
-    samples_vs_data(
+    figure = samples_vs_data(
         data.numpy(),
         samples.numpy(),
         (xx, yy, grid_log_p.numpy().reshape(xx.shape)),
-        plot_path,
         f"{title}: held-out NLL {nll:.3f} nats",
     )
+    save_figure(figure, plot_path)
     return {
         "nll_nats": nll,
         "nll_stderr": float(log_p.std() / math.sqrt(num_samples)),

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from kirchhoffnet.config import Flow2dConfig
 from kirchhoffnet.data import sample_toy
 from kirchhoffnet.data.seeds import split_seed
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.models import Flow
 from kirchhoffnet.tasks.base import FlowTask, batched
 from kirchhoffnet.tasks.evaluate import flow_2d_metrics
@@ -60,5 +61,6 @@ class Flow2dTask(FlowTask):
     def sample(self, model: nn.Module, n: int, generator: torch.Generator, out_dir: Path) -> dict[str, Any]:
         path, shown = self.write_samples(model, n, generator, out_dir, SCATTER_POINTS)
         data = sample_toy(self.config.data.name, len(shown), split_seed(self.config.data.seed, "test"))
-        samples_vs_data(data, shown, None, out_dir / "samples.png", f"{self.config.data.name}: {n} samples")
+        figure = samples_vs_data(data, shown, None, f"{self.config.data.name}: {n} samples")
+        save_figure(figure, out_dir / "samples.png")
         return {"samples": str(path), "plot": str(out_dir / "samples.png")}

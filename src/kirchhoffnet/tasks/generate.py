@@ -19,6 +19,7 @@ from kirchhoffnet.config import MnistGenConfig
 from kirchhoffnet.data.images import flatten_images, load_images
 from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.errors import DataError
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import FlowTask, batched
 from kirchhoffnet.tasks.plots import image_grid
 
@@ -92,7 +93,7 @@ class MnistGenTask(FlowTask):
         }
 
     def _grid(self, images: np.ndarray, out_dir: Path, title: str) -> None:
-        image_grid(images.reshape(len(images), *self.config.data.shape), out_dir / "samples.png", title)
+        save_figure(image_grid(images.reshape(len(images), *self.config.data.shape), title), out_dir / "samples.png")
 
     def sampling_refusal(self) -> None:
         return None

@@ -1,18 +1,18 @@
-"""Figures people would rather look at than read: samples against data, densities."""
+"""Figures people would rather look at than read: samples against data, densities, losses, images.
+
+Each returns a :class:`~matplotlib.figure.Figure` (a notebook shows it; :func:`~kirchhoffnet.io.figures.save_figure`
+writes it); those of one panel draw into a caller's ``ax`` when given one.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display is assumed
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from kirchhoffnet.io.figures import save_figure
+from kirchhoffnet.io.figures import new_figure, one_axes
 
 SCATTER_POINTS = 20_000
 """Points drawn per scatter panel: more only blot the panel, and 10^6 of them cost ~100 MB of memory."""
@@ -22,12 +22,11 @@ def samples_vs_data(
     data: np.ndarray,
     samples: np.ndarray,
     density: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    path: str | os.PathLike[str],
     title: str,
-) -> Path:
+) -> Figure:
     """Data, model samples and (optionally) the model density side by side, on shared axes."""
     panels = 3 if density is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), sharex=True, sharey=True)
+    fig, axes = new_figure((4.2 * panels, 4.2), 1, panels, sharex=True, sharey=True)
     limits = np.percentile(np.concatenate([data, samples]), [0.5, 99.5], axis=0)
     pad = 0.1 * (limits[1] - limits[0])
     for ax, points, name in zip(axes, (data, samples), ("data", "KirchhoffNet samples"), strict=False):
@@ -44,12 +43,12 @@ def samples_vs_data(
         ax.set_aspect("equal")
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def loss_curves(history: dict[str, list[Any]], path: str | os.PathLike[str], title: str) -> Path:
+def loss_curves(history: dict[str, list[Any]], title: str, ax: Axes | None = None) -> Figure:
     """Training and validation loss per epoch (validation only where it was measured)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax, ours = one_axes(ax, (6, 4))
     epochs = history["epoch"]
     ax.plot(epochs, _as_float(history["train_loss"]), label="train")
     measured = [k for k, v in enumerate(history["val_loss"]) if v is not None]
@@ -61,17 +60,18 @@ def loss_curves(history: dict[str, list[Any]], path: str | os.PathLike[str], tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if ours:
+        fig.tight_layout()
+    return fig
 
 
 def _as_float(values: list[float | None]) -> list[float]:
     return [np.nan if v is None else v for v in values]
 
 
-def confusion_matrix(matrix: np.ndarray, path: str | os.PathLike[str], title: str) -> Path:
+def confusion_matrix(matrix: np.ndarray, title: str, ax: Axes | None = None) -> Figure:
     """Counts of true class (rows) against predicted class (columns), with the counts written in."""
-    fig, ax = plt.subplots(figsize=(6, 5.4))
+    fig, ax, ours = one_axes(ax, (6, 5.4))
     image = ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         shade = "white" if count > matrix.max() / 2 else "black"
@@ -82,13 +82,14 @@ def confusion_matrix(matrix: np.ndarray, path: str | os.PathLike[str], title: st
     ax.set_yticks(range(matrix.shape[0]))
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if ours:
+        fig.tight_layout()
+    return fig
 
 
-def predicted_vs_true(truth: np.ndarray, predicted: np.ndarray, path: str | os.PathLike[str], title: str) -> Path:
+def predicted_vs_true(truth: np.ndarray, predicted: np.ndarray, title: str, ax: Axes | None = None) -> Figure:
     """Scatter of predictions against targets, with the identity line a perfect model would sit on."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    fig, ax, ours = one_axes(ax, (4.8, 4.8))
     ax.scatter(truth, predicted, s=6, alpha=0.5)
     lo, hi = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="ideal")
@@ -97,20 +98,20 @@ def predicted_vs_true(truth: np.ndarray, predicted: np.ndarray, path: str | os.P
     ax.set_title(title)
     ax.legend()
     ax.set_aspect("equal")
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if ours:
+        fig.tight_layout()
+    return fig
 
 
 def density_maps(
     extent: float,
     maps: list[tuple[str, np.ndarray]],
     samples: np.ndarray,
-    path: str | os.PathLike[str],
     title: str,
-) -> Path:
+) -> Figure:
     """Heat maps of densities on [-extent, extent]² (grid (G, G), rows = y) and a sample histogram."""
     panels = len(maps) + 1
-    fig, grid = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), sharex=True, sharey=True, squeeze=False)
+    fig, grid = new_figure((4.2 * panels, 4.2), 1, panels, sharex=True, sharey=True, squeeze=False)
     axes = grid[0]
     box = [-extent, extent, -extent, extent]
     for ax, (name, density) in zip(axes, maps, strict=False):
@@ -122,10 +123,10 @@ def density_maps(
     axes[-1].set_aspect("equal")
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def image_grid(images: np.ndarray, path: str | os.PathLike[str], title: str) -> Path:
+def image_grid(images: np.ndarray, title: str, ax: Axes | None = None) -> Figure:
     """Images (N, C, H, W) in [0, 1] tiled into a square grid."""
     count, channels, height, width = images.shape
     side = int(np.ceil(np.sqrt(count)))
@@ -135,9 +136,10 @@ def image_grid(images: np.ndarray, path: str | os.PathLike[str], title: str) -> 
         canvas[row * (height + 1) : row * (height + 1) + height, col * (width + 1) : col * (width + 1) + width] = (
             images[k].transpose(1, 2, 0)
         )
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax, ours = one_axes(ax, (6, 6))
     ax.imshow(canvas.squeeze(-1) if channels == 1 else canvas, cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
     ax.axis("off")
     ax.set_title(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if ours:
+        fig.tight_layout()
+    return fig

@@ -14,6 +14,7 @@ from kirchhoffnet.config import RegressionConfig
 from kirchhoffnet.config.tasks import check_features
 from kirchhoffnet.data.tabular import load_regression, split_standardize
 from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import CONFIG_FILE, NetworkTask
 from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
 from kirchhoffnet.tasks.plots import predicted_vs_true
@@ -82,7 +83,7 @@ class RegressionTask(NetworkTask):
         truth_units = (truth * self.y_std + self.y_mean).cpu().numpy()
         predicted_units = (predicted * self.y_std + self.y_mean).cpu().numpy()
         title = f"{self.config.data.name}: test MSE {mse:.4f} (standardised)"
-        predicted_vs_true(truth_units, predicted_units, out_dir / "predicted_vs_true.png", title)
+        save_figure(predicted_vs_true(truth_units, predicted_units, title), out_dir / "predicted_vs_true.png")
         return {
             "dataset": self.config.data.name,
             "mse": mse,

@@ -4,8 +4,11 @@ show), the running sums of the epoch in progress, and the JSON form of what it r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+from kirchhoffnet.io.figures import save_figure
+from kirchhoffnet.tasks.plots import loss_curves
 from kirchhoffnet.training._distributed import Cluster, total
 
 HISTORY = (
@@ -67,6 +70,10 @@ class History:
         """Add a row; the columns it does not name get ``None``."""
         for key, column in self.columns.items():
             column.append(row.get(key))
+
+    def plot(self, path: Path, title: str) -> Path:
+        """The loss curves so far, written to ``path``."""
+        return save_figure(loss_curves(self.columns, title), path)
 
     def last(self) -> dict[str, Any]:
         """The latest value of each column (``None`` before the first row)."""

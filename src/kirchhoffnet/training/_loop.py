@@ -33,7 +33,6 @@ from kirchhoffnet.hardware.variation import trial_seed
 from kirchhoffnet.io import load_exact, write_json_atomic
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
-from kirchhoffnet.tasks.plots import loss_curves
 from kirchhoffnet.training._average import WeightAverage
 from kirchhoffnet.training._distributed import Cluster, any_rank, wrap
 from kirchhoffnet.training._history import History, json_safe
@@ -369,7 +368,7 @@ class Trainer:
             TrainingError,
         )
         metrics = self.metrics({**test, "eval_wall_time_s": time.perf_counter() - start})
-        loss_curves(self.history.columns, self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
+        self.history.plot(self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
         write_json_atomic(self.run_dir / METRICS, metrics)
         return metrics
 
