@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.circuit._kcl import KclKernel
+from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.circuit.power import Power
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, ConfigError, DeviceError, KirchhoffError, unknown_choice
@@ -78,6 +79,7 @@ class Slice(nn.Module):
             _check_params(params, shape, self.device_family.name, DeviceError)
         self.params = nn.Parameter(params.detach().clone().to(torch.get_default_dtype()))
         self._kernels: dict[tuple[Any, ...], KclKernel] = {}
+        self._built_for: Snapshot | None = None  # the capacitance the kernels were built with
 
     def _load_from_state_dict(
         self,
@@ -120,12 +122,14 @@ class Slice(nn.Module):
         return self.num_nodes - 1
 
     def kernel(self, dtype: torch.dtype, device: torch.device) -> KclKernel:
-        """The KCL kernel for this dtype and device, rebuilt when the capacitance changes."""
+        """The KCL kernel for this dtype and device, rebuilt when the capacitance changes in any way
+        (its values are compared: see :class:`~kirchhoffnet.circuit._snapshot.Snapshot`)."""
         cap = self.capacitance
-        key = (dtype, device, cap.data_ptr(), cap._version)
+        if self._built_for is None or not self._built_for.matches(cap):
+            self._kernels, self._built_for = {}, Snapshot(cap)
+        key = (dtype, device)
         kernel = self._kernels.get(key)
         if kernel is None:
-            self._kernels = {k: v for k, v in self._kernels.items() if k[2:] == key[2:]}
             kernel = self._kernels[key] = KclKernel(self.edge_index, cap, dtype, device)
         return kernel
 
