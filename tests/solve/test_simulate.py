@@ -291,19 +291,22 @@ def test_bad_circuit_settings(kwargs, message):
 
 
 def test_adjoint_seminorm_keeps_gradients_and_saves_evaluations():
-    circuit = small_circuit("ShiftTanh2").double()
-    x = torch.randn(5, 3, dtype=torch.float64)
-    grads, backward_nfe = {}, {}
-    for seminorm in (False, True):
-        circuit.zero_grad()
-        solver = kn.Solver(rtol=1e-8, atol=1e-8)
-        v, stats = kn.simulate(circuit, x, solver=solver, gradient=kn.Adjoint(seminorm=seminorm))
-        (v**2).sum().backward()
-        grads[seminorm] = torch.cat([p.grad.flatten() for p in circuit.parameters()])
-        backward_nfe[seminorm] = sum(stats.nfe_backward)
-    # Both solve the adjoint to 1e-8; the parameter adjoints differ by the tolerance at most.
-    torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-7)
-    assert backward_nfe[True] <= backward_nfe[False]
+    # Over a few circuits: on one, where the last step lands decides a step either way.
+    backward_nfe = {False: 0, True: 0}
+    for _ in range(3):
+        circuit = small_circuit("ShiftTanh2").double()
+        x = torch.randn(5, 3, dtype=torch.float64)
+        grads = {}
+        for seminorm in (False, True):
+            circuit.zero_grad()
+            solver = kn.Solver(rtol=1e-8, atol=1e-8)
+            v, stats = kn.simulate(circuit, x, solver=solver, gradient=kn.Adjoint(seminorm=seminorm))
+            (v**2).sum().backward()
+            grads[seminorm] = torch.cat([p.grad.flatten() for p in circuit.parameters()])
+            backward_nfe[seminorm] += sum(stats.nfe_backward)
+        # Both solve the adjoint to 1e-8; the parameter adjoints differ by the tolerance at most.
+        torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-7)
+    assert backward_nfe[True] < backward_nfe[False]
 
 
 def _flow_circuit(num_nodes: int) -> kn.Circuit:

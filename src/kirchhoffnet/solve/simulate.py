@@ -140,10 +140,12 @@ def _solve_slice(
         if isinstance(gradient, Backprop):
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
-        if solver.adaptive:
-            adjoint_options["step_t"] = t[[0, -1]]  # the backward solve ends on the slice start
+        if solver.adaptive:  # the backward solve ends on the slice start
+            adjoint_options["step_t"] = t[[0, -1]]
         if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
             return analytic_adjoint(piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint)
+        if solver.adaptive and span[1] < span[0]:  # odeint_adjoint solves backwards in its negated time
+            adjoint_options["step_t"] = -adjoint_options["step_t"]
         return odeint_adjoint(
             field, y0, t, adjoint_params=tuple(piece.parameters()), adjoint_options=adjoint_options, **kwargs
         )
