@@ -214,8 +214,8 @@ def test_fused_backward_passes_gradcheck():
 
 
 def test_sparse_operators_follow_in_place_parameter_updates():
-    # Large circuits cache their CSR operators per parameter version; an optimiser's in-place
-    # update (same storage, new version) must be seen by the next evaluation.
+    # Large circuits cache their CSR operators while the parameters keep their values; an
+    # optimiser's in-place update must be seen by the next evaluation.
     piece = kn.Slice(kn.topology.random_graph(30, 200, seed=7), "ShiftRelu1").double()
     state = torch.randn(29, 4, dtype=torch.float64)
     for _ in range(2):

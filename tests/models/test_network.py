@@ -57,3 +57,39 @@ def test_network_trains_by_backprop():
 def test_bad_readouts(readout, message):
     with pytest.raises(ConfigError, match=message):
         kn.Network(small_circuit(), readout)
+
+
+def test_a_network_without_readout_is_the_circuits_forward_map():
+    circuit = small_circuit(num_nodes=4)
+    x = torch.randn(5, 3)
+    expected, _ = kn.simulate(circuit, x)
+    torch.testing.assert_close(kn.Network(circuit)(x), expected, rtol=0, atol=0)
+
+
+def test_calling_a_circuit_names_the_module_that_runs_it():
+    with pytest.raises(ConfigError, match=r"kn\.Network\(circuit\)\(v_in\)"):
+        small_circuit()(torch.randn(2, 3))
+
+
+def test_a_network_trains_inside_a_user_module():
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Linear(2, 3)
+            self.circuit = kn.Network(small_circuit(num_nodes=4), solver=kn.Solver("rk4", step_size=0.25))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.circuit(self.scale(x)).sum(dim=1)
+
+    model = Model()
+    assert sum(p.numel() for p in model.parameters()) == 9 + model.circuit.circuit.num_params
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    x, y = torch.randn(16, 2), torch.randn(16)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.circuit._affine import DenseAffineField, WholeAffine, trace_weights
+from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
 from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice
@@ -187,19 +188,19 @@ class KclKernel:
     def _cached_operators(
         self, device: AffineActivation, params: Tensor, chunks: list[_Chunk]
     ) -> tuple[Tensor, Tensor | None, list[tuple[Tensor, Tensor]]]:
-        """Coefficients and operators of every chunk, kept while the parameters are unchanged.
+        """Coefficients and operators of every chunk, kept while the parameters hold the same values.
 
         Building them costs a few per cent of an evaluation (a third on the tiny 2-D flows), and a
-        solve makes a hundred evaluations with the same parameters. The cache holds the parameter
-        tensor itself, so its storage cannot be reused by another tensor while its (address,
-        version) key is in use.
+        solve makes a hundred evaluations with the same parameters. The values are compared, not
+        the tensor's address and version, which ``p.data`` edits bypass (see :class:`Snapshot`).
         """
-        key = (params.data_ptr(), params._version, params.dtype, len(chunks), chunks[0].stop)
-        if self._sparse_cache is None or self._sparse_cache[0] != key:
+        key = (len(chunks), chunks[0].stop)
+        cache = self._sparse_cache
+        if cache is None or cache[0] != key or not cache[1].matches(params):
             coeffs, post = self.affine_coefficients(device, params)
             operators = [self.operators(chunk, coeffs, post) for chunk in chunks]
-            self._sparse_cache = (key, params, coeffs, post, operators)
-        _, _, coeffs, post, operators = self._sparse_cache
+            cache = self._sparse_cache = (key, Snapshot(params), coeffs, post, operators)
+        _, _, coeffs, post, operators = cache
         return coeffs, post, operators
 
     @property

@@ -39,9 +39,14 @@ class Circuit(nn.Module):
         input_nodes: node numbers (1-based, ground excluded) that receive the input features;
             default the first ones.
 
+    A circuit is structure and parameters; integrating it needs a solver, which sits above it
+    (``kirchhoffnet.solve``). The module that maps input voltages to output voltages is
+    ``kn.Network(circuit)``: ``v_out = kn.Network(circuit)(v_in)``, with ``kn.simulate``'s defaults.
+
     Example:
         >>> edges = kirchhoffnet.topology.fully_connect(num_nodes=3, repeat=(25, 25))
         >>> net = Circuit(edges, device="ShiftTanh2", slices=2, times=(0.0, 0.5, 1.0))
+        >>> v_out = kirchhoffnet.Network(net)(torch.randn(8, 2))
     """
 
     def __init__(
@@ -67,6 +72,14 @@ class Circuit(nn.Module):
         self.fill = fill
         self.residual = _check_residual(residual, built)
         self.input_nodes = _check_input_nodes(input_nodes, built[0].num_state)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Refused with the two ways to run a circuit: the solver lives above the circuit, so that a
+        circuit never depends on how it is integrated."""
+        raise ConfigError(
+            "a kn.Circuit has no solver; run it as kn.Network(circuit)(v_in), a module with kn.simulate's "
+            "defaults (dopri5 at 1e-4, backprop), or kn.simulate(circuit, v_in, solver=...)"
+        )
 
     @property
     def num_slices(self) -> int:

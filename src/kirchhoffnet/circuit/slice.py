@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.circuit._kcl import KclKernel
+from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.circuit.power import Power
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, ConfigError, DeviceError, KirchhoffError, unknown_choice
@@ -26,8 +27,20 @@ INITIALIZERS: dict[str, Callable[[Tensor], Any]] = {
 }
 
 
-def _capacitance(value: float | Tensor | Any, num_state: int) -> Tensor:
-    cap = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+def _dtype(params: Tensor | None, capacitance: Any) -> torch.dtype:
+    """The dtype of the floating-point tensors given, else torch's default; two that differ are refused,
+    since converting either one would silently round it or silently widen the other."""
+    given = [t for t in (params, capacitance) if isinstance(t, Tensor) and t.is_floating_point()]
+    if len({t.dtype for t in given}) > 1:
+        raise ConfigError(
+            f"params are {given[0].dtype} but capacitance is {given[1].dtype}; give both in one dtype "
+            "(a slice keeps the dtype of the tensors it is given)"
+        )
+    return given[0].dtype if given else torch.get_default_dtype()
+
+
+def _capacitance(value: float | Tensor | Any, num_state: int, dtype: torch.dtype) -> Tensor:
+    cap = torch.as_tensor(value, dtype=dtype).detach().clone()
     if cap.dim() == 0:
         cap = cap.expand(num_state).clone()
     _check_capacitance(cap, num_state, ConfigError)
@@ -44,6 +57,12 @@ class Slice(nn.Module):
         capacitance: node capacitance to ground, scalar or one per state node (normalised units).
         init: parameter initialiser: ``kaiming``, ``xavier``, ``uniform``, ``zeros``, ``ones``, ``gauss``.
         params: initial (P, E) parameters instead of ``init``.
+
+    Dtype:
+        ``params`` and ``capacitance`` keep the floating-point dtype of the tensors given (both given
+        must agree); otherwise torch's default dtype. ``module.to(dtype)`` converts them as usual. A
+        solve computes in the dtype of its input voltages, converting parameters held in another dtype
+        at each evaluation: float64 parameters with float32 inputs compute in float32.
 
     Shapes:
         Public methods are batch-first: voltages (B, N) with N = num_nodes - 1 (ground excluded).
@@ -67,17 +86,19 @@ class Slice(nn.Module):
         edges, self.num_nodes = validate(edge_index, num_nodes)
         self.device_family = resolve(device)
         self.register_buffer("edge_index", edges.clone())  # own it: slices may share one topology
-        self.register_buffer("capacitance", _capacitance(capacitance, self.num_nodes - 1))
+        dtype = _dtype(params, capacitance)
+        self.register_buffer("capacitance", _capacitance(capacitance, self.num_nodes - 1, dtype))
         shape = (self.device_family.num_params, edges.shape[1])
         if params is None:
             if init not in INITIALIZERS:
                 raise ConfigError(unknown_choice("initialiser", init, INITIALIZERS))
-            params = torch.empty(shape)
+            params = torch.empty(shape, dtype=dtype)
             INITIALIZERS[init](params)
         else:
             _check_params(params, shape, self.device_family.name, DeviceError)
-        self.params = nn.Parameter(params.detach().clone().to(torch.get_default_dtype()))
+        self.params = nn.Parameter(params.detach().clone())
         self._kernels: dict[tuple[Any, ...], KclKernel] = {}
+        self._built_for: Snapshot | None = None  # the capacitance the kernels were built with
 
     def _load_from_state_dict(
         self,
@@ -120,12 +141,14 @@ class Slice(nn.Module):
         return self.num_nodes - 1
 
     def kernel(self, dtype: torch.dtype, device: torch.device) -> KclKernel:
-        """The KCL kernel for this dtype and device, rebuilt when the capacitance changes."""
+        """The KCL kernel for this dtype and device, rebuilt when the capacitance changes in any way
+        (its values are compared: see :class:`~kirchhoffnet.circuit._snapshot.Snapshot`)."""
         cap = self.capacitance
-        key = (dtype, device, cap.data_ptr(), cap._version)
+        if self._built_for is None or not self._built_for.matches(cap):
+            self._kernels, self._built_for = {}, Snapshot(cap)
+        key = (dtype, device)
         kernel = self._kernels.get(key)
         if kernel is None:
-            self._kernels = {k: v for k, v in self._kernels.items() if k[2:] == key[2:]}
             kernel = self._kernels[key] = KclKernel(self.edge_index, cap, dtype, device)
         return kernel
 

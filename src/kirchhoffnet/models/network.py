@@ -13,7 +13,8 @@ from kirchhoffnet.solve.gradient import check_gradient, gradient_spec
 
 
 class Network(nn.Module):
-    """A circuit used as a function: classification logits or regression outputs.
+    """A circuit used as a function: classification logits or regression outputs, or with no readout
+    the circuit's own forward map, ``v_out = Network(circuit)(v_in)`` (what ``kn.simulate`` returns).
 
     Args:
         circuit: the circuit; the input fills its first nodes (see :class:`Circuit`).

@@ -131,13 +131,21 @@ def _solve_slice(
         kwargs["options"]["step_size"] = abs(span[1] - span[0])  # one step; torchdiffeq's grid would miss the end
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
+    if solver.adaptive:
+        # Land a step on each slice end: otherwise the end value is the method's interpolant over a
+        # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
+        kwargs["options"]["step_t"] = t[[0, -1]]
     try:
         evaluator = piece.kernel(y0.dtype, y0.device)
         if isinstance(gradient, Backprop):
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
+        if solver.adaptive:  # the backward solve ends on the slice start
+            adjoint_options["step_t"] = t[[0, -1]]
         if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
             return analytic_adjoint(piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint)
+        if solver.adaptive and span[1] < span[0]:  # odeint_adjoint solves backwards in its negated time
+            adjoint_options["step_t"] = -adjoint_options["step_t"]
         return odeint_adjoint(
             field, y0, t, adjoint_params=tuple(piece.parameters()), adjoint_options=adjoint_options, **kwargs
         )
