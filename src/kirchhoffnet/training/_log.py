@@ -24,18 +24,19 @@ from typing import Any
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.training._history import History
+from kirchhoffnet.version import __version__
 
 METRICS_CSV = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 CSV_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "grad_norm", "nfe_forward", "nfe_backward", "skipped", "time_s")
 """The CSV's first columns, then one ``val_<name>`` column per number the task's validation reports."""
-VERSIONS = ("kirchhoffnet", "torch", "numpy", "torchdiffeq", "torchsde")
+VERSIONS = ("torch", "numpy", "torchdiffeq", "torchsde")
 
 
 def session() -> dict[str, Any]:
     """Who trained now: package versions, the git commit of kirchhoffnet's source (None outside a
     checkout), the command line and the start time (UTC, ISO 8601)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"kirchhoffnet": __version__, "python": platform.python_version()}
     for name in VERSIONS:
         try:
             versions[name] = metadata.version(name)
