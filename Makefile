@@ -6,46 +6,64 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint coverage docs docs-serve duplicates wheel-check bench clean system
 
-# Debian packages some tests use: ngspice (SPICE verification) and the Fashion-MNIST files.
-# Installed when missing and when apt-get is usable; otherwise those tests skip with the reason.
+# Debian packages some tests use: ngspice (SPICE verification) and the Fashion-MNIST files. Installed with
+# apt-get when missing, its output shown; a failed install stops `make test` with what to do instead.
+# SYSTEM=skip goes on without them (their tests then skip and say why).
+SYSTEM ?= install
 system:
-	@if ! command -v ngspice >/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	@if command -v ngspice >/dev/null && [ -d /usr/share/datasets/fashion-mnist ]; then \
+	  echo "system: ngspice and dataset-fashion-mnist are installed"; \
+	elif [ "$(SYSTEM)" = skip ]; then \
+	  echo "system: SYSTEM=skip: ngspice or dataset-fashion-mnist missing; their tests will skip"; \
+	else \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  ($$SUDO apt-get install -y -qq ngspice dataset-fashion-mnist >/dev/null 2>&1 || \
-	   ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq ngspice dataset-fashion-mnist >/dev/null 2>&1)) || \
-	  echo "warning: could not apt-get install ngspice dataset-fashion-mnist; their tests will skip"; \
+	  echo "system: apt-get install ngspice dataset-fashion-mnist (for the SPICE and Fashion-MNIST tests)"; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q ngspice dataset-fashion-mnist || { \
+	    echo "system: error: apt-get could not install ngspice dataset-fashion-mnist (output above);" \
+	         "install them yourself, or run 'make test SYSTEM=skip' to let their tests skip" >&2; exit 1; }; \
 	fi
 
-$(STAMP): pyproject.toml
+# The library alone (what `make run` needs), then the dev and docs tools (what `make test` needs); each at the
+# versions of constraints.txt. torch comes first from the constraints: its CPU wheel where one is offered.
+PIP := $(BIN)/pip install --quiet -c constraints.txt
+$(VENV)/bin/python:
+	@echo "venv: creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: a looser requirement pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,docs]"
+
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	@echo "install: torch, then kirchhoffnet (editable) into $(VENV), versions from constraints.txt"
+	$(PIP) torch
+	$(PIP) -e .
 	touch $(STAMP)
+
+$(STAMP)-dev: $(STAMP)
+	@echo "install: the dev and docs extras (tests, lint, types, the docs site)"
+	$(PIP) -e ".[dev,docs]"
+	touch $(STAMP)-dev
 
 # The main job: train a twomoon flow with plots; a second call resumes or re-finishes the same run.
 run: $(STAMP)
 	$(BIN)/kirchhoffnet train configs/flow2d/twomoon.yaml --out runs/twomoon $$([ -f runs/twomoon/checkpoint.pt ] && echo --resume)
 
 # The quality gates, in order of cost: lint, types and import layers, the tests with coverage, the docs site, repeats.
-test: $(STAMP) system lint coverage docs duplicates
+test: $(STAMP)-dev system lint coverage docs duplicates
 
-lint: $(STAMP)
+lint: $(STAMP)-dev
 	$(BIN)/ruff check src tests benchmarks examples experiments docs/hooks
 	$(BIN)/ruff format --check src tests benchmarks examples experiments docs/hooks
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache  # the layering contract in pyproject.toml ([tool.importlinter])
 
 # The library's coverage (the CLI glue is omitted, see [tool.coverage] in pyproject.toml).
-coverage: $(STAMP)
+coverage: $(STAMP)-dev
 	$(BIN)/python -m pytest -q --cov=kirchhoffnet --cov-report=term:skip-covered
 
-docs: $(STAMP)
+docs: $(STAMP)-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	@echo "docs: built site/index.html"
 
-docs-serve: $(STAMP)
+docs-serve: $(STAMP)-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # Repeated blocks of six or more lines in src/ (the library's `duplicates` tool, where installed).
@@ -68,9 +86,10 @@ wheel-check:
 	$(PYTHON) -m venv build/wheel-check/venv
 	build/wheel-check/venv/bin/pip install --quiet --upgrade pip build
 	build/wheel-check/venv/bin/python -m build --wheel --outdir build/wheel-check/dist .
-	build/wheel-check/venv/bin/pip install --quiet torch==2.13.0
-	build/wheel-check/venv/bin/pip install --quiet build/wheel-check/dist/kirchhoffnet-*.whl
+	build/wheel-check/venv/bin/pip install --quiet -c constraints.txt torch
+	build/wheel-check/venv/bin/pip install --quiet -c constraints.txt build/wheel-check/dist/kirchhoffnet-*.whl
 	cd build/wheel-check && venv/bin/kirchhoffnet --version && venv/bin/kirchhoffnet --help >/dev/null
+	cd build/wheel-check && venv/bin/python -c "import importlib.resources as r; assert r.files('kirchhoffnet').joinpath('py.typed').is_file(), 'py.typed missing from the wheel'"
 	cd build/wheel-check && venv/bin/python -c "import kirchhoffnet as kn, torch; v, _ = kn.simulate(kn.Circuit(kn.topology.fully_connect(3, (1, 1)), 'ShiftTanh2'), torch.zeros(1, 2)); print('wheel ok', kn.__version__, tuple(v.shape))"
 
 bench: $(STAMP)

@@ -18,6 +18,18 @@ def test_kn_train_is_the_typed_trainer_loaded_on_first_use():
     assert done.stdout.strip() == "RunResult"
 
 
+def test_the_package_is_marked_typed_and_the_build_ships_the_marker():
+    """PEP 561: without ``py.typed`` users' type checkers treat kirchhoffnet as untyped."""
+    import tomllib
+    from pathlib import Path
+
+    import kirchhoffnet as kn
+
+    assert (Path(kn.__file__).parent / "py.typed").is_file()
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["kirchhoffnet"]
+
+
 PUBLIC = {
     "Adjoint", "Backprop", "Circuit", "Flow", "KirchhoffError", "Network", "Slice", "SolveStats", "Solver",
     "__version__", "load", "open", "save", "simulate", "simulate_log_density", "train", "trajectory",

@@ -12,6 +12,7 @@ import time
 import pytest
 from tqdm import tqdm
 
+from kirchhoffnet import _progress
 from kirchhoffnet._progress import ENV, bar, line_interval_s
 from kirchhoffnet.errors import ConfigError
 
@@ -41,11 +42,23 @@ def test_long_work_off_a_terminal_writes_whole_lines_once_per_interval(capsys, m
 
 def test_short_work_off_a_terminal_is_silent(capsys, monkeypatch):
     monkeypatch.setenv(ENV, "30")
+    monkeypatch.setattr(_progress, "_last_line", time.time())  # a line was just written
     steps = bar(total=5, desc="train", unit="step")
     for _ in range(5):
         steps.update(1)
     steps.close()
     assert capsys.readouterr().err == ""
+
+
+def test_the_interval_counts_from_the_last_line_of_any_bar(capsys, monkeypatch):
+    """A bar that starts after a silence as long as the interval (the process's start-up, another bar's
+    end) writes at its first step: the gaps between lines stay within one interval."""
+    monkeypatch.setenv(ENV, "0.3")
+    monkeypatch.setattr(_progress, "_last_line", time.time() - 0.3)
+    steps = bar(total=2, desc="late", unit="step")
+    steps.update(1)
+    assert capsys.readouterr().err.startswith("late:")
+    steps.close()
 
 
 @pytest.mark.parametrize("setting", ["0", None])

@@ -1,6 +1,7 @@
-"""MkDocs hook: write docs/cli.md from the typer app's own ``--help`` of every command (offline).
+"""MkDocs hook: complete docs/cli.md with the typer app's own ``--help`` of every command (offline).
 
-The page is generated at every build from the installed code, so it cannot drift from the CLI.
+The page keeps its hand-written conventions (exit codes, output streams) and gets the reference appended at
+every build from the installed code, so it cannot drift from the CLI.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ def render() -> str:
     from kirchhoffnet.cli.main import app
 
     root = typer.main.get_command(app)
-    parts = ["# CLI reference\n", "Generated from `kirchhoffnet … --help` when the site is built.\n"]
+    parts = ["## Every command's help\n", "Generated from `kirchhoffnet … --help` when the site is built.\n"]
     for path, command in _commands(root, ["kirchhoffnet"]):
         command.rich_markup_mode = None  # type: ignore[attr-defined]  # plain click text, not rich boxes on stdout
         with command.context_class(command, info_name=" ".join(path), terminal_width=100, max_content_width=100) as ctx:
             text = command.get_help(ctx)
-        parts.append(f"## `{' '.join(path)}`\n\n```text\n{text}\n```\n")
+        parts.append(f"### `{' '.join(path)}`\n\n```text\n{text}\n```\n")
     return "\n".join(parts)
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
-    return render() if page.file.src_uri == "cli.md" else markdown
+    return f"{markdown.rstrip()}\n\n{render()}" if page.file.src_uri == "cli.md" else markdown

@@ -2,9 +2,11 @@
 
 On a terminal the bar is tqdm's. Off a terminal (a log file, CI, ``nohup``, a pipe) a bar redrawn with
 carriage returns is unreadable, and no output at all cannot be told from a hang; there the same
-figures are written as whole lines, the first after one interval and then one per interval, so a short
-run stays silent and a long one shows it is alive. The interval is ``KIRCHHOFFNET_PROGRESS_S`` seconds
-(default 30; ``0`` turns the lines off).
+figures are written as whole lines, one per interval, so a short run stays silent and a long one shows it
+is alive. The interval counts from the last line any bar wrote (at first, from the start of the process),
+so the silence between lines stays within one interval across a command's successive bars too, while one
+bar or another is running. The interval is ``KIRCHHOFFNET_PROGRESS_S`` seconds (default 30; ``0`` turns
+the lines off).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from tqdm import tqdm
@@ -22,6 +26,21 @@ from kirchhoffnet.errors import ConfigError, shown
 ENV = "KIRCHHOFFNET_PROGRESS_S"
 DEFAULT_INTERVAL_S = 30.0
 T = TypeVar("T")
+
+
+def _process_start() -> float:
+    """When this process started (Linux's /proc; elsewhere now, at import), on tqdm's clock: the start-up
+    before the first bar (imports, data) counts towards the first interval."""
+    try:
+        ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(float(line.split()[1]) for line in lines if line.startswith("btime"))
+        return min(time.time(), boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+_last_line = _process_start()  # when the last progress line was written, or the process started
 
 
 def line_interval_s() -> float:
@@ -41,11 +60,18 @@ def line_interval_s() -> float:
 class _Lines(tqdm):
     """tqdm that writes each refresh as one whole line and never redraws."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.disable:  # tqdm counts its interval from the bar's start; count it from the last line
+            self.last_print_t: float = min(float(self.last_print_t), _last_line)
+
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        global _last_line
         if msg == "":  # a request to clear the bar: lines are never cleared
             return False
         self.fp.write(str(self) + "\n")
         self.fp.flush()
+        _last_line = time.time()
         return True
 
     def close(self) -> None:
@@ -79,6 +105,6 @@ def bar(
         mininterval=interval,
         maxinterval=max(interval, 10.0),
         miniters=1,
-        delay=interval,
+        delay=max(1e-6, interval - (time.time() - _last_line)),  # > 0: no line as the bar opens
         **common,
     )

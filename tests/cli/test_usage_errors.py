@@ -103,12 +103,12 @@ def test_help_and_version_still_work():
     [
         (
             OSError(errno.ENOSPC, "No space left on device", "/full/report.md"),
-            2,
+            1,
             "No space left on device: /full/report.md",
         ),
         (
             PermissionError(errno.EACCES, "Permission denied", "/ro/a", None, "/ro/b"),
-            2,
+            1,
             "Permission denied: /ro/a -> /ro/b",
         ),
         (KeyboardInterrupt(), 130, "interrupted"),

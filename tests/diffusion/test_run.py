@@ -65,7 +65,7 @@ def test_sample_command_writes_an_array(ring_run, tmp_path, solver):
     assert result.exit_code == 0, result.output
     samples = np.load(out)
     assert samples.shape == (50, 2) and samples.dtype == np.float32 and np.isfinite(samples).all()
-    assert json.loads(result.output.splitlines()[0])["prog_noise"] == 0.05
+    assert json.loads(result.stdout)["prog_noise"] == 0.05
 
 
 def test_a_chip_seed_is_reproducible_and_noise_matters(ring_run):
@@ -102,7 +102,7 @@ def test_compare_plots_evaluated_runs(ring_run, tmp_path):
     out = tmp_path / "both.png"
     result = CliRunner().invoke(app, ["diffusion", "compare", str(ring_run), str(ring_run), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    table = json.loads(result.output.splitlines()[0])
+    table = json.loads(result.stdout)
     assert out.is_file() and set(table[ring_run.name]) == {"0.0", "0.1"}
     assert set(table[f"{ring_run.name}, write-verify ±0.02"]) == {"0.0", "0.1"}
     before = json.loads((ring_run / "evaluation.json").read_text())
@@ -113,7 +113,7 @@ def test_compare_plots_evaluated_runs(ring_run, tmp_path):
     assert after["euler"] == before["euler"] and after["robustness"] == before["robustness"]  # same chips, same seeds
     assert after["robustness_write_verify"]["verify_tolerance"] == 0.05
     result = CliRunner().invoke(app, ["diffusion", "compare", str(tmp_path)])
-    assert result.exit_code == 2 and "evaluation.json does not exist" in result.output
+    assert result.exit_code == 1 and "evaluation.json does not exist" in result.output
 
 
 def test_write_verify_programs_a_more_faithful_chip(ring_run, tmp_path):
@@ -128,7 +128,7 @@ def test_write_verify_programs_a_more_faithful_chip(ring_run, tmp_path):
     args = ["diffusion", "sample", str(ring_run), "-n", "8", "--solver", "pf-ode", "--prog-noise", "0.1"]
     result = CliRunner().invoke(app, [*args, "--chip", "1", "--verify-tolerance", "0.01", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.splitlines()[0])["verify_tolerance"] == 0.01
+    assert json.loads(result.stdout)["verify_tolerance"] == 0.01
 
 
 def test_training_can_start_from_a_run(ring_run, tmp_path):
@@ -160,7 +160,7 @@ def test_speed_energy_command_prints_the_report(ring_run):
 
 def test_cli_errors_are_one_line(tmp_path, ring_run):
     result = CliRunner().invoke(app, ["diffusion", "sample", str(tmp_path)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # not a run directory: a runtime failure
     assert "is not a trained diffusion run directory" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["diffusion", "sample", str(ring_run), "--solver", "rk45"])
     assert (

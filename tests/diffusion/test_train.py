@@ -105,9 +105,9 @@ def test_a_run_killed_mid_training_resumes_to_the_bit_identical_model(model, tmp
     assert reference.metrics["steps"] == 12 and reference.metrics["status"] == "finished"
     path = write_config(config, tmp_path / "tiny.yaml")
     run_dir = tmp_path / "run"
-    # fsync 1 is config.yaml, then each checkpoint is checkpoint.pt + metrics.json: fsync 6 is the third
-    # checkpoint.pt (after step 6 of 12), torn before the process dies
-    process = start(path, run_dir, "--kill-at-fsync", "6")
+    # fsync 1 is config.yaml, 2 the new metrics.csv, then each checkpoint is checkpoint.pt + metrics.json:
+    # fsync 7 is the third checkpoint.pt (after step 6 of 12), torn before the process dies
+    process = start(path, run_dir, "--kill-at-fsync", "7")
     stderr = process.communicate(timeout=600)[1].decode()
     assert process.returncode == -signal.SIGKILL, stderr
     state = load_checkpoint(run_dir / "checkpoint.pt")

@@ -106,9 +106,10 @@ def kill_and_resume(config: Path, run_dir: Path, kills: int, seed: int, max_dela
 
 
 def comparable(metrics: Any) -> Any:
-    """metrics.json without what legitimately differs between runs: wall and CPU times."""
+    """metrics.json without what legitimately differs between runs: wall and CPU times, and the sessions
+    (a resumed run was trained by two processes, started at other times)."""
     if isinstance(metrics, dict):
-        return {k: comparable(v) for k, v in metrics.items() if not k.endswith("time_s")}
+        return {k: comparable(v) for k, v in metrics.items() if not k.endswith("time_s") and k != "sessions"}
     if isinstance(metrics, list):
         return [comparable(v) for v in metrics]
     return metrics

@@ -40,9 +40,9 @@ def reference(config, tmp_path_factory):
 def test_a_kill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(config, reference, tmp_path):
     path = write_config(config, tmp_path / "tiny.yaml")
     run_dir = tmp_path / "run"
-    # fsync 1 is config.yaml, then each checkpoint is checkpoint.pt + metrics.json: fsync 6 is the
-    # third checkpoint.pt, torn to half its size before the process dies.
-    process = start(path, run_dir, "--kill-at-fsync", "6")
+    # fsync 1 is config.yaml, 2 the new metrics.csv, then each checkpoint is checkpoint.pt + metrics.json:
+    # fsync 7 is the third checkpoint.pt, torn to half its size before the process dies.
+    process = start(path, run_dir, "--kill-at-fsync", "7")
     stderr = process.communicate(timeout=600)[1].decode()
     assert process.returncode == -signal.SIGKILL, stderr
     leftovers = check_intact(run_dir)
@@ -77,7 +77,7 @@ def test_a_run_directory_locked_by_another_process_is_refused(config, tmp_path):
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
         path = write_config(config, tmp_path / "tiny.yaml")
         result = CliRunner().invoke(app, ["train", str(path), "--out", str(run_dir)])
-        assert result.exit_code == 2
+        assert result.exit_code == 1  # the run directory is busy: a runtime failure
         assert f"in use by another process (pid {holder.pid}); wait for it to end or choose another --out" in (
             result.output
         )

@@ -1,5 +1,10 @@
-"""What every command shares: the --debug switch, one-line errors with exit code 2, and the
-parsing of list and choice options into values or such errors.
+"""What every command shares: the --debug switch, one-line errors with their exit codes, plain help, and
+the parsing of list and choice options into values or such errors.
+
+Exit codes: 0 success; 2 a usage error, the command line or a config is invalid (click's usage errors,
+:class:`~kirchhoffnet.errors.ConfigError`, ``TopologyError``, ``DeviceError``): fix the request; 1 a runtime
+failure, a valid request that failed while running (missing or corrupt files, a busy or mismatched run
+directory, a solver or training failure, ngspice, a full disk, out of memory, an internal error); 130 Ctrl-C.
 
 :class:`OneLineGroup` is the root command: click's usage errors (a bad option value, a missing
 argument, an unknown option) become one ``error:`` line instead of typer's boxed panel, and it is
@@ -11,6 +16,7 @@ traceback ``--debug`` shows.
 from __future__ import annotations
 
 import errno
+import inspect
 import sys
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -23,21 +29,34 @@ try:  # typer 0.2x carries its own copy of click, whose exceptions these are
 except ImportError:  # older typer runs on click itself
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
-from kirchhoffnet.errors import ConfigError, KirchhoffError, clip, shown
+from kirchhoffnet.errors import ConfigError, DeviceError, KirchhoffError, TopologyError, clip, shown
 
 T = TypeVar("T")
 # The longest error line printed: a message is one line, whatever text an exception carries.
 MESSAGE_CHARS = 1000
 
 state = {"debug": False}
+USAGE, RUNTIME = 2, 1
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+"""Every command's click context settings: ``-h`` as well as ``--help``."""
+
+
+def exit_code(exc: KirchhoffError) -> int:
+    """2 for an invalid request (a config or option value), 1 for a valid one that failed while running."""
+    return USAGE if isinstance(exc, ConfigError | TopologyError | DeviceError) else RUNTIME
 
 
 def fail(exc: KirchhoffError) -> NoReturn:
-    """Print a KirchhoffError as one line and exit with code 2 (the traceback with --debug)."""
+    """Print a KirchhoffError as one line and exit with :func:`exit_code` (the traceback with --debug)."""
     if state["debug"]:
         raise exc
     typer.echo(f"error: {clip(str(exc), MESSAGE_CHARS)}", err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=exit_code(exc))
+
+
+def status(message: str) -> None:
+    """A line about what a command did (``wrote ...``), on stderr: stdout holds the result alone."""
+    typer.echo(message, err=True)
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -55,7 +74,12 @@ def describe_unexpected(exc: BaseException) -> str:
 
 
 class OneLineGroup(TyperGroup):
-    """The root command group: whatever happens, at most one ``error:`` line on stderr."""
+    """The root command group: whatever happens, at most one ``error:`` line on stderr; help without
+    typer's ``<bool>`` and ``{name}`` tags."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_help(self)
 
     def main(  # type: ignore[override]
         self,
@@ -97,16 +121,55 @@ class OneLineGroup(TyperGroup):
             _last_resort(exc)
 
 
+def _plain_help(command: Any) -> None:
+    """Show click's plain ``NAME`` and ``--out PATH`` in help and usage instead of typer's ``{name}`` and
+    ``<path>``, no type at all for a flag, and each help paragraph as one (recursively through groups).
+    Parameters are patched as ``get_params`` hands them out, which covers those typer adds late (``--help``,
+    the completion options); typer releases without these display hooks ignore the attributes."""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+    if command.help:  # typer's rich help keeps a docstring's line breaks: join each paragraph's lines
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    get_params = command.get_params
+
+    def plain_params(ctx: Any) -> Any:
+        params = get_params(ctx)
+        for param in params:
+            _plain_param(param)
+        return params
+
+    command.get_params = plain_params
+
+
+def _plain_param(param: Any) -> None:
+    argument = param.param_type_name == "argument"
+    shown_type = None if argument or getattr(param, "is_flag", False) else _metavar(param)
+    param.display_type_rich = lambda ctx, text=shown_type: text
+    if argument:
+        name = (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+        param._usage_display_name = lambda text=name, p=param: text if p.required else f"[{text}]"
+
+
+def _metavar(param: Any) -> str:
+    """``PATH``, ``INTEGER``, ``FLOAT``, ``TEXT``: click's names of a value's type."""
+    if param.metavar:
+        return str(param.metavar)
+    bare = param.bare_type() if hasattr(param, "bare_type") else getattr(param.type, "name", "text")
+    bare = bare.removeprefix("list[").removesuffix("]").replace(" range", "").lower()
+    return {"str": "TEXT", "int": "INTEGER", "path": "PATH"}.get(bare, bare.upper())
+
+
 def _last_resort(exc: BaseException) -> NoReturn:
     """One line for an exception no command handled (``--debug`` raises it instead)."""
     if state["debug"]:
         raise exc
-    if isinstance(exc, KirchhoffError):  # a command that forgot to catch it: still the user's error
-        _exit(clip(str(exc), MESSAGE_CHARS), 2)
+    if isinstance(exc, KirchhoffError):  # a command that forgot to catch it: classified all the same
+        _exit(clip(str(exc), MESSAGE_CHARS), exit_code(exc))
     if isinstance(exc, KeyboardInterrupt):
         _exit("interrupted", 130)
     if isinstance(exc, OSError):
-        _exit(describe_os_error(exc), 2)
+        _exit(describe_os_error(exc), RUNTIME)
     if out_of_memory(exc):
         _exit(
             f"out of memory ({clip(str(exc).strip().splitlines()[0] if str(exc).strip() else 'MemoryError', 120)}); "

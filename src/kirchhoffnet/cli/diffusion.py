@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from kirchhoffnet._finite import SEED_MAX
-from kirchhoffnet.cli._common import fail
+from kirchhoffnet.cli._common import fail, status
 from kirchhoffnet.errors import KirchhoffError, shown
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ RunDir = Annotated[
 def _print_result(summary: Any, written: object) -> None:
     """Print the command's summary as one JSON line, then what it wrote."""
     typer.echo(json.dumps(summary))
-    typer.echo(f"wrote {written}")
+    status(f"wrote {written}")
 
 
 def _check_request(config: Any, n: int, steps: int | None, guidance: float | None, option: str = "-n") -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kirchhoffnet.cli._common import fail, parse_choice, parse_list
+from kirchhoffnet.cli._common import fail, parse_choice, parse_list, status
 from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer(
@@ -37,7 +37,13 @@ Voltage = Annotated[
 ]
 Supply = Annotated[str, typer.Option(help="Supply rails 'lo,hi' (-1V,1V or 0,1.8V) or one value v for ±v.")]
 Temperature = Annotated[float, typer.Option(min=0.0, help="Temperature in kelvin (thermal noise).")]
-Out = Annotated[Path, typer.Option(help="Directory for the JSON, Markdown and PNG results.")]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        help="Directory for the JSON, Markdown and PNG results (default: RUN_DIR/hw for a run directory, the first "
+        "one given; runs/hw for a checkpoint file or an original result)."
+    ),
+]
 Seed = Annotated[int, typer.Option(help="Seed of the inputs, the held-out data and the random dies.")]
 Points = Annotated[
     int,
@@ -55,6 +61,16 @@ Inputs = Annotated[
 def _wrote(files: tuple[Path, ...]) -> str:
     """``wrote a, b and c``: the files a study wrote, as every command ends."""
     return f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}"
+
+
+def _out(out: Path | None, model: Path) -> Path:
+    """``--out``, or the default: inside the analysed run, so two runs' studies never overwrite each other."""
+    from kirchhoffnet.io.paths import check_out_dir
+    from kirchhoffnet.runs import is_run_directory
+
+    if out is None:
+        out = model / "hw" if is_run_directory(model) else Path("runs/hw")
+    return check_out_dir(out)
 
 
 def _design(capacitance: str, conductance: str, voltage: str, supply: str, temperature: float) -> Any:
@@ -93,19 +109,18 @@ def report(
     points_per_slice: Annotated[int, typer.Option(min=3, help="Waveform samples per slice (energy integrals).")] = 201,
     settling: Annotated[float, typer.Option(min=0.0, help="Input loading margin in time constants τ.")] = 5.0,
     seed: Seed = 0,
-    out: Out = Path("runs/hw"),
+    out: Out = None,
 ) -> None:
     """Latency, energy per inference, currents and voltage swing at a physical design.
 
     Writes hw_report.json, hw_report.md and waveforms.png. A KirchhoffNet score-circuit diffusion run is
     reported per generation (its probability-flow transient, over --samples generations).
     """
-    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.training.hw import hw_report
 
     try:
         _check_numbers(temperature=(temperature, 0.0, None, False), settling=(settling, 0.0, None, False))
-        check_out_dir(out)
+        out = _out(out, path)
         design = _design(capacitance, conductance, voltage, supply, temperature)
         study = hw_report(
             path, design, out, samples=samples, inputs=inputs, settling=settling, fit_voltage=voltage == "fit",
@@ -114,7 +129,7 @@ def report(
     except KirchhoffError as exc:
         fail(exc)
     typer.echo(json.dumps(study.summary))
-    typer.echo(_wrote(study.files))
+    status(_wrote(study.files))
 
 
 @app.command()
@@ -129,16 +144,15 @@ def montecarlo(
     points: Points = 1000,
     dataset: Dataset = None,
     seed: Seed = 0,
-    out: Out = Path("runs/hw"),
+    out: Out = None,
 ) -> None:
     """Metric distribution over random dies at each σ: montecarlo.json/.md and montecarlo.png (one curve per model)."""
     from kirchhoffnet.hardware.variation import KINDS
-    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.training.hw import hw_montecarlo
 
     try:
         _check_numbers(threshold=(threshold, None, None, False))
-        check_out_dir(out)
+        out = _out(out, paths[0])
         sigmas = parse_list(sigma, float, "sigma")
         for value in sigmas:
             _check_numbers(sigma=(value, 0.0, 1.0, False))
@@ -154,7 +168,7 @@ def montecarlo(
             f"{label}: "
             + ", ".join(f"σ {s:g}: {r.mean:.4g} ± {r.std:.2g}" for s, r in zip(sigmas, results, strict=True))
         )
-    typer.echo(_wrote(study.files))
+    status(_wrote(study.files))
 
 
 @app.command()
@@ -170,15 +184,14 @@ def quantize(
     dataset: Dataset = None,
     points: Points = 1000,
     seed: Seed = 0,
-    out: Out = Path("runs/hw"),
+    out: Out = None,
 ) -> None:
     """Metric against bits per device parameter: quantization.json/.md and quantization.png."""
     from kirchhoffnet.hardware.quantize import SCHEMES
-    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.training.hw import hw_quantize
 
     try:
-        check_out_dir(out)
+        out = _out(out, paths[0])
         counts = parse_list(bits, int, "bits")
         schemes = [
             parse_choice(s, SCHEMES, "scheme", "a quantization scheme") for s in parse_list(scheme, str, "scheme")
@@ -188,7 +201,7 @@ def quantize(
         fail(exc)
     for label, points_ in study.result.items():
         typer.echo(f"{label}: " + ", ".join(f"{p['bits']} bits: {p['value']:.4g}" for p in points_))
-    typer.echo(_wrote(study.files))
+    status(_wrote(study.files))
 
 
 @app.command()
@@ -211,14 +224,13 @@ def noise(
     points: Points = 1000,
     dataset: Dataset = None,
     seed: Seed = 0,
-    out: Out = Path("runs/hw"),
+    out: Out = None,
 ) -> None:
     """Thermal (kT/C) and read noise: output deviation and, for 2-D flows, sample quality vs capacitance.
 
     Writes noise.json, noise.md and noise.png.
     """
     from kirchhoffnet.hardware import Noise, PhysicalDesign, parse_quantity
-    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.training.hw import hw_noise
 
     try:
@@ -228,7 +240,7 @@ def noise(
             read=(read, 0.0, 1.0, False),
             dt=(dt, 0.0, None, True),
         )
-        check_out_dir(out)
+        out = _out(out, path)
         caps = parse_list(capacitance, lambda c: parse_quantity(c, "F", what="--capacitance"), "capacitance")
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
         study = hw_noise(
@@ -239,4 +251,4 @@ def noise(
         fail(exc)
     for row in study.result:
         typer.echo(f"C = {row['capacitance_f']:.3g} F: RMS output deviation {row['output_rms_deviation_v']:.3g} V")
-    typer.echo(_wrote(study.files))
+    status(_wrote(study.files))

@@ -11,7 +11,7 @@ import typer
 from kirchhoffnet._finite import SEED_MAX
 from kirchhoffnet.cli import diffusion as diffusion_cli
 from kirchhoffnet.cli import training
-from kirchhoffnet.cli._common import OneLineGroup, fail, state
+from kirchhoffnet.cli._common import CONTEXT, OneLineGroup, fail, state, status
 from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
@@ -22,7 +22,7 @@ app = typer.Typer(
     help="KirchhoffNet: analog ODE neural networks whose forward pass is the physics of a circuit.",
     cls=OneLineGroup,
     no_args_is_help=True,
-    add_completion=False,
+    context_settings=CONTEXT,
     pretty_exceptions_enable=False,
 )
 
@@ -82,7 +82,7 @@ def evaluate(
         fail(exc)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (str, int, float)) and k != "run_dir"}
     typer.echo(json.dumps(shown))
-    typer.echo(f"wrote {target / 'metrics.json'} and plots in {target}")
+    status(f"wrote {target / 'metrics.json'} and plots in {target}")
 
 
 app.add_typer(training.app)

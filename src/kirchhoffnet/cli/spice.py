@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kirchhoffnet.cli._common import fail
+from kirchhoffnet.cli._common import fail, status
 from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer(
@@ -76,7 +76,7 @@ def _check_out_files(json_out: Path | None, plot: Path | None) -> None:
 def _wrote(*targets: Path | None) -> None:
     for target in targets:
         if target is not None:
-            typer.echo(f"wrote {target}")
+            status(f"wrote {target}")
 
 
 @app.command("export")
@@ -108,7 +108,7 @@ def export(
     except KirchhoffError as exc:
         fail(exc)
     _wrote(*written)
-    typer.echo(f"run with: ngspice -b -r out.raw {written[0]}")
+    status(f"run with: ngspice -b -r out.raw {written[0]}")
 
 
 @app.command("verify")

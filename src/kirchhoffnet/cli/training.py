@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kirchhoffnet._finite import SEED_MAX
-from kirchhoffnet.cli._common import fail
+from kirchhoffnet.cli._common import fail, status
 from kirchhoffnet.errors import KirchhoffError
 
 app = typer.Typer()
@@ -105,4 +105,4 @@ def report_command(
     except KirchhoffError as exc:
         fail(exc)
     typer.echo(text)
-    typer.echo(f"wrote {md} and {data}")
+    status(f"wrote {md} and {data}")

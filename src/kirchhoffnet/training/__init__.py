@@ -1,7 +1,7 @@
 """Training runs: ``train(config)`` from Python, ``kirchhoffnet train CONFIG`` from the shell.
 
 A run lives in a directory (default ``runs/<name>``) holding its resolved config, a resumable
-checkpoint, the trained model, ``metrics.json`` and plots; see :mod:`.rundir`.
+checkpoint, the trained model, ``metrics.json``, ``metrics.csv`` and plots; see :mod:`.rundir`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    tensorboard: bool | None = None,
 ) -> RunResult:
     """Train a model as a config describes and write its run directory.
 
@@ -44,6 +46,11 @@ def train(
         resume: continue the run in ``out`` from its checkpoint (the config must be the same).
         progress: show progress (a bar on a terminal, lines elsewhere: :mod:`kirchhoffnet._progress`).
         on_step: called after every optimiser step with ``{"epoch", "step", "loss"}``.
+        on_epoch: called after every epoch with its full history row (as ``metrics.csv`` logs it):
+            ``epoch``, ``train_loss``, ``val_loss`` and ``validation`` (None between validations), ``lr``,
+            ``grad_norm``, ``nfe_forward``, ``nfe_backward``, ``skipped``, ``time_s``. On rank 0 and the others.
+        tensorboard: write TensorBoard events to ``out/tensorboard``: None when the ``tensorboard``
+            package is installed (``pip install 'kirchhoffnet[tensorboard]'``), True to require it, False never.
 
     Returns:
         The run directory, the trained model (best validation if early stopping restores it) and
@@ -71,7 +78,7 @@ def train(
                 failure = str(exc)
         share_failure(failure, cluster)
         with torch_threads(config.threads):
-            trainer = Trainer(config, cluster, run_dir, progress, on_step)
+            trainer = Trainer(config, cluster, run_dir, progress, on_step, on_epoch, tensorboard)
             if resume:
                 trainer.resume()
             trainer.fit()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, DistributedSampler
 
 from kirchhoffnet.errors import ConfigError, TrainingError
 
@@ -78,6 +80,17 @@ def wrap(module: nn.Module, cluster: Cluster) -> nn.Module:
         return module
     ids = [cluster.device.index] if cluster.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+
+
+def epoch_batches(size: int | None, batch_size: int, seed: int, epoch: int, cluster: Cluster) -> list[Tensor | None]:
+    """This rank's share of one shuffled pass over ``size`` examples, in batches (``[None]`` without a data
+    set); an epoch's step ``p`` takes batch ``p mod len`` of it, so steps_per_epoch is never materialised."""
+    if size is None:
+        return [None]
+    indices = cast(Dataset[int], range(size))  # the sampler only needs len()
+    sampler: DistributedSampler[int] = DistributedSampler(indices, cluster.world_size, cluster.rank, seed=seed)
+    sampler.set_epoch(epoch)
+    return list(torch.tensor(list(sampler), dtype=torch.long).split(batch_size))
 
 
 def any_rank(flag: bool, cluster: Cluster) -> bool:

@@ -75,6 +75,10 @@ class History:
         """The loss curves so far, written to ``path``."""
         return save_figure(loss_curves(self.columns, title), path)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows, oldest first (what :meth:`append` was given, with ``None`` for what it did not name)."""
+        return [dict(zip(self.columns, values, strict=True)) for values in zip(*self.columns.values(), strict=True)]
+
     def last(self) -> dict[str, Any]:
         """The latest value of each column (``None`` before the first row)."""
         return {k: (v[-1] if v else None) for k, v in self.columns.items()}

@@ -20,7 +20,6 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, DistributedSampler
 
 from kirchhoffnet._finite import require_finite
 from kirchhoffnet._progress import bar
@@ -34,8 +33,9 @@ from kirchhoffnet.io import load_exact, write_json_atomic
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.training._average import WeightAverage
-from kirchhoffnet.training._distributed import Cluster, any_rank, wrap
+from kirchhoffnet.training._distributed import Cluster, any_rank, epoch_batches, wrap
 from kirchhoffnet.training._history import History, json_safe
+from kirchhoffnet.training._log import RunLog, plain_sessions, postfix, session
 from kirchhoffnet.training._objective import Objective, make_scheduler
 from kirchhoffnet.training._state import (
     CHECKPOINT,
@@ -72,11 +72,14 @@ class Trainer:
         run_dir: Path,
         progress: bool = True,
         on_step: Callable[[dict[str, Any]], None] | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        tensorboard: bool | None = None,
     ) -> None:
         self.config, self.cluster, self.run_dir = config, cluster, run_dir
         self.train_cfg = config.train
-        self.progress = progress
-        self.on_step = on_step
+        self.progress, self.on_step, self.on_epoch, self.tensorboard = progress, on_step, on_epoch, tensorboard
+        self.sessions = [session()]  # this process's; a resumed run's earlier ones come from its checkpoint
+        self.log: RunLog | None = None
         seed_everything(config.seed)
         self.task = make_task(config, cluster.device, DTYPES[config.dtype], run_dir, progress and cluster.leader)
         self.task.prepare()
@@ -140,6 +143,7 @@ class Trainer:
             "elapsed_s": self.elapsed,
             "cpu_time_s": self.cpu_time,
             "status": self.status,
+            "sessions": self.sessions,
             "rng": rng_state(),
         }
 
@@ -164,6 +168,7 @@ class Trainer:
         self.best_model, self.consecutive_nan = state["best_model"], state["consecutive_nan"]
         self.elapsed, self.cpu_time, self.status = state["elapsed_s"], state["cpu_time_s"], state["status"]
         set_rng_state(state["rng"])
+        self.sessions = [*plain_sessions(state.get("sessions")), *self.sessions[-1:]]
 
     def resume(self) -> None:
         path = self.run_dir / CHECKPOINT
@@ -181,19 +186,6 @@ class Trainer:
             write_json_atomic(self.run_dir / METRICS, self.metrics(None))
 
     # ---- the loop -------------------------------------------------------------------------------
-
-    def _epoch_batches(self, epoch: int) -> list[Tensor | None]:
-        """One shuffled pass over this rank's share of the data (``[None]`` without a data set); an
-        epoch's step ``p`` takes batch ``p mod len`` of it, so steps_per_epoch is never materialised."""
-        size = self.task.train_size
-        if size is None:
-            return [None]
-        indices = cast(Dataset[int], range(size))  # the sampler only needs len()
-        sampler: DistributedSampler[int] = DistributedSampler(
-            indices, self.cluster.world_size, self.cluster.rank, seed=self.config.seed
-        )
-        sampler.set_epoch(epoch)
-        return list(torch.tensor(list(sampler), dtype=torch.long).split(self.train_cfg.batch_size))
 
     def _train_step(self, indices: Tensor | None) -> tuple[float, float, bool]:
         """One optimiser step; returns (loss, gradient norm, skipped)."""
@@ -258,7 +250,15 @@ class Trainer:
                         "are not finite; check circuit.capacitance, circuit.times and the solver's step or tolerances"
                     )
                 self._track_best(row["val_loss"])
+        self._record(row)
+
+    def _record(self, row: dict[str, Any]) -> None:
+        """Add an epoch's row to the history and the logs; call ``on_epoch`` for a trained epoch."""
         self.history.append(row)
+        if self.log is not None:
+            self.log.write(row)
+        if self.on_epoch is not None and row["epoch"] > 0:
+            self.on_epoch(json_safe(self.history.last()))
 
     def _averaged(self) -> AbstractContextManager[object]:
         """The model with the parameter average in place (``train.ema_decay``), or as it is."""
@@ -293,6 +293,8 @@ class Trainer:
             self.elapsed = time.perf_counter() - started
             self.cpu_time = time.process_time() - cpu_started
 
+        if self.cluster.leader:
+            self.log = RunLog(self.run_dir, self.history.rows(), self.tensorboard)
         if not self.history.columns["epoch"]:  # the untrained model's validation: where the curves start
             validation = self.task.validate(self.model)
             if not math.isfinite(validation["loss"]):
@@ -300,19 +302,21 @@ class Trainer:
                     f"the untrained model's validation loss is {validation['loss']}: the circuit's outputs are not "
                     "finite before any step; check circuit.capacitance, circuit.times and the solver's step"
                 )
-            self.history.append(
+            self._record(
                 {"epoch": 0, "val_loss": validation["loss"], "validation": validation, "lr": cfg.lr, "skipped": 0}
             )
         try:
             while self.epoch < cfg.epochs and self.status == "running":
-                batches = self._epoch_batches(self.epoch)
+                batches = epoch_batches(
+                    self.task.train_size, self.train_cfg.batch_size, self.config.seed, self.epoch, self.cluster
+                )
                 for position in range(self.batch_in_epoch, self.steps_per_epoch):
                     loss, norm, skipped = self._train_step(batches[position % len(batches)])
                     self.history.add_step(loss, norm, skipped, solve_nfe(self.model))
                     self.batch_in_epoch = position + 1
                     clock()
                     steps.update(1)
-                    steps.set_postfix(self._postfix(loss), refresh=False)
+                    steps.set_postfix(postfix(self.epoch, loss, solve_nfe(self.model), self.history), refresh=False)
                     if self.on_step is not None:
                         self.on_step({"epoch": self.epoch, "step": self.step, "loss": loss})
                     every = cfg.checkpoint_every_steps
@@ -324,6 +328,8 @@ class Trainer:
                     self.checkpoint()
         finally:
             steps.close()
+            if self.log is not None:
+                self.log.close()
         columns = self.history.columns  # each epoch's mean training loss, None when every step was skipped
         trained = [loss for epoch, loss in zip(columns["epoch"], columns["train_loss"], strict=True) if epoch > 0]
         if trained and all(loss is None for loss in trained):
@@ -333,16 +339,6 @@ class Trainer:
             )
         if self.status == "running":
             self.status = "finished"
-
-    def _postfix(self, loss: float) -> dict[str, Any]:
-        fwd, bwd = solve_nfe(self.model)
-        post: dict[str, Any] = {"epoch": self.epoch + 1, "loss": f"{loss:.4g}"}
-        if fwd:
-            post["nfe"] = f"{fwd}+{bwd}"
-        val = self.history.last_val_loss()
-        if val is not None:
-            post["val"] = f"{val:.4g}"
-        return post
 
     # ---- results --------------------------------------------------------------------------------
 
@@ -394,6 +390,7 @@ class Trainer:
                 "skipped_steps": sum(self.history.columns["skipped"]),
                 "seed": self.config.seed,
                 **self.cluster.environment(),
+                "sessions": self.sessions,  # versions, git commit, command line, start: one per train() call
                 "history": self.history.columns,
             }
         )

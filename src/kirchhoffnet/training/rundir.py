@@ -1,8 +1,9 @@
 """The run directory: one training run's files, guarded by a lock against a second writer.
 
 Layout: ``config.yaml`` (the resolved config), ``checkpoint.pt`` (resumable state),
-``model.safetensors`` (the trained model), ``metrics.json`` (curves and final metrics) and the
-plots. ``.lock`` is held while a process trains (:mod:`kirchhoffnet.io._lock`).
+``model.safetensors`` (the trained model), ``metrics.json`` (curves, final metrics and the sessions that
+trained it), ``metrics.csv`` (a row per epoch, as it trains), ``tensorboard/`` (with the extra) and the plots.
+``.lock`` is held while a process trains (:mod:`kirchhoffnet.io._lock`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kirchhoffnet.io._lock import DirectoryLock, refuse_previous_run
 from kirchhoffnet.runs import RUN_CONFIG as CONFIG
 from kirchhoffnet.runs import RUN_METRICS as METRICS
 from kirchhoffnet.runs import read_run_config
+from kirchhoffnet.training._log import METRICS_CSV
 from kirchhoffnet.training._state import CHECKPOINT
 
 RUN_OUTPUTS = (
@@ -27,6 +29,7 @@ RUN_OUTPUTS = (
     CHECKPOINT,
     RUN_MODEL,
     METRICS,
+    METRICS_CSV,
     "loss.png",
     "samples.npy",
     "samples.png",
