@@ -64,7 +64,7 @@ class SolveStats:
 
     @property
     def kernels(self) -> list[list[str]]:
-        """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``;
+        """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``, ``fused``;
         ``closed-form adjoint`` for the analytic adjoint's backward solve), in the order first taken;
         a backward pass run after the solve adds its own."""
         return [list(c.paths) for c in self._counters]
