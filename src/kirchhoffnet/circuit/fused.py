@@ -148,4 +148,8 @@ class FusedKcl:
             out.numpy(),
             trace.numpy(),
         )
+        if torch.get_num_threads() != threads:
+            # numba's OpenMP layer can share torch's libgomp and set its thread count when it starts
+            # (OMP_NUM_THREADS=1 became 2 here): put the caller's setting back.
+            torch.set_num_threads(threads)
         return out, trace if divergence else None
