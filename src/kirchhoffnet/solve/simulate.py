@@ -133,7 +133,7 @@ def _solve_slice(
         kwargs["options"]["norm"] = _split_norm
     try:
         evaluator = piece.kernel(y0.dtype, y0.device)
-        if isinstance(gradient, Backprop):
+        if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
         if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
