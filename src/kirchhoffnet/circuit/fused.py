@@ -23,8 +23,8 @@ from torch import Tensor
 from kirchhoffnet.devices import AffineActivation, Device
 
 # A tile's voltages and sums, (N + 1) × tile each, are meant to fit this many bytes (a core's L2
-# here is 1 MiB). Measured on the MNIST circuit (835 nodes, float32, batch 250, 1 thread): tiles of
-# 64 columns took 40 ms per RHS, 96 took 14.9 ms, 128 took 13.8 ms.
+# here is 1 MiB). Measured on the MNIST circuit (835 nodes, float32, batch 250, 1 thread, one run):
+# tiles of 96 columns took 14.9 ms per RHS, 128 took 13.8 ms.
 _TILE_BYTES = 1 << 20
 _MAX_TILE = 128
 _CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "mos_relu": 4}  # as in _numba_kcl
