@@ -2,7 +2,9 @@
 
 Compares kirchhoffnet with the straightforward implementation (benchmarks/baseline.py) on the same
 images and solver settings (dopri5, tol 1e-3, first_step 1e-2, min_step 1e-5), and checks that the
-two give identical predictions. The checkpoint comes from the original repository
+two give identical predictions; then kirchhoffnet's torch kernel path (``affine``) against its numba
+edge kernel (``fused``, what ``auto`` takes) on one batch, at 1 and 2 threads in the same run.
+The checkpoint comes from the original repository
 (github.com/zhengqigao/kirchhoffnet, src/results/mnist); without it the benchmark uses the same
 topology with random parameters and says so.
 
@@ -12,6 +14,7 @@ topology with random parameters and says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -80,10 +83,36 @@ def main() -> None:
         f"kirchhoffnet   : {args.ours_images / bulk_s:8.1f} images/s  over {args.ours_images} images "
         f"in batches of {args.batch} (min of {args.repeats}), accuracy {correct / args.ours_images:.4f}"
     )
+    with torch.no_grad():
+        _paths(model, images[: args.batch], args.repeats)
     gap = float((naive_logits - ours_logits).abs().max())
     print(f"identical predictions on the shared batch: {same}; max |Δlogit| {gap:.2e}")
     if not same:
         raise SystemExit("predictions differ")
+
+
+def _paths(model: kn.Network, batch: torch.Tensor, repeats: int) -> None:
+    """Images per second of one batch with the torch kernel path and the fused kernel, 1 and 2 threads."""
+    solver, previous = model.solver, torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        runs, predictions = {}, {}
+        for kernel in ("affine", "fused"):
+
+            def run(kernel: str = kernel, predictions: dict = predictions) -> None:
+                model.solver = dataclasses.replace(solver, kernel=kernel)
+                predictions[kernel] = model(batch).argmax(1)
+
+            runs[kernel] = run
+        best = {k: min(t) for k, t in interleaved(runs, repeats, 0).items()}
+        same = bool((predictions["affine"] == predictions["fused"]).all())
+        print(
+            f"{threads} thread(s), batch {len(batch)}: torch {len(batch) / best['affine']:.1f} images/s, "
+            f"fused {len(batch) / best['fused']:.1f} images/s → {best['affine'] / best['fused']:.2f}x "
+            f"(min of {repeats}); same predictions: {same}"
+        )
+    model.solver = solver
+    torch.set_num_threads(previous)
 
 
 if __name__ == "__main__":

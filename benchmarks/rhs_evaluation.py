@@ -1,7 +1,9 @@
 """One right-hand-side evaluation of the 230k-edge MNIST circuit at batch 250 (no gradient).
 
-The inner loop of inference: kirchhoffnet's chunked node-major kernel against the straightforward
-indexing + scatter_add implementation, on the same random ShiftRelu1 parameters.
+The inner loop of inference: kirchhoffnet's torch path (``affine``: CSR gather, σ, CSR incidence)
+and its numba edge kernel (``fused``) against the straightforward indexing + scatter_add
+implementation, on the same random ShiftRelu1 parameters; then torch path against fused kernel at
+1 and 2 threads in the same run.
 
     python benchmarks/rhs_evaluation.py [--batch 250] [--repeats 5]
 """
@@ -32,13 +34,29 @@ def main() -> None:
     state = v.T.contiguous()
     with torch.no_grad():
         error = float((naive.rhs(v) - piece.field(state).T).abs().max())
+        fused_error = float((piece.field(state, "fused") - piece.field(state, "gather")).abs().max())
         times = interleaved(
-            {"original-style": lambda: naive.rhs(v), "kirchhoffnet": lambda: piece.field(state)}, args.repeats
+            {
+                "original-style": lambda: naive.rhs(v),
+                "kirchhoffnet, torch (affine)": lambda: piece.field(state, "affine"),
+                "kirchhoffnet, fused": lambda: piece.field(state, "fused"),
+            },
+            args.repeats,
         )
-    size = f"{piece.num_state} nodes, {piece.num_edges} edges, {args.device}, batch {args.batch}"
-    print(f"RHS evaluation, {size} — {machine()}")
-    print(summary(times, "original-style"))
-    print(f"max |difference| {error:.2e}")
+        size = f"{piece.num_state} nodes, {piece.num_edges} edges, {args.device}, batch {args.batch}"
+        print(f"RHS evaluation, {size} — {machine()}")
+        print(summary(times, "original-style"))
+        print(f"max |difference| original-style {error:.2e}, fused vs gather {fused_error:.2e}")
+        previous = torch.get_num_threads()
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            paths = {path: lambda path=path: piece.field(state, path) for path in ("affine", "fused")}
+            best = {path: min(t) * 1e3 for path, t in interleaved(paths, args.repeats).items()}
+            print(
+                f"{threads} thread(s): torch {best['affine']:.2f} ms, fused {best['fused']:.2f} ms per RHS "
+                f"→ {best['affine'] / best['fused']:.2f}x (min of {args.repeats})"
+            )
+        torch.set_num_threads(previous)
 
 
 if __name__ == "__main__":

@@ -271,7 +271,9 @@ def test_asking_for_the_affine_path_where_it_does_not_apply_is_a_config_error(no
 
 
 def test_an_unknown_kernel_is_a_config_error():
-    with pytest.raises(kn.errors.ConfigError, match=r"unknown kernel .fast.; choose one of: affine, auto, gather"):
+    with pytest.raises(
+        kn.errors.ConfigError, match=r"unknown kernel .fast.; choose one of: affine, auto, fused, gather"
+    ):
         kn.Solver(kernel="fast")
 
 

@@ -13,7 +13,7 @@ needs only the analytic device slopes,
 
 one O(E·B) pass instead of N reverse-mode sweeps.
 
-Three execution paths share this structure; :meth:`KclKernel.path` picks one from what the caller
+Four execution paths share this structure; :meth:`KclKernel.path` picks one from what the caller
 asks for (``kernel``: one of :data:`KERNELS`) and what the evaluation needs, and a solve records the
 paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
 
@@ -27,6 +27,9 @@ paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
 * ``affine-vjp`` — the same evaluation on a small (dense) circuit while autograd records, as one
   autograd node whose backward pass is the closed-form vector-Jacobian product
   (:class:`~kirchhoffnet.circuit._affine.WholeAffine`); the analytic adjoint uses that product directly.
+* ``fused`` — large circuits on CPU without autograd: one numba pass over the edges per batch tile,
+  with no (edges × batch) intermediate (:mod:`kirchhoffnet.circuit._fused`); ``auto`` takes it from
+  ``_fused.MIN_EDGES`` edges on, where numba can be imported and the family's σ is cheap there.
 * ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
   ``current``, then the (sparse) incidence product; autograd differentiates it. It is also the
   reference the other two paths are tested against.
@@ -47,6 +50,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.circuit._affine import DenseAffineField, WholeAffine, trace_weights
+from kirchhoffnet.circuit._fused import MIN_EDGES, FusedKcl, preferred, refusal
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
@@ -62,9 +66,10 @@ _CHUNK_ELEMENTS = 1 << 20
 # Up to this many state nodes the incidence matrix is stored dense: a tiny dense matmul beats
 # sparse kernels, and beyond it the dense matrix wastes O(N·E) work.
 _DENSE_MAX_NODES = 16
-KERNELS = ("auto", "gather", "affine")
+KERNELS = ("auto", "gather", "affine", "fused")
 """What a caller may ask for: ``auto`` (the fastest path that applies), ``gather`` (the reference
-path, for any family) or ``affine`` (the fused paths; an error where they do not apply)."""
+path, for any family), ``affine`` (the torch fused paths) or ``fused`` (the numba edge kernel); the
+last two are an error where they do not apply."""
 
 
 def check_kernel(kernel: str) -> str:
@@ -126,6 +131,8 @@ class KclKernel:
         _check_bounds(edge_index, self.num_state + 1)
         self.dense = self.num_state <= _DENSE_MAX_NODES
         self._src, self._dst = edge_index.to(device)
+        self.device, self.dtype, self._capacitance = device, dtype, capacitance
+        self._fused: FusedKcl | None = None  # sorted on first use
         self._inv_c = torch.cat([capacitance.new_zeros(1), 1.0 / capacitance]).to(device=device, dtype=dtype)
         self.whole = self._make_chunk(0, self.num_edges, restrict_rows=False)
         self._chunks: dict[int, list[_Chunk]] = {}
@@ -219,14 +226,21 @@ class KclKernel:
 
     def path(self, device: Device, kernel: str = "auto", track: bool = False) -> str:
         """The path an evaluation of ``device`` takes when the caller asks for ``kernel`` and autograd
-        does (``track``) or does not record: ``gather``, ``affine`` or ``affine-vjp`` (see the module).
+        does (``track``) or does not record: ``gather``, ``affine``, ``affine-vjp`` or ``fused`` (see the module).
 
         Raises:
             ConfigError: ``kernel="affine"`` where no fused path applies (a family that is not an affine
-                activation; autograd on a circuit too large for the dense product, or inside torch.func).
+                activation; autograd on a circuit too large for the dense product, or inside torch.func);
+                ``kernel="fused"`` where the numba kernel does not (see :func:`~.fused.refusal`).
         """
         if check_kernel(kernel) == "gather":
             return "gather"
+        if kernel == "fused" or (kernel == "auto" and self.num_edges >= MIN_EDGES and preferred(device)):
+            why = refusal(device, self.device, self.dtype, track)
+            if why is None:
+                return "fused"
+            if kernel == "fused":
+                raise ConfigError(f"kernel 'fused' {why}")
         if not isinstance(device, AffineActivation):
             if kernel == "affine":
                 raise ConfigError(f"kernel 'affine' needs an affine-activation device family; {device.name} is not one")
@@ -271,6 +285,10 @@ class KclKernel:
         :meth:`path` picks for ``kernel``."""
         track = records(state, params)
         path = self.path(device, kernel, track)
+        if path == "fused":
+            assert isinstance(device, AffineActivation)
+            self._fused = self._fused or FusedKcl(torch.stack([self._src, self._dst]), self._capacitance, self.dtype)
+            return self._fused.evaluate(device, params, state, divergence)
         batch = state.shape[1]
         chunks = self.chunks(batch, whole=track)
         if not track:

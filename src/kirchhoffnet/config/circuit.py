@@ -286,7 +286,9 @@ class SolverConfig(Section):
         False, description="Adjoint step control ignores the parameter adjoints (fewer backward steps); adjoint only."
     )
     kernel: Annotated[str, one_of(KERNELS)] = Field(
-        "auto", description="KCL evaluation: auto (fastest that applies), gather (reference) or affine (fused)."
+        "auto",
+        description="KCL evaluation: auto (fastest that applies), gather (reference), affine (torch fused) "
+        "or fused (numba).",
     )
 
     @model_validator(mode="after")

@@ -133,6 +133,10 @@ class AffineActivation(Device):
     remove both.
     """
 
+    fused_activation: ClassVar[str | None] = None
+    """The σ the fused CPU kernel (:mod:`kirchhoffnet.circuit._fused`) computes for this family:
+    ``identity``, ``relu``, ``leaky_relu``, ``tanh`` or ``mos_relu``; ``None`` keeps it on the torch paths."""
+
     @abstractmethod
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         """σ(u), overwriting ``u`` when ``inplace``."""

@@ -12,6 +12,7 @@ class Conductance(AffineActivation):
     """``i = p0·(v_src − v_dst)``: Ohm's law with a learnable conductance p0."""
 
     param_names = ("conductance",)
+    fused_activation = "identity"
 
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         return u

@@ -48,6 +48,7 @@ class MosRelu(AffineActivation):
     """
 
     param_names = ("gain", "shift")
+    fused_activation = "mos_relu"
 
     def __init__(self, drain_voltage_v: float = 0.1) -> None:
         if not (math.isfinite(float(drain_voltage_v)) and float(drain_voltage_v) > 0):

@@ -13,6 +13,8 @@ from kirchhoffnet.errors import DeviceError
 
 
 class _Relu(AffineActivation):
+    fused_activation = "relu"
+
     def spice_activation(self, u: str) -> str:
         return f"max({u},0)"
 
@@ -29,6 +31,8 @@ class _Relu(AffineActivation):
 
 class _Leaky(AffineActivation):
     """Leaky rectifier σ(u) = u for u > 0, ``negative_slope``·u otherwise."""
+
+    fused_activation = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         if not 0.0 <= float(negative_slope) < 1.0:

@@ -9,6 +9,8 @@ from kirchhoffnet.devices.base import AffineActivation, Params, TerminalGains
 
 
 class _Tanh(AffineActivation):
+    fused_activation = "tanh"
+
     def spice_activation(self, u: str) -> str:
         return f"tanh({u})"
 

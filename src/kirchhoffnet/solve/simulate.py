@@ -64,7 +64,7 @@ class SolveStats:
 
     @property
     def kernels(self) -> list[list[str]]:
-        """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``;
+        """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``, ``fused``;
         ``closed-form adjoint`` for the analytic adjoint's backward solve), in the order first taken;
         a backward pass run after the solve adds its own."""
         return [list(c.paths) for c in self._counters]
@@ -137,7 +137,7 @@ def _solve_slice(
         kwargs["options"]["step_t"] = t[[0, -1]]
     try:
         evaluator = piece.kernel(y0.dtype, y0.device)
-        if isinstance(gradient, Backprop):
+        if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
         if solver.adaptive:  # the backward solve ends on the slice start

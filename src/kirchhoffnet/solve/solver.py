@@ -45,8 +45,9 @@ class Solver:
         min_step: adaptive steps never shrink below this (0 disables the floor).
         max_steps: adaptive steps allowed per slice before the solve is reported as stiff.
         kernel: how the KCL right-hand side is evaluated: ``auto`` (the fastest path that applies),
-            ``gather`` (the reference path) or ``affine`` (the fused paths, an error where they do not
-            apply); see :mod:`kirchhoffnet.circuit._kcl`. Every path gives the same numbers up to rounding.
+            ``gather`` (the reference path), ``affine`` (the torch fused paths) or ``fused`` (the numba
+            edge kernel; both an error where they do not apply); see :mod:`kirchhoffnet.circuit._kcl`.
+            Every path gives the same numbers up to rounding.
     """
 
     method: str = "dopri5"

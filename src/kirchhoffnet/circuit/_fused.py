@@ -1,0 +1,161 @@
+"""The ``fused`` kernel path: one numba pass over the edges per batch tile, for large circuits on CPU.
+
+The torch paths write at least one (edges × batch) block per evaluation and read it back; on the
+230k-edge MNIST circuit at batch 250 that traffic, not the arithmetic, is the cost. Here the edges
+are sorted by destination once (int32 indices), and each batch tile's voltages and KCL sums stay in
+cache while every edge's current is computed and added in registers (:mod:`._numba_kcl`). It
+evaluates the field and the divergence of the built-in affine-activation families without autograd
+(inference, an adjoint's forward solve); anything else stays on the torch paths, which remain the
+reference.
+
+numba is imported on first use only, so small circuits and training never pay its import.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kirchhoffnet.circuit._snapshot import Snapshot
+from kirchhoffnet.devices import AffineActivation, Device
+
+# A tile's voltages and sums, (N + 1) × tile each, are meant to fit this many bytes (a core's L2
+# here is 1 MiB). Measured on the MNIST circuit (835 nodes, float32, batch 250, 1 thread, one run):
+# tiles of 96 columns took 14.9 ms per RHS, 128 took 13.8 ms.
+_TILE_BYTES = 1 << 20
+_MAX_TILE = 128
+_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "mos_relu": 4}  # as in _numba_kcl
+# numba calls libm's tanh one element at a time (no vector math library by default): on the MNIST
+# circuit the fused tanh took 0.7–1.4× the time of the ``affine`` path, so ``auto`` leaves tanh there.
+_AUTO = {"identity", "relu", "leaky_relu", "mos_relu"}
+
+
+MIN_EDGES = 1000
+"""From this many edges on, ``auto`` takes the fused kernel: 1.4–8× faster than ``affine`` from 100 edges
+(relu, batch 32–250, 1 thread), but below this the gain is less than importing numba once."""
+
+
+@functools.cache
+def numba_kernel() -> ModuleType | None:
+    """The compiled-kernel module, or ``None`` when numba cannot be imported."""
+    try:
+        from kirchhoffnet.circuit import _numba_kcl
+    except ImportError:
+        return None
+    return _numba_kcl
+
+
+def _activation(device: Device) -> str | None:
+    """The family's σ as the kernel names it, or ``None`` when the kernel does not implement it.
+
+    A family names its σ in ``fused_activation``; a subclass that overrides ``activation`` without
+    naming its own σ is not trusted with its parent's name.
+    """
+    if not isinstance(device, AffineActivation):
+        return None
+    owner = next(cls for cls in type(device).__mro__ if "fused_activation" in vars(cls))
+    if getattr(type(device), "activation") is not getattr(owner, "activation"):  # noqa: B009
+        return None
+    name: str | None = vars(owner)["fused_activation"]
+    return name
+
+
+def activation_code(device: Device) -> int | None:
+    """The kernel's code for the family's σ, or ``None`` when the kernel does not implement it."""
+    name = _activation(device)
+    return None if name is None else _CODES[name]
+
+
+def preferred(device: Device) -> bool:
+    """Whether ``auto`` should take the fused path for this family (where it applies at all)."""
+    return _activation(device) in _AUTO
+
+
+def refusal(device: Device, where: torch.device, dtype: torch.dtype, track: bool) -> str | None:
+    """Why the fused path cannot evaluate ``device`` here, or ``None`` when it can."""
+    if track:
+        return "has no backward pass (autograd records this evaluation); use kernel 'auto' or torch.no_grad()"
+    if where.type != "cpu":
+        return f"runs on CPU only, not {where.type}"
+    if dtype not in (torch.float32, torch.float64):
+        return f"computes in float32 or float64, not {dtype}"
+    if activation_code(device) is None:
+        return f"does not implement device family {device.name}"
+    if numba_kernel() is None:
+        return "needs numba, which cannot be imported (pip install numba)"
+    return None
+
+
+class FusedKcl:
+    """One slice's topology sorted for the fused kernel, and its coefficients per parameter version.
+
+    Args:
+        edge_index: (2, E) long, checked by the caller; capacitance: (N,) node capacitances.
+    """
+
+    def __init__(self, edge_index: Tensor, capacitance: Tensor, dtype: torch.dtype) -> None:
+        src, dst = edge_index.cpu()
+        self.order = torch.argsort(dst * (capacitance.numel() + 1) + src)
+        self.src = src[self.order].to(torch.int32).numpy()
+        self.dst = dst[self.order].to(torch.int32).numpy()
+        inv_c = torch.cat([capacitance.new_zeros(1), 1.0 / capacitance]).cpu().to(dtype)
+        self.inv_c = inv_c[1:].contiguous().numpy()
+        self.weight_src, self.weight_dst = inv_c[src], inv_c[dst]  # [node ≠ 0] / C, edge order
+        self.dtype = dtype
+        self._cache: tuple[tuple[object, ...], Snapshot, np.ndarray] | None = None
+
+    def coefficients(self, device: AffineActivation, params: Tensor) -> np.ndarray:
+        """(E, 5) rows ``(a, b, c, post, q)`` in sorted order, kept while the parameters hold the same
+        values (a :class:`Snapshot`: ``p.data`` edits bypass torch's change markers)."""
+        key = (params.dtype, device)
+        if self._cache is None or self._cache[0] != key or not self._cache[1].matches(params):
+            with torch.no_grad():
+                a, b, c, post = device.coefficients(params.to(self.dtype))
+                a = torch.ones_like(self.weight_src) if a is None else a
+                b = -a if b is None else b
+                c = torch.zeros_like(a) if c is None else c
+                post = torch.ones_like(a) if post is None else post
+                q = post * (self.weight_dst * b - self.weight_src * a)
+                rows = torch.stack([a, b, c, post, q], dim=1)[self.order].contiguous()
+            self._cache = (key, Snapshot(params), rows.numpy())
+        return self._cache[2]
+
+    def evaluate(
+        self, device: AffineActivation, params: Tensor, state: Tensor, divergence: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), no autograd."""
+        kernel = numba_kernel()
+        code = activation_code(device)
+        assert kernel is not None and code is not None  # the caller checked refusal()
+        num_state, batch = state.shape
+        threads = torch.get_num_threads()
+        kernel.set_threads(threads)
+        per_thread = -(-batch // threads)
+        tile = _TILE_BYTES // (2 * (num_state + 1) * state.element_size())
+        tile = max(8, min(_MAX_TILE, tile // 16 * 16, -(-per_thread // 8) * 8))
+        alpha = float(getattr(device, "negative_slope", 0.0))
+        constants = np.array([0.0, 0.5, 1.0, alpha], dtype=self.inv_c.dtype)
+        out = state.new_empty(num_state, batch)
+        trace = state.new_empty(batch if divergence else 0)
+        kernel.kcl_tiles(
+            state.detach().contiguous().numpy(),
+            self.src,
+            self.dst,
+            self.coefficients(device, params),
+            self.inv_c,
+            code,
+            constants,
+            tile,
+            divergence,
+            out.numpy(),
+            trace.numpy(),
+        )
+        if torch.get_num_threads() != threads:
+            # numba's OpenMP layer can share torch's libgomp and set its thread count when it starts
+            # (OMP_NUM_THREADS=1 became 2 here): put the caller's setting back.
+            torch.set_num_threads(threads)
+        return out, trace if divergence else None

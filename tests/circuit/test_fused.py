@@ -1,0 +1,118 @@
+"""The numba edge kernel (``kernel="fused"``) against the torch gather path, and when ``auto`` takes it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kirchhoffnet as kn
+import kirchhoffnet.circuit._fused as fused
+from kirchhoffnet.devices import available
+from kirchhoffnet.devices.tanh import ShiftTanh2
+
+CPU = torch.device("cpu")
+
+
+def _piece(family: str, dtype: torch.dtype, nodes: int = 30, edges: int = 400) -> kn.Slice:
+    """A random circuit with ground on both ends of some edges and three nodes that no edge touches."""
+    grounded = torch.tensor([[0, 1, 0, 2], [3, 0, 5, 0]])
+    topology = torch.cat([kn.topology.random_graph(nodes, edges, seed=3), grounded], dim=1)
+    piece = kn.Slice(topology, family, num_nodes=nodes + 3, capacitance=torch.rand(nodes + 2) + 0.5).to(dtype)
+    with torch.no_grad():
+        piece.params.normal_(0.0, 0.8)
+    return piece
+
+
+@pytest.mark.parametrize("family", available())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 7, 300])  # one column, less than a tile, several tiles with a ragged last
+def test_the_fused_kernel_equals_the_gather_path(family, dtype, batch):
+    piece = _piece(family, dtype)
+    state = torch.randn(piece.num_state, batch, dtype=dtype)
+    with torch.no_grad():
+        reference = piece.field_and_divergence(state, "gather")
+        field, trace = piece.field_and_divergence(state, "fused")
+        assert torch.equal(piece.field(state, "fused"), field)
+    tol = {torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    torch.testing.assert_close(field, reference[0], rtol=tol, atol=tol)
+    torch.testing.assert_close(trace, reference[1], rtol=tol, atol=tol)
+    assert torch.equal(field[-3:], torch.zeros_like(field[-3:]))  # nodes without edges stay put
+
+
+def test_the_fused_kernel_follows_in_place_parameter_updates():
+    piece = _piece("ShiftRelu1", torch.float64)
+    state = torch.randn(piece.num_state, 5, dtype=torch.float64)
+    with torch.no_grad():
+        before = piece.field(state, "fused")
+        piece.params.mul_(1.5)
+        torch.testing.assert_close(piece.field(state, "fused"), piece.field(state, "gather"), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(before, piece.field(state, "gather").detach())
+
+
+def _mnist_like() -> kn.Circuit:
+    """The original MNIST checkpoint's circuit in small: mixed local/fully connected, ShiftRelu1, two slices."""
+    circuit = kn.Circuit(kn.topology.mix_connect(1, 8, 8, 3, 10, (1, 1)), "ShiftRelu1", slices=2, init="gauss")
+    with torch.no_grad():
+        for piece in circuit.slices:
+            piece.params.normal_(0.0, 0.3)
+    return circuit
+
+
+def test_inference_on_an_original_like_circuit_takes_the_fused_path_and_gives_the_torch_answer():
+    circuit = _mnist_like().double()
+    assert circuit.slice(0).num_edges >= 1000  # large enough for auto
+    x = torch.rand(9, 64, dtype=torch.float64)
+    fixed = {"method": "rk4", "step_size": 0.25}  # the same steps on both paths: only rounding differs
+    with torch.no_grad():
+        auto, stats = kn.simulate(circuit, x, solver=kn.Solver(**fixed))
+        reference, reference_stats = kn.simulate(circuit, x, solver=kn.Solver(**fixed, kernel="gather"))
+    assert stats.kernels == [["fused"], ["fused"]]
+    assert reference_stats.kernels == [["gather"], ["gather"]]
+    torch.testing.assert_close(auto, reference, rtol=1e-10, atol=1e-10)
+
+
+def test_training_keeps_the_torch_paths_and_asking_fused_with_autograd_is_refused():
+    circuit = _mnist_like()
+    x = torch.rand(4, 64)
+    _, stats = kn.simulate(circuit, x)  # parameters require grad: autograd records
+    assert stats.kernels == [["gather"], ["gather"]]
+    with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' has no backward pass"):
+        kn.simulate(circuit, x, solver=kn.Solver(kernel="fused"))
+
+
+class _OwnSigma(ShiftTanh2):
+    """A user family that changes σ but inherits its parent's name for it."""
+
+    def activation(self, u, inplace):
+        return torch.sin(u)
+
+
+del kn.devices.Device.registry[_OwnSigma.__name__]  # defining it registered it: other tests iterate the registry
+
+
+@pytest.mark.parametrize(
+    ("family", "auto"),
+    [("ShiftRelu1", "fused"), ("MosRelu", "fused"), ("ShiftTanh2", "affine"), (_OwnSigma(), "affine")],
+)
+def test_auto_takes_the_fused_path_for_cheap_built_in_activations_only(family, auto):
+    piece = kn.Slice(kn.topology.random_graph(40, 1200, seed=1), family)
+    kernel = piece.kernel(torch.float32, CPU)
+    assert kernel.path(piece.device_family, "auto", track=False) == auto
+    assert kernel.path(piece.device_family, "auto", track=True) == "gather"
+    small = kn.Slice(kn.topology.random_graph(40, 300, seed=1), family)
+    assert small.kernel(torch.float32, CPU).path(small.device_family, "auto", track=False) == "affine"
+
+
+def test_a_family_the_kernel_does_not_implement_is_refused():
+    piece = kn.Slice(kn.topology.random_graph(40, 1200, seed=1), _OwnSigma())
+    with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' does not implement device family _OwnSigma$"):
+        piece.kernel(torch.float32, CPU).path(piece.device_family, "fused", track=False)
+
+
+def test_without_numba_auto_uses_torch_and_fused_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(fused, "numba_kernel", lambda: None)
+    piece = kn.Slice(kn.topology.random_graph(40, 1200, seed=1), "ShiftRelu1")
+    kernel = piece.kernel(torch.float32, CPU)
+    assert kernel.path(piece.device_family, "auto", track=False) == "affine"
+    with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' needs numba, which cannot be imported [^\n]*$"):
+        kernel.path(piece.device_family, "fused", track=False)
