@@ -14,14 +14,23 @@ numba is imported on first use only, so small circuits and training never pay it
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from kirchhoffnet.circuit._affine import trace_weights
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
+
+if TYPE_CHECKING:
+    from kirchhoffnet.circuit._kcl import _Chunk
+
+Coefficients = Callable[[AffineActivation, Tensor], tuple[Tensor, Tensor | None]]
+"""The kernel's (E, 3) ``(a, b, c)`` and ``post`` of a family's parameters (absent ones filled in)."""
 
 # A tile's voltages and sums, (N + 1) × tile each, are meant to fit this many bytes (a core's L2
 # here is 1 MiB). Measured on the MNIST circuit (835 nodes, float32, batch 250, 1 thread, one run):
@@ -94,18 +103,18 @@ class FusedKcl:
     """One slice's topology sorted for the fused kernel, and its coefficients per parameter version.
 
     Args:
-        edge_index: (2, E) long, checked by the caller; capacitance: (N,) node capacitances.
+        whole: the kernel's chunk of all edges (CPU): their terminals and ``[node ≠ 0] / C`` weights.
+        inv_c: (N + 1,) ``[node ≠ 0] / C`` per node, ground first, in the kernel's dtype.
+        coefficients: the kernel's own ``(a, b, c)`` and ``post`` of a family's parameters.
     """
 
-    def __init__(self, edge_index: Tensor, capacitance: Tensor, dtype: torch.dtype) -> None:
-        src, dst = edge_index.cpu()
-        self.order = torch.argsort(dst * (capacitance.numel() + 1) + src)
+    def __init__(self, whole: _Chunk, inv_c: Tensor, coefficients: Coefficients) -> None:
+        src, dst = whole.src, whole.dst
+        self.order = torch.argsort(dst * len(inv_c) + src)
         self.src = src[self.order].to(torch.int32).numpy()
         self.dst = dst[self.order].to(torch.int32).numpy()
-        inv_c = torch.cat([capacitance.new_zeros(1), 1.0 / capacitance]).cpu().to(dtype)
         self.inv_c = inv_c[1:].contiguous().numpy()
-        self.weight_src, self.weight_dst = inv_c[src], inv_c[dst]  # [node ≠ 0] / C, edge order
-        self.dtype = dtype
+        self.whole, self.dtype, self._coefficients = whole, inv_c.dtype, coefficients
         self._cache: tuple[tuple[object, ...], Snapshot, np.ndarray] | None = None
 
     def coefficients(self, device: AffineActivation, params: Tensor) -> np.ndarray:
@@ -114,13 +123,10 @@ class FusedKcl:
         key = (params.dtype, device)
         if self._cache is None or self._cache[0] != key or not self._cache[1].matches(params):
             with torch.no_grad():
-                a, b, c, post = device.coefficients(params.to(self.dtype))
-                a = torch.ones_like(self.weight_src) if a is None else a
-                b = -a if b is None else b
-                c = torch.zeros_like(a) if c is None else c
-                post = torch.ones_like(a) if post is None else post
-                q = post * (self.weight_dst * b - self.weight_src * a)
-                rows = torch.stack([a, b, c, post, q], dim=1)[self.order].contiguous()
+                abc, post = self._coefficients(device, params.to(self.dtype))
+                q = trace_weights(self.whole, abc, post)
+                post = torch.ones_like(q) if post is None else post
+                rows = torch.cat([abc, post[:, None], q[:, None]], dim=1)[self.order].contiguous()
             self._cache = (key, Snapshot(params), rows.numpy())
         return self._cache[2]
 

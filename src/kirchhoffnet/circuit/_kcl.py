@@ -131,7 +131,7 @@ class KclKernel:
         _check_bounds(edge_index, self.num_state + 1)
         self.dense = self.num_state <= _DENSE_MAX_NODES
         self._src, self._dst = edge_index.to(device)
-        self.device, self.dtype, self._capacitance = device, dtype, capacitance
+        self.device, self.dtype = device, dtype
         self._fused: FusedKcl | None = None  # sorted on first use
         self._inv_c = torch.cat([capacitance.new_zeros(1), 1.0 / capacitance]).to(device=device, dtype=dtype)
         self.whole = self._make_chunk(0, self.num_edges, restrict_rows=False)
@@ -287,7 +287,7 @@ class KclKernel:
         path = self.path(device, kernel, track)
         if path == "fused":
             assert isinstance(device, AffineActivation)
-            self._fused = self._fused or FusedKcl(torch.stack([self._src, self._dst]), self._capacitance, self.dtype)
+            self._fused = self._fused or FusedKcl(self.whole, self._inv_c, self.affine_coefficients)
             return self._fused.evaluate(device, params, state, divergence)
         batch = state.shape[1]
         chunks = self.chunks(batch, whole=track)
