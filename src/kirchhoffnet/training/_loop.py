@@ -312,11 +312,12 @@ class Trainer:
                 )
                 for position in range(self.batch_in_epoch, self.steps_per_epoch):
                     loss, norm, skipped = self._train_step(batches[position % len(batches)])
-                    self.history.add_step(loss, norm, skipped, solve_nfe(self.model))
+                    nfe = solve_nfe(self.model)
+                    self.history.add_step(loss, norm, skipped, nfe)
                     self.batch_in_epoch = position + 1
                     clock()
                     steps.update(1)
-                    steps.set_postfix(postfix(self.epoch, loss, solve_nfe(self.model), self.history), refresh=False)
+                    steps.set_postfix(postfix(self.epoch, loss, nfe, self.history), refresh=False)
                     if self.on_step is not None:
                         self.on_step({"epoch": self.epoch, "step": self.step, "loss": loss})
                     every = cfg.checkpoint_every_steps
