@@ -102,7 +102,7 @@ class OneLineGroup(TyperGroup):
             where = f" (see '{exc.ctx.command_path} --help')" if isinstance(exc, UsageError) and exc.ctx else ""
             _exit(f"{clip(exc.format_message(), MESSAGE_CHARS // 2)}{where}", exc.exit_code)
         except typer.Abort:
-            _exit("aborted", 1)
+            _exit("aborted", RUNTIME)
         except Exception as exc:  # outside a command: reading arguments, writing the output
             _last_resort(exc)
         sys.exit(code if isinstance(code, int) else 0)
@@ -174,9 +174,9 @@ def _last_resort(exc: BaseException) -> NoReturn:
         _exit(
             f"out of memory ({clip(str(exc).strip().splitlines()[0] if str(exc).strip() else 'MemoryError', 120)}); "
             "ask for less work at once: fewer samples, a smaller batch or a smaller model",
-            1,
+            RUNTIME,
         )
-    _exit(describe_unexpected(exc), 1)
+    _exit(describe_unexpected(exc), RUNTIME)
 
 
 def out_of_memory(exc: BaseException) -> bool:
