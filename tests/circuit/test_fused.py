@@ -75,7 +75,7 @@ def test_training_keeps_the_torch_paths_and_asking_fused_with_autograd_is_refuse
     circuit = _mnist_like()
     x = torch.rand(4, 64)
     _, stats = kn.simulate(circuit, x)  # parameters require grad: autograd records
-    assert stats.kernels == [["gather"], ["gather"]]
+    assert stats.kernels == [["affine-vjp"], ["affine-vjp"]]
     with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' has no backward pass"):
         kn.simulate(circuit, x, solver=kn.Solver(kernel="fused"))
 
@@ -98,7 +98,7 @@ def test_auto_takes_the_fused_path_for_cheap_built_in_activations_only(family, a
     piece = kn.Slice(kn.topology.random_graph(40, 1200, seed=1), family)
     kernel = piece.kernel(torch.float32, CPU)
     assert kernel.path(piece.device_family, "auto", track=False) == auto
-    assert kernel.path(piece.device_family, "auto", track=True) == "gather"
+    assert kernel.path(piece.device_family, "auto", track=True) == "affine-vjp"
     small = kn.Slice(kn.topology.random_graph(40, 300, seed=1), family)
     assert small.kernel(torch.float32, CPU).path(small.device_family, "auto", track=False) == "affine"
 

@@ -170,14 +170,17 @@ def test_unknown_initialiser_lists_choices():
 
 @pytest.mark.parametrize("device", FAMILIES)
 @pytest.mark.parametrize("divergence", [False, True])
-def test_analytic_backward_of_the_fused_path_matches_autograd(device, divergence):
-    # The dense fused path differentiates by hand (DenseAffineField); the gather path by autograd.
-    edges = kn.topology.fully_connect(4, (2, 3))
-    piece = kn.Slice(edges, device, capacitance=torch.tensor([0.5, 1.0, 2.0])).double()
+@pytest.mark.parametrize("nodes", [4, 40])  # dense and CSR operators
+def test_analytic_backward_of_the_fused_path_matches_autograd(device, divergence, nodes):
+    # The fused path differentiates by hand (AffineField); the gather path by autograd.
+    edges = kn.topology.fully_connect(4, (2, 3)) if nodes == 4 else kn.topology.random_graph(nodes, 500, seed=3)
+    capacitance = torch.linspace(0.5, 2.0, nodes - 1)
+    piece = kn.Slice(edges, device, capacitance=capacitance).double()
+    assert piece.kernel(torch.float64, torch.device("cpu")).dense == (nodes == 4)
     with torch.no_grad():
         piece.params.normal_()
-    state = torch.randn(3, 6, dtype=torch.float64)
-    cot_v, cot_t = torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    state = torch.randn(nodes - 1, 6, dtype=torch.float64)
+    cot_v, cot_t = torch.randn(nodes - 1, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
 
     def grads(kernel):
         piece.zero_grad()
@@ -245,7 +248,7 @@ def _piece(nodes, family):
         (5, "ShiftTanh2", "auto", False, "affine"),
         (5, "ShiftTanh2", "auto", True, "affine-vjp"),
         (40, "ShiftTanh2", "auto", False, "affine"),
-        (40, "ShiftTanh2", "auto", True, "gather"),  # no closed-form backward above the dense size
+        (40, "ShiftTanh2", "auto", True, "affine-vjp"),  # the closed-form backward on CSR operators
         (5, "ShiftTanh2", "gather", True, "gather"),
         (5, "ShiftTanh2", "affine", True, "affine-vjp"),
         (40, "ShiftRelu1", "affine", False, "affine"),
@@ -261,13 +264,21 @@ def test_the_kernel_path_follows_the_request_the_family_the_size_and_autograd(no
     ("nodes", "family", "track", "message"),
     [
         (5, _OhmicNotAffine(), False, "needs an affine-activation device family; _OhmicNotAffine is not one"),
-        (40, "ShiftTanh2", True, "has no backward pass above 16 state nodes"),
     ],
 )
 def test_asking_for_the_affine_path_where_it_does_not_apply_is_a_config_error(nodes, family, track, message):
     piece = _piece(nodes, family)
     with pytest.raises(kn.errors.ConfigError, match=rf"^kernel 'affine' {message}"):
         piece.kernel(torch.float32, torch.device("cpu")).path(piece.device_family, "affine", track)
+
+
+def test_the_affine_path_has_no_backward_inside_torch_func():
+    piece = _piece(5, "ShiftTanh2")
+    state = torch.randn(4, 2)
+    with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'affine' has no backward pass inside torch.func"):
+        torch.func.jacrev(lambda v: piece.field(v, "affine"))(state)
+    jacobian = torch.func.jacrev(lambda v: piece.field(v))(state)  # auto falls back to the gather path
+    torch.testing.assert_close(jacobian, torch.func.jacrev(lambda v: piece.field(v, "gather"))(state))
 
 
 def test_an_unknown_kernel_is_a_config_error():

@@ -1,9 +1,9 @@
 """The fused affine-activation field over a slice's whole edge set, and its closed-form backward pass.
 
-For a family ``i = post · σ(a·v_src + b·v_dst + c)`` on a small (dense) circuit, the KCL field is
-two dense products around an elementwise σ, and its vector-Jacobian product has a closed form that
-needs no autograd graph (:meth:`WholeAffine.vjp`). Two callers share it: the ``affine-vjp`` kernel
-path wraps it in one autograd node (:class:`DenseAffineField`), and the analytic adjoint
+For a family ``i = post · σ(a·v_src + b·v_dst + c)`` the KCL field is two products around an
+elementwise σ (dense matrices on small circuits, CSR on large ones), and its vector-Jacobian product
+has a closed form that needs no autograd graph (:meth:`WholeAffine.vjp`). Two callers share it: the
+``affine-vjp`` kernel path wraps it in one autograd node (:class:`AffineField`), and the analytic adjoint
 (:mod:`kirchhoffnet.solve._adjoint`) evaluates it directly at every step of its backward solve.
 """
 
@@ -26,6 +26,28 @@ def trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:
     return q if post is None else q * post
 
 
+class SparseTransposes:
+    """Mᵀ and the pattern of Gᵀ over a sparse kernel's whole edge set, built once per kernel: the
+    closed-form backward pass multiplies by both, and torch multiplies by a transposed CSR matrix
+    several times slower than by its own CSR (Gᵀ·gU, 230k edges, batch 64: 65 ms against 10 ms)."""
+
+    def __init__(self, kernel: KclKernel) -> None:
+        chunk = kernel.whole
+        edges = chunk.stop - chunk.start
+        owner = torch.arange(edges, device=chunk.src.device).repeat_interleave(3)  # edge of each entry of G
+        self.order = torch.argsort(chunk.gather_cols * edges + owner)  # G's entries in Gᵀ's row order
+        counts = torch.bincount(chunk.gather_cols, minlength=kernel.num_state + 2)
+        self.crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        self.col = owner[self.order]
+        self.shape = (kernel.num_state + 2, edges)
+        self.scatter_t = chunk.scatter.t().to_sparse_csr()
+
+    def gather_t(self, coeffs: Tensor) -> Tensor:
+        """Gᵀ (N + 2, E) for coefficient rows ``(a, b, c)`` (E, 3)."""
+        values = coeffs.reshape(-1)[self.order]
+        return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
+
+
 class WholeAffine:
     """One slice's fused field with fixed coefficients, its operators built once, without autograd.
 
@@ -42,6 +64,7 @@ class WholeAffine:
         self.post = None if post is None else post.detach()
         with torch.no_grad():
             self.gather, self.scatter = kernel.operators(kernel.whole, self.coeffs, self.post)
+        self._gather_t: Tensor | None = None  # sparse kernels: Gᵀ, built on the first vjp
 
     def field(
         self, state: Tensor, divergence: bool, reuse: bool = False
@@ -87,7 +110,9 @@ class WholeAffine:
             slope = device.slope(current)
         # Mᵀ gV (E, B) goes to a scratch buffer: it dies with this call, and a fresh (E, B) block
         # per evaluation costs more than the product itself. Every pass below is in place.
-        back = torch.mm(chunk.scatter.T, grad_out, out=kernel.scratch(chunk.stop, grad_out.shape[1], state)[1])
+        transposes = None if kernel.dense else kernel.transposes
+        incidence_t = chunk.scatter.T if transposes is None else transposes.scatter_t
+        back = torch.mm(incidence_t, grad_out, out=kernel.scratch(chunk.stop, grad_out.shape[1], state)[1])
         grad_post = (back * current).sum(1) if need_post else None
         grad_u = back if post is None else back.mul_(post[:, None])
         grad_u.mul_(slope)
@@ -102,16 +127,28 @@ class WholeAffine:
             reach_p = reach if post is None else reach * post
             grad_ab = torch.stack([-reach_p * chunk.weight_src, reach_p * chunk.weight_dst], dim=1)
         batch = state.shape[1]
-        grad_state = (self.gather.T @ grad_u)[1 : kernel.num_state + 1] if need_state else None
         augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
-        grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
+        if transposes is None:
+            grad_state = (self.gather.T @ grad_u)[1 : kernel.num_state + 1] if need_state else None
+            grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
+        else:
+            grad_state = None
+            if need_state:
+                if self._gather_t is None:
+                    self._gather_t = transposes.gather_t(self.coeffs)
+                grad_state = (self._gather_t @ grad_u)[1 : kernel.num_state + 1]
+            # Only G's 3E entries of gU·[0; V; 1]ᵀ are wanted: the sampled product computes just those
+            # (O(E·B)), where the dense product costs O(E·B·N).
+            sampled = torch.sparse.sampled_addmm(self.gather, grad_u, augmented.T.contiguous(), beta=0.0).values()
+            assert chunk.gather_order is not None
+            grad_coeffs = torch.empty_like(sampled).index_copy_(0, chunk.gather_order, sampled).view(-1, 3)
         if grad_ab is not None:
             grad_coeffs[:, :2] += grad_ab
         return grad_state, grad_coeffs, grad_post
 
 
-class DenseAffineField(torch.autograd.Function):
-    """dV/dt and the divergence of a dense affine-activation slice, with the analytic backward pass
+class AffineField(torch.autograd.Function):
+    """dV/dt and the divergence of an affine-activation slice, with the analytic backward pass
     of :meth:`WholeAffine.vjp`: one autograd node replaces about thirty, which is what makes a CNF
     training step on the 2-D flows several times faster. First-order only (the adjoint and backprop
     need no more). ``coeffs`` and ``post`` are the inputs gradients flow to; ``system`` holds their values."""

@@ -24,52 +24,51 @@ paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
   G and the incidence are dense on small circuits (N ≤ 16 state nodes, the 2-D flows) and CSR on
   large ones, where the three passes over the edges (G product, σ in place, incidence product)
   replace seven; the operators are kept while the parameters are unchanged.
-* ``affine-vjp`` — the same evaluation on a small (dense) circuit while autograd records, as one
-  autograd node whose backward pass is the closed-form vector-Jacobian product
-  (:class:`~kirchhoffnet.circuit._affine.WholeAffine`); the analytic adjoint uses that product directly.
+* ``affine-vjp`` — the same over the whole edge set while autograd records, as one autograd node whose
+  backward is the closed-form, O(E·B) vector-Jacobian product (:class:`~kirchhoffnet.circuit._affine.WholeAffine`),
+  which the analytic adjoint uses directly.
 * ``fused`` — large circuits on CPU without autograd: one numba pass over the edges per batch tile,
   with no (edges × batch) intermediate (:mod:`kirchhoffnet.circuit._fused`); ``auto`` takes it from
   ``_fused.MIN_EDGES`` edges on, where numba can be imported and the family's σ is cheap there.
 * ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
-  ``current``, then the (sparse) incidence product; autograd differentiates it. It is also the
-  reference the other two paths are tested against.
+  ``current``, then the (sparse) incidence product; autograd differentiates it (also inside
+  torch.func). It is the reference the other paths are tested against.
 
-Without autograd, edges are processed in chunks that stay in cache, into preallocated scratch
-buffers that the device updates in place, and each chunk adds its currents only into the rows it
-touches; allocating fresh multi-megabyte tensors per operation costs more than the arithmetic.
-With autograd the whole edge set is one chunk so that the graph stays small.
+Without autograd, edges are processed in chunks that stay in cache, into preallocated scratch buffers
+that the device updates in place, and each chunk adds its currents only into the rows it touches;
+fresh multi-megabyte tensors per operation cost more than the arithmetic. With autograd the whole
+edge set is one chunk so that the graph stays small.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from kirchhoffnet.circuit._affine import DenseAffineField, WholeAffine, trace_weights
+from kirchhoffnet.circuit._affine import AffineField, SparseTransposes, WholeAffine, trace_weights
 from kirchhoffnet.circuit._fused import MIN_EDGES, FusedKcl, preferred, refusal
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.devices.base import Params
 from kirchhoffnet.errors import ConfigError, TopologyError, unknown_choice
 
-# CSR matmul is stable for the operations used here; silence the "beta" notice it prints once.
+# CSR matmul is stable for the operations used here: silence its "beta" notice.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 # Edge chunks hold about this many (edge, sample) elements: 4 MiB of float32 per buffer, which
 # stays in cache. Measured on the 230k-edge MNIST circuit at batch 250 (2-core EPYC): 1 << 18 took
 # 49 ms per RHS with 2 threads, 1 << 20 37 ms; 1 thread 54 → 47 ms; 1 << 22 thrashes (120 ms).
 _CHUNK_ELEMENTS = 1 << 20
-# Up to this many state nodes the incidence matrix is stored dense: a tiny dense matmul beats
-# sparse kernels, and beyond it the dense matrix wastes O(N·E) work.
+# Up to this many state nodes the operators are dense: a tiny dense matmul beats sparse kernels.
 _DENSE_MAX_NODES = 16
 KERNELS = ("auto", "gather", "affine", "fused")
-"""What a caller may ask for: ``auto`` (the fastest path that applies), ``gather`` (the reference
-path, for any family), ``affine`` (the torch fused paths) or ``fused`` (the numba edge kernel); the
-last two are an error where they do not apply."""
+"""What a caller may ask for: ``auto`` (the fastest path that applies), ``gather`` (the reference, any
+family), ``affine`` (the torch fused paths) or ``fused`` (numba); the last two fail where they don't apply."""
 
 
 def check_kernel(kernel: str) -> str:
@@ -230,7 +229,7 @@ class KclKernel:
 
         Raises:
             ConfigError: ``kernel="affine"`` where no fused path applies (a family that is not an affine
-                activation; autograd on a circuit too large for the dense product, or inside torch.func);
+                activation; autograd inside torch.func);
                 ``kernel="fused"`` where the numba kernel does not (see :func:`~.fused.refusal`).
         """
         if check_kernel(kernel) == "gather":
@@ -247,12 +246,15 @@ class KclKernel:
             return "gather"
         if not track:
             return "affine"
-        if self.dense and not functorch_active():
+        if not functorch_active():
             return "affine-vjp"
         if kernel == "affine":
-            why = "inside torch.func transforms" if self.dense else f"above {_DENSE_MAX_NODES} state nodes"
-            raise ConfigError(f"kernel 'affine' has no backward pass {why}; use kernel 'auto' or 'gather'")
+            raise ConfigError("kernel 'affine' has no backward pass inside torch.func; use 'auto' or 'gather'")
         return "gather"
+
+    @cached_property
+    def transposes(self) -> SparseTransposes:  # built on a sparse kernel's first closed-form backward pass
+        return SparseTransposes(self)
 
     def closed_form_adjoint(self, device: Device, kernel: str = "auto") -> bool:
         """Whether the adjoint of ``device`` on this kernel can use closed-form vector-Jacobian products."""
@@ -303,7 +305,7 @@ class KclKernel:
             assert isinstance(device, AffineActivation)
             coeffs, post = self.affine_coefficients(device, params)
             # analytic backward pass: one autograd node per evaluation
-            return DenseAffineField.apply(state, coeffs, post, WholeAffine(self, device, coeffs, post), divergence)
+            return AffineField.apply(state, coeffs, post, WholeAffine(self, device, coeffs, post), divergence)
         out = state.new_zeros(self.num_state, batch)
         trace = state.new_zeros(batch)  # returned only when asked for
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
