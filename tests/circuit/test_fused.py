@@ -58,6 +58,28 @@ def _mnist_like() -> kn.Circuit:
     return circuit
 
 
+@pytest.mark.parametrize("family", [f for f in available() if fused.activation_code(kn.devices.resolve(f)) is not None])
+@pytest.mark.parametrize("batch", [1, 300])  # one column; several tiles with a ragged last
+def test_the_fused_backward_pass_equals_autograd_through_the_gather_path(family, batch):
+    """The numba vector-Jacobian product (σ and σ' recomputed per tile) against autograd, for the
+    state, every parameter row and a non-unit ``post``; ``auto`` takes it from ``MIN_EDGES`` on where σ is cheap."""
+    piece = _piece(family, torch.float64, edges=fused.MIN_EDGES)
+    state = torch.randn(piece.num_state, batch, dtype=torch.float64)
+    cotangent = torch.randn(piece.num_state, batch, dtype=torch.float64)
+    kernel = piece.kernel(torch.float64, CPU)
+    assert (kernel.fused_for(piece.device_family, "auto") is not None) == fused.preferred(piece.device_family)
+    assert kernel.fused_for(piece.device_family, "affine") is None  # the torch products only
+
+    def grads(path):
+        piece.zero_grad()
+        x = state.clone().requires_grad_(True)
+        (piece.field(x, path) * cotangent).sum().backward()
+        return x.grad, piece.params.grad.clone()
+
+    for got, want in zip(grads("fused"), grads("gather"), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-11)
+
+
 def test_inference_on_an_original_like_circuit_takes_the_fused_path_and_gives_the_torch_answer():
     circuit = _mnist_like().double()
     assert circuit.slice(0).num_edges >= 1000  # large enough for auto
@@ -71,13 +93,29 @@ def test_inference_on_an_original_like_circuit_takes_the_fused_path_and_gives_th
     torch.testing.assert_close(auto, reference, rtol=1e-10, atol=1e-10)
 
 
-def test_training_keeps_the_torch_paths_and_asking_fused_with_autograd_is_refused():
-    circuit = _mnist_like()
-    x = torch.rand(4, 64)
-    _, stats = kn.simulate(circuit, x)  # parameters require grad: autograd records
-    assert stats.kernels == [["affine-vjp"], ["affine-vjp"]]
-    with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' has no backward pass"):
-        kn.simulate(circuit, x, solver=kn.Solver(kernel="fused"))
+@pytest.mark.parametrize("gradient", [kn.Backprop(), kn.Adjoint()])
+def test_training_on_the_fused_kernel_gives_the_gather_paths_gradient(gradient):
+    circuit = _mnist_like().double()
+    x = torch.rand(4, 64, dtype=torch.float64)
+    fixed = {"method": "rk4", "step_size": 0.25}
+    grads = {}
+    for kernel in ("auto", "fused", "gather"):
+        circuit.zero_grad()
+        v, stats = kn.simulate(circuit, x, solver=kn.Solver(**fixed, kernel=kernel), gradient=gradient)
+        v.square().sum().backward()
+        assert any("gather" in paths for paths in stats.kernels) == (kernel == "gather")
+        grads[kernel] = torch.cat([p.grad.flatten() for p in circuit.parameters() if p.grad is not None])
+    torch.testing.assert_close(grads["auto"], grads["gather"], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads["fused"], grads["gather"], rtol=1e-10, atol=1e-12)
+    with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' has no backward pass inside torch.func"):
+        torch.func.grad(
+            lambda p: (
+                circuit.slice(0)
+                .kernel(torch.float64, CPU)
+                .evaluate(circuit.slice(0).device_family, p, x.T.contiguous(), False, "fused")[0]
+                .sum()
+            )
+        )(circuit.slice(0).params)
 
 
 class _OwnSigma(ShiftTanh2):

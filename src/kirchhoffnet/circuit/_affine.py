@@ -17,10 +17,12 @@ from torch import Tensor
 from kirchhoffnet.devices import AffineActivation
 
 if TYPE_CHECKING:
-    from kirchhoffnet.circuit._kcl import KclKernel, _Chunk
+    from kirchhoffnet.circuit._chunk import Chunk
+    from kirchhoffnet.circuit._fused import FusedKcl
+    from kirchhoffnet.circuit._kcl import KclKernel
 
 
-def trace_weights(chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:
+def trace_weights(chunk: Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:
     """``q_e = post_e (w_dst,e b_e − w_src,e a_e)``: tr(∂f/∂v) = q · σ'(U); ``post=None`` omits it."""
     q = chunk.weight_dst * coeffs[:, 1] - chunk.weight_src * coeffs[:, 0]
     return q if post is None else q * post
@@ -51,29 +53,50 @@ class SparseTransposes:
 class WholeAffine:
     """One slice's fused field with fixed coefficients, its operators built once, without autograd.
 
+    Without the divergence, a large circuit on CPU evaluates both on the numba kernel (``fused``), which
+    recomputes σ(U) from the voltages instead of keeping an (edges × batch) block between the two.
+
     Args:
         kernel: the slice's kernel (its whole-edge chunk and scratch buffers).
         device: the affine-activation family.
         coeffs: (E, 3) rows ``(a, b, c)``; ``post``: (E,) output scales or ``None`` (unit). Both are
             used as values: a gradient with respect to them comes from :meth:`vjp`.
+        fused: the numba kernel, or ``None`` for the torch products only.
     """
 
-    def __init__(self, kernel: KclKernel, device: AffineActivation, coeffs: Tensor, post: Tensor | None) -> None:
+    def __init__(
+        self, kernel: KclKernel, device: AffineActivation, coeffs: Tensor, post: Tensor | None, fused: FusedKcl | None
+    ) -> None:
         self.kernel, self.device = kernel, device
         self.coeffs = coeffs.detach()
         self.post = None if post is None else post.detach()
-        with torch.no_grad():
-            self.gather, self.scatter = kernel.operators(kernel.whole, self.coeffs, self.post)
+        self.fused, self.rows = fused, None if fused is None else fused.rows(self.coeffs, self.post)
+        self._operators: tuple[Tensor, Tensor] | None = None
         self._gather_t: Tensor | None = None  # sparse kernels: Gᵀ, built on the first vjp
+
+    @property
+    def gather(self) -> Tensor:
+        """G, built on first use (the numba kernel needs no operators)."""
+        return self._built()[0]
+
+    def _built(self) -> tuple[Tensor, Tensor]:
+        if self._operators is None:
+            with torch.no_grad():
+                self._operators = self.kernel.operators(self.kernel.whole, self.coeffs, self.post)
+        return self._operators
 
     def field(
         self, state: Tensor, divergence: bool, reuse: bool = False
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """``(dV/dt, divergence, σ(U), σ'(U))`` (see :meth:`KclKernel.affine_field`); ``reuse`` writes U
-        into the kernel's scratch buffer, for callers that do not keep σ(U) past the next evaluation."""
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """``(dV/dt, divergence, σ(U), σ'(U))`` (see :meth:`KclKernel.affine_field`; the numba kernel keeps
+        neither σ(U) nor σ'(U): ``None``); ``reuse`` writes U into the kernel's scratch buffer, for
+        callers that do not keep σ(U) past the next evaluation."""
+        if self.fused is not None and self.rows is not None and not divergence:
+            out, _ = self.fused.field(self.device, self.rows, state, False)
+            return out, state.new_zeros(0), None, None
         kernel = self.kernel
         buffer = kernel.scratch(kernel.num_edges, state.shape[1], state)[0] if reuse else None
-        operators = [(self.gather, self.scatter)]
+        operators = [self._built()]
         return kernel.affine_field(
             self.device, self.coeffs, self.post, state, divergence, [kernel.whole], buffer, operators
         )
@@ -81,7 +104,7 @@ class WholeAffine:
     def vjp(
         self,
         state: Tensor,
-        current: Tensor,
+        current: Tensor | None,
         slope: Tensor | None,
         grad_out: Tensor,
         grad_trace: Tensor | None,
@@ -99,11 +122,15 @@ class WholeAffine:
             g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
 
         ``current`` and ``slope`` are σ(U) and σ'(U) from the forward evaluation (``slope=None``
-        recomputes it).
+        recomputes it); the numba kernel, where it runs (no ``grad_trace``), recomputes both.
 
         Returns:
             ``(g_state or None, g_coeffs (E, 3), g_post or None)``.
         """
+        if self.fused is not None and self.rows is not None and grad_trace is None:
+            fused = self.fused.vjp(self.device, self.rows, state, grad_out, need_post)
+            return fused[0], fused[1], fused[2] if need_post else None
+        assert current is not None  # the torch field keeps σ(U)
         kernel, device, coeffs, post = self.kernel, self.device, self.coeffs, self.post
         chunk = kernel.whole
         if slope is None:

@@ -29,7 +29,8 @@ paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
   which the analytic adjoint uses directly.
 * ``fused`` — large circuits on CPU without autograd: one numba pass over the edges per batch tile,
   with no (edges × batch) intermediate (:mod:`kirchhoffnet.circuit._fused`); ``auto`` takes it from
-  ``_fused.MIN_EDGES`` edges on, where numba can be imported and the family's σ is cheap there.
+  ``_fused.MIN_EDGES`` edges on, where numba can be imported and the family's σ is cheap there. With
+  autograd the ``affine-vjp`` node runs the same kernel and its numba backward pass.
 * ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
   ``current``, then the (sparse) incidence product; autograd differentiates it (also inside
   torch.func). It is the reference the other paths are tested against.
@@ -43,7 +44,6 @@ edge set is one chunk so that the graph stays small.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.circuit._affine import AffineField, SparseTransposes, WholeAffine, trace_weights
+from kirchhoffnet.circuit._chunk import Chunk, make_chunk
 from kirchhoffnet.circuit._fused import MIN_EDGES, FusedKcl, preferred, refusal
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
@@ -104,23 +105,6 @@ def _check_bounds(edge_index: Tensor, num_nodes: int) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Chunk:
-    """Edges ``start:stop`` with their precomputed index structures."""
-
-    start: int
-    stop: int
-    src: Tensor  # (n,) long, rows of the ground-padded state
-    dst: Tensor
-    gather_cols: Tensor  # (3n,) columns [src, dst, bias] of each edge's row of G
-    lo: int  # output rows lo:hi are the only ones this chunk's currents reach
-    hi: int
-    scatter: Tensor  # (hi-lo, n) incidence / C, dense or CSR (whose column = local edge)
-    weight_src: Tensor  # (n,) [src ≠ 0] / C_src
-    weight_dst: Tensor  # (n,) [dst ≠ 0] / C_dst
-    gather_order: Tensor | None  # sparse kernels: CSR value order of the flattened (n, 3) coefficients
-
-
 class KclKernel:
     """The KCL right-hand side of one slice, built for one torch device and dtype."""
 
@@ -133,45 +117,12 @@ class KclKernel:
         self.device, self.dtype = device, dtype
         self._fused: FusedKcl | None = None  # sorted on first use
         self._inv_c = torch.cat([capacitance.new_zeros(1), 1.0 / capacitance]).to(device=device, dtype=dtype)
-        self.whole = self._make_chunk(0, self.num_edges, restrict_rows=False)
-        self._chunks: dict[int, list[_Chunk]] = {}
+        self.whole = make_chunk(self._src, self._dst, self._inv_c, 0, self.num_edges, False, self.dense)
+        self._chunks: dict[int, list[Chunk]] = {}
         self._buffers: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
         self._sparse_cache: tuple[Any, ...] | None = None
 
-    def _make_chunk(self, start: int, stop: int, restrict_rows: bool) -> _Chunk:
-        s, d = self._src[start:stop], self._dst[start:stop]
-        n = stop - start
-        inv_c = self._inv_c
-        local = torch.arange(n, device=s.device)
-        rows = torch.cat([d, s])
-        keep = rows != 0  # ground has no row
-        rows, cols = rows[keep] - 1, torch.cat([local, local])[keep]
-        vals = torch.cat([inv_c[d], -inv_c[s]])[keep]
-        lo, hi = (int(rows.min()), int(rows.max()) + 1) if restrict_rows and len(rows) else (0, self.num_state)
-        coo = torch.sparse_coo_tensor(
-            torch.stack([rows - lo, cols]), vals, (hi - lo, n), check_invariants=False
-        ).coalesce()
-        scatter = coo.to_dense() if self.dense else coo.to_sparse_csr()
-        bias = torch.full_like(s, self.num_state + 1)  # the all-ones row of the augmented state
-        gather_cols = torch.stack([s, d, bias], dim=1).reshape(-1)
-        # CSR wants each row's columns sorted: order the (src, dst, bias) entries of every edge's row.
-        row_major = local.repeat_interleave(3) * (self.num_state + 2) + gather_cols
-        gather_order = None if self.dense else torch.argsort(row_major)
-        return _Chunk(
-            start=start,
-            stop=stop,
-            src=s,
-            dst=d,
-            gather_cols=gather_cols,
-            lo=lo,
-            hi=hi,
-            scatter=scatter,
-            weight_src=inv_c[s],
-            weight_dst=inv_c[d],
-            gather_order=gather_order,
-        )
-
-    def operators(self, chunk: _Chunk, coeffs: Tensor, post: Tensor | None) -> tuple[Tensor, Tensor]:
+    def operators(self, chunk: Chunk, coeffs: Tensor, post: Tensor | None) -> tuple[Tensor, Tensor]:
         """The chunk's gather ``G`` (n, N + 2) with rows (a, b, c) at columns (src, dst, bias) and its
         incidence scaled by ``post``: dense matrices on small circuits, CSR on large ones."""
         part = slice(chunk.start, chunk.stop)
@@ -192,7 +143,7 @@ class KclKernel:
         return gather, scatter
 
     def _cached_operators(
-        self, device: AffineActivation, params: Tensor, chunks: list[_Chunk]
+        self, device: AffineActivation, params: Tensor, chunks: list[Chunk]
     ) -> tuple[Tensor, Tensor | None, list[tuple[Tensor, Tensor]]]:
         """Coefficients and operators of every chunk, kept while the parameters hold the same values.
 
@@ -235,9 +186,9 @@ class KclKernel:
         if check_kernel(kernel) == "gather":
             return "gather"
         if kernel == "fused" or (kernel == "auto" and self.num_edges >= MIN_EDGES and preferred(device)):
-            why = refusal(device, self.device, self.dtype, track)
-            if why is None:
-                return "fused"
+            why = refusal(device, self.device, self.dtype, track and functorch_active())
+            if why is None:  # with autograd, the closed-form node runs the numba field and backward
+                return "affine-vjp" if track else "fused"
             if kernel == "fused":
                 raise ConfigError(f"kernel 'fused' {why}")
         if not isinstance(device, AffineActivation):
@@ -260,14 +211,14 @@ class KclKernel:
         """Whether the adjoint of ``device`` on this kernel can use closed-form vector-Jacobian products."""
         return self.path(device, kernel, track=True) == "affine-vjp"
 
-    def chunks(self, batch: int, whole: bool) -> list[_Chunk]:
+    def chunks(self, batch: int, whole: bool) -> list[Chunk]:
         """The edge partition for a batch size; ``whole`` gives one chunk (for autograd)."""
         size = max(256, _CHUNK_ELEMENTS // max(batch, 1))
         if whole or size >= self.num_edges:
             return [self.whole]
         if size not in self._chunks:
             self._chunks[size] = [
-                self._make_chunk(a, min(a + size, self.num_edges), restrict_rows=True)
+                make_chunk(self._src, self._dst, self._inv_c, a, min(a + size, self.num_edges), True, self.dense)
                 for a in range(0, self.num_edges, size)
             ]
         return self._chunks[size]
@@ -289,8 +240,7 @@ class KclKernel:
         path = self.path(device, kernel, track)
         if path == "fused":
             assert isinstance(device, AffineActivation)
-            self._fused = self._fused or FusedKcl(self.whole, self._inv_c, self.affine_coefficients)
-            return self._fused.evaluate(device, params, state, divergence)
+            return self.fused().evaluate(device, params, state, divergence)
         batch = state.shape[1]
         chunks = self.chunks(batch, whole=track)
         if not track:
@@ -304,8 +254,8 @@ class KclKernel:
         if path == "affine-vjp":
             assert isinstance(device, AffineActivation)
             coeffs, post = self.affine_coefficients(device, params)
-            # analytic backward pass: one autograd node per evaluation
-            return AffineField.apply(state, coeffs, post, WholeAffine(self, device, coeffs, post), divergence)
+            system = WholeAffine(self, device, coeffs, post, self.fused_for(device, kernel))
+            return AffineField.apply(state, coeffs, post, system, divergence)  # one autograd node per evaluation
         out = state.new_zeros(self.num_state, batch)
         trace = state.new_zeros(batch)  # returned only when asked for
         padded = torch.cat([state.new_zeros(1, batch), state])  # row 0 is ground
@@ -346,7 +296,7 @@ class KclKernel:
         post: Tensor | None,
         state: Tensor,
         divergence: bool,
-        chunks: list[_Chunk],
+        chunks: list[Chunk],
         buffer: Tensor | None,
         operators: list[tuple[Tensor, Tensor]] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
@@ -382,16 +332,26 @@ class KclKernel:
         return out, trace, current, slope
 
     def whole_affine(
-        self, device: AffineActivation, a: Tensor | None, b: Tensor | None, c: Tensor | None, post: Tensor | None
+        self, device: AffineActivation, abc: tuple[Tensor | None, ...], post: Tensor | None, kernel: str
     ) -> WholeAffine:
-        """The fused evaluation over all edges with these coefficients (see :meth:`coefficient_matrix`),
-        its operators built once, and its closed-form vector-Jacobian product: what the ``affine-vjp``
-        path and the analytic adjoint evaluate."""
+        """The fused evaluation over all edges with coefficients ``abc = (a, b, c)`` (see
+        :meth:`coefficient_matrix`) and its closed-form vector-Jacobian product, on the numba kernel where
+        ``kernel`` lets it run: what the ``affine-vjp`` path and the analytic adjoint evaluate."""
+        a, b, c = abc
         coeffs, post = self.coefficient_matrix(a, b, c, post)
-        return WholeAffine(self, device, coeffs, post)
+        return WholeAffine(self, device, coeffs, post, self.fused_for(device, kernel))
+
+    def fused(self) -> FusedKcl:
+        """The numba kernel's sorted topology, built on first use."""
+        self._fused = self._fused or FusedKcl(self.whole, self._inv_c, self.affine_coefficients)
+        return self._fused
+
+    def fused_for(self, device: Device, kernel: str) -> FusedKcl | None:
+        """:meth:`fused` where an evaluation of ``device`` without autograd would take it (see :meth:`path`)."""
+        return self.fused() if self.path(device, kernel, track=False) == "fused" else None
 
     @staticmethod
-    def _accumulate(out: Tensor, chunk: _Chunk, scatter: Tensor, current: Tensor, track: bool) -> Tensor:
+    def _accumulate(out: Tensor, chunk: Chunk, scatter: Tensor, current: Tensor, track: bool) -> Tensor:
         """``out[lo:hi] += scatter @ current``, in place unless autograd records."""
         if track:  # one whole chunk: lo:hi covers every row
             return out + scatter @ current

@@ -21,6 +21,11 @@ IDENTITY, RELU, LEAKY, TANH, MOS = 0, 1, 2, 3, 4
 """Activation codes: σ(u) = u, relu(u), leaky_relu(u, α), tanh(u), MosRelu's rounded ramp."""
 
 
+_REDUCE = {"reassoc", "nsz"}
+"""What lets LLVM vectorise the per-edge sums over a tile: reassociation (the sums' order changes at
+rounding level), nothing that touches NaN or infinity."""
+
+
 def set_threads(requested: int) -> None:
     """Run the tiles on ``requested`` threads, as many as numba has."""
     numba.set_num_threads(max(1, min(requested, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
@@ -111,3 +116,95 @@ def kcl_tiles(state, src, dst, coeffs, inv_c, act, constants, tile, divergence, 
             out[n, lo : lo + width] = sums[n + 1] * inv_c[n]
         if divergence:
             trace[lo : lo + width] = tr
+
+
+@njit(inline="always", cache=True)
+def _edge_cotangents(gu, sig, vs, vd, gs, gd, a, b, c, post, act, zero, half, one, alpha, need_post):
+    """One edge over the tile, σ recomputed from the voltages: gu ← post · back · σ'(U) and, with
+    ``need_post``, sig ← back · σ(U), where back = g_dst − g_src. Loops without reductions, so each
+    vectorises; the sums over the tile follow in one loop shared by every family."""
+    if act == RELU:
+        for j in range(vs.shape[0]):
+            gu[j] = post * (gd[j] - gs[j]) if a * vs[j] + b * vd[j] + c > zero else zero
+        if need_post:
+            for j in range(vs.shape[0]):
+                sig[j] = (gd[j] - gs[j]) * max(a * vs[j] + b * vd[j] + c, zero)
+    elif act == LEAKY:
+        for j in range(vs.shape[0]):
+            gu[j] = post * (gd[j] - gs[j]) * (one if a * vs[j] + b * vd[j] + c > zero else alpha)
+        if need_post:
+            for j in range(vs.shape[0]):
+                u = a * vs[j] + b * vd[j] + c
+                sig[j] = (gd[j] - gs[j]) * (u if u > zero else alpha * u)
+    elif act == TANH:
+        for j in range(vs.shape[0]):
+            t = np.tanh(a * vs[j] + b * vd[j] + c)
+            gu[j] = post * (gd[j] - gs[j]) * (one - t * t)
+            sig[j] = (gd[j] - gs[j]) * t
+    elif act == MOS:
+        for j in range(vs.shape[0]):
+            gu[j] = post * (gd[j] - gs[j]) * min(max(a * vs[j] + b * vd[j] + c, zero), one)
+        if need_post:
+            for j in range(vs.shape[0]):
+                u = a * vs[j] + b * vd[j] + c
+                r = min(max(u, zero), one)
+                sig[j] = (gd[j] - gs[j]) * r * (u - half * r)
+    else:
+        for j in range(vs.shape[0]):
+            gu[j] = post * (gd[j] - gs[j])
+        if need_post:
+            for j in range(vs.shape[0]):
+                sig[j] = (gd[j] - gs[j]) * (a * vs[j] + b * vd[j] + c)
+
+
+@njit(cache=True, fastmath=_REDUCE)
+def _edge_sums(sums, gu, sig, bs, bd, vs, vd, a, b, zero, need_post):
+    """The terminals' cotangents gain (a, b) · gU; ``sums`` ← Σ gU·v_src, Σ gU·v_dst, Σ gU, Σ sig over the
+    tile. A function of its own: fastmath reaches its loops here (inlined into the parallel kernel,
+    the sums stayed scalar and the kernel ran 2–3× slower)."""
+    sa, sb, sc, sp = zero, zero, zero, zero
+    for j in range(gu.shape[0]):
+        bs[j] += a * gu[j]
+        bd[j] += b * gu[j]
+        sa += gu[j] * vs[j]
+        sb += gu[j] * vd[j]
+        sc += gu[j]
+    if need_post:
+        for j in range(sig.shape[0]):
+            sp += sig[j]
+    sums[0], sums[1], sums[2], sums[3] = sa, sb, sc, sp
+
+
+@njit(parallel=True, cache=True)
+def vjp_tiles(state, grad_out, src, dst, coeffs, inv_c, act, constants, tile, need_post, grad_state, partial):
+    """The closed-form vector-Jacobian product of :func:`kcl_tiles`'s field (no divergence): for the
+    cotangent ``grad_out`` (N, B), ``grad_state`` (N, B) ← ∂f/∂vᵀ·g and ``partial`` (tiles, E, 4) ← each
+    batch tile's sums of the cotangents of ``(a, b, c, post)`` per sorted edge (the caller adds the
+    tiles). Tiles own disjoint batch columns, so they write without conflicts; σ and σ' are recomputed
+    from the voltages rather than read from an (edges × batch) block.
+    """
+    num_state, batch = state.shape
+    num_edges = src.shape[0]
+    zero, half, one, alpha = constants[0], constants[1], constants[2], constants[3]
+    for t in prange((batch + tile - 1) // tile):
+        lo = t * tile
+        width = min(tile, batch - lo)
+        volts = np.zeros((num_state + 1, width), dtype=state.dtype)
+        scaled = np.zeros((num_state + 1, width), dtype=state.dtype)  # g / C: the incidence folded in
+        back = np.zeros((num_state + 1, width), dtype=state.dtype)
+        gu = np.zeros(width, dtype=state.dtype)
+        sig = np.zeros(width, dtype=state.dtype)
+        for n in range(num_state):
+            volts[n + 1, :] = state[n, lo : lo + width]
+            scaled[n + 1, :] = grad_out[n, lo : lo + width] * inv_c[n]
+        for e in range(num_edges):
+            s, d = src[e], dst[e]
+            a, b = coeffs[e, 0], coeffs[e, 1]
+            vs, vd, bs, bd = volts[s], volts[d], back[s], back[d]
+            _edge_cotangents(
+                gu, sig, vs, vd, scaled[s], scaled[d], a, b, coeffs[e, 2], coeffs[e, 3],
+                act, zero, half, one, alpha, need_post,
+            )  # fmt: skip
+            _edge_sums(partial[t, e], gu, sig, bs, bd, vs, vd, a, b, zero, need_post)
+        for n in range(num_state):
+            grad_state[n, lo : lo + width] = back[n + 1]

@@ -49,10 +49,12 @@ class _AdjointSystem:
         learned: list[str],
         field: Field,
         count: Callable[[Tensor], None],
+        request: str,
     ) -> None:
         self.divergence, self.learned, self.field, self.count = divergence, learned, field, count
         self.difference_form = "b" not in coefficients  # b = −a
-        self.fused = kernel.whole_affine(device, *(coefficients.get(n) for n in _NAMES))  # operators once per solve
+        abc = tuple(coefficients.get(n) for n in _NAMES[:3])
+        self.whole = kernel.whole_affine(device, abc, coefficients.get("post"), request)  # once per solve
         self.num_edges = kernel.num_edges
 
     def __call__(self, t: Tensor, aug: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -60,11 +62,11 @@ class _AdjointSystem:
         self.count(t)
         y, adj = aug[1], aug[2]
         state = y[:-1] if self.divergence else y
-        out, trace, current, slope = self.fused.field(state, self.divergence, reuse=True)  # U dies here
+        out, trace, current, slope = self.whole.field(state, self.divergence, reuse=True)  # U dies here
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
         grad_out = (adj[:-1] if self.divergence else adj).neg()
         grad_trace = adj[-1] if self.divergence else None
-        grad_state, grad_coeffs, grad_post = self.fused.vjp(
+        grad_state, grad_coeffs, grad_post = self.whole.vjp(
             state, current, slope, grad_out, grad_trace, need_post="post" in self.learned
         )
         assert grad_state is not None  # need_state defaults to True
@@ -128,6 +130,7 @@ def analytic_adjoint(
     kwargs: dict[str, Any],
     adjoint_options: dict[str, Any],
     count: Callable[[Tensor], None],
+    request: str = "auto",
 ) -> Tensor:
     """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel has a closed-form adjoint for
     its device family (:meth:`~kirchhoffnet.circuit._kcl.KclKernel.closed_form_adjoint`).
@@ -140,17 +143,18 @@ def analytic_adjoint(
         adjoint_options: the solver's adjoint options (``norm="seminorm"`` leaves the parameter
             adjoints out of the step control).
         count: called with ``t`` on every evaluation of the adjoint dynamics.
+        request: the solver's ``kernel`` (whether the numba kernel may evaluate the products).
     """
     device = piece.device_family
     kernel = piece.kernel(y0.dtype, y0.device)
-    if not (kernel.closed_form_adjoint(device) and isinstance(device, AffineActivation)):
+    if not (kernel.closed_form_adjoint(device, request) and isinstance(device, AffineActivation)):
         raise ValueError(f"{device.name} on this slice has no closed-form vector-Jacobian product")
     params = piece.params.to(y0.dtype)
     values = device.coefficients(params)
     coefficients = {n: v for n, v in zip(_NAMES, values, strict=True) if v is not None}
     learned = [n for n in coefficients if torch.is_grad_enabled() and params.requires_grad]
     detached = {n: v.detach() for n, v in coefficients.items()}
-    system = _AdjointSystem(kernel, device, divergence, detached, learned, field, count)
+    system = _AdjointSystem(kernel, device, divergence, detached, learned, field, count, request)
     state_norm: Callable[[Tensor], Tensor] = kwargs["options"].get("norm", _rms)
     with_params = adjoint_options.get("norm") != "seminorm"
 

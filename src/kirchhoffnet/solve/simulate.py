@@ -143,7 +143,9 @@ def _solve_slice(
         if solver.adaptive:  # the backward solve ends on the slice start
             adjoint_options["step_t"] = t[[0, -1]]
         if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
-            return analytic_adjoint(piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint)
+            return analytic_adjoint(
+                piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint, solver.kernel
+            )
         if solver.adaptive and span[1] < span[0]:  # odeint_adjoint solves backwards in its negated time
             adjoint_options["step_t"] = -adjoint_options["step_t"]
         return odeint_adjoint(
