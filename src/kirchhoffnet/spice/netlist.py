@@ -82,10 +82,14 @@ class SpiceOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def steps(self, duration: float) -> tuple[float, float]:
+        """The print step and the largest time step of a slice of ``duration`` seconds."""
+        step = duration / (int(self.points) - 1)
+        return step, min(step, duration * self.max_step_fraction)
+
     def control_lines(self, duration: float) -> list[str]:
         """The ``.options`` and ``.tran`` cards for a slice of ``duration`` seconds."""
-        step = duration / (int(self.points) - 1)
-        max_step = min(step, duration * self.max_step_fraction)
+        step, max_step = self.steps(duration)
         return [
             f".options reltol={self.reltol!r} abstol={self.abstol!r} vntol={self.vntol!r} "
             f"chgtol={self.chgtol!r} trtol={self.trtol!r} method={self.method}",
@@ -196,13 +200,7 @@ def slice_netlist(
     Shapes:
         init: (K, N) with N = ``piece.num_state``.
     """
-    start = np.asarray(init.detach().cpu() if isinstance(init, torch.Tensor) else init, dtype=np.float64)
-    if start.ndim != 2 or start.shape[1] != piece.num_state:
-        raise ConfigError(
-            f"initial voltages must have shape (samples, {piece.num_state}) for this slice, got {start.shape}"
-        )
-    if not np.isfinite(start).all():
-        raise ConfigError("initial voltages hold NaN or infinite values")
+    start = initial_voltages(piece, init)
     realisation = realisation or Behavioural()
     element = realisation.elements(piece)
     caps = (piece.capacitance.detach().to(torch.float64) * realisation.current_scale_a).tolist()
@@ -217,6 +215,18 @@ def slice_netlist(
         lines.extend(element(e, suffix) for e in range(piece.num_edges))
     lines += [*options.control_lines(duration), ".end", ""]
     return "\n".join(lines)
+
+
+def initial_voltages(piece: Slice, init: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``init`` as a float64 (samples, state nodes) array, refused unless it fits ``piece`` and is finite."""
+    start = np.asarray(init.detach().cpu() if isinstance(init, torch.Tensor) else init, dtype=np.float64)
+    if start.ndim != 2 or start.shape[1] != piece.num_state:
+        raise ConfigError(
+            f"initial voltages must have shape (samples, {piece.num_state}) for this slice, got {start.shape}"
+        )
+    if not np.isfinite(start).all():
+        raise ConfigError("initial voltages hold NaN or infinite values")
+    return start
 
 
 def node_columns(piece: Slice, samples: int, sample: int) -> list[str]:
