@@ -156,7 +156,10 @@ def _include(line: Line, words: list[str], deck: _Deck) -> None:
         name = check_file_name(words[1])
     except ConfigError as exc:
         raise line.error(str(exc)) from None
-    _read(line.path.with_name(name), deck, top=False)
+    target = line.path.with_name(name)
+    if not target.is_file():
+        raise line.error(f"included file {name} not found beside the deck")
+    _read(target, deck, top=False)
 
 
 def _parameters(line: Line, words: list[str], deck: _Deck) -> None:
