@@ -64,9 +64,11 @@ def test_a_family_without_an_affine_form_is_refused():
         def current(self, v_src, v_dst, p, scratch=False):
             return p[0] * v_src
 
-    with pytest.raises(DeviceError, match="no behavioural-source form"):
-        family_subckt(Odd(), Dialect())
-    kn.devices.Device.registry.pop("Odd")
+    try:
+        with pytest.raises(DeviceError, match="no behavioural-source form"):
+            family_subckt(Odd(), Dialect())
+    finally:
+        kn.devices.Device.registry.pop("Odd")
 
 
 @pytest.mark.needs_ngspice
@@ -96,3 +98,26 @@ def test_ngspice_runs_the_parameterised_deck_to_kirchhoffnets_voltages(family, t
             np.testing.assert_allclose(final, waves[k][1][-1, sample].numpy(), rtol=0, atol=AGREEMENT_V)
             # and the voltages moved: the agreement is not that of a flat signal
             assert np.abs(final - waves[k][1][0, sample].numpy()).max() > 10 * AGREEMENT_V
+
+
+def test_a_family_without_symbolic_coefficients_says_what_to_add():
+    class Plain(AffineActivation):
+        param_names = ("k",)
+
+        def activation(self, u, inplace):
+            return u
+
+        def slope(self, out):
+            return torch.ones_like(out)
+
+        def coefficients(self, p):
+            return p[0], None, None, None
+
+        def spice_activation(self, u):
+            return f"({u})"
+
+    try:
+        with pytest.raises(DeviceError, match="defines no spice_coefficients"):
+            family_subckt(Plain(), Dialect())
+    finally:
+        kn.devices.Device.registry.pop("Plain")

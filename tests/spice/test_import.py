@@ -120,6 +120,13 @@ HOSTILE = [
     (".options", ".control", 0, "'.control' is not a statement"),
     (".ic v(n1)=0.0", ".ic n1 0", 2, "initial condition is v(<node>)=<volts>"),
     (".ic v(n1)=0.0", ".subckt x", 2, "in an include file"),
+    (".subckt kn_slice", ".subckt ShiftTanh2 a b\n.ends\n.subckt kn_slice", 0, "a name not used before"),
+    (".subckt kn_slice n1 n2", ".subckt kn_slice n2 n1", 0, "ports must be n1 n2 ... nN"),
+    (".subckt kn_slice n1 n2", ".subckt kn_other n1 n2", 0, "exactly one device-family"),
+    (".tran 0.01 1.0 0 0.002 uic", ".tran 0.01", 0, "needs a step and a stop time"),
+    (".include net.ic.inc", ".include net.ic.inc\n" * 8, 0, "at most 8 times"),
+    ("C1 n1 0 {c1}", "C1 n2 0 {c1}", 0, "once per node"),
+    ("X0 0 n1 ", "X0 n1 n1 ", 0, "self loop"),
 ]
 
 
@@ -131,6 +138,17 @@ def test_hostile_decks_are_refused_naming_file_and_line(tmp_path, old, new, file
     text = str(caught.value)
     assert message in text and "\n" not in text
     assert text.startswith(str(tmp_path / "net."))  # the file (and, where there is one, the line) leads
+
+
+def test_continuation_lines_and_a_deck_without_edges(tmp_path):
+    circuit, (main, _, _) = _deck(tmp_path)
+    text = main.read_text()
+    main.write_text(text.replace(" gain_dst={e0_gain_dst}", "\n+ gain_dst={e0_gain_dst}", 1))
+    _same(import_deck(main), circuit)
+    lines = [line for line in text.splitlines() if not line.startswith("X") or line.startswith("Xs")]
+    main.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="no ShiftTanh2 instance"):
+        import_deck(main)
 
 
 def test_size_is_bounded_and_binary_is_refused(tmp_path):
