@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +25,17 @@ import numpy as np
 import torch
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.devices import AffineActivation, Device
-from kirchhoffnet.errors import ConfigError, DeviceError
+from kirchhoffnet.devices import Device
+from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.spice.dialect import Dialect
-from kirchhoffnet.spice.netlist import SpiceOptions, edge_parameters, initial_voltages, node_name
+from kirchhoffnet.spice.netlist import (
+    SpiceOptions,
+    affine_family,
+    affine_law,
+    edge_parameters,
+    initial_voltages,
+    node_name,
+)
 
 SLICE_SUBCKT = "kn_slice"
 DEVICE_DIRECTIVE = "kirchhoffnet device "
@@ -44,30 +50,6 @@ def edge_parameter(edge: int, name: str) -> str:
 
 def capacitance_parameter(node: int) -> str:
     return f"c{node}"
-
-
-def affine_family(device: Device) -> AffineActivation:
-    """``device`` if a parameterised deck can hold it, else a :class:`DeviceError` saying why not."""
-    if not isinstance(device, AffineActivation):
-        raise DeviceError(
-            f"device family {device.name} is not an activation of an affine voltage combination, "
-            "so it has no behavioural-source form; use a family from kirchhoffnet.devices"
-        )
-    return device
-
-
-def affine_law(device: AffineActivation, coefficients: Sequence[str | None], v_src: str, v_dst: str) -> str:
-    """``post·σ(a·v_src + b·v_dst + c)`` from the expressions ``(a, b, c, post)`` (``None`` as in
-    :meth:`~kirchhoffnet.devices.AffineActivation.coefficients`)."""
-    a, b, c, post = coefficients
-    if b is None:
-        u = f"({v_src}-{v_dst})" if a is None else f"{a}*({v_src}-{v_dst})"
-    else:
-        u = f"{v_src if a is None else f'{a}*{v_src}'}+{b}*{v_dst}"
-    if c is not None:
-        u = f"{u}+{c}"
-    law = device.spice_activation(u)
-    return law if post is None else f"{post}*{law}"
 
 
 def family_subckt(device: Device, dialect: Dialect) -> list[str]:
