@@ -71,6 +71,8 @@ OPTIONS: dict[str, list[list[str]]] = {
         ["--max-step", "1e300"],
         ["--samples", BIG],
         ["--seed", "-1"],
+        ["--dialect", "bogus"],
+        ["--dialect", "spectre", "--transistors"],
     ],
     "spice verify": [
         ["--max-error", "nan"],

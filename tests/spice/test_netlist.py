@@ -24,9 +24,9 @@ def _elements(deck: str, kind: str) -> list[list[str]]:
 
 
 def _spice_eval(expression: str, volts: dict[str, float]) -> float:
-    """Evaluate a behavioural-source expression: its syntax is Python's here, with ^ for powers."""
+    """Evaluate a behavioural-source expression: its syntax is Python's here (no ^ or **: squares are products)."""
     functions = {"tanh": math.tanh, "max": max, "min": min, "v": lambda value: value}
-    return eval(expression.replace("^", "**"), {"__builtins__": {}}, {**functions, **volts})
+    return eval(expression, {"__builtins__": {}}, {**functions, **volts})
 
 
 @pytest.mark.parametrize("family", AFFINE)

@@ -83,8 +83,12 @@ def _wrote(*targets: Path | None) -> None:
 def export(
     path: ModelPath,
     out: Annotated[
-        Path, typer.Option(help="Netlist file; with several slices, <stem>.slice<k>.cir files are written instead.")
-    ] = Path("net.cir"),
+        Path | None,
+        typer.Option(
+            help="Netlist file (default net.cir, net.scs for Spectre); with several slices, "
+            "<stem>.slice<k><suffix> files are written instead."
+        ),
+    ] = None,
     samples: Samples = 1,
     seed: Seed = 0,
     reltol: Reltol = 1e-8,
@@ -92,23 +96,70 @@ def export(
     transistors: Transistors = False,
     model_card: ModelCard = None,
     model_name: ModelName = "kn_nmos",
+    dialect: Annotated[
+        str, typer.Option(help="Simulator whose syntax is written: ngspice, xyce, ltspice or spectre.")
+    ] = "ngspice",
+    parameterised: Annotated[
+        bool,
+        typer.Option(
+            help="One subcircuit per device family with the learned values in <stem>.params and the initial "
+            "voltages in <stem>.ic include files (always so for dialects other than ngspice)."
+        ),
+    ] = False,
 ) -> None:
     """Write the model's SPICE netlist: node capacitors with initial voltages, a current source per edge."""
+    from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.io.paths import check_out_file
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import random_inputs
-    from kirchhoffnet.spice.export import export_netlists
+    from kirchhoffnet.spice.dialect import dialect as spelling
+    from kirchhoffnet.spice.export import export_decks, export_netlists
 
     try:
-        check_out_file(out)
+        chosen = spelling(dialect)
+        target = out or Path(f"net{chosen.suffix}")
+        check_out_file(target)
+        decks = parameterised or chosen.name != "ngspice"
+        if decks and transistors:
+            raise ConfigError("--transistors writes single-file ngspice netlists; drop --parameterised and --dialect")
         model = load_model(path)
         realisation = _realisation(transistors, model_card, model_name)
         inputs = random_inputs(model, samples, seed)
-        written = export_netlists(model, inputs, out, _options(reltol, max_step), realisation)
+        options = _options(reltol, max_step)
+        if decks:
+            written = export_decks(model, inputs, target, chosen, options)
+        else:
+            written = export_netlists(model, inputs, target, options, realisation)
     except KirchhoffError as exc:
         fail(exc)
     _wrote(*written)
-    status(f"run with: ngspice -b -r out.raw {written[0]}")
+    if chosen.name == "ngspice":
+        status(f"run with: ngspice -b -r out.raw {written[0]}")
+
+
+@app.command("import")
+def import_(
+    decks: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Parameterised ngspice deck(s) written by `spice export --parameterised`, slices in order."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="The circuit's .safetensors file.")] = Path("imported.safetensors"),
+) -> None:
+    """Read parameterised ngspice decks (possibly edited by hand) back into a circuit file that `kn.load` opens."""
+    from kirchhoffnet.checkpoint import save
+    from kirchhoffnet.io.paths import check_out_file
+    from kirchhoffnet.spice.importer import import_deck
+
+    try:
+        check_out_file(out)
+        circuit = import_deck(decks)
+        save(circuit, out)
+    except KirchhoffError as exc:
+        fail(exc)
+    typer.echo(json.dumps({"slices": circuit.num_slices, "nodes": list(circuit.widths), "params": circuit.num_params}))
+    _wrote(out)
 
 
 @app.command("verify")

@@ -23,6 +23,9 @@ Params = Tensor | Sequence[Tensor]
 """Device parameters: ``num_params`` rows (a (P, ...) tensor or a sequence), each broadcastable
 against the voltages."""
 
+Coefficients = tuple[str | None, str | None, str | None, str | None]
+"""``(a, b, c, post)`` of an :class:`AffineActivation` as SPICE expressions of parameter names."""
+
 
 class Device(ABC):
     """An I-V family ``i = g(v_src, v_dst; p)``; current flows src → dst.
@@ -170,6 +173,18 @@ class AffineActivation(Device):
             "expression; add one (e.g. 'tanh(u)') to the class"
         )
 
+    def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
+        """:meth:`coefficients` as SPICE expressions of the parameter names ``p`` (``None`` as there).
+
+        A parameterised deck (:mod:`kirchhoffnet.spice.deck`) writes one subcircuit per family from
+        these, so the learned values stay numbers in a parameter file instead of being folded into
+        each edge's law.
+        """
+        raise DeviceError(
+            f"device family {self.name} cannot be written as a parameterised SPICE subcircuit: it defines no "
+            "spice_coefficients(p); add one mirroring coefficients()"
+        )
+
     def _activated(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool) -> tuple[Tensor, bool]:
         """σ(a·v_src + b·v_dst + c), and whether it was computed in place in ``v_src``."""
         a, b, c, post = self.coefficients(p)
@@ -227,6 +242,9 @@ class TerminalGains:
     def coefficients(self, p: Params) -> tuple[Tensor, Tensor, Tensor, None]:
         return p[0], p[1], p[2], None
 
+    def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
+        return p[0], p[1], p[2], None
+
 
 class GatedDrop:
     """Parameters ``(threshold, gain)`` of ``p1·σ(v_src − v_dst − p0)``: a drop past a threshold, scaled.
@@ -238,3 +256,6 @@ class GatedDrop:
 
     def coefficients(self, p: Params) -> tuple[None, None, Tensor, Tensor]:
         return None, None, -p[0], p[1]
+
+    def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
+        return None, None, f"(-{p[0]})", p[1]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Params
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params
 
 
 class Conductance(AffineActivation):
@@ -24,6 +26,9 @@ class Conductance(AffineActivation):
         return torch.zeros_like(out)
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, None, None]:
+        return p[0], None, None, None
+
+    def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
         return p[0], None, None, None
 
     def spice_activation(self, u: str) -> str:

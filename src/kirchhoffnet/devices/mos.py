@@ -24,12 +24,13 @@ insulated-gate field-effect transistor switching circuits", IEEE J. Solid-State 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Params
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params
 from kirchhoffnet.errors import DeviceError
 
 _TINY_GAIN = 1e-12  # |θ1| floor: a zero gain is a constant current relu(θ2), reached in the limit
@@ -59,8 +60,15 @@ class MosRelu(AffineActivation):
         return {"drain_voltage_v": self.drain_voltage_v}
 
     def spice_activation(self, u: str) -> str:
-        # The same polynomial as activation(): (relu(w)² − relu(w − 1)²) / 2.
-        return f"((max({u},0))^2-(max({u}-1,0))^2)/2"
+        # The same polynomial as activation(): (relu(w)² − relu(w − 1)²) / 2, squared as products:
+        # ``^`` is a power in ngspice but XOR in LTspice, and ``**`` is unknown to some simulators.
+        low, high = f"max({u},0)", f"max({u}-1,0)"
+        return f"({low}*{low}-{high}*{high})/2"
+
+    def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
+        # sgn(p0) as p0/max(|p0|, tiny): exactly ±1 past the floor, and every simulator knows max and abs.
+        post = f"(max(abs({p[0]}),{_TINY_GAIN!r})*{self.drain_voltage_v!r})"
+        return f"({p[0]}/{post})", None, f"({p[1]}/{post}+0.5)", post
 
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         ramp = u.clamp(0.0, 1.0)

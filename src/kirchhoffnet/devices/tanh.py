@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Params, TerminalGains
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, TerminalGains
 
 
 class _Tanh(AffineActivation):
@@ -39,4 +41,7 @@ class ShiftTanh1(_Tanh):
     param_names = ("shift", "gain")
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, None]:
+        return p[1], None, p[0], None
+
+    def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
         return p[1], None, p[0], None

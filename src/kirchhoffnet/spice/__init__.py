@@ -1,7 +1,9 @@
 """SPICE export of circuits and their verification against ngspice.
 
 ``verify(model, x)`` simulates the same inputs in ngspice and in kirchhoffnet and reports how far
-the node voltages differ; ``export_netlists`` writes a model's netlists; ``spice_trajectory`` runs
+the node voltages differ; ``export_netlists`` writes a model's netlists, ``export_decks`` its
+parameterised decks in any :class:`Dialect` (ngspice, Xyce, LTspice, Spectre) and ``import_deck``
+reads an ngspice one back into a circuit; ``spice_trajectory`` runs
 a whole circuit slice by slice in ngspice; ``run_ngspice`` and ``read_raw`` are the small tool
 layer underneath. ``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
 measures how far they are from the ideal ReLU. Only the ``ngspice`` executable is needed.
@@ -9,7 +11,9 @@ measures how far they are from the ideal ReLU. Only the ``ngspice`` executable i
 
 from kirchhoffnet.spice._raw import RawPlot, read_raw
 from kirchhoffnet.spice._runner import INSTALL_HINT, RunResult, find_ngspice, has_ngspice, run_ngspice
-from kirchhoffnet.spice.export import export_netlists
+from kirchhoffnet.spice.dialect import DIALECTS, Dialect
+from kirchhoffnet.spice.export import export_decks, export_netlists
+from kirchhoffnet.spice.importer import import_deck
 from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, iv_departure, level1_card, model_iv_departure
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
 from kirchhoffnet.spice.report import VerifyReport
@@ -17,9 +21,11 @@ from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER, random_inputs, verify
 
 __all__ = [
+    "DIALECTS",
     "INSTALL_HINT",
     "REFERENCE_SOLVER",
     "Behavioural",
+    "Dialect",
     "MosTechnology",
     "RawPlot",
     "RunResult",
@@ -27,9 +33,11 @@ __all__ = [
     "SpiceTrajectory",
     "TransistorRelu",
     "VerifyReport",
+    "export_decks",
     "export_netlists",
     "find_ngspice",
     "has_ngspice",
+    "import_deck",
     "iv_departure",
     "level1_card",
     "model_iv_departure",

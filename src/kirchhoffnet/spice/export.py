@@ -10,18 +10,42 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet.circuit import Circuit
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.solve import trajectory
+from kirchhoffnet.spice.deck import parameterised_deck
+from kirchhoffnet.spice.dialect import Dialect, dialect
 from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit, slice_durations, slice_netlist
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER
 
 
-def netlist_paths(path: str | os.PathLike[str], slices: int) -> list[Path]:
+def netlist_paths(path: str | os.PathLike[str], slices: int, suffix: str = ".cir") -> list[Path]:
     """``path`` itself for one slice; ``<stem>.slice<k><suffix>`` for each of several."""
     target = Path(path)
     if slices == 1:
         return [target]
-    return [target.with_name(f"{target.stem}.slice{k}{target.suffix or '.cir'}") for k in range(slices)]
+    return [target.with_name(f"{target.stem}.slice{k}{target.suffix or suffix}") for k in range(slices)]
+
+
+def _handover(model: Any, x: Tensor) -> tuple[Circuit, list[Tensor], list[str]]:
+    """The float64 circuit, each slice's (K, N) initial voltages and each deck's title.
+
+    Slice 0 starts from the inputs; a later slice from the state kirchhoffnet hands over (its float64
+    solve at :data:`~kirchhoffnet.spice.verify.REFERENCE_SOLVER`), since a stand-alone deck cannot
+    read another run's result; :func:`kirchhoffnet.spice.verify` hands over ngspice's own state instead.
+    """
+    circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
+    inputs = x.detach().to(torch.float64).cpu()
+    with torch.no_grad():
+        waves, _ = trajectory(circuit, inputs, solver=REFERENCE_SOLVER, points_per_slice=2)
+    titles = []
+    for k in range(circuit.num_slices):
+        source = "the inputs" if k == 0 else f"kirchhoffnet's state at the end of slice {k - 1}"
+        titles.append(
+            f"kirchhoffnet slice {k} of {circuit.num_slices} (t = {circuit.times[k]:g}..{circuit.times[k + 1]:g} s), "
+            f"{len(inputs)} sample(s); initial voltages from {source}"
+        )
+    return circuit, [waves[k][1][0] for k in range(circuit.num_slices)], titles
 
 
 def export_netlists(
@@ -31,13 +55,9 @@ def export_netlists(
     options: SpiceOptions | None = None,
     realisation: Realisation | None = None,
 ) -> list[Path]:
-    """Write the netlist of every slice of ``model`` for inputs ``x`` (replicated per sample).
+    """Write the single-file ngspice netlist of every slice of ``model`` for inputs ``x`` (replicated per sample).
 
-    Slice 0 starts from the inputs. A later slice starts from the state kirchhoffnet hands over
-    (its float64 solve at :data:`~kirchhoffnet.spice.verify.REFERENCE_SOLVER`), since a
-    stand-alone netlist cannot read another run's result; :func:`kirchhoffnet.spice.verify`
-    hands over ngspice's own state instead. Each file says in its title where its initial
-    voltages come from.
+    Each file says in its title where its initial voltages come from (see :func:`_handover`).
 
     Args:
         model: a Circuit, Flow or Network.
@@ -49,19 +69,58 @@ def export_netlists(
     Returns:
         The files written, in slice order.
     """
-    circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
+    circuit, starts, titles = _handover(model, x)
     options = options or SpiceOptions()
-    inputs = x.detach().to(torch.float64).cpu()
-    with torch.no_grad():
-        waves, _ = trajectory(circuit, inputs, solver=REFERENCE_SOLVER, points_per_slice=2)
     paths = netlist_paths(path, circuit.num_slices)
     durations = slice_durations(circuit)
     for k, target in enumerate(paths):
-        source = "the inputs" if k == 0 else f"kirchhoffnet's state at the end of slice {k - 1}"
-        title = (
-            f"kirchhoffnet slice {k} of {circuit.num_slices} (t = {circuit.times[k]:g}..{circuit.times[k + 1]:g} s), "
-            f"{len(inputs)} sample(s); initial voltages from {source}"
-        )
-        deck = slice_netlist(circuit.slice(k), waves[k][1][0], durations[k], options, title, realisation)
+        deck = slice_netlist(circuit.slice(k), starts[k], durations[k], options, titles[k], realisation)
         write_text_atomic(target, deck)
     return paths
+
+
+def export_decks(
+    model: Any,
+    x: Tensor,
+    path: str | os.PathLike[str],
+    simulator: str | Dialect = "ngspice",
+    options: SpiceOptions | None = None,
+) -> list[Path]:
+    """Write the parameterised deck of every slice in ``simulator``'s dialect (see :mod:`kirchhoffnet.spice.deck`).
+
+    Each slice's main deck ``<stem><suffix>`` comes with ``<stem>.params<inc>`` (the learned values)
+    and ``<stem>.ic<inc>`` (the samples' initial voltages) beside it.
+
+    Args:
+        model: a Circuit, Flow or Network.
+        x: (K, d) inputs.
+        path: the main deck (one slice) or the pattern of the per-slice decks (see :func:`netlist_paths`).
+        simulator: ``ngspice``, ``xyce``, ``ltspice`` or ``spectre``.
+        options: transient settings written into each deck.
+
+    Returns:
+        The files written: main deck, parameters, initial conditions, slice after slice.
+    """
+    spelling = dialect(simulator)
+    circuit, starts, titles = _handover(model, x)
+    options = options or SpiceOptions()
+    durations = slice_durations(circuit)
+    layout = {key: circuit.spec()[key] for key in ("fill", "residual", "input_nodes")}
+    written: list[Path] = []
+    for k, target in enumerate(netlist_paths(path, circuit.num_slices, spelling.suffix)):
+        params, ics = (target.with_name(f"{target.stem}.{part}{spelling.include_suffix}") for part in ("params", "ic"))
+        record = {"slice": k, "slices": circuit.num_slices, "times_s": list(circuit.times[k : k + 2]), **layout}
+        deck = parameterised_deck(
+            circuit.slice(k),
+            starts[k],
+            durations[k],
+            options,
+            spelling,
+            title=titles[k],
+            files=(params.name, ics.name),
+            circuit=record,
+        )
+        for file, text in ((target, deck.main), (params, deck.parameters), (ics, deck.initial_conditions)):
+            write_text_atomic(file, text)
+            written.append(file)
+    return written

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from kirchhoffnet.circuit import Circuit, Slice
-from kirchhoffnet.devices import AffineActivation
+from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.errors import ConfigError, DeviceError, unknown_choice
 from kirchhoffnet.solve.solver import MAX_FIXED_STEPS
 
@@ -82,10 +82,14 @@ class SpiceOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def steps(self, duration: float) -> tuple[float, float]:
+        """The print step and the largest time step of a slice of ``duration`` seconds."""
+        step = duration / (int(self.points) - 1)
+        return step, min(step, duration * self.max_step_fraction)
+
     def control_lines(self, duration: float) -> list[str]:
         """The ``.options`` and ``.tran`` cards for a slice of ``duration`` seconds."""
-        step = duration / (int(self.points) - 1)
-        max_step = min(step, duration * self.max_step_fraction)
+        step, max_step = self.steps(duration)
         return [
             f".options reltol={self.reltol!r} abstol={self.abstol!r} vntol={self.vntol!r} "
             f"chgtol={self.chgtol!r} trtol={self.trtol!r} method={self.method}",
@@ -139,30 +143,42 @@ class Behavioural:
         return []
 
     def elements(self, piece: Slice) -> Callable[[int, str], str]:
-        device = piece.device_family
-        if not isinstance(device, AffineActivation):
-            raise DeviceError(
-                f"device family {device.name} is not an activation of an affine voltage combination, "
-                "so it has no behavioural-source form; use a family from kirchhoffnet.devices"
-            )
+        device = affine_family(piece.device_family)
         device.spice_activation("u")  # raises a clear error for a family without a SPICE form
-        a, b, c, post = (None if t is None else t.tolist() for t in device.coefficients(edge_parameters(piece)))
+        coefficients = [None if t is None else t.tolist() for t in device.coefficients(edge_parameters(piece))]
         src, dst = piece.edge_index.tolist()
 
         def element(e: int, suffix: str) -> str:
-            gain = 1.0 if a is None else a[e]
-            terms = [(gain, src[e]), (-gain if b is None else b[e], dst[e])]
-            parts = [f"{abs(k)!r}*v({node_name(n, suffix)})" for k, n in terms if n != 0]
-            signs = ["-" if k < 0 else "+" for k, n in terms if n != 0]
-            if c is not None:
-                parts.append(repr(abs(c[e])))
-                signs.append("-" if c[e] < 0 else "+")
-            u = " ".join(f"{s} {p}" for s, p in zip(signs, parts, strict=True)).removeprefix("+ ") or "0"
-            current = device.spice_activation(u)
-            law = current if post is None else f"{_number(post[e])}*{current}"
+            numbers = [None if k is None else _number(k[e]) for k in coefficients]
+            v_src, v_dst = (f"v({node_name(n, suffix)})" for n in (src[e], dst[e]))
+            law = affine_law(device, numbers, v_src, v_dst)
             return f"B{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} I={law}"
 
         return element
+
+
+def affine_family(device: Device) -> AffineActivation:
+    """``device`` if a parameterised deck can hold it, else a :class:`DeviceError` saying why not."""
+    if not isinstance(device, AffineActivation):
+        raise DeviceError(
+            f"device family {device.name} is not an activation of an affine voltage combination, "
+            "so it has no behavioural-source form; use a family from kirchhoffnet.devices"
+        )
+    return device
+
+
+def affine_law(device: AffineActivation, coefficients: Sequence[str | None], v_src: str, v_dst: str) -> str:
+    """``post·σ(a·v_src + b·v_dst + c)`` from the expressions ``(a, b, c, post)`` (``None`` as in
+    :meth:`~kirchhoffnet.devices.AffineActivation.coefficients`)."""
+    a, b, c, post = coefficients
+    if b is None:
+        u = f"({v_src}-{v_dst})" if a is None else f"{a}*({v_src}-{v_dst})"
+    else:
+        u = f"{v_src if a is None else f'{a}*{v_src}'}+{b}*{v_dst}"
+    if c is not None:
+        u = f"{u}+{c}"
+    law = device.spice_activation(u)
+    return law if post is None else f"{post}*{law}"
 
 
 def edge_parameters(piece: Slice) -> torch.Tensor:
@@ -196,13 +212,7 @@ def slice_netlist(
     Shapes:
         init: (K, N) with N = ``piece.num_state``.
     """
-    start = np.asarray(init.detach().cpu() if isinstance(init, torch.Tensor) else init, dtype=np.float64)
-    if start.ndim != 2 or start.shape[1] != piece.num_state:
-        raise ConfigError(
-            f"initial voltages must have shape (samples, {piece.num_state}) for this slice, got {start.shape}"
-        )
-    if not np.isfinite(start).all():
-        raise ConfigError("initial voltages hold NaN or infinite values")
+    start = initial_voltages(piece, init)
     realisation = realisation or Behavioural()
     element = realisation.elements(piece)
     caps = (piece.capacitance.detach().to(torch.float64) * realisation.current_scale_a).tolist()
@@ -217,6 +227,18 @@ def slice_netlist(
         lines.extend(element(e, suffix) for e in range(piece.num_edges))
     lines += [*options.control_lines(duration), ".end", ""]
     return "\n".join(lines)
+
+
+def initial_voltages(piece: Slice, init: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``init`` as a float64 (samples, state nodes) array, refused unless it fits ``piece`` and is finite."""
+    start = np.asarray(init.detach().cpu() if isinstance(init, torch.Tensor) else init, dtype=np.float64)
+    if start.ndim != 2 or start.shape[1] != piece.num_state:
+        raise ConfigError(
+            f"initial voltages must have shape (samples, {piece.num_state}) for this slice, got {start.shape}"
+        )
+    if not np.isfinite(start).all():
+        raise ConfigError("initial voltages hold NaN or infinite values")
+    return start
 
 
 def node_columns(piece: Slice, samples: int, sample: int) -> list[str]:
