@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kirchhoffnet.errors import DataError, ToolError
+from kirchhoffnet.io import atomic_write
 from kirchhoffnet.io.paths import storage_error
 from kirchhoffnet.spice._raw import RawPlot, read_raw
 
@@ -75,7 +76,12 @@ def has_ngspice() -> bool:
 
 
 def run_ngspice(
-    netlist: str, *, timeout_s: float = 600.0, executable: str | None = None, threads: int = 1
+    netlist: str,
+    *,
+    timeout_s: float = 600.0,
+    executable: str | None = None,
+    threads: int = 1,
+    keep_raw: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Simulate ``netlist`` with ngspice in batch mode and return its raw-file plots.
 
@@ -125,6 +131,9 @@ def run_ngspice(
             plots = read_raw(work / "out.raw")
         except DataError as exc:
             raise ToolError(f"ngspice finished but its results are unusable: {exc}") from None
+        if keep_raw is not None:
+            raw = (work / "out.raw").read_bytes()
+            atomic_write(keep_raw, lambda tmp: tmp.write_bytes(raw))
     return RunResult(plots, seconds, log)
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,7 @@ def spice_trajectory(
     samples_per_netlist: int | None = None,
     jobs: int | None = None,
     realisation: Realisation | None = None,
+    keep_raw: str | os.PathLike[str] | None = None,
 ) -> SpiceTrajectory:
     """Simulate a circuit (or a Flow's/Network's) with ngspice from inputs ``x``.
 
@@ -70,6 +73,8 @@ def spice_trajectory(
             process per slice), 1 gives one process per sample and slice.
         jobs: ngspice processes run at once; default the number of CPUs.
         realisation: how edges become elements; default behavioural current sources.
+        keep_raw: a folder to keep ngspice's raw files in, ``slice<k>_samples<i>-<j>.raw`` for
+            slice k of samples i to j−1; by default they are deleted.
 
     Shapes:
         x: (K, d). The waves hold (T,) times and (T, N_k) voltages.
@@ -82,19 +87,29 @@ def spice_trajectory(
     group = len(x) if samples_per_netlist is None else int(samples_per_netlist)
     if group < 1:
         raise ConfigError(f"samples_per_netlist must be at least 1, got {samples_per_netlist}")
-    groups = [state[:, i : i + group] for i in range(0, len(x), group)]
+    starts = range(0, len(x), group)
+    groups = [(state[:, i : i + group], _raw_names(keep_raw, i, min(i + group, len(x)))) for i in starts]
     workers = max(1, min(len(groups), jobs or os.cpu_count() or 1))
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:  # threads only wait on ngspice processes
-        results = list(pool.map(lambda s: _chain(circuit, s, options, realisation), groups))
+        results = list(pool.map(lambda g: _chain(circuit, g[0], options, realisation, g[1]), groups))
     seconds = time.perf_counter() - start
     waves = [[wave for part, _ in results for wave in part[k]] for k in range(circuit.num_slices)]
     final = np.concatenate([end for _, end in results])
     return SpiceTrajectory(waves, final, seconds, circuit.num_slices * len(groups))
 
 
+def _raw_names(folder: str | os.PathLike[str] | None, first: int, end: int) -> Callable[[int], Path | None]:
+    """Where slice k of samples ``first`` to ``end``−1 keeps its raw file (nowhere without a folder)."""
+    return lambda k: None if folder is None else Path(folder) / f"slice{k}_samples{first}-{end}.raw"
+
+
 def _chain(
-    circuit: Any, state: Tensor, options: SpiceOptions, realisation: Realisation | None
+    circuit: Any,
+    state: Tensor,
+    options: SpiceOptions,
+    realisation: Realisation | None,
+    raw_file: Callable[[int], Path | None],
 ) -> tuple[list[list[Wave]], np.ndarray]:
     """All slices for one group of samples, from the node-major (N0, K) input state.
 
@@ -109,7 +124,7 @@ def _chain(
         state = circuit.resize(state, piece.num_state)
         title = f"kirchhoffnet slice {k} of {circuit.num_slices}, {samples} sample(s)"
         deck = slice_netlist(piece, state.T, durations[k], options, title, realisation)
-        result = run_ngspice(deck, timeout_s=options.timeout_s)
+        result = run_ngspice(deck, timeout_s=options.timeout_s, keep_raw=raw_file(k))
         plot = result.plot("transient")
         t = plot["time"]
         if abs(t[-1] - durations[k]) > 1e-9 * durations[k]:

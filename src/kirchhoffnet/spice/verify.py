@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from typing import Any
 
@@ -47,6 +48,7 @@ def verify(
     samples_per_netlist: int | None = 1,
     jobs: int | None = None,
     realisation: Realisation | None = None,
+    keep_raw: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
     """Simulate ``x`` in ngspice and with :func:`kirchhoffnet.trajectory`, and compare node voltages.
 
@@ -64,6 +66,7 @@ def verify(
         jobs: ngspice processes at once (default the number of CPUs).
         realisation: how edges become SPICE elements; default behavioural current sources
             (:class:`kirchhoffnet.spice.mos.TransistorRelu` builds MosRelu edges from MOSFETs).
+        keep_raw: a folder to keep ngspice's raw files in (see :func:`spice_trajectory`).
 
     Returns:
         A :class:`VerifyReport`; ``report.max_abs_error_v`` is the headline figure.
@@ -73,7 +76,13 @@ def verify(
     inputs = random_inputs(model, x, seed) if isinstance(x, int) else x.detach().to(torch.float64).cpu()
     chosen = REFERENCE_SOLVER if solver is None else resolve_solver(solver)
     spice = spice_trajectory(
-        circuit, inputs, options, samples_per_netlist=samples_per_netlist, jobs=jobs, realisation=realisation
+        circuit,
+        inputs,
+        options,
+        samples_per_netlist=samples_per_netlist,
+        jobs=jobs,
+        realisation=realisation,
+        keep_raw=keep_raw,
     )
     start = time.perf_counter()
     with torch.no_grad():
