@@ -179,6 +179,10 @@ def verify(
     transistors: Transistors = False,
     model_card: ModelCard = None,
     model_name: ModelName = "kn_nmos",
+    keep_raw: Annotated[
+        Path | None,
+        typer.Option(help="Keep ngspice's raw files here: slice<k>_samples<i>-<j>.raw (default: deleted)."),
+    ] = None,
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
@@ -188,6 +192,7 @@ def verify(
     from kirchhoffnet._finite import finite_number
     from kirchhoffnet.io import write_json_atomic
     from kirchhoffnet.io.figures import save_figure
+    from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import verify as run_verify
 
@@ -197,7 +202,11 @@ def verify(
         model = load_model(path)
         options = _options(reltol, max_step, points=points)
         realisation = _realisation(transistors, model_card, model_name)
-        report = run_verify(model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation)
+        if keep_raw is not None:
+            check_out_dir(keep_raw, "--keep-raw")
+        report = run_verify(
+            model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw
+        )
         if json_out is not None:
             write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve()), "seed": seed})
         if plot is not None:
@@ -208,7 +217,7 @@ def verify(
     summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
     summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
     typer.echo(json.dumps(summary))
-    _wrote(json_out, plot)
+    _wrote(json_out, plot, keep_raw)
     if not report.max_abs_error_v <= max_error:  # a NaN error fails too
         remedy = (
             "the transistors depart from the MosRelu model; `kirchhoffnet spice iv` shows by how much"
@@ -255,3 +264,21 @@ def iv(
         fail(exc)
     typer.echo(json.dumps({k: v for k, v in report.to_dict().items() if k != "fit"}))
     _wrote(json_out, plot)
+
+
+@app.command("veriloga")
+def veriloga(
+    path: ModelPath,
+    out: Annotated[Path, typer.Option(help="Folder for one <family>.va file per device family.")] = Path("veriloga"),
+) -> None:
+    """Write each device family of the model as a Verilog-A module (I(p,n) <+ post*sigma(a*V(p)+b*V(n)+c))."""
+    from kirchhoffnet.io.paths import check_out_dir
+    from kirchhoffnet.runs import load_model
+    from kirchhoffnet.spice.veriloga import export_veriloga
+
+    try:
+        check_out_dir(out)
+        written = export_veriloga(load_model(path), out)
+    except KirchhoffError as exc:
+        fail(exc)
+    _wrote(*written)

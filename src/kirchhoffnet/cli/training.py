@@ -106,3 +106,48 @@ def report_command(
         fail(exc)
     typer.echo(text)
     status(f"wrote {md} and {data}")
+
+
+@app.command("simulate")
+def simulate_command(
+    path: Annotated[Path, typer.Argument(help="A run directory, a .safetensors checkpoint or an original result.")],
+    waveforms: Annotated[
+        Path,
+        typer.Option(
+            help="Waveform file: .raw (SPICE3 binary, one plot per slice) or .csv (one <stem>.slice<k>.csv per "
+            "slice when there are several)."
+        ),
+    ],
+    samples: Annotated[
+        int, typer.Option(min=1, help="Inputs simulated; with several, columns are v(n<node>_<sample>).")
+    ] = 1,
+    inputs: Annotated[
+        Path | None,
+        typer.Option(help="A .npy (N, d) array of inputs; default: a run's test inputs, or a flow's base samples."),
+    ] = None,
+    points: Annotated[int, typer.Option(min=2, help="Time points per slice.")] = 101,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of a flow's base samples.")] = 0,
+) -> None:
+    """Simulate a saved model (float64) and write the node voltages of every slice as a waveform file."""
+    import copy
+
+    import torch
+
+    from kirchhoffnet.io.paths import check_out_file
+    from kirchhoffnet.solve import trajectory
+    from kirchhoffnet.spice.netlist import as_circuit
+    from kirchhoffnet.spice.waveforms import waveform_format, write_trajectory
+    from kirchhoffnet.training.hw import open_saved, study_inputs
+
+    try:
+        check_out_file(waveforms, "--waveforms")
+        waveform_format(waveforms)
+        saved = open_saved(path)
+        x = study_inputs(saved, samples, inputs=inputs, seed=seed).to(torch.float64)
+        circuit = copy.deepcopy(as_circuit(saved.model)).to(torch.float64)
+        with torch.no_grad():
+            slices, _ = trajectory(circuit, x, points_per_slice=points)
+        written = write_trajectory(waveforms, slices)
+    except KirchhoffError as exc:
+        fail(exc)
+    status(f"wrote {', '.join(map(str, written))} ({len(x)} sample(s), {len(slices)} slice(s))")

@@ -4,12 +4,14 @@
 the node voltages differ; ``export_netlists`` writes a model's netlists, ``export_decks`` its
 parameterised decks in any :class:`Dialect` (ngspice, Xyce, LTspice, Spectre) and ``import_deck``
 reads an ngspice one back into a circuit; ``spice_trajectory`` runs
-a whole circuit slice by slice in ngspice; ``run_ngspice`` and ``read_raw`` are the small tool
-layer underneath. ``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
+a whole circuit slice by slice in ngspice; ``run_ngspice``, ``read_raw`` and ``write_raw`` are the
+small tool layer underneath. ``write_waveforms`` and ``write_trajectory`` save simulated voltages as
+SPICE3 raw or CSV files, and ``export_veriloga`` writes each device family as a Verilog-A module.
+``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
 measures how far they are from the ideal ReLU. Only the ``ngspice`` executable is needed.
 """
 
-from kirchhoffnet.spice._raw import RawPlot, read_raw
+from kirchhoffnet.spice._raw import RawPlot, read_raw, write_raw
 from kirchhoffnet.spice._runner import INSTALL_HINT, RunResult, find_ngspice, has_ngspice, run_ngspice
 from kirchhoffnet.spice.dialect import DIALECTS, Dialect
 from kirchhoffnet.spice.export import export_decks, export_netlists
@@ -19,6 +21,8 @@ from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
 from kirchhoffnet.spice.report import VerifyReport
 from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER, random_inputs, verify
+from kirchhoffnet.spice.veriloga import export_veriloga, veriloga_module
+from kirchhoffnet.spice.waveforms import write_trajectory, write_waveforms
 
 __all__ = [
     "DIALECTS",
@@ -35,6 +39,7 @@ __all__ = [
     "VerifyReport",
     "export_decks",
     "export_netlists",
+    "export_veriloga",
     "find_ngspice",
     "has_ngspice",
     "import_deck",
@@ -47,4 +52,8 @@ __all__ = [
     "slice_netlist",
     "spice_trajectory",
     "verify",
+    "veriloga_module",
+    "write_raw",
+    "write_trajectory",
+    "write_waveforms",
 ]

@@ -29,6 +29,14 @@ def node_names(nodes: int, samples: int = 1, sample: int = 0) -> list[str]:
     return [f"v({node_name(n, suffix)})" for n in range(1, nodes + 1)]
 
 
+def waveform_format(path: str | os.PathLike[str]) -> str:
+    """``.raw`` or ``.csv``: the format ``path``'s suffix selects (ConfigError for any other)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"waveform file {path} must end in .raw or .csv, got {suffix or 'no suffix'!r}")
+    return suffix
+
+
 def write_waveforms(
     path: str | os.PathLike[str], times: Any, voltages: Any, names: Sequence[str] | None = None
 ) -> Path:
@@ -54,9 +62,7 @@ def write_trajectory(
     With B samples the columns are ``v(n<node>_<sample>)``, sample-major. Returns the files written.
     """
     target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in FORMATS:
-        raise ConfigError(f"waveform file {target} must end in .raw or .csv, got {suffix or 'no suffix'!r}")
+    suffix = waveform_format(target)
     plots = [_plot(k, times, voltages, names) for k, (times, voltages) in enumerate(slices)]
     if suffix == ".raw":
         return [write_raw(target, plots)]
@@ -89,10 +95,10 @@ def _array(values: Any) -> np.ndarray:
     detach = getattr(values, "detach", None)
     if detach is not None:  # a torch tensor, possibly on a GPU
         values = detach().cpu().numpy()
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError(f"waveform values must be numbers, got {type(values).__name__}") from None
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":  # complex, text, objects: nothing a transient waveform holds
+        raise ConfigError(f"waveform values must be real numbers, got {array.dtype} values")
+    return array.astype(np.float64)
 
 
 def _write_csv(path: Path, plot: RawPlot) -> Path:
