@@ -31,7 +31,7 @@ def test_raw_round_trip_is_bit_exact_with_several_plots(tmp_path):
     (plot,) = read_raw(path)
     assert plot.variables == ("time", "v(n1)", "i(vdd)") and plot.name == "Transient Analysis"
     np.testing.assert_array_equal(plot.data, np.c_[T, V])
-    first, again = read_raw(write_raw(tmp_path / "two.raw", [plot, second], title="t", date="d"))
+    _, again = read_raw(write_raw(tmp_path / "two.raw", [plot, second], title="t", date="d"))
     np.testing.assert_array_equal(again.data, second.data)
     assert (
         b"\t2\ti(vdd)\tcurrent\n" in path.read_bytes() and b"Title: t\nDate: d\n" in (tmp_path / "two.raw").read_bytes()

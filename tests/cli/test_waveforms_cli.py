@@ -1,0 +1,65 @@
+"""``kirchhoffnet simulate --waveforms``, ``spice verify --keep-raw`` and ``spice veriloga``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import kirchhoffnet as kn
+from kirchhoffnet.cli.main import app
+from kirchhoffnet.spice import read_raw
+from tests.conftest import small_circuit
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def flow_checkpoint(tmp_path):
+    path = tmp_path / "run" / "model.safetensors"
+    kn.save(kn.Flow(small_circuit("ShiftTanh2", num_nodes=3, slices=2)), path)
+    return path
+
+
+def test_simulate_writes_every_slice_as_raw_and_csv(tmp_path, flow_checkpoint):
+    model = kn.load(flow_checkpoint)
+    x = torch.randn(2, model.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    np.save(tmp_path / "x.npy", x.numpy())
+    args = ["simulate", str(flow_checkpoint), "--inputs", str(tmp_path / "x.npy"), "--samples", "2", "--points", "5"]
+    result = runner.invoke(app, [*args, "--waveforms", str(tmp_path / "w.raw")])
+    assert result.exit_code == 0, result.output
+    plots = read_raw(tmp_path / "w.raw")
+    assert len(plots) == 2 and plots[0].variables[:3] == ("time", "v(n1_0)", "v(n2_0)")
+    with torch.no_grad():
+        expected, _ = kn.trajectory(model.circuit.to(torch.float64), x, points_per_slice=5)
+    for plot, (t, v) in zip(plots, expected, strict=True):
+        np.testing.assert_array_equal(plot["time"], t.numpy())
+        np.testing.assert_allclose(plot.data[:, 1:], v.reshape(len(t), -1).numpy(), rtol=0, atol=1e-12)
+    result = runner.invoke(app, [*args, "--waveforms", str(tmp_path / "w.csv")])
+    assert result.exit_code == 0, result.output
+    second = np.loadtxt(tmp_path / "w.slice1.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(second, plots[1].data)  # both formats hold the same numbers
+
+
+def test_simulate_refuses_other_suffixes_before_simulating(tmp_path, flow_checkpoint):
+    result = runner.invoke(app, ["simulate", str(flow_checkpoint), "--waveforms", str(tmp_path / "w.vcd")])
+    assert result.exit_code == 2 and "must end in .raw or .csv, got '.vcd'" in result.output
+
+
+@pytest.mark.needs_ngspice
+def test_verify_keeps_the_raw_files(tmp_path, flow_checkpoint):
+    keep = tmp_path / "raw"
+    result = runner.invoke(app, ["spice", "verify", str(flow_checkpoint), "--samples", "1", "--keep-raw", str(keep)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in keep.iterdir()) == ["slice0_samples0-1.raw", "slice1_samples0-1.raw"]
+    assert read_raw(keep / "slice0_samples0-1.raw")[0].name == "Transient Analysis"
+
+
+def test_veriloga_command(tmp_path, flow_checkpoint):
+    result = runner.invoke(app, ["spice", "veriloga", str(flow_checkpoint), "--out", str(tmp_path / "va")])
+    assert result.exit_code == 0, result.output
+    assert "module ShiftTanh2(p, n);" in (tmp_path / "va" / "ShiftTanh2.va").read_text()
+    result = runner.invoke(app, ["spice", "veriloga", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "is neither a checkpoint file" in result.output
