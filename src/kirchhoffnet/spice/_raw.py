@@ -172,7 +172,16 @@ def write_raw(
     if not plots:
         raise ConfigError("a raw file needs at least one plot")
     blob = b"".join(_plot_bytes(plot, _header_text(title), _header_text(stamp)) for plot in plots)
-    return atomic_write(path, lambda tmp: tmp.write_bytes(blob))
+    return write_bytes_atomic(path, blob)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], blob: bytes) -> Path:
+    """``blob`` into ``path`` through :func:`~kirchhoffnet.io.atomic_write`: never a half-written raw file."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(blob)
+
+    return atomic_write(path, write)
 
 
 def checked_data(plot: RawPlot) -> np.ndarray:

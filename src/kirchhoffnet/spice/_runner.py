@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kirchhoffnet.errors import DataError, ToolError
-from kirchhoffnet.io import atomic_write
 from kirchhoffnet.io.paths import storage_error
-from kirchhoffnet.spice._raw import RawPlot, read_raw
+from kirchhoffnet.spice._raw import RawPlot, read_raw, write_bytes_atomic
 
 INSTALL_HINT = "install it with: apt-get install -y ngspice"
 _ERROR_MARKERS = (
@@ -132,8 +131,7 @@ def run_ngspice(
         except DataError as exc:
             raise ToolError(f"ngspice finished but its results are unusable: {exc}") from None
         if keep_raw is not None:
-            raw = (work / "out.raw").read_bytes()
-            atomic_write(keep_raw, lambda tmp: tmp.write_bytes(raw))
+            write_bytes_atomic(keep_raw, (work / "out.raw").read_bytes())
     return RunResult(plots, seconds, log)
 
 
