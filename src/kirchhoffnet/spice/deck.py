@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.devices import Device
+from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.spice.dialect import Dialect
 from kirchhoffnet.spice.netlist import (
@@ -59,16 +59,26 @@ def family_subckt(device: Device, dialect: Dialect) -> list[str]:
     so the law stays one short readable line.
     """
     family = affine_family(device)
+    lines = dialect.subckt(family.name, ["src", "dst"], family.param_names)
+    derived, coefficients = local_coefficients(family)
+    lines += [dialect.derived(local, expression) for local, expression in derived]
+    used = [None if name is None else dialect.in_expression(name) for name in coefficients]
+    law = affine_law(family, used, "v(src)", "v(dst)")
+    return [*lines, dialect.current_source("device", "src", "dst", law), dialect.ends(family.name)]
+
+
+def local_coefficients(family: AffineActivation) -> tuple[list[tuple[str, str]], list[str | None]]:
+    """The family's ``(a, b, c, post)`` as names: a parameter's own, or a local ``kn_<label>`` defined by
+    the returned ``(local, expression)`` pairs; ``None`` where the coefficient is absent."""
     names = family.param_names
-    lines = dialect.subckt(family.name, ["src", "dst"], names)
+    derived: list[tuple[str, str]] = []
     used: list[str | None] = []
     for label, expression in zip(("a", "b", "c", "post"), family.spice_coefficients(names), strict=True):
         if expression is not None and expression not in names:
-            lines.append(dialect.derived(f"kn_{label}", expression))
+            derived.append((f"kn_{label}", expression))
             expression = f"kn_{label}"
-        used.append(None if expression is None else dialect.in_expression(expression))
-    law = affine_law(family, used, "v(src)", "v(dst)")
-    return [*lines, dialect.current_source("device", "src", "dst", law), dialect.ends(family.name)]
+        used.append(expression)
+    return derived, used
 
 
 def slice_subckt(piece: Slice, dialect: Dialect) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 from kirchhoffnet.devices import Device
 from kirchhoffnet.errors import DeviceError
 from kirchhoffnet.io import write_text_atomic
+from kirchhoffnet.spice.deck import local_coefficients
 from kirchhoffnet.spice.netlist import affine_family, affine_law, as_circuit
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -45,13 +46,7 @@ def veriloga_module(device: Device) -> str:
         if _IDENTIFIER.fullmatch(parameter) is None or parameter in _KEYWORDS or parameter in ("p", "n"):
             raise DeviceError(f"parameter {parameter!r} of {name} is no Verilog-A identifier")
     names = family.param_names
-    derived: list[tuple[str, str]] = []  # a coefficient that is not a bare parameter becomes a local variable
-    used: list[str | None] = []
-    for label, expression in zip(("a", "b", "c", "post"), family.spice_coefficients(names), strict=True):
-        if expression is not None and expression not in names:
-            derived.append((f"kn_{label}", expression))
-            expression = f"kn_{label}"
-        used.append(expression)
+    derived, used = local_coefficients(family)  # as the decks' subcircuits: locals for derived coefficients
     law = affine_law(family, used, "V(p)", "V(n)")
     extra = family.hyperparameters()
     settings = f" with {', '.join(f'{k}={v!r}' for k, v in sorted(extra.items()))}" if extra else ""
