@@ -150,19 +150,13 @@ class FusedKcl:
         trace = state.new_empty(batch if divergence else 0)
         with _Launch(device, state, self.inv_c.dtype) as (kernel, code, constants, tile):
             kernel.kcl_tiles(
-                state.detach().contiguous().numpy(),
-                self.src,
-                self.dst,
-                rows,
-                self.inv_c,
-                code,
-                constants,
-                tile,
-                divergence,
-                out.numpy(),
-                trace.numpy(),
+                _array(state), *self._edges(rows), code, constants, tile, divergence, out.numpy(), trace.numpy()
             )
         return out, trace if divergence else None
+
+    def _edges(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The kernels' edge arguments: sorted terminals, kernel rows, inverse capacitances."""
+        return self.src, self.dst, rows, self.inv_c
 
     def vjp(
         self, device: AffineActivation, rows: np.ndarray, state: Tensor, grad_out: Tensor, need_post: bool
@@ -174,23 +168,18 @@ class FusedKcl:
         grad_state = state.new_empty(num_state, batch)
         with _Launch(device, state, self.inv_c.dtype) as (kernel, code, constants, tile):
             partial = np.empty((-(-batch // tile), len(self.src), 4), dtype=self.inv_c.dtype)
+            edges = self._edges(rows)
             kernel.vjp_tiles(
-                state.detach().contiguous().numpy(),
-                grad_out.detach().contiguous().numpy(),
-                self.src,
-                self.dst,
-                rows,
-                self.inv_c,
-                code,
-                constants,
-                tile,
-                need_post,
-                grad_state.numpy(),
-                partial,
+                _array(state), _array(grad_out), *edges, code, constants, tile, need_post, grad_state.numpy(), partial
             )
         grads = torch.empty(len(self.src), 4, dtype=state.dtype)
         grads[self.order] = torch.from_numpy(partial).sum(0)
         return grad_state, grads[:, :3], grads[:, 3]
+
+
+def _array(values: Tensor) -> np.ndarray:
+    """A tensor's values as the contiguous NumPy array numba reads (no copy where already so)."""
+    return values.detach().contiguous().numpy()
 
 
 class _Launch:

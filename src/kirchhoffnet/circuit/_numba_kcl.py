@@ -85,6 +85,15 @@ def _add_slope(trace, q, vs, vd, a, b, c, act, zero, one, alpha):
             trace[j] += q
 
 
+@njit(inline="always", cache=True)
+def _tile_voltages(values, lo, width):
+    """Columns ``lo:lo + width`` of node-major ``values`` (N, B) with ground's row of zeros on top."""
+    tile = np.zeros((values.shape[0] + 1, width), dtype=values.dtype)
+    for n in range(values.shape[0]):
+        tile[n + 1, :] = values[n, lo : lo + width]
+    return tile
+
+
 @njit(parallel=True, cache=True)
 def kcl_tiles(state, src, dst, coeffs, inv_c, act, constants, tile, divergence, out, trace):
     """``out`` (N, B) ← dV/dt and, with ``divergence``, ``trace`` (B,) ← tr(∂f/∂v) for ``state`` (N, B).
@@ -100,11 +109,9 @@ def kcl_tiles(state, src, dst, coeffs, inv_c, act, constants, tile, divergence, 
     for t in prange((batch + tile - 1) // tile):
         lo = t * tile
         width = min(tile, batch - lo)
-        volts = np.zeros((num_state + 1, width), dtype=state.dtype)
+        volts = _tile_voltages(state, lo, width)
         sums = np.zeros((num_state + 1, width), dtype=state.dtype)
         tr = np.zeros(width, dtype=state.dtype)
-        for n in range(num_state):
-            volts[n + 1, :] = state[n, lo : lo + width]
         for e in range(num_edges):
             s, d = src[e], dst[e]
             a, b, c, post = coeffs[e, 0], coeffs[e, 1], coeffs[e, 2], coeffs[e, 3]
@@ -184,20 +191,19 @@ def vjp_tiles(state, grad_out, src, dst, coeffs, inv_c, act, constants, tile, ne
     from the voltages rather than read from an (edges × batch) block.
     """
     num_state, batch = state.shape
-    num_edges = src.shape[0]
     zero, half, one, alpha = constants[0], constants[1], constants[2], constants[3]
-    for t in prange((batch + tile - 1) // tile):
+    tiles = (batch + tile - 1) // tile
+    for t in prange(tiles):
         lo = t * tile
         width = min(tile, batch - lo)
-        volts = np.zeros((num_state + 1, width), dtype=state.dtype)
-        scaled = np.zeros((num_state + 1, width), dtype=state.dtype)  # g / C: the incidence folded in
+        volts = _tile_voltages(state, lo, width)
+        scaled = _tile_voltages(grad_out, lo, width)  # g / C: the incidence folded in
+        for n in range(num_state):
+            scaled[n + 1, :] *= inv_c[n]
         back = np.zeros((num_state + 1, width), dtype=state.dtype)
         gu = np.zeros(width, dtype=state.dtype)
         sig = np.zeros(width, dtype=state.dtype)
-        for n in range(num_state):
-            volts[n + 1, :] = state[n, lo : lo + width]
-            scaled[n + 1, :] = grad_out[n, lo : lo + width] * inv_c[n]
-        for e in range(num_edges):
+        for e in range(src.shape[0]):
             s, d = src[e], dst[e]
             a, b = coeffs[e, 0], coeffs[e, 1]
             vs, vd, bs, bd = volts[s], volts[d], back[s], back[d]
