@@ -42,22 +42,21 @@ def traceable(solver: Solver) -> str | None:
     """``None`` if a solve with ``solver`` can be traced, else why not (the middle of an error message)."""
     if solver.adaptive:
         return (
-            f"adaptive method {solver.method!r} chooses its step count from the data, which a static graph "
-            "cannot hold"
+            f"adaptive method {solver.method!r} chooses its step count from the data, which a static graph cannot hold"
         )
     if solver.method not in TABLEAUX:
         return f"multistep method {solver.method!r} iterates its corrector to a tolerance"
     return None
 
 
+@torch.compiler.assume_constant_result  # plain numbers: torch.compile runs it, not traces it
 def step_sizes(start: float, end: float, step_size: float, dtype: torch.dtype) -> list[float]:
     """The steps torchdiffeq's fixed grid takes from ``start`` to ``end``: ``step_size`` apart in the solve's
     time dtype, the last one cut to land on ``end``, one step where the slice is shorter than one."""
-    real = np.float64 if dtype == torch.float64 else np.float32
-    t0, t1 = real(start), real(end)
-    h = min(step_size, abs(end - start))
-    count = int(np.ceil((t1 - t0) / real(h) + 1))
-    grid = np.arange(count, dtype=real) * real(h) + t0
+    real = np.dtype(np.float64 if dtype == torch.float64 else np.float32)
+    t0, t1, h = np.array([start, end, min(step_size, abs(end - start))], dtype=real)
+    count = int(np.ceil((t1 - t0) / h + 1))
+    grid = np.arange(count, dtype=real) * h + t0
     grid[-1] = t1
     return [float(dt) for dt in np.diff(grid)]
 
@@ -80,7 +79,11 @@ def _rk_step(piece: Slice, v: Tensor, dt: float, method: str) -> Tensor:
             if a != 0.0:
                 shifted = shifted + (dt * a) * k
         stages.append(kcl_field(piece, shifted))
-    return v + dt * sum((w * k for w, k in zip(weights, stages, strict=True) if w != 0.0), torch.zeros_like(v))
+    step = torch.zeros_like(v)
+    for w, k in zip(weights, stages, strict=True):
+        if w != 0.0:
+            step = step + w * k
+    return v + dt * step
 
 
 def traced_simulate(circuit: Circuit, x: Tensor, solver: Solver) -> tuple[Tensor, list[int]]:
@@ -104,6 +107,6 @@ def traced_simulate(circuit: Circuit, x: Tensor, solver: Solver) -> tuple[Tensor
         if circuit.residual is not None:
             if k == circuit.residual[0]:
                 saved = v
-            if k == circuit.residual[1]:
+            if k == circuit.residual[1] and saved is not None:  # residual[0] < residual[1]: always saved
                 v = v + saved
     return v, nfe

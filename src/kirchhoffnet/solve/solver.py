@@ -128,12 +128,13 @@ def resolve_solver(solver: Solver | str | dict[str, Any] | None) -> Solver:
 _NUMPY_FLOATS = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}
 
 
+@torch.compiler.assume_constant_result  # plain numbers: torch.compile runs it, not traces it
 def _rounded(times: Sequence[float], dtype: torch.dtype) -> list[float]:
     """``times`` rounded to ``dtype``: in numpy where it has the type, since a tensor made here while a module is
     exported is a fake whose values cannot be compared."""
     if dtype in _NUMPY_FLOATS:
-        return np.asarray(times, dtype=np.float64).astype(_NUMPY_FLOATS[dtype]).tolist()  # type: ignore[no-any-return]
-    return torch.tensor(list(times), dtype=torch.float64).to(dtype).tolist()  # type: ignore[no-any-return]
+        return np.asarray(times, dtype=np.float64).astype(_NUMPY_FLOATS[dtype]).tolist()
+    return torch.tensor(list(times), dtype=torch.float64).to(dtype).tolist()
 
 
 def check_time_grid(
