@@ -9,6 +9,7 @@ import kirchhoffnet as kn
 from kirchhoffnet.devices import available
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.solve._traced import TABLEAUX, kcl_field, step_sizes
+from kirchhoffnet.solve.solver import check_time_grid
 
 
 def _network(method: str = "rk4", step_size: float = 0.2, **circuit: object) -> kn.Network:
@@ -150,3 +151,11 @@ def test_onnx_export_runs_in_onnxruntime() -> None:
     (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(out), net(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_time_grid_check_rounds_in_dtypes_numpy_lacks_too(dtype: torch.dtype) -> None:
+    solver = kn.Solver("euler", step_size=0.1)
+    check_time_grid((0.0, 1.0), solver, dtype)
+    with pytest.raises(ConfigError, match="zero length"):
+        check_time_grid((1000.0, 1000.1), solver, dtype)
