@@ -6,10 +6,24 @@ import pytest
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.devices import available
+from kirchhoffnet.circuit._kcl import DENSE_MAX_NODES
+from kirchhoffnet.devices import Device, available
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.solve._traced import TABLEAUX, kcl_field, step_sizes
 from kirchhoffnet.solve.solver import check_time_grid
+
+
+class Square(Device):
+    """A family that is not an affine activation: i = p·(v_src − v_dst)·|v_src − v_dst|."""
+
+    param_names = ("gain",)
+
+    def current(self, v_src: torch.Tensor, v_dst: torch.Tensor, p: object, scratch: bool = False) -> torch.Tensor:
+        drop = v_src - v_dst
+        return p[0] * drop * drop.abs()  # type: ignore[index]
+
+
+del Device.registry[Square.__name__]  # defining it registered it: other tests iterate the registry
 
 
 def _network(method: str = "rk4", step_size: float = 0.2, **circuit: object) -> kn.Network:
@@ -21,14 +35,14 @@ def _network(method: str = "rk4", step_size: float = 0.2, **circuit: object) -> 
     return kn.Network(circuit_, solver={"method": method, "step_size": step_size})
 
 
-@pytest.mark.parametrize("family", available())
-def test_traced_field_is_the_reference_kcl(family: str) -> None:
+@pytest.mark.parametrize("nodes", [4, DENSE_MAX_NODES + 4])  # dense products, then index_add
+@pytest.mark.parametrize("family", [*available(), Square()], ids=str)
+def test_traced_field_is_the_reference_kcl(family: str | Device, nodes: int) -> None:
     torch.manual_seed(1)
-    piece = kn.Slice(
-        kn.topology.fully_connect(num_nodes=4), family, init="gauss", capacitance=torch.tensor([1.0, 2.0, 0.5])
-    )
-    v = torch.randn(5, 3)
-    torch.testing.assert_close(kcl_field(piece, v), piece.field(v.T.contiguous(), "gather").T, rtol=1e-6, atol=1e-7)
+    capacitance = torch.rand(nodes - 1) + 0.5
+    piece = kn.Slice(kn.topology.fully_connect(num_nodes=nodes), family, init="gauss", capacitance=capacitance)
+    v = torch.randn(5, nodes - 1)
+    torch.testing.assert_close(kcl_field(piece, v), piece.field(v.T.contiguous(), "gather").T, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 _CHUNK_ELEMENTS = 1 << 20
 # Up to this many state nodes the incidence matrix is stored dense: a tiny dense matmul beats
 # sparse kernels, and beyond it the dense matrix wastes O(N·E) work.
-_DENSE_MAX_NODES = 16
+DENSE_MAX_NODES = 16
 KERNELS = ("auto", "gather", "affine", "fused")
 """What a caller may ask for: ``auto`` (the fastest path that applies), ``gather`` (the reference
 path, for any family), ``affine`` (the torch fused paths) or ``fused`` (the numba edge kernel); the
@@ -88,6 +88,14 @@ def functorch_active() -> bool:
 def records(state: Tensor, params: Tensor) -> bool:
     """Whether autograd records an evaluation of ``state`` with ``params``."""
     return torch.is_grad_enabled() and (state.requires_grad or params.requires_grad)
+
+
+def affine_rows(a: Tensor | None, b: Tensor | None, c: Tensor | None, ones: Tensor) -> Tensor:
+    """``(a, b, c)`` stacked into (E, 3) rows; an absent ``a`` is 1 (``ones``: (E,) of them), ``c`` 0, and
+    ``b = None`` means ``b = −a`` (the difference form), through which autograd carries the gradient."""
+    if a is None:
+        a = ones
+    return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1)
 
 
 def _check_bounds(edge_index: Tensor, num_nodes: int) -> None:
@@ -129,7 +137,7 @@ class KclKernel:
         self.num_state = capacitance.numel()
         self.num_edges = edge_index.shape[1]
         _check_bounds(edge_index, self.num_state + 1)
-        self.dense = self.num_state <= _DENSE_MAX_NODES
+        self.dense = self.num_state <= DENSE_MAX_NODES
         self._src, self._dst = edge_index.to(device)
         self.device, self.dtype = device, dtype
         self._fused: FusedKcl | None = None  # sorted on first use
@@ -250,7 +258,7 @@ class KclKernel:
         if self.dense and not functorch_active():
             return "affine-vjp"
         if kernel == "affine":
-            why = "inside torch.func transforms" if self.dense else f"above {_DENSE_MAX_NODES} state nodes"
+            why = "inside torch.func transforms" if self.dense else f"above {DENSE_MAX_NODES} state nodes"
             raise ConfigError(f"kernel 'affine' has no backward pass {why}; use kernel 'auto' or 'gather'")
         return "gather"
 
@@ -331,11 +339,8 @@ class KclKernel:
     def coefficient_matrix(
         self, a: Tensor | None, b: Tensor | None, c: Tensor | None, post: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
-        """Stack ``(a, b, c)`` into (E, 3); an absent ``a`` is 1, ``c`` 0, and ``b = None`` means ``b = −a``
-        (the difference form), through which autograd carries the gradient."""
-        if a is None:
-            a = self._inv_c.new_ones(self.num_edges)
-        return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1), post
+        """:func:`affine_rows` of ``(a, b, c)``, and ``post``."""
+        return affine_rows(a, b, c, self._inv_c.new_ones(self.num_edges)), post
 
     def affine_field(
         self,
