@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.circuit._affine import DenseAffineField, WholeAffine, trace_weights
+from kirchhoffnet.circuit._affine import DenseAffineField, WholeAffine, affine_rows, trace_weights
 from kirchhoffnet.circuit._fused import MIN_EDGES, FusedKcl, preferred, refusal
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
@@ -88,14 +88,6 @@ def functorch_active() -> bool:
 def records(state: Tensor, params: Tensor) -> bool:
     """Whether autograd records an evaluation of ``state`` with ``params``."""
     return torch.is_grad_enabled() and (state.requires_grad or params.requires_grad)
-
-
-def affine_rows(a: Tensor | None, b: Tensor | None, c: Tensor | None, ones: Tensor) -> Tensor:
-    """``(a, b, c)`` stacked into (E, 3) rows; an absent ``a`` is 1 (``ones``: (E,) of them), ``c`` 0, and
-    ``b = None`` means ``b = −a`` (the difference form), through which autograd carries the gradient."""
-    if a is None:
-        a = ones
-    return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1)
 
 
 def _check_bounds(edge_index: Tensor, num_nodes: int) -> None:

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.circuit import Circuit, Slice
-from kirchhoffnet.circuit._kcl import DENSE_MAX_NODES, affine_rows
+from kirchhoffnet.circuit._affine import affine_rows
+from kirchhoffnet.circuit._kcl import DENSE_MAX_NODES
 from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.solve.solver import Solver
 
