@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from kirchhoffnet.circuit._kcl import KclKernel
 
 
+def affine_rows(a: Tensor | None, b: Tensor | None, c: Tensor | None, ones: Tensor) -> Tensor:
+    """``(a, b, c)`` stacked into (E, 3) rows; an absent ``a`` is 1 (``ones``: (E,) of them), ``c`` 0, and
+    ``b = None`` means ``b = −a`` (the difference form), through which autograd carries the gradient."""
+    if a is None:
+        a = ones
+    return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1)
+
+
 def trace_weights(chunk: Chunk, coeffs: Tensor, post: Tensor | None) -> Tensor:
     """``q_e = post_e (w_dst,e b_e − w_src,e a_e)``: tr(∂f/∂v) = q · σ'(U); ``post=None`` omits it."""
     q = chunk.weight_dst * coeffs[:, 1] - chunk.weight_src * coeffs[:, 0]

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.circuit._affine import AffineField, SparseTransposes, WholeAffine, trace_weights
+from kirchhoffnet.circuit._affine import AffineField, SparseTransposes, WholeAffine, affine_rows, trace_weights
 from kirchhoffnet.circuit._chunk import Chunk, make_chunk
 from kirchhoffnet.circuit._fused import MIN_EDGES, FusedKcl, preferred, refusal
 from kirchhoffnet.circuit._snapshot import Snapshot
@@ -66,7 +66,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 # 49 ms per RHS with 2 threads, 1 << 20 37 ms; 1 thread 54 → 47 ms; 1 << 22 thrashes (120 ms).
 _CHUNK_ELEMENTS = 1 << 20
 # Up to this many state nodes the operators are dense: a tiny dense matmul beats sparse kernels.
-_DENSE_MAX_NODES = 16
+DENSE_MAX_NODES = 16
 KERNELS = ("auto", "gather", "affine", "fused")
 """What a caller may ask for: ``auto`` (the fastest path that applies), ``gather`` (the reference, any
 family), ``affine`` (the torch fused paths) or ``fused`` (numba); the last two fail where they don't apply."""
@@ -112,7 +112,7 @@ class KclKernel:
         self.num_state = capacitance.numel()
         self.num_edges = edge_index.shape[1]
         _check_bounds(edge_index, self.num_state + 1)
-        self.dense = self.num_state <= _DENSE_MAX_NODES
+        self.dense = self.num_state <= DENSE_MAX_NODES
         self._src, self._dst = edge_index.to(device)
         self.device, self.dtype = device, dtype
         self._fused: FusedKcl | None = None  # sorted on first use
@@ -283,11 +283,8 @@ class KclKernel:
     def coefficient_matrix(
         self, a: Tensor | None, b: Tensor | None, c: Tensor | None, post: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
-        """Stack ``(a, b, c)`` into (E, 3); an absent ``a`` is 1, ``c`` 0, and ``b = None`` means ``b = −a``
-        (the difference form), through which autograd carries the gradient."""
-        if a is None:
-            a = self._inv_c.new_ones(self.num_edges)
-        return torch.stack([a, -a if b is None else b, torch.zeros_like(a) if c is None else c], dim=1), post
+        """:func:`affine_rows` of ``(a, b, c)``, and ``post``."""
+        return affine_rows(a, b, c, self._inv_c.new_ones(self.num_edges)), post
 
     def affine_field(
         self,

@@ -16,7 +16,8 @@ from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.circuit._kcl import records
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.solve._adjoint import analytic_adjoint
-from kirchhoffnet.solve.gradient import DEFAULT_GRADIENT, Backprop, GradientMethod, check_gradient
+from kirchhoffnet.solve._traced import TABLEAUX, traceable, traced_simulate
+from kirchhoffnet.solve.gradient import DEFAULT_GRADIENT, Adjoint, Backprop, GradientMethod, check_gradient
 from kirchhoffnet.solve.solver import Solver, check_time_grid, resolve_solver
 
 
@@ -65,7 +66,8 @@ class SolveStats:
     @property
     def kernels(self) -> list[list[str]]:
         """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``, ``fused``;
-        ``closed-form adjoint`` for the analytic adjoint's backward solve), in the order first taken;
+        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``traced`` for the solve of an
+        exported or compiled module), in the order first taken;
         a backward pass run after the solve adds its own."""
         return [list(c.paths) for c in self._counters]
 
@@ -186,12 +188,14 @@ def _check_finite(state: Tensor, k: int, span: tuple[float, float]) -> None:
         )
 
 
-def _check_input(x: Tensor) -> None:
+def _check_input(x: Tensor, values: bool = True) -> None:
+    """Refuse inputs that are not floating-point tensors and, with ``values``, inputs holding NaN or inf
+    (a check of the data, which a traced graph cannot make)."""
     if not isinstance(x, Tensor):
         raise ConfigError(f"inputs must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise ConfigError(f"inputs must be floating point voltages, got dtype {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
+    if values and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ConfigError(f"inputs hold NaN or infinite values (first at index {bad})")
 
@@ -208,6 +212,54 @@ def _integrate(
 ) -> tuple[Tensor, Tensor | None, SolveStats]:
     solver = resolve_solver(solver)
     gradient = check_gradient(gradient)
+    if torch.compiler.is_compiling():
+        traced = _traced_integrate(circuit, x, solver, gradient, reverse or divergence or points != 2)
+        if traced is not None:
+            return traced
+    return _eager_integrate(circuit, x, solver, gradient, reverse, divergence, points, on_slice)
+
+
+def _traced_integrate(
+    circuit: Circuit, x: Tensor, solver: Solver, gradient: GradientMethod, beyond_forward: bool
+) -> tuple[Tensor, None, SolveStats] | None:
+    """The traced solve (:mod:`kirchhoffnet.solve._traced`) while a module is exported or compiled, where it
+    applies; where it does not, ``None`` under ``torch.compile`` (which then runs the eager solve, outside
+    the graph) and a :class:`ConfigError` under ``torch.export`` (which has no eager to fall back on).
+    ``beyond_forward``: the solve is reversed, carries the log-density or keeps a trajectory."""
+    exporting = torch.compiler.is_exporting()
+    why = traceable(solver)
+    if why is None and beyond_forward:
+        why = "only the forward solve of simulate / kn.Network is traced (no reverse, log-density or trajectory)"
+    if why is None and isinstance(gradient, Adjoint) and torch.is_grad_enabled() and not exporting:
+        why = "the adjoint's backward solve is not traced (the traced solve backpropagates)"
+    if why is not None:
+        if exporting:
+            raise ConfigError(
+                f"cannot export this solve: {why}; export a fixed-step solve ({', '.join(TABLEAUX)} "
+                "with a step_size) of kn.simulate or kn.Network"
+            )
+        return None
+    _check_input(x, values=False)
+    check_time_grid(circuit.times, solver, x.dtype if x.dtype == torch.float64 else torch.float32)
+    v, nfe = traced_simulate(circuit, x, solver)
+    counters = [_Counter(calls=n, paths=["traced"]) for n in nfe]
+    return v, None, SolveStats(nfe, 0.0, counters)
+
+
+@torch.compiler.disable
+def _eager_integrate(
+    circuit: Circuit,
+    x: Tensor,
+    solver: Solver,
+    gradient: GradientMethod,
+    reverse: bool,
+    divergence: bool,
+    points: int,
+    on_slice: Callable[[int, Tensor, Any], None] | None,
+) -> tuple[Tensor, Tensor | None, SolveStats]:
+    """The solve of :func:`simulate` and its relatives: torchdiffeq slice by slice, every slice's end checked
+    for NaN. ``torch.compile`` runs it outside the graph: its host checks, counters and kernel caches
+    would otherwise break the graph at every step."""
     _check_input(x)
     check_time_grid(circuit.times, solver, x.dtype if x.dtype == torch.float64 else torch.float32)
     if reverse:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from kirchhoffnet.circuit._kcl import check_kernel
@@ -124,6 +125,18 @@ def resolve_solver(solver: Solver | str | dict[str, Any] | None) -> Solver:
     raise ConfigError(f"solver must be a Solver, a method name or a dict, got {type(solver).__name__}")
 
 
+_NUMPY_FLOATS = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}
+
+
+@torch.compiler.assume_constant_result  # plain numbers: torch.compile runs it, not traces it
+def _rounded(times: Sequence[float], dtype: torch.dtype) -> list[float]:
+    """``times`` rounded to ``dtype``: in numpy where it has the type, since a tensor made here while a module is
+    exported is a fake whose values cannot be compared."""
+    if dtype in _NUMPY_FLOATS:
+        return np.asarray(times, dtype=np.float64).astype(_NUMPY_FLOATS[dtype]).tolist()
+    return torch.tensor(list(times), dtype=torch.float64).to(dtype).tolist()
+
+
 def check_time_grid(
     times: Sequence[float],
     solver: Solver,
@@ -149,7 +162,7 @@ def check_time_grid(
                 f"{times_key}[{k}] = {value:g} is not representable in {name} (largest {info.max:.3g}); "
                 "use slice boundaries of a sensible size (the circuit's time constants are ~1)"
             )
-    grid = torch.tensor(list(times), dtype=torch.float64).to(dtype).tolist()
+    grid = _rounded(times, dtype)
     for k in range(1, len(grid)):
         if not grid[k] > grid[k - 1]:
             raise ConfigError(
