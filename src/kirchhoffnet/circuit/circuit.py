@@ -44,9 +44,11 @@ class Circuit(nn.Module):
     ``kn.Network(circuit)``: ``v_out = kn.Network(circuit)(v_in)``, with ``kn.simulate``'s defaults.
 
     Example:
-        >>> edges = kirchhoffnet.topology.fully_connect(num_nodes=3, repeat=(25, 25))
-        >>> net = Circuit(edges, device="ShiftTanh2", slices=2, times=(0.0, 0.5, 1.0))
-        >>> v_out = kirchhoffnet.Network(net)(torch.randn(8, 2))
+        ```python
+        edges = kirchhoffnet.topology.fully_connect(num_nodes=3, repeat=(25, 25))
+        net = Circuit(edges, device="ShiftTanh2", slices=2, times=(0.0, 0.5, 1.0))
+        v_out = kirchhoffnet.Network(net)(torch.randn(8, 2))
+        ```
     """
 
     def __init__(
