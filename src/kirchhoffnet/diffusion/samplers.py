@@ -262,7 +262,8 @@ def sample(
         labels: class per sample (or one for all) for a conditional model; −1 = unconditional.
         guidance: classifier-free guidance strength w (score = (1 + w) s(x|c) − w s(x)).
         weights: replaces the crossbar network's layer weights (a programmed chip's effective weights).
-        chip, loop: the analog loop's programmed chip (None: ideal) and settings.
+        chip: the analog loop's programmed chip (None: ideal devices).
+        loop: the analog loop's settings.
 
     Shapes:
         Returns (n, dim) float32 (the dtype of the model).
