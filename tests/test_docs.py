@@ -76,6 +76,15 @@ def test_no_page_links_outside_the_site(site: Path) -> None:
     assert outside == []
 
 
+def test_reference_shows_no_sphinx_roles(site: Path) -> None:
+    """Docstrings cross-reference in mkdocstrings' syntax; a Sphinx role would render as literal text."""
+    role = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj):<code>")
+    literal = [
+        page.name for page in sorted((site / "reference").glob("*.html")) if role.search(page.read_text("utf-8"))
+    ]
+    assert literal == []
+
+
 def test_links_work_from_file_urls(site: Path) -> None:
     """Without directory URLs a page is a file, so ``file://`` browsing needs no web server."""
     assert (site / "hardware.html").is_file()
