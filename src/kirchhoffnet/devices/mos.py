@@ -14,7 +14,7 @@ level 1, overdrive ``V_ov = V_GS − V_T``):
 With ``β·V_DS = |θ1|`` this is exactly ``relu(u)``, ``u = θ1·(v_src − v_dst) + θ2``, outside
 ``|u| < δ/2`` with ``δ = |θ1|·V_DS``, and a parabola joining the two lines inside: the corner is
 rounded, by at most δ/8 at ``u = 0``, and the current is continuously differentiable, so gradients
-exist everywhere. :mod:`kirchhoffnet.spice.mos` writes the transistor-level subcircuit and maps
+exist everywhere. `kirchhoffnet.spice.mos` writes the transistor-level subcircuit and maps
 θ to transistor widths and gate biases.
 
 References: Z. Gao, F.-K. Sun, R. Rohrer, D. Boning, "KirchhoffNet: A Scalable Ultra Fast Analog

@@ -1,7 +1,7 @@
 """Hardware-aware training: fabricate a random die for every training step.
 
-A training loop wraps each step in :meth:`HardwareAwareTraining.step`; inside it every slice's
-``params`` is replaced, through a torch parametrization, by what a die would realise,
+A training loop wraps each step in [`HardwareAwareTraining.step`][kirchhoffnet.hardware.HardwareAwareTraining.step];
+inside it every slice's ``params`` is replaced, through a torch parametrization, by what a die would realise,
 
 ```text
 p_die = Q(p) · factor,     Q: quantization with a straight-through gradient,
@@ -11,7 +11,7 @@ and the capacitances carry the die's mismatch. The optimizer keeps updating the 
 parameters ``p``: the gradient of the loss on the die flows back through ``factor`` (exactly)
 and through ``Q`` (as the identity). A model trained this way sits in a flat region of the loss
 that survives the spread of real dies, which is what the same Monte-Carlo then measures
-(:func:`~kirchhoffnet.hardware.variation.monte_carlo`).
+([`monte_carlo`][kirchhoffnet.hardware.monte_carlo]).
 
 Example:
     ```python

@@ -82,7 +82,7 @@ class _SliceField(nn.Module):
     """torchdiffeq vector field of one slice on the node-major state, optionally with −tr(∂f/∂v).
 
     With the divergence, the state is one (N + 1, B) tensor whose last row is log p: one tensor
-    instead of a tuple spares torchdiffeq's per-evaluation packing, and :func:`_split_norm` keeps
+    instead of a tuple spares torchdiffeq's per-evaluation packing, and `_split_norm` keeps
     its step-size control exactly that of the tuple (v, log p).
     """
 
@@ -262,13 +262,14 @@ def simulate(
     Args:
         circuit: the circuit to integrate.
         x: (B, d) input voltages, placed on the first slice's input nodes (others per ``fill``).
-        solver: a :class:`Solver`, a method name or a settings dict; default dopri5 at 1e-4.
-        gradient: :class:`Backprop` (through the solver's steps; the default everywhere, see
-            :mod:`kirchhoffnet.solve.gradient`) or :class:`Adjoint` (memory independent of the steps).
+        solver: a [`Solver`][kirchhoffnet.solve.Solver], a method name or a settings dict; default dopri5 at 1e-4.
+        gradient: [`Backprop`][kirchhoffnet.solve.Backprop] (through the solver's steps; the default everywhere, see
+            `kirchhoffnet.solve.gradient`) or `Adjoint` (memory independent of the steps).
         reverse: integrate from the last time back to the first (flows' inverse).
 
     Returns:
-        ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and :class:`SolveStats`.
+        ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and
+        [`SolveStats`][kirchhoffnet.solve.SolveStats].
 
     Raises:
         SolverError: step-size underflow, too many steps, or NaN/inf voltages, naming the slice
@@ -288,7 +289,7 @@ def simulate_log_density(
 ) -> tuple[Tensor, Tensor, SolveStats]:
     """Integrate the voltages together with the exact divergence (the CNF change of variables).
 
-    Arguments as :func:`simulate`.
+    Arguments as [`simulate`][kirchhoffnet.solve.simulate.simulate].
 
     Returns:
         ``(v, trace_integral, stats)`` where ``trace_integral`` (B,) is ∫ tr(∂f/∂v) dt over the
