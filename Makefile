@@ -60,7 +60,7 @@ coverage: $(STAMP)-dev
 	$(BIN)/python -m pytest -q --cov=kirchhoffnet --cov-report=term:skip-covered
 
 docs: $(STAMP)-dev
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it drops the warnings strict counts
 	@echo "docs: built site/index.html"
 
 docs-serve: $(STAMP)-dev

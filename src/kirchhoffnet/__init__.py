@@ -1,9 +1,9 @@
 """kirchhoffnet: analog ODE neural networks whose forward pass is the physics of a circuit.
 
-A :class:`Circuit` is a sequence of time slices; on each, node voltages follow Kirchhoff's
-current law through learnable two-terminal devices. :func:`simulate` integrates it,
-:class:`Flow` turns it into a continuous normalizing flow with an exact O(E) log-density, and
-:class:`Network` into a classifier or regressor.
+A [`Circuit`][kirchhoffnet.Circuit] is a sequence of time slices; on each, node voltages follow Kirchhoff's
+current law through learnable two-terminal devices. [`simulate`][kirchhoffnet.solve.simulate.simulate] integrates it,
+[`Flow`][kirchhoffnet.Flow] turns it into a continuous normalizing flow with an exact O(E) log-density, and
+[`Network`][kirchhoffnet.Network] into a classifier or regressor.
 """
 
 from typing import TYPE_CHECKING

@@ -2,7 +2,7 @@
 
 ``nan > limit`` is false, so a comparison with a NaN silently passes; ``json.dumps`` refuses NaN, so
 a result with one is lost at the last moment. These helpers turn a non-finite figure into a
-:class:`~kirchhoffnet.errors.KirchhoffError` where it is produced, naming it and saying how to fix it.
+[`KirchhoffError`][kirchhoffnet.KirchhoffError] where it is produced, naming it and saying how to fix it.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def bar(
     leave: bool = True,
 ) -> Any:
     """A progress bar over ``iterable`` (or ``total`` steps advanced with ``update``): tqdm on a
-    terminal, a line every :func:`line_interval_s` seconds elsewhere; does nothing when not ``enabled``."""
+    terminal, a line every `line_interval_s` seconds elsewhere; does nothing when not ``enabled``."""
     common: dict[str, Any] = {"desc": desc, "unit": unit, "total": total, "initial": initial, "file": sys.stderr}
     if sys.stderr.isatty():
         return tqdm(iterable, disable=not enabled, leave=leave, dynamic_ncols=True, **common)

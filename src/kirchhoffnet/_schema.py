@@ -34,7 +34,7 @@ def expect(
 def entry(
     mapping: Any, key: str, kinds: type | tuple[type, ...], where: str, error: type[KirchhoffError] = CheckpointError
 ) -> Any:
-    """``mapping[key]`` checked by :func:`expect`; a missing key or a non-mapping is an error too."""
+    """``mapping[key]`` checked by `expect`; a missing key or a non-mapping is an error too."""
     expect(mapping, dict, where, error)
     if key not in mapping:
         raise error(f"{where} lacks {key!r}")

@@ -1,7 +1,7 @@
 """Reading a YAML file that must hold a mapping (configs, run and original result directories), with
 one-line errors, and the CLI's ``--set key.sub=value`` overrides of such a mapping.
 
-Every YAML document kirchhoffnet reads goes through :func:`load_yaml`: a 1 KB file of nested aliases
+Every YAML document kirchhoffnet reads goes through `load_yaml`: a 1 KB file of nested aliases
 (a "billion laughs") expands to 10^9 nodes that validation and error messages would walk, deep
 nesting exhausts the recursive composer, and a huge integer literal or an impossible date fails
 inside the constructor. The loader bounds the expanded size and the depth before anything is built.
@@ -25,7 +25,7 @@ MAX_YAML_DEPTH = 64
 
 
 class YamlLimitError(yaml.YAMLError):
-    """A document beyond :data:`MAX_YAML_NODES` or :data:`MAX_YAML_DEPTH`, or one that contains itself."""
+    """A document beyond `MAX_YAML_NODES` or `MAX_YAML_DEPTH`, or one that contains itself."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -49,7 +49,7 @@ def load_yaml(text: str) -> Any:
     """The data of one YAML document, with aliases, depth and size bounded.
 
     Raises:
-        yaml.YAMLError: the text is not YAML, or is beyond the bounds (:class:`YamlLimitError`).
+        yaml.YAMLError: the text is not YAML, or is beyond the bounds (`YamlLimitError`).
         ValueError: a scalar the constructor cannot build (a 5000-digit integer, the date 2020-13-40).
     """
     loader = _BoundedLoader(text)
@@ -64,7 +64,7 @@ def load_yaml(text: str) -> Any:
 
 
 def _check_expanded(root: yaml.Node) -> None:
-    """Raise :class:`YamlLimitError` if ``root`` with every alias expanded is too large, too deep or
+    """Raise `YamlLimitError` if ``root`` with every alias expanded is too large, too deep or
     recursive (``&a [*a]``); linear in the distinct nodes, whatever they expand to."""
     sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, depth)
     open_nodes: set[int] = set()  # expanded, children not yet finished: the ancestors on the path

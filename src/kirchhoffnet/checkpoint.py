@@ -1,10 +1,10 @@
 """Saved models: a circuit, flow or network in one self-contained file.
 
-A checkpoint is a tensor file (:mod:`kirchhoffnet.io.tensorfile`) whose spec holds the model's
+A checkpoint is a tensor file (`kirchhoffnet.io.tensorfile`) whose spec holds the model's
 structure (topologies as tensors, device families and solver settings as JSON), so ``load(path)``
 rebuilds the model with no config file. This module sits above the models, which it builds; the
 file format below them knows nothing of them. Opening whatever holds a saved model (a run
-directory, an original result) is :func:`kirchhoffnet.open`'s (:mod:`kirchhoffnet.runs`).
+directory, an original result) is [`kirchhoffnet.open`][kirchhoffnet.open]'s ([`kirchhoffnet.runs`][kirchhoffnet.runs]).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from kirchhoffnet.solve import Solver, gradient_method
 
 MODEL_KINDS = ("circuit", "flow", "network")
 SCORE_KINDS = ("score-model", "score-circuit")
-"""Spec kinds of the diffusion score models (:mod:`kirchhoffnet.diffusion`), which share the file format."""
+"""Spec kinds of the diffusion score models ([`kirchhoffnet.diffusion`][kirchhoffnet.diffusion]), which share the file
+format."""
 RUN_MODEL = "model.safetensors"
 """The file name of the trained model inside a run directory."""
 Model = Circuit | Flow | Network
@@ -41,13 +42,14 @@ def save(model: Model, path: str | os.PathLike[str], metadata: dict[str, Any] | 
 
 
 def load(path: str | os.PathLike[str]) -> Model:
-    """Rebuild the model saved by :func:`save`; raises :class:`CheckpointError` on any mismatch."""
+    """Rebuild the model saved by [`save`][kirchhoffnet.checkpoint.save]; raises
+    [`CheckpointError`][kirchhoffnet.errors.CheckpointError] on any mismatch."""
     spec, tensors, _ = read_tensors(path)
     return rebuild(spec, tensors, path)
 
 
 def rebuild(spec: dict[str, Any], tensors: dict[str, torch.Tensor], source: str | os.PathLike[str]) -> Model:
-    """:func:`build` of what was read from ``source``; its errors name the file."""
+    """[`build`][kirchhoffnet.checkpoint.build] of what was read from ``source``; its errors name the file."""
     try:
         return build(spec, tensors)
     except KirchhoffError as exc:
@@ -58,7 +60,8 @@ def build(spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Model:
     """A model from its spec and state dict (the inverse of ``model.spec()`` + ``state_dict()``).
 
     The spec is checked key by key before anything is constructed, and the tensors by the slices
-    they are loaded into (:meth:`Slice.check_state`): a hostile file ends in :class:`CheckpointError`.
+    they are loaded into (`Slice.check_state`): a hostile file ends in
+    [`CheckpointError`][kirchhoffnet.errors.CheckpointError].
     """
     kind = check_kind(spec)
     prefix = "" if kind == "circuit" else "circuit."
@@ -98,8 +101,8 @@ def check_kind(spec: Any) -> str:
 
 
 def _solver_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the spec's solver settings, each of the type its :class:`Solver` field holds, and
-    ``adjoint_seminorm`` (:func:`~kirchhoffnet.solve.gradient.gradient_spec`)."""
+    """A copy of the spec's solver settings, each of the type its [`Solver`][kirchhoffnet.Solver] field holds, and
+    ``adjoint_seminorm`` (`gradient_spec`)."""
     defaults = {**Solver().to_dict(), "adjoint_seminorm": False}
     for key, value in settings.items():
         if key not in defaults:

@@ -1,7 +1,7 @@
 """The error family of kirchhoffnet.
 
-Every error a user can provoke derives from :class:`KirchhoffError` and from the builtin it
-refines, so ``except ValueError`` keeps working for callers who do not know this package. A
+Every error a user can provoke derives from [`KirchhoffError`][kirchhoffnet.errors.KirchhoffError] and from the builtin
+it refines, so ``except ValueError`` keeps working for callers who do not know this package. A
 message says what is wrong, where, what was found, and how to fix it; the CLI prints it as one
 line.
 """

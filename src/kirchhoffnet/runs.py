@@ -1,20 +1,21 @@
 """One way to open any saved model: ``kn.open(path)``.
 
-Four things on disk hold a trained model, and :func:`open` tells them apart by what they contain:
+Four things on disk hold a trained model, and [`open`][kirchhoffnet.runs.open] tells them apart by what they contain:
 
 * ``"run"``: a run directory of ``kirchhoffnet train`` (``config.yaml`` + ``model.safetensors``);
   the model is rebuilt from the checkpoint's own spec and the config cross-checked
-  (:meth:`Task.load_model <kirchhoffnet.tasks.Task.load_model>`); the task knows the test set.
+  ([`Task.load_model`][kirchhoffnet.tasks.Task.load_model]); the task knows the test set.
 * ``"diffusion-run"``: a run directory of a diffusion config (its checkpoint holds a score model),
-  opened like any run, with :attr:`OpenedRun.run` for the diffusion functions.
+  opened like any run, with `OpenedRun.run` for the diffusion functions.
 * ``"original-checkpoint"``: a result directory of the original code (``config.yaml`` + ``model.pth``,
-  :func:`kirchhoffnet.compat.load_original`).
-* ``"checkpoint-file"``: a bare ``.safetensors`` file written by :func:`kirchhoffnet.save` (or a
+  [`kirchhoffnet.compat.load_original`][kirchhoffnet.compat.load_original]).
+* ``"checkpoint-file"``: a bare ``.safetensors`` file written by [`kirchhoffnet.save`][kirchhoffnet.save] (or a
   directory holding only ``model.safetensors``).
 
-Anything else is a one-line :class:`~kirchhoffnet.errors.CheckpointError` naming what was expected.
+Anything else is a one-line [`CheckpointError`][kirchhoffnet.errors.CheckpointError] naming what was expected.
 Every command that reloads a trained model goes through here (``eval`` and ``sample`` of a run, ``hw``,
-``spice``); ``eval`` of an original result scores it with :func:`kirchhoffnet.tasks.evaluate_path`.
+``spice``); ``eval`` of an original result scores it with
+[`kirchhoffnet.tasks.evaluate_path`][kirchhoffnet.tasks.evaluate_path].
 """
 
 from __future__ import annotations
@@ -71,23 +72,23 @@ class RunMetric:
 
 @dataclass(frozen=True)
 class OpenedRun:
-    """A saved model and what is known about how it was made (:func:`open`).
+    """A saved model and what is known about how it was made ([`open`][kirchhoffnet.runs.open]).
 
     Attributes:
         path: as given.
         kind: ``"run"``, ``"diffusion-run"``, ``"original-checkpoint"`` or ``"checkpoint-file"``.
         model: the model in eval mode: a Flow, Network or Circuit (an MLP baseline of a regression run),
             or a diffusion run's score model.
-        config: a run's validated :class:`~kirchhoffnet.config.Config`, a diffusion run's
+        config: a run's validated `Config`, a diffusion run's
             ``DiffusionConfig``, an original result's parsed ``config.yaml`` (a mapping); ``None``
             for a bare checkpoint file.
-        task: a run's prepared :class:`~kirchhoffnet.tasks.Task` (its data, metrics and plots), a
+        task: a run's prepared [`Task`][kirchhoffnet.tasks.Task] (its data, metrics and plots), a
             diffusion run's included; ``None`` for a checkpoint, which knows no task.
-        metric: the primary metric (:class:`RunMetric`).
+        metric: the primary metric ([`RunMetric`][kirchhoffnet.runs.RunMetric]).
         dataset: the 2-D data set of a 2-D flow, where the files name it (a flow2d run's config, an
             original config's ``test_bench``, a checkpoint's metadata ``dataset`` or ``test_bench``).
         metadata: the checkpoint's JSON metadata (empty for an original result).
-        run: for a diffusion run, its :class:`~kirchhoffnet.diffusion.run.Run` (what the diffusion
+        run: for a diffusion run, its [`Run`][kirchhoffnet.diffusion.run.Run] (what the diffusion
             sampling and evaluation functions take); else ``None``.
     """
 
@@ -106,7 +107,7 @@ class OpenedRun:
 
         A run gives its task's test set (the first ``points`` rows if given); a 2-D flow whose data
         set is known gives ``points`` (default 10,000) fresh samples, the ``data`` draw of ``seed``, as
-        ``kirchhoffnet eval`` draws them. Raises :class:`ConfigError` where there is none.
+        ``kirchhoffnet eval`` draws them. Raises [`ConfigError`][kirchhoffnet.errors.ConfigError] where there is none.
         """
         if self.task is not None:
             x, y = self.task.test_data()
@@ -127,9 +128,9 @@ def open(path: str | os.PathLike[str], *, device: str = "cpu", prepare: bool = T
 
     Args:
         device: where a run's model and data go.
-        prepare: load a run's data now (its task's :meth:`~kirchhoffnet.tasks.Task.prepare`); pass
+        prepare: load a run's data now (its task's [`prepare`][kirchhoffnet.tasks.Task.prepare]); pass
             ``False`` to open only the model of a run whose data is not on this machine (then
-            :meth:`OpenedRun.data` is unavailable).
+            [`OpenedRun.data`][kirchhoffnet.runs.OpenedRun.data] is unavailable).
 
     Raises:
         CheckpointError: not one of the four, a file that is not a readable checkpoint, a spec that
@@ -152,8 +153,8 @@ def open(path: str | os.PathLike[str], *, device: str = "cpu", prepare: bool = T
 
 
 def kind_of(path: str | os.PathLike[str]) -> Kind:
-    """What :func:`open` would open at ``path``, from the names of its files and a run checkpoint's
-    spec kind; raises :class:`CheckpointError` for anything else."""
+    """What [`open`][kirchhoffnet.runs.open] would open at ``path``, from the names of its files and a run checkpoint's
+    spec kind; raises [`CheckpointError`][kirchhoffnet.errors.CheckpointError] for anything else."""
     path = Path(path)
     if path.is_file():
         return "checkpoint-file"
@@ -177,7 +178,7 @@ def is_run_directory(path: str | os.PathLike[str]) -> bool:
 
 
 def open_model(path: str | os.PathLike[str], *, device: str = "cpu", prepare: bool = True) -> OpenedRun:
-    """:func:`open` for the tools that take a circuit, flow or network (``spice``, ``hw``): a
+    """[`open`][kirchhoffnet.runs.open] for the tools that take a circuit, flow or network (``spice``, ``hw``): a
     diffusion run is refused with the commands that read one."""
     path = Path(path)
     if kind_of(path) == "diffusion-run":
@@ -189,7 +190,7 @@ def open_model(path: str | os.PathLike[str], *, device: str = "cpu", prepare: bo
 
 
 def load_model(path: str | os.PathLike[str]) -> nn.Module:
-    """The circuit, flow or network at ``path`` (:func:`open_model`), without a run's data."""
+    """The circuit, flow or network at ``path`` ([`open_model`][kirchhoffnet.runs.open_model]), without a run's data."""
     return open_model(path, prepare=False).model
 
 

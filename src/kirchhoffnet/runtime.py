@@ -4,7 +4,7 @@ glibc's allocator hands blocks above 128 KiB back to the kernel as soon as they 
 "trim" and "mmap" thresholds), and the next allocation of the same size takes page faults to get
 them again. A circuit solve allocates and frees the same (edges × batch) temporaries hundreds of
 times: on the 2-D flows that was 40,000–60,000 page faults per adjoint training step, a third of
-its time. :func:`keep_freed_memory` raises both thresholds once per process so that freed blocks
+its time. `keep_freed_memory` raises both thresholds once per process so that freed blocks
 stay in the heap for reuse (the process keeps up to 256 MiB of freed memory instead of returning
 it). It changes the whole process, so a library does not do it on import: the ``kirchhoffnet`` command
 applies it at start, and Python users opt in by calling it (the benchmarks do). ``KIRCHHOFFNET_MALLOC=default``

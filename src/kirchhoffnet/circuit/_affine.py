@@ -2,9 +2,9 @@
 
 For a family ``i = post · σ(a·v_src + b·v_dst + c)`` the KCL field is two products around an
 elementwise σ (dense matrices on small circuits, CSR on large ones), and its vector-Jacobian product
-has a closed form that needs no autograd graph (:meth:`WholeAffine.vjp`). Two callers share it: the
-``affine-vjp`` kernel path wraps it in one autograd node (:class:`AffineField`), and the analytic adjoint
-(:mod:`kirchhoffnet.solve._adjoint`) evaluates it directly at every step of its backward solve.
+has a closed form that needs no autograd graph (`WholeAffine.vjp`). Two callers share it: the
+``affine-vjp`` kernel path wraps it in one autograd node (`AffineField`), and the analytic adjoint
+(`kirchhoffnet.solve._adjoint`) evaluates it directly at every step of its backward solve.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class WholeAffine:
         kernel: the slice's kernel (its whole-edge chunk and scratch buffers).
         device: the affine-activation family.
         coeffs: (E, 3) rows ``(a, b, c)``; ``post``: (E,) output scales or ``None`` (unit). Both are
-            used as values: a gradient with respect to them comes from :meth:`vjp`.
+            used as values: a gradient with respect to them comes from `vjp`.
         fused: the numba kernel, or ``None`` for the torch products only.
     """
 
@@ -96,9 +96,10 @@ class WholeAffine:
     def field(
         self, state: Tensor, divergence: bool, reuse: bool = False
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """``(dV/dt, divergence, σ(U), σ'(U))`` (see :meth:`KclKernel.affine_field`; the numba kernel keeps
-        neither σ(U) nor σ'(U): ``None``); ``reuse`` writes U into the kernel's scratch buffer, for
-        callers that do not keep σ(U) past the next evaluation."""
+        """``(dV/dt, divergence, σ(U), σ'(U))`` (see
+        [`KclKernel.affine_field`][kirchhoffnet.circuit.KclKernel.affine_field]; the numba kernel keeps neither σ(U) nor
+        σ'(U): ``None``); ``reuse`` writes U into the kernel's scratch buffer, for callers that do not keep σ(U) past
+        the next evaluation."""
         if self.fused is not None and self.rows is not None and not divergence:
             out, _ = self.fused.field(self.device, self.rows, state, False)
             return out, state.new_zeros(0), None, None
@@ -119,7 +120,7 @@ class WholeAffine:
         need_state: bool = True,
         need_post: bool = False,
     ) -> tuple[Tensor | None, Tensor, Tensor | None]:
-        """Vector-Jacobian product of :meth:`field`, in closed form.
+        """Vector-Jacobian product of `field`, in closed form.
 
         With ``U = G·[0; V; 1]``, ``S = σ(U)``, ``dV = (M ∘ post)·S`` and ``tr = q·σ'(U)``, the
         cotangents (gV, gT) pull back as
@@ -184,7 +185,7 @@ class WholeAffine:
 
 class AffineField(torch.autograd.Function):
     """dV/dt and the divergence of an affine-activation slice, with the analytic backward pass
-    of :meth:`WholeAffine.vjp`: one autograd node replaces about thirty, which is what makes a CNF
+    of `WholeAffine.vjp`: one autograd node replaces about thirty, which is what makes a CNF
     training step on the 2-D flows several times faster. First-order only (the adjoint and backprop
     need no more). ``coeffs`` and ``post`` are the inputs gradients flow to; ``system`` holds their values."""
 

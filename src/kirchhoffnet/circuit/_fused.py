@@ -3,7 +3,7 @@
 The torch paths write at least one (edges × batch) block per evaluation and read it back; on the
 230k-edge MNIST circuit at batch 250 that traffic, not the arithmetic, is the cost. Here the edges
 are sorted by destination once (int32 indices), and each batch tile's voltages and KCL sums stay in
-cache while every edge's current is computed and added in registers (:mod:`._numba_kcl`). It
+cache while every edge's current is computed and added in registers (`_numba_kcl`). It
 evaluates the field and the divergence of the built-in affine-activation families without autograd
 (inference, an adjoint's forward solve); anything else stays on the torch paths, which remain the
 reference.
@@ -126,8 +126,8 @@ class FusedKcl:
             return torch.cat([abc, post[:, None], q[:, None]], dim=1)[self.order].to(self.dtype).contiguous().numpy()
 
     def coefficients(self, device: AffineActivation, params: Tensor) -> np.ndarray:
-        """:meth:`rows` of a family's parameters, kept while they hold the same values (a
-        :class:`Snapshot`: ``p.data`` edits bypass torch's change markers)."""
+        """`rows` of a family's parameters, kept while they hold the same values (a
+        `Snapshot`: ``p.data`` edits bypass torch's change markers)."""
         key = (params.dtype, device)
         if self._cache is None or self._cache[0] != key or not self._cache[1].matches(params):
             with torch.no_grad():
@@ -144,7 +144,7 @@ class FusedKcl:
     def field(
         self, device: AffineActivation, rows: np.ndarray, state: Tensor, divergence: bool
     ) -> tuple[Tensor, Tensor | None]:
-        """:meth:`evaluate` for kernel rows (see :meth:`rows`)."""
+        """`evaluate` for kernel rows (see `rows`)."""
         num_state, batch = state.shape
         out = state.new_empty(num_state, batch)
         trace = state.new_empty(batch if divergence else 0)
@@ -161,7 +161,7 @@ class FusedKcl:
     def vjp(
         self, device: AffineActivation, rows: np.ndarray, state: Tensor, grad_out: Tensor, need_post: bool
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """The closed-form vector-Jacobian product of :meth:`field` (no divergence) for the cotangent
+        """The closed-form vector-Jacobian product of `field` (no divergence) for the cotangent
         ``grad_out`` (N, B): ``(g_state (N, B), g_coeffs (E, 3), g_post (E,))`` in the kernel's edge
         order (``g_post`` is zero unless ``need_post``). One pass per batch tile, like the field."""
         num_state, batch = state.shape

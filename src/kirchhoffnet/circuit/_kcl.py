@@ -13,9 +13,9 @@ needs only the analytic device slopes,
 
 one O(E·B) pass instead of N reverse-mode sweeps.
 
-Four execution paths share this structure; :meth:`KclKernel.path` picks one from what the caller
-asks for (``kernel``: one of :data:`KERNELS`) and what the evaluation needs, and a solve records the
-paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
+Four execution paths share this structure; [`KclKernel.path`][kirchhoffnet.circuit.KclKernel.path] picks one from what
+the caller asks for (``kernel``: one of `KERNELS`) and what the evaluation needs, and a solve records the
+paths it took ([`kernels`][kirchhoffnet.SolveStats.kernels]):
 
 * ``affine`` — for a family ``i = post · σ(a·v_src + b·v_dst + c)`` when no gradient is recorded
   (inference, the adjoint's forward solve): gather and affine map are one matrix product
@@ -25,10 +25,10 @@ paths it took (:attr:`~kirchhoffnet.solve.SolveStats.kernels`):
   large ones, where the three passes over the edges (G product, σ in place, incidence product)
   replace seven; the operators are kept while the parameters are unchanged.
 * ``affine-vjp`` — the same over the whole edge set while autograd records, as one autograd node whose
-  backward is the closed-form, O(E·B) vector-Jacobian product (:class:`~kirchhoffnet.circuit._affine.WholeAffine`),
+  backward is the closed-form, O(E·B) vector-Jacobian product (`WholeAffine`),
   which the analytic adjoint uses directly.
 * ``fused`` — large circuits on CPU without autograd: one numba pass over the edges per batch tile,
-  with no (edges × batch) intermediate (:mod:`kirchhoffnet.circuit._fused`); ``auto`` takes it from
+  with no (edges × batch) intermediate (`kirchhoffnet.circuit._fused`); ``auto`` takes it from
   ``_fused.MIN_EDGES`` edges on, where numba can be imported and the family's σ is cheap there. With
   autograd the ``affine-vjp`` node runs the same kernel and its numba backward pass.
 * ``gather`` — everything else: ``index_select`` of the terminal voltages, the family's own
@@ -73,7 +73,7 @@ family), ``affine`` (the torch fused paths) or ``fused`` (numba); the last two f
 
 
 def check_kernel(kernel: str) -> str:
-    """``kernel`` if it is one of :data:`KERNELS`, else :class:`ConfigError`."""
+    """``kernel`` if it is one of `KERNELS`, else [`ConfigError`][kirchhoffnet.errors.ConfigError]."""
     if kernel not in KERNELS:
         raise ConfigError(unknown_choice("kernel", kernel, KERNELS))
     return kernel
@@ -149,7 +149,7 @@ class KclKernel:
 
         Building them costs a few per cent of an evaluation (a third on the tiny 2-D flows), and a
         solve makes a hundred evaluations with the same parameters. The values are compared, not
-        the tensor's address and version, which ``p.data`` edits bypass (see :class:`Snapshot`).
+        the tensor's address and version, which ``p.data`` edits bypass (see `Snapshot`).
         """
         key = (len(chunks), chunks[0].stop)
         cache = self._sparse_cache
@@ -181,7 +181,7 @@ class KclKernel:
         Raises:
             ConfigError: ``kernel="affine"`` where no fused path applies (a family that is not an affine
                 activation; autograd inside torch.func);
-                ``kernel="fused"`` where the numba kernel does not (see :func:`~.fused.refusal`).
+                ``kernel="fused"`` where the numba kernel does not (see `refusal`).
         """
         if check_kernel(kernel) == "gather":
             return "gather"
@@ -235,7 +235,7 @@ class KclKernel:
         self, device: Device, params: Tensor, state: Tensor, divergence: bool, kernel: str = "auto"
     ) -> tuple[Tensor, Tensor | None]:
         """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), on the path
-        :meth:`path` picks for ``kernel``."""
+        [`path`][kirchhoffnet.circuit.KclKernel.path] picks for ``kernel``."""
         track = records(state, params)
         path = self.path(device, kernel, track)
         if path == "fused":
@@ -283,7 +283,7 @@ class KclKernel:
     def coefficient_matrix(
         self, a: Tensor | None, b: Tensor | None, c: Tensor | None, post: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
-        """:func:`affine_rows` of ``(a, b, c)``, and ``post``."""
+        """`affine_rows` of ``(a, b, c)``, and ``post``."""
         return affine_rows(a, b, c, self._inv_c.new_ones(self.num_edges)), post
 
     def affine_field(
@@ -301,7 +301,7 @@ class KclKernel:
 
         ``coeffs`` (E, 3) holds (a, b, c) per edge and ``post`` (E,) the output scale (``None``: unit);
         ``buffer`` (rows ≥ chunk size, B) receives U in place, or ``None`` to allocate; ``operators``
-        are the chunks' prebuilt ``(G, S)`` (see :meth:`operators`).
+        are the chunks' prebuilt ``(G, S)`` (see [`operators`][kirchhoffnet.circuit.KclKernel.operators]).
 
         Returns:
             ``(dV/dt, divergence, σ(U), σ'(U))`` with the last two of the last chunk (σ' only
@@ -332,8 +332,9 @@ class KclKernel:
         self, device: AffineActivation, abc: tuple[Tensor | None, ...], post: Tensor | None, kernel: str
     ) -> WholeAffine:
         """The fused evaluation over all edges with coefficients ``abc = (a, b, c)`` (see
-        :meth:`coefficient_matrix`) and its closed-form vector-Jacobian product, on the numba kernel where
-        ``kernel`` lets it run: what the ``affine-vjp`` path and the analytic adjoint evaluate."""
+        [`coefficient_matrix`][kirchhoffnet.circuit.KclKernel.coefficient_matrix]) and its closed-form vector-Jacobian
+        product, on the numba kernel where ``kernel`` lets it run: what the ``affine-vjp`` path and the analytic adjoint
+        evaluate."""
         a, b, c = abc
         coeffs, post = self.coefficient_matrix(a, b, c, post)
         return WholeAffine(self, device, coeffs, post, self.fused_for(device, kernel))
@@ -344,7 +345,8 @@ class KclKernel:
         return self._fused
 
     def fused_for(self, device: Device, kernel: str) -> FusedKcl | None:
-        """:meth:`fused` where an evaluation of ``device`` without autograd would take it (see :meth:`path`)."""
+        """[`fused`][kirchhoffnet.circuit.KclKernel.fused] where an evaluation of ``device`` without autograd would take
+        it (see [`path`][kirchhoffnet.circuit.KclKernel.path])."""
         return self.fused() if self.path(device, kernel, track=False) == "fused" else None
 
     @staticmethod

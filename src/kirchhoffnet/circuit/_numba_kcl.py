@@ -1,4 +1,4 @@
-"""The numba kernel behind :mod:`kirchhoffnet.circuit._fused`; importing this module imports numba.
+"""The numba kernel behind `kirchhoffnet.circuit._fused`; importing this module imports numba.
 
 One pass over the edges per batch tile: each edge's affine argument, activation and its current into
 the KCL sums at both terminals are computed in one loop over the tile, so no (edges × batch) block
@@ -184,7 +184,7 @@ def _edge_sums(sums, gu, sig, bs, bd, vs, vd, a, b, zero, need_post):
 
 @njit(parallel=True, cache=True)
 def vjp_tiles(state, grad_out, src, dst, coeffs, inv_c, act, constants, tile, need_post, grad_state, partial):
-    """The closed-form vector-Jacobian product of :func:`kcl_tiles`'s field (no divergence): for the
+    """The closed-form vector-Jacobian product of `kcl_tiles`'s field (no divergence): for the
     cotangent ``grad_out`` (N, B), ``grad_state`` (N, B) ← ∂f/∂vᵀ·g and ``partial`` (tiles, E, 4) ← each
     batch tile's sums of the cotangents of ``(a, b, c, post)`` per sorted edge (the caller adds the
     tiles). Tiles own disjoint batch columns, so they write without conflicts; σ and σ' are recomputed

@@ -27,7 +27,7 @@ class Circuit(nn.Module):
 
     Args:
         topology: one ``edge_index`` (2, E), a list with one per slice, or a list of
-            :class:`Slice` objects.
+            [`Slice`][kirchhoffnet.circuit.Slice] objects.
         device: device family (name, spec dict or instance) for slices built here.
         slices: number of slices when ``topology`` is a single ``edge_index`` (default 1).
         times: slice boundaries, ``len(slices) + 1`` strictly increasing values; default 0, 1, 2, ...
@@ -44,9 +44,11 @@ class Circuit(nn.Module):
     ``kn.Network(circuit)``: ``v_out = kn.Network(circuit)(v_in)``, with ``kn.simulate``'s defaults.
 
     Example:
-        >>> edges = kirchhoffnet.topology.fully_connect(num_nodes=3, repeat=(25, 25))
-        >>> net = Circuit(edges, device="ShiftTanh2", slices=2, times=(0.0, 0.5, 1.0))
-        >>> v_out = kirchhoffnet.Network(net)(torch.randn(8, 2))
+        ```python
+        edges = kirchhoffnet.topology.fully_connect(num_nodes=3, repeat=(25, 25))
+        net = Circuit(edges, device="ShiftTanh2", slices=2, times=(0.0, 0.5, 1.0))
+        v_out = kirchhoffnet.Network(net)(torch.randn(8, 2))
+        ```
     """
 
     def __init__(
@@ -138,9 +140,10 @@ class Circuit(nn.Module):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], state: dict[str, Tensor], prefix: str = "") -> Circuit:
-        """Rebuild a circuit from :meth:`spec` and its ``state_dict``; a spec of the wrong structure or
-        state a slice cannot run raises :class:`CheckpointError` naming the key or tensor (tensors
-        as ``prefix`` + their name: ``circuit.`` inside a flow's or network's state)."""
+        """Rebuild a circuit from [`spec`][kirchhoffnet.circuit.Circuit.spec] and its ``state_dict``; a spec of the
+        wrong structure or state a slice cannot run raises [`CheckpointError`][kirchhoffnet.errors.CheckpointError]
+        naming the key or tensor (tensors as ``prefix`` + their name: ``circuit.`` inside a flow's or network's
+        state)."""
         where = "circuit spec"
         slice_specs = entry(spec, "slices", list, where)
         if not slice_specs:
@@ -172,7 +175,8 @@ class Circuit(nn.Module):
 
 
 def _slice_from_spec(k: int, spec: Any, state: dict[str, Tensor], prefix: str = "") -> Slice:
-    """Slice ``k`` of :meth:`Circuit.from_spec`, its spec and tensors checked before they are used."""
+    """Slice ``k`` of [`Circuit.from_spec`][kirchhoffnet.circuit.Circuit.from_spec], its spec and tensors checked before
+    they are used."""
     where = f"circuit spec.slices[{k}]"
     num_nodes = count(entry(spec, "num_nodes", int, where), f"{where}.num_nodes", low=2)
     try:

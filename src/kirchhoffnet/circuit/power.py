@@ -2,17 +2,19 @@
 
 Every latency/energy number of a KirchhoffNet circuit (``hardware.analysis`` for a circuit's inference,
 ``diffusion.circuit_run`` for a score circuit's generation) is built from these pieces, in normalised units
-(C₀ = G₀ = V₀ = 1; :class:`~kirchhoffnet.hardware.units.PhysicalDesign` turns them into joules and seconds).
+(C₀ = G₀ = V₀ = 1; [`PhysicalDesign`][kirchhoffnet.hardware.PhysicalDesign] turns them into joules and seconds).
 
 A device carrying the current ``i_e`` from its source to its destination absorbs ``P_e = i_e·(v_src − v_dst)``.
 With ``P_e > 0`` it dissipates; with ``P_e < 0`` it *delivers* power into the circuit, which only an active
-device (a transconductor fed by the supply) can do. :class:`Power` keeps the two apart, sample by sample, with
-the rail current ``Σ_e |i_e|``; :meth:`Slice.power <kirchhoffnet.circuit.Slice.power>` computes it for a slice's
-devices and :meth:`Power.resistive` for plain resistors to ground (the score circuit's leaks).
+device (a transconductor fed by the supply) can do. [`Power`][kirchhoffnet.circuit.power.Power] keeps the two apart,
+sample by sample, with the rail current ``Σ_e |i_e|``; [`Slice.power`][kirchhoffnet.circuit.Slice.power] computes it for
+a slice's devices and [`Power.resistive`][kirchhoffnet.circuit.power.Power.resistive] for plain resistors to ground (the
+score circuit's leaks).
 
-Integrated over a transient (:class:`EnergyTally`): the supply energy of a run is the energy drivers put into
-capacitors (:func:`charging_energy`: moving a node from ``u`` to ``w`` draws ``c·w·(w − u)``, counted only when
-positive) plus the energy the active devices deliver; heat and the rail-current bound are kept alongside.
+Integrated over a transient ([`EnergyTally`][kirchhoffnet.circuit.power.EnergyTally]): the supply energy of a run is the
+energy drivers put into capacitors ([`charging_energy`][kirchhoffnet.circuit.power.charging_energy]: moving a node from
+``u`` to ``w`` draws ``c·w·(w − u)``, counted only when positive) plus the energy the active devices deliver; heat and
+the rail-current bound are kept alongside.
 """
 
 from __future__ import annotations
@@ -112,8 +114,8 @@ class EnergyTally:
     """Per-sample integrals of a transient in normalised units (C₀V₀², C₀V₀), accumulated piece by piece.
 
     Attributes:
-        load: energy drivers put into capacitors (:func:`charging_energy`).
-        delivered, dissipated: ∫ :attr:`Power.delivered` dt, ∫ :attr:`Power.dissipated` dt.
+        load: energy drivers put into capacitors ([`charging_energy`][kirchhoffnet.circuit.power.charging_energy]).
+        delivered, dissipated: ∫ `Power.delivered` dt, ∫ `Power.dissipated` dt.
         charge: ∫ Σ_e |i_e| dt, the charge through the rails if every device draws from the supply.
         stored_drop: Σ over pieces of E_stored(start) − E_stored(end) (where the capacitors are tracked).
         peak_device, peak_total: largest |i_e| and Σ_e |i_e| anywhere. device_time: ∫ mean_e,B |i_e| dt.
@@ -139,8 +141,8 @@ class EnergyTally:
 
     def add(self, power: Power, weights: Tensor | float, devices: int = 1) -> None:
         """Add ``Σ_k w_k · power_k``: ``power`` fields (T, B) with ``weights`` (T,) (a quadrature rule such as
-        :func:`trapezoid_weights`), or (B,) with a scalar step (the rectangle rule). ``devices``: how many
-        devices the power sums over (for the mean device current)."""
+        [`trapezoid_weights`][kirchhoffnet.circuit.power.trapezoid_weights]), or (B,) with a scalar step (the rectangle
+        rule). ``devices``: how many devices the power sums over (for the mean device current)."""
         w = weights[:, None].to(power.current.dtype) if isinstance(weights, Tensor) else weights
         stepped = isinstance(weights, Tensor)
 

@@ -66,7 +66,7 @@ class Slice(nn.Module):
 
     Shapes:
         Public methods are batch-first: voltages (B, N) with N = num_nodes - 1 (ground excluded).
-        The solver uses the node-major :meth:`field` on (N, B).
+        The solver uses the node-major [`field`][kirchhoffnet.circuit.Slice.field] on (N, B).
     """
 
     edge_index: Tensor
@@ -121,7 +121,7 @@ class Slice(nn.Module):
         self._kernels = {}  # built from the old topology and capacitance
 
     def check_state(self, state: dict[str, Any], prefix: str = "") -> None:
-        """:func:`check_slice_state` against this slice's family, node and edge counts."""
+        """`check_slice_state` against this slice's family, node and edge counts."""
         check_slice_state(state, self.device_family, self.num_nodes, self.num_edges, prefix)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -142,7 +142,7 @@ class Slice(nn.Module):
 
     def kernel(self, dtype: torch.dtype, device: torch.device) -> KclKernel:
         """The KCL kernel for this dtype and device, rebuilt when the capacitance changes in any way
-        (its values are compared: see :class:`~kirchhoffnet.circuit._snapshot.Snapshot`)."""
+        (its values are compared: see `Snapshot`)."""
         cap = self.capacitance
         if self._built_for is None or not self._built_for.matches(cap):
             self._kernels, self._built_for = {}, Snapshot(cap)
@@ -154,7 +154,7 @@ class Slice(nn.Module):
 
     def field(self, state: Tensor, kernel: str = "auto") -> Tensor:
         """Node-major dV/dt (N, B) for the node-major state (N, B), on the path ``kernel`` asks for
-        (one of :data:`~kirchhoffnet.circuit._kcl.KERNELS`); see :class:`KclKernel`."""
+        (one of `KERNELS`); see [`KclKernel`][kirchhoffnet.circuit.KclKernel]."""
         evaluator = self.kernel(state.dtype, state.device)
         return evaluator.evaluate(self.device_family, self.params.to(state.dtype), state, False, kernel)[0]
 
@@ -184,7 +184,7 @@ class Slice(nn.Module):
 
     def power(self, v: Tensor, params: Tensor | None = None) -> Power:
         """The power account of the slice's devices at voltages ``v`` (B, N): each device absorbs
-        ``P_e = i_e·(v_src − v_dst)``; see :class:`~kirchhoffnet.circuit.power.Power`. ``params``: the (P, E)
+        ``P_e = i_e·(v_src − v_dst)``; see [`Power`][kirchhoffnet.circuit.Power]. ``params``: the (P, E)
         parameters the devices are programmed with, when they are not the slice's own (default).
 
         Shapes:
@@ -210,7 +210,8 @@ def check_slice_state(
     """Refuse tensors a slice cannot run: ``edge_index`` not an integer (2, E) topology of ``num_nodes``
     nodes (E = ``num_edges``, or any when ``None``), capacitances not finite and positive per state
     node, parameters not finite floats of shape (P, E). Tensors absent from ``state`` are not checked
-    (``load_state_dict`` reports them). Raises :class:`CheckpointError` naming the tensor (``prefix`` + name)."""
+    (``load_state_dict`` reports them). Raises [`CheckpointError`][kirchhoffnet.errors.CheckpointError] naming the
+    tensor (``prefix`` + name)."""
     edges = state.get("edge_index")
     if num_edges is None and isinstance(edges, Tensor) and edges.dim() == 2:
         num_edges = int(edges.shape[1])

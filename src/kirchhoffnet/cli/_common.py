@@ -2,11 +2,11 @@
 the parsing of list and choice options into values or such errors.
 
 Exit codes: 0 success; 2 a usage error, the command line or a config is invalid (click's usage errors,
-:class:`~kirchhoffnet.errors.ConfigError`, ``TopologyError``, ``DeviceError``): fix the request; 1 a runtime
+[`ConfigError`][kirchhoffnet.errors.ConfigError], ``TopologyError``, ``DeviceError``): fix the request; 1 a runtime
 failure, a valid request that failed while running (missing or corrupt files, a busy or mismatched run
 directory, a solver or training failure, ngspice, a full disk, out of memory, an internal error); 130 Ctrl-C.
 
-:class:`OneLineGroup` is the root command: click's usage errors (a bad option value, a missing
+`OneLineGroup` is the root command: click's usage errors (a bad option value, a missing
 argument, an unknown option) become one ``error:`` line instead of typer's boxed panel, and it is
 the last resort for what no command converted: an ``OSError`` names its path, Ctrl-C is
 ``error: interrupted``, anything else is ``error: internal error (...)``, a bug to fix, whose
@@ -47,7 +47,7 @@ def exit_code(exc: KirchhoffError) -> int:
 
 
 def fail(exc: KirchhoffError) -> NoReturn:
-    """Print a KirchhoffError as one line and exit with :func:`exit_code` (the traceback with --debug)."""
+    """Print a KirchhoffError as one line and exit with `exit_code` (the traceback with --debug)."""
     if state["debug"]:
         raise exc
     typer.echo(f"error: {clip(str(exc), MESSAGE_CHARS)}", err=True)

@@ -1,4 +1,4 @@
-"""``kirchhoffnet train | sample | report``: thin commands over :mod:`kirchhoffnet.training`."""
+"""``kirchhoffnet train | sample | report``: thin commands over [`kirchhoffnet.training`][kirchhoffnet.training]."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 A result directory holds ``config.yaml`` (the training config) and ``model.pth`` (a state dict
 with one ``circuit.layer_list.<i>.model.param`` of shape (P, E) per time slice, edges in the
 order the original topology generators emit them). Flow results (2-D sets, potentials, MNIST
-generation) become a :class:`~kirchhoffnet.models.Flow`; classification and regression results a
-:class:`~kirchhoffnet.models.Network`.
+generation) become a [`Flow`][kirchhoffnet.Flow]; classification and regression results a
+[`Network`][kirchhoffnet.Network].
 """
 
 from __future__ import annotations
@@ -185,8 +185,9 @@ def load_original(
         method: overrides the config's solver method.
 
     Returns:
-        A :class:`Flow` (``log_prob``, ``sample``) for generative results, a :class:`Network`
-        (``forward(x)`` → logits or predictions) otherwise; parameters in float32, eval mode.
+        A [`Flow`][kirchhoffnet.Flow] (``log_prob``, ``sample``) for generative results, a
+        [`Network`][kirchhoffnet.Network] (``forward(x)`` → logits or predictions) otherwise; parameters in float32,
+        eval mode.
 
     Raises:
         CheckpointError: missing files, unsupported settings, unknown devices, or a state dict

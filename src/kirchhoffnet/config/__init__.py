@@ -1,7 +1,7 @@
 """Validated YAML configs of training runs (pydantic, unknown keys are errors).
 
 ``load_config("configs/flow2d/twomoon.yaml", ["train.lr=3e-3"])`` returns the task's config
-object; any problem raises :class:`~kirchhoffnet.errors.ConfigError` with one line naming the key.
+object; any problem raises [`ConfigError`][kirchhoffnet.errors.ConfigError] with one line naming the key.
 """
 
 from kirchhoffnet.config.budget import check_memory, preflight

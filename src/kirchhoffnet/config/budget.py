@@ -2,17 +2,17 @@
 
 A config can be valid key by key and still absurd as a whole (``hidden_nodes: 1e9``, millions of
 edges times a large batch, 1e10 data points, a step of 1e-12); building it would hang or be killed
-by the kernel. :func:`preflight` bounds, for every command that runs a config:
+by the kernel. [`preflight`][kirchhoffnet.config.preflight] bounds, for every command that runs a config:
 
 * memory: the estimate counts only what certainly has to exist, so it errs low: the parameters
   (with their gradients and Adam moments when training), the edge lists, a few (batch, edges)
   tensors per differentiable evaluation of the circuit's field, the solver's copies of the state,
   and the data sets and plot grids the task draws;
 * time grids: slice boundaries representable in the run's dtype, fixed-step grids within
-  :data:`~kirchhoffnet.solve.solver.MAX_FIXED_STEPS`, and a capacitance whose time constant an
+  `MAX_FIXED_STEPS`, and a capacitance whose time constant an
   explicit solver can follow within that many steps.
 
-:func:`check_diffusion` does the same for a diffusion config (network width, batches, samples,
+`check_diffusion` does the same for a diffusion config (network width, batches, samples,
 sampler steps).
 """
 
@@ -104,7 +104,7 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
 
 
 def data_terms(config: Any) -> dict[tuple[str, str, str], float]:
-    """Bytes of the data a task draws or reads, and of its plot grids, keyed like :func:`estimate`'s terms.
+    """Bytes of the data a task draws or reads, and of its plot grids, keyed like `estimate`'s terms.
 
     Image sets are bounded by their files and left out; drawn sets (2-D toys, friedman, base samples)
     and density grids are as large as the config says.
@@ -178,7 +178,7 @@ def check_time_grids(config: Any) -> None:
 
 def preflight(config: Any, training: bool = True) -> None:
     """Everything a run config will cost, bounded before anything is built, read or written:
-    :func:`check_time_grids` and :func:`check_memory`.
+    `check_time_grids` and [`check_memory`][kirchhoffnet.config.check_memory].
 
     Raises:
         ConfigError: naming the key to change, the estimate and the limit.
@@ -191,7 +191,8 @@ def preflight(config: Any, training: bool = True) -> None:
 
 
 def check_memory(config: Any, training: bool = True) -> None:
-    """Raise :class:`ConfigError` if the run's circuit certainly needs more memory than the limit.
+    """Raise [`ConfigError`][kirchhoffnet.errors.ConfigError] if the run's circuit certainly needs more memory than the
+    limit.
 
     Raises:
         ConfigError: naming the key of the largest term (``circuit.topology[k]`` or a batch size),
@@ -219,7 +220,7 @@ def _refuse_if_above(needed: float, key: str, detail: str) -> None:
 
 def check_diffusion(config: Any) -> None:
     """The pre-flight of a diffusion config: sampler step counts within
-    :data:`~kirchhoffnet.solve.solver.MAX_FIXED_STEPS`, and the score network's parameters and the
+    `MAX_FIXED_STEPS`, and the score network's parameters and the
     (batch, width) activations of training and sampling within memory.
 
     The crossbar network is ``dim → width → width → dim`` (≈ width² weights); the score circuit has

@@ -1,7 +1,7 @@
 """Config sections that describe the model: topologies, the circuit, the solver.
 
-Each topology section maps one-to-one onto a generator of :mod:`kirchhoffnet.topology`; the
-circuit section builds a :class:`~kirchhoffnet.Circuit` from them.
+Each topology section maps one-to-one onto a generator of [`kirchhoffnet.topology`][kirchhoffnet.topology]; the
+circuit section builds a [`Circuit`][kirchhoffnet.Circuit] from them.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class FullyConnect(Section):
 
     @property
     def edge_count(self) -> int:
-        """Edges :meth:`build` makes, computed without building them (for the memory pre-flight)."""
+        """Edges `build` makes, computed without building them (for the memory pre-flight)."""
         return topo.fully_connect_edges(self.num_nodes, self.repeat, self.include_ground)
 
 

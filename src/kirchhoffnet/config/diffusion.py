@@ -74,7 +74,7 @@ class CrossbarScoreConfig(Section):
 
 
 class CircuitScoreConfig(Section):
-    """The KirchhoffNet score circuit (see :mod:`kirchhoffnet.diffusion.score_circuit`)."""
+    """The KirchhoffNet score circuit (see `kirchhoffnet.diffusion.score_circuit`)."""
 
     kind: Literal["kirchhoffnet"] = Field(description="A KirchhoffNet score circuit.")
     hidden: int = Field(default=32, ge=1, description="Hidden nodes (capacitors with a leak to ground).")
@@ -114,7 +114,7 @@ class CircuitScoreConfig(Section):
         return self
 
     def arguments(self) -> dict[str, object]:
-        """The keyword arguments of :class:`~kirchhoffnet.diffusion.score_circuit.circuit.ScoreCircuit`."""
+        """The keyword arguments of `ScoreCircuit`."""
         return self.model_dump(exclude={"kind"})
 
 

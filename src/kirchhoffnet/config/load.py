@@ -71,7 +71,8 @@ def as_config(config: Config | dict[str, Any] | str | os.PathLike[str]) -> Confi
 
 
 def to_yaml(config: BaseModel) -> str:
-    """The resolved config (every default filled in) as YAML, loadable by :func:`load_config`."""
+    """The resolved config (every default filled in) as YAML, loadable by
+    [`load_config`][kirchhoffnet.config.load_config]."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 

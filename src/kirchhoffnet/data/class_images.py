@@ -1,6 +1,6 @@
 """Class-conditional image data: the images of a few classes of a set, renumbered and shrunk to S × S.
 
-Built on :func:`kirchhoffnet.data.images.load_images` (the one reader of the standard files). Images
+Built on `kirchhoffnet.data.images.load_images` (the one reader of the standard files). Images
 are area-averaged to S + 2·round(S/6) pixels per side and centre-cropped to S (28 → 16 → 12 for
 S = 12, as the original work resizes and crops); pixels become floats in [0, 1].
 """
@@ -52,7 +52,7 @@ def load_classes(
     """The images of ``classes`` from ``split`` of image set ``name``, renumbered and shrunk to ``size``.
 
     Args:
-        name, root, download: as :func:`~kirchhoffnet.data.images.load_images`.
+        name, root, download: as `load_images`.
         split: ``train`` or ``test``.
         classes: labels as the set numbers them (EMNIST letters 1..26); label ``classes[k]`` becomes
             ``k``. None: the set's ``default_classes``.

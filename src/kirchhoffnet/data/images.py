@@ -2,9 +2,9 @@
 (python batches), SVHN (``.mat``). No torchvision: the readers are a few lines each.
 
 Files are looked for in a directory (``root``); with ``download=True`` missing files are fetched
-from the data set's home first. A missing or corrupt file raises :class:`DataError` naming the
+from the data set's home first. A missing or corrupt file raises [`DataError`][kirchhoffnet.errors.DataError] naming the
 file, the directory and the fix. Class-conditional subsets shrunk to S × S are
-:func:`kirchhoffnet.data.class_images.load_classes`.
+`kirchhoffnet.data.class_images.load_classes`.
 """
 
 from __future__ import annotations

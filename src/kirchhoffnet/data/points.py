@@ -26,7 +26,8 @@ def sample_ring(n: int, seed: int = 0, radius: float = 0.7, thickness: float = 0
 
 
 def sample_points(name: str, n: int, seed: int = 0) -> Tensor:
-    """``n`` points (n, 2) float32 of the named distribution (:data:`POINT_SETS`), reproducible by ``seed``."""
+    """``n`` points (n, 2) float32 of the named distribution ([`POINT_SETS`][kirchhoffnet.data.points.POINT_SETS]),
+    reproducible by ``seed``."""
     if name == "ring":
         return sample_ring(n, seed)
     return torch.from_numpy(sample_toy(name, n, seed)).float()

@@ -4,7 +4,7 @@ draws the very same held-out points from the same user-facing seed.
 Two families, both kept because published numbers were measured on them:
 
 * a run's **splits** (``train``, ``val``, ``test`` and the ``noise`` of a task's sampling) are streams of
-  :class:`numpy.random.SeedSequence` ``[seed, split]``: independent of each other, whatever the seed;
+  `numpy.random.SeedSequence` ``[seed, split]``: independent of each other, whatever the seed;
 * an **evaluation's draws** are ``seed + offset``, so that a user who passes ``--seed S`` (or
   ``evaluate.reference_seed``) can draw the same reference points with any other tool.
 """
@@ -27,5 +27,5 @@ def split_seed(seed: int, split: str) -> int:
 
 
 def draw_seed(seed: int, draw: str) -> int:
-    """The seed of one of an evaluation's draws (:data:`DRAWS`)."""
+    """The seed of one of an evaluation's draws (`DRAWS`)."""
     return int(seed) + DRAWS[draw]

@@ -4,7 +4,7 @@ A device family is a stateless description ``i = g(v_src, v_dst; p)`` of the cur
 from the source terminal to the destination terminal. The learnable parameters ``p`` live in the
 circuit slice (one column per edge), so one family object serves every edge of a slice.
 
-Subclassing :class:`Device` registers the family under its class name; nothing else is needed to
+Subclassing [`Device`][kirchhoffnet.devices.Device] registers the family under its class name; nothing else is needed to
 make it available to circuits, configs and checkpoints.
 """
 
@@ -24,15 +24,16 @@ Params = Tensor | Sequence[Tensor]
 against the voltages."""
 
 Coefficients = tuple[str | None, str | None, str | None, str | None]
-"""``(a, b, c, post)`` of an :class:`AffineActivation` as SPICE expressions of parameter names."""
+"""``(a, b, c, post)`` of an [`AffineActivation`][kirchhoffnet.devices.AffineActivation] as SPICE expressions of
+parameter names."""
 
 
 class Device(ABC):
     """An I-V family ``i = g(v_src, v_dst; p)``; current flows src → dst.
 
-    Subclasses set :attr:`param_names` and implement :meth:`current` and
-    :meth:`current_and_slopes`. The slopes are the analytic partial derivatives
-    ``∂i/∂v_src`` and ``∂i/∂v_dst`` that make the exact CNF divergence cost O(E).
+    Subclasses set `param_names` and implement [`current`][kirchhoffnet.devices.Device.current] and
+    [`current_and_slopes`][kirchhoffnet.devices.Device.current_and_slopes]. The slopes are the analytic partial
+    derivatives ``∂i/∂v_src`` and ``∂i/∂v_dst`` that make the exact CNF divergence cost O(E).
     """
 
     param_names: ClassVar[tuple[str, ...]] = ()
@@ -95,9 +96,9 @@ def available() -> list[str]:
 
 
 def resolve(device: str | Device | dict[str, Any]) -> Device:
-    """Turn a family name, a spec dict or an instance into a :class:`Device`.
+    """Turn a family name, a spec dict or an instance into a [`Device`][kirchhoffnet.devices.Device].
 
-    Names match case-insensitively. An unknown name raises :class:`DeviceError` listing the
+    Names match case-insensitively. An unknown name raises [`DeviceError`][kirchhoffnet.errors.DeviceError] listing the
     valid ones.
     """
     if isinstance(device, Device):
@@ -137,7 +138,7 @@ class AffineActivation(Device):
     """
 
     fused_activation: ClassVar[str | None] = None
-    """The σ the fused CPU kernel (:mod:`kirchhoffnet.circuit._fused`) computes for this family:
+    """The σ the fused CPU kernel (`kirchhoffnet.circuit._fused`) computes for this family:
     ``identity``, ``relu``, ``leaky_relu``, ``tanh`` or ``mos_relu``; ``None`` keeps it on the torch paths."""
 
     @abstractmethod
@@ -165,8 +166,9 @@ class AffineActivation(Device):
     def spice_activation(self, u: str) -> str:
         """σ as a SPICE behavioural expression of the argument expression ``u``.
 
-        The netlist writer (:mod:`kirchhoffnet.spice`) builds ``u`` and the ``post`` factor from
-        :meth:`coefficients`, so a family exports to SPICE by naming its activation here.
+        The netlist writer ([`kirchhoffnet.spice`][kirchhoffnet.spice]) builds ``u`` and the ``post`` factor from
+        [`coefficients`][kirchhoffnet.devices.AffineActivation.coefficients], so a family exports to SPICE by naming its
+        activation here.
         """
         raise DeviceError(
             f"device family {self.name} cannot be exported to SPICE: it defines no spice_activation(u) "
@@ -174,9 +176,10 @@ class AffineActivation(Device):
         )
 
     def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
-        """:meth:`coefficients` as SPICE expressions of the parameter names ``p`` (``None`` as there).
+        """[`coefficients`][kirchhoffnet.devices.AffineActivation.coefficients] as SPICE expressions of the parameter
+        names ``p`` (``None`` as there).
 
-        A parameterised deck (:mod:`kirchhoffnet.spice.deck`) writes one subcircuit per family from
+        A parameterised deck (`kirchhoffnet.spice.deck`) writes one subcircuit per family from
         these, so the learned values stay numbers in a parameter file instead of being folded into
         each edge's law.
         """

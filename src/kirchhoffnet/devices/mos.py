@@ -3,16 +3,18 @@
 The KirchhoffNet poster's device is ``g = relu(θ1·(v_src − v_dst) + θ2)``. A MOSFET whose drain sits
 ``V_DS`` above its source and whose gate follows the terminal voltages,
 ``V_GS = V_T + sgn(θ1)·(v_src − v_dst) + θ2/|θ1| + V_DS/2``, conducts (Shichman–Hodges / SPICE
-level 1, overdrive ``V_ov = V_GS − V_T``)::
+level 1, overdrive ``V_ov = V_GS − V_T``):
 
-    0                            V_ov ≤ 0        cut-off
-    β·V_ov²/2                    0 < V_ov < V_DS  saturation
-    β·V_DS·(V_ov − V_DS/2)       V_ov ≥ V_DS      triode
+```text
+0                            V_ov ≤ 0        cut-off
+β·V_ov²/2                    0 < V_ov < V_DS  saturation
+β·V_DS·(V_ov − V_DS/2)       V_ov ≥ V_DS      triode
+```
 
 With ``β·V_DS = |θ1|`` this is exactly ``relu(u)``, ``u = θ1·(v_src − v_dst) + θ2``, outside
 ``|u| < δ/2`` with ``δ = |θ1|·V_DS``, and a parabola joining the two lines inside: the corner is
 rounded, by at most δ/8 at ``u = 0``, and the current is continuously differentiable, so gradients
-exist everywhere. :mod:`kirchhoffnet.spice.mos` writes the transistor-level subcircuit and maps
+exist everywhere. `kirchhoffnet.spice.mos` writes the transistor-level subcircuit and maps
 θ to transistor widths and gate biases.
 
 References: Z. Gao, F.-K. Sun, R. Rohrer, D. Boning, "KirchhoffNet: A Scalable Ultra Fast Analog

@@ -1,7 +1,7 @@
 """Score-based diffusion on an analog RRAM solver (Yang et al., arXiv 2404.05648): the VP-SDE, the tiny
 score network, denoising score matching with the noise-aware option (the loss of the shared trainer's
-diffusion task, :mod:`kirchhoffnet.tasks.diffusion`), the score-field protocol, the sampler registry
-(digital and analog samplers), and the histogram KL metrics."""
+diffusion task, [`kirchhoffnet.tasks.diffusion`][kirchhoffnet.tasks.diffusion]), the score-field protocol, the sampler
+registry (digital and analog samplers), and the histogram KL metrics."""
 
 from kirchhoffnet.diffusion.analog import AnalogRun, analog_sample, program_chip
 from kirchhoffnet.diffusion.field import Guided, ScoreField

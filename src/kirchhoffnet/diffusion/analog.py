@@ -1,6 +1,6 @@
 """Sampling a score model on the simulated analog RRAM solver.
 
-The chip holds the network's three layers; the closed loop (:mod:`kirchhoffnet.rram.loop`) runs the
+The chip holds the network's three layers; the closed loop (`kirchhoffnet.rram.loop`) runs the
 reverse diffusion in physical time τ ∈ [0, T] with diffusion time s(τ) = 1 − (1 − s_min) τ / T, so the
 loop gains are κ = (1 − s_min) / T times the digital step's coefficients:
 

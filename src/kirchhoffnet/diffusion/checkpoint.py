@@ -1,6 +1,6 @@
 """Checkpoints of diffusion-side modules (score model, VAE, classifier) in the project's safetensors format.
 
-They are the project's tensor files (:mod:`kirchhoffnet.io.tensorfile`: format tag, JSON spec, JSON
+They are the project's tensor files (`kirchhoffnet.io.tensorfile`: format tag, JSON spec, JSON
 metadata), like the models' checkpoints; the spec's ``kind`` says which module to rebuild.
 """
 
@@ -38,7 +38,7 @@ def read_spec(path: str | os.PathLike[str], kind: str, sections: dict[str, type]
 
     Args:
         sections: spec key → the constructor its mapping is passed to as keyword arguments; each is
-            checked by :func:`check_arguments` so that a hostile spec fails here, not in the constructor.
+            checked by `check_arguments` so that a hostile spec fails here, not in the constructor.
     """
     spec, tensors, _ = read_tensors(path)
     _check_kind(spec, path, kind)
@@ -57,7 +57,7 @@ def save_tensors(tensors: dict[str, Tensor], path: str | os.PathLike[str], kind:
 
 
 def load_tensors(path: str | os.PathLike[str], kind: str, names: tuple[str, ...]) -> dict[str, Tensor]:
-    """The tensors written by :func:`save_tensors`: exactly ``names``, floating-point ones finite."""
+    """The tensors written by `save_tensors`: exactly ``names``, floating-point ones finite."""
     spec, tensors, _ = read_tensors(path)
     _check_kind(spec, path, kind)
     if sorted(tensors) != sorted(names):

@@ -1,11 +1,11 @@
 """Evaluation and the hardware view of a KirchhoffNet score-circuit run (``model.kind: kirchhoffnet``).
 
-The hardware numbers are the account of :mod:`kirchhoffnet.hardware.energy`, the one a circuit's inference uses:
-the power of the circuit's devices (:meth:`Slice.power <kirchhoffnet.circuit.Slice.power>`, plus the hidden
-leak resistors) integrated over the generation transient into an :class:`~kirchhoffnet.circuit.EnergyTally`, the
+The hardware numbers are the account of [`kirchhoffnet.hardware.energy`][kirchhoffnet.hardware.energy], the one a
+circuit's inference uses: the power of the circuit's devices ([`Slice.power`][kirchhoffnet.Slice.power], plus the hidden
+leak resistors) integrated over the generation transient into an [`EnergyTally`][kirchhoffnet.circuit.EnergyTally], the
 supply energy being the charge loaded onto the data capacitors plus the energy the active devices deliver, the
-rail bound ∫ Σ|i| dt × the supply span (every device current drawn from the rails); a :class:`PhysicalDesign`
-turns it into seconds (τ = C₀/G₀) and joules (C₀V₀²).
+rail bound ∫ Σ|i| dt × the supply span (every device current drawn from the rails); a
+[`PhysicalDesign`][kirchhoffnet.hardware.PhysicalDesign] turns it into seconds (τ = C₀/G₀) and joules (C₀V₀²).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def held_out_points(task: str, reference_seed: int, n: int = NLL_POINTS) -> Tens
 @dataclass(frozen=True)
 class GenerationMeasurement:
     """One generation's transient in normalised units (C₀ = G₀ = V₀ = 1), per sample: what a
-    :class:`PhysicalDesign` scales into joules, seconds and volts (:func:`physical_report`)."""
+    [`PhysicalDesign`][kirchhoffnet.hardware.PhysicalDesign] scales into joules, seconds and volts
+    (`physical_report`)."""
 
     model: CircuitScoreModel
     copies: int
@@ -139,8 +140,8 @@ def run_hardware(
     settling_time_constants: float = 5.0,
     fit_supply: bool = False,
 ) -> dict[str, Any]:
-    """Latency and energy of one generation of a run's circuit (:func:`measure_generation`, then
-    :func:`physical_report`) as the run samples it: its β scale, and for a conditional
+    """Latency and energy of one generation of a run's circuit (`measure_generation`, then
+    `physical_report`) as the run samples it: its β scale, and for a conditional
     circuit its classes in turn with the configured guidance. ``fit_supply``: at the largest voltage scale V₀
     that keeps every node inside the design's supply (the design's V₀ ignored)."""
     config = run.config
@@ -160,7 +161,7 @@ def run_hardware(
 
 
 def hardware_markdown(report: dict[str, Any], title: str) -> str:
-    """A :func:`run_hardware` report as a Markdown page."""
+    """A `run_hardware` report as a Markdown page."""
     q, design = format_quantity, report["design"]
     lo, hi = report["node_voltage_range_v"]
     rows = [

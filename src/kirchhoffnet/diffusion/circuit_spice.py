@@ -1,6 +1,6 @@
 """The score circuit's generation transient as a SPICE deck, checked against our own integration.
 
-The deck is the physical circuit of :mod:`~kirchhoffnet.diffusion.score_circuit`, one replica per
+The deck is the physical circuit of `score_circuit`, one replica per
 sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
 
 * data nodes: capacitors C_x = 1 / k (k the model's velocity gain, 1 = the exact probability-flow
@@ -11,8 +11,8 @@ sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
   where τ is SPICE's ``time``;
 * class nodes (a conditional circuit): DC sources holding the replica's one-hot label;
 * every device: a behavioural current source of the programmed parameters (hidden-terminal gains
-  bounded as :meth:`~kirchhoffnet.diffusion.score_circuit.circuit.ScoreCircuit.programmed` bounds them),
-  written by the same :class:`~kirchhoffnet.spice.netlist.Behavioural` realisation as every other
+  bounded as `programmed` bounds them),
+  written by the same [`Behavioural`][kirchhoffnet.spice.Behavioural] realisation as every other
   model;
 * classifier-free guidance w: two copies of everything but the data capacitors, the labelled one and one
   with every class source at 0 V, whose data terminals follow the data nodes through unity buffers; a
@@ -20,7 +20,7 @@ sample (replicas share only ground), in normalised units (1 F, 1 A, 1 V, 1 s):
   (the current mirrors of a chip), read from 0 V ammeters in the buffers.
 
 The transient runs τ from 0 to 1 − s_min. The reference is the same circuit integrated by dopri5
-at tight tolerance (:func:`circuit_transient`); :func:`verify_score_circuit` compares the two.
+at tight tolerance (`circuit_transient`); `verify_score_circuit` compares the two.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def circuit_transient(
 ) -> Tensor:
     """Data and hidden voltages of the full transient at circuit times ``times`` (τ = 1 − s), by dopri5; a
     conditional circuit holds ``labels`` (K,) on its class sources, and ``guidance`` w ≠ 0 runs the guided pair
-    of circuit copies (:func:`~kirchhoffnet.diffusion.score_circuit.model.guided_copies`).
+    of circuit copies (`guided_copies`).
 
     Shapes:
         x0: (K, dim). times: (T,) increasing from 0. Returns (T, K, dim + copies · hidden): the data nodes, then
@@ -96,7 +96,7 @@ def _stack_copies(hidden: Tensor, copies: int) -> Tensor:
 
 
 def _unstack_copies(hidden: Tensor, copies: int) -> Tensor:
-    """(hidden, copies · K) circuit columns → (copies · hidden, K) state rows (inverse of :func:`_stack_copies`)."""
+    """(hidden, copies · K) circuit columns → (copies · hidden, K) state rows (inverse of `_stack_copies`)."""
     return hidden.unflatten(1, (copies, -1)).transpose(0, 1).flatten(0, 1)
 
 
@@ -223,7 +223,7 @@ def verify_score_circuit(
     seed: int = 0,
     guidance: float = 0.0,
 ) -> tuple[ScoreCircuitCheck, str]:
-    """Simulate ``samples`` generations from x₀ ~ N(0, I) in ngspice and with :func:`circuit_transient`
+    """Simulate ``samples`` generations from x₀ ~ N(0, I) in ngspice and with `circuit_transient`
     (a conditional circuit generates the classes in turn, sample k class k mod classes, with ``guidance`` w).
 
     Returns:

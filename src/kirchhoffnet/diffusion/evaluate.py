@@ -2,7 +2,7 @@
 curve over several chips (with and without write-verify), and that curve compared across runs.
 
 Results go into the run directory: ``evaluation.json``, ``samples.png``, ``robustness.png`` and
-``speed_energy.txt``; an unconditional KirchhoffNet score-circuit run is scored by :mod:`.circuit_run`.
+``speed_energy.txt``; an unconditional KirchhoffNet score-circuit run is scored by `circuit_run`.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ _NUMBER, _OPTIONAL_NUMBER = (int, float), (int, float, type(None))
 
 
 def _robustness_curve(metrics: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
-    """``metrics[key]`` as :func:`_curve_json` wrote it, or a one-line error naming the file."""
+    """``metrics[key]`` as `_curve_json` wrote it, or a one-line error naming the file."""
     curve = metrics[key]
     where = f"{path} ({key})"
     if not isinstance(curve, dict):

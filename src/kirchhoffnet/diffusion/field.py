@@ -1,14 +1,16 @@
 """What every diffusion sampler sees of a score model: a score field, classifier-free guidance and the labels.
 
-Both score models implement :class:`ScoreField`: the RRAM crossbar network
-(:class:`~kirchhoffnet.diffusion.score.ScoreModel`) and the KirchhoffNet score circuit
-(:class:`~kirchhoffnet.diffusion.score_circuit.model.CircuitScoreModel`). A field has an *output* that the
+Both score models implement [`ScoreField`][kirchhoffnet.diffusion.ScoreField]: the RRAM crossbar network
+([`ScoreModel`][kirchhoffnet.diffusion.ScoreModel]) and the KirchhoffNet score circuit
+(`CircuitScoreModel`). A field has an *output* that the
 score is affine in (the network's output; the circuit's velocity), so classifier-free guidance, which is
-linear in the score, mixes outputs: :class:`Guided` is its one implementation, used by every sampler, and the
-hardware samplers realise the same gains (:meth:`Guided.gains`) as crossbar branches or circuit copies.
+linear in the score, mixes outputs: [`Guided`][kirchhoffnet.diffusion.Guided] is its one implementation, used by every
+sampler, and the hardware samplers realise the same gains ([`Guided.gains`][kirchhoffnet.diffusion.Guided.gains]) as
+crossbar branches or circuit copies.
 
-A field declares the integrators it can be solved by (:data:`INTEGRATORS`, its preferred one first) and its
-``backend``, which picks a sampler's fast implementation in :mod:`kirchhoffnet.diffusion.samplers`.
+A field declares the integrators it can be solved by (`INTEGRATORS`, its preferred one first) and its
+``backend``, which picks a sampler's fast implementation in
+[`kirchhoffnet.diffusion.samplers`][kirchhoffnet.diffusion.samplers].
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class ScoreField(Protocol):
 
 def guided_copies(labels: Tensor | None, guidance: float) -> tuple[Tensor | None, Tensor]:
     """Classifier-free guidance as copies of the model: the copies' labels stacked along the batch, and the
-    gains mixing their outputs (:func:`mix_copies`). One copy (gain 1) without guidance; with w ≠ 0 the
+    gains mixing their outputs (`mix_copies`). One copy (gain 1) without guidance; with w ≠ 0 the
     labelled copy (1 + w) and an unconditional one, label −1 (−w).
 
     Shapes:
@@ -80,7 +82,7 @@ def guided_copies(labels: Tensor | None, guidance: float) -> tuple[Tensor | None
 
 
 def guidance_gains(labels: Tensor | None, guidance: float) -> tuple[float, ...]:
-    """The gains of :func:`guided_copies`: (1,), or (1 + w, −w) for labels and w ≠ 0."""
+    """The gains of `guided_copies`: (1,), or (1 + w, −w) for labels and w ≠ 0."""
     if labels is None or not guidance:
         return (1.0,)
     return (1.0 + guidance, -guidance)

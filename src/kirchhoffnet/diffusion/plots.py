@@ -1,6 +1,6 @@
 """Figures of a diffusion run: samples against the data, KL against programming noise, losses, images.
 
-Each returns a :class:`~matplotlib.figure.Figure`; those of one panel draw into a caller's ``ax`` when given one.
+Each returns a `Figure`; those of one panel draw into a caller's ``ax`` when given one.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def loss_curve(losses: Sequence[float], window: int = 200, ax: Axes | None = Non
 
 def image_rows(rows: Mapping[str, np.ndarray]) -> Figure:
     """One labelled row of images (N, H, W) in [0, 1] per named set (solvers × classes side by side; a
-    sample grid of one model is :func:`kirchhoffnet.tasks.plots.image_grid`)."""
+    sample grid of one model is `kirchhoffnet.tasks.plots.image_grid`)."""
     columns = max(len(images) for images in rows.values())
     fig, axes = new_figure((0.8 * columns, 0.9 * len(rows)), len(rows), columns, squeeze=False)
     for r, (name, images) in enumerate(rows.items()):

@@ -1,8 +1,8 @@
-"""Diffusion run directories: build and load score models (:mod:`.sampling` samples them, :mod:`.evaluate`
-scores them).
+"""Diffusion run directories: build and load score models ([`sampling`][kirchhoffnet.diffusion.sampling] samples them,
+`evaluate` scores them).
 
 A diffusion run is a run of the shared trainer (``kirchhoffnet train configs/diffusion/ring.yaml``, see
-:class:`~kirchhoffnet.tasks.diffusion.DiffusionTask`): ``config.yaml``, ``checkpoint.pt``,
+[`DiffusionTask`][kirchhoffnet.tasks.diffusion.DiffusionTask]): ``config.yaml``, ``checkpoint.pt``,
 ``model.safetensors`` (the score model with its spec), ``metrics.json`` and plots; the latent task adds
 its VAE, judge and latents. ``kirchhoffnet diffusion evaluate`` adds ``evaluation.json``.
 """

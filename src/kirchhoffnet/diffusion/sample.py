@@ -1,9 +1,9 @@
 """The digital integrator: Euler–Maruyama on the reverse-time SDE and Euler on the probability-flow ODE.
 
-:func:`euler_scheme` is the one Euler implementation, for any score function; :func:`euler_loop` is the same
+`euler_scheme` is the one Euler implementation, for any score function; `euler_loop` is the same
 contract fused for the crossbar score network, registered as its fast implementation in
-:mod:`kirchhoffnet.diffusion.samplers` (tests hold it to :func:`euler_scheme` to rounding). Both integrate
-diffusion time from s = 1 down to s_min on a uniform grid of ``steps`` steps, starting from x ~ N(0, I).
+[`kirchhoffnet.diffusion.samplers`][kirchhoffnet.diffusion.samplers] (tests hold it to `euler_scheme` to rounding). Both
+integrate diffusion time from s = 1 down to s_min on a uniform grid of ``steps`` steps, starting from x ~ N(0, I).
 Reverse SDE step (Δ = s_k − s_{k+1} > 0):
 
     x ← x + [½ β x + β ∇log p] Δ + √(β Δ) z,       probability-flow ODE:  x ← x + ½ β [x + ∇log p] Δ.
@@ -53,7 +53,7 @@ def euler_scheme(
 ) -> Tensor:
     """Euler–Maruyama on the reverse SDE (``stochastic``) or Euler on the probability-flow ODE, for any score
     function ``score(x, s)``; the score may carry solver state from one call to the next (the score circuit's
-    warm start). It draws the noise exactly like :func:`euler_loop`, so the two agree to rounding.
+    warm start). It draws the noise exactly like `euler_loop`, so the two agree to rounding.
 
     Shapes:
         x: (B, dim). Returns (B, dim).

@@ -1,14 +1,15 @@
-"""The sampler registry: one sampler per (equation, integrator), for any :class:`~.field.ScoreField`.
+"""The sampler registry: one sampler per (equation, integrator), for any
+[`ScoreField`][kirchhoffnet.diffusion.ScoreField].
 
-Equations (:data:`~.field.EQUATIONS`): ``reverse-sde`` and ``pf-ode`` (the probability-flow ODE). Integrators
-(:data:`~.field.INTEGRATORS`): ``euler`` (digital), ``transient`` (the score circuit's own dynamics) and
+Equations (`EQUATIONS`): ``reverse-sde`` and ``pf-ode`` (the probability-flow ODE). Integrators
+(`INTEGRATORS`): ``euler`` (digital), ``transient`` (the score circuit's own dynamics) and
 ``analog`` (the simulated RRAM crossbar closed loop). A field lists the integrators it can be solved by; an
 entry may hold a fast implementation for one backend before the generic one (the fused crossbar Euler loop
-before :func:`~.sample.euler_scheme`), all with the same contract: ``n`` samples from x ~ N(0, I) drawn
-with ``seed``, classifier-free guidance by :class:`~.field.Guided`'s gains.
+before `euler_scheme`), all with the same contract: ``n`` samples from x ~ N(0, I) drawn
+with ``seed``, classifier-free guidance by [`Guided`][kirchhoffnet.diffusion.Guided]'s gains.
 
-The command line's solver names are aliases (:data:`SOLVER_ALIASES`); ``equation/integrator`` names any
-entry, e.g. ``pf-ode/euler``.
+The command line's solver names are aliases ([`SOLVER_ALIASES`][kirchhoffnet.diffusion.samplers.SOLVER_ALIASES]);
+``equation/integrator`` names any entry, e.g. ``pf-ode/euler``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Draw:
 
     Attributes:
         steps: integration steps from s = 1 to s_min (the analog loop's are ``loop.steps``).
-        labels: (n,) long, checked (:func:`~.field.check_labels`), or None.
+        labels: (n,) long, checked (`check_labels`), or None.
         weights: the crossbar layers to integrate with instead of the network's (a programmed chip's
             effective weights).
         chip: the programmed chip the analog loop runs on (None: ideal devices).
@@ -114,7 +115,7 @@ def _euler(stochastic: bool) -> Callable[[ScoreField, Draw], Sampled]:
 
 
 def _fused_euler(stochastic: bool) -> Callable[[ScoreModel, Draw], Sampled]:
-    """The crossbar network's fused Euler loop (:func:`~.sample.euler_loop`)."""
+    """The crossbar network's fused Euler loop (`euler_loop`)."""
 
     @torch.no_grad()
     def run(model: ScoreModel, draw: Draw) -> Sampled:
@@ -128,7 +129,7 @@ def _fused_euler(stochastic: bool) -> Callable[[ScoreModel, Draw], Sampled]:
 
 
 def _analog(mode: str) -> Callable[[ScoreModel, Draw], Sampled]:
-    """The crossbar network on the simulated RRAM loop (:func:`~.analog.analog_sample`)."""
+    """The crossbar network on the simulated RRAM loop ([`analog_sample`][kirchhoffnet.diffusion.analog_sample])."""
 
     def run(model: ScoreModel, draw: Draw) -> Sampled:
         loop = draw.loop if draw.loop is not None else LoopSettings(steps=draw.steps)
@@ -145,7 +146,7 @@ def _analog(mode: str) -> Callable[[ScoreModel, Draw], Sampled]:
 
 @torch.no_grad()
 def _transient(model: CircuitScoreModel, draw: Draw) -> Sampled:
-    """The score circuit's own transient, hidden nodes at equilibrium (:func:`.circuit_pf_ode`)."""
+    """The score circuit's own transient, hidden nodes at equilibrium (`circuit_pf_ode`)."""
     x, _ = _initial(model, draw)
     with single_thread():
         return circuit_pf_ode(model, x, draw.steps, 0.0, draw.progress, draw.labels, draw.guidance), {}
@@ -181,7 +182,8 @@ def supported(field: ScoreField) -> list[Method]:
 
 
 def solver_names(field: ScoreField) -> tuple[str, ...]:
-    """The command line's solver names (:data:`SOLVER_ALIASES`) that ``field`` supports, its preferred first."""
+    """The command line's solver names ([`SOLVER_ALIASES`][kirchhoffnet.diffusion.samplers.SOLVER_ALIASES]) that
+    ``field`` supports, its preferred first."""
     methods = supported(field)
     return tuple(name for method in methods for name in SOLVER_ALIASES if _alias(field, name, methods) == method)
 
@@ -195,7 +197,7 @@ def _alias(field: ScoreField, name: str, methods: list[Method]) -> Method | None
 
 def resolve(field: ScoreField, solver: str) -> Method:
     """The (equation, integrator) of a solver name, an alias or ``equation/integrator``; a one-line
-    :class:`ConfigError` when it is unknown or ``field`` does not support it."""
+    [`ConfigError`][kirchhoffnet.errors.ConfigError] when it is unknown or ``field`` does not support it."""
     methods = supported(field)
     if solver in SOLVER_ALIASES:
         method = _alias(field, solver, methods)
@@ -218,7 +220,8 @@ def _menu(field: ScoreField) -> str:
 
 
 def draw(field: ScoreField, method: Method, request: Draw) -> Sampled:
-    """Run the registered sampler of ``method`` for ``field`` (refused as :func:`resolve` does)."""
+    """Run the registered sampler of ``method`` for ``field`` (refused as
+    [`resolve`][kirchhoffnet.diffusion.samplers.resolve] does)."""
     found = implementation(field, method)
     if found is None:
         raise ConfigError(
@@ -230,8 +233,9 @@ def draw(field: ScoreField, method: Method, request: Draw) -> Sampled:
 
 
 def program(field: ScoreField, method: Method, device: RRAMDevice, seed: int = 0) -> dict[str, Any] | None:
-    """The :class:`Draw` arguments of ``method`` run on the chip ``seed`` programmed with ``device``: the chip, or
-    its effective weights (None for ideal devices: the network's own); None when ``method`` runs on no chip."""
+    """The [`Draw`][kirchhoffnet.diffusion.samplers.Draw] arguments of ``method`` run on the chip ``seed`` programmed
+    with ``device``: the chip, or its effective weights (None for ideal devices: the network's own); None when
+    ``method`` runs on no chip."""
     found = implementation(field, method)
     if found is None or found.takes is None:
         return None
@@ -254,7 +258,8 @@ def sample(
     chip: Chip | None = None,
     loop: LoopSettings | None = None,
 ) -> Tensor:
-    """``n`` samples of a score model by ``solver`` (an alias of :data:`SOLVER_ALIASES` or ``equation/integrator``).
+    """``n`` samples of a score model by ``solver`` (an alias of
+    [`SOLVER_ALIASES`][kirchhoffnet.diffusion.samplers.SOLVER_ALIASES] or ``equation/integrator``).
 
     Args:
         steps: integration steps from s = 1 to s_min (the analog loop's: ``loop.steps``).
@@ -262,7 +267,8 @@ def sample(
         labels: class per sample (or one for all) for a conditional model; −1 = unconditional.
         guidance: classifier-free guidance strength w (score = (1 + w) s(x|c) − w s(x)).
         weights: replaces the crossbar network's layer weights (a programmed chip's effective weights).
-        chip, loop: the analog loop's programmed chip (None: ideal) and settings.
+        chip: the analog loop's programmed chip (None: ideal devices).
+        loop: the analog loop's settings.
 
     Shapes:
         Returns (n, dim) float32 (the dtype of the model).

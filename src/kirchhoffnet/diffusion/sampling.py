@@ -1,5 +1,5 @@
-"""Sampling a run's model with any solver of the registry (:mod:`.samplers`), and its speed/energy report
-(:mod:`.run` loads the run, :mod:`.evaluate` scores it)."""
+"""Sampling a run's model with any solver of the registry ([`samplers`][kirchhoffnet.diffusion.samplers]), and its
+speed/energy report ([`run`][kirchhoffnet.diffusion.run] loads the run, `evaluate` scores it)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.rram.energy import SpeedEnergyModel, format_report, speed_energy_report
 
 SOLVERS = tuple(SOLVER_ALIASES)
-"""The solver names of the command line (:data:`~.samplers.SOLVER_ALIASES`): ``euler``/``pf-ode`` the reverse
-SDE / probability-flow ODE solved digitally (a score circuit's ``pf-ode``: its own transient),
-``analog``/``analog-ode`` the same on the simulated RRAM loop; ``equation/integrator`` names any other."""
+"""The solver names of the command line ([`SOLVER_ALIASES`][kirchhoffnet.diffusion.SOLVER_ALIASES]):
+``euler``/``pf-ode`` the reverse SDE / probability-flow ODE solved digitally (a score circuit's ``pf-ode``: its own
+transient), ``analog``/``analog-ode`` the same on the simulated RRAM loop; ``equation/integrator`` names any other."""
 
 
 def sample_run(
@@ -40,7 +40,8 @@ def sample_run(
     """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
 
     Args:
-        solver: a name of :data:`SOLVERS` or ``equation/integrator`` (:mod:`.samplers`).
+        solver: a name of [`SOLVERS`][kirchhoffnet.diffusion.sampling.SOLVERS] or ``equation/integrator``
+            ([`samplers`][kirchhoffnet.diffusion.samplers]).
         prog_noise: programming noise σ of the chip (overrides the config's ``rram.prog_noise``). With a
             digital solver the programmed chip's effective weights are used, so noise can be studied
             apart from the analog loop. Crossbar models only.
@@ -110,7 +111,7 @@ def speed_energy(
     crossbar_energy_j: float | None = None,
     assumptions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The speed/energy report of a run, written to ``speed_energy.txt`` (see :mod:`kirchhoffnet.rram.energy`).
+    """The speed/energy report of a run, written to ``speed_energy.txt`` (see `kirchhoffnet.rram.energy`).
 
     The digital step latencies are measured here (one trajectory; a batch of ``batch`` unless
     ``batch_time_s`` is given), the crossbar energy is simulated (unless given); every other number is an

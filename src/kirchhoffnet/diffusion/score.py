@@ -160,8 +160,9 @@ class ScoreNet(nn.Module):
 class ScoreModel(nn.Module):
     """A score network together with the SDE it was trained for; what checkpoints hold and samplers take.
 
-    A :class:`~kirchhoffnet.diffusion.field.ScoreField` whose output is the network's: the score is that
-    times :meth:`output_gain`. It is solved by digital Euler steps or on the simulated RRAM crossbar loop.
+    A [`ScoreField`][kirchhoffnet.diffusion.ScoreField] whose output is the network's: the score is that
+    times [`output_gain`][kirchhoffnet.diffusion.ScoreModel.output_gain]. It is solved by digital Euler steps or on the
+    simulated RRAM crossbar loop.
     """
 
     backend: ClassVar[str] = "crossbar"
@@ -191,7 +192,7 @@ class ScoreModel(nn.Module):
         return self.net(x, s, labels), None
 
     def score_of(self, output: Tensor, x: Tensor, s: Tensor) -> Tensor:
-        """The score of a network output: output × :meth:`output_gain`."""
+        """The score of a network output: output × [`output_gain`][kirchhoffnet.diffusion.ScoreModel.output_gain]."""
         return output * self.output_gain(s).reshape(-1, 1)
 
     def velocity_of(self, output: Tensor, x: Tensor, s: Tensor) -> Tensor:
@@ -202,7 +203,7 @@ class ScoreModel(nn.Module):
         self, x: Tensor, s: Tensor, labels: Tensor | None = None, linear: Sequence[Linear] | None = None
     ) -> Tensor:
         """∇ log p_s(x); ``linear`` replaces the layers' matrix products (noise-aware training). Guidance:
-        :class:`~kirchhoffnet.diffusion.field.Guided`.
+        [`Guided`][kirchhoffnet.diffusion.Guided].
 
         Shapes:
             x: (B, dim); s: scalar or (B,); labels: (B,) long. Returns (B, dim).

@@ -1,16 +1,16 @@
 """Hardware realism: a trained KirchhoffNet as a chip.
 
-* :mod:`~kirchhoffnet.hardware.units` — physical scales (C₀, G₀, V₀) that preserve the dynamics;
-* :mod:`~kirchhoffnet.hardware.analysis` — latency, energy, currents and voltage swing of an inference;
-* :mod:`~kirchhoffnet.hardware.energy` — the one latency/energy account in physical units (on ``Slice.power``);
-* :mod:`~kirchhoffnet.hardware.supply` — node voltages against the rails, the voltage scale that fits;
-* :mod:`~kirchhoffnet.hardware.variation` — Monte-Carlo over dies, yield;
-* :mod:`~kirchhoffnet.hardware.noise` — thermal (kT/C) and read noise as an SDE;
-* :mod:`~kirchhoffnet.hardware.quantize` — b-bit and lookup-table device parameters;
-* :mod:`~kirchhoffnet.hardware.aware` — injecting all of it while training;
-* :mod:`~kirchhoffnet.hardware.study` — each study written as JSON, Markdown and a figure.
+* [`units`][kirchhoffnet.hardware.units] — physical scales (C₀, G₀, V₀) that preserve the dynamics;
+* [`analysis`][kirchhoffnet.hardware.analysis] — latency, energy, currents and voltage swing of an inference;
+* [`energy`][kirchhoffnet.hardware.energy] — the one latency/energy account in physical units (on ``Slice.power``);
+* [`supply`][kirchhoffnet.hardware.supply] — node voltages against the rails, the voltage scale that fits;
+* [`variation`][kirchhoffnet.hardware.variation] — Monte-Carlo over dies, yield;
+* [`noise`][kirchhoffnet.hardware.noise] — thermal (kT/C) and read noise as an SDE;
+* [`quantize`][kirchhoffnet.hardware.quantize] — b-bit and lookup-table device parameters;
+* `aware` — injecting all of it while training;
+* [`study`][kirchhoffnet.hardware.study] — each study written as JSON, Markdown and a figure.
 
-Task metrics come in as functions (:mod:`~kirchhoffnet.hardware.metrics`), so nothing here
+Task metrics come in as functions (`metrics`), so nothing here
 depends on the training pipeline.
 """
 

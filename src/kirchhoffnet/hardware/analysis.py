@@ -1,9 +1,10 @@
 """Latency, currents, energy and voltage swing of one inference, in physical units.
 
-The waveforms come from :func:`kirchhoffnet.trajectory`; the power along them from :meth:`Slice.power`
-(:mod:`kirchhoffnet.circuit.power`), integrated by the trapezoidal rule into an
-:class:`~kirchhoffnet.circuit.EnergyTally` in normalised units; :mod:`kirchhoffnet.hardware.energy` scales it
-by a :class:`~kirchhoffnet.hardware.units.PhysicalDesign` at the end, as it does a score circuit's generation.
+The waveforms come from [`kirchhoffnet.trajectory`][kirchhoffnet.trajectory]; the power along them from
+[`Slice.power`][kirchhoffnet.Slice.power] ([`kirchhoffnet.circuit.power`][kirchhoffnet.circuit.power]), integrated by
+the trapezoidal rule into an [`EnergyTally`][kirchhoffnet.circuit.EnergyTally] in normalised units;
+[`kirchhoffnet.hardware.energy`][kirchhoffnet.hardware.energy] scales it by a
+[`PhysicalDesign`][kirchhoffnet.hardware.PhysicalDesign] at the end, as it does a score circuit's generation.
 
 Energy bookkeeping. The power a device absorbs is ``P_e = i_e·(v_src − v_dst)`` (current flows
 src → dst). A device with ``P_e > 0`` dissipates; one with ``P_e < 0`` *delivers* power into the
@@ -29,7 +30,7 @@ Both terms are ≥ 0, hence ``energy_j ≥ 0``. Heat in the devices, ``E_dissipa
 dt``, is reported alongside. A realistic transconductor draws its whole output current from the
 rails, which ``energy_rail_bound_j = ∫ Σ_e |i_e| dt × (supply span)`` bounds from above. The bias
 currents of the transistors that realise the devices are not modelled. Where the nodes leave the supply
-is :mod:`kirchhoffnet.hardware.supply`.
+is [`kirchhoffnet.hardware.supply`][kirchhoffnet.hardware.supply].
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class HardwareReport:
 
 
 def _integrate_power(piece: Slice, v: Tensor, weights: Tensor, tally: EnergyTally) -> None:
-    """Add ∫ :meth:`Slice.power` dt along one slice's waveform ``v`` (T, B, N), in chunks of time points."""
+    """Add ∫ [`Slice.power`][kirchhoffnet.Slice.power] dt along one slice's waveform ``v`` (T, B, N), in chunks of time
+    points."""
     steps, batch, width = v.shape
     chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * piece.num_edges))
     for start in range(0, steps, chunk):
@@ -163,8 +165,9 @@ def _integrate_power(piece: Slice, v: Tensor, weights: Tensor, tally: EnergyTall
 class Measurement:
     """One inference's waveforms and integrals in normalised units, before any physical scale.
 
-    Every physical quantity is a fixed multiple of these (see :mod:`kirchhoffnet.hardware.units`),
-    so one measurement serves any number of designs: :meth:`report` applies one.
+    Every physical quantity is a fixed multiple of these (see
+    [`kirchhoffnet.hardware.units`][kirchhoffnet.hardware.units]), so one measurement serves any number of designs:
+    [`report`][kirchhoffnet.hardware.analysis.Measurement.report] applies one.
 
     Attributes:
         circuit: the circuit measured. waves: ``(t (T,), v (T, B, N_k))`` per slice.
@@ -182,11 +185,12 @@ class Measurement:
         return min(float(v.min()) for _, v in self.waves), max(float(v.max()) for _, v in self.waves)
 
     def voltage_scale_to_fit(self, supply_v: tuple[float, float]) -> float:
-        """The largest V₀ that keeps every node inside ``supply_v`` (see :func:`voltage_scale_to_fit`)."""
+        """The largest V₀ that keeps every node inside ``supply_v`` (see
+        [`voltage_scale_to_fit`][kirchhoffnet.hardware.supply.voltage_scale_to_fit])."""
         return voltage_scale_to_fit(self.voltage_range, supply_v)
 
     def report(self, design: PhysicalDesign, settling_time_constants: float = 5.0) -> HardwareReport:
-        """The physical report for ``design``; see :func:`analyze`."""
+        """The physical report for ``design``; see [`analyze`][kirchhoffnet.hardware.analysis.analyze]."""
         circuit, tally = self.circuit, self.tally
         found, count = violations(self.waves, circuit.times[0], design)
         v_min, v_max = self.voltage_range
@@ -239,7 +243,7 @@ def measure(
 ) -> Measurement:
     """Run ``model`` on ``x`` and integrate its energies and currents in normalised units.
 
-    For a :class:`Flow` the inference is sampling: ``x`` are base points z driven forward.
+    For a [`Flow`][kirchhoffnet.Flow] the inference is sampling: ``x`` are base points z driven forward.
 
     Args:
         model: a Circuit, Flow or Network (a Network's digital readout is not counted).
@@ -277,7 +281,7 @@ def analyze(
 ) -> HardwareReport:
     """Latency, energy, currents and voltages of running ``model`` on the inputs ``x``.
 
-    ``measure(model, x).report(design)`` in one call; see :func:`measure`.
+    ``measure(model, x).report(design)`` in one call; see [`measure`][kirchhoffnet.hardware.analysis.measure].
 
     Args:
         design: physical scales (default 1 pF, 1 mS, 1 V, ±1 V supply).

@@ -1,24 +1,28 @@
 """Hardware-aware training: fabricate a random die for every training step.
 
-A training loop wraps each step in :meth:`HardwareAwareTraining.step`; inside it every slice's
-``params`` is replaced, through a torch parametrization, by what a die would realise,
+A training loop wraps each step in [`HardwareAwareTraining.step`][kirchhoffnet.hardware.HardwareAwareTraining.step];
+inside it every slice's ``params`` is replaced, through a torch parametrization, by what a die would realise,
 
-    p_die = Q(p) · factor,     Q: quantization with a straight-through gradient,
+```text
+p_die = Q(p) · factor,     Q: quantization with a straight-through gradient,
+```
 
 and the capacitances carry the die's mismatch. The optimizer keeps updating the trained
 parameters ``p``: the gradient of the loss on the die flows back through ``factor`` (exactly)
 and through ``Q`` (as the identity). A model trained this way sits in a flat region of the loss
 that survives the spread of real dies, which is what the same Monte-Carlo then measures
-(:func:`~kirchhoffnet.hardware.variation.monte_carlo`).
+([`monte_carlo`][kirchhoffnet.hardware.monte_carlo]).
 
 Example:
-    >>> aware = HardwareAwareTraining(model, HardwareAwareConfig(edge=0.05, bits=6), seed=0)
-    >>> for x, y in batches:
-    ...     optimizer.zero_grad()
-    ...     with aware.step():
-    ...         loss = loss_fn(model(x), y)
-    ...         loss.backward()
-    ...     optimizer.step()
+    ```python
+    aware = HardwareAwareTraining(model, HardwareAwareConfig(edge=0.05, bits=6), seed=0)
+    for x, y in batches:
+        optimizer.zero_grad()
+        with aware.step():
+            loss = loss_fn(model(x), y)
+            loss.backward()
+        optimizer.step()
+    ```
 
 Any loop can use it, whatever the gradient method (backprop or adjoint): the parametrization is
 recomputed on every access of ``params``, so the solver's backward pass differentiates it too.

@@ -1,10 +1,10 @@
 """One latency/energy account in physical units, for every KirchhoffNet circuit the library reports on.
 
-The physics is :mod:`kirchhoffnet.circuit.power`: ``Slice.power`` gives the instantaneous power a circuit's
-devices dissipate and deliver, an :class:`~kirchhoffnet.circuit.EnergyTally` integrates it over a transient in
-normalised units. This module applies a :class:`PhysicalDesign` to the result, the same way for an inference
-(:mod:`kirchhoffnet.hardware.analysis`) and for a score circuit's generation
-(:mod:`kirchhoffnet.diffusion.circuit_run`):
+The physics is [`kirchhoffnet.circuit.power`][kirchhoffnet.circuit.power]: ``Slice.power`` gives the instantaneous power
+a circuit's devices dissipate and deliver, an [`EnergyTally`][kirchhoffnet.circuit.EnergyTally] integrates it over a
+transient in normalised units. This module applies a [`PhysicalDesign`][kirchhoffnet.hardware.PhysicalDesign] to the
+result, the same way for an inference ([`kirchhoffnet.hardware.analysis`][kirchhoffnet.hardware.analysis]) and for a
+score circuit's generation (`kirchhoffnet.diffusion.circuit_run`):
 
 * latency = (normalised duration + settling) × τ, with τ = C₀/G₀ and the settling margin
   ``settling_time_constants`` × the RC constant (normalised) of the nodes that must settle first;

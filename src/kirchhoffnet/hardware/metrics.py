@@ -1,6 +1,6 @@
 """Task metrics as plain functions of a model, so that hardware studies need no task code.
 
-A :class:`Metric` wraps ``model → float`` with its name and direction; the constructors here
+A [`Metric`][kirchhoffnet.hardware.Metric] wraps ``model → float`` with its name and direction; the constructors here
 close over held-out data. Any training pipeline can pass its own.
 """
 
@@ -67,7 +67,7 @@ def _batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int) -> Tensor:
 
 
 def flow_nll(x: Tensor, batch: int = 2000) -> Metric:
-    """Mean negative log-likelihood in nats of held-out points ``x`` (N, d) under a :class:`Flow`."""
+    """Mean negative log-likelihood in nats of held-out points ``x`` (N, d) under a [`Flow`][kirchhoffnet.Flow]."""
 
     def nll(model: Model) -> float:
         flow = _require(model, Flow, "nll_nats")
@@ -77,7 +77,7 @@ def flow_nll(x: Tensor, batch: int = 2000) -> Metric:
 
 
 def accuracy(x: Tensor, labels: Tensor, batch: int = 2000) -> Metric:
-    """Fraction of inputs ``x`` (N, d) whose largest :class:`Network` output is the label (N,)."""
+    """Fraction of inputs ``x`` (N, d) whose largest [`Network`][kirchhoffnet.Network] output is the label (N,)."""
 
     def acc(model: Model) -> float:
         net = _require(model, Network, "accuracy")
@@ -88,7 +88,8 @@ def accuracy(x: Tensor, labels: Tensor, batch: int = 2000) -> Metric:
 
 
 def mse(x: Tensor, y: Tensor, batch: int = 2000) -> Metric:
-    """Mean squared error of a :class:`Network`'s outputs on ``x`` (N, d) against targets ``y`` (N, k)."""
+    """Mean squared error of a [`Network`][kirchhoffnet.Network]'s outputs on ``x`` (N, d) against targets ``y`` (N,
+    k)."""
 
     def error(model: Model) -> float:
         net = _require(model, Network, "mse")

@@ -7,7 +7,7 @@ in saturation). Node n's capacitor integrates the sources of its edges:
 
     C₀c_n dV_n = Σ_e ±I_e dT + Σ_e ±sqrt(2kTγ G₀g_e) dW_e(T)      (+ at dst_e, − at src_e).
 
-In the normalised units of :mod:`kirchhoffnet.hardware.units` (V = V₀v, T = τt, τ = C₀/G₀,
+In the normalised units of [`kirchhoffnet.hardware.units`][kirchhoffnet.hardware.units] (V = V₀v, T = τt, τ = C₀/G₀,
 dW(T) = sqrt(τ)·dW(t)) this becomes
 
     dv_n = f_n(v) dt + (1/c_n) Σ_e ±sqrt(2 ε γ g_e) dW_e(t),        ε = kT/(C₀V₀²),
@@ -31,7 +31,7 @@ drawn per inference (per sample and edge) and frozen during it.
 The SDE is Itô and integrated by torchsde's Euler–Maruyama with a fixed step. The diffusion is
 applied as a product with the Wiener increments (``f_and_g_prod``), which costs O(E·B) per step
 instead of building an (N, E) matrix per sample, and the increments are drawn once per step
-(:class:`kirchhoffnet._brownian.SteppedBrownian`). Everything runs on the CPU.
+(`kirchhoffnet._brownian.SteppedBrownian`). Everything runs on the CPU.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _noisy_slice(
 
 def noisy_outputs(model: Model, x: Tensor, design: PhysicalDesign, noise: Noise | None = None, **kwargs: Any) -> Tensor:
     """What the model outputs when its circuit is noisy: a Flow's samples, a Network's readout,
-    a Circuit's final voltages. ``kwargs`` go to :func:`simulate_noisy`."""
+    a Circuit's final voltages. ``kwargs`` go to [`simulate_noisy`][kirchhoffnet.hardware.noise.simulate_noisy]."""
     v, _ = simulate_noisy(model, x, design, noise, **kwargs)
     if isinstance(model, Network) and model.readout is not None:
         with torch.no_grad():
@@ -238,8 +238,9 @@ def noise_sweep(
         noise: which noise (default thermal only).
         reference: (M, k) samples of the target distribution; if given, each entry also holds the
             energy distance of the noisy outputs to it (a sampling metric for flows).
-        dt: step of the SDE solver, as in :func:`simulate_noisy`.
-        seed: as in :func:`simulate_noisy`; every design sees the same random numbers.
+        dt: step of the SDE solver, as in [`simulate_noisy`][kirchhoffnet.hardware.noise.simulate_noisy].
+        seed: as in [`simulate_noisy`][kirchhoffnet.hardware.noise.simulate_noisy]; every design sees the same random
+            numbers.
 
     Returns:
         Per design: ``capacitance_f``, ``thermal_noise_rms_v`` (sqrt(kT/C₀)), ``output_rms_deviation_v``

@@ -1,6 +1,6 @@
 """Figures of hardware studies: metric vs σ, metric vs bits, voltage and current waveforms.
 
-Each returns a :class:`~matplotlib.figure.Figure`; those of one panel draw into a caller's ``ax`` when given one.
+Each returns a `Figure`; those of one panel draw into a caller's ``ax`` when given one.
 """
 
 from __future__ import annotations

@@ -2,15 +2,17 @@
 
 Two schemes:
 
-* :class:`Uniform` — b bits per parameter row of each slice: 2^b equally spaced levels spanning
+* [`Uniform`][kirchhoffnet.hardware.quantize.Uniform] — b bits per parameter row of each slice: 2^b equally spaced
+    levels spanning
   that row's [min, max] (the row's own full scale, as a per-slice DAC range would be);
-* :class:`LookupTable` — a device-level table of programmable values per parameter name (say,
+* [`LookupTable`][kirchhoffnet.hardware.quantize.LookupTable] — a device-level table of programmable values per
+    parameter name (say,
   the measured conductance states of an RRAM cell), shared by every slice;
-  :meth:`LookupTable.fit` builds the 2^b-level table that minimises the squared error on a
-  trained model (Lloyd–Max, i.e. 1-D k-means).
+  [`LookupTable.fit`][kirchhoffnet.hardware.quantize.LookupTable.fit] builds the 2^b-level table that minimises the
+  squared error on a trained model (Lloyd–Max, i.e. 1-D k-means).
 
-Every parameter snaps to its nearest level. :func:`straight_through` gives the quantized value in
-the forward pass and the identity gradient in the backward pass, for quantization-aware training.
+Every parameter snaps to its nearest level. [`straight_through`][kirchhoffnet.hardware.quantize.straight_through] gives
+the quantized value in the forward pass and the identity gradient in the backward pass, for quantization-aware training.
 """
 
 from __future__ import annotations

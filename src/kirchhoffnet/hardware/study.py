@@ -3,7 +3,7 @@
 
 Every study takes models with their metric or inputs already chosen: which metric a saved model
 is scored on depends on how it was trained, which is for the layers that know runs and tasks
-(:mod:`kirchhoffnet.training.hw`); here only the hardware is.
+([`kirchhoffnet.training.hw`][kirchhoffnet.training.hw]); here only the hardware is.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from kirchhoffnet.io.figures import save_figure
 R = TypeVar("R")
 
 REPORT_SUMMARY = ("latency_s", "energy_j", "peak_total_current_a", "swing_v", "within_supply")
-"""The keys of a report's data that :attr:`Study.summary` holds: what a reader checks first."""
+"""The keys of a report's data that `Study.summary` holds: what a reader checks first."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def montecarlo_study(
     seed: int = 0,
     progress: bool = False,
 ) -> Study[dict[str, list[MonteCarloResult]]]:
-    """:func:`~kirchhoffnet.hardware.sigma_sweep` of each ``(label, model, metric)``, one curve per
+    """[`sigma_sweep`][kirchhoffnet.hardware.sigma_sweep] of each ``(label, model, metric)``, one curve per
     label: ``montecarlo.json``, ``montecarlo.md`` and ``montecarlo.png`` in ``out``.
 
     Every model sees the same seed, so the curves compare the models and not their dies.
@@ -124,7 +124,7 @@ def quantization_study(
     schemes: Sequence[str],
     out: str | os.PathLike[str],
 ) -> Study[dict[str, list[dict[str, Any]]]]:
-    """:func:`~kirchhoffnet.hardware.quantization_sweep` of each ``(label, model, metric)`` under each
+    """[`quantization_sweep`][kirchhoffnet.hardware.quantization_sweep] of each ``(label, model, metric)`` under each
     scheme, one curve per ``"<label> <scheme>"``: ``quantization.json``, ``quantization.md`` and
     ``quantization.png`` in ``out``."""
     out = Path(out)
@@ -155,7 +155,7 @@ def noise_study(
     dt: float = 1e-3,
     seed: int = 0,
 ) -> Study[list[dict[str, Any]]]:
-    """:func:`~kirchhoffnet.hardware.noise.noise_sweep` over ``base`` at each capacitance (smallest
+    """[`noise_sweep`][kirchhoffnet.hardware.noise.noise_sweep] over ``base`` at each capacitance (smallest
     first): ``noise.json``, ``noise.md`` and ``noise.png`` in ``out``.
 
     Thermal noise grows as kT/C, so the capacitance is the design choice the table answers;

@@ -1,8 +1,9 @@
 """Node voltages against the supply rails: where a design leaves them, and the voltage scale that fits.
 
 The voltages of a normalised circuit do not depend on the voltage scale V₀, so one measured waveform tells both
-where a design's nodes cross its rails (:func:`violations`) and the largest V₀ that keeps them all inside
-(:func:`voltage_scale_to_fit`); the circuit analysis and the score circuit's generation report use both.
+where a design's nodes cross its rails ([`violations`][kirchhoffnet.hardware.supply.violations]) and the largest V₀ that
+keeps them all inside ([`voltage_scale_to_fit`][kirchhoffnet.hardware.supply.voltage_scale_to_fit]); the circuit
+analysis and the score circuit's generation report use both.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Violation:
 
 def violations(waves: list[tuple[Tensor, Tensor]], start: float, design: PhysicalDesign) -> tuple[list[Violation], int]:
     """The first crossing per slice and node of the waveforms ``(t (T,), v (T, B, N))`` (normalised, time from
-    ``start``) outside ``design``'s supply, at most :data:`MAX_VIOLATIONS`, earliest first; and how many there are."""
+    ``start``) outside ``design``'s supply, at most [`MAX_VIOLATIONS`][kirchhoffnet.hardware.supply.MAX_VIOLATIONS],
+    earliest first; and how many there are."""
     lo, hi = (s / design.voltage_v for s in design.supply_v)
     found = []
     for k, (t, v) in enumerate(waves):

@@ -1,7 +1,8 @@
 """Physical units: how a circuit in the paper's normalised units becomes a chip.
 
 The core integrates ``c_n dv_n/dt = Σ_e ±i_e(v)`` with dimensionless voltages ``v``, currents
-``i``, capacitances ``c`` and time ``t``. A :class:`PhysicalDesign` fixes three scales,
+``i``, capacitances ``c`` and time ``t``. A [`PhysicalDesign`][kirchhoffnet.hardware.units.PhysicalDesign] fixes three
+scales,
 
 * ``voltage_v`` V₀: a normalised voltage of 1 is V₀ volts, ``V = V₀·v``;
 * ``conductance_s`` G₀: a device whose normalised current is ``i`` carries ``I = G₀·V₀·i``
@@ -17,7 +18,7 @@ and substituting them into KCL, ``C₀c·V₀ dv/dT = G₀V₀ Σ i``, gives the
   inference does not depend on G₀, only on how much capacitance is swung through how many volts.
 
 Shrinking C₀ by k makes the circuit k times faster and k times cheaper in energy at the same
-voltage, while the thermal noise kT/C₀ grows k-fold (see :mod:`kirchhoffnet.hardware.noise`).
+voltage, while the thermal noise kT/C₀ grows k-fold (see [`kirchhoffnet.hardware.noise`][kirchhoffnet.hardware.noise]).
 """
 
 from __future__ import annotations

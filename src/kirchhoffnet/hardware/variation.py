@@ -237,17 +237,17 @@ def monte_carlo(
 
     Args:
         model: the trained model (not modified).
-        metric: what to measure on each die, e.g. :func:`~kirchhoffnet.hardware.metrics.flow_nll`.
+        metric: what to measure on each die, e.g. [`flow_nll`][kirchhoffnet.hardware.flow_nll].
         variation: the σ's.
         trials: number of dies.
         seed: base seed; trial t uses ``trial_seed(seed, t)``.
         threshold: pass mark for the yield (``>=`` if higher is better, else ``<=``).
         nominal: the metric of the trained model if already known (saves one evaluation).
-        progress: show progress (:mod:`kirchhoffnet._progress`).
+        progress: show progress (`kirchhoffnet._progress`).
 
     Returns:
-        A :class:`MonteCarloResult`. With zero variation every trial equals the nominal value
-        exactly.
+        A [`MonteCarloResult`][kirchhoffnet.hardware.variation.MonteCarloResult]. With zero variation every trial equals
+        the nominal value exactly.
     """
     if int(trials) < 1:
         raise ConfigError(f"trials must be a positive integer, got {trials}")
@@ -273,7 +273,8 @@ def sigma_sweep(
     threshold: float | None = None,
     progress: bool = False,
 ) -> list[MonteCarloResult]:
-    """:func:`monte_carlo` at each σ of one variation ``kind``, with common random numbers.
+    """[`monte_carlo`][kirchhoffnet.hardware.variation.monte_carlo] at each σ of one variation ``kind``, with common
+    random numbers.
 
     Every σ and the threshold are checked before the first die is drawn."""
     variations = [Variation.of(kind, s) for s in sigmas]

@@ -1,7 +1,7 @@
 """Files, written atomically and read validated: the bottom layer, which knows no model.
 
-Result files and tensor files (:mod:`~kirchhoffnet.io.tensorfile`), the run lock, output paths
-and figures; building a model from a saved file is :mod:`kirchhoffnet.checkpoint`'s, one layer up.
+Result files and tensor files (`tensorfile`), the run lock, output paths
+and figures; building a model from a saved file is [`kirchhoffnet.checkpoint`][kirchhoffnet.checkpoint]'s, one layer up.
 """
 
 from kirchhoffnet.io._atomic import (

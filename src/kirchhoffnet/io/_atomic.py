@@ -95,7 +95,7 @@ def _probe(tmp: Path) -> OSError | None:
 
 
 def _tmp_prefix(name: str) -> str:
-    """``.<name>.``, the name cut to :data:`_TARGET_IN_TMP` bytes so that the temporary name fits in 255."""
+    """``.<name>.``, the name cut to `_TARGET_IN_TMP` bytes so that the temporary name fits in 255."""
     return f".{os.fsdecode(os.fsencode(name)[:_TARGET_IN_TMP])}."
 
 
@@ -110,8 +110,8 @@ def remove_orphans(folder: str | os.PathLike[str], targets: Iterable[str]) -> li
     """Delete the temporary files that writers killed mid-write of ``targets`` (file names) left in
     ``folder``; returns them.
 
-    Only names :func:`atomic_write` gives its temporary files for one of ``targets`` match, and only
-    regular files (never a symbolic link) are removed: a user's ``.notes.tmp`` stays. Only safe while no
+    Only names [`atomic_write`][kirchhoffnet.io.atomic_write] gives its temporary files for one of ``targets`` match,
+    and only regular files (never a symbolic link) are removed: a user's ``.notes.tmp`` stays. Only safe while no
     other process writes there (a training run holds its directory's lock).
     """
     prefixes = {_tmp_prefix(name) for name in targets}
@@ -136,8 +136,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """JSON with sorted keys and two-space indent. A NaN or infinity is refused (:class:`SolverError`
-    naming where it is) rather than written as invalid JSON: no result file ever holds one."""
+    """JSON with sorted keys and two-space indent. A NaN or infinity is refused
+    ([`SolverError`][kirchhoffnet.errors.SolverError] naming where it is) rather than written as invalid JSON: no result
+    file ever holds one."""
     try:
         text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
     except ValueError:
@@ -164,7 +165,8 @@ def _first_non_finite(data: Any, where: str) -> tuple[str | None, float]:
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> Path:
-    """``numpy.save`` through :func:`atomic_write`: a killed run never leaves a truncated ``.npy``."""
+    """``numpy.save`` through [`atomic_write`][kirchhoffnet.io.atomic_write]: a killed run never leaves a truncated
+    ``.npy``."""
     import numpy as np
 
     def write(tmp: Path) -> None:

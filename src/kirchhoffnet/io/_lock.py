@@ -22,7 +22,7 @@ LOCK = ".lock"
 
 
 class DirectoryLock:
-    """An exclusive ``flock`` on ``<run_dir>/.lock``, released on :meth:`release` or process exit.
+    """An exclusive ``flock`` on ``<run_dir>/.lock``, released on `release` or process exit.
 
     The lock file is opened without following a symbolic link and must be a regular file with one
     link, so a planted link can never make the lock truncate a file elsewhere. Once it is held, the
@@ -67,8 +67,9 @@ class DirectoryLock:
 
 
 def refuse_previous_run(run_dir: Path, outputs: Iterable[str], fix: str) -> None:
-    """A new run never replaces another run's files, finished or not: :class:`TrainingError` naming
-    them if ``run_dir`` holds any of ``outputs`` (a run killed before its first checkpoint included)."""
+    """A new run never replaces another run's files, finished or not:
+    [`TrainingError`][kirchhoffnet.errors.TrainingError] naming them if ``run_dir`` holds any of ``outputs`` (a run
+    killed before its first checkpoint included)."""
     found = [name for name in outputs if os.path.lexists(run_dir / name)]
     if found:
         raise TrainingError(f"{shown_path(run_dir)} already holds another run ({', '.join(found[:3])}); {fix}")

@@ -1,8 +1,8 @@
 """Figures for every area that draws (tasks, hardware, spice, ...): built with matplotlib's object API
-(:class:`~matplotlib.figure.Figure`, never pyplot), so that drawing neither switches a notebook user's
+(`Figure`, never pyplot), so that drawing neither switches a notebook user's
 backend nor leaves figures open in pyplot's global list; written to files atomically in a separate step.
 
-Not imported by :mod:`kirchhoffnet.io` itself, so that reading checkpoints never loads matplotlib.
+Not imported by [`kirchhoffnet.io`][kirchhoffnet.io] itself, so that reading checkpoints never loads matplotlib.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from kirchhoffnet.io.paths import check_out_file
 
 def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Figure, Any]:
     """A figure of its own and its axes (``Figure.subplots``' arguments): displayed by a notebook when
-    returned, saved with :func:`save_figure`."""
+    returned, saved with `save_figure`."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **subplots)
 

@@ -1,8 +1,9 @@
 """Where kirchhoffnet may write: output directories and files checked before any work starts, run
-names that are one safe path component, and every OS failure of a write as one :class:`StorageError`.
+names that are one safe path component, and every OS failure of a write as one
+[`StorageError`][kirchhoffnet.errors.StorageError].
 
-A command validates its ``--out`` with :func:`check_out_dir` (a directory) or :func:`check_out_file`
-(a file) before computing anything, and creates a directory with :func:`prepare_out_dir`. So a path
+A command validates its ``--out`` with `check_out_dir` (a directory) or `check_out_file`
+(a file) before computing anything, and creates a directory with `prepare_out_dir`. So a path
 through a file, a dangling symbolic link or a read-only directory fails at once, naming the path and
 the reason, instead of as a traceback after the work.
 """
@@ -37,7 +38,7 @@ def check_run_name(name: str, what: str = "") -> str:
 
     Refused: empty, ``/`` or ``\\``, NUL and other control characters, a leading ``.`` (``..``, hidden
     files) or ``-`` (read as an option by other tools), leading or trailing spaces, and more than
-    :data:`NAME_MAX_BYTES` bytes of UTF-8.
+    `NAME_MAX_BYTES` bytes of UTF-8.
     """
     reason = _name_problem(name)
     if reason:
@@ -126,7 +127,7 @@ def check_out_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
 
 
 def prepare_out_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
-    """:func:`check_out_dir`, then create the directory (and its parents)."""
+    """`check_out_dir`, then create the directory (and its parents)."""
     folder = check_out_dir(path, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def prepare_out_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
 
 def check_out_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
     """``path`` if a command can write a result file there: not a directory, and its folder passes
-    :func:`check_out_dir`. (A symbolic link at ``path`` is replaced, never followed.)"""
+    `check_out_dir`. (A symbolic link at ``path`` is replaced, never followed.)"""
     target = Path(path)
     _check_path(target, what)
     if target.is_dir() and not target.is_symlink():

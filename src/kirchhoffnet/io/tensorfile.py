@@ -3,7 +3,7 @@
 safetensors holds plain tensors and a string header, so reading one can never execute code. Every
 saved module (models, diffusion score models, VAEs, MLP baselines, latent data sets) uses this one
 layout; the ``format`` tag tells the families apart and the spec's ``kind`` the modules within one.
-What to build from a spec is the caller's business (:mod:`kirchhoffnet.checkpoint` for models).
+What to build from a spec is the caller's business ([`kirchhoffnet.checkpoint`][kirchhoffnet.checkpoint] for models).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def read_tensors(
 def check_names_and_shapes(
     expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], named: str, against: str
 ) -> None:
-    """``tensors`` has exactly the names and shapes of ``expected``, or :class:`CheckpointError`
-    (``named`` does not match ``against``)."""
+    """``tensors`` has exactly the names and shapes of ``expected``, or
+    [`CheckpointError`][kirchhoffnet.errors.CheckpointError] (``named`` does not match ``against``)."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -88,9 +88,9 @@ def check_names_and_shapes(
 def load_exact(
     model: nn.Module, tensors: dict[str, torch.Tensor], source: str | None = None, against: str = "the model"
 ) -> None:
-    """Load ``tensors`` into ``model``: exactly its names, shapes and kinds of dtype, or :class:`CheckpointError`
-    (``source`` does not match ``against``). The values are checked by the modules they enter
-    (:meth:`Slice.check_state`), before any is copied in."""
+    """Load ``tensors`` into ``model``: exactly its names, shapes and kinds of dtype, or
+    [`CheckpointError`][kirchhoffnet.errors.CheckpointError] (``source`` does not match ``against``). The values are
+    checked by the modules they enter (`Slice.check_state`), before any is copied in."""
     named = source or "the state"
     expected = model.state_dict()
     check_names_and_shapes(expected, tensors, named, against)

@@ -36,8 +36,8 @@ class Flow(nn.Module):
     Args:
         circuit: every slice must have the same node count (the data dimension), no residual.
         solver: solver settings for every solve.
-        gradient: :class:`~kirchhoffnet.Backprop` (the default everywhere) or
-            :class:`~kirchhoffnet.Adjoint` (the original code's choice; memory independent of the steps).
+        gradient: [`Backprop`][kirchhoffnet.Backprop] (the default everywhere) or
+            [`Adjoint`][kirchhoffnet.Adjoint] (the original code's choice; memory independent of the steps).
 
     Attributes:
         stats: what the last solve (``log_prob``, ``inverse``, ``sample``, ...) cost; ``None``

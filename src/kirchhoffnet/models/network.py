@@ -17,11 +17,11 @@ class Network(nn.Module):
     the circuit's own forward map, ``v_out = Network(circuit)(v_in)`` (what ``kn.simulate`` returns).
 
     Args:
-        circuit: the circuit; the input fills its first nodes (see :class:`Circuit`).
+        circuit: the circuit; the input fills its first nodes (see [`Circuit`][kirchhoffnet.Circuit]).
         readout: ``"last10"``, ``"first1"``, a ``{"name": "linear", ...}`` dict, a module, or
             ``None`` for all final voltages.
         solver: solver settings.
-        gradient: :class:`~kirchhoffnet.Backprop` (the default everywhere) or :class:`~kirchhoffnet.Adjoint`.
+        gradient: [`Backprop`][kirchhoffnet.Backprop] (the default everywhere) or [`Adjoint`][kirchhoffnet.Adjoint].
 
     Attributes:
         stats: what the last forward's solve cost; ``None`` before the first. Its backward counts

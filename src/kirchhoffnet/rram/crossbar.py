@@ -24,7 +24,7 @@ def relative_noise(shape: torch.Size, sigma: float, kind: NoiseKind, generator: 
 
 
 def relative_variance(sigma: float, kind: NoiseKind) -> float:
-    """Variance of the factor drawn by :func:`relative_noise`."""
+    """Variance of the factor drawn by `relative_noise`."""
     return sigma * sigma if kind == "gaussian" else float(torch.expm1(torch.tensor(sigma * sigma, dtype=torch.float64)))
 
 

@@ -1,15 +1,16 @@
 """Speed and energy of the analog solver against a digital step-by-step baseline: a documented model.
 
-Why this is not the KirchhoffNet account (:mod:`kirchhoffnet.hardware.energy`, on ``Slice.power``): it models a
-different physical system. The RRAM loop is crossbars of programmed conductances read by op-amps
-(transimpedance, ReLU, integrator and gain stages), a noise source and an ADC, in physical units from the start;
+Why this is not the KirchhoffNet account ([`kirchhoffnet.hardware.energy`][kirchhoffnet.hardware.energy], on
+``Slice.power``): it models a different physical system. The RRAM loop is crossbars of programmed conductances read by
+op-amps (transimpedance, ReLU, integrator and gain stages), a noise source and an ADC, in physical units from the start;
 its energy is dominated by the op-amps' static power, which a KirchhoffNet circuit does not have, and its
 latency is set by an integration time T and the op-amp stages' RC settling rather than by τ = C₀/G₀. What the
 two share is the time integral of a simulated power: the loop's crossbar power trace is integrated by the same
-trapezoidal rule (:func:`kirchhoffnet.circuit.power.integrate`), in :mod:`kirchhoffnet.rram.loop`.
+trapezoidal rule ([`kirchhoffnet.circuit.power.integrate`][kirchhoffnet.circuit.power.integrate]), in
+`kirchhoffnet.rram.loop`.
 
-Nothing here is measured on hardware. Every constant is a field of :class:`SpeedEnergyModel`, so a
-reader can put in the numbers of their own platform; :func:`speed_energy_report` prints them with the
+Nothing here is measured on hardware. Every constant is a field of `SpeedEnergyModel`, so a
+reader can put in the numbers of their own platform; `speed_energy_report` prints them with the
 result.
 
 Analog run (one trajectory per loop):
@@ -70,7 +71,7 @@ def speed_energy_report(
 
     Args:
         integration_time_s: T of the analog loop.
-        crossbar_energy_j: energy in the RRAM cells per trajectory (from :class:`~kirchhoffnet.rram.LoopReport`).
+        crossbar_energy_j: energy in the RRAM cells per trajectory (from [`LoopReport`][kirchhoffnet.rram.LoopReport]).
         width, dim: network sizes (count the op-amps).
     """
     stage_rc_s = model.tia_feedback_ohm * model.node_capacitance_f

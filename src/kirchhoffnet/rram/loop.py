@@ -91,7 +91,8 @@ class LoopReport:
 
 
 class ClosedLoop(torch.nn.Module):
-    """The analog loop as a torchsde SDE (``f``, ``g``) whose network runs on a programmed :class:`Chip`.
+    """The analog loop as a torchsde SDE (``f``, ``g``) whose network runs on a programmed
+    [`Chip`][kirchhoffnet.rram.Chip].
 
     Args:
         chip: the network's layers as crossbars, first to last (any number ≥ 1); every layer but the
@@ -181,7 +182,7 @@ class ClosedLoop(torch.nn.Module):
         return self.f(t, y)
 
     def run(self, x0: Tensor, stochastic: bool, noise_seed: int = 0) -> Tensor:
-        """Integrate from ``x0`` at τ = 0 to τ = T; returns the final state and fills :attr:`report`.
+        """Integrate from ``x0`` at τ = 0 to τ = T; returns the final state and fills `report`.
 
         Shapes:
             x0: (B, dim). Returns (B, dim).

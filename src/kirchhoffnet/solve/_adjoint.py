@@ -3,7 +3,7 @@
 torchdiffeq's ``odeint_adjoint`` differentiates the right-hand side by autograd at every step of
 the backward solve: per evaluation it records a graph and runs the autograd engine through it.
 For slices on the dense fused kernel (the 2-D flows) the vector-Jacobian product has a closed form
-(:meth:`~kirchhoffnet.circuit._affine.WholeAffine.vjp`), so here the backward solve
+(`vjp`), so here the backward solve
 evaluates it directly and builds no graph.
 
 The solves themselves are torchdiffeq's, arranged as ``odeint_adjoint`` arranges them: the same
@@ -133,7 +133,7 @@ def analytic_adjoint(
     request: str = "auto",
 ) -> Tensor:
     """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel has a closed-form adjoint for
-    its device family (:meth:`~kirchhoffnet.circuit._kcl.KclKernel.closed_form_adjoint`).
+    its device family ([`closed_form_adjoint`][kirchhoffnet.circuit.KclKernel.closed_form_adjoint]).
 
     Args:
         piece: the slice; its parameters receive gradients.

@@ -1,13 +1,13 @@
 """The solve that ``torch.export`` and ``torch.compile`` can trace: fixed-step Runge-Kutta in pure torch ops.
 
-The eager solve (:mod:`kirchhoffnet.solve.simulate`) is built for speed and for clear failures, and
+The eager solve (`kirchhoffnet.solve.simulate`) is built for speed and for clear failures, and
 both get in a tracer's way: torchdiffeq builds its grid with ``.item()``, each slice ends on a
 ``bool(isfinite(...))`` check, the NFE counters are Python integers, the KCL kernels are cached on
 value snapshots (``torch.equal``), cut into cache-sized chunks and may dispatch to numba. While a
 module is being exported or compiled (``torch.compiler.is_compiling()``), a fixed-step solve takes
 this path instead: the same steps as torchdiffeq's fixed-grid solvers (same grid, same Butcher
 tableaux, so eager and traced agree to rounding), each stage the KCL right-hand side in
-plain tensor ops (:func:`kcl_field`), with no host synchronisation anywhere.
+plain tensor ops (`kcl_field`), with no host synchronisation anywhere.
 
 What it leaves out, and why:
 
@@ -68,7 +68,7 @@ def kcl_field(piece: Slice, v: Tensor) -> Tensor:
     its source, over the node capacitance, ground's sum dropped; the reference path's structure in ops a
     tracer keeps. Small circuits (up to the kernel's dense limit of state nodes) sum by a dense incidence
     product, and an affine-activation family gathers and maps its terminal voltages by one product with the
-    kernel's ``G`` (see :mod:`kirchhoffnet.circuit._kcl`): compiled, that is 2-3x faster than indexing.
+    kernel's ``G`` (see `kirchhoffnet.circuit._kcl`): compiled, that is 2-3x faster than indexing.
     Larger circuits, whose dense operators would be O(N·E), index and ``index_add``."""
     family, params = piece.device_family, piece.params.to(v.dtype)
     src, dst = piece.edge_index[0], piece.edge_index[1]
@@ -107,7 +107,7 @@ def _rk_step(piece: Slice, v: Tensor, dt: float, method: str) -> Tensor:
 
 
 def traced_simulate(circuit: Circuit, x: Tensor, solver: Solver) -> tuple[Tensor, list[int]]:
-    """``simulate``'s forward solve for a ``solver`` that :func:`traceable` accepts, in traceable ops.
+    """``simulate``'s forward solve for a ``solver`` that `traceable` accepts, in traceable ops.
 
     Returns:
         ``(v, nfe)``: the (B, N) final voltages and the evaluations each slice took.

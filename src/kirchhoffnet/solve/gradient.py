@@ -1,8 +1,9 @@
 """How a solve is differentiated: the gradient methods, as objects (in the style of diffrax's adjoints).
 
-Every entry point (:func:`~kirchhoffnet.simulate`, :func:`~kirchhoffnet.simulate_log_density`,
-:class:`~kirchhoffnet.Flow`, :class:`~kirchhoffnet.Network`, the YAML ``solver.gradient``) takes
-one of them and defaults to :data:`DEFAULT_GRADIENT`, :class:`Backprop`:
+Every entry point ([`simulate`][kirchhoffnet.solve.simulate.simulate],
+[`simulate_log_density`][kirchhoffnet.solve.simulate_log_density], [`Flow`][kirchhoffnet.Flow],
+[`Network`][kirchhoffnet.Network], the YAML ``solver.gradient``) takes one of them and defaults to
+[`DEFAULT_GRADIENT`][kirchhoffnet.solve.DEFAULT_GRADIENT], [`Backprop`][kirchhoffnet.solve.Backprop]:
 
 * it is exact: the gradient of the numbers the solve computed, where the adjoint is the gradient
   of the continuous ODE up to the tolerance of a second solve (on the twomoon checkpoint at tol
@@ -12,7 +13,7 @@ one of them and defaults to :data:`DEFAULT_GRADIENT`, :class:`Backprop`:
   what 17 of the 23 shipped circuit configs use;
 * its cost is memory: autograd keeps every stage of every step, O(steps × batch × edges). Where
   that binds (the large classifiers, the 784-d MNIST generator) the shipped configs choose
-  :class:`Adjoint`, whose memory does not grow with the number of steps.
+  [`Adjoint`][kirchhoffnet.solve.Adjoint], whose memory does not grow with the number of steps.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Backprop:
 class Adjoint:
     """Solve the adjoint ODE backwards in time (Chen et al., 2018) with the forward solve's method and
     tolerances: memory independent of the number of steps, a second solve in the backward pass.
-    Slices on the fused dense kernel use the closed-form adjoint (:mod:`kirchhoffnet.solve._adjoint`),
+    Slices on the fused dense kernel use the closed-form adjoint (`kirchhoffnet.solve._adjoint`),
     the others torchdiffeq's ``odeint_adjoint``; both take the same steps.
 
     Attributes:
@@ -65,8 +66,8 @@ DEFAULT_GRADIENT: GradientMethod = Backprop()
 
 
 def check_gradient(gradient: object) -> GradientMethod:
-    """``gradient`` if it is a gradient-method object; a :class:`ConfigError` otherwise (a string too:
-    the Python API takes objects, the YAML and checkpoint specs the names)."""
+    """``gradient`` if it is a gradient-method object; a [`ConfigError`][kirchhoffnet.errors.ConfigError] otherwise (a
+    string too: the Python API takes objects, the YAML and checkpoint specs the names)."""
     if isinstance(gradient, Backprop | Adjoint):
         return gradient
     raise ConfigError(f"gradient must be kn.Backprop() or kn.Adjoint(), got {gradient!r}")
@@ -85,6 +86,6 @@ def gradient_method(name: str, seminorm: bool = False) -> GradientMethod:
 def gradient_spec(solver: Solver, gradient: GradientMethod) -> dict[str, Any]:
     """The ``solver`` and ``gradient`` entries of a model spec, in the form files have always had (that
     of the YAML ``solver`` section): the solver's settings with ``adjoint_seminorm`` among them, and
-    the method's name. :func:`gradient_method` reads them back."""
+    the method's name. [`gradient_method`][kirchhoffnet.solve.gradient_method] reads them back."""
     seminorm = isinstance(gradient, Adjoint) and gradient.seminorm
     return {"solver": {**solver.to_dict(), "adjoint_seminorm": seminorm}, "gradient": gradient.name}

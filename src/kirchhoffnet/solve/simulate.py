@@ -84,7 +84,7 @@ class _SliceField(nn.Module):
     """torchdiffeq vector field of one slice on the node-major state, optionally with −tr(∂f/∂v).
 
     With the divergence, the state is one (N + 1, B) tensor whose last row is log p: one tensor
-    instead of a tuple spares torchdiffeq's per-evaluation packing, and :func:`_split_norm` keeps
+    instead of a tuple spares torchdiffeq's per-evaluation packing, and `_split_norm` keeps
     its step-size control exactly that of the tuple (v, log p).
     """
 
@@ -222,10 +222,10 @@ def _integrate(
 def _traced_integrate(
     circuit: Circuit, x: Tensor, solver: Solver, gradient: GradientMethod, beyond_forward: bool
 ) -> tuple[Tensor, None, SolveStats] | None:
-    """The traced solve (:mod:`kirchhoffnet.solve._traced`) while a module is exported or compiled, where it
+    """The traced solve (`kirchhoffnet.solve._traced`) while a module is exported or compiled, where it
     applies; where it does not, ``None`` under ``torch.compile`` (which then runs the eager solve, outside
-    the graph) and a :class:`ConfigError` under ``torch.export`` (which has no eager to fall back on).
-    ``beyond_forward``: the solve is reversed, carries the log-density or keeps a trajectory."""
+    the graph) and a [`ConfigError`][kirchhoffnet.errors.ConfigError] under ``torch.export`` (which has no eager to fall
+    back on). ``beyond_forward``: the solve is reversed, carries the log-density or keeps a trajectory."""
     exporting = torch.compiler.is_exporting()
     why = traceable(solver)
     if why is None and beyond_forward:
@@ -257,9 +257,9 @@ def _eager_integrate(
     points: int,
     on_slice: Callable[[int, Tensor, Any], None] | None,
 ) -> tuple[Tensor, Tensor | None, SolveStats]:
-    """The solve of :func:`simulate` and its relatives: torchdiffeq slice by slice, every slice's end checked
-    for NaN. ``torch.compile`` runs it outside the graph: its host checks, counters and kernel caches
-    would otherwise break the graph at every step."""
+    """The solve of [`simulate`][kirchhoffnet.solve.simulate.simulate] and its relatives: torchdiffeq slice by slice,
+    every slice's end checked for NaN. ``torch.compile`` runs it outside the graph: its host checks, counters and kernel
+    caches would otherwise break the graph at every step."""
     _check_input(x)
     check_time_grid(circuit.times, solver, x.dtype if x.dtype == torch.float64 else torch.float32)
     if reverse:
@@ -314,13 +314,14 @@ def simulate(
     Args:
         circuit: the circuit to integrate.
         x: (B, d) input voltages, placed on the first slice's input nodes (others per ``fill``).
-        solver: a :class:`Solver`, a method name or a settings dict; default dopri5 at 1e-4.
-        gradient: :class:`Backprop` (through the solver's steps; the default everywhere, see
-            :mod:`kirchhoffnet.solve.gradient`) or :class:`Adjoint` (memory independent of the steps).
+        solver: a [`Solver`][kirchhoffnet.solve.Solver], a method name or a settings dict; default dopri5 at 1e-4.
+        gradient: [`Backprop`][kirchhoffnet.solve.Backprop] (through the solver's steps; the default everywhere, see
+            `kirchhoffnet.solve.gradient`) or `Adjoint` (memory independent of the steps).
         reverse: integrate from the last time back to the first (flows' inverse).
 
     Returns:
-        ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and :class:`SolveStats`.
+        ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and
+        [`SolveStats`][kirchhoffnet.solve.SolveStats].
 
     Raises:
         SolverError: step-size underflow, too many steps, or NaN/inf voltages, naming the slice
@@ -340,7 +341,7 @@ def simulate_log_density(
 ) -> tuple[Tensor, Tensor, SolveStats]:
     """Integrate the voltages together with the exact divergence (the CNF change of variables).
 
-    Arguments as :func:`simulate`.
+    Arguments as [`simulate`][kirchhoffnet.solve.simulate.simulate].
 
     Returns:
         ``(v, trace_integral, stats)`` where ``trace_integral`` (B,) is ∫ tr(∂f/∂v) dt over the

@@ -1,7 +1,7 @@
 """Solver settings: the stepping method and its step control, apart from the circuit.
 
 Adaptive methods control the step with ``rtol``/``atol``; fixed-step methods take
-``step_size``. The gradient method (:mod:`kirchhoffnet.solve.gradient`) is chosen separately,
+``step_size``. The gradient method (`kirchhoffnet.solve.gradient`) is chosen separately,
 when a solve is run.
 """
 
@@ -47,7 +47,7 @@ class Solver:
         max_steps: adaptive steps allowed per slice before the solve is reported as stiff.
         kernel: how the KCL right-hand side is evaluated: ``auto`` (the fastest path that applies),
             ``gather`` (the reference path), ``affine`` (the torch fused paths) or ``fused`` (the numba
-            edge kernel; both an error where they do not apply); see :mod:`kirchhoffnet.circuit._kcl`.
+            edge kernel; both an error where they do not apply); see `kirchhoffnet.circuit._kcl`.
             Every path gives the same numbers up to rounding.
     """
 
@@ -110,7 +110,8 @@ class Solver:
 
 
 def resolve_solver(solver: Solver | str | dict[str, Any] | None) -> Solver:
-    """A :class:`Solver` from an instance, a method name, a settings dict or ``None`` (defaults)."""
+    """A [`Solver`][kirchhoffnet.solve.Solver] from an instance, a method name, a settings dict or ``None``
+    (defaults)."""
     if solver is None:
         return Solver()
     if isinstance(solver, Solver):
@@ -145,7 +146,7 @@ def check_time_grid(
     step_key: str = "step_size",
 ) -> None:
     """Refuse slice boundaries the solve's dtype cannot represent, and fixed-step grids past
-    :data:`MAX_FIXED_STEPS`, before any grid is built.
+    `MAX_FIXED_STEPS`, before any grid is built.
 
     In float32, times beyond 3.4e38 overflow and slices shorter than the spacing of floats near
     their start collapse to zero length; torchdiffeq would then fail an assert or allocate the

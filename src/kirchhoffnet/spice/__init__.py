@@ -2,7 +2,7 @@
 
 ``verify(model, x)`` simulates the same inputs in ngspice and in kirchhoffnet and reports how far
 the node voltages differ; ``export_netlists`` writes a model's netlists, ``export_decks`` its
-parameterised decks in any :class:`Dialect` (ngspice, Xyce, LTspice, Spectre) and ``import_deck``
+parameterised decks in any [`Dialect`][kirchhoffnet.spice.Dialect] (ngspice, Xyce, LTspice, Spectre) and ``import_deck``
 reads an ngspice one back into a circuit; ``spice_trajectory`` runs
 a whole circuit slice by slice in ngspice; ``run_ngspice``, ``read_raw`` and ``write_raw`` are the
 small tool layer underneath. ``write_waveforms`` and ``write_trajectory`` save simulated voltages as

@@ -11,7 +11,7 @@ little-endian float64 (point-major: all variables of point 0, then point 1, ...;
 values as two float64) or ``Values:`` followed by the same numbers as text.
 
 A simulator killed mid-write, or a file that is no raw file at all, must end in one
-:class:`DataError` naming the file: counts are checked before anything is allocated from them,
+[`DataError`][kirchhoffnet.errors.DataError] naming the file: counts are checked before anything is allocated from them,
 and every number is parsed where a bad one can be reported.
 """
 
@@ -176,7 +176,7 @@ def write_raw(
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], blob: bytes) -> Path:
-    """``blob`` into ``path`` through :func:`~kirchhoffnet.io.atomic_write`: never a half-written raw file."""
+    """``blob`` into ``path`` through [`atomic_write`][kirchhoffnet.io.atomic_write]: never a half-written raw file."""
 
     def write(tmp: Path) -> None:
         tmp.write_bytes(blob)

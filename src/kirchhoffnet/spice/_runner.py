@@ -4,7 +4,7 @@ Each run writes its netlist to a fresh directory, calls ``ngspice -b -r out.raw 
 and reads the raw file back, so any number of runs may go on in parallel (threads or processes)
 without sharing a file. ngspice reports parse errors, missing models and convergence failures
 ("Timestep too small") on stderr and exits with status 1; the runner turns each into a
-:class:`~kirchhoffnet.errors.ToolError` that quotes ngspice's own words.
+[`ToolError`][kirchhoffnet.errors.ToolError] that quotes ngspice's own words.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def find_ngspice(executable: str | None = None) -> str:
 
 
 def has_ngspice() -> bool:
-    """Whether :func:`find_ngspice` would succeed."""
+    """Whether [`find_ngspice`][kirchhoffnet.spice.find_ngspice] would succeed."""
     try:
         find_ngspice()
     except ToolError:
@@ -87,7 +87,8 @@ def run_ngspice(
     Args:
         netlist: complete SPICE deck text (title line first, ``.end`` last).
         timeout_s: the process is killed after this many seconds.
-        executable: ngspice binary to use instead of the default (see :func:`find_ngspice`).
+        executable: ngspice binary to use instead of the default (see
+            [`find_ngspice`][kirchhoffnet.spice.find_ngspice]).
         threads: OpenMP threads of the process (ngspice parallelises BSIM4 evaluation). One by
             default: runs are parallel as processes, and on a busy machine OpenMP threads waiting
             on each other made BSIM4 sweeps ten times slower.

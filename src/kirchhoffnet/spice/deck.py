@@ -1,6 +1,6 @@
 """Parameterised decks: one subcircuit per device family, the learned values in an include file.
 
-A slice becomes three files in a simulator's :class:`~kirchhoffnet.spice.dialect.Dialect`:
+A slice becomes three files in a simulator's [`Dialect`][kirchhoffnet.spice.Dialect]:
 
 * the main deck: the family's subcircuit (its law written once, over parameter names), a
   ``kn_slice`` subcircuit holding the node capacitors and one instance per edge, one ``kn_slice``
@@ -11,7 +11,7 @@ A slice becomes three files in a simulator's :class:`~kirchhoffnet.spice.dialect
 
 Two comment lines carry what a deck cannot say in SPICE (the device family's settings, the slice's
 times and the circuit's fill, residual and input nodes) as JSON, so that
-:func:`kirchhoffnet.spice.importer.import_deck` rebuilds the circuit exactly.
+[`kirchhoffnet.spice.importer.import_deck`][kirchhoffnet.spice.import_deck] rebuilds the circuit exactly.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How each simulator spells the few statements a kirchhoffnet deck uses: one class per simulator.
 
-A parameterised deck (:mod:`kirchhoffnet.spice.deck`) is written once, statement by statement,
-through a :class:`Dialect`; everything that differs between ngspice, Xyce, LTspice and Spectre
+A parameterised deck (`kirchhoffnet.spice.deck`) is written once, statement by statement,
+through a [`Dialect`][kirchhoffnet.spice.Dialect]; everything that differs between ngspice, Xyce, LTspice and Spectre
 lives here and nowhere else. The manual sections each spelling was checked against are listed in
 ``docs/spice.md``; only ngspice's is verified by running it.
 """
@@ -209,7 +209,7 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (Dialect(), Xyce(), LTspice()
 
 
 def dialect(name: str | Dialect) -> Dialect:
-    """The :class:`Dialect` named ``name`` (``ngspice``, ``xyce``, ``ltspice``, ``spectre``)."""
+    """The [`Dialect`][kirchhoffnet.spice.Dialect] named ``name`` (``ngspice``, ``xyce``, ``ltspice``, ``spectre``)."""
     if isinstance(name, Dialect):
         return name
     if isinstance(name, str) and name.lower() in DIALECTS:

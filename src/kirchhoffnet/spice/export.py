@@ -31,8 +31,8 @@ def _handover(model: Any, x: Tensor) -> tuple[Circuit, list[Tensor], list[str]]:
     """The float64 circuit, each slice's (K, N) initial voltages and each deck's title.
 
     Slice 0 starts from the inputs; a later slice from the state kirchhoffnet hands over (its float64
-    solve at :data:`~kirchhoffnet.spice.verify.REFERENCE_SOLVER`), since a stand-alone deck cannot
-    read another run's result; :func:`kirchhoffnet.spice.verify` hands over ngspice's own state instead.
+    solve at [`REFERENCE_SOLVER`][kirchhoffnet.spice.REFERENCE_SOLVER]), since a stand-alone deck cannot
+    read another run's result; `kirchhoffnet.spice.verify` hands over ngspice's own state instead.
     """
     circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
     inputs = x.detach().to(torch.float64).cpu()
@@ -57,12 +57,12 @@ def export_netlists(
 ) -> list[Path]:
     """Write the single-file ngspice netlist of every slice of ``model`` for inputs ``x`` (replicated per sample).
 
-    Each file says in its title where its initial voltages come from (see :func:`_handover`).
+    Each file says in its title where its initial voltages come from (see `_handover`).
 
     Args:
         model: a Circuit, Flow or Network.
         x: (K, d) inputs.
-        path: the netlist file (one slice) or the pattern of the per-slice files (see :func:`netlist_paths`).
+        path: the netlist file (one slice) or the pattern of the per-slice files (see `netlist_paths`).
         options: ngspice settings written into each deck.
         realisation: how edges become elements; default behavioural current sources.
 
@@ -86,7 +86,7 @@ def export_decks(
     simulator: str | Dialect = "ngspice",
     options: SpiceOptions | None = None,
 ) -> list[Path]:
-    """Write the parameterised deck of every slice in ``simulator``'s dialect (see :mod:`kirchhoffnet.spice.deck`).
+    """Write the parameterised deck of every slice in ``simulator``'s dialect (see `kirchhoffnet.spice.deck`).
 
     Each slice's main deck ``<stem><suffix>`` comes with ``<stem>.params<inc>`` (the learned values)
     and ``<stem>.ic<inc>`` (the samples' initial voltages) beside it.
@@ -94,7 +94,7 @@ def export_decks(
     Args:
         model: a Circuit, Flow or Network.
         x: (K, d) inputs.
-        path: the main deck (one slice) or the pattern of the per-slice decks (see :func:`netlist_paths`).
+        path: the main deck (one slice) or the pattern of the per-slice decks (see `netlist_paths`).
         simulator: ``ngspice``, ``xyce``, ``ltspice`` or ``spectre``.
         options: transient settings written into each deck.
 

@@ -1,7 +1,7 @@
-"""Reading a parameterised ngspice deck back into a :class:`~kirchhoffnet.Circuit`.
+"""Reading a parameterised ngspice deck back into a [`Circuit`][kirchhoffnet.Circuit].
 
-The deck is the one :func:`kirchhoffnet.spice.export.export_decks` writes in the ``ngspice`` dialect,
-possibly edited by hand: a ``.param`` value changed, a device line removed, a capacitance changed.
+The deck is the one [`kirchhoffnet.spice.export.export_decks`][kirchhoffnet.spice.export_decks] writes in the
+``ngspice`` dialect, possibly edited by hand: a ``.param`` value changed, a device line removed, a capacitance changed.
 Only what a circuit can be is accepted: the family subcircuit exactly as kirchhoffnet writes it,
 capacitors and family instances inside ``kn_slice``, plain numbers. Anything else (another element,
 another subcircuit, an expression, a malformed line, a file past the size bound) is refused with one

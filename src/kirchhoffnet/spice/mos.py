@@ -189,7 +189,7 @@ def subcircuit(technology: MosTechnology, drain_voltage_v: float) -> list[str]:
 
 
 class TransistorRelu:
-    """Realisation of :class:`~kirchhoffnet.devices.MosRelu` slices by the transistor subcircuit.
+    """Realisation of [`MosRelu`][kirchhoffnet.devices.MosRelu] slices by the transistor subcircuit.
 
     Args:
         technology: the transistor model and scales.
@@ -349,7 +349,8 @@ def model_iv_departure(
     drop_range_v: tuple[float, float] = (-2.0, 2.0),
     points: int = 401,
 ) -> IVDeparture:
-    """:func:`iv_departure` of the first ``edges_per_slice`` edges of every slice of a MosRelu model."""
+    """[`iv_departure`][kirchhoffnet.spice.iv_departure] of the first ``edges_per_slice`` edges of every slice of a
+    MosRelu model."""
     circuit = as_circuit(model)
     pieces = [circuit.slice(k) for k in range(circuit.num_slices)]
     names = sorted({piece.device_family.name for piece in pieces})

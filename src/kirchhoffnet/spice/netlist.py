@@ -3,7 +3,7 @@
 The circuit's normalised units map one to one onto SI units: a node capacitance of 1 is 1 F, a
 slice of duration 0.5 runs for 0.5 s, a device current of 1 is 1 A, voltages are volts. Each
 state node n becomes ``Cn nn 0 C IC=v0``; each edge of an ideal family (every
-:class:`~kirchhoffnet.devices.AffineActivation`) becomes a behavioural source
+[`AffineActivation`][kirchhoffnet.devices.AffineActivation]) becomes a behavioural source
 ``Be src dst I=post*σ(a*v(src) + b*v(dst) + c)`` whose numbers come from the family's
 ``coefficients`` and whose σ from its ``spice_activation``. SPICE's current source drives its
 current out of its first node and into its second, which is exactly the src → dst convention.
@@ -98,7 +98,8 @@ class SpiceOptions:
 
 
 def as_circuit(model: Any) -> Circuit:
-    """The circuit of a :class:`Circuit`, :class:`~kirchhoffnet.Flow` or :class:`~kirchhoffnet.Network`."""
+    """The circuit of a [`Circuit`][kirchhoffnet.Circuit], [`Flow`][kirchhoffnet.Flow] or
+    [`Network`][kirchhoffnet.Network]."""
     circuit = model if isinstance(model, Circuit) else getattr(model, "circuit", None)
     if not isinstance(circuit, Circuit) or not isinstance(model, nn.Module):
         raise ConfigError(f"expected a kirchhoffnet Circuit, Flow or Network, got {type(model).__name__}")
@@ -158,7 +159,8 @@ class Behavioural:
 
 
 def affine_family(device: Device) -> AffineActivation:
-    """``device`` if a parameterised deck can hold it, else a :class:`DeviceError` saying why not."""
+    """``device`` if a parameterised deck can hold it, else a [`DeviceError`][kirchhoffnet.errors.DeviceError] saying
+    why not."""
     if not isinstance(device, AffineActivation):
         raise DeviceError(
             f"device family {device.name} is not an activation of an affine voltage combination, "
@@ -169,7 +171,7 @@ def affine_family(device: Device) -> AffineActivation:
 
 def affine_law(device: AffineActivation, coefficients: Sequence[str | None], v_src: str, v_dst: str) -> str:
     """``post·σ(a·v_src + b·v_dst + c)`` from the expressions ``(a, b, c, post)`` (``None`` as in
-    :meth:`~kirchhoffnet.devices.AffineActivation.coefficients`)."""
+    [`coefficients`][kirchhoffnet.devices.AffineActivation.coefficients])."""
     a, b, c, post = coefficients
     if b is None:
         u = f"({v_src}-{v_dst})" if a is None else f"{a}*({v_src}-{v_dst})"
@@ -207,7 +209,7 @@ def slice_netlist(
         duration: the slice's duration in s.
         options: transient settings.
         title: the deck's title line.
-        realisation: how edges become elements; default :class:`Behavioural` sources.
+        realisation: how edges become elements; default [`Behavioural`][kirchhoffnet.spice.Behavioural] sources.
 
     Shapes:
         init: (K, N) with N = ``piece.num_state``.

@@ -1,8 +1,8 @@
 """A whole circuit in ngspice: one transient run per slice, the state handed from one to the next.
 
 Slice k's netlist starts from the voltages slice k−1 ended with, resized by the circuit's fill
-rule and with the residual added, exactly as :func:`kirchhoffnet.simulate` does between slices.
-Samples are simulated in groups: each group is one netlist per slice holding one replica of the
+rule and with the residual added, exactly as [`kirchhoffnet.simulate`][kirchhoffnet.solve.simulate.simulate] does
+between slices. Samples are simulated in groups: each group is one netlist per slice holding one replica of the
 slice per sample, and groups run as parallel ngspice processes.
 """
 
@@ -40,7 +40,7 @@ class SpiceTrajectory:
     """Node voltages ngspice computed, per slice and sample.
 
     Attributes:
-        waves: ``waves[k][s]`` is the :data:`Wave` of sample s over slice k, times in the
+        waves: ``waves[k][s]`` is the `Wave` of sample s over slice k, times in the
             circuit's clock (slice k starts at ``circuit.times[k]``).
         final: (K, N) output voltages: the end of the last slice, plus the residual if it ends there.
         seconds: wall-clock time of all ngspice work (processes in parallel count once).
@@ -67,7 +67,8 @@ def spice_trajectory(
 
     Args:
         model: a Circuit, Flow or Network; flows run forward in time (base → data, sampling).
-        x: (K, d) inputs, placed on the input nodes as :func:`kirchhoffnet.simulate` does.
+        x: (K, d) inputs, placed on the input nodes as [`kirchhoffnet.simulate`][kirchhoffnet.solve.simulate.simulate]
+            does.
         options: ngspice settings.
         samples_per_netlist: samples replicated in one netlist; default all of them (one
             process per slice), 1 gives one process per sample and slice.

@@ -50,7 +50,8 @@ def verify(
     realisation: Realisation | None = None,
     keep_raw: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
-    """Simulate ``x`` in ngspice and with :func:`kirchhoffnet.trajectory`, and compare node voltages.
+    """Simulate ``x`` in ngspice and with [`kirchhoffnet.trajectory`][kirchhoffnet.trajectory], and compare node
+    voltages.
 
     kirchhoffnet runs a float64 copy of the circuit, so the comparison measures the netlist
     and ngspice, not float32 rounding. Flows run forward in time (sampling, base → data).
@@ -59,17 +60,19 @@ def verify(
         model: a Circuit, Flow or Network.
         x: (K, d) inputs, or a count K of standard-normal inputs drawn with ``seed``.
         options: ngspice settings (the output points per slice are the comparison grid).
-        solver: kirchhoffnet's solver; default :data:`REFERENCE_SOLVER`.
+        solver: kirchhoffnet's solver; default [`REFERENCE_SOLVER`][kirchhoffnet.spice.REFERENCE_SOLVER].
         seed: seed of the drawn inputs.
         samples_per_netlist: samples replicated in one netlist (default 1: one ngspice process
             per sample and slice, which measured fastest; see docs/spice.md).
         jobs: ngspice processes at once (default the number of CPUs).
         realisation: how edges become SPICE elements; default behavioural current sources
-            (:class:`kirchhoffnet.spice.mos.TransistorRelu` builds MosRelu edges from MOSFETs).
-        keep_raw: a folder to keep ngspice's raw files in (see :func:`spice_trajectory`).
+            ([`kirchhoffnet.spice.mos.TransistorRelu`][kirchhoffnet.spice.TransistorRelu] builds MosRelu edges from
+            MOSFETs).
+        keep_raw: a folder to keep ngspice's raw files in (see
+            [`spice_trajectory`][kirchhoffnet.spice.spice_trajectory]).
 
     Returns:
-        A :class:`VerifyReport`; ``report.max_abs_error_v`` is the headline figure.
+        A [`VerifyReport`][kirchhoffnet.spice.VerifyReport]; ``report.max_abs_error_v`` is the headline figure.
     """
     circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
     options = options or SpiceOptions()

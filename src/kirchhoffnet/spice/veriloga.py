@@ -1,8 +1,8 @@
 """Verilog-A models of the device families, for simulators that compile compact models (OSDI, ADMS).
 
 Each family becomes one two-terminal module whose single contribution is the family's law,
-``I(p,n) <+ post*σ(a*V(p)+b*V(n)+c)``, built by the same :func:`~kirchhoffnet.spice.netlist.affine_law`
-from the same :meth:`~kirchhoffnet.devices.AffineActivation.spice_coefficients` and
+``I(p,n) <+ post*σ(a*V(p)+b*V(n)+c)``, built by the same `affine_law`
+from the same [`spice_coefficients`][kirchhoffnet.devices.AffineActivation.spice_coefficients] and
 ``spice_activation`` as the SPICE decks: one description of each family, so a module and a deck
 cannot disagree. The expressions use only ``+ - * /``, ``max``, ``min`` and ``tanh``, which are
 Verilog-A built-ins (the ReLU's ``max(u,0)`` is exact, not a smoothed stand-in). Current flows

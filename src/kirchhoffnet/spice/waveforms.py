@@ -57,7 +57,8 @@ def write_waveforms(
 def write_trajectory(
     path: str | os.PathLike[str], slices: Sequence[tuple[Any, Any]], names: Sequence[str] | None = None
 ) -> list[Path]:
-    """Write the output of :func:`kirchhoffnet.trajectory`: per slice ``(t, v)``, v (T, N) or (T, B, N).
+    """Write the output of [`kirchhoffnet.trajectory`][kirchhoffnet.trajectory]: per slice ``(t, v)``, v (T, N) or (T,
+    B, N).
 
     With B samples the columns are ``v(n<node>_<sample>)``, sample-major. Returns the files written.
     """

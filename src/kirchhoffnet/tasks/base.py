@@ -1,7 +1,7 @@
 """What a training run is for: the interface every task implements, and helpers they share.
 
 A task owns its data, builds its model, defines the loss the trainer minimises, validates and
-finally evaluates (metrics and plots). The trainer (:mod:`kirchhoffnet.training`) owns everything
+finally evaluates (metrics and plots). The trainer ([`kirchhoffnet.training`][kirchhoffnet.training]) owns everything
 else: optimiser, schedule, checkpoints, resume, distribution.
 """
 
@@ -45,14 +45,15 @@ def solve_nfe(model: nn.Module) -> tuple[int, int]:
 
 
 class Task(ABC):
-    """One kind of training run. Subclasses set :attr:`primary` and implement the abstract methods
-    (:meth:`build_model`, :meth:`loss`, :meth:`validate`, :meth:`evaluate`), so that a task missing
-    one fails when it is constructed rather than midway through a run.
+    """One kind of training run. Subclasses set `primary` and implement the abstract methods
+    ([`build_model`][kirchhoffnet.tasks.Task.build_model], [`loss`][kirchhoffnet.tasks.Task.loss],
+    [`validate`][kirchhoffnet.tasks.Task.validate], [`evaluate`][kirchhoffnet.tasks.Task.evaluate]), so that a task
+    missing one fails when it is constructed rather than midway through a run.
 
     Attributes:
-        primary: the key of :meth:`evaluate`'s result that reports compare (lower or higher is
-            better per :attr:`higher_is_better`).
-        train_data: the fixed training tensors that :meth:`prepare` loads, indexed together
+        primary: the key of [`evaluate`][kirchhoffnet.tasks.Task.evaluate]'s result that reports compare (lower or
+            higher is better per `higher_is_better`).
+        train_data: the fixed training tensors that [`prepare`][kirchhoffnet.tasks.Task.prepare] loads, indexed together
             (inputs, or inputs and targets); empty for tasks that draw fresh samples every step.
     """
 
@@ -92,7 +93,7 @@ class Task(ABC):
         return len(self.train_data[0]) if self.train_data else None
 
     def batch(self, indices: Tensor | None, generator: torch.Generator) -> Any:
-        """Rows ``indices`` of :attr:`train_data`: one tensor, or a tuple such as (x, y); None for data-free tasks."""
+        """Rows ``indices`` of `train_data`: one tensor, or a tuple such as (x, y); None for data-free tasks."""
         if not self.train_data:
             return None
         rows = tuple(t[indices] for t in self.train_data)
@@ -115,8 +116,8 @@ class Task(ABC):
         """Final metrics on held-out data; writes the task's plots into ``out_dir``."""
 
     def test_data(self) -> tuple[Tensor, Tensor | None]:
-        """The held-out inputs that :meth:`evaluate` scores, and their targets (``None`` for a flow's
-        points), in the run's dtype; studies of the trained model (hardware) score the same data."""
+        """The held-out inputs that [`evaluate`][kirchhoffnet.tasks.Task.evaluate] scores, and their targets (``None``
+        for a flow's points), in the run's dtype; studies of the trained model (hardware) score the same data."""
         raise ConfigError(f"task {self.run_config.task!r} has no held-out test set to score a model on")
 
     def sampling_refusal(self) -> ConfigError | None:
@@ -134,10 +135,11 @@ class Task(ABC):
         return checkpoint.save(model, path, metadata)  # type: ignore[arg-type]
 
     def load_model(self, path: Path) -> nn.Module:
-        """The model saved by :meth:`save_model`, rebuilt from the file's own spec
-        (:func:`kirchhoffnet.checkpoint.build`, every tensor checked by the module it enters) in the
-        run's dtype. The run's config is only cross-checked: the file's tensor names and shapes first
-        (so the error names the tensor that differs), then the rebuilt model (:meth:`check_saved`)."""
+        """The model saved by `save_model`, rebuilt from the file's own spec
+        ([`kirchhoffnet.checkpoint.build`][kirchhoffnet.checkpoint.build], every tensor checked by the module it enters)
+        in the run's dtype. The run's config is only cross-checked: the file's tensor names and shapes first
+        (so the error names the tensor that differs), then the rebuilt model
+        ([`check_saved`][kirchhoffnet.tasks.Task.check_saved])."""
         spec, tensors, _ = kio.read_tensors(path)
         try:
             checkpoint.check_kind(spec)
@@ -151,9 +153,9 @@ class Task(ABC):
 
     def check_saved(self, model: nn.Module, expected: nn.Module, path: Path) -> None:
         """Refuse a saved ``model`` that is not the one the run's config describes (``expected``, from
-        :meth:`build_model`): another structure (kind, devices, readout, solver, times: the specs
-        differ) or another topology or capacitance (the buffers differ). Raises :class:`CheckpointError`
-        naming the first difference."""
+        [`build_model`][kirchhoffnet.tasks.Task.build_model]): another structure (kind, devices, readout, solver, times:
+        the specs differ) or another topology or capacitance (the buffers differ). Raises
+        [`CheckpointError`][kirchhoffnet.errors.CheckpointError] naming the first difference."""
         different = first_difference(_spec(model), _spec(expected))
         if different is not None:
             key, saved, configured = different
@@ -177,7 +179,7 @@ class Task(ABC):
 
 
 class FlowTask(Task):
-    """Tasks whose model is a :class:`~kirchhoffnet.Flow` built from the config's circuit and solver."""
+    """Tasks whose model is a [`Flow`][kirchhoffnet.Flow] built from the config's circuit and solver."""
 
     def build_model(self) -> nn.Module:
         solver = self.config.solver
@@ -218,7 +220,7 @@ class FlowTask(Task):
 
 
 class NetworkTask(Task):
-    """Tasks whose model is a :class:`~kirchhoffnet.Network`: circuit, readout, solver."""
+    """Tasks whose model is a [`Network`][kirchhoffnet.Network]: circuit, readout, solver."""
 
     def build_model(self) -> nn.Module:
         solver = self.config.solver

@@ -42,7 +42,7 @@ def save_mlp(model: MLP, path: Path, metadata: dict[str, Any]) -> Path:
 
 
 def load_mlp(path: Path) -> MLP:
-    """The MLP written by :func:`save_mlp`: its header's sizes checked before it is built, its tensors
+    """The MLP written by `save_mlp`: its header's sizes checked before it is built, its tensors
     loaded exactly (names, shapes, finite values)."""
     settings, tensors, _ = read_tensors(path, MLP_FORMAT, "an MLP baseline checkpoint")
     try:

@@ -1,5 +1,5 @@
 """Score-based diffusion as a task of the shared trainer: denoising score matching of a crossbar score
-network or a KirchhoffNet score circuit (:mod:`kirchhoffnet.diffusion`).
+network or a KirchhoffNet score circuit ([`kirchhoffnet.diffusion`][kirchhoffnet.diffusion]).
 
 The trainer brings what every task gets (resume, periodic atomic checkpoints, the NaN policy, DDP,
 the memory pre-flight); the task brings the data, the loss and a final evaluation: the KL of the
@@ -51,7 +51,8 @@ class DiffusionTask(Task):
 
     @classmethod
     def variant(cls, config: DiffusionConfig) -> type[Task]:
-        """Conditional configs (``data: latent``) generate images through a VAE: :class:`LatentDiffusionTask`."""
+        """Conditional configs (``data: latent``) generate images through a VAE:
+        [`LatentDiffusionTask`][kirchhoffnet.tasks.diffusion.LatentDiffusionTask]."""
         return cls if config.unconditional else LatentDiffusionTask
 
     def prepare(self) -> None:
@@ -130,8 +131,8 @@ class DiffusionTask(Task):
 class LatentDiffusionTask(DiffusionTask):
     """Class-conditional generation in a VAE's 2-D latent space; final judge accuracy on generated images.
 
-    :meth:`prepare` trains the VAE and the judge once per run and keeps them in the run directory, so a
-    resumed run continues on the same latents."""
+    [`prepare`][kirchhoffnet.tasks.Task.prepare] trains the VAE and the judge once per run and keeps them in the run
+    directory, so a resumed run continues on the same latents."""
 
     primary = "judge_accuracy"
     higher_is_better = True

@@ -1,6 +1,6 @@
 """Figures people would rather look at than read: samples against data, densities, losses, images.
 
-Each returns a :class:`~matplotlib.figure.Figure` (a notebook shows it; :func:`~kirchhoffnet.io.figures.save_figure`
+Each returns a `Figure` (a notebook shows it; `save_figure`
 writes it); those of one panel draw into a caller's ``ax`` when given one.
 """
 

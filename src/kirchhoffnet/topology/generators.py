@@ -62,7 +62,7 @@ def fully_connect(num_nodes: int, repeat: int | Sequence[int] = (1, 1), include_
 
 
 def fully_connect_edges(num_nodes: int, repeat: int | Sequence[int] = (1, 1), include_ground: bool = True) -> int:
-    """The number of edges :func:`fully_connect` makes."""
+    """The number of edges [`fully_connect`][kirchhoffnet.topology.fully_connect] makes."""
     nodes = int(num_nodes) - (0 if include_ground else 1)
     return nodes * (nodes - 1) * sum(_pair_repeat(repeat))
 
@@ -101,8 +101,9 @@ def neighbor_connect(
 def neighbor_connect_edges(
     channels: int, height: int, width: int, kernel_size: int, padding: bool = False, repeat: int = 1
 ) -> int:
-    """The number of edges :func:`neighbor_connect` makes: Σ over window positions of n(n − 1) for the
-    n = C·rows·cols pixels of the window inside the image, which separates into row and column sums."""
+    """The number of edges [`neighbor_connect`][kirchhoffnet.topology.neighbor_connect] makes: Σ over window positions
+    of n(n − 1) for the n = C·rows·cols pixels of the window inside the image, which separates into row and column
+    sums."""
     k, pad = int(kernel_size), int(kernel_size) - 1 if padding else 0
 
     def inside(size: int) -> list[int]:  # image rows (or columns) covered by each window position
@@ -125,8 +126,8 @@ def mix_connect(
 ) -> Tensor:
     """The image topology of the KirchhoffNet classifiers: local windows plus a hidden layer.
 
-    Three groups, in this order: :func:`neighbor_connect` among the pixels; for each pixel,
-    ``repeat[0]`` edges pixel → ground and ``repeat[1]`` ground → pixel; then ``hidden_nodes``
+    Three groups, in this order: [`neighbor_connect`][kirchhoffnet.topology.neighbor_connect] among the pixels; for each
+    pixel, ``repeat[0]`` edges pixel → ground and ``repeat[1]`` ground → pixel; then ``hidden_nodes``
     extra nodes, each connected to ground and to every pixel (``repeat[0]`` edges into the
     hidden node, ``repeat[1]`` out of it). A classifier reads its logits off the last hidden
     nodes.
@@ -148,8 +149,8 @@ def mix_connect(
 
 
 def mix_connect_edges(pixels: int, hidden_nodes: int, repeat: int | Sequence[int], local_edges: int) -> int:
-    """The number of edges :func:`mix_connect` makes on ``pixels`` pixels (C·H·W), given the
-    :func:`neighbor_connect_edges` of its windows (``local_edges``)."""
+    """The number of edges [`mix_connect`][kirchhoffnet.topology.mix_connect] makes on ``pixels`` pixels (C·H·W), given
+    the [`neighbor_connect_edges`][kirchhoffnet.topology.neighbor_connect_edges] of its windows (``local_edges``)."""
     return int(local_edges) + (int(pixels) + int(hidden_nodes) * (int(pixels) + 1)) * sum(_pair_repeat(repeat))
 
 
@@ -165,7 +166,7 @@ def chain(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> Tenso
 
 
 def chain_edges(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> int:
-    """The number of edges :func:`chain` makes."""
+    """The number of edges [`chain`][kirchhoffnet.topology.chain] makes."""
     return (int(num_nodes) - (1 if include_ground else 2)) * int(repeat)
 
 

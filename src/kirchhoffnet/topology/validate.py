@@ -14,8 +14,8 @@ from kirchhoffnet.errors import TopologyError
 def as_edge_index(edges: Any) -> Tensor:
     """Convert a (2, E) array-like of node indices into a ``torch.long`` tensor.
 
-    Accepts tensors, NumPy arrays and nested lists. Raises :class:`TopologyError` for anything
-    that is not a (2, E) array of integers.
+    Accepts tensors, NumPy arrays and nested lists. Raises [`TopologyError`][kirchhoffnet.errors.TopologyError] for
+    anything that is not a (2, E) array of integers.
     """
     if isinstance(edges, Tensor):
         tensor = edges.detach().cpu()

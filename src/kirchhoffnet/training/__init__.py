@@ -1,7 +1,7 @@
 """Training runs: ``train(config)`` from Python, ``kirchhoffnet train CONFIG`` from the shell.
 
 A run lives in a directory (default ``runs/<name>``) holding its resolved config, a resumable
-checkpoint, the trained model, ``metrics.json``, ``metrics.csv`` and plots; see :mod:`.rundir`.
+checkpoint, the trained model, ``metrics.json``, ``metrics.csv`` and plots; see `rundir`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def train(
         config: a config object, a mapping, or a YAML path (validated either way).
         out: run directory; default ``runs/<config name or task>``.
         resume: continue the run in ``out`` from its checkpoint (the config must be the same).
-        progress: show progress (a bar on a terminal, lines elsewhere: :mod:`kirchhoffnet._progress`).
+        progress: show progress (a bar on a terminal, lines elsewhere: `kirchhoffnet._progress`).
         on_step: called after every optimiser step with ``{"epoch", "step", "loss"}``.
         on_epoch: called after every epoch with its full history row (as ``metrics.csv`` logs it):
             ``epoch``, ``train_loss``, ``val_loss`` and ``validation`` (None between validations), ``lr``,
@@ -91,8 +91,8 @@ def train(
 
 
 def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Config, Task, nn.Module]:
-    """The config, prepared task and trained model of a finished run directory (:func:`kirchhoffnet.open`),
-    with the global RNGs seeded by the run's seed as its evaluation was."""
+    """The config, prepared task and trained model of a finished run directory
+    ([`kirchhoffnet.open`][kirchhoffnet.open]), with the global RNGs seeded by the run's seed as its evaluation was."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         read_run_config(run_dir)  # names a missing or broken config.yaml
@@ -105,7 +105,7 @@ def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Conf
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` holds a run's config.yaml and model.safetensors (of any task:
-    :func:`kirchhoffnet.runs.kind_of` tells diffusion runs apart)."""
+    [`kirchhoffnet.runs.kind_of`][kirchhoffnet.runs.kind_of] tells diffusion runs apart)."""
     return is_run_directory(path)
 
 

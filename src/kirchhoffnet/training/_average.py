@@ -48,7 +48,7 @@ class WeightAverage:
         return {name: value.clone() for name, value in zip(self.names, self.average, strict=True)}
 
     def load(self, state: dict[str, Tensor], source: str) -> None:
-        """Restore :meth:`state`'s tensors, checked against the model's parameters first."""
+        """Restore `state`'s tensors, checked against the model's parameters first."""
         if sorted(state) != sorted(self.names):
             raise CheckpointError(
                 f"{source}: the parameter average holds {shown(sorted(state), 200)}, the model's parameters "

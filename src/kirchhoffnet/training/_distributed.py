@@ -66,7 +66,7 @@ def join(device: str) -> Cluster:
 
 
 def leave(cluster: Cluster) -> None:
-    """Close the process group if :func:`join` opened it."""
+    """Close the process group if `join` opened it."""
     if cluster.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -112,7 +112,7 @@ def total(values: list[float], cluster: Cluster) -> list[float]:
 
 
 def share_failure(message: str | None, cluster: Cluster) -> None:
-    """Raise ``message`` (from rank 0) as a :class:`TrainingError` on every rank."""
+    """Raise ``message`` (from rank 0) as a [`TrainingError`][kirchhoffnet.errors.TrainingError] on every rank."""
     if cluster.active:
         box = [message]
         dist.broadcast_object_list(box, src=0)

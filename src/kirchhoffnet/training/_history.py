@@ -27,7 +27,7 @@ _SUMS = ("loss", "steps", "nfe_forward", "nfe_backward", "grad", "skip")
 
 
 class History:
-    """Per-epoch columns (the keys of :data:`HISTORY`) and the sums of the epoch in progress.
+    """Per-epoch columns (the keys of `HISTORY`) and the sums of the epoch in progress.
 
     Both are plain dicts of lists and floats, so that a checkpoint stores them as they are and a
     resumed run goes on summing where the interrupted one stopped.
@@ -76,7 +76,7 @@ class History:
         return save_figure(loss_curves(self.columns, title), path)
 
     def rows(self) -> list[dict[str, Any]]:
-        """The rows, oldest first (what :meth:`append` was given, with ``None`` for what it did not name)."""
+        """The rows, oldest first (what `append` was given, with ``None`` for what it did not name)."""
         return [dict(zip(self.columns, values, strict=True)) for values in zip(*self.columns.values(), strict=True)]
 
     def last(self) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def git_commit(source: Path) -> dict[str, Any]:
 
 
 def plain_sessions(value: Any) -> list[dict[str, Any]]:
-    """The sessions a checkpoint recorded, if they are what :func:`session` writes (a checkpoint from before
+    """The sessions a checkpoint recorded, if they are what `session` writes (a checkpoint from before
     sessions were recorded, or a hand-edited one, contributes none)."""
     if not isinstance(value, list):
         return []

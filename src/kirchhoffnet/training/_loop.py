@@ -55,7 +55,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass
 class RunResult:
-    """What :func:`~kirchhoffnet.train` returns: where the run lives, the trained model, its metrics."""
+    """What [`train`][kirchhoffnet.training.train] returns: where the run lives, the trained model, its metrics."""
 
     run_dir: Path
     model: nn.Module
@@ -148,7 +148,7 @@ class Trainer:
         }
 
     def restore(self, state: dict[str, Any], source: str = "the training state") -> None:
-        """Continue from ``state`` (checked by :func:`load_checkpoint`). Everything is checked before the
+        """Continue from ``state`` (checked by `load_checkpoint`). Everything is checked before the
         model changes: the optimiser state against the parameters, the best model's tensors on a copy
         (now, not when training ends), the model's by the model they enter."""
         try:

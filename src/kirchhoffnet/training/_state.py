@@ -114,7 +114,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training state written by :func:`save_checkpoint`."""
+    """A training state written by `save_checkpoint`."""
     if not path.is_file():
         raise CheckpointError(f"no training checkpoint {path}; nothing to resume")
     try:
@@ -139,7 +139,7 @@ _MAX_DEPTH = 8  # optimiser and scheduler states nest three levels deep
 
 
 def check_training_state(state: dict[str, Any]) -> None:
-    """The structure :meth:`Trainer.state` writes, checked before anything uses it: counters are
+    """The structure `Trainer.state` writes, checked before anything uses it: counters are
     non-negative integers, the history holds the expected columns of numbers, the state dicts hold
     finite tensors and plain values, and the RNG states have the shapes their setters need. The model
     tensors themselves are checked by the model they are loaded into."""

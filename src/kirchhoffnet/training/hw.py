@@ -1,7 +1,7 @@
 """``kirchhoffnet hw`` from Python: the hardware studies of models given by path.
 
-The studies themselves (:mod:`kirchhoffnet.hardware.study`) take any model and
-:class:`~kirchhoffnet.hardware.Metric`. Which metric and which inputs fit a *saved* model depends on
+The studies themselves ([`kirchhoffnet.hardware.study`][kirchhoffnet.hardware.study]) take any model and
+[`Metric`][kirchhoffnet.hardware.Metric]. Which metric and which inputs fit a *saved* model depends on
 how it was made: a run directory of ``kirchhoffnet train`` knows its task and test set; a bare
 checkpoint or an original result knows at most its 2-D data set; a run of ``kirchhoffnet diffusion
 train`` is reported per generation. Telling them apart needs the task, diffusion and training code,
@@ -36,8 +36,8 @@ GENERATION_SUMMARY = ("latency_s", "energy_j", "peak_node_voltage_v", "within_su
 
 
 def open_saved(path: str | os.PathLike[str]) -> OpenedRun:
-    """The model at ``path`` (:func:`kirchhoffnet.runs.open_model`: a diffusion run is refused), a
-    run's global RNGs seeded as :func:`~kirchhoffnet.training.open_run` seeds them."""
+    """The model at ``path`` ([`kirchhoffnet.runs.open_model`][kirchhoffnet.runs.open_model]: a diffusion run is
+    refused), a run's global RNGs seeded as [`open_run`][kirchhoffnet.training.open_run] seeds them."""
     opened = open_model(path)
     if opened.kind == "run":
         seed_everything(opened.config.seed)
@@ -46,9 +46,10 @@ def open_saved(path: str | os.PathLike[str]) -> OpenedRun:
 
 def flow_dataset(path: str | os.PathLike[str] | OpenedRun, override: str | None = None) -> str | None:
     """The 2-D data set of a flow, so a checkpoint can be scored without its run: ``override``
-    (``--dataset``), else what :func:`kirchhoffnet.open` found (:attr:`OpenedRun.dataset <kirchhoffnet.runs.OpenedRun>`:
-    the original config's test_bench, the checkpoint's metadata ``dataset`` or ``test_bench``, a
-    flow2d run's ``data.name``); ``None`` where none is named or ``path`` opens nothing."""
+    (``--dataset``), else what [`kirchhoffnet.open`][kirchhoffnet.open] found
+    ([`OpenedRun.dataset`][kirchhoffnet.runs.OpenedRun]: the original config's test_bench, the checkpoint's metadata
+    ``dataset`` or ``test_bench``, a flow2d run's ``data.name``); ``None`` where none is named or ``path`` opens
+    nothing."""
     if override is not None:
         return override
     if isinstance(path, OpenedRun):
@@ -77,9 +78,9 @@ def task_metric(task: Task, points: int) -> Metric:
 
 
 def study_metric(saved: OpenedRun, points: int, *, dataset: str | None = None, seed: int = 0) -> Metric:
-    """The metric a study scores ``saved`` on: its run's test metric (:func:`task_metric`), or for a
-    checkpoint or original result the held-out NLL of a 2-D flow whose data set is known; outside
-    those, no metric is right and the error says so."""
+    """The metric a study scores ``saved`` on: its run's test metric
+    ([`task_metric`][kirchhoffnet.training.hw.task_metric]), or for a checkpoint or original result the held-out NLL of
+    a 2-D flow whose data set is known; outside those, no metric is right and the error says so."""
     if saved.task is not None:
         return task_metric(saved.task, points)
     name = flow_dataset(saved, dataset)
@@ -157,8 +158,8 @@ def hw_report(
     points_per_slice: int = 201,
     seed: int = 0,
 ) -> Study[dict[str, Any]]:
-    """``kirchhoffnet hw report``: :func:`~kirchhoffnet.hardware.study.report_study` of the model at
-    ``path`` on :func:`study_inputs`; a score-circuit diffusion run is
+    """``kirchhoffnet hw report``: [`report_study`][kirchhoffnet.hardware.study.report_study] of the model at
+    ``path`` on [`study_inputs`][kirchhoffnet.training.hw.study_inputs]; a score-circuit diffusion run is
     reported per generation instead (its probability-flow transient over ``samples`` generations)."""
     path = Path(path)
     if kind_of(path) == "diffusion-run":
@@ -198,7 +199,8 @@ def hw_montecarlo(
     progress: bool = False,
 ) -> Study[dict[str, list[MonteCarloResult]]]:
     """``kirchhoffnet hw montecarlo``: the metric over random dies at each σ, one curve per path
-    (:func:`open_with_metrics`, then :func:`~kirchhoffnet.hardware.study.montecarlo_study`)."""
+    ([`open_with_metrics`][kirchhoffnet.training.hw.open_with_metrics], then
+    [`montecarlo_study`][kirchhoffnet.hardware.study.montecarlo_study])."""
     models = open_with_metrics(paths, points, dataset=dataset, seed=seed)
     return montecarlo_study(
         models, sigmas, out, kind=kind, trials=trials, threshold=threshold, seed=seed, progress=progress
@@ -216,7 +218,8 @@ def hw_quantize(
     seed: int = 0,
 ) -> Study[dict[str, list[dict[str, Any]]]]:
     """``kirchhoffnet hw quantize``: the metric against bits per device parameter, one curve per path
-    and scheme (:func:`open_with_metrics`, then :func:`~kirchhoffnet.hardware.study.quantization_study`)."""
+    and scheme ([`open_with_metrics`][kirchhoffnet.training.hw.open_with_metrics], then
+    [`quantization_study`][kirchhoffnet.hardware.study.quantization_study])."""
     return quantization_study(open_with_metrics(paths, points, dataset=dataset, seed=seed), bits, schemes, out)
 
 
@@ -234,9 +237,10 @@ def hw_noise(
     dt: float = 1e-3,
     seed: int = 0,
 ) -> Study[list[dict[str, Any]]]:
-    """``kirchhoffnet hw noise``: :func:`~kirchhoffnet.hardware.study.noise_study` of the model at ``path``
-    on :func:`study_inputs`; a flow whose 2-D data set is known (:func:`flow_dataset`) is also scored by
-    the energy distance of its noisy samples to ``points`` held-out ones."""
+    """``kirchhoffnet hw noise``: [`noise_study`][kirchhoffnet.hardware.study.noise_study] of the model at ``path``
+    on [`study_inputs`][kirchhoffnet.training.hw.study_inputs]; a flow whose 2-D data set is known
+    ([`flow_dataset`][kirchhoffnet.training.hw.flow_dataset]) is also scored by the energy distance of its noisy samples
+    to ``points`` held-out ones."""
     path = Path(path)
     saved = open_saved(path)
     x = study_inputs(saved, samples, inputs=inputs, seed=seed)

@@ -3,7 +3,7 @@
 Layout: ``config.yaml`` (the resolved config), ``checkpoint.pt`` (resumable state),
 ``model.safetensors`` (the trained model), ``metrics.json`` (curves, final metrics and the sessions that
 trained it), ``metrics.csv`` (a row per epoch, as it trains), ``tensorboard/`` (with the extra) and the plots.
-``.lock`` is held while a process trains (:mod:`kirchhoffnet.io._lock`).
+``.lock`` is held while a process trains (`kirchhoffnet.io._lock`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ RESUMABLE_CHANGES = ("device", "threads")
 
 
 class RunLock(DirectoryLock):
-    """The lock of a training run: removes the torn temporary files of :data:`RUN_OUTPUTS` only."""
+    """The lock of a training run: removes the torn temporary files of `RUN_OUTPUTS` only."""
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__(run_dir, RUN_OUTPUTS)

@@ -1,6 +1,6 @@
 """A diffusion model whose probability-flow velocity is a KirchhoffNet circuit (issue 9).
 
-The circuit has four kinds of nodes, all on the core :class:`~kirchhoffnet.circuit.Slice` machinery
+The circuit has four kinds of nodes, all on the core [`Slice`][kirchhoffnet.Slice] machinery
 (one KCL kernel, the same device families and ``edge_index`` convention):
 
 * ground (node 0);
@@ -36,12 +36,12 @@ label's sources and one with all class sources at 0 V, whose currents into the d
 
 The package, one module per concern (each imports only those before it):
 
-* :mod:`~kirchhoffnet.diffusion.score_circuit.topology`: the node numbering and the devices' ``edge_index``;
-* :mod:`~kirchhoffnet.diffusion.score_circuit.settle`: the hidden nodes' balance I_h − g h and its Newton solve;
-* :mod:`~kirchhoffnet.diffusion.score_circuit.circuit`: ``ScoreCircuit``, the programmed devices, their
+* `topology`: the node numbering and the devices' ``edge_index``;
+* `settle`: the hidden nodes' balance I_h − g h and its Newton solve;
+* `circuit`: ``ScoreCircuit``, the programmed devices, their
   currents, the driven nodes and the settled velocity;
-* :mod:`~kirchhoffnet.diffusion.score_circuit.model`: ``CircuitScoreModel``, the circuit with its VP-SDE
+* `model`: ``CircuitScoreModel``, the circuit with its VP-SDE
   and classifier-free guidance as circuit copies;
-* :mod:`~kirchhoffnet.diffusion.score_circuit.sample`: generation, the circuit's own transient or the reverse SDE;
-* :mod:`~kirchhoffnet.diffusion.score_circuit.likelihood`: log p(x) of the probability-flow density.
+* `sample`: generation, the circuit's own transient or the reverse SDE;
+* `likelihood`: log p(x) of the probability-flow density.
 """

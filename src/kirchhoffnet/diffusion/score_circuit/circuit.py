@@ -1,8 +1,8 @@
 """The score circuit itself: its programmed devices, their KCL currents, the driven nodes and the velocity.
 
-:class:`ScoreCircuit` is the module whose parameters are trained and saved: one core
-:class:`~kirchhoffnet.circuit.Slice` of devices on the node layout of
-:mod:`~kirchhoffnet.diffusion.score_circuit.topology`, the time embedding that drives the time nodes, and
+`ScoreCircuit` is the module whose parameters are trained and saved: one core
+[`Slice`][kirchhoffnet.Slice] of devices on the node layout of
+`topology`, the time embedding that drives the time nodes, and
 the hidden-terminal gains as programmed (bounded or passive). The physics is the package docstring's.
 """
 
@@ -146,7 +146,7 @@ class ScoreCircuit(nn.Module):
         Bounded or free gains: ``settle_steps`` relaxation steps h ← I_h/g from h = 0 (that truncation is
         part of the trained model). Passive gains: safeguarded Newton from ``guess`` (default 0; the previous
         time step's equilibrium is a good one) to the exact root, differentiated by the implicit function theorem
-        (:func:`~kirchhoffnet.diffusion.score_circuit.settle.newton_settle`).
+        (`newton_settle`).
         """
         if self.passive:
             return newton_settle(self._hidden_balance, x, drive, guess, self.settle_steps)
@@ -158,7 +158,7 @@ class ScoreCircuit(nn.Module):
     def hidden_balance(self, x: Tensor, h: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
         """F = I_h − g h at the hidden nodes and its diagonal dF/dh (no hidden node feeds another, so the
         hidden Jacobian is diagonal), both (hidden, B). The devices into the hidden nodes are laid out
-        (inputs, hidden) by :func:`~kirchhoffnet.diffusion.score_circuit.topology.score_topology`, so this is
+        (inputs, hidden) by `score_topology`, so this is
         dense arithmetic with no gather over edges.
 
         Shapes:

@@ -1,10 +1,10 @@
 """The score circuit as a diffusion model: its VP-SDE, the score it represents, and guidance as circuit copies.
 
-:class:`CircuitScoreModel` is what training, sampling and the run files handle: a
-:class:`~kirchhoffnet.diffusion.field.ScoreField`, like the crossbar
-:class:`~kirchhoffnet.diffusion.score.ScoreModel`, whose output is the circuit's velocity. Classifier-free
+`CircuitScoreModel` is what training, sampling and the run files handle: a
+[`ScoreField`][kirchhoffnet.diffusion.ScoreField], like the crossbar
+[`ScoreModel`][kirchhoffnet.diffusion.ScoreModel], whose output is the circuit's velocity. Classifier-free
 guidance is two copies of the circuit whose data-node currents are mixed
-(:func:`~kirchhoffnet.diffusion.field.guided_copies`, :func:`~kirchhoffnet.diffusion.field.mix_copies`),
+(`guided_copies`, `mix_copies`),
 which the transient and the SPICE deck build too.
 """
 
@@ -24,7 +24,7 @@ __all__ = ["CircuitScoreModel", "guided_copies", "mix_copies"]
 
 
 class CircuitScoreModel(nn.Module):
-    """A :class:`ScoreCircuit` with its VP-SDE: the score ∇log p_s = 2 u / β − x of the circuit velocity u.
+    """A `ScoreCircuit` with its VP-SDE: the score ∇log p_s = 2 u / β − x of the circuit velocity u.
 
     ``velocity_gain`` k (1 = exact) scales u, i.e. samples the probability-flow ODE with β ×k (C_x / k). It is
     solved by its own transient or by digital Euler steps of its score.
@@ -67,7 +67,7 @@ class CircuitScoreModel(nn.Module):
 
     def velocity(self, x: Tensor, s: Tensor, labels: Tensor | None = None) -> Tensor:
         """Probability-flow velocity dx/dτ (reverse time) of the circuit (guidance:
-        :class:`~kirchhoffnet.diffusion.field.Guided`, two circuit copies).
+        [`Guided`][kirchhoffnet.diffusion.Guided], two circuit copies).
 
         Shapes:
             x: (B, dim); s: (B,) or scalar; labels: (B,) long for a conditional circuit. Returns (B, dim).

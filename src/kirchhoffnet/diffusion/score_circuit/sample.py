@@ -1,9 +1,9 @@
 """Generation by the score circuit's own transient: the probability-flow ODE integrated by the circuit itself.
 
-The digital samplers of :mod:`kirchhoffnet.diffusion.sample` step a score function (the circuit's too, each
+The digital samplers of `kirchhoffnet.diffusion.sample` step a score function (the circuit's too, each
 step's settle started from the last); here the probability-flow ODE is the circuit's transient, with the hidden
 nodes at equilibrium or integrated on their own capacitors C_h. It is the ``transient`` integrator of
-:mod:`kirchhoffnet.diffusion.samplers`.
+[`kirchhoffnet.diffusion.samplers`][kirchhoffnet.diffusion.samplers].
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def circuit_pf_ode(
     C_h dh/dτ = I_h − g h (the leak taken implicitly, so any step is stable), starting settled at s = 1:
     the departure from the quasi-static run is O(C_h). A conditional circuit holds ``labels`` on its class
     sources; ``guidance`` w ≠ 0 runs the guided pair of copies
-    (:func:`~kirchhoffnet.diffusion.field.guided_copies`).
+    (`guided_copies`).
 
     Shapes:
         x: (B, dim) at s = 1; labels: (B,) long. Returns (B, dim).

@@ -5,7 +5,7 @@ F(h) = I_h(h) − g h that strictly decreases in h, so the equilibrium is unique
 Newton solve finds it to rounding. No hidden node feeds another, so F and its Jacobian are per node: this
 module is that dense balance and the Newton solve with its implicit gradient. It sees the devices only as
 their affine-activation coefficients, laid out (inputs, hidden) by
-:func:`~kirchhoffnet.diffusion.score_circuit.topology.score_topology`, and the relaxation settle of bounded
+`score_topology`, and the relaxation settle of bounded
 circuits stays with the circuit's own currents.
 """
 
