@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kirchhoffnet._textfile import read_json_mapping
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, to_yaml
 from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE
 from kirchhoffnet.errors import TrainingError
-from kirchhoffnet.io import write_text_atomic
+from kirchhoffnet.io import write_json_atomic, write_text_atomic
 from kirchhoffnet.io._lock import LOCK as LOCK
 from kirchhoffnet.io._lock import DirectoryLock, refuse_previous_run
 from kirchhoffnet.runs import RUN_CONFIG as CONFIG
@@ -24,12 +25,16 @@ from kirchhoffnet.runs import read_run_config
 from kirchhoffnet.training._log import METRICS_CSV
 from kirchhoffnet.training._state import CHECKPOINT
 
+DATA_RECORD = "data.json"
+"""The fingerprint of a run's own data (a file or kn.train's arrays): what a resume must be given again."""
+
 RUN_OUTPUTS = (
     CONFIG,
     CHECKPOINT,
     RUN_MODEL,
     METRICS,
     METRICS_CSV,
+    DATA_RECORD,
     "loss.png",
     "samples.npy",
     "samples.png",
@@ -85,3 +90,27 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
         keys = sorted(set(a) | set(b))
         return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def record_data(run_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> None:
+    """Write the fingerprint of the run's own data to ``data.json``; a resume first checks that it is
+    given the very data the run started with (same shapes, dtypes and SHA-256 of every array)."""
+    if fingerprint is None:
+        return
+    path = run_dir / DATA_RECORD
+    if resume and path.is_file():
+        saved = read_json_mapping(path, error=TrainingError, label="data record", types={"arrays": dict})["arrays"]
+        for name in sorted(set(saved) | set(fingerprint["arrays"])):
+            was, now = saved.get(name), fingerprint["arrays"].get(name)
+            if was != now:
+                raise TrainingError(
+                    f"cannot resume {run_dir} with different data: {name} was {_describe(was)}, now {_describe(now)}; "
+                    "resume with the data the run started with or start a new run in another --out"
+                )
+    write_json_atomic(path, fingerprint)
+
+
+def _describe(array: Any) -> str:
+    if not isinstance(array, dict):
+        return "absent"
+    return f"{array.get('dtype')} {tuple(array.get('shape', ()))} sha256 {str(array.get('sha256'))[:12]}"
