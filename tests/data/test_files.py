@@ -57,7 +57,7 @@ def test_npz_arrays_by_name_with_chosen_columns(tmp_path):
 )
 def test_hostile_csv_is_one_line_naming_file_and_place(tmp_path, text, target, message):
     path = write(tmp_path / "bad.csv", text)
-    with pytest.raises(DataError, match="bad.csv") as caught:
+    with pytest.raises(DataError, match=r"bad\.csv") as caught:
         read_table(path, target)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
@@ -77,7 +77,7 @@ def test_hostile_npz_is_refused_before_its_data_is_read(tmp_path):
         read_npz(huge, ["X"])
     cut = tmp_path / "cut.npz"
     _npz_with_header(cut, "X", {"descr": "<f8", "fortran_order": False, "shape": (100, 3)})
-    with pytest.raises(DataError, match="cut.npz: array 'X' is cut short or corrupt"):
+    with pytest.raises(DataError, match=r"cut\.npz: array 'X' is cut short or corrupt"):
         read_npz(cut, ["X"])
     objects = tmp_path / "objects.npz"
     np.savez(objects, X=np.array([{"a": 1}], dtype=object))
@@ -129,12 +129,12 @@ def test_images_from_npz_and_from_class_folders(tmp_path):
     with pytest.raises(DataError, match=r"colour.png is \(3, 3, 5\) \(channels, height, width\), the first image"):
         read_images(tmp_path / "folder")
     write(tmp_path / "folder" / "ant" / "broken.png", "not a png")
-    with pytest.raises(DataError, match="broken.png is not a readable PNG image"):
+    with pytest.raises(DataError, match=r"broken\.png is not a readable PNG image"):
         read_images(tmp_path / "folder")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no class folders of .png images"):
+    with pytest.raises(DataError, match=r"holds no class folders of \.png images"):
         read_images(tmp_path / "empty")
-    with pytest.raises(DataError, match="an .npz file or a folder of class folders"):
+    with pytest.raises(DataError, match=r"an \.npz file or a folder of class folders"):
         read_images(write(tmp_path / "i.csv", CSV))
 
 

@@ -20,6 +20,8 @@ from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import load_config
 from kirchhoffnet.errors import ConfigError, DataError, TrainingError
 
+from .helpers import tiny_flow
+
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[2] / "src"
 SMALL = {"rtol": 1e-3, "atol": 1e-3, "gradient": "backprop"}
@@ -146,11 +148,11 @@ def test_classification_files_are_checked_against_the_readout_and_circuit(tmp_pa
     with pytest.raises(DataError, match=r"labels.npz: \w+ label 3 \(sample \d+\) is outside 0..2"):
         kn.train(classifier({"source": "file", "path": str(tmp_path / "labels.npz")}), tmp_path / "a", progress=False)
     np.savez(tmp_path / "big.npz", x=np.zeros((48, 3, 8, 8), dtype=np.uint8), y=y)
-    with pytest.raises(ConfigError, match="big.npz images have 192 pixels but the first slice has only 20"):
+    with pytest.raises(ConfigError, match=r"big\.npz images have 192 pixels but the first slice has only 20"):
         kn.train(classifier({"source": "file", "path": str(tmp_path / "big.npz")}), tmp_path / "b", progress=False)
 
 
-class Interrupted(Exception):
+class SimulatedKillError(Exception):
     """Stands for a process killed mid-run."""
 
 
@@ -161,9 +163,9 @@ def test_train_with_arrays_then_resume_with_the_same_or_other_data(tmp_path):
 
     def interrupt(info: dict) -> None:
         if info["step"] == 3:  # the first step of epoch 2; the checkpoint of epoch 1 is on disk
-            raise Interrupted
+            raise SimulatedKillError
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(SimulatedKillError):
         kn.train(regression(None, epochs=2), tmp_path / "run", progress=False, data=data, on_step=interrupt)
     record = json.loads((tmp_path / "run" / "data.json").read_text())
     assert record["source"] == "memory" and record["arrays"]["all.x"]["shape"] == [40, 3]
@@ -184,14 +186,20 @@ def test_train_with_given_splits_and_clear_refusals(tmp_path):
     splits = {"train": (x[:40], y[:40]), "val": (x[40:50], y[40:50]), "test": (x[50:], y[50:])}
     result = kn.train(regression({"source": "memory"}), tmp_path / "run", progress=False, data=splits)
     assert result.metrics["test"]["num_test"] == 10
-    with pytest.raises(ConfigError, match="data.source memory; this regression config's data source is named"):
-        kn.train(regression({"name": "friedman", "n_samples": 40, "n_features": 5}), tmp_path / "b", progress=False, data=(x, y))
-    with pytest.raises(ConfigError, match="data.source is memory"):
+    with pytest.raises(ConfigError, match=r"data\.source memory; this regression config's data source is named"):
+        named = regression({"name": "friedman", "n_samples": 40, "n_features": 5})
+        kn.train(named, tmp_path / "b", progress=False, data=(x, y))
+    with pytest.raises(ConfigError, match=r"data\.source memory; this flow2d config's data source is its own"):
+        kn.train(tiny_flow(), tmp_path / "e", progress=False, data=(x, y))
+    with pytest.raises(ConfigError, match=r"data\.source is memory"):
         kn.train(regression({"source": "memory"}), tmp_path / "c", progress=False)
     with pytest.raises(DataError, match=r"data\['val'\]: the features hold a non-finite value"):
         bad = {**splits, "val": (np.full((10, 3), np.nan), y[40:50])}
         kn.train(regression(None), tmp_path / "d", progress=False, data=bad)
-    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert not any((tmp_path / name).exists() for name in "bce")  # refused before the run directory
+    assert not (tmp_path / "d" / "config.yaml").exists()  # nothing written before the data loaded ...
+    retry = kn.train(regression(None), tmp_path / "d", progress=False, data=splits)  # ... so a retry runs
+    assert retry.metrics["status"] == "finished"
 
 
 @pytest.mark.parametrize(
@@ -215,5 +223,5 @@ def test_data_sections_that_cannot_work_are_config_errors(data, message):
 def test_classify_sections_need_a_class_count_and_their_own_settings():
     with pytest.raises(ConfigError, match="readout: give the number of classes"):
         kn.config.parse_config({**classifier({"source": "memory"}), "readout": None})
-    with pytest.raises(ConfigError, match="data.val_size: does not apply to data.source file"):
+    with pytest.raises(ConfigError, match=r"data\.val_size: does not apply to data\.source file"):
         kn.config.parse_config(classifier({"source": "file", "path": "i.npz", "val_size": 3}))

@@ -18,7 +18,7 @@ from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, RunConfig, as_config, preflight
 from kirchhoffnet.config.load import read_config_mapping
 from kirchhoffnet.data.supplied import as_parts
-from kirchhoffnet.errors import CheckpointError, ConfigError, TrainingError
+from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
 from kirchhoffnet.runs import is_run_directory, read_run_config
@@ -27,7 +27,7 @@ from kirchhoffnet.tasks import Task
 from kirchhoffnet.training._distributed import join, leave, share_failure
 from kirchhoffnet.training._loop import RunResult, Trainer
 from kirchhoffnet.training._state import CHECKPOINT, seed_everything, torch_threads
-from kirchhoffnet.training.rundir import METRICS, RunLock, prepare, record_data
+from kirchhoffnet.training.rundir import METRICS, RunLock, prepare, record_run
 
 
 def train(
@@ -94,8 +94,8 @@ def train(
             failure = None
             if cluster.leader:
                 try:
-                    record_data(run_dir, trainer.task.data_fingerprint, resume)
-                except TrainingError as exc:
+                    record_run(run_dir, config, trainer.task.data_fingerprint, resume)
+                except Exception as exc:
                     if not cluster.active:
                         raise
                     failure = str(exc)

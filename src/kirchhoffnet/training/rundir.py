@@ -61,7 +61,9 @@ class RunLock(DirectoryLock):
 
 
 def prepare(run_dir: Path, config: Config, resume: bool) -> None:
-    """Check that ``run_dir`` may start (or, with ``resume``, continue) this run; write its config."""
+    """Check that ``run_dir`` may start (or, with ``resume``, continue) this run. Nothing is written
+    until the data have loaded (:func:`record_run`): a run that fails on its data leaves no file that
+    would refuse the corrected retry."""
     has_run = (run_dir / CHECKPOINT).is_file()
     if resume:
         if not has_run:
@@ -81,7 +83,6 @@ def prepare(run_dir: Path, config: Config, resume: bool) -> None:
         )
     else:
         refuse_previous_run(run_dir, RUN_OUTPUTS, "choose another --out, or delete those files to start again")
-    write_text_atomic(run_dir / CONFIG, to_yaml(config))
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -92,11 +93,16 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def record_data(run_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> None:
-    """Write the fingerprint of the run's own data to ``data.json``; a resume first checks that it is
-    given the very data the run started with (same shapes, dtypes and SHA-256 of every array)."""
-    if fingerprint is None:
-        return
+def record_run(run_dir: Path, config: Config, fingerprint: dict[str, Any] | None, resume: bool) -> None:
+    """Write the run's config and the fingerprint of its own data (``data.json``), once its data have
+    loaded; a resume first checks that it is given the very data the run started with (same shapes,
+    dtypes and SHA-256 of every array)."""
+    if fingerprint is not None:
+        _record_data(run_dir, fingerprint, resume)
+    write_text_atomic(run_dir / CONFIG, to_yaml(config))
+
+
+def _record_data(run_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None:
     path = run_dir / DATA_RECORD
     if resume and path.is_file():
         saved = read_json_mapping(path, error=TrainingError, label="data record", types={"arrays": dict})["arrays"]
