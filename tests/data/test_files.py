@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from kirchhoffnet.data import files
 from kirchhoffnet.data.files import image_arrays, read_images, read_npz, read_table, table_arrays
 from kirchhoffnet.data.supplied import WHOLE, as_parts, fingerprint, split_rows
 from kirchhoffnet.errors import DataError
@@ -85,6 +86,10 @@ def test_hostile_npz_is_refused_before_its_data_is_read(tmp_path):
         read_npz(objects, ["X"])
     with pytest.raises(DataError, match=r"has no array 'y'; it holds \['X'\]"):
         read_npz(objects, ["y"])
+    with zipfile.ZipFile(tmp_path / "garbage.npz", "w") as archive:
+        archive.writestr("X.npy", b"not an npy array")
+    with pytest.raises(DataError, match=r"garbage\.npz: array 'X' is not an \.npy array"):
+        read_npz(tmp_path / "garbage.npz", ["X"])
     with pytest.raises(DataError, match="is not a readable NPZ file"):
         read_npz(write(tmp_path / "text.npz", "not a zip"), ["X"])
     with pytest.raises(DataError, match="not found"):
@@ -110,7 +115,7 @@ def test_array_checks_name_the_problem():
         image_arrays(np.zeros((2, 4, 4)), np.array([0.5, 1.0]), "data")
 
 
-def test_images_from_npz_and_from_class_folders(tmp_path):
+def test_images_from_npz_and_from_class_folders(tmp_path, monkeypatch):
     pixels = np.arange(2 * 4 * 6, dtype=np.uint8).reshape(2, 4, 6)
     np.savez(tmp_path / "i.npz", x=pixels, y=np.array([1, 0]))
     images, labels, names = read_images(tmp_path / "i.npz")
@@ -128,6 +133,10 @@ def test_images_from_npz_and_from_class_folders(tmp_path):
     Image.fromarray(np.zeros((3, 5, 3), dtype=np.uint8)).save(tmp_path / "folder" / "cat" / "colour.png")
     with pytest.raises(DataError, match=r"colour.png is \(3, 3, 5\) \(channels, height, width\), the first image"):
         read_images(tmp_path / "folder")
+    monkeypatch.setattr(files, "MAX_IMAGE_PIXELS", 14)
+    with pytest.raises(DataError, match=r"0\.png is 5x3; images have at most 14 pixels"):
+        read_images(tmp_path / "folder")
+    monkeypatch.undo()
     write(tmp_path / "folder" / "ant" / "broken.png", "not a png")
     with pytest.raises(DataError, match=r"broken\.png is not a readable PNG image"):
         read_images(tmp_path / "folder")
