@@ -225,3 +225,47 @@ def test_classify_sections_need_a_class_count_and_their_own_settings():
         kn.config.parse_config({**classifier({"source": "memory"}), "readout": None})
     with pytest.raises(ConfigError, match=r"data\.val_size: does not apply to data\.source file"):
         kn.config.parse_config(classifier({"source": "file", "path": "i.npz", "val_size": 3}))
+
+
+def test_in_memory_images_and_splits_that_do_not_fit_are_one_line(tmp_path):
+    x, y = images()
+    splits = {"train": (x[:30], y[:30]), "val": (x[30:40], y[30:40]), "test": (x[40:], y[40:])}
+    result = kn.train(classifier(None), tmp_path / "run", progress=False, data=splits)
+    assert result.metrics["test"]["num_test"] == 8 and result.metrics["test"]["dataset"] == "memory data"
+    wide = {**splits, "test": (np.zeros((8, 4, 6), dtype=np.uint8), y[40:])}
+    with pytest.raises(DataError, match=r"data: the splits hold images of different shapes"):
+        kn.train(classifier(None), tmp_path / "a", progress=False, data=wide)
+    with pytest.raises(ConfigError, match=r"data\.downsample: 3 does not divide the 4x4 images of data"):
+        kn.train(classifier({"source": "memory", "downsample": 3}), tmp_path / "b", progress=False, data=splits)
+    table_x, table_y = table(30)
+    uneven = {"train": (table_x, table_y), "val": (table_x[:5, :2], table_y[:5]), "test": (table_x, table_y)}
+    with pytest.raises(DataError, match=r"data: the splits have different numbers of features \[2, 3\]"):
+        kn.train(regression(None), tmp_path / "c", progress=False, data=uneven)
+
+
+def test_datasets_that_cannot_be_stacked_are_one_line():
+    from torch.utils.data import Dataset, IterableDataset
+
+    from kirchhoffnet.data.supplied import as_parts
+
+    class Items(Dataset):
+        def __init__(self, items: list) -> None:
+            self.items = items
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, k: int):  # type: ignore[no-untyped-def]
+            return self.items[k]
+
+    class Stream(IterableDataset):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter([])
+
+    with pytest.raises(DataError, match="item 1 of the Dataset is not an"):
+        as_parts(Items([(np.zeros(2), 1), np.zeros(3)]))
+    with pytest.raises(DataError, match="the Dataset's items differ in shape"):
+        as_parts(Items([(np.zeros(2), 1), (np.zeros(3), 0)]))
+    with pytest.raises(DataError, match="the Dataset has no len"):
+        as_parts(Stream())
+    assert as_parts(Items([(np.zeros(2), 1), (np.ones(2), 0)]))["all"][1].tolist() == [1, 0]
