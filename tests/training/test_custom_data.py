@@ -269,3 +269,17 @@ def test_datasets_that_cannot_be_stacked_are_one_line():
     with pytest.raises(DataError, match="the Dataset has no len"):
         as_parts(Stream())
     assert as_parts(Items([(np.zeros(2), 1), (np.ones(2), 0)]))["all"][1].tolist() == [1, 0]
+
+
+def test_classification_from_a_folder_of_class_folders_beside_the_config(tmp_path):
+    from PIL import Image
+
+    x, y = images(30)
+    for k, (pixels, label) in enumerate(zip(x, y, strict=True)):
+        folder = tmp_path / "pictures" / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / f"{k}.png")
+    config = write_yaml(tmp_path / "cfg.yaml", classifier({"source": "file", "path": "pictures"}))
+    result = kn.train(config, tmp_path / "run", progress=False)
+    assert result.metrics["test"]["num_test"] == 6  # 20 % of 30
+    assert json.loads((tmp_path / "run" / "data.json").read_text())["arrays"]["all.x"]["shape"] == [30, 1, 4, 4]
