@@ -56,9 +56,20 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, 
         overrides: ``key.sub=value`` strings (the CLI's ``--set``).
         replace: top-level keys to set (``seed=3``, ``device="cuda"``); ``None`` values are ignored.
     """
-    data = apply_overrides(read_yaml_mapping(path), overrides)
+    data = apply_overrides(read_config_mapping(path), overrides)
     data.update({k: v for k, v in replace.items() if v is not None})
     return parse_config(data, str(path))
+
+
+def read_config_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The YAML mapping of a config file, a data file it names (``data.source: file``) made absolute
+    against the file's directory: a config and its data travel together, wherever the command runs."""
+    data = read_yaml_mapping(path)
+    section = data.get("data")
+    if isinstance(section, dict) and section.get("source") == "file" and isinstance(section.get("path"), str):
+        file = Path(section["path"]).expanduser()
+        section["path"] = str(file if file.is_absolute() else Path(path).parent.absolute() / file)
+    return data
 
 
 def as_config(config: Config | dict[str, Any] | str | os.PathLike[str]) -> Config:

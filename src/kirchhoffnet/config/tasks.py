@@ -21,9 +21,9 @@ from kirchhoffnet.config.circuit import (
     one_of,
     readout_outputs,
 )
+from kirchhoffnet.config.data import ClassifyData, ImageData, RegressionData
 from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.potentials import POTENTIALS
-from kirchhoffnet.data.tabular import HOUSING_FORMATS
 from kirchhoffnet.data.toy2d import TOY_SETS
 from kirchhoffnet.hardware.aware import HardwareAwareConfig
 from kirchhoffnet.io.paths import check_run_name
@@ -171,35 +171,6 @@ class DensityConfig(RunConfig):
         return self
 
 
-class RegressionData(Section):
-    """A tabular regression set, standardised with training statistics and split with a seed."""
-
-    name: Literal["friedman", "diabetes", "housing"] = Field(description="Data set.")
-    path: str | None = Field(None, description="housing: the CSV file.")
-    format: Literal["auto", "boston", "california"] = Field(
-        "auto", description=f"housing: CSV format ({', '.join(HOUSING_FORMATS)})."
-    )
-    n_samples: int = Field(2000, ge=10, description="friedman: number of samples.")
-    n_features: int = Field(10, ge=5, description="friedman: features (5 informative).")
-    noise: float = Field(0.0, ge=0, description="friedman: Gaussian noise on the target.")
-    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of samples for validation.")
-    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share of samples for the test MSE.")
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the split (and of friedman's draw).")
-
-    @model_validator(mode="after")
-    def _path_for_housing(self) -> RegressionData:
-        if self.name == "housing" and self.path is None:
-            raise ValueError("path: housing data is read from a CSV file; set data.path")
-        if self.name != "housing" and self.path is not None:
-            raise ValueError(f"path: only housing is read from a file, {self.name} is not")
-        return self
-
-    @property
-    def num_features(self) -> int | None:
-        """Input dimension when it is known without reading a file."""
-        return {"friedman": self.n_features, "diabetes": 10}.get(self.name)
-
-
 class MlpConfig(Section):
     """A multilayer perceptron baseline."""
 
@@ -243,64 +214,47 @@ class RegressionConfig(RunConfig):
             if outputs != 1:
                 raise ValueError(f"readout: regression predicts 1 value, the readout gives {outputs or 'all nodes'}")
             if self.data.num_features is not None:
-                check_features(self.data.name, self.data.num_features, self.circuit)
+                check_features(self.data.label, self.data.num_features, self.circuit)
         return self
 
 
-class ImageData(Section):
-    """An image data set read from its standard files."""
-
-    name: Literal["fashion_mnist", "mnist", "cifar10", "svhn"] = Field(description="Data set.")
-    root: str | None = Field(None, description="Directory with the standard files; default the usual place.")
-    download: bool = Field(False, description="Fetch missing files from the data set's home.")
-    downsample: int = Field(1, ge=1, description="Average-pool images by this factor (2: 28x28 -> 14x14).")
-    train_subset: int | None = Field(None, ge=1, description="Use only the first N training images.")
-    test_subset: int | None = Field(None, ge=1, description="Use only the first N test images.")
-    val_size: int = Field(5000, ge=1, description="Training images held out for validation.")
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the validation split.")
-
-    @model_validator(mode="after")
-    def _divisible(self) -> ImageData:
-        _, height, width = IMAGE_SETS[self.name].shape
-        if height % self.downsample or width % self.downsample:
-            raise ValueError(f"downsample: {self.downsample} does not divide {self.name}'s {height}x{width} images")
-        return self
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) after downsampling."""
-        c, h, w = IMAGE_SETS[self.name].shape
-        return c, h // self.downsample, w // self.downsample
+def check_image_topology(circuit: CircuitConfig, shape: tuple[int, int, int], what: str, downsample: int) -> None:
+    """Image topologies must be over the images' (channels, height, width), and the pixels fit the first slice."""
+    for k, topology in enumerate(circuit.slice_topologies()):
+        if isinstance(topology, MixConnect | NeighborConnect) and topology.image_shape != shape:
+            raise ValueError(
+                f"circuit.topology: slice {k} is {topology.name} over {topology.image_shape} (channels, height, width) "
+                f"but {what} images are {shape} after downsample {downsample}"
+            )
+    pixels = shape[0] * shape[1] * shape[2]
+    if pixels > circuit.widths[0]:
+        raise ValueError(
+            f"circuit.topology: {what} images have {pixels} pixels but the first slice has only "
+            f"{circuit.widths[0]} state nodes"
+        )
 
 
 def _check_image_topology(circuit: CircuitConfig, data: ImageData) -> None:
-    for k, topology in enumerate(circuit.slice_topologies()):
-        if isinstance(topology, MixConnect | NeighborConnect) and topology.image_shape != data.shape:
-            raise ValueError(
-                f"circuit.topology: slice {k} is {topology.name} over {topology.image_shape} (channels, height, width) "
-                f"but {data.name} images are {data.shape} after downsample {data.downsample}"
-            )
-    pixels = data.shape[0] * data.shape[1] * data.shape[2]
-    if pixels > circuit.widths[0]:
-        raise ValueError(
-            f"circuit.topology: {data.name} images have {pixels} pixels but the first slice has only "
-            f"{circuit.widths[0]} state nodes"
-        )
+    check_image_topology(circuit, data.shape, str(data.name), data.downsample)
 
 
 class ClassifyConfig(RunConfig):
     """Image classification with a circuit: pixels as initial voltages, logits read off hidden nodes."""
 
     task: Literal["classify"] = Field(description="Image classification.")
-    data: ImageData = Field(description="The data set.")
+    data: ClassifyData = Field(description="The data set.")
     circuit: CircuitConfig = Field(description="The circuit, typically mix_connect.")
     readout: Any = Field("last10", description="Logit nodes: lastK / firstK / {name: linear, ...}.")
     solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
 
     @model_validator(mode="after")
     def _shapes(self) -> ClassifyConfig:
-        _check_image_topology(self.circuit, self.data)
         outputs = readout_outputs(self.readout)
+        if self.data.name is None:  # the images' shape and labels are checked once read
+            if outputs is None:
+                raise ValueError("readout: give the number of classes, e.g. last3 (a file's labels are 0..K-1)")
+            return self
+        _check_image_topology(self.circuit, self.data)
         classes = IMAGE_SETS[self.data.name].num_classes
         if outputs != classes:
             raise ValueError(f"readout: {self.data.name} has {classes} classes, the readout gives {outputs or 'all'}")

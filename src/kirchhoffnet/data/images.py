@@ -304,8 +304,9 @@ def _unpack(archive: Path, base: Path, wanted: set[str]) -> None:
         raise DataError(f"{archive} is not a readable archive (corrupt download?): {exc}") from None
 
 
-def flatten_images(images: np.ndarray, downsample: int = 1) -> np.ndarray:
-    """uint8 images (N, C, H, W) → float32 (N, C·h·w) in [0, 1], average-pooled by ``downsample``.
+def flatten_images(images: np.ndarray, downsample: int = 1, scale: float = 255.0) -> np.ndarray:
+    """Images (N, C, H, W) → float32 (N, C·h·w) divided by ``scale`` (uint8 → [0, 1]), average-pooled by
+    ``downsample``.
 
     Pixels are flattened channel-major, row by row: the node order of the image topologies.
     """
@@ -313,4 +314,4 @@ def flatten_images(images: np.ndarray, downsample: int = 1) -> np.ndarray:
     if h % downsample or w % downsample:
         raise DataError(f"downsample {downsample} does not divide the {h}x{w} images")
     pooled = images.reshape(n, c, h // downsample, downsample, w // downsample, downsample).mean(axis=(3, 5))
-    return (pooled.reshape(n, -1) / 255.0).astype(np.float32)
+    return (pooled.reshape(n, -1) / scale).astype(np.float32)

@@ -146,10 +146,18 @@ def split_standardize(
     if n - n_test - n_val < 2 or n_test < 1 or n_val < 1:
         raise DataError(f"{n} samples are too few for val_fraction={val_fraction} and test_fraction={test_fraction}")
     parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    x_train, y_train = x[parts["train"]], y[parts["train"]]
+    return standardize({k: (x[idx], y[idx]) for k, idx in parts.items()})
+
+
+def standardize(parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Splits ``{"train", "val", "test"}`` standardised with the training statistics, and the ``scale``
+    entry (mean and std of the training targets) that undoes the target's standardisation."""
+    x_train, y_train = parts["train"]
+    if len(x_train) < 2:
+        raise DataError(f"the training split holds {len(x_train)} sample; at least 2 are needed")
     mean_x, std_x = x_train.mean(0), x_train.std(0)
     std_x[std_x == 0] = 1.0  # a constant feature stays 0 instead of becoming NaN
     mean_y, std_y = y_train.mean(), y_train.std() or 1.0
-    out = {k: ((x[idx] - mean_x) / std_x, (y[idx] - mean_y) / std_y) for k, idx in parts.items()}
+    out = {k: ((x - mean_x) / std_x, (y - mean_y) / std_y) for k, (x, y) in parts.items()}
     out["scale"] = (np.asarray(mean_y), np.asarray(std_y))
     return out

@@ -22,6 +22,7 @@ import kirchhoffnet.io as kio
 from kirchhoffnet import checkpoint
 from kirchhoffnet._progress import bar
 from kirchhoffnet.config import RunConfig
+from kirchhoffnet.data.supplied import WHOLE, Pair, fingerprint
 from kirchhoffnet.errors import CheckpointError, ConfigError, shown
 from kirchhoffnet.io.paths import prepare_out_dir
 from kirchhoffnet.models import Flow, Network
@@ -67,13 +68,16 @@ class Task(ABC):
         dtype: torch.dtype,
         run_dir: Path | None = None,
         progress: bool = False,
+        supplied: dict[str, Pair] | None = None,
     ) -> None:
         self.config = config
         self.device = device
         self.dtype = dtype
         self.run_dir = run_dir  # where a task keeps what it prepares once per run (a diffusion run's VAE)
         self.progress = progress
+        self.supplied = supplied  # kn.train(config, data=...)'s arrays (data.source memory)
         self.train_data: tuple[Tensor, ...] = ()
+        self.data_fingerprint: dict[str, Any] | None = None  # of a user's own data, once prepared
 
     @classmethod
     def variant(cls, config: Any) -> type[Task]:
@@ -86,6 +90,25 @@ class Task(ABC):
 
     def prepare(self) -> None:  # noqa: B027  (an optional hook: a task with no data to load keeps it)
         """Load or draw the data (once per process)."""
+
+    def own_data(self, read: Callable[[], dict[str, Pair]], check: Callable[[Any, Any, str], Pair]) -> dict[str, Pair]:
+        """The user's data of a ``file`` or ``memory`` source, checked by ``check`` and fingerprinted.
+
+        Args:
+            read: reads the file (``{"all": (x, y)}``).
+            check: the task's checks of a supplied pair of arrays, naming where they came from.
+        """
+        source, path = self.config.data.source, self.config.data.path
+        if source == "file":
+            parts = read()
+        elif self.supplied is None:
+            raise ConfigError(
+                "data.source is memory: the data live in Python; train or resume with kn.train(config, data=...)"
+            )
+        else:
+            parts = {k: check(x, y, "data" if k == WHOLE else f"data[{k!r}]") for k, (x, y) in self.supplied.items()}
+        self.data_fingerprint = {"source": source, "path": path, "arrays": fingerprint(parts)}
+        return parts
 
     @property
     def train_size(self) -> int | None:

@@ -6,14 +6,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kirchhoffnet.config import RegressionConfig
 from kirchhoffnet.config.tasks import check_features
-from kirchhoffnet.data.tabular import load_regression, split_standardize
-from kirchhoffnet.errors import CheckpointError, ConfigError
+from kirchhoffnet.data.files import read_table, table_arrays
+from kirchhoffnet.data.supplied import WHOLE
+from kirchhoffnet.data.tabular import load_regression, split_standardize, standardize
+from kirchhoffnet.errors import CheckpointError, ConfigError, DataError
 from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import CONFIG_FILE, NetworkTask
 from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
@@ -37,8 +40,35 @@ class RegressionTask(NetworkTask):
 
     def prepare(self) -> None:
         data = self.config.data
-        x, y = load_regression(
-            data.name,
+        if data.source == "named":
+            given = {WHOLE: self._named()}
+        else:
+            given = self.own_data(
+                lambda: {WHOLE: read_table(str(data.path), data.target, data.features, data.x_array, data.y_array)},
+                table_arrays,
+            )
+        widths = {x.shape[1] for x, _ in given.values()}
+        if len(widths) > 1:
+            raise DataError(f"data: the splits have different numbers of features {sorted(widths)}")
+        features = widths.pop()
+        if self.config.circuit is not None:
+            try:
+                check_features(data.label, features, self.config.circuit)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if WHOLE in given:
+            parts = split_standardize(*given[WHOLE], data.val_fraction, data.test_fraction, data.seed)
+        else:
+            parts = standardize(given)
+        self.num_features = features
+        self.parts = {k: (self.tensor(a), self.tensor(b)) for k, (a, b) in parts.items() if k != "scale"}
+        self.y_mean, self.y_std = (float(v) for v in parts["scale"])
+        self.train_data = self.parts["train"]
+
+    def _named(self) -> tuple[np.ndarray, np.ndarray]:
+        data = self.config.data
+        return load_regression(
+            str(data.name),
             path=data.path,
             housing_format=data.format,
             n_samples=data.n_samples,
@@ -46,16 +76,6 @@ class RegressionTask(NetworkTask):
             noise=data.noise,
             seed=data.seed,
         )
-        if self.config.circuit is not None:
-            try:
-                check_features(data.name, x.shape[1], self.config.circuit)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-        parts = split_standardize(x, y, data.val_fraction, data.test_fraction, data.seed)
-        self.num_features = x.shape[1]
-        self.parts = {k: (self.tensor(a), self.tensor(b)) for k, (a, b) in parts.items() if k != "scale"}
-        self.y_mean, self.y_std = (float(v) for v in parts["scale"])
-        self.train_data = self.parts["train"]
 
     def build_model(self) -> nn.Module:
         if self.config.baseline is not None:
@@ -82,10 +102,10 @@ class RegressionTask(NetworkTask):
         truth = self.parts["test"][1]
         truth_units = (truth * self.y_std + self.y_mean).cpu().numpy()
         predicted_units = (predicted * self.y_std + self.y_mean).cpu().numpy()
-        title = f"{self.config.data.name}: test MSE {mse:.4f} (standardised)"
+        title = f"{self.config.data.label}: test MSE {mse:.4f} (standardised)"
         save_figure(predicted_vs_true(truth_units, predicted_units, title), out_dir / "predicted_vs_true.png")
         return {
-            "dataset": self.config.data.name,
+            "dataset": self.config.data.label,
             "mse": mse,
             "rmse_units": math.sqrt(mse) * self.y_std,
             **r_squared(mse, float(truth.var(unbiased=False))),

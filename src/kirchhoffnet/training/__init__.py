@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.config import Config, as_config, preflight
+from kirchhoffnet.config import Config, RunConfig, as_config, preflight
+from kirchhoffnet.config.load import read_config_mapping
+from kirchhoffnet.data.supplied import as_parts
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
@@ -25,7 +27,7 @@ from kirchhoffnet.tasks import Task
 from kirchhoffnet.training._distributed import join, leave, share_failure
 from kirchhoffnet.training._loop import RunResult, Trainer
 from kirchhoffnet.training._state import CHECKPOINT, seed_everything, torch_threads
-from kirchhoffnet.training.rundir import METRICS, RunLock, prepare
+from kirchhoffnet.training.rundir import METRICS, RunLock, prepare, record_run
 
 
 def train(
@@ -37,11 +39,19 @@ def train(
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     tensorboard: bool | None = None,
+    data: Any = None,
 ) -> RunResult:
     """Train a model as a config describes and write its run directory.
 
     Args:
         config: a config object, a mapping, or a YAML path (validated either way).
+        data: regression or classification data in memory (the config's ``data.source`` is ``memory``;
+            a mapping or YAML file without a ``data`` section gets it): ``(inputs, targets)`` of arrays or
+            tensors, split with ``data.seed`` as a file is; a map-style ``torch.utils.data.Dataset`` of
+            ``(input, target)`` items; or ``{"train": ..., "val": ..., "test": ...}`` of either, used as
+            given. Regression inputs are (N, d), targets (N,); classification inputs (N, H, W) or
+            (N, C, H, W) (uint8 0..255, or floats used as they are), labels (N,) in 0..K−1. Their
+            fingerprint goes to ``data.json``; a resume must be given the same data.
         out: run directory; default ``runs/<config name or task>``.
         resume: continue the run in ``out`` from its checkpoint (the config must be the same).
         progress: show progress (a bar on a terminal, lines elsewhere: `kirchhoffnet._progress`).
@@ -61,7 +71,9 @@ def train(
         ConfigError: an invalid config. TrainingError: a busy run directory, a resume that does
             not match, or a run stopped by non-finite losses. DataError: missing data files.
     """
-    config = as_config(config)
+    supplied = None if data is None else as_parts(data)  # bad arrays fail before anything is written
+    config = as_config(with_memory_source(config) if data is not None else config)
+    check_data_source(config, supplied is not None)
     preflight(config)  # before the run directory, the data or the circuit are touched
     run_dir = Path(out) if out is not None else Path("runs") / config.label
     cluster = join(config.device)
@@ -78,7 +90,16 @@ def train(
                 failure = str(exc)
         share_failure(failure, cluster)
         with torch_threads(config.threads):
-            trainer = Trainer(config, cluster, run_dir, progress, on_step, on_epoch, tensorboard)
+            trainer = Trainer(config, cluster, run_dir, progress, on_step, on_epoch, tensorboard, supplied)
+            failure = None
+            if cluster.leader:
+                try:
+                    record_run(run_dir, config, trainer.task.data_fingerprint, resume)
+                except Exception as exc:
+                    if not cluster.active:
+                        raise
+                    failure = str(exc)
+            share_failure(failure, cluster)
             if resume:
                 trainer.resume()
             trainer.fit()
@@ -88,6 +109,31 @@ def train(
         if lock is not None:
             lock.release()
         leave(cluster)
+
+
+def with_memory_source(config: Config | dict[str, Any] | str | os.PathLike[str]) -> Config | dict[str, Any]:
+    """A config mapping or file without a ``data`` section gets ``data: {source: memory}`` (the arrays
+    handed to [`train`][kirchhoffnet.training.train]); a config object must already say so."""
+    if isinstance(config, RunConfig):
+        return cast(Config, config)
+    mapping = dict(config) if isinstance(config, dict) else read_config_mapping(config)
+    mapping.setdefault("data", {"source": "memory"})
+    return mapping
+
+
+def check_data_source(config: Config, supplied: bool) -> None:
+    """Arrays are handed over exactly when the config's data source is ``memory``: one line otherwise."""
+    source = getattr(getattr(config, "data", None), "source", None)
+    if supplied and source != "memory":
+        raise ConfigError(
+            f"data: train(data=...) takes regression or classification data with data.source memory; this "
+            f"{config.task} config's data source is {source or 'its own'}"
+        )
+    if source == "memory" and not supplied:
+        raise ConfigError(
+            "data.source is memory: this run's data live in Python, so the command line cannot train or resume it; "
+            "use kn.train(config, out, data=..., resume=...)"
+        )
 
 
 def open_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[Config, Task, nn.Module]:

@@ -25,6 +25,7 @@ from kirchhoffnet._finite import require_finite
 from kirchhoffnet._progress import bar
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config
+from kirchhoffnet.data.supplied import Pair
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
@@ -74,6 +75,7 @@ class Trainer:
         on_step: Callable[[dict[str, Any]], None] | None = None,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         tensorboard: bool | None = None,
+        supplied: dict[str, Pair] | None = None,
     ) -> None:
         self.config, self.cluster, self.run_dir = config, cluster, run_dir
         self.train_cfg = config.train
@@ -81,7 +83,9 @@ class Trainer:
         self.sessions = [session()]  # this process's; a resumed run's earlier ones come from its checkpoint
         self.log: RunLog | None = None
         seed_everything(config.seed)
-        self.task = make_task(config, cluster.device, DTYPES[config.dtype], run_dir, progress and cluster.leader)
+        self.task = make_task(
+            config, cluster.device, DTYPES[config.dtype], run_dir, progress and cluster.leader, supplied
+        )
         self.task.prepare()
         self.model = self.task.build_model().to(device=cluster.device, dtype=DTYPES[config.dtype])
         self.objective = wrap(Objective(self.task, self.model), cluster)

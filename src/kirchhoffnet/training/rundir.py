@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kirchhoffnet._textfile import read_json_mapping
 from kirchhoffnet.checkpoint import RUN_MODEL
 from kirchhoffnet.config import Config, to_yaml
 from kirchhoffnet.diffusion.conditional import CLASSIFIER_FILE, LATENTS_FILE, VAE_FILE
 from kirchhoffnet.errors import TrainingError
-from kirchhoffnet.io import write_text_atomic
+from kirchhoffnet.io import write_json_atomic, write_text_atomic
 from kirchhoffnet.io._lock import LOCK as LOCK
 from kirchhoffnet.io._lock import DirectoryLock, refuse_previous_run
 from kirchhoffnet.runs import RUN_CONFIG as CONFIG
@@ -24,12 +25,16 @@ from kirchhoffnet.runs import read_run_config
 from kirchhoffnet.training._log import METRICS_CSV
 from kirchhoffnet.training._state import CHECKPOINT
 
+DATA_RECORD = "data.json"
+"""The fingerprint of a run's own data (a file or kn.train's arrays): what a resume must be given again."""
+
 RUN_OUTPUTS = (
     CONFIG,
     CHECKPOINT,
     RUN_MODEL,
     METRICS,
     METRICS_CSV,
+    DATA_RECORD,
     "loss.png",
     "samples.npy",
     "samples.png",
@@ -56,7 +61,9 @@ class RunLock(DirectoryLock):
 
 
 def prepare(run_dir: Path, config: Config, resume: bool) -> None:
-    """Check that ``run_dir`` may start (or, with ``resume``, continue) this run; write its config."""
+    """Check that ``run_dir`` may start (or, with ``resume``, continue) this run. Nothing is written
+    until the data have loaded (`record_run`): a run that fails on its data leaves no file that
+    would refuse the corrected retry."""
     has_run = (run_dir / CHECKPOINT).is_file()
     if resume:
         if not has_run:
@@ -76,7 +83,6 @@ def prepare(run_dir: Path, config: Config, resume: bool) -> None:
         )
     else:
         refuse_previous_run(run_dir, RUN_OUTPUTS, "choose another --out, or delete those files to start again")
-    write_text_atomic(run_dir / CONFIG, to_yaml(config))
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -85,3 +91,32 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
         keys = sorted(set(a) | set(b))
         return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def record_run(run_dir: Path, config: Config, fingerprint: dict[str, Any] | None, resume: bool) -> None:
+    """Write the run's config and the fingerprint of its own data (``data.json``), once its data have
+    loaded; a resume first checks that it is given the very data the run started with (same shapes,
+    dtypes and SHA-256 of every array)."""
+    if fingerprint is not None:
+        _record_data(run_dir, fingerprint, resume)
+    write_text_atomic(run_dir / CONFIG, to_yaml(config))
+
+
+def _record_data(run_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None:
+    path = run_dir / DATA_RECORD
+    if resume and path.is_file():
+        saved = read_json_mapping(path, error=TrainingError, label="data record", types={"arrays": dict})["arrays"]
+        for name in sorted(set(saved) | set(fingerprint["arrays"])):
+            was, now = saved.get(name), fingerprint["arrays"].get(name)
+            if was != now:
+                raise TrainingError(
+                    f"cannot resume {run_dir} with different data: {name} was {_describe(was)}, now {_describe(now)}; "
+                    "resume with the data the run started with or start a new run in another --out"
+                )
+    write_json_atomic(path, fingerprint)
+
+
+def _describe(array: Any) -> str:
+    if not isinstance(array, dict):
+        return "absent"
+    return f"{array.get('dtype')} {tuple(array.get('shape', ()))} sha256 {str(array.get('sha256'))[:12]}"
