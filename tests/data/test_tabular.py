@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kirchhoffnet.data.tabular import load_regression, read_housing, split_standardize
+from kirchhoffnet.data.tabular import load_regression, read_housing, split_min_max, split_standardize
 from kirchhoffnet.errors import DataError
 
 BOSTON_HEADER = "crim,zn,indus,chas,nox,rm,age,dis,rad,tax,ptratio,b,lstat,medv"
@@ -95,3 +95,40 @@ def test_split_is_seeded_disjoint_and_standardised_on_train():
     assert not set(recovered["test"]) & set(recovered["train"])  # disjoint splits (y values are distinct)
     with pytest.raises(DataError, match=r"5 samples are too few for val_fraction=0\.45"):
         split_standardize(x[:5], y[:5], 0.45, 0.45, seed=0)
+
+
+def test_original_protocol_scales_like_the_original_code():
+    """Friedman as the paper: 4096 × 5, 60/40, X and y min-max fitted on the training part only."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+
+    x, y = load_regression("friedman", n_samples=4096, n_features=5, seed=42)
+    parts = split_min_max(x, y, 0.4, seed=42)
+    (x_train, y_train), (x_test, y_test) = parts["train"], parts["test"]
+    assert len(x_train) == 2457 and len(x_test) == 1639 and x_train.shape[1] == 5
+    # The training part spans [0, 1] exactly, in every feature and in the target.
+    np.testing.assert_allclose(x_train.min(0), 0.0, atol=1e-15)
+    np.testing.assert_allclose(x_train.max(0), 1.0)
+    assert y_train.min() == 0.0 and y_train.max() == pytest.approx(1.0)
+    # Reference: scikit-learn's scaler fitted on the training rows alone (the test part is only transformed).
+    raw_train, raw_test, raw_y_train, raw_y_test = train_test_split(x, y, test_size=0.4, random_state=42)
+    scaler_x, scaler_y = MinMaxScaler().fit(raw_train), MinMaxScaler().fit(raw_y_train[:, None])
+    np.testing.assert_allclose(x_test, scaler_x.transform(raw_test), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y_test, scaler_y.transform(raw_y_test[:, None])[:, 0], rtol=1e-12, atol=1e-12)
+    assert x_test.min() < 0.0 or x_test.max() > 1.0 or y_test.min() < 0.0 or y_test.max() > 1.0  # not refitted
+    # The scale entry undoes the target scaling; validation is the training part (the original has none).
+    low, spread = (float(v) for v in parts["scale"])
+    np.testing.assert_allclose(y_test * spread + low, raw_y_test, rtol=1e-12)
+    assert parts["val"][0] is x_train
+
+
+def test_original_protocol_split_sizes_and_seed():
+    x, y = load_regression("diabetes")
+    parts = split_min_max(x, y, 0.3, seed=42)
+    assert (len(parts["train"][0]), len(parts["test"][0])) == (309, 133)
+    again = split_min_max(x, y, 0.3, seed=42)
+    other = split_min_max(x, y, 0.3, seed=7)
+    np.testing.assert_array_equal(parts["test"][1], again["test"][1])
+    assert not np.array_equal(parts["test"][1], other["test"][1])
+    with pytest.raises(DataError, match=r"3 samples are too few for a test share of 0.1"):
+        split_min_max(x[:3], y[:3], 0.1, seed=0)

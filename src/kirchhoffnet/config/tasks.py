@@ -23,7 +23,7 @@ from kirchhoffnet.config.circuit import (
 )
 from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.potentials import POTENTIALS
-from kirchhoffnet.data.tabular import HOUSING_FORMATS
+from kirchhoffnet.data.tabular import HOUSING_FORMATS, ORIGINAL_FRIEDMAN, ORIGINAL_SEED, PROTOCOLS
 from kirchhoffnet.data.toy2d import TOY_SETS
 from kirchhoffnet.hardware.aware import HardwareAwareConfig
 from kirchhoffnet.io.paths import check_run_name
@@ -172,9 +172,14 @@ class DensityConfig(RunConfig):
 
 
 class RegressionData(Section):
-    """A tabular regression set, standardised with training statistics and split with a seed."""
+    """A tabular regression set, split with a seed and scaled with training statistics."""
 
     name: Literal["friedman", "diabetes", "housing"] = Field(description="Data set.")
+    protocol: Literal["standard", "original"] = Field(
+        "standard",
+        description=f"{' or '.join(PROTOCOLS)}: a train/val/test split with standardised X and y, or the "
+        "original paper's: its sizes and train/test split, X and y min-max scaled to [0, 1], MSE on that target.",
+    )
     path: str | None = Field(None, description="housing: the CSV file.")
     format: Literal["auto", "boston", "california"] = Field(
         "auto", description=f"housing: CSV format ({', '.join(HOUSING_FORMATS)})."
@@ -184,7 +189,9 @@ class RegressionData(Section):
     noise: float = Field(0.0, ge=0, description="friedman: Gaussian noise on the target.")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of samples for validation.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share of samples for the test MSE.")
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the split (and of friedman's draw).")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description=f"Seed of the split (and of friedman's draw); original: {ORIGINAL_SEED}."
+    )
 
     @model_validator(mode="after")
     def _path_for_housing(self) -> RegressionData:
@@ -192,6 +199,23 @@ class RegressionData(Section):
             raise ValueError("path: housing data is read from a CSV file; set data.path")
         if self.name != "housing" and self.path is not None:
             raise ValueError(f"path: only housing is read from a file, {self.name} is not")
+        return self
+
+    @model_validator(mode="after")
+    def _original_fixes_the_sizes(self) -> RegressionData:
+        if self.protocol != "original":
+            return self
+        # A resolved config (a run's config.yaml) spells every value out: only a different one is refused.
+        unused = {key: type(self).model_fields[key].default for key in ("val_fraction", "test_fraction")}
+        fixed = ORIGINAL_FRIEDMAN if self.name == "friedman" else {}
+        for key, value in {**unused, **fixed}.items():
+            if key in self.model_fields_set and getattr(self, key) != value:
+                raise ValueError(
+                    f"{key}: the original protocol fixes the sizes and split; remove it or use protocol: standard"
+                )
+            setattr(self, key, value)
+        if "seed" not in self.model_fields_set:
+            self.seed = ORIGINAL_SEED
         return self
 
     @property

@@ -14,6 +14,16 @@ from kirchhoffnet.errors import DataError, unknown_choice
 
 REGRESSION_SETS = ("friedman", "diabetes", "housing")
 HOUSING_FORMATS = ("auto", "boston", "california")
+PROTOCOLS = ("standard", "original")
+"""``standard``: a seeded train/validation/test split, standardised; ``original``: the KirchhoffNet
+paper's code (train/test split, min-max scaling of X and y to [0, 1] fitted on the training part)."""
+
+ORIGINAL_SEED = 42
+"""The ``random_state`` of the original code's Friedman draw and of its every train/test split."""
+ORIGINAL_FRIEDMAN = {"n_samples": 4096, "n_features": 5, "noise": 0.0}
+"""The original's Friedman #1: ``make_friedman1(4096, n_features=5, noise=0)``."""
+ORIGINAL_TEST_FRACTION = {"friedman": 0.4, "diabetes": 0.3, "housing": 0.3}
+"""The original's test share of each set (Friedman 60/40, Diabetes and California housing 70/30)."""
 
 # Column names of the target in the common exports of the two housing data sets.
 _BOSTON_TARGET = "medv"
@@ -153,3 +163,34 @@ def split_standardize(
     out = {k: ((x[idx] - mean_x) / std_x, (y[idx] - mean_y) / std_y) for k, idx in parts.items()}
     out["scale"] = (np.asarray(mean_y), np.asarray(std_y))
     return out
+
+
+def split_min_max(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The original protocol: scikit-learn's ``train_test_split`` (so seed 42 gives the original's
+    very split), then X and y min-max scaled to [0, 1] with the training part's range.
+
+    The original keeps no validation set and monitors its training loss, so ``val`` is the training
+    part itself: the whole training part is trained on, and the test part is never looked at before
+    the end.
+
+    Returns:
+        ``{"train": (x, y), "val": (x, y) of train, "test": ..., "scale": (min_y, range_y)}`` where
+        the scale entry undoes the target scaling, ``y = y_scaled · range_y + min_y``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if len(x) * test_fraction < 1 or len(x) * (1 - test_fraction) < 2:
+        raise DataError(f"{len(x)} samples are too few for a test share of {test_fraction}")
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed)
+    low_x, range_x = x_train.min(0), np.ptp(x_train, axis=0)
+    range_x[range_x == 0] = 1.0  # a constant feature stays 0 instead of becoming NaN
+    low_y, range_y = y_train.min(), np.ptp(y_train) or 1.0
+    train = ((x_train - low_x) / range_x, (y_train - low_y) / range_y)
+    return {
+        "train": train,
+        "val": train,
+        "test": ((x_test - low_x) / range_x, (y_test - low_y) / range_y),
+        "scale": (np.asarray(low_y), np.asarray(range_y)),
+    }

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from kirchhoffnet.config import RegressionConfig
 from kirchhoffnet.config.tasks import check_features
-from kirchhoffnet.data.tabular import load_regression, split_standardize
+from kirchhoffnet.data.tabular import ORIGINAL_TEST_FRACTION, load_regression, split_min_max, split_standardize
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import CONFIG_FILE, NetworkTask
@@ -28,9 +28,13 @@ def r_squared(mse: float, variance: float) -> dict[str, Any]:
     return {"r2": 1.0 - mse / variance}
 
 
+TARGET_SCALES = {"standard": "standardised", "original": "min-max [0, 1]"}
+"""What the MSE is measured on under each protocol (``metrics.json``'s ``target_scale``)."""
+
+
 class RegressionTask(NetworkTask):
-    """MSE on standardised targets; test MSE (standardised and in the data's units), R², and a
-    predicted-vs-true plot at the end."""
+    """MSE on the scaled targets (standardised, or min-max [0, 1] under the original protocol); test
+    MSE (scaled and in the data's units), R², and a predicted-vs-true plot at the end."""
 
     primary = "mse"
     config: RegressionConfig
@@ -51,7 +55,10 @@ class RegressionTask(NetworkTask):
                 check_features(data.name, x.shape[1], self.config.circuit)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-        parts = split_standardize(x, y, data.val_fraction, data.test_fraction, data.seed)
+        if data.protocol == "original":
+            parts = split_min_max(x, y, ORIGINAL_TEST_FRACTION[data.name], data.seed)
+        else:
+            parts = split_standardize(x, y, data.val_fraction, data.test_fraction, data.seed)
         self.num_features = x.shape[1]
         self.parts = {k: (self.tensor(a), self.tensor(b)) for k, (a, b) in parts.items() if k != "scale"}
         self.y_mean, self.y_std = (float(v) for v in parts["scale"])
@@ -82,11 +89,13 @@ class RegressionTask(NetworkTask):
         truth = self.parts["test"][1]
         truth_units = (truth * self.y_std + self.y_mean).cpu().numpy()
         predicted_units = (predicted * self.y_std + self.y_mean).cpu().numpy()
-        title = f"{self.config.data.name}: test MSE {mse:.4f} (standardised)"
+        scale = TARGET_SCALES[self.config.data.protocol]
+        title = f"{self.config.data.name}: test MSE {mse:.4f} ({scale})"
         save_figure(predicted_vs_true(truth_units, predicted_units, title), out_dir / "predicted_vs_true.png")
         return {
             "dataset": self.config.data.name,
             "mse": mse,
+            "target_scale": scale,
             "rmse_units": math.sqrt(mse) * self.y_std,
             **r_squared(mse, float(truth.var(unbiased=False))),
             "num_features": self.num_features,
