@@ -19,7 +19,7 @@ NODES = {"friedman": (7, 12, 20), "housing": (10, 15, 20), "diabetes": (12, 15, 
 SIZES = ("small", "medium", "large")
 DEVICE = "ShiftTanh1"
 DEVICE_PARAMS = 2
-HOUSING_FILE = "data/california/cal_housing.data"
+HOUSING_FILE = "data/california/CaliforniaHousing/cal_housing.data"  # add --set data.download=true
 
 ORIGINAL_TRAIN = """train:
   epochs: 40

@@ -105,3 +105,9 @@ def test_collect_reads_finished_runs(tmp_path):
     cell = script.collect(tmp_path)["tuned"]["diabetes"]["mlp-large"]
     assert cell["seeds"] == [0, 1] and cell["mse_mean"] == pytest.approx(0.02)
     assert cell["mse_std"] == pytest.approx(0.0141421356)
+
+
+def test_download_is_for_housing_only():
+    base = {"task": "regression", "baseline": {"hidden": [4]}, "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3}}
+    with pytest.raises(ConfigError, match=r"data\.download: .*only housing is downloaded, diabetes is generated or"):
+        parse_config({**base, "data": {"name": "diabetes", "download": True}})

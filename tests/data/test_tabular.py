@@ -132,3 +132,45 @@ def test_original_protocol_split_sizes_and_seed():
     assert not np.array_equal(parts["test"][1], other["test"][1])
     with pytest.raises(DataError, match=r"3 samples are too few for a test share of 0.1"):
         split_min_max(x[:3], y[:3], 0.1, seed=0)
+
+
+STATLIB_ROWS = "-122.23,37.88,41,880,129,322,126,8.3252,452600\n-122.22,37.86,21,7099,1106,2401,1138,8.3014,358500\n"
+
+
+def test_original_housing_has_scikit_learns_features(tmp_path):
+    path = tmp_path / "cal_housing.data"
+    path.write_text(STATLIB_ROWS)
+    x, y = load_regression("housing", path=path, protocol="original")
+    # MedInc, HouseAge, AveRooms, AveBedrms, Population, AveOccup, Latitude, Longitude; value / 1e5.
+    np.testing.assert_allclose(x[0], [8.3252, 41, 880 / 126, 129 / 126, 322, 322 / 126, 37.88, -122.23])
+    np.testing.assert_allclose(y, [4.526, 3.585])
+    path.write_text(
+        "MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Latitude,Longitude,MedHouseVal\n" + "1," * 8 + "2\n"
+    )
+    with pytest.raises(DataError, match=r"reads StatLib's raw California columns, longitude first"):
+        load_regression("housing", path=path, protocol="original")
+    path.write_text(STATLIB_ROWS.replace(",126,", ",0,"))
+    with pytest.raises(DataError, match=r"a California housing row has 0 households"):
+        load_regression("housing", path=path, protocol="original")
+
+
+def test_housing_download_unpacks_statlibs_archive(tmp_path, monkeypatch):
+    import tarfile
+
+    import kirchhoffnet.data.tabular as tabular
+
+    source = tmp_path / "src" / "CaliforniaHousing"
+    source.mkdir(parents=True)
+    (source / "cal_housing.data").write_text(STATLIB_ROWS)
+    archive = tmp_path / "cal_housing.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="CaliforniaHousing")
+    monkeypatch.setattr(tabular, "CALIFORNIA_URL", archive.as_uri())
+    path = tmp_path / "data" / "CaliforniaHousing" / "cal_housing.data"
+    with pytest.raises(DataError, match=r"housing CSV .*cal_housing\.data not found"):
+        load_regression("housing", path=path)  # no download unless asked
+    x, _ = load_regression("housing", path=path, download=True)
+    assert x.shape == (2, 8) and path.is_file()
+    elsewhere = tmp_path / "other" / "housing.csv"
+    with pytest.raises(DataError, match=r"the California archive holds CaliforniaHousing/cal_housing\.data; set data"):
+        load_regression("housing", path=elsewhere, download=True)

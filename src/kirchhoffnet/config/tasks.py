@@ -184,6 +184,7 @@ class RegressionData(Section):
     format: Literal["auto", "boston", "california"] = Field(
         "auto", description=f"housing: CSV format ({', '.join(HOUSING_FORMATS)})."
     )
+    download: bool = Field(False, description="housing: fetch StatLib's California archive into data.path's folder.")
     n_samples: int = Field(2000, ge=10, description="friedman: number of samples.")
     n_features: int = Field(10, ge=5, description="friedman: features (5 informative).")
     noise: float = Field(0.0, ge=0, description="friedman: Gaussian noise on the target.")
@@ -199,6 +200,8 @@ class RegressionData(Section):
             raise ValueError("path: housing data is read from a CSV file; set data.path")
         if self.name != "housing" and self.path is not None:
             raise ValueError(f"path: only housing is read from a file, {self.name} is not")
+        if self.download and self.name != "housing":
+            raise ValueError(f"download: only housing is downloaded, {self.name} is generated or bundled")
         return self
 
     @model_validator(mode="after")

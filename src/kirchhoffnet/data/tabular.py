@@ -22,6 +22,10 @@ ORIGINAL_SEED = 42
 """The ``random_state`` of the original code's Friedman draw and of its every train/test split."""
 ORIGINAL_FRIEDMAN = {"n_samples": 4096, "n_features": 5, "noise": 0.0}
 """The original's Friedman #1: ``make_friedman1(4096, n_features=5, noise=0)``."""
+CALIFORNIA_URL = "https://ndownloader.figshare.com/files/5976036"
+"""StatLib's California housing archive, the file scikit-learn's ``fetch_california_housing`` reads."""
+CALIFORNIA_FILE = Path("CaliforniaHousing") / "cal_housing.data"
+"""The standard file inside that archive: 20,640 head-less rows of 8 raw columns and the value."""
 ORIGINAL_TEST_FRACTION = {"friedman": 0.4, "diabetes": 0.3, "housing": 0.3}
 """The original's test share of each set (Friedman 60/40, Diabetes and California housing 70/30)."""
 
@@ -41,6 +45,8 @@ def load_regression(
     n_features: int = 10,
     noise: float = 0.0,
     seed: int = 0,
+    protocol: str = "standard",
+    download: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, d) and targets (N,) as float64, unscaled.
 
@@ -49,6 +55,10 @@ def load_regression(
             ``seed``), ``diabetes`` or ``housing`` (read from ``path``).
         housing_format: ``boston``, ``california`` or ``auto`` (recognised by the header or the
             column count).
+        protocol: ``original``: housing is StatLib's California file with scikit-learn's 8
+            features (see :func:`california_features`), as the original code reads it.
+        download: housing: fetch and unpack StatLib's archive (:data:`CALIFORNIA_URL`) into
+            ``path``'s folder when ``path`` is missing.
     """
     if name == "friedman":
         from sklearn.datasets import make_friedman1
@@ -63,6 +73,10 @@ def load_regression(
     if name == "housing":
         if path is None:
             raise DataError("housing data is read from a CSV file; give its path (data.path)")
+        if download and not Path(path).is_file():
+            fetch_california(Path(path))
+        if protocol == "original":
+            return california_features(*read_housing(path, "california"))
         return read_housing(path, housing_format)
     raise DataError(unknown_choice("regression data set", name, REGRESSION_SETS))
 
@@ -125,6 +139,50 @@ def read_housing(path: str | os.PathLike[str], housing_format: str = "auto") -> 
     data = np.asarray(table, dtype=np.float64)
     where = numeric.index(target)
     return np.delete(data, where, axis=1), data[:, where]
+
+
+def fetch_california(path: Path) -> None:
+    """Download StatLib's archive into the folder that holds ``path`` and unpack it there."""
+    from kirchhoffnet.data.images import fetch, unpack
+
+    folder = path.parent.parent if path.parent.name == CALIFORNIA_FILE.parent.name else path.parent
+    archive = folder / "cal_housing.tar.gz"
+    if not archive.is_file():
+        fetch(CALIFORNIA_URL, archive)
+    unpack(archive, folder, set())
+    if not path.is_file():
+        raise DataError(f"the California archive holds {CALIFORNIA_FILE}; set data.path to {folder / CALIFORNIA_FILE}")
+
+
+def california_features(raw: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's California features from StatLib's raw columns (longitude, latitude, median
+    age, total rooms, total bedrooms, population, households, median income): median income, age,
+    rooms, bedrooms and occupants per household, population, latitude, longitude; the value in
+    units of $100,000. The original code trains on these, not on the raw totals."""
+    if raw.shape[1] != 8:
+        raise DataError(f"the original protocol reads California housing (8 raw columns), this file has {raw.shape[1]}")
+    if not (raw[:, 0] < 0).all():  # scikit-learn's frame (median income first) is derived already
+        raise DataError(
+            "the original protocol reads StatLib's raw California columns, longitude first (cal_housing.data)"
+        )
+    longitude, latitude, age, rooms, bedrooms, population, households, income = raw.T
+    households = np.where(households == 0, np.nan, households)
+    features = np.stack(
+        [
+            income,
+            age,
+            rooms / households,
+            bedrooms / households,
+            population,
+            population / households,
+            latitude,
+            longitude,
+        ],
+        axis=1,
+    )
+    if not np.isfinite(features).all():
+        raise DataError("a California housing row has 0 households; the per-household features are undefined")
+    return features, value / 100_000.0
 
 
 def _is_number(cell: str) -> bool:

@@ -49,6 +49,8 @@ class RegressionTask(NetworkTask):
             n_features=data.n_features,
             noise=data.noise,
             seed=data.seed,
+            protocol=data.protocol,
+            download=data.download,
         )
         if self.config.circuit is not None:
             try:
