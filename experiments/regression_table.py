@@ -100,7 +100,8 @@ def table1_markdown(results: dict[str, Any]) -> str:
                     + f" ({c['num_params']:,} p.)"
                     for c in cells
                 ]
-                lines.append(f"| {name} | {size} | {shown[0]} | {shown[1]} | {len(cells[0]['mse'])} |")
+                seeds = " / ".join(dict.fromkeys(str(len(c["mse"])) for c in cells))  # "3", or "3 / 2" if they differ
+                lines.append(f"| {name} | {size} | {shown[0]} | {shown[1]} | {seeds} |")
         lines.append("")
     return "\n".join(lines)
 
