@@ -94,7 +94,10 @@ def read_housing(path: str | os.PathLike[str], housing_format: str = "auto") -> 
         raise DataError(unknown_choice("housing format", housing_format, HOUSING_FORMATS))
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"housing CSV {path} not found; download a Boston or California housing CSV and set data.path")
+        raise DataError(
+            f"housing CSV {path} not found; download a Boston or California housing CSV and set data.path "
+            "(or data.download: true for StatLib's California file)"
+        )
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
