@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kirchhoffnet.data.tabular import load_regression, read_housing, split_standardize
+from kirchhoffnet.data.tabular import load_regression, read_housing, split_min_max, split_standardize
 from kirchhoffnet.errors import DataError
 
 BOSTON_HEADER = "crim,zn,indus,chas,nox,rm,age,dis,rad,tax,ptratio,b,lstat,medv"
@@ -95,3 +95,82 @@ def test_split_is_seeded_disjoint_and_standardised_on_train():
     assert not set(recovered["test"]) & set(recovered["train"])  # disjoint splits (y values are distinct)
     with pytest.raises(DataError, match=r"5 samples are too few for val_fraction=0\.45"):
         split_standardize(x[:5], y[:5], 0.45, 0.45, seed=0)
+
+
+def test_original_protocol_scales_like_the_original_code():
+    """Friedman as the paper: 4096 × 5, 60/40, X and y min-max fitted on the training part only."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+
+    x, y = load_regression("friedman", n_samples=4096, n_features=5, seed=42)
+    parts = split_min_max(x, y, 0.4, seed=42)
+    (x_train, y_train), (x_test, y_test) = parts["train"], parts["test"]
+    assert len(x_train) == 2457 and len(x_test) == 1639 and x_train.shape[1] == 5
+    # The training part spans [0, 1] exactly, in every feature and in the target.
+    np.testing.assert_allclose(x_train.min(0), 0.0, atol=1e-15)
+    np.testing.assert_allclose(x_train.max(0), 1.0)
+    assert y_train.min() == 0.0 and y_train.max() == pytest.approx(1.0)
+    # Reference: scikit-learn's scaler fitted on the training rows alone (the test part is only transformed).
+    raw_train, raw_test, raw_y_train, raw_y_test = train_test_split(x, y, test_size=0.4, random_state=42)
+    scaler_x, scaler_y = MinMaxScaler().fit(raw_train), MinMaxScaler().fit(raw_y_train[:, None])
+    np.testing.assert_allclose(x_test, scaler_x.transform(raw_test), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y_test, scaler_y.transform(raw_y_test[:, None])[:, 0], rtol=1e-12, atol=1e-12)
+    assert x_test.min() < 0.0 or x_test.max() > 1.0 or y_test.min() < 0.0 or y_test.max() > 1.0  # not refitted
+    # The scale entry undoes the target scaling; validation is the training part (the original has none).
+    low, spread = (float(v) for v in parts["scale"])
+    np.testing.assert_allclose(y_test * spread + low, raw_y_test, rtol=1e-12)
+    assert parts["val"][0] is x_train
+
+
+def test_original_protocol_split_sizes_and_seed():
+    x, y = load_regression("diabetes")
+    parts = split_min_max(x, y, 0.3, seed=42)
+    assert (len(parts["train"][0]), len(parts["test"][0])) == (309, 133)
+    again = split_min_max(x, y, 0.3, seed=42)
+    other = split_min_max(x, y, 0.3, seed=7)
+    np.testing.assert_array_equal(parts["test"][1], again["test"][1])
+    assert not np.array_equal(parts["test"][1], other["test"][1])
+    with pytest.raises(DataError, match=r"3 samples are too few for a test share of 0.1"):
+        split_min_max(x[:3], y[:3], 0.1, seed=0)
+
+
+STATLIB_ROWS = "-122.23,37.88,41,880,129,322,126,8.3252,452600\n-122.22,37.86,21,7099,1106,2401,1138,8.3014,358500\n"
+
+
+def test_original_housing_has_scikit_learns_features(tmp_path):
+    path = tmp_path / "cal_housing.data"
+    path.write_text(STATLIB_ROWS)
+    x, y = load_regression("housing", path=path, protocol="original")
+    # MedInc, HouseAge, AveRooms, AveBedrms, Population, AveOccup, Latitude, Longitude; value / 1e5.
+    np.testing.assert_allclose(x[0], [8.3252, 41, 880 / 126, 129 / 126, 322, 322 / 126, 37.88, -122.23])
+    np.testing.assert_allclose(y, [4.526, 3.585])
+    path.write_text(
+        "MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Latitude,Longitude,MedHouseVal\n" + "1," * 8 + "2\n"
+    )
+    with pytest.raises(DataError, match=r"reads StatLib's raw California columns, longitude first"):
+        load_regression("housing", path=path, protocol="original")
+    path.write_text(STATLIB_ROWS.replace(",126,", ",0,"))
+    with pytest.raises(DataError, match=r"a California housing row has 0 households"):
+        load_regression("housing", path=path, protocol="original")
+
+
+def test_housing_download_unpacks_statlibs_archive(tmp_path, monkeypatch):
+    import tarfile
+
+    import kirchhoffnet.data.tabular as tabular
+
+    source = tmp_path / "src" / "CaliforniaHousing"
+    source.mkdir(parents=True)
+    (source / "cal_housing.data").write_text(STATLIB_ROWS)
+    archive = tmp_path / "cal_housing.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="CaliforniaHousing")
+    monkeypatch.setattr(tabular, "CALIFORNIA_URL", archive.as_uri())
+    path = tmp_path / "data" / "CaliforniaHousing" / "cal_housing.data"
+    with pytest.raises(DataError, match=r"housing CSV .*cal_housing\.data not found"):
+        load_regression("housing", path=path)  # no download unless asked
+    x, _ = load_regression("housing", path=path, download=True)
+    assert x.shape == (2, 8) and path.is_file()
+    elsewhere = tmp_path / "other" / "housing.csv"
+    with pytest.raises(DataError, match=r"the California archive holds CaliforniaHousing/cal_housing\.data; set data"):
+        load_regression("housing", path=elsewhere, download=True)

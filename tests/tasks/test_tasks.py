@@ -62,6 +62,13 @@ def test_regression_learns_friedman(tmp_path, model):
     assert evaluate_run(tmp_path)["mse"] == pytest.approx(test["mse"], rel=1e-6)  # the saved model is the final one
 
 
+def test_regression_on_the_original_protocol_reports_the_unit_target(tmp_path):
+    config = _regression({"baseline": {"hidden": [8]}}) | {"data": {"name": "diabetes", "protocol": "original"}}
+    test = train(parse_config(config), tmp_path, progress=False).metrics["test"]
+    assert test["target_scale"] == "min-max [0, 1]" and test["num_test"] == 133  # the original's 70/30 split
+    assert test["mse"] < 0.25  # a [0, 1] target has variance <= 1/4: it learned something
+
+
 @pytest.mark.needs_dataset
 def test_classification_learns_fashion_mnist(tmp_path):
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from kirchhoffnet.config.circuit import SEED_MAX, Section
 from kirchhoffnet.data.images import IMAGE_SETS
-from kirchhoffnet.data.tabular import HOUSING_FORMATS
+from kirchhoffnet.data.tabular import HOUSING_FORMATS, ORIGINAL_FRIEDMAN, ORIGINAL_SEED, PROTOCOLS
 
 
 def check_source_fields(data: Section, named_only: tuple[str, ...], own_only: tuple[str, ...]) -> None:
@@ -38,6 +38,12 @@ class RegressionData(Section):
         "named", description="named (data.name), file (data.path: .csv or .npz) or memory (kn.train's data=)."
     )
     name: Literal["friedman", "diabetes", "housing"] | None = Field(None, description="named: the data set.")
+    protocol: Literal["standard", "original"] = Field(
+        "standard",
+        description=f"named: {' or '.join(PROTOCOLS)}: a train/val/test split with standardised X and y, or the "
+        "original paper's: its sizes and train/test split, X and y min-max scaled to [0, 1], MSE on that target.",
+    )
+    download: bool = Field(False, description="housing: fetch StatLib's California archive into data.path's folder.")
     path: str | None = Field(
         None, description="housing: the CSV file; file: a .csv with a header or an .npz (relative to the config)."
     )
@@ -55,13 +61,19 @@ class RegressionData(Section):
     noise: float = Field(0.0, ge=0, description="friedman: Gaussian noise on the target.")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of samples for validation.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share of samples for the test MSE.")
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the split (and of friedman's draw).")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description=f"Seed of the split (and of friedman's draw); original: {ORIGINAL_SEED}."
+    )
 
     @model_validator(mode="after")
     def _source(self) -> RegressionData:
         check_source_fields(
-            self, ("format", "n_samples", "n_features", "noise"), ("target", "features", "x_array", "y_array")
+            self,
+            ("format", "n_samples", "n_features", "noise", "protocol", "download"),
+            ("target", "features", "x_array", "y_array"),
         )
+        if self.download and self.name != "housing":
+            raise ValueError(f"download: only housing is downloaded, {self.name} is generated or bundled")
         if self.name == "housing" and self.path is None:
             raise ValueError("path: housing data is read from a CSV file; set data.path")
         if self.name not in (None, "housing") and self.path is not None:
@@ -72,6 +84,23 @@ class RegressionData(Section):
                 raise ValueError(f"path: a regression file is .csv or .npz, got {self.path!r}")
             if suffix == "csv" and self.target is None:
                 raise ValueError("target: name the CSV's target column (its header name or 0-based index)")
+        return self
+
+    @model_validator(mode="after")
+    def _original_fixes_the_sizes(self) -> RegressionData:
+        if self.protocol != "original":
+            return self
+        # A resolved config (a run's config.yaml) spells every value out: only a different one is refused.
+        unused = {key: type(self).model_fields[key].default for key in ("val_fraction", "test_fraction")}
+        fixed = ORIGINAL_FRIEDMAN if self.name == "friedman" else {}
+        for key, value in {**unused, **fixed}.items():
+            if key in self.model_fields_set and getattr(self, key) != value:
+                raise ValueError(
+                    f"{key}: the original protocol fixes the sizes and split; remove it or use protocol: standard"
+                )
+            setattr(self, key, value)
+        if "seed" not in self.model_fields_set:
+            self.seed = ORIGINAL_SEED
         return self
 
     @property

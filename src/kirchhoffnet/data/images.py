@@ -255,7 +255,9 @@ _READERS = {
 }
 
 
-def _fetch(url: str, target: Path) -> None:
+def fetch(url: str, target: Path) -> None:
+    """Download ``url`` to ``target`` atomically; any failure is one :class:`DataError` line."""
+
     def write(tmp: Path) -> None:
         try:
             response = urllib.request.urlopen(url, timeout=60)
@@ -275,15 +277,15 @@ def _download(info: ImageSet, base: Path) -> None:
     if info.url.endswith((".tar.gz", ".zip")):  # one archive holds every file
         archive = base / Path(info.url).name
         if not archive.is_file():
-            _fetch(info.url, archive)
-        _unpack(archive, base, set(wanted))
+            fetch(info.url, archive)
+        unpack(archive, base, set(wanted))
         return
     for file in wanted:
         if not (base / file).is_file():
-            _fetch(info.url + file, base / file)
+            fetch(info.url + file, base / file)
 
 
-def _unpack(archive: Path, base: Path, wanted: set[str]) -> None:
+def unpack(archive: Path, base: Path, wanted: set[str]) -> None:
     """Unpack a ``.tar.gz`` whole (CIFAR-10), or of a ``.zip`` the wanted files by name into ``base`` (EMNIST)."""
     try:
         if archive.name.endswith(".tar.gz"):

@@ -14,6 +14,20 @@ from kirchhoffnet.errors import DataError, unknown_choice
 
 REGRESSION_SETS = ("friedman", "diabetes", "housing")
 HOUSING_FORMATS = ("auto", "boston", "california")
+PROTOCOLS = ("standard", "original")
+"""``standard``: a seeded train/validation/test split, standardised; ``original``: the KirchhoffNet
+paper's code (train/test split, min-max scaling of X and y to [0, 1] fitted on the training part)."""
+
+ORIGINAL_SEED = 42
+"""The ``random_state`` of the original code's Friedman draw and of its every train/test split."""
+ORIGINAL_FRIEDMAN = {"n_samples": 4096, "n_features": 5, "noise": 0.0}
+"""The original's Friedman #1: ``make_friedman1(4096, n_features=5, noise=0)``."""
+CALIFORNIA_URL = "https://ndownloader.figshare.com/files/5976036"
+"""StatLib's California housing archive, the file scikit-learn's ``fetch_california_housing`` reads."""
+CALIFORNIA_FILE = Path("CaliforniaHousing") / "cal_housing.data"
+"""The standard file inside that archive: 20,640 head-less rows of 8 raw columns and the value."""
+ORIGINAL_TEST_FRACTION = {"friedman": 0.4, "diabetes": 0.3, "housing": 0.3}
+"""The original's test share of each set (Friedman 60/40, Diabetes and California housing 70/30)."""
 
 # Column names of the target in the common exports of the two housing data sets.
 _BOSTON_TARGET = "medv"
@@ -31,6 +45,8 @@ def load_regression(
     n_features: int = 10,
     noise: float = 0.0,
     seed: int = 0,
+    protocol: str = "standard",
+    download: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, d) and targets (N,) as float64, unscaled.
 
@@ -39,6 +55,10 @@ def load_regression(
             ``seed``), ``diabetes`` or ``housing`` (read from ``path``).
         housing_format: ``boston``, ``california`` or ``auto`` (recognised by the header or the
             column count).
+        protocol: ``original``: housing is StatLib's California file with scikit-learn's 8
+            features (see :func:`california_features`), as the original code reads it.
+        download: housing: fetch and unpack StatLib's archive (:data:`CALIFORNIA_URL`) into
+            ``path``'s folder when ``path`` is missing.
     """
     if name == "friedman":
         from sklearn.datasets import make_friedman1
@@ -53,6 +73,10 @@ def load_regression(
     if name == "housing":
         if path is None:
             raise DataError("housing data is read from a CSV file; give its path (data.path)")
+        if download and not Path(path).is_file():
+            fetch_california(Path(path))
+        if protocol == "original":
+            return california_features(*read_housing(path, "california"))
         return read_housing(path, housing_format)
     raise DataError(unknown_choice("regression data set", name, REGRESSION_SETS))
 
@@ -70,7 +94,10 @@ def read_housing(path: str | os.PathLike[str], housing_format: str = "auto") -> 
         raise DataError(unknown_choice("housing format", housing_format, HOUSING_FORMATS))
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"housing CSV {path} not found; download a Boston or California housing CSV and set data.path")
+        raise DataError(
+            f"housing CSV {path} not found; download a Boston or California housing CSV and set data.path "
+            "(or data.download: true for StatLib's California file)"
+        )
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -117,6 +144,50 @@ def read_housing(path: str | os.PathLike[str], housing_format: str = "auto") -> 
     return np.delete(data, where, axis=1), data[:, where]
 
 
+def fetch_california(path: Path) -> None:
+    """Download StatLib's archive into the folder that holds ``path`` and unpack it there."""
+    from kirchhoffnet.data.images import fetch, unpack
+
+    folder = path.parent.parent if path.parent.name == CALIFORNIA_FILE.parent.name else path.parent
+    archive = folder / "cal_housing.tar.gz"
+    if not archive.is_file():
+        fetch(CALIFORNIA_URL, archive)
+    unpack(archive, folder, set())
+    if not path.is_file():
+        raise DataError(f"the California archive holds {CALIFORNIA_FILE}; set data.path to {folder / CALIFORNIA_FILE}")
+
+
+def california_features(raw: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's California features from StatLib's raw columns (longitude, latitude, median
+    age, total rooms, total bedrooms, population, households, median income): median income, age,
+    rooms, bedrooms and occupants per household, population, latitude, longitude; the value in
+    units of $100,000. The original code trains on these, not on the raw totals."""
+    if raw.shape[1] != 8:
+        raise DataError(f"the original protocol reads California housing (8 raw columns), this file has {raw.shape[1]}")
+    if not (raw[:, 0] < 0).all():  # scikit-learn's frame (median income first) is derived already
+        raise DataError(
+            "the original protocol reads StatLib's raw California columns, longitude first (cal_housing.data)"
+        )
+    longitude, latitude, age, rooms, bedrooms, population, households, income = raw.T
+    households = np.where(households == 0, np.nan, households)
+    features = np.stack(
+        [
+            income,
+            age,
+            rooms / households,
+            bedrooms / households,
+            population,
+            population / households,
+            latitude,
+            longitude,
+        ],
+        axis=1,
+    )
+    if not np.isfinite(features).all():
+        raise DataError("a California housing row has 0 households; the per-household features are undefined")
+    return features, value / 100_000.0
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
@@ -161,3 +232,34 @@ def standardize(parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tu
     out = {k: ((x - mean_x) / std_x, (y - mean_y) / std_y) for k, (x, y) in parts.items()}
     out["scale"] = (np.asarray(mean_y), np.asarray(std_y))
     return out
+
+
+def split_min_max(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The original protocol: scikit-learn's ``train_test_split`` (so seed 42 gives the original's
+    very split), then X and y min-max scaled to [0, 1] with the training part's range.
+
+    The original keeps no validation set and monitors its training loss, so ``val`` is the training
+    part itself: the whole training part is trained on, and the test part is never looked at before
+    the end.
+
+    Returns:
+        ``{"train": (x, y), "val": (x, y) of train, "test": ..., "scale": (min_y, range_y)}`` where
+        the scale entry undoes the target scaling, ``y = y_scaled · range_y + min_y``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if len(x) * test_fraction < 1 or len(x) * (1 - test_fraction) < 2:
+        raise DataError(f"{len(x)} samples are too few for a test share of {test_fraction}")
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed)
+    low_x, range_x = x_train.min(0), np.ptp(x_train, axis=0)
+    range_x[range_x == 0] = 1.0  # a constant feature stays 0 instead of becoming NaN
+    low_y, range_y = y_train.min(), np.ptp(y_train) or 1.0
+    train = ((x_train - low_x) / range_x, (y_train - low_y) / range_y)
+    return {
+        "train": train,
+        "val": train,
+        "test": ((x_test - low_x) / range_x, (y_test - low_y) / range_y),
+        "scale": (np.asarray(low_y), np.asarray(range_y)),
+    }

@@ -15,7 +15,13 @@ from kirchhoffnet.config import RegressionConfig
 from kirchhoffnet.config.tasks import check_features
 from kirchhoffnet.data.files import read_table, table_arrays
 from kirchhoffnet.data.supplied import WHOLE
-from kirchhoffnet.data.tabular import load_regression, split_standardize, standardize
+from kirchhoffnet.data.tabular import (
+    ORIGINAL_TEST_FRACTION,
+    load_regression,
+    split_min_max,
+    split_standardize,
+    standardize,
+)
 from kirchhoffnet.errors import CheckpointError, ConfigError, DataError
 from kirchhoffnet.io.figures import save_figure
 from kirchhoffnet.tasks.base import CONFIG_FILE, NetworkTask
@@ -31,9 +37,13 @@ def r_squared(mse: float, variance: float) -> dict[str, Any]:
     return {"r2": 1.0 - mse / variance}
 
 
+TARGET_SCALES = {"standard": "standardised", "original": "min-max [0, 1]"}
+"""What the MSE is measured on under each protocol (``metrics.json``'s ``target_scale``)."""
+
+
 class RegressionTask(NetworkTask):
-    """MSE on standardised targets; test MSE (standardised and in the data's units), R², and a
-    predicted-vs-true plot at the end."""
+    """MSE on the scaled targets (standardised, or min-max [0, 1] under the original protocol); test
+    MSE (scaled and in the data's units), R², and a predicted-vs-true plot at the end."""
 
     primary = "mse"
     config: RegressionConfig
@@ -56,7 +66,9 @@ class RegressionTask(NetworkTask):
                 check_features(data.label, features, self.config.circuit)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-        if WHOLE in given:
+        if WHOLE in given and data.protocol == "original":
+            parts = split_min_max(*given[WHOLE], ORIGINAL_TEST_FRACTION[str(data.name)], data.seed)
+        elif WHOLE in given:
             parts = split_standardize(*given[WHOLE], data.val_fraction, data.test_fraction, data.seed)
         else:
             parts = standardize(given)
@@ -75,6 +87,8 @@ class RegressionTask(NetworkTask):
             n_features=data.n_features,
             noise=data.noise,
             seed=data.seed,
+            protocol=data.protocol,
+            download=data.download,
         )
 
     def build_model(self) -> nn.Module:
@@ -102,11 +116,13 @@ class RegressionTask(NetworkTask):
         truth = self.parts["test"][1]
         truth_units = (truth * self.y_std + self.y_mean).cpu().numpy()
         predicted_units = (predicted * self.y_std + self.y_mean).cpu().numpy()
-        title = f"{self.config.data.label}: test MSE {mse:.4f} (standardised)"
+        scale = TARGET_SCALES[self.config.data.protocol]
+        title = f"{self.config.data.label}: test MSE {mse:.4f} ({scale})"
         save_figure(predicted_vs_true(truth_units, predicted_units, title), out_dir / "predicted_vs_true.png")
         return {
             "dataset": self.config.data.label,
             "mse": mse,
+            "target_scale": scale,
             "rmse_units": math.sqrt(mse) * self.y_std,
             **r_squared(mse, float(truth.var(unbiased=False))),
             "num_features": self.num_features,
