@@ -16,6 +16,7 @@ from kirchhoffnet.solve import trajectory
 from kirchhoffnet.spice.deck import parameterised_deck
 from kirchhoffnet.spice.dialect import Dialect, dialect
 from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit, slice_durations, slice_netlist
+from kirchhoffnet.spice.network_deck import network_deck, readout_nodes
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER
 
 
@@ -123,4 +124,53 @@ def export_decks(
         for file, text in ((target, deck.main), (params, deck.parameters), (ics, deck.initial_conditions)):
             write_text_atomic(file, text)
             written.append(file)
+    return written
+
+
+def export_network_deck(
+    model: Any,
+    x: Tensor,
+    path: str | os.PathLike[str],
+    simulator: str | Dialect = "ngspice",
+    options: SpiceOptions | None = None,
+) -> list[Path]:
+    """Write the whole multi-slice network as one parameterised transient deck (see
+    `kirchhoffnet.spice.network_deck`): from the inputs alone, a simulator reproduces the network's output.
+
+    The main deck ``path`` comes with ``<stem>.params<inc>`` and ``<stem>.ic<inc>`` beside it; it measures
+    the readout's nodes at the last time as ``out<i>`` (``out<i>_<sample>`` for several samples).
+
+    Args:
+        model: a Circuit, Flow or Network.
+        x: (K, d) inputs.
+        path: the main deck.
+        simulator: ``ngspice`` or ``ltspice`` (the others have no checked unit step for the slice gates).
+        options: transient settings; every slice gets steps at least as fine as in its own deck.
+
+    Returns:
+        The files written: main deck, parameters, initial conditions.
+    """
+    spelling = dialect(simulator)
+    circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
+    inputs = x.detach().to(torch.float64).cpu()
+    start = circuit.input_state(inputs).T.numpy()
+    target = Path(path)
+    params, ics = (target.with_name(f"{target.stem}.{part}{spelling.include_suffix}") for part in ("params", "ic"))
+    title = (
+        f"kirchhoffnet network of {circuit.num_slices} slice(s) (t = {circuit.times[0]:g}..{circuit.times[-1]:g} s) "
+        f"in one deck, {len(inputs)} sample(s); initial voltages from the inputs"
+    )
+    deck = network_deck(
+        circuit,
+        start,
+        options or SpiceOptions(),
+        spelling,
+        outputs=readout_nodes(model, circuit.widths[-1]),
+        title=title,
+        files=(params.name, ics.name),
+    )
+    written = []
+    for file, text in ((target, deck.main), (params, deck.parameters), (ics, deck.initial_conditions)):
+        write_text_atomic(file, text)
+        written.append(file)
     return written

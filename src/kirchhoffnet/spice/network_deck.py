@@ -1,0 +1,236 @@
+"""One transient deck for a whole multi-slice circuit, so a simulator reproduces the network's output alone.
+
+Per-slice decks (`kirchhoffnet.spice.deck`) start each slice from kirchhoffnet's own state; this deck
+runs every slice in one transient analysis from the inputs. Slice k's devices are switched by a gate
+voltage ``g<k>`` that is 1 while ``t`` lies in (t_k, t_{k+1}] (slice 0 from t = 0) and 0 otherwise; each
+family subcircuit multiplies its law by ``v(gate)``. The gates are unit steps of one piecewise-linear
+clock voltage ``kn_clock`` that equals k at t_k, so
+
+* the clock's corners are breakpoints: the simulator lands on every slice boundary exactly;
+* at a boundary the gate still belongs to the slice that ends there (the step is 0 at 0), as in
+  kirchhoffnet, where a slice's end state is what the next one starts from;
+* only a PWL source, a behavioural voltage and the unit step ``u()`` are needed, which SPICE3
+  descendants (ngspice, LTspice) share.
+
+Nodes keep their number from slice to slice, as [`Circuit.resize`][kirchhoffnet.Circuit.resize] does. A node
+that a slice drops and a later one brings back is a fresh SPICE node ``n<node>s<k>`` (k the slice it
+comes back in) starting at 0 V, the ``zeros`` fill; until its slice no active device touches it. What
+no circuit element represents is refused: residual connections (a sample-and-hold added to a later
+state), ``fill="repeat"`` on a growing slice (a copy of another node's voltage at a time instant), and a
+node whose capacitance changes between slices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from kirchhoffnet.circuit import Circuit
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.spice.deck import Deck, check_file_name, family_subckt
+from kirchhoffnet.spice.dialect import Dialect
+from kirchhoffnet.spice.netlist import SpiceOptions, affine_family, edge_parameters, slice_durations
+
+NETWORK_SUBCKT = "kn_network"
+CLOCK = "kn_clock"
+NETWORK_DIRECTIVE = "kirchhoffnet network "
+
+
+@dataclass(frozen=True)
+class NetworkLayout:
+    """Which SPICE node holds each state node of each slice.
+
+    Attributes:
+        nodes: ``nodes[k][n - 1]`` is the SPICE name of state node n during slice k.
+        capacitance: each SPICE node's capacitance in F, in order of first use.
+    """
+
+    nodes: list[list[str]]
+    capacitance: dict[str, float]
+
+    @property
+    def all_nodes(self) -> list[str]:
+        return list(self.capacitance)
+
+
+def network_layout(circuit: Circuit) -> NetworkLayout:
+    """The SPICE node of every (slice, state node), refusing what a single deck cannot represent."""
+    if circuit.residual is not None:
+        raise ConfigError(
+            f"residual {circuit.residual} adds one slice's end state to a later one's, which no circuit element "
+            "represents; export this circuit per slice (without --whole-network)"
+        )
+    widths = circuit.widths
+    if circuit.fill == "repeat" and any(widths[k] > widths[k - 1] for k in range(1, len(widths))):
+        raise ConfigError(
+            "fill='repeat' starts a growing slice's new nodes at copies of other nodes' voltages, which no circuit "
+            "element represents; export this circuit per slice (without --whole-network)"
+        )
+    nodes: list[list[str]] = []
+    capacitance: dict[str, float] = {}
+    for k, width in enumerate(widths):
+        caps = circuit.slice(k).capacitance.detach().to(torch.float64).tolist()
+        names = []
+        for n in range(1, width + 1):
+            kept = k > 0 and n <= widths[k - 1]
+            name = nodes[k - 1][n - 1] if kept else (f"n{n}" if k == 0 else f"n{n}s{k}")
+            if capacitance.setdefault(name, caps[n - 1]) != caps[n - 1]:
+                raise ConfigError(
+                    f"node {n} has capacitance {capacitance[name]!r} before slice {k} and {caps[n - 1]!r} in it; "
+                    "a capacitor cannot change value, so export this circuit per slice (without --whole-network)"
+                )
+            names.append(name)
+        nodes.append(names)
+    return NetworkLayout(nodes, capacitance)
+
+
+def gate_expression(k: int, slices: int, dialect: Dialect) -> str:
+    """Slice k's gate: 1 for clock values in (k, k + 1] (slice 0 from 0, the last slice to the end)."""
+    if slices == 1:
+        return "1"
+    clock = f"v({CLOCK})"
+    after = "1" if k == 0 else dialect.unit_step(f"{clock}-{k}")
+    return after if k == slices - 1 else f"{after}-{dialect.unit_step(f'{clock}-{k + 1}')}"
+
+
+def network_analysis(circuit: Circuit, options: SpiceOptions) -> tuple[SpiceOptions, float]:
+    """Settings over the whole run whose print and largest steps are those of the shortest slice's own deck,
+    and the run's duration in s."""
+    durations = slice_durations(circuit)
+    total = circuit.times[-1] - circuit.times[0]
+    print_step = min(options.steps(d)[0] for d in durations)
+    max_step = min(options.steps(d)[1] for d in durations)
+    points = math.ceil(total / print_step * (1 - 1e-12)) + 1
+    return replace(options, points=points, max_step_fraction=min(1.0, max_step / total)), total
+
+
+def _family_names(circuit: Circuit) -> list[str]:
+    """Each slice's family subcircuit name: the family's own, numbered when two slices' settings differ."""
+    specs: dict[str, str] = {}
+    names = []
+    for k in range(circuit.num_slices):
+        device = affine_family(circuit.slice(k).device_family)
+        key = json.dumps(device.spec(), sort_keys=True)
+        taken = sum(1 for other in specs if json.loads(other)["name"] == device.name)
+        names.append(specs.setdefault(key, device.name if taken == 0 else f"{device.name}_{taken}"))
+    return names
+
+
+def network_deck(
+    circuit: Circuit,
+    init: np.ndarray,
+    options: SpiceOptions,
+    dialect: Dialect,
+    *,
+    outputs: list[int],
+    title: str,
+    files: tuple[str, str],
+) -> Deck:
+    """The whole circuit as one parameterised transient deck, for one or several samples.
+
+    Args:
+        circuit: a float64 circuit.
+        init: (K, N0) initial node voltages of slice 0 in V, one row per sample.
+        options: transient settings; the steps of each slice are at least as fine as in its own deck.
+        dialect: the simulator's spelling.
+        outputs: the final state nodes (0-based) read out at the end as ``out<i>`` measurements.
+        title: the deck's first (comment) line.
+        files: the names of the parameter and initial-condition files, in the deck's folder.
+    """
+    layout = network_layout(circuit)
+    params_file, ic_file = (check_file_name(name) for name in files)
+    if init.ndim != 2 or init.shape[1] != circuit.widths[0] or not np.isfinite(init).all():
+        raise ConfigError(
+            f"initial voltages must be finite with shape (samples, {circuit.widths[0]}), got {init.shape}"
+        )
+    slices = circuit.num_slices
+    families = _family_names(circuit)
+    gates = [f"g{k}" for k in range(slices)]
+    replicas = [f"_{s}" if len(init) > 1 else "" for s in range(len(init))]
+    settings, total = network_analysis(circuit, options)
+    times = [t - circuit.times[0] for t in circuit.times]
+    final = layout.nodes[-1]
+    record = {
+        "slices": slices,
+        "times_s": list(circuit.times),
+        "widths": list(circuit.widths),
+        "outputs": {f"out{i}": final[n] for i, n in enumerate(outputs)},
+    }
+    main = [
+        dialect.comment(title),
+        *dialect.preamble(),
+        dialect.comment(NETWORK_DIRECTIVE + json.dumps(record)),
+        dialect.include(params_file),
+    ]
+    for k, name in enumerate(families):
+        if name not in families[:k]:
+            main += family_subckt(circuit.slice(k).device_family, dialect, name, gated=True)
+    main += _network_subckt(circuit, layout, families, gates, dialect)
+    main.append(dialect.piecewise_linear("clock", CLOCK, [(t, float(k)) for k, t in enumerate(times)]))
+    main += [
+        dialect.behavioural_voltage(f"gate{k}", g, gate_expression(k, slices, dialect)) for k, g in enumerate(gates)
+    ]
+    main += [
+        dialect.instance(f"net{suffix}", [*(f"{n}{suffix}" for n in layout.all_nodes), *gates], NETWORK_SUBCKT, [])
+        for suffix in replicas
+    ]
+    main += [dialect.include(ic_file), *dialect.analysis(settings, total)]
+    main += [
+        dialect.measure(f"out{i}{suffix}", f"{final[n]}{suffix}", total)
+        for suffix in replicas
+        for i, n in enumerate(outputs)
+    ]
+    main += dialect.end()
+    parameters = [
+        dialect.comment("learned values: c_<node> node capacitance in F, s<slice>_e<edge>_<name> device parameters"),
+        *dialect.preamble(),
+        *(dialect.parameters([(f"c_{node}", cap)]) for node, cap in layout.capacitance.items()),
+    ]
+    for k in range(slices):
+        piece = circuit.slice(k)
+        values = edge_parameters(piece).tolist()
+        parameters += [
+            dialect.parameters([(f"s{k}_e{e}_{name}", values[i][e])])
+            for e in range(piece.num_edges)
+            for i, name in enumerate(piece.device_family.param_names)
+        ]
+    initial = [dialect.comment("initial node voltages in V at t = 0, one block per sample"), *dialect.preamble()]
+    for suffix, row in zip(replicas, init, strict=True):
+        start = dict(zip(layout.nodes[0], row.tolist(), strict=True))
+        initial += [dialect.initial_condition(f"{n}{suffix}", start.get(n, 0.0)) for n in layout.all_nodes]
+    return Deck(*("\n".join([*text, ""]) for text in (main, parameters, initial)))
+
+
+def _network_subckt(
+    circuit: Circuit, layout: NetworkLayout, families: list[str], gates: list[str], dialect: Dialect
+) -> list[str]:
+    """``kn_network <nodes> <gates>``: every node's capacitor and every slice's edges, each on its slice's gate."""
+    lines = dialect.subckt(NETWORK_SUBCKT, [*layout.all_nodes, *gates], [])
+    lines += [dialect.capacitor(f"_{n}", n, dialect.reference(f"c_{n}")) for n in layout.capacitance]
+    for k in range(circuit.num_slices):
+        piece = circuit.slice(k)
+        src, dst = piece.edge_index.tolist()
+        names = ["0", *layout.nodes[k]]
+        params = piece.device_family.param_names
+        for e in range(piece.num_edges):
+            values = [(p, dialect.reference(f"s{k}_e{e}_{p}")) for p in params]
+            lines.append(dialect.instance(f"s{k}e{e}", [names[src[e]], names[dst[e]], gates[k]], families[k], values))
+    return [*lines, dialect.ends(NETWORK_SUBCKT)]
+
+
+def readout_nodes(model: Any, width: int) -> list[int]:
+    """The final state nodes (0-based) a model's readout takes: ``firstK``/``lastK`` theirs, otherwise all
+    (a linear readout is a digital layer applied to all of them afterwards)."""
+    readout = getattr(model, "readout", None)
+    spec = readout.spec() if readout is not None and hasattr(readout, "spec") else {}
+    k = min(int(spec.get("k", width)), width)
+    if spec.get("name") == "first":
+        return list(range(k))
+    if spec.get("name") == "last":
+        return list(range(width - k, width))
+    return list(range(width))
