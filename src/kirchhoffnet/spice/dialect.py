@@ -86,18 +86,6 @@ class Dialect:
         corners = " ".join(f"{t!r} {v!r}" for t, v in points)
         return f"V{name} {node} 0 PWL({corners})"
 
-    def behavioural_voltage(self, name: str, node: str, expression: str) -> str:
-        """A voltage source from ``node`` to ground whose value is ``expression``."""
-        return f"B{name} {node} 0 V={expression}"
-
-    def unit_step(self, expression: str) -> str:
-        """1 where ``expression`` > 0, else 0 (0 at 0 itself): the slice gates of a whole-network deck.
-
-        Raises:
-            ConfigError: for a simulator whose step function was not checked against its manual.
-        """
-        return f"u({expression})"
-
     def measure(self, name: str, node: str, at: float) -> str:
         """A transient measurement ``name`` of ``node``'s voltage at time ``at`` s."""
         return f".meas tran {name} FIND v({node}) AT={at!r}"
@@ -140,8 +128,8 @@ class Xyce(Dialect):
     def end(self) -> list[str]:
         return [".END"]
 
-    def unit_step(self, expression: str) -> str:
-        raise ConfigError(_NO_STEP.format(self.name))
+    def piecewise_linear(self, name: str, node: str, points: Sequence[tuple[float, float]]) -> str:
+        raise ConfigError(_NO_NETWORK.format(self.name))
 
 
 class LTspice(Dialect):
@@ -223,13 +211,13 @@ class Spectre(Dialect):
     def end(self) -> list[str]:
         return []
 
-    def unit_step(self, expression: str) -> str:
-        raise ConfigError(_NO_STEP.format(self.name))
+    def piecewise_linear(self, name: str, node: str, points: Sequence[tuple[float, float]]) -> str:
+        raise ConfigError(_NO_NETWORK.format(self.name))
 
 
-_NO_STEP = (
-    "a whole-network deck gates each slice with a unit step of time, which is written and checked for ngspice "
-    "and LTspice only; export {} decks per slice (without --whole-network)"
+_NO_NETWORK = (
+    "a whole-network deck (PWL slice gates and .meas readout) is written and checked for ngspice and LTspice only; "
+    "export {} decks per slice (without --whole-network)"
 )
 
 

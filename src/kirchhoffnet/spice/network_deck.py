@@ -1,16 +1,15 @@
 """One transient deck for a whole multi-slice circuit, so a simulator reproduces the network's output alone.
 
 Per-slice decks (`kirchhoffnet.spice.deck`) start each slice from kirchhoffnet's own state; this deck
-runs every slice in one transient analysis from the inputs. Slice k's devices are switched by a gate
-voltage ``g<k>`` that is 1 while ``t`` lies in (t_k, t_{k+1}] (slice 0 from t = 0) and 0 otherwise; each
-family subcircuit multiplies its law by ``v(gate)``. The gates are unit steps of one piecewise-linear
-clock voltage ``kn_clock`` that equals k at t_k, so
+runs every slice in one transient analysis from the inputs. Each family subcircuit multiplies its law by
+``v(gate)``, and slice k's gate ``g<k>`` is a piecewise-linear voltage that is 1 during the slice and 0
+outside it, switching over a ramp of ``RAMP`` × the largest time step centred on each boundary t_k:
 
-* the clock's corners are breakpoints: the simulator lands on every slice boundary exactly;
-* at a boundary the gate still belongs to the slice that ends there (the step is 0 at 0), as in
-  kirchhoffnet, where a slice's end state is what the next one starts from;
-* only a PWL source, a behavioural voltage and the unit step ``u()`` are needed, which SPICE3
-  descendants (ngspice, LTspice) share.
+* the PWL corners are breakpoints, so the simulator lands on both ends of every ramp;
+* a centred ramp blends the two laws symmetrically about t_k, so the switch is at t_k to first order
+  (an ideal step made ngspice's Newton iteration flip between the two laws at the boundary and stop with
+  "timestep too small");
+* only a PWL voltage source is needed, which every SPICE has; ngspice and LTspice are written.
 
 Nodes keep their number from slice to slice, as [`Circuit.resize`][kirchhoffnet.Circuit.resize] does. A node
 that a slice drops and a later one brings back is a fresh SPICE node ``n<node>s<k>`` (k the slice it
@@ -37,7 +36,9 @@ from kirchhoffnet.spice.dialect import Dialect
 from kirchhoffnet.spice.netlist import SpiceOptions, affine_family, edge_parameters, slice_durations
 
 NETWORK_SUBCKT = "kn_network"
-CLOCK = "kn_clock"
+RAMP = 1e-3
+"""Width of a gate's switch between slices, as a fraction of the largest time step: far above ngspice's
+smallest breakpoint spacing (5e-5 of it) and far below the step, so it costs two short steps per boundary."""
 NETWORK_DIRECTIVE = "kirchhoffnet network "
 
 
@@ -89,13 +90,16 @@ def network_layout(circuit: Circuit) -> NetworkLayout:
     return NetworkLayout(nodes, capacitance)
 
 
-def gate_expression(k: int, slices: int, dialect: Dialect) -> str:
-    """Slice k's gate: 1 for clock values in (k, k + 1] (slice 0 from 0, the last slice to the end)."""
-    if slices == 1:
-        return "1"
-    clock = f"v({CLOCK})"
-    after = "1" if k == 0 else dialect.unit_step(f"{clock}-{k}")
-    return after if k == slices - 1 else f"{after}-{dialect.unit_step(f'{clock}-{k + 1}')}"
+def gate_corners(k: int, times: list[float], ramp: float) -> list[tuple[float, float]]:
+    """Slice k's gate as PWL ``(t, v)`` corners over the run ``times`` (from 0): 1 within the slice, 0 outside,
+    ramps of width ``ramp`` centred on its boundaries."""
+    half = ramp / 2
+    corners = [(0.0, 1.0 if k == 0 else 0.0)]
+    if k > 0:
+        corners += [(times[k] - half, 0.0), (times[k] + half, 1.0)]
+    if k < len(times) - 2:
+        corners += [(times[k + 1] - half, 1.0), (times[k + 1] + half, 0.0)]
+    return [*corners, (times[-1], corners[-1][1])]
 
 
 def network_analysis(circuit: Circuit, options: SpiceOptions) -> tuple[SpiceOptions, float]:
@@ -171,10 +175,8 @@ def network_deck(
         if name not in families[:k]:
             main += family_subckt(circuit.slice(k).device_family, dialect, name, gated=True)
     main += _network_subckt(circuit, layout, families, gates, dialect)
-    main.append(dialect.piecewise_linear("clock", CLOCK, [(t, float(k)) for k, t in enumerate(times)]))
-    main += [
-        dialect.behavioural_voltage(f"gate{k}", g, gate_expression(k, slices, dialect)) for k, g in enumerate(gates)
-    ]
+    ramp = RAMP * settings.steps(total)[1]
+    main += [dialect.piecewise_linear(f"gate{k}", g, gate_corners(k, times, ramp)) for k, g in enumerate(gates)]
     main += [
         dialect.instance(f"net{suffix}", [*(f"{n}{suffix}" for n in layout.all_nodes), *gates], NETWORK_SUBCKT, [])
         for suffix in replicas
