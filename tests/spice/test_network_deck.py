@@ -15,6 +15,7 @@ from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.spice import export_network_deck, find_ngspice
 from kirchhoffnet.spice.network_deck import network_layout, readout_nodes
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER
+from tests.spice.grammar import GrammarError, check_spice
 
 AFFINE = [name for name in kn.devices.available() if issubclass(kn.devices.Device.registry[name], AffineActivation)]
 OF_SWING = 1e-4  # the largest error allowed, as a fraction of the outputs' swing
@@ -147,3 +148,32 @@ def test_repeat_fill_is_fine_when_no_slice_grows(tmp_path):
 def test_simulators_without_a_checked_unit_step_are_refused(simulator, tmp_path):
     with pytest.raises(ConfigError, match="ngspice and LTspice only"):
         export_network_deck(layered("ShiftTanh2", [2, 2]), torch.zeros(1, 2), tmp_path / "net.cir", simulator)
+
+
+@pytest.mark.parametrize("simulator", ["ngspice", "ltspice"])
+def test_the_deck_uses_only_statements_the_manual_defines(simulator, tmp_path):
+    circuit = layered("MosRelu", [2, 3, 1, 3])
+    main = export_network_deck(circuit, torch.zeros(2, 2), tmp_path / "net.cir", simulator)[0]
+    kinds = check_spice(main, simulator)
+    assert kinds.count("pwl") == 4 and kinds.count("meas") == 6 and kinds[-1] == "end"
+
+
+def test_the_checker_rejects_a_gate_whose_times_go_back(tmp_path):
+    deck = tmp_path / "bad.cir"
+    deck.write_text("* title\nVgate0 g0 0 PWL(0.0 1.0 0.5 1.0 0.5 0.0)\n.end\n")
+    with pytest.raises(GrammarError, match="increasing times"):
+        check_spice(deck, "ngspice")
+
+
+@pytest.mark.needs_ngspice
+def test_slices_of_different_families_and_settings_each_get_their_subcircuit(tmp_path):
+    torch.manual_seed(3)
+    devices = ["ShiftTanh2", {"name": "ShiftLeakyRelu2", "negative_slope": 0.01}]
+    devices.append({"name": "ShiftLeakyRelu2", "negative_slope": 0.3})
+    edges = kn.topology.fully_connect(4, (1, 1))
+    circuit = kn.Circuit([kn.circuit.Slice(edges, d, init="gauss") for d in devices], times=[0.0, 0.3, 0.6, 0.9])
+    x = torch.randn(2, 3, dtype=torch.float64)
+    assert worst_error(circuit, x, tmp_path) < OF_SWING
+    deck = (tmp_path / "net.cir").read_text()
+    assert ".subckt ShiftLeakyRelu2 " in deck and ".subckt ShiftLeakyRelu2_1 " in deck
+    assert "Xs2e0 0 n1 g2 ShiftLeakyRelu2_1 " in deck

@@ -145,7 +145,9 @@ def export(
         fail(exc)
     _wrote(*written)
     if chosen.name == "ngspice":  # ngspice measures only without a raw file
-        status(f"run with: ngspice -b {written[0]}" if whole_network else f"run with: ngspice -b -r out.raw {written[0]}")
+        status(
+            f"run with: ngspice -b {written[0]}" if whole_network else f"run with: ngspice -b -r out.raw {written[0]}"
+        )
 
 
 @app.command("import")
