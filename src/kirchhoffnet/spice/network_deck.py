@@ -11,7 +11,7 @@ outside it, switching over a ramp of ``RAMP`` × the largest time step centred o
   "timestep too small");
 * only a PWL voltage source is needed, which every SPICE has; ngspice and LTspice are written.
 
-Nodes keep their number from slice to slice, as [`Circuit.resize`][kirchhoffnet.Circuit.resize] does. A node
+Nodes keep their number from slice to slice, as `Circuit.resize` does. A node
 that a slice drops and a later one brings back is a fresh SPICE node ``n<node>s<k>`` (k the slice it
 comes back in) starting at 0 V, the ``zeros`` fill; until its slice no active device touches it. What
 no circuit element represents is refused: residual connections (a sample-and-hold added to a later
