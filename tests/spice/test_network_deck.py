@@ -147,13 +147,13 @@ def test_repeat_fill_is_fine_when_no_slice_grows(tmp_path):
 @pytest.mark.parametrize("simulator", ["xyce", "spectre"])
 def test_simulators_without_a_checked_unit_step_are_refused(simulator, tmp_path):
     with pytest.raises(ConfigError, match="ngspice and LTspice only"):
-        export_network_deck(layered("ShiftTanh2", [2, 2]), torch.zeros(1, 2), tmp_path / "net.cir", simulator)
+        export_network_deck(layered("ShiftTanh2", [2, 2]), torch.zeros(1, 2), tmp_path / "net.cir", simulator=simulator)
 
 
 @pytest.mark.parametrize("simulator", ["ngspice", "ltspice"])
 def test_the_deck_uses_only_statements_the_manual_defines(simulator, tmp_path):
     circuit = layered("MosRelu", [2, 3, 1, 3])
-    main = export_network_deck(circuit, torch.zeros(2, 2), tmp_path / "net.cir", simulator)[0]
+    main = export_network_deck(circuit, torch.zeros(2, 2), tmp_path / "net.cir", simulator=simulator)[0]
     kinds = check_spice(main, simulator)
     assert kinds.count("pwl") == 4 and kinds.count("meas") == 6 and kinds[-1] == "end"
 

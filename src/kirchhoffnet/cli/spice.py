@@ -136,7 +136,7 @@ def export(
         inputs = random_inputs(model, samples, seed)
         options = _options(reltol, max_step)
         if whole_network:
-            written = export_network_deck(model, inputs, target, chosen, options)
+            written = export_network_deck(model, inputs, target, simulator=chosen, options=options)
         elif decks:
             written = export_decks(model, inputs, target, chosen, options)
         else:
