@@ -177,3 +177,16 @@ def test_slices_of_different_families_and_settings_each_get_their_subcircuit(tmp
     deck = (tmp_path / "net.cir").read_text()
     assert ".subckt ShiftLeakyRelu2 " in deck and ".subckt ShiftLeakyRelu2_1 " in deck
     assert "Xs2e0 0 n1 g2 ShiftLeakyRelu2_1 " in deck
+
+
+def test_readout_nodes_follow_first_last_and_otherwise_all():
+    circuit = layered("ShiftTanh2", [3, 4])
+    assert readout_nodes(kn.Network(circuit, readout="first1"), 4) == [0]
+    assert readout_nodes(kn.Network(circuit, readout="last2"), 4) == [2, 3]
+    linear = {"name": "linear", "in_nodes": 4, "out_features": 2}
+    assert readout_nodes(kn.Network(circuit, readout=linear), 4) == readout_nodes(circuit, 4) == [0, 1, 2, 3]
+
+
+def test_inputs_that_are_not_finite_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="must be finite"):
+        export_network_deck(layered("ShiftTanh2", [2]), torch.full((1, 2), float("nan")), tmp_path / "net.cir")
