@@ -45,6 +45,20 @@ def test_export_single_slice_writes_the_named_file(tmp_path):
     assert "3 sample(s)" in deck and "C3_2 n3_2 0" in deck
 
 
+def test_export_whole_network_writes_one_deck(tmp_path):
+    path = tmp_path / "c.safetensors"
+    kn.save(small_circuit("ShiftRelu2", num_nodes=4, slices=3), path)
+    args = ["spice", "export", str(path), "--out", str(tmp_path / "net.cir"), "--whole-network", "--samples", "2"]
+    result = runner.invoke(app, [*args, "--dialect", "ltspice"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("net.*")) == ["net.cir", "net.ic.inc", "net.params.inc"]
+    assert "Vgate2 g2 0 PWL(" in (tmp_path / "net.cir").read_text()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "run with: ngspice -b " in result.output and "-r out.raw" not in result.output
+    result = runner.invoke(app, [*args, "--dialect", "xyce"])
+    assert result.exit_code == 2 and "ngspice and LTspice only" in result.output  # a ConfigError
+
+
 @pytest.mark.needs_ngspice
 def test_verify_writes_json_and_plot(tmp_path, flow_checkpoint):
     out = tmp_path / "out.json"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 UNSIGNED = r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 NUMBER = rf"[+-]?{UNSIGNED}"
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+TOP_NODE = r"(n\d+(s\d+)?|g\d+)(_\d+)?"  # a state node (s<k>: brought back in slice k), a slice gate; _<sample>
 FUNCTIONS = {"max": 2, "min": 2, "abs": 1, "tanh": 1}
 OPTIONS = {  # option keywords of each simulator's options statement that the decks may set
     "ngspice": {"reltol", "abstol", "vntol", "chgtol", "trtol", "method"},
@@ -162,7 +164,7 @@ def _spice_line(line: str, deck: Path, scope: Scope, simulator: str, upper: bool
                 scope.params |= set(_assignments(inner[1:], NUMBER))
             elif inner[0] == dot[".ic"]:
                 v = "V" if upper else "v"
-                if len(inner) != 2 or not re.fullmatch(rf"{v}\(n\d+(_\d+)?\)={NUMBER}", inner[1]):
+                if len(inner) != 2 or not re.fullmatch(rf"{v}\({TOP_NODE}\)={NUMBER}", inner[1]):
                     raise GrammarError(f"initial condition {included!r}")
             else:
                 raise GrammarError(f"include line {included!r}")
@@ -221,7 +223,7 @@ def _spice_line(line: str, deck: Path, scope: Scope, simulator: str, upper: bool
         instance_nodes, rest = words[1:k], words[k + 1 :]
         inside = scope.ports is not None
         if len(instance_nodes) != scope.subckts[words[k]] or not all(
-            (w in nodes) if inside else re.fullmatch(r"n\d+(_\d+)?", w) for w in instance_nodes
+            (w in nodes) if inside else re.fullmatch(TOP_NODE, w) for w in instance_nodes
         ):
             raise GrammarError("instance nodes do not match the subcircuit's ports")
         keyword_ok = {"ngspice": None, "ltspice": "params:", "xyce": "PARAMS:"}[simulator]
@@ -245,6 +247,16 @@ def _spice_line(line: str, deck: Path, scope: Scope, simulator: str, upper: bool
         if given.get("METHOD" if upper else "method") not in METHODS[simulator]:
             raise GrammarError("integration method")
         return "options"
+    if head[0] in "Vv" and not upper:  # a whole-network deck's slice gates: times strictly increasing
+        pwl = re.fullmatch(rf"V\w+ (g\d+) 0 PWL\(((?:{NUMBER} {NUMBER} ?)+)\)", line)
+        times = [float(w) for w in pwl[2].split()[::2]] if pwl else []
+        if pwl is None or any(b <= a for a, b in pairwise(times)):
+            raise GrammarError("a gate is V<name> g<k> 0 PWL(t v t v ...) with increasing times")
+        return "pwl"
+    if keyword == ".meas" and not upper:
+        if not re.fullmatch(rf"\.meas tran {NAME} FIND v\({TOP_NODE}\) AT={NUMBER}", line):
+            raise GrammarError(".meas tran <name> FIND v(<node>) AT=<time>")
+        return "meas"
     if keyword == dot[".tran"]:
         uic = "UIC" if upper else "uic"
         if len(words) != 6 or words[5] != uic or not all(re.fullmatch(NUMBER, w) for w in words[1:5]):

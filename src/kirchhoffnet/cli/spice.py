@@ -106,6 +106,13 @@ def export(
             "voltages in <stem>.ic include files (always so for dialects other than ngspice)."
         ),
     ] = False,
+    whole_network: Annotated[
+        bool,
+        typer.Option(
+            help="One deck for all slices (each slice's devices gated on in its time window) that reproduces the "
+            "network's output from the inputs alone, read out as .meas out<i>; ngspice and ltspice."
+        ),
+    ] = False,
 ) -> None:
     """Write the model's SPICE netlist: node capacitors with initial voltages, a current source per edge."""
     from kirchhoffnet.errors import ConfigError
@@ -113,28 +120,34 @@ def export(
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import random_inputs
     from kirchhoffnet.spice.dialect import dialect as spelling
-    from kirchhoffnet.spice.export import export_decks, export_netlists
+    from kirchhoffnet.spice.export import export_decks, export_netlists, export_network_deck
 
     try:
         chosen = spelling(dialect)
         target = out or Path(f"net{chosen.suffix}")
         check_out_file(target)
         decks = parameterised or chosen.name != "ngspice"
-        if decks and transistors:
-            raise ConfigError("--transistors writes single-file ngspice netlists; drop --parameterised and --dialect")
+        if (decks or whole_network) and transistors:
+            raise ConfigError(
+                "--transistors writes single-file ngspice netlists; drop --parameterised, --dialect and --whole-network"
+            )
         model = load_model(path)
         realisation = _realisation(transistors, model_card, model_name)
         inputs = random_inputs(model, samples, seed)
         options = _options(reltol, max_step)
-        if decks:
+        if whole_network:
+            written = export_network_deck(model, inputs, target, simulator=chosen, options=options)
+        elif decks:
             written = export_decks(model, inputs, target, chosen, options)
         else:
             written = export_netlists(model, inputs, target, options, realisation)
     except KirchhoffError as exc:
         fail(exc)
     _wrote(*written)
-    if chosen.name == "ngspice":
-        status(f"run with: ngspice -b -r out.raw {written[0]}")
+    if chosen.name == "ngspice":  # ngspice measures only without a raw file
+        status(
+            f"run with: ngspice -b {written[0]}" if whole_network else f"run with: ngspice -b -r out.raw {written[0]}"
+        )
 
 
 @app.command("import")

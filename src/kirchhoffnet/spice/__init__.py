@@ -2,7 +2,8 @@
 
 ``verify(model, x)`` simulates the same inputs in ngspice and in kirchhoffnet and reports how far
 the node voltages differ; ``export_netlists`` writes a model's netlists, ``export_decks`` its
-parameterised decks in any [`Dialect`][kirchhoffnet.spice.Dialect] (ngspice, Xyce, LTspice, Spectre) and ``import_deck``
+parameterised decks in any [`Dialect`][kirchhoffnet.spice.Dialect] (ngspice, Xyce, LTspice, Spectre),
+``export_network_deck`` a whole multi-slice network as one deck, and ``import_deck``
 reads an ngspice one back into a circuit; ``spice_trajectory`` runs
 a whole circuit slice by slice in ngspice; ``run_ngspice``, ``read_raw`` and ``write_raw`` are the
 small tool layer underneath. ``write_waveforms`` and ``write_trajectory`` save simulated voltages as
@@ -14,7 +15,7 @@ measures how far they are from the ideal ReLU. Only the ``ngspice`` executable i
 from kirchhoffnet.spice._raw import RawPlot, read_raw, write_raw
 from kirchhoffnet.spice._runner import INSTALL_HINT, RunResult, find_ngspice, has_ngspice, run_ngspice
 from kirchhoffnet.spice.dialect import DIALECTS, Dialect
-from kirchhoffnet.spice.export import export_decks, export_netlists
+from kirchhoffnet.spice.export import export_decks, export_netlists, export_network_deck
 from kirchhoffnet.spice.importer import import_deck
 from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, iv_departure, level1_card, model_iv_departure
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
@@ -39,6 +40,7 @@ __all__ = [
     "VerifyReport",
     "export_decks",
     "export_netlists",
+    "export_network_deck",
     "export_veriloga",
     "find_ngspice",
     "has_ngspice",

@@ -52,19 +52,29 @@ def capacitance_parameter(node: int) -> str:
     return f"c{node}"
 
 
-def family_subckt(device: Device, dialect: Dialect) -> list[str]:
+def family_subckt(device: Device, dialect: Dialect, name: str | None = None, *, gated: bool = False) -> list[str]:
     """The subcircuit ``<family> src dst <parameters>`` whose one behavioural source is the family's law.
 
     A coefficient that is not a bare parameter becomes a subcircuit-local parameter ``kn_<a|b|c|post>``,
     so the law stays one short readable line.
+
+    Args:
+        device: the device family.
+        dialect: the simulator's spelling.
+        name: the subcircuit's name; default the family's.
+        gated: add a third port ``gate`` whose voltage (0 or 1) multiplies the law, so that a whole-network
+            deck switches each slice's devices on and off (`kirchhoffnet.spice.network_deck`).
     """
     family = affine_family(device)
-    lines = dialect.subckt(family.name, ["src", "dst"], family.param_names)
+    subckt = name or family.name
+    lines = dialect.subckt(subckt, ["src", "dst", "gate"] if gated else ["src", "dst"], family.param_names)
     derived, coefficients = local_coefficients(family)
     lines += [dialect.derived(local, expression) for local, expression in derived]
     used = [None if name is None else dialect.in_expression(name) for name in coefficients]
     law = affine_law(family, used, "v(src)", "v(dst)")
-    return [*lines, dialect.current_source("device", "src", "dst", law), dialect.ends(family.name)]
+    if gated:
+        law = f"v(gate)*{law}"
+    return [*lines, dialect.current_source("device", "src", "dst", law), dialect.ends(subckt)]
 
 
 def local_coefficients(family: AffineActivation) -> tuple[list[tuple[str, str]], list[str | None]]:

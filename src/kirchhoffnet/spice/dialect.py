@@ -81,6 +81,15 @@ class Dialect:
     def end(self) -> list[str]:
         return [".end"]
 
+    def piecewise_linear(self, name: str, node: str, points: Sequence[tuple[float, float]]) -> str:
+        """A voltage source from ``node`` to ground through ``(time in s, voltage in V)`` corners."""
+        corners = " ".join(f"{t!r} {v!r}" for t, v in points)
+        return f"V{name} {node} 0 PWL({corners})"
+
+    def measure(self, name: str, node: str, at: float) -> str:
+        """A transient measurement ``name`` of ``node``'s voltage at time ``at`` s."""
+        return f".meas tran {name} FIND v({node}) AT={at!r}"
+
 
 class Xyce(Dialect):
     """Xyce: tolerances in the ``TIMEINT`` package, behavioural expressions in braces, ``PARAMS:`` on subcircuits."""
@@ -118,6 +127,9 @@ class Xyce(Dialect):
 
     def end(self) -> list[str]:
         return [".END"]
+
+    def piecewise_linear(self, name: str, node: str, points: Sequence[tuple[float, float]]) -> str:
+        raise ConfigError(_NO_NETWORK.format(self.name))
 
 
 class LTspice(Dialect):
@@ -198,6 +210,15 @@ class Spectre(Dialect):
 
     def end(self) -> list[str]:
         return []
+
+    def piecewise_linear(self, name: str, node: str, points: Sequence[tuple[float, float]]) -> str:
+        raise ConfigError(_NO_NETWORK.format(self.name))
+
+
+_NO_NETWORK = (
+    "a whole-network deck (PWL slice gates and .meas readout) is written and checked for ngspice and LTspice only; "
+    "export {} decks per slice (without --whole-network)"
+)
 
 
 def _keyword(keyword: str, assignments: list[str]) -> list[str]:

@@ -13,9 +13,10 @@ from torch import Tensor
 from kirchhoffnet.circuit import Circuit
 from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.solve import trajectory
-from kirchhoffnet.spice.deck import parameterised_deck
+from kirchhoffnet.spice.deck import Deck, parameterised_deck
 from kirchhoffnet.spice.dialect import Dialect, dialect
 from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit, slice_durations, slice_netlist
+from kirchhoffnet.spice.network_deck import network_deck, readout_nodes
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER
 
 
@@ -108,7 +109,7 @@ def export_decks(
     layout = {key: circuit.spec()[key] for key in ("fill", "residual", "input_nodes")}
     written: list[Path] = []
     for k, target in enumerate(netlist_paths(path, circuit.num_slices, spelling.suffix)):
-        params, ics = (target.with_name(f"{target.stem}.{part}{spelling.include_suffix}") for part in ("params", "ic"))
+        params, ics = _include_files(target, spelling)
         record = {"slice": k, "slices": circuit.num_slices, "times_s": list(circuit.times[k : k + 2]), **layout}
         deck = parameterised_deck(
             circuit.slice(k),
@@ -120,7 +121,65 @@ def export_decks(
             files=(params.name, ics.name),
             circuit=record,
         )
-        for file, text in ((target, deck.main), (params, deck.parameters), (ics, deck.initial_conditions)):
-            write_text_atomic(file, text)
-            written.append(file)
+        written += _write_deck(deck, (target, params, ics))
     return written
+
+
+def export_network_deck(
+    model: Any,
+    x: Tensor,
+    path: str | os.PathLike[str],
+    *,
+    options: SpiceOptions | None = None,
+    simulator: str | Dialect = "ngspice",
+) -> list[Path]:
+    """Write the whole multi-slice network as one parameterised transient deck (see
+    `kirchhoffnet.spice.network_deck`): from the inputs alone, a simulator reproduces the network's output.
+
+    The main deck ``path`` comes with ``<stem>.params<inc>`` and ``<stem>.ic<inc>`` beside it; it measures
+    the readout's nodes at the last time as ``out<i>`` (``out<i>_<sample>`` for several samples).
+
+    Args:
+        model: a Circuit, Flow or Network.
+        x: (K, d) inputs.
+        path: the main deck.
+        options: transient settings; every slice gets steps at least as fine as in its own deck.
+        simulator: ``ngspice`` or ``ltspice`` (name or [`Dialect`][kirchhoffnet.spice.Dialect]); the others' PWL and
+            measurement statements are not written yet.
+
+    Returns:
+        The files written: main deck, parameters, initial conditions.
+    """
+    spelling = dialect(simulator)
+    circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
+    inputs = x.detach().to(torch.float64).cpu()
+    start = circuit.input_state(inputs).T.numpy()
+    target = Path(path)
+    params, ics = _include_files(target, spelling)
+    title = (
+        f"kirchhoffnet network of {circuit.num_slices} slice(s) (t = {circuit.times[0]:g}..{circuit.times[-1]:g} s) "
+        f"in one deck, {len(inputs)} sample(s); initial voltages from the inputs"
+    )
+    deck = network_deck(
+        circuit,
+        start,
+        options or SpiceOptions(),
+        spelling,
+        outputs=readout_nodes(model, circuit.widths[-1]),
+        title=title,
+        files=(params.name, ics.name),
+    )
+    return _write_deck(deck, (target, params, ics))
+
+
+def _include_files(target: Path, spelling: Dialect) -> tuple[Path, Path]:
+    """The parameter and initial-condition files beside the main deck ``target``."""
+    params, ics = (target.with_name(f"{target.stem}.{part}{spelling.include_suffix}") for part in ("params", "ic"))
+    return params, ics
+
+
+def _write_deck(deck: Deck, files: tuple[Path, Path, Path]) -> list[Path]:
+    """Write the main deck, parameter and initial-condition texts to ``files``, in that order."""
+    for file, text in zip(files, (deck.main, deck.parameters, deck.initial_conditions), strict=True):
+        write_text_atomic(file, text)
+    return list(files)
