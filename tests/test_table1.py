@@ -23,7 +23,8 @@ PAPER_PARAMS = {"friedman": (168, 528, 1520), "housing": (360, 840, 1520), "diab
 
 
 def _script(name: str):
-    sys.path.insert(0, str(REPO / "experiments"))  # the scripts import their folder's common.py
+    sys.path.insert(0, str(REPO / "experiments"))  # the scripts import their folder's common.py,
+    other = sys.modules.pop("common", None)  # not benchmarks/common.py, which another test may have imported
     try:
         spec = importlib.util.spec_from_file_location(f"table1_{name}", REPO / "experiments" / f"{name}.py")
         assert spec is not None and spec.loader is not None
@@ -31,6 +32,9 @@ def _script(name: str):
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(REPO / "experiments"))
+        sys.modules.pop("common", None)
+        if other is not None:
+            sys.modules["common"] = other
     return module
 
 

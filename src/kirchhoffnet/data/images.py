@@ -256,7 +256,8 @@ _READERS = {
 
 
 def fetch(url: str, target: Path) -> None:
-    """Download ``url`` to ``target`` atomically; any failure is one :class:`DataError` line."""
+    """Download ``url`` to ``target`` atomically; any failure is one [`DataError`][kirchhoffnet.errors.DataError]
+    line."""
 
     def write(tmp: Path) -> None:
         try:

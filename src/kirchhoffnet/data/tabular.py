@@ -56,8 +56,8 @@ def load_regression(
         housing_format: ``boston``, ``california`` or ``auto`` (recognised by the header or the
             column count).
         protocol: ``original``: housing is StatLib's California file with scikit-learn's 8
-            features (see :func:`california_features`), as the original code reads it.
-        download: housing: fetch and unpack StatLib's archive (:data:`CALIFORNIA_URL`) into
+            features (see `california_features`), as the original code reads it.
+        download: housing: fetch and unpack StatLib's archive (`CALIFORNIA_URL`) into
             ``path``'s folder when ``path`` is missing.
     """
     if name == "friedman":
