@@ -142,3 +142,12 @@ def test_transistor_options_are_checked(tmp_path, mos_checkpoint, flow_checkpoin
         app, ["spice", "export", str(flow_checkpoint), "--transistors", "--out", str(tmp_path / "n.cir")]
     )
     assert result.exit_code == 2 and "realises MosRelu edges, but this slice uses ShiftTanh2" in result.output
+
+
+@pytest.mark.needs_ngspice
+def test_verify_off_a_terminal_reports_progress_as_lines(flow_checkpoint, monkeypatch):
+    monkeypatch.setenv("KIRCHHOFFNET_PROGRESS_S", "0.001")
+    result = runner.invoke(app, ["spice", "verify", str(flow_checkpoint), "--samples", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ngspice:")]
+    assert lines and "3/3" in lines[-1], result.stderr

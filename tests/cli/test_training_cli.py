@@ -166,3 +166,19 @@ def test_exit_codes_tell_an_invalid_request_from_a_failure(run_dir, tmp_path):
     assert result.exit_code == 1 and result.stderr.startswith("error: ")  # a valid request whose input is missing
     result = runner.invoke(app, ["train", str(run_dir / "config.yaml"), "--out", str(run_dir)])
     assert result.exit_code == 1 and "already holds a run" in result.stderr  # the run directory is taken
+
+
+@pytest.mark.parametrize(
+    ("command", "prefix"),
+    [
+        (["hw", "quantize", "--bits", "2,4", "--scheme", "uniform", "--points", "50"], "quantize uniform:"),
+        (["hw", "noise", "--capacitance", "1fF,1pF", "--samples", "8", "--points", "50"], "noise:"),
+    ],
+)
+def test_hardware_studies_off_a_terminal_report_progress_as_lines(run_dir, tmp_path, monkeypatch, command, prefix):
+    """A log file gets whole progress lines (one per millisecond here) from the long hardware studies."""
+    monkeypatch.setenv("KIRCHHOFFNET_PROGRESS_S", "0.001")
+    result = runner.invoke(app, [*command[:2], str(run_dir), *command[2:], "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith(prefix)]
+    assert lines and "\r" not in result.stderr, result.stderr

@@ -196,7 +196,7 @@ def quantize(
         schemes = [
             parse_choice(s, SCHEMES, "scheme", "a quantization scheme") for s in parse_list(scheme, str, "scheme")
         ]
-        study = hw_quantize(paths, counts, schemes, out, points=points, dataset=dataset, seed=seed)
+        study = hw_quantize(paths, counts, schemes, out, points=points, dataset=dataset, seed=seed, progress=True)
     except KirchhoffError as exc:
         fail(exc)
     for label, points_ in study.result.items():
@@ -245,7 +245,7 @@ def noise(
         base = PhysicalDesign(voltage_v=parse_quantity(voltage, "V", what="--voltage"), temperature_k=temperature)
         study = hw_noise(
             path, caps, base, Noise(excess_factor=excess, read=read), out, samples=samples, inputs=inputs,
-            points=points, dataset=dataset, dt=dt, seed=seed,
+            points=points, dataset=dataset, dt=dt, seed=seed, progress=True,
         )  # fmt: skip
     except KirchhoffError as exc:
         fail(exc)

@@ -218,8 +218,9 @@ def verify(
         if keep_raw is not None:
             check_out_dir(keep_raw, "--keep-raw")
         report = run_verify(
-            model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw
-        )
+            model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw,
+            progress=True,
+        )  # fmt: skip
         if json_out is not None:
             write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve()), "seed": seed})
         if plot is not None:

@@ -46,6 +46,7 @@ import torchsde
 from torch import Tensor, nn
 
 from kirchhoffnet._brownian import SteppedBrownian
+from kirchhoffnet._progress import bar
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.hardware.analysis import Model, circuit_of
@@ -228,6 +229,7 @@ def noise_sweep(
     reference: Tensor | None = None,
     dt: float = 1e-3,
     seed: int = 0,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """How much noise each design adds to the outputs, against the same solver without noise.
 
@@ -241,6 +243,7 @@ def noise_sweep(
         dt: step of the SDE solver, as in [`simulate_noisy`][kirchhoffnet.hardware.noise.simulate_noisy].
         seed: as in [`simulate_noisy`][kirchhoffnet.hardware.noise.simulate_noisy]; every design sees the same random
             numbers.
+        progress: a bar over the designs or, off a terminal, periodic lines (`kirchhoffnet._progress`).
 
     Returns:
         Per design: ``capacitance_f``, ``thermal_noise_rms_v`` (sqrt(kT/C₀)), ``output_rms_deviation_v``
@@ -252,7 +255,7 @@ def noise_sweep(
     quiet = Noise(thermal=False)
     rows = []
     clean = noisy_outputs(model, x, designs[0], quiet, dt=dt, seed=seed) if designs else x
-    for design in designs:
+    for design in bar(designs, desc="noise", unit="design", enabled=progress, leave=False):
         noisy = noisy_outputs(model, x, design, noise, dt=dt, seed=seed)
         row: dict[str, Any] = {
             "capacitance_f": design.capacitance_f,

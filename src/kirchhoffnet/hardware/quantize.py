@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet._progress import bar
 from kirchhoffnet.errors import ConfigError, shown, unknown_choice
 from kirchhoffnet.hardware.analysis import Model, circuit_of, slices_of
 from kirchhoffnet.hardware.metrics import Metric
@@ -167,9 +168,10 @@ def quantized(model: Model, scheme: Scheme) -> Model:
 
 
 def quantization_sweep(
-    model: Model, metric: Metric, bits: Sequence[int], scheme: str = "uniform"
+    model: Model, metric: Metric, bits: Sequence[int], scheme: str = "uniform", progress: bool = False
 ) -> list[dict[str, Any]]:
-    """The metric at each bit count, with the RMS parameter error the quantization made.
+    """The metric at each bit count, with the RMS parameter error the quantization made (``progress``: a bar
+    or, off a terminal, periodic lines; see `kirchhoffnet._progress`).
 
     Returns:
         One ``{"bits", "scheme", "metric", "value", "param_rms_error", "nominal"}`` dict per entry of ``bits``.
@@ -177,7 +179,7 @@ def quantization_sweep(
     nominal = metric.nominal(model)
     flat = torch.cat([p.detach().flatten().double() for p in circuit_of(model).parameters()])
     points = []
-    for b in bits:
+    for b in bar(bits, desc=f"quantize {scheme}", unit="bit count", enabled=progress, leave=False):
         chosen = resolve_scheme(scheme, b, model)
         copy_ = quantized(model, chosen)
         moved = torch.cat([p.detach().flatten().double() for p in circuit_of(copy_).parameters()])

@@ -123,13 +123,14 @@ def quantization_study(
     bits: Sequence[int],
     schemes: Sequence[str],
     out: str | os.PathLike[str],
+    progress: bool = False,
 ) -> Study[dict[str, list[dict[str, Any]]]]:
     """[`quantization_sweep`][kirchhoffnet.hardware.quantization_sweep] of each ``(label, model, metric)`` under each
     scheme, one curve per ``"<label> <scheme>"``: ``quantization.json``, ``quantization.md`` and
     ``quantization.png`` in ``out``."""
     out = Path(out)
     curves = {
-        f"{label} {scheme}": quantization_sweep(model, metric, bits, scheme)
+        f"{label} {scheme}": quantization_sweep(model, metric, bits, scheme, progress)
         for label, model, metric in models
         for scheme in schemes
     }
@@ -154,6 +155,7 @@ def noise_study(
     reference: Tensor | None = None,
     dt: float = 1e-3,
     seed: int = 0,
+    progress: bool = False,
 ) -> Study[list[dict[str, Any]]]:
     """[`noise_sweep`][kirchhoffnet.hardware.noise.noise_sweep] over ``base`` at each capacitance (smallest
     first): ``noise.json``, ``noise.md`` and ``noise.png`` in ``out``.
@@ -163,7 +165,7 @@ def noise_study(
     """
     out = Path(out)
     designs = [replace(base, capacitance_f=c) for c in sorted(capacitances)]
-    rows = noise_sweep(model, inputs, designs, noise, reference=reference, dt=dt, seed=seed)
+    rows = noise_sweep(model, inputs, designs, noise, reference=reference, dt=dt, seed=seed, progress=progress)
     title = f"Noise in {name}: T = {base.temperature_k:g} K, γ = {noise.excess_factor:g}, read noise {noise.read:g}"
     json_path, md_path = write_study(out, "noise", {"source": source, "rows": rows}, noise_markdown(rows, title))
     figure = out / "noise.png"

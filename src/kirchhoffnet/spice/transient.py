@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kirchhoffnet._progress import bar
 from kirchhoffnet.errors import ConfigError, ToolError
 from kirchhoffnet.spice._runner import run_ngspice
 from kirchhoffnet.spice.netlist import (
@@ -62,6 +63,7 @@ def spice_trajectory(
     jobs: int | None = None,
     realisation: Realisation | None = None,
     keep_raw: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> SpiceTrajectory:
     """Simulate a circuit (or a Flow's/Network's) with ngspice from inputs ``x``.
 
@@ -76,6 +78,7 @@ def spice_trajectory(
         realisation: how edges become elements; default behavioural current sources.
         keep_raw: a folder to keep ngspice's raw files in, ``slice<k>_samples<i>-<j>.raw`` for
             slice k of samples i to j−1; by default they are deleted.
+        progress: a bar over the groups of samples or, off a terminal, periodic lines (`kirchhoffnet._progress`).
 
     Shapes:
         x: (K, d). The waves hold (T,) times and (T, N_k) voltages.
@@ -93,7 +96,8 @@ def spice_trajectory(
     workers = max(1, min(len(groups), jobs or os.cpu_count() or 1))
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:  # threads only wait on ngspice processes
-        results = list(pool.map(lambda g: _chain(circuit, g[0], options, realisation, g[1]), groups))
+        runs = pool.map(lambda g: _chain(circuit, g[0], options, realisation, g[1]), groups)
+        results = list(bar(runs, desc="ngspice", unit="netlist group", total=len(groups), enabled=progress))
     seconds = time.perf_counter() - start
     waves = [[wave for part, _ in results for wave in part[k]] for k in range(circuit.num_slices)]
     final = np.concatenate([end for _, end in results])

@@ -49,6 +49,7 @@ def verify(
     jobs: int | None = None,
     realisation: Realisation | None = None,
     keep_raw: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> VerifyReport:
     """Simulate ``x`` in ngspice and with [`kirchhoffnet.trajectory`][kirchhoffnet.trajectory], and compare node
     voltages.
@@ -70,6 +71,7 @@ def verify(
             MOSFETs).
         keep_raw: a folder to keep ngspice's raw files in (see
             [`spice_trajectory`][kirchhoffnet.spice.spice_trajectory]).
+        progress: show ngspice's progress over the netlists (a bar, or periodic lines off a terminal).
 
     Returns:
         A [`VerifyReport`][kirchhoffnet.spice.VerifyReport]; ``report.max_abs_error_v`` is the headline figure.
@@ -86,6 +88,7 @@ def verify(
         jobs=jobs,
         realisation=realisation,
         keep_raw=keep_raw,
+        progress=progress,
     )
     start = time.perf_counter()
     with torch.no_grad():

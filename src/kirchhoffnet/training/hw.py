@@ -216,11 +216,13 @@ def hw_quantize(
     points: int = 1000,
     dataset: str | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> Study[dict[str, list[dict[str, Any]]]]:
     """``kirchhoffnet hw quantize``: the metric against bits per device parameter, one curve per path
     and scheme ([`open_with_metrics`][kirchhoffnet.training.hw.open_with_metrics], then
     [`quantization_study`][kirchhoffnet.hardware.study.quantization_study])."""
-    return quantization_study(open_with_metrics(paths, points, dataset=dataset, seed=seed), bits, schemes, out)
+    models = open_with_metrics(paths, points, dataset=dataset, seed=seed)
+    return quantization_study(models, bits, schemes, out, progress)
 
 
 def hw_noise(
@@ -236,6 +238,7 @@ def hw_noise(
     dataset: str | None = None,
     dt: float = 1e-3,
     seed: int = 0,
+    progress: bool = False,
 ) -> Study[list[dict[str, Any]]]:
     """``kirchhoffnet hw noise``: [`noise_study`][kirchhoffnet.hardware.study.noise_study] of the model at ``path``
     on [`study_inputs`][kirchhoffnet.training.hw.study_inputs]; a flow whose 2-D data set is known
@@ -249,5 +252,5 @@ def hw_noise(
     model: Any = saved.model  # a Circuit, Flow or Network; the study refuses anything else
     return noise_study(
         model, x, capacitances, base, noise, out, name=path.name, source=str(path.resolve()),
-        reference=reference, dt=dt, seed=seed,
+        reference=reference, dt=dt, seed=seed, progress=progress,
     )  # fmt: skip
