@@ -78,16 +78,12 @@ class WholeAffine:
         self.kernel, self.device = kernel, device
         self.coeffs = coeffs.detach()
         self.post = None if post is None else post.detach()
-        self.fused, self.rows = fused, None if fused is None else fused.rows(self.coeffs, self.post)
+        self.numba = None if fused is None else (fused, fused.rows(self.coeffs, self.post))
         self._operators: tuple[Tensor, Tensor] | None = None
         self._gather_t: Tensor | None = None  # sparse kernels: Gᵀ, built on the first vjp
 
-    @property
-    def gather(self) -> Tensor:
-        """G, built on first use (the numba kernel needs no operators)."""
-        return self._built()[0]
-
     def _built(self) -> tuple[Tensor, Tensor]:
+        """G and the incidence scaled by ``post``, built on first use (the numba kernel needs neither)."""
         if self._operators is None:
             with torch.no_grad():
                 self._operators = self.kernel.operators(self.kernel.whole, self.coeffs, self.post)
@@ -100,8 +96,9 @@ class WholeAffine:
         [`KclKernel.affine_field`][kirchhoffnet.circuit.KclKernel.affine_field]; the numba kernel keeps neither σ(U) nor
         σ'(U): ``None``); ``reuse`` writes U into the kernel's scratch buffer, for callers that do not keep σ(U) past
         the next evaluation."""
-        if self.fused is not None and self.rows is not None and not divergence:
-            out, _ = self.fused.field(self.device, self.rows, state, False)
+        if self.numba is not None and not divergence:
+            fused, rows = self.numba
+            out, _ = fused.field(self.device, rows, state, False)
             return out, state.new_zeros(0), None, None
         kernel = self.kernel
         buffer = kernel.scratch(kernel.num_edges, state.shape[1], state)[0] if reuse else None
@@ -136,9 +133,10 @@ class WholeAffine:
         Returns:
             ``(g_state or None, g_coeffs (E, 3), g_post or None)``.
         """
-        if self.fused is not None and self.rows is not None and grad_trace is None:
-            fused = self.fused.vjp(self.device, self.rows, state, grad_out, need_post)
-            return fused[0], fused[1], fused[2] if need_post else None
+        if self.numba is not None and grad_trace is None:
+            fused, rows = self.numba
+            numba_grads = fused.vjp(self.device, rows, state, grad_out, need_post)
+            return numba_grads[0], numba_grads[1], numba_grads[2] if need_post else None
         assert current is not None  # the torch field keeps σ(U)
         kernel, device, coeffs, post = self.kernel, self.device, self.coeffs, self.post
         chunk = kernel.whole
@@ -165,7 +163,7 @@ class WholeAffine:
         batch = state.shape[1]
         augmented = torch.cat([state.new_zeros(1, batch), state, state.new_ones(1, batch)])
         if transposes is None:
-            grad_state = (self.gather.T @ grad_u)[1 : kernel.num_state + 1] if need_state else None
+            grad_state = (self._built()[0].T @ grad_u)[1 : kernel.num_state + 1] if need_state else None
             grad_coeffs = (grad_u @ augmented.T).gather(1, chunk.gather_cols.view(-1, 3))
         else:
             grad_state = None
@@ -175,7 +173,7 @@ class WholeAffine:
                 grad_state = (self._gather_t @ grad_u)[1 : kernel.num_state + 1]
             # Only G's 3E entries of gU·[0; V; 1]ᵀ are wanted: the sampled product computes just those
             # (O(E·B)), where the dense product costs O(E·B·N).
-            sampled = torch.sparse.sampled_addmm(self.gather, grad_u, augmented.T.contiguous(), beta=0.0).values()
+            sampled = torch.sparse.sampled_addmm(self._built()[0], grad_u, augmented.T.contiguous(), beta=0.0).values()
             assert chunk.gather_order is not None
             grad_coeffs = torch.empty_like(sampled).index_copy_(0, chunk.gather_order, sampled).view(-1, 3)
         if grad_ab is not None:
