@@ -15,13 +15,6 @@ runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def flow_checkpoint(tmp_path):
-    path = tmp_path / "run" / "model.safetensors"
-    kn.save(kn.Flow(small_circuit("ShiftTanh2", num_nodes=3, slices=2)), path)
-    return path
-
-
 def test_export_one_file_per_slice(tmp_path, flow_checkpoint):
     result = runner.invoke(app, ["spice", "export", str(flow_checkpoint.parent), "--out", str(tmp_path / "net.cir")])
     assert result.exit_code == 0, result.output

@@ -10,17 +10,9 @@ from typer.testing import CliRunner
 import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.spice import read_raw
-from tests.conftest import small_circuit
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def flow_checkpoint(tmp_path):
-    path = tmp_path / "run" / "model.safetensors"
-    kn.save(kn.Flow(small_circuit("ShiftTanh2", num_nodes=3, slices=2)), path)
-    return path
 
 
 def test_simulate_writes_every_slice_as_raw_and_csv(tmp_path, flow_checkpoint):
