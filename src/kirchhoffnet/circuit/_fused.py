@@ -3,10 +3,10 @@
 The torch paths write at least one (edges × batch) block per evaluation and read it back; on the
 230k-edge MNIST circuit at batch 250 that traffic, not the arithmetic, is the cost. Here the edges
 are sorted by destination once (int32 indices), and each batch tile's voltages and KCL sums stay in
-cache while every edge's current is computed and added in registers (`_numba_kcl`). It
-evaluates the field and the divergence of the built-in affine-activation families without autograd
-(inference, an adjoint's forward solve); anything else stays on the torch paths, which remain the
-reference.
+cache while every edge's current is computed and added in registers (`_numba_kcl`). It evaluates
+the field and the divergence of the built-in affine-activation families, and the field's
+vector-Jacobian product (the closed-form backward pass of the ``affine-vjp`` node and the analytic
+adjoint, σ recomputed per tile); anything else stays on the torch paths, which remain the reference.
 
 numba is imported on first use only, so small circuits and training never pay its import.
 """
