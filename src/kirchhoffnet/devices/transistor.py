@@ -4,7 +4,7 @@ The edge is the circuit of `kirchhoffnet.spice.mos` (subcircuit ``kn_mosrelu``):
 ground, drain held at a fixed ``V_DS``, gate driven to ``V_GS = V_b + pol·(v_src − v_dst)``, its drain
 current mirrored from the edge's source terminal to its destination. So the edge current is
 ``W/W_ref · I_D(V_GS)``, and ``I_D`` at the reference width, measured in ngspice
-(`kirchhoffnet.spice.tabulate`), is all the family needs to know about the transistor.
+(`kirchhoffnet.spice.tabulation`), is all the family needs to know about the transistor.
 
 ``I_D(V_GS)`` is stored as a C¹ piecewise-quadratic spline on uniform knots over ``[0, supply]``: its
 slope (the transconductance) is piecewise linear, given at the knots, and the current is that
