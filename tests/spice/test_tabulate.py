@@ -1,4 +1,5 @@
-"""Tabulating transistors in ngspice: the fit against physics and fresh sweeps, the cache, the shipped cards."""
+"""Tabulating transistors in ngspice: the fit against physics and fresh sweeps, the cache, the shipped cards,
+and networks of the tabulated family built from those transistors."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+import kirchhoffnet as kn
 from kirchhoffnet.devices import TransistorTable
 from kirchhoffnet.errors import ConfigError, DeviceError, ToolError
-from kirchhoffnet.spice import model_cards, tabulation
+from kirchhoffnet.spice import SpiceOptions, model_cards, tabulation, verify
 from kirchhoffnet.spice.model_cards import ModelCard, load_card, shipped_cards
-from kirchhoffnet.spice.mos import level1_card
+from kirchhoffnet.spice.mos import TableTransistors, level1_card
 from kirchhoffnet.spice.tabulation import cache_dir, physical_width, tabulate
 
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
@@ -36,7 +38,7 @@ def test_a_level1_table_is_the_square_law_of_the_card():
     gate = torch.tensor([0.3, 0.9, 1.3, 1.7], dtype=torch.float64)
     slope = device.slope(device.activation(gate, inplace=False))
     expected = torch.tensor([0.0, 1.0, 1.0, 1.0], dtype=torch.float64) * 2e-4 * 1.005 * 10 * 0.1 / unit
-    torch.testing.assert_close(slope, expected, rtol=2e-3, atol=1e-9)  # the spline's knots miss the law's kinks
+    torch.testing.assert_close(slope, expected, rtol=5e-3, atol=1e-9)  # the knots (56 mV apart) miss its kinks
     assert report["fit_error_pct"] < 0.1 and report["width_error_pct"] < 0.1  # observed 0.02 % and 0.02 %
     assert abs(report["width_offset_m"]) < 1e-12  # level 1 has no width offset
     assert device.source["card_sha256"] == report["card_sha256"] and len(device.slopes) == 65
@@ -127,3 +129,47 @@ def test_card_files_and_bad_cards(tmp_path):
 def test_width_offset_is_applied_to_drawn_widths():
     device = TransistorTable(source={"width_offset_m": 1e-8, "reference_width_m": 1e-6})
     np.testing.assert_allclose(physical_width(device, np.array([0.5, 1.0, 2.0])), [0.505e-6, 1e-6, 1.99e-6])
+
+
+def _table_circuit(device: TransistorTable) -> kn.Circuit:
+    """Conducting transistors of moderate width, gate biases at 30–80 % of the supply; two slices."""
+    circuit = kn.Circuit(kn.topology.random_graph(6, 16, seed=0), device, slices=2, times=(0.0, 0.25, 0.5))
+    with torch.no_grad():
+        for piece in circuit.slices:
+            sign = torch.where(torch.rand(piece.num_edges) < 0.5, -1.0, 1.0)
+            piece.params[0] = (torch.rand(piece.num_edges) * 0.75 + 0.25) * sign
+            piece.params[1] = (torch.rand(piece.num_edges) * 0.5 + 0.3) * device.supply_v
+    return circuit
+
+
+def test_a_bsim4_table_network_built_from_transistors_matches_the_simulator():
+    """The whole point: trained on the table, the BSIM4 transistor circuit follows kirchhoffnet's simulation."""
+    result = tabulate("bsim4_45nm", knots=33, check_widths=1)
+    circuit = _table_circuit(result.device)
+    realisation = TableTransistors(load_card("bsim4_45nm"), result.device)
+    x = torch.randn(1, 5) * 0.3
+    report = verify(circuit, x, options=SpiceOptions(reltol=1e-6, max_step_fraction=1e-2), realisation=realisation)
+    assert report.peak_abs_voltage_v > 1.0  # the gates swing well past threshold
+    assert report.max_abs_error_v <= 0.01 * report.peak_abs_voltage_v  # observed 8.1 mV of 1.56 V (0.52 %)
+    # The level-1 law in the table's place moves the nodes far more than that: the test can tell them apart.
+    level1 = kn.Circuit(
+        [kn.Slice(p.edge_index, TransistorTable(supply_v=1.0), params=p.params.detach()) for p in circuit.slices],
+        times=(0.0, 0.25, 0.5),
+    )
+    with torch.no_grad():
+        gap = (kn.simulate(level1, x)[0] - kn.simulate(circuit, x)[0]).abs().max()
+    assert float(gap) > 5 * report.max_abs_error_v
+
+
+def test_the_realisation_refuses_another_card_and_another_family():
+    result = tabulate("level1_180nm", knots=9, check_widths=1)
+    with pytest.raises(DeviceError, match=r"tabulated from card 'level1_180nm'.*not from 'bsim4_45nm'"):
+        TableTransistors(load_card("bsim4_45nm"), result.device)
+    realisation = TableTransistors(load_card("level1_180nm"), result.device)
+    with pytest.raises(DeviceError, match="this slice uses MosRelu"):
+        realisation.elements(kn.Slice(kn.topology.chain(3), "MosRelu"))
+    piece = kn.Slice(kn.topology.chain(3), result.device, params=torch.tensor([[-2.0, 50.0], [0.5, -1.0]]))
+    lines = [realisation.elements(piece)(e, "") for e in range(2)]
+    width = physical_width(result.device, np.array([2.0, 4.0]))  # |θ1|, clamped to width_max = 4
+    assert lines[0].endswith(f"kn_mosrelu w={float(width[0])!r} l=1.8e-07 vb=0.5 pol=-1.0")
+    assert lines[1].endswith(f"kn_mosrelu w={float(width[1])!r} l=1.8e-07 vb=0.0 pol=1.0")  # bias clamped to ≥ 0

@@ -6,13 +6,13 @@ current mirrored from the edge's source terminal to its destination. So the edge
 ``W/W_ref · I_D(V_GS)``, and ``I_D`` at the reference width, measured in ngspice
 (`kirchhoffnet.spice.tabulation`), is all the family needs to know about the transistor.
 
-``I_D(V_GS)`` is stored as a C¹ piecewise-quadratic spline on uniform knots over ``[0, supply]``: its
+``I_D(V_GS)`` is stored as a C¹ piecewise-quadratic spline on uniform knots over ``[0, gate_max]``: its
 slope (the transconductance) is piecewise linear, given at the knots, and the current is that
 slope's integral. The kernels evaluate σ in place and then ask for σ' and σ'' through σ's value
 alone; on a piece with slope ``s`` at its left knot, value ``y`` there and slope change ``k`` per
 volt, ``σ'² = s² + 2k·(σ − y)`` (d(σ'²)/dσ = 2σ''), so the piece found by searching the knot values
 gives σ' exactly, and σ'' = k. σ is flat (zero) below the first knot, and its last piece continues
-as a straight line past the supply.
+as a straight line past the table.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from kirchhoffnet.errors import DeviceError
 
 _TINY_WIDTH = 1e-12  # |θ1| below which the polarity sgn θ1 is written as θ1/1e-12 in SPICE
 
-# The default table: a level-1 NMOS (V_T = 0.5 V, V_DS = 0.1 V) on 0.05 V knots up to 1.8 V, its
-# transconductance 0 up to V_T, rising linearly over V_DS (saturation), then constant (triode),
-# scaled so that σ(1.8 V) = 1. The spline holds this law exactly, so a bare family name needs no ngspice.
-_LEVEL1_SLOPES = (0.0,) * 11 + (0.4,) + (0.8,) * 25
+# The default table: a level-1 NMOS (V_T = 0.5 V, V_DS = 0.1 V) on 0.05 V knots up to 3.6 V (twice
+# the 1.8 V supply), its transconductance 0 up to V_T, rising linearly over V_DS (saturation), then
+# constant (triode), scaled so that σ(1.8 V) = 1. The spline holds this law exactly, so a bare family
+# name needs no ngspice.
+_LEVEL1_SLOPES = (0.0,) * 11 + (0.4,) + (0.8,) * 61
 _LEVEL1_SOURCE = {"law": "level 1, V_T = 0.5 V, V_DS = 0.1 V, current unit I_D(V_GS = 1.8 V)"}
 
 
@@ -47,8 +48,10 @@ class TransistorTable(AffineActivation):
 
     Args:
         slopes: σ'(V_GS) in current units per V at the ``len(slopes)`` uniform knots spanning
-            ``[0, supply_v]``; non-negative, the first 0 (cut-off). Default: a level-1 NMOS.
-        supply_v: the supply voltage, the range of the table and of the gate bias.
+            ``[0, gate_max_v]``; non-negative, the first 0 (cut-off). Default: a level-1 NMOS.
+        supply_v: the supply voltage, the range of the gate bias.
+        gate_max_v: the table's last knot (default: twice the supply, the largest V_GS that a
+            bias within the supply and a terminal drop within the rails make).
         width_min: the narrowest width, in reference widths.
         width_max: the widest width, in reference widths.
         source: where the table comes from (model card hash, model name, V_DS, L, the reference
@@ -61,6 +64,7 @@ class TransistorTable(AffineActivation):
         self,
         slopes: Sequence[float] | None = None,
         supply_v: float = 1.8,
+        gate_max_v: float | None = None,
         width_min: float = 0.1,
         width_max: float = 10.0,
         source: dict[str, Any] | None = None,
@@ -73,15 +77,18 @@ class TransistorTable(AffineActivation):
             )
         if not (math.isfinite(float(supply_v)) and float(supply_v) > 0):
             raise DeviceError(f"supply_v must be a positive voltage, got {supply_v}")
+        gate_max = 2 * float(supply_v) if gate_max_v is None else float(gate_max_v)
+        if not (math.isfinite(gate_max) and gate_max >= float(supply_v)):
+            raise DeviceError(f"gate_max_v must be at least the supply {supply_v} V, got {gate_max_v}")
         if not (0 < float(width_min) <= float(width_max) < math.inf):
             raise DeviceError(f"widths must satisfy 0 < width_min <= width_max, got {width_min} and {width_max}")
         self.slopes = values
-        self.supply_v = float(supply_v)
+        self.supply_v, self.gate_max_v = float(supply_v), gate_max
         self.width_min, self.width_max = float(width_min), float(width_max)
         self.source = dict(_LEVEL1_SOURCE if source is None and slopes is None else source or {})
-        self.step_v = self.supply_v / (len(values) - 1)
+        self.step_v = self.gate_max_v / (len(values) - 1)
         # Per piece j (left knot j): slope s_j, slope change k_j per V, value y_j; the last piece
-        # (past the supply) is the straight line continuing the table.
+        # (past the table) is the straight line continuing the table.
         self._change = [(b - a) / self.step_v for a, b in itertools.pairwise(values)] + [0.0]
         areas = (self.step_v * (a + b) / 2 for a, b in itertools.pairwise(values))
         self._values = list(itertools.accumulate(areas, initial=0.0))
@@ -91,6 +98,7 @@ class TransistorTable(AffineActivation):
         return {
             "slopes": list(self.slopes),
             "supply_v": self.supply_v,
+            "gate_max_v": self.gate_max_v,
             "width_min": self.width_min,
             "width_max": self.width_max,
             "source": self.source,
@@ -145,7 +153,7 @@ class TransistorTable(AffineActivation):
 
     def spice_activation(self, u: str) -> str:
         # Σ over pieces of t·(s + k·t/2), t = u clamped into the piece: every term is non-negative, so
-        # the sum loses no digits to cancellation; the last term is the straight line past the supply.
+        # the sum loses no digits to cancellation; the last term is the straight line past the table.
         terms = []
         last = len(self.slopes) - 1
         for j in range(last + 1):

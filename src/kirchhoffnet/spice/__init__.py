@@ -11,7 +11,8 @@ SPICE3 raw or CSV files, and ``export_veriloga`` writes each device family as a 
 ``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
 measures how far they are from the ideal ReLU; ``tabulate`` fits a
 [`TransistorTable`][kirchhoffnet.devices.TransistorTable] to a model card's own drain current (``load_card``,
-``shipped_cards``: the cards shipped as package data). Only the ``ngspice`` executable is needed.
+``shipped_cards``: the cards shipped as package data) and ``TableTransistors`` builds its edges from that card's
+transistors. Only the ``ngspice`` executable is needed.
 """
 
 from kirchhoffnet.spice._raw import RawPlot, read_raw, write_raw
@@ -20,7 +21,14 @@ from kirchhoffnet.spice.dialect import DIALECTS, Dialect
 from kirchhoffnet.spice.export import export_decks, export_netlists, export_network_deck
 from kirchhoffnet.spice.importer import import_deck
 from kirchhoffnet.spice.model_cards import ModelCard, load_card, shipped_cards
-from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, iv_departure, level1_card, model_iv_departure
+from kirchhoffnet.spice.mos import (
+    MosTechnology,
+    TableTransistors,
+    TransistorRelu,
+    iv_departure,
+    level1_card,
+    model_iv_departure,
+)
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
 from kirchhoffnet.spice.report import VerifyReport
 from kirchhoffnet.spice.tabulation import Tabulation, tabulate
@@ -41,6 +49,7 @@ __all__ = [
     "RunResult",
     "SpiceOptions",
     "SpiceTrajectory",
+    "TableTransistors",
     "Tabulation",
     "TransistorRelu",
     "VerifyReport",

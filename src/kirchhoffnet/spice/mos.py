@@ -23,9 +23,11 @@ import numpy as np
 import torch
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.devices import MosRelu
+from kirchhoffnet.devices import MosRelu, TransistorTable
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice._runner import run_ngspice
+from kirchhoffnet.spice.model_cards import ModelCard
+from kirchhoffnet.spice.tabulation import card_sha256, physical_width
 
 if TYPE_CHECKING:  # drawing is optional: checking transistors does not load matplotlib
     from matplotlib.axes import Axes
@@ -226,6 +228,56 @@ class TransistorRelu:
 
         def element(e: int, suffix: str) -> str:
             return f"X{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} {fit.instance(e)}"
+
+        return element
+
+
+class TableTransistors:
+    """Realisation of [`TransistorTable`][kirchhoffnet.devices.TransistorTable] slices by the same ``kn_mosrelu``
+    subcircuit, with the card the table was tabulated from.
+
+    Edge ``e`` gets the family's own clamped coefficients: polarity ``pol = a_e``, gate bias
+    ``vb = c_e`` and the drawn width of ``post_e`` reference widths
+    ([`physical_width`][kirchhoffnet.spice.tabulation.physical_width]); one normalised current unit is the
+    table's current unit in A.
+
+    Args:
+        card: the model card; its text must hash to the table's ``card_sha256``.
+        device: the tabulated family every slice uses.
+    """
+
+    def __init__(self, card: ModelCard, device: TransistorTable) -> None:
+        source = device.source
+        if source.get("card_sha256") != card_sha256(card):
+            raise DeviceError(
+                f"the TransistorTable was tabulated from card {shown(source.get('card', 'unknown'))} "
+                f"(sha256 {str(source.get('card_sha256'))[:12]}), not from {shown(card.name)}; give that card"
+            )
+        self.device = device
+        self.current_scale_a = float(source["current_unit_a"])
+        self.technology = MosTechnology(card.text, source["model_name"], source["length_m"], self.current_scale_a)
+
+    def preamble(self, piece: Slice) -> list[str]:
+        return subcircuit(self.technology, self.device.source["drain_voltage_v"])
+
+    def elements(self, piece: Slice) -> Callable[[int, str], str]:
+        if piece.device_family != self.device:
+            other = "another TransistorTable" if isinstance(piece.device_family, TransistorTable) else None
+            raise DeviceError(
+                f"the transistors realise the TransistorTable tabulated from {self.device.source.get('card')}; "
+                f"this slice uses {other or piece.device_family.name}: export one tabulation at a time"
+            )
+        with torch.no_grad():
+            polarity, _, bias, width = self.device.coefficients(edge_parameters(piece))
+        widths = physical_width(self.device, width.numpy())
+        length = self.technology.length_m
+        src, dst = piece.edge_index.tolist()
+
+        def element(e: int, suffix: str) -> str:
+            return (
+                f"X{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} {SUBCIRCUIT} "
+                f"w={float(widths[e])!r} l={length!r} vb={float(bias[e])!r} pol={float(polarity[e])!r}"
+            )
 
         return element
 

@@ -2,7 +2,8 @@
 
 The edge circuit (`kirchhoffnet.spice.mos`) holds the NMOS's drain at ``V_DS`` and its source at
 ground, so at a given width its current is a function of ``V_GS`` alone. One DC sweep of the card's
-NMOS at the reference width (``squares`` × L) over ``V_GS ∈ [0, supply]`` gives that function; a
+NMOS at the reference width (``squares`` × L) over ``V_GS ∈ [0, 2·supply]`` (the gate voltages that a
+bias within the supply and a drop within the rails make) gives that function; a
 non-negative least-squares fit of the spline's knot slopes (the transconductance, so the current is
 monotone by construction) turns it into the family's table, in units of the current at
 ``V_GS = supply``. The fit is then checked against a fresh sweep: other ``V_GS`` points, and other
@@ -84,9 +85,9 @@ def tabulate(
         model_name: the NMOS model in a card given by name or path (default: the card's first).
         drain_voltage_v: V_DS of every edge transistor.
         length_m: channel length (default: the shipped card's; 1 µm for other cards).
-        supply_v: the supply, the range of V_GS and of the gate bias (default: the shipped card's; 1.8 V).
+        supply_v: the supply, the range of the gate bias (default: the shipped card's; 1.8 V).
         squares: the reference width W_ref in units of L; the family's width is in units of W_ref.
-        knots: knots of the spline over ``[0, supply]``.
+        knots: knots of the spline over ``V_GS ∈ [0, 2·supply]``.
         width_range: the widths a transistor may have, in units of W_ref (the family's clamps).
         check_widths: widths drawn (log-uniformly, seeded) in ``width_range`` for the check.
         cache: read and write the on-disk cache.
@@ -136,6 +137,7 @@ def _settings(
         "drain_voltage_v": float(drain_voltage_v),
         "length_m": length,
         "supply_v": supply,
+        "gate_max_v": 2 * supply,
         "squares": float(squares),
         "knots": int(knots),
         "width_range": [low, high],
@@ -145,14 +147,14 @@ def _settings(
 
 def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], points: int) -> tuple[np.ndarray, ...]:
     """V_GS (P,) and the drain currents (P, W) in A of one transistor per width, in one ngspice run."""
-    supply, length = settings["supply_v"], settings["length_m"]
+    gate_max, length = settings["gate_max_v"], settings["length_m"]
     lines = ["* kirchhoffnet transistor tabulation", card.text, "Vg g 0 0"]
     for k, width in enumerate(widths_m):
         lines += [
             f"Vd{k} d{k} 0 {settings['drain_voltage_v']!r}",
             f"M{k} d{k} g 0 0 {card.model_name} W={width!r} L={length!r}",
         ]
-    lines += [f".dc Vg 0 {supply!r} {supply / (points - 1)!r}", ".end", ""]
+    lines += [f".dc Vg 0 {gate_max!r} {gate_max / (points - 1)!r}", ".end", ""]
     plot = run_ngspice("\n".join(lines)).plot("dc")
     currents = np.stack([-plot[f"i(vd{k})"] for k in range(len(widths_m))], axis=1)
     return plot["v(g)"], currents
@@ -160,11 +162,11 @@ def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], poi
 
 def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
     start = time.perf_counter()
-    supply, knots = settings["supply_v"], settings["knots"]
+    supply, gate_max, knots = settings["supply_v"], settings["gate_max_v"], settings["knots"]
     reference_m = settings["squares"] * settings["length_m"]
     low, high = settings["width_range"]
     gate, current = _sweep(card, settings, [reference_m, low * reference_m], 8 * (knots - 1) + 1)
-    unit_a = float(current[-1, 0])
+    unit_a = float(np.interp(supply, gate, current[:, 0]))
     if not unit_a > 1e-9:  # leakage and gmin alone stay far below a nanoampere
         raise DeviceError(
             f"the transistor {card.model_name} conducts no current ({unit_a:.2g} A) at V_GS = supply = {supply} V; "
@@ -173,13 +175,13 @@ def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
     # σ is linear in the knot slopes s_1..s_N (s_0 = 0): column j is σ with s = e_j, a hat's integral.
     u = torch.from_numpy(gate)
     columns = [
-        TransistorTable([float(i == j) for i in range(knots)], supply_v=supply).activation(u, inplace=False).numpy()
+        TransistorTable([float(i == j) for i in range(knots)], supply, gate_max).activation(u, inplace=False).numpy()
         for j in range(1, knots)
     ]
     slopes, _ = nnls(np.stack(columns, axis=1), current[:, 0] / unit_a)
     # The current scales with the effective width W − ΔW (BSIM's 2·WINT and the like), not W: ΔW from
     # the narrowest width's current relative to the reference's, at the supply.
-    ratio = float(current[-1, 1]) / unit_a
+    ratio = float(np.interp(supply, gate, current[:, 1])) / unit_a
     offset_m = (ratio * reference_m - low * reference_m) / (ratio - 1) if low < 1 and ratio != 1 else 0.0
     if not -reference_m < offset_m < low * reference_m:
         raise DeviceError(
@@ -187,7 +189,7 @@ def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
             f"reference current at {low} of its width; check the card or narrow width_range"
         )
     source = {
-        "card_sha256": hashlib.sha256(card.text.encode()).hexdigest(),
+        "card_sha256": card_sha256(card),
         "card": card.name,
         "model_name": card.model_name,
         "drain_voltage_v": settings["drain_voltage_v"],
@@ -196,7 +198,7 @@ def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
         "width_offset_m": offset_m,
         "current_unit_a": unit_a,
     }
-    device = TransistorTable([0.0, *slopes.tolist()], supply_v=supply, width_min=low, width_max=high, source=source)
+    device = TransistorTable([0.0, *slopes.tolist()], supply, gate_max, low, high, source)
     return Tabulation(device, {**source, **_check(card, settings, device), "seconds": time.perf_counter() - start})
 
 
@@ -229,6 +231,11 @@ def _check(card: ModelCard, settings: dict[str, Any], device: TransistorTable) -
         "width_errors_pct": errors[1:],
         "width_error_pct": max(errors[1:]),
     }
+
+
+def card_sha256(card: ModelCard) -> str:
+    """The card text's SHA-256: what ties a table to the card a realisation must use."""
+    return hashlib.sha256(card.text.encode()).hexdigest()
 
 
 def physical_width(device: TransistorTable, width: float | np.ndarray) -> Any:
