@@ -15,6 +15,7 @@ which is exact for level 1 and the usual linear-extrapolation threshold for othe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import MosRelu, TransistorTable
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice._runner import run_ngspice
-from kirchhoffnet.spice.model_cards import ModelCard
+from kirchhoffnet.spice.model_cards import ModelCard, load_card
 from kirchhoffnet.spice.tabulation import card_sha256, physical_width
 
 if TYPE_CHECKING:  # drawing is optional: checking transistors does not load matplotlib
@@ -280,6 +281,30 @@ class TableTransistors:
             )
 
         return element
+
+
+def table_transistors(model: Any, card: str | os.PathLike[str] | None = None) -> TableTransistors | None:
+    """The transistor realisation of a model whose slices use one TransistorTable; None if none uses one.
+
+    Args:
+        model: a Circuit, Flow or Network.
+        card: a shipped card's name or a card file; default the card the table names (a shipped one).
+    """
+    circuit = as_circuit(model)
+    families = [circuit.slice(k).device_family for k in range(circuit.num_slices)]
+    tables = [f for f in families if isinstance(f, TransistorTable)]
+    if not tables:
+        return None
+    if len(tables) != len(families) or any(f != tables[0] for f in tables):
+        raise DeviceError(
+            "transistor export needs every slice to use one and the same TransistorTable; this model's slices use "
+            f"{[f.name for f in families]}, not all the same table"
+        )
+    device = tables[0]
+    chosen = card if card is not None else device.source.get("card")
+    if chosen is None:
+        raise DeviceError("this TransistorTable names no model card (it was not tabulated); give --model-card")
+    return TableTransistors(load_card(chosen, device.source.get("model_name")), device)
 
 
 @dataclass
