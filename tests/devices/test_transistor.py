@@ -150,3 +150,15 @@ def test_checkpoint_round_trip_rebuilds_the_table(tmp_path):
     assert resolve(circuit.slice(0).device_family.spec()).slopes == _bent_table().slopes
     got, _ = kn.simulate(loaded.double(), x)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_the_pieces_kept_from_the_last_activation_are_never_stale():
+    """σ' of the activation's own output reuses its pieces; a changed or another tensor is searched afresh."""
+    device = _bent_table()
+    u = torch.rand(50, dtype=torch.float64) * 2.4
+    out = device.activation(u.clone(), inplace=True)
+    expected = device.slope(out.clone())  # another tensor: searched
+    torch.testing.assert_close(device.slope(out), expected, rtol=0, atol=0)
+    out.mul_(0.5)  # in place: its version changes, the kept pieces no longer apply
+    torch.testing.assert_close(device.slope(out), device.slope(out.clone()), rtol=0, atol=0)
+    assert not torch.equal(device.slope(out), expected)

@@ -93,6 +93,7 @@ class TransistorTable(AffineActivation):
         areas = (self.step_v * (a + b) / 2 for a, b in itertools.pairwise(values))
         self._values = list(itertools.accumulate(areas, initial=0.0))
         self._tables: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
+        self._last: tuple[Tensor, int, Tensor] | None = None
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -118,27 +119,37 @@ class TransistorTable(AffineActivation):
 
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         y, s, k = self._table(u)
-        piece = torch.floor(u.detach() / self.step_v).clamp_(0, len(self.slopes) - 1).long()
+        piece = torch.floor(u.detach() / self.step_v).clamp(0, len(self.slopes) - 1).long()
         t = (u - piece.to(u.dtype) * self.step_v).clamp_min(0.0)  # 0 below the first knot: cut-off
-        out = y[piece] + t * (s[piece] + 0.5 * k[piece] * t)
-        return u.copy_(out) if inplace else out
+        out = y.take(piece) + t * (s.take(piece) + 0.5 * k.take(piece) * t)
+        out = u.copy_(out) if inplace else out
+        # The kernels ask for σ' and σ'' of this very output next; keeping its pieces (with the tensor, so
+        # its memory is not reused, and its version, so an in-place change is noticed) spares the search.
+        # Not while autograd records (the tensor would keep its graph alive) nor under torch.func transforms.
+        self._last = None
+        if not out.requires_grad and not torch._C._functorch.is_functorch_wrapped_tensor(out):
+            self._last = (out, out._version, piece)
+        return out
 
     def _piece(self, out: Tensor) -> Tensor:
         """The piece holding the value ``out``: the last knot whose value does not exceed it."""
+        last = self._last
+        if last is not None and last[0] is out and last[1] == out._version:
+            return last[2]
         y = self._table(out)[0]
         return (torch.searchsorted(y, out.detach().contiguous(), right=True) - 1).clamp_(0, len(self.slopes) - 1)
 
     def slope(self, out: Tensor) -> Tensor:
         y, s, k = self._table(out)
         piece = self._piece(out)
-        square = s[piece] ** 2 + 2.0 * k[piece] * (out - y[piece])
+        square = s.take(piece) ** 2 + 2.0 * k.take(piece) * (out - y.take(piece))
         # sqrt sees 1 where σ' = 0 (cut-off): its infinite derivative at 0 would make autograd's 0·∞ a NaN.
         positive = square > 0
         return torch.where(positive, torch.sqrt(torch.where(positive, square, torch.ones_like(square))), 0.0)
 
     def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
         k = self._table(out)[2]
-        return torch.where(slope > 0, k[self._piece(out)], 0.0)  # flat cut-off: σ'' = 0
+        return torch.where(slope > 0, k.take(self._piece(out)), 0.0)  # flat cut-off: σ'' = 0
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         width, bias = p[0], p[1]

@@ -28,6 +28,7 @@ from kirchhoffnet.spice.mos import (
     iv_departure,
     level1_card,
     model_iv_departure,
+    table_transistors,
 )
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
 from kirchhoffnet.spice.report import VerifyReport
@@ -70,6 +71,7 @@ __all__ = [
     "shipped_cards",
     "slice_netlist",
     "spice_trajectory",
+    "table_transistors",
     "tabulate",
     "verify",
     "veriloga_module",

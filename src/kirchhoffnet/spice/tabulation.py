@@ -199,7 +199,7 @@ def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
         "current_unit_a": unit_a,
     }
     device = TransistorTable([0.0, *slopes.tolist()], supply, gate_max, low, high, source)
-    return Tabulation(device, {**source, **_check(card, settings, device), "seconds": time.perf_counter() - start})
+    return Tabulation(device, {**source, **_check(card, settings, device), "tabulation_s": time.perf_counter() - start})
 
 
 def _check(card: ModelCard, settings: dict[str, Any], device: TransistorTable) -> dict[str, Any]:
