@@ -55,7 +55,7 @@ def load_card(card: str | os.PathLike[str], model_name: str | None = None) -> Mo
     """A shipped card by name (``bsim4_45nm``) or any card file by path.
 
     Args:
-        card: a name from [`shipped_cards`][kirchhoffnet.spice.model_cards.shipped_cards] or a path.
+        card: a name from [`shipped_cards`][kirchhoffnet.spice.shipped_cards] or a path.
         model_name: the NMOS model to use; by default the card's first ``.model NAME nmos``.
 
     Raises:

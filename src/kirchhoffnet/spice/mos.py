@@ -239,7 +239,7 @@ class TableTransistors:
 
     Edge ``e`` gets the family's own clamped coefficients: polarity ``pol = a_e``, gate bias
     ``vb = c_e`` and the drawn width of ``post_e`` reference widths
-    ([`physical_width`][kirchhoffnet.spice.tabulation.physical_width]); one normalised current unit is the
+    (`kirchhoffnet.spice.tabulation.physical_width`); one normalised current unit is the
     table's current unit in A.
 
     Args:

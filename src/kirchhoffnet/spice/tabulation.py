@@ -81,7 +81,7 @@ def tabulate(
     """Sweep the card's NMOS in ngspice, fit the family, check the fit against fresh sweeps.
 
     Args:
-        card: a [`ModelCard`][kirchhoffnet.spice.model_cards.ModelCard], a shipped card's name or a card file.
+        card: a [`ModelCard`][kirchhoffnet.spice.ModelCard], a shipped card's name or a card file.
         model_name: the NMOS model in a card given by name or path (default: the card's first).
         drain_voltage_v: V_DS of every edge transistor.
         length_m: channel length (default: the shipped card's; 1 µm for other cards).
