@@ -121,6 +121,15 @@ def test_card_files_and_bad_cards(tmp_path):
         tabulate(card, drain_voltage_v=2.0, cache=False)
     with pytest.raises(ConfigError, match="width_range must hold the reference width"):
         tabulate(card, width_range=(2.0, 4.0), cache=False)
+    for bad, message in [
+        ({"drain_voltage_v": "x"}, "drain_voltage_v must be a positive number, got 'x'"),
+        ({"length_m": -1e-6}, "length_m must be a positive number"),
+        ({"width_range": "ab"}, "width_range must be two numbers"),
+        ({"knots": 2.5}, "knots, check_widths integers"),
+        ({"check_widths": -1}, r"check_widths in \[0, 100\]"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            tabulate(card, cache=False, **bad)
     dead = ModelCard("dead", ".model kn_nmos nmos (level=1 vto=5 kp=1e-4)", "kn_nmos", 1e-6, 1.8)
     with pytest.raises(DeviceError, match="conducts no current"):
         tabulate(dead, cache=False)

@@ -208,8 +208,6 @@ def build_device(device: Any) -> Device:
     from kirchhoffnet.spice.tabulation import tabulate
 
     card = settings.pop("card")
-    if "width_range" in settings:
-        settings["width_range"] = tuple(settings["width_range"])
     return tabulate(card, **settings).device
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import time
 import warnings
@@ -33,7 +34,7 @@ import torch
 from scipy.optimize import nnls
 
 from kirchhoffnet.devices import TransistorTable, resolve
-from kirchhoffnet.errors import ConfigError, DeviceError, KirchhoffError
+from kirchhoffnet.errors import ConfigError, DeviceError, KirchhoffError, shown
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.spice._runner import run_ngspice
 from kirchhoffnet.spice.model_cards import ModelCard, load_card
@@ -120,29 +121,45 @@ def _settings(
     check_widths: int,
 ) -> dict[str, Any]:
     """The fit's settings, checked, defaults filled in from the card: the cache key and the report hold them."""
-    length = float(length_m if length_m is not None else card.length_m or 1e-6)
-    supply = float(supply_v if supply_v is not None else card.supply_v or 1.8)
-    low, high = (float(w) for w in width_range)
-    for name, value in (("drain_voltage_v", drain_voltage_v), ("length_m", length), ("supply_v", supply)):
-        if not (math.isfinite(float(value)) and float(value) > 0):
-            raise ConfigError(f"{name} must be positive, got {value}")
-    if not float(drain_voltage_v) < supply:
-        raise ConfigError(f"drain_voltage_v ({drain_voltage_v} V) must lie below the supply ({supply} V)")
-    if not (math.isfinite(float(squares)) and float(squares) > 0) or not 3 <= int(knots) <= 1000:
-        raise ConfigError(f"squares must be positive and knots in [3, 1000], got {squares} and {knots}")
+    length = _positive("length_m", length_m if length_m is not None else card.length_m or 1e-6)
+    supply = _positive("supply_v", supply_v if supply_v is not None else card.supply_v or 1.8)
+    drain = _positive("drain_voltage_v", drain_voltage_v)
+    if not drain < supply:
+        raise ConfigError(f"drain_voltage_v ({drain} V) must lie below the supply ({supply} V)")
+    try:
+        low, high = (float(w) for w in width_range)
+        knots, check_widths = operator.index(knots), operator.index(check_widths)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"width_range must be two numbers and knots, check_widths integers; got {shown(width_range)}, "
+            f"{shown(knots)} and {shown(check_widths)}"
+        ) from None
+    if not 3 <= knots <= 1000 or not 0 <= check_widths <= 100:
+        raise ConfigError(f"knots must lie in [3, 1000] and check_widths in [0, 100], got {knots} and {check_widths}")
     if not 0 < low <= 1 <= high < math.inf:
         raise ConfigError(f"width_range must hold the reference width 1: 0 < low <= 1 <= high, got {width_range}")
     return {
         "model_name": card.model_name,
-        "drain_voltage_v": float(drain_voltage_v),
+        "drain_voltage_v": drain,
         "length_m": length,
         "supply_v": supply,
         "gate_max_v": 2 * supply,
-        "squares": float(squares),
-        "knots": int(knots),
+        "squares": _positive("squares", squares),
+        "knots": knots,
         "width_range": [low, high],
-        "check_widths": int(check_widths),
+        "check_widths": check_widths,
     }
+
+
+def _positive(name: str, value: Any) -> float:
+    """``value`` as a finite positive float, or a one-line ConfigError naming the setting."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(f"{name} must be a positive number, got {shown(value)}")
+    return number
 
 
 def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], points: int) -> tuple[np.ndarray, ...]:
