@@ -159,7 +159,7 @@ def test_a_bsim4_table_network_built_from_transistors_matches_the_simulator():
     x = torch.randn(1, 5) * 0.3
     report = verify(circuit, x, options=SpiceOptions(reltol=1e-6, max_step_fraction=1e-2), realisation=realisation)
     assert report.peak_abs_voltage_v > 1.0  # the gates swing well past threshold
-    assert report.max_abs_error_v <= 0.01 * report.peak_abs_voltage_v  # observed 8.1 mV of 1.56 V (0.52 %)
+    assert report.max_abs_error_v <= 0.01 * report.peak_abs_voltage_v  # observed 9.1 mV of 1.84 V (0.49 %)
     # The level-1 law in the table's place moves the nodes far more than that: the test can tell them apart.
     level1 = kn.Circuit(
         [kn.Slice(p.edge_index, TransistorTable(supply_v=1.0), params=p.params.detach()) for p in circuit.slices],
@@ -167,7 +167,7 @@ def test_a_bsim4_table_network_built_from_transistors_matches_the_simulator():
     )
     with torch.no_grad():
         gap = (kn.simulate(level1, x)[0] - kn.simulate(circuit, x)[0]).abs().max()
-    assert float(gap) > 5 * report.max_abs_error_v
+    assert float(gap) > 5 * report.max_abs_error_v  # observed 0.30 V
 
 
 def test_the_realisation_refuses_another_card_and_another_family():

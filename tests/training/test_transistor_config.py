@@ -38,9 +38,7 @@ def test_the_bsim4_twomoon_config_trains_and_its_checkpoint_needs_no_ngspice(tmp
     assert device.source["card"] == "bsim4_45nm"
 
 
-@pytest.mark.needs_ngspice
-def test_bad_tabulation_settings_fail_in_one_line_when_the_circuit_is_built(tmp_path, monkeypatch):
-    monkeypatch.setenv("KIRCHHOFFNET_CACHE", str(tmp_path / "cache"))
+def test_bad_tabulation_settings_fail_in_one_line_when_the_circuit_is_built():
     for override, message in [
         ("circuit.device.width_range=5", "width_range must be two numbers"),
         ("circuit.device.card=nowhere.lib", "unknown model card 'nowhere.lib'"),
