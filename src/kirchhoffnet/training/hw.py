@@ -157,10 +157,12 @@ def hw_report(
     fit_voltage: bool = False,
     points_per_slice: int = 201,
     seed: int = 0,
+    progress: bool = False,
 ) -> Study[dict[str, Any]]:
     """``kirchhoffnet hw report``: [`report_study`][kirchhoffnet.hardware.study.report_study] of the model at
     ``path`` on [`study_inputs`][kirchhoffnet.training.hw.study_inputs]; a score-circuit diffusion run is
-    reported per generation instead (its probability-flow transient over ``samples`` generations)."""
+    reported per generation instead (its probability-flow transient over ``samples`` generations).
+    ``progress``: a bar over the slices, or periodic lines off a terminal (`kirchhoffnet._progress`)."""
     path = Path(path)
     if kind_of(path) == "diffusion-run":
         return _generation_report(path, design, Path(out), samples, settling, fit_voltage)
@@ -169,7 +171,7 @@ def hw_report(
     model: Any = saved.model  # a Circuit, Flow or Network; the study refuses anything else
     return report_study(
         model, x, design, out, name=path.name, source=str(path.resolve()),
-        settling=settling, fit_voltage=fit_voltage, points_per_slice=points_per_slice,
+        settling=settling, fit_voltage=fit_voltage, points_per_slice=points_per_slice, progress=progress,
     )  # fmt: skip
 
 
