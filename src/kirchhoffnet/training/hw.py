@@ -162,10 +162,11 @@ def hw_report(
     """``kirchhoffnet hw report``: [`report_study`][kirchhoffnet.hardware.study.report_study] of the model at
     ``path`` on [`study_inputs`][kirchhoffnet.training.hw.study_inputs]; a score-circuit diffusion run is
     reported per generation instead (its probability-flow transient over ``samples`` generations).
-    ``progress``: a bar over the slices, or periodic lines off a terminal (`kirchhoffnet._progress`)."""
+    ``progress``: a bar over the slices (a generation's steps for a score circuit), or periodic lines off a
+    terminal (`kirchhoffnet._progress`)."""
     path = Path(path)
     if kind_of(path) == "diffusion-run":
-        return _generation_report(path, design, Path(out), samples, settling, fit_voltage)
+        return _generation_report(path, design, Path(out), samples, settling, fit_voltage, progress)
     saved = open_saved(path)
     x = study_inputs(saved, samples, inputs=inputs, seed=seed)
     model: Any = saved.model  # a Circuit, Flow or Network; the study refuses anything else
@@ -176,12 +177,12 @@ def hw_report(
 
 
 def _generation_report(
-    path: Path, design: PhysicalDesign, out: Path, samples: int, settling: float, fit: bool
+    path: Path, design: PhysicalDesign, out: Path, samples: int, settling: float, fit: bool, progress: bool
 ) -> Study[dict[str, Any]]:
     from kirchhoffnet.diffusion.circuit_run import hardware_markdown, run_hardware
     from kirchhoffnet.hardware.report import write_study
 
-    result = run_hardware(open_saved_run(path).run, samples, design, settling, fit_supply=fit)
+    result = run_hardware(open_saved_run(path).run, samples, design, settling, fit_supply=fit, progress=progress)
     data = {"source": str(path.resolve()), **result}
     files = write_study(out, "hw_report", data, hardware_markdown(result, f"Hardware report: {path.name}"))
     return Study(data, files, {k: data[k] for k in GENERATION_SUMMARY})
