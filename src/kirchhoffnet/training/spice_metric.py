@@ -1,9 +1,10 @@
 """``kirchhoffnet spice verify --metric``: a trained model's task metric computed from ngspice's outputs.
 
-`kirchhoffnet.spice.verify` runs every slice in ngspice, each started from the voltages ngspice itself ended
-the slice before with, so its output state is what the whole analog network would produce. Here the model's own readout turns that state into the task's outputs and the run's metric
-is computed from them, beside the same metric from kirchhoffnet's float64 solve of the same inputs. Which
-inputs and which metric fit needs the run's task and test set, so this lives above them, as the hw studies do.
+`kirchhoffnet.spice.verify` runs every slice in ngspice, each started from the voltages ngspice itself ended the
+slice before with, so its output state is what the whole analog network would produce. Here the model's own readout
+turns that state into the task's outputs and the run's metric is computed from them, beside the same metric from
+kirchhoffnet's float64 solve of the same inputs. Which inputs and which metric fit needs the run's task and test
+set, so this lives above them, as the hw studies do.
 
 A flow is scored by its samples (base → data), which both sides compute. Its NLL is not: the density of a
 data point needs the reverse-time solve (data → base) and the divergence of the device law along it, and
