@@ -73,6 +73,7 @@ def test_behavioural_classifier_scores_as_kirchhoffnet(runs):
     for row in result["slices"]:
         assert row["error_percent_of_swing"] <= 0.01 and row["swing_v"] > 0.1  # the state moves; ngspice follows it
         assert row["error_percent_of_swing"] == pytest.approx(100 * row["max_abs_error_v"] / row["swing_v"])
+    assert result["supply_energy_j_per_input"] is None  # ideal sources draw from no supply
     low, high = result["ngspice_min_v"], result["ngspice_max_v"]
     assert result["within_rails"] is True and -20 < low < high < 20
     ours = kn.open(runs["ShiftTanh2"]).model.circuit
@@ -93,6 +94,7 @@ def test_level1_transistor_classifier_scores_as_kirchhoffnet(runs):
     assert result["class_agreement"] == 1.0 and result["ngspice"] == result["kirchhoffnet"]
     assert result["max_error_percent_of_swing"] <= 1.0  # level 1 is the MosRelu law itself
     assert result["within_rails"] is None
+    assert result["supply_energy_j_per_input"] > 0 and result["supply_peak_power_w"] > 0  # the drain biases' draw
 
 
 @pytest.mark.needs_ngspice

@@ -40,6 +40,9 @@ class VerifyReport:
             times: the scale a slice's error is a fraction of.
         slice_spice_min_v: per slice, the lowest node voltage at any of ngspice's own time points.
         slice_spice_max_v: per slice, the highest one (with the minimum: whether nodes stay within supply rails).
+        supply_energy_j: mean energy per input drawn from the realisation's supply sources over the whole run
+            (``SupplyMetered`` realisations such as transistors; ``None`` for behavioural sources).
+        supply_peak_power_w: the largest total supply power of any input at any time, or ``None`` likewise.
         times: per slice, the common times (T,) in s.
         ours: per slice, kirchhoffnet's voltages (T, K, N_k) in V.
         spice: per slice, ngspice's voltages interpolated onto ``times``, (T, K, N_k) in V.
@@ -65,6 +68,8 @@ class VerifyReport:
     slice_swing_v: list[float]
     slice_spice_min_v: list[float]
     slice_spice_max_v: list[float]
+    supply_energy_j: float | None
+    supply_peak_power_w: float | None
     times: list[np.ndarray] = field(repr=False)
     ours: list[np.ndarray] = field(repr=False)
     spice: list[np.ndarray] = field(repr=False)

@@ -130,6 +130,8 @@ def verify(
         slice_swing_v=[float(np.ptp(v)) for v in mine],
         slice_spice_min_v=[min(float(v.min()) for _, v in waves) for waves in spice.waves],
         slice_spice_max_v=[max(float(v.max()) for _, v in waves) for waves in spice.waves],
+        supply_energy_j=None if spice.supply_energy_j is None else float(spice.supply_energy_j.mean()),
+        supply_peak_power_w=None if spice.supply_peak_power_w is None else float(spice.supply_peak_power_w.max()),
         times=times,
         ours=mine,
         spice=theirs,

@@ -94,6 +94,8 @@ def spice_metric(
         "ngspice_max_v": high,
         "rails_v": None if rails is None else list(rails),
         "within_rails": None if rails is None else bool(rails[0] <= low and high <= rails[1]),
+        "supply_energy_j_per_input": report.supply_energy_j,
+        "supply_peak_power_w": report.supply_peak_power_w,
         **_metric(saved, model, ours_final, spice_final, targets, seed),
         "verify": report.to_dict(),
     }
