@@ -126,11 +126,12 @@ def test_flow_is_scored_by_its_samples(tmp_path):
 @pytest.mark.needs_ngspice
 def test_command_prints_pure_json(runs, tmp_path):
     out = tmp_path / "report.json"
-    args = ["spice", "verify", str(runs["ShiftTanh2"]), "--metric", "--samples", "2", "--rails", "-20", "20"]
+    args = ["spice", "verify", str(runs["ShiftTanh2"]), "--metric", "--samples", "50", "--rails", "-20", "20"]
     result = runner.invoke(app, [*args, "--reltol", "1e-6", "--max-step", "2e-2", "--points", "21", "--json", str(out)])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["metric"] == "accuracy" and printed["within_rails"] is True
+    assert printed["samples"] == 10 and "holds 10 inputs, fewer than --samples 50" in result.stderr
     assert json.loads(out.read_text()) == printed
 
 

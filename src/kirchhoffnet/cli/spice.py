@@ -242,6 +242,10 @@ def verify(
                 progress=True,
             )  # fmt: skip
             summary = {**summary, "source": str(path.resolve()), "seed": seed}
+            if summary["samples"] < samples:
+                status(
+                    f"the test set holds {summary['samples']} inputs, fewer than --samples {samples}: scored them all"
+                )
         else:
             report = run_verify(
                 load_model(path), samples, seed=seed, options=options, jobs=jobs, realisation=realisation,
