@@ -179,6 +179,7 @@ def test_the_realisation_refuses_another_card_and_another_family():
         realisation.elements(kn.Slice(kn.topology.chain(3), "MosRelu"))
     piece = kn.Slice(kn.topology.chain(3), result.device, params=torch.tensor([[-2.0, 50.0], [0.5, -1.0]]))
     lines = [realisation.elements(piece)(e, "") for e in range(2)]
+    assert realisation.supplies(piece, "_1") == [("i(v.x0_1.vd)", 0.1), ("i(v.x1_1.vd)", 0.1)]  # drain biases
     width = physical_width(result.device, np.array([2.0, 4.0]))  # |θ1|, clamped to width_max = 4
     assert lines[0].endswith(f"kn_mosrelu w={float(width[0])!r} l=1.8e-07 vb=0.5 pol=-1.0")
     assert lines[1].endswith(f"kn_mosrelu w={float(width[1])!r} l=1.8e-07 vb=0.0 pol=1.0")  # bias clamped to ≥ 0

@@ -232,6 +232,11 @@ class TransistorRelu:
 
         return element
 
+    def supplies(self, piece: Slice, suffix: str) -> list[tuple[str, float]]:
+        """Each edge's drain bias source ``Vd``: its current is the transistor's drain current at ``V_DS``."""
+        drain_voltage_v = self.fit(piece).characterisation.drain_voltage_v
+        return [(f"i(v.x{e}{suffix}.vd)", drain_voltage_v) for e in range(piece.num_edges)]
+
 
 class TableTransistors:
     """Realisation of [`TransistorTable`][kirchhoffnet.devices.TransistorTable] slices by the same ``kn_mosrelu``
@@ -281,6 +286,11 @@ class TableTransistors:
             )
 
         return element
+
+    def supplies(self, piece: Slice, suffix: str) -> list[tuple[str, float]]:
+        """Each edge's drain bias source ``Vd``, as [`TransistorRelu`][kirchhoffnet.spice.TransistorRelu]'s."""
+        drain_voltage_v = float(self.device.source["drain_voltage_v"])
+        return [(f"i(v.x{e}{suffix}.vd)", drain_voltage_v) for e in range(piece.num_edges)]
 
 
 def table_transistors(model: Any, card: str | os.PathLike[str] | None = None) -> TableTransistors | None:
