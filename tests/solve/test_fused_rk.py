@@ -146,3 +146,14 @@ def test_step_failures_are_solver_errors():
                 kn.simulate(circuit, x, solver=kn.Solver(first_step=first_step, integrator=integrator))
             messages.append(str(failure.value))
         assert messages[0] == messages[1]
+
+
+def test_integrator_round_trips_through_yaml_and_checkpoints(tmp_path):
+    from kirchhoffnet.config import SolverConfig
+
+    assert SolverConfig(integrator="fused").build() == kn.Solver(integrator="fused")
+    with pytest.raises(ValueError, match="integrator"):
+        SolverConfig(integrator="diffrax")
+    flow = kn.Flow(small_circuit("ShiftTanh2"), solver=kn.Solver(integrator="auto"))
+    kn.save(flow, tmp_path / "flow.safetensors")
+    assert kn.load(tmp_path / "flow.safetensors").solver.integrator == "auto"

@@ -73,8 +73,8 @@ class SolveStats:
     @property
     def kernels(self) -> list[list[str]]:
         """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``, ``fused``;
-        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``traced`` for the solve of an
-        exported or compiled module), in the order first taken;
+        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``fused-rk`` where the fused integrator
+        ran the slice, ``traced`` for the solve of an exported or compiled module), in the order first taken;
         a backward pass run after the solve adds its own."""
         return [list(c.paths) for c in self._counters]
 

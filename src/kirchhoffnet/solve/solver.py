@@ -70,6 +70,8 @@ class Solver:
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
+        if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
+            raise ConfigError(unknown_choice("solver method", self.method, ADAPTIVE_METHODS + FIXED_METHODS))
         if self.integrator not in INTEGRATORS:
             raise ConfigError(unknown_choice("integrator", self.integrator, INTEGRATORS))
         if self.integrator == "fused" and self.method not in FUSED_METHODS:
@@ -77,8 +79,6 @@ class Solver:
                 f"integrator 'fused' steps {', '.join(FUSED_METHODS)} only, not {self.method!r}; "
                 "use integrator 'auto' or 'torchdiffeq'"
             )
-        if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
-            raise ConfigError(unknown_choice("solver method", self.method, ADAPTIVE_METHODS + FIXED_METHODS))
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
