@@ -73,9 +73,12 @@ class StepError(Exception):
         self.reason, self.time = reason, time
 
 
-Step = tuple[float, list[Tensor], list[Tensor | None]]
-"""An accepted step: its size, and the states and σ(U) of stages 0..5 (stage 6 is the next step's stage 0 and
-enters no solution): what the discrete adjoint reverses through."""
+Activation = tuple[Tensor | None, Tensor | None]
+"""σ(U) and σ'(U) of one evaluation, kept for its vector-Jacobian product (``None``: recomputed there; the numba
+kernel keeps neither, and σ'(U) is computed only with the divergence)."""
+Step = tuple[float, list[Tensor], list[Activation]]
+"""An accepted step: its size, and the states and activations of stages 0..5 (stage 6 is the next step's stage 0
+and enters no solution): what the discrete adjoint reverses through."""
 
 
 class FusedProblem:
@@ -108,18 +111,21 @@ class FusedProblem:
         self.rtol, self.atol, self.first_step = rtol, atol, first_step
         self.min_step, self.max_steps = min_step, max_steps
 
-    def _rate(self, y: Tensor, out: Tensor) -> Tensor | None:
-        """Writes the signed field at ``y`` into ``out`` (same shape); returns σ(U) (``None`` on the numba kernel)."""
+    def _rate(self, y: Tensor, out: Tensor) -> Activation:
+        """Writes the signed field at ``y`` into ``out`` (same shape); returns the evaluation's activation.
+
+        σ'(U) is kept beside σ(U): the backward pass would otherwise recompute it, and on the twomoon circuit
+        (300 edges, batch 512) reading the kept block made 96 products 14 % faster than recomputing it."""
         state = y[:-1] if self.divergence else y
-        rate, trace, current, _ = self.system.field(state, self.divergence)
+        rate, trace, current, slope = self.system.field(state, self.divergence)
         if not self.divergence:
             out.copy_(rate)
             if self.sign < 0:
                 out.neg_()
-            return current
+            return current, slope
         torch.cat([rate, trace.unsqueeze(0)], out=out)  # (f, tr); the solve's rate is sign·(f, −tr)
         (out[-1] if self.sign > 0 else out[:-1]).neg_()
-        return current
+        return current, slope
 
     def _norm(self, y: Tensor) -> Tensor:
         """torchdiffeq's RMS norm; with the log-density row, the larger RMS of voltages and log p (the norm of
@@ -166,7 +172,7 @@ class FusedProblem:
         weights = _WEIGHTS.to(device=y0.device, dtype=y0.dtype)
         rates = y0.new_empty(STAGES, width)  # the stages' signed rates k_0..k_6, one row each
         y = y0.reshape(width)
-        current = self._rate(y0, rates[0].view(shape))
+        activation = self._rate(y0, rates[0].view(shape))
         self.count(1)
         t, reached, finite, tries = self.start, self.start, True, 0  # reached: where the field was last evaluated
         if self.first_step is None:
@@ -191,11 +197,11 @@ class FusedProblem:
                 t1 = self.end
                 dt = t1 - t
             table = weights * dt
-            states, currents = [y.view(shape)], [current]
+            states, activations = [y.view(shape)], [activation]
             for i in range(1, STAGES):
                 stage = torch.addmv(y, rates[:i].T, table[i - 1, :i])
                 states.append(stage.view(shape))
-                currents.append(self._rate(stage.view(shape), rates[i].view(shape)))
+                activations.append(self._rate(stage.view(shape), rates[i].view(shape)))
             self.count(STAGES - 1)
             reached = t1
             y1 = states[-1].reshape(width)  # first same as last: stage 6 is evaluated at the solution
@@ -205,8 +211,8 @@ class FusedProblem:
             ratio, finite_t = torch.stack([ratio_t.double(), y1.isfinite().all().double()]).tolist()
             if ratio <= 1 or dt <= self.min_step:
                 if keep:
-                    steps.append((dt, states[:-1], currents[:-1]))
-                y, current, t, finite = y1, currents[-1], t1, bool(finite_t)
+                    steps.append((dt, states[:-1], activations[:-1]))
+                y, activation, t, finite = y1, activations[-1], t1, bool(finite_t)
                 rates[0].copy_(rates[-1])
             dt = self._next_step(dt, ratio)
         return y.view(shape), steps
@@ -220,18 +226,20 @@ class FusedProblem:
         grad_coeffs = grad_y.new_zeros(self.system.coeffs.shape)
         grad_post = grad_y.new_zeros(self.system.coeffs.shape[0]) if need_post else None
         stage_grads = grad_y.new_empty(STAGES - 1, width)
-        for dt, states, currents in reversed(steps):
+        for dt, states, activations in reversed(steps):
             table = weights * dt
             torch.outer(table[STAGES - 2, : STAGES - 1], lam, out=stage_grads)  # y1 = y0 + Σ b_i k_i
             for i in range(STAGES - 2, -1, -1):
-                grad_state = self._pullback(states[i], currents[i], stage_grads[i].view(shape), grad_coeffs, grad_post)
+                grad_state = self._pullback(
+                    states[i], activations[i], stage_grads[i].view(shape), grad_coeffs, grad_post
+                )
                 lam += grad_state
                 if i > 0:  # stage i's state is y0 + Σ_{j<i} a_ij k_j
                     stage_grads[:i].addr_(table[i - 1, :i], grad_state)
         return lam.view(shape), grad_coeffs, grad_post
 
     def _pullback(
-        self, y: Tensor, current: Tensor | None, grad_rate: Tensor, grad_coeffs: Tensor, grad_post: Tensor | None
+        self, y: Tensor, activation: Activation, grad_rate: Tensor, grad_coeffs: Tensor, grad_post: Tensor | None
     ) -> Tensor:
         """The cotangent of a stage's state (flattened) for the cotangent ``grad_rate`` of its signed rate;
         adds the coefficients' (and ``post``'s) into the accumulators."""
@@ -241,7 +249,7 @@ class FusedProblem:
         else:
             state, grad_out, grad_trace = y, grad_f, None
         grad_state, coeffs, post = self.system.vjp(
-            state, current, None, grad_out, grad_trace, need_post=grad_post is not None
+            state, *activation, grad_out, grad_trace, need_post=grad_post is not None
         )
         assert grad_state is not None  # need_state defaults to True
         grad_coeffs += coeffs
