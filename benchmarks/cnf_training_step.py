@@ -27,12 +27,12 @@ from baseline import NaiveModel
 from common import interleaved, machine, summary
 from kirchhoffnet.data import sample_toy
 
-SHARED = Path(__file__).resolve().parents[1] / "data" / "original" / "twomoon"
+TWOMOON = Path(__file__).resolve().parents[1] / "data" / "original" / "twomoon"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=SHARED)
+    parser.add_argument("--checkpoint", type=Path, default=TWOMOON)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--gradient", choices=["adjoint", "backprop"], default="adjoint")

@@ -196,40 +196,71 @@ def verify(
         Path | None,
         typer.Option(help="Keep ngspice's raw files here: slice<k>_samples<i>-<j>.raw (default: deleted)."),
     ] = None,
+    metric: Annotated[
+        bool,
+        typer.Option(
+            help="Run held-out inputs (a run's test set, a flow's base samples) through every slice in ngspice and "
+            "print the task metric from ngspice's outputs beside kirchhoffnet's, as JSON."
+        ),
+    ] = False,
+    rails: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="With --metric: supply rails LOW HIGH (V) every node must stay within in ngspice."),
+    ] = None,
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
     The JSON holds max_abs_error_v, mean_abs_error_v, nodes, edges, ngspice_s and
     kirchhoffnet_s among others; the plot overlays both waveforms of the first sample.
+    With --metric, stdout is the whole report: per-slice errors, node-voltage range and the metric both ways.
     """
     from kirchhoffnet._finite import finite_number
+    from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.io import write_json_atomic
     from kirchhoffnet.io.figures import save_figure
     from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import verify as run_verify
+    from kirchhoffnet.training.spice_metric import spice_metric
 
     try:
         finite_number("--max-error", max_error, low=0.0, open_low=True)
+        if rails is not None and not metric:
+            raise ConfigError("--rails is checked on the --metric report; add --metric")
+        for bound in rails or ():
+            finite_number("--rails", bound)
         _check_out_files(json_out, plot)
-        model = load_model(path)
         options = _options(reltol, max_step, points=points)
         realisation = _realisation(transistors, model_card, model_name)
+        if keep_raw is not None and metric:
+            raise ConfigError("--keep-raw keeps the files of a plain verify; drop it with --metric")
         if keep_raw is not None:
             check_out_dir(keep_raw, "--keep-raw")
-        report = run_verify(
-            model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw,
-            progress=True,
-        )  # fmt: skip
+        if metric:
+            summary, report = spice_metric(
+                path, samples, options=options, realisation=realisation, rails=rails, jobs=jobs, seed=seed,
+                progress=True,
+            )  # fmt: skip
+            summary = {**summary, "source": str(path.resolve()), "seed": seed}
+            if summary["samples"] < samples:
+                status(
+                    f"the test set holds {summary['samples']} inputs, fewer than --samples {samples}: scored them all"
+                )
+        else:
+            report = run_verify(
+                load_model(path), samples, seed=seed, options=options, jobs=jobs, realisation=realisation,
+                keep_raw=keep_raw, progress=True,
+            )  # fmt: skip
+            figures = report.to_dict()
+            summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
+            summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
         if json_out is not None:
-            write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve()), "seed": seed})
+            whole = summary if metric else {**report.to_dict(), "source": str(path.resolve()), "seed": seed}
+            write_json_atomic(json_out, whole)
         if plot is not None:
             save_figure(report.figure(), plot)
     except KirchhoffError as exc:
         fail(exc)
-    figures = report.to_dict()
-    summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
-    summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
     typer.echo(json.dumps(summary))
     _wrote(json_out, plot, keep_raw)
     if not report.max_abs_error_v <= max_error:  # a NaN error fails too

@@ -418,8 +418,12 @@ def trajectory(
     *,
     solver: Solver | str | dict[str, Any] | None = None,
     points_per_slice: int = 50,
+    on_slice: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[Tensor, Tensor]], SolveStats]:
     """Voltages along the way, for plots and SPICE comparison.
+
+    ``on_slice(k)`` is called as each slice's voltages are in, so that a caller can show progress
+    through a long solve.
 
     Returns:
         One ``(t, v)`` per slice — ``t`` (T,) float64 times, ``v`` (T, B, N_k) voltages — and stats.
@@ -430,6 +434,8 @@ def trajectory(
 
     def keep(k: int, t: Tensor, ys: Tensor) -> None:
         waves.append((t, ys.transpose(1, 2)))
+        if on_slice is not None:
+            on_slice(k)
 
     _, _, stats = _integrate(circuit, x, solver, Backprop(), False, False, points_per_slice, keep)
     return waves, stats

@@ -229,6 +229,11 @@ class TransistorRelu:
 
         return element
 
+    def supplies(self, piece: Slice, suffix: str) -> list[tuple[str, float]]:
+        """Each edge's drain bias source ``Vd``: its current is the transistor's drain current at ``V_DS``."""
+        drain_voltage_v = self.fit(piece).characterisation.drain_voltage_v
+        return [(f"i(v.x{e}{suffix}.vd)", drain_voltage_v) for e in range(piece.num_edges)]
+
 
 @dataclass
 class IVDeparture:
