@@ -126,8 +126,13 @@ OPTIONS: dict[str, list[list[str]]] = {
     + [["--label", "-1"], ["--label", "99"], ["--solver", "bogus"], ["--verify-tolerance", "0"], ["--chip", "-1"]]
     + [["--solver", s] for s in ["euler", "pf-ode", "analog-ode"]]
     + [["--read-noise", "1e300"], ["--read-noise", "nan"], ["--solver", "pf-ode", "--read-noise", "0.1"]],
-    "diffusion evaluate": [["--verify-tolerance", "0"], ["--verify-tolerance", "1e300"], ["--robustness-only"]]
-    + [["--read-noise", "2"], ["--read-noise", "nan"]],
+    "diffusion evaluate": [
+        ["--verify-tolerance", "0"],
+        ["--verify-tolerance", "1e300"],
+        ["--robustness-only"],
+        ["--read-noise", "2"],
+        ["--read-noise", "nan"],
+    ],
     "diffusion compare": [["--out", "x.unknown"], ["--out", "x"], ["--out", ".png"]],
     "diffusion speed-energy": [
         ["--batch", "1000000000000"],

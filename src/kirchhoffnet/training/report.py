@@ -119,7 +119,8 @@ def _cell(runs: list[dict[str, Any]]) -> str:
         return f"n/a (n = {len(runs)}, {params})"
     metric = runs[0]["metric"]
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{_number(metric, statistics.fmean(values))} ± {_number(metric, spread, 2)} (n = {len(values)}{failed}, {params})"
+    mean = _number(metric, statistics.fmean(values))
+    return f"{mean} ± {_number(metric, spread, 2)} (n = {len(values)}{failed}, {params})"
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
