@@ -156,6 +156,7 @@ def speed_energy(
     if solver not in ANALOG_BASELINES:
         raise ConfigError(unknown_choice("speed/energy solver", solver, ANALOG_BASELINES))
     digital = ANALOG_BASELINES[solver]
+    _speed_energy_model(assumptions or {})  # a bad assumption is refused before minutes of measuring
     classes = run.model.num_classes
 
     def labels(n: int) -> Tensor | None:
@@ -170,11 +171,7 @@ def speed_energy(
         sample_run(run, 1, digital, seed=config.seed, labels=labels(1))[1]["wall_time_s"] for _ in range(repeats)
     )
     measured = {"digital_single_latency_s": single_s, "digital_batch": batch, "digital_batch_time_s": batch_time_s}
-    try:
-        model = SpeedEnergyModel(**{**measured, **(assumptions or {})})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"speed/energy assumption {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    model = _speed_energy_model({**measured, **(assumptions or {})})
     score_model = cast(ScoreModel, run.model)  # the RRAM loop runs the crossbar network
     stochastic = solver == "analog"
     equation = "reverse-sde" if stochastic else "pf-ode"
@@ -195,6 +192,14 @@ def speed_energy(
     write_text_atomic(run.path / "speed_energy.txt", format_report(report) + "\n")
     write_json_atomic(run.path / "speed_energy.json", report)
     return report
+
+
+def _speed_energy_model(values: dict[str, Any]) -> SpeedEnergyModel:
+    try:
+        return SpeedEnergyModel(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"speed/energy assumption {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 ANALOG_BASELINES = {"analog": "euler", "analog-ode": "pf-ode"}
