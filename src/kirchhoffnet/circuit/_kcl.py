@@ -35,7 +35,7 @@ paths it took ([`kernels`][kirchhoffnet.SolveStats.kernels]):
   ``current``, then the (sparse) incidence product; autograd differentiates it (also inside
   torch.func). It is the reference the other paths are tested against.
 
-Without autograd, edges are processed in chunks that stay in cache, into preallocated scratch buffers
+Without autograd on CPU, edges are processed in chunks that stay in cache, into preallocated scratch buffers
 that the device updates in place, and each chunk adds its currents only into the rows it touches;
 fresh multi-megabyte tensors per operation cost more than the arithmetic. With autograd the whole
 edge set is one chunk so that the graph stays small.
@@ -131,10 +131,11 @@ class KclKernel:
             gather = coeffs.new_zeros(n, self.num_state + 2)
             gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs[part])
             return gather, chunk.scatter if post is None else chunk.scatter * post[part]
-        cols = chunk.gather_cols[chunk.gather_order]
-        crow = torch.arange(0, 3 * n + 1, 3, device=cols.device)
+        assert chunk.gather_crow is not None and chunk.gather_csr_cols is not None  # sparse chunk
         values = coeffs[part].reshape(-1)[chunk.gather_order]
-        gather = torch.sparse_csr_tensor(crow, cols, values, (n, self.num_state + 2), check_invariants=False)
+        gather = torch.sparse_csr_tensor(
+            chunk.gather_crow, chunk.gather_csr_cols, values, (n, self.num_state + 2), check_invariants=False
+        )
         if post is None:
             return gather, chunk.scatter
         s = chunk.scatter
@@ -212,9 +213,10 @@ class KclKernel:
         return self.path(device, kernel, track=True) == "affine-vjp"
 
     def chunks(self, batch: int, whole: bool) -> list[Chunk]:
-        """The edge partition for a batch size; ``whole`` gives one chunk (for autograd)."""
+        """The edge partition for a batch size; ``whole`` gives one chunk (for autograd). Off the CPU it is always
+        one chunk: the chunk size is a CPU cache's, and a GPU would pay three kernel launches per chunk for it."""
         size = max(256, _CHUNK_ELEMENTS // max(batch, 1))
-        if whole or size >= self.num_edges:
+        if whole or self.device.type != "cpu" or size >= self.num_edges:
             return [self.whole]
         if size not in self._chunks:
             self._chunks[size] = [

@@ -95,9 +95,12 @@ class _SliceField(nn.Module):
     its step-size control exactly that of the tuple (v, log p).
     """
 
-    def __init__(self, piece: Slice, divergence: bool, counter: _Counter, kernel: str) -> None:
+    def __init__(self, piece: Slice, evaluator: KclKernel, divergence: bool, counter: _Counter, kernel: str) -> None:
         super().__init__()
         self.piece = piece
+        # Looked up once per slice solve: `Slice.kernel` compares the capacitance at every call, a host
+        # sync per evaluation on a GPU, and nothing changes the capacitance during a solve.
+        self.evaluator = evaluator
         self.divergence = divergence
         self.counter = counter
         self.kernel = kernel
@@ -109,10 +112,12 @@ class _SliceField(nn.Module):
         track = records(y, piece.params)
         if track not in self._recorded:
             self._recorded.add(track)
-            self.counter.took(piece.kernel(y.dtype, y.device).path(piece.device_family, self.kernel, track))
+            self.counter.took(self.evaluator.path(piece.device_family, self.kernel, track))
+        params = piece.params.to(y.dtype)
         if not self.divergence:
-            return piece.field(y, self.kernel)
-        dv, trace = piece.field_and_divergence(y[:-1], self.kernel)
+            return self.evaluator.evaluate(piece.device_family, params, y, False, self.kernel)[0]
+        dv, trace = self.evaluator.evaluate(piece.device_family, params, y[:-1], True, self.kernel)
+        assert trace is not None  # asked for
         return torch.cat([dv, trace.neg().unsqueeze(0)])  # d(log p)/dt = −tr(∂f/∂v)
 
 
@@ -132,8 +137,11 @@ def _solve_slice(
     counter: _Counter,
     points: int,
 ) -> Any:
-    t = torch.linspace(span[0], span[1], points, dtype=torch.float64 if y0.dtype == torch.float64 else torch.float32)
-    field = _SliceField(piece, divergence, counter, solver.kernel)
+    # The grid lives with the state: one built on the host would be copied to the device at every solve.
+    time_dtype = torch.float64 if y0.dtype == torch.float64 else torch.float32
+    t = torch.linspace(span[0], span[1], points, dtype=time_dtype, device=y0.device)
+    evaluator = piece.kernel(y0.dtype, y0.device)
+    field = _SliceField(piece, evaluator, divergence, counter, solver.kernel)
     kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
     kwargs["options"] = solver.options()
     if not solver.adaptive and kwargs["options"]["step_size"] > abs(span[1] - span[0]):
@@ -145,7 +153,6 @@ def _solve_slice(
         # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
         kwargs["options"]["step_t"] = t[[0, -1]]
     try:
-        evaluator = piece.kernel(y0.dtype, y0.device)
         if _fused_applies(piece, evaluator, solver, gradient, points, k):
             return torch.stack([y0, _fused(piece, evaluator, y0, t, solver, divergence, counter)])
         if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
@@ -240,12 +247,18 @@ def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: 
     )
 
 
-def _check_finite(state: Tensor, k: int, span: tuple[float, float]) -> None:
-    if not bool(torch.isfinite(state).all()):
-        raise SolverError(
-            f"slice {k} (t from {span[0]:g} to {span[1]:g}) reached t = {span[1]:g} with NaN or infinite voltages; "
-            "the circuit blows up: reduce device gains or the slice duration, or check the inputs"
-        )
+def _check_finite(ends: list[tuple[Tensor, int, tuple[float, float]]]) -> None:
+    """Raise for the first slice end ``(finite, k, span)`` whose on-device flag ``finite`` is false: one host
+    sync for all of them."""
+    if not ends:
+        return
+    flags = torch.stack([finite for finite, _, _ in ends]).tolist()
+    for ok, (_, k, span) in zip(flags, ends, strict=True):
+        if not ok:
+            raise SolverError(
+                f"slice {k} (t from {span[0]:g} to {span[1]:g}) reached t = {span[1]:g} with NaN or infinite "
+                "voltages; the circuit blows up: reduce device gains or the slice duration, or check the inputs"
+            )
 
 
 def _check_input(x: Tensor, values: bool = True) -> None:
@@ -336,6 +349,10 @@ def _eager_integrate(
     counters = [_Counter() for _ in range(circuit.num_slices)]
     log_det = state.new_zeros(state.shape[1]) if divergence else None
     saved: Tensor | None = None
+    # Each slice end's finiteness stays on the device until the solve ends: a fixed-step solve then syncs
+    # with the host once. An adaptive solve syncs at every step anyway, and a NaN state must not reach the
+    # next slice's step control (whose error would name the wrong cause), so its ends are checked at once.
+    pending: list[tuple[Tensor, int, tuple[float, float]]] = []
     start = time.perf_counter()
     for k in order:
         piece = circuit.slice(k)
@@ -349,12 +366,16 @@ def _eager_integrate(
             state, log_det = ys[-1, :-1], ys[-1, -1]
         else:
             state = ys[-1]
-        _check_finite(state, k, span)
+        pending.append((torch.isfinite(state).all(), k, span))
+        if solver.adaptive:
+            _check_finite(pending)
+            pending = []
         if circuit.residual is not None:
             if k == circuit.residual[0]:
                 saved = state
             if k == circuit.residual[1]:
                 state = state + saved
+    _check_finite(pending)
     stats = SolveStats([c.calls for c in counters], time.perf_counter() - start, counters)
     if log_det is not None and not reverse:
         log_det = -log_det  # forward integration accumulated −∫tr; report ∫tr either way
