@@ -74,6 +74,28 @@ def test_a_fixed_step_solve_waits_for_the_device_a_fixed_number_of_times(monkeyp
     torch.testing.assert_close(v, expected, rtol=0, atol=0)
 
 
+def test_inference_compares_the_parameters_once_per_slice_solve(monkeypatch):
+    slices = 3
+    circuit = small_circuit(slices=slices).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    solver = kn.Solver(method="rk4", step_size=0.02)
+    with torch.no_grad():
+        expected, _ = kn.simulate(circuit, x, solver=solver)  # builds the operators
+        with torch.no_grad():
+            circuit.slice(1).params.mul_(1.25)  # the next solve must see this, with no autograd version bump
+        changed, stats = kn.simulate(circuit, x, solver=solver)
+        assert stats.kernels == [["affine"]] * slices
+        with host_syncs(monkeypatch) as seen:
+            v, _ = kn.simulate(circuit, x, solver=solver)
+    # input check, then per slice solve the capacitance and the parameters once each, then the slice ends
+    assert len(seen) == 1 + 2 * slices + 1, seen
+    torch.testing.assert_close(v, changed, rtol=0, atol=0)
+    assert not torch.equal(changed, expected)
+    circuit.slice(1).params.data.mul_(0.8)  # back to the first values, the cache rebuilt from them
+    with torch.no_grad():
+        torch.testing.assert_close(kn.simulate(circuit, x, solver=solver)[0], expected)
+
+
 def test_a_fixed_step_blow_up_still_names_its_slice():
     circuit = small_circuit(slices=3).double()
     with torch.no_grad():

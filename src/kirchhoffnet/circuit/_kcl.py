@@ -144,17 +144,18 @@ class KclKernel:
         return gather, scatter
 
     def _cached_operators(
-        self, device: AffineActivation, params: Tensor, chunks: list[Chunk]
+        self, device: AffineActivation, params: Tensor, chunks: list[Chunk], unchanged: bool = False
     ) -> tuple[Tensor, Tensor | None, list[tuple[Tensor, Tensor]]]:
         """Coefficients and operators of every chunk, kept while the parameters hold the same values.
 
         Building them costs a few per cent of an evaluation (a third on the tiny 2-D flows), and a
         solve makes a hundred evaluations with the same parameters. The values are compared, not
-        the tensor's address and version, which ``p.data`` edits bypass (see `Snapshot`).
+        the tensor's address and version, which ``p.data`` edits bypass (see `Snapshot`); ``unchanged``
+        skips the comparison, a host sync on a GPU, where the caller vouches for the values (see `evaluate`).
         """
         key = (len(chunks), chunks[0].stop)
         cache = self._sparse_cache
-        if cache is None or cache[0] != key or not cache[1].matches(params):
+        if cache is None or cache[0] != key or not (unchanged or cache[1].matches(params)):
             coeffs, post = self.affine_coefficients(device, params)
             operators = [self.operators(chunk, coeffs, post) for chunk in chunks]
             cache = self._sparse_cache = (key, Snapshot(params), coeffs, post, operators)
@@ -234,10 +235,18 @@ class KclKernel:
         return self._buffers[key]
 
     def evaluate(
-        self, device: Device, params: Tensor, state: Tensor, divergence: bool, kernel: str = "auto"
+        self,
+        device: Device,
+        params: Tensor,
+        state: Tensor,
+        divergence: bool,
+        kernel: str = "auto",
+        unchanged: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), on the path
-        [`path`][kirchhoffnet.circuit.KclKernel.path] picks for ``kernel``."""
+        [`path`][kirchhoffnet.circuit.KclKernel.path] picks for ``kernel``. ``unchanged``: ``params`` hold the
+        values of this kernel's previous evaluation without autograd (a solve's later evaluations), so its cached
+        operators are used without comparing the values."""
         track = records(state, params)
         path = self.path(device, kernel, track)
         if path == "fused":
@@ -250,7 +259,7 @@ class KclKernel:
             buf_a, buf_b = self.scratch(rows, batch, state)
         if path == "affine":
             assert isinstance(device, AffineActivation)
-            coeffs, post, operators = self._cached_operators(device, params, chunks)
+            coeffs, post, operators = self._cached_operators(device, params, chunks, unchanged)
             out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a, operators)
             return out, trace if divergence else None
         if path == "affine-vjp":

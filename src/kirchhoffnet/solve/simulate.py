@@ -101,6 +101,9 @@ class _SliceField(nn.Module):
         # Looked up once per slice solve: `Slice.kernel` compares the capacitance at every call, a host
         # sync per evaluation on a GPU, and nothing changes the capacitance during a solve.
         self.evaluator = evaluator
+        # After its first evaluation without autograd, the solve's parameters are those the kernel's cached
+        # operators were checked against: later evaluations skip the comparison (a host sync on a GPU).
+        self._checked = False
         self.divergence = divergence
         self.counter = counter
         self.kernel = kernel
@@ -114,9 +117,11 @@ class _SliceField(nn.Module):
             self._recorded.add(track)
             self.counter.took(self.evaluator.path(piece.device_family, self.kernel, track))
         params = piece.params.to(y.dtype)
+        unchanged = self._checked and not track
+        self._checked = self._checked or not track
         if not self.divergence:
-            return self.evaluator.evaluate(piece.device_family, params, y, False, self.kernel)[0]
-        dv, trace = self.evaluator.evaluate(piece.device_family, params, y[:-1], True, self.kernel)
+            return self.evaluator.evaluate(piece.device_family, params, y, False, self.kernel, unchanged)[0]
+        dv, trace = self.evaluator.evaluate(piece.device_family, params, y[:-1], True, self.kernel, unchanged)
         assert trace is not None  # asked for
         return torch.cat([dv, trace.neg().unsqueeze(0)])  # d(log p)/dt = −tr(∂f/∂v)
 
