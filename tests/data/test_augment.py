@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+import kirchhoffnet as kn
 from kirchhoffnet.config import parse_config
 from kirchhoffnet.data.augment import augment_images
 from kirchhoffnet.data.supplied import WHOLE
@@ -127,3 +128,16 @@ def test_augmentation_is_off_by_default_and_its_ranges_are_checked():
         parse_config(_config({"rotate_deg": -1}))
     with pytest.raises(ConfigError, match="shear"):
         parse_config(_config({"shear": 0.1}))
+
+
+def test_two_runs_with_one_seed_train_alike_and_augmentation_changes_the_training(tmp_path):
+    """Through the trainer: the draws come from the step's generator, so the same seed repeats the run."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(48) % 3
+    images = (labels[:, None, None] * 80 + rng.integers(0, 60, size=(48, 4, 4))).astype(np.uint8)
+    augment = {"rotate_deg": 15, "translate": 0.25}
+    losses = [
+        kn.train(_config(a), tmp_path / name, progress=False, data=(images, labels)).metrics["history"]["train_loss"]
+        for name, a in (("a", augment), ("b", augment), ("plain", None))
+    ]
+    assert losses[0] == losses[1] and losses[0] != losses[2]
