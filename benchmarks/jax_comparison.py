@@ -7,7 +7,8 @@
 3. MNIST inference at batch 250 (the original checkpoint's topology; its parameters with --original,
    else random ShiftRelu1 parameters): images per second of both, identical predictions required;
    one right-hand side of each, and kirchhoffnet's as a share of the in-cache limit.
-4. kirchhoffnet at 1 and 2 torch threads on the CNF step and the MNIST right-hand side.
+4. kirchhoffnet at 1 and 2 torch threads (the fused kernel follows torch's count) on the CNF step and the
+   MNIST right-hand side.
 
 Times are medians of interleaved repeats after a warm-up (JAX's compilation excluded). JAX runs on one
 XLA thread unless XLA_FLAGS says otherwise. Without JAX the peer is skipped with one line.
@@ -165,13 +166,13 @@ def mnist(args: argparse.Namespace, peer: Any, limits: Limits) -> None:
 
 
 def threads(args: argparse.Namespace) -> None:
-    """kirchhoffnet's CNF step (backprop) and MNIST right-hand side at 1 and 2 torch threads, interleaved."""
+    """kirchhoffnet's CNF step (backprop) and MNIST right-hand side (the fused kernel) at 1 and 2 torch threads
+    (the fused kernel follows torch's count), interleaved."""
     flow = kn.compat.load_original(TWOMOON).train()
     x = torch.from_numpy(sample_toy("twomoon", 512, seed=0)).float()
     network = kn.compat.load_original(args.original) if args.original else _random_model()
     piece = network.circuit.slice(0)
     v = torch.rand(piece.num_state, args.batch)
-    previous = torch.get_num_threads()
 
     def at(count: int, fn: Any) -> Any:
         def run() -> None:
@@ -189,13 +190,15 @@ def threads(args: argparse.Namespace) -> None:
             piece.field(v)
 
     candidates = {
-        f"{what}, {n} thread(s)": at(n, fn) for what, fn in (("CNF step", step), ("MNIST RHS", rhs)) for n in (1, 2)
+        f"{what}, {count} thread(s)": at(count, fn)
+        for what, fn in (("CNF step", step), ("MNIST RHS", rhs))
+        for count in (1, 2)
     }
     times = interleaved(candidates, args.repeats)
-    torch.set_num_threads(previous)
+    torch.set_num_threads(1)
     print(f"\nkirchhoffnet at 1 and 2 torch threads ({os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f})")
     for name, values in times.items():
-        print(f"  {name:34s} median {_median_ms(values):9.2f} ms  min {min(values) * 1e3:9.2f} ms")
+        print(f"  {name:44s} median {_median_ms(values):9.2f} ms  min {min(values) * 1e3:9.2f} ms")
 
 
 def main() -> None:

@@ -48,24 +48,3 @@ def test_the_library_leaves_the_allocator_alone_and_the_command_sets_it(monkeypa
     assert runtime._applied is None
     assert CliRunner().invoke(app, ["hw", "report", "--help"]).exit_code == 0
     assert runtime._applied is GLIBC
-
-
-def test_kernel_threads_follow_torch_until_set(monkeypatch):
-    monkeypatch.setattr(runtime, "_kernel_threads", None)
-    assert runtime.kernel_threads() == torch.get_num_threads()
-    assert runtime.set_kernel_threads(3) is None  # what it replaced, to put back
-    assert runtime.kernel_threads() == 3
-    assert runtime.set_kernel_threads(None) == 3
-    assert runtime.kernel_threads() == torch.get_num_threads()
-
-
-def test_a_runs_threads_apply_to_torch_and_the_kernel_and_are_put_back(monkeypatch):
-    from kirchhoffnet.training._state import torch_threads
-
-    monkeypatch.setattr(runtime, "_kernel_threads", 4)
-    before = torch.get_num_threads()
-    with torch_threads(2):
-        assert (torch.get_num_threads(), runtime.kernel_threads()) == (2, 2)
-    assert (torch.get_num_threads(), runtime.kernel_threads()) == (before, 4)
-    with torch_threads(None):  # no request: both unchanged
-        assert (torch.get_num_threads(), runtime.kernel_threads()) == (before, 4)

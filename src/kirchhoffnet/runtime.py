@@ -11,10 +11,9 @@ applies it at start, and Python users opt in by calling it (the benchmarks do). 
 leaves the allocator alone even then; other C libraries, where ``mallopt`` does not exist, are left alone too.
 
 Threads are the other process-level setting. On a busy 2-core machine, torch's OpenMP threads wait on
-each other at every barrier of every small operation, and two threads made a CNF training step 10-20x
-slower than one (benchmarks/jax_comparison.py); the fused edge kernel's batch tiles are long,
-independent tasks that lose nothing that way. So the kernel's thread count is its own
-(`set_kernel_threads`), following torch's unless set; the command sets both (see ``kirchhoffnet --threads``).
+each other at every barrier of every small operation: two threads made a CNF training step 10-20x slower
+than one, and the fused edge kernel's tiles gained nothing on average from a second thread
+(benchmarks/jax_comparison.py). So the command runs on one thread unless asked (`command_threads`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ MAX_THREADS = 1024
 torch's int32 thread count and the OpenMP runtime (which would try to start them all) break on."""
 
 _applied: bool | None = None
-_kernel_threads: int | None = None
 
 
 def keep_freed_memory() -> bool:
@@ -52,27 +50,11 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
-def set_kernel_threads(count: int | None) -> int | None:
-    """Run the fused CPU edge kernel's batch tiles on ``count`` threads (``None``: torch's count); the
-    setting it replaces, to put back."""
-    global _kernel_threads
-    previous, _kernel_threads = _kernel_threads, count
-    return previous
-
-
-def kernel_threads() -> int:
-    """The fused CPU edge kernel's thread count: the one set, else torch's."""
-    return _kernel_threads if _kernel_threads is not None else torch.get_num_threads()
-
-
 def command_threads(requested: int | None) -> None:
-    """The ``kirchhoffnet`` command's thread policy: ``requested`` threads for torch and the fused kernel
-    alike; without a request, torch on one thread and the fused kernel on every core the process may use,
-    unless OMP_NUM_THREADS is set (then the user's count stands, for both). Not for library code: it
-    changes the whole process."""
+    """The ``kirchhoffnet`` command's thread policy: torch (and with it the fused edge kernel, which follows
+    torch's count) on ``requested`` threads; without a request, on one, unless OMP_NUM_THREADS is set (then
+    the user's count stands). Not for library code: it changes the whole process."""
     if requested is not None:
         torch.set_num_threads(requested)
-        set_kernel_threads(requested)
     elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
-        set_kernel_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

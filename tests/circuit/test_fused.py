@@ -154,20 +154,3 @@ def test_without_numba_auto_uses_torch_and_fused_is_refused_in_one_line(monkeypa
     assert kernel.path(piece.device_family, "auto", track=False) == "affine"
     with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' needs numba, which cannot be imported [^\n]*$"):
         kernel.path(piece.device_family, "fused", track=False)
-
-
-@pytest.mark.parametrize("kernel_threads", [1, 2])
-def test_the_kernels_own_thread_count_leaves_torchs_alone(kernel_threads, monkeypatch):
-    """The command runs torch on one thread and the kernel's tiles on every core (kirchhoffnet.runtime): the
-    answer must not depend on the tiles' threads, and torch's count must survive numba's OpenMP start."""
-    from kirchhoffnet import runtime
-
-    monkeypatch.setattr(runtime, "_kernel_threads", kernel_threads)
-    piece = _piece("ShiftRelu1", torch.float64)
-    state = torch.randn(piece.num_state, 300, dtype=torch.float64)
-    previous = torch.get_num_threads()
-    with torch.no_grad():
-        field = piece.field(state, "fused")
-        reference = piece.field(state, "gather")
-    assert torch.get_num_threads() == previous
-    torch.testing.assert_close(field, reference, rtol=1e-12, atol=1e-12)

@@ -1,8 +1,7 @@
-"""The command's thread policy: one torch thread and the fused kernel on every core unless the user asks."""
+"""The command's thread policy: one torch thread unless the user asks for more."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from kirchhoffnet import runtime
 from kirchhoffnet.cli.main import app
 
 
@@ -18,10 +16,8 @@ from kirchhoffnet.cli.main import app
 def restore_threads():
     """The command changes process-wide settings; put them back for the next test."""
     torch_threads = torch.get_num_threads()
-    kernel = runtime.set_kernel_threads(None)
     yield
     torch.set_num_threads(torch_threads)
-    runtime.set_kernel_threads(kernel)
 
 
 def _run(*options: str) -> None:
@@ -30,21 +26,19 @@ def _run(*options: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_default_is_one_torch_thread_and_the_kernel_on_every_core(restore_threads, monkeypatch):
+def test_default_is_one_thread(restore_threads, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)
     _run()
     assert torch.get_num_threads() == 1
-    assert runtime.kernel_threads() == len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_threads_option_sets_torch_and_the_kernel(restore_threads, monkeypatch, count):
+def test_threads_option_sets_the_count(restore_threads, monkeypatch, count):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(3 - count)  # the other value, so that the option must change it
     _run("--threads", str(count))
     assert torch.get_num_threads() == count
-    assert runtime.kernel_threads() == count
 
 
 def test_omp_num_threads_is_the_users_choice(restore_threads, monkeypatch):
@@ -52,7 +46,6 @@ def test_omp_num_threads_is_the_users_choice(restore_threads, monkeypatch):
     torch.set_num_threads(2)
     _run()
     assert torch.get_num_threads() == 2
-    assert runtime.kernel_threads() == 2  # follows torch's count
 
 
 def test_threads_out_of_range_is_one_line_error(restore_threads):

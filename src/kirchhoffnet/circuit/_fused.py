@@ -25,7 +25,6 @@ from torch import Tensor
 from kirchhoffnet.circuit._affine import trace_weights
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
-from kirchhoffnet.runtime import kernel_threads
 
 if TYPE_CHECKING:
     from kirchhoffnet.circuit._chunk import Chunk
@@ -185,17 +184,16 @@ def _array(values: Tensor) -> np.ndarray:
 
 class _Launch:
     """One kernel launch: the compiled module, the family's code and constants, a batch tile that keeps
-    two (N + 1)-row blocks in cache, numba on the kernel's thread count (`runtime.kernel_threads`: torch's
-    unless set), and torch's count put back afterwards (numba's OpenMP layer can share torch's libgomp and
-    set its thread count when it starts: OMP_NUM_THREADS=1 became 2 here). The vector-Jacobian product
-    keeps three blocks, yet runs faster on the same tile than on one sized for three (MNIST circuit,
-    batch 256, 1 thread: 44 against 58 ms)."""
+    two (N + 1)-row blocks in cache, numba on torch's thread count, and that count put back afterwards
+    (numba's OpenMP layer can share torch's libgomp and set its thread count when it starts:
+    OMP_NUM_THREADS=1 became 2 here). The vector-Jacobian product keeps three blocks, yet runs faster
+    on the same tile than on one sized for three (MNIST circuit, batch 256, 1 thread: 44 against 58 ms)."""
 
     def __init__(self, device: AffineActivation, state: Tensor, dtype: np.dtype) -> None:
         self.kernel, self.code = numba_kernel(), activation_code(device)
         assert self.kernel is not None and self.code is not None  # the caller checked refusal()
         num_state, batch = state.shape
-        self.threads, self.torch_threads = kernel_threads(), torch.get_num_threads()
+        self.threads = torch.get_num_threads()
         per_thread = -(-batch // self.threads)
         tile = _TILE_BYTES // (2 * (num_state + 1) * state.element_size())
         self.tile = max(8, min(_MAX_TILE, tile // 16 * 16, -(-per_thread // 8) * 8))
@@ -208,5 +206,5 @@ class _Launch:
         return self.kernel, self.code, self.constants, self.tile
 
     def __exit__(self, *_: object) -> None:
-        if torch.get_num_threads() != self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)

@@ -44,9 +44,9 @@ def _main(
         typer.Option(
             min=1,
             max=MAX_THREADS,
-            help="CPU threads for torch and the fused edge kernel. Default: torch on one thread (two made a CNF "
-            "step 10x slower on a busy 2-core machine), the fused kernel on every core; OMP_NUM_THREADS, "
-            "when set, decides instead. A training config's `threads` still applies to its run.",
+            help="CPU threads (torch's, which the fused edge kernel follows). Default 1: two made a CNF step "
+            "10x slower on a busy 2-core machine; OMP_NUM_THREADS, when set, decides instead. A training "
+            "config's `threads` still applies to its run.",
         ),
     ] = None,
 ) -> None:

@@ -23,7 +23,6 @@ from torch import Tensor
 from kirchhoffnet._schema import count, entry, expect, number
 from kirchhoffnet.errors import CheckpointError, TrainingError, shown
 from kirchhoffnet.io import atomic_write
-from kirchhoffnet.runtime import set_kernel_threads
 from kirchhoffnet.training._history import HISTORY, History
 
 CHECKPOINT = "checkpoint.pt"
@@ -70,18 +69,14 @@ def seed_everything(seed: int) -> None:
 
 @contextmanager
 def torch_threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` torch CPU threads and as many for the fused edge kernel (both unchanged when None),
-    restoring the previous counts."""
+    """Run with ``count`` torch CPU threads (unchanged when None), restoring the previous count."""
     previous = torch.get_num_threads()
-    previous_kernel = set_kernel_threads(count) if count else None
     if count:
         torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
-        if count:
-            set_kernel_threads(previous_kernel)
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
