@@ -11,7 +11,7 @@ applies it at start, and Python users opt in by calling it (the benchmarks do). 
 leaves the allocator alone even then; other C libraries, where ``mallopt`` does not exist, are left alone too.
 
 Threads are the other process-level setting. On a busy 2-core machine, torch's OpenMP threads wait on
-each other at every barrier of every small operation: two threads made a CNF training step 7-25x slower
+each other at every barrier of every small operation: two threads made a CNF training step 6-25x slower
 than one, and the fused edge kernel's tiles gained nothing on average from a second thread
 (benchmarks/jax_comparison.py). So the command runs on one thread unless asked (`command_threads`).
 """

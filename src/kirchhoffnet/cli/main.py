@@ -45,7 +45,7 @@ def _main(
             min=1,
             max=MAX_THREADS,
             help="CPU threads (torch's, which the fused edge kernel follows). Default 1: two made a CNF step "
-            "7-25x slower on a busy 2-core machine; OMP_NUM_THREADS, when set, decides instead. A training "
+            "6-25x slower on a busy 2-core machine; OMP_NUM_THREADS, when set, decides instead. A training "
             "config's `threads` still applies to its run.",
         ),
     ] = None,
