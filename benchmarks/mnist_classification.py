@@ -8,7 +8,10 @@ The checkpoint comes from the original repository
 (github.com/zhengqigao/kirchhoffnet, src/results/mnist); without it the benchmark uses the same
 topology with random parameters and says so.
 
-    python benchmarks/mnist_classification.py --original PATH/TO/results/mnist [--images 100]
+    python benchmarks/mnist_classification.py --original PATH/TO/results/mnist [--images 100] [--mnist DIR]
+
+The images are the first 1,000 of the MNIST test set, shipped in data/mnist-test-subset; ``--mnist``
+names a folder with the full test files for more.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from baseline import NaiveModel
 from common import interleaved, machine
 from kirchhoffnet.data import read_idx
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist-test-subset"  # the first 1,000 test images
 
 
 def _random_model() -> kn.Network:
@@ -45,14 +48,17 @@ def main() -> None:
     parser.add_argument("--ours-images", type=int, default=1000, help="images for kirchhoffnet's accuracy/throughput")
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument(
+        "--mnist", type=Path, default=MNIST, help="folder of the MNIST test files (default: the shipped 1,000)"
+    )
+    parser.add_argument(
         "--repeats", type=int, default=2, help="runs of the shared batch and passes over --ours-images; min kept"
     )
     args = parser.parse_args()
 
     model = kn.compat.load_original(args.original) if args.original else _random_model()
     source = f"original checkpoint {args.original}" if args.original else "RANDOM parameters (no --original given)"
-    images = torch.from_numpy(read_idx(MNIST / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0).float()
-    labels = torch.from_numpy(read_idx(MNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    images = torch.from_numpy(read_idx(args.mnist / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0).float()
+    labels = torch.from_numpy(read_idx(args.mnist / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
     naive = NaiveModel(model)
     x = images[: args.images]
     logits = {}

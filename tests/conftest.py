@@ -1,4 +1,4 @@
-"""Shared fixtures: seeds, the shared reference checkpoints, tiny circuits."""
+"""Shared fixtures: seeds, the shipped reference checkpoints and MNIST subset, tiny circuits."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import kirchhoffnet as kn
 from kirchhoffnet.runtime import keep_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KIRCHHOFFNET_SHARED", REPO.parent / "shared"))
 ORIGINAL = REPO / "data" / "original"  # the original authors' two results, shipped in the repository
+MNIST_SUBSET = REPO / "data" / "mnist-test-subset"  # the first 1,000 MNIST test images, shipped likewise
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,12 +58,12 @@ def one_torch_thread():
 
 @pytest.fixture
 def original_dir():
-    """Path to a shared original-code result directory, skipping when the share is absent."""
+    """Path to one of the original code's results shipped in ``data/original/NAME``; a missing one fails
+    the test (the clone is incomplete) rather than skipping it."""
 
     def locate(name: str) -> Path:
         path = ORIGINAL / name
-        if not (path / "model.pth").is_file():
-            pytest.skip(f"shared reference checkpoint {path} not available")
+        assert (path / "model.pth").is_file(), f"{path / 'model.pth'} is missing: the repository is incomplete"
         return path
 
     return locate

@@ -87,3 +87,23 @@ def test_a_bad_interval_is_a_config_error(monkeypatch, raw):
 def test_the_interval_defaults_to_thirty_seconds(monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     assert line_interval_s() == 30.0
+
+
+def test_a_jupyter_kernel_gets_tqdm_auto_not_log_lines(monkeypatch):
+    """A notebook's stderr is no terminal, yet its bar redraws: tqdm.auto there, not the log-file lines."""
+    import types
+
+    from tqdm.auto import tqdm as auto_tqdm
+
+    class ZMQInteractiveShell:  # the class name IPython's kernel shell has
+        pass
+
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = ZMQInteractiveShell  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
+    monkeypatch.setattr(sys, "stderr", _Stream(tty=False))
+    with bar(total=3, desc="nb") as progress:
+        assert isinstance(progress, auto_tqdm) and not isinstance(progress, _progress._Lines)
+    monkeypatch.delitem(sys.modules, "IPython")
+    with bar(total=3, desc="log") as progress:
+        assert isinstance(progress, _progress._Lines)  # a plain process off a terminal: whole lines

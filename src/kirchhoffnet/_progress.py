@@ -1,12 +1,13 @@
 """Progress of long work, on a terminal and off it.
 
-On a terminal the bar is tqdm's. Off a terminal (a log file, CI, ``nohup``, a pipe) a bar redrawn with
-carriage returns is unreadable, and no output at all cannot be told from a hang; there the same
-figures are written as whole lines, one per interval, so a short run stays silent and a long one shows it
-is alive. The interval counts from the last line any bar wrote (at first, from the start of the process),
-so the silence between lines stays within one interval across a command's successive bars too, while one
-bar or another is running. The interval is ``KIRCHHOFFNET_PROGRESS_S`` seconds (default 30; ``0`` turns
-the lines off).
+On a terminal the bar is tqdm's; in a Jupyter kernel it is ``tqdm.auto``'s (a widget where ipywidgets is
+installed), since a notebook shows a redrawn bar and its cell output is not a log. Off a terminal (a log
+file, CI, ``nohup``, a pipe) a bar redrawn with carriage returns is unreadable, and no output at all cannot
+be told from a hang; there the same figures are written as whole lines, one per interval, so a short run
+stays silent and a long one shows it is alive. The interval counts from the last line any bar wrote (at
+first, from the start of the process), so the silence between lines stays within one interval across a
+command's successive bars too, while one bar or another is running. The interval is
+``KIRCHHOFFNET_PROGRESS_S`` seconds (default 30; ``0`` turns the lines off).
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ class _Lines(tqdm):
         super().close()
 
 
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's ZMQ shell), where stderr is no terminal yet a
+    bar redraws."""
+    shell = sys.modules.get("IPython")
+    get_ipython = getattr(shell, "get_ipython", None)
+    instance = get_ipython() if callable(get_ipython) else None
+    return type(instance).__name__ == "ZMQInteractiveShell"
+
+
 def bar(
     iterable: Iterable[T] | None = None,
     *,
@@ -94,6 +104,10 @@ def bar(
     """A progress bar over ``iterable`` (or ``total`` steps advanced with ``update``): tqdm on a
     terminal, a line every `line_interval_s` seconds elsewhere; does nothing when not ``enabled``."""
     common: dict[str, Any] = {"desc": desc, "unit": unit, "total": total, "initial": initial, "file": sys.stderr}
+    if _in_notebook():
+        from tqdm.auto import tqdm as notebook_tqdm
+
+        return notebook_tqdm(iterable, disable=not enabled, leave=leave, **common)
     if sys.stderr.isatty():
         return tqdm(iterable, disable=not enabled, leave=leave, dynamic_ncols=True, **common)
     interval = line_interval_s()

@@ -23,7 +23,10 @@ def _piece(family: str, dtype: torch.dtype, nodes: int = 30, edges: int = 400) -
     return piece
 
 
-@pytest.mark.parametrize("family", available())
+FUSED = [f for f in available() if fused.activation_code(kn.devices.resolve(f)) is not None]
+
+
+@pytest.mark.parametrize("family", FUSED)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("batch", [1, 7, 300])  # one column, less than a tile, several tiles with a ragged last
 def test_the_fused_kernel_equals_the_gather_path(family, dtype, batch):
@@ -37,6 +40,16 @@ def test_the_fused_kernel_equals_the_gather_path(family, dtype, batch):
     torch.testing.assert_close(field, reference[0], rtol=tol, atol=tol)
     torch.testing.assert_close(trace, reference[1], rtol=tol, atol=tol)
     assert torch.equal(field[-3:], torch.zeros_like(field[-3:]))  # nodes without edges stay put
+
+
+def test_a_family_without_a_kernel_is_refused_by_name_and_auto_keeps_it_on_torch():
+    """TransistorTable's σ is a table the numba kernel does not evaluate: asked for, it says so; ``auto`` gathers."""
+    piece = _piece("TransistorTable", torch.float64)
+    state = torch.randn(piece.num_state, 3, dtype=torch.float64)
+    with pytest.raises(kn.errors.ConfigError, match="kernel 'fused' does not implement device family TransistorTable"):
+        piece.field(state, "fused")
+    with torch.no_grad():
+        torch.testing.assert_close(piece.field(state, "auto"), piece.field(state, "gather"), rtol=1e-12, atol=1e-12)
 
 
 def test_the_fused_kernel_follows_in_place_parameter_updates():
@@ -58,7 +71,7 @@ def _mnist_like() -> kn.Circuit:
     return circuit
 
 
-@pytest.mark.parametrize("family", [f for f in available() if fused.activation_code(kn.devices.resolve(f)) is not None])
+@pytest.mark.parametrize("family", FUSED)
 @pytest.mark.parametrize("batch", [1, 300])  # one column; several tiles with a ragged last
 def test_the_fused_backward_pass_equals_autograd_through_the_gather_path(family, batch):
     """The numba vector-Jacobian product (σ and σ' recomputed per tile) against autograd, for the

@@ -1,8 +1,10 @@
-"""Image readers: the real Fashion-MNIST/MNIST files, tiny hand-made CIFAR/SVHN files, clear errors."""
+"""Image readers: the real Fashion-MNIST files, the shipped MNIST test subset, tiny hand-made CIFAR/SVHN files,
+clear errors."""
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import pickle
 import tarfile
 from pathlib import Path
@@ -16,10 +18,9 @@ from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.errors import DataError
 from kirchhoffnet.io._atomic import TMP_SUFFIX
 
-from ..conftest import SHARED
+from ..conftest import MNIST_SUBSET, REPO
 
 FASHION = Path(IMAGE_SETS["fashion_mnist"].default_root)
-MNIST = SHARED / "data" / "mnist"
 
 
 @pytest.mark.needs_dataset
@@ -32,14 +33,38 @@ def test_fashion_mnist_from_the_debian_package():
     assert np.bincount(labels).tolist() == [1000] * 10  # the test split is balanced
 
 
-@pytest.mark.needs_dataset
-def test_mnist_test_split_from_the_shared_directory():
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST test files not in {MNIST}")
-    images, labels = load_images("mnist", "test", MNIST)
-    assert images.shape == (10_000, 1, 28, 28) and labels[:3].tolist() == [7, 2, 1]  # MNIST's well-known start
-    with pytest.raises(DataError, match=r"mnist train file train-images-idx3-ubyte\.gz not found in .*mnist; put"):
-        load_images("mnist", "train", MNIST)
+def test_mnist_test_subset_shipped_in_the_repository():
+    images, labels = load_images("mnist", "test", MNIST_SUBSET)
+    assert images.shape == (1000, 1, 28, 28) and images.dtype == np.uint8
+    assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # MNIST's well-known start
+    assert np.bincount(labels).tolist() == [85, 126, 116, 107, 110, 87, 87, 99, 89, 94]  # data/mnist-test-subset
+    assert 0.1 < (images > 127).mean() < 0.2  # ink on a dark background, not noise or a blank file
+    with pytest.raises(DataError, match=r"mnist train file train-images-idx3-ubyte\.gz not found in .*subset; put"):
+        load_images("mnist", "train", MNIST_SUBSET)
+
+
+def test_the_subset_script_keeps_the_first_records_bit_for_bit(tmp_path):
+    """experiments/mnist_test_subset.py, which wrote data/mnist-test-subset, on a hand-made full test set."""
+    script = _experiment("mnist_test_subset")
+    full, subset = tmp_path / "full", tmp_path / "subset"
+    full.mkdir()
+    images, labels = _fake_idx_set(full, count=12)
+    script.write_subset(full, subset, 5)
+    got_images, got_labels = load_images("mnist", "test", subset)
+    assert np.array_equal(got_images[:, 0], images[:5]) and np.array_equal(got_labels, labels[:5])
+    first = (subset / "t10k-images-idx3-ubyte.gz").read_bytes()
+    script.write_subset(full, subset, 5)
+    assert (subset / "t10k-images-idx3-ubyte.gz").read_bytes() == first  # no timestamp: reruns are identical
+    with pytest.raises(SystemExit, match=r"holds 12 records, fewer than --count 13"):
+        script.write_subset(full, subset, 13)
+
+
+def _experiment(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -158,7 +183,9 @@ def test_a_failed_download_is_a_data_error(tmp_path, monkeypatch):
 
 
 def test_unknown_names_list_the_choices():
-    with pytest.raises(DataError, match=r"unknown image data set 'imagenet'; choose one of: cifar10, emnist, fashion"):
+    with pytest.raises(
+        DataError, match=r"unknown image data set 'imagenet'; choose one of: cifar10, emnist, emnist_byclass, fashion"
+    ):
         load_images("imagenet")
     with pytest.raises(DataError, match=r"unknown split 'dev'; choose one of: test, train"):
         load_images("mnist", "dev")

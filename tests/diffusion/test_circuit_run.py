@@ -133,6 +133,16 @@ def test_hw_report_of_a_score_circuit_run_is_per_generation(circuit_run, tmp_pat
     assert fitted["within_supply"] and max(-low, high) == pytest.approx(0.5)
 
 
+def test_hw_report_of_a_score_circuit_run_reports_progress_over_the_steps(circuit_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIRCHHOFFNET_PROGRESS_S", "0.001")
+    result = CliRunner().invoke(app, ["hw", "report", str(circuit_run), "--samples", "4", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    steps = load_run(circuit_run).config.sample.steps
+    lines = [line for line in result.stderr.splitlines() if line.startswith("hw report:")]
+    assert lines and f"{steps}/{steps}" in lines[-1], result.stderr
+    json.loads(result.stdout)  # stdout stays pure JSON
+
+
 @pytest.mark.needs_ngspice
 def test_spice_command_exports_and_verifies_a_score_circuit(circuit_run, tmp_path):
     result = CliRunner().invoke(app, ["diffusion", "spice", str(circuit_run), "--samples", "1", "--out", str(tmp_path)])

@@ -48,8 +48,7 @@ def test_train_twomoon_learns(tmp_path: Path) -> None:
 
 @pytest.mark.needs_ngspice
 @pytest.mark.skipif(not has_ngspice(), reason="ngspice not installed (apt-get install -y ngspice)")
-def test_original_in_spice_agrees(tmp_path: Path, original_dir) -> None:
-    original_dir("twomoon")  # skips when the shared checkpoint is absent
+def test_original_in_spice_agrees(tmp_path: Path) -> None:
     result = load("original_in_spice").main(tmp_path, fast=True)
     assert result is not None
     # docs/spice.md: ngspice at reltol 1e-8 against float64 dopri5 agrees to ~1e-5 V on ±20 V swings.
@@ -58,8 +57,7 @@ def test_original_in_spice_agrees(tmp_path: Path, original_dir) -> None:
     assert is_png(tmp_path / "spice.png") and (tmp_path / "spice.json").is_file()
 
 
-def test_hardware_report(tmp_path: Path, original_dir) -> None:
-    original_dir("twomoon")  # skips when the shared checkpoint is absent
+def test_hardware_report(tmp_path: Path) -> None:
     result = load("hardware_report").main(tmp_path, fast=True)
     assert result is not None
     # 2 slices of 0.5 normalised time at τ = 1 pF / 1 mS = 1 ns, plus 5 τ of input settling: 6 ns.

@@ -41,6 +41,20 @@ def test_report_writes_json_markdown_and_waveforms(original_dir, tmp_path):
     assert (tmp_path / "waveforms.png").stat().st_size > 0
 
 
+def test_report_off_a_terminal_reports_progress_as_lines(original_dir, tmp_path, monkeypatch):
+    """Each of twomoon's 2 slices counts once solved and once its energies are integrated: 4 steps."""
+    monkeypatch.setenv("KIRCHHOFFNET_PROGRESS_S", "0.001")
+    result = invoke(
+        "report", str(original_dir("twomoon")), "--samples", "8", "--points-per-slice", "11", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("hw report:")]
+    assert lines and "4/4" in lines[-1] and "\r" not in result.stderr, result.stderr
+    counts = [int(line.split("|")[2].split("/")[0]) for line in lines]
+    assert counts == sorted(counts) and counts[0] < 4  # lines while it works, not only at the end
+    json.loads(result.stdout)  # stdout stays pure JSON
+
+
 def test_montecarlo_and_quantize_on_original_flows(original_dir, tmp_path):
     path = str(original_dir("twomoon"))
     result = invoke("montecarlo", path, "--sigma", "0,0.05", "--trials", "2", "--points", "100", "--out", str(tmp_path))

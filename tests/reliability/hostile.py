@@ -308,10 +308,14 @@ def break_file(rng: random.Random, path: Path, outside: Path) -> str:
         path.write_bytes(raw[:at] + b"\xff\xfe\x80" + raw[at:])
     elif kind == "symlink":
         path.unlink()
-        target = rng.choice(["/dev/zero", "/dev/null", str(outside / "victim.txt"), "missing-file", ".", "/"])
-        os.symlink(os.path.relpath(target, path.parent) if not target.startswith("/dev") else target, path)
-        shown = target if target.startswith("/") and not target.startswith(str(outside)) else Path(target).name
-        kind = f"symlink->{shown}"
+        target = rng.choice(["/dev/zero", "/dev/null", "victim.txt", "missing-file", ".", "/"])
+        # A user's file and a dangling name both lie in outside/, which the touched-outside check watches, so
+        # a write through the link is caught there (a bare "missing-file" would be resolved against the
+        # harness's working directory: a write through it once landed in the repository). "." is the run
+        # directory itself.
+        in_outside = target in ("victim.txt", "missing-file")
+        os.symlink(os.path.relpath(outside / target, path.parent) if in_outside else target, path)
+        kind = f"symlink->{target}"
     else:
         kind = _hostile_contents(rng, path)
     return f"{path.name}:{kind}"

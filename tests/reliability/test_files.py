@@ -9,6 +9,7 @@ for real with ``RLIMIT_FSIZE`` in a child process.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -122,6 +123,22 @@ def test_train_into_a_run_with_a_planted_lock_link_fails_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
     one_error_line(result, "symbolic link", str(tmp_path / "run" / LOCK))
     assert precious.read_text() == "keep me" and not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("name", [LOCK, *RUN_OUTPUTS, "loss.png", "samples.png", f".{CHECKPOINT}{TMP_SUFFIX}"])
+def test_a_dangling_link_named_like_a_run_file_is_never_written_through(name, run_dir, tmp_path):
+    """A relative link to a name that does not exist yet, outside the run: resuming (or failing to) creates
+    nothing at its target. The hostile sweep's first version planted such links, and a lock opened without
+    O_NOFOLLOW then wrote its pid through one into the folder the sweep was started from."""
+    run, outside = tmp_path / "sandbox" / "run", tmp_path / "outside"
+    outside.mkdir()
+    shutil.copytree(run_dir, run)
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(Path("..", "..", "outside", "missing"))
+    with contextlib.suppress(KirchhoffError):  # refusing is fine; writing through the link is not
+        train(tiny_flow("train.epochs=1"), run, resume=True, progress=False)
+    assert list(outside.iterdir()) == []
+    assert not (run / name).is_symlink() or os.readlink(run / name) == str(Path("..", "..", "outside", "missing"))
 
 
 def test_only_kirchhoffnets_own_temporary_files_of_run_outputs_are_removed(tmp_path):

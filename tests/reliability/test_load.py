@@ -22,12 +22,11 @@ import pytest
 from kirchhoffnet.config import parse_config
 from kirchhoffnet.training import train
 
-from ..conftest import SHARED
+from ..conftest import MNIST_SUBSET
 from ..training.helpers import tiny_flow
 from .crash import environment
 
 SLACK_MB = 30.0  # allocator and import noise between two processes, and one batch in flight
-MNIST = SHARED / "data" / "mnist"
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +39,8 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mnist_run_dir(tmp_path_factory):
     """A 784-d mnist_gen flow (a 3×3 local circuit on the full 28×28 image) after two training steps."""
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST test files not in {MNIST}")
     topology = {"name": "mix_connect", "channels": 1, "height": 28, "width": 28, "kernel_size": 3}
-    data = {"name": "mnist", "root": str(MNIST), "split": "test", "train_subset": 200, "val_size": 50}
+    data = {"name": "mnist", "root": str(MNIST_SUBSET), "split": "test", "train_subset": 200, "val_size": 50}
     config = {
         "task": "mnist_gen",
         "threads": 1,
@@ -93,6 +90,5 @@ def test_sampling_a_million_points_stays_bounded(run_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.needs_dataset
 def test_sampling_784_dimensional_images_streams_them_to_disk(mnist_run_dir, tmp_path):
     check_bounded(mnist_run_dir, tmp_path, int(os.environ.get("KIRCHHOFFNET_LOAD_IMAGES", "20000")), dim=784)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 from .cases import COMMANDS, make_case
 from .classify import classify, json_files, snapshot, touched
+from .hostile import break_file
 from .sweep import REPO, build_bases, run_one
 
 SWEEP_CASES = 4 * len(COMMANDS)
@@ -158,6 +160,27 @@ def test_each_outcome_is_recognised(expected, tmp_path):
 
 
 # ---- the cases: reproducible from (seed, number), runnable from their sandbox ----
+
+
+def test_hostile_links_stay_inside_the_sweeps_root(tmp_path, monkeypatch):
+    """Every link `break_file` plants points at a device, "/", the run directory or into outside/, whatever
+    the harness's working directory: a dangling name resolved against it once wrote into the repository."""
+    run, outside, elsewhere = tmp_path / "root" / "sandbox" / "run", tmp_path / "root" / "outside", tmp_path / "cwd"
+    for folder in (run, outside, elsewhere):
+        folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(elsewhere)
+    targets = set()
+    for seed in range(200):
+        path = run / "metrics.json"
+        path.unlink(missing_ok=True)
+        path.write_text("{}")
+        done = break_file(random.Random(seed), path, outside)
+        if path.is_symlink():
+            target = (path.parent / os.readlink(path)).resolve()
+            targets.add(done.split("->")[1])
+            allowed = target in (Path("/dev/zero"), Path("/dev/null"), Path("/"), run) or target.parent == outside
+            assert allowed, f"{done}: the link points at {target}"
+    assert targets == {"/dev/zero", "/dev/null", "victim.txt", "missing-file", ".", "/"}
 
 
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

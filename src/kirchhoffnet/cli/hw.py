@@ -124,7 +124,7 @@ def report(
         design = _design(capacitance, conductance, voltage, supply, temperature)
         study = hw_report(
             path, design, out, samples=samples, inputs=inputs, settling=settling, fit_voltage=voltage == "fit",
-            points_per_slice=points_per_slice, seed=seed,
+            points_per_slice=points_per_slice, seed=seed, progress=True,
         )  # fmt: skip
     except KirchhoffError as exc:
         fail(exc)

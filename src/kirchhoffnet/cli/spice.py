@@ -33,7 +33,10 @@ Transistors = Annotated[
 ]
 ModelCard = Annotated[
     Path | None,
-    typer.Option(help="File with the NMOS .model card for transistors (default: level 1, VTO 0.5 V, KP 100 µA/V²)."),
+    typer.Option(
+        help="File with the NMOS .model card for transistors (default: level 1, VTO 0.5 V, KP 100 µA/V²); for a "
+        "TransistorTable model also a shipped card's name (default: the card it was tabulated from)."
+    ),
 ]
 ModelName = Annotated[str, typer.Option(help="Name of the NMOS model in --model-card.")]
 
@@ -57,10 +60,14 @@ def _technology(model_card: Path | None, model_name: str) -> Any:
     return MosTechnology(model_card=card.strip(), model_name=model_name)
 
 
-def _realisation(transistors: bool, model_card: Path | None, model_name: str) -> Any:
-    from kirchhoffnet.spice.mos import TransistorRelu
+def _realisation(model: Any, transistors: bool, model_card: Path | None, model_name: str) -> Any:
+    """Transistor edges for a MosRelu model (``--model-card`` a file) or a TransistorTable model (the card it
+    was tabulated from: ``--model-card`` a shipped name or file, by default the table's own)."""
+    from kirchhoffnet.spice.mos import TransistorRelu, table_transistors
 
-    return TransistorRelu(_technology(model_card, model_name)) if transistors else None
+    if not transistors:
+        return None
+    return table_transistors(model, model_card) or TransistorRelu(_technology(model_card, model_name))
 
 
 def _check_out_files(json_out: Path | None, plot: Path | None) -> None:
@@ -132,7 +139,7 @@ def export(
                 "--transistors writes single-file ngspice netlists; drop --parameterised, --dialect and --whole-network"
             )
         model = load_model(path)
-        realisation = _realisation(transistors, model_card, model_name)
+        realisation = _realisation(model, transistors, model_card, model_name)
         inputs = random_inputs(model, samples, seed)
         options = _options(reltol, max_step)
         if whole_network:
@@ -196,40 +203,71 @@ def verify(
         Path | None,
         typer.Option(help="Keep ngspice's raw files here: slice<k>_samples<i>-<j>.raw (default: deleted)."),
     ] = None,
+    metric: Annotated[
+        bool,
+        typer.Option(
+            help="Run held-out inputs (a run's test set, a flow's base samples) through every slice in ngspice and "
+            "print the task metric from ngspice's outputs beside kirchhoffnet's, as JSON."
+        ),
+    ] = False,
+    rails: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="With --metric: supply rails LOW HIGH (V) every node must stay within in ngspice."),
+    ] = None,
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
     The JSON holds max_abs_error_v, mean_abs_error_v, nodes, edges, ngspice_s and
     kirchhoffnet_s among others; the plot overlays both waveforms of the first sample.
+    With --metric, stdout is the whole report: per-slice errors, node-voltage range and the metric both ways.
     """
     from kirchhoffnet._finite import finite_number
+    from kirchhoffnet.errors import ConfigError
     from kirchhoffnet.io import write_json_atomic
     from kirchhoffnet.io.figures import save_figure
     from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.runs import load_model
     from kirchhoffnet.spice import verify as run_verify
+    from kirchhoffnet.training.spice_metric import spice_metric
 
     try:
         finite_number("--max-error", max_error, low=0.0, open_low=True)
+        if rails is not None and not metric:
+            raise ConfigError("--rails is checked on the --metric report; add --metric")
+        for bound in rails or ():
+            finite_number("--rails", bound)
         _check_out_files(json_out, plot)
-        model = load_model(path)
         options = _options(reltol, max_step, points=points)
-        realisation = _realisation(transistors, model_card, model_name)
+        realisation = _realisation(load_model(path) if transistors else None, transistors, model_card, model_name)
+        if keep_raw is not None and metric:
+            raise ConfigError("--keep-raw keeps the files of a plain verify; drop it with --metric")
         if keep_raw is not None:
             check_out_dir(keep_raw, "--keep-raw")
-        report = run_verify(
-            model, samples, seed=seed, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw,
-            progress=True,
-        )  # fmt: skip
+        if metric:
+            summary, report = spice_metric(
+                path, samples, options=options, realisation=realisation, rails=rails, jobs=jobs, seed=seed,
+                progress=True,
+            )  # fmt: skip
+            summary = {**summary, "source": str(path.resolve()), "seed": seed}
+            if summary["samples"] < samples:
+                status(
+                    f"the test set holds {summary['samples']} inputs, fewer than --samples {samples}: scored them all"
+                )
+        else:
+            report = run_verify(
+                load_model(path), samples, seed=seed, options=options, jobs=jobs, realisation=realisation,
+                keep_raw=keep_raw, progress=True,
+            )  # fmt: skip
+            figures = report.to_dict()
+            summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
+            summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
         if json_out is not None:
-            write_json_atomic(json_out, {**report.to_dict(), "source": str(path.resolve()), "seed": seed})
+            whole = summary if metric else {**report.to_dict(), "source": str(path.resolve()), "seed": seed}
+            write_json_atomic(json_out, whole)
         if plot is not None:
             save_figure(report.figure(), plot)
     except KirchhoffError as exc:
         fail(exc)
-    figures = report.to_dict()
-    summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
-    summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
     typer.echo(json.dumps(summary))
     _wrote(json_out, plot, keep_raw)
     if not report.max_abs_error_v <= max_error:  # a NaN error fails too
@@ -278,6 +316,42 @@ def iv(
         fail(exc)
     typer.echo(json.dumps({k: v for k, v in report.to_dict().items() if k != "fit"}))
     _wrote(json_out, plot)
+
+
+@app.command("tabulate")
+def tabulate(
+    model_card: Annotated[
+        str, typer.Option(help="A shipped card's name (bsim4_45nm, bsim4_180nm, level1_180nm) or a card file.")
+    ],
+    model_name: Annotated[str | None, typer.Option(help="The NMOS model in the card (default: its first).")] = None,
+    drain_voltage: Annotated[float, typer.Option(help="V_DS of every edge transistor (V).")] = 0.1,
+    length: Annotated[float | None, typer.Option(help="Channel length in m (default: the card's, or 1e-6).")] = None,
+    supply: Annotated[float | None, typer.Option(help="Supply voltage (default: the card's, or 1.8).")] = None,
+    knots: Annotated[int, typer.Option(min=3, max=1000, help="Spline knots over V_GS in [0, 2·supply].")] = 65,
+    json_out: JsonOut = None,
+) -> None:
+    """Fit a TransistorTable device to the card's NMOS drain current (ngspice DC sweeps; cached on disk).
+
+    Prints the fit report as JSON: errors against fresh sweeps at other gate voltages
+    (fit_error_pct) and other widths (width_error_pct), in % of the current range.
+    """
+    from kirchhoffnet.io import write_json_atomic
+    from kirchhoffnet.io.paths import check_out_file
+    from kirchhoffnet.spice.tabulation import tabulate as run_tabulate
+
+    try:
+        if json_out is not None:
+            check_out_file(json_out, "--json")
+        result = run_tabulate(
+            model_card, model_name=model_name, drain_voltage_v=drain_voltage, length_m=length, supply_v=supply,
+            knots=knots,
+        )  # fmt: skip
+        if json_out is not None:
+            write_json_atomic(json_out, {**result.report, "device": result.device.spec()})
+    except KirchhoffError as exc:
+        fail(exc)
+    typer.echo(json.dumps(result.report))
+    _wrote(json_out)
 
 
 @app.command("veriloga")

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from kirchhoffnet.config.circuit import device_template
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.solve.solver import MAX_FIXED_STEPS, check_time_grid
@@ -82,7 +83,7 @@ def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
     edges = [t.edge_count for t in topologies]
     widest = max(range(len(edges)), key=edges.__getitem__)
     topology_key = f"circuit.topology[{0 if len(circuit.topology) == 1 else widest}]"
-    per_edge = resolve(circuit.device).num_params * scalar * (PARAMETER_COPIES if training else 1) + INDEX_BYTES
+    per_edge = device_template(circuit.device).num_params * scalar * (PARAMETER_COPIES if training else 1) + INDEX_BYTES
     eval_batch = config.train.eval_batch_size
     nodes = max(t.total_nodes for t in topologies)
     terms = {  # (what, the key to name, the remedy): bytes

@@ -6,6 +6,7 @@ circuit section builds a [`Circuit`][kirchhoffnet.Circuit] from them.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
@@ -17,8 +18,8 @@ from kirchhoffnet._finite import SEED_MAX
 from kirchhoffnet.circuit import Circuit, Slice
 from kirchhoffnet.circuit._kcl import KERNELS
 from kirchhoffnet.circuit.slice import INITIALIZERS
-from kirchhoffnet.devices import resolve
-from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.devices import Device, TransistorTable, resolve
+from kirchhoffnet.errors import ConfigError, KirchhoffError
 from kirchhoffnet.models.readout import resolve_readout
 from kirchhoffnet.solve import (
     ADAPTIVE_METHODS,
@@ -28,7 +29,7 @@ from kirchhoffnet.solve import (
     Solver,
     gradient_method,
 )
-from kirchhoffnet.solve.solver import MAX_ADAPTIVE_STEPS
+from kirchhoffnet.solve.solver import INTEGRATORS, MAX_ADAPTIVE_STEPS
 
 
 class Section(BaseModel):
@@ -177,6 +178,39 @@ class RandomGraph(Section):
         return self.num_edges
 
 
+def tabulation_settings(device: Any) -> dict[str, Any] | None:
+    """The [`tabulate`][kirchhoffnet.spice.tabulate] settings of a ``{name: TransistorTable, card: ...}`` device
+    spec, which names a model card instead of holding a table; None for any other device."""
+    if not (isinstance(device, dict) and str(device.get("name", "")).lower() == "transistortable"):
+        return None
+    if "card" not in device:
+        return None
+    from kirchhoffnet.spice.tabulation import tabulate  # ngspice's side, loaded only for such a spec
+
+    settings = {k: v for k, v in device.items() if k != "name"}
+    allowed = set(inspect.signature(tabulate).parameters) - {"cache"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ConfigError(f"device: TransistorTable with a card takes {sorted(allowed)}, not {unknown}")
+    return settings
+
+
+def device_template(device: Any) -> Device:
+    """The device family a spec names, without tabulating: enough for its parameter count."""
+    return TransistorTable() if tabulation_settings(device) is not None else resolve(device)
+
+
+def build_device(device: Any) -> Device:
+    """The device family of a spec; a TransistorTable naming a card is tabulated in ngspice (or read from the cache)."""
+    settings = tabulation_settings(device)
+    if settings is None:
+        return resolve(device)
+    from kirchhoffnet.spice.tabulation import tabulate
+
+    card = settings.pop("card")
+    return tabulate(card, **settings).device
+
+
 Topology = Annotated[FullyConnect | NeighborConnect | MixConnect | Chain | RandomGraph, Field(discriminator="name")]
 TOPOLOGY_NAMES = ("fully_connect", "neighbor_connect", "mix_connect", "chain", "random_graph")
 
@@ -192,7 +226,11 @@ class CircuitConfig(Section):
     times: list[float] | None = Field(
         None, description="Slice boundaries, slices + 1 strictly increasing values; default 0, 1, 2, ..."
     )
-    device: Any = Field("ShiftTanh2", description="Device family: a name such as ShiftTanh2, or {name: ..., ...}.")
+    device: Any = Field(
+        "ShiftTanh2",
+        description="Device family: a name such as ShiftTanh2, or {name: ..., ...}; {name: TransistorTable, card: "
+        "bsim4_45nm, ...} tabulates that model card's transistor in ngspice when the circuit is built.",
+    )
     init: Annotated[str, one_of(INITIALIZERS)] = Field(
         "kaiming", description=f"Parameter initialiser: {', '.join(INITIALIZERS)}."
     )
@@ -209,7 +247,7 @@ class CircuitConfig(Section):
     @classmethod
     def _known_device(cls, value: Any) -> Any:
         try:
-            resolve(value)
+            device_template(value)
         except KirchhoffError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -256,11 +294,10 @@ class CircuitConfig(Section):
         """The circuit with freshly initialised parameters (from torch's global RNG)."""
         built: dict[int, Tensor] = {}
         pieces = []
+        device = build_device(self.device)
         for t in self.slice_topologies():
             edges = built.setdefault(id(t), t.build())
-            pieces.append(
-                Slice(edges, self.device, num_nodes=t.total_nodes, capacitance=self.capacitance, init=self.init)
-            )
+            pieces.append(Slice(edges, device, num_nodes=t.total_nodes, capacitance=self.capacitance, init=self.init))
         return Circuit(pieces, times=self.times, fill=self.fill, residual=self.residual)
 
 
@@ -289,6 +326,11 @@ class SolverConfig(Section):
         "auto",
         description="KCL evaluation: auto (fastest that applies), gather (reference), affine (torch fused) "
         "or fused (numba).",
+    )
+    integrator: Annotated[str, one_of(INTEGRATORS)] = Field(
+        "torchdiffeq",
+        description="What steps the solve: torchdiffeq, fused (one autograd node per dopri5 slice solve) or auto "
+        "(fused where it applies).",
     )
 
     @model_validator(mode="after")

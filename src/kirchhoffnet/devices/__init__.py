@@ -9,6 +9,7 @@ from kirchhoffnet.devices.conductance import Conductance
 from kirchhoffnet.devices.mos import MosRelu
 from kirchhoffnet.devices.relu import ShiftLeakyRelu1, ShiftLeakyRelu2, ShiftRelu1, ShiftRelu2
 from kirchhoffnet.devices.tanh import ShiftTanh1, ShiftTanh2
+from kirchhoffnet.devices.transistor import TransistorTable
 
 __all__ = [
     "AffineActivation",
@@ -21,6 +22,7 @@ __all__ = [
     "ShiftRelu2",
     "ShiftTanh1",
     "ShiftTanh2",
+    "TransistorTable",
     "available",
     "resolve",
 ]

@@ -17,6 +17,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from kirchhoffnet._progress import bar
 from kirchhoffnet.circuit import EnergyTally, Power
 from kirchhoffnet.circuit.power import charging_energy
 from kirchhoffnet.data.points import sample_points
@@ -69,11 +70,12 @@ def measure_generation(
     seed: int = 0,
     labels: Tensor | None = None,
     guidance: float = 0.0,
+    progress: bool = False,
 ) -> GenerationMeasurement:
     """The quasi-static probability-flow transient of ``n`` generations from x ~ N(0, I) (seed ``seed``), the
     power of its devices and leaks integrated by the rectangle rule over ``steps`` steps. A conditional circuit
     generates ``labels`` (n,); with ``guidance`` w ≠ 0 both copies of the guided pair count, the mixing gains are
-    not modelled."""
+    not modelled. ``progress``: a bar over the steps, or periodic lines off a terminal (`kirchhoffnet._progress`)."""
     circuit, gain = model.circuit, model.velocity_gain
     grid = time_grid(model.sde, steps)
     copies, mixing = guided_copies(labels, guidance)
@@ -90,7 +92,7 @@ def measure_generation(
         return Power(fold(power.dissipated), fold(power.delivered), fold(power.current), peak)
 
     with single_thread():
-        for k in range(steps):
+        for k in bar(range(steps), desc="hw report", unit="step", enabled=progress, leave=False):
             s, dt = grid[k].float(), float(grid[k] - grid[k + 1])
             stacked = x.repeat(1, len(mixing))
             drive = circuit.drive(s, copies).expand(-1, stacked.shape[1])
@@ -139,11 +141,13 @@ def run_hardware(
     design: PhysicalDesign | None = None,
     settling_time_constants: float = 5.0,
     fit_supply: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Latency and energy of one generation of a run's circuit (`measure_generation`, then
     `physical_report`) as the run samples it: its β scale, and for a conditional
     circuit its classes in turn with the configured guidance. ``fit_supply``: at the largest voltage scale V₀
-    that keeps every node inside the design's supply (the design's V₀ ignored)."""
+    that keeps every node inside the design's supply (the design's V₀ ignored). ``progress``: see
+    `measure_generation`."""
     config = run.config
     if "transient" not in run.model.integrators:
         raise ConfigError(
@@ -154,7 +158,7 @@ def run_hardware(
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     guidance = config.sample.guidance if labels is not None else 0.0
     sharp = model.sharpened(config.sample.ode_beta_scale)
-    found = measure_generation(sharp, n, config.sample.steps, config.seed, labels, guidance)
+    found = measure_generation(sharp, n, config.sample.steps, config.seed, labels, guidance, progress)
     if fit_supply:  # the normalised voltages do not depend on V₀
         design = replace(design, voltage_v=voltage_scale_to_fit(found.voltage_range, design.supply_v))
     return {"guidance": guidance, **physical_report(found, design, settling_time_constants)}

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet._progress import bar
 from kirchhoffnet.circuit import Circuit, EnergyTally, Slice
 from kirchhoffnet.circuit.power import charging_energy, stored_energy, trapezoid_weights
 from kirchhoffnet.errors import ConfigError
@@ -240,6 +241,7 @@ def measure(
     *,
     solver: Solver | str | dict[str, Any] | None = None,
     points_per_slice: int = 201,
+    progress: bool = False,
 ) -> Measurement:
     """Run ``model`` on ``x`` and integrate its energies and currents in normalised units.
 
@@ -251,12 +253,20 @@ def measure(
         solver: solver settings (default the model's).
         points_per_slice: waveform samples per slice; energies are trapezoidal integrals over
             them, so their error falls as 1/points² (``energy_balance_residual`` shows it).
+        progress: a bar over the slices, each counted once solved and once its energies are
+            integrated (the two halves of the work on a large circuit), or, off a terminal, periodic
+            lines (`kirchhoffnet._progress`).
     """
     circuit = circuit_of(model)
     dtype = next(circuit.parameters()).dtype
-    with torch.no_grad():
+    steps = bar(total=2 * circuit.num_slices, desc="hw report", unit="slice step", enabled=progress, leave=False)
+    with torch.no_grad(), steps:
         waves, stats = trajectory(
-            circuit, x.to(dtype), solver=solver_of(model, solver), points_per_slice=points_per_slice
+            circuit,
+            x.to(dtype),
+            solver=solver_of(model, solver),
+            points_per_slice=points_per_slice,
+            on_slice=lambda _: steps.update(1),
         )
         tally = EnergyTally.zeros(x.shape[0], dtype, x.device)
         previous = x.new_zeros(x.shape[0], 0, dtype=dtype)
@@ -267,6 +277,7 @@ def measure(
             tally.stored_drop += stored_energy(v[0], cap) - stored_energy(v[-1], cap)
             _integrate_power(piece, v, trapezoid_weights(t.to(v.dtype)), tally)
             previous = v[-1]
+            steps.update(1)
     return Measurement(circuit, waves, tally, list(stats.nfe))
 
 

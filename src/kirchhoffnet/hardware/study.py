@@ -64,6 +64,7 @@ def report_study(
     settling: float = 5.0,
     fit_voltage: bool = False,
     points_per_slice: int = 201,
+    progress: bool = False,
 ) -> Study[dict[str, Any]]:
     """Latency, energy, currents and swing of ``model`` on ``inputs`` at ``design``: ``hw_report.json``,
     ``hw_report.md`` and ``waveforms.png`` in ``out``.
@@ -71,9 +72,10 @@ def report_study(
     ``fit_voltage`` replaces the design's V₀ by the largest that keeps every node inside its supply
     (the normalised waveforms do not depend on V₀, so one measurement serves). ``name`` titles the
     page and the figure; ``source`` is recorded in the JSON so the numbers name their model.
+    ``progress``: see [`measure`][kirchhoffnet.hardware.analysis.measure].
     """
     out = Path(out)
-    found = measure(model, inputs, points_per_slice=points_per_slice)
+    found = measure(model, inputs, points_per_slice=points_per_slice, progress=progress)
     if fit_voltage:
         design = replace(design, voltage_v=found.voltage_scale_to_fit(design.supply_v))
     result = found.report(design, settling)

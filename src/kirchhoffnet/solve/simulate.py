@@ -13,12 +13,15 @@ from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from kirchhoffnet.circuit import Circuit, Slice
-from kirchhoffnet.circuit._kcl import records
+from kirchhoffnet.circuit._affine import WholeAffine
+from kirchhoffnet.circuit._kcl import KclKernel, records
+from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.solve._adjoint import analytic_adjoint
+from kirchhoffnet.solve._fused_rk import FusedProblem, StepError, fused_solve
 from kirchhoffnet.solve._traced import TABLEAUX, traceable, traced_simulate
 from kirchhoffnet.solve.gradient import DEFAULT_GRADIENT, Adjoint, Backprop, GradientMethod, check_gradient
-from kirchhoffnet.solve.solver import Solver, check_time_grid, resolve_solver
+from kirchhoffnet.solve.solver import FUSED_METHODS, Solver, check_time_grid, resolve_solver
 
 
 @dataclass
@@ -34,6 +37,10 @@ class _Counter:
     def took(self, path: str) -> None:
         if path not in self.paths:
             self.paths.append(path)
+
+    def add(self, calls: int) -> None:
+        """Evaluations made by the fused integrator, which keeps its times as floats."""
+        self.calls += calls
 
     def tick_adjoint(self, t: Tensor) -> None:
         """An evaluation of the analytic adjoint's dynamics (closed-form products, no autograd)."""
@@ -66,8 +73,8 @@ class SolveStats:
     @property
     def kernels(self) -> list[list[str]]:
         """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``, ``fused``;
-        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``traced`` for the solve of an
-        exported or compiled module), in the order first taken;
+        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``fused-rk`` where the fused integrator
+        ran the slice, ``traced`` for the solve of an exported or compiled module), in the order first taken;
         a backward pass run after the solve adds its own."""
         return [list(c.paths) for c in self._counters]
 
@@ -139,6 +146,8 @@ def _solve_slice(
         kwargs["options"]["step_t"] = t[[0, -1]]
     try:
         evaluator = piece.kernel(y0.dtype, y0.device)
+        if _fused_applies(piece, evaluator, solver, gradient, points, k):
+            return torch.stack([y0, _fused(piece, evaluator, y0, t, solver, divergence, counter)])
         if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
@@ -155,6 +164,57 @@ def _solve_slice(
         )
     except AssertionError as exc:  # torchdiffeq reports failures with assert (often without a message)
         raise _solver_error(k, span, counter, str(exc), solver) from None
+    except StepError as exc:
+        counter.last_t = torch.tensor(exc.time)
+        raise _solver_error(k, span, counter, exc.reason, solver) from None
+
+
+def _fused_applies(
+    piece: Slice, evaluator: KclKernel, solver: Solver, gradient: GradientMethod, points: int, k: int
+) -> bool:
+    """Whether the fused integrator runs this slice's solve (see [`Solver`][kirchhoffnet.Solver]'s ``integrator``).
+
+    Raises:
+        ConfigError: ``integrator="fused"`` on a slice whose field has no closed-form vector-Jacobian product.
+    """
+    if solver.integrator == "torchdiffeq" or solver.method not in FUSED_METHODS or points != 2:
+        return False
+    if isinstance(gradient, Adjoint) and torch.is_grad_enabled():
+        return False
+    if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
+        return True
+    if solver.integrator == "fused":
+        raise ConfigError(
+            f"integrator 'fused' needs a closed-form vector-Jacobian product, which slice {k} "
+            f"({piece.device_family.name}, kernel {solver.kernel!r}) has not: it needs an affine-activation device "
+            "family and kernel 'auto', 'affine' or 'fused'; use integrator 'auto' or 'torchdiffeq'"
+        )
+    return False
+
+
+def _fused(
+    piece: Slice, evaluator: KclKernel, y0: Tensor, t: Tensor, solver: Solver, divergence: bool, counter: _Counter
+) -> Tensor:
+    """The slice's state at its end, from the fused integrator (`kirchhoffnet.solve._fused_rk`)."""
+    device = piece.device_family
+    assert isinstance(device, AffineActivation)  # closed_form_adjoint holds
+    counter.took(evaluator.path(device, solver.kernel, track=False))
+    counter.took("fused-rk")
+    coeffs, post = evaluator.affine_coefficients(device, piece.params.to(y0.dtype))
+    system = WholeAffine(evaluator, device, coeffs, post, evaluator.fused_for(device, solver.kernel))
+    span = (float(t[0]), float(t[-1]))  # the slice's ends in the solve's time dtype, as torchdiffeq sees them
+    problem = FusedProblem(
+        system,
+        divergence,
+        span,
+        solver.rtol,
+        solver.atol,
+        solver.first_step,
+        solver.min_step,
+        int(solver.max_steps),
+        counter.add,
+    )
+    return fused_solve(problem, y0, coeffs, post)
 
 
 def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: str, solver: Solver) -> SolverError:
@@ -358,8 +418,12 @@ def trajectory(
     *,
     solver: Solver | str | dict[str, Any] | None = None,
     points_per_slice: int = 50,
+    on_slice: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[Tensor, Tensor]], SolveStats]:
     """Voltages along the way, for plots and SPICE comparison.
+
+    ``on_slice(k)`` is called as each slice's voltages are in, so that a caller can show progress
+    through a long solve.
 
     Returns:
         One ``(t, v)`` per slice — ``t`` (T,) float64 times, ``v`` (T, B, N_k) voltages — and stats.
@@ -370,6 +434,8 @@ def trajectory(
 
     def keep(k: int, t: Tensor, ys: Tensor) -> None:
         waves.append((t, ys.transpose(1, 2)))
+        if on_slice is not None:
+            on_slice(k)
 
     _, _, stats = _integrate(circuit, x, solver, Backprop(), False, False, points_per_slice, keep)
     return waves, stats

@@ -9,7 +9,10 @@ a whole circuit slice by slice in ngspice; ``run_ngspice``, ``read_raw`` and ``w
 small tool layer underneath. ``write_waveforms`` and ``write_trajectory`` save simulated voltages as
 SPICE3 raw or CSV files, and ``export_veriloga`` writes each device family as a Verilog-A module.
 ``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
-measures how far they are from the ideal ReLU. Only the ``ngspice`` executable is needed.
+measures how far they are from the ideal ReLU; ``tabulate`` fits a
+[`TransistorTable`][kirchhoffnet.devices.TransistorTable] to a model card's own drain current (``load_card``,
+``shipped_cards``: the cards shipped as package data) and ``TableTransistors`` builds its edges from that card's
+transistors. Only the ``ngspice`` executable is needed.
 """
 
 from kirchhoffnet.spice._raw import RawPlot, read_raw, write_raw
@@ -17,9 +20,19 @@ from kirchhoffnet.spice._runner import INSTALL_HINT, RunResult, find_ngspice, ha
 from kirchhoffnet.spice.dialect import DIALECTS, Dialect
 from kirchhoffnet.spice.export import export_decks, export_netlists, export_network_deck
 from kirchhoffnet.spice.importer import import_deck
-from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, iv_departure, level1_card, model_iv_departure
+from kirchhoffnet.spice.model_cards import ModelCard, load_card, shipped_cards
+from kirchhoffnet.spice.mos import (
+    MosTechnology,
+    TableTransistors,
+    TransistorRelu,
+    iv_departure,
+    level1_card,
+    model_iv_departure,
+    table_transistors,
+)
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
 from kirchhoffnet.spice.report import VerifyReport
+from kirchhoffnet.spice.tabulation import Tabulation, tabulate
 from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER, random_inputs, verify
 from kirchhoffnet.spice.veriloga import export_veriloga, veriloga_module
@@ -31,11 +44,14 @@ __all__ = [
     "REFERENCE_SOLVER",
     "Behavioural",
     "Dialect",
+    "ModelCard",
     "MosTechnology",
     "RawPlot",
     "RunResult",
     "SpiceOptions",
     "SpiceTrajectory",
+    "TableTransistors",
+    "Tabulation",
     "TransistorRelu",
     "VerifyReport",
     "export_decks",
@@ -47,12 +63,16 @@ __all__ = [
     "import_deck",
     "iv_departure",
     "level1_card",
+    "load_card",
     "model_iv_departure",
     "random_inputs",
     "read_raw",
     "run_ngspice",
+    "shipped_cards",
     "slice_netlist",
     "spice_trajectory",
+    "table_transistors",
+    "tabulate",
     "verify",
     "veriloga_module",
     "write_raw",

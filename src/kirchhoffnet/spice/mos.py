@@ -15,6 +15,7 @@ which is exact for level 1 and the usual linear-extrapolation threshold for othe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,11 @@ import numpy as np
 import torch
 
 from kirchhoffnet.circuit import Slice
-from kirchhoffnet.devices import MosRelu
+from kirchhoffnet.devices import MosRelu, TransistorTable
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice._runner import run_ngspice
+from kirchhoffnet.spice.model_cards import ModelCard, load_card
+from kirchhoffnet.spice.tabulation import card_sha256, physical_width
 
 if TYPE_CHECKING:  # drawing is optional: checking transistors does not load matplotlib
     from matplotlib.axes import Axes
@@ -228,6 +231,90 @@ class TransistorRelu:
             return f"X{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} {fit.instance(e)}"
 
         return element
+
+    def supplies(self, piece: Slice, suffix: str) -> list[tuple[str, float]]:
+        """Each edge's drain bias source ``Vd``: its current is the transistor's drain current at ``V_DS``."""
+        drain_voltage_v = self.fit(piece).characterisation.drain_voltage_v
+        return [(f"i(v.x{e}{suffix}.vd)", drain_voltage_v) for e in range(piece.num_edges)]
+
+
+class TableTransistors:
+    """Realisation of [`TransistorTable`][kirchhoffnet.devices.TransistorTable] slices by the same ``kn_mosrelu``
+    subcircuit, with the card the table was tabulated from.
+
+    Edge ``e`` gets the family's own clamped coefficients: polarity ``pol = a_e``, gate bias
+    ``vb = c_e`` and the drawn width of ``post_e`` reference widths
+    (`kirchhoffnet.spice.tabulation.physical_width`); one normalised current unit is the
+    table's current unit in A.
+
+    Args:
+        card: the model card; its text must hash to the table's ``card_sha256``.
+        device: the tabulated family every slice uses.
+    """
+
+    def __init__(self, card: ModelCard, device: TransistorTable) -> None:
+        source = device.source
+        if source.get("card_sha256") != card_sha256(card):
+            raise DeviceError(
+                f"the TransistorTable was tabulated from card {shown(source.get('card', 'unknown'))} "
+                f"(sha256 {str(source.get('card_sha256'))[:12]}), not from {shown(card.name)}; give that card"
+            )
+        self.device = device
+        self.current_scale_a = float(source["current_unit_a"])
+        self.technology = MosTechnology(card.text, source["model_name"], source["length_m"], self.current_scale_a)
+
+    def preamble(self, piece: Slice) -> list[str]:
+        return subcircuit(self.technology, self.device.source["drain_voltage_v"])
+
+    def elements(self, piece: Slice) -> Callable[[int, str], str]:
+        if piece.device_family != self.device:
+            other = "another TransistorTable" if isinstance(piece.device_family, TransistorTable) else None
+            raise DeviceError(
+                f"the transistors realise the TransistorTable tabulated from {self.device.source.get('card')}; "
+                f"this slice uses {other or piece.device_family.name}: export one tabulation at a time"
+            )
+        with torch.no_grad():
+            polarity, _, bias, width = self.device.coefficients(edge_parameters(piece))
+        widths = physical_width(self.device, width.numpy())
+        length = self.technology.length_m
+        src, dst = piece.edge_index.tolist()
+
+        def element(e: int, suffix: str) -> str:
+            return (
+                f"X{e}{suffix} {node_name(src[e], suffix)} {node_name(dst[e], suffix)} {SUBCIRCUIT} "
+                f"w={float(widths[e])!r} l={length!r} vb={float(bias[e])!r} pol={float(polarity[e])!r}"
+            )
+
+        return element
+
+    def supplies(self, piece: Slice, suffix: str) -> list[tuple[str, float]]:
+        """Each edge's drain bias source ``Vd``, as [`TransistorRelu`][kirchhoffnet.spice.TransistorRelu]'s."""
+        drain_voltage_v = float(self.device.source["drain_voltage_v"])
+        return [(f"i(v.x{e}{suffix}.vd)", drain_voltage_v) for e in range(piece.num_edges)]
+
+
+def table_transistors(model: Any, card: str | os.PathLike[str] | None = None) -> TableTransistors | None:
+    """The transistor realisation of a model whose slices use one TransistorTable; None if none uses one.
+
+    Args:
+        model: a Circuit, Flow or Network.
+        card: a shipped card's name or a card file; default the card the table names (a shipped one).
+    """
+    circuit = as_circuit(model)
+    families = [circuit.slice(k).device_family for k in range(circuit.num_slices)]
+    tables = [f for f in families if isinstance(f, TransistorTable)]
+    if not tables:
+        return None
+    if len(tables) != len(families) or any(f != tables[0] for f in tables):
+        raise DeviceError(
+            "transistor export needs every slice to use one and the same TransistorTable; this model's slices use "
+            f"{[f.name for f in families]}, not all the same table"
+        )
+    device = tables[0]
+    chosen = card if card is not None else device.source.get("card")
+    if chosen is None:
+        raise DeviceError("this TransistorTable names no model card (it was not tabulated); give --model-card")
+    return TableTransistors(load_card(chosen, device.source.get("model_name")), device)
 
 
 @dataclass

@@ -135,6 +135,15 @@ class Realisation(Protocol):
         ...
 
 
+class SupplyMetered(Protocol):
+    """A [`Realisation`][kirchhoffnet.spice.netlist.Realisation] whose elements draw from DC supply sources, so the
+    power the circuit takes can be read off ngspice's branch currents (ideal behavioural sources draw from none)."""
+
+    def supplies(self, piece: Slice, suffix: str) -> list[tuple[str, float]]:
+        """``(raw-file current column, source voltage in V)`` of every supply source of the replica ``suffix``."""
+        ...
+
+
 class Behavioural:
     """Each edge an ideal behavioural current source ``B``, its law written from the device's coefficients."""
 

@@ -35,9 +35,19 @@ class VerifyReport:
         devices: device family of each slice.
         spice_options: the ngspice settings used.
         solver: the kirchhoffnet solver settings used.
+        slice_max_abs_error_v: per slice, the largest difference.
+        slice_swing_v: per slice, the range (max − min) of kirchhoffnet's node voltages over nodes, samples and
+            times: the scale a slice's error is a fraction of.
+        slice_spice_min_v: per slice, the lowest node voltage at any of ngspice's own time points.
+        slice_spice_max_v: per slice, the highest one (with the minimum: whether nodes stay within supply rails).
+        supply_energy_j: mean energy per input drawn from the realisation's supply sources over the whole run
+            (``SupplyMetered`` realisations such as transistors; ``None`` for behavioural sources).
+        supply_peak_power_w: the largest total supply power of any input at any time, or ``None`` likewise.
         times: per slice, the common times (T,) in s.
         ours: per slice, kirchhoffnet's voltages (T, K, N_k) in V.
         spice: per slice, ngspice's voltages interpolated onto ``times``, (T, K, N_k) in V.
+        spice_final: (K, N) ngspice's output state, every slice started from ngspice's own end of the one before
+            (the residual added as the circuit adds it).
     """
 
     max_abs_error_v: float
@@ -54,13 +64,20 @@ class VerifyReport:
     devices: list[str]
     spice_options: dict[str, Any]
     solver: dict[str, Any]
+    slice_max_abs_error_v: list[float]
+    slice_swing_v: list[float]
+    slice_spice_min_v: list[float]
+    slice_spice_max_v: list[float]
+    supply_energy_j: float | None
+    supply_peak_power_w: float | None
     times: list[np.ndarray] = field(repr=False)
     ours: list[np.ndarray] = field(repr=False)
     spice: list[np.ndarray] = field(repr=False)
+    spice_final: np.ndarray = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Every figure of the report (the waveforms excluded), JSON-serialisable."""
-        skip = {"times", "ours", "spice"}
+        skip = {"times", "ours", "spice", "spice_final"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def figure(self, sample: int = 0, max_nodes: int = 6) -> Figure:

@@ -44,6 +44,9 @@ class SpiceTrajectory:
         waves: ``waves[k][s]`` is the `Wave` of sample s over slice k, times in the
             circuit's clock (slice k starts at ``circuit.times[k]``).
         final: (K, N) output voltages: the end of the last slice, plus the residual if it ends there.
+        supply_energy_j: (K,) energy each sample drew from the supply sources over all slices (the trapezoidal
+            integral of Σ V·I over ngspice's own time points), or ``None`` for a realisation without supplies.
+        supply_peak_power_w: (K,) the largest total supply power of each sample, or ``None`` likewise.
         seconds: wall-clock time of all ngspice work (processes in parallel count once).
         runs: ngspice processes started.
     """
@@ -52,6 +55,8 @@ class SpiceTrajectory:
     final: np.ndarray
     seconds: float
     runs: int
+    supply_energy_j: np.ndarray | None = None
+    supply_peak_power_w: np.ndarray | None = None
 
 
 def spice_trajectory(
@@ -99,9 +104,11 @@ def spice_trajectory(
         runs = pool.map(lambda g: _chain(circuit, g[0], options, realisation, g[1]), groups)
         results = list(bar(runs, desc="ngspice", unit="netlist group", total=len(groups), enabled=progress))
     seconds = time.perf_counter() - start
-    waves = [[wave for part, _ in results for wave in part[k]] for k in range(circuit.num_slices)]
-    final = np.concatenate([end for _, end in results])
-    return SpiceTrajectory(waves, final, seconds, circuit.num_slices * len(groups))
+    waves = [[wave for part, _, _ in results for wave in part[k]] for k in range(circuit.num_slices)]
+    final = np.concatenate([end for _, end, _ in results])
+    metered = all(supply is not None for _, _, supply in results)
+    energy, peak = (np.concatenate([supply[i] for _, _, supply in results]) if metered else None for i in (0, 1))
+    return SpiceTrajectory(waves, final, seconds, circuit.num_slices * len(groups), energy, peak)
 
 
 def _raw_names(folder: str | os.PathLike[str] | None, first: int, end: int) -> Callable[[int], Path | None]:
@@ -115,15 +122,18 @@ def _chain(
     options: SpiceOptions,
     realisation: Realisation | None,
     raw_file: Callable[[int], Path | None],
-) -> tuple[list[list[Wave]], np.ndarray]:
+) -> tuple[list[list[Wave]], np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """All slices for one group of samples, from the node-major (N0, K) input state.
 
-    Returns the waves per slice and sample, and the (K, N) output state.
+    Returns the waves per slice and sample, the (K, N) output state, and each sample's supply energy and peak
+    power (``None`` when the realisation has no supply sources).
     """
     durations = slice_durations(circuit)
     samples = state.shape[1]
     saved: Tensor | None = None
     out: list[list[Wave]] = []
+    supplies = getattr(realisation, "supplies", None)  # a SupplyMetered realisation
+    energy, peak = np.zeros(samples), np.zeros(samples)
     for k in range(circuit.num_slices):
         piece = circuit.slice(k)
         state = circuit.resize(state, piece.num_state)
@@ -134,6 +144,12 @@ def _chain(
         t = plot["time"]
         if abs(t[-1] - durations[k]) > 1e-9 * durations[k]:
             raise ToolError(f"ngspice stopped slice {k} at t = {t[-1]:.6g} s of {durations[k]:.6g} s")
+        if supplies is not None:
+            for s in range(samples):
+                sources = supplies(piece, f"_{s}" if samples > 1 else "")
+                drawn = np.zeros_like(t) - sum(volts * plot[column] for column, volts in sources)  # into + terminal
+                energy[s] += float(np.trapezoid(drawn, t))
+                peak[s] = max(peak[s], float(np.max(drawn)))
         # With `uic`, ngspice 39 writes no point at t = 0; the state there is the initial condition.
         first = t[0] > 0
         if first:
@@ -151,4 +167,4 @@ def _chain(
                 saved = state
             if k == circuit.residual[1] and saved is not None:
                 state = state + saved
-    return out, state.T.numpy()
+    return out, state.T.numpy(), None if supplies is None else (energy, peak)

@@ -108,7 +108,8 @@ def verify(
             ToolError,
         )
         require_finite(f"kirchhoffnet's node voltages of slice {k}", a, "the circuit blows up on these inputs")
-    errors = np.concatenate([np.abs(a - b).ravel() for a, b in zip(mine, theirs, strict=True)])
+    per_slice = [np.abs(a - b) for a, b in zip(mine, theirs, strict=True)]
+    errors = np.concatenate([e.ravel() for e in per_slice])
     boundary = max(float(np.abs(a[-1] - b[-1]).max()) for a, b in zip(mine, theirs, strict=True))
     return VerifyReport(
         max_abs_error_v=float(errors.max()),
@@ -125,9 +126,16 @@ def verify(
         devices=[circuit.slice(k).device_family.name for k in range(circuit.num_slices)],
         spice_options=options.to_dict(),
         solver=chosen.to_dict(),
+        slice_max_abs_error_v=[float(e.max()) for e in per_slice],
+        slice_swing_v=[float(np.ptp(v)) for v in mine],
+        slice_spice_min_v=[min(float(v.min()) for _, v in waves) for waves in spice.waves],
+        slice_spice_max_v=[max(float(v.max()) for _, v in waves) for waves in spice.waves],
+        supply_energy_j=None if spice.supply_energy_j is None else float(spice.supply_energy_j.mean()),
+        supply_peak_power_w=None if spice.supply_peak_power_w is None else float(spice.supply_peak_power_w.max()),
         times=times,
         ours=mine,
         spice=theirs,
+        spice_final=spice.final,
     )
 
 

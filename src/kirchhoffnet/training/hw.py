@@ -157,29 +157,32 @@ def hw_report(
     fit_voltage: bool = False,
     points_per_slice: int = 201,
     seed: int = 0,
+    progress: bool = False,
 ) -> Study[dict[str, Any]]:
     """``kirchhoffnet hw report``: [`report_study`][kirchhoffnet.hardware.study.report_study] of the model at
     ``path`` on [`study_inputs`][kirchhoffnet.training.hw.study_inputs]; a score-circuit diffusion run is
-    reported per generation instead (its probability-flow transient over ``samples`` generations)."""
+    reported per generation instead (its probability-flow transient over ``samples`` generations).
+    ``progress``: a bar over the slices (a generation's steps for a score circuit), or periodic lines off a
+    terminal (`kirchhoffnet._progress`)."""
     path = Path(path)
     if kind_of(path) == "diffusion-run":
-        return _generation_report(path, design, Path(out), samples, settling, fit_voltage)
+        return _generation_report(path, design, Path(out), samples, settling, fit_voltage, progress)
     saved = open_saved(path)
     x = study_inputs(saved, samples, inputs=inputs, seed=seed)
     model: Any = saved.model  # a Circuit, Flow or Network; the study refuses anything else
     return report_study(
         model, x, design, out, name=path.name, source=str(path.resolve()),
-        settling=settling, fit_voltage=fit_voltage, points_per_slice=points_per_slice,
+        settling=settling, fit_voltage=fit_voltage, points_per_slice=points_per_slice, progress=progress,
     )  # fmt: skip
 
 
 def _generation_report(
-    path: Path, design: PhysicalDesign, out: Path, samples: int, settling: float, fit: bool
+    path: Path, design: PhysicalDesign, out: Path, samples: int, settling: float, fit: bool, progress: bool
 ) -> Study[dict[str, Any]]:
     from kirchhoffnet.diffusion.circuit_run import hardware_markdown, run_hardware
     from kirchhoffnet.hardware.report import write_study
 
-    result = run_hardware(open_saved_run(path).run, samples, design, settling, fit_supply=fit)
+    result = run_hardware(open_saved_run(path).run, samples, design, settling, fit_supply=fit, progress=progress)
     data = {"source": str(path.resolve()), **result}
     files = write_study(out, "hw_report", data, hardware_markdown(result, f"Hardware report: {path.name}"))
     return Study(data, files, {k: data[k] for k in GENERATION_SUMMARY})

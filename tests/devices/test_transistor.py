@@ -1,0 +1,164 @@
+"""TransistorTable: the spline's value, slope and curvature, its clamps, and circuits built from it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import kirchhoffnet as kn
+from kirchhoffnet.devices import TransistorTable, resolve
+from kirchhoffnet.errors import DeviceError
+
+from ..circuit.test_kcl import autograd_trace
+
+KNOTS = 41
+
+
+def _bent_table() -> TransistorTable:
+    """A table shaped like a short-channel transistor: off to 0.4 V, then g_m rising and falling (k < 0)."""
+    gate = [1.8 * j / (KNOTS - 1) for j in range(KNOTS)]
+    slopes = [max(v - 0.4, 0.0) * math.exp(-1.5 * v) * 3 for v in gate]
+    return TransistorTable(slopes, supply_v=1.8, width_min=0.2, width_max=5.0, source={"test": "bent"})
+
+
+def _level1(v_gs: torch.Tensor) -> torch.Tensor:
+    """Level-1 drain current at V_DS = 0.1 V, V_T = 0.5 V, β = 8, the default table's law."""
+    overdrive = v_gs - 0.5
+    return torch.where(overdrive <= 0, 0.0, torch.where(overdrive < 0.1, 4 * overdrive**2, 0.8 * (overdrive - 0.05)))
+
+
+def test_the_default_table_is_the_level1_law_exactly_and_one_at_the_supply():
+    device = TransistorTable()
+    gate = torch.linspace(-1, 3, 4001, dtype=torch.float64)
+    torch.testing.assert_close(device.activation(gate, inplace=False), _level1(gate), rtol=0, atol=1e-14)
+    assert float(device.activation(torch.tensor(1.8, dtype=torch.float64), False)) == pytest.approx(1.0, abs=1e-14)
+
+
+@pytest.mark.parametrize("device", [TransistorTable(), _bent_table()], ids=["level1", "bent"])
+def test_slope_and_curvature_from_the_value_match_finite_differences(device):
+    step, h = device.step_v, 1e-6
+    u = torch.rand(2000, dtype=torch.float64) * 2.6 - 0.4  # cut-off, the table and past the supply
+    u = u[((u / step - torch.round(u / step)).abs() * step > 10 * h)]  # central stencils inside one piece
+    sigma = lambda x: device.activation(x.clone(), inplace=True)  # noqa: E731
+    out = sigma(u)
+    slope = device.slope(out)
+    torch.testing.assert_close(slope, (sigma(u + h) - sigma(u - h)) / (2 * h), rtol=1e-7, atol=1e-8)
+    fd_curvature = (device.slope(sigma(u + h)) - device.slope(sigma(u - h))) / (2 * h)
+    torch.testing.assert_close(device.curvature(out, slope), fd_curvature, rtol=1e-6, atol=1e-6)
+    assert bool((slope >= 0).all()) and bool((slope[u < 0] == 0).all())
+    if device.source == {"test": "bent"}:
+        assert bool((device.curvature(out, slope) < 0).any())  # the falling transconductance is exercised
+
+
+def test_slope_of_the_value_is_differentiable_in_cut_off():
+    """The divergence's backward pass differentiates σ'(σ(u)), also where the transistor is off."""
+    device = _bent_table()
+    u = torch.tensor([-0.3, 0.1, 0.7, 1.2, 2.5], dtype=torch.float64, requires_grad=True)
+    out = device.activation(u, inplace=False)
+    slope = device.slope(out)
+    (grad,) = torch.autograd.grad(slope.sum(), u)
+    torch.testing.assert_close(grad, device.curvature(out.detach(), slope.detach()), rtol=1e-9, atol=1e-12)
+
+
+def test_clamps_are_the_realisable_widths_and_biases():
+    device = TransistorTable(supply_v=1.8, width_min=0.1, width_max=10.0)
+    p = torch.tensor([[-50.0, 0.01, 3.0], [-1.0, 5.0, 0.7]], dtype=torch.float64)
+    a, b, c, post = device.coefficients(p)
+    assert b is None
+    torch.testing.assert_close(a, torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(c, torch.tensor([0.0, 1.8, 0.7], dtype=torch.float64))
+    torch.testing.assert_close(post, torch.tensor([10.0, 0.1, 3.0], dtype=torch.float64))
+
+
+def test_current_and_slopes_of_a_measured_shape_match_autograd():
+    device = _bent_table()
+    vs, vd = (torch.rand(6, 9, dtype=torch.float64, requires_grad=True) * 2 for _ in range(2))
+    p = torch.stack([torch.randn(6, 1) * 3, torch.rand(6, 1) * 1.8]).double().requires_grad_(True)
+    _, d_src, d_dst = device.current_and_slopes(vs, vd, p)
+    g_src, g_dst = torch.autograd.grad(device.current(vs, vd, p).sum(), (vs, vd))
+    torch.testing.assert_close(d_src, g_src, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(d_dst, g_dst, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b, q: device.current(a, b, q), (vs, vd, p))
+
+
+def test_spice_expression_is_the_table():
+    device = _bent_table()
+    text = device.spice_activation("u")
+    for value in torch.linspace(-0.5, 2.5, 97, dtype=torch.float64).tolist():
+        got = eval(text, {"__builtins__": {}}, {"max": max, "min": min, "u": value})
+        expected = float(device.activation(torch.tensor(value, dtype=torch.float64), inplace=False))
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_bad_tables_are_refused_in_one_line():
+    with pytest.raises(DeviceError, match="the first 0"):
+        TransistorTable([0.1, 0.2])
+    with pytest.raises(DeviceError, match="non-negative"):
+        TransistorTable([0.0, -0.2, 0.3])
+    with pytest.raises(DeviceError, match="non-negative"):
+        TransistorTable([0.0, float("nan")])
+    with pytest.raises(DeviceError, match="supply_v must be a positive voltage"):
+        TransistorTable(supply_v=0)
+    with pytest.raises(DeviceError, match="0 < width_min <= width_max"):
+        TransistorTable(width_min=2.0, width_max=1.0)
+
+
+def _circuit(device: TransistorTable) -> kn.Circuit:
+    """Conducting transistors: gate biases inside the supply, widths of either polarity inside the limits."""
+    circuit = kn.Circuit(kn.topology.fully_connect(4, (2, 2)), device, slices=2, times=(0.0, 0.5, 1.0))
+    with torch.no_grad():
+        for piece in circuit.slices:
+            width = torch.rand(piece.num_edges) * 2 + 0.5
+            piece.params[0] = width * torch.where(torch.rand(piece.num_edges) < 0.5, -1.0, 1.0)
+            piece.params[1] = torch.rand(piece.num_edges) * 0.8 + 0.4
+    return circuit.double()
+
+
+def test_a_circuit_has_the_exact_divergence_and_true_parameter_gradients():
+    circuit = _circuit(_bent_table())
+    piece = circuit.slice(0)
+    v = torch.randn(5, 3, dtype=torch.float64) * 0.5
+    torch.testing.assert_close(piece.divergence(0.0, v), autograd_trace(piece, v), rtol=1e-10, atol=1e-10)
+    solver = {"method": "rk4", "step_size": 0.05}
+    x = torch.randn(4, 3, dtype=torch.float64) * 0.5
+
+    def loss() -> torch.Tensor:
+        out, trace, _ = kn.simulate_log_density(circuit, x, solver=solver)
+        return (out**2).sum() + trace.sum()
+
+    params = circuit.slice(1).params
+    loss().backward()
+    assert params.grad is not None
+    for index in [(0, 0), (1, 3), (0, 7), (1, 10)]:  # central differences on a few parameters
+        with torch.no_grad():
+            params[index] += 1e-6
+            up = float(loss())
+            params[index] -= 2e-6
+            down = float(loss())
+            params[index] += 1e-6
+        assert float(params.grad[index]) == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-7)
+
+
+def test_checkpoint_round_trip_rebuilds_the_table(tmp_path):
+    circuit = _circuit(_bent_table())
+    x = torch.randn(3, 3, dtype=torch.float64) * 0.5
+    expected, _ = kn.simulate(circuit, x)
+    loaded = kn.load(kn.save(circuit, tmp_path / "table.pt"))
+    assert loaded.slice(0).device_family == circuit.slice(0).device_family
+    assert resolve(circuit.slice(0).device_family.spec()).slopes == _bent_table().slopes
+    got, _ = kn.simulate(loaded.double(), x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_the_pieces_kept_from_the_last_activation_are_never_stale():
+    """σ' of the activation's own output reuses its pieces; a changed or another tensor is searched afresh."""
+    device = _bent_table()
+    u = torch.rand(50, dtype=torch.float64) * 2.4
+    out = device.activation(u.clone(), inplace=True)
+    expected = device.slope(out.clone())  # another tensor: searched
+    torch.testing.assert_close(device.slope(out), expected, rtol=0, atol=0)
+    out.mul_(0.5)  # in place: its version changes, the kept pieces no longer apply
+    torch.testing.assert_close(device.slope(out), device.slope(out.clone()), rtol=0, atol=0)
+    assert not torch.equal(device.slope(out), expected)
