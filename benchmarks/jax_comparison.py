@@ -2,7 +2,8 @@
 
 1. The machine's limits at 1 thread: memory and in-cache copy bandwidth, matmul throughput.
 2. One CNF training step on the original twomoon checkpoint (batch 512, dopri5 at 1e-4, 1 thread):
-   kirchhoffnet with backprop through the solver and with its adjoint, against JAX + diffrax
+   kirchhoffnet with backprop through torchdiffeq, with its adjoint and with its fused solver
+   (``integrator="fused"``, backprop), against JAX + diffrax
    (jit, backprop through the solver); the forward NLLs must agree to the solver tolerance first.
 3. MNIST inference at batch 250 (the original checkpoint's topology; its parameters with --original,
    else random ShiftRelu1 parameters): images per second of both, identical predictions required;
@@ -19,6 +20,7 @@ XLA thread unless XLA_FLAGS says otherwise. Without JAX the peer is skipped with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import statistics
@@ -57,10 +59,14 @@ def cnf_step(repeats: int, peer: Any) -> None:
     """The CNF training step: kirchhoffnet (backprop and adjoint) and the peer, interleaved."""
     x = torch.from_numpy(sample_toy("twomoon", 512, seed=0)).float()
     models = {}
-    for gradient in (kn.Backprop(), kn.Adjoint()):
+    for name, gradient, integrator in (
+        ("backprop", kn.Backprop(), "torchdiffeq"),
+        ("adjoint", kn.Adjoint(), "torchdiffeq"),
+        ("fused solver", kn.Backprop(), "fused"),
+    ):
         model = kn.compat.load_original(TWOMOON).train()
-        model.gradient = gradient
-        models[type(gradient).__name__.lower()] = model
+        model.gradient, model.solver = gradient, dataclasses.replace(model.solver, integrator=integrator)
+        models[name] = model
     nfe: dict[str, str] = {}
 
     def ours(model: kn.Flow, name: str) -> Any:
