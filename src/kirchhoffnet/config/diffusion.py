@@ -134,6 +134,13 @@ class NoiseAwareConfig(Section):
     )
 
 
+class SaturationConfig(Section):
+    """The RRAM authors' training penalty on hidden amplifier outputs beyond the saturation level."""
+
+    level_v: float = Field(gt=0, description="Saturation level, volts: outputs beyond ± this are penalised.")
+    weight: float = Field(default=1.0, gt=0, description="Penalty weight per squared volt of excess.")
+
+
 class ScoreMatchingConfig(Section):
     """The denoising score-matching loss: which diffusion times, labels and weight noise a step sees."""
 
@@ -143,6 +150,11 @@ class ScoreMatchingConfig(Section):
     )
     noise_aware: NoiseAwareConfig | None = Field(
         default=None, description="Multiplicative weight noise during training (crossbar only); null = plain."
+    )
+    saturation: SaturationConfig | None = Field(
+        default=None,
+        description="Penalise hidden activations beyond ± level_v volts (analog.voltage_per_unit_v per unit; "
+        "crossbar only); null = none.",
     )
     val_size: int = Field(default=4096, ge=1, description="2-D tasks: held-out points of the validation loss.")
     init_from: str | None = Field(
@@ -272,6 +284,11 @@ class DiffusionConfig(RunConfig):
             if self.score_matching.noise_aware is not None:
                 raise ValueError(
                     "score_matching.noise_aware: it perturbs crossbar weights; remove it for model.kind: kirchhoffnet"
+                )
+            if self.score_matching.saturation is not None:
+                raise ValueError(
+                    "score_matching.saturation: it penalises the crossbar network's hidden amplifiers; remove it for "
+                    "model.kind: kirchhoffnet"
                 )
             if self.sample.sde_score_gain != 1.0:
                 raise ValueError("sample.sde_score_gain: must be 1 for model.kind: kirchhoffnet (use ode_beta_scale)")
