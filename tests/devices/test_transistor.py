@@ -162,3 +162,10 @@ def test_the_pieces_kept_from_the_last_activation_are_never_stale():
     out.mul_(0.5)  # in place: its version changes, the kept pieces no longer apply
     torch.testing.assert_close(device.slope(out), device.slope(out.clone()), rtol=0, atol=0)
     assert not torch.equal(device.slope(out), expected)
+
+
+def test_a_nan_voltage_is_a_nan_current_not_an_index_out_of_range():
+    """floor(NaN) cast to an integer is garbage: the piece index must not be, so the solver sees the NaN."""
+    u = torch.tensor([math.nan, -math.inf, 0.0, 1.0], dtype=torch.float64)
+    out = TransistorTable().activation(u.clone(), inplace=False)
+    assert math.isnan(out[0]) and out[1] == 0.0 and torch.isfinite(out[2:]).all()

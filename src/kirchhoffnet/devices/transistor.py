@@ -119,7 +119,8 @@ class TransistorTable(AffineActivation):
 
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
         y, s, k = self._table(u)
-        piece = torch.floor(u.detach() / self.step_v).clamp(0, len(self.slopes) - 1).long()
+        # nan_to_num: a NaN voltage must stay a NaN current (the solver names it), not become an index out of range
+        piece = torch.floor(u.detach() / self.step_v).nan_to_num_(0.0).clamp_(0, len(self.slopes) - 1).long()
         t = (u - piece.to(u.dtype) * self.step_v).clamp_min(0.0)  # 0 below the first knot: cut-off
         out = y.take(piece) + t * (s.take(piece) + 0.5 * k.take(piece) * t)
         out = u.copy_(out) if inplace else out

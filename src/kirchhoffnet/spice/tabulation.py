@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from kirchhoffnet._textfile import read_json_mapping
 from kirchhoffnet.devices import TransistorTable, resolve
 from kirchhoffnet.errors import ConfigError, DeviceError, KirchhoffError, shown
 from kirchhoffnet.io import write_json_atomic
@@ -271,8 +272,8 @@ def _read_cache(path: Path, key: str) -> Tabulation | None:
     try:
         if not path.is_file() or path.stat().st_size > _MAX_CACHE_BYTES:
             return None
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or data.get("key") != key:
+        data = read_json_mapping(path, label="device-table cache file")  # bounded, UTF-8, a JSON object
+        if data.get("format") != CACHE_FORMAT or data.get("key") != key:
             return None
         device, report = resolve(data["device"]), data["report"]
         if not isinstance(device, TransistorTable) or device.spec() != data["device"] or not isinstance(report, dict):
