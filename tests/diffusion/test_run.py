@@ -69,6 +69,16 @@ def test_sample_command_writes_an_array(ring_run, tmp_path, solver):
     assert json.loads(result.stdout)["prog_noise"] == 0.05
 
 
+def test_sample_command_off_a_terminal_reports_the_solver_steps_as_lines(ring_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIRCHHOFFNET_PROGRESS_S", "0.001")
+    args = ["diffusion", "sample", str(ring_run), "-n", "20", "--solver", "euler", "--out", str(tmp_path / "x.npy")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("euler:")]
+    assert lines and "\r" not in result.stderr, result.stderr
+    json.loads(result.stdout)  # stdout stays pure JSON
+
+
 def test_a_chip_seed_is_reproducible_and_noise_matters(ring_run):
     run = load_run(ring_run)
     first = sample_run(run, 40, "pf-ode", prog_noise=0.1, chip_seed=1)[0]

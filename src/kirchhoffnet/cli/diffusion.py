@@ -119,6 +119,7 @@ def sample_command(
             guidance,
             verify_tolerance=verify_tolerance,
             read_noise=read_noise,
+            progress=True,
         )
         array = x.numpy().astype(np.float32)
         save_npy_atomic(out, array)

@@ -39,6 +39,7 @@ def sample_run(
     exact: bool = False,
     verify_tolerance: float | None = None,
     read_noise: float | None = None,
+    progress: bool = False,
 ) -> tuple[Tensor, dict[str, Any]]:
     """``n`` samples of a run's model by ``solver``; returns them with what the run measured.
 
@@ -55,6 +56,7 @@ def sample_run(
             config's ``rram.verify_tolerance``).
         read_noise: relative σ of each crossbar read's conductance fluctuation (overrides ``rram.read_noise``);
             it acts on the analog loop's reads only.
+        progress: show the solver's steps (a bar, or periodic lines off a terminal).
     """
     model: ScoreField = run.model
     equation, integrator = method = resolve(model, solver)
@@ -94,6 +96,7 @@ def sample_run(
         check_labels(model.num_classes, labels, int(n)),
         config.sample.guidance if guidance is None else guidance,
         loop=loop,
+        progress=progress,
         **(on_chip or {}),
     )
     start = time.perf_counter()
