@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.circuit import Circuit
@@ -50,13 +51,9 @@ class Network(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self.slice_voltages = []
-        v, self.stats = simulate(
-            self.circuit,
-            x,
-            solver=self.solver,
-            gradient=self.gradient,
-            on_slice=lambda k, t, ends: self.slice_voltages.append(ends),
-        )
+        # a traced solve (torch.compile / export) keeps no slice voltages: it must stay one graph
+        keep = None if torch.compiler.is_compiling() else lambda k, t, ends: self.slice_voltages.append(ends)
+        v, self.stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient, on_slice=keep)
         return v if self.readout is None else self.readout(v)
 
     def spec(self) -> dict[str, Any]:
