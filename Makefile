@@ -92,7 +92,9 @@ wheel-check:
 	cd build/wheel-check && venv/bin/python -c "import importlib.resources as r; assert r.files('kirchhoffnet').joinpath('py.typed').is_file(), 'py.typed missing from the wheel'"
 	cd build/wheel-check && venv/bin/python -c "import kirchhoffnet as kn, torch; v, _ = kn.simulate(kn.Circuit(kn.topology.fully_connect(3, (1, 1)), 'ShiftTanh2'), torch.zeros(1, 2)); print('wheel ok', kn.__version__, tuple(v.shape))"
 
+# The benchmarks, with the bench extra: the JAX/diffrax peer they measure kirchhoffnet against.
 bench: $(STAMP)
+	$(PIP) -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

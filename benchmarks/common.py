@@ -6,7 +6,9 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from kirchhoffnet.runtime import keep_freed_memory
@@ -20,12 +22,17 @@ def machine() -> str:
 
 
 def interleaved(
-    candidates: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+    candidates: dict[str, Callable[[], object]],
+    repeats: int = 5,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Run each candidate ``repeats`` times, alternating between them, and return seconds per run.
 
     Interleaving makes a noisy, shared machine hurt every candidate alike, so their ratio stays
-    meaningful even when the absolute times drift.
+    meaningful even when the absolute times drift. ``clock``: wall time by default; ``time.process_time``
+    counts only this process's CPU time, which other jobs on an oversubscribed machine disturb far less
+    (for single-threaded runs, where the two agree on an idle machine).
     """
     for _ in range(warmup):
         for fn in candidates.values():
@@ -33,9 +40,9 @@ def interleaved(
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
@@ -50,3 +57,41 @@ def summary(times: dict[str, list[float]], baseline: str, unit: str = "ms", per:
             f"{base / min(values):8.1f}x"
         )
     return "\n".join(lines)
+
+
+class Limits(NamedTuple):
+    """What this machine can do at torch's current thread count, measured in the same run as a benchmark."""
+
+    memory_gbs: float  # copying a block far larger than the caches: bytes read + written per second
+    cache_gbs: float  # the same for a block that stays in the core's L2 cache
+    matmul_gflops: float  # float32 (1024 × 1024) @ (1024 × 1024)
+
+    def line(self) -> str:
+        return (
+            f"machine limits ({torch.get_num_threads()} thread(s)): memory copy {self.memory_gbs:.1f} GB/s, "
+            f"in-cache copy {self.cache_gbs:.1f} GB/s, matmul {self.matmul_gflops:.1f} GFLOP/s"
+        )
+
+
+def machine_limits(repeats: int = 5) -> Limits:
+    """Best of ``repeats`` for each probe: the machine's ceiling, which a busy machine only lowers."""
+
+    def best_rate(fn: Callable[[], object], work: float, inner: int) -> float:
+        fn()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            best = min(best, (time.perf_counter() - start) / inner)
+        return work / best
+
+    # NumPy's copy: torch's single-threaded copy_ measured 2-3x slower here, so it would understate the limit.
+    big, small = np.random.rand(64 << 20).astype(np.float32), np.random.rand(32 << 10).astype(np.float32)
+    big_copy, small_copy = np.empty_like(big), np.empty_like(small)  # 256 MiB and 128 KiB each
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    return Limits(
+        memory_gbs=best_rate(lambda: np.copyto(big_copy, big), 2 * big.nbytes / 1e9, 2),
+        cache_gbs=best_rate(lambda: np.copyto(small_copy, small), 2 * small.nbytes / 1e9, 1000),
+        matmul_gflops=best_rate(lambda: a @ b, 2 * 1024**3 / 1e9, 5),
+    )

@@ -26,6 +26,7 @@ def main() -> None:
         ["exact_trace.py"] + (["--original", str(args.original_results / "genmnist")] if args.original_results else []),
         ["mnist_classification.py"]
         + (["--original", str(args.original_results / "mnist")] if args.original_results else []),
+        ["jax_comparison.py"] + (["--original", str(args.original_results / "mnist")] if args.original_results else []),
     ]
     failed = []
     for run in runs:

@@ -68,7 +68,7 @@ def diffusion_row(
         row |= {"nll_nats": metrics["nll"]["nats"]} if "nll" in metrics else {}
         return row | {"nodes": hw["num_nodes"], "latency_s": hw["latency_s"], "energy_j": hw["energy_j"]}
     se = metrics["speed_energy"]
-    return row | {"nodes": None, "latency_s": se["analog_latency_s"], "energy_j": se["analog_energy_j"]}
+    return row | {"nodes": None, "latency_s": se["analog"]["latency_s"], "energy_j": se["analog"]["energy_j"]}
 
 
 def flow_row(steps: int, batch: int, seed: int) -> dict[str, Any]:

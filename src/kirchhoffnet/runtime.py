@@ -9,6 +9,11 @@ stay in the heap for reuse (the process keeps up to 256 MiB of freed memory inst
 it). It changes the whole process, so a library does not do it on import: the ``kirchhoffnet`` command
 applies it at start, and Python users opt in by calling it (the benchmarks do). ``KIRCHHOFFNET_MALLOC=default``
 leaves the allocator alone even then; other C libraries, where ``mallopt`` does not exist, are left alone too.
+
+Threads are the other process-level setting. On a busy 2-core machine, torch's OpenMP threads wait on
+each other at every barrier of every small operation: two threads made a CNF training step 6-25x slower
+than one, and the fused edge kernel's tiles gained nothing on average from a second thread
+(benchmarks/jax_comparison.py). So the command runs on one thread unless asked (`command_threads`).
 """
 
 from __future__ import annotations
@@ -18,10 +23,16 @@ import ctypes.util
 import os
 import platform
 
+import torch
+
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 32 << 20  # the largest value glibc accepts on 64-bit systems
 _TRIM_THRESHOLD = 256 << 20
+
+MAX_THREADS = 1024
+"""Most CPU threads a run may ask for: a policy above any machine's cores, far below what
+torch's int32 thread count and the OpenMP runtime (which would try to start them all) break on."""
 
 _applied: bool | None = None
 
@@ -37,3 +48,13 @@ def keep_freed_memory() -> bool:
                 libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
             )
     return _applied
+
+
+def command_threads(requested: int | None) -> None:
+    """The ``kirchhoffnet`` command's thread policy: torch (and with it the fused edge kernel, which follows
+    torch's count) on ``requested`` threads; without a request, on one, unless OMP_NUM_THREADS is set (then
+    the user's count stands). Not for library code: it changes the whole process."""
+    if requested is not None:
+        torch.set_num_threads(requested)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)

@@ -1,4 +1,5 @@
-"""EMNIST letters files and class-conditional loading: layout, transposition, class selection, the test split."""
+"""EMNIST letters and byclass files and class-conditional loading: layout, transposition, class selection by
+label or name, 28 → 14 → 12 shrinking, the test split."""
 
 from __future__ import annotations
 
@@ -110,7 +111,9 @@ def test_missing_files_name_the_file_the_directory_and_the_setting(tmp_path):
         load_classes("emnist", "train", root=tmp_path, root_key="latent.data_dir", download_key=None)
     with pytest.raises(DataError, match=r"\(data\.root\), or set data\.download: true to fetch them from https://bio"):
         load_images("emnist", "test", tmp_path)
-    with pytest.raises(DataError, match=r"unknown image data set 'fashion-mnist'; choose one of: .*, emnist, fash"):
+    with pytest.raises(
+        DataError, match=r"unknown image data set 'fashion-mnist'; choose one of: .*, emnist, emnist_byclass, fash"
+    ):
         load_classes("fashion-mnist", "train")
 
 
@@ -158,6 +161,46 @@ def test_emnist_download_takes_the_letters_files_out_of_the_nist_zip(tmp_path, m
     (target / "emnist-letters-train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"gzip\.zip is not a readable archive \(corrupt download\?\)"):
         load_images("emnist", "train", target, download=True)
+
+
+def write_emnist_byclass(root: Path, n_train: int = 80, n_test: int = 40) -> None:
+    """Byclass files in the EMNIST layout: labels 0..61 (here uppercase H, lowercase h, uppercase K, U, digit 7
+    repeating), images stored transposed, each image's value its label (so a selection can be checked)."""
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.tile([17, 43, 20, 30, 7], n // 5 + 1)[:n]
+        images = np.broadcast_to(labels[:, None, None] * 4, (n, 28, 28)).astype(np.uint8).copy()
+        images[:, 0, 5] = 255  # a mark at row 0, column 5 of the stored (transposed) image
+        _write_idx(root / f"emnist-byclass-{split}-images-idx3-ubyte.gz", images)
+        _write_idx(root / f"emnist-byclass-{split}-labels-idx1-ubyte.gz", labels)
+
+
+def test_emnist_byclass_selects_uppercase_h_k_u_by_name(tmp_path):
+    write_emnist_byclass(tmp_path)
+    info = IMAGE_SETS["emnist_byclass"]
+    assert info.num_classes == 62 and info.labels == range(62)
+    assert (info.class_name(7), info.class_name(17), info.class_name(43)) == ("7", "H", "h")
+    assert [info.class_name(c) for c in info.default_classes] == ["H", "K", "U"]  # uppercase, as the paper
+    images, _ = load_images("emnist_byclass", "train", tmp_path)
+    assert images.shape == (80, 1, 28, 28) and (images[:, 0, 5, 0] == 255).all()  # turned upright
+    data = load_classes("emnist_byclass", "train", ("H", "K", "U"), size=12, pooled=14, root=tmp_path)
+    assert data.classes == (17, 20, 30) and data.names == ("H", "K", "U")
+    assert len(data.labels) == 48 and data.labels.tolist()[:3] == [0, 1, 2]  # lowercase h and the digit dropped
+    values = {round(float(img.mean()) * 255 / 4) for img in data.images[:3]}  # the centre holds no mark
+    assert values == {17, 20, 30}
+    assert data.images.shape == (48, 1, 12, 12)
+    with pytest.raises(DataError, match=r"unknown class 'Q!'; choose one of: 0, 1, .*, H, .*, z"):
+        load_classes("emnist_byclass", "train", ("H", "Q!"), root=tmp_path)
+    with pytest.raises(DataError, match=r"emnist_byclass train file emnist-byclass-train-images-idx3-ubyte\.gz not"):
+        load_classes("emnist_byclass", "train", root=tmp_path / "nowhere")
+
+
+def test_shrink_to_14_then_12_as_the_paper():
+    ramp = np.tile(np.arange(28, dtype=np.uint8) * 9, (1, 1, 28, 1))  # columns 0, 9, ..., 243
+    row = shrink(ramp, 12, pooled=14)[0, 0, 0]  # 28 → 14 by 2 × 2 means, crop columns 1..12
+    expected = torch.tensor([(2 * k + 0.5) * 9 / 255 for k in range(1, 13)])
+    torch.testing.assert_close(row, expected)
+    with pytest.raises(DataError, match="cannot crop 12 pixels out of images averaged to 10"):
+        shrink(ramp, 12, pooled=10)
 
 
 @pytest.mark.needs_dataset

@@ -183,7 +183,9 @@ def test_a_failed_download_is_a_data_error(tmp_path, monkeypatch):
 
 
 def test_unknown_names_list_the_choices():
-    with pytest.raises(DataError, match=r"unknown image data set 'imagenet'; choose one of: cifar10, emnist, fashion"):
+    with pytest.raises(
+        DataError, match=r"unknown image data set 'imagenet'; choose one of: cifar10, emnist, emnist_byclass, fashion"
+    ):
         load_images("imagenet")
     with pytest.raises(DataError, match=r"unknown split 'dev'; choose one of: test, train"):
         load_images("mnist", "dev")

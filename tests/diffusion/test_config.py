@@ -35,6 +35,14 @@ def test_defaults_the_model_union_and_resolved_classes():
     assert parse_config(_config(data="latent", train={**TRAIN, "steps_per_epoch": None})).train.steps_per_epoch is None
 
 
+def test_the_paper_setting_names_its_classes_and_pools_to_14():
+    paper = load_config(Path(__file__).resolve().parents[2] / "configs" / "diffusion" / "latent_emnist.yaml")
+    assert paper.latent.dataset == "emnist_byclass" and paper.latent.classes == [17, 20, 30]  # uppercase H, K, U
+    assert (paper.latent.pooled_size, paper.latent.image_size) == (14, 12)
+    mixed = parse_config(_config(data="latent", latent={"dataset": "emnist_byclass", "classes": ["h", 30]}))
+    assert mixed.latent.classes == [43, 30] and mixed.num_classes == 2  # lowercase h is its own class
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [
@@ -53,6 +61,15 @@ def test_defaults_the_model_union_and_resolved_classes():
         (_config(rram={"g_min_s": 1e-3}), r"rram: g_max_s \(0.0001\) must exceed g_min_s \(0.001\)"),
         (_config(latent={}), r"latent: the ring data take no 'latent' section"),
         (_config(data="latent", latent={"classes": [1]}), r"latent.classes: needs at least 2 distinct classes"),
+        (
+            _config(data="latent", latent={"dataset": "emnist_byclass", "classes": ["H", "Ä"]}),
+            r"latent.classes: unknown class 'Ä'; choose one of: 0, 1",
+        ),
+        (
+            _config(data="latent", latent={"dataset": "emnist_byclass", "classes": ["H", 17]}),
+            r"latent.classes: needs at least 2 distinct classes, got \['H', 17\]",
+        ),
+        (_config(data="latent", latent={"pooled_size": 10}), r"latent.pooled_size: 10 pixels cannot be cropped to"),
         (_config(data="moons"), r"data: must be one of ring, twomoon, .*, latent, got .moons."),
         (
             _config(data="latent", score_matching={"init_from": "runs/ring"}),

@@ -11,6 +11,7 @@ from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.diffusion.run import load_run
 from kirchhoffnet.diffusion.sampling import sample_run
 from kirchhoffnet.errors import CheckpointError, ConfigError
+from tests.data.test_class_images import write_emnist_byclass
 
 TINY_RING = """
 task: diffusion
@@ -91,8 +92,8 @@ def test_evaluate_writes_metrics_and_figures(ring_run):
     assert verified["verify_tolerance"] == 0.02 and [p["prog_noise"] for p in verified["curve"]] == [0.0, 0.1]
     # without programming noise there is nothing to verify: both curves start at the same chip
     assert verified["curve"][0]["kl_pooled_per_chip"] == metrics["robustness"]["curve"][0]["kl_pooled_per_chip"]
-    assert metrics["speed_energy"]["speedup"] > 0
-    for name in ("samples.png", "robustness.png", "speed_energy.txt"):
+    assert metrics["speed_energy"]["ratios"]["latency_speedup"] > 0
+    for name in ("samples.png", "robustness.png", "speed_energy.txt", "speed_energy.json"):
         assert (ring_run / name).is_file()
 
 
@@ -149,13 +150,47 @@ def test_training_can_start_from_a_run(ring_run, tmp_path):
 
 def test_speed_energy_command_prints_the_report(ring_run):
     args = ["diffusion", "speed-energy", str(ring_run), "--batch", "20", "--assume", "digital_power_w=300"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--assume", "drive_hold_s=0.002"])
     assert result.exit_code == 0, result.output
-    assert "speed-up" in result.output and "digital_power_w = 300.0" in result.output
+    assert "throughput speed-up" in result.output and "digital_power_w = 300.0" in result.output
+    report = json.loads((ring_run / "speed_energy.json").read_text())
+    assert report["assumptions"]["digital_batch"] == 20 and not report["conditional"]
+    analog, digital = report["analog"], report["digital"]
+    assert analog["latency_terms_s"]["drive_hold"] == 0.002 and analog["latency_terms_s"]["integration"] == 1e-3
+    assert analog["energy_j"] == pytest.approx(sum(analog["energy_terms_j"].values()))
+    assert analog["crossbar_power_w"] > 0 and analog["energy_terms_j"]["noise_source"] > 0  # the reverse SDE
+    assert digital["batched_energy_per_sample_j"] == pytest.approx(
+        300.0 * report["assumptions"]["digital_batch_time_s"] / 20
+    )
+    assert report["ratios"]["latency_speedup"] == pytest.approx(digital["single_latency_s"] / analog["latency_s"])
+    result = CliRunner().invoke(
+        app, ["diffusion", "speed-energy", str(ring_run), "--batch", "5", "--solver", "analog-ode"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((ring_run / "speed_energy.json").read_text())["analog"]["energy_terms_j"]["noise_source"] == 0
     bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--batch", "5", "--assume", "gpu=1"])
     assert bad.exit_code == 2 and "speed/energy assumption gpu: Extra inputs are not permitted" in bad.output
     bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--assume", "digital_power_w"])
     assert bad.exit_code == 2 and "--assume takes NAME=VALUE with a number" in bad.output
+    bad = CliRunner().invoke(app, ["diffusion", "speed-energy", str(ring_run), "--solver", "euler"])
+    assert bad.exit_code == 2 and "speed/energy solver" in bad.output
+
+
+def test_read_noise_acts_on_the_analog_loop_only(ring_run, tmp_path):
+    run = load_run(ring_run)
+    quiet, info = sample_run(run, 40, "analog-ode", seed=1)
+    noisy, noisy_info = sample_run(run, 40, "analog-ode", seed=1, read_noise=0.2)
+    assert info["read_noise"] == 0 and noisy_info["read_noise"] == 0.2
+    assert not torch.allclose(quiet, noisy)  # the probability-flow ODE is deterministic: only the reads differ
+    with pytest.raises(ConfigError, match="--read-noise acts on the analog loop"):
+        sample_run(run, 4, "pf-ode", read_noise=0.05)
+    out = tmp_path / "noisy.npy"
+    args = ["diffusion", "sample", str(ring_run), "-n", "8", "--solver", "analog", "--read-noise", "0.05"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["read_noise"] == 0.05
+    bad = CliRunner().invoke(app, [*args[:-2], "--read-noise", "1.5", "--out", str(out)])
+    assert bad.exit_code == 2 and "read noise is a relative standard deviation" in bad.output
 
 
 def test_cli_errors_are_one_line(tmp_path, ring_run):
@@ -220,8 +255,33 @@ def test_latent_task_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     assert 0.0 <= metrics["analog"]["accuracy"] <= 1.0
     assert len(metrics["guidance_sweep"]["results"]) == 2
+    result = runner.invoke(app, ["diffusion", "speed-energy", str(tmp_path / "run"), "--batch", "6"])
+    assert result.exit_code == 0, result.output  # a conditional run: the classes are drawn in turn
+    report = json.loads((tmp_path / "run" / "speed_energy.json").read_text())
+    assert report["conditional"] and report["circuit"]["branches"] == 2  # guidance 1.0: two network copies
     for name in ("vae.safetensors", "classifier.safetensors", "latents.safetensors", "images.png", "guidance.png"):
         assert (tmp_path / "run" / name).is_file()
+
+
+def test_the_paper_setting_trains_on_byclass_files_and_accounts_for_its_guided_loop(tmp_path):
+    (tmp_path / "emnist").mkdir()
+    write_emnist_byclass(tmp_path / "emnist", n_train=150, n_test=60)  # real-format files, synthetic images
+    (tmp_path / "paper.yaml").write_text(
+        "task: diffusion\ndata: latent\nmodel: {kind: crossbar}\n"
+        f"latent: {{dataset: emnist_byclass, data_dir: '{tmp_path / 'emnist'}', classes: [H, K, U], pooled_size: 14,"
+        " vae_epochs: 1, classifier_epochs: 1}\n"
+        "train: {epochs: 1, batch_size: 30, lr: 0.003}\nsample: {steps: 10, guidance: 0.5}\nanalog: {steps: 10}\n"
+        "evaluate: {num_samples: 30, guidance_sweep: [0.0]}\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(tmp_path / "paper.yaml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert load_run(tmp_path / "run").config.latent.classes == [17, 20, 30]  # the run records the labels
+    result = runner.invoke(app, ["diffusion", "speed-energy", str(tmp_path / "run"), "--batch", "6"])
+    assert result.exit_code == 0, result.output  # a conditional run: its classes are drawn in turn
+    report = json.loads((tmp_path / "run" / "speed_energy.json").read_text())
+    assert report["conditional"] and report["circuit"]["branches"] == 2  # guidance: two copies of the network
+    assert report["circuit"]["opamps"] == 2 * (5 * 14 + 2) + 4 * 2
 
 
 def test_hw_report_refuses_a_crossbar_run(ring_run, tmp_path):

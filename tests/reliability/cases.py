@@ -124,11 +124,20 @@ OPTIONS: dict[str, list[list[str]]] = {
     ],
     "diffusion sample": [["--steps", BIG], ["-n", BIG], ["--guidance", "nan"], ["--prog-noise", "1e300"]]
     + [["--label", "-1"], ["--label", "99"], ["--solver", "bogus"], ["--verify-tolerance", "0"], ["--chip", "-1"]]
-    + [["--solver", s] for s in ["euler", "pf-ode", "analog-ode"]],
-    "diffusion evaluate": [["--verify-tolerance", "0"], ["--verify-tolerance", "1e300"], ["--robustness-only"]],
+    + [["--solver", s] for s in ["euler", "pf-ode", "analog-ode"]]
+    + [["--read-noise", "1e300"], ["--read-noise", "nan"], ["--solver", "pf-ode", "--read-noise", "0.1"]],
+    "diffusion evaluate": [
+        ["--verify-tolerance", "0"],
+        ["--verify-tolerance", "1e300"],
+        ["--robustness-only"],
+        ["--read-noise", "2"],
+        ["--read-noise", "nan"],
+    ],
     "diffusion compare": [["--out", "x.unknown"], ["--out", "x"], ["--out", ".png"]],
     "diffusion speed-energy": [
         ["--batch", "1000000000000"],
+        ["--solver", "bogus"],
+        ["--assume", "drive_hold_s=-1"],
         ["--assume", "digital_power_w=nan"],
         ["--assume", "nope=1"],
         ["--assume", "x"],

@@ -23,6 +23,10 @@ class Chunk:
     weight_src: Tensor  # (n,) [src ≠ 0] / C_src
     weight_dst: Tensor  # (n,) [dst ≠ 0] / C_dst
     gather_order: Tensor | None  # sparse kernels: CSR value order of the flattened (n, 3) coefficients
+    # Sparse kernels: G's CSR structure (row pointers, sorted columns). It depends on the topology only, so
+    # an optimiser step, which changes G's values, rebuilds none of it.
+    gather_crow: Tensor | None
+    gather_csr_cols: Tensor | None
 
 
 def make_chunk(
@@ -47,6 +51,8 @@ def make_chunk(
     # CSR wants each row's columns sorted: order the (src, dst, bias) entries of every edge's row.
     row_major = local.repeat_interleave(3) * (num_state + 2) + gather_cols
     gather_order = None if dense else torch.argsort(row_major)
+    gather_crow = None if dense else torch.arange(0, 3 * n + 1, 3, device=s.device)
+    gather_csr_cols = None if gather_order is None else gather_cols[gather_order]
     return Chunk(
         start=start,
         stop=stop,
@@ -59,4 +65,6 @@ def make_chunk(
         weight_src=inv_c[s],
         weight_dst=inv_c[d],
         gather_order=gather_order,
+        gather_crow=gather_crow,
+        gather_csr_cols=gather_csr_cols,
     )

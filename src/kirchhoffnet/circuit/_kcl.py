@@ -35,7 +35,7 @@ paths it took ([`kernels`][kirchhoffnet.SolveStats.kernels]):
   ``current``, then the (sparse) incidence product; autograd differentiates it (also inside
   torch.func). It is the reference the other paths are tested against.
 
-Without autograd, edges are processed in chunks that stay in cache, into preallocated scratch buffers
+Without autograd on CPU, edges are processed in chunks that stay in cache, into preallocated scratch buffers
 that the device updates in place, and each chunk adds its currents only into the rows it touches;
 fresh multi-megabyte tensors per operation cost more than the arithmetic. With autograd the whole
 edge set is one chunk so that the graph stays small.
@@ -131,10 +131,11 @@ class KclKernel:
             gather = coeffs.new_zeros(n, self.num_state + 2)
             gather.scatter_(1, chunk.gather_cols.view(-1, 3), coeffs[part])
             return gather, chunk.scatter if post is None else chunk.scatter * post[part]
-        cols = chunk.gather_cols[chunk.gather_order]
-        crow = torch.arange(0, 3 * n + 1, 3, device=cols.device)
+        assert chunk.gather_crow is not None and chunk.gather_csr_cols is not None  # sparse chunk
         values = coeffs[part].reshape(-1)[chunk.gather_order]
-        gather = torch.sparse_csr_tensor(crow, cols, values, (n, self.num_state + 2), check_invariants=False)
+        gather = torch.sparse_csr_tensor(
+            chunk.gather_crow, chunk.gather_csr_cols, values, (n, self.num_state + 2), check_invariants=False
+        )
         if post is None:
             return gather, chunk.scatter
         s = chunk.scatter
@@ -143,17 +144,18 @@ class KclKernel:
         return gather, scatter
 
     def _cached_operators(
-        self, device: AffineActivation, params: Tensor, chunks: list[Chunk]
+        self, device: AffineActivation, params: Tensor, chunks: list[Chunk], unchanged: bool = False
     ) -> tuple[Tensor, Tensor | None, list[tuple[Tensor, Tensor]]]:
         """Coefficients and operators of every chunk, kept while the parameters hold the same values.
 
         Building them costs a few per cent of an evaluation (a third on the tiny 2-D flows), and a
         solve makes a hundred evaluations with the same parameters. The values are compared, not
-        the tensor's address and version, which ``p.data`` edits bypass (see `Snapshot`).
+        the tensor's address and version, which ``p.data`` edits bypass (see `Snapshot`); ``unchanged``
+        skips the comparison, a host sync on a GPU, where the caller vouches for the values (see `evaluate`).
         """
         key = (len(chunks), chunks[0].stop)
         cache = self._sparse_cache
-        if cache is None or cache[0] != key or not cache[1].matches(params):
+        if cache is None or cache[0] != key or not (unchanged or cache[1].matches(params)):
             coeffs, post = self.affine_coefficients(device, params)
             operators = [self.operators(chunk, coeffs, post) for chunk in chunks]
             cache = self._sparse_cache = (key, Snapshot(params), coeffs, post, operators)
@@ -212,9 +214,10 @@ class KclKernel:
         return self.path(device, kernel, track=True) == "affine-vjp"
 
     def chunks(self, batch: int, whole: bool) -> list[Chunk]:
-        """The edge partition for a batch size; ``whole`` gives one chunk (for autograd)."""
+        """The edge partition for a batch size; ``whole`` gives one chunk (for autograd). Off the CPU it is always
+        one chunk: the chunk size is a CPU cache's, and a GPU would pay three kernel launches per chunk for it."""
         size = max(256, _CHUNK_ELEMENTS // max(batch, 1))
-        if whole or size >= self.num_edges:
+        if whole or self.device.type != "cpu" or size >= self.num_edges:
             return [self.whole]
         if size not in self._chunks:
             self._chunks[size] = [
@@ -232,10 +235,18 @@ class KclKernel:
         return self._buffers[key]
 
     def evaluate(
-        self, device: Device, params: Tensor, state: Tensor, divergence: bool, kernel: str = "auto"
+        self,
+        device: Device,
+        params: Tensor,
+        state: Tensor,
+        divergence: bool,
+        kernel: str = "auto",
+        unchanged: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), on the path
-        [`path`][kirchhoffnet.circuit.KclKernel.path] picks for ``kernel``."""
+        [`path`][kirchhoffnet.circuit.KclKernel.path] picks for ``kernel``. ``unchanged``: ``params`` hold the
+        values of this kernel's previous evaluation without autograd (a solve's later evaluations), so its cached
+        operators are used without comparing the values."""
         track = records(state, params)
         path = self.path(device, kernel, track)
         if path == "fused":
@@ -248,7 +259,7 @@ class KclKernel:
             buf_a, buf_b = self.scratch(rows, batch, state)
         if path == "affine":
             assert isinstance(device, AffineActivation)
-            coeffs, post, operators = self._cached_operators(device, params, chunks)
+            coeffs, post, operators = self._cached_operators(device, params, chunks, unchanged)
             out, trace, _, _ = self.affine_field(device, coeffs, post, state, divergence, chunks, buf_a, operators)
             return out, trace if divergence else None
         if path == "affine-vjp":

@@ -76,6 +76,14 @@ def sample_command(
             help="Program with write-verify: rewrite each cell until it is within ± this fraction of its target.",
         ),
     ] = None,
+    read_noise: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Read noise of the chip: relative σ of each crossbar read (0.05 = 5 %), analog solvers; "
+            "default: the config's rram.read_noise.",
+        ),
+    ] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Solver steps; default: the config's.")] = None,
     label: Annotated[int | None, typer.Option(help="Conditional models: class index to generate.")] = None,
     guidance: Annotated[
@@ -100,7 +108,17 @@ def sample_command(
         _check_request(run.config, n, steps, guidance)
         labels = None if label is None else torch.tensor([label])
         x, info = sample_run(
-            run, n, solver, prog_noise, seed, chip, steps, labels, guidance, verify_tolerance=verify_tolerance
+            run,
+            n,
+            solver,
+            prog_noise,
+            seed,
+            chip,
+            steps,
+            labels,
+            guidance,
+            verify_tolerance=verify_tolerance,
+            read_noise=read_noise,
         )
         array = x.numpy().astype(np.float32)
         save_npy_atomic(out, array)
@@ -119,13 +137,23 @@ def evaluate_command(
         float | None,
         typer.Option(min=0.0, help="Also draw the curve with write-verified programming at this relative tolerance."),
     ] = None,
+    read_noise: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Evaluate with this read noise on every chip (0.05 = 5 %); default: the config's."),
+    ] = None,
 ) -> None:
     """KL of every solver, KL vs programming noise over several chips, speed/energy report and plots."""
     from kirchhoffnet.diffusion.evaluate import evaluate
     from kirchhoffnet.diffusion.run import RUN_METRICS
 
     try:
-        metrics = evaluate(run_dir, progress=True, robustness_only=robustness_only, verify_tolerance=verify_tolerance)
+        metrics = evaluate(
+            run_dir,
+            progress=True,
+            robustness_only=robustness_only,
+            verify_tolerance=verify_tolerance,
+            read_noise=read_noise,
+        )
     except KirchhoffError as exc:
         fail(exc)
     key = "accuracy" if metrics["data"] == "latent" else "kl_pooled"
@@ -156,12 +184,17 @@ def compare_command(
 def speed_energy_command(
     run_dir: RunDir,
     batch: Annotated[int, typer.Option(min=1, help="Trajectories of the batched digital run that is timed.")] = 10_000,
+    solver: Annotated[
+        str, typer.Option(help="analog (reverse SDE, against digital euler) or analog-ode (against digital pf-ode).")
+    ] = "analog",
     assume: Annotated[
         list[str] | None,
-        typer.Option(help="Override an assumption, NAME=VALUE (e.g. digital_power_w=300); repeatable."),
+        typer.Option(help="Override an assumption, NAME=VALUE (e.g. digital_power_w=300, drive_hold_s=0); repeatable."),
     ] = None,
 ) -> None:
-    """Measure the digital sampler, simulate the crossbar energy, and print the analog speed-up and energy ratio."""
+    """Time the digital sampler (one trajectory alone, and a batch), simulate the loop's crossbar power, and print
+    the itemised analog/digital latency and energy per sample; writes speed_energy.txt and speed_energy.json into
+    the run. Conditional runs generate their classes in turn with the config's guidance."""
     from kirchhoffnet.diffusion.run import load_run
     from kirchhoffnet.diffusion.sampling import speed_energy
     from kirchhoffnet.errors import ConfigError
@@ -179,10 +212,11 @@ def speed_energy_command(
                 raise ConfigError(f"--assume takes NAME=VALUE with a number, got {shown(item)}")
         run = load_run(run_dir)
         _check_request(run.config, batch, None, None, option="--batch")
-        report = speed_energy(run, batch=batch, assumptions=overrides)
+        report = speed_energy(run, batch=batch, assumptions=overrides, solver=solver)
     except KirchhoffError as exc:
         fail(exc)
     typer.echo(format_report(report))
+    status(f"wrote {run_dir / 'speed_energy.json'}")
 
 
 @app.command("spice")

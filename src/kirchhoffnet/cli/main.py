@@ -15,7 +15,7 @@ from kirchhoffnet.cli._common import CONTEXT, OneLineGroup, fail, state, status
 from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
 from kirchhoffnet.errors import KirchhoffError
-from kirchhoffnet.runtime import keep_freed_memory
+from kirchhoffnet.runtime import MAX_THREADS, command_threads, keep_freed_memory
 from kirchhoffnet.version import __version__
 
 app = typer.Typer(
@@ -39,9 +39,20 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_THREADS,
+            help="CPU threads (torch's, which the fused edge kernel follows). Default 1: two made a CNF step "
+            "6-25x slower on a busy 2-core machine; OMP_NUM_THREADS, when set, decides instead. A training "
+            "config's `threads` still applies to its run.",
+        ),
+    ] = None,
 ) -> None:
     state["debug"] = debug
     keep_freed_memory()  # a process-wide allocator setting: the command's to make, not the library's
+    command_threads(threads)  # the same: a library import never changes torch's threads
 
 
 @app.command("eval")

@@ -29,7 +29,7 @@ from kirchhoffnet.solve import (
     Solver,
     gradient_method,
 )
-from kirchhoffnet.solve.solver import MAX_ADAPTIVE_STEPS
+from kirchhoffnet.solve.solver import INTEGRATORS, MAX_ADAPTIVE_STEPS
 
 
 class Section(BaseModel):
@@ -326,6 +326,11 @@ class SolverConfig(Section):
         "auto",
         description="KCL evaluation: auto (fastest that applies), gather (reference), affine (torch fused) "
         "or fused (numba).",
+    )
+    integrator: Annotated[str, one_of(INTEGRATORS)] = Field(
+        "torchdiffeq",
+        description="What steps the solve: torchdiffeq, fused (one autograd node per dopri5 slice solve) or auto "
+        "(fused where it applies).",
     )
 
     @model_validator(mode="after")

@@ -142,6 +142,15 @@ class ImageData(Section):
         return c, h // self.downsample, w // self.downsample
 
 
+class Augment(Section):
+    """Random rotation and translation of training images (the original code's MNIST recipe: 15 degrees, 0.1)."""
+
+    rotate_deg: float = Field(0.0, ge=0, le=180, description="Angle drawn uniformly in ±rotate_deg degrees.")
+    translate: float = Field(
+        0.0, ge=0, lt=0.5, description="Shift drawn uniformly in ±translate of the width and height, whole pixels."
+    )
+
+
 class ClassifyData(ImageData):
     """Labelled images: a named set, the user's file (``source: file``) or kn.train's arrays (``memory``)."""
 
@@ -156,6 +165,9 @@ class ClassifyData(ImageData):
     y_array: str = Field("y", description="file, NPZ: the labels (N,), 0..K-1 for a readout of K logits.")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="file, memory: share of samples for validation.")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="file, memory: share of samples for the test.")
+    augment: Augment | None = Field(
+        None, description="Training batches only: random rotation/translation, drawn from the run's generator."
+    )
 
     @model_validator(mode="after")
     def _source(self) -> ClassifyData:

@@ -18,6 +18,7 @@ from kirchhoffnet.config.circuit import SEED_MAX, Section, one_of
 from kirchhoffnet.config.tasks import RunConfig
 from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.data.points import POINT_SETS
+from kirchhoffnet.errors import DataError
 from kirchhoffnet.rram.device import RRAMDevice
 from kirchhoffnet.rram.loop import LoopSettings
 
@@ -133,6 +134,13 @@ class NoiseAwareConfig(Section):
     )
 
 
+class SaturationConfig(Section):
+    """The RRAM authors' training penalty on hidden amplifier outputs beyond the saturation level."""
+
+    level_v: float = Field(gt=0, description="Saturation level, volts: outputs beyond ± this are penalised.")
+    weight: float = Field(default=1.0, gt=0, description="Penalty weight per squared volt of excess.")
+
+
 class ScoreMatchingConfig(Section):
     """The denoising score-matching loss: which diffusion times, labels and weight noise a step sees."""
 
@@ -142,6 +150,11 @@ class ScoreMatchingConfig(Section):
     )
     noise_aware: NoiseAwareConfig | None = Field(
         default=None, description="Multiplicative weight noise during training (crossbar only); null = plain."
+    )
+    saturation: SaturationConfig | None = Field(
+        default=None,
+        description="Penalise hidden activations beyond ± level_v volts (analog.voltage_per_unit_v per unit; "
+        "crossbar only); null = none.",
     )
     val_size: int = Field(default=4096, ge=1, description="2-D tasks: held-out points of the validation loss.")
     init_from: str | None = Field(
@@ -193,14 +206,26 @@ class EvaluateConfig(Section):
 class LatentConfig(Section):
     """The conditional latent task: class images, their VAE and the judging classifier."""
 
-    dataset: Literal["fashion_mnist", "mnist", "emnist"] = Field(default="fashion_mnist", description="Image set.")
+    dataset: Literal["fashion_mnist", "mnist", "emnist", "emnist_byclass"] = Field(
+        default="fashion_mnist",
+        description="Image set (emnist: the letters split, upper and lower case merged; emnist_byclass: 62 classes).",
+    )
     data_dir: str | None = Field(
         default=None, description="Directory of the IDX files; null = the data set's default place."
     )
-    classes: list[int] | None = Field(
-        default=None, description="Class labels to generate (≥ 2); null = the data set's default three."
+    classes: list[int | str] | None = Field(
+        default=None,
+        description="Classes to generate (≥ 2), as labels or names (emnist_byclass: [H, K, U]); null = the data "
+        "set's default three. Names are resolved to labels.",
     )
-    image_size: int = Field(default=12, ge=4, le=28, description="Images are resized to this many pixels per side.")
+    image_size: int = Field(default=12, ge=4, le=28, description="Pixels per side after the centre crop.")
+    pooled_size: int | None = Field(
+        default=None,
+        ge=4,
+        le=28,
+        description="Pixels per side the images are area-averaged to before the crop (the paper: 14); "
+        "null = image_size + 2·round(image_size / 6) (16 for 12).",
+    )
     latent_scale: float = Field(
         default=0.125, gt=0, description="Latents are multiplied by this before diffusion (paper: 1/8)."
     )
@@ -260,6 +285,11 @@ class DiffusionConfig(RunConfig):
                 raise ValueError(
                     "score_matching.noise_aware: it perturbs crossbar weights; remove it for model.kind: kirchhoffnet"
                 )
+            if self.score_matching.saturation is not None:
+                raise ValueError(
+                    "score_matching.saturation: it penalises the crossbar network's hidden amplifiers; remove it for "
+                    "model.kind: kirchhoffnet"
+                )
             if self.sample.sde_score_gain != 1.0:
                 raise ValueError("sample.sde_score_gain: must be 1 for model.kind: kirchhoffnet (use ode_beta_scale)")
         noise = self.score_matching.noise_aware
@@ -293,9 +323,16 @@ class DiffusionConfig(RunConfig):
                 "score_matching.init_from: only the 2-D tasks fine-tune (the latent task trains a new VAE)"
             )
         latent = self.latent if self.latent is not None else LatentConfig()
-        if latent.classes is None:
-            latent = latent.model_copy(update={"classes": list(IMAGE_SETS[latent.dataset].default_classes)})
-        elif len(set(latent.classes)) < 2 or len(set(latent.classes)) != len(latent.classes):
+        images = IMAGE_SETS[latent.dataset]
+        if latent.pooled_size is not None and latent.pooled_size < latent.image_size:
+            raise ValueError(
+                f"latent.pooled_size: {latent.pooled_size} pixels cannot be cropped to image_size {latent.image_size}"
+            )
+        try:
+            labels = [images.label_of(c) if isinstance(c, str) else c for c in latent.classes or images.default_classes]
+        except DataError as exc:
+            raise ValueError(f"latent.classes: {exc}") from None
+        if len(set(labels)) < 2 or len(set(labels)) != len(labels):
             raise ValueError(f"latent.classes: needs at least 2 distinct classes, got {latent.classes}")
-        self.latent = latent
+        self.latent = latent.model_copy(update={"classes": labels})
         return self

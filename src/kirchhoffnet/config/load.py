@@ -62,13 +62,23 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | tuple[str, 
 
 
 def read_config_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The YAML mapping of a config file, a data file it names (``data.source: file``) made absolute
-    against the file's directory: a config and its data travel together, wherever the command runs."""
+    """The YAML mapping of a config file, the data it names made absolute against the file's directory (a data
+    file of ``data.source: file``, an image folder ``data.root`` or ``latent.data_dir``): a config and its data
+    travel together, wherever the command runs. ``--set`` values are applied after, relative to the working
+    directory as every command-line path."""
     data = read_yaml_mapping(path)
+    folder = Path(path).parent.absolute()
+
+    def anchor(section: Any, key: str) -> None:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            file = Path(section[key]).expanduser()
+            section[key] = str(file) if file.is_absolute() else os.path.normpath(folder / file)
+
     section = data.get("data")
-    if isinstance(section, dict) and section.get("source") == "file" and isinstance(section.get("path"), str):
-        file = Path(section["path"]).expanduser()
-        section["path"] = str(file if file.is_absolute() else Path(path).parent.absolute() / file)
+    if isinstance(section, dict) and section.get("source") == "file":
+        anchor(section, "path")
+    anchor(section, "root")
+    anchor(data.get("latent"), "data_dir")
     return data
 
 

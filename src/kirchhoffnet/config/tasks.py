@@ -28,10 +28,7 @@ from kirchhoffnet.data.potentials import POTENTIALS
 from kirchhoffnet.data.toy2d import TOY_SETS
 from kirchhoffnet.hardware.aware import HardwareAwareConfig
 from kirchhoffnet.io.paths import check_run_name
-
-MAX_THREADS = 1024
-"""Most torch CPU threads a run may ask for: a policy above any machine's cores, far below what
-torch's int32 thread count and the OpenMP runtime (which would try to start them all) break on."""
+from kirchhoffnet.runtime import MAX_THREADS
 
 
 class ScheduleConfig(Section):

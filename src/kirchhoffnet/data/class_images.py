@@ -1,8 +1,8 @@
 """Class-conditional image data: the images of a few classes of a set, renumbered and shrunk to S × S.
 
 Built on `kirchhoffnet.data.images.load_images` (the one reader of the standard files). Images
-are area-averaged to S + 2·round(S/6) pixels per side and centre-cropped to S (28 → 16 → 12 for
-S = 12, as the original work resizes and crops); pixels become floats in [0, 1].
+are area-averaged to P pixels per side and centre-cropped to S: the original work's P = 14, S = 12 when P is
+given, else P = S + 2·round(S/6) (28 → 16 → 12 for S = 12, the offline default); pixels become floats in [0, 1].
 """
 
 from __future__ import annotations
@@ -28,21 +28,26 @@ class ClassImages:
     names: tuple[str, ...]
 
 
-def shrink(images: np.ndarray, size: int) -> Tensor:
-    """uint8 (N, C, H, W) → float32 (N, C, size, size) in [0, 1]: area-average to size + 2·round(size/6), crop."""
+def shrink(images: np.ndarray, size: int, pooled: int | None = None) -> Tensor:
+    """uint8 (N, C, H, W) → float32 (N, C, size, size) in [0, 1]: area-average to ``pooled`` pixels per side
+    (default size + 2·round(size/6)), then crop the centre ``size``."""
+    pooled = size + 2 * max(1, round(size / 6)) if pooled is None else pooled
+    if pooled < size:
+        raise DataError(f"cannot crop {size} pixels out of images averaged to {pooled}")
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
-    margin = max(1, round(size / 6))  # the original work: 28 → 14, crop 12
-    x = torch.nn.functional.interpolate(x, size=(size + 2 * margin, size + 2 * margin), mode="area")
-    return x[:, :, margin : margin + size, margin : margin + size].contiguous()
+    x = torch.nn.functional.interpolate(x, size=(pooled, pooled), mode="area")
+    top = (pooled - size) // 2
+    return x[:, :, top : top + size, top : top + size].contiguous()
 
 
 def load_classes(
     name: str,
     split: str,
-    classes: tuple[int, ...] | None = None,
+    classes: tuple[int | str, ...] | None = None,
     size: int = 12,
     root: str | os.PathLike[str] | None = None,
     *,
+    pooled: int | None = None,
     max_images: int | None = None,
     split_test_fraction: float | None = None,
     download: bool = False,
@@ -54,9 +59,10 @@ def load_classes(
     Args:
         name, root, download: as `load_images`.
         split: ``train`` or ``test``.
-        classes: labels as the set numbers them (EMNIST letters 1..26); label ``classes[k]`` becomes
-            ``k``. None: the set's ``default_classes``.
+        classes: labels as the set numbers them (EMNIST letters 1..26) or class names (``"H"``); class
+            ``classes[k]`` becomes label ``k``. None: the set's ``default_classes``.
         size: pixels per side of the returned images.
+        pooled: pixels per side the images are area-averaged to before the centre crop (see `shrink`).
         max_images: keep at most the first this many selected images.
         split_test_fraction: read only the test file and split it: its first 1 − f serve as
             ``train``, the last f as ``test`` (for sets whose offline copy is ``test_only``).
@@ -70,25 +76,25 @@ def load_classes(
         raise DataError(unknown_choice("split", split, SPLITS))
     if split_test_fraction is not None and not 0 < split_test_fraction < 1:
         raise DataError(f"split_test_fraction must lie in (0, 1), got {split_test_fraction}")
-    classes = tuple(classes) if classes else info.default_classes
-    if not classes:
+    wanted = tuple(info.label_of(c) if isinstance(c, str) else c for c in classes) if classes else info.default_classes
+    if not wanted:
         raise DataError(f"{name} has no default classes; name the classes to load")
-    if len(set(classes)) != len(classes):
-        raise DataError(f"classes {list(classes)} name a class twice")
+    if len(set(wanted)) != len(wanted):
+        raise DataError(f"classes {list(wanted)} name a class twice")
     read = "test" if split_test_fraction is not None else split
     images, labels = load_images(name, read, root, download, root_key=root_key, download_key=download_key)
     if split_test_fraction is not None:
         cut = len(images) - round(split_test_fraction * len(images))
         images, labels = (images[:cut], labels[:cut]) if split == "train" else (images[cut:], labels[cut:])
-    missing = [c for c in classes if not (labels == c).any()]
+    missing = [c for c in wanted if not (labels == c).any()]
     if missing:
         span = f"labels {labels.min()}..{labels.max()}" if len(labels) else "no images"
         raise DataError(f"{name} {split} split has no images of classes {missing} ({span})")
-    keep = np.isin(labels, classes)
+    keep = np.isin(labels, wanted)
     images, labels = images[keep], labels[keep]
     if max_images is not None:
         images, labels = images[:max_images], labels[:max_images]
-    lookup = np.zeros(int(max(classes)) + 1, dtype=np.int64)
-    lookup[list(classes)] = np.arange(len(classes))
-    names = tuple(info.class_name(c) for c in classes)
-    return ClassImages(shrink(images, size), torch.from_numpy(lookup[labels]), classes, names)
+    lookup = np.zeros(int(max(wanted)) + 1, dtype=np.int64)
+    lookup[list(wanted)] = np.arange(len(wanted))
+    names = tuple(info.class_name(c) for c in wanted)
+    return ClassImages(shrink(images, size, pooled), torch.from_numpy(lookup[labels]), wanted, names)

@@ -1,4 +1,4 @@
-"""Image data sets read from their standard files: MNIST, Fashion-MNIST, EMNIST letters (IDX), CIFAR-10
+"""Image data sets read from their standard files: MNIST, Fashion-MNIST, EMNIST letters and byclass (IDX), CIFAR-10
 (python batches), SVHN (``.mat``). No torchvision: the readers are a few lines each.
 
 Files are looked for in a directory (``root``); with ``download=True`` missing files are fetched
@@ -68,6 +68,12 @@ class ImageSet:
         """The labels the files use."""
         return range(self.first_label, self.first_label + self.num_classes)
 
+    def label_of(self, name: str) -> int:
+        """The label of the class called ``name`` (case-sensitive: EMNIST byclass has both ``H`` and ``h``)."""
+        if name not in self.class_names:
+            raise DataError(unknown_choice("class", name, self.class_names))
+        return self.first_label + self.class_names.index(name)
+
     def class_name(self, label: int) -> str:
         """The name of class ``label`` (the label itself when the set names none)."""
         k = label - self.first_label
@@ -78,10 +84,17 @@ _IDX = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_EMNIST_LETTERS = {
-    split: (f"emnist-letters-{split}-images-idx3-ubyte.gz", f"emnist-letters-{split}-labels-idx1-ubyte.gz")
-    for split in ("train", "test")
-}
+
+
+def _emnist_files(kind: str) -> dict[str, tuple[str, str]]:
+    """The gzip IDX files of one EMNIST split as NIST's ``gzip.zip`` names them."""
+    return {
+        split: (f"emnist-{kind}-{split}-images-idx3-ubyte.gz", f"emnist-{kind}-{split}-labels-idx1-ubyte.gz")
+        for split in ("train", "test")
+    }
+
+
+_UPPER = tuple(chr(ord("A") + k) for k in range(26))
 _CIFAR_DIR = "cifar-10-batches-py"
 _DIGITS = tuple(str(k) for k in range(10))
 
@@ -105,13 +118,22 @@ IMAGE_SETS: dict[str, ImageSet] = {
     ),
     "emnist": ImageSet(  # the letters split of EMNIST: A..Z labelled 1..26, 124,800 + 20,800 images
         (1, 28, 28),
-        _EMNIST_LETTERS,
+        _emnist_files("letters"),
         "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
         "data/emnist",
-        tuple(chr(ord("A") + k) for k in range(26)),
+        _UPPER,
         first_label=1,
         transposed=True,
-        default_classes=(8, 11, 21),  # H, K, U: the original work's letters
+        default_classes=(8, 11, 21),  # H, K, U (upper and lower case merged in this split)
+    ),
+    "emnist_byclass": ImageSet(  # 0..9 digits, 10..35 A..Z, 36..61 a..z; 697,932 + 116,323 images
+        (1, 28, 28),
+        _emnist_files("byclass"),
+        "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
+        "data/emnist",
+        _DIGITS + _UPPER + tuple(chr(ord("a") + k) for k in range(26)),
+        transposed=True,
+        default_classes=(17, 20, 30),  # uppercase H, K, U: the original work's classes
     ),
     "cifar10": ImageSet(
         (3, 32, 32),
@@ -152,7 +174,7 @@ def load_images(
     """Images and labels of one split.
 
     Args:
-        name: ``mnist``, ``fashion_mnist``, ``emnist`` (letters), ``cifar10`` or ``svhn``.
+        name: ``mnist``, ``fashion_mnist``, ``emnist`` (letters), ``emnist_byclass``, ``cifar10`` or ``svhn``.
         split: ``train`` or ``test``.
         root: directory with the standard files; default the data set's usual place.
         download: fetch missing files from the data set's home first.
@@ -161,7 +183,7 @@ def load_images(
 
     Returns:
         ``(images, labels)``: uint8 (N, C, H, W), upright, and int64 (N,) as the set labels its
-        classes (``ImageSet.labels``: 0..9, EMNIST letters 1..26).
+        classes (``ImageSet.labels``: 0..9, EMNIST letters 1..26, EMNIST byclass 0..61).
 
     Raises:
         DataError: unknown set or split, a missing file (saying where it was looked for), or a
@@ -250,6 +272,7 @@ _READERS = {
     "mnist": _read_idx_pair,
     "fashion_mnist": _read_idx_pair,
     "emnist": _read_idx_pair,
+    "emnist_byclass": _read_idx_pair,
     "cifar10": _read_cifar,
     "svhn": _read_svhn,
 }

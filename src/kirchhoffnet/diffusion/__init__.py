@@ -5,7 +5,7 @@ registry (digital and analog samplers), and the histogram KL metrics."""
 
 from kirchhoffnet.diffusion.analog import AnalogRun, analog_sample, program_chip
 from kirchhoffnet.diffusion.field import Guided, ScoreField
-from kirchhoffnet.diffusion.loss import dsm_loss
+from kirchhoffnet.diffusion.loss import Saturation, dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_2d, kl_pooled
 from kirchhoffnet.diffusion.samplers import DIGITAL_SOLVERS, SOLVER_ALIASES, sample
 from kirchhoffnet.diffusion.score import ScoreModel, ScoreNet, TimeEmbedding
@@ -17,6 +17,7 @@ __all__ = [
     "VPSDE",
     "AnalogRun",
     "Guided",
+    "Saturation",
     "ScoreField",
     "ScoreModel",
     "ScoreNet",

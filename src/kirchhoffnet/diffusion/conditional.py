@@ -69,6 +69,7 @@ def _images(lat: LatentConfig, split: str, max_images: int | None = None) -> Cla
         tuple(lat.classes or ()),
         lat.image_size,
         lat.data_dir,
+        pooled=lat.pooled_size,
         max_images=max_images,
         split_test_fraction=TEST_SHARE if image_set(lat.dataset).test_only else None,
         root_key="latent.data_dir",
@@ -152,7 +153,7 @@ def evaluate_conditional(
     classes = config.num_classes
     per_class = max(1, config.evaluate.num_samples // classes)
     labels = torch.arange(classes).repeat_interleave(per_class)
-    names = [image_set(lat.dataset).class_name(c) for c in lat.classes or ()]
+    names = [image_set(lat.dataset).class_name(c) if isinstance(c, int) else c for c in lat.classes or ()]
     metrics: dict[str, Any] = {"samples_per_class": per_class}
     rows: dict[str, np.ndarray] = {}
     for c in range(classes):

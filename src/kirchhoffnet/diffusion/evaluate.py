@@ -2,7 +2,7 @@
 curve over several chips (with and without write-verify), and that curve compared across runs.
 
 Results go into the run directory: ``evaluation.json``, ``samples.png``, ``robustness.png`` and
-``speed_energy.txt``; an unconditional KirchhoffNet score-circuit run is scored by `circuit_run`.
+``speed_energy.txt``/``.json``; an unconditional KirchhoffNet score-circuit run is scored by `circuit_run`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from kirchhoffnet.diffusion.conditional import evaluate_conditional
 from kirchhoffnet.diffusion.metrics import kl_or_none, kl_pooled, kl_report
 from kirchhoffnet.diffusion.run import RUN_METRICS, Run, load_run, reference_points
 from kirchhoffnet.diffusion.samplers import DIGITAL_SOLVERS, solver_names
-from kirchhoffnet.diffusion.sampling import check_tolerance, sample_run, speed_energy
+from kirchhoffnet.diffusion.sampling import check_read_noise, check_tolerance, sample_run, speed_energy
 from kirchhoffnet.diffusion.score_circuit.model import CircuitScoreModel
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.io import write_json_atomic
@@ -35,6 +35,7 @@ def evaluate(
     progress: bool = True,
     robustness_only: bool = False,
     verify_tolerance: float | None = None,
+    read_noise: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run and write ``evaluation.json``, the figures and ``speed_energy.txt`` into it.
 
@@ -44,10 +45,16 @@ def evaluate(
     Args:
         robustness_only: ring runs: only (re)compute the KL-vs-σ curves, keeping the rest of evaluation.json.
         verify_tolerance: overrides ``evaluate.verify_tolerance`` (the write-verified curve's tolerance).
+        read_noise: overrides ``rram.read_noise`` (every chip's reads, so the analog solvers' samples).
     """
     run = load_run(run_dir)
+    if read_noise is not None and "analog" not in run.model.integrators:
+        raise ConfigError(f"{run.path} holds a {run.model.backend} score model: --read-noise acts on RRAM chips")
     if "transient" in run.model.integrators and run.config.unconditional:  # a circuit: its transient's metrics
         return evaluate_circuit(run, cast(CircuitScoreModel, run.model), progress)
+    if read_noise is not None:
+        device = run.config.rram.model_copy(update={"read_noise": check_read_noise(read_noise)})
+        run = replace(run, config=run.config.model_copy(update={"rram": device}))
     if verify_tolerance is not None:
         check_tolerance(verify_tolerance)
         evaluate_config = run.config.evaluate.model_copy(update={"verify_tolerance": verify_tolerance})
@@ -119,7 +126,7 @@ def _ring_solvers(run: Run, reference: Tensor, progress: bool) -> dict[str, Any]
             print(f"{solver + ' (exact)':18s} KL pooled {metrics[solver + ' (exact)']['kl_pooled']}", flush=True)
     save_figure(plots.sample_panels(panels), run.path / "samples.png")
     metrics["speed_energy"] = speed_energy(
-        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["crossbar_energy_j"]
+        run, metrics["euler"]["wall_time_s"], n, metrics["analog"]["mean_crossbar_power_w"]
     )
     return metrics
 

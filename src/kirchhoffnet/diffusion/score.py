@@ -138,11 +138,22 @@ class ScoreNet(nn.Module):
         Shapes:
             x: (B, dim); s: (B,) or scalar diffusion time; labels: (B,) long. Returns (B, dim).
         """
+        return self.activations(x, s, labels, linear)[0]
+
+    def activations(
+        self, x: Tensor, s: Tensor, labels: Tensor | None = None, linear: Sequence[Linear] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The output and the two hidden layers' amplifier outputs (state units), the signals the analog
+        loop clips at its rails (`LoopSettings.saturation_v`).
+
+        Shapes:
+            as `forward`; the hidden outputs are (B, width) each.
+        """
         first, middle, last = linear if linear is not None else self.layers
         drive = self.hidden_drive(s, labels)
-        h = torch.relu(first(x) + drive)
-        h = torch.relu(middle(h) + drive)
-        return last(h) * self.amplitude
+        h1 = torch.relu(first(x) + drive)
+        h2 = torch.relu(middle(h1) + drive)
+        return last(h2) * self.amplitude, [h1, h2]
 
     def spec(self) -> dict[str, Any]:
         return {

@@ -13,12 +13,15 @@ from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from kirchhoffnet.circuit import Circuit, Slice
-from kirchhoffnet.circuit._kcl import records
+from kirchhoffnet.circuit._affine import WholeAffine
+from kirchhoffnet.circuit._kcl import KclKernel, records
+from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.solve._adjoint import analytic_adjoint
+from kirchhoffnet.solve._fused_rk import FusedProblem, StepError, fused_solve
 from kirchhoffnet.solve._traced import TABLEAUX, traceable, traced_simulate
 from kirchhoffnet.solve.gradient import DEFAULT_GRADIENT, Adjoint, Backprop, GradientMethod, check_gradient
-from kirchhoffnet.solve.solver import Solver, check_time_grid, resolve_solver
+from kirchhoffnet.solve.solver import FUSED_METHODS, Solver, check_time_grid, resolve_solver
 
 
 @dataclass
@@ -34,6 +37,10 @@ class _Counter:
     def took(self, path: str) -> None:
         if path not in self.paths:
             self.paths.append(path)
+
+    def add(self, calls: int) -> None:
+        """Evaluations made by the fused integrator, which keeps its times as floats."""
+        self.calls += calls
 
     def tick_adjoint(self, t: Tensor) -> None:
         """An evaluation of the analytic adjoint's dynamics (closed-form products, no autograd)."""
@@ -66,8 +73,8 @@ class SolveStats:
     @property
     def kernels(self) -> list[list[str]]:
         """The KCL kernel paths each slice's evaluations took (``gather``, ``affine``, ``affine-vjp``, ``fused``;
-        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``traced`` for the solve of an
-        exported or compiled module), in the order first taken;
+        ``closed-form adjoint`` for the analytic adjoint's backward solve, ``fused-rk`` where the fused integrator
+        ran the slice, ``traced`` for the solve of an exported or compiled module), in the order first taken;
         a backward pass run after the solve adds its own."""
         return [list(c.paths) for c in self._counters]
 
@@ -88,9 +95,15 @@ class _SliceField(nn.Module):
     its step-size control exactly that of the tuple (v, log p).
     """
 
-    def __init__(self, piece: Slice, divergence: bool, counter: _Counter, kernel: str) -> None:
+    def __init__(self, piece: Slice, evaluator: KclKernel, divergence: bool, counter: _Counter, kernel: str) -> None:
         super().__init__()
         self.piece = piece
+        # Looked up once per slice solve: `Slice.kernel` compares the capacitance at every call, a host
+        # sync per evaluation on a GPU, and nothing changes the capacitance during a solve.
+        self.evaluator = evaluator
+        # After its first evaluation without autograd, the solve's parameters are those the kernel's cached
+        # operators were checked against: later evaluations skip the comparison (a host sync on a GPU).
+        self._checked = False
         self.divergence = divergence
         self.counter = counter
         self.kernel = kernel
@@ -102,10 +115,14 @@ class _SliceField(nn.Module):
         track = records(y, piece.params)
         if track not in self._recorded:
             self._recorded.add(track)
-            self.counter.took(piece.kernel(y.dtype, y.device).path(piece.device_family, self.kernel, track))
+            self.counter.took(self.evaluator.path(piece.device_family, self.kernel, track))
+        params = piece.params.to(y.dtype)
+        unchanged = self._checked and not track
+        self._checked = self._checked or not track
         if not self.divergence:
-            return piece.field(y, self.kernel)
-        dv, trace = piece.field_and_divergence(y[:-1], self.kernel)
+            return self.evaluator.evaluate(piece.device_family, params, y, False, self.kernel, unchanged)[0]
+        dv, trace = self.evaluator.evaluate(piece.device_family, params, y[:-1], True, self.kernel, unchanged)
+        assert trace is not None  # asked for
         return torch.cat([dv, trace.neg().unsqueeze(0)])  # d(log p)/dt = −tr(∂f/∂v)
 
 
@@ -125,8 +142,11 @@ def _solve_slice(
     counter: _Counter,
     points: int,
 ) -> Any:
-    t = torch.linspace(span[0], span[1], points, dtype=torch.float64 if y0.dtype == torch.float64 else torch.float32)
-    field = _SliceField(piece, divergence, counter, solver.kernel)
+    # The grid lives with the state: one built on the host would be copied to the device at every solve.
+    time_dtype = torch.float64 if y0.dtype == torch.float64 else torch.float32
+    t = torch.linspace(span[0], span[1], points, dtype=time_dtype, device=y0.device)
+    evaluator = piece.kernel(y0.dtype, y0.device)
+    field = _SliceField(piece, evaluator, divergence, counter, solver.kernel)
     kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
     kwargs["options"] = solver.options()
     if not solver.adaptive and kwargs["options"]["step_size"] > abs(span[1] - span[0]):
@@ -138,7 +158,8 @@ def _solve_slice(
         # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
         kwargs["options"]["step_t"] = t[[0, -1]]
     try:
-        evaluator = piece.kernel(y0.dtype, y0.device)
+        if _fused_applies(piece, evaluator, solver, gradient, points, k):
+            return torch.stack([y0, _fused(piece, evaluator, y0, t, solver, divergence, counter)])
         if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
@@ -155,6 +176,57 @@ def _solve_slice(
         )
     except AssertionError as exc:  # torchdiffeq reports failures with assert (often without a message)
         raise _solver_error(k, span, counter, str(exc), solver) from None
+    except StepError as exc:
+        counter.last_t = torch.tensor(exc.time)
+        raise _solver_error(k, span, counter, exc.reason, solver) from None
+
+
+def _fused_applies(
+    piece: Slice, evaluator: KclKernel, solver: Solver, gradient: GradientMethod, points: int, k: int
+) -> bool:
+    """Whether the fused integrator runs this slice's solve (see [`Solver`][kirchhoffnet.Solver]'s ``integrator``).
+
+    Raises:
+        ConfigError: ``integrator="fused"`` on a slice whose field has no closed-form vector-Jacobian product.
+    """
+    if solver.integrator == "torchdiffeq" or solver.method not in FUSED_METHODS or points != 2:
+        return False
+    if isinstance(gradient, Adjoint) and torch.is_grad_enabled():
+        return False
+    if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
+        return True
+    if solver.integrator == "fused":
+        raise ConfigError(
+            f"integrator 'fused' needs a closed-form vector-Jacobian product, which slice {k} "
+            f"({piece.device_family.name}, kernel {solver.kernel!r}) has not: it needs an affine-activation device "
+            "family and kernel 'auto', 'affine' or 'fused'; use integrator 'auto' or 'torchdiffeq'"
+        )
+    return False
+
+
+def _fused(
+    piece: Slice, evaluator: KclKernel, y0: Tensor, t: Tensor, solver: Solver, divergence: bool, counter: _Counter
+) -> Tensor:
+    """The slice's state at its end, from the fused integrator (`kirchhoffnet.solve._fused_rk`)."""
+    device = piece.device_family
+    assert isinstance(device, AffineActivation)  # closed_form_adjoint holds
+    counter.took(evaluator.path(device, solver.kernel, track=False))
+    counter.took("fused-rk")
+    coeffs, post = evaluator.affine_coefficients(device, piece.params.to(y0.dtype))
+    system = WholeAffine(evaluator, device, coeffs, post, evaluator.fused_for(device, solver.kernel))
+    span = (float(t[0]), float(t[-1]))  # the slice's ends in the solve's time dtype, as torchdiffeq sees them
+    problem = FusedProblem(
+        system,
+        divergence,
+        span,
+        solver.rtol,
+        solver.atol,
+        solver.first_step,
+        solver.min_step,
+        int(solver.max_steps),
+        counter.add,
+    )
+    return fused_solve(problem, y0, coeffs, post)
 
 
 def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: str, solver: Solver) -> SolverError:
@@ -180,12 +252,18 @@ def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: 
     )
 
 
-def _check_finite(state: Tensor, k: int, span: tuple[float, float]) -> None:
-    if not bool(torch.isfinite(state).all()):
-        raise SolverError(
-            f"slice {k} (t from {span[0]:g} to {span[1]:g}) reached t = {span[1]:g} with NaN or infinite voltages; "
-            "the circuit blows up: reduce device gains or the slice duration, or check the inputs"
-        )
+def _check_finite(ends: list[tuple[Tensor, int, tuple[float, float]]]) -> None:
+    """Raise for the first slice end ``(finite, k, span)`` whose on-device flag ``finite`` is false: one host
+    sync for all of them."""
+    if not ends:
+        return
+    flags = torch.stack([finite for finite, _, _ in ends]).tolist()
+    for ok, (_, k, span) in zip(flags, ends, strict=True):
+        if not ok:
+            raise SolverError(
+                f"slice {k} (t from {span[0]:g} to {span[1]:g}) reached t = {span[1]:g} with NaN or infinite "
+                "voltages; the circuit blows up: reduce device gains or the slice duration, or check the inputs"
+            )
 
 
 def _check_input(x: Tensor, values: bool = True) -> None:
@@ -277,6 +355,10 @@ def _eager_integrate(
     counters = [_Counter() for _ in range(circuit.num_slices)]
     log_det = state.new_zeros(state.shape[1]) if divergence else None
     saved: Tensor | None = None
+    # Each slice end's finiteness stays on the device until the solve ends: a fixed-step solve then syncs
+    # with the host once. An adaptive solve syncs at every step anyway, and a NaN state must not reach the
+    # next slice's step control (whose error would name the wrong cause), so its ends are checked at once.
+    pending: list[tuple[Tensor, int, tuple[float, float]]] = []
     start = time.perf_counter()
     for k in order:
         piece = circuit.slice(k)
@@ -290,12 +372,16 @@ def _eager_integrate(
             state, log_det = ys[-1, :-1], ys[-1, -1]
         else:
             state = ys[-1]
-        _check_finite(state, k, span)
+        pending.append((torch.isfinite(state).all(), k, span))
+        if solver.adaptive:
+            _check_finite(pending)
+            pending = []
         if circuit.residual is not None:
             if k == circuit.residual[0]:
                 saved = state
             if k == circuit.residual[1]:
                 state = state + saved
+    _check_finite(pending)
     stats = SolveStats([c.calls for c in counters], time.perf_counter() - start, counters)
     if log_det is not None and not reverse:
         log_det = -log_det  # forward integration accumulated −∫tr; report ∫tr either way

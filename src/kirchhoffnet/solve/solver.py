@@ -21,6 +21,8 @@ from kirchhoffnet.errors import ConfigError, unknown_choice
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+INTEGRATORS = ("auto", "torchdiffeq", "fused")
+FUSED_METHODS = ("dopri5",)
 
 MAX_ADAPTIVE_STEPS = 2**31 - 1
 """Largest ``max_steps``: torchdiffeq stores the adaptive step budget as an int32."""
@@ -49,6 +51,11 @@ class Solver:
             ``gather`` (the reference path), ``affine`` (the torch fused paths) or ``fused`` (the numba
             edge kernel; both an error where they do not apply); see `kirchhoffnet.circuit._kcl`.
             Every path gives the same numbers up to rounding.
+        integrator: what steps the solve: ``torchdiffeq``, ``fused`` (a slice's whole dopri5 solve in one autograd
+            node, `kirchhoffnet.solve._fused_rk`: same steps and answers, its gradient the discrete adjoint with
+            the step sizes held constant; an error where the slice's family has no closed-form vector-Jacobian
+            product) or ``auto`` (``fused`` where it applies, else torchdiffeq). Solves differentiated by
+            [`Adjoint`][kirchhoffnet.Adjoint] and trajectories stay on torchdiffeq.
     """
 
     method: str = "dopri5"
@@ -59,11 +66,19 @@ class Solver:
     min_step: float = 0.0
     max_steps: int = 100_000
     kernel: str = "auto"
+    integrator: str = "torchdiffeq"
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
         if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
             raise ConfigError(unknown_choice("solver method", self.method, ADAPTIVE_METHODS + FIXED_METHODS))
+        if self.integrator not in INTEGRATORS:
+            raise ConfigError(unknown_choice("integrator", self.integrator, INTEGRATORS))
+        if self.integrator == "fused" and self.method not in FUSED_METHODS:
+            raise ConfigError(
+                f"integrator 'fused' steps {', '.join(FUSED_METHODS)} only, not {self.method!r}; "
+                "use integrator 'auto' or 'torchdiffeq'"
+            )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from kirchhoffnet.config import ClassifyConfig
 from kirchhoffnet.config.circuit import readout_outputs
 from kirchhoffnet.config.tasks import check_image_topology
+from kirchhoffnet.data.augment import augment_images
 from kirchhoffnet.data.files import image_arrays, read_images
 from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.data.seeds import split_seed
@@ -29,6 +30,7 @@ class ClassifyTask(NetworkTask):
     primary = "accuracy"
     higher_is_better = True
     config: ClassifyConfig
+    image_shape: tuple[int, int, int]  # (channels, height, width) of the flattened rows the circuit reads
 
     def prepare(self) -> None:
         data = self.config.data
@@ -43,6 +45,7 @@ class ClassifyTask(NetworkTask):
         order = np.random.default_rng(split_seed(data.seed, "val")).permutation(len(images))
         val, train = order[: data.val_size], order[data.val_size :]
         x = flatten_images(images, data.downsample)
+        self.image_shape = data.shape
         self.train_data = (self.tensor(x[train]), torch.as_tensor(labels[train], device=self.device))
         self.val_xy = (self.tensor(x[val]), torch.as_tensor(labels[val], device=self.device))
 
@@ -78,6 +81,7 @@ class ClassifyTask(NetworkTask):
                     f"{where}: {split} label {y[k]} (sample {k}) is outside 0..{self.num_classes - 1}; the readout "
                     f"gives {self.num_classes} logits, one per class"
                 )
+        self.image_shape = (c, h // data.downsample, w // data.downsample)
         flat = {
             split: (self.tensor(flatten_images(x, data.downsample, 1.0)), torch.as_tensor(y, device=self.device))
             for split, (x, y) in given.items()
@@ -101,6 +105,9 @@ class ClassifyTask(NetworkTask):
 
     def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
         x, y = batch
+        augment = self.config.data.augment
+        if augment is not None:
+            x = augment_images(x, self.image_shape, augment.rotate_deg, augment.translate, generator)
         return F.cross_entropy(model(x), y)
 
     def _scores(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], Tensor]:

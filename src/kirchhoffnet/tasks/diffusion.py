@@ -30,7 +30,7 @@ from kirchhoffnet.diffusion.conditional import (
     prepare,
 )
 from kirchhoffnet.diffusion.field import ScoreField
-from kirchhoffnet.diffusion.loss import drop_labels, dsm_loss
+from kirchhoffnet.diffusion.loss import Saturation, drop_labels, dsm_loss
 from kirchhoffnet.diffusion.metrics import kl_report
 from kirchhoffnet.diffusion.run import Run, build_model, load_model, reference_points
 from kirchhoffnet.diffusion.sampling import sample_run
@@ -71,7 +71,10 @@ class DiffusionTask(Task):
     def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
         x0, labels = batch
         matching = self.config.score_matching
-        noise = matching.noise_aware
+        noise, rails = matching.noise_aware, matching.saturation
+        saturation = (
+            None if rails is None else Saturation(rails.level_v, rails.weight, self.config.analog.voltage_per_unit_v)
+        )
         return dsm_loss(
             _score(model),
             x0.to(self.dtype),
@@ -81,6 +84,7 @@ class DiffusionTask(Task):
             noise_limit=noise.limit if noise else 0.2,
             time_power=matching.time_power,
             noise_draws=noise.draws if noise else 1,
+            saturation=saturation,
         )
 
     def validate(self, model: nn.Module) -> dict[str, float]:

@@ -47,22 +47,26 @@ def flow_2d_metrics(
 ) -> dict[str, Any]:
     """Held-out NLL in nats of ``data`` (N, 2), and a plot of data, samples and the model density.
 
-    As many model samples as data points are drawn from base points seeded by ``seed``.
+    As many model samples as data points are drawn from base points seeded by ``seed`` (drawn on the CPU, so
+    that the samples do not depend on the flow's device). The solves run where the flow's parameters are; the
+    results come back to the CPU for the statistics and the plot.
     """
-    dtype = next(flow.parameters()).dtype
-    data = data.to(dtype)
+    first = next(flow.parameters())
+    dtype, where = first.dtype, first.device
+    data = data.to(dtype=dtype, device="cpu")
     num_samples = len(data)
     start = time.perf_counter()
     with torch.no_grad():
-        log_p, nfe = _batched(flow, flow.log_prob, data, batch, "log p(x)", progress)
+        log_p, nfe = _batched(flow, flow.log_prob, data.to(where), batch, "log p(x)", progress)
         base = torch.Generator().manual_seed(draw_seed(seed, "base"))
         z = torch.randn(num_samples, flow.dim, generator=base, dtype=dtype)
-        samples, _ = _batched(flow, flow.sample, z, batch, "sampling", progress)
+        samples, _ = _batched(flow, flow.sample, z.to(where), batch, "sampling", progress)
         lo, hi = np.percentile(data.numpy(), [0.5, 99.5], axis=0)
         axes = [np.linspace(a - 0.15 * (b - a), b + 0.15 * (b - a), grid) for a, b in zip(lo, hi, strict=True)]
         xx, yy = np.meshgrid(*axes, indexing="xy")
-        points = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1)).to(dtype)
+        points = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1)).to(dtype=dtype, device=where)
         grid_log_p, _ = _batched(flow, flow.log_prob, points, batch, "density map", progress)
+    log_p, samples, grid_log_p = log_p.cpu(), samples.cpu(), grid_log_p.cpu()
     elapsed = time.perf_counter() - start
     nll = float(-log_p.mean())
     if not math.isfinite(nll):

@@ -42,10 +42,10 @@ class Flow2dTask(FlowTask):
 
     def evaluate(self, model: nn.Module, out_dir: Path, progress: bool = False) -> dict[str, Any]:
         data = self.config.data
-        flow: Flow = model.cpu()  # type: ignore[assignment]
+        flow: Flow = model  # type: ignore[assignment]
         metrics = flow_2d_metrics(
             flow,
-            self.test_data()[0].cpu(),
+            self.test_data()[0],
             out_dir / "samples.png",
             data.name,
             seed=split_seed(self.config.seed, "noise"),

@@ -63,6 +63,14 @@ class RunResult:
     metrics: dict[str, Any]
 
 
+def _to_host(loss: Tensor | None, norm: Tensor | None) -> tuple[float, float]:
+    """The step's loss and gradient norm as floats (NaN where absent), in one device-to-host copy: the NaN policy
+    decides on them before the optimiser steps, so a step needs them, but a GPU then waits once, not twice."""
+    present = [x.detach().reshape(()).double() for x in (loss, norm) if x is not None]
+    values = iter(torch.stack(present).tolist() if present else [])
+    return (math.nan if loss is None else next(values)), (math.nan if norm is None else next(values))
+
+
 class Trainer:
     """One training run in one process (of possibly several under DDP)."""
 
@@ -196,17 +204,18 @@ class Trainer:
         generator = step_generator(self.config.seed, self.cluster.rank, self.step)
         batch = self.task.batch(None if indices is None else indices.to(self.cluster.device), generator)
         self.optimizer.zero_grad(set_to_none=True)
+        loss: Tensor | None
         try:
             with self._die():  # forward and backward see the same die
                 loss = self.objective(batch, generator)
                 loss.backward()
-            value = float(loss.detach())
         except (SolverError, AssertionError):  # the backward (adjoint) solve blew up; torchdiffeq's asserts
-            value = math.nan
+            loss = None
         clip = self.train_cfg.grad_clip or math.inf
         params = [p for p in self.model.parameters() if p.grad is not None]
-        norm = float(torch.nn.utils.clip_grad_norm_(params, clip)) if params else math.nan
-        bad = any_rank(not (math.isfinite(value) and math.isfinite(norm)), self.cluster)
+        norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else None
+        value, norm_value = _to_host(loss, norm)
+        bad = any_rank(not (math.isfinite(value) and math.isfinite(norm_value)), self.cluster)
         if bad:
             self._non_finite(value)
         else:
@@ -217,7 +226,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.step += 1
-        return value, norm, bad
+        return value, norm_value, bad
 
     def _non_finite(self, value: float) -> None:
         self.consecutive_nan += 1

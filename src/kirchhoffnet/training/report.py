@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,31 @@ def _stderr_keys(key: str) -> tuple[str, str]:
     return f"{key}_stderr", f"{key.split('_')[0]}_stderr"
 
 
+def _number(metric: str, value: float, digits: int = 4) -> str:
+    return f"{100 * value:.2f} %" if metric == "accuracy" else f"{value:.{digits}g}"
+
+
 def _value(row: dict[str, Any]) -> str:
     if row["value"] is None:  # a non-finite metric is written as null
         return "n/a"
-    value = f"{100 * row['value']:.2f} %" if row["metric"] == "accuracy" else f"{row['value']:.4g}"
+    value = _number(row["metric"], row["value"])
     return value if row["stderr"] is None else f"{value} ± {row['stderr']:.2g}"
+
+
+def _cell(runs: list[dict[str, Any]]) -> str:
+    """One run's value, or for several runs of one config (seeds) their mean ± sample standard deviation and n:
+    a table cell must not show one run of several as if it were the config's result."""
+    params = f"{runs[0]['num_params']:,} p."
+    if len(runs) == 1:
+        return f"{_value(runs[0])} ({params})"
+    values = [r["value"] for r in runs if r["value"] is not None]
+    failed = f", {len(runs) - len(values)} n/a" if len(values) < len(runs) else ""
+    if not values:
+        return f"n/a (n = {len(runs)}, {params})"
+    metric = runs[0]["metric"]
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    mean = _number(metric, statistics.fmean(values))
+    return f"{mean} ± {_number(metric, spread, 2)} (n = {len(values)}{failed}, {params})"
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -116,12 +137,16 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     names = list(dict.fromkeys(r["name"] for r in rows))
     data = list(dict.fromkeys(r["data"] for r in rows))
     if len(names) > 1 and len(data) < len(rows):
-        cell = {(r["data"], r["name"]): f"{_value(r)} ({r['num_params']:,} p.)" for r in rows}
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault((r["data"], r["name"]), []).append(r)
         metric = _LABELS.get(rows[0]["metric"], rows[0]["metric"])
-        lines += ["", f"{metric}, parameters in brackets:", "", "| data | " + " | ".join(names) + " |"]
-        lines.append("|---" * (len(names) + 1) + "|")
+        lines += ["", f"{metric} (several runs of a config: mean ± std, n runs), parameters in brackets:", ""]
+        lines += ["| data | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for d in data:
-            lines.append(f"| {d} | " + " | ".join(cell.get((d, n), "–") for n in names) + " |")
+            lines.append(
+                f"| {d} | " + " | ".join(_cell(groups[d, n]) if (d, n) in groups else "–" for n in names) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,235 @@
+"""kirchhoffnet against the JAX/diffrax peer (benchmarks/jax_peer.py), with the machine's limits, in one run.
+
+1. The machine's limits at 1 thread: memory and in-cache copy bandwidth, matmul throughput.
+2. One CNF training step on the original twomoon checkpoint (batch 512, dopri5 at 1e-4, 1 thread):
+   kirchhoffnet with backprop through torchdiffeq, with its adjoint and with its fused solver
+   (``integrator="fused"``, backprop), against JAX + diffrax
+   (jit, backprop through the solver); the forward NLLs must agree to the solver tolerance first.
+3. MNIST inference at batch 250 (the original checkpoint's topology; its parameters with --original,
+   else random ShiftRelu1 parameters): images per second of both, identical predictions required;
+   one right-hand side of each, and kirchhoffnet's as a share of the in-cache limit.
+4. kirchhoffnet at 1 and 2 torch threads (the fused kernel follows torch's count) on the CNF step and the
+   MNIST right-hand side.
+
+Times are medians of interleaved repeats after a warm-up (JAX's compilation excluded). JAX runs on one
+XLA thread unless XLA_FLAGS says otherwise. Without JAX the peer is skipped with one line.
+
+    OMP_NUM_THREADS=1 python benchmarks/jax_comparison.py [--repeats 5] [--mnist DIR] [--original DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import kirchhoffnet as kn
+from common import Limits, interleaved, machine, machine_limits
+from kirchhoffnet.data import read_idx, sample_toy
+from mnist_classification import MNIST, _random_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TWOMOON = ROOT / "data" / "original" / "twomoon"
+BYTES_PER_EDGE_COLUMN = 16
+"""What a fused right-hand side must move per edge and batch column, float32: the two terminal voltages
+read and the two node sums written (the floor the issue's cache limit is stated with)."""
+
+
+def _peer_missing() -> str | None:
+    for module in ("jax", "diffrax"):
+        if importlib.util.find_spec(module) is None:
+            return f"JAX/diffrax peer skipped: {module} is not installed (pip install -e '.[bench]', or make bench)"
+    return None
+
+
+def _median_ms(times: list[float]) -> float:
+    return statistics.median(times) * 1e3
+
+
+def cnf_step(repeats: int, peer: Any) -> None:
+    """The CNF training step: kirchhoffnet (backprop and adjoint) and the peer, interleaved."""
+    x = torch.from_numpy(sample_toy("twomoon", 512, seed=0)).float()
+    models = {}
+    for name, gradient, integrator in (
+        ("backprop", kn.Backprop(), "torchdiffeq"),
+        ("adjoint", kn.Adjoint(), "torchdiffeq"),
+        ("fused solver", kn.Backprop(), "fused"),
+    ):
+        model = kn.compat.load_original(TWOMOON).train()
+        model.gradient, model.solver = gradient, dataclasses.replace(model.solver, integrator=integrator)
+        models[name] = model
+    nfe: dict[str, str] = {}
+
+    def ours(model: kn.Flow, name: str) -> Any:
+        def run() -> None:
+            model.zero_grad()
+            (-model.log_prob(x).mean()).backward()
+            assert model.stats is not None
+            nfe[name] = f"{sum(model.stats.nfe)} forward + {sum(model.stats.nfe_backward)} backward"
+
+        return run
+
+    candidates = {f"kirchhoffnet, {name}": ours(model, name) for name, model in models.items()}
+    with torch.no_grad():
+        ours_nll = float(-models["backprop"].log_prob(x).mean())
+    if peer is not None:
+        flow_peer = peer.FlowPeer(models["backprop"])
+        x_peer = x.numpy()
+        peer_nll, steps = flow_peer.loss(flow_peer.coeffs, x_peer)
+        gap = abs(float(peer_nll) - ours_nll)
+        print(f"forward NLL: kirchhoffnet {ours_nll:.6f}, JAX/diffrax {float(peer_nll):.6f}, |difference| {gap:.1e}")
+        if gap > models["backprop"].solver.rtol:  # both solve the same ODE to this tolerance
+            raise SystemExit("the JAX peer and kirchhoffnet disagree on the NLL beyond the solver tolerance")
+        evaluations = [1 + 6 * int(s) for s in np.asarray(steps)]  # dopri5 reuses its last stage (FSAL)
+        nfe["JAX"] = f"{sum(evaluations)} forward ({int(np.asarray(steps).sum())} steps)"
+        candidates["JAX/diffrax, backprop"] = lambda: flow_peer.step(x_peer)
+    times = interleaved(candidates, repeats)
+    print(f"\nCNF training step, original twomoon checkpoint, batch 512, dopri5 rtol=atol=1e-4 — {machine()}")
+    _table(times, "JAX/diffrax, backprop" if peer is not None else None)
+    for name, line in nfe.items():
+        print(f"  NFE {name}: {line}")
+
+
+def _table(times: dict[str, list[float]], peer: str | None, unit: str = "ms per step", per: float = 1.0) -> None:
+    """Median (and min) per candidate, and each one's time over the peer's (below 1: kirchhoffnet is faster)."""
+    for name, values in times.items():
+        ratio = f"   ours / peer time {_median_ms(values) / _median_ms(times[peer]):.2f}" if peer else ""
+        print(f"  {name:34s} median {_median_ms(values) / per:9.2f}  min {min(values) * 1e3 / per:9.2f} {unit}{ratio}")
+
+
+def mnist(args: argparse.Namespace, peer: Any, limits: Limits) -> None:
+    """MNIST inference at batch 250 and one right-hand side: kirchhoffnet and the peer."""
+    model = kn.compat.load_original(args.original) if args.original else _random_model()
+    source = "original checkpoint" if args.original else "RANDOM ShiftRelu1 parameters on its topology"
+    try:
+        images = torch.from_numpy(read_idx(args.mnist / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0)
+        images = images[: args.batch].float()
+    except (OSError, kn.errors.KirchhoffError):
+        print(f"(no MNIST test set in {args.mnist}: uniform random images instead)")
+        images = torch.rand(args.batch, 784)
+    state = model.circuit.input_state(images)
+    results: dict[str, np.ndarray] = {}
+
+    def ours() -> None:
+        with torch.no_grad():
+            results["ours"] = model(images).argmax(1).numpy()
+
+    candidates: dict[str, Any] = {"kirchhoffnet": ours}
+    piece = model.circuit.slice(0)
+    v = state.contiguous()
+    rhs: dict[str, Any] = {path: (lambda path=path: piece.field(v, path)) for path in ("affine", "fused")}
+    if peer is not None:
+        network_peer = peer.NetworkPeer(model)
+        state_peer, readout = state.numpy(), model.readout
+
+        def theirs() -> None:
+            final, steps = network_peer(state_peer)
+            results["peer"] = readout(torch.from_numpy(final)).argmax(1).numpy()
+            results["peer steps"] = steps
+
+        candidates["JAX/diffrax"] = theirs
+        rhs["JAX/diffrax"] = lambda: network_peer.rhs(network_peer.coeffs[0], state_peer).block_until_ready()
+    times = interleaved(candidates, args.repeats)
+    print(f"\nMNIST inference, batch {args.batch}, {source}, dopri5 at 1e-3 — {machine()}")
+    for name, values in times.items():
+        rate = args.batch / statistics.median(values)
+        ratio = (
+            f"   ours / peer time {_median_ms(times['kirchhoffnet']) / _median_ms(values):.2f}"
+            if name != "kirchhoffnet"
+            else ""
+        )
+        print(f"  {name:34s} {rate:9.1f} images/s (median of {args.repeats}){ratio}")
+    assert model.stats is not None
+    print(f"  NFE kirchhoffnet: {model.stats.nfe}", end="")
+    if peer is not None:
+        same = bool((results["ours"] == results["peer"]).all())
+        steps = [1 + 6 * int(s) for s in results["peer steps"]]
+        print(f"; JAX/diffrax: {steps} (1 + 6 × steps); identical predictions: {same}")
+        if not same:
+            raise SystemExit("kirchhoffnet and the JAX peer predict differently")
+    else:
+        print()
+    with torch.no_grad():
+        rhs_times = interleaved(rhs, args.repeats)
+    floor_ms = piece.num_edges * args.batch * BYTES_PER_EDGE_COLUMN / (limits.cache_gbs * 1e9) * 1e3
+    print(
+        f"  one right-hand side ({piece.num_edges} edges, batch {args.batch}); the in-cache floor is {floor_ms:.2f} ms"
+    )
+    for name, values in rhs_times.items():
+        print(
+            f"  {name:34s} median {_median_ms(values):8.2f} ms  min {min(values) * 1e3:8.2f} ms  "
+            f"= {100 * floor_ms / _median_ms(values):5.1f} % of the cache limit"
+        )
+
+
+def threads(args: argparse.Namespace) -> None:
+    """kirchhoffnet's CNF step (backprop) and MNIST right-hand side (the fused kernel) at 1 and 2 torch threads
+    (the fused kernel follows torch's count), interleaved."""
+    flow = kn.compat.load_original(TWOMOON).train()
+    x = torch.from_numpy(sample_toy("twomoon", 512, seed=0)).float()
+    network = kn.compat.load_original(args.original) if args.original else _random_model()
+    piece = network.circuit.slice(0)
+    v = torch.rand(piece.num_state, args.batch)
+
+    def at(count: int, fn: Any) -> Any:
+        def run() -> None:
+            torch.set_num_threads(count)
+            fn()
+
+        return run
+
+    def step() -> None:
+        flow.zero_grad()
+        (-flow.log_prob(x).mean()).backward()
+
+    def rhs() -> None:
+        with torch.no_grad():
+            piece.field(v)
+
+    candidates = {
+        f"{what}, {count} thread(s)": at(count, fn)
+        for what, fn in (("CNF step", step), ("MNIST RHS", rhs))
+        for count in (1, 2)
+    }
+    times = interleaved(candidates, args.repeats)
+    torch.set_num_threads(1)
+    print(f"\nkirchhoffnet at 1 and 2 torch threads ({os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f})")
+    for name, values in times.items():
+        print(f"  {name:44s} median {_median_ms(values):9.2f} ms  min {min(values) * 1e3:9.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=250, help="MNIST images per batch")
+    parser.add_argument("--mnist", type=Path, default=MNIST, help="directory of the MNIST test set (IDX files)")
+    parser.add_argument("--original", type=Path, help="the original code's results/mnist directory")
+    parser.add_argument("--skip-threads", action="store_true", help="leave out the 1-vs-2-thread comparison")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    why = _peer_missing()
+    if why is None:
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        import jax_peer as peer
+    else:
+        print(why)
+        peer = None
+    limits = machine_limits()
+    print(limits.line())
+    cnf_step(args.repeats, peer)
+    mnist(args, peer, limits)
+    if not args.skip_threads:
+        threads(args)
+
+
+if __name__ == "__main__":
+    main()
