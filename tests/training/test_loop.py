@@ -70,8 +70,8 @@ def test_gradient_clipping_bounds_the_gradient_norm(tmp_path):
     result_model: list = []
     original = Objective.__init__
 
-    def keep(self, task, model):  # capture the model being trained
-        original(self, task, model)
+    def keep(self, task, model, rails=None):  # capture the model being trained
+        original(self, task, model, rails)
         result_model.append(model)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -174,8 +174,8 @@ def test_early_stopping_restores_the_best_parameters(tmp_path, monkeypatch):
     holder: list = []
     original = Objective.__init__
 
-    def keep(self, task, model):
-        original(self, task, model)
+    def keep(self, task, model, rails=None):
+        original(self, task, model, rails)
         holder.append(model)
 
     def snapshot(info: dict) -> None:

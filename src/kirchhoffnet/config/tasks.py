@@ -7,6 +7,7 @@ fails before any data is read or any parameter is built.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -47,6 +48,21 @@ class EarlyStoppingConfig(Section):
     restore_best: bool = Field(True, description="Keep the parameters of the best validation, not the last.")
 
 
+class RailsConfig(Section):
+    """Supply rails as a training penalty: a circuit built from transistors cannot take its nodes past
+    its supply, so excursions are penalised where the solve reports voltages (every slice's two ends)."""
+
+    low: float = Field(description="Lower rail in V.")
+    high: float = Field(description="Upper rail in V.")
+    weight: float = Field(1.0, gt=0, description="Weight of the penalty against the task's loss (per V²).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RailsConfig:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"rails: low must be below high, both finite, got low {self.low}, high {self.high}")
+        return self
+
+
 class TrainConfig(Section):
     """Optimisation: AdamW, schedule, clipping, validation, checkpoints, NaN policy."""
 
@@ -74,6 +90,12 @@ class TrainConfig(Section):
         lt=1,
         description="Keep an exponential moving average of the parameters with this decay; validation, the best "
         "model and the saved model use the average (diffusion: 0.999); null: off.",
+    )
+
+    rails: RailsConfig | None = Field(
+        None,
+        description="Keep node voltages within supply rails: the loss adds weight × the squared excursion below "
+        "low or above high, summed over nodes at every slice's ends, averaged over the batch; null: off.",
     )
 
     @model_validator(mode="after")

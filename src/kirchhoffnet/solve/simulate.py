@@ -291,7 +291,8 @@ def _integrate(
     solver = resolve_solver(solver)
     gradient = check_gradient(gradient)
     if torch.compiler.is_compiling():
-        traced = _traced_integrate(circuit, x, solver, gradient, reverse or divergence or points != 2)
+        beyond_forward = reverse or divergence or points != 2 or on_slice is not None
+        traced = _traced_integrate(circuit, x, solver, gradient, beyond_forward)
         if traced is not None:
             return traced
     return _eager_integrate(circuit, x, solver, gradient, reverse, divergence, points, on_slice)
@@ -365,8 +366,8 @@ def _eager_integrate(
         state = circuit.resize(state, piece.num_state)
         y0 = torch.cat([state, log_det.unsqueeze(0)]) if log_det is not None else state
         ys = _solve_slice(piece, k, y0, span, solver, gradient, divergence, counters[k], points)
-        if on_slice is not None:
-            on_slice(k, torch.linspace(span[0], span[1], points, dtype=torch.float64), ys)
+        if on_slice is not None:  # voltages only, without the log-density row
+            on_slice(k, torch.linspace(span[0], span[1], points, dtype=torch.float64), ys[:, :-1] if divergence else ys)
         if log_det is not None:
             state, log_det = ys[-1, :-1], ys[-1, -1]
         else:
@@ -394,6 +395,7 @@ def simulate(
     solver: Solver | str | dict[str, Any] | None = None,
     gradient: GradientMethod = DEFAULT_GRADIENT,
     reverse: bool = False,
+    on_slice: Callable[[int, Tensor, Any], None] | None = None,
 ) -> tuple[Tensor, SolveStats]:
     """Run the circuit: inputs as initial voltages, outputs as the voltages at the last time.
 
@@ -404,6 +406,8 @@ def simulate(
         gradient: [`Backprop`][kirchhoffnet.solve.Backprop] (through the solver's steps; the default everywhere, see
             `kirchhoffnet.solve.gradient`) or `Adjoint` (memory independent of the steps).
         reverse: integrate from the last time back to the first (flows' inverse).
+        on_slice: called after each slice with ``(k, t, v)``: its index, its start and end times and
+            the (2, N_k, B) voltages there (the rails penalty reads them).
 
     Returns:
         ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and
@@ -413,7 +417,7 @@ def simulate(
         SolverError: step-size underflow, too many steps, or NaN/inf voltages, naming the slice
             and the time reached.
     """
-    v, _, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=False)
+    v, _, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=False, on_slice=on_slice)
     return v, stats
 
 
@@ -424,6 +428,7 @@ def simulate_log_density(
     solver: Solver | str | dict[str, Any] | None = None,
     gradient: GradientMethod = DEFAULT_GRADIENT,
     reverse: bool = False,
+    on_slice: Callable[[int, Tensor, Any], None] | None = None,
 ) -> tuple[Tensor, Tensor, SolveStats]:
     """Integrate the voltages together with the exact divergence (the CNF change of variables).
 
@@ -434,7 +439,7 @@ def simulate_log_density(
         circuit's whole time span along the path, so ``log p_T(v_T) = log p_0(v_0) − trace_integral``
         whichever way the path was integrated.
     """
-    v, log_det, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=True)
+    v, log_det, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=True, on_slice=on_slice)
     return v, log_det, stats  # type: ignore[return-value]
 
 

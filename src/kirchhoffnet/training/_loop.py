@@ -96,7 +96,7 @@ class Trainer:
         )
         self.task.prepare()
         self.model = self.task.build_model().to(device=cluster.device, dtype=DTYPES[config.dtype])
-        self.objective = wrap(Objective(self.task, self.model), cluster)
+        self.objective = wrap(Objective(self.task, self.model, self.train_cfg.rails), cluster)
         self.aware = self._hardware_aware()
         decay = self.train_cfg.ema_decay
         self.average = None if decay is None else WeightAverage(self.model, decay)

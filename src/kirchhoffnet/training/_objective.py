@@ -10,23 +10,39 @@ import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.config import TrainConfig
-from kirchhoffnet.errors import SolverError
+from kirchhoffnet.config.tasks import RailsConfig
+from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.tasks import Task
 
 
 class Objective(nn.Module):
-    """The task's loss as a module, so that DDP can wrap it (DDP syncs gradients of ``forward``)."""
+    """The task's loss as a module, so that DDP can wrap it (DDP syncs gradients of ``forward``), plus
+    the rails penalty where ``train.rails`` asks for one."""
 
-    def __init__(self, task: Task, model: nn.Module) -> None:
+    def __init__(self, task: Task, model: nn.Module, rails: RailsConfig | None = None) -> None:
         super().__init__()
+        if rails is not None and not hasattr(model, "slice_voltages"):
+            raise ConfigError(f"train.rails: a {type(model).__name__} has no node voltages to keep within rails")
         self.task = task
         self.model = model
+        self.rails = rails
 
     def forward(self, batch: Any, generator: torch.Generator) -> Tensor:
         try:
-            return self.task.loss(self.model, batch, generator)
+            loss = self.task.loss(self.model, batch, generator)
         except SolverError:  # a blown-up solve is a non-finite loss; train.on_nan decides
             return sum(p.sum() for p in self.model.parameters()) * math.nan  # type: ignore[return-value]
+        if self.rails is None:
+            return loss
+        excursion = rail_excursion(self.model.slice_voltages, self.rails.low, self.rails.high)  # type: ignore[arg-type]
+        return loss + self.rails.weight * excursion
+
+
+def rail_excursion(slice_voltages: list[Tensor], low: float, high: float) -> Tensor:
+    """Squared excursion beyond the rails, summed over nodes and the slices' ends, averaged over the
+    batch: zero exactly when every reported voltage is within ``[low, high]``."""
+    total = sum(((low - v).clamp(min=0) ** 2 + (v - high).clamp(min=0) ** 2).sum((0, 1)) for v in slice_voltages)
+    return total.mean()  # type: ignore[union-attr]
 
 
 def make_scheduler(

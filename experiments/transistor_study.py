@@ -1,0 +1,74 @@
+"""Before/after at transistor level: a twomoon flow trained on the ideal MOS law (MosRelu) and the same
+circuit trained on the BSIM4 45 nm transistor's tabulated I-V (TransistorTable), both then simulated
+whole in ngspice with BSIM4 transistors (`kirchhoffnet spice verify RUN --metric --transistors`).
+
+Trains configs/flow2d/twomoon_mosrelu.yaml and twomoon_bsim4.yaml into ``--out`` (a finished run is
+kept, an interrupted one resumed), runs both through ngspice on ``--samples`` base points and prints a
+Markdown table: error per slice as % of the node-voltage swing, sample distance and energy distance both
+sides, ngspice's node range against the rails, supply energy. The JSON reports go next to the runs.
+
+Usage:
+    PYTHONPATH=src OMP_NUM_THREADS=1 python experiments/transistor_study.py --out runs/transistor-study --samples 16
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common import CONFIGS, parser, train_unless_finished
+from kirchhoffnet.spice import SpiceOptions, load_card
+from kirchhoffnet.spice.mos import MosTechnology, TransistorRelu, table_transistors
+from kirchhoffnet.training.hw import open_saved
+from kirchhoffnet.training.spice_metric import spice_metric
+
+CARD = "bsim4_45nm"
+STUDY = (("before: ideal law (MosRelu)", "twomoon_mosrelu"), ("after: BSIM4 table (TransistorTable)", "twomoon_bsim4"))
+FAST = SpiceOptions(reltol=1e-6, max_step_fraction=2e-2, points=21)  # the tests' settings; see docs/spice.md
+
+
+def realisation(run_dir: Path) -> Any:
+    """BSIM4 transistors for either model: the table's own card, or the card fitted to MosRelu's law."""
+    model = open_saved(run_dir).model
+    card = load_card(CARD)
+    return table_transistors(model, CARD) or TransistorRelu(MosTechnology(card.text, card.model_name))
+
+
+def row(label: str, report: dict[str, Any]) -> str:
+    errors = " / ".join(f"{s['error_percent_of_swing']:.3g}" for s in report["slices"])
+    rails = report["rails_v"]
+    return (
+        f"| {label} | {errors} | {report['max_abs_error_v']:.3g} | {report['max_sample_distance']:.3g} | "
+        f"{report.get('energy_distance_ngspice', float('nan')):.4g} / "
+        f"{report.get('energy_distance_kirchhoffnet', float('nan')):.4g} | "
+        f"{report['ngspice_min_v']:.3g} … {report['ngspice_max_v']:.3g} (rails {rails[0]:g}–{rails[1]:g}: "
+        f"{'within' if report['within_rails'] else 'outside'}) | {report['supply_energy_j_per_input']:.3g} |"
+    )
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0], "runs/transistor-study")
+    args.add_argument("--samples", type=int, default=16, help="base points simulated in ngspice (16)")
+    args.add_argument("--jobs", type=int, default=1, help="ngspice processes at once (1)")
+    opts = args.parse_args()
+    supply = load_card(CARD).supply_v
+    lines = [
+        "| run | error per slice, % of swing | max \\|Δv\\| (V) | max sample distance | "
+        "energy distance ngspice / kirchhoffnet | ngspice node range (V) | supply energy (J/input) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, name in STUDY:
+        run_dir = opts.out / name
+        train_unless_finished(CONFIGS / "flow2d" / f"{name}.yaml", opts.overrides, run_dir)
+        report, _ = spice_metric(
+            run_dir, opts.samples, options=FAST, realisation=realisation(run_dir), rails=(0.0, supply), jobs=opts.jobs
+        )
+        (opts.out / f"{name}_spice.json").write_text(json.dumps(report, indent=1, default=str))
+        nll = json.loads((run_dir / "metrics.json").read_text())["test"]["nll_nats"]
+        lines.append(row(f"{label}, held-out NLL {nll:.3f}", report))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""train.rails: the penalty keeps a trained circuit's node voltages within the supply rails."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kirchhoffnet as kn
+from kirchhoffnet.config import parse_config
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.tasks import make_task
+from kirchhoffnet.training._objective import rail_excursion
+
+from .helpers import tiny_regression
+
+RAILS = (-2.0, 2.0)  # the standardised friedman inputs lie within ±1.9 V, so the rails can hold every node
+TWO_SLICES = ("train.epochs=10", "circuit.times=[0.0, 0.5, 1.0]", "circuit.slices=2")
+
+
+def _node_range(rails: str | None, tmp_path: object) -> tuple[float, float, float]:
+    """Train the tiny regression with or without the penalty; its test inputs' node voltages at every
+    slice end: (lowest, highest, penalty at RAILS)."""
+    config = tiny_regression(*TWO_SLICES, *([f"train.rails={rails}"] if rails else []))
+    model = kn.train(config, f"{tmp_path}/{'rails' if rails else 'free'}", progress=False).model
+    task = make_task(config, torch.device("cpu"), torch.float32, None, False, None)
+    task.prepare()
+    with torch.no_grad():
+        model(task.test_data()[0])
+    voltages = torch.cat([v.flatten() for v in model.slice_voltages])
+    return float(voltages.min()), float(voltages.max()), float(rail_excursion(model.slice_voltages, *RAILS))
+
+
+def test_rails_penalty_keeps_nodes_within_the_supply(tmp_path: object) -> None:
+    free_low, free_high, free_excursion = _node_range(None, tmp_path)
+    low, high, excursion = _node_range(f"{{low: {RAILS[0]}, high: {RAILS[1]}, weight: 10}}", tmp_path)
+    assert free_low < RAILS[0] - 0.3 or free_high > RAILS[1] + 0.3  # without it the hidden nodes leave the rails
+    assert free_excursion > 0.1
+    assert RAILS[0] - 0.05 <= low and high <= RAILS[1] + 0.05, (low, high)
+    assert excursion < 1e-3 * free_excursion
+
+
+def test_rail_excursion_is_the_squared_distance_outside() -> None:
+    ends = torch.tensor([[[-3.0, 0.0]], [[0.5, 4.0]]])  # (2 ends, 1 node, 2 samples)
+    # sample 0: (−3 − (−2))² = 1; sample 1: (4 − 2)² = 4; mean over the batch 2.5
+    assert float(rail_excursion([ends], -2.0, 2.0)) == pytest.approx(2.5)
+    assert float(rail_excursion([ends.clamp(-2, 2)], -2.0, 2.0)) == 0.0
+
+
+def test_rails_must_be_ordered_and_need_a_circuit(tmp_path: object) -> None:
+    with pytest.raises(ValueError, match="low must be below high"):
+        tiny_regression("train.rails={low: 1, high: 0}")
+    config = parse_config(
+        {
+            "task": "regression",
+            "data": {"name": "friedman", "n_samples": 50, "n_features": 5},
+            "baseline": {"hidden": [4]},
+            "train": {"epochs": 1, "batch_size": 16, "lr": 1e-2, "rails": {"low": 0, "high": 1}},
+        }
+    )
+    with pytest.raises(ConfigError, match="no node voltages"):
+        kn.train(config, f"{tmp_path}/mlp", progress=False)
