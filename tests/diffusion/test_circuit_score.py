@@ -275,7 +275,7 @@ def test_sampler_and_model_errors():
         model.sharpened(1.0, 1.25)
     with pytest.raises(DataError, match="unconditional but labels were given"):
         model.score(torch.zeros(2, 2), torch.tensor(0.5), torch.zeros(2, dtype=torch.long))
-    with pytest.raises(ConfigError, match="noise-aware training perturbs crossbar weights"):
+    with pytest.raises(ConfigError, match=r"noise_aware acts on the crossbar network; the circuit score model has"):
         dsm_loss(model, torch.zeros(4, 2), None, torch.Generator(), noise_std=0.1)
 
 

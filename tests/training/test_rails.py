@@ -24,10 +24,10 @@ def _node_range(rails: str | None, tmp_path: object) -> tuple[float, float, floa
     model = kn.train(config, f"{tmp_path}/{'rails' if rails else 'free'}", progress=False).model
     task = make_task(config, torch.device("cpu"), torch.float32, None, False, None)
     task.prepare()
-    with torch.no_grad():
+    with torch.no_grad(), kn.solve.recording_slice_ends() as ends:
         model(task.test_data()[0])
-    voltages = torch.cat([v.flatten() for v in model.slice_voltages])
-    return float(voltages.min()), float(voltages.max()), float(rail_excursion(model.slice_voltages, *RAILS))
+    voltages = torch.cat([v.flatten() for v in ends])
+    return float(voltages.min()), float(voltages.max()), float(rail_excursion(ends, *RAILS))
 
 
 def test_rails_penalty_keeps_nodes_within_the_supply(tmp_path: object) -> None:
@@ -59,3 +59,19 @@ def test_rails_must_be_ordered_and_need_a_circuit(tmp_path: object) -> None:
     )
     with pytest.raises(ConfigError, match="no node voltages"):
         kn.train(config, f"{tmp_path}/mlp", progress=False)
+
+
+def test_slice_ends_are_recorded_inside_the_block_only_and_models_keep_no_graph() -> None:
+    """The penalty reads the solves' slice ends from a recording block, not from model state: a model
+    stays deep-copyable after a differentiable forward (a die copy in hardware analysis does that)."""
+    import copy
+
+    circuit = kn.Circuit(kn.topology.fully_connect(3), "ShiftTanh2", slices=2, times=(0.0, 0.5, 1.0))
+    net = kn.Network(circuit)
+    x = torch.randn(4, 2)  # nodes 1 and 2 (node 0 is ground)
+    with kn.solve.recording_slice_ends() as ends:
+        net(x)
+    assert [tuple(v.shape) for v in ends] == [(2, 2, 4), (2, 2, 4)] and ends[0].requires_grad
+    net(x)
+    assert len(ends) == 2  # nothing recorded once the block has ended
+    copy.deepcopy(net)

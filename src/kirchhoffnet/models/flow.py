@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,13 +42,10 @@ class Flow(nn.Module):
     Attributes:
         stats: what the last solve (``log_prob``, ``inverse``, ``sample``, ...) cost; ``None``
             before the first. Its backward counts grow when that solve's graph is differentiated.
-        slice_voltages: the last solve's node voltages at each slice's two ends, (2, N_k, B) per slice
-            in the order solved, in that solve's graph (the training rails penalty reads them).
     """
 
     dim: int
     stats: SolveStats | None
-    slice_voltages: list[Tensor]
 
     def __init__(
         self,
@@ -68,12 +64,11 @@ class Flow(nn.Module):
         self.gradient = check_gradient(gradient)
         self.dim = widths.pop()
         self.stats = None
-        self.slice_voltages = []
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-density (N,) in nats of data points ``x`` (N, d); differentiable in the parameters."""
         z, trace_integral, self.stats = simulate_log_density(
-            self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True, on_slice=self._keep_voltages()
+            self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True
         )
         return standard_normal_log_prob(z) - trace_integral
 
@@ -82,30 +77,22 @@ class Flow(nn.Module):
 
     def inverse(self, x: Tensor) -> Tensor:
         """Data points → base space (integrating backwards in time)."""
-        z, self.stats = simulate(
-            self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True, on_slice=self._keep_voltages()
-        )
+        z, self.stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient, reverse=True)
         return z
 
     def sample(self, z: Tensor | int, generator: torch.Generator | None = None) -> Tensor:
         """Map base points ``z`` (N, d) to data space, or draw ``z`` ~ N(0, I) first if given a count."""
         z = self._base_points(z, generator)
-        x, self.stats = simulate(
-            self.circuit, z, solver=self.solver, gradient=self.gradient, on_slice=self._keep_voltages()
-        )
+        x, self.stats = simulate(self.circuit, z, solver=self.solver, gradient=self.gradient)
         return x
 
     def sample_with_log_prob(self, z: Tensor | int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Samples and their exact model log-density, in one forward solve (for reverse-KL training)."""
         z = self._base_points(z, generator)
         x, trace_integral, self.stats = simulate_log_density(
-            self.circuit, z, solver=self.solver, gradient=self.gradient, on_slice=self._keep_voltages()
+            self.circuit, z, solver=self.solver, gradient=self.gradient
         )
         return x, standard_normal_log_prob(z) - trace_integral
-
-    def _keep_voltages(self) -> Callable[[int, Tensor, Tensor], None]:
-        self.slice_voltages = []
-        return lambda k, t, v: self.slice_voltages.append(v)
 
     def _base_points(self, z: Tensor | int, generator: torch.Generator | None) -> Tensor:
         if isinstance(z, Tensor):

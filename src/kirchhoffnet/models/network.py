@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from kirchhoffnet.circuit import Circuit
@@ -27,12 +26,9 @@ class Network(nn.Module):
     Attributes:
         stats: what the last forward's solve cost; ``None`` before the first. Its backward counts
             grow when that forward's graph is differentiated.
-        slice_voltages: the last forward's node voltages at each slice's two ends, (2, N_k, B) per
-            slice, in that forward's graph (the training rails penalty reads them).
     """
 
     stats: SolveStats | None
-    slice_voltages: list[Tensor]
 
     def __init__(
         self,
@@ -47,13 +43,9 @@ class Network(nn.Module):
         self.solver = resolve_solver(solver)
         self.gradient = check_gradient(gradient)
         self.stats = None
-        self.slice_voltages = []
 
     def forward(self, x: Tensor) -> Tensor:
-        self.slice_voltages = []
-        # a traced solve (torch.compile / export) keeps no slice voltages: it must stay one graph
-        keep = None if torch.compiler.is_compiling() else lambda k, t, ends: self.slice_voltages.append(ends)
-        v, self.stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient, on_slice=keep)
+        v, self.stats = simulate(self.circuit, x, solver=self.solver, gradient=self.gradient)
         return v if self.readout is None else self.readout(v)
 
     def spec(self) -> dict[str, Any]:

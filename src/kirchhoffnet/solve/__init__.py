@@ -8,7 +8,13 @@ from kirchhoffnet.solve.gradient import (
     GradientMethod,
     gradient_method,
 )
-from kirchhoffnet.solve.simulate import SolveStats, simulate, simulate_log_density, trajectory
+from kirchhoffnet.solve.simulate import (
+    SolveStats,
+    recording_slice_ends,
+    simulate,
+    simulate_log_density,
+    trajectory,
+)
 from kirchhoffnet.solve.solver import ADAPTIVE_METHODS, FIXED_METHODS, Solver, resolve_solver
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "SolveStats",
     "Solver",
     "gradient_method",
+    "recording_slice_ends",
     "resolve_solver",
     "simulate",
     "simulate_log_density",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,6 +280,37 @@ def _check_input(x: Tensor, values: bool = True) -> None:
         raise ConfigError(f"inputs hold NaN or infinite values (first at index {bad})")
 
 
+_slice_ends: ContextVar[list[Tensor] | None] = ContextVar("kirchhoffnet_slice_ends", default=None)
+
+
+@contextmanager
+def recording_slice_ends() -> Iterator[list[Tensor]]:
+    """Collect the (2, N_k, B) slice-end voltages of every solve made inside the block, in their graphs.
+
+    The training rails penalty reads a model's node voltages this way, so that no model keeps tensors
+    holding a graph between calls (which would break ``copy.deepcopy`` and retain memory), and a user's
+    own module holding circuits is covered as well as [`Flow`][kirchhoffnet.Flow] and
+    [`Network`][kirchhoffnet.Network].
+    """
+    ends: list[Tensor] = []
+    token = _slice_ends.set(ends)
+    try:
+        yield ends
+    finally:
+        _slice_ends.reset(token)
+
+
+def _also_recording(
+    on_slice: Callable[[int, Tensor, Any], None] | None, recorded: list[Tensor]
+) -> Callable[[int, Tensor, Any], None]:
+    def hook(k: int, t: Tensor, v: Any) -> None:
+        recorded.append(v)
+        if on_slice is not None:
+            on_slice(k, t, v)
+
+    return hook
+
+
 def _integrate(
     circuit: Circuit,
     x: Tensor,
@@ -290,11 +323,15 @@ def _integrate(
 ) -> tuple[Tensor, Tensor | None, SolveStats]:
     solver = resolve_solver(solver)
     gradient = check_gradient(gradient)
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():  # a traced solve records no slice ends: it stays one graph
         beyond_forward = reverse or divergence or points != 2 or on_slice is not None
         traced = _traced_integrate(circuit, x, solver, gradient, beyond_forward)
         if traced is not None:
             return traced
+    else:
+        recorded = _slice_ends.get()
+        if recorded is not None:
+            on_slice = _also_recording(on_slice, recorded)
     return _eager_integrate(circuit, x, solver, gradient, reverse, divergence, points, on_slice)
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from kirchhoffnet.config import TrainConfig
 from kirchhoffnet.config.tasks import RailsConfig
 from kirchhoffnet.errors import ConfigError, SolverError
+from kirchhoffnet.solve import recording_slice_ends
 from kirchhoffnet.tasks import Task
 
 
@@ -21,21 +22,24 @@ class Objective(nn.Module):
 
     def __init__(self, task: Task, model: nn.Module, rails: RailsConfig | None = None) -> None:
         super().__init__()
-        if rails is not None and not hasattr(model, "slice_voltages"):
-            raise ConfigError(f"train.rails: a {type(model).__name__} has no node voltages to keep within rails")
         self.task = task
         self.model = model
         self.rails = rails
 
     def forward(self, batch: Any, generator: torch.Generator) -> Tensor:
         try:
-            loss = self.task.loss(self.model, batch, generator)
+            with recording_slice_ends() as ends:
+                loss = self.task.loss(self.model, batch, generator)
         except SolverError:  # a blown-up solve is a non-finite loss; train.on_nan decides
             return sum(p.sum() for p in self.model.parameters()) * math.nan  # type: ignore[return-value]
         if self.rails is None:
             return loss
-        excursion = rail_excursion(self.model.slice_voltages, self.rails.low, self.rails.high)  # type: ignore[arg-type]
-        return loss + self.rails.weight * excursion
+        if not ends:
+            raise ConfigError(
+                f"train.rails: the {type(self.model).__name__} model solved no circuit, so it has no node voltages "
+                "to keep within rails; drop train.rails"
+            )
+        return loss + self.rails.weight * rail_excursion(ends, self.rails.low, self.rails.high)
 
 
 def rail_excursion(slice_voltages: list[Tensor], low: float, high: float) -> Tensor:
