@@ -37,8 +37,8 @@ _TINY_WIDTH = 1e-12  # |θ1| below which the polarity sgn θ1 is written as θ1/
 
 # The default table: a level-1 NMOS (V_T = 0.5 V, V_DS = 0.1 V) on 0.05 V knots up to 3.6 V (twice
 # the 1.8 V supply), its transconductance 0 up to V_T, rising linearly over V_DS (saturation), then
-# constant (triode), scaled so that σ(1.8 V) = 1. The spline holds this law exactly, so a bare family
-# name needs no ngspice.
+# constant (triode), scaled so that σ(1.8 V) = 1. The spline holds this law exactly up to its last knot,
+# so a bare family name needs no ngspice.
 _LEVEL1_SLOPES = (0.0,) * 11 + (0.4,) + (0.8,) * 61
 _LEVEL1_SOURCE = {"law": "level 1, V_T = 0.5 V, V_DS = 0.1 V, current unit I_D(V_GS = 1.8 V)"}
 
