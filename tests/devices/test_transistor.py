@@ -83,10 +83,22 @@ def test_current_and_slopes_of_a_measured_shape_match_autograd():
     assert torch.autograd.gradcheck(lambda a, b, q: device.current(a, b, q), (vs, vd, p))
 
 
+def test_past_the_last_knot_the_gate_is_clamped_and_the_current_flat():
+    """A straight line past the table would claim current a transistor does not carry (BSIM4's falls past ~3 V)."""
+    device = _bent_table()
+    top = device.gate_max_v
+    u = torch.tensor([top, top + 0.01, top + 1.0, top + 10.0], dtype=torch.float64)
+    out = device.activation(u, inplace=False)
+    assert float(device.slopes[-1]) > 0  # the table still rises at its last knot: a line past it would too
+    torch.testing.assert_close(out, out[:1].expand(4), rtol=0, atol=0)
+    slope = device.slope(out[1:])
+    assert bool((slope == 0).all()) and bool((device.curvature(out[1:], slope) == 0).all())
+
+
 def test_spice_expression_is_the_table():
     device = _bent_table()
     text = device.spice_activation("u")
-    for value in torch.linspace(-0.5, 2.5, 97, dtype=torch.float64).tolist():
+    for value in torch.linspace(-0.5, 4.5, 161, dtype=torch.float64).tolist():  # past the last knot (3.6 V) too
         got = eval(text, {"__builtins__": {}}, {"max": max, "min": min, "u": value})
         expected = float(device.activation(torch.tensor(value, dtype=torch.float64), inplace=False))
         assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)

@@ -16,6 +16,7 @@ from kirchhoffnet.errors import ConfigError, DeviceError, ToolError
 from kirchhoffnet.spice import SpiceOptions, model_cards, tabulation, verify
 from kirchhoffnet.spice.model_cards import ModelCard, load_card, shipped_cards
 from kirchhoffnet.spice.mos import TableTransistors, level1_card
+from kirchhoffnet.spice.netlist import edge_parameters
 from kirchhoffnet.spice.tabulation import cache_dir, physical_width, tabulate
 
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
@@ -168,6 +169,29 @@ def test_a_bsim4_table_network_built_from_transistors_matches_the_simulator():
     with torch.no_grad():
         gap = (kn.simulate(level1, x)[0] - kn.simulate(circuit, x)[0]).abs().max()
     assert float(gap) > 5 * report.max_abs_error_v  # observed 0.30 V
+
+
+def test_gates_driven_past_the_table_are_clamped_alike_in_the_law_and_the_transistors():
+    """Nodes swinging ±6 V drive gates to ±7 V, far past the table's 2 V: the law and the deck both clamp the gate.
+
+    With the straight line the law had past the last knot, ngspice and kirchhoffnet parted by 0.63 V here."""
+    device = tabulate("bsim4_45nm", knots=33, check_widths=1).device
+    circuit = kn.Circuit(kn.topology.random_graph(4, 8, seed=0), device, slices=1, times=(0.0, 0.5)).to(torch.float64)
+    with torch.no_grad():
+        params = circuit.slices[0].params
+        params[0] = torch.linspace(-1.5, 1.5, params.shape[1]).sign() * 1.5
+        params[1] = 0.8
+    x = torch.tensor([[4.0, -3.0, 2.0]], dtype=torch.float64)
+    with torch.no_grad():
+        (_, nodes), *_ = kn.trajectory(circuit, x, points_per_slice=51)[0]
+        polarity, _, bias, _ = device.coefficients(edge_parameters(circuit.slices[0]))
+    nodes = torch.cat([torch.zeros_like(nodes[..., :1]), nodes], -1)  # node 0 is ground
+    src, dst = circuit.slices[0].edge_index
+    gate = bias + polarity * (nodes[..., src] - nodes[..., dst])
+    assert float(gate.max()) > device.gate_max_v + 3 and float(gate.min()) < -3  # observed 6.8 V and -7.2 V
+    realisation = TableTransistors(load_card("bsim4_45nm"), device)
+    report = verify(circuit, x, options=SpiceOptions(reltol=1e-6, max_step_fraction=1e-2), realisation=realisation)
+    assert report.max_abs_error_v < 1e-3 * report.peak_abs_voltage_v  # observed 2.3 µV of 6.0 V
 
 
 def test_the_realisation_refuses_another_card_and_another_family():

@@ -11,8 +11,12 @@ slope (the transconductance) is piecewise linear, given at the knots, and the cu
 slope's integral. The kernels evaluate σ in place and then ask for σ' and σ'' through σ's value
 alone; on a piece with slope ``s`` at its left knot, value ``y`` there and slope change ``k`` per
 volt, ``σ'² = s² + 2k·(σ − y)`` (d(σ'²)/dσ = 2σ''), so the piece found by searching the knot values
-gives σ' exactly, and σ'' = k. σ is flat (zero) below the first knot, and its last piece continues
-as a straight line past the table.
+gives σ' exactly, and σ'' = k. σ is flat (zero) below the first knot and flat (its last knot's value)
+above the last: the gate is clamped to the table's range ``[0, gate_max]``, in the SPICE subcircuit as
+here. A straight line past the table would claim a current the transistor does not carry: BSIM4's
+drain current peaks near 3 V and falls beyond it (mobility degradation), which no monotone
+extension follows, while the nodes of a trained network can drive ``V_b + pol·Δv`` far past
+``gate_max`` (a twomoon flow's gates reached 5 V with a 1 V supply).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ _TINY_WIDTH = 1e-12  # |θ1| below which the polarity sgn θ1 is written as θ1/
 
 # The default table: a level-1 NMOS (V_T = 0.5 V, V_DS = 0.1 V) on 0.05 V knots up to 3.6 V (twice
 # the 1.8 V supply), its transconductance 0 up to V_T, rising linearly over V_DS (saturation), then
-# constant (triode), scaled so that σ(1.8 V) = 1. The spline holds this law exactly, so a bare family
-# name needs no ngspice.
+# constant (triode), scaled so that σ(1.8 V) = 1. The spline holds this law exactly up to its last knot,
+# so a bare family name needs no ngspice.
 _LEVEL1_SLOPES = (0.0,) * 11 + (0.4,) + (0.8,) * 61
 _LEVEL1_SOURCE = {"law": "level 1, V_T = 0.5 V, V_DS = 0.1 V, current unit I_D(V_GS = 1.8 V)"}
 
@@ -50,8 +54,8 @@ class TransistorTable(AffineActivation):
         slopes: σ'(V_GS) in current units per V at the ``len(slopes)`` uniform knots spanning
             ``[0, gate_max_v]``; non-negative, the first 0 (cut-off). Default: a level-1 NMOS.
         supply_v: the supply voltage, the range of the gate bias.
-        gate_max_v: the table's last knot (default: twice the supply, the largest V_GS that a
-            bias within the supply and a terminal drop within the rails make).
+        gate_max_v: the table's last knot and the gate's upper clamp (default: twice the supply, the
+            largest V_GS that a bias within the supply and a terminal drop within the rails make).
         width_min: the narrowest width, in reference widths.
         width_max: the widest width, in reference widths.
         source: where the table comes from (model card hash, model name, V_DS, L, the reference
@@ -88,7 +92,8 @@ class TransistorTable(AffineActivation):
         self.source = dict(_LEVEL1_SOURCE if source is None and slopes is None else source or {})
         self.step_v = self.gate_max_v / (len(values) - 1)
         # Per piece j (left knot j): slope s_j, slope change k_j per V, value y_j; the last piece
-        # (past the table) is the straight line continuing the table.
+        # (past the table, where the gate is clamped) is flat: slope 0.
+        self._piece_slopes = [*values[:-1], 0.0]
         self._change = [(b - a) / self.step_v for a, b in itertools.pairwise(values)] + [0.0]
         areas = (self.step_v * (a + b) / 2 for a, b in itertools.pairwise(values))
         self._values = list(itertools.accumulate(areas, initial=0.0))
@@ -112,7 +117,7 @@ class TransistorTable(AffineActivation):
         """(y, s, k) per piece as tensors of ``like``'s dtype and device, built once."""
         key = (like.dtype, like.device)
         if key not in self._tables:
-            as_tensor = torch.tensor([self._values, list(self.slopes), self._change], dtype=torch.float64)
+            as_tensor = torch.tensor([self._values, self._piece_slopes, self._change], dtype=torch.float64)
             y, s, k = as_tensor.to(dtype=like.dtype, device=like.device).unbind(0)
             self._tables[key] = (y, s, k)
         return self._tables[key]
@@ -164,15 +169,13 @@ class TransistorTable(AffineActivation):
         return polarity, None, bias, width
 
     def spice_activation(self, u: str) -> str:
-        # Σ over pieces of t·(s + k·t/2), t = u clamped into the piece: every term is non-negative, so
-        # the sum loses no digits to cancellation; the last term is the straight line past the table.
+        # Σ over the table's pieces of t·(s + k·t/2), t = u clamped into the piece: every term is
+        # non-negative, so the sum loses no digits to cancellation; past the table nothing is added.
         terms = []
-        last = len(self.slopes) - 1
-        for j in range(last + 1):
+        for j in range(len(self.slopes) - 1):
             s, k = self.slopes[j], self._change[j]
             if s == 0 and k == 0:
                 continue
-            left = f"max({u}-{j * self.step_v!r},0)"
-            t = left if j == last else f"min({left},{self.step_v!r})"
+            t = f"min(max({u}-{j * self.step_v!r},0),{self.step_v!r})"
             terms.append(f"{t}*({s!r}+{k / 2!r}*{t})" if k else f"{s!r}*{t}")
         return f"({'+'.join(terms) or '0'})"

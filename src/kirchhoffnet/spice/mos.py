@@ -176,13 +176,18 @@ def fit_transistors(
     )
 
 
-def subcircuit(technology: MosTechnology, drain_voltage_v: float) -> list[str]:
-    """The card and the ``kn_mosrelu s d`` subcircuit (parameters w, l, vb, pol)."""
+def subcircuit(technology: MosTechnology, drain_voltage_v: float, gate_max_v: float | None = None) -> list[str]:
+    """The card and the ``kn_mosrelu s d`` subcircuit (parameters w, l, vb, pol).
+
+    With ``gate_max_v`` the front end clamps the gate to ``[0, gate_max_v]``, the range that a
+    [`TransistorTable`][kirchhoffnet.devices.TransistorTable] holds (its law is flat past it)."""
+    gate = "{vb}+{pol}*(v(s)-v(d))"
     return [
         technology.model_card,
         f".subckt {SUBCIRCUIT} s d params: w=1e-6 l=1e-6 vb=0 pol=1",
-        "* ideal front end: the gate follows the terminal drop, offset by the fitted bias",
-        "Bg g 0 V={vb}+{pol}*(v(s)-v(d))",
+        "* ideal front end: the gate follows the terminal drop, offset by the fitted bias"
+        + ("" if gate_max_v is None else f", clamped to [0, {gate_max_v!r}] V"),
+        f"Bg g 0 V={gate if gate_max_v is None else f'min(max({gate},0),{gate_max_v!r})'}",
         f"Vd dd 0 {drain_voltage_v!r}",
         f"M1 dd g 0 0 {technology.model_name} W={{w}} L={{l}}",
         "* ideal mirror: the drain current flows from s to d",
@@ -264,7 +269,7 @@ class TableTransistors:
         self.technology = MosTechnology(card.text, source["model_name"], source["length_m"], self.current_scale_a)
 
     def preamble(self, piece: Slice) -> list[str]:
-        return subcircuit(self.technology, self.device.source["drain_voltage_v"])
+        return subcircuit(self.technology, self.device.source["drain_voltage_v"], self.device.gate_max_v)
 
     def elements(self, piece: Slice) -> Callable[[int, str], str]:
         if piece.device_family != self.device:
