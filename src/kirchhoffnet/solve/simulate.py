@@ -432,7 +432,6 @@ def simulate(
     solver: Solver | str | dict[str, Any] | None = None,
     gradient: GradientMethod = DEFAULT_GRADIENT,
     reverse: bool = False,
-    on_slice: Callable[[int, Tensor, Any], None] | None = None,
 ) -> tuple[Tensor, SolveStats]:
     """Run the circuit: inputs as initial voltages, outputs as the voltages at the last time.
 
@@ -443,8 +442,6 @@ def simulate(
         gradient: [`Backprop`][kirchhoffnet.solve.Backprop] (through the solver's steps; the default everywhere, see
             `kirchhoffnet.solve.gradient`) or `Adjoint` (memory independent of the steps).
         reverse: integrate from the last time back to the first (flows' inverse).
-        on_slice: called after each slice with ``(k, t, v)``: its index, its start and end times and
-            the (2, N_k, B) voltages there (the rails penalty reads them).
 
     Returns:
         ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and
@@ -454,7 +451,7 @@ def simulate(
         SolverError: step-size underflow, too many steps, or NaN/inf voltages, naming the slice
             and the time reached.
     """
-    v, _, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=False, on_slice=on_slice)
+    v, _, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=False)
     return v, stats
 
 
@@ -465,7 +462,6 @@ def simulate_log_density(
     solver: Solver | str | dict[str, Any] | None = None,
     gradient: GradientMethod = DEFAULT_GRADIENT,
     reverse: bool = False,
-    on_slice: Callable[[int, Tensor, Any], None] | None = None,
 ) -> tuple[Tensor, Tensor, SolveStats]:
     """Integrate the voltages together with the exact divergence (the CNF change of variables).
 
@@ -476,7 +472,7 @@ def simulate_log_density(
         circuit's whole time span along the path, so ``log p_T(v_T) = log p_0(v_0) − trace_integral``
         whichever way the path was integrated.
     """
-    v, log_det, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=True, on_slice=on_slice)
+    v, log_det, stats = _integrate(circuit, x, solver, gradient, reverse, divergence=True)
     return v, log_det, stats  # type: ignore[return-value]
 
 
