@@ -28,7 +28,7 @@ from kirchhoffnet.devices import MosRelu, TransistorTable
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice._runner import run_ngspice
 from kirchhoffnet.spice.model_cards import ModelCard, load_card
-from kirchhoffnet.spice.tabulation import card_sha256, physical_width
+from kirchhoffnet.spice.tabulation import card_sha256, gate_sweep, physical_width
 
 if TYPE_CHECKING:  # drawing is optional: checking transistors does not load matplotlib
     from matplotlib.axes import Axes
@@ -89,20 +89,11 @@ class Characterisation:
 
 def characterise(technology: MosTechnology, drain_voltage_v: float, gate_max_v: float = 3.0) -> Characterisation:
     """Measure K and V_T of the card in ngspice: a V_GS sweep at V_DS, tangent at the largest g_m."""
-    deck = "\n".join(
-        [
-            "* kirchhoffnet transistor characterisation",
-            technology.model_card,
-            f"Vd dd 0 {drain_voltage_v!r}",
-            "Vg g 0 0",
-            f"M1 dd g 0 0 {technology.model_name} W={_SQUARES * technology.length_m!r} L={technology.length_m!r}",
-            f".dc Vg 0 {gate_max_v!r} {gate_max_v / 300!r}",
-            ".end",
-            "",
-        ]
+    width_m = _SQUARES * technology.length_m
+    gate, currents = gate_sweep(
+        technology.model_card, technology.model_name, drain_voltage_v, technology.length_m, [width_m], gate_max_v, 301
     )
-    plot = run_ngspice(deck).plot("dc")
-    gate, current = plot["v(g)"], -plot["i(vd)"]
+    current = currents[:, 0]
     if not current[-1] > 1e-9:  # leakage and gmin alone stay far below a nanoampere
         raise DeviceError(
             f"the transistor {technology.model_name} conducts no current (at most {current[-1]:.2g} A) for V_GS "

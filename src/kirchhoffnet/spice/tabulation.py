@@ -163,19 +163,37 @@ def _positive(name: str, value: Any) -> float:
     return number
 
 
-def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], points: int) -> tuple[np.ndarray, ...]:
-    """V_GS (P,) and the drain currents (P, W) in A of one transistor per width, in one ngspice run."""
-    gate_max, length = settings["gate_max_v"], settings["length_m"]
-    lines = ["* kirchhoffnet transistor tabulation", card.text, "Vg g 0 0"]
+def gate_sweep(
+    card_text: str,
+    model_name: str,
+    drain_voltage_v: float,
+    length_m: float,
+    widths_m: list[float],
+    gate_max_v: float,
+    points: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """V_GS (P,) from 0 to ``gate_max_v`` and the drain currents (P, W) in A of one NMOS per width, its drain
+    held at ``drain_voltage_v``, in one ngspice run: the sweep every transistor characterisation reads."""
+    lines = ["* kirchhoffnet transistor sweep", card_text, "Vg g 0 0"]
     for k, width in enumerate(widths_m):
-        lines += [
-            f"Vd{k} d{k} 0 {settings['drain_voltage_v']!r}",
-            f"M{k} d{k} g 0 0 {card.model_name} W={width!r} L={length!r}",
-        ]
-    lines += [f".dc Vg 0 {gate_max!r} {gate_max / (points - 1)!r}", ".end", ""]
+        lines += [f"Vd{k} d{k} 0 {drain_voltage_v!r}", f"M{k} d{k} g 0 0 {model_name} W={width!r} L={length_m!r}"]
+    lines += [f".dc Vg 0 {gate_max_v!r} {gate_max_v / (points - 1)!r}", ".end", ""]
     plot = run_ngspice("\n".join(lines)).plot("dc")
     currents = np.stack([-plot[f"i(vd{k})"] for k in range(len(widths_m))], axis=1)
     return plot["v(g)"], currents
+
+
+def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], points: int) -> tuple[np.ndarray, ...]:
+    """`gate_sweep` of the card at the tabulation's drain bias, length and gate range."""
+    return gate_sweep(
+        card.text,
+        card.model_name,
+        settings["drain_voltage_v"],
+        settings["length_m"],
+        widths_m,
+        settings["gate_max_v"],
+        points,
+    )
 
 
 def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
