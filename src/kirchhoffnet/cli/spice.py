@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -323,28 +323,34 @@ def tabulate(
     model_card: Annotated[
         str, typer.Option(help="A shipped card's name (bsim4_45nm, bsim4_180nm, level1_180nm) or a card file.")
     ],
-    model_name: Annotated[str | None, typer.Option(help="The NMOS model in the card (default: its first).")] = None,
-    drain_voltage: Annotated[float, typer.Option(help="V_DS of every edge transistor (V).")] = 0.1,
+    model_name: Annotated[
+        str | None, typer.Option(help="The model in the card (default: its first of --transistor's type).")
+    ] = None,
+    transistor: Annotated[
+        str, typer.Option(help="nmos or pmos: which transistor of a shipped technology, or of the card file.")
+    ] = "nmos",
+    drain_voltage: Annotated[float, typer.Option(help="V_DS (a PMOS's V_SD) of every edge transistor (V).")] = 0.1,
     length: Annotated[float | None, typer.Option(help="Channel length in m (default: the card's, or 1e-6).")] = None,
     supply: Annotated[float | None, typer.Option(help="Supply voltage (default: the card's, or 1.8).")] = None,
     knots: Annotated[int, typer.Option(min=3, max=1000, help="Spline knots over V_GS in [0, 2·supply].")] = 65,
     json_out: JsonOut = None,
 ) -> None:
-    """Fit a TransistorTable device to the card's NMOS drain current (ngspice DC sweeps; cached on disk).
+    """Fit a TransistorTable device to the card's NMOS or PMOS drain current (ngspice DC sweeps; cached on disk).
 
     Prints the fit report as JSON: errors against fresh sweeps at other gate voltages
     (fit_error_pct) and other widths (width_error_pct), in % of the current range.
     """
     from kirchhoffnet.io import write_json_atomic
     from kirchhoffnet.io.paths import check_out_file
+    from kirchhoffnet.spice.model_cards import Transistor
     from kirchhoffnet.spice.tabulation import tabulate as run_tabulate
 
     try:
         if json_out is not None:
             check_out_file(json_out, "--json")
         result = run_tabulate(
-            model_card, model_name=model_name, drain_voltage_v=drain_voltage, length_m=length, supply_v=supply,
-            knots=knots,
+            model_card, model_name=model_name, transistor=cast(Transistor, transistor),  # load_card checks it
+            drain_voltage_v=drain_voltage, length_m=length, supply_v=supply, knots=knots,
         )  # fmt: skip
         if json_out is not None:
             write_json_atomic(json_out, {**result.report, "device": result.device.spec()})

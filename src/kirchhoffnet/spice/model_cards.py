@@ -1,8 +1,9 @@
-"""The NMOS model cards shipped as package data, and reading a card by shipped name or file.
+"""The NMOS and PMOS model cards shipped as package data, and reading a card by shipped name or file.
 
 `cards/README.md` states the cards' origin: generic illustrative values written for kirchhoffnet,
-not a foundry process. Each defines one model, ``kn_nmos``, and comes with the drawn channel length
-and supply voltage it is meant for, which tabulation (`kirchhoffnet.spice.tabulation`) uses as defaults.
+not a foundry process. Each shipped name is a technology with two files: ``NAME.lib`` defines the NMOS
+``kn_nmos`` and ``NAME_pmos.lib`` the PMOS ``kn_pmos``; both come with the drawn channel length and
+supply voltage they are meant for, which tabulation (`kirchhoffnet.spice.tabulation`) uses as defaults.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal, get_args
 
 from kirchhoffnet.errors import ConfigError, unknown_choice
 from kirchhoffnet.io.paths import shown_path
@@ -23,7 +25,9 @@ SHIPPED: dict[str, tuple[float, float]] = {
 }
 """Shipped card name → (drawn channel length in m, supply voltage in V)."""
 
-_MODEL = re.compile(r"^\s*\.model\s+(\S+)\s+nmos\b", re.IGNORECASE | re.MULTILINE)
+Transistor = Literal["nmos", "pmos"]
+TRANSISTORS: tuple[str, ...] = get_args(Transistor)
+"""The transistor types a card's model may be: a tabulated edge is built from either."""
 _MAX_CARD_BYTES = 1 << 20  # a model library larger than this is not a card
 
 
@@ -34,9 +38,10 @@ class ModelCard:
     Attributes:
         name: the shipped name, or the file's path.
         text: the card text, as handed to ngspice.
-        model_name: the NMOS model's name in the card.
+        model_name: the transistor model's name in the card.
         length_m: the drawn channel length it is meant for (None: not stated).
         supply_v: the supply voltage it is meant for (None: not stated).
+        transistor: the model's type, ``nmos`` or ``pmos``.
     """
 
     name: str
@@ -44,6 +49,7 @@ class ModelCard:
     model_name: str
     length_m: float | None = None
     supply_v: float | None = None
+    transistor: Transistor = "nmos"
 
 
 def shipped_cards() -> list[str]:
@@ -51,21 +57,28 @@ def shipped_cards() -> list[str]:
     return sorted(SHIPPED)
 
 
-def load_card(card: str | os.PathLike[str], model_name: str | None = None) -> ModelCard:
+def load_card(
+    card: str | os.PathLike[str], model_name: str | None = None, transistor: Transistor = "nmos"
+) -> ModelCard:
     """A shipped card by name (``bsim4_45nm``) or any card file by path.
 
     Args:
         card: a name from [`shipped_cards`][kirchhoffnet.spice.shipped_cards] or a path.
-        model_name: the NMOS model to use; by default the card's first ``.model NAME nmos``.
+        model_name: the model to use; by default the card's first ``.model NAME nmos`` (or ``pmos``).
+        transistor: ``nmos`` or ``pmos``; for a shipped name it picks the technology's NMOS or PMOS file.
 
     Raises:
-        ConfigError: an unknown name, an unreadable file, or no such NMOS model in the card.
+        ConfigError: an unknown name or transistor type, an unreadable file, or no such model in the card.
     """
+    if transistor not in TRANSISTORS:
+        raise ConfigError(unknown_choice("transistor", transistor, TRANSISTORS))
     text_name = os.fspath(card)
     if text_name in SHIPPED:
-        text = (resources.files("kirchhoffnet.spice") / "cards" / f"{text_name}.lib").read_text()
+        file_name = text_name if transistor == "nmos" else f"{text_name}_{transistor}"
+        text = (resources.files("kirchhoffnet.spice") / "cards" / f"{file_name}.lib").read_text()
         length_m, supply_v = SHIPPED[text_name]
-        return ModelCard(text_name, text, _model(text, model_name, text_name), length_m, supply_v)
+        model = _model(text, model_name, file_name, transistor)
+        return ModelCard(text_name, text, model, length_m, supply_v, transistor)
     path = Path(text_name)
     if not path.is_file():
         hint = unknown_choice("model card", text_name, SHIPPED)
@@ -76,16 +89,18 @@ def load_card(card: str | os.PathLike[str], model_name: str | None = None) -> Mo
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read model card {shown_path(path)}: {exc}") from None
-    return ModelCard(text_name, text, _model(text, model_name, shown_path(path)))
+    return ModelCard(text_name, text, _model(text, model_name, shown_path(path), transistor), transistor=transistor)
 
 
-def _model(text: str, model_name: str | None, where: str) -> str:
-    """The NMOS model name to use: the one asked for, which the card must define, or its first."""
-    names = _MODEL.findall(text)
+def _model(text: str, model_name: str | None, where: str, transistor: Transistor) -> str:
+    """The model name to use: the one asked for, which the card must define as ``transistor``, or its first."""
+    names = re.findall(rf"^\s*\.model\s+(\S+)\s+{transistor}\b", text, re.IGNORECASE | re.MULTILINE)
     if model_name is None:
         if not names:
-            raise ConfigError(f"model card {where} defines no '.model NAME nmos (...)'")
+            raise ConfigError(f"model card {where} defines no '.model NAME {transistor} (...)'")
         return str(names[0])
     if model_name.lower() not in (n.lower() for n in names):
-        raise ConfigError(f"model card {where} defines no NMOS model {model_name!r}; it defines {names or 'none'}")
+        raise ConfigError(
+            f"model card {where} defines no {transistor.upper()} model {model_name!r}; it defines {names or 'none'}"
+        )
     return model_name

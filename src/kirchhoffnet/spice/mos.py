@@ -27,7 +27,7 @@ from kirchhoffnet.circuit import Slice
 from kirchhoffnet.devices import MosRelu, TransistorTable
 from kirchhoffnet.errors import ConfigError, DeviceError, shown
 from kirchhoffnet.spice._runner import run_ngspice
-from kirchhoffnet.spice.model_cards import ModelCard, load_card
+from kirchhoffnet.spice.model_cards import ModelCard, Transistor, load_card
 from kirchhoffnet.spice.tabulation import card_sha256, gate_sweep, physical_width
 
 if TYPE_CHECKING:  # drawing is optional: checking transistors does not load matplotlib
@@ -167,20 +167,35 @@ def fit_transistors(
     )
 
 
-def subcircuit(technology: MosTechnology, drain_voltage_v: float, gate_max_v: float | None = None) -> list[str]:
+def subcircuit(
+    technology: MosTechnology,
+    drain_voltage_v: float,
+    gate_max_v: float | None = None,
+    transistor: Transistor = "nmos",
+    supply_v: float = 0.0,
+) -> list[str]:
     """The card and the ``kn_mosrelu s d`` subcircuit (parameters w, l, vb, pol).
 
-    With ``gate_max_v`` the front end clamps the gate to ``[0, gate_max_v]``, the range that a
-    [`TransistorTable`][kirchhoffnet.devices.TransistorTable] holds (its law is flat past it)."""
-    gate = "{vb}+{pol}*(v(s)-v(d))"
+    With ``gate_max_v`` the front end clamps the gate drive to ``[0, gate_max_v]``, the range that a
+    [`TransistorTable`][kirchhoffnet.devices.TransistorTable] holds (its law is flat past it). A PMOS has its
+    source and bulk at the supply ``supply_v``, its gate ``V_SG`` below it and its drain ``V_DS`` below it; the
+    current out of its drain is mirrored as an NMOS's current into its drain is."""
+    drive = "{vb}+{pol}*(v(s)-v(d))"
+    clamp = "" if gate_max_v is None else f", clamped to [0, {gate_max_v!r}] V"
+    if gate_max_v is not None:
+        drive = f"min(max({drive},0),{gate_max_v!r})"
+    if transistor == "pmos":
+        bias = ["Vsup sup 0 " + repr(supply_v), f"Bg sup g V={drive}", f"Vd sup dd {drain_voltage_v!r}"]
+        device = f"M1 dd g sup sup {technology.model_name} W={{w}} L={{l}}"
+    else:
+        bias = [f"Bg g 0 V={drive}", f"Vd dd 0 {drain_voltage_v!r}"]
+        device = f"M1 dd g 0 0 {technology.model_name} W={{w}} L={{l}}"
     return [
         technology.model_card,
         f".subckt {SUBCIRCUIT} s d params: w=1e-6 l=1e-6 vb=0 pol=1",
-        "* ideal front end: the gate follows the terminal drop, offset by the fitted bias"
-        + ("" if gate_max_v is None else f", clamped to [0, {gate_max_v!r}] V"),
-        f"Bg g 0 V={gate if gate_max_v is None else f'min(max({gate},0),{gate_max_v!r})'}",
-        f"Vd dd 0 {drain_voltage_v!r}",
-        f"M1 dd g 0 0 {technology.model_name} W={{w}} L={{l}}",
+        "* ideal front end: the gate drive follows the terminal drop, offset by the fitted bias" + clamp,
+        *bias,
+        device,
         "* ideal mirror: the drain current flows from s to d",
         "F1 s d Vd -1",
         ".ends",
@@ -236,7 +251,7 @@ class TransistorRelu:
 
 class TableTransistors:
     """Realisation of [`TransistorTable`][kirchhoffnet.devices.TransistorTable] slices by the same ``kn_mosrelu``
-    subcircuit, with the card the table was tabulated from.
+    subcircuit, with the card (NMOS or PMOS) the table was tabulated from.
 
     Edge ``e`` gets the family's own clamped coefficients: polarity ``pol = a_e``, gate bias
     ``vb = c_e`` and the drawn width of ``post_e`` reference widths
@@ -260,7 +275,10 @@ class TableTransistors:
         self.technology = MosTechnology(card.text, source["model_name"], source["length_m"], self.current_scale_a)
 
     def preamble(self, piece: Slice) -> list[str]:
-        return subcircuit(self.technology, self.device.source["drain_voltage_v"], self.device.gate_max_v)
+        source = self.device.source
+        device = self.device
+        transistor = source.get("transistor", "nmos")
+        return subcircuit(self.technology, source["drain_voltage_v"], device.gate_max_v, transistor, device.supply_v)
 
     def elements(self, piece: Slice) -> Callable[[int, str], str]:
         if piece.device_family != self.device:
@@ -310,7 +328,8 @@ def table_transistors(model: Any, card: str | os.PathLike[str] | None = None) ->
     chosen = card if card is not None else device.source.get("card")
     if chosen is None:
         raise DeviceError("this TransistorTable names no model card (it was not tabulated); give --model-card")
-    return TableTransistors(load_card(chosen, device.source.get("model_name")), device)
+    source = device.source
+    return TableTransistors(load_card(chosen, source.get("model_name"), source.get("transistor", "nmos")), device)
 
 
 @dataclass

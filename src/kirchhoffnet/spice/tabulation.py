@@ -1,8 +1,9 @@
 """Tabulating a transistor's drain current in ngspice into a [`TransistorTable`][kirchhoffnet.devices.TransistorTable].
 
-The edge circuit (`kirchhoffnet.spice.mos`) holds the NMOS's drain at ``V_DS`` and its source at
-ground, so at a given width its current is a function of ``V_GS`` alone. One DC sweep of the card's
-NMOS at the reference width (``squares`` × L) over ``V_GS ∈ [0, 2·supply]`` (the gate voltages that a
+The edge circuit (`kirchhoffnet.spice.mos`) holds an NMOS's drain at ``V_DS`` and its source at
+ground (a PMOS's source and bulk at the supply, its drain ``V_DS`` below), so at a given width its current
+is a function of the gate drive ``V_GS`` (a PMOS's ``V_SG``) alone. One DC sweep of the card's
+transistor at the reference width (``squares`` × L) over ``V_GS ∈ [0, 2·supply]`` (the gate voltages that a
 bias within the supply and a drop within the rails make) gives that function; a
 non-negative least-squares fit of the spline's knot slopes (the transconductance, so the current is
 monotone by construction) turns it into the family's table, in units of the current at
@@ -38,7 +39,7 @@ from kirchhoffnet.devices import TransistorTable, resolve
 from kirchhoffnet.errors import ConfigError, DeviceError, KirchhoffError, shown
 from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.spice._runner import run_ngspice
-from kirchhoffnet.spice.model_cards import ModelCard, load_card
+from kirchhoffnet.spice.model_cards import ModelCard, Transistor, load_card
 
 CACHE_FORMAT = 1
 _MAX_CACHE_BYTES = 1 << 20
@@ -71,6 +72,7 @@ def tabulate(
     card: ModelCard | str | os.PathLike[str],
     *,
     model_name: str | None = None,
+    transistor: Transistor = "nmos",
     drain_voltage_v: float = 0.1,
     length_m: float | None = None,
     supply_v: float | None = None,
@@ -80,12 +82,14 @@ def tabulate(
     check_widths: int = 6,
     cache: bool = True,
 ) -> Tabulation:
-    """Sweep the card's NMOS in ngspice, fit the family, check the fit against fresh sweeps.
+    """Sweep the card's NMOS or PMOS in ngspice, fit the family, check the fit against fresh sweeps.
 
     Args:
-        card: a [`ModelCard`][kirchhoffnet.spice.ModelCard], a shipped card's name or a card file.
-        model_name: the NMOS model in a card given by name or path (default: the card's first).
-        drain_voltage_v: V_DS of every edge transistor.
+        card: a [`ModelCard`][kirchhoffnet.spice.ModelCard] (its own transistor type), a shipped card's name
+            or a card file.
+        model_name: the model in a card given by name or path (default: the card's first of that type).
+        transistor: ``nmos`` or ``pmos``, for a card given by name or path (a shipped name has both).
+        drain_voltage_v: V_DS (a PMOS's V_SD) of every edge transistor.
         length_m: channel length (default: the shipped card's; 1 µm for other cards).
         supply_v: the supply, the range of the gate bias (default: the shipped card's; 1.8 V).
         squares: the reference width W_ref in units of L; the family's width is in units of W_ref.
@@ -94,7 +98,7 @@ def tabulate(
         check_widths: widths drawn (log-uniformly, seeded) in ``width_range`` for the check.
         cache: read and write the on-disk cache.
     """
-    card = card if isinstance(card, ModelCard) else load_card(card, model_name)
+    card = card if isinstance(card, ModelCard) else load_card(card, model_name, transistor)
     settings = _settings(card, drain_voltage_v, length_m, supply_v, squares, knots, width_range, check_widths)
     key = hashlib.sha256(json.dumps({"card": card.text, **settings}, sort_keys=True).encode()).hexdigest()
     path = cache_dir() / "tabulations" / f"{key}.json"
@@ -141,6 +145,7 @@ def _settings(
         raise ConfigError(f"width_range must hold the reference width 1: 0 < low <= 1 <= high, got {width_range}")
     return {
         "model_name": card.model_name,
+        "transistor": card.transistor,
         "drain_voltage_v": drain,
         "length_m": length,
         "supply_v": supply,
@@ -171,16 +176,26 @@ def gate_sweep(
     widths_m: list[float],
     gate_max_v: float,
     points: int,
+    transistor: Transistor = "nmos",
+    supply_v: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """V_GS (P,) from 0 to ``gate_max_v`` and the drain currents (P, W) in A of one NMOS per width, its drain
-    held at ``drain_voltage_v``, in one ngspice run: the sweep every transistor characterisation reads."""
-    lines = ["* kirchhoffnet transistor sweep", card_text, "Vg g 0 0"]
+    """The gate drive (P,) from 0 to ``gate_max_v`` and the drain currents (P, W) in A of one transistor per width,
+    its drain held ``drain_voltage_v`` from its source, in one ngspice run: the sweep every transistor
+    characterisation reads. An NMOS has source and bulk at ground and the drive is V_GS; a PMOS has source and
+    bulk at ``supply_v`` and the drive is V_SG, the current the one flowing out of its drain."""
+    pmos = transistor == "pmos"
+    source = "s" if pmos else "0"
+    lines = ["* kirchhoffnet transistor sweep", card_text]
+    lines += [f"Vs s 0 {supply_v!r}", "Vg s g 0"] if pmos else ["Vg g 0 0"]
     for k, width in enumerate(widths_m):
-        lines += [f"Vd{k} d{k} 0 {drain_voltage_v!r}", f"M{k} d{k} g 0 0 {model_name} W={width!r} L={length_m!r}"]
+        drain = f"Vd{k} s d{k}" if pmos else f"Vd{k} d{k} 0"
+        device = f"M{k} d{k} g {source} {source} {model_name} W={width!r} L={length_m!r}"
+        lines += [f"{drain} {drain_voltage_v!r}", device]
     lines += [f".dc Vg 0 {gate_max_v!r} {gate_max_v / (points - 1)!r}", ".end", ""]
     plot = run_ngspice("\n".join(lines)).plot("dc")
     currents = np.stack([-plot[f"i(vd{k})"] for k in range(len(widths_m))], axis=1)
-    return plot["v(g)"], currents
+    drive = plot["v(s)"] - plot["v(g)"] if pmos else plot["v(g)"]
+    return drive, currents
 
 
 def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], points: int) -> tuple[np.ndarray, ...]:
@@ -193,6 +208,8 @@ def _sweep(card: ModelCard, settings: dict[str, Any], widths_m: list[float], poi
         widths_m,
         settings["gate_max_v"],
         points,
+        settings["transistor"],
+        settings["supply_v"],
     )
 
 
@@ -228,6 +245,7 @@ def _fit(card: ModelCard, settings: dict[str, Any]) -> Tabulation:
         "card_sha256": card_sha256(card),
         "card": card.name,
         "model_name": card.model_name,
+        "transistor": card.transistor,
         "drain_voltage_v": settings["drain_voltage_v"],
         "length_m": settings["length_m"],
         "reference_width_m": reference_m,
