@@ -39,6 +39,18 @@ ModelCard = Annotated[
     ),
 ]
 ModelName = Annotated[str, typer.Option(help="Name of the NMOS model in --model-card.")]
+Parasitics = Annotated[
+    bool,
+    typer.Option(
+        help="With --transistors on a TransistorTable model: add each edge transistor's gate and drain capacitances "
+        "(ngspice AC at its operating point) to the nodes it touches, in both simulators; the JSON gains the "
+        "slowdown and how far the outputs move. Needs --time-unit."
+    ),
+]
+TimeUnit = Annotated[
+    float | None,
+    typer.Option(help="With --parasitics: seconds per unit of circuit time (1e-9: a slice of length 1 runs 1 ns)."),
+]
 
 
 def _options(reltol: float, max_step: float, **extra: Any) -> Any:
@@ -214,6 +226,8 @@ def verify(
         tuple[float, float] | None,
         typer.Option(help="With --metric: supply rails LOW HIGH (V) every node must stay within in ngspice."),
     ] = None,
+    parasitics: Parasitics = False,
+    time_unit: TimeUnit = None,
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
@@ -227,6 +241,7 @@ def verify(
     from kirchhoffnet.io.figures import save_figure
     from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.runs import load_model
+    from kirchhoffnet.spice import device_parasitics, parasitic_shift, random_inputs, with_parasitics
     from kirchhoffnet.spice import verify as run_verify
     from kirchhoffnet.training.spice_metric import spice_metric
 
@@ -239,6 +254,11 @@ def verify(
         _check_out_files(json_out, plot)
         options = _options(reltol, max_step, points=points)
         realisation = _realisation(load_model(path) if transistors else None, transistors, model_card, model_name)
+        if (parasitics or time_unit is not None) and not (parasitics and transistors and time_unit is not None):
+            raise ConfigError("--parasitics needs --transistors and --time-unit, and --time-unit needs --parasitics")
+        if parasitics and metric:
+            raise ConfigError("--parasitics is checked on a plain verify; drop --metric")
+        extra: dict[str, Any] = {}
         if keep_raw is not None and metric:
             raise ConfigError("--keep-raw keeps the files of a plain verify; drop it with --metric")
         if keep_raw is not None:
@@ -254,15 +274,21 @@ def verify(
                     f"the test set holds {summary['samples']} inputs, fewer than --samples {samples}: scored them all"
                 )
         else:
+            model = load_model(path)
+            inputs = random_inputs(model, samples, seed)
+            if parasitics and time_unit is not None:  # the nodes carry the edge transistors' capacitances
+                measured = device_parasitics(model, time_unit, model_card)
+                extra = {"parasitics": parasitic_shift(model, measured, inputs)}
+                model = with_parasitics(model, measured)
             report = run_verify(
-                load_model(path), samples, seed=seed, options=options, jobs=jobs, realisation=realisation,
-                keep_raw=keep_raw, progress=True,
-            )  # fmt: skip
+                model, inputs, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw, progress=True
+            )
             figures = report.to_dict()
             summary = {k: figures[k] for k in ("max_abs_error_v", "mean_abs_error_v", "nodes", "edges", "samples")}
             summary |= {k: round(figures[k], 3) for k in ("ngspice_s", "kirchhoffnet_s")}
+            summary |= extra
         if json_out is not None:
-            whole = summary if metric else {**report.to_dict(), "source": str(path.resolve()), "seed": seed}
+            whole = summary if metric else {**report.to_dict(), "source": str(path.resolve()), "seed": seed, **extra}
             write_json_atomic(json_out, whole)
         if plot is not None:
             save_figure(report.figure(), plot)

@@ -11,8 +11,9 @@ SPICE3 raw or CSV files, and ``export_veriloga`` writes each device family as a 
 ``TransistorRelu`` builds MosRelu edges from transistors and ``iv_departure``
 measures how far they are from the ideal ReLU; ``tabulate`` fits a
 [`TransistorTable`][kirchhoffnet.devices.TransistorTable] to a model card's own drain current (``load_card``,
-``shipped_cards``: the cards shipped as package data) and ``TableTransistors`` builds its edges from that card's
-transistors. Only the ``ngspice`` executable is needed.
+``shipped_cards``: the cards shipped as package data, NMOS and PMOS) and ``TableTransistors`` builds its edges
+from that card's transistors; ``device_parasitics`` measures those transistors' terminal capacitances and
+``with_parasitics`` adds them to the node capacitances. Only the ``ngspice`` executable is needed.
 """
 
 from kirchhoffnet.spice._raw import RawPlot, read_raw, write_raw
@@ -31,6 +32,7 @@ from kirchhoffnet.spice.mos import (
     table_transistors,
 )
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
+from kirchhoffnet.spice.parasitics import Parasitics, device_parasitics, parasitic_shift, with_parasitics
 from kirchhoffnet.spice.report import VerifyReport
 from kirchhoffnet.spice.tabulation import Tabulation, tabulate
 from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
@@ -46,6 +48,7 @@ __all__ = [
     "Dialect",
     "ModelCard",
     "MosTechnology",
+    "Parasitics",
     "RawPlot",
     "RunResult",
     "SpiceOptions",
@@ -54,6 +57,7 @@ __all__ = [
     "Tabulation",
     "TransistorRelu",
     "VerifyReport",
+    "device_parasitics",
     "export_decks",
     "export_netlists",
     "export_network_deck",
@@ -65,6 +69,7 @@ __all__ = [
     "level1_card",
     "load_card",
     "model_iv_departure",
+    "parasitic_shift",
     "random_inputs",
     "read_raw",
     "run_ngspice",
@@ -75,6 +80,7 @@ __all__ = [
     "tabulate",
     "verify",
     "veriloga_module",
+    "with_parasitics",
     "write_raw",
     "write_trajectory",
     "write_waveforms",
