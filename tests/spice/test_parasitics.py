@@ -94,10 +94,17 @@ def test_verify_with_parasitics_loads_both_simulators_and_reports_the_slowdown(t
     figures = report["parasitics"]
     assert figures["time_unit_s"] == 1e-11 and min(figures["slowdown_mean"]) > 1.01
     assert figures["output_shift_v_max"] > 10 * report["max_abs_error_v"]  # what the parasitics do, seen above noise
+    # --metric runs the loaded circuit both ways too (a flow: scored by its samples).
+    flow = kn.save(kn.Flow(circuit), tmp_path / "flow.safetensors")
+    metric = [*args[:2], str(flow), *args[3:], "--points", "21", "--metric", "--samples", "2"]
+    result = runner.invoke(app, [*metric, "--parasitics", "--time-unit", "1e-11", "--max-error", "0.02"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)
+    assert scored["metric"] == "samples" and scored["max_sample_distance"] < 0.02  # observed 1.4e-4
+    assert scored["parasitics"]["slowdown_mean"] == figures["slowdown_mean"]  # the same capacitances
     for extra, message in [
         (["--parasitics"], "--parasitics needs --transistors and --time-unit"),
         (["--time-unit", "1e-9"], "--time-unit needs --parasitics"),
-        (["--parasitics", "--time-unit", "1e-9", "--metric"], "--parasitics is checked on a plain verify"),
         (["--parasitics", "--time-unit", "-1"], "time unit must be a positive number of seconds"),
     ]:
         result = runner.invoke(app, [*args, *extra])

@@ -241,7 +241,7 @@ def verify(
     from kirchhoffnet.io.figures import save_figure
     from kirchhoffnet.io.paths import check_out_dir
     from kirchhoffnet.runs import load_model
-    from kirchhoffnet.spice import device_parasitics, parasitic_shift, random_inputs, with_parasitics
+    from kirchhoffnet.spice import load_parasitics, random_inputs
     from kirchhoffnet.spice import verify as run_verify
     from kirchhoffnet.training.spice_metric import spice_metric
 
@@ -256,8 +256,6 @@ def verify(
         realisation = _realisation(load_model(path) if transistors else None, transistors, model_card, model_name)
         if (parasitics or time_unit is not None) and not (parasitics and transistors and time_unit is not None):
             raise ConfigError("--parasitics needs --transistors and --time-unit, and --time-unit needs --parasitics")
-        if parasitics and metric:
-            raise ConfigError("--parasitics is checked on a plain verify; drop --metric")
         extra: dict[str, Any] = {}
         if keep_raw is not None and metric:
             raise ConfigError("--keep-raw keeps the files of a plain verify; drop it with --metric")
@@ -266,7 +264,7 @@ def verify(
         if metric:
             summary, report = spice_metric(
                 path, samples, options=options, realisation=realisation, rails=rails, jobs=jobs, seed=seed,
-                progress=True,
+                progress=True, parasitics=None if time_unit is None else (time_unit, model_card),
             )  # fmt: skip
             summary = {**summary, "source": str(path.resolve()), "seed": seed}
             if summary["samples"] < samples:
@@ -277,9 +275,8 @@ def verify(
             model = load_model(path)
             inputs = random_inputs(model, samples, seed)
             if parasitics and time_unit is not None:  # the nodes carry the edge transistors' capacitances
-                measured = device_parasitics(model, time_unit, model_card)
-                extra = {"parasitics": parasitic_shift(model, measured, inputs)}
-                model = with_parasitics(model, measured)
+                model, figures = load_parasitics(model, inputs, time_unit, model_card)
+                extra = {"parasitics": figures}
             report = run_verify(
                 model, inputs, options=options, jobs=jobs, realisation=realisation, keep_raw=keep_raw, progress=True
             )

@@ -32,7 +32,13 @@ from kirchhoffnet.spice.mos import (
     table_transistors,
 )
 from kirchhoffnet.spice.netlist import Behavioural, SpiceOptions, slice_netlist
-from kirchhoffnet.spice.parasitics import Parasitics, device_parasitics, parasitic_shift, with_parasitics
+from kirchhoffnet.spice.parasitics import (
+    Parasitics,
+    device_parasitics,
+    load_parasitics,
+    parasitic_shift,
+    with_parasitics,
+)
 from kirchhoffnet.spice.report import VerifyReport
 from kirchhoffnet.spice.tabulation import Tabulation, tabulate
 from kirchhoffnet.spice.transient import SpiceTrajectory, spice_trajectory
@@ -68,6 +74,7 @@ __all__ = [
     "iv_departure",
     "level1_card",
     "load_card",
+    "load_parasitics",
     "model_iv_departure",
     "parasitic_shift",
     "random_inputs",

@@ -172,3 +172,12 @@ def parasitic_shift(model: Any, parasitics: Parasitics, x: Tensor) -> dict[str, 
     with torch.no_grad():
         ours, theirs = (simulate(c, inputs, solver=REFERENCE_SOLVER)[0] for c in (loaded, plain))
     return {**parasitics.to_dict(model), "output_shift_v_max": float((ours - theirs).abs().max())}
+
+
+def load_parasitics(
+    model: Any, x: Tensor, time_unit_s: float, card: str | os.PathLike[str] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """``model`` with its edge transistors' capacitances on its nodes, and
+    [`parasitic_shift`][kirchhoffnet.spice.parasitic_shift]'s figures on ``x``: what ``--parasitics`` runs."""
+    measured = device_parasitics(model, time_unit_s, card)
+    return with_parasitics(model, measured), parasitic_shift(model, measured, x)

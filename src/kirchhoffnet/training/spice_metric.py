@@ -26,7 +26,7 @@ from kirchhoffnet.hardware.metrics import energy_distance
 from kirchhoffnet.models import Flow, Network
 from kirchhoffnet.runs import OpenedRun
 from kirchhoffnet.solve import simulate
-from kirchhoffnet.spice import REFERENCE_SOLVER, SpiceOptions, VerifyReport, verify
+from kirchhoffnet.spice import REFERENCE_SOLVER, SpiceOptions, VerifyReport, load_parasitics, verify
 from kirchhoffnet.spice.netlist import Realisation, as_circuit
 from kirchhoffnet.training.hw import open_saved, study_inputs
 
@@ -41,6 +41,7 @@ def spice_metric(
     jobs: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    parasitics: tuple[float, str | os.PathLike[str] | None] | None = None,
 ) -> tuple[dict[str, Any], VerifyReport]:
     """The task metric of the model at ``path`` from ngspice's outputs and from kirchhoffnet's, on ``samples``
     held-out inputs (a classifier's or regression's test set, a flow's base samples).
@@ -54,6 +55,8 @@ def spice_metric(
         jobs: ngspice processes at once.
         seed: seed of a flow's base samples (and of its held-out data points).
         progress: show ngspice's progress.
+        parasitics: ``(time unit in s, card or None)``: both sides run the model with its edge transistors'
+            terminal capacitances on its nodes ([`load_parasitics`][kirchhoffnet.spice.load_parasitics]).
 
     Returns:
         The JSON-ready report, and the [`VerifyReport`][kirchhoffnet.spice.VerifyReport] behind it (waveforms).
@@ -66,6 +69,9 @@ def spice_metric(
     model = saved.model
     targets = _targets(saved, samples)
     x = study_inputs(saved, samples, seed=seed).to(torch.float64)
+    figures: dict[str, Any] = {}
+    if parasitics is not None:
+        model, figures["parasitics"] = load_parasitics(model, x, *parasitics)
     report = verify(model, x, options=options, jobs=jobs, realisation=realisation, progress=progress)
     circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
     with torch.no_grad():
@@ -97,6 +103,7 @@ def spice_metric(
         "supply_energy_j_per_input": report.supply_energy_j,
         "supply_peak_power_w": report.supply_peak_power_w,
         **_metric(saved, model, ours_final, spice_final, targets, seed),
+        **figures,
         "verify": report.to_dict(),
     }
     return result, report
