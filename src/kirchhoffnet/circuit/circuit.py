@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from kirchhoffnet._schema import count, entry, expect
+from kirchhoffnet.circuit.encoding import Encoding
 from kirchhoffnet.circuit.slice import Slice, as_time_grid, check_slice_state
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TopologyError, unknown_choice
@@ -38,6 +39,8 @@ class Circuit(nn.Module):
         init: parameter initialiser for slices built here.
         input_nodes: node numbers (1-based, ground excluded) that receive the input features;
             default the first ones.
+        encoding: the [`Encoding`][kirchhoffnet.circuit.Encoding] ``v = offset + scale·x`` of inputs and outputs
+            in node voltages (default the identity), e.g. to keep a flow's nodes within a supply's rails.
 
     A circuit is structure and parameters; integrating it needs a solver, which sits above it
     (``kirchhoffnet.solve``). The module that maps input voltages to output voltages is
@@ -64,6 +67,7 @@ class Circuit(nn.Module):
         residual: Sequence[int] | None = None,
         init: str = "kaiming",
         input_nodes: Sequence[int] | None = None,
+        encoding: Encoding | None = None,
     ) -> None:
         super().__init__()
         built = _build_slices(topology, device, slices, num_nodes, capacitance, init)
@@ -74,6 +78,7 @@ class Circuit(nn.Module):
         self.fill = fill
         self.residual = _check_residual(residual, built)
         self.input_nodes = _check_input_nodes(input_nodes, built[0].num_state)
+        self.encoding = encoding or Encoding()
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """Refused with the two ways to run a circuit: the solver lives above the circuit, so that a
@@ -100,9 +105,11 @@ class Circuit(nn.Module):
         return self.slices[k]  # type: ignore[return-value]
 
     def input_state(self, x: Tensor) -> Tensor:
-        """Node-major initial state (N0, B) holding the input features ``x`` (B, d)."""
+        """Node-major initial state (N0, B) in volts holding the input features ``x`` (B, d), encoded; nodes beyond
+        the inputs start per ``fill``."""
         if x.dim() != 2:
             raise ConfigError(f"inputs must be a (batch, features) matrix, got shape {tuple(x.shape)}")
+        x = self.encoding.encode(x)
         width = self.slice(0).num_state
         if self.input_nodes is not None:
             if x.shape[1] != len(self.input_nodes):
@@ -129,14 +136,18 @@ class Circuit(nn.Module):
         return state.repeat(math.ceil(width / have), 1)[:width]
 
     def spec(self) -> dict[str, Any]:
-        """JSON-serialisable structure; tensors live in the state dict."""
-        return {
+        """JSON-serialisable structure; tensors live in the state dict. The encoding is written only when it is
+        not the identity, so that specs (and checkpoints) of unencoded circuits stay as they were."""
+        spec: dict[str, Any] = {
             "slices": [s.spec() for s in self.slices],  # type: ignore[operator]
             "times": list(self.times),
             "fill": self.fill,
             "residual": list(self.residual) if self.residual else None,
             "input_nodes": list(self.input_nodes) if self.input_nodes else None,
         }
+        if not self.encoding.identity:
+            spec["encoding"] = self.encoding.spec()
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], state: dict[str, Tensor], prefix: str = "") -> Circuit:
@@ -158,12 +169,17 @@ class Circuit(nn.Module):
             for k, n in enumerate(nodes or ()):
                 expect(n, int, f"{where}.{name}[{k}]")
         try:
+            encoding = Encoding.from_spec(spec.get("encoding"))
+        except KirchhoffError as exc:
+            raise CheckpointError(f"{where}.encoding: {exc}") from None
+        try:
             return cls(
                 slices,
                 times=times,
                 fill=entry(spec, "fill", str, where),
                 residual=residual,
                 input_nodes=input_nodes,
+                encoding=encoding,
             )
         except CheckpointError:
             raise
@@ -171,7 +187,8 @@ class Circuit(nn.Module):
             raise CheckpointError(f"{where}: {exc}") from None
 
     def extra_repr(self) -> str:
-        return f"times={self.times}, fill={self.fill!r}, residual={self.residual}"
+        encoded = "" if self.encoding.identity else f", encoding={self.encoding}"
+        return f"times={self.times}, fill={self.fill!r}, residual={self.residual}{encoded}"
 
 
 def _slice_from_spec(k: int, spec: Any, state: dict[str, Tensor], prefix: str = "") -> Slice:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from kirchhoffnet import topology as topo
 from kirchhoffnet._finite import SEED_MAX
-from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.circuit import Circuit, Encoding, Slice
 from kirchhoffnet.circuit._kcl import KERNELS
 from kirchhoffnet.circuit.slice import INITIALIZERS
 from kirchhoffnet.devices import Device, TransistorTable, resolve
@@ -215,6 +215,17 @@ Topology = Annotated[FullyConnect | NeighborConnect | MixConnect | Chain | Rando
 TOPOLOGY_NAMES = ("fully_connect", "neighbor_connect", "mix_connect", "chain", "random_graph")
 
 
+class EncodingConfig(Section):
+    """Node voltages ``offset + scale · x`` of the model's data ``x`` (see [`Encoding`][kirchhoffnet.circuit.Encoding]):
+    moves a flow's data, centred on 0, inside a supply's rails."""
+
+    offset: float = Field(0.0, description="Voltage of data value 0 (normalised volts).")
+    scale: float = Field(1.0, gt=0, description="Volts per data unit (> 0).")
+
+    def build(self) -> Encoding:
+        return Encoding(self.offset, self.scale)
+
+
 class CircuitConfig(Section):
     """The circuit: one topology per time slice, a device family, slice boundaries."""
 
@@ -237,6 +248,9 @@ class CircuitConfig(Section):
     capacitance: float = Field(1.0, gt=0, description="Node capacitance to ground (normalised units).")
     fill: Literal["zeros", "repeat"] = Field("zeros", description="How nodes beyond the input start.")
     residual: tuple[int, int] | None = Field(None, description="(i, j): add slice i's output to slice j's output.")
+    encoding: EncodingConfig | None = Field(
+        None, description="{offset, scale}: inputs and outputs as node voltages offset + scale·x; default the identity."
+    )
 
     @field_validator("topology", mode="before")
     @classmethod
@@ -298,7 +312,8 @@ class CircuitConfig(Section):
         for t in self.slice_topologies():
             edges = built.setdefault(id(t), t.build())
             pieces.append(Slice(edges, device, num_nodes=t.total_nodes, capacitance=self.capacitance, init=self.init))
-        return Circuit(pieces, times=self.times, fill=self.fill, residual=self.residual)
+        encoding = None if self.encoding is None else self.encoding.build()
+        return Circuit(pieces, times=self.times, fill=self.fill, residual=self.residual, encoding=encoding)
 
 
 class SolverConfig(Section):

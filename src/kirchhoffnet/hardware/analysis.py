@@ -249,7 +249,7 @@ def measure(
 
     Args:
         model: a Circuit, Flow or Network (a Network's digital readout is not counted).
-        x: (B, d) inputs in normalised volts.
+        x: (B, d) inputs (encoded into node voltages by the circuit's encoding; energies are those of the volts).
         solver: solver settings (default the model's).
         points_per_slice: waveform samples per slice; energies are trapezoidal integrals over
             them, so their error falls as 1/points² (``energy_balance_residual`` shows it).

@@ -141,7 +141,7 @@ def simulate_noisy(
 
     Args:
         model: a Circuit, Flow or Network (a Flow is run forward, i.e. sampled).
-        x: (B, d) inputs, normalised volts.
+        x: (B, d) inputs (encoded into volts by the circuit's encoding).
         design: physical scales; its capacitance, voltage scale and temperature set ε = kT/(C₀V₀²).
         noise: which noise (default thermal only).
         dt: Euler–Maruyama step in normalised time.
@@ -149,8 +149,8 @@ def simulate_noisy(
         points_per_slice: waveform samples kept per slice (≥ 2).
 
     Returns:
-        ``(v, waves)``: (B, N) final voltages of the last slice and ``(t (T,), v (T, B, N_k))``
-        per slice.
+        ``(v, waves)``: (B, N) final voltages of the last slice, decoded by ``circuit.encoding`` as
+        [`simulate`][kirchhoffnet.simulate]'s, and ``(t (T,), v (T, B, N_k))`` per slice in volts.
 
     Raises:
         SolverError: the voltages became NaN or infinite (step too large for the circuit).
@@ -181,7 +181,7 @@ def simulate_noisy(
                     saved = state
                 if k == circuit.residual[1] and saved is not None:
                     state = state + saved
-    return state.T, waves
+    return circuit.encoding.decode(state.T), waves
 
 
 def _noisy_slice(

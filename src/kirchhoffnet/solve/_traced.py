@@ -110,7 +110,7 @@ def traced_simulate(circuit: Circuit, x: Tensor, solver: Solver) -> tuple[Tensor
     """``simulate``'s forward solve for a ``solver`` that `traceable` accepts, in traceable ops.
 
     Returns:
-        ``(v, nfe)``: the (B, N) final voltages and the evaluations each slice took.
+        ``(v, nfe)``: the (B, N) final voltages, decoded by ``circuit.encoding``, and the evaluations each slice took.
     """
     assert solver.step_size is not None and solver.method in TABLEAUX  # checked by traceable()
     time_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -129,4 +129,4 @@ def traced_simulate(circuit: Circuit, x: Tensor, solver: Solver) -> tuple[Tensor
                 saved = v
             if k == circuit.residual[1] and saved is not None:  # residual[0] < residual[1]: always saved
                 v = v + saved
-    return v, nfe
+    return circuit.encoding.decode(v), nfe

@@ -385,7 +385,7 @@ def _eager_integrate(
             raise ConfigError(
                 f"reverse-time inputs must be (batch, {circuit.slice(0).num_state}), got shape {tuple(x.shape)}"
             )
-        state = x.T.contiguous()
+        state = circuit.encoding.encode(x).T.contiguous()
     else:
         state = circuit.input_state(x)
     order = range(circuit.num_slices - 1, -1, -1) if reverse else range(circuit.num_slices)
@@ -422,7 +422,8 @@ def _eager_integrate(
     stats = SolveStats([c.calls for c in counters], time.perf_counter() - start, counters)
     if log_det is not None and not reverse:
         log_det = -log_det  # forward integration accumulated −∫tr; report ∫tr either way
-    return state.T, log_det, stats
+    # Encoded at both ends, the map data → data has the Jacobian of volts → volts: ∫tr needs no log-det term.
+    return circuit.encoding.decode(state.T), log_det, stats
 
 
 def simulate(
@@ -437,14 +438,15 @@ def simulate(
 
     Args:
         circuit: the circuit to integrate.
-        x: (B, d) input voltages, placed on the first slice's input nodes (others per ``fill``).
+        x: (B, d) inputs, encoded into volts by ``circuit.encoding`` (the identity by default) and placed on the
+            first slice's input nodes (others per ``fill``).
         solver: a [`Solver`][kirchhoffnet.solve.Solver], a method name or a settings dict; default dopri5 at 1e-4.
         gradient: [`Backprop`][kirchhoffnet.solve.Backprop] (through the solver's steps; the default everywhere, see
             `kirchhoffnet.solve.gradient`) or `Adjoint` (memory independent of the steps).
         reverse: integrate from the last time back to the first (flows' inverse).
 
     Returns:
-        ``(v, stats)``: (B, N) voltages of the last slice's state nodes, and
+        ``(v, stats)``: (B, N) voltages of the last slice's state nodes, decoded by ``circuit.encoding``, and
         [`SolveStats`][kirchhoffnet.solve.SolveStats].
 
     Raises:
@@ -484,7 +486,7 @@ def trajectory(
     points_per_slice: int = 50,
     on_slice: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[Tensor, Tensor]], SolveStats]:
-    """Voltages along the way, for plots and SPICE comparison.
+    """Node voltages along the way (in volts: not decoded by ``circuit.encoding``), for plots and SPICE comparison.
 
     ``on_slice(k)`` is called as each slice's voltages are in, so that a caller can show progress
     through a long solve.

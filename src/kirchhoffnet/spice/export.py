@@ -15,7 +15,14 @@ from kirchhoffnet.io import write_text_atomic
 from kirchhoffnet.solve import trajectory
 from kirchhoffnet.spice.deck import Deck, parameterised_deck
 from kirchhoffnet.spice.dialect import Dialect, dialect
-from kirchhoffnet.spice.netlist import Realisation, SpiceOptions, as_circuit, slice_durations, slice_netlist
+from kirchhoffnet.spice.netlist import (
+    Realisation,
+    SpiceOptions,
+    as_circuit,
+    encoding_note,
+    slice_durations,
+    slice_netlist,
+)
 from kirchhoffnet.spice.network_deck import network_deck, readout_nodes
 from kirchhoffnet.spice.verify import REFERENCE_SOLVER
 
@@ -44,7 +51,7 @@ def _handover(model: Any, x: Tensor) -> tuple[Circuit, list[Tensor], list[str]]:
         source = "the inputs" if k == 0 else f"kirchhoffnet's state at the end of slice {k - 1}"
         titles.append(
             f"kirchhoffnet slice {k} of {circuit.num_slices} (t = {circuit.times[k]:g}..{circuit.times[k + 1]:g} s), "
-            f"{len(inputs)} sample(s); initial voltages from {source}"
+            f"{len(inputs)} sample(s); initial voltages from {source}{encoding_note(circuit)}"
         )
     return circuit, [waves[k][1][0] for k in range(circuit.num_slices)], titles
 
@@ -106,7 +113,8 @@ def export_decks(
     circuit, starts, titles = _handover(model, x)
     options = options or SpiceOptions()
     durations = slice_durations(circuit)
-    layout = {key: circuit.spec()[key] for key in ("fill", "residual", "input_nodes")}
+    spec = circuit.spec()
+    layout: dict[str, Any] = {key: spec[key] for key in ("fill", "residual", "input_nodes", "encoding") if key in spec}
     written: list[Path] = []
     for k, target in enumerate(netlist_paths(path, circuit.num_slices, spelling.suffix)):
         params, ics = _include_files(target, spelling)
@@ -158,7 +166,7 @@ def export_network_deck(
     params, ics = _include_files(target, spelling)
     title = (
         f"kirchhoffnet network of {circuit.num_slices} slice(s) (t = {circuit.times[0]:g}..{circuit.times[-1]:g} s) "
-        f"in one deck, {len(inputs)} sample(s); initial voltages from the inputs"
+        f"in one deck, {len(inputs)} sample(s); initial voltages from the inputs{encoding_note(circuit)}"
     )
     deck = network_deck(
         circuit,

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from kirchhoffnet._textfile import read_text
-from kirchhoffnet.circuit import Circuit, Slice
+from kirchhoffnet.circuit import Circuit, Encoding, Slice
 from kirchhoffnet.devices import Device, resolve
 from kirchhoffnet.errors import ConfigError, KirchhoffError
 from kirchhoffnet.spice.deck import (
@@ -287,7 +287,7 @@ def _layout(record: Any) -> dict[str, Any] | None:
     """The circuit comment's times and layout, or ``None`` when any of them has the wrong type."""
     if not isinstance(record, dict):
         return None
-    layout = {key: record.get(key) for key in ("fill", "residual", "input_nodes")}
+    layout = {key: record.get(key) for key in ("fill", "residual", "input_nodes", "encoding")}
     numbers = record.get("times_s", [0.0, 1.0])
     integer_lists = all(
         value is None or (isinstance(value, list) and all(type(v) is int for v in value))
@@ -333,6 +333,7 @@ def import_deck(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
             fill=layout["fill"] or "zeros",
             residual=layout["residual"],
             input_nodes=layout["input_nodes"],
+            encoding=Encoding.from_spec(layout["encoding"]),
         )
     except KirchhoffError as exc:
         raise ConfigError(f"{decks[0]}: {exc}") from None

@@ -106,6 +106,12 @@ def as_circuit(model: Any) -> Circuit:
     return circuit
 
 
+def encoding_note(circuit: Circuit) -> str:
+    """What a deck's title adds about the circuit's encoding: its initial conditions are encoded voltages, and a
+    reader decodes the node voltages to get the model's data (nothing for the identity)."""
+    return "" if circuit.encoding.identity else f"; {circuit.encoding.describe()}"
+
+
 def node_name(node: int, suffix: str = "") -> str:
     """SPICE name of a node: ``0`` for ground, ``n<node><suffix>`` otherwise."""
     return "0" if node == 0 else f"n{node}{suffix}"

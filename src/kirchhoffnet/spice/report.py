@@ -47,7 +47,10 @@ class VerifyReport:
         ours: per slice, kirchhoffnet's voltages (T, K, N_k) in V.
         spice: per slice, ngspice's voltages interpolated onto ``times``, (T, K, N_k) in V.
         spice_final: (K, N) ngspice's output state, every slice started from ngspice's own end of the one before
-            (the residual added as the circuit adds it).
+            (the residual added as the circuit adds it), in V: ``circuit.encoding.decode`` gives the model's data.
+
+    Every voltage here is a node voltage: an encoded circuit's (see [`Encoding`][kirchhoffnet.circuit.Encoding])
+    are compared in volts, as ngspice runs them.
     """
 
     max_abs_error_v: float

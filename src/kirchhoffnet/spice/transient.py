@@ -27,6 +27,7 @@ from kirchhoffnet.spice.netlist import (
     Realisation,
     SpiceOptions,
     as_circuit,
+    encoding_note,
     node_columns,
     slice_durations,
     slice_netlist,
@@ -137,7 +138,7 @@ def _chain(
     for k in range(circuit.num_slices):
         piece = circuit.slice(k)
         state = circuit.resize(state, piece.num_state)
-        title = f"kirchhoffnet slice {k} of {circuit.num_slices}, {samples} sample(s)"
+        title = f"kirchhoffnet slice {k} of {circuit.num_slices}, {samples} sample(s){encoding_note(circuit)}"
         deck = slice_netlist(piece, state.T, durations[k], options, title, realisation)
         result = run_ngspice(deck, timeout_s=options.timeout_s, keep_raw=raw_file(k))
         plot = result.plot("transient")

@@ -76,7 +76,7 @@ def spice_metric(
     circuit = copy.deepcopy(as_circuit(model)).to(torch.float64)
     with torch.no_grad():
         ours_final, _ = simulate(circuit, x, solver=REFERENCE_SOLVER)
-    spice_final = torch.from_numpy(report.spice_final)
+    spice_final = circuit.encoding.decode(torch.from_numpy(report.spice_final))  # ngspice's volts → data
     slices = [
         {
             "slice": k,
