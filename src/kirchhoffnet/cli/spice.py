@@ -39,6 +39,16 @@ ModelCard = Annotated[
     ),
 ]
 ModelName = Annotated[str, typer.Option(help="Name of the NMOS model in --model-card.")]
+NllPoints = Annotated[
+    int,
+    typer.Option(
+        help="With --metric, for a flow: also its NLL on this many held-out data points from ngspice's forward map "
+        "(each point and 4·d perturbed copies in one netlist), beside kirchhoffnet's, under 'nll'."
+    ),
+]
+NewtonSteps = Annotated[
+    int, typer.Option(help="With --nll-points: Newton steps on ngspice's map from kirchhoffnet's base point.")
+]
 
 
 def _options(reltol: float, max_step: float, **extra: Any) -> Any:
@@ -214,16 +224,8 @@ def verify(
         tuple[float, float] | None,
         typer.Option(help="With --metric: supply rails LOW HIGH (V) every node must stay within in ngspice."),
     ] = None,
-    nll_points: Annotated[
-        int,
-        typer.Option(
-            help="With --metric, for a flow: also its NLL on this many held-out data points from ngspice's forward "
-            "map (each point and 4·d perturbed copies in one netlist), beside kirchhoffnet's, under 'nll'."
-        ),
-    ] = 0,
-    newton_steps: Annotated[
-        int, typer.Option(help="With --nll-points: Newton steps on ngspice's map from kirchhoffnet's base point.")
-    ] = 0,
+    nll_points: NllPoints = 0,
+    newton_steps: NewtonSteps = 0,
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
