@@ -125,9 +125,9 @@ def test_flow_is_scored_by_its_samples(tmp_path):
 
 @pytest.fixture(scope="module")
 def flow_run(tmp_path_factory):
-    """A 2-D flow trained one epoch: a field that has moved off its initialisation, in a second."""
+    """A 2-D flow trained one epoch (a field that has moved off its initialisation, in a second), 4 test points."""
     run = tmp_path_factory.mktemp("spice_nll") / "flow"
-    kn.train(tiny_flow("train.epochs=1"), run, progress=False)
+    kn.train(tiny_flow("train.epochs=1", "data.test_size=4"), run, progress=False)
     return run
 
 
@@ -161,6 +161,16 @@ def test_nll_from_ngspice_sees_a_capacitor_change(flow_run):
     result = ngspice_nll(flow, x, newton_steps=1, options=FAST, realisation=SlowCapacitors(), jobs=2)
     # 3 % slower dynamics change the density by ~0.02 nats here, 20× the agreement of the exact deck above.
     assert abs(result["nll_difference"]) >= 0.01 and result["max_residual_v"] <= 1e-4
+
+
+@pytest.mark.needs_ngspice
+def test_command_reports_the_nll_from_ngspice(flow_run):
+    args = ["spice", "verify", str(flow_run), "--metric", "--samples", "1", "--nll-points", "5", "--newton-steps", "1"]
+    result = runner.invoke(app, [*args, "--reltol", "1e-6", "--max-step", "2e-2", "--points", "21", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    nll = json.loads(result.stdout)["nll"]
+    assert nll["points"] == 4 and "holds 4 points, fewer than --nll-points 5" in result.stderr
+    assert nll["newton_steps"] == 1 and abs(nll["nll_difference"]) <= 1e-3  # as the library call above
 
 
 @pytest.mark.needs_ngspice

@@ -270,6 +270,8 @@ def verify(
                 status(
                     f"the test set holds {summary['samples']} inputs, fewer than --samples {samples}: scored them all"
                 )
+            if nll_points and summary["nll"]["points"] < nll_points:
+                status(f"the test set holds {summary['nll']['points']} points, fewer than --nll-points {nll_points}")
         else:
             report = run_verify(
                 load_model(path), samples, seed=seed, options=options, jobs=jobs, realisation=realisation,
