@@ -5,10 +5,13 @@ whole in ngspice with BSIM4 transistors (`kirchhoffnet spice verify RUN --metric
 Trains configs/flow2d/twomoon_mosrelu.yaml and twomoon_bsim4.yaml into ``--out`` (a finished run is
 kept, an interrupted one resumed), runs both through ngspice on ``--samples`` base points and prints a
 Markdown table: error per slice as % of the node-voltage swing, sample distance and energy distance both
-sides, ngspice's node range against the rails, supply energy. The JSON reports go next to the runs.
+sides, ngspice's node range against the rails, supply energy, and with ``--nll-points N`` the NLL of N
+held-out data points from ngspice beside kirchhoffnet's. ``--only NAME`` runs one of the two. The JSON
+reports go next to the runs.
 
 Usage:
-    PYTHONPATH=src OMP_NUM_THREADS=1 python experiments/transistor_study.py --out runs/transistor-study --samples 16
+    PYTHONPATH=src OMP_NUM_THREADS=1 python experiments/transistor_study.py --out runs/transistor-study --samples 16 \
+        --nll-points 64
 """
 
 from __future__ import annotations
@@ -44,6 +47,17 @@ def row(label: str, report: dict[str, Any]) -> str:
         f"{report.get('energy_distance_kirchhoffnet', float('nan')):.4g} | "
         f"{report['ngspice_min_v']:.3g} … {report['ngspice_max_v']:.3g} (rails {rails[0]:g}–{rails[1]:g}: "
         f"{'within' if report['within_rails'] else 'outside'}) | {report['supply_energy_j_per_input']:.3g} |"
+        f"{nll_cells(report.get('nll'))}"
+    )
+
+
+def nll_cells(nll: dict[str, Any] | None) -> str:
+    """The NLL columns: ngspice / kirchhoffnet on the same points, and the residual |F(z) − x| in ngspice."""
+    if nll is None:
+        return ""
+    return (
+        f" {nll['nll_ngspice']:.5g} / {nll['nll_kirchhoffnet']:.5g} ({nll['points']} points, "
+        f"{nll['newton_steps']} Newton steps) | {nll['max_residual_v']:.2g} |"
     )
 
 
@@ -51,19 +65,26 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0], "runs/transistor-study")
     args.add_argument("--samples", type=int, default=16, help="base points simulated in ngspice (16)")
     args.add_argument("--jobs", type=int, default=1, help="ngspice processes at once (1)")
+    args.add_argument("--nll-points", type=int, default=0, help="held-out points scored by NLL from ngspice (0)")
+    args.add_argument("--newton-steps", type=int, default=0, help="Newton steps on ngspice's map per point (0)")
+    args.add_argument("--only", choices=[name for _, name in STUDY], help="run one of the two (default both)")
     opts = args.parse_args()
     supply = load_card(CARD).supply_v
+    nll_header = " NLL from ngspice / kirchhoffnet | residual \\|F(z) − x\\| (V) |" if opts.nll_points else ""
     lines = [
         "| run | error per slice, % of swing | max \\|Δv\\| (V) | max sample distance | "
-        "energy distance ngspice / kirchhoffnet | ngspice node range (V) | supply energy (J/input) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"energy distance ngspice / kirchhoffnet | ngspice node range (V) | supply energy (J/input) |{nll_header}",
+        "| --- " * (9 if opts.nll_points else 7) + "|",
     ]
     for label, name in STUDY:
+        if opts.only not in (None, name):
+            continue
         run_dir = opts.out / name
         train_unless_finished(CONFIGS / "flow2d" / f"{name}.yaml", opts.overrides, run_dir)
         report, _ = spice_metric(
-            run_dir, opts.samples, options=FAST, realisation=realisation(run_dir), rails=(0.0, supply), jobs=opts.jobs
-        )
+            run_dir, opts.samples, options=FAST, realisation=realisation(run_dir), rails=(0.0, supply), jobs=opts.jobs,
+            nll_points=opts.nll_points, newton_steps=opts.newton_steps,
+        )  # fmt: skip
         (opts.out / f"{name}_spice.json").write_text(json.dumps(report, indent=1, default=str))
         nll = json.loads((run_dir / "metrics.json").read_text())["test"]["nll_nats"]
         lines.append(row(f"{label}, held-out NLL {nll:.3f}", report))

@@ -20,6 +20,7 @@ def test_transistor_study_shows_the_gap_the_table_closes(tmp_path: Path) -> None
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     script = ROOT / "experiments" / "transistor_study.py"
     command = [sys.executable, str(script), "--out", str(tmp_path), "--samples", "4", "--set", "train.epochs=10"]
+    command += ["--nll-points", "2"]
     table = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     assert "before: ideal law" in table and "after: BSIM4 table" in table
     before = json.loads((tmp_path / "twomoon_mosrelu_spice.json").read_text())
@@ -27,3 +28,5 @@ def test_transistor_study_shows_the_gap_the_table_closes(tmp_path: Path) -> None
     assert all(s["error_percent_of_swing"] <= 1.0 for s in after["slices"])
     assert before["max_error_percent_of_swing"] > 5 * after["max_error_percent_of_swing"]
     assert after["max_sample_distance"] < 0.05 < before["max_sample_distance"]
+    # The table-trained flow's density survives its transistors (issue 23: within 0.02 nats); the column is printed.
+    assert abs(after["nll"]["nll_difference"]) <= 0.02 and "NLL from ngspice / kirchhoffnet" in table

@@ -13,8 +13,8 @@ import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.hardware.metrics import accuracy
-from kirchhoffnet.spice import SpiceOptions, TransistorRelu
-from kirchhoffnet.training.spice_metric import spice_metric
+from kirchhoffnet.spice import Behavioural, SpiceOptions, TransistorRelu
+from kirchhoffnet.training.spice_metric import ngspice_nll, spice_metric
 
 from .helpers import tiny_flow, tiny_regression
 
@@ -123,6 +123,56 @@ def test_flow_is_scored_by_its_samples(tmp_path):
     assert result["energy_distance_ngspice"] == pytest.approx(result["energy_distance_kirchhoffnet"], abs=1e-4)
 
 
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    """A 2-D flow trained one epoch (a field that has moved off its initialisation, in a second), 4 test points."""
+    run = tmp_path_factory.mktemp("spice_nll") / "flow"
+    kn.train(tiny_flow("train.epochs=1", "data.test_size=4"), run, progress=False)
+    return run
+
+
+@pytest.mark.needs_ngspice
+def test_flow_nll_from_ngspice_is_kirchhoffnets(flow_run):
+    flow = kn.open(flow_run).model
+    x, _ = kn.open(flow_run).data(4)
+    result = ngspice_nll(flow, x, newton_steps=1, options=FAST, jobs=2)
+    # Both sides are the same behavioural circuit: FAST's ~1e-5 V and the h² of the differences, ~1e-5 nats.
+    assert result["points"] == 4 and abs(result["nll_difference"]) <= 1e-3 and result["max_log_p_difference"] <= 1e-3
+    with torch.no_grad():
+        own = -kn.Flow(flow.circuit.double(), solver="dopri5").log_prob(x.double()).mean()
+    assert result["nll_kirchhoffnet"] == pytest.approx(float(own), abs=1e-3)  # the flow's own density
+    first, last = result["max_residual_v_per_newton_step"]
+    assert 0 < first <= 1e-3 and last < first / 100  # one Newton step lands on x: the map is smooth
+    assert result["max_residual_v"] == last and result["max_log_det_error"] <= 1e-3
+    assert result["ngspice_runs"] == 2 * 4  # one netlist per point (it and its 4·d copies), per Newton round
+    assert len(result["per_point"]["log_p_ngspice"]) == 4
+
+
+class SlowCapacitors(Behavioural):
+    """Behavioural sources with every node capacitor 3 % larger in the netlist (the currents stay in units of 1 A)."""
+
+    current_scale_a = 1.03
+
+
+@pytest.mark.needs_ngspice
+def test_nll_from_ngspice_sees_a_capacitor_change(flow_run):
+    flow = kn.open(flow_run).model
+    x, _ = kn.open(flow_run).data(4)
+    result = ngspice_nll(flow, x, newton_steps=1, options=FAST, realisation=SlowCapacitors(), jobs=2)
+    # 3 % slower dynamics move the NLL by 0.017 nats here (max 0.04 per point); the exact deck by 2e-5.
+    assert abs(result["nll_difference"]) >= 0.01 and result["max_residual_v"] <= 1e-3  # Newton still lands on x
+
+
+@pytest.mark.needs_ngspice
+def test_command_reports_the_nll_from_ngspice(flow_run):
+    args = ["spice", "verify", str(flow_run), "--metric", "--samples", "1", "--nll-points", "5", "--newton-steps", "1"]
+    result = runner.invoke(app, [*args, "--reltol", "1e-6", "--max-step", "2e-2", "--points", "21", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    nll = json.loads(result.stdout)["nll"]
+    assert nll["points"] == 4 and "holds 4 points, fewer than --nll-points 5" in result.stderr
+    assert nll["newton_steps"] == 1 and abs(nll["nll_difference"]) <= 1e-3  # as the library call above
+
+
 @pytest.mark.needs_ngspice
 def test_command_prints_pure_json(runs, tmp_path):
     out = tmp_path / "report.json"
@@ -135,7 +185,7 @@ def test_command_prints_pure_json(runs, tmp_path):
     assert json.loads(out.read_text()) == printed
 
 
-def test_hostile_requests_are_one_line(runs, tmp_path):
+def test_hostile_requests_are_one_line(runs, flow_run, tmp_path):
     with pytest.raises(ConfigError, match="--samples must be a positive count, got 0"):
         spice_metric(runs["ShiftTanh2"], 0)
     with pytest.raises(ConfigError, match="--rails LOW HIGH needs LOW < HIGH"):
@@ -153,7 +203,15 @@ def test_hostile_requests_are_one_line(runs, tmp_path):
         (["--rails", "0", "1"], "--rails is checked on the --metric report; add --metric"),
         (["--metric", "--rails", "1", "0"], "--rails LOW HIGH needs LOW < HIGH"),
         (["--metric", "--keep-raw", str(tmp_path / "raw")], "--keep-raw keeps the files of a plain verify"),
+        (["--nll-points", "4"], "--nll-points and --newton-steps are part of the --metric report; add --metric"),
+        (["--metric", "--newton-steps", "1"], "--newton-steps refines the points of --nll-points; add --nll-points"),
+        (["--metric", "--nll-points", "-1"], "--nll-points must be a count of data points (0: no NLL), got -1"),
+        (["--metric", "--nll-points", "4"], "--nll-points scores a flow's density, but this is a Network"),
     ]
+    with pytest.raises(ConfigError, match="--newton-steps must be a count of Newton steps"):
+        spice_metric(flow_run, 1, nll_points=1, newton_steps=-1)  # before ngspice runs
+    with pytest.raises(ConfigError, match="the NLL from ngspice needs a kirchhoffnet Flow, got Network"):
+        ngspice_nll(kn.open(runs["ShiftTanh2"]).model, torch.zeros(1, 2))
     for extra, message in cases:
         result = runner.invoke(app, ["spice", "verify", str(runs["ShiftTanh2"]), *extra])
         assert result.exit_code != 0 and message in result.output, result.output

@@ -51,6 +51,16 @@ TimeUnit = Annotated[
     float | None,
     typer.Option(help="With --parasitics: seconds per unit of circuit time (1e-9: a slice of length 1 runs 1 ns)."),
 ]
+NllPoints = Annotated[
+    int,
+    typer.Option(
+        help="With --metric, for a flow: also its NLL on this many held-out data points from ngspice's forward map "
+        "(each point and 4·d perturbed copies in one netlist), beside kirchhoffnet's, under 'nll'."
+    ),
+]
+NewtonSteps = Annotated[
+    int, typer.Option(help="With --nll-points: Newton steps on ngspice's map from kirchhoffnet's base point.")
+]
 
 
 def _options(reltol: float, max_step: float, **extra: Any) -> Any:
@@ -228,12 +238,15 @@ def verify(
     ] = None,
     parasitics: Parasitics = False,
     time_unit: TimeUnit = None,
+    nll_points: NllPoints = 0,
+    newton_steps: NewtonSteps = 0,
 ) -> None:
     """Simulate the model in ngspice and in kirchhoffnet on the same inputs and compare node voltages.
 
     The JSON holds max_abs_error_v, mean_abs_error_v, nodes, edges, ngspice_s and
     kirchhoffnet_s among others; the plot overlays both waveforms of the first sample.
-    With --metric, stdout is the whole report: per-slice errors, node-voltage range and the metric both ways.
+    With --metric, stdout is the whole report: per-slice errors, node-voltage range and the metric both ways;
+    with --nll-points a flow's NLL from ngspice too.
     """
     from kirchhoffnet._finite import finite_number
     from kirchhoffnet.errors import ConfigError
@@ -249,6 +262,10 @@ def verify(
         finite_number("--max-error", max_error, low=0.0, open_low=True)
         if rails is not None and not metric:
             raise ConfigError("--rails is checked on the --metric report; add --metric")
+        if (nll_points or newton_steps) and not metric:
+            raise ConfigError("--nll-points and --newton-steps are part of the --metric report; add --metric")
+        if newton_steps and not nll_points:
+            raise ConfigError("--newton-steps refines the points of --nll-points; add --nll-points N")
         for bound in rails or ():
             finite_number("--rails", bound)
         _check_out_files(json_out, plot)
@@ -264,13 +281,16 @@ def verify(
         if metric:
             summary, report = spice_metric(
                 path, samples, options=options, realisation=realisation, rails=rails, jobs=jobs, seed=seed,
-                progress=True, parasitics=None if time_unit is None else (time_unit, model_card),
+                nll_points=nll_points, newton_steps=newton_steps, progress=True,
+                parasitics=None if time_unit is None else (time_unit, model_card),
             )  # fmt: skip
             summary = {**summary, "source": str(path.resolve()), "seed": seed}
             if summary["samples"] < samples:
                 status(
                     f"the test set holds {summary['samples']} inputs, fewer than --samples {samples}: scored them all"
                 )
+            if nll_points and summary["nll"]["points"] < nll_points:
+                status(f"the test set holds {summary['nll']['points']} points, fewer than --nll-points {nll_points}")
         else:
             model = load_model(path)
             inputs = random_inputs(model, samples, seed)

@@ -6,27 +6,37 @@ turns that state into the task's outputs and the run's metric is computed from t
 kirchhoffnet's float64 solve of the same inputs. Which inputs and which metric fit needs the run's task and test
 set, so this lives above them, as the hw studies do.
 
-A flow is scored by its samples (base → data), which both sides compute. Its NLL is not: the density of a
-data point needs the reverse-time solve (data → base) and the divergence of the device law along it, and
-neither is what the analog circuit computes — ngspice runs the circuit forward, and its transistors have no
-divergence that kirchhoffnet could read off them.
+A flow is scored by its samples (base → data), which both sides compute, and with ``nll_points`` by its NLL
+from ngspice ([`ngspice_nll`][kirchhoffnet.training.spice_metric.ngspice_nll]): ngspice runs the circuit forward, so
+the density of a data point x comes from the change of variables through ngspice's own forward map F, whose
+Jacobian is measured by finite differences of transients rather than read off a device law.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet._finite import require_finite
+from kirchhoffnet.errors import ConfigError, ToolError
 from kirchhoffnet.hardware.metrics import energy_distance
-from kirchhoffnet.models import Flow, Network
+from kirchhoffnet.models import Flow, Network, standard_normal_log_prob
 from kirchhoffnet.runs import OpenedRun
 from kirchhoffnet.solve import simulate
-from kirchhoffnet.spice import REFERENCE_SOLVER, SpiceOptions, VerifyReport, load_parasitics, verify
+from kirchhoffnet.spice import (
+    REFERENCE_SOLVER,
+    SpiceOptions,
+    VerifyReport,
+    load_parasitics,
+    spice_trajectory,
+    verify,
+)
 from kirchhoffnet.spice.netlist import Realisation, as_circuit
 from kirchhoffnet.training.hw import open_saved, study_inputs
 
@@ -40,6 +50,8 @@ def spice_metric(
     rails: tuple[float, float] | None = None,
     jobs: int | None = None,
     seed: int = 0,
+    nll_points: int = 0,
+    newton_steps: int = 0,
     progress: bool = False,
     parasitics: tuple[float, str | os.PathLike[str] | None] | None = None,
 ) -> tuple[dict[str, Any], VerifyReport]:
@@ -54,6 +66,9 @@ def spice_metric(
         rails: the supply ``(low, high)`` in V that every node must stay within in ngspice.
         jobs: ngspice processes at once.
         seed: seed of a flow's base samples (and of its held-out data points).
+        nll_points: a flow's held-out data points whose NLL is also computed from ngspice (0: none), under
+            ``"nll"``; see [`ngspice_nll`][kirchhoffnet.training.spice_metric.ngspice_nll].
+        newton_steps: Newton steps on ngspice's map for each of those points.
         progress: show ngspice's progress.
         parasitics: ``(time unit in s, card or None)``: both sides run the model with its edge transistors'
             terminal capacitances on its nodes ([`load_parasitics`][kirchhoffnet.spice.load_parasitics]).
@@ -65,8 +80,13 @@ def spice_metric(
         raise ConfigError(f"--samples must be a positive count, got {samples}")
     if rails is not None and not rails[0] < rails[1]:
         raise ConfigError(f"--rails LOW HIGH needs LOW < HIGH, got {rails[0]:g} and {rails[1]:g}")
+    if int(nll_points) < 0:
+        raise ConfigError(f"--nll-points must be a count of data points (0: no NLL), got {nll_points}")
+    _check_newton_steps(newton_steps)
     saved = open_saved(path)
     model = saved.model
+    if nll_points and not isinstance(model, Flow):
+        raise ConfigError(f"{path}: --nll-points scores a flow's density, but this is a {type(model).__name__}")
     targets = _targets(saved, samples)
     x = study_inputs(saved, samples, seed=seed).to(torch.float64)
     figures: dict[str, Any] = {}
@@ -106,6 +126,13 @@ def spice_metric(
         **figures,
         "verify": report.to_dict(),
     }
+    if nll_points:
+        assert isinstance(model, Flow)  # refused above, before ngspice ran
+        held_out, _ = saved.data(int(nll_points), seed)
+        result["nll"] = ngspice_nll(
+            model, held_out, newton_steps=newton_steps, options=options, realisation=realisation, jobs=jobs,
+            progress=progress,
+        )  # fmt: skip
     return result, report
 
 
@@ -174,3 +201,129 @@ def _flow_samples(saved: OpenedRun, ours: Tensor, spice: Tensor, seed: int) -> d
             "energy_distance_kirchhoffnet": energy_distance(ours, data),
         }
     return figures
+
+
+def ngspice_nll(
+    flow: Flow,
+    x: Tensor,
+    *,
+    newton_steps: int = 0,
+    options: SpiceOptions | None = None,
+    realisation: Realisation | None = None,
+    jobs: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The flow's NLL of data points ``x`` from ngspice's forward map F (base → data), beside kirchhoffnet's.
+
+    kirchhoffnet's reverse solve gives each point's base point z; Newton steps on ngspice's map refine it
+    towards F(z) = x; then ``log p(x) = log N(z) − log|det J_F(z)|``. ngspice cannot run backwards nor report a
+    divergence, so J_F comes from central differences of its transients, with the perturbed starts of each point
+    in the same netlist as the point itself: they share ngspice's time steps, so much of its truncation error
+    cancels in the differences. The step ``h = (3·ε)^(1/3)``, ε = reltol + vntol, balances that error (ε/h)
+    against the differences' own (h²·F‴/6); the Jacobian taken at h/2 as well estimates the error.
+
+    Args:
+        flow: the flow; a float64 copy is solved with
+            [`REFERENCE_SOLVER`][kirchhoffnet.spice.REFERENCE_SOLVER] for kirchhoffnet's side.
+        x: (N, d) held-out data points.
+        newton_steps: Newton steps on F(z) = x, each one more ngspice run of every point (0: z from kirchhoffnet).
+        options: ngspice settings.
+        realisation: how edges become SPICE elements (default behavioural sources).
+        jobs: ngspice processes at once.
+        progress: show ngspice's progress.
+
+    Returns:
+        JSON-ready figures: ``nll_ngspice`` and ``nll_kirchhoffnet`` (nats, mean over the points), the per-point
+        log-density difference, the residual max |F(z) − x| (V), the Jacobian's error estimate, and per-point
+        values under ``per_point``.
+    """
+    if not isinstance(flow, Flow):
+        raise ConfigError(f"the NLL from ngspice needs a kirchhoffnet Flow, got {type(flow).__name__}")
+    _check_newton_steps(newton_steps)
+    options = options or SpiceOptions()
+    ours = Flow(copy.deepcopy(flow.circuit).to(torch.float64), solver=REFERENCE_SOLVER)
+    x = x.detach().to(torch.float64).cpu()
+    with torch.no_grad():
+        z, log_p_ours = ours.inverse(x), ours.log_prob(x)
+    step = (3 * (options.reltol + options.vntol)) ** (1 / 3)
+    residuals: list[float] = []
+    start, runs = time.perf_counter(), 0
+    for k in range(int(newton_steps) + 1):
+        image, jacobian, jacobian_half, done = _ngspice_jacobian(ours, z, step, options, realisation, jobs, progress)
+        runs += done
+        miss = image - x
+        residuals.append(float(miss.abs().max()))
+        if k < newton_steps:
+            z = z - torch.linalg.solve(jacobian, miss.unsqueeze(-1)).squeeze(-1)
+    log_det = torch.linalg.slogdet(jacobian).logabsdet
+    log_det_error = (log_det - torch.linalg.slogdet(jacobian_half).logabsdet).abs()
+    log_p = standard_normal_log_prob(z) - log_det
+    gap = (log_p - log_p_ours).abs()
+    residual = miss.abs().amax(dim=1)
+    return {
+        "points": len(x),
+        "newton_steps": int(newton_steps),
+        "step_v": step,
+        "nll_ngspice": float(-log_p.mean()),
+        "nll_kirchhoffnet": float(-log_p_ours.mean()),
+        "nll_difference": float(log_p_ours.mean() - log_p.mean()),
+        "max_log_p_difference": float(gap.max()),
+        "mean_log_p_difference": float(gap.mean()),
+        "max_residual_v": float(residual.max()),
+        "mean_residual_v": float(residual.mean()),
+        "max_residual_v_per_newton_step": residuals,
+        "max_jacobian_error": float((jacobian - jacobian_half).abs().max()),
+        "max_log_det_error": float(log_det_error.max()),
+        "ngspice_s": time.perf_counter() - start,
+        "ngspice_runs": runs,
+        "per_point": {
+            "log_p_ngspice": log_p.tolist(),
+            "log_p_kirchhoffnet": log_p_ours.tolist(),
+            "residual_v": residual.tolist(),
+            "log_det_error": log_det_error.tolist(),
+        },
+    }
+
+
+def _check_newton_steps(newton_steps: int) -> None:
+    if int(newton_steps) < 0:
+        raise ConfigError(f"--newton-steps must be a count of Newton steps (0: none), got {newton_steps}")
+
+
+def _ngspice_jacobian(
+    flow: Flow,
+    z: Tensor,
+    step: float,
+    options: SpiceOptions,
+    realisation: Realisation | None,
+    jobs: int | None,
+    progress: bool,
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """F(z) and its Jacobian by central differences at ``step`` and at ``step``/2, from one netlist per point
+    holding it and its 4·d perturbed copies.
+
+    Shapes:
+        z: (N, d). Returns F (N, d), the two Jacobians (N, d, d) with ``J[n, a, i] = ∂F_a/∂z_i``, and the
+        ngspice runs made.
+    """
+    d = flow.dim
+    axes = torch.eye(d, dtype=torch.float64)
+    signed = (step, -step, step / 2, -step / 2)
+    offsets = torch.cat([torch.zeros(1, d, dtype=torch.float64), *(s * axes for s in signed)])
+    starts = (z[:, None, :] + offsets).reshape(-1, d)
+    trajectory = spice_trajectory(
+        flow.circuit, starts, options, samples_per_netlist=len(offsets), jobs=jobs, realisation=realisation,
+        progress=progress,
+    )  # fmt: skip
+    ends = data_from_volts(trajectory.final).reshape(len(z), len(offsets), d)
+    plus, minus, plus_half, minus_half = ends[:, 1:].split(d, dim=1)
+    jacobian = (plus - minus).transpose(1, 2) / (2 * step)
+    jacobian_half = (plus_half - minus_half).transpose(1, 2) / step
+    return ends[:, 0], jacobian, jacobian_half, trajectory.runs
+
+
+def data_from_volts(volts: np.ndarray) -> Tensor:
+    """A flow's data coordinates from ngspice's (K, d) final node voltages: the one place they are read, where a
+    circuit's data↔voltage encoding would decode them (today data are volts)."""
+    finite = require_finite("ngspice's final node voltages", volts, "loosen --reltol or check the netlist", ToolError)
+    return torch.from_numpy(finite).to(torch.float64)
