@@ -12,6 +12,7 @@ from kirchhoffnet.circuit import Encoding
 from kirchhoffnet.config import load_config
 from kirchhoffnet.errors import CheckpointError, ConfigError
 from kirchhoffnet.models.flow import standard_normal_log_prob
+from kirchhoffnet.solve._traced import traced_simulate
 from tests.config.test_schema import TWOMOON
 
 ENCODING = Encoding(offset=0.5, scale=0.12)  # the rails flow's: data around 0 → inside a 0–1 V supply
@@ -93,11 +94,12 @@ def test_encoded_simulate_is_the_plain_simulate_of_the_voltages(solver, gradient
 
 
 def test_traced_solve_decodes_like_the_eager_one():
+    """The solve torch.export and torch.compile trace (called directly: exporting takes seconds)."""
     _, encoded = _pair()
-    net = kn.Network(encoded, solver={"method": "rk4", "step_size": 0.1})
+    solver = kn.Solver("rk4", step_size=0.1)
     x = torch.randn(3, 2, dtype=torch.float64)
-    program = torch.export.export(net, (x,))
-    torch.testing.assert_close(program.module()(x), net(x), rtol=0, atol=1e-12)
+    traced, _ = traced_simulate(encoded, x, solver)
+    torch.testing.assert_close(traced, kn.simulate(encoded, x, solver=solver)[0], rtol=0, atol=1e-12)
 
 
 def test_flow_log_density_is_data_space():
