@@ -17,8 +17,8 @@ class Encoding:
 
     A transistor circuit between 0 V and its supply needs node voltages inside the rails, while a flow's data live
     around 0 at unit scale; an encoding moves the data into the rails without changing what the model computes in
-    data space. [`simulate`][kirchhoffnet.simulate] encodes inputs and decodes outputs; inside the solve (slice ends,
-    trajectories, SPICE decks) the state is in volts. The default is the identity.
+    data space. [`simulate`][kirchhoffnet.solve.simulate.simulate] encodes inputs and decodes outputs; inside the
+    solve (slice ends, trajectories, SPICE decks) the state is in volts. The default is the identity.
 
     Attributes:
         offset: the voltage of data value 0, in normalised volts.
@@ -59,7 +59,7 @@ class Encoding:
 
     @classmethod
     def from_spec(cls, spec: Any) -> Encoding:
-        """The encoding of a [`spec`][kirchhoffnet.circuit.Encoding.spec]; ``None`` is the identity."""
+        """The encoding of a ``spec()`` dict; ``None`` is the identity."""
         if spec is None:
             return cls()
         if not isinstance(spec, dict) or set(spec) - {"offset", "scale"}:

@@ -150,7 +150,7 @@ def simulate_noisy(
 
     Returns:
         ``(v, waves)``: (B, N) final voltages of the last slice, decoded by ``circuit.encoding`` as
-        [`simulate`][kirchhoffnet.simulate]'s, and ``(t (T,), v (T, B, N_k))`` per slice in volts.
+        [`simulate`][kirchhoffnet.solve.simulate.simulate]'s, and ``(t (T,), v (T, B, N_k))`` per slice in volts.
 
     Raises:
         SolverError: the voltages became NaN or infinite (step too large for the circuit).
