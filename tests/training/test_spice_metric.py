@@ -148,6 +148,20 @@ def test_flow_nll_from_ngspice_is_kirchhoffnets(flow_run):
     assert len(result["per_point"]["log_p_ngspice"]) == 4
 
 
+@pytest.mark.needs_ngspice
+def test_encoded_flow_nll_from_ngspice_decodes_its_volts(flow_run):
+    flow = kn.open(flow_run).model
+    flow.circuit.encoding = kn.circuit.Encoding(offset=0.5, scale=0.12)  # data x sit on the nodes as 0.5 + 0.12·x
+    x, _ = kn.open(flow_run).data(3)
+    result = ngspice_nll(flow, x, options=FAST, jobs=2)
+    with torch.no_grad():
+        own = -kn.Flow(flow.circuit.double(), solver="dopri5").log_prob(x.double()).mean()
+    # Read as data, undecoded volts would miss x by ~0.5 V and shift the log-det by 2·log(0.12) ≈ −4.2 nats.
+    assert result["nll_kirchhoffnet"] == pytest.approx(float(own), abs=1e-3)
+    assert abs(result["nll_difference"]) <= 1e-3 and result["max_residual_v"] <= 1e-4
+    assert result["step_v"] == pytest.approx((3 * (FAST.reltol + FAST.vntol)) ** (1 / 3))  # h in volts, as unencoded
+
+
 class SlowCapacitors(Behavioural):
     """Behavioural sources with every node capacitor 3 % larger in the netlist (the currents stay in units of 1 A)."""
 

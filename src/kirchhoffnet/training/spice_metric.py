@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet._finite import require_finite
+from kirchhoffnet.circuit import Encoding
 from kirchhoffnet.errors import ConfigError, ToolError
 from kirchhoffnet.hardware.metrics import energy_distance
 from kirchhoffnet.models import Flow, Network, standard_normal_log_prob
@@ -220,7 +221,8 @@ def ngspice_nll(
     divergence, so J_F comes from central differences of its transients, with the perturbed starts of each point
     in the same netlist as the point itself: they share ngspice's time steps, so much of its truncation error
     cancels in the differences. The step ``h = (3·ε)^(1/3)``, ε = reltol + vntol, balances that error (ε/h)
-    against the differences' own (h²·F‴/6); the Jacobian taken at h/2 as well estimates the error.
+    against the differences' own (h²·F‴/6); the Jacobian taken at h/2 as well estimates the error. h is in volts
+    on the nodes: an encoded flow's ngspice voltages are decoded by its circuit's encoding before anything is scored.
 
     Args:
         flow: the flow; a float64 copy is solved with
@@ -245,25 +247,26 @@ def ngspice_nll(
     x = x.detach().to(torch.float64).cpu()
     with torch.no_grad():
         z, log_p_ours = ours.inverse(x), ours.log_prob(x)
-    step = (3 * (options.reltol + options.vntol)) ** (1 / 3)
+    encoding = flow.circuit.encoding
+    step = (3 * (options.reltol + options.vntol)) ** (1 / 3) / encoding.scale  # h volts on the nodes, in data units
     residuals: list[float] = []
     start, runs = time.perf_counter(), 0
     for k in range(int(newton_steps) + 1):
         image, jacobian, jacobian_half, done = _ngspice_jacobian(ours, z, step, options, realisation, jobs, progress)
         runs += done
         miss = image - x
-        residuals.append(float(miss.abs().max()))
+        residuals.append(float(miss.abs().max()) * encoding.scale)
         if k < newton_steps:
             z = z - torch.linalg.solve(jacobian, miss.unsqueeze(-1)).squeeze(-1)
     log_det = torch.linalg.slogdet(jacobian).logabsdet
     log_det_error = (log_det - torch.linalg.slogdet(jacobian_half).logabsdet).abs()
     log_p = standard_normal_log_prob(z) - log_det
     gap = (log_p - log_p_ours).abs()
-    residual = miss.abs().amax(dim=1)
+    residual = miss.abs().amax(dim=1) * encoding.scale  # in volts on the nodes
     return {
         "points": len(x),
         "newton_steps": int(newton_steps),
-        "step_v": step,
+        "step_v": step * encoding.scale,
         "nll_ngspice": float(-log_p.mean()),
         "nll_kirchhoffnet": float(-log_p_ours.mean()),
         "nll_difference": float(log_p_ours.mean() - log_p.mean()),
@@ -315,15 +318,14 @@ def _ngspice_jacobian(
         flow.circuit, starts, options, samples_per_netlist=len(offsets), jobs=jobs, realisation=realisation,
         progress=progress,
     )  # fmt: skip
-    ends = data_from_volts(trajectory.final).reshape(len(z), len(offsets), d)
+    ends = data_from_volts(trajectory.final, flow.circuit.encoding).reshape(len(z), len(offsets), d)
     plus, minus, plus_half, minus_half = ends[:, 1:].split(d, dim=1)
     jacobian = (plus - minus).transpose(1, 2) / (2 * step)
     jacobian_half = (plus_half - minus_half).transpose(1, 2) / step
     return ends[:, 0], jacobian, jacobian_half, trajectory.runs
 
 
-def data_from_volts(volts: np.ndarray) -> Tensor:
-    """A flow's data coordinates from ngspice's (K, d) final node voltages: the one place they are read, where a
-    circuit's data↔voltage encoding would decode them (today data are volts)."""
+def data_from_volts(volts: np.ndarray, encoding: Encoding) -> Tensor:
+    """A flow's data coordinates from ngspice's (K, d) final node voltages, decoded by the circuit's encoding."""
     finite = require_finite("ngspice's final node voltages", volts, "loosen --reltol or check the netlist", ToolError)
-    return torch.from_numpy(finite).to(torch.float64)
+    return encoding.decode(torch.from_numpy(finite).to(torch.float64))
