@@ -109,3 +109,14 @@ def test_verify_with_parasitics_loads_both_simulators_and_reports_the_slowdown(t
     ]:
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_slice_used_twice_is_loaded_once():
+    device = tabulate("level1_180nm", knots=9, check_widths=0).device
+    shared = kn.Slice(kn.topology.chain(3), device)
+    circuit = kn.Circuit([shared, shared], times=(0.0, 0.5, 1.0))
+    measured = device_parasitics(circuit, 1e-9)
+    loaded = with_parasitics(circuit, measured)
+    for k in range(2):
+        torch.testing.assert_close(loaded.slice(k).capacitance.double(), 1.0 + measured.normalised(k))
+    assert float(measured.normalised(0).min()) > 1e-3  # a load the test can see

@@ -4,7 +4,10 @@ A [`TransistorTable`][kirchhoffnet.devices.TransistorTable] edge is one transist
 from (`kirchhoffnet.spice.mos`). Built from real devices, its front end senses both terminals and its mirror
 drives one of them, so each node it touches carries the transistor's gate capacitance ``C_gg`` and drain
 capacitance ``C_dd``; both are added, in full, to the capacitance of every state node the edge touches (ground
-takes none). They are measured in ngspice at the edge's operating point at zero terminal drop (gate drive
+takes none). A slice's devices are taken to be switched onto the nodes only while it runs (as the gated devices
+of the whole-network deck are), so in slice k a node carries slice k's transistors only.
+
+The capacitances are measured in ngspice at each edge's operating point at zero terminal drop (gate drive
 ``V_b``, drain ``V_DS`` from the source; a PMOS's source and bulk at the supply) by one small-signal AC
 analysis: ``C = Im(i)/(2πf)`` of the source driving the gate (with the drain held) or the drain (with the gate
 held), so every card level works, not only those that report capacitances at their operating point.
@@ -156,10 +159,11 @@ def with_parasitics(model: Any, parasitics: Parasitics) -> Any:
         raise ConfigError(
             f"the parasitics were measured on {len(parasitics.added_f)} slices, this model has {circuit.num_slices}"
         )
-    with torch.no_grad():
-        for k in range(circuit.num_slices):
-            capacitance = circuit.slice(k).capacitance
-            capacitance += parasitics.normalised(k).to(capacitance)
+    # New tensors, from the capacitances as they were: a slice module or a tensor shared between slices is
+    # loaded once per slice that uses it, not once more for every other use.
+    before = [circuit.slice(k).capacitance.detach().clone() for k in range(circuit.num_slices)]
+    for k, capacitance in enumerate(before):
+        circuit.slice(k).capacitance = capacitance + parasitics.normalised(k).to(capacitance)
     return loaded
 
 
