@@ -133,7 +133,7 @@ def test_a_training_step_on_the_kernel_matches_float64(original_dir):
         loss.backward()
         grads = torch.cat([p.grad.flatten() for p in flow.parameters()]).double()
         assert flow.stats is not None
-        results[name] = (float(loss), grads, flow.stats.nfe, flow.stats.nfe_backward, flow.stats.kernels[0])
+        results[name] = (float(loss.detach()), grads, flow.stats.nfe, flow.stats.nfe_backward, flow.stats.kernels[0])
     for name in ("backprop", "adjoint"):
         loss, grads, nfe, nfe_backward, _ = results[name]
         ours, ours_grads, ours_nfe, ours_backward, kernels = results[f"fused {name}"]

@@ -103,7 +103,7 @@ def test_discrete_adjoint_passes_gradcheck(device):
     assert torch.autograd.gradcheck(log_density, (x, *params), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
-def test_no_grad_solve_and_adjoint_training():
+def test_no_grad_solve_equals_torchdiffeq():
     circuit = small_circuit("ShiftTanh2").double()
     x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
