@@ -68,8 +68,11 @@ class _AdjointSystem:
         rate, grad_y, learned = self.dynamics(aug[1], aug[2])
         return (torch.zeros_like(aug[0]), rate, grad_y, *([] if learned is None else [learned]))
 
-    def dynamics(self, y: Tensor, adj: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """d/dt of ``y``, of its adjoint ``adj`` and of the learned coefficients' adjoints (``None``: none learned)."""
+    def dynamics(
+        self, y: Tensor, adj: Tensor, into: tuple[Tensor, Tensor, Tensor] | None = None, sign: float = 1.0
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """d/dt of ``y``, of its adjoint ``adj`` and of the learned coefficients' adjoints (``None``: none learned),
+        each times ``sign``; written into ``into`` where given (the fused solve's rate vector: no copies)."""
         state = y[:-1] if self.divergence else y
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
         grad_out = (adj[:-1] if self.divergence else adj).neg()
@@ -77,15 +80,22 @@ class _AdjointSystem:
         out, trace, grad_state, grad_coeffs, grad_post = self.whole.field_and_vjp(
             state, grad_out, grad_trace, "post" in self.learned
         )
+        if into is None:
+            into = (torch.empty_like(y), torch.empty_like(adj), y.new_empty(len(self.learned), self.num_edges))
+        rate, grad_y, learned = into
         if self.divergence:
-            rate = torch.cat([out, trace.neg().unsqueeze(0)])
-            grad_y = torch.cat([grad_state, grad_state.new_zeros(1, grad_state.shape[1])])
+            torch.mul(out, sign, out=rate[:-1])
+            torch.mul(trace, -sign, out=rate[-1])
+            torch.mul(grad_state, sign, out=grad_y[:-1])
+            grad_y[-1].zero_()
         else:
-            rate, grad_y = out, grad_state
+            torch.mul(out, sign, out=rate)
+            torch.mul(grad_state, sign, out=grad_y)
         grad_a = grad_coeffs[:, 0] - grad_coeffs[:, 1] if self.difference_form else grad_coeffs[:, 0]
         grads = {"a": grad_a, "b": grad_coeffs[:, 1], "c": grad_coeffs[:, 2], "post": grad_post}
-        learned = torch.stack([grads[n] for n in self.learned]) if self.learned else None  # type: ignore[misc]
-        return rate, grad_y, learned
+        for row, name in zip(learned, self.learned, strict=True):
+            torch.mul(grads[name], sign, out=row)  # type: ignore[arg-type]  # post is asked for when learned
+        return rate, grad_y, learned if self.learned else None
 
 
 class _AdjointSteps(Dopri5):
@@ -97,18 +107,16 @@ class _AdjointSteps(Dopri5):
     def __init__(self, system: _AdjointSystem, shape: torch.Size, norm: PartsNorm, **control: Any) -> None:
         super().__init__(**control)
         self.system, self.shape, self.norm = system, shape, norm
-        self.sizes = [shape.numel(), shape.numel(), len(system.learned) * system.num_edges]
+        self.size = shape.numel()
 
     def _parts(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        state, adj, learned = y.split(self.sizes)
+        n = self.size  # slices, not Tensor.split: a Python-level call that cost more than the three views
+        state, adj, learned = y[:n], y[n : 2 * n], y[2 * n :]
         return state.view(self.shape), adj.view(self.shape), learned.view(-1, self.system.num_edges)
 
     def _rate(self, y: Tensor, out: Tensor) -> None:
         state, adj, _ = self._parts(y)
-        rates = self.system.dynamics(state, adj)
-        for into, rate in zip(self._parts(out), rates, strict=True):
-            if rate is not None:
-                torch.mul(rate, self.sign, out=into)
+        self.system.dynamics(state, adj, self._parts(out), self.sign)
 
     def _norm(self, y: Tensor) -> Tensor:
         state, adj, learned = self._parts(y)
