@@ -266,9 +266,10 @@ def main() -> None:
     else:
         print(why)
         peer = None
-    limits = machine_limits()
-    print(f"{limits.line()}; load average {os.getloadavg()[0]:.1f}")
-    cnf_step(args.repeats, peer, limits, time.process_time if args.clock == "cpu" else time.perf_counter)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    limits = machine_limits(clock=clock)
+    print(f"{limits.line()}; {args.clock} clock; load average {os.getloadavg()[0]:.1f}")
+    cnf_step(args.repeats, peer, limits, clock)
     if not args.skip_mnist:
         mnist(args, peer, limits)
     if not args.skip_threads:
