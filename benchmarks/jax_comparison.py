@@ -1,20 +1,22 @@
 """kirchhoffnet against the JAX/diffrax peer (benchmarks/jax_peer.py), with the machine's limits, in one run.
 
 1. The machine's limits at 1 thread: memory and in-cache copy bandwidth, matmul throughput.
-2. One CNF training step on the original twomoon checkpoint (batch 512, dopri5 at 1e-4, 1 thread):
-   kirchhoffnet with backprop through torchdiffeq, with its adjoint and with its fused solver
-   (``integrator="fused"``, backprop), against JAX + diffrax
-   (jit, backprop through the solver); the forward NLLs must agree to the solver tolerance first.
+2. One CNF training step on the original twomoon checkpoint (batch 512, dopri5 at 1e-4, ``--threads``):
+   kirchhoffnet with backprop through torchdiffeq, with its adjoint, and the same two on its fused integrator
+   (``integrator="fused"``, the small-circuit kernel), against JAX + diffrax (jit, backprop through the solver)
+   and the original code's approach (``baseline.py``, adjoint); the forward NLLs must agree to the solver
+   tolerance first. Prints the fused / JAX time ratios and each step's arithmetic floor as a share of its time.
 3. MNIST inference at batch 250 (the original checkpoint's topology; its parameters with --original,
    else random ShiftRelu1 parameters): images per second of both, identical predictions required;
    one right-hand side of each, and kirchhoffnet's as a share of the in-cache limit.
 4. kirchhoffnet at 1 and 2 torch threads (the fused kernel follows torch's count) on the CNF step and the
    MNIST right-hand side.
 
-Times are medians of interleaved repeats after a warm-up (JAX's compilation excluded). JAX runs on one
-XLA thread unless XLA_FLAGS says otherwise. Without JAX the peer is skipped with one line.
+Times are medians of interleaved repeats after a warm-up (JAX's compilation excluded). JAX runs on
+``--threads`` XLA threads unless XLA_FLAGS says otherwise. Without JAX the peer is skipped with one line.
 
-    OMP_NUM_THREADS=1 python benchmarks/jax_comparison.py [--repeats 5] [--mnist DIR] [--original DIR]
+    OMP_NUM_THREADS=1 python benchmarks/jax_comparison.py [--repeats 5] [--threads 1] [--clock wall|cpu]
+        [--skip-mnist] [--skip-threads] [--mnist DIR] [--original DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import importlib.util
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
+from baseline import NaiveModel
 from common import Limits, interleaved, machine, machine_limits
 from kirchhoffnet.data import read_idx, sample_toy
 from mnist_classification import MNIST, _random_model
@@ -55,48 +59,77 @@ def _median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 
 
-def cnf_step(repeats: int, peer: Any) -> None:
-    """The CNF training step: kirchhoffnet (backprop and adjoint) and the peer, interleaved."""
+FLOPS_PER_FIELD, FLOPS_PER_VJP = 33, 51
+"""Floating-point operations per edge and sample of the small-circuit kernel (`kirchhoffnet.circuit._numba_small`,
+counted in its source: tanh 23, the field with the divergence 10 more; the vector-Jacobian product fused with the
+field 28 more): the arithmetic a CNF step cannot avoid, whatever the integrator's overhead."""
+
+
+def cnf_step(repeats: int, peer: Any, limits: Limits, clock: Any) -> None:
+    """The CNF training step: kirchhoffnet (torchdiffeq and fused integrators, backprop and adjoint), the original
+    code's approach and the peer, interleaved."""
     x = torch.from_numpy(sample_toy("twomoon", 512, seed=0)).float()
     models = {}
     for name, gradient, integrator in (
         ("backprop", kn.Backprop(), "torchdiffeq"),
         ("adjoint", kn.Adjoint(), "torchdiffeq"),
-        ("fused solver", kn.Backprop(), "fused"),
+        ("fused, backprop", kn.Backprop(), "fused"),
+        ("fused, adjoint", kn.Adjoint(), "fused"),
     ):
         model = kn.compat.load_original(TWOMOON).train()
         model.gradient, model.solver = gradient, dataclasses.replace(model.solver, integrator=integrator)
         models[name] = model
-    nfe: dict[str, str] = {}
+    original = NaiveModel(models["adjoint"]).train()
+    original.adjoint = True  # the original trained with the adjoint
+    nfe: dict[str, tuple[int, int]] = {}
 
-    def ours(model: kn.Flow, name: str) -> Any:
+    def ours(model: Any, name: str) -> Any:
         def run() -> None:
             model.zero_grad()
             (-model.log_prob(x).mean()).backward()
-            assert model.stats is not None
-            nfe[name] = f"{sum(model.stats.nfe)} forward + {sum(model.stats.nfe_backward)} backward"
+            if name in models:
+                assert model.stats is not None
+                nfe[name] = (sum(model.stats.nfe), sum(model.stats.nfe_backward))
 
         return run
 
     candidates = {f"kirchhoffnet, {name}": ours(model, name) for name, model in models.items()}
+    candidates["original code's approach, adjoint"] = ours(original, "original")
     with torch.no_grad():
         ours_nll = float(-models["backprop"].log_prob(x).mean())
+        fused_nll = float(-models["fused, backprop"].log_prob(x).mean())
+    print(f"forward NLL: kirchhoffnet {ours_nll:.6f} (torchdiffeq), {fused_nll:.6f} (fused)", end="")
     if peer is not None:
         flow_peer = peer.FlowPeer(models["backprop"])
         x_peer = x.numpy()
         peer_nll, steps = flow_peer.loss(flow_peer.coeffs, x_peer)
-        gap = abs(float(peer_nll) - ours_nll)
-        print(f"forward NLL: kirchhoffnet {ours_nll:.6f}, JAX/diffrax {float(peer_nll):.6f}, |difference| {gap:.1e}")
+        gap = max(abs(float(peer_nll) - ours_nll), abs(float(peer_nll) - fused_nll))
+        print(f", JAX/diffrax {float(peer_nll):.6f}, largest |difference| {gap:.1e}")
         if gap > models["backprop"].solver.rtol:  # both solve the same ODE to this tolerance
             raise SystemExit("the JAX peer and kirchhoffnet disagree on the NLL beyond the solver tolerance")
         evaluations = [1 + 6 * int(s) for s in np.asarray(steps)]  # dopri5 reuses its last stage (FSAL)
-        nfe["JAX"] = f"{sum(evaluations)} forward ({int(np.asarray(steps).sum())} steps)"
-        candidates["JAX/diffrax, backprop"] = lambda: flow_peer.step(x_peer)
-    times = interleaved(candidates, repeats)
+        print(f"  NFE JAX: {sum(evaluations)} forward ({int(np.asarray(steps).sum())} steps)")
+        candidates[PEER] = lambda: flow_peer.step(x_peer)
+    else:
+        print()
+    times = interleaved(candidates, repeats, clock=clock)
     print(f"\nCNF training step, original twomoon checkpoint, batch 512, dopri5 rtol=atol=1e-4 — {machine()}")
-    _table(times, "JAX/diffrax, backprop" if peer is not None else None)
-    for name, line in nfe.items():
-        print(f"  NFE {name}: {line}")
+    _table(times, PEER if peer is not None else None)
+    piece = models["backprop"].circuit.slice(0)
+    work = piece.num_edges * len(x) / (limits.matmul_gflops * 1e9) * 1e3  # ms per flop per edge and sample
+    for name, (forward, backward) in nfe.items():
+        # backprop: one product per evaluation at most (rejected steps have none); adjoint: one per backward one
+        floor = work * (forward * FLOPS_PER_FIELD + (backward or forward) * FLOPS_PER_VJP)
+        print(f"  NFE {name}: {forward} forward + {backward} backward; arithmetic floor {floor:.1f} ms", end="")
+        print(f" = {100 * floor / _median_ms(times[f'kirchhoffnet, {name}']):.1f} % of the machine limit")
+    original_ms = _median_ms(times["original code's approach, adjoint"])
+    for name in ("backprop", "adjoint"):
+        fused_ms = _median_ms(times[f"kirchhoffnet, fused, {name}"])
+        versus = f", fused / JAX time {fused_ms / _median_ms(times[PEER]):.2f}" if peer is not None else ""
+        print(f"  fused, {name}: {original_ms / fused_ms:.1f}x the original code's approach{versus}")
+
+
+PEER = "JAX/diffrax, backprop"
 
 
 def _table(times: dict[str, list[float]], peer: str | None, unit: str = "ms per step", per: float = 1.0) -> None:
@@ -214,19 +247,31 @@ def main() -> None:
     parser.add_argument("--mnist", type=Path, default=MNIST, help="directory of the MNIST test set (IDX files)")
     parser.add_argument("--original", type=Path, help="the original code's results/mnist directory")
     parser.add_argument("--skip-threads", action="store_true", help="leave out the 1-vs-2-thread comparison")
+    parser.add_argument("--skip-mnist", action="store_true", help="leave out MNIST inference")
+    parser.add_argument("--threads", type=int, default=1, help="torch and XLA threads of the timed runs")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: this process's CPU time, which other jobs on a busy machine disturb less (1 thread only)",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     why = _peer_missing()
     if why is None:
-        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        many = "true" if args.threads > 1 else "false"
+        flags = f"--xla_cpu_multi_thread_eigen={many} intra_op_parallelism_threads={args.threads}"
+        os.environ.setdefault("XLA_FLAGS", flags)
         import jax_peer as peer
     else:
         print(why)
         peer = None
-    limits = machine_limits()
-    print(limits.line())
-    cnf_step(args.repeats, peer)
-    mnist(args, peer, limits)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    limits = machine_limits(clock=clock)
+    print(f"{limits.line()}; {args.clock} clock; load average {os.getloadavg()[0]:.1f}")
+    cnf_step(args.repeats, peer, limits, clock)
+    if not args.skip_mnist:
+        mnist(args, peer, limits)
     if not args.skip_threads:
         threads(args)
 

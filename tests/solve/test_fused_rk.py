@@ -103,7 +103,7 @@ def test_discrete_adjoint_passes_gradcheck(device):
     assert torch.autograd.gradcheck(log_density, (x, *params), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
-def test_no_grad_solve_and_adjoint_training():
+def test_no_grad_solve_equals_torchdiffeq():
     circuit = small_circuit("ShiftTanh2").double()
     x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -111,9 +111,32 @@ def test_no_grad_solve_and_adjoint_training():
         reference, _ = kn.simulate(circuit, x, solver=kn.Solver(integrator="torchdiffeq"))
     assert "fused-rk" in stats.kernels[0]
     torch.testing.assert_close(v, reference, rtol=1e-12, atol=1e-12)
-    # The adjoint's own backward solve needs torchdiffeq's forward: auto leaves those solves to it.
-    _, stats = kn.simulate(circuit, x, solver=kn.Solver(integrator="auto"), gradient=kn.Adjoint())
-    assert "fused-rk" not in stats.kernels[0]
+
+
+@pytest.mark.parametrize("divergence", [False, True])
+def test_adjoint_on_the_fused_integrator_is_torchdiffeqs(divergence):
+    # With the adjoint, the fused integrator steps both the forward and the adjoint solve as torchdiffeq does (the
+    # same augmented state, norm and step control): the same evaluations and, in float64, the same gradient.
+    circuit = small_circuit("ShiftTanh2").double()
+    x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4)).requires_grad_()
+    results = []
+    for integrator in ("auto", "torchdiffeq"):
+        circuit.zero_grad()
+        x.grad = None
+        solver = kn.Solver(rtol=1e-6, atol=1e-6, integrator=integrator)
+        if divergence:
+            v, trace, stats = kn.solve.simulate_log_density(circuit, x, solver=solver, gradient=kn.Adjoint())
+            loss = (v**2).sum() + trace.sum()
+        else:
+            v, stats = kn.simulate(circuit, x, solver=solver, gradient=kn.Adjoint())
+            loss = (v**2).sum()
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in circuit.parameters()] + [x.grad.flatten()])
+        results.append((grads, stats.nfe, stats.nfe_backward, stats.kernels[0]))
+    (ours, ours_nfe, ours_backward, kernels), (theirs, nfe, backward, _) = results
+    assert "fused-rk" in kernels and "closed-form adjoint" in kernels
+    assert (ours_nfe, ours_backward) == (nfe, backward)
+    assert _relative(ours, theirs) < 1e-10
 
 
 def test_fused_refuses_what_it_cannot_run():

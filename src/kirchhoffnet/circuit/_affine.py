@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from kirchhoffnet.circuit._small import SmallKcl, refusal
 from kirchhoffnet.devices import AffineActivation
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class WholeAffine:
     """One slice's fused field with fixed coefficients, its operators built once, without autograd.
 
     Without the divergence, a large circuit on CPU evaluates both on the numba kernel (``fused``), which
-    recomputes σ(U) from the voltages instead of keeping an (edges × batch) block between the two.
+    recomputes σ(U) from the voltages instead of keeping an (edges × batch) block between the two; a small one
+    (tanh, float32, CPU) evaluates both, with or without the divergence, on the small-circuit kernel (`SmallKcl`).
 
     Args:
         kernel: the slice's kernel (its whole-edge chunk and scratch buffers).
@@ -79,6 +81,8 @@ class WholeAffine:
         self.coeffs = coeffs.detach()
         self.post = None if post is None else post.detach()
         self.numba = None if fused is None else (fused, fused.rows(self.coeffs, self.post))
+        small = refusal(device, kernel.num_state, kernel.device, kernel.dtype) is None
+        self.small = SmallKcl(kernel.whole, kernel.num_state, self.coeffs, self.post) if small else None
         self._operators: tuple[Tensor, Tensor] | None = None
         self._gather_t: Tensor | None = None  # sparse kernels: Gᵀ, built on the first vjp
 
@@ -96,6 +100,9 @@ class WholeAffine:
         [`KclKernel.affine_field`][kirchhoffnet.circuit.KclKernel.affine_field]; the numba kernel keeps neither σ(U) nor
         σ'(U): ``None``); ``reuse`` writes U into the kernel's scratch buffer, for callers that do not keep σ(U) past
         the next evaluation."""
+        if self.small is not None:
+            out, trace = self.small.field(state, divergence)
+            return out, trace, None, None
         if self.numba is not None and not divergence:
             fused, rows = self.numba
             out, _ = fused.field(self.device, rows, state, False)
@@ -128,11 +135,14 @@ class WholeAffine:
             g(a, b) += (σ'(U)·gT) ∘ post ∘ (−w_src, w_dst)
 
         ``current`` and ``slope`` are σ(U) and σ'(U) from the forward evaluation (``slope=None``
-        recomputes it); the numba kernel, where it runs (no ``grad_trace``), recomputes both.
+        recomputes it); the numba kernels, where they run (the large one without ``grad_trace``), recompute both.
 
         Returns:
             ``(g_state or None, g_coeffs (E, 3), g_post or None)``.
         """
+        if self.small is not None:
+            small_grads = self.small.vjp(state, grad_out, grad_trace)
+            return small_grads[0], small_grads[1], small_grads[2] if need_post else None
         if self.numba is not None and grad_trace is None:
             fused, rows = self.numba
             numba_grads = fused.vjp(self.device, rows, state, grad_out, need_post)
@@ -179,6 +189,20 @@ class WholeAffine:
         if grad_ab is not None:
             grad_coeffs[:, :2] += grad_ab
         return grad_state, grad_coeffs, grad_post
+
+    def field_and_vjp(
+        self, state: Tensor, grad_out: Tensor, grad_trace: Tensor | None, need_post: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        """``(dV/dt, divergence, g_state, g_coeffs, g_post)``: `field` (with the divergence when ``grad_trace`` is
+        given) and its `vjp` at the same state, what each step of the adjoint solve needs; one pass on the small
+        kernel."""
+        if self.small is not None:
+            g_state, g_coeffs, g_post, rate, divergence = self.small.vjp(state, grad_out, grad_trace)
+            return rate, divergence, g_state, g_coeffs, g_post if need_post else None
+        out, trace, current, slope = self.field(state, grad_trace is not None, reuse=True)  # U dies here
+        grad_state, grad_coeffs, grad_post = self.vjp(state, current, slope, grad_out, grad_trace, need_post=need_post)
+        assert grad_state is not None  # need_state defaults to True
+        return out, trace, grad_state, grad_coeffs, grad_post
 
 
 class AffineField(torch.autograd.Function):

@@ -28,8 +28,11 @@ from kirchhoffnet.circuit import Slice
 from kirchhoffnet.circuit._kcl import KclKernel
 from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import SolverError
+from kirchhoffnet.solve._fused_rk import Dopri5, FusedProblem, StepError
 
 Field = Callable[[Tensor, Tensor], Tensor]
+PartsNorm = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""The adjoint solve's norm of ``(y, y-adjoint, coefficient adjoints or None)``."""
 _NAMES = ("a", "b", "c", "post")
 
 
@@ -50,8 +53,10 @@ class _AdjointSystem:
         field: Field,
         count: Callable[[Tensor], None],
         request: str,
+        fused: Callable[[int], None] | None,
     ) -> None:
         self.divergence, self.learned, self.field, self.count = divergence, learned, field, count
+        self.fused = fused  # counts the fused integrator's evaluations; None: torchdiffeq steps both solves
         self.difference_form = "b" not in coefficients  # b = −a
         abc = tuple(coefficients.get(n) for n in _NAMES[:3])
         self.whole = kernel.whole_affine(device, abc, coefficients.get("post"), request)  # once per solve
@@ -60,25 +65,82 @@ class _AdjointSystem:
     def __call__(self, t: Tensor, aug: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """d/dt of ``(t-adjoint, y, y-adjoint, coefficient adjoints)``, as ``odeint_adjoint`` defines it."""
         self.count(t)
-        y, adj = aug[1], aug[2]
+        rate, grad_y, learned = self.dynamics(aug[1], aug[2])
+        return (torch.zeros_like(aug[0]), rate, grad_y, *([] if learned is None else [learned]))
+
+    def dynamics(
+        self, y: Tensor, adj: Tensor, into: tuple[Tensor, Tensor, Tensor] | None = None, sign: float = 1.0
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """d/dt of ``y``, of its adjoint ``adj`` and of the learned coefficients' adjoints (``None``: none learned),
+        each times ``sign``; written into ``into`` where given (the fused solve's rate vector: no copies)."""
         state = y[:-1] if self.divergence else y
-        out, trace, current, slope = self.whole.field(state, self.divergence, reuse=True)  # U dies here
         # The product is taken with −adj; the log-density row is −tr, so tr's cotangent is +adj.
         grad_out = (adj[:-1] if self.divergence else adj).neg()
         grad_trace = adj[-1] if self.divergence else None
-        grad_state, grad_coeffs, grad_post = self.whole.vjp(
-            state, current, slope, grad_out, grad_trace, need_post="post" in self.learned
+        out, trace, grad_state, grad_coeffs, grad_post = self.whole.field_and_vjp(
+            state, grad_out, grad_trace, "post" in self.learned
         )
-        assert grad_state is not None  # need_state defaults to True
+        if into is None:
+            into = (torch.empty_like(y), torch.empty_like(adj), y.new_empty(len(self.learned), self.num_edges))
+        rate, grad_y, learned = into
         if self.divergence:
-            rate = torch.cat([out, trace.neg().unsqueeze(0)])
-            grad_y = torch.cat([grad_state, grad_state.new_zeros(1, grad_state.shape[1])])
+            torch.mul(out, sign, out=rate[:-1])
+            torch.mul(trace, -sign, out=rate[-1])
+            torch.mul(grad_state, sign, out=grad_y[:-1])
+            grad_y[-1].zero_()
         else:
-            rate, grad_y = out, grad_state
+            torch.mul(out, sign, out=rate)
+            torch.mul(grad_state, sign, out=grad_y)
         grad_a = grad_coeffs[:, 0] - grad_coeffs[:, 1] if self.difference_form else grad_coeffs[:, 0]
         grads = {"a": grad_a, "b": grad_coeffs[:, 1], "c": grad_coeffs[:, 2], "post": grad_post}
-        learned = [torch.stack([grads[n] for n in self.learned])] if self.learned else []  # type: ignore[misc]
-        return (torch.zeros_like(aug[0]), rate, grad_y, *learned)
+        for row, name in zip(learned, self.learned, strict=True):
+            torch.mul(grads[name], sign, out=row)  # type: ignore[arg-type]  # post is asked for when learned
+        return rate, grad_y, learned if self.learned else None
+
+
+class _AdjointSteps(Dopri5):
+    """The adjoint solve on the fused integrator's step control (`Dopri5`): the augmented state
+    ``(y, y-adjoint, coefficient adjoints)`` flattened into one vector, measured with ``odeint_adjoint``'s norm
+    (the t-adjoint it carries too is zero throughout: its rate is zero, so it never counts), so that the
+    steps are torchdiffeq's."""
+
+    def __init__(self, system: _AdjointSystem, shape: torch.Size, norm: PartsNorm, **control: Any) -> None:
+        super().__init__(**control)
+        self.system, self.shape, self.norm = system, shape, norm
+        self.size = shape.numel()
+
+    def _parts(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        n = self.size  # slices, not Tensor.split: a Python-level call that cost more than the three views
+        state, adj, learned = y[:n], y[n : 2 * n], y[2 * n :]
+        return state.view(self.shape), adj.view(self.shape), learned.view(-1, self.system.num_edges)
+
+    def _rate(self, y: Tensor, out: Tensor) -> None:
+        state, adj, _ = self._parts(y)
+        self.system.dynamics(state, adj, self._parts(out), self.sign)
+
+    def _norm(self, y: Tensor) -> Tensor:
+        state, adj, learned = self._parts(y)
+        return self.norm(state, adj, learned if learned.numel() else None)
+
+    def flatten(self, aug: list[Tensor]) -> Tensor:
+        """torchdiffeq's augmented state (t-adjoint first) as this solve's vector."""
+        return torch.cat([part.reshape(-1) for part in aug[1:]])
+
+    def unflatten(self, aug: list[Tensor], y: Tensor) -> list[Tensor]:
+        """This solve's vector as torchdiffeq's augmented state, the t-adjoint taken from ``aug``."""
+        state, adj, learned = self._parts(y)
+        return [aug[0], state, adj, *([learned] if self.system.learned else [])]
+
+
+def _control(kwargs: dict[str, Any], span: tuple[float, float], count: Callable[[int], None]) -> dict[str, Any]:
+    """`Dopri5`'s arguments from odeint's keyword arguments."""
+    options = kwargs["options"]
+    steps = {"first_step": options.get("first_step"), "min_step": options["min_step"]}
+    return {**steps, "max_steps": options["max_num_steps"], "span": span, "count": count, **_tolerances(kwargs)}
+
+
+def _tolerances(kwargs: dict[str, Any]) -> dict[str, float]:
+    return {"rtol": kwargs["rtol"], "atol": kwargs["atol"]}
 
 
 class _AnalyticAdjoint(torch.autograd.Function):
@@ -90,11 +152,15 @@ class _AnalyticAdjoint(torch.autograd.Function):
     ) -> Tensor:
         """``solves`` holds odeint's keyword arguments for the forward and the adjoint solve; the
         trailing inputs are the learned coefficients, which the adjoint solve differentiates."""
-        kwargs, adjoint_kwargs = solves
+        kwargs, adjoint_kwargs, norm = solves
         with torch.no_grad():
-            ys = odeint(system.field, y0, t, **kwargs)
+            if system.fused is None:
+                ys = odeint(system.field, y0, t, **kwargs)
+            else:
+                control = _control(kwargs, (float(t[0]), float(t[-1])), system.fused)
+                ys = torch.stack([y0, FusedProblem(system.whole, system.divergence, **control).solve(y0, False)[0]])
         ctx.save_for_backward(t, ys)
-        ctx.system, ctx.adjoint_kwargs = system, adjoint_kwargs
+        ctx.system, ctx.adjoint_kwargs, ctx.norm = system, adjoint_kwargs, norm
         return ys
 
     @staticmethod
@@ -106,15 +172,20 @@ class _AnalyticAdjoint(torch.autograd.Function):
         aug: list[Tensor] = [ys.new_zeros(()), ys[-1], grad_ys[-1], *learned]
         for i in range(len(t) - 1, 0, -1):
             try:
-                solved = odeint(system, tuple(aug), t[i - 1 : i + 1].flip(0), **ctx.adjoint_kwargs)
-            except AssertionError as exc:  # torchdiffeq reports a failed solve with a bare assert
+                if system.fused is None:
+                    aug = [a[1] for a in odeint(system, tuple(aug), t[i - 1 : i + 1].flip(0), **ctx.adjoint_kwargs)]
+                else:
+                    span = (float(t[i]), float(t[i - 1]))
+                    control = _control(ctx.adjoint_kwargs, span, system.fused)
+                    steps = _AdjointSteps(system, ys.shape[1:], ctx.norm, **control)
+                    aug = steps.unflatten(aug, steps.solve(steps.flatten(aug), False)[0])
+            except (AssertionError, StepError) as exc:  # torchdiffeq reports a failed solve with a bare assert
                 reason = " ".join(str(exc).split()) or "its step size underflowed or it ran out of steps"
                 raise SolverError(
                     f"the adjoint (backward) solve from t = {float(t[i]):g} to {float(t[i - 1]):g} failed: "
                     f"{reason[:200]}; the gradients blow up: lower the learning rate, set train.grad_clip, "
                     "or loosen rtol/atol"
                 ) from None
-            aug = [a[1] for a in solved]
             aug[1] = ys[i - 1]  # the forward pass's state, as odeint_adjoint does
             aug[2] = aug[2] + grad_ys[i - 1]
         grads = list(aug[3].unbind(0)) if system.learned else []
@@ -131,6 +202,7 @@ def analytic_adjoint(
     adjoint_options: dict[str, Any],
     count: Callable[[Tensor], None],
     request: str = "auto",
+    fused: Callable[[int], None] | None = None,
 ) -> Tensor:
     """``odeint_adjoint(field, y0, t, **kwargs)`` for a slice whose kernel has a closed-form adjoint for
     its device family ([`closed_form_adjoint`][kirchhoffnet.circuit.KclKernel.closed_form_adjoint]).
@@ -144,6 +216,8 @@ def analytic_adjoint(
             adjoints out of the step control).
         count: called with ``t`` on every evaluation of the adjoint dynamics.
         request: the solver's ``kernel`` (whether the numba kernel may evaluate the products).
+        fused: the fused integrator steps both solves (dopri5 only: torchdiffeq's steps, decision for decision,
+            without its per-stage overhead), reporting its evaluations here; ``None``: torchdiffeq steps them.
     """
     device = piece.device_family
     kernel = piece.kernel(y0.dtype, y0.device)
@@ -154,17 +228,20 @@ def analytic_adjoint(
     coefficients = {n: v for n, v in zip(_NAMES, values, strict=True) if v is not None}
     learned = [n for n in coefficients if torch.is_grad_enabled() and params.requires_grad]
     detached = {n: v.detach() for n, v in coefficients.items()}
-    system = _AdjointSystem(kernel, device, divergence, detached, learned, field, count, request)
+    system = _AdjointSystem(kernel, device, divergence, detached, learned, field, count, request, fused)
     state_norm: Callable[[Tensor], Tensor] = kwargs["options"].get("norm", _rms)
     with_params = adjoint_options.get("norm") != "seminorm"
 
-    def adjoint_norm(aug: tuple[Tensor, ...]) -> Tensor:
-        norms = [aug[0].abs(), state_norm(aug[1]), state_norm(aug[2])]
-        if with_params:
-            norms += [_rms(p) for p in aug[3:]]
+    def parts_norm(state: Tensor, adj: Tensor, learned_adj: Tensor | None) -> Tensor:
+        norms = [state_norm(state), state_norm(adj)]
+        if with_params and learned_adj is not None:
+            norms.append(_rms(learned_adj))
         return torch.stack(norms).max()
+
+    def adjoint_norm(aug: tuple[Tensor, ...]) -> Tensor:
+        return torch.maximum(aug[0].abs(), parts_norm(aug[1], aug[2], aug[3] if len(aug) > 3 else None))
 
     options = {**{k: v for k, v in adjoint_options.items() if k != "norm"}, "norm": adjoint_norm}
     adjoint_kwargs = {**kwargs, "options": options}
     inputs = [coefficients[n] for n in learned]
-    return _AnalyticAdjoint.apply(system, (kwargs, adjoint_kwargs), t, y0, *inputs)
+    return _AnalyticAdjoint.apply(system, (kwargs, adjoint_kwargs, parts_norm), t, y0, *inputs)

@@ -81,21 +81,17 @@ Step = tuple[float, list[Tensor], list[Activation]]
 and enters no solution): what the discrete adjoint reverses through."""
 
 
-class FusedProblem:
-    """One slice's solve: its field with fixed coefficients, the step control, the direction of time.
+class Dopri5:
+    """torchdiffeq's dopri5 step control over one state tensor, for the rate and the norm a subclass gives.
 
     Args:
-        system: the slice's closed-form field and vector-Jacobian product.
-        divergence: the state's last row is log p, whose rate is −tr(∂f/∂v).
-        span: the slice's start and end, in the solve's time dtype (end < start: backwards in time).
+        span: the solve's start and end, in the solve's time dtype (end < start: backwards in time).
         rtol, atol, first_step, min_step, max_steps: the solver's step control.
         count: called with the number of field evaluations made.
     """
 
     def __init__(
         self,
-        system: WholeAffine,
-        divergence: bool,
         span: tuple[float, float],
         rtol: float,
         atol: float,
@@ -104,35 +100,19 @@ class FusedProblem:
         max_steps: int,
         count: Callable[[int], None],
     ) -> None:
-        self.system, self.divergence, self.count = system, divergence, count
-        # torchdiffeq integrates a backwards slice forwards in negated time, with the field negated.
+        # torchdiffeq integrates a backwards solve forwards in negated time, with the field negated.
         self.sign = 1.0 if span[1] >= span[0] else -1.0
         self.start, self.end = self.sign * span[0], self.sign * span[1]
         self.rtol, self.atol, self.first_step = rtol, atol, first_step
-        self.min_step, self.max_steps = min_step, max_steps
+        self.min_step, self.max_steps, self.count = min_step, max_steps, count
 
-    def _rate(self, y: Tensor, out: Tensor) -> Activation:
-        """Writes the signed field at ``y`` into ``out`` (same shape); returns the evaluation's activation.
-
-        σ'(U) is kept beside σ(U): the backward pass would otherwise spend one more pass over an (edges × batch)
-        block recomputing it, which timed slower than reading the kept one on the twomoon circuit."""
-        state = y[:-1] if self.divergence else y
-        rate, trace, current, slope = self.system.field(state, self.divergence)
-        if not self.divergence:
-            out.copy_(rate)
-            if self.sign < 0:
-                out.neg_()
-            return current, slope
-        torch.cat([rate, trace.unsqueeze(0)], out=out)  # (f, tr); the solve's rate is sign·(f, −tr)
-        (out[-1] if self.sign > 0 else out[:-1]).neg_()
-        return current, slope
+    def _rate(self, y: Tensor, out: Tensor) -> Any:
+        """Writes the signed rate at ``y`` into ``out`` (same shape); returns what a backward pass keeps of it."""
+        raise NotImplementedError
 
     def _norm(self, y: Tensor) -> Tensor:
-        """torchdiffeq's RMS norm; with the log-density row, the larger RMS of voltages and log p (the norm of
-        the tuple (v, log p) that the torchdiffeq solve uses, `_split_norm`)."""
-        if not self.divergence:
-            return y.pow(2).mean().sqrt()
-        return torch.maximum(y[:-1].pow(2).mean().sqrt(), y[-1].pow(2).mean().sqrt())
+        """The norm the step control measures states and errors with."""
+        raise NotImplementedError
 
     def _initial_step(self, y0: Tensor, f0: Tensor) -> tuple[float, float]:
         """torchdiffeq's ``_select_initial_step`` (Hairer, Nørsett & Wanner II.4) for order 5, and the trial step
@@ -216,6 +196,43 @@ class FusedProblem:
                 rates[0].copy_(rates[-1])
             dt = self._next_step(dt, ratio)
         return y.view(shape), steps
+
+
+class FusedProblem(Dopri5):
+    """One slice's solve: its field with fixed coefficients, the step control, the direction of time.
+
+    Args:
+        system: the slice's closed-form field and vector-Jacobian product.
+        divergence: the state's last row is log p, whose rate is −tr(∂f/∂v).
+        control: `Dopri5`'s arguments (the span, the step control, the evaluation count).
+    """
+
+    def __init__(self, system: WholeAffine, divergence: bool, **control: Any) -> None:
+        super().__init__(**control)
+        self.system, self.divergence = system, divergence
+
+    def _rate(self, y: Tensor, out: Tensor) -> Activation:
+        """Writes the signed field at ``y`` into ``out`` (same shape); returns the evaluation's activation.
+
+        σ'(U) is kept beside σ(U): the backward pass would otherwise spend one more pass over an (edges × batch)
+        block recomputing it, which timed slower than reading the kept one on the twomoon circuit."""
+        state = y[:-1] if self.divergence else y
+        rate, trace, current, slope = self.system.field(state, self.divergence)
+        if not self.divergence:
+            out.copy_(rate)
+            if self.sign < 0:
+                out.neg_()
+            return current, slope
+        torch.cat([rate, trace.unsqueeze(0)], out=out)  # (f, tr); the solve's rate is sign·(f, −tr)
+        (out[-1] if self.sign > 0 else out[:-1]).neg_()
+        return current, slope
+
+    def _norm(self, y: Tensor) -> Tensor:
+        """torchdiffeq's RMS norm; with the log-density row, the larger RMS of voltages and log p (the norm of
+        the tuple (v, log p) that the torchdiffeq solve uses, `_split_norm`)."""
+        if not self.divergence:
+            return y.pow(2).mean().sqrt()
+        return torch.maximum(y[:-1].pow(2).mean().sqrt(), y[-1].pow(2).mean().sqrt())
 
     def backward(self, steps: list[Step], grad_y: Tensor, need_post: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         """The discrete adjoint through ``steps``: gradients of the end state's cotangent ``grad_y`` with respect

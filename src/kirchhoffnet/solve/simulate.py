@@ -160,16 +160,22 @@ def _solve_slice(
         # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
         kwargs["options"]["step_t"] = t[[0, -1]]
     try:
-        if _fused_applies(piece, evaluator, solver, gradient, points, k):
-            return torch.stack([y0, _fused(piece, evaluator, y0, t, solver, divergence, counter)])
+        fused = _fused_applies(piece, evaluator, solver, points, k)
         if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
+            if fused:
+                return torch.stack([y0, _fused(piece, evaluator, y0, t, solver, divergence, counter)])
             return odeint(field, y0, t, **kwargs)
         adjoint_options = gradient.options(solver)
         if solver.adaptive:  # the backward solve ends on the slice start
             adjoint_options["step_t"] = t[[0, -1]]
         if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
+            if fused:  # both solves stepped by the fused integrator, the backward one with the closed-form products
+                forward = evaluator.path(piece.device_family, solver.kernel, track=False)
+                for path in (forward, "fused-rk", "closed-form adjoint"):
+                    counter.took(path)
+            steps = counter.add if fused else None
             return analytic_adjoint(
-                piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint, solver.kernel
+                piece, field, divergence, y0, t, kwargs, adjoint_options, counter.tick_adjoint, solver.kernel, steps
             )
         if solver.adaptive and span[1] < span[0]:  # odeint_adjoint solves backwards in its negated time
             adjoint_options["step_t"] = -adjoint_options["step_t"]
@@ -183,17 +189,13 @@ def _solve_slice(
         raise _solver_error(k, span, counter, exc.reason, solver) from None
 
 
-def _fused_applies(
-    piece: Slice, evaluator: KclKernel, solver: Solver, gradient: GradientMethod, points: int, k: int
-) -> bool:
+def _fused_applies(piece: Slice, evaluator: KclKernel, solver: Solver, points: int, k: int) -> bool:
     """Whether the fused integrator runs this slice's solve (see [`Solver`][kirchhoffnet.Solver]'s ``integrator``).
 
     Raises:
         ConfigError: ``integrator="fused"`` on a slice whose field has no closed-form vector-Jacobian product.
     """
     if solver.integrator == "torchdiffeq" or solver.method not in FUSED_METHODS or points != 2:
-        return False
-    if isinstance(gradient, Adjoint) and torch.is_grad_enabled():
         return False
     if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
         return True
@@ -217,17 +219,8 @@ def _fused(
     coeffs, post = evaluator.affine_coefficients(device, piece.params.to(y0.dtype))
     system = WholeAffine(evaluator, device, coeffs, post, evaluator.fused_for(device, solver.kernel))
     span = (float(t[0]), float(t[-1]))  # the slice's ends in the solve's time dtype, as torchdiffeq sees them
-    problem = FusedProblem(
-        system,
-        divergence,
-        span,
-        solver.rtol,
-        solver.atol,
-        solver.first_step,
-        solver.min_step,
-        int(solver.max_steps),
-        counter.add,
-    )
+    control = {"rtol": solver.rtol, "atol": solver.atol, "first_step": solver.first_step, "min_step": solver.min_step}
+    problem = FusedProblem(system, divergence, span=span, max_steps=int(solver.max_steps), count=counter.add, **control)
     return fused_solve(problem, y0, coeffs, post)
 
 

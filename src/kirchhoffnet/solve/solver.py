@@ -54,8 +54,10 @@ class Solver:
         integrator: what steps the solve: ``torchdiffeq``, ``fused`` (a slice's whole dopri5 solve in one autograd
             node, `kirchhoffnet.solve._fused_rk`: same steps and answers, its gradient the discrete adjoint with
             the step sizes held constant; an error where the slice's family has no closed-form vector-Jacobian
-            product) or ``auto`` (``fused`` where it applies, else torchdiffeq). Solves differentiated by
-            [`Adjoint`][kirchhoffnet.Adjoint] and trajectories stay on torchdiffeq.
+            product) or ``auto`` (``fused`` where it applies, else torchdiffeq). With [`Adjoint`][kirchhoffnet.Adjoint]
+            the fused integrator steps both the forward and the adjoint solve exactly as torchdiffeq's would (same
+            augmented state, norm and steps: the same gradient, without torchdiffeq's per-stage overhead).
+            Trajectories stay on torchdiffeq.
     """
 
     method: str = "dopri5"
