@@ -39,9 +39,6 @@ from mnist_classification import MNIST, _random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TWOMOON = ROOT / "data" / "original" / "twomoon"
-BYTES_PER_EDGE_COLUMN = 16
-"""What a fused right-hand side must move per edge and batch column, float32: the two terminal voltages
-read and the two node sums written (the floor the issue's cache limit is stated with)."""
 
 
 def _peer_missing() -> str | None:
@@ -160,7 +157,7 @@ def mnist(args: argparse.Namespace, peer: Any, limits: Limits) -> None:
         print()
     with torch.no_grad():
         rhs_times = interleaved(rhs, args.repeats)
-    floor_ms = piece.num_edges * args.batch * BYTES_PER_EDGE_COLUMN / (limits.cache_gbs * 1e9) * 1e3
+    floor_ms = limits.floor_ms(piece.num_edges, args.batch)
     print(
         f"  one right-hand side ({piece.num_edges} edges, batch {args.batch}); the in-cache floor is {floor_ms:.2f} ms"
     )
@@ -214,6 +211,7 @@ def main() -> None:
     parser.add_argument("--mnist", type=Path, default=MNIST, help="directory of the MNIST test set (IDX files)")
     parser.add_argument("--original", type=Path, help="the original code's results/mnist directory")
     parser.add_argument("--skip-threads", action="store_true", help="leave out the 1-vs-2-thread comparison")
+    parser.add_argument("--skip-cnf", action="store_true", help="leave out the CNF training step")
     args = parser.parse_args()
     torch.set_num_threads(1)
     why = _peer_missing()
@@ -225,7 +223,8 @@ def main() -> None:
         peer = None
     limits = machine_limits()
     print(limits.line())
-    cnf_step(args.repeats, peer)
+    if not args.skip_cnf:
+        cnf_step(args.repeats, peer)
     mnist(args, peer, limits)
     if not args.skip_threads:
         threads(args)

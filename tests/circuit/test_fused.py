@@ -186,7 +186,8 @@ def test_the_field_groups_each_edge_once_with_its_node_pair_and_pads_odd_pairs()
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_two_kernel_threads_give_the_one_thread_answer(dtype):
     """Two threads split the groups into four ranges, each summed apart: the same field, divergence and
-    vector-Jacobian product up to the order of the sums (a float rounding)."""
+    vector-Jacobian product up to the order of the sums (a float rounding), and the same bits in every run
+    whichever thread took which range."""
     piece = _piece("ShiftLeakyRelu1", dtype)
     state = torch.randn(piece.num_state, 300, dtype=dtype)
     kernel = piece.kernel(dtype, CPU)
@@ -202,6 +203,7 @@ def test_two_kernel_threads_give_the_one_thread_answer(dtype):
         fused.set_kernel_threads(2)
         try:
             two = evaluate()
+            assert all(torch.equal(a, b) for a, b in zip(evaluate(), two, strict=True))
         finally:
             fused.set_kernel_threads(None)
     tol = {torch.float32: 1e-5, torch.float64: 1e-13}[dtype]  # sums regrouped: rounding only
