@@ -43,7 +43,8 @@ Coefficients = Callable[[AffineActivation, Tensor], tuple[Tensor, Tensor | None]
 # A tile's voltages and sums, (N + 1) × tile each, are meant to fit this many bytes (a core's L2 here is
 # 512 KiB, L3 32 MiB). Wider tiles won on the MNIST circuit (835 nodes, float32, batch 250, 1 thread, CPU
 # time, min of 10): 64 columns 11.3 ms per RHS, 128 9.7 ms, 256 8.5 ms: each group's loop set-up and its
-# ragged end are paid once per tile, and the rows a group touches stay in cache anyway.
+# ragged end are paid once per tile, and the rows a group touches stay in cache anyway. The vector-Jacobian
+# product likewise (batch 256, CPU time, min of 6): 128 columns 70 ms, 256 49 ms.
 _TILE_BYTES = 1 << 22
 _MAX_TILE = 256
 _CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "mos_relu": 4}  # as in _numba_kcl
