@@ -192,8 +192,14 @@ class FusedKcl:
         a pass over (N + 1) × B."""
         batch = state.shape[1]
         launch = _Launch(device, state, self.inv_c.dtype)
-        padded = torch.cat([state.new_zeros(1, batch), state.detach()])  # ground's 0 V first
-        tiles = [padded[:, lo:hi].contiguous().numpy() for lo, hi in launch.tiles(batch, 1)]
+        # Ground's 0 V first. NumPy copies, not torch: on 2 torch threads a copy this size opens an OpenMP
+        # region, which waited for a core whenever the machine was busy.
+        values = _array(state)
+        tiles = []
+        for lo, hi in launch.tiles(batch, 1):
+            tile = np.zeros((len(values) + 1, hi - lo), dtype=values.dtype)
+            tile[1:] = values[:, lo:hi]
+            tiles.append(tile)
         parts = 1 if launch.threads == 1 else 2 * launch.threads
         bounds = np.linspace(0, len(self.pairs), parts + 1).astype(np.int64)
         sums = [[np.zeros_like(volts) for volts in tiles] for _ in range(parts)]
