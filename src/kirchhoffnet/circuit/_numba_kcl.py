@@ -4,8 +4,8 @@ One pass over the edges per batch tile, so no (edges × batch) block is ever wri
 the edges two at a time, both edges joining the same pair of nodes, so each pair's voltages are read and
 its two sums updated once per two currents; the vector-Jacobian product visits them one at a time. A
 tile's voltages and sums, (N + 1) × tile each, stay in the core's cache while every edge is visited. Each
-call runs one tile and releases the GIL: the caller runs tiles on Python threads, so no OpenMP or TBB
-pool competes with torch's.
+call runs one tile (the field: one range of its edge groups) and releases the GIL: the caller runs the
+calls on Python threads, so no OpenMP or TBB pool competes with torch's.
 
 Two rules keep the inner loops vectorised (measured: breaking either made the MNIST RHS 2–7×
 slower): no branch on the family inside a loop over the tile (a branch defeats SIMD; the field
