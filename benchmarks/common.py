@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -17,8 +18,14 @@ keep_freed_memory()  # measure the library as the `kirchhoffnet` command runs it
 
 
 def machine() -> str:
+    """The header every benchmark prints: the machine, torch's threads, the cores and the load at this moment
+    (on a shared machine the load says how much the figures below can be trusted)."""
     threads = torch.get_num_threads()
-    return f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, {threads} threads".strip()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, {threads} threads, "
+        f"{os.cpu_count()} cores, load average {load}"
+    ).replace("  ", " ")
 
 
 def interleaved(
@@ -59,12 +66,22 @@ def summary(times: dict[str, list[float]], baseline: str, unit: str = "ms", per:
     return "\n".join(lines)
 
 
+BYTES_PER_EDGE_COLUMN = 16
+"""What a fused right-hand side must move per edge and batch column, float32: the two terminal voltages
+read and the two node sums written (the floor the issue's cache limit is stated with)."""
+
+
 class Limits(NamedTuple):
     """What this machine can do at torch's current thread count, measured in the same run as a benchmark."""
 
     memory_gbs: float  # copying a block far larger than the caches: bytes read + written per second
     cache_gbs: float  # the same for a block that stays in the core's L2 cache
     matmul_gflops: float  # float32 (1024 × 1024) @ (1024 × 1024)
+
+    def floor_ms(self, edges: int, batch: int) -> float:
+        """The in-cache floor of one right-hand side: `BYTES_PER_EDGE_COLUMN` per edge and column at the
+        in-cache copy rate."""
+        return edges * batch * BYTES_PER_EDGE_COLUMN / (self.cache_gbs * 1e9) * 1e3
 
     def line(self) -> str:
         return (

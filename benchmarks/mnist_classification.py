@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from baseline import NaiveModel
 from common import interleaved, machine
+from kirchhoffnet.circuit._fused import set_kernel_threads
 from kirchhoffnet.data import read_idx
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist-test-subset"  # the first 1,000 test images
@@ -98,10 +99,12 @@ def main() -> None:
 
 
 def _paths(model: kn.Network, batch: torch.Tensor, repeats: int) -> None:
-    """Images per second of one batch with the torch kernel path and the fused kernel, 1 and 2 threads."""
+    """Images per second of one batch with the torch kernel path and the fused kernel: both on 1 thread, both
+    on 2, and torch on 1 beside the fused kernel's 2 (`set_kernel_threads`)."""
     solver, previous = model.solver, torch.get_num_threads()
-    for threads in (1, 2):
+    for threads, kernel_threads in ((1, None), (2, None), (1, 2)):
         torch.set_num_threads(threads)
+        set_kernel_threads(kernel_threads)
         runs, predictions = {}, {}
         for kernel in ("affine", "fused"):
 
@@ -113,12 +116,14 @@ def _paths(model: kn.Network, batch: torch.Tensor, repeats: int) -> None:
         best = {k: min(t) for k, t in interleaved(runs, repeats, 0).items()}
         same = bool((predictions["affine"] == predictions["fused"]).all())
         print(
-            f"{threads} thread(s), batch {len(batch)}: torch {len(batch) / best['affine']:.1f} images/s, "
+            f"{threads} torch thread(s), {kernel_threads or threads} kernel thread(s), batch {len(batch)}: "
+            f"torch {len(batch) / best['affine']:.1f} images/s, "
             f"fused {len(batch) / best['fused']:.1f} images/s → {best['affine'] / best['fused']:.2f}x "
             f"(min of {repeats}); same predictions: {same}"
         )
     model.solver = solver
     torch.set_num_threads(previous)
+    set_kernel_threads(None)
 
 
 if __name__ == "__main__":

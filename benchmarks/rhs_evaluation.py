@@ -3,7 +3,8 @@
 The inner loop of inference: kirchhoffnet's torch path (``affine``: CSR gather, σ, CSR incidence)
 and its numba edge kernel (``fused``) against the straightforward indexing + scatter_add
 implementation, on the same random ShiftRelu1 parameters; then torch path against fused kernel at
-1 and 2 threads in the same run.
+1 and 2 threads in the same run, and the fused kernel as a share of the in-cache limit measured in
+the same run (`common.Limits.floor_ms`).
 
     python benchmarks/rhs_evaluation.py [--batch 250] [--repeats 5]
 """
@@ -19,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from baseline import NaiveField
-from common import interleaved, machine, summary
+from common import interleaved, machine, machine_limits, summary
 
 
 def main() -> None:
@@ -50,11 +51,14 @@ def main() -> None:
         previous = torch.get_num_threads()
         for threads in (1, 2):
             torch.set_num_threads(threads)
+            limits = machine_limits()
             paths = {path: lambda path=path: piece.field(state, path) for path in ("affine", "fused")}
             best = {path: min(t) * 1e3 for path, t in interleaved(paths, args.repeats).items()}
+            floor = limits.floor_ms(piece.num_edges, args.batch)
             print(
                 f"{threads} thread(s): torch {best['affine']:.2f} ms, fused {best['fused']:.2f} ms per RHS "
-                f"→ {best['affine'] / best['fused']:.2f}x (min of {args.repeats})"
+                f"→ {best['affine'] / best['fused']:.2f}x (min of {args.repeats}); in-cache floor {floor:.2f} ms "
+                f"({limits.cache_gbs:.1f} GB/s): fused at {100 * floor / best['fused']:.0f} % of the cache limit"
             )
         torch.set_num_threads(previous)
 

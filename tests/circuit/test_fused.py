@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import kirchhoffnet as kn
 import kirchhoffnet.circuit._fused as fused
+from kirchhoffnet.data import read_idx
 from kirchhoffnet.devices import available
 from kirchhoffnet.devices.tanh import ShiftTanh2
+from tests.conftest import MNIST_SUBSET
 
 CPU = torch.device("cpu")
 
@@ -167,3 +170,66 @@ def test_without_numba_auto_uses_torch_and_fused_is_refused_in_one_line(monkeypa
     assert kernel.path(piece.device_family, "auto", track=False) == "affine"
     with pytest.raises(kn.errors.ConfigError, match=r"^kernel 'fused' needs numba, which cannot be imported [^\n]*$"):
         kernel.path(piece.device_family, "fused", track=False)
+
+
+def test_the_field_groups_each_edge_once_with_its_node_pair_and_pads_odd_pairs():
+    """Pairs joined by 3 edges (two one way, one back) and by 1 edge get one zero-weight slot each."""
+    src = np.array([1, 1, 2, 3, 0, 2], dtype=np.int32)
+    dst = np.array([2, 2, 1, 0, 3, 3], dtype=np.int32)
+    pairs, slot_edge, slot_sign = fused._pair_groups(src, dst, num_nodes=4)
+    assert pairs.tolist() == [[2, 1], [2, 1], [3, 0], [3, 2]]  # p ≥ q, sorted by p
+    held = slot_sign != 0
+    assert sorted(slot_edge[held].tolist()) == list(range(6)) and int((~held).sum()) == 2
+    assert slot_sign[held].tolist() == [1 if dst[e] == max(src[e], dst[e]) else -1 for e in slot_edge[held]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_two_kernel_threads_give_the_one_thread_answer(dtype):
+    """Two threads split the groups into four ranges, each summed apart: the same field, divergence and
+    vector-Jacobian product up to the order of the sums (a float rounding), and the same bits in every run
+    whichever thread took which range."""
+    piece = _piece("ShiftLeakyRelu1", dtype)
+    state = torch.randn(piece.num_state, 300, dtype=dtype)
+    kernel = piece.kernel(dtype, CPU)
+    rows = kernel.fused().coefficients(piece.device_family, piece.params)
+
+    def evaluate():
+        field, trace = piece.field_and_divergence(state, "fused")
+        return field, trace, *kernel.fused().vjp(piece.device_family, rows, state, state.flip(0), True)
+
+    with torch.no_grad():
+        fused.set_kernel_threads(1)
+        one = evaluate()
+        fused.set_kernel_threads(2)
+        try:
+            two = evaluate()
+            assert all(torch.equal(a, b) for a, b in zip(evaluate(), two, strict=True))
+        finally:
+            fused.set_kernel_threads(None)
+    tol = {torch.float32: 1e-5, torch.float64: 1e-13}[dtype]  # sums regrouped: rounding only
+    for got, want in zip(two, one, strict=True):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+    assert fused.kernel_threads() == torch.get_num_threads()  # None follows torch again
+
+
+def test_fewer_than_one_kernel_thread_is_refused():
+    with pytest.raises(kn.errors.ConfigError, match=r"^kernel threads must be at least 1, got 0$"):
+        fused.set_kernel_threads(0)
+
+
+def test_mnist_predictions_on_the_shipped_images_are_the_torch_paths(one_torch_thread):
+    """The original MNIST topology (2 × 230,068 edges, ShiftRelu1) on the first 100 shipped test images,
+    solved by dopri5 as the checkpoint is: the fused kernel and the torch path predict the same digits."""
+    images = read_idx(MNIST_SUBSET / "t10k-images-idx3-ubyte.gz")[:100].reshape(-1, 784) / 255.0
+    circuit = kn.Circuit(kn.topology.mix_connect(1, 28, 28, 4, 50, (1, 1)), "ShiftRelu1", slices=2, init="gauss")
+    with torch.no_grad():
+        for piece in circuit.slices:
+            piece.params.normal_(0.0, 0.05)
+    logits = {}
+    for kernel in ("fused", "affine"):
+        solver = kn.Solver("dopri5", rtol=1e-3, atol=1e-3, first_step=1e-2, min_step=1e-5, kernel=kernel)
+        with torch.no_grad():
+            logits[kernel] = kn.Network(circuit, "last10", solver)(torch.from_numpy(images).float())
+    assert torch.equal(logits["fused"].argmax(1), logits["affine"].argmax(1))
+    assert len(set(logits["fused"].argmax(1).tolist())) > 1  # the parameters separate the images
+    torch.testing.assert_close(logits["fused"], logits["affine"], rtol=1e-4, atol=1e-4)  # float32 sums reordered

@@ -1,13 +1,17 @@
 """The ``fused`` kernel path: one numba pass over the edges per batch tile, for large circuits on CPU.
 
 The torch paths write at least one (edges × batch) block per evaluation and read it back; on the
-230k-edge MNIST circuit at batch 250 that traffic, not the arithmetic, is the cost. Here the edges
-are sorted by destination once (int32 indices), and each batch tile's voltages and KCL sums stay in
-cache while every edge's current is computed and added in registers (`_numba_kcl`). It evaluates
+230k-edge MNIST circuit at batch 250 that traffic, not the arithmetic, is the cost. Here each batch
+tile's voltages and KCL sums stay in cache while every edge's current is computed and added in
+registers (`_numba_kcl`): the field visits the edges two at a time, both joining the same pair of
+nodes, so one read of the pair's voltages and one update of its two sums serve two currents; the
+vector-Jacobian product visits them sorted by destination (int32 indices throughout). It evaluates
 the field and the divergence of the built-in affine-activation families, and the field's
 vector-Jacobian product (the closed-form backward pass of the ``affine-vjp`` node and the analytic
 adjoint, σ recomputed per tile); anything else stays on the torch paths, which remain the reference.
 
+The kernels release the GIL and run on Python threads (`set_kernel_threads`), never on numba's
+OpenMP or TBB pools, which shared torch's libgomp and fought its threads for the same cores.
 numba is imported on first use only, so small circuits and training never pay its import.
 """
 
@@ -15,8 +19,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -25,18 +30,23 @@ from torch import Tensor
 from kirchhoffnet.circuit._affine import trace_weights
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.runtime import MAX_THREADS
 
 if TYPE_CHECKING:
     from kirchhoffnet.circuit._chunk import Chunk
 
+_Item = TypeVar("_Item")
 Coefficients = Callable[[AffineActivation, Tensor], tuple[Tensor, Tensor | None]]
 """The kernel's (E, 3) ``(a, b, c)`` and ``post`` of a family's parameters (absent ones filled in)."""
 
-# A tile's voltages and sums, (N + 1) × tile each, are meant to fit this many bytes (a core's L2
-# here is 1 MiB). Measured on the MNIST circuit (835 nodes, float32, batch 250, 1 thread, one run):
-# tiles of 96 columns took 14.9 ms per RHS, 128 took 13.8 ms.
-_TILE_BYTES = 1 << 20
-_MAX_TILE = 128
+# A tile's voltages and sums, (N + 1) × tile each, are meant to fit this many bytes (a core's L2 here is
+# 512 KiB, L3 32 MiB). Wider tiles won on the MNIST circuit (835 nodes, float32, batch 250, 1 thread, CPU
+# time, min of 10): 64 columns 11.3 ms per RHS, 128 9.7 ms, 256 8.5 ms: each group's loop set-up and its
+# ragged end are paid once per tile, and the rows a group touches stay in cache anyway. The vector-Jacobian
+# product likewise (batch 256, CPU time, min of 6): 128 columns 70 ms, 256 49 ms.
+_TILE_BYTES = 1 << 22
+_MAX_TILE = 256
 _CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "mos_relu": 4}  # as in _numba_kcl
 # numba calls libm's tanh one element at a time (no vector math library by default): on the MNIST
 # circuit the fused tanh took 0.7–1.4× the time of the ``affine`` path, so ``auto`` leaves tanh there.
@@ -100,8 +110,20 @@ def refusal(device: Device, where: torch.device, dtype: torch.dtype, transformed
     return None
 
 
+class KernelRows(NamedTuple):
+    """One parameter version's coefficients in the kernels' two layouts."""
+
+    edges: np.ndarray  # (E, 5) ``(a, b, c, post, q)`` per edge in destination order: the product's
+    pairs: np.ndarray  # (G, 10) two edges' ``(α, β, c, w, t)`` per group of a node pair: the field's
+
+
 class FusedKcl:
-    """One slice's topology sorted for the fused kernel, and its coefficients per parameter version.
+    """One slice's topology laid out for the kernels, and its coefficients per parameter version.
+
+    The vector-Jacobian product visits the edges sorted by destination. The field visits them in groups
+    of two edges that join the same two nodes p ≥ q (a pair with an odd count gets a zero-weight partner):
+    the original MNIST circuit joins its 56,570 node pairs by 2 to 24 edges, all even, so its 230,068
+    edges make 115,034 groups and no padding.
 
     Args:
         whole: the kernel's chunk of all edges (CPU): their terminals and ``[node ≠ 0] / C`` weights.
@@ -116,65 +138,131 @@ class FusedKcl:
         self.dst = dst[self.order].to(torch.int32).numpy()
         self.inv_c = inv_c[1:].contiguous().numpy()
         self.whole, self.dtype, self._coefficients = whole, inv_c.dtype, coefficients
-        self._cache: tuple[tuple[object, ...], Snapshot, np.ndarray] | None = None
+        self._cache: tuple[tuple[object, ...], Snapshot, KernelRows] | None = None
+        self.pairs, self._slot_edge, self._slot_sign = _pair_groups(self.src, self.dst, len(inv_c))
 
-    def rows(self, abc: Tensor, post: Tensor | None) -> np.ndarray:
-        """(E, 5) kernel rows ``(a, b, c, post, q)`` in sorted order for coefficient rows ``abc`` (E, 3)."""
+    def rows(self, abc: Tensor, post: Tensor | None) -> KernelRows:
+        """Both kernels' rows for coefficient rows ``abc`` (E, 3) and ``post`` (E,) or ``None`` (unit)."""
         with torch.no_grad():
             q = trace_weights(self.whole, abc, post)
             post = torch.ones_like(q) if post is None else post
-            return torch.cat([abc, post[:, None], q[:, None]], dim=1)[self.order].to(self.dtype).contiguous().numpy()
+            edges = torch.cat([abc, post[:, None], q[:, None]], dim=1)[self.order].to(self.dtype).contiguous().numpy()
+        # Seen from p, the edge's argument is α v_p + β v_q + c and w its current into p: an edge into p
+        # keeps (b, a) and +post, an edge out of p takes (a, b) and −post; padding slots weigh 0.
+        slot = edges[self._slot_edge]
+        into = self._slot_sign > 0
+        pairs = np.empty_like(slot)
+        pairs[:, 0] = np.where(into, slot[:, 1], slot[:, 0])
+        pairs[:, 1] = np.where(into, slot[:, 0], slot[:, 1])
+        pairs[:, 2] = slot[:, 2]
+        pairs[:, 3] = slot[:, 3] * self._slot_sign
+        pairs[:, 4] = slot[:, 4]
+        pairs[self._slot_sign == 0] = 0
+        return KernelRows(edges, pairs.reshape(-1, 10))
 
-    def coefficients(self, device: AffineActivation, params: Tensor) -> np.ndarray:
-        """`rows` of a family's parameters, kept while they hold the same values (a
-        `Snapshot`: ``p.data`` edits bypass torch's change markers)."""
+    def coefficients(self, device: AffineActivation, params: Tensor, unchanged: bool = False) -> KernelRows:
+        """`rows` of a family's parameters, kept while they hold the same values (a `Snapshot`: ``p.data``
+        edits bypass torch's change markers); ``unchanged`` skips the comparison where the caller vouches
+        for the values (a solve's later evaluations: on the MNIST circuit 38 comparisons took 7 % of an
+        inference on the busy machine)."""
         key = (params.dtype, device)
-        if self._cache is None or self._cache[0] != key or not self._cache[1].matches(params):
+        cache = self._cache
+        if cache is None or cache[0] != key or not (unchanged or cache[1].matches(params)):
             with torch.no_grad():
                 rows = self.rows(*self._coefficients(device, params.to(self.dtype)))
-            self._cache = (key, Snapshot(params), rows)
-        return self._cache[2]
+            self._cache = cache = (key, Snapshot(params), rows)
+        return cache[2]
 
     def evaluate(
-        self, device: AffineActivation, params: Tensor, state: Tensor, divergence: bool
+        self, device: AffineActivation, params: Tensor, state: Tensor, divergence: bool, unchanged: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), no autograd."""
-        return self.field(device, self.coefficients(device, params), state, divergence)
+        """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), no autograd
+        (``unchanged``: see `coefficients`)."""
+        return self.field(device, self.coefficients(device, params, unchanged), state, divergence)
 
     def field(
-        self, device: AffineActivation, rows: np.ndarray, state: Tensor, divergence: bool
+        self, device: AffineActivation, rows: KernelRows, state: Tensor, divergence: bool
     ) -> tuple[Tensor, Tensor | None]:
-        """`evaluate` for kernel rows (see `rows`)."""
-        num_state, batch = state.shape
-        out = state.new_empty(num_state, batch)
-        trace = state.new_empty(batch if divergence else 0)
-        with _Launch(device, state, self.inv_c.dtype) as (kernel, code, constants, tile):
-            kernel.kcl_tiles(
-                _array(state), *self._edges(rows), code, constants, tile, divergence, out.numpy(), trace.numpy()
-            )
-        return out, trace if divergence else None
+        """`evaluate` for kernel rows (see `rows`). On several threads the groups are split into ranges of
+        p, twice as many as threads, which the threads take in turn, each range summed into a block of its
+        own and the blocks added in a fixed order at the end (the same answer in every run). The batch is
+        not cut into narrower tiles, whose every group would pay its loop set-up again. Smaller ranges
+        balanced no better on the busy machine: on 2 threads the wall time stayed ~2× the CPU time, which
+        stayed that of 1 thread (9.3–9.6 ms on the MNIST circuit at load 17), and each range's block costs
+        a pass over (N + 1) × B."""
+        batch = state.shape[1]
+        launch = _Launch(device, state, self.inv_c.dtype)
+        # Ground's 0 V first. NumPy copies, not torch: on 2 torch threads a copy this size opens an OpenMP
+        # region, which waited for a core whenever the machine was busy.
+        values = _array(state)
+        tiles = []
+        for lo, hi in launch.tiles(batch, 1):
+            tile = np.zeros((len(values) + 1, hi - lo), dtype=values.dtype)
+            tile[1:] = values[:, lo:hi]
+            tiles.append(tile)
+        parts = 1 if launch.threads == 1 else 2 * launch.threads
+        bounds = np.linspace(0, len(self.pairs), parts + 1).astype(np.int64)
+        sums = [[np.zeros_like(volts) for volts in tiles] for _ in range(parts)]
+        traces = [[np.zeros(volts.shape[1] if divergence else 0, volts.dtype) for volts in tiles] for _ in range(parts)]
 
-    def _edges(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The kernels' edge arguments: sorted terminals, kernel rows, inverse capacitances."""
-        return self.src, self.dst, rows, self.inv_c
+        def work(item: tuple[int, int]) -> None:
+            k, t = item
+            launch.kernel.pair_field(
+                tiles[t], bounds[k], bounds[k + 1], self.pairs, rows.pairs, launch.code, launch.constants,
+                divergence, sums[k][t], traces[k][t],
+            )  # fmt: skip
+
+        launch.run([(k, t) for k in range(parts) for t in range(len(tiles))], work)
+        total = np.concatenate([sum(part[t] for part in sums) for t in range(len(tiles))], axis=1)
+        out = torch.from_numpy(total[1:] * self.inv_c[:, None])
+        trace = np.concatenate([sum(part[t] for part in traces) for t in range(len(tiles))])
+        return out, torch.from_numpy(trace) if divergence else None
 
     def vjp(
-        self, device: AffineActivation, rows: np.ndarray, state: Tensor, grad_out: Tensor, need_post: bool
+        self, device: AffineActivation, rows: KernelRows, state: Tensor, grad_out: Tensor, need_post: bool
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The closed-form vector-Jacobian product of `field` (no divergence) for the cotangent
         ``grad_out`` (N, B): ``(g_state (N, B), g_coeffs (E, 3), g_post (E,))`` in the kernel's edge
-        order (``g_post`` is zero unless ``need_post``). One pass per batch tile, like the field."""
+        order (``g_post`` is zero unless ``need_post``). One pass per batch tile, the batch cut into at
+        least one tile per thread."""
         num_state, batch = state.shape
         grad_state = state.new_empty(num_state, batch)
-        with _Launch(device, state, self.inv_c.dtype) as (kernel, code, constants, tile):
-            partial = np.empty((-(-batch // tile), len(self.src), 4), dtype=self.inv_c.dtype)
-            edges = self._edges(rows)
-            kernel.vjp_tiles(
-                _array(state), _array(grad_out), *edges, code, constants, tile, need_post, grad_state.numpy(), partial
-            )
+        launch = _Launch(device, state, self.inv_c.dtype)
+        tiles = launch.tiles(batch, launch.threads)
+        partial = np.empty((len(tiles), len(self.src), 4), dtype=self.inv_c.dtype)
+        values, cotangent, grad_array = _array(state), _array(grad_out), grad_state.numpy()
+
+        def work(item: tuple[int, tuple[int, int]]) -> None:
+            t, (lo, hi) = item
+            launch.kernel.vjp_tile(
+                values, cotangent, lo, hi, self.src, self.dst, rows.edges, self.inv_c, launch.code,
+                launch.constants, need_post, grad_array, partial[t],
+            )  # fmt: skip
+
+        launch.run(list(enumerate(tiles)), work)
         grads = torch.empty(len(self.src), 4, dtype=state.dtype)
         grads[self.order] = torch.from_numpy(partial).sum(0)
         return grad_state, grads[:, :3], grads[:, 3]
+
+
+def _pair_groups(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The field's groups of edges (see `FusedKcl`): ``pairs`` (G, 2) int32 nodes (p, q) sorted by p, and per
+    slot (2G,) the edge it holds (an index into ``src``, ``dst``) and its sign: +1 into p, −1 out of p, 0 padding."""
+    p, q = np.maximum(src, dst).astype(np.int64), np.minimum(src, dst).astype(np.int64)
+    order = np.lexsort((q, p))
+    key = p[order] * num_nodes + q[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    padded = counts + counts % 2
+    first_slot = np.r_[0, np.cumsum(padded)[:-1]]
+    slot = np.repeat(first_slot, counts) + np.arange(len(key)) - np.repeat(starts, counts)
+    slot_edge = np.zeros(int(padded.sum()), dtype=np.int64)
+    slot_edge[slot] = order
+    slot_sign = np.zeros(len(slot_edge), dtype=np.int8)
+    slot_sign[slot] = np.where(dst[order] == p[order], 1, -1)
+    heads = order[starts]
+    pairs = np.repeat(np.stack([p[heads], q[heads]], axis=1), padded // 2, axis=0).astype(np.int32)
+    return pairs, slot_edge, slot_sign
 
 
 def _array(values: Tensor) -> np.ndarray:
@@ -182,29 +270,59 @@ def _array(values: Tensor) -> np.ndarray:
     return values.detach().contiguous().numpy()
 
 
+_threads: int | None = None
+
+
+def set_kernel_threads(threads: int | None) -> None:
+    """Run the kernels' batch tiles on ``threads`` Python threads, or (``None``, the default) on as many as
+    torch has. The kernels release the GIL, so the threads need no OpenMP: torch's own thread count is left
+    alone, and one torch thread beside two kernel threads is a setting of its own."""
+    global _threads
+    if threads is not None and threads < 1:
+        raise ConfigError(f"kernel threads must be at least 1, got {threads}")
+    _threads = threads
+
+
+def kernel_threads() -> int:
+    """The threads the kernels run on (see `set_kernel_threads`)."""
+    return torch.get_num_threads() if _threads is None else _threads
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The helper threads (created on demand), shared by every kernel launch of the process."""
+    return ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="kirchhoffnet-kernel")
+
+
 class _Launch:
-    """One kernel launch: the compiled module, the family's code and constants, a batch tile that keeps
-    two (N + 1)-row blocks in cache, numba on torch's thread count, and that count put back afterwards
-    (numba's OpenMP layer can share torch's libgomp and set its thread count when it starts:
-    OMP_NUM_THREADS=1 became 2 here). The vector-Jacobian product keeps three blocks, yet runs faster
-    on the same tile than on one sized for three (MNIST circuit, batch 256, 1 thread: 44 against 58 ms)."""
+    """One kernel launch: the compiled module, the family's code and constants, its threads, and the widest
+    batch tile that keeps two (N + 1)-row blocks within `_TILE_BYTES`."""
 
     def __init__(self, device: AffineActivation, state: Tensor, dtype: np.dtype) -> None:
-        self.kernel, self.code = numba_kernel(), activation_code(device)
-        assert self.kernel is not None and self.code is not None  # the caller checked refusal()
-        num_state, batch = state.shape
-        self.threads = torch.get_num_threads()
-        per_thread = -(-batch // self.threads)
-        tile = _TILE_BYTES // (2 * (num_state + 1) * state.element_size())
-        self.tile = max(8, min(_MAX_TILE, tile // 16 * 16, -(-per_thread // 8) * 8))
+        kernel, code = numba_kernel(), activation_code(device)
+        assert kernel is not None and code is not None  # the caller checked refusal()
+        self.kernel, self.code = kernel, code
+        self.threads = kernel_threads()
+        fits = _TILE_BYTES // (2 * (state.shape[0] + 1) * state.element_size())
+        self.width = max(8, min(_MAX_TILE, fits // 8 * 8))
         alpha = float(getattr(device, "negative_slope", 0.0))
         self.constants = np.array([0.0, 0.5, 1.0, alpha], dtype=dtype)
 
-    def __enter__(self) -> tuple[ModuleType, int, np.ndarray, int]:
-        assert self.kernel is not None and self.code is not None
-        self.kernel.set_threads(self.threads)
-        return self.kernel, self.code, self.constants, self.tile
+    def tiles(self, batch: int, share: int) -> list[tuple[int, int]]:
+        """Column ranges ``(lo, hi)`` covering the batch, at least ``share`` of them where the batch allows."""
+        width = max(8, min(self.width, -(-batch // share // 8) * 8))
+        return [(lo, min(lo + width, batch)) for lo in range(0, batch, width)]
 
-    def __exit__(self, *_: object) -> None:
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+    def run(self, items: list[_Item], work: Callable[[_Item], None]) -> None:
+        """``work(item)`` for every item: on the calling thread and up to ``threads − 1`` helpers, each
+        taking the next item when it finishes one, so a thread slowed by another process does fewer."""
+        queue = iter(items)  # next() on a list iterator is atomic under the GIL
+
+        def drain() -> None:
+            for item in queue:
+                work(item)
+
+        helpers = [_pool().submit(drain) for _ in range(min(self.threads, len(items)) - 1)]
+        drain()
+        for helper in helpers:
+            helper.result()

@@ -251,7 +251,7 @@ class KclKernel:
         path = self.path(device, kernel, track)
         if path == "fused":
             assert isinstance(device, AffineActivation)
-            return self.fused().evaluate(device, params, state, divergence)
+            return self.fused().evaluate(device, params, state, divergence, unchanged)
         batch = state.shape[1]
         chunks = self.chunks(batch, whole=track)
         if not track:

@@ -1,88 +1,63 @@
-"""The numba kernel behind `kirchhoffnet.circuit._fused`; importing this module imports numba.
+"""The numba kernels behind `kirchhoffnet.circuit._fused`; importing this module imports numba.
 
-One pass over the edges per batch tile: each edge's affine argument, activation and its current into
-the KCL sums at both terminals are computed in one loop over the tile, so no (edges × batch) block
-is ever written. A tile's voltages and sums, (N + 1) × tile each, stay in the core's cache while
-every edge is visited; tiles are independent, so they run in parallel without write conflicts.
+One pass over the edges per batch tile, so no (edges × batch) block is ever written: the field visits
+the edges two at a time, both edges joining the same pair of nodes, so each pair's voltages are read and
+its two sums updated once per two currents; the vector-Jacobian product visits them one at a time. A
+tile's voltages and sums, (N + 1) × tile each, stay in the core's cache while every edge is visited. Each
+call runs one tile (the field: one range of its edge groups) and releases the GIL: the caller runs the
+calls on Python threads, so no OpenMP or TBB pool competes with torch's.
 
 Two rules keep the inner loops vectorised (measured: breaking either made the MNIST RHS 2–7×
-slower): the activation is chosen once per edge, each σ with its own loop over the tile (a branch
-inside the loop defeats SIMD), and every constant has the state's dtype (a Python float literal
-turns float32 arithmetic into float64).
+slower): no branch on the family inside a loop over the tile (a branch defeats SIMD; the field
+inlines a copy of its loop per family, the product has one loop per σ), and every constant has the
+state's dtype (a Python float literal turns float32 arithmetic into float64).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 IDENTITY, RELU, LEAKY, TANH, MOS = 0, 1, 2, 3, 4
 """Activation codes: σ(u) = u, relu(u), leaky_relu(u, α), tanh(u), MosRelu's rounded ramp."""
 
+
+_CONTRACT = {"contract"}
+"""What lets LLVM fuse a multiply and an add into one FMA (one rounding instead of two)."""
 
 _REDUCE = {"reassoc", "nsz"}
 """What lets LLVM vectorise the per-edge sums over a tile: reassociation (the sums' order changes at
 rounding level), nothing that touches NaN or infinity."""
 
 
-def set_threads(requested: int) -> None:
-    """Run the tiles on ``requested`` threads, as many as numba has."""
-    numba.set_num_threads(max(1, min(requested, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+@njit(inline="always", cache=True)
+def _sigma(u, act, zero, half, one, alpha):
+    """σ(u) of the family ``act``; inlined with ``act`` a constant, so the branches fold away."""
+    if act == RELU:
+        return max(u, zero)
+    if act == LEAKY:
+        return u if u > zero else alpha * u
+    if act == TANH:
+        return np.tanh(u)
+    if act == MOS:
+        r = min(max(u, zero), one)
+        return r * (u - half * r)
+    return u
 
 
 @njit(inline="always", cache=True)
-def _add_currents(sd, ss, vs, vd, a, b, c, post, act, zero, half, one, alpha):
-    """The edge's current i = post · σ(a v_s + b v_d + c) over the tile: sd += i, ss −= i."""
+def _slope(u, act, zero, one, alpha):
+    """σ'(u) of the family ``act``, inlined like `_sigma`."""
     if act == RELU:
-        for j in range(vs.shape[0]):
-            i = post * max(a * vs[j] + b * vd[j] + c, zero)
-            sd[j] += i
-            ss[j] -= i
-    elif act == LEAKY:
-        for j in range(vs.shape[0]):
-            u = a * vs[j] + b * vd[j] + c
-            i = post * (u if u > zero else alpha * u)
-            sd[j] += i
-            ss[j] -= i
-    elif act == TANH:
-        for j in range(vs.shape[0]):
-            i = post * np.tanh(a * vs[j] + b * vd[j] + c)
-            sd[j] += i
-            ss[j] -= i
-    elif act == MOS:
-        for j in range(vs.shape[0]):
-            u = a * vs[j] + b * vd[j] + c
-            r = min(max(u, zero), one)
-            i = post * r * (u - half * r)
-            sd[j] += i
-            ss[j] -= i
-    else:
-        for j in range(vs.shape[0]):
-            i = post * (a * vs[j] + b * vd[j] + c)
-            sd[j] += i
-            ss[j] -= i
-
-
-@njit(inline="always", cache=True)
-def _add_slope(trace, q, vs, vd, a, b, c, act, zero, one, alpha):
-    """trace += q · σ'(a v_s + b v_d + c) over the tile."""
-    if act == RELU:
-        for j in range(vs.shape[0]):
-            trace[j] += q if (a * vs[j] + b * vd[j] + c) > zero else zero
-    elif act == LEAKY:
-        for j in range(vs.shape[0]):
-            trace[j] += q if (a * vs[j] + b * vd[j] + c) > zero else q * alpha
-    elif act == TANH:
-        for j in range(vs.shape[0]):
-            t = np.tanh(a * vs[j] + b * vd[j] + c)
-            trace[j] += q * (one - t * t)
-    elif act == MOS:
-        for j in range(vs.shape[0]):
-            trace[j] += q * min(max(a * vs[j] + b * vd[j] + c, zero), one)
-    else:
-        for j in range(vs.shape[0]):
-            trace[j] += q
+        return one if u > zero else zero
+    if act == LEAKY:
+        return one if u > zero else alpha
+    if act == TANH:
+        t = np.tanh(u)
+        return one - t * t
+    if act == MOS:
+        return min(max(u, zero), one)
+    return one
 
 
 @njit(inline="always", cache=True)
@@ -94,35 +69,54 @@ def _tile_voltages(values, lo, width):
     return tile
 
 
-@njit(parallel=True, cache=True)
-def kcl_tiles(state, src, dst, coeffs, inv_c, act, constants, tile, divergence, out, trace):
-    """``out`` (N, B) ← dV/dt and, with ``divergence``, ``trace`` (B,) ← tr(∂f/∂v) for ``state`` (N, B).
-
-    ``src``, ``dst`` (E,) int32 are the edges sorted by destination, ``coeffs`` (E, 5) their rows
-    ``(a, b, c, post, q)`` with ``q = post (w_dst b − w_src a)`` the divergence weight, ``inv_c`` (N,)
-    the inverse capacitances, ``constants`` (0, 1/2, 1, α) in the state's dtype. Node 0 (ground)
-    reads 0 V and its sum is dropped.
-    """
-    num_state, batch = state.shape
-    num_edges = src.shape[0]
+@njit(inline="always", cache=True)
+def _pairs_into(volts, first, stop, pairs, rows, act, constants, divergence, sums, trace):
+    """Groups ``first:stop`` into a tile's ``sums`` and ``trace`` (see `pair_field`); ``act`` is a constant at
+    each call site. Rows are indexed in place, not taken as views: each view costs two atomic reference
+    counts, which took as long as the arithmetic on the MNIST circuit. The tile is a fresh array indexed
+    from 0 (columns of the caller's arrays from ``lo`` left the loop scalar: numba guards indices that
+    might be negative)."""
     zero, half, one, alpha = constants[0], constants[1], constants[2], constants[3]
-    for t in prange((batch + tile - 1) // tile):
-        lo = t * tile
-        width = min(tile, batch - lo)
-        volts = _tile_voltages(state, lo, width)
-        sums = np.zeros((num_state + 1, width), dtype=state.dtype)
-        tr = np.zeros(width, dtype=state.dtype)
-        for e in range(num_edges):
-            s, d = src[e], dst[e]
-            a, b, c, post = coeffs[e, 0], coeffs[e, 1], coeffs[e, 2], coeffs[e, 3]
-            vs, vd, ss, sd = volts[s], volts[d], sums[s], sums[d]
-            _add_currents(sd, ss, vs, vd, a, b, c, post, act, zero, half, one, alpha)
-            if divergence:
-                _add_slope(tr, coeffs[e, 4], vs, vd, a, b, c, act, zero, one, alpha)
-        for n in range(num_state):
-            out[n, lo : lo + width] = sums[n + 1] * inv_c[n]
+    for g in range(first, stop):
+        p, q = pairs[g, 0], pairs[g, 1]
+        a1, b1, c1, w1, t1 = rows[g, 0], rows[g, 1], rows[g, 2], rows[g, 3], rows[g, 4]
+        a2, b2, c2, w2, t2 = rows[g, 5], rows[g, 6], rows[g, 7], rows[g, 8], rows[g, 9]
+        for j in range(volts.shape[1]):
+            x, y = volts[p, j], volts[q, j]
+            i = w1 * _sigma(a1 * x + b1 * y + c1, act, zero, half, one, alpha)
+            i += w2 * _sigma(a2 * x + b2 * y + c2, act, zero, half, one, alpha)
+            sums[p, j] += i
+            sums[q, j] -= i
         if divergence:
-            trace[lo : lo + width] = tr
+            for j in range(volts.shape[1]):
+                x, y = volts[p, j], volts[q, j]
+                trace[j] += t1 * _slope(a1 * x + b1 * y + c1, act, zero, one, alpha)
+                trace[j] += t2 * _slope(a2 * x + b2 * y + c2, act, zero, one, alpha)
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
+def pair_field(volts, first, stop, pairs, rows, act, constants, divergence, sums, trace):
+    """Adds the currents of groups ``first:stop`` into ``sums`` (N + 1, W), per node Σ in − Σ out before the
+    1/C, and with ``divergence`` their share of tr(∂f/∂v) into ``trace`` (W,), for a tile of node voltages
+    ``volts`` (N + 1, W) (ground's 0 V first).
+
+    ``pairs`` (G, 2) int32 holds each group's nodes (p, q), p ≥ q, sorted by p; ``rows`` (G, 10) its two
+    edges' ``(α, β, c, w, t)``: the current into p is w · σ(α v_p + β v_q + c) (w = ±post by the edge's
+    direction) and t the divergence weight (see `kirchhoffnet.circuit._fused`). Both terminals' voltages
+    are read once for two edges and both sums updated once: half the cache traffic of one edge at a time.
+    Releases the GIL: threads add disjoint group ranges into sums of their own at once. Each family has its
+    own copy of the loop (no branch inside it, which would defeat SIMD).
+    """
+    if act == RELU:
+        _pairs_into(volts, first, stop, pairs, rows, RELU, constants, divergence, sums, trace)
+    elif act == LEAKY:
+        _pairs_into(volts, first, stop, pairs, rows, LEAKY, constants, divergence, sums, trace)
+    elif act == TANH:
+        _pairs_into(volts, first, stop, pairs, rows, TANH, constants, divergence, sums, trace)
+    elif act == MOS:
+        _pairs_into(volts, first, stop, pairs, rows, MOS, constants, divergence, sums, trace)
+    else:
+        _pairs_into(volts, first, stop, pairs, rows, IDENTITY, constants, divergence, sums, trace)
 
 
 @njit(inline="always", cache=True)
@@ -182,35 +176,33 @@ def _edge_sums(sums, gu, sig, bs, bd, vs, vd, a, b, zero, need_post):
     sums[0], sums[1], sums[2], sums[3] = sa, sb, sc, sp
 
 
-@njit(parallel=True, cache=True)
-def vjp_tiles(state, grad_out, src, dst, coeffs, inv_c, act, constants, tile, need_post, grad_state, partial):
-    """The closed-form vector-Jacobian product of `kcl_tiles`'s field (no divergence): for the
-    cotangent ``grad_out`` (N, B), ``grad_state`` (N, B) ← ∂f/∂vᵀ·g and ``partial`` (tiles, E, 4) ← each
-    batch tile's sums of the cotangents of ``(a, b, c, post)`` per sorted edge (the caller adds the
-    tiles). Tiles own disjoint batch columns, so they write without conflicts; σ and σ' are recomputed
-    from the voltages rather than read from an (edges × batch) block.
+@njit(nogil=True, cache=True)
+def vjp_tile(state, grad_out, lo, hi, src, dst, coeffs, inv_c, act, constants, need_post, grad_state, partial):
+    """The closed-form vector-Jacobian product of the field (no divergence) on columns ``lo:hi``: for the
+    cotangent ``grad_out`` (N, B), ``grad_state[:, lo:hi]`` ← ∂f/∂vᵀ·g and ``partial`` (E, 4) ← the columns'
+    sums of the cotangents of ``(a, b, c, post)`` per edge, ``src``, ``dst`` (E,) int32 sorted by destination
+    and ``coeffs`` (E, 5) their rows ``(a, b, c, post, ·)``. Column ranges are disjoint, so threads write
+    without conflicts (the GIL is released); σ and σ' are recomputed from the voltages rather than read
+    from an (edges × batch) block.
     """
-    num_state, batch = state.shape
+    num_state = state.shape[0]
+    width = hi - lo
     zero, half, one, alpha = constants[0], constants[1], constants[2], constants[3]
-    tiles = (batch + tile - 1) // tile
-    for t in prange(tiles):
-        lo = t * tile
-        width = min(tile, batch - lo)
-        volts = _tile_voltages(state, lo, width)
-        scaled = _tile_voltages(grad_out, lo, width)  # g / C: the incidence folded in
-        for n in range(num_state):
-            scaled[n + 1, :] *= inv_c[n]
-        back = np.zeros((num_state + 1, width), dtype=state.dtype)
-        gu = np.zeros(width, dtype=state.dtype)
-        sig = np.zeros(width, dtype=state.dtype)
-        for e in range(src.shape[0]):
-            s, d = src[e], dst[e]
-            a, b = coeffs[e, 0], coeffs[e, 1]
-            vs, vd, bs, bd = volts[s], volts[d], back[s], back[d]
-            _edge_cotangents(
-                gu, sig, vs, vd, scaled[s], scaled[d], a, b, coeffs[e, 2], coeffs[e, 3],
-                act, zero, half, one, alpha, need_post,
-            )  # fmt: skip
-            _edge_sums(partial[t, e], gu, sig, bs, bd, vs, vd, a, b, zero, need_post)
-        for n in range(num_state):
-            grad_state[n, lo : lo + width] = back[n + 1]
+    volts = _tile_voltages(state, lo, width)
+    scaled = _tile_voltages(grad_out, lo, width)  # g / C: the incidence folded in
+    for n in range(num_state):
+        scaled[n + 1, :] *= inv_c[n]
+    back = np.zeros((num_state + 1, width), dtype=state.dtype)
+    gu = np.zeros(width, dtype=state.dtype)
+    sig = np.zeros(width, dtype=state.dtype)
+    for e in range(src.shape[0]):
+        s, d = src[e], dst[e]
+        a, b = coeffs[e, 0], coeffs[e, 1]
+        vs, vd, bs, bd = volts[s], volts[d], back[s], back[d]
+        _edge_cotangents(
+            gu, sig, vs, vd, scaled[s], scaled[d], a, b, coeffs[e, 2], coeffs[e, 3],
+            act, zero, half, one, alpha, need_post,
+        )  # fmt: skip
+        _edge_sums(partial[e], gu, sig, bs, bd, vs, vd, a, b, zero, need_post)
+    for n in range(num_state):
+        grad_state[n, lo:hi] = back[n + 1]
