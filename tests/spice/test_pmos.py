@@ -73,6 +73,15 @@ def test_a_level1_pmos_table_is_the_square_law_of_the_card():
     torch.testing.assert_close(slope, expected, rtol=5e-3, atol=1e-9)
 
 
+def test_a_table_saved_before_pmos_cards_reads_as_the_nmos_it_was(tmp_path):
+    """Checkpoints written before tables recorded their polarity hold no ``transistor``: they load as NMOS, so
+    their config.yaml (which now says ``transistor: nmos``) still matches them."""
+    device = tabulate("level1_180nm", cache=False).device
+    old = dict(device.hyperparameters())
+    old["source"] = {k: v for k, v in device.source.items() if k != "transistor"}
+    assert TransistorTable(**old).spec() == device.spec()
+
+
 @pytest.mark.parametrize("card", ["level1_180nm", "bsim4_180nm", "bsim4_45nm"])
 def test_pmos_tables_fit_fresh_sweeps(card):
     """Fit error against a fresh ngspice sweep (other V_SG points, other widths), % of the current range."""

@@ -90,6 +90,8 @@ class TransistorTable(AffineActivation):
         self.supply_v, self.gate_max_v = float(supply_v), gate_max
         self.width_min, self.width_max = float(width_min), float(width_max)
         self.source = dict(_LEVEL1_SOURCE if source is None and slopes is None else source or {})
+        if "card_sha256" in self.source:  # tables made before PMOS cards record no polarity: they are NMOS
+            self.source.setdefault("transistor", "nmos")
         self.step_v = self.gate_max_v / (len(values) - 1)
         # Per piece j (left knot j): slope s_j, slope change k_j per V, value y_j; the last piece
         # (past the table, where the gate is clamped) is flat: slope 0.
