@@ -90,10 +90,10 @@ def main() -> None:
     args.add_argument("--task", choices=list(STUDIES), default="twomoon", help="which pair of twins (twomoon)")
     args.add_argument("--only", help="run one of the two configs by name (default both)")
     opts = args.parse_args()
-    folder, study, rails = STUDIES[opts.task]
+    folder, study, task_rails = STUDIES[opts.task]
     if opts.only not in (None, *(name for _, name in study)):
         args.error(f"--only {opts.only}: {opts.task}'s configs are {' and '.join(name for _, name in study)}")
-    rails = rails or (0.0, load_card(CARD).supply_v)
+    rails = task_rails or (0.0, load_card(CARD).supply_v or 1.0)  # the shipped card states its supply
     task_header = (
         "accuracy from ngspice / kirchhoffnet (%) | classes agree (%)"
         if opts.task == "fashion_mnist"
