@@ -84,7 +84,7 @@ def nll_cells(nll: dict[str, Any] | None) -> str:
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0], "runs/transistor-study")
-    args.add_argument("--samples", type=int, default=16, help="base points simulated in ngspice (16)")
+    args.add_argument("--samples", type=int, default=16, help="base points or test images simulated in ngspice (16)")
     args.add_argument("--jobs", type=int, default=1, help="ngspice processes at once (1)")
     args.add_argument("--nll-points", type=int, default=0, help="held-out points scored by NLL from ngspice (0)")
     args.add_argument("--newton-steps", type=int, default=0, help="Newton steps on ngspice's map per point (0)")
