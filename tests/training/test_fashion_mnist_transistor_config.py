@@ -1,0 +1,35 @@
+"""The shipped Fashion-MNIST transistor twins (issue 23): the same circuit on the BSIM4 table and on the ideal
+law, with pixels and hidden nodes starting inside the supply rails that training keeps them within."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from kirchhoffnet.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "classify"
+TABLE, IDEAL = CONFIGS / "fashion_mnist_bsim4.yaml", CONFIGS / "fashion_mnist_mosrelu.yaml"
+
+
+def test_the_twins_differ_only_in_their_device():
+    table, ideal = (load_config(path).model_dump(mode="json") for path in (TABLE, IDEAL))
+    assert table["circuit"].pop("device")["card"] == "bsim4_45nm"
+    assert ideal["circuit"].pop("device")["name"] == "MosRelu"
+    table.pop("name"), ideal.pop("name")
+    assert table == ideal
+
+
+def test_every_node_of_a_black_or_white_image_starts_inside_the_rails():
+    config = load_config(IDEAL)  # the MosRelu twin builds without ngspice; the circuit's nodes are the same
+    circuit = config.circuit.build()
+    rails = config.train.rails
+    pixels = config.data.shape[1] * config.data.shape[2]
+    images = torch.stack(
+        [torch.zeros(pixels), torch.ones(pixels), torch.rand(pixels, generator=torch.Generator().manual_seed(0))]
+    )
+    state = circuit.input_state(images)  # (nodes, images): pixels encoded, hidden nodes per circuit.fill
+    assert state.shape[0] == circuit.widths[0] > pixels  # hidden nodes too, not only the pixels
+    assert rails.low < state.min() and state.max() < rails.high
+    assert torch.allclose(state[:pixels], 0.1 + 0.8 * images.T)  # the encoding the docs state
