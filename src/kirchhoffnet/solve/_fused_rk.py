@@ -20,6 +20,7 @@ twomoon checkpoint in float64 at tolerance 1e-4 the gradients agree to 6e-13 wit
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -81,7 +82,7 @@ Step = tuple[float, list[Tensor], list[Activation]]
 and enters no solution): what the discrete adjoint reverses through."""
 
 
-class Dopri5:
+class Dopri5(ABC):
     """torchdiffeq's dopri5 step control over one state tensor, for the rate and the norm a subclass gives.
 
     Args:
@@ -106,13 +107,13 @@ class Dopri5:
         self.rtol, self.atol, self.first_step = rtol, atol, first_step
         self.min_step, self.max_steps, self.count = min_step, max_steps, count
 
+    @abstractmethod
     def _rate(self, y: Tensor, out: Tensor) -> Any:
         """Writes the signed rate at ``y`` into ``out`` (same shape); returns what a backward pass keeps of it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _norm(self, y: Tensor) -> Tensor:
         """The norm the step control measures states and errors with."""
-        raise NotImplementedError
 
     def _initial_step(self, y0: Tensor, f0: Tensor) -> tuple[float, float]:
         """torchdiffeq's ``_select_initial_step`` (Hairer, Nørsett & Wanner II.4) for order 5, and the trial step
