@@ -79,3 +79,23 @@ def small_circuit(
         for piece in circuit.slices:
             piece.params.normal_(0.0, 0.7)
     return circuit
+
+
+def table_circuit(
+    device: kn.devices.TransistorTable,
+    edges: torch.Tensor,
+    times: tuple[float, ...],
+    *,
+    signed: bool,
+    bias_v: tuple[float, float],
+) -> kn.Circuit:
+    """Conducting transistors of moderate width (0.25–1 reference widths, random polarity if ``signed``) with gate
+    biases uniform in ``bias_v``, one slice per interval of ``times``: a table network ngspice can follow."""
+    circuit = kn.Circuit(edges, device, slices=len(times) - 1, times=times)
+    low, high = bias_v
+    with torch.no_grad():
+        for piece in circuit.slices:
+            sign = torch.where(torch.rand(piece.num_edges) < 0.5, -1.0, 1.0) if signed else 1.0
+            piece.params[0] = (torch.rand(piece.num_edges) * 0.75 + 0.25) * sign
+            piece.params[1] = torch.rand(piece.num_edges) * (high - low) + low
+    return circuit

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.spice import tabulate
+
+from ..conftest import table_circuit
 
 runner = CliRunner()
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
@@ -40,11 +41,9 @@ def test_tabulate_errors_are_one_line(tmp_path):
 
 def test_verify_with_transistors_builds_the_table_from_its_own_card(tmp_path):
     device = tabulate("level1_180nm", knots=17, check_widths=1).device
-    circuit = kn.Circuit(kn.topology.fully_connect(3, (2, 2)), device, slices=2, times=(0.0, 0.25, 0.5))
-    with torch.no_grad():
-        for piece in circuit.slices:
-            piece.params[0] = torch.rand(piece.num_edges) * 0.75 + 0.25
-            piece.params[1] = torch.rand(piece.num_edges) * 0.8 + 0.4
+    circuit = table_circuit(
+        device, kn.topology.fully_connect(3, (2, 2)), (0.0, 0.25, 0.5), signed=False, bias_v=(0.4, 1.2)
+    )
     path = kn.save(circuit, tmp_path / "table.safetensors")
     args = ["spice", "verify", str(path), "--samples", "1", "--transistors", "--reltol", "1e-6", "--max-step", "1e-2"]
     result = runner.invoke(app, [*args, "--max-error", "0.02"])

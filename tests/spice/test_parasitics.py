@@ -17,6 +17,8 @@ from kirchhoffnet.spice import device_parasitics, parasitic_shift, tabulate, wit
 from kirchhoffnet.spice.model_cards import load_card
 from kirchhoffnet.spice.tabulation import physical_width
 
+from ..conftest import table_circuit
+
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
 
 EPS_OX = 3.9 * 8.854187817e-12  # F/m
@@ -79,11 +81,9 @@ def test_verify_with_parasitics_loads_both_simulators_and_reports_the_slowdown(t
     """A PMOS level-1 table network, its nodes loaded at a 10 ps time unit: ngspice still follows kirchhoffnet."""
     device = tabulate("level1_180nm", transistor="pmos", knots=17, check_widths=0).device
     torch.manual_seed(0)
-    circuit = kn.Circuit(kn.topology.fully_connect(3, (2, 2)), device, slices=2, times=(0.0, 0.25, 0.5))
-    with torch.no_grad():
-        for piece in circuit.slices:
-            piece.params[0] = torch.rand(piece.num_edges) * 0.75 + 0.25
-            piece.params[1] = torch.rand(piece.num_edges) * 0.8 + 0.4
+    circuit = table_circuit(
+        device, kn.topology.fully_connect(3, (2, 2)), (0.0, 0.25, 0.5), signed=False, bias_v=(0.4, 1.2)
+    )
     path = kn.save(circuit, tmp_path / "table.safetensors")
     runner = CliRunner()
     args = ["spice", "verify", str(path), "--samples", "1", "--transistors", "--reltol", "1e-6", "--max-step", "1e-2"]

@@ -21,6 +21,8 @@ from kirchhoffnet.spice.model_cards import load_card, shipped_cards
 from kirchhoffnet.spice.mos import table_transistors
 from kirchhoffnet.spice.tabulation import tabulate
 
+from ..conftest import table_circuit
+
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
 
 # The NMOS cards' SHA-256: tables and checkpoints name their card by it, so adding PMOS cards must not change them.
@@ -106,22 +108,14 @@ def test_the_pmos_surrogates_derivatives_match_finite_differences():
     assert float(slope.max()) > 0.5 and bool((device.curvature(out, slope) < 0).any())  # g_m rises and falls
 
 
-def _pmos_circuit(device: TransistorTable) -> kn.Circuit:
-    """Conducting transistors of moderate width, gate drives at 30–80 % of the supply, both polarities; two slices."""
-    torch.manual_seed(0)
-    circuit = kn.Circuit(kn.topology.random_graph(5, 12, seed=1), device, slices=2, times=(0.0, 0.5, 1.0))
-    with torch.no_grad():
-        for piece in circuit.slices:
-            sign = torch.where(torch.rand(piece.num_edges) < 0.5, -1.0, 1.0)
-            piece.params[0] = (torch.rand(piece.num_edges) * 0.75 + 0.25) * sign
-            piece.params[1] = (torch.rand(piece.num_edges) * 0.5 + 0.3) * device.supply_v
-    return circuit
-
-
 def test_a_pmos_network_built_from_its_transistors_matches_the_simulator():
     """Source and bulk at the supply, the drain V_SD below it: ngspice's PMOS circuit follows kirchhoffnet."""
     device = tabulate("bsim4_45nm", transistor="pmos", knots=33, check_widths=0).device
-    circuit = _pmos_circuit(device)
+    torch.manual_seed(0)
+    edges = kn.topology.random_graph(5, 12, seed=1)  # gate drives at 30–80 % of the supply, both polarities
+    circuit = table_circuit(
+        device, edges, (0.0, 0.5, 1.0), signed=True, bias_v=(0.3 * device.supply_v, 0.8 * device.supply_v)
+    )
     realisation = table_transistors(circuit)
     assert realisation is not None
     deck = "\n".join(realisation.preamble(circuit.slices[0]))

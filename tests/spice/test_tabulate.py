@@ -19,6 +19,8 @@ from kirchhoffnet.spice.mos import TableTransistors, level1_card
 from kirchhoffnet.spice.netlist import edge_parameters
 from kirchhoffnet.spice.tabulation import cache_dir, physical_width, tabulate
 
+from ..conftest import table_circuit
+
 pytestmark = [pytest.mark.needs_ngspice, pytest.mark.usefixtures("one_torch_thread")]
 
 
@@ -141,21 +143,12 @@ def test_width_offset_is_applied_to_drawn_widths():
     np.testing.assert_allclose(physical_width(device, np.array([0.5, 1.0, 2.0])), [0.505e-6, 1e-6, 1.99e-6])
 
 
-def _table_circuit(device: TransistorTable) -> kn.Circuit:
-    """Conducting transistors of moderate width, gate biases at 30–80 % of the supply; two slices."""
-    circuit = kn.Circuit(kn.topology.random_graph(6, 16, seed=0), device, slices=2, times=(0.0, 0.25, 0.5))
-    with torch.no_grad():
-        for piece in circuit.slices:
-            sign = torch.where(torch.rand(piece.num_edges) < 0.5, -1.0, 1.0)
-            piece.params[0] = (torch.rand(piece.num_edges) * 0.75 + 0.25) * sign
-            piece.params[1] = (torch.rand(piece.num_edges) * 0.5 + 0.3) * device.supply_v
-    return circuit
-
-
 def test_a_bsim4_table_network_built_from_transistors_matches_the_simulator():
     """The whole point: trained on the table, the BSIM4 transistor circuit follows kirchhoffnet's simulation."""
     result = tabulate("bsim4_45nm", knots=33, check_widths=1)
-    circuit = _table_circuit(result.device)
+    supply = result.device.supply_v  # gate biases at 30–80 % of the supply, both polarities
+    edges = kn.topology.random_graph(6, 16, seed=0)
+    circuit = table_circuit(result.device, edges, (0.0, 0.25, 0.5), signed=True, bias_v=(0.3 * supply, 0.8 * supply))
     realisation = TableTransistors(load_card("bsim4_45nm"), result.device)
     x = torch.randn(1, 5) * 0.3
     report = verify(circuit, x, options=SpiceOptions(reltol=1e-6, max_step_fraction=1e-2), realisation=realisation)
