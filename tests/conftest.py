@@ -81,6 +81,27 @@ def small_circuit(
     return circuit
 
 
+def check_table_derivatives(
+    device: kn.devices.TransistorTable,
+    u: torch.Tensor,
+    slope_tol: tuple[float, float],
+    curvature_tol: tuple[float, float],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """σ' and σ'' of a table (computed from σ's value) against central differences at the gate voltages ``u`` whose
+    stencils stay inside one spline piece; tolerances as (rtol, atol). Returns those ``u``, σ(u) and σ'(u)."""
+    step, h = device.step_v, 1e-6
+    u = u[((u / step - torch.round(u / step)).abs() * step > 10 * h)]  # central stencils inside one piece
+    sigma = lambda x: device.activation(x.clone(), inplace=True)  # noqa: E731
+    out = sigma(u)
+    slope = device.slope(out)
+    rtol, atol = slope_tol
+    torch.testing.assert_close(slope, (sigma(u + h) - sigma(u - h)) / (2 * h), rtol=rtol, atol=atol)
+    fd_curvature = (device.slope(sigma(u + h)) - device.slope(sigma(u - h))) / (2 * h)
+    rtol, atol = curvature_tol
+    torch.testing.assert_close(device.curvature(out, slope), fd_curvature, rtol=rtol, atol=atol)
+    return u, out, slope
+
+
 def table_circuit(
     device: kn.devices.TransistorTable,
     edges: torch.Tensor,

@@ -12,6 +12,7 @@ from kirchhoffnet.devices import TransistorTable, resolve
 from kirchhoffnet.errors import DeviceError
 
 from ..circuit.test_kcl import autograd_trace
+from ..conftest import check_table_derivatives
 
 KNOTS = 41
 
@@ -38,15 +39,8 @@ def test_the_default_table_is_the_level1_law_exactly_and_one_at_the_supply():
 
 @pytest.mark.parametrize("device", [TransistorTable(), _bent_table()], ids=["level1", "bent"])
 def test_slope_and_curvature_from_the_value_match_finite_differences(device):
-    step, h = device.step_v, 1e-6
     u = torch.rand(2000, dtype=torch.float64) * 2.6 - 0.4  # cut-off, the table and past the supply
-    u = u[((u / step - torch.round(u / step)).abs() * step > 10 * h)]  # central stencils inside one piece
-    sigma = lambda x: device.activation(x.clone(), inplace=True)  # noqa: E731
-    out = sigma(u)
-    slope = device.slope(out)
-    torch.testing.assert_close(slope, (sigma(u + h) - sigma(u - h)) / (2 * h), rtol=1e-7, atol=1e-8)
-    fd_curvature = (device.slope(sigma(u + h)) - device.slope(sigma(u - h))) / (2 * h)
-    torch.testing.assert_close(device.curvature(out, slope), fd_curvature, rtol=1e-6, atol=1e-6)
+    u, out, slope = check_table_derivatives(device, u, slope_tol=(1e-7, 1e-8), curvature_tol=(1e-6, 1e-6))
     assert bool((slope >= 0).all()) and bool((slope[u < 0] == 0).all())
     if device.source == {"test": "bent"}:
         assert bool((device.curvature(out, slope) < 0).any())  # the falling transconductance is exercised
