@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from kirchhoffnet.circuit._affine import trace_weights
+from kirchhoffnet.circuit._numba_load import load_kernels
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
 from kirchhoffnet.errors import ConfigError
@@ -61,11 +62,7 @@ MIN_EDGES = 1000
 @functools.cache
 def numba_kernel() -> ModuleType | None:
     """The compiled-kernel module, or ``None`` when numba cannot be imported."""
-    try:
-        from kirchhoffnet.circuit import _numba_kcl
-    except ImportError:
-        return None
-    return _numba_kcl
+    return load_kernels("_numba_kcl")
 
 
 def _activation(device: Device) -> str | None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kirchhoffnet.circuit._numba_load import load_kernels
 from kirchhoffnet.devices import Device
 
 if TYPE_CHECKING:
@@ -34,11 +35,7 @@ MAX_NODES = 16
 @functools.cache
 def small_kernel() -> ModuleType | None:
     """The compiled-kernel module, or ``None`` when numba cannot be imported."""
-    try:
-        from kirchhoffnet.circuit import _numba_small
-    except ImportError:
-        return None
-    return _numba_small
+    return load_kernels("_numba_small")
 
 
 def refusal(device: Device, num_state: int, where: torch.device, dtype: torch.dtype) -> str | None:
