@@ -80,7 +80,17 @@ def regression(record: dict[str, Any]) -> str:
             for c, mean in zip(cells, means, strict=True)
         ]
         lines.append(f"| {data} | {' | '.join(shown)} | {seeds_label(cells[0]['seeds'])} |")
-    return "\n".join(lines) + "\n\n" + provenance(record)
+    return "\n".join(lines) + "\n\n" + _scattered(record) + provenance(record)
+
+
+def _scattered(record: dict[str, Any]) -> str:
+    """Each cell whose seeds differ more than 10×, per seed: a mean ± std alone would hide a run that stalled."""
+    shown = [
+        f"{key} {' / '.join(f'{v:.3g}' for v in cell['values']['mse'])}"
+        for key, cell in record["cells"].items()
+        if max(cell["values"]["mse"]) > 10 * min(cell["values"]["mse"])
+    ]
+    return f"Seeds more than 10× apart, per seed: {'; '.join(shown)}. " if shown else ""
 
 
 def fashion_mnist(record: dict[str, Any]) -> str:
