@@ -1,0 +1,263 @@
+"""The README's result tables, generated from the measured figures in results/*.json.
+
+    python experiments/readme_results.py                # rewrite README.md's tables between the markers
+    python experiments/readme_results.py --check        # exit 1 if README.md is not what results/ gives
+    python experiments/readme_results.py --collect regression runs/seeds/regression \\
+        --command "python experiments/regression_table.py --seeds 0 1 2 --out runs/seeds/regression"
+
+Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results -->`` and comes from
+results/NAME.json: every figure per seed, the command that made them, the machine and the date, so the
+README states a mean ± std over n seeds that anyone can re-measure, and cannot drift from the record.
+``--collect NAME DIR`` writes results/NAME.json from the finished run directories ``DIR/**/seedS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+README = ROOT / "README.md"
+MARKER = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+SCRIPT = "python experiments/readme_results.py"
+
+
+def mean_std(values: list[float], scale: float = 1.0, figures: int = 3) -> str:
+    """``mean ± std`` (sample std) to ``figures`` significant figures of the mean; a single value alone."""
+    xs = [v * scale for v in values]
+    mean = statistics.fmean(xs)
+    decimals = max(0, figures - 1 - math.floor(math.log10(abs(mean)))) if mean else figures
+    if len(xs) == 1:
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {statistics.stdev(xs):.{decimals}f}"
+
+
+def seeds_label(seeds: list[int]) -> str:
+    """``n = 3 (seeds 0, 1, 2)``, or ``1 seed (seed 0)``: the n stated beside every figure."""
+    if len(seeds) == 1:
+        return f"1 seed (seed {seeds[0]})"
+    return f"n = {len(seeds)} (seeds {', '.join(map(str, seeds))})"
+
+
+def provenance(record: dict[str, Any]) -> str:
+    """The line under a table: the command that made its figures, where and when, and the JSON they are in."""
+    return (
+        f"`{record['command']}`; {record['machine']}, {record['date']}; "
+        f"figures per seed in results/{record['experiment']}.json, table by `{SCRIPT}`."
+    )
+
+
+def _cell(record: dict[str, Any], key: str) -> dict[str, Any]:
+    try:
+        return record["cells"][key]
+    except KeyError:
+        raise SystemExit(f"results/{record['experiment']}.json has no cell {key!r}") from None
+
+
+def regression(record: dict[str, Any]) -> str:
+    models = ("kirchhoffnet-small", "kirchhoffnet-medium", "kirchhoffnet-large", "mlp")
+    lines = [
+        "| data | circuit small | circuit medium | circuit large | MLP | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for data in ("friedman", "diabetes"):
+        cells = [_cell(record, f"{data}/{model}") for model in models]
+        means = [statistics.fmean(c["values"]["mse"]) for c in cells]
+        shown = [
+            ("**{}**" if mean == min(means) else "{}").format(mean_std(c["values"]["mse"]))
+            + f" ({c['num_params']:,} p.)"
+            for c, mean in zip(cells, means, strict=True)
+        ]
+        lines.append(f"| {data} | {' | '.join(shown)} | {seeds_label(cells[0]['seeds'])} |")
+    return "\n".join(lines) + "\n\n" + _scattered(record) + provenance(record)
+
+
+def _scattered(record: dict[str, Any]) -> str:
+    """Each cell whose seeds differ more than 10×, per seed: a mean ± std alone would hide a run that stalled."""
+    shown = [
+        f"{key} {' / '.join(f'{v:.3g}' for v in cell['values']['mse'])}"
+        for key, cell in record["cells"].items()
+        if max(cell["values"]["mse"]) > 10 * min(cell["values"]["mse"])
+    ]
+    return f"Seeds more than 10× apart, per seed: {'; '.join(shown)}. " if shown else ""
+
+
+def fashion_mnist(record: dict[str, Any]) -> str:
+    cell = _cell(record, "fashion_mnist")
+    return (
+        "| model | parameters | test accuracy after 1 epoch | n |\n|---|---|---|---|\n"
+        f"| 59-node 7×7 circuit (configs/classify/fashion_mnist_small.yaml) | {cell['num_params']:,} | "
+        f"{mean_std(cell['values']['accuracy'], 100)} % | {seeds_label(cell['seeds'])} |\n\n" + provenance(record)
+    )
+
+
+def twomoon(record: dict[str, Any]) -> str:
+    cell = _cell(record, "twomoon")
+    cpu = statistics.fmean(cell["train_cpu_s"])
+    return (
+        "| data | steps | held-out NLL (nats) | train CPU s | n |\n|---|---|---|---|---|\n"
+        f"| twomoon (configs/flow2d/twomoon.yaml, {cell['num_params']:,} parameters) | 1,200 | "
+        f"{mean_std(cell['values']['nll_nats'], figures=4)} | {cpu:.0f} (mean) | {seeds_label(cell['seeds'])} |\n\n"
+        + provenance(record)
+    )
+
+
+def flow2d_long(record: dict[str, Any]) -> str:
+    """The long single runs, transcribed (their run directories were not kept): shown as 1 seed each."""
+    lines = [
+        "| data | original checkpoint | kirchhoffnet (± s.e. over 10,000 points) | ours − original, paired | n |",
+        "|---|---|---|---|---|",
+    ]
+    for key, row in record["cells"].items():
+        (nll,), (stderr,) = row["values"]["nll_nats"], row["stderr"]
+        lines.append(
+            f"| {key} | {row['original']} | **{nll:.3f} ± {stderr:.3f}** ({row['budget']}) | {row['paired']} "
+            f"| {seeds_label(row['seeds'])} |"
+        )
+    commands = "; ".join(f"`{row['command']}`" for row in record["cells"].values())
+    return "\n".join(lines) + f"\n\n{commands}; {record['machine']}, {record['date']}; {record['source']}."
+
+
+RING_SOLVERS = {
+    "euler": "digital reverse SDE (score ×1.25)",
+    "pf-ode": "digital PF-ODE (β ×2.5)",
+    "analog": "analog loop, reverse SDE",
+    "analog-ode": "analog loop, PF-ODE",
+}
+
+
+def ring(record: dict[str, Any]) -> str:
+    cell = _cell(record, "ring")
+    lines = ["| sampler (14-unit crossbar score network) | KL pooled | range over seeds | n |", "|---|---|---|---|"]
+    for key, label in RING_SOLVERS.items():
+        values = cell["values"][key]
+        lines.append(
+            f"| {label} | {mean_std(values)} | {min(values):.4f}–{max(values):.4f} | {seeds_label(cell['seeds'])} |"
+        )
+    return "\n".join(lines) + "\n\n" + provenance(record)
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "regression": regression,
+    "fashion_mnist": fashion_mnist,
+    "twomoon": twomoon,
+    "flow2d_long": flow2d_long,
+    "ring": ring,
+}
+
+
+def load(name: str, results: Path = RESULTS) -> dict[str, Any]:
+    path = results / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"README.md has a results:{name} marker but {path} does not exist")
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def render(readme: str, results: Path = RESULTS) -> str:
+    """``readme`` with every marked table regenerated from ``results``; an unknown marker is an error."""
+
+    def table(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"README.md marker results:{name} names no table (known: {', '.join(TABLES)})")
+        return f"{match[1]}{TABLES[name](load(name, results))}\n{match[4]}"
+
+    return MARKER.sub(table, readme)
+
+
+def check(readme_path: Path = README, results: Path = RESULTS) -> str | None:
+    """None when ``readme_path`` is what ``results`` gives, else the one-line reason."""
+    text = readme_path.read_text()
+    if not MARKER.search(text):
+        return f"{readme_path.name} has no <!-- results:NAME --> markers"
+    if render(text, results) != text:
+        stale = [m["name"] for m in MARKER.finditer(text) if render(m[0], results) != m[0]]
+        return f"{readme_path.name}'s tables {', '.join(stale)} differ from results/*.json: run `{SCRIPT}`"
+    return None
+
+
+def _machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return f"{os.cpu_count()}-core VM ({model}), CPU only, one torch thread per run"
+
+
+def collect(name: str, root: Path, command: str) -> dict[str, Any]:
+    """results/NAME.json from the finished runs ``root/**/seedS``: a cell per folder above the seeds
+    (``.`` for ``root`` itself), each metric's value per seed, parameters and train CPU seconds."""
+    cells: dict[str, Any] = {}
+    found = (p for p in root.rglob("seed*") if p.is_dir() and re.fullmatch(r"seed\d+", p.name))
+    run_dirs = sorted(found, key=lambda p: (str(p.parent), int(p.name[4:])))
+    if not run_dirs:
+        raise SystemExit(f"{root} holds no seedS run directories")
+    for run_dir in run_dirs:
+        path = run_dir / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+        if metrics.get("status") not in ("finished", "stopped early"):
+            raise SystemExit(f"{run_dir} did not finish (status {metrics.get('status')!r})")
+        values = _values(run_dir, metrics)
+        key = str(run_dir.parent.relative_to(root)) if run_dir.parent != root else name
+        cell = cells.setdefault(
+            key,
+            {"seeds": [], "values": {k: [] for k in values}, "num_params": metrics["num_params"], "train_cpu_s": []},
+        )
+        cell["seeds"].append(metrics["seed"])
+        for k, v in values.items():
+            cell["values"][k].append(v)
+        cell["train_cpu_s"].append(round(metrics["train_cpu_time_s"], 1))
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    return {"experiment": name, "command": command, "machine": _machine(), "date": date, "cells": cells}
+
+
+def _values(run_dir: Path, metrics: dict[str, Any]) -> dict[str, float]:
+    """The figures of one run: its primary test metric, or a diffusion run's KL of every sampler."""
+    evaluation = run_dir / "evaluation.json"
+    if evaluation.is_file():
+        solvers = json.loads(evaluation.read_text())
+        return {key: solvers[key]["kl_pooled"] for key in RING_SOLVERS}
+    key = metrics["primary_metric"]
+    return {key: metrics["test"][key]}
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--check", action="store_true", help="exit 1 if README.md differs from what results/ gives")
+    args.add_argument("--collect", nargs=2, metavar=("NAME", "DIR"), help="write results/NAME.json from DIR's runs")
+    args.add_argument("--command", help="with --collect: the command that trained DIR's runs")
+    options = args.parse_args()
+    if options.collect:
+        if not options.command:
+            args.error("--collect needs --command, the command that made the runs")
+        name, root = options.collect
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{name}.json").write_text(json.dumps(collect(name, Path(root), options.command), indent=1) + "\n")
+        return
+    if options.check:
+        problem = check()
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(1)
+        return
+    README.write_text(render(README.read_text()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""README.md's result tables are generated from results/*.json (experiments/readme_results.py): they must be
+what the JSON gives, so a figure cannot be edited in the README alone or drift from the measured record."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("readme_results", REPO / "experiments" / "readme_results.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _generator()
+
+
+def test_readme_tables_are_what_results_json_gives():
+    assert gen.check() is None
+
+
+def test_check_command_passes_on_the_committed_readme():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "readme_results.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_marker_has_its_json_and_every_json_its_marker():
+    names = {m["name"] for m in gen.MARKER.finditer((REPO / "README.md").read_text())}
+    assert names == set(gen.TABLES) == {p.stem for p in (REPO / "results").glob("*.json")}
+
+
+def test_a_changed_figure_or_hand_edit_is_caught(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "results", results)
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text())
+    assert gen.check(readme, results) is None
+    record = json.loads((results / "regression.json").read_text())
+    record["cells"]["friedman/mlp"]["values"]["mse"][0] *= 2
+    (results / "regression.json").write_text(json.dumps(record))
+    problem = gen.check(readme, results)
+    assert problem is not None and "regression" in problem and "\n" not in problem
+    shutil.copy(REPO / "results" / "regression.json", results / "regression.json")
+    text = readme.read_text()
+    table = gen.MARKER.search(text)
+    start, end = table.span("body")
+    readme.write_text(text[:start] + text[start:end].replace("0", "9", 1) + text[end:])  # a figure edited by hand
+    assert gen.check(readme, results) is not None
+
+
+def test_unknown_marker_is_refused(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:nosuch -->\n<!-- /results -->\n")
+    with pytest.raises(SystemExit, match="nosuch"):
+        gen.check(readme)
+
+
+@pytest.mark.parametrize(
+    ("values", "scale", "shown"),
+    [
+        ([0.00182, 0.00135, 0.0020], 1, "0.00172 ± 0.00034"),
+        ([0.512, 0.472], 1, "0.492 ± 0.028"),
+        ([0.8398, 0.8412, 0.8350], 100, "83.9 ± 0.3"),
+        ([1.082], 1, "1.08"),
+    ],
+)
+def test_mean_std_shows_three_figures_of_the_mean(values, scale, shown):
+    assert gen.mean_std(values, scale) == shown
+
+
+def test_collect_gathers_every_seed_of_every_cell(tmp_path):
+    for data, mses in {"friedman": [0.1, 0.3], "diabetes": [0.5, 0.7]}.items():
+        for seed, mse in enumerate(mses):
+            run = tmp_path / data / "mlp" / f"seed{seed}"
+            run.mkdir(parents=True)
+            metrics = {
+                "status": "finished",
+                "seed": seed,
+                "num_params": 10,
+                "train_cpu_time_s": 1.0,
+                "primary_metric": "mse",
+                "test": {"mse": mse},
+            }
+            (run / "metrics.json").write_text(json.dumps(metrics))
+    record = gen.collect("regression", tmp_path, "python x.py")
+    assert record["cells"]["friedman/mlp"]["seeds"] == [0, 1]
+    assert record["cells"]["diabetes/mlp"]["values"]["mse"] == [0.5, 0.7]
+    (tmp_path / "diabetes" / "mlp" / "seed1" / "metrics.json").write_text('{"status": "running"}')
+    with pytest.raises(SystemExit, match="did not finish"):
+        gen.collect("regression", tmp_path, "python x.py")
