@@ -7,7 +7,10 @@ about as much as the field itself. For slices whose field has a closed-form vect
 preallocated block, and reproduces torchdiffeq's dopri5 step control decision for decision — initial step
 selection, error ratio under the state's norm with ``rtol``/``atol``, safety 0.9, growth at most 10×,
 shrink at most 5×, first same as last, the last step cut to land on the slice end — so it takes the same
-steps and the same number of evaluations, and ends on the same voltages up to rounding.
+steps and the same number of evaluations, and ends on the same voltages up to rounding. On the small-circuit kernel
+(`SmallKcl`) each trial step — stages, evaluations, error norm — is one numba call (`_attempt`); the step control
+stays here. It sums the error estimate in float64: where that estimate is mostly float32 rounding, its step sizes
+can part from the torch stages' by a trial step.
 
 Its backward pass is the discrete adjoint of the accepted steps: each step's stages in reverse, each
 through `WholeAffine.vjp` at the stage's state, σ(U) and σ'(U) kept from the forward pass. That is the gradient
