@@ -169,3 +169,131 @@ def vjp(v, grad_v, grad_trace, src, dst, starts, order, coeffs, inv_c, grad_stat
             sum_d[j] += current[j]
             sum_s[j] -= current[j]
     _scaled(sums, inv_c, out)
+
+
+# One trial step of an explicit Runge–Kutta pair per call (the fused integrator's dopri5, `solve._fused_rk`): the
+# stage combinations, the stage evaluations, the error estimate and its norm without returning to Python, where
+# each of them was a few small tensor operations and the per-call cost of the kernels' dispatch. The tableau and the
+# step size come in as ``table`` (S, S): row i − 1 holds stage i's weights on stages 0..i − 1 (the last stage is the
+# solution, first same as last), the last row the error weights, all times the step size. ``rates`` and ``states``
+# (S, W) hold each stage's rate and state, flattened; ``rates[0]`` (the previous step's last) is given.
+
+
+@njit(inline="always", fastmath=_FAST, error_model="numpy", cache=True)
+def _combine(y, table, rates, states, i):
+    """``states[i] = y + Σ_{k<i} table[i − 1, k] rates[k]`` (stage 0: ``y``)."""
+    stage = states[i]
+    stage[:] = y
+    for k in range(i):
+        w, rate = table[i - 1, k], rates[k]
+        for j in range(stage.shape[0]):
+            stage[j] += w * rate[j]
+
+
+@njit(fastmath=_FAST, error_model="numpy", cache=True)
+def _error_ratio(table, rates, y, y1, rtol, atol, groups):
+    """The error estimate over the tolerance ``atol + rtol·max(|y|, |y1|)`` under the largest RMS of the ``groups``
+    (G, 2) ``[start, stop)`` ranges of the flattened state, and whether ``y1`` is finite."""
+    stages, width = rates.shape
+    error = np.zeros(width, dtype=np.float64)
+    for k in range(stages):
+        w = np.float64(table[stages - 1, k])
+        rate = rates[k]
+        for j in range(width):
+            error[j] += w * rate[j]
+    finite = True
+    for j in range(width):
+        finite = finite and np.isfinite(y1[j])
+    ratio = 0.0
+    for g in range(groups.shape[0]):
+        start, stop = groups[g, 0], groups[g, 1]
+        total = 0.0
+        for j in range(start, stop):
+            scaled = error[j] / (atol + rtol * max(abs(np.float64(y[j])), abs(np.float64(y1[j]))))
+            total += scaled * scaled
+        rms = np.sqrt(total / (stop - start))
+        if not rms <= ratio:  # a NaN wins, as under torch.maximum: the step is then rejected
+            ratio = rms
+    return ratio, finite
+
+
+@njit(fastmath=_FAST, error_model="numpy", cache=True)
+def rk_field(y, table, rates, states, src, dst, starts, coeffs, inv_c, divergence, sign, rtol, atol, groups):
+    """A trial step of ``dy/dt = sign·(f, −tr)`` (or ``sign·f`` without the divergence), ``y`` (R, B) flattened with
+    R = N (+ 1: the log-density row); returns the error ratio and whether the solution ``states[-1]`` is finite."""
+    nodes = inv_c.shape[0]
+    batch = y.shape[0] // (nodes if divergence else nodes - 1)
+    s = np.float32(sign)
+    padded = np.zeros((nodes, batch), dtype=np.float32)
+    out = np.empty((nodes - 1, batch), dtype=np.float32)
+    trace = np.empty(batch, dtype=np.float32)
+    _combine(y, table, rates, states, 0)
+    for i in range(1, rates.shape[0]):
+        _combine(y, table, rates, states, i)
+        stage, rate = states[i], rates[i]
+        for n in range(1, nodes):
+            for j in range(batch):
+                padded[n, j] = stage[(n - 1) * batch + j]
+        field(padded, src, dst, starts, coeffs, inv_c, divergence, out, trace)
+        for n in range(nodes - 1):
+            for j in range(batch):
+                rate[n * batch + j] = s * out[n, j]
+        if divergence:
+            last = (nodes - 1) * batch
+            for j in range(batch):
+                rate[last + j] = -s * trace[j]
+    return _error_ratio(table, rates, y, states[-1], rtol, atol, groups)
+
+
+@njit(fastmath=_FAST, error_model="numpy", cache=True)
+def rk_adjoint(
+    y, table, rates, states, src, dst, starts, order, coeffs, inv_c, divergence, sign, mapping, rtol, atol, groups
+):
+    """A trial step of the adjoint solve's augmented state ``(y, a, θ-adjoint)``: ``y`` and ``a`` (R, B) and the
+    learned coefficients' adjoints (L, E), flattened one after the other; with ``f`` and ``tr`` at ``y`` and
+    ``(gV, gT) = (−a_v, a_p)``, the rate is ``sign·(f, −tr; vjp_v; mapping · vjp_coeffs)`` (``a_p``'s rate zero),
+    ``mapping`` (L, 4) taking the kernel's ``(a, b, c, post)`` cotangents to the learned rows. Returns the error
+    ratio and whether the solution is finite."""
+    nodes = inv_c.shape[0]
+    edges = coeffs.shape[0]
+    rows = nodes if divergence else nodes - 1
+    size = (y.shape[0] - mapping.shape[0] * edges) // 2
+    batch = size // rows
+    s = np.float32(sign)
+    v = np.zeros((nodes, batch), dtype=np.float32)
+    grad_v = np.zeros((nodes, batch), dtype=np.float32)
+    grad_trace = np.zeros(batch, dtype=np.float32)
+    grad_state = np.empty((nodes, batch), dtype=np.float32)
+    grad_coeffs = np.empty((edges, 4), dtype=np.float32)
+    out = np.empty((nodes - 1, batch), dtype=np.float32)
+    trace = np.empty(batch, dtype=np.float32)
+    _combine(y, table, rates, states, 0)
+    for i in range(1, rates.shape[0]):
+        _combine(y, table, rates, states, i)
+        stage, rate = states[i], rates[i]
+        for n in range(1, nodes):
+            w = inv_c[n]
+            for j in range(batch):
+                v[n, j] = stage[(n - 1) * batch + j]
+                grad_v[n, j] = -w * stage[size + (n - 1) * batch + j]
+        if divergence:
+            for j in range(batch):
+                grad_trace[j] = stage[size + (nodes - 1) * batch + j]
+        vjp(v, grad_v, grad_trace, src, dst, starts, order, coeffs, inv_c, grad_state, grad_coeffs, out, trace)
+        for n in range(nodes - 1):
+            for j in range(batch):
+                rate[n * batch + j] = s * out[n, j]
+                rate[size + n * batch + j] = s * grad_state[n + 1, j]
+        if divergence:
+            last = (nodes - 1) * batch
+            for j in range(batch):
+                rate[last + j] = -s * trace[j]
+                rate[size + last + j] = _ZERO
+        for row in range(mapping.shape[0]):
+            base = 2 * size + row * edges
+            m0, m1, m2, m3 = s * mapping[row, 0], s * mapping[row, 1], s * mapping[row, 2], s * mapping[row, 3]
+            for e in range(edges):
+                rate[base + e] = (
+                    m0 * grad_coeffs[e, 0] + m1 * grad_coeffs[e, 1] + m2 * grad_coeffs[e, 2] + m3 * grad_coeffs[e, 3]
+                )
+    return _error_ratio(table, rates, y, states[-1], rtol, atol, groups)

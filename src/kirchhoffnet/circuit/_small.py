@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 TANH = 3
 """The large kernel's code for tanh (`kirchhoffnet.circuit._fused`), the one σ this kernel implements."""
+Rk = tuple[float, float, np.ndarray]
+"""A trial step's ``(rtol, atol, groups)``: the error is measured by the largest RMS over the ``groups`` (G, 2),
+``[start, stop)`` ranges of the flattened state."""
 MAX_NODES = 16
 """State nodes up to which the kernel runs: its sums, (N + 1) × batch, must stay in the first-level cache."""
 
@@ -132,3 +135,31 @@ class SmallKcl:
             out,
             trace[: 0 if grad_trace is None else None],
         )
+
+    def rk_field(
+        self, y: Tensor, table: Tensor, rates: Tensor, states: Tensor, divergence: bool, sign: float, tolerances: Rk
+    ) -> tuple[float, bool]:
+        """One trial step of the explicit Runge–Kutta pair in ``table`` on the signed field (see
+        `_numba_small.rk_field`); ``tolerances``: ``(rtol, atol, groups)``. Returns the error ratio and whether the
+        solution ``states[-1]`` is finite."""
+        edges = (self.src, self.dst, self.starts, self.rows, self.inv_c)
+        arrays = (y.numpy(), table.numpy(), rates.numpy(), states.numpy())
+        ratio, finite = self.kernel.rk_field(*arrays, *edges, divergence, sign, *tolerances)
+        return ratio, finite
+
+    def rk_adjoint(
+        self,
+        y: Tensor,
+        table: Tensor,
+        rates: Tensor,
+        states: Tensor,
+        divergence: bool,
+        sign: float,
+        mapping: np.ndarray,
+        tolerances: Rk,
+    ) -> tuple[float, bool]:
+        """One trial step of the adjoint solve's augmented state (see `_numba_small.rk_adjoint`)."""
+        edges = (self.src, self.dst, self.starts, self.order, self.rows, self.inv_c)
+        arrays = (y.numpy(), table.numpy(), rates.numpy(), states.numpy())
+        ratio, finite = self.kernel.rk_adjoint(*arrays, *edges, divergence, sign, mapping, *tolerances)
+        return ratio, finite

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
@@ -28,7 +29,7 @@ from kirchhoffnet.circuit import Slice
 from kirchhoffnet.circuit._kcl import KclKernel
 from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import SolverError
-from kirchhoffnet.solve._fused_rk import Dopri5, FusedProblem, StepError
+from kirchhoffnet.solve._fused_rk import STAGES, Activation, Dopri5, FusedProblem, StepError, norm_groups
 
 Field = Callable[[Tensor, Tensor], Tensor]
 PartsNorm = Callable[[Tensor, Tensor, Tensor | None], Tensor]
@@ -54,8 +55,10 @@ class _AdjointSystem:
         count: Callable[[Tensor], None],
         request: str,
         fused: Callable[[int], None] | None,
+        seminorm: bool,
     ) -> None:
         self.divergence, self.learned, self.field, self.count = divergence, learned, field, count
+        self.seminorm = seminorm  # the step control leaves the coefficient adjoints out
         self.fused = fused  # counts the fused integrator's evaluations; None: torchdiffeq steps both solves
         self.difference_form = "b" not in coefficients  # b = −a
         abc = tuple(coefficients.get(n) for n in _NAMES[:3])
@@ -108,6 +111,15 @@ class _AdjointSteps(Dopri5):
         super().__init__(**control)
         self.system, self.shape, self.norm = system, shape, norm
         self.size = shape.numel()
+        if system.whole.small is not None:
+            # The small kernel's norm: the largest RMS of the voltages and the log-density row of y and of its
+            # adjoint, then (unless seminorm) of the coefficient adjoints; the learned rows from its (a, b, c, post).
+            part = [self.size - shape[1], shape[1]] if system.divergence else [self.size]
+            learned = [] if system.seminorm else [len(system.learned) * system.num_edges]
+            self.groups = norm_groups(part + part + learned)
+            rows = {"a": (1, -1 if system.difference_form else 0, 0, 0), "b": (0, 1, 0, 0), "c": (0, 0, 1, 0)}
+            rows["post"] = (0, 0, 0, 1)
+            self.mapping = np.array([rows[n] for n in system.learned], dtype=np.float32).reshape(-1, 4)
 
     def _parts(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         n = self.size  # slices, not Tensor.split: a Python-level call that cost more than the three views
@@ -117,6 +129,21 @@ class _AdjointSteps(Dopri5):
     def _rate(self, y: Tensor, out: Tensor) -> None:
         state, adj, _ = self._parts(y)
         self.system.dynamics(state, adj, self._parts(out), self.sign)
+
+    def _attempt(
+        self, y: Tensor, activation: Activation, table: Tensor, rates: Tensor, shape: torch.Size
+    ) -> tuple[list[Tensor], list[Activation], float, bool]:
+        """On the small-circuit kernel, the whole trial step in one call (`SmallKcl.rk_adjoint`); the torch stages
+        elsewhere. No backward pass follows an adjoint solve: its stages are not kept."""
+        small = self.system.whole.small
+        if small is None:
+            return super()._attempt(y, activation, table, rates, shape)
+        states = rates.new_empty(rates.shape)
+        tolerances = (self.rtol, self.atol, self.groups)
+        ratio, finite = small.rk_adjoint(
+            y, table, rates, states, self.system.divergence, self.sign, self.mapping, tolerances
+        )
+        return list(states.unbind(0)), [activation] * STAGES, ratio, finite
 
     def _norm(self, y: Tensor) -> Tensor:
         state, adj, learned = self._parts(y)
@@ -228,9 +255,11 @@ def analytic_adjoint(
     coefficients = {n: v for n, v in zip(_NAMES, values, strict=True) if v is not None}
     learned = [n for n in coefficients if torch.is_grad_enabled() and params.requires_grad]
     detached = {n: v.detach() for n, v in coefficients.items()}
-    system = _AdjointSystem(kernel, device, divergence, detached, learned, field, count, request, fused)
-    state_norm: Callable[[Tensor], Tensor] = kwargs["options"].get("norm", _rms)
     with_params = adjoint_options.get("norm") != "seminorm"
+    system = _AdjointSystem(
+        kernel, device, divergence, detached, learned, field, count, request, fused, not with_params
+    )
+    state_norm: Callable[[Tensor], Tensor] = kwargs["options"].get("norm", _rms)
 
     def parts_norm(state: Tensor, adj: Tensor, learned_adj: Tensor | None) -> Tensor:
         norms = [state_norm(state), state_norm(adj)]

@@ -7,7 +7,10 @@ about as much as the field itself. For slices whose field has a closed-form vect
 preallocated block, and reproduces torchdiffeq's dopri5 step control decision for decision — initial step
 selection, error ratio under the state's norm with ``rtol``/``atol``, safety 0.9, growth at most 10×,
 shrink at most 5×, first same as last, the last step cut to land on the slice end — so it takes the same
-steps and the same number of evaluations, and ends on the same voltages up to rounding.
+steps and the same number of evaluations, and ends on the same voltages up to rounding. On the small-circuit kernel
+(`SmallKcl`) each trial step — stages, evaluations, error norm — is one numba call (`_attempt`); the step control
+stays here. It sums the error estimate in float64: where that estimate is mostly float32 rounding, its step sizes
+can part from the torch stages' by a trial step.
 
 Its backward pass is the discrete adjoint of the accepted steps: each step's stages in reverse, each
 through `WholeAffine.vjp` at the stage's state, σ(U) and σ'(U) kept from the forward pass. That is the gradient
@@ -24,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,6 +67,14 @@ def _weights() -> Tensor:
 
 
 _WEIGHTS = _weights()
+
+
+def norm_groups(sizes: list[int]) -> np.ndarray:
+    """(G, 2) ``[start, stop)`` of consecutive parts of the given sizes (empty ones left out): the groups of a
+    flattened state whose largest RMS is the small-circuit kernel's norm."""
+    stops = np.cumsum(sizes)
+    ranges = np.stack([stops - np.asarray(sizes), stops], axis=1)
+    return np.ascontiguousarray(ranges[np.asarray(sizes) > 0], dtype=np.int64)
 
 
 class StepError(Exception):
@@ -142,6 +154,24 @@ class Dopri5(ABC):
             size = math.nan if math.isnan(factor) else dt * min(GROWTH, max(factor, floor))
         return size if math.isnan(size) else max(size, self.min_step)
 
+    def _attempt(
+        self, y: Tensor, activation: Activation, table: Tensor, rates: Tensor, shape: torch.Size
+    ) -> tuple[list[Tensor], list[Activation], float, bool]:
+        """A trial step from ``y`` (flattened; its rate, with ``activation``, in ``rates[0]``) with the tableau
+        ``table`` times the step size: the stages' states (the last is the solution) and activations, their rates
+        into ``rates``, the error ratio under `_norm` and whether the solution is finite."""
+        states, activations = [y.view(shape)], [activation]
+        for i in range(1, STAGES):
+            stage = torch.addmv(y, rates[:i].T, table[i - 1, :i])
+            states.append(stage.view(shape))
+            activations.append(self._rate(stage.view(shape), rates[i].view(shape)))
+        y1 = states[-1].reshape(-1)
+        error = table[-1] @ rates
+        tolerance = self.atol + self.rtol * torch.maximum(y.abs(), y1.abs())
+        ratio_t = self._norm((error / tolerance).view(shape)).abs()
+        ratio, finite = torch.stack([ratio_t.double(), y1.isfinite().all().double()]).tolist()
+        return states, activations, ratio, bool(finite)
+
     def solve(self, y0: Tensor, keep: bool) -> tuple[Tensor, list[Step]]:
         """The state at the slice end and, with ``keep``, what the backward pass needs.
 
@@ -177,23 +207,14 @@ class Dopri5(ABC):
             if t < self.end < t1:  # land on the slice end
                 t1 = self.end
                 dt = t1 - t
-            table = weights * dt
-            states, activations = [y.view(shape)], [activation]
-            for i in range(1, STAGES):
-                stage = torch.addmv(y, rates[:i].T, table[i - 1, :i])
-                states.append(stage.view(shape))
-                activations.append(self._rate(stage.view(shape), rates[i].view(shape)))
+            states, activations, ratio, finite_step = self._attempt(y, activation, weights * dt, rates, shape)
             self.count(STAGES - 1)
             reached = t1
-            y1 = states[-1].reshape(width)  # first same as last: stage 6 is evaluated at the solution
-            error = table[-1] @ rates
-            tolerance = self.atol + self.rtol * torch.maximum(y.abs(), y1.abs())
-            ratio_t = self._norm((error / tolerance).view(shape)).abs()
-            ratio, finite_t = torch.stack([ratio_t.double(), y1.isfinite().all().double()]).tolist()
             if ratio <= 1 or dt <= self.min_step:
                 if keep:
                     steps.append((dt, states[:-1], activations[:-1]))
-                y, activation, t, finite = y1, activations[-1], t1, bool(finite_t)
+                # first same as last: stage 6 is evaluated at the solution
+                y, activation, t, finite = states[-1].reshape(width), activations[-1], t1, finite_step
                 rates[0].copy_(rates[-1])
             dt = self._next_step(dt, ratio)
         return y.view(shape), steps
@@ -211,6 +232,7 @@ class FusedProblem(Dopri5):
     def __init__(self, system: WholeAffine, divergence: bool, **control: Any) -> None:
         super().__init__(**control)
         self.system, self.divergence = system, divergence
+        self._groups: np.ndarray | None = None
 
     def _rate(self, y: Tensor, out: Tensor) -> Activation:
         """Writes the signed field at ``y`` into ``out`` (same shape); returns the evaluation's activation.
@@ -227,6 +249,22 @@ class FusedProblem(Dopri5):
         torch.cat([rate, trace.unsqueeze(0)], out=out)  # (f, tr); the solve's rate is sign·(f, −tr)
         (out[-1] if self.sign > 0 else out[:-1]).neg_()
         return current, slope
+
+    def _attempt(
+        self, y: Tensor, activation: Activation, table: Tensor, rates: Tensor, shape: torch.Size
+    ) -> tuple[list[Tensor], list[Activation], float, bool]:
+        """On the small-circuit kernel, the whole trial step in one call (`SmallKcl.rk_field`, the same stages and
+        norm); the torch stages elsewhere."""
+        small = self.system.small
+        if small is None:
+            return super()._attempt(y, activation, table, rates, shape)
+        if self._groups is None:  # the norm's parts: the voltages, and the log-density row apart
+            self._groups = norm_groups([shape.numel() - shape[1], shape[1]] if self.divergence else [shape.numel()])
+        states = rates.new_empty(rates.shape)  # a fresh block: a kept step holds its states
+        ratio, finite = small.rk_field(
+            y, table, rates, states, self.divergence, self.sign, (self.rtol, self.atol, self._groups)
+        )
+        return list(states.view(STAGES, *shape).unbind(0)), [(None, None)] * STAGES, ratio, finite
 
     def _norm(self, y: Tensor) -> Tensor:
         """torchdiffeq's RMS norm; with the log-density row, the larger RMS of voltages and log p (the norm of
