@@ -12,18 +12,18 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from kirchhoffnet.runtime import keep_freed_memory
+from kirchhoffnet.runtime import keep_freed_memory, kernel_threads
 
 keep_freed_memory()  # measure the library as the `kirchhoffnet` command runs it (see kirchhoffnet.runtime)
 
 
 def machine() -> str:
-    """The header every benchmark prints: the machine, torch's threads, the cores and the load at this moment
-    (on a shared machine the load says how much the figures below can be trusted)."""
-    threads = torch.get_num_threads()
+    """The header every benchmark prints: the machine, torch's and the numba kernels' threads, the cores and the load
+    at this moment (on a shared machine the load says how much the figures below can be trusted)."""
+    threads = f"{torch.get_num_threads()} torch / {kernel_threads()} kernel threads"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
-        f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, {threads} threads, "
+        f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, {threads}, "
         f"{os.cpu_count()} cores, load average {load}"
     ).replace("  ", " ")
 

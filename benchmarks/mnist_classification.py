@@ -2,8 +2,10 @@
 
 Compares kirchhoffnet with the straightforward implementation (benchmarks/baseline.py) on the same
 images and solver settings (dopri5, tol 1e-3, first_step 1e-2, min_step 1e-5), and checks that the
-two give identical predictions; then kirchhoffnet's torch kernel path (``affine``) against its numba
-edge kernel (``fused``, what ``auto`` takes) on one batch, at 1 and 2 threads in the same run.
+two give identical predictions; kirchhoffnet runs its default solver (what a user gets), and the script says
+whether issue 22's ≥ 250 images/s at batch 250 is met. Then kirchhoffnet's torch kernel path (``affine``) against
+its numba edge kernel (``fused``, what ``auto`` takes) on one batch, at 1 and 2 threads in the same run
+(`kirchhoffnet.runtime.use_threads`: the kernels on N threads, torch on one).
 The checkpoint comes from the original repository
 (github.com/zhengqigao/kirchhoffnet, src/results/mnist); without it the benchmark uses the same
 topology with random parameters and says so.
@@ -29,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from baseline import NaiveModel
 from common import interleaved, machine
-from kirchhoffnet.circuit._fused import set_kernel_threads
 from kirchhoffnet.data import read_idx
+from kirchhoffnet.runtime import threads, use_threads
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist-test-subset"  # the first 1,000 test images
 
@@ -54,9 +56,12 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs of the shared batch and passes over --ours-images; min kept"
     )
+    parser.add_argument("--threads", type=int, default=1, help="threads as use_threads sets them (kernels; torch on 1)")
     args = parser.parse_args()
+    use_threads(args.threads)
 
     model = kn.compat.load_original(args.original) if args.original else _random_model()
+    assert model.solver.integrator == kn.Solver().integrator  # the default solver, as a user gets it
     source = f"original checkpoint {args.original}" if args.original else "RANDOM parameters (no --original given)"
     images = torch.from_numpy(read_idx(args.mnist / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0).float()
     labels = torch.from_numpy(read_idx(args.mnist / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
@@ -86,10 +91,13 @@ def main() -> None:
     print(f"original-style : {args.images / naive_s:8.1f} images/s  ({args.images} images in one batch)")
     ratio = naive_s / ours_s
     print(f"kirchhoffnet   : {args.images / ours_s:8.1f} images/s  (same batch) → {ratio:.1f}x (min of {args.repeats})")
+    rate = args.ours_images / bulk_s
     print(
-        f"kirchhoffnet   : {args.ours_images / bulk_s:8.1f} images/s  over {args.ours_images} images "
+        f"kirchhoffnet   : {rate:8.1f} images/s  over {args.ours_images} images "
         f"in batches of {args.batch} (min of {args.repeats}), accuracy {correct / args.ours_images:.4f}"
     )
+    met = "met" if rate >= 250 and args.batch == 250 else "NOT met" if args.batch == 250 else "n/a (batch is not 250)"
+    print(f"issue 22 target, default solver ({model.solver.integrator}), ≥ 250 images/s at batch 250: {met}")
     with torch.no_grad():
         _paths(model, images[: args.batch], args.repeats)
     gap = float((naive_logits - ours_logits).abs().max())
@@ -99,12 +107,10 @@ def main() -> None:
 
 
 def _paths(model: kn.Network, batch: torch.Tensor, repeats: int) -> None:
-    """Images per second of one batch with the torch kernel path and the fused kernel: both on 1 thread, both
-    on 2, and torch on 1 beside the fused kernel's 2 (`set_kernel_threads`)."""
-    solver, previous = model.solver, torch.get_num_threads()
-    for threads, kernel_threads in ((1, None), (2, None), (1, 2)):
-        torch.set_num_threads(threads)
-        set_kernel_threads(kernel_threads)
+    """Images per second of one batch with the torch kernel path and the fused kernel, at 1 and at 2 threads as
+    `kirchhoffnet.runtime.use_threads` sets them (the kernels on N, torch on 1)."""
+    solver = model.solver
+    for count in (1, 2):
         runs, predictions = {}, {}
         for kernel in ("affine", "fused"):
 
@@ -113,17 +119,16 @@ def _paths(model: kn.Network, batch: torch.Tensor, repeats: int) -> None:
                 predictions[kernel] = model(batch).argmax(1)
 
             runs[kernel] = run
-        best = {k: min(t) for k, t in interleaved(runs, repeats, 0).items()}
+        with threads(count):
+            best = {k: min(t) for k, t in interleaved(runs, repeats, 0).items()}
         same = bool((predictions["affine"] == predictions["fused"]).all())
         print(
-            f"{threads} torch thread(s), {kernel_threads or threads} kernel thread(s), batch {len(batch)}: "
+            f"{count} thread(s) (kernels; torch on 1), batch {len(batch)}: "
             f"torch {len(batch) / best['affine']:.1f} images/s, "
             f"fused {len(batch) / best['fused']:.1f} images/s → {best['affine'] / best['fused']:.2f}x "
             f"(min of {repeats}); same predictions: {same}"
         )
     model.solver = solver
-    torch.set_num_threads(previous)
-    set_kernel_threads(None)
 
 
 if __name__ == "__main__":

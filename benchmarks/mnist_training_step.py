@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from common import interleaved, machine, summary
 from kirchhoffnet.data import read_idx
+from kirchhoffnet.runtime import threads
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 KERNELS = ("gather", "affine", "auto")
@@ -72,19 +73,17 @@ def main() -> None:
         grads[kernel] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
         nfe[kernel] = (sum(model.stats.nfe), sum(model.stats.nfe_backward))
 
-    previous = torch.get_num_threads()
     params = "original checkpoint" if args.original else "random parameters"
     print(f"MNIST-topology training step, {params}, batch {args.batch} of {source}")
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        times = interleaved({k: (lambda k=k: step(k)) for k in KERNELS}, args.repeats, 1)
-        print(f"\n{machine()}")
+    for count in (1, 2):  # as kirchhoffnet.runtime.use_threads sets them: the kernels on N, torch on 1
+        with threads(count):
+            times = interleaved({k: (lambda k=k: step(k)) for k in KERNELS}, args.repeats, 1)
+            print(f"\n{machine()}")
         print(summary(times, "gather", unit="s"))
         for kernel in KERNELS:
             gap = float((grads[kernel] - grads["gather"]).norm() / grads["gather"].norm())
             epoch_min = min(times[kernel]) * -(-55000 // args.batch) / 60
             print(f"{kernel:8s} NFE fwd/bwd {nfe[kernel]}, epoch ≈ {epoch_min:.0f} min, |Δgrad|/|grad| {gap:.1e}")
-    torch.set_num_threads(previous)
     model.solver = solver
 
 

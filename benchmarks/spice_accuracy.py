@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 import kirchhoffnet as kn
+from kirchhoffnet.runtime import use_threads
 from kirchhoffnet.spice import SpiceOptions, verify
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "original"
@@ -29,9 +30,11 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=400)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--max-step", type=float, default=1e-3, help="largest ngspice step / slice duration")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="kirchhoffnet's threads (use_threads: kernels; torch on 1)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     edges = kn.topology.random_graph(args.nodes + 1, args.edges, seed=3)
     print(f"{'circuit':34s} {'max |dv| V':>11s} {'mean |dv| V':>11s} {'peak |v| V':>10s} {'ngspice s':>9s}")
     for family in kn.devices.available():

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from common import interleaved, machine, summary
+from kirchhoffnet.runtime import use_threads
 from kirchhoffnet.spice import SpiceOptions, spice_trajectory
 
 Run = Callable[[], np.ndarray]
@@ -46,10 +47,15 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=4, help="samples of the batch comparison (0 skips it)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (one ngspice process uses one core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="kirchhoffnet's threads (use_threads: kernels; torch on 1); ngspice uses one core",
+    )
     parser.add_argument("--tight", action="store_true", help="also time ngspice at the verification settings")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     edges = kn.topology.random_graph(args.nodes + 1, args.edges, seed=0)
     single = kn.Circuit(edges, "ShiftTanh2", init="gauss")  # float32, as models run
     with torch.no_grad():

@@ -1,14 +1,18 @@
-"""The allocator setting that keeps freed temporaries in the heap."""
+"""The process-level settings: the allocator's thresholds that keep freed temporaries in the heap, and the thread
+policy."""
 
 from __future__ import annotations
 
 import platform
 import resource
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from kirchhoffnet import runtime
+from kirchhoffnet.errors import ConfigError
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 
@@ -48,3 +52,46 @@ def test_the_library_leaves_the_allocator_alone_and_the_command_sets_it(monkeypa
     assert runtime._applied is None
     assert CliRunner().invoke(app, ["hw", "report", "--help"]).exit_code == 0
     assert runtime._applied is GLIBC
+
+
+@pytest.fixture
+def restore_threads():
+    """The thread policy changes process-wide settings; put them back for the next test."""
+    before = (torch.get_num_threads(), runtime._kernel_threads)
+    yield
+    torch.set_num_threads(before[0])
+    runtime.set_kernel_threads(before[1])
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_n_threads_are_the_kernels_and_torch_stays_on_one(restore_threads, count):
+    torch.set_num_threads(2)  # so that the policy must change it
+    runtime.use_threads(count)
+    assert (torch.get_num_threads(), runtime.kernel_threads()) == (1, count)
+
+
+def test_threads_for_a_block_put_both_counts_back(restore_threads):
+    torch.set_num_threads(2)
+    runtime.set_kernel_threads(None)
+    with runtime.threads(3):
+        assert (torch.get_num_threads(), runtime.kernel_threads()) == (1, 3)
+    assert (torch.get_num_threads(), runtime._kernel_threads) == (2, None)
+    with runtime.threads(None):  # no request: nothing changes
+        assert (torch.get_num_threads(), runtime.kernel_threads()) == (2, 2)
+
+
+@pytest.mark.parametrize("call", [runtime.use_threads, runtime.set_kernel_threads])
+@pytest.mark.parametrize("count", [0, runtime.MAX_THREADS + 1])
+def test_thread_counts_out_of_range_are_one_line_errors(restore_threads, call, count):
+    with pytest.raises(ConfigError, match=rf"^(kernel )?threads must be between 1 and {runtime.MAX_THREADS}, got"):
+        call(count)
+
+
+def test_importing_the_library_leaves_both_thread_counts_alone():
+    code = (
+        "import torch; torch.set_num_threads(2); import kirchhoffnet, kirchhoffnet.circuit._fused, "
+        "kirchhoffnet.cli.main; from kirchhoffnet import runtime; "
+        "print(torch.get_num_threads(), runtime._kernel_threads)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["2", "None"]

@@ -10,10 +10,14 @@ it). It changes the whole process, so a library does not do it on import: the ``
 applies it at start, and Python users opt in by calling it (the benchmarks do). ``KIRCHHOFFNET_MALLOC=default``
 leaves the allocator alone even then; other C libraries, where ``mallopt`` does not exist, are left alone too.
 
-Threads are the other process-level setting. On a busy 2-core machine, torch's OpenMP threads wait on
-each other at every barrier of every small operation: two threads made a CNF training step 6-25x slower
-than one, and the fused edge kernel's tiles gained nothing on average from a second thread
-(benchmarks/jax_comparison.py). So the command runs on one thread unless asked (`command_threads`).
+Threads are the other process-level setting, and two kinds run here: torch's intra-op (OpenMP) threads and the
+Python threads on which the numba kernels (`kirchhoffnet.circuit._fused`) run their tiles. On a busy 2-core
+machine torch's OpenMP threads wait on each other at every barrier of every small operation, and its idle
+workers spin on the core another thread needs: a second torch thread made a CNF training step 6-25x slower and
+the torch ``affine`` right-hand side 50 -> 1,314 ms. The kernels' threads take their work from a shared queue
+(the calling thread does the pieces a helper never starts), so a second one costs nothing where it gets no
+core. Hence `use_threads`: "N threads" means the kernels on N, torch on 1, for the command (`command_threads`),
+a training config's ``threads`` (`threads`) and the benchmarks alike.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ import ctypes
 import ctypes.util
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
+
+from kirchhoffnet.errors import ConfigError
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
@@ -50,11 +58,51 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
+_kernel_threads: int | None = None
+
+
+def set_kernel_threads(threads: int | None) -> None:
+    """Run the numba kernels' tiles on ``threads`` Python threads, or (``None``, the default) on as many as torch
+    has. Torch's own count is left alone: use `use_threads` for the policy that sets both."""
+    global _kernel_threads
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"kernel threads must be between 1 and {MAX_THREADS}, got {threads}")
+    _kernel_threads = threads
+
+
+def kernel_threads() -> int:
+    """The threads the numba kernels run on (see `set_kernel_threads`)."""
+    return torch.get_num_threads() if _kernel_threads is None else _kernel_threads
+
+
+def use_threads(count: int) -> None:
+    """Run on ``count`` CPU threads in the way that is never slower than one: the numba kernels on ``count``
+    Python threads, torch on one intra-op thread (its OpenMP barriers made a second thread 6-25x slower on a
+    loaded 2-core machine, see the module docstring; the large-circuit work that threads can speed up is the
+    kernels'). Changes the whole process: for the command, configs and benchmarks, never on import."""
+    if not 1 <= count <= MAX_THREADS:
+        raise ConfigError(f"threads must be between 1 and {MAX_THREADS}, got {count}")
+    torch.set_num_threads(1)
+    set_kernel_threads(count)
+
+
+@contextmanager
+def threads(count: int | None) -> Iterator[None]:
+    """`use_threads` for the block (nothing changes when ``count`` is None), then both counts as they were."""
+    previous = (torch.get_num_threads(), _kernel_threads)
+    if count is not None:
+        use_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous[0])
+        set_kernel_threads(previous[1])
+
+
 def command_threads(requested: int | None) -> None:
-    """The ``kirchhoffnet`` command's thread policy: torch (and with it the fused edge kernel, which follows
-    torch's count) on ``requested`` threads; without a request, on one, unless OMP_NUM_THREADS is set (then
-    the user's count stands). Not for library code: it changes the whole process."""
+    """The ``kirchhoffnet`` command's thread policy: `use_threads` of ``requested``; without a request, of one,
+    unless OMP_NUM_THREADS is set (then the user's torch count stands and the kernels follow it)."""
     if requested is not None:
-        torch.set_num_threads(requested)
+        use_threads(requested)
     elif "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
+        use_threads(1)

@@ -8,6 +8,7 @@ import torch
 
 import kirchhoffnet as kn
 import kirchhoffnet.circuit._fused as fused
+from kirchhoffnet import runtime
 from kirchhoffnet.data import read_idx
 from kirchhoffnet.devices import available
 from kirchhoffnet.devices.tanh import ShiftTanh2
@@ -198,23 +199,18 @@ def test_two_kernel_threads_give_the_one_thread_answer(dtype):
         return field, trace, *kernel.fused().vjp(piece.device_family, rows, state, state.flip(0), True)
 
     with torch.no_grad():
-        fused.set_kernel_threads(1)
+        runtime.set_kernel_threads(1)
         one = evaluate()
-        fused.set_kernel_threads(2)
+        runtime.set_kernel_threads(2)
         try:
             two = evaluate()
             assert all(torch.equal(a, b) for a, b in zip(evaluate(), two, strict=True))
         finally:
-            fused.set_kernel_threads(None)
+            runtime.set_kernel_threads(None)
     tol = {torch.float32: 1e-5, torch.float64: 1e-13}[dtype]  # sums regrouped: rounding only
     for got, want in zip(two, one, strict=True):
         torch.testing.assert_close(got, want, rtol=tol, atol=tol)
-    assert fused.kernel_threads() == torch.get_num_threads()  # None follows torch again
-
-
-def test_fewer_than_one_kernel_thread_is_refused():
-    with pytest.raises(kn.errors.ConfigError, match=r"^kernel threads must be at least 1, got 0$"):
-        fused.set_kernel_threads(0)
+    assert runtime.kernel_threads() == torch.get_num_threads()  # None follows torch again
 
 
 def test_mnist_predictions_on_the_shipped_images_are_the_torch_paths(one_torch_thread):

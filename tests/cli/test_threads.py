@@ -1,4 +1,5 @@
-"""The command's thread policy: one torch thread unless the user asks for more."""
+"""The command's thread policy: ``--threads N`` puts the numba kernels on N threads and torch on one; one
+thread unless the user asks for more."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from kirchhoffnet import runtime
 from kirchhoffnet.cli.main import app
 
 
 @pytest.fixture
 def restore_threads():
     """The command changes process-wide settings; put them back for the next test."""
-    torch_threads = torch.get_num_threads()
+    before = (torch.get_num_threads(), runtime._kernel_threads)
     yield
-    torch.set_num_threads(torch_threads)
+    torch.set_num_threads(before[0])
+    runtime.set_kernel_threads(before[1])
 
 
 def _run(*options: str) -> None:
@@ -29,23 +32,30 @@ def _run(*options: str) -> None:
 def test_default_is_one_thread(restore_threads, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)
+    runtime.set_kernel_threads(2)
     _run()
-    assert torch.get_num_threads() == 1
+    assert (torch.get_num_threads(), runtime.kernel_threads()) == (1, 1)
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_threads_option_sets_the_count(restore_threads, monkeypatch, count):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    torch.set_num_threads(3 - count)  # the other value, so that the option must change it
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_threads_option_sets_the_kernels_count_and_torch_on_one(restore_threads, monkeypatch, count, omp):
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:  # an explicit --threads decides even where OMP_NUM_THREADS is set
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    torch.set_num_threads(2)  # so that the option must change it
+    runtime.set_kernel_threads(3 - count)
     _run("--threads", str(count))
-    assert torch.get_num_threads() == count
+    assert (torch.get_num_threads(), runtime.kernel_threads()) == (1, count)
 
 
 def test_omp_num_threads_is_the_users_choice(restore_threads, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     torch.set_num_threads(2)
+    runtime.set_kernel_threads(None)
     _run()
-    assert torch.get_num_threads() == 2
+    assert (torch.get_num_threads(), runtime.kernel_threads()) == (2, 2)  # the kernels follow torch
 
 
 def test_threads_out_of_range_is_one_line_error(restore_threads):

@@ -242,3 +242,20 @@ def test_whole_step_kernel_takes_the_torch_stages_steps(monkeypatch, gradient, d
     assert sum(ours_nfe[0]) > 3 * 7 * circuit.num_slices  # several steps per slice
     assert _relative(ours, theirs) < 1e-5
     assert _relative(ours_grads, theirs_grads) < 1e-4
+
+
+def test_a_checkpoint_without_an_integrator_loads_with_the_default_and_the_same_answers():
+    # Checkpoints and configs written before the integrator setting existed do not record one: they load with
+    # the default, auto, which takes torchdiffeq's steps (float64 here: the same log-density to rounding).
+    from kirchhoffnet.checkpoint import build
+
+    flow = kn.Flow(small_circuit("ShiftTanh2"), solver=kn.Solver(integrator="torchdiffeq")).double()
+    spec = flow.spec()
+    del spec["solver"]["integrator"]
+    loaded = build(spec, flow.state_dict())
+    assert loaded.solver.integrator == kn.Solver().integrator == "auto"
+    x = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ours, theirs = loaded.log_prob(x), flow.log_prob(x)
+    assert "fused-rk" in loaded.stats.kernels[0] and "fused-rk" not in flow.stats.kernels[0]
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)

@@ -314,22 +314,31 @@ def _flow_circuit(num_nodes: int) -> kn.Circuit:
     return kn.Circuit(edges, "ShiftTanh2", num_nodes=num_nodes, slices=2, init="uniform").double()
 
 
+FUSED_BACKPROP = ["affine", "fused-rk"]  # the default integrator on an affine family: one autograd node per slice
+FUSED_ADJOINT = ["affine", "fused-rk", "closed-form adjoint"]  # known at the forward solve: it steps both
+
+
 @pytest.mark.parametrize(
-    ("num_nodes", "gradient", "kernel", "forward", "after_backward"),
+    ("num_nodes", "gradient", "kernel", "integrator", "forward", "after_backward"),
     [
-        (4, kn.Backprop(), "auto", ["affine-vjp"], ["affine-vjp"]),
-        (4, kn.Adjoint(), "auto", ["affine"], ["affine", "closed-form adjoint"]),
-        (4, kn.Backprop(), "gather", ["gather"], ["gather"]),
-        (4, kn.Adjoint(), "gather", ["gather"], ["gather"]),  # torchdiffeq's adjoint, autograd through gather
-        (30, kn.Backprop(), "auto", ["affine-vjp"], ["affine-vjp"]),
-        (30, kn.Adjoint(), "auto", ["affine"], ["affine", "closed-form adjoint"]),
-        (30, kn.Adjoint(), "gather", ["gather"], ["gather"]),
+        (4, kn.Backprop(), "auto", "auto", FUSED_BACKPROP, FUSED_BACKPROP),
+        (4, kn.Adjoint(), "auto", "auto", FUSED_ADJOINT, FUSED_ADJOINT),
+        (4, kn.Backprop(), "auto", "torchdiffeq", ["affine-vjp"], ["affine-vjp"]),
+        (4, kn.Adjoint(), "auto", "torchdiffeq", ["affine"], ["affine", "closed-form adjoint"]),
+        (4, kn.Backprop(), "gather", "auto", ["gather"], ["gather"]),  # no closed form: auto stays on torchdiffeq
+        (4, kn.Adjoint(), "gather", "auto", ["gather"], ["gather"]),  # torchdiffeq's adjoint, autograd through gather
+        (30, kn.Backprop(), "auto", "auto", FUSED_BACKPROP, FUSED_BACKPROP),
+        (30, kn.Adjoint(), "auto", "auto", FUSED_ADJOINT, FUSED_ADJOINT),
+        (30, kn.Backprop(), "auto", "torchdiffeq", ["affine-vjp"], ["affine-vjp"]),
+        (30, kn.Adjoint(), "auto", "torchdiffeq", ["affine"], ["affine", "closed-form adjoint"]),
+        (30, kn.Adjoint(), "gather", "auto", ["gather"], ["gather"]),
     ],
 )
-def test_solve_stats_say_which_kernel_paths_ran(num_nodes, gradient, kernel, forward, after_backward):
+def test_solve_stats_say_which_kernel_paths_ran(num_nodes, gradient, kernel, integrator, forward, after_backward):
     circuit = _flow_circuit(num_nodes)
     x = torch.randn(6, num_nodes - 1, dtype=torch.float64)
-    v, stats = kn.simulate(circuit, x, solver=kn.Solver(kernel=kernel), gradient=gradient)
+    solver = kn.Solver(kernel=kernel, integrator=integrator)
+    v, stats = kn.simulate(circuit, x, solver=solver, gradient=gradient)
     assert stats.kernels == [forward, forward]
     v.square().sum().backward()
     assert stats.kernels == [after_backward, after_backward]

@@ -10,7 +10,7 @@ the field and the divergence of the built-in affine-activation families, and the
 vector-Jacobian product (the closed-form backward pass of the ``affine-vjp`` node and the analytic
 adjoint, σ recomputed per tile); anything else stays on the torch paths, which remain the reference.
 
-The kernels release the GIL and run on Python threads (`set_kernel_threads`), never on numba's
+The kernels release the GIL and run on Python threads (`kirchhoffnet.runtime.set_kernel_threads`), never on numba's
 OpenMP or TBB pools, which shared torch's libgomp and fought its threads for the same cores.
 numba is imported on first use only, so small circuits and training never pay its import.
 """
@@ -31,8 +31,7 @@ from kirchhoffnet.circuit._affine import trace_weights
 from kirchhoffnet.circuit._numba_load import load_kernels
 from kirchhoffnet.circuit._snapshot import Snapshot
 from kirchhoffnet.devices import AffineActivation, Device
-from kirchhoffnet.errors import ConfigError
-from kirchhoffnet.runtime import MAX_THREADS
+from kirchhoffnet.runtime import MAX_THREADS, kernel_threads
 
 if TYPE_CHECKING:
     from kirchhoffnet.circuit._chunk import Chunk
@@ -265,24 +264,6 @@ def _pair_groups(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[np.n
 def _array(values: Tensor) -> np.ndarray:
     """A tensor's values as the contiguous NumPy array numba reads (no copy where already so)."""
     return values.detach().contiguous().numpy()
-
-
-_threads: int | None = None
-
-
-def set_kernel_threads(threads: int | None) -> None:
-    """Run the kernels' batch tiles on ``threads`` Python threads, or (``None``, the default) on as many as
-    torch has. The kernels release the GIL, so the threads need no OpenMP: torch's own thread count is left
-    alone, and one torch thread beside two kernel threads is a setting of its own."""
-    global _threads
-    if threads is not None and threads < 1:
-        raise ConfigError(f"kernel threads must be at least 1, got {threads}")
-    _threads = threads
-
-
-def kernel_threads() -> int:
-    """The threads the kernels run on (see `set_kernel_threads`)."""
-    return torch.get_num_threads() if _threads is None else _threads
 
 
 @functools.cache

@@ -44,9 +44,9 @@ def _main(
         typer.Option(
             min=1,
             max=MAX_THREADS,
-            help="CPU threads (torch's, which the fused edge kernel follows). Default 1: two made a CNF step "
-            "6-25x slower on a busy 2-core machine; OMP_NUM_THREADS, when set, decides instead. A training "
-            "config's `threads` still applies to its run.",
+            help="CPU threads of the numba edge kernels; torch stays on one (two torch threads made a CNF step "
+            "6-25x slower on a busy 2-core machine). Default 1; without --threads, OMP_NUM_THREADS, when set, "
+            "sets torch's count instead. A training config's `threads` still applies to its run.",
         ),
     ] = None,
 ) -> None:

@@ -343,9 +343,9 @@ class SolverConfig(Section):
         "or fused (numba).",
     )
     integrator: Annotated[str, one_of(INTEGRATORS)] = Field(
-        "torchdiffeq",
-        description="What steps the solve: torchdiffeq, fused (one autograd node per dopri5 slice solve) or auto "
-        "(fused where it applies).",
+        "auto",
+        description="What steps the solve: auto (fused where it applies; the default), torchdiffeq, or fused "
+        "(one autograd node per dopri5 slice solve).",
     )
 
     @model_validator(mode="after")

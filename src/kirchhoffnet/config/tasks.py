@@ -113,7 +113,13 @@ class RunConfig(Section):
     seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of initialisation, shuffling and sampling.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="Where to train.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
-    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="torch CPU threads; default torch's choice.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_THREADS,
+        description="CPU threads of the run: the numba kernels' (torch stays on one: "
+        "kirchhoffnet.runtime.use_threads); unset, the command's --threads applies.",
+    )
     train: TrainConfig = Field(description="Optimisation settings.")
     hardware_aware: HardwareAwareConfig | None = Field(
         None,

@@ -54,7 +54,8 @@ class Solver:
         integrator: what steps the solve: ``torchdiffeq``, ``fused`` (a slice's whole dopri5 solve in one autograd
             node, `kirchhoffnet.solve._fused_rk`: same steps and answers, its gradient the discrete adjoint with
             the step sizes held constant; an error where the slice's family has no closed-form vector-Jacobian
-            product) or ``auto`` (``fused`` where it applies, else torchdiffeq). With [`Adjoint`][kirchhoffnet.Adjoint]
+            product) or ``auto``, the default (``fused`` where it applies, else torchdiffeq: the same steps and
+            answers, faster). With [`Adjoint`][kirchhoffnet.Adjoint]
             the fused integrator steps both the forward and the adjoint solve exactly as torchdiffeq's would (same
             augmented state, norm and steps: the same gradient, without torchdiffeq's per-stage overhead).
             Trajectories stay on torchdiffeq.
@@ -68,7 +69,7 @@ class Solver:
     min_step: float = 0.0
     max_steps: int = 100_000
     kernel: str = "auto"
-    integrator: str = "torchdiffeq"
+    integrator: str = "auto"
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)

@@ -23,10 +23,11 @@ from kirchhoffnet.io import write_json_atomic
 from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_dir
 from kirchhoffnet.runs import is_run_directory, read_run_config
 from kirchhoffnet.runs import open as open_saved
+from kirchhoffnet.runtime import threads
 from kirchhoffnet.tasks import Task
 from kirchhoffnet.training._distributed import join, leave, share_failure
 from kirchhoffnet.training._loop import RunResult, Trainer
-from kirchhoffnet.training._state import CHECKPOINT, seed_everything, torch_threads
+from kirchhoffnet.training._state import CHECKPOINT, seed_everything
 from kirchhoffnet.training.rundir import METRICS, RunLock, prepare, record_run
 
 
@@ -89,7 +90,7 @@ def train(
                     raise
                 failure = str(exc)
         share_failure(failure, cluster)
-        with torch_threads(config.threads):
+        with threads(config.threads):
             trainer = Trainer(config, cluster, run_dir, progress, on_step, on_epoch, tensorboard, supplied)
             failure = None
             if cluster.leader:
@@ -163,7 +164,7 @@ def evaluate_run(
     out_dir = check_out_dir(Path(out) if out is not None else Path(run_dir) / "eval")
     config, task, model = open_run(run_dir)
     prepare_out_dir(out_dir)
-    with torch_threads(config.threads):
+    with threads(config.threads):
         test = task.evaluate(model, out_dir, progress)
     metrics = {"task": config.task, "name": config.label, "run_dir": str(run_dir), **test}
     write_json_atomic(out_dir / METRICS, metrics)
@@ -183,7 +184,7 @@ def sample_run(
         raise refusal
     check_free_space(out_dir, 4.0 * n * getattr(model, "dim", 1), "--out")  # samples.npy is float32 (n, dim)
     prepare_out_dir(out_dir)
-    with torch_threads(config.threads):
+    with threads(config.threads):
         return task.sample(model, n, torch.Generator().manual_seed(seed), out_dir)
 
 

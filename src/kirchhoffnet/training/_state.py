@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,18 +63,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` torch CPU threads (unchanged when None), restoring the previous count."""
-    previous = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
