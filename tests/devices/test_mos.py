@@ -112,5 +112,5 @@ def test_gain_clamps_hold_the_transistor_within_its_buildable_widths():
     assert device.spec() == {"name": "MosRelu", "drain_voltage_v": 0.1, "gain_min": 0.2, "gain_max": 2.0}
     assert resolve(device.spec()).spec() == device.spec()
     assert MosRelu(0.1).spec() == {"name": "MosRelu", "drain_voltage_v": 0.1}  # runs saved unclamped load alike
-    with pytest.raises(DeviceError, match="0 <= gain_min <= gain_max, got 3.0 and 2.0"):
+    with pytest.raises(DeviceError, match=r"0 <= gain_min <= gain_max, got 3\.0 and 2\.0"):
         MosRelu(0.1, gain_min=3.0, gain_max=2.0)
