@@ -33,6 +33,14 @@ def test_last_and_first_pick_the_right_nodes():
     assert scaled.readout.spec() == {"name": "last", "k": 2, "scale": 10.0}
 
 
+def test_a_scaled_readout_survives_save_and_load(tmp_path):
+    net = kn.Network(small_circuit(num_nodes=6), {"name": "last", "k": 2, "scale": 10.0})
+    loaded = kn.load(kn.save(net, tmp_path / "net.safetensors"))
+    x = torch.randn(3, 3)
+    torch.testing.assert_close(loaded(x), net(x))
+    assert loaded.readout.spec()["scale"] == 10.0
+
+
 def test_network_trains_by_backprop():
     torch.manual_seed(0)
     net = kn.Network(small_circuit(num_nodes=5, slices=1), "last1", kn.Solver(rtol=1e-5, atol=1e-5))
