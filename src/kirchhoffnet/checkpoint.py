@@ -115,12 +115,15 @@ def _solver_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _readout_settings(readout: str | dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> Any:
     """A readout spec whose sizes are positive integers the checkpoint's tensors could hold (a hostile
-    size would otherwise allocate its weights before the shapes are compared)."""
+    size would otherwise allocate its weights before the shapes are compared); its logit ``scale`` is a
+    number (the readout checks it)."""
     if not isinstance(readout, dict):
         return readout
     expect(readout.get("name"), str, "spec.readout.name")
     limit = sum(t.numel() for t in tensors.values())
     for key, value in readout.items():
-        if key != "name" and not 1 <= count(value, f"spec.readout.{key}") <= limit:
+        if key == "scale":
+            expect(value, float, "spec.readout.scale")
+        elif key != "name" and not 1 <= count(value, f"spec.readout.{key}") <= limit:
             raise CheckpointError(f"spec.readout.{key} is {value}, more than the checkpoint's {limit} values hold")
     return readout

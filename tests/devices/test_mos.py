@@ -95,3 +95,22 @@ def test_slope_gradient_is_the_curvature_and_finite_in_cut_off():
     curvature = device.curvature(out, slope)
     torch.testing.assert_close(grad, curvature)  # σ'' = 1 on the parabola only, rounding aside
     torch.testing.assert_close(curvature, torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64))
+
+
+def test_gain_clamps_hold_the_transistor_within_its_buildable_widths():
+    """|θ1| below gain_min conducts as gain_min, above gain_max as gain_max, with zero gradient in θ1 there."""
+    device = MosRelu(0.1, gain_min=0.2, gain_max=2.0)
+    drop = torch.linspace(-1, 1, 41, dtype=torch.float64)
+    zero = torch.zeros_like(drop)
+    for gain, held in ((0.01, 0.2), (-0.05, -0.2), (5.0, 2.0), (0.7, 0.7)):
+        p = torch.tensor([gain, 0.1], dtype=torch.float64, requires_grad=True)
+        current = device.current(drop, zero, p)
+        expected = MosRelu(0.1).current(drop, zero, torch.tensor([held, 0.1], dtype=torch.float64))
+        torch.testing.assert_close(current, expected, rtol=1e-12, atol=1e-12)
+        (grad,) = torch.autograd.grad(current.sum(), p)
+        assert (float(grad[0]) == 0.0) == (gain != 0.7), (gain, grad)
+    assert device.spec() == {"name": "MosRelu", "drain_voltage_v": 0.1, "gain_min": 0.2, "gain_max": 2.0}
+    assert resolve(device.spec()).spec() == device.spec()
+    assert MosRelu(0.1).spec() == {"name": "MosRelu", "drain_voltage_v": 0.1}  # runs saved unclamped load alike
+    with pytest.raises(DeviceError, match=r"0 <= gain_min <= gain_max, got 3\.0 and 2\.0"):
+        MosRelu(0.1, gain_min=3.0, gain_max=2.0)

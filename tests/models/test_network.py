@@ -27,6 +27,18 @@ def test_last_and_first_pick_the_right_nodes():
     x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     assert kn.Network(circuit, "last2")(x).tolist() == [[3.0, 4.0]]
     assert kn.Network(circuit, "first1")(x).tolist() == [[1.0]]
+    scaled = kn.Network(circuit, {"name": "last", "k": 2, "scale": 10.0})
+    assert scaled(x).tolist() == [[30.0, 40.0]]  # logits per 0.1 V: the argmax is the nodes'
+    assert kn.Network(circuit, {"name": "first", "k": 1, "scale": 0.5})(x).tolist() == [[0.5]]
+    assert scaled.readout.spec() == {"name": "last", "k": 2, "scale": 10.0}
+
+
+def test_a_scaled_readout_survives_save_and_load(tmp_path):
+    net = kn.Network(small_circuit(num_nodes=6), {"name": "last", "k": 2, "scale": 10.0})
+    loaded = kn.load(kn.save(net, tmp_path / "net.safetensors"))
+    x = torch.randn(3, 3)
+    torch.testing.assert_close(loaded(x), net(x))
+    assert loaded.readout.spec()["scale"] == 10.0
 
 
 def test_network_trains_by_backprop():
@@ -52,6 +64,8 @@ def test_network_trains_by_backprop():
         ({"name": "mlp"}, "unknown readout 'mlp'"),
         ("last0", "positive node count"),
         ({"name": "linear", "size": 3}, "bad settings for readout 'linear'"),
+        ({"name": "last", "k": 2, "scale": 0.0}, "scale must be a positive finite number"),
+        ({"name": "first", "k": 2, "scale": float("inf")}, "scale must be a positive finite number"),
     ],
 )
 def test_bad_readouts(readout, message):

@@ -76,6 +76,22 @@ def test_transistor_circuit_agrees_with_the_simulator():
     assert report.peak_abs_voltage_v > 1.0
 
 
+def test_gain_clamps_reach_the_transistors_and_the_behavioural_export():
+    """A clamped MosRelu circuit whose gains lie outside [gain_min, gain_max]: the transistors get the clamped
+    widths, and both the transistor and the behavioural decks agree with kirchhoffnet's clamped law."""
+    edges = kn.topology.random_graph(7, 16, seed=1)
+    device = kn.devices.MosRelu(0.1, gain_min=0.3, gain_max=1.5)
+    circuit = kn.Circuit(kn.Slice(edges, device))
+    with torch.no_grad():
+        circuit.slice(0).params.copy_(torch.tensor([[0.01, -0.02, 4.0, -3.0] * 4, [-0.1] * 16]))
+    fit = TransistorRelu(LEVEL1).fit(circuit.slice(0))
+    widths = fit.width_m / fit.width_m.min()
+    np.testing.assert_allclose(widths[:4], [1.0, 1.0, 5.0, 5.0], rtol=1e-12)  # 0.3 and 1.5: the clamps
+    for realisation in (TransistorRelu(LEVEL1), None):
+        report = verify(circuit, 2, realisation=realisation)
+        assert report.max_abs_error_v <= 1e-3 * max(report.peak_abs_voltage_v, 1.0), realisation
+
+
 def test_transistor_netlist_scales_capacitors_and_instantiates_the_subcircuit():
     piece = kn.Slice(kn.topology.chain(3), kn.devices.MosRelu(0.2), capacitance=2.0)
     deck = slice_netlist(piece, torch.zeros(1, 2), 1.0, SpiceOptions(), "t", TransistorRelu(LEVEL1))

@@ -75,3 +75,40 @@ def test_slice_ends_are_recorded_inside_the_block_only_and_models_keep_no_graph(
     net(x)
     assert len(ends) == 2  # nothing recorded once the block has ended
     copy.deepcopy(net)
+
+
+class _Forward:
+    """A task whose loss is zero: only the rails penalty is left in the objective."""
+
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return model(batch).sum() * 0.0
+
+
+def test_the_penalty_sees_a_node_that_leaves_the_rails_mid_slice_and_returns_by_its_end() -> None:
+    """Node 1 charges at 1 A/F and drains into node 2 at 8·v2, while node 2 charges slowly (1 mA) and so ever
+    faster: node 1 peaks near t = 0.86 and falls back by the slice's end. With the high rail between every end
+    value and that peak, the slice's two ends see nothing; train.rails' interior points see the excursion."""
+    from kirchhoffnet.config.tasks import RailsConfig
+    from kirchhoffnet.training._objective import Objective
+
+    edges = torch.tensor([[0, 0, 1], [1, 2, 2]])  # ground → 1, ground → 2, 1 → 2; i = relu(p0·v_src + p1·v_dst + p2)
+    circuit = kn.Circuit(edges, "ShiftRelu2", slices=1, times=(0.0, 1.0))
+    with torch.no_grad():
+        circuit.slice(0).params.copy_(torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 8.0], [1.0, 1e-3, 0.0]]))
+    net = kn.Network(circuit)
+    x = torch.zeros(1, 2)
+    waves, _ = kn.solve.trajectory(circuit, x, solver={"method": "dopri5", "rtol": 1e-8, "atol": 1e-8})
+    v = waves[0][1][:, 0, :].detach()
+    peak, ends = float(v.max()), float(v[[0, -1]].max())
+    assert peak > ends + 0.1  # the excursion is mid-slice (0.739 V against 0.628 V at the end)
+    high = (peak + ends) / 2
+    for points, penalised in ((2, False), (9, True)):
+        rails = RailsConfig(low=-1.0, high=high, weight=1.0, points=points)
+        penalty = float(Objective(_Forward(), net, rails)(x, torch.Generator()))  # type: ignore[arg-type]
+        assert (penalty > 1e-4) == penalised, (points, penalty)
+    assert RailsConfig(low=0.0, high=1.0).points > 2  # the default looks inside the slice
+
+
+def test_recording_points_must_include_the_ends() -> None:
+    with pytest.raises(ConfigError, match="points must be an integer >= 2"), kn.solve.recording_slice_ends(1):
+        pass

@@ -45,21 +45,38 @@ class MosRelu(AffineActivation):
     ``|p0|·V_DS · σ(w)`` with ``σ(w) = clamp(w, 0, 1)·(w − clamp(w, 0, 1)/2)``, i.e. 0, w²/2 or
     w − 1/2; so ``a = sgn(p0)/V_DS``, ``c = p1/(|p0|·V_DS) + 1/2`` and ``post = |p0|·V_DS``.
 
+    The transistor's width is proportional to ``|p0|`` (`kirchhoffnet.spice.mos.fit_transistors`), so a card
+    builds only gains within some range: ``gain_min`` and ``gain_max`` clamp ``|p0|`` there, in the law and in
+    its SPICE export alike (outside them the gain's gradient is zero, as at the table's width clamps).
+
     Args:
         drain_voltage_v: the drain bias V_DS in V; the corner is rounded over ``|u| < |p0|·V_DS/2``.
             Smaller is closer to the ideal ReLU and needs wider transistors for the same current.
+        gain_min: the smallest ``|p0|`` (the narrowest transistor); 0: no floor.
+        gain_max: the largest ``|p0|`` (the widest transistor); None: no ceiling.
     """
 
     param_names = ("gain", "shift")
     fused_activation = "mos_relu"
 
-    def __init__(self, drain_voltage_v: float = 0.1) -> None:
+    def __init__(self, drain_voltage_v: float = 0.1, gain_min: float = 0.0, gain_max: float | None = None) -> None:
         if not (math.isfinite(float(drain_voltage_v)) and float(drain_voltage_v) > 0):
             raise DeviceError(f"drain_voltage_v must be a positive voltage, got {drain_voltage_v}")
+        ceiling = math.inf if gain_max is None else float(gain_max)
+        if not (0 <= float(gain_min) <= ceiling and float(gain_min) < math.inf and ceiling > 0):
+            raise DeviceError(f"gains must satisfy 0 <= gain_min <= gain_max, got {gain_min} and {gain_max}")
         self.drain_voltage_v = float(drain_voltage_v)
+        self.gain_min = max(float(gain_min), _TINY_GAIN)
+        self.gain_max = None if gain_max is None else max(float(gain_max), self.gain_min)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"drain_voltage_v": self.drain_voltage_v}
+        if self.gain_min == _TINY_GAIN and self.gain_max is None:  # the unclamped law, as runs saved it before
+            return {"drain_voltage_v": self.drain_voltage_v}
+        return {"drain_voltage_v": self.drain_voltage_v, "gain_min": self.gain_min, "gain_max": self.gain_max}
+
+    def gain_magnitude(self, gain: Tensor) -> Tensor:
+        """``|p0|`` clamped into the buildable range."""
+        return gain.abs().clamp(self.gain_min, self.gain_max)
 
     def spice_activation(self, u: str) -> str:
         # The same polynomial as activation(): (relu(w)² − relu(w − 1)²) / 2, squared as products:
@@ -69,7 +86,10 @@ class MosRelu(AffineActivation):
 
     def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
         # sgn(p0) as p0/max(|p0|, tiny): exactly ±1 past the floor, and every simulator knows max and abs.
-        post = f"(max(abs({p[0]}),{_TINY_GAIN!r})*{self.drain_voltage_v!r})"
+        magnitude = f"max(abs({p[0]}),{self.gain_min!r})"
+        if self.gain_max is not None:
+            magnitude = f"min({magnitude},{self.gain_max!r})"
+        post = f"({magnitude}*{self.drain_voltage_v!r})"
         return f"({p[0]}/{post})", None, f"({p[1]}/{post}+0.5)", post
 
     def activation(self, u: Tensor, inplace: bool) -> Tensor:
@@ -91,6 +111,5 @@ class MosRelu(AffineActivation):
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         gain, shift = p[0], p[1]
-        magnitude = gain.abs().clamp_min(_TINY_GAIN)
-        post = magnitude * self.drain_voltage_v
+        post = self.gain_magnitude(gain) * self.drain_voltage_v
         return torch.sign(gain) / self.drain_voltage_v, None, shift / post + 0.5, post

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -11,31 +12,39 @@ from kirchhoffnet.errors import ConfigError
 
 
 class Last(nn.Module):
-    """The last ``k`` state nodes (the original ``lastK`` projector)."""
+    """The last ``k`` state nodes (the original ``lastK`` projector), times ``scale``: node voltages
+    confined between supply rails differ by under a volt, which as logits is a nearly uniform softmax; a fixed
+    ``scale`` (per V) sharpens it without changing the argmax."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, scale: float = 1.0) -> None:
         super().__init__()
         self.k = _positive(k)
+        self.scale = _scale(scale)
 
     def forward(self, v: Tensor) -> Tensor:
-        return v[:, -self.k :]
+        out = v[:, -self.k :]
+        return out if self.scale == 1.0 else out * self.scale
 
     def spec(self) -> dict[str, Any]:
-        return {"name": "last", "k": self.k}
+        return {"name": "last", "k": self.k, "scale": self.scale}
 
 
 class First(nn.Module):
-    """The first ``k`` state nodes (the original ``firstK`` projector)."""
+    """The first ``k`` state nodes (the original ``firstK`` projector), times ``scale``: node voltages
+    confined between supply rails differ by under a volt, which as logits is a nearly uniform softmax; a fixed
+    ``scale`` (per V) sharpens it without changing the argmax."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, scale: float = 1.0) -> None:
         super().__init__()
         self.k = _positive(k)
+        self.scale = _scale(scale)
 
     def forward(self, v: Tensor) -> Tensor:
-        return v[:, : self.k]
+        out = v[:, : self.k]
+        return out if self.scale == 1.0 else out * self.scale
 
     def spec(self) -> dict[str, Any]:
-        return {"name": "first", "k": self.k}
+        return {"name": "first", "k": self.k, "scale": self.scale}
 
 
 class Linear(nn.Module):
@@ -76,6 +85,12 @@ def resolve_readout(readout: str | dict[str, Any] | nn.Module | None) -> nn.Modu
         except TypeError as exc:
             raise ConfigError(f"bad settings for readout {name!r}: {exc}") from None
     raise ConfigError(f"readout must be a name, a dict or a module, got {type(readout).__name__}")
+
+
+def _scale(scale: float) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"a readout's scale must be a positive finite number, got {scale!r}")
+    return float(scale)
 
 
 def _positive(k: int) -> int:

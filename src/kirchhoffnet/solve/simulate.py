@@ -273,20 +273,26 @@ def _check_input(x: Tensor, values: bool = True) -> None:
         raise ConfigError(f"inputs hold NaN or infinite values (first at index {bad})")
 
 
-_slice_ends: ContextVar[list[Tensor] | None] = ContextVar("kirchhoffnet_slice_ends", default=None)
+_slice_ends: ContextVar[tuple[list[Tensor], int] | None] = ContextVar("kirchhoffnet_slice_ends", default=None)
 
 
 @contextmanager
-def recording_slice_ends() -> Iterator[list[Tensor]]:
-    """Collect the (2, N_k, B) slice-end voltages of every solve made inside the block, in their graphs.
+def recording_slice_ends(points: int = 2) -> Iterator[list[Tensor]]:
+    """Collect the (P, N_k, B) voltages of every solve made inside the block at ``points`` evenly spaced times
+    per slice, ends included, in their graphs.
 
     The training rails penalty reads a model's node voltages this way, so that no model keeps tensors
     holding a graph between calls (which would break ``copy.deepcopy`` and retain memory), and a user's
     own module holding circuits is covered as well as [`Flow`][kirchhoffnet.Flow] and
-    [`Network`][kirchhoffnet.Network].
+    [`Network`][kirchhoffnet.Network]. ``points`` > 2 also sees the transient between the slice's ends
+    (a node can leave the rails mid-slice and return by its end); an adaptive solver interpolates them
+    from its accepted steps, at no extra field evaluation. A solve that asks for its own trajectory
+    records that trajectory's points instead.
     """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ConfigError(f"recording_slice_ends: points must be an integer >= 2 (the slice's ends), got {points!r}")
     ends: list[Tensor] = []
-    token = _slice_ends.set(ends)
+    token = _slice_ends.set((ends, points))
     try:
         yield ends
     finally:
@@ -322,8 +328,11 @@ def _integrate(
         if traced is not None:
             return traced
     else:
-        recorded = _slice_ends.get()
-        if recorded is not None:
+        recording = _slice_ends.get()
+        if recording is not None:
+            recorded, wanted = recording
+            if points == 2 and on_slice is None:  # a plain forward solve: its output is the slice end either way
+                points = wanted
             on_slice = _also_recording(on_slice, recorded)
     return _eager_integrate(circuit, x, solver, gradient, reverse, divergence, points, on_slice)
 

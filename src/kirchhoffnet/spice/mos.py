@@ -228,8 +228,15 @@ class TransistorRelu:
                 f"the transistor-level ReLU realises MosRelu edges, but this slice uses {device.name}; "
                 "train or build the circuit with device='MosRelu', or export it with behavioural sources"
             )
-        params = edge_parameters(piece).numpy()
-        return fit_transistors(params[0], params[1], self.technology, self.characterisation(device.drain_voltage_v))
+        with torch.no_grad():
+            gain, shift = edge_parameters(piece)
+            magnitude = device.gain_magnitude(gain)  # the device's own clamps: the width it builds
+        return fit_transistors(
+            torch.where(gain < 0, -magnitude, magnitude).numpy(),
+            shift.numpy(),
+            self.technology,
+            self.characterisation(device.drain_voltage_v),
+        )
 
     def preamble(self, piece: Slice) -> list[str]:
         return subcircuit(self.technology, self.fit(piece).characterisation.drain_voltage_v)

@@ -28,7 +28,7 @@ class Objective(nn.Module):
 
     def forward(self, batch: Any, generator: torch.Generator) -> Tensor:
         try:
-            with recording_slice_ends() as ends:
+            with recording_slice_ends(2 if self.rails is None else self.rails.points) as ends:
                 loss = self.task.loss(self.model, batch, generator)
         except SolverError:  # a blown-up solve is a non-finite loss; train.on_nan decides
             return sum(p.sum() for p in self.model.parameters()) * math.nan  # type: ignore[return-value]
@@ -43,9 +43,13 @@ class Objective(nn.Module):
 
 
 def rail_excursion(slice_voltages: list[Tensor], low: float, high: float) -> Tensor:
-    """Squared excursion beyond the rails, summed over nodes and the slices' ends, averaged over the
-    batch: zero exactly when every reported voltage is within ``[low, high]``."""
-    total = sum(((low - v).clamp(min=0) ** 2 + (v - high).clamp(min=0) ** 2).sum((0, 1)) for v in slice_voltages)
+    """Squared excursion beyond the rails, summed over nodes, averaged over each slice's P recorded times
+    and doubled (so that the ends alone, P = 2, give their sum: the weight means the same for any P), and
+    averaged over the batch: zero exactly when every reported voltage is within ``[low, high]``."""
+    total = sum(
+        ((low - v).clamp(min=0) ** 2 + (v - high).clamp(min=0) ** 2).sum((0, 1)) * (2 / v.shape[0])
+        for v in slice_voltages
+    )
     return total.mean()  # type: ignore[union-attr]
 
 
