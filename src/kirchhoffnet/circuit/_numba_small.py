@@ -217,6 +217,19 @@ def _error_ratio(table, rates, y, y1, rtol, atol, groups):
     return ratio, finite
 
 
+@njit(inline="always", fastmath=_FAST, error_model="numpy", cache=True)
+def _field_rate(rate, out, trace, s, divergence):
+    """A stage's rate ``s·(f, −tr)``: the field's state rows, then (with the divergence) the log-density row."""
+    batch = out.shape[1]
+    for n in range(out.shape[0]):
+        for j in range(batch):
+            rate[n * batch + j] = s * out[n, j]
+    if divergence:
+        last = out.shape[0] * batch
+        for j in range(batch):
+            rate[last + j] = -s * trace[j]
+
+
 @njit(fastmath=_FAST, error_model="numpy", cache=True)
 def rk_field(y, table, rates, states, src, dst, starts, coeffs, inv_c, divergence, sign, rtol, atol, groups):
     """A trial step of ``dy/dt = sign·(f, −tr)`` (or ``sign·f`` without the divergence), ``y`` (R, B) flattened with
@@ -235,13 +248,7 @@ def rk_field(y, table, rates, states, src, dst, starts, coeffs, inv_c, divergenc
             for j in range(batch):
                 padded[n, j] = stage[(n - 1) * batch + j]
         field(padded, src, dst, starts, coeffs, inv_c, divergence, out, trace)
-        for n in range(nodes - 1):
-            for j in range(batch):
-                rate[n * batch + j] = s * out[n, j]
-        if divergence:
-            last = (nodes - 1) * batch
-            for j in range(batch):
-                rate[last + j] = -s * trace[j]
+        _field_rate(rate, out, trace, s, divergence)
     return _error_ratio(table, rates, y, states[-1], rtol, atol, groups)
 
 
@@ -260,13 +267,13 @@ def rk_adjoint(
     size = (y.shape[0] - mapping.shape[0] * edges) // 2
     batch = size // rows
     s = np.float32(sign)
+    out = np.empty((nodes - 1, batch), dtype=np.float32)
+    trace = np.empty(batch, dtype=np.float32)
     v = np.zeros((nodes, batch), dtype=np.float32)
     grad_v = np.zeros((nodes, batch), dtype=np.float32)
     grad_trace = np.zeros(batch, dtype=np.float32)
     grad_state = np.empty((nodes, batch), dtype=np.float32)
     grad_coeffs = np.empty((edges, 4), dtype=np.float32)
-    out = np.empty((nodes - 1, batch), dtype=np.float32)
-    trace = np.empty(batch, dtype=np.float32)
     _combine(y, table, rates, states, 0)
     for i in range(1, rates.shape[0]):
         _combine(y, table, rates, states, i)
@@ -280,15 +287,13 @@ def rk_adjoint(
             for j in range(batch):
                 grad_trace[j] = stage[size + (nodes - 1) * batch + j]
         vjp(v, grad_v, grad_trace, src, dst, starts, order, coeffs, inv_c, grad_state, grad_coeffs, out, trace)
+        _field_rate(rate, out, trace, s, divergence)
         for n in range(nodes - 1):
             for j in range(batch):
-                rate[n * batch + j] = s * out[n, j]
                 rate[size + n * batch + j] = s * grad_state[n + 1, j]
         if divergence:
-            last = (nodes - 1) * batch
             for j in range(batch):
-                rate[last + j] = -s * trace[j]
-                rate[size + last + j] = _ZERO
+                rate[size + (nodes - 1) * batch + j] = _ZERO
         for row in range(mapping.shape[0]):
             base = 2 * size + row * edges
             m0, m1, m2, m3 = s * mapping[row, 0], s * mapping[row, 1], s * mapping[row, 2], s * mapping[row, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 from typing import Any
@@ -11,40 +12,46 @@ from torch import Tensor, nn
 from kirchhoffnet.errors import ConfigError
 
 
-class Last(nn.Module):
-    """The last ``k`` state nodes (the original ``lastK`` projector), times ``scale``: node voltages
-    confined between supply rails differ by under a volt, which as logits is a nearly uniform softmax; a fixed
-    ``scale`` (per V) sharpens it without changing the argmax."""
+class _EndNodes(nn.Module, abc.ABC):
+    """``k`` state nodes at one end of the node order, times ``scale``: node voltages confined between supply
+    rails differ by under a volt, which as logits is a nearly uniform softmax; a fixed ``scale`` (per V)
+    sharpens it without changing the argmax."""
+
+    name: str
 
     def __init__(self, k: int, scale: float = 1.0) -> None:
         super().__init__()
         self.k = _positive(k)
         self.scale = _scale(scale)
 
+    @abc.abstractmethod
+    def _nodes(self, v: Tensor) -> Tensor:
+        """The ``k`` columns of ``v`` this readout takes."""
+
     def forward(self, v: Tensor) -> Tensor:
-        out = v[:, -self.k :]
+        out = self._nodes(v)
         return out if self.scale == 1.0 else out * self.scale
 
     def spec(self) -> dict[str, Any]:
-        return {"name": "last", "k": self.k, "scale": self.scale}
+        return {"name": self.name, "k": self.k, "scale": self.scale}
 
 
-class First(nn.Module):
-    """The first ``k`` state nodes (the original ``firstK`` projector), times ``scale``: node voltages
-    confined between supply rails differ by under a volt, which as logits is a nearly uniform softmax; a fixed
-    ``scale`` (per V) sharpens it without changing the argmax."""
+class Last(_EndNodes):
+    """The last ``k`` state nodes (the original ``lastK`` projector)."""
 
-    def __init__(self, k: int, scale: float = 1.0) -> None:
-        super().__init__()
-        self.k = _positive(k)
-        self.scale = _scale(scale)
+    name = "last"
 
-    def forward(self, v: Tensor) -> Tensor:
-        out = v[:, : self.k]
-        return out if self.scale == 1.0 else out * self.scale
+    def _nodes(self, v: Tensor) -> Tensor:
+        return v[:, -self.k :]
 
-    def spec(self) -> dict[str, Any]:
-        return {"name": "first", "k": self.k, "scale": self.scale}
+
+class First(_EndNodes):
+    """The first ``k`` state nodes (the original ``firstK`` projector)."""
+
+    name = "first"
+
+    def _nodes(self, v: Tensor) -> Tensor:
+        return v[:, : self.k]
 
 
 class Linear(nn.Module):
