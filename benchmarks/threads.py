@@ -117,7 +117,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, object]]:
             average = os.getloadavg()[0]
         use_threads(1)
         for job in work:
-            rows.append({"load": load, "job": job, "loadavg": average, **{str(c): times[f"{job} @{c}"] for c in (1, 2)}})
+            seconds = {str(count): times[f"{job} @{count}"] for count in (1, 2)}
+            rows.append({"load": load, "job": job, "loadavg": average, **seconds})
         print(f"  K = {load} done (load average {average:.1f})", flush=True)
     return rows
 
