@@ -60,7 +60,7 @@ _AUTO = {"identity", "relu", "leaky_relu", "mos_relu"}
 # A launch cuts the field's groups and the product's edges into this many ranges, each summed into a block of its
 # own, at any thread count (so the sums are added in one order): enough for 2 threads to share out and for the
 # caller to re-run a straggler's range (`_Race`) at a quarter of the work. On the MNIST circuit (1 thread, CPU
-# time, median of 15, load 2.9) 4 ranges cost 2–5 % over 1, 8 ranges 4–7 %.
+# time, median and min of 15, load 2.9) 4 ranges cost 2–6 % over 1, 8 ranges 4–7 %.
 _PARTS = 4
 _PART_MIN = 1024
 
