@@ -15,9 +15,9 @@ Python threads on which the numba kernels (`kirchhoffnet.circuit._fused`) run th
 machine torch's OpenMP threads wait on each other at every barrier of every small operation, and its idle
 workers spin on the core another thread needs: a second torch thread made a CNF training step 6-25x slower and
 the torch ``affine`` right-hand side 50 -> 1,314 ms. The kernels' threads take their work from a shared queue
-(the calling thread does the pieces a helper never starts), so a second one costs nothing where it gets no
-core. Hence `use_threads`: "N threads" means the kernels on N, torch on 1, for the command (`command_threads`),
-a training config's ``threads`` (`threads`) and the benchmarks alike.
+(the calling thread does the pieces a helper never starts, and re-runs one a helper holds for too long), so a
+second one costs little where it gets no core. Hence `use_threads`: "N threads" means the kernels on N, torch on 1,
+for the command (`command_threads`), a training config's ``threads`` (`threads`) and the benchmarks alike.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -184,33 +186,90 @@ def test_the_field_groups_each_edge_once_with_its_node_pair_and_pads_odd_pairs()
     assert slot_sign[held].tolist() == [1 if dst[e] == max(src[e], dst[e]) else -1 for e in slot_edge[held]]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_two_kernel_threads_give_the_one_thread_answer(dtype):
-    """Two threads split the groups into four ranges, each summed apart: the same field, divergence and
-    vector-Jacobian product up to the order of the sums (a float rounding), and the same bits in every run
-    whichever thread took which range."""
-    piece = _piece("ShiftLeakyRelu1", dtype)
-    state = torch.randn(piece.num_state, 300, dtype=dtype)
-    kernel = piece.kernel(dtype, CPU)
+def _field_and_product(piece: kn.Slice, state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The fused field, its divergence and the vector-Jacobian product (with ``post``) at ``state``."""
+    kernel = piece.kernel(state.dtype, CPU)
     rows = kernel.fused().coefficients(piece.device_family, piece.params)
-
-    def evaluate():
+    with torch.no_grad():
         field, trace = piece.field_and_divergence(state, "fused")
         return field, trace, *kernel.fused().vjp(piece.device_family, rows, state, state.flip(0), True)
 
-    with torch.no_grad():
+
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Ranges of a few groups and edges, so that the test circuit is cut into `fused._PARTS` of them."""
+    monkeypatch.setattr(fused, "_PART_MIN", 8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_two_kernel_threads_give_the_one_thread_bits(dtype, small_ranges):
+    """The groups and edges are cut into the same ranges at any thread count, each summed apart and the sums
+    added in one order: the same field, divergence and vector-Jacobian product, bit for bit, at 1 and 2
+    threads and in every run, whichever thread took which range (two batch tiles, one ragged)."""
+    piece = _piece("ShiftLeakyRelu1", dtype)
+    state = torch.randn(piece.num_state, 300, dtype=dtype)
+    try:
         runtime.set_kernel_threads(1)
-        one = evaluate()
+        one = _field_and_product(piece, state)
         runtime.set_kernel_threads(2)
-        try:
-            two = evaluate()
-            assert all(torch.equal(a, b) for a, b in zip(evaluate(), two, strict=True))
-        finally:
-            runtime.set_kernel_threads(None)
-    tol = {torch.float32: 1e-5, torch.float64: 1e-13}[dtype]  # sums regrouped: rounding only
-    for got, want in zip(two, one, strict=True):
-        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+        runs = [_field_and_product(piece, state) for _ in range(3)]
+    finally:
+        runtime.set_kernel_threads(None)
+    for two in runs:
+        assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
     assert runtime.kernel_threads() == torch.get_num_threads()  # None follows torch again
+
+
+class _Stalling:
+    """The kernel module, except that the first helper thread to call kernel ``name`` blocks until released (as if
+    the OS had descheduled it mid-range), and the calling thread starts on it only once a helper has stalled."""
+
+    def __init__(self, kernel: object, name: str) -> None:
+        self.kernel, self.name = kernel, name
+        self.stalled, self.release, self.finished = threading.Event(), threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> object:
+        real = getattr(self.kernel, name)
+        if name != self.name:
+            return real
+
+        def call(*args: object) -> object:
+            if threading.current_thread() is threading.main_thread():
+                assert self.stalled.wait(30), "no helper took a range"
+                return real(*args)
+            if self.stalled.is_set():
+                return real(*args)
+            self.stalled.set()
+            assert self.release.wait(20), "the launch waited for the stalled helper"
+            result = real(*args)  # late: its arrays are dropped
+            self.finished.set()
+            return result
+
+        return call
+
+
+def test_a_stalled_helper_does_not_hold_the_launch(monkeypatch, small_ranges):
+    """A helper blocked in the middle of its range must not delay the launch: the caller runs that range too
+    and returns while the helper is still blocked, with the one-thread bits; the helper's late run changes
+    nothing that was returned."""
+    piece = _piece("ShiftRelu1", torch.float32)
+    state = torch.randn(piece.num_state, 40)
+    runtime.set_kernel_threads(1)
+    try:
+        one = _field_and_product(piece, state)
+        answers, kernel = [], fused.numba_kernel()
+        for name in ("pair_field", "vjp_tile"):  # the field's launch, then the product's
+            stalling = _Stalling(kernel, name)
+            monkeypatch.setattr(fused, "numba_kernel", lambda stalling=stalling: stalling)
+            runtime.set_kernel_threads(2)
+            answers.append(_field_and_product(piece, state))  # returns only if the caller did the helper's range
+            assert stalling.stalled.is_set()
+            stalling.release.set()
+            assert stalling.finished.wait(20)
+    finally:
+        runtime.set_kernel_threads(None)
+    for two in answers:
+        assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
 
 
 def test_mnist_predictions_on_the_shipped_images_are_the_torch_paths(one_torch_thread):

@@ -12,16 +12,21 @@ adjoint, σ recomputed per tile); anything else stays on the torch paths, which 
 
 The kernels release the GIL and run on Python threads (`kirchhoffnet.runtime.set_kernel_threads`), never on numba's
 OpenMP or TBB pools, which shared torch's libgomp and fought its threads for the same cores.
+The work is cut into the same ranges at any thread count (the same bits at 1 and N threads), and the calling
+thread re-runs a range that a descheduled helper holds for too long (`_Race`).
 numba is imported on first use only, so small circuits and training never pay its import.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
 import torch
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from kirchhoffnet.circuit._chunk import Chunk
 
 _Item = TypeVar("_Item")
+_Out = TypeVar("_Out")
 Coefficients = Callable[[AffineActivation, Tensor], tuple[Tensor, Tensor | None]]
 """The kernel's (E, 3) ``(a, b, c)`` and ``post`` of a family's parameters (absent ones filled in)."""
 
@@ -51,6 +57,12 @@ _CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "mos_relu": 4}  
 # numba calls libm's tanh one element at a time (no vector math library by default): on the MNIST
 # circuit the fused tanh took 0.7–1.4× the time of the ``affine`` path, so ``auto`` leaves tanh there.
 _AUTO = {"identity", "relu", "leaky_relu", "mos_relu"}
+# A launch cuts the field's groups and the product's edges into this many ranges, each summed into a block of its
+# own, at any thread count (so the sums are added in one order): enough for 2 threads to share out and for the
+# caller to re-run a straggler's range (`_Race`) at a quarter of the work. On the MNIST circuit (1 thread, CPU
+# time, median and min of 15, load 2.9) 4 ranges cost 2–6 % over 1, 8 ranges 4–7 %.
+_PARTS = 4
+_PART_MIN = 1024
 
 
 MIN_EDGES = 1000
@@ -179,66 +191,91 @@ class FusedKcl:
     def field(
         self, device: AffineActivation, rows: KernelRows, state: Tensor, divergence: bool
     ) -> tuple[Tensor, Tensor | None]:
-        """`evaluate` for kernel rows (see `rows`). On several threads the groups are split into ranges of
-        p, twice as many as threads, which the threads take in turn, each range summed into a block of its
-        own and the blocks added in a fixed order at the end (the same answer in every run). The batch is
-        not cut into narrower tiles, whose every group would pay its loop set-up again. Smaller ranges
-        balanced no better on the busy machine: on 2 threads the wall time stayed ~2× the CPU time, which
-        stayed that of 1 thread (9.3–9.6 ms on the MNIST circuit at load 17), and each range's block costs
-        a pass over (N + 1) × B."""
+        """`evaluate` for kernel rows (see `rows`). The groups are split into `_parts` ranges of p whatever
+        the thread count, each range summed into a block of its own and the blocks added in a fixed order at
+        the end: the same bits at any thread count and in every run. The batch is not cut into narrower
+        tiles, whose every group would pay its loop set-up again."""
         batch = state.shape[1]
         launch = _Launch(device, state, self.inv_c.dtype)
         # Ground's 0 V first. NumPy copies, not torch: on 2 torch threads a copy this size opens an OpenMP
         # region, which waited for a core whenever the machine was busy.
         values = _array(state)
         tiles = []
-        for lo, hi in launch.tiles(batch, 1):
+        for lo, hi in launch.tiles(batch):
             tile = np.zeros((len(values) + 1, hi - lo), dtype=values.dtype)
             tile[1:] = values[:, lo:hi]
             tiles.append(tile)
-        parts = 1 if launch.threads == 1 else 2 * launch.threads
-        bounds = np.linspace(0, len(self.pairs), parts + 1).astype(np.int64)
-        sums = [[np.zeros_like(volts) for volts in tiles] for _ in range(parts)]
-        traces = [[np.zeros(volts.shape[1] if divergence else 0, volts.dtype) for volts in tiles] for _ in range(parts)]
+        bounds = _parts(len(self.pairs))
 
-        def work(item: tuple[int, int]) -> None:
+        def work(item: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
             k, t = item
+            volts = tiles[t]
+            sums, trace = np.zeros_like(volts), np.zeros(volts.shape[1] if divergence else 0, volts.dtype)
             launch.kernel.pair_field(
-                tiles[t], bounds[k], bounds[k + 1], self.pairs, rows.pairs, launch.code, launch.constants,
-                divergence, sums[k][t], traces[k][t],
+                volts, bounds[k], bounds[k + 1], self.pairs, rows.pairs, launch.code, launch.constants,
+                divergence, sums, trace,
             )  # fmt: skip
+            return sums, trace
 
-        launch.run([(k, t) for k in range(parts) for t in range(len(tiles))], work)
-        total = np.concatenate([sum(part[t] for part in sums) for t in range(len(tiles))], axis=1)
+        items = [(k, t) for t in range(len(tiles)) for k in range(len(bounds) - 1)]
+        done = dict(zip(items, launch.run(items, work), strict=True))
+        parts = range(len(bounds) - 1)
+        total = np.concatenate([_ordered_sum([done[k, t][0] for k in parts]) for t in range(len(tiles))], axis=1)
         out = torch.from_numpy(total[1:] * self.inv_c[:, None])
-        trace = np.concatenate([sum(part[t] for part in traces) for t in range(len(tiles))])
-        return out, torch.from_numpy(trace) if divergence else None
+        if not divergence:
+            return out, None
+        trace = np.concatenate([_ordered_sum([done[k, t][1] for k in parts]) for t in range(len(tiles))])
+        return out, torch.from_numpy(trace)
 
     def vjp(
         self, device: AffineActivation, rows: KernelRows, state: Tensor, grad_out: Tensor, need_post: bool
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The closed-form vector-Jacobian product of `field` (no divergence) for the cotangent
         ``grad_out`` (N, B): ``(g_state (N, B), g_coeffs (E, 3), g_post (E,))`` in the kernel's edge
-        order (``g_post`` is zero unless ``need_post``). One pass per batch tile, the batch cut into at
-        least one tile per thread."""
+        order (``g_post`` is zero unless ``need_post``). One pass per batch tile and range of edges (`_parts`
+        of them whatever the thread count), each into blocks of its own added in a fixed order: the same bits
+        at any thread count. Cutting the batch into a tile per thread instead made every tile pay the whole
+        edge loop's set-up again: 1.6× the time at 2 threads at batch 16 (benchmarks/threads.py)."""
         num_state, batch = state.shape
-        grad_state = state.new_empty(num_state, batch)
         launch = _Launch(device, state, self.inv_c.dtype)
-        tiles = launch.tiles(batch, launch.threads)
-        partial = np.empty((len(tiles), len(self.src), 4), dtype=self.inv_c.dtype)
-        values, cotangent, grad_array = _array(state), _array(grad_out), grad_state.numpy()
+        tiles = launch.tiles(batch)
+        bounds = _parts(len(self.src))
+        values, cotangent = _array(state), _array(grad_out)
 
-        def work(item: tuple[int, tuple[int, int]]) -> None:
-            t, (lo, hi) = item
+        def work(item: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            k, t = item
+            (lo, hi), first, stop = tiles[t], bounds[k], bounds[k + 1]
+            back = np.zeros((num_state + 1, hi - lo), dtype=values.dtype)
+            partial = np.empty((stop - first, 4), dtype=values.dtype)
             launch.kernel.vjp_tile(
-                values, cotangent, lo, hi, self.src, self.dst, rows.edges, self.inv_c, launch.code,
-                launch.constants, need_post, grad_array, partial[t],
+                values, cotangent, lo, hi, first, stop, self.src, self.dst, rows.edges, self.inv_c, launch.code,
+                launch.constants, need_post, back, partial,
             )  # fmt: skip
+            return back, partial
 
-        launch.run(list(enumerate(tiles)), work)
+        items = [(k, t) for t in range(len(tiles)) for k in range(len(bounds) - 1)]
+        done = dict(zip(items, launch.run(items, work), strict=True))
+        parts = range(len(bounds) - 1)
+        grad_state = np.concatenate([_ordered_sum([done[k, t][0] for k in parts])[1:] for t in range(len(tiles))], 1)
+        partial = np.concatenate([_ordered_sum([done[k, t][1] for t in range(len(tiles))]) for k in parts])
         grads = torch.empty(len(self.src), 4, dtype=state.dtype)
-        grads[self.order] = torch.from_numpy(partial).sum(0)
-        return grad_state, grads[:, :3], grads[:, 3]
+        grads[self.order] = torch.from_numpy(partial)
+        return torch.from_numpy(grad_state), grads[:, :3], grads[:, 3]
+
+
+def _parts(count: int) -> np.ndarray:
+    """Bounds of the ranges that a launch cuts ``count`` groups or edges into: `_PARTS`, fewer on small circuits
+    (at least `_PART_MIN` each), never a function of the thread count, so that the sums are added in one order."""
+    parts = max(1, min(_PARTS, count // _PART_MIN))
+    return np.linspace(0, count, parts + 1).astype(np.int64)
+
+
+def _ordered_sum(blocks: list[np.ndarray]) -> np.ndarray:
+    """``blocks[0] + blocks[1] + …`` in this order, into the first block (each block is a launch's own)."""
+    total = blocks[0]
+    for block in blocks[1:]:
+        total += block
+    return total
 
 
 def _pair_groups(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,21 +323,96 @@ class _Launch:
         alpha = float(getattr(device, "negative_slope", 0.0))
         self.constants = np.array([0.0, 0.5, 1.0, alpha], dtype=dtype)
 
-    def tiles(self, batch: int, share: int) -> list[tuple[int, int]]:
-        """Column ranges ``(lo, hi)`` covering the batch, at least ``share`` of them where the batch allows."""
-        width = max(8, min(self.width, -(-batch // share // 8) * 8))
-        return [(lo, min(lo + width, batch)) for lo in range(0, batch, width)]
+    def tiles(self, batch: int) -> list[tuple[int, int]]:
+        """Column ranges ``(lo, hi)`` of at most the launch's width covering the batch."""
+        return [(lo, min(lo + self.width, batch)) for lo in range(0, batch, self.width)]
 
-    def run(self, items: list[_Item], work: Callable[[_Item], None]) -> None:
-        """``work(item)`` for every item: on the calling thread and up to ``threads − 1`` helpers, each
-        taking the next item when it finishes one, so a thread slowed by another process does fewer."""
-        queue = iter(items)  # next() on a list iterator is atomic under the GIL
+    def run(self, items: list[_Item], work: Callable[[_Item], _Out]) -> list[_Out]:
+        """``[work(item) for item in items]`` on the calling thread and up to ``threads − 1`` helpers (see
+        `_Race`). ``work`` must write only arrays of its own making, which it returns: an item may run twice."""
+        helpers = min(self.threads, len(items)) - 1
+        if helpers == 0:
+            return [work(item) for item in items]
+        race = _Race(items, work)
+        for _ in range(helpers):
+            _pool().submit(race.drain)
+        return race.finish()
 
-        def drain() -> None:
-            for item in queue:
-                work(item)
 
-        helpers = [_pool().submit(drain) for _ in range(min(self.threads, len(items)) - 1)]
-        drain()
-        for helper in helpers:
-            helper.result()
+_GRACE = 1.5
+"""How many times the caller's own time per item a helper may hold one before the caller runs it too."""
+
+
+class _Race(Generic[_Item, _Out]):
+    """One launch's items shared between the calling thread and its helpers, first finisher wins.
+
+    Each thread takes the next unclaimed item until none is left. A helper that the OS deschedules in the
+    middle of an item would then hold the caller, and the launch, until it runs again: at load 6.6 on the
+    2-core VM a second thread cost up to 1.37× in median on the MNIST right-hand side. So the caller, once
+    no item is unclaimed, runs any item that a helper has held for longer than `_GRACE` times the caller's
+    own time per item, into its own arrays; whichever run finishes first gives the result, and both give
+    the same bits (the same kernel on the same inputs). A late helper's result is dropped. A helper's error
+    reaches the caller.
+    """
+
+    def __init__(self, items: list[_Item], work: Callable[[_Item], _Out]) -> None:
+        self.items, self.work = items, work
+        self.results: list[_Out | None] = [None] * len(items)
+        self.done = [False] * len(items)
+        self.claimed = [math.inf] * len(items)  # perf_counter() when a thread took each item
+        self.left = len(items)
+        self.next = 0
+        self.error: BaseException | None = None
+        self.lock = threading.Condition()
+
+    def claim(self) -> int | None:
+        """The next unclaimed item, stamped with the time, or ``None`` when every item is claimed."""
+        with self.lock:
+            if self.next == len(self.items):
+                return None
+            index, self.next = self.next, self.next + 1
+            self.claimed[index] = time.perf_counter()
+            return index
+
+    def execute(self, index: int) -> None:
+        """Run one item and keep its result unless another run of it finished first."""
+        result = self.work(self.items[index])
+        with self.lock:
+            if not self.done[index]:
+                self.results[index], self.done[index] = result, True
+                self.left -= 1
+                self.lock.notify_all()
+
+    def drain(self) -> None:
+        """A helper's loop: items until none is unclaimed (its errors go to the caller)."""
+        try:
+            while (index := self.claim()) is not None:
+                self.execute(index)
+        except BaseException as error:  # re-raised on the calling thread
+            with self.lock:
+                self.error = error
+                self.lock.notify_all()
+
+    def finish(self) -> list[_Out]:
+        """The caller's part: its share of the items, then any item a helper holds past its grace, or a wait."""
+        own, spent = 0, 0.0
+        while (index := self.claim()) is not None:
+            start = time.perf_counter()
+            self.execute(index)
+            own, spent = own + 1, spent + time.perf_counter() - start
+        grace = _GRACE * spent / max(own, 1)
+        with self.lock:
+            while self.left:
+                if self.error is not None:
+                    raise self.error
+                index = min((i for i, done in enumerate(self.done) if not done), key=self.claimed.__getitem__)
+                wait = self.claimed[index] + grace - time.perf_counter()
+                if wait > 0:
+                    self.lock.wait(wait)
+                    continue
+                self.lock.release()  # the caller's run of the item: done once it returns
+                try:
+                    self.execute(index)
+                finally:
+                    self.lock.acquire()
+        return cast(list[_Out], self.results)

@@ -177,13 +177,14 @@ def _edge_sums(sums, gu, sig, bs, bd, vs, vd, a, b, zero, need_post):
 
 
 @njit(nogil=True, cache=True)
-def vjp_tile(state, grad_out, lo, hi, src, dst, coeffs, inv_c, act, constants, need_post, grad_state, partial):
-    """The closed-form vector-Jacobian product of the field (no divergence) on columns ``lo:hi``: for the
-    cotangent ``grad_out`` (N, B), ``grad_state[:, lo:hi]`` ← ∂f/∂vᵀ·g and ``partial`` (E, 4) ← the columns'
-    sums of the cotangents of ``(a, b, c, post)`` per edge, ``src``, ``dst`` (E,) int32 sorted by destination
-    and ``coeffs`` (E, 5) their rows ``(a, b, c, post, ·)``. Column ranges are disjoint, so threads write
-    without conflicts (the GIL is released); σ and σ' are recomputed from the voltages rather than read
-    from an (edges × batch) block.
+def vjp_tile(state, grad_out, lo, hi, first, stop, src, dst, coeffs, inv_c, act, constants, need_post, back, partial):
+    """Edges ``first:stop``'s share of the closed-form vector-Jacobian product of the field (no divergence) on
+    columns ``lo:hi``: for the cotangent ``grad_out`` (N, B), ``back`` (N + 1, hi − lo), zeroed, gains their
+    ∂f/∂vᵀ·g (ground's row first) and ``partial`` (stop − first, 4) ← the columns' sums of the cotangents of
+    ``(a, b, c, post)`` per edge; ``src``, ``dst`` (E,) int32 sorted by destination and ``coeffs`` (E, 5) their
+    rows ``(a, b, c, post, ·)``. Writes only ``back`` and ``partial``, so threads run ranges at once (the GIL is
+    released) and a range run twice gives the same bits; σ and σ' are recomputed from the voltages rather than
+    read from an (edges × batch) block.
     """
     num_state = state.shape[0]
     width = hi - lo
@@ -192,10 +193,9 @@ def vjp_tile(state, grad_out, lo, hi, src, dst, coeffs, inv_c, act, constants, n
     scaled = _tile_voltages(grad_out, lo, width)  # g / C: the incidence folded in
     for n in range(num_state):
         scaled[n + 1, :] *= inv_c[n]
-    back = np.zeros((num_state + 1, width), dtype=state.dtype)
     gu = np.zeros(width, dtype=state.dtype)
     sig = np.zeros(width, dtype=state.dtype)
-    for e in range(src.shape[0]):
+    for e in range(first, stop):
         s, d = src[e], dst[e]
         a, b = coeffs[e, 0], coeffs[e, 1]
         vs, vd, bs, bd = volts[s], volts[d], back[s], back[d]
@@ -203,6 +203,4 @@ def vjp_tile(state, grad_out, lo, hi, src, dst, coeffs, inv_c, act, constants, n
             gu, sig, vs, vd, scaled[s], scaled[d], a, b, coeffs[e, 2], coeffs[e, 3],
             act, zero, half, one, alpha, need_post,
         )  # fmt: skip
-        _edge_sums(partial[e], gu, sig, bs, bd, vs, vd, a, b, zero, need_post)
-    for n in range(num_state):
-        grad_state[n, lo:hi] = back[n + 1]
+        _edge_sums(partial[e - first], gu, sig, bs, bd, vs, vd, a, b, zero, need_post)
