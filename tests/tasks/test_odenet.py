@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 import kirchhoffnet as kn
-from kirchhoffnet.config import parse_config
+from kirchhoffnet.config import check_memory, parse_config
+from kirchhoffnet.config.budget import LIMIT_ENV
 from kirchhoffnet.errors import CheckpointError, ConfigError, SolverError
 from kirchhoffnet.models.baselines import ODENet, load_baseline, save_baseline
 from kirchhoffnet.solve import solve_field
@@ -141,3 +142,12 @@ def test_config_errors(changes, message, tmp_path):
     with pytest.raises(ConfigError, match=message) as caught:
         parse_config(_config(tmp_path, **changes))
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("channels", [10**5, 10**9, 10**15])
+def test_an_oversized_odenet_is_refused_by_the_preflight(channels, tmp_path, monkeypatch):
+    monkeypatch.setenv(LIMIT_ENV, "8")
+    config = parse_config(_config(tmp_path, **{"baseline.channels": channels}))
+    with pytest.raises(ConfigError, match=r"^baseline.channels: the run needs at least .*ODE-Net") as refused:
+        check_memory(config)
+    assert "\n" not in str(refused.value)

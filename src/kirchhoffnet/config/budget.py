@@ -218,8 +218,9 @@ def check_memory(config: Any, training: bool = True) -> None:
         return
     needed, key, detail = estimate(config, training)
     if needed > limit:
+        what = "circuit" if getattr(config, "circuit", None) is not None else "run"  # a baseline's run has none
         raise ConfigError(
-            f"{key}: the circuit needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
+            f"{key}: the {what} needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
             f"{detail}, or set {LIMIT_ENV} if the estimate is wrong"
         )
 
