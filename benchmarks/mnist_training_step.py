@@ -10,9 +10,14 @@ the last ten nodes. Three kernel paths in the same run, interleaved:
 * ``auto``: the numba edge kernel for the field and its vector-Jacobian product.
 
 All three must give the same gradient (to float32 rounding). Prints seconds per step, the speed-up over
-``gather``, the steps per epoch (55,000 images) and the NFE, at 1 and 2 threads.
+the first path, the steps per epoch (55,000 images) and the NFE, at 1 and 2 threads. ``--paths`` picks the
+candidates; ``odenet`` adds the ODE-Net baseline of the same size (`configs/classify/fashion_mnist_odenet.yaml`:
+932,154 parameters, the same solver settings and adjoint) to the interleaving, timed but not compared.
 
     OMP_NUM_THREADS=1 python benchmarks/mnist_training_step.py [--batch 256] [--repeats 2] [--original DIR]
+        [--paths gather,affine,auto,odenet] [--clock cpu]
+
+``--clock cpu`` times process CPU seconds (every thread's: compare paths at 1 thread) where other jobs share the host.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import kirchhoffnet as kn
 from common import interleaved, machine, summary
 from kirchhoffnet.data import read_idx
+from kirchhoffnet.models.baselines import ODENet
 from kirchhoffnet.runtime import threads
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 KERNELS = ("gather", "affine", "auto")
+ODENET = "odenet"
 
 
 def _model(original: Path | None) -> kn.Network:
@@ -60,30 +68,43 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2, help="interleaved steps per path; the min is kept")
     parser.add_argument("--original", type=Path, help="the original code's results/mnist directory (else random)")
+    parser.add_argument("--paths", default=",".join(KERNELS), help=f"of {', '.join((*KERNELS, ODENET))}")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall or process CPU seconds")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    paths = args.paths.split(",")
+    unknown = sorted(set(paths) - {*KERNELS, ODENET})
+    if unknown or not paths:
+        parser.error(f"--paths: unknown {unknown}; choose from {', '.join((*KERNELS, ODENET))}")
     torch.manual_seed(0)
     model = _model(args.original)
+    solver = model.solver
+    odenet = ODENet(1, 28, 28, 10, channels=136, downsamplings=2, solver=solver, gradient=kn.Adjoint())
     x, y, source = _batch(args.batch)
-    solver, grads, nfe = model.solver, {}, {}
+    grads, nfe = {}, {}
 
-    def step(kernel: str) -> None:
-        model.solver = dataclasses.replace(solver, kernel=kernel)
-        model.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        grads[kernel] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        nfe[kernel] = (sum(model.stats.nfe), sum(model.stats.nfe_backward))
+    def step(path: str) -> None:
+        trained: kn.Network | ODENet = odenet if path == ODENET else model
+        if path != ODENET:
+            model.solver = dataclasses.replace(solver, kernel=path)
+        trained.zero_grad()
+        torch.nn.functional.cross_entropy(trained(x), y).backward()
+        grads[path] = torch.cat([p.grad.flatten() for p in trained.parameters() if p.grad is not None])
+        nfe[path] = (sum(trained.stats.nfe), sum(trained.stats.nfe_backward))
 
     params = "original checkpoint" if args.original else "random parameters"
     print(f"MNIST-topology training step, {params}, batch {args.batch} of {source}")
     for count in (1, 2):  # as kirchhoffnet.runtime.use_threads sets them: the kernels on N, torch on 1
         with threads(count):
-            times = interleaved({k: (lambda k=k: step(k)) for k in KERNELS}, args.repeats, 1)
+            times = interleaved({k: (lambda k=k: step(k)) for k in paths}, args.repeats, 1, clock=clock)
             print(f"\n{machine()}")
-        print(summary(times, "gather", unit="s"))
-        for kernel in KERNELS:
-            gap = float((grads[kernel] - grads["gather"]).norm() / grads["gather"].norm())
-            epoch_min = min(times[kernel]) * -(-55000 // args.batch) / 60
-            print(f"{kernel:8s} NFE fwd/bwd {nfe[kernel]}, epoch ≈ {epoch_min:.0f} min, |Δgrad|/|grad| {gap:.1e}")
+        print(summary(times, paths[0], unit="s"))
+        for path in paths:
+            epoch_min = min(times[path]) * -(-55000 // args.batch) / 60
+            line = f"{path:8s} NFE fwd/bwd {nfe[path]}, epoch ≈ {epoch_min:.0f} min"
+            if path != ODENET and paths[0] != ODENET:
+                line += f", |Δgrad|/|grad| {float((grads[path] - grads[paths[0]]).norm() / grads[paths[0]].norm()):.1e}"
+            print(line)
     model.solver = solver
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +17,12 @@ from kirchhoffnet.runtime import keep_freed_memory
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = REPO / "data" / "original"  # the original authors' two results, shipped in the repository
 MNIST_SUBSET = REPO / "data" / "mnist-test-subset"  # the first 1,000 MNIST test images, shipped likewise
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """``array`` as an IDX file of unsigned bytes, gzipped (the MNIST family's format)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -94,7 +94,7 @@ def test_a_regression_run_reopens_its_network_exactly(tmp_path):
 
 
 def test_a_regression_baseline_run_reopens_its_mlp(tmp_path):
-    from kirchhoffnet.tasks.baselines import MLP
+    from kirchhoffnet.models.baselines import MLP
 
     config = tiny_regression().model_dump(mode="json")
     config["circuit"], config["baseline"] = None, {"hidden": [4]}

@@ -40,8 +40,8 @@ from kirchhoffnet.diffusion.run import Run
 from kirchhoffnet.errors import CheckpointError, ConfigError, KirchhoffError, TrainingError
 from kirchhoffnet.io import FORMAT, read_tensors
 from kirchhoffnet.models import Flow
+from kirchhoffnet.models.baselines import BASELINE_FORMATS
 from kirchhoffnet.tasks import Task, make_task
-from kirchhoffnet.tasks.baselines import MLP_FORMAT
 
 RUN_CONFIG = "config.yaml"
 """A run directory's resolved config (both trainers write it)."""
@@ -77,7 +77,8 @@ class OpenedRun:
     Attributes:
         path: as given.
         kind: ``"run"``, ``"diffusion-run"``, ``"original-checkpoint"`` or ``"checkpoint-file"``.
-        model: the model in eval mode: a Flow, Network or Circuit (an MLP baseline of a regression run),
+        model: the model in eval mode: a Flow, Network or Circuit (or a baseline: the MLP of a regression run,
+            the ODE-Net of a classify run),
             or a diffusion run's score model.
         config: a run's validated `Config`, a diffusion run's
             ``DiffusionConfig``, an original result's parsed ``config.yaml`` (a mapping); ``None``
@@ -162,7 +163,7 @@ def kind_of(path: str | os.PathLike[str]) -> Kind:
         found = _spec_kind(path / RUN_MODEL)
         if found in SCORE_KINDS:
             return "diffusion-run"
-        if found in (*MODEL_KINDS, MLP_FORMAT) or found is None:
+        if found in (*MODEL_KINDS, *BASELINE_FORMATS) or found is None:
             return "run"
         checkpoint.check_kind({"kind": found})  # an unknown kind: the error names it
     if is_original_result(path):
@@ -247,22 +248,23 @@ def _with_dataset(opened: OpenedRun, name: str | None) -> OpenedRun:
 
 
 def _spec_kind(file: Path) -> Any:
-    """The spec ``kind`` of a run's model file; an MLP baseline's file (another format) gives its format."""
+    """The spec ``kind`` of a run's model file; a baseline's file (another format) gives its format."""
     try:
         return read_tensors(file)[0].get("kind")
     except CheckpointError:
-        try:
-            read_tensors(file, MLP_FORMAT)
-        except CheckpointError:
-            pass
-        else:
-            return MLP_FORMAT
+        for fmt in BASELINE_FORMATS:
+            try:
+                read_tensors(file, fmt)
+            except CheckpointError:
+                continue
+            return fmt
         raise
 
 
 def _metadata(run_dir: Path) -> dict[str, Any]:
     file = run_dir / RUN_MODEL
-    return read_tensors(file, MLP_FORMAT if _spec_kind(file) == MLP_FORMAT else FORMAT)[2]
+    kind = _spec_kind(file)
+    return read_tensors(file, kind if kind in BASELINE_FORMATS else FORMAT)[2]
 
 
 def _metric_value(directory: Path, name: str) -> float | None:

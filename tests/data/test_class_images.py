@@ -16,10 +16,7 @@ from kirchhoffnet.data.class_images import load_classes, shrink
 from kirchhoffnet.data.images import IMAGE_SETS, load_images
 from kirchhoffnet.errors import DataError
 
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+from ..conftest import write_idx
 
 
 def _write_emnist(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -31,8 +28,8 @@ def _write_emnist(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         images[:, 0, 5] = 255  # a mark at row 0, column 5 of the stored (transposed) image
         images[:, 5, 0] = 0
         labels = np.tile([8, 11, 21, 1], n // 4 + 1)[:n]
-        _write_idx(root / f"emnist-letters-{split}-images-idx3-ubyte.gz", images)
-        _write_idx(root / f"emnist-letters-{split}-labels-idx1-ubyte.gz", labels)
+        write_idx(root / f"emnist-letters-{split}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"emnist-letters-{split}-labels-idx1-ubyte.gz", labels)
         written[split] = (images, labels)
     return written
 
@@ -130,14 +127,14 @@ def test_absent_duplicate_and_unnamed_classes_are_refused(fake_emnist, tmp_path)
 def test_hostile_emnist_files_are_named(fake_emnist):
     root, _ = fake_emnist
     labels = root / "emnist-letters-test-labels-idx1-ubyte.gz"
-    _write_idx(labels, np.ones(7, dtype=np.uint8))
+    write_idx(labels, np.ones(7, dtype=np.uint8))
     with pytest.raises(DataError, match=rf"^emnist test: 30 images but 7 labels in {root}$"):
         load_classes("emnist", "test", root=root)
     labels.write_bytes(gzip.compress(b"\x00\x00\x08\x01\xff\xff\xff\xff"))  # claims 4 G labels
     with pytest.raises(DataError, match=r"emnist-letters-test-labels-idx1-ubyte\.gz (is not|holds|is truncated)"):
         load_classes("emnist", "test", root=root)
     images = root / "emnist-letters-train-images-idx3-ubyte.gz"
-    _write_idx(images, np.zeros((60, 28, 14)))
+    write_idx(images, np.zeros((60, 28, 14)))
     with pytest.raises(DataError, match=r"emnist train images in .* have shape \(1, 14, 28\), expected \(1, 28, 28\)"):
         load_classes("emnist", "train", root=root)
 
@@ -170,8 +167,8 @@ def write_emnist_byclass(root: Path, n_train: int = 80, n_test: int = 40) -> Non
         labels = np.tile([17, 43, 20, 30, 7], n // 5 + 1)[:n]
         images = np.broadcast_to(labels[:, None, None] * 4, (n, 28, 28)).astype(np.uint8).copy()
         images[:, 0, 5] = 255  # a mark at row 0, column 5 of the stored (transposed) image
-        _write_idx(root / f"emnist-byclass-{split}-images-idx3-ubyte.gz", images)
-        _write_idx(root / f"emnist-byclass-{split}-labels-idx1-ubyte.gz", labels)
+        write_idx(root / f"emnist-byclass-{split}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"emnist-byclass-{split}-labels-idx1-ubyte.gz", labels)
 
 
 def test_emnist_byclass_selects_uppercase_h_k_u_by_name(tmp_path):

@@ -730,31 +730,67 @@ MLP_EDITS: list[tuple[str, Any, str]] = [
     ("hidden", [4.5], r"spec.hidden\[0\] must be an integer, got float"),
     ("in_features", None, r"spec.in_features must be an integer, got NoneType"),
     ("bogus", 1, r"spec has unknown setting 'bogus'"),
-    ("in_features", 3, r"does not match the MLP its header describes"),
+    ("in_features", 3, r"its header describes an MLP of 21 parameters but its tensors hold 17"),
+    ("activation", "sigmoid", r"activation must be relu or tanh, got 'sigmoid'"),
 ]
 
 
 @pytest.mark.parametrize(("key", "value", "message"), MLP_EDITS)
 def test_a_hostile_mlp_baseline_header_is_refused(key, value, message, tmp_path):
-    from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
+    from kirchhoffnet.models.baselines import MLP, load_baseline, save_baseline
 
-    path = save_mlp(MLP(2, [4]), tmp_path / "mlp.safetensors", {})
+    path = save_baseline(MLP(2, [4]), tmp_path / "mlp.safetensors", {})
 
     def edit(tensors: Tensors, header: dict[str, str]) -> None:
         header["spec"] = json.dumps({**json.loads(header["spec"]), key: value})
 
     bad = rewrite(path, tmp_path / "bad.safetensors", edit)
     with pytest.raises(CheckpointError, match=rf"bad.safetensors.*{message}"):
-        load_mlp(bad)
+        load_baseline(bad, MLP)
+
+
+ODENET_EDITS: list[tuple[str, Any, str]] = [
+    ("channels", 10**12, r"spec.channels is 1000000000000, more than the file's 723 tensor values"),
+    ("channels", 5, r"its header describes an ODE-Net of 1,073 parameters but its tensors hold 723"),
+    ("classes", 0, r"classes must be at least 1, got 0"),
+    ("downsamplings", 5, r"downsamplings: 5 stride-2 convolutions need images of at least 32 pixels a side"),
+    ("t_end", "long", r"spec.t_end must be a number, got str"),
+    ("solver", "dopri5", r"spec has unknown setting 'solver'"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), ODENET_EDITS)
+def test_a_hostile_odenet_baseline_header_is_refused(key, value, message, tmp_path):
+    """Every setting is checked, and the parameter count it implies compared with the file's, before the model is
+    built: a width of 10^12 would otherwise allocate 10^25 weights."""
+    from kirchhoffnet.models.baselines import ODENet, load_baseline, save_baseline
+
+    path = save_baseline(ODENet(1, 8, 8, 3, channels=4, downsamplings=1), tmp_path / "odenet.safetensors", {})
+
+    def edit(tensors: Tensors, header: dict[str, str]) -> None:
+        header["spec"] = json.dumps({**json.loads(header["spec"]), key: value})
+
+    bad = rewrite(path, tmp_path / "bad.safetensors", edit)
+    with pytest.raises(CheckpointError, match=rf"bad.safetensors.*{message}") as caught:
+        load_baseline(bad, ODENet)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_odenet_checkpoint_is_not_an_mlp_checkpoint(tmp_path):
+    from kirchhoffnet.models.baselines import MLP, ODENet, load_baseline, save_baseline
+
+    path = save_baseline(ODENet(1, 8, 8, 3, channels=4, downsamplings=1), tmp_path / "odenet.safetensors", {})
+    with pytest.raises(CheckpointError, match=r"is a safetensors file but not an MLP baseline checkpoint"):
+        load_baseline(path, MLP)
 
 
 def test_nan_mlp_baseline_weights_are_refused(tmp_path):
-    from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
+    from kirchhoffnet.models.baselines import MLP, load_baseline, save_baseline
 
-    path = save_mlp(MLP(2, [4]), tmp_path / "mlp.safetensors", {})
+    path = save_baseline(MLP(2, [4]), tmp_path / "mlp.safetensors", {})
     bad = rewrite(path, tmp_path / "bad.safetensors", lambda t, h: t[next(iter(t))].view(-1).__setitem__(0, math.nan))
     with pytest.raises(CheckpointError, match=r"bad.safetensors: tensor .* holds NaN or infinite values"):
-        load_mlp(bad)
+        load_baseline(bad, MLP)
 
 
 @pytest.mark.parametrize("case", ["missing", "nan"])

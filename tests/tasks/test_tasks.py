@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from kirchhoffnet.config import parse_config
 from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.models.baselines import MLP
 from kirchhoffnet.tasks.base import Task
-from kirchhoffnet.tasks.baselines import MLP
 from kirchhoffnet.training import evaluate_run, open_run, sample_run, train
 
 from ..conftest import MNIST_SUBSET

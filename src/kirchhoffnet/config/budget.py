@@ -18,7 +18,6 @@ sampler steps).
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,10 @@ from typing import Any
 import torch
 
 from kirchhoffnet.config.circuit import device_template
+from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.models.baselines import MLP, ODENet
 from kirchhoffnet.solve.solver import MAX_FIXED_STEPS, check_time_grid
 
 LIMIT_ENV = "KIRCHHOFFNET_MEMORY_GB"
@@ -134,20 +135,33 @@ def data_terms(config: Any) -> dict[tuple[str, str, str], float]:
 
 
 def baseline_terms(config: Any, training: bool = True) -> dict[tuple[str, str, str], float]:
-    """Bytes of an MLP baseline: its weights (with gradients and Adam moments when training) and the
-    (batch, width) activations of its layers."""
+    """Bytes of a baseline: its weights (with gradients and Adam moments when training) and its activations: an
+    MLP's (batch, width) layers, an ODE-Net's stem maps and the solver's copies of the ODE block's state."""
     baseline = getattr(config, "baseline", None)
     if baseline is None:
         return {}
     scalar = 8 if config.dtype == "float64" else 4
     data: Any = getattr(config, "data", None)
-    widths = [getattr(data, "num_features", None) or 1, *baseline.hidden, 1]
-    weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
     batch = max(config.train.batch_size, config.train.eval_batch_size)
-    key, remedy = "baseline.hidden", "use narrower baseline.hidden layers"
+    copies = PARAMETER_COPIES if training else 1
+    if hasattr(baseline, "hidden"):
+        widths = [getattr(data, "num_features", None) or 1, *baseline.hidden, 1]
+        key, remedy = "baseline.hidden", "use narrower baseline.hidden layers"
+        return {
+            ("MLP weights", key, remedy): MLP.parameter_count(widths[0], baseline.hidden) * scalar * copies,
+            ("MLP activations", key, remedy + " or smaller batches"): batch * sum(widths) * scalar * BATCH_BUFFERS,
+        }
+    c, h, w = data.shape
+    classes = IMAGE_SETS[data.name].num_classes
+    settings = (baseline.channels, baseline.downsamplings, baseline.t_end)
+    weights = ODENet.parameter_count(c, h, w, classes, *settings)
+    scale = 4**baseline.downsamplings
+    key, remedy = "baseline.channels", "use fewer baseline.channels"
+    maps = batch * baseline.channels * h * w * scalar
     return {
-        ("MLP weights", key, remedy): weights * scalar * (PARAMETER_COPIES if training else 1),
-        ("MLP activations", key, remedy + " or smaller batches"): batch * sum(widths) * scalar * BATCH_BUFFERS,
+        ("ODE-Net weights", key, remedy): weights * scalar * copies,
+        ("ODE-Net stem maps", key, remedy + " or smaller batches"): maps * BATCH_BUFFERS,
+        ("ODE-Net solver states", key, remedy + " or smaller batches"): maps / scale * SOLVER_STATES,
     }
 
 
@@ -204,8 +218,9 @@ def check_memory(config: Any, training: bool = True) -> None:
         return
     needed, key, detail = estimate(config, training)
     if needed > limit:
+        what = "circuit" if getattr(config, "circuit", None) is not None else "run"  # a baseline's run has none
         raise ConfigError(
-            f"{key}: the circuit needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
+            f"{key}: the {what} needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
             f"{detail}, or set {LIMIT_ENV} if the estimate is wrong"
         )
 

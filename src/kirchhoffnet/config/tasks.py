@@ -270,17 +270,44 @@ def _check_image_topology(circuit: CircuitConfig, data: ImageData) -> None:
     check_image_topology(circuit, data.shape, str(data.name), data.downsample)
 
 
+class OdeNetConfig(Section):
+    """An ODE-Net baseline (Chen et al., 2018): a convolutional stem, one ODE block solved with the run's ``solver``
+    settings, average pooling and a linear layer to the classes."""
+
+    channels: int = Field(64, ge=1, description="Feature maps of the stem and the ODE block (the width).")
+    downsamplings: int = Field(
+        2, ge=0, le=8, description="Stride-2 convolutions of the stem (Chen et al.: 2, 28x28 to 7x7)."
+    )
+    t_end: float = Field(1.0, gt=0, le=1e3, description="The ODE block integrates t from 0 to t_end.")
+
+
+def _solver_for_baseline(solver: SolverConfig) -> None:
+    """The KCL kernel and the fused integrator are circuit machinery: a baseline's field has neither."""
+    if solver.kernel != "auto" or solver.integrator == "fused":
+        raise ValueError(
+            "solver: kernel and integrator 'fused' apply to circuits; the ODE-Net baseline is solved by "
+            "torchdiffeq (remove them)"
+        )
+
+
 class ClassifyConfig(RunConfig):
-    """Image classification with a circuit: pixels as initial voltages, logits read off hidden nodes."""
+    """Image classification with a circuit (pixels as initial voltages, logits read off hidden nodes) or an
+    ODE-Net baseline."""
 
     task: Literal["classify"] = Field(description="Image classification.")
     data: ClassifyData = Field(description="The data set.")
-    circuit: CircuitConfig = Field(description="The circuit, typically mix_connect.")
+    circuit: CircuitConfig | None = Field(None, description="The circuit, typically mix_connect.")
     readout: Any = Field("last10", description="Logit nodes: lastK / firstK / {name: linear, ...}.")
     solver: SolverConfig = Field(default_factory=lambda: SolverConfig(), description="Solver settings.")
+    baseline: OdeNetConfig | None = Field(None, description="Train this ODE-Net instead of a circuit.")
 
     @model_validator(mode="after")
     def _shapes(self) -> ClassifyConfig:
+        if (self.circuit is None) == (self.baseline is None):
+            raise ValueError("give exactly one of circuit (a KirchhoffNet) or baseline (an ODE-Net)")
+        if self.baseline is not None:
+            return self._check_baseline(self.baseline)
+        assert self.circuit is not None  # exactly one of the two
         outputs = readout_outputs(self.readout)
         if self.data.name is None:  # the images' shape and labels are checked once read
             if outputs is None:
@@ -290,6 +317,21 @@ class ClassifyConfig(RunConfig):
         classes = IMAGE_SETS[self.data.name].num_classes
         if outputs != classes:
             raise ValueError(f"readout: {self.data.name} has {classes} classes, the readout gives {outputs or 'all'}")
+        return self
+
+    def _check_baseline(self, baseline: OdeNetConfig) -> ClassifyConfig:
+        if self.hardware_aware is not None:
+            raise ValueError("hardware_aware: an ODE-Net baseline has no devices to vary; remove the section")
+        if self.data.name is None:
+            raise ValueError("baseline: the ODE-Net trains on a named image set (data.name), not the user's own files")
+        _solver_for_baseline(self.solver)
+        _, h, w = self.data.shape
+        if min(h, w) < 2**baseline.downsamplings:
+            raise ValueError(
+                f"baseline.downsamplings: {baseline.downsamplings} stride-2 convolutions need images of at least "
+                f"{2**baseline.downsamplings} pixels a side; {self.data.name} after downsample "
+                f"{self.data.downsample} is {h}x{w}"
+            )
         return self
 
 

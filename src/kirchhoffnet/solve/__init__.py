@@ -13,6 +13,7 @@ from kirchhoffnet.solve.simulate import (
     recording_slice_ends,
     simulate,
     simulate_log_density,
+    solve_field,
     trajectory,
 )
 from kirchhoffnet.solve.solver import ADAPTIVE_METHODS, FIXED_METHODS, Solver, resolve_solver
@@ -32,5 +33,6 @@ __all__ = [
     "resolve_solver",
     "simulate",
     "simulate_log_density",
+    "solve_field",
     "trajectory",
 ]

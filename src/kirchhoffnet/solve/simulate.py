@@ -1,4 +1,5 @@
-"""Integrating a circuit slice by slice with torchdiffeq, counting evaluations and catching blow-ups."""
+"""Integrating a circuit slice by slice (or any torch field, `solve_field`) with torchdiffeq, counting evaluations
+and catching blow-ups."""
 
 from __future__ import annotations
 
@@ -149,25 +150,16 @@ def _solve_slice(
     t = torch.linspace(span[0], span[1], points, dtype=time_dtype, device=y0.device)
     evaluator = piece.kernel(y0.dtype, y0.device)
     field = _SliceField(piece, evaluator, divergence, counter, solver.kernel)
-    kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
-    kwargs["options"] = solver.options()
-    if not solver.adaptive and kwargs["options"]["step_size"] > abs(span[1] - span[0]):
-        kwargs["options"]["step_size"] = abs(span[1] - span[0])  # one step; torchdiffeq's grid would miss the end
+    kwargs = _odeint_kwargs(solver, t)
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
-    if solver.adaptive:
-        # Land a step on each slice end: otherwise the end value is the method's interpolant over a
-        # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
-        kwargs["options"]["step_t"] = t[[0, -1]]
     try:
         fused = _fused_applies(piece, evaluator, solver, points, k)
         if isinstance(gradient, Backprop) or not torch.is_grad_enabled():  # no backward pass can follow
             if fused:
                 return torch.stack([y0, _fused(piece, evaluator, y0, t, solver, divergence, counter)])
             return odeint(field, y0, t, **kwargs)
-        adjoint_options = gradient.options(solver)
-        if solver.adaptive:  # the backward solve ends on the slice start
-            adjoint_options["step_t"] = t[[0, -1]]
+        adjoint_options = _adjoint_options(gradient, solver, t)
         if evaluator.closed_form_adjoint(piece.device_family, solver.kernel):
             if fused:  # both solves stepped by the fused integrator, the backward one with the closed-form products
                 forward = evaluator.path(piece.device_family, solver.kernel, track=False)
@@ -183,10 +175,10 @@ def _solve_slice(
             field, y0, t, adjoint_params=tuple(piece.parameters()), adjoint_options=adjoint_options, **kwargs
         )
     except AssertionError as exc:  # torchdiffeq reports failures with assert (often without a message)
-        raise _solver_error(k, span, counter, str(exc), solver) from None
+        raise _solver_error(f"slice {k}", span, counter, str(exc), solver) from None
     except StepError as exc:
         counter.last_t = torch.tensor(exc.time)
-        raise _solver_error(k, span, counter, exc.reason, solver) from None
+        raise _solver_error(f"slice {k}", span, counter, exc.reason, solver) from None
 
 
 def _fused_applies(piece: Slice, evaluator: KclKernel, solver: Solver, points: int, k: int) -> bool:
@@ -224,7 +216,94 @@ def _fused(
     return fused_solve(problem, y0, coeffs, post)
 
 
-def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: str, solver: Solver) -> SolverError:
+_CIRCUIT_ADVICE = (
+    "The circuit is stiff or its voltages blow up; try a fixed-step method with a small step_size, "
+    "looser rtol/atol, smaller device gains, or check the inputs for NaN/inf"
+)
+
+
+def _odeint_kwargs(solver: Solver, t: Tensor) -> dict[str, Any]:
+    """torchdiffeq's keyword arguments for a solve over the grid ``t`` (from ``t[0]`` to ``t[-1]``) under ``solver``."""
+    kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
+    kwargs["options"] = solver.options()
+    span = abs(float(t[-1] - t[0]))
+    if not solver.adaptive and kwargs["options"]["step_size"] > span:
+        kwargs["options"]["step_size"] = span  # one step; torchdiffeq's grid would miss the end
+    if solver.adaptive:
+        # Land a step on each end: otherwise the end value is the method's interpolant over a
+        # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
+        kwargs["options"]["step_t"] = t[[0, -1]]
+    return kwargs
+
+
+def _adjoint_options(gradient: Adjoint, solver: Solver, t: Tensor) -> dict[str, Any]:
+    """``odeint_adjoint``'s ``adjoint_options``: the backward solve also lands on the ends."""
+    options = gradient.options(solver)
+    if solver.adaptive:
+        options["step_t"] = t[[0, -1]]
+    return options
+
+
+def solve_field(
+    field: nn.Module,
+    y0: Tensor,
+    span: tuple[float, float],
+    solver: Solver,
+    gradient: GradientMethod = DEFAULT_GRADIENT,
+    what: str = "the ODE",
+) -> tuple[Tensor, SolveStats]:
+    """The state at ``span[1]`` of dy/dt = ``field(t, y)`` from ``y0`` at ``span[0]``: any torch module as the
+    field (a digital baseline's, such as an ODE-Net block), stepped by torchdiffeq under ``solver``'s method and
+    tolerances, differentiated by ``gradient`` (``odeint_adjoint`` over the field's parameters for
+    [`Adjoint`][kirchhoffnet.solve.Adjoint]), its evaluations counted as a circuit slice's are. ``solver.kernel``
+    and ``solver.integrator`` concern circuits and are not used.
+
+    Raises:
+        SolverError: step-size underflow, too many steps or a non-finite end state, naming ``what`` and the time.
+    """
+    check_time_grid(span, solver, y0.dtype if y0.dtype == torch.float64 else torch.float32)
+    counter = _Counter()
+    counted = _CountedField(field, counter)
+    t = torch.tensor(span, dtype=torch.float64 if y0.dtype == torch.float64 else torch.float32, device=y0.device)
+    kwargs = _odeint_kwargs(solver, t)
+    advice = "try looser rtol/atol, a fixed-step method, a lower learning rate, or check the inputs for NaN/inf"
+    start = time.perf_counter()
+    try:
+        if isinstance(gradient, Backprop) or not torch.is_grad_enabled():
+            ys = odeint(counted, y0, t, **kwargs)
+        else:
+            options = _adjoint_options(gradient, solver, t)
+            ys = odeint_adjoint(
+                counted, y0, t, adjoint_params=tuple(field.parameters()), adjoint_options=options, **kwargs
+            )
+    except AssertionError as exc:
+        raise _solver_error(what, span, counter, str(exc), solver, advice) from None
+    if not bool(torch.isfinite(ys[-1]).all()):
+        raise SolverError(f"{what} (t from {span[0]:g} to {span[1]:g}) ended with NaN or infinite values; {advice}")
+    return ys[-1], SolveStats([counter.calls], time.perf_counter() - start, [counter])
+
+
+class _CountedField(nn.Module):
+    """A field whose evaluations (forward solve and adjoint alike) tick a counter."""
+
+    def __init__(self, field: nn.Module, counter: _Counter) -> None:
+        super().__init__()
+        self.field = field
+        self.counter = counter
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        self.counter.tick(t)
+        return self.field(t, y)
+
+
+def _solver_error(
+    where: str,
+    span: tuple[float, float],
+    counter: _Counter,
+    reason: str,
+    solver: Solver,
+    advice: str = _CIRCUIT_ADVICE,
+) -> SolverError:
     reached = float(counter.last_t) if counter.last_t is not None else span[0]
     nan_step = not math.isfinite(reached)  # a NaN state makes a NaN step size: the last time is NaN too
     if nan_step:
@@ -240,11 +319,7 @@ def _solver_error(k: int, span: tuple[float, float], counter: _Counter, reason: 
     else:
         lines = reason.strip().splitlines()
         what = f"torchdiffeq's check failed ({lines[0][:200]})" if lines else "torchdiffeq's internal check failed"
-    return SolverError(
-        f"slice {k} (t from {span[0]:g} to {span[1]:g}) failed at t = {reached:.6g}: {what}. "
-        "The circuit is stiff or its voltages blow up; try a fixed-step method with a small step_size, "
-        "looser rtol/atol, smaller device gains, or check the inputs for NaN/inf"
-    )
+    return SolverError(f"{where} (t from {span[0]:g} to {span[1]:g}) failed at t = {reached:.6g}: {what}. {advice}")
 
 
 def _check_finite(ends: list[tuple[Tensor, int, tuple[float, float]]]) -> None:

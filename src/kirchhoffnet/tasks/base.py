@@ -26,6 +26,7 @@ from kirchhoffnet.data.supplied import WHOLE, Pair, fingerprint
 from kirchhoffnet.errors import CheckpointError, ConfigError, shown
 from kirchhoffnet.io.paths import prepare_out_dir
 from kirchhoffnet.models import Flow, Network
+from kirchhoffnet.models.baselines import MLP, Baseline, ODENet, load_baseline, save_baseline
 
 CONFIG_FILE = "the run's config.yaml"
 """What a saved model is cross-checked against, as errors name it."""
@@ -39,8 +40,8 @@ def batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int, label: str = 
 
 def solve_nfe(model: nn.Module) -> tuple[int, int]:
     """(forward, backward) right-hand-side evaluations of the model's last solve, summed over slices;
-    (0, 0) for a model that solves no circuit (an MLP baseline) or has not solved yet."""
-    if not isinstance(model, Flow | Network) or model.stats is None:
+    (0, 0) for a model that solves no ODE (an MLP baseline) or has not solved yet."""
+    if not isinstance(model, Flow | Network | ODENet) or model.stats is None:
         return 0, 0
     return sum(model.stats.nfe), sum(model.stats.nfe_backward)
 
@@ -243,11 +244,43 @@ class FlowTask(Task):
 
 
 class NetworkTask(Task):
-    """Tasks whose model is a [`Network`][kirchhoffnet.Network]: circuit, readout, solver."""
+    """Tasks whose model is a [`Network`][kirchhoffnet.Network] (circuit, readout, solver), or the digital baseline
+    of the config's ``baseline`` section, saved by `save_baseline` and cross-checked against the config on load."""
 
     def build_model(self) -> nn.Module:
+        if self.config.baseline is not None:
+            return self.build_baseline()
         solver = self.config.solver
         return Network(self.config.circuit.build(), self.config.readout, solver.build(), solver.build_gradient())
+
+    def build_baseline(self) -> Baseline:
+        """A fresh baseline as the config's ``baseline`` section describes it."""
+        raise ConfigError(f"task {self.run_config.task!r} has no digital baseline")
+
+    def baseline_settings(self) -> tuple[type[Baseline], dict[str, Any]]:
+        """The baseline's family and the settings of its checkpoint that the config fixes."""
+        raise ConfigError(f"task {self.run_config.task!r} has no digital baseline")
+
+    def save_model(self, model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
+        if isinstance(model, MLP | ODENet):
+            return save_baseline(model, path, metadata)
+        return super().save_model(model, path, metadata)
+
+    def load_model(self, path: Path) -> nn.Module:
+        """A baseline is rebuilt from its header's settings, which must be the config's; a circuit as every task's."""
+        if self.config.baseline is None:
+            return super().load_model(path)
+        kind, configured = self.baseline_settings()
+        model = load_baseline(path, kind)
+        for key, value in configured.items():
+            if model.settings[key] != value:
+                raise CheckpointError(
+                    f"{path} does not match {CONFIG_FILE}: its {kind.family} has {key} "
+                    f"{model.settings[key]}, the config {value}"
+                )
+        if isinstance(model, ODENet):  # the solve is the run's, not the checkpoint's
+            model.solver, model.gradient = self.config.solver.build(), self.config.solver.build_gradient()
+        return model.to(self.dtype)
 
     def predict(self, model: nn.Module, x: Tensor) -> Tensor:
         """Model outputs for every row of ``x``, batch by batch, without gradients."""

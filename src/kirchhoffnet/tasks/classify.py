@@ -1,4 +1,5 @@
-"""Image classification with a circuit: pixels as initial voltages, logits read off hidden nodes."""
+"""Image classification with a circuit (pixels as initial voltages, logits read off hidden nodes) or an ODE-Net
+baseline."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from kirchhoffnet.data.seeds import split_seed
 from kirchhoffnet.data.supplied import WHOLE, split_rows
 from kirchhoffnet.errors import ConfigError, DataError
 from kirchhoffnet.io.figures import save_figure
+from kirchhoffnet.models.baselines import Baseline, ODENet
 from kirchhoffnet.tasks.base import NetworkTask
 from kirchhoffnet.tasks.plots import confusion_matrix
 
@@ -67,6 +69,7 @@ class ClassifyTask(NetworkTask):
         c, h, w = shapes.pop()
         if h % data.downsample or w % data.downsample:
             raise ConfigError(f"data.downsample: {data.downsample} does not divide the {h}x{w} images of {where}")
+        assert self.config.circuit is not None  # a baseline trains on named sets only (the config checks)
         try:
             check_image_topology(
                 self.config.circuit, (c, h // data.downsample, w // data.downsample), where, data.downsample
@@ -93,6 +96,17 @@ class ClassifyTask(NetworkTask):
         """Classes: the named set's, or the readout's logits for the user's own data."""
         name = self.config.data.name
         return IMAGE_SETS[name].num_classes if name is not None else int(readout_outputs(self.config.readout) or 0)
+
+    def build_baseline(self) -> Baseline:
+        solver = self.config.solver
+        return ODENet(**self.baseline_settings()[1], solver=solver.build(), gradient=solver.build_gradient())
+
+    def baseline_settings(self) -> tuple[type[Baseline], dict[str, Any]]:
+        baseline = self.config.baseline
+        assert baseline is not None  # asked of baseline runs only
+        c, h, w = self.config.data.shape  # a baseline trains on a named set (the config checks)
+        settings = {"image_channels": c, "height": h, "width": w, "classes": self.num_classes}
+        return ODENet, settings | baseline.model_dump()
 
     def test_data(self) -> tuple[Tensor, Tensor]:
         data = self.config.data

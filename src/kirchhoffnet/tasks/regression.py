@@ -22,10 +22,10 @@ from kirchhoffnet.data.tabular import (
     split_standardize,
     standardize,
 )
-from kirchhoffnet.errors import CheckpointError, ConfigError, DataError
+from kirchhoffnet.errors import ConfigError, DataError
 from kirchhoffnet.io.figures import save_figure
-from kirchhoffnet.tasks.base import CONFIG_FILE, NetworkTask
-from kirchhoffnet.tasks.baselines import MLP, load_mlp, save_mlp
+from kirchhoffnet.models.baselines import MLP, Baseline
+from kirchhoffnet.tasks.base import NetworkTask
 from kirchhoffnet.tasks.plots import predicted_vs_true
 
 
@@ -91,10 +91,14 @@ class RegressionTask(NetworkTask):
             download=data.download,
         )
 
-    def build_model(self) -> nn.Module:
-        if self.config.baseline is not None:
-            return MLP(self.num_features, self.config.baseline.hidden, 1, self.config.baseline.activation)
-        return super().build_model()
+    def build_baseline(self) -> Baseline:
+        settings = self.baseline_settings()[1]
+        return MLP(self.num_features, settings["hidden"], 1, settings["activation"])
+
+    def baseline_settings(self) -> tuple[type[Baseline], dict[str, Any]]:
+        baseline = self.config.baseline
+        assert baseline is not None  # asked of baseline runs only
+        return MLP, {"hidden": list(baseline.hidden), "activation": baseline.activation, "out_features": 1}
 
     def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> Tensor:
         x, y = batch
@@ -128,22 +132,3 @@ class RegressionTask(NetworkTask):
             "num_features": self.num_features,
             "num_test": len(truth),
         }
-
-    def save_model(self, model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
-        if isinstance(model, MLP):
-            return save_mlp(model, path, metadata)
-        return super().save_model(model, path, metadata)
-
-    def load_model(self, path: Path) -> nn.Module:
-        """A baseline MLP is rebuilt from its header's sizes, which must be the config's; a circuit as every task's."""
-        baseline = self.config.baseline
-        if baseline is None:
-            return super().load_model(path)
-        model = load_mlp(path)
-        configured = {"hidden": list(baseline.hidden), "activation": baseline.activation, "out_features": 1}
-        for key, value in configured.items():
-            if model.settings[key] != value:
-                raise CheckpointError(
-                    f"{path} does not match {CONFIG_FILE}: its MLP has {key} {model.settings[key]}, the config {value}"
-                )
-        return model
