@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import kirchhoffnet as kn
+from kirchhoffnet import runtime
 from kirchhoffnet.runtime import keep_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +63,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def restore_threads():
+    """For tests of the thread policy, which changes process-wide settings: both counts put back afterwards."""
+    before = (torch.get_num_threads(), runtime._kernel_threads)
+    yield
+    torch.set_num_threads(before[0])
+    runtime.set_kernel_threads(before[1])
 
 
 @pytest.fixture

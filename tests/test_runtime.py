@@ -54,15 +54,6 @@ def test_the_library_leaves_the_allocator_alone_and_the_command_sets_it(monkeypa
     assert runtime._applied is GLIBC
 
 
-@pytest.fixture
-def restore_threads():
-    """The thread policy changes process-wide settings; put them back for the next test."""
-    before = (torch.get_num_threads(), runtime._kernel_threads)
-    yield
-    torch.set_num_threads(before[0])
-    runtime.set_kernel_threads(before[1])
-
-
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_n_threads_are_the_kernels_and_torch_stays_on_one(restore_threads, count):
     torch.set_num_threads(2)  # so that the policy must change it

@@ -14,15 +14,6 @@ from kirchhoffnet import runtime
 from kirchhoffnet.cli.main import app
 
 
-@pytest.fixture
-def restore_threads():
-    """The command changes process-wide settings; put them back for the next test."""
-    before = (torch.get_num_threads(), runtime._kernel_threads)
-    yield
-    torch.set_num_threads(before[0])
-    runtime.set_kernel_threads(before[1])
-
-
 def _run(*options: str) -> None:
     """Start the command (its callback sets the threads) on a subcommand's help, which does nothing else."""
     result = CliRunner().invoke(app, [*options, "eval", "--help"])
