@@ -33,3 +33,17 @@ def test_every_node_of_a_black_or_white_image_starts_inside_the_rails():
     assert state.shape[0] == circuit.widths[0] > pixels  # hidden nodes too, not only the pixels
     assert rails.low < state.min() and state.max() < rails.high
     assert torch.allclose(state[:pixels], 0.1 + 0.8 * images.T)  # the encoding the docs state
+
+
+def test_the_rails_penalty_outpulls_the_readout_before_a_node_reaches_the_supply():
+    """The cross-entropy pulls a logit node's final voltage with at most readout.scale / encoding.scale per V per
+    image (its gradient in a logit lies within ±1); the penalty pushes back with weight·2e·2/P at an excursion e at
+    one of its P times. They balance at e* = P·scale / (4·weight·encoding.scale), which must lie well inside (a
+    tenth of) the margin between the training rails and the 0-1 V supply, since held-out images spread further
+    than training ones. At weight 100, e* = 0.28 V, and the trained table circuit's nodes reached -0.034 … 1.052 V
+    on the 10,000 test images (experiments/rails_excursion.py)."""
+    for path in (TABLE, IDEAL):
+        config = load_config(path)
+        rails, readout, encoding = config.train.rails, config.readout, config.circuit.encoding
+        balance = rails.points * readout["scale"] / (4 * rails.weight * encoding.scale)
+        assert balance < min(rails.low, 1.0 - rails.high) / 10, (path.name, balance)
