@@ -150,7 +150,7 @@ def _solve_slice(
     t = torch.linspace(span[0], span[1], points, dtype=time_dtype, device=y0.device)
     evaluator = piece.kernel(y0.dtype, y0.device)
     field = _SliceField(piece, evaluator, divergence, counter, solver.kernel)
-    kwargs = _odeint_kwargs(solver, t)
+    kwargs = _odeint_kwargs(solver, t, span)
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
     try:
@@ -222,13 +222,14 @@ _CIRCUIT_ADVICE = (
 )
 
 
-def _odeint_kwargs(solver: Solver, t: Tensor) -> dict[str, Any]:
-    """torchdiffeq's keyword arguments for a solve over the grid ``t`` (from ``t[0]`` to ``t[-1]``) under ``solver``."""
+def _odeint_kwargs(solver: Solver, t: Tensor, span: tuple[float, float]) -> dict[str, Any]:
+    """torchdiffeq's keyword arguments for a solve over the grid ``t`` (``span`` as numbers: reading ``t`` would
+    wait for its device) under ``solver``."""
     kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol, "method": solver.method}
     kwargs["options"] = solver.options()
-    span = abs(float(t[-1] - t[0]))
-    if not solver.adaptive and kwargs["options"]["step_size"] > span:
-        kwargs["options"]["step_size"] = span  # one step; torchdiffeq's grid would miss the end
+    length = abs(span[1] - span[0])
+    if not solver.adaptive and kwargs["options"]["step_size"] > length:
+        kwargs["options"]["step_size"] = length  # one step; torchdiffeq's grid would miss the end
     if solver.adaptive:
         # Land a step on each end: otherwise the end value is the method's interpolant over a
         # step that overshoots it (dopri8's is low order: 100-1000x the tolerance).
@@ -265,7 +266,7 @@ def solve_field(
     counter = _Counter()
     counted = _CountedField(field, counter)
     t = torch.tensor(span, dtype=torch.float64 if y0.dtype == torch.float64 else torch.float32, device=y0.device)
-    kwargs = _odeint_kwargs(solver, t)
+    kwargs = _odeint_kwargs(solver, t, span)
     advice = "try looser rtol/atol, a fixed-step method, a lower learning rate, or check the inputs for NaN/inf"
     start = time.perf_counter()
     try:
