@@ -55,7 +55,8 @@ class Slice(nn.Module):
         device: device family, by name (``"ShiftTanh2"``), spec dict or instance.
         num_nodes: nodes including ground; default the largest index + 1.
         capacitance: node capacitance to ground, scalar or one per state node (normalised units).
-        init: parameter initialiser: ``kaiming``, ``xavier``, ``uniform``, ``zeros``, ``ones``, ``gauss``.
+        init: parameter initialiser: ``kaiming``, ``xavier``, ``uniform``, ``zeros``, ``ones``, ``gauss``;
+            a family that clamps its parameters maps the draw inside its clamps (`Device.initial`).
         params: initial (P, E) parameters instead of ``init``.
 
     Dtype:
@@ -94,6 +95,7 @@ class Slice(nn.Module):
                 raise ConfigError(unknown_choice("initialiser", init, INITIALIZERS))
             params = torch.empty(shape, dtype=dtype)
             INITIALIZERS[init](params)
+            params = self.device_family.initial(params)
         else:
             _check_params(params, shape, self.device_family.name, DeviceError)
         self.params = nn.Parameter(params.detach().clone())
