@@ -188,3 +188,16 @@ def test_the_table_maps_the_draw_keeping_its_sign_and_order():
     torch.testing.assert_close(width.abs()[1:5], torch.tensor([0.26, 0.25, 0.26, 0.27]), atol=1e-5, rtol=0)
     torch.testing.assert_close(bias[1:5], torch.tensor([0.49, 0.5, 0.51, 0.52]), atol=1e-4, rtol=0)
     assert width.abs().max() < 4.0 and bias.min() > 0.0 and bias.max() < 1.0
+
+
+def test_init_inside_clamps_false_keeps_the_raw_draw_that_earlier_runs_were_trained_from():
+    edges = kn.topology.fully_connect(3, (2, 2))
+    spec = CLAMPED["TransistorTable"]
+    torch.manual_seed(5)
+    raw = kn.Slice(edges, spec, init="kaiming", init_inside_clamps=False).params.detach()
+    torch.manual_seed(5)
+    draw = torch.empty(2, edges.shape[1])
+    INITIALIZERS["kaiming"](draw)
+    assert torch.equal(raw, draw)
+    torch.manual_seed(5)
+    assert torch.equal(kn.Slice(edges, spec, init="kaiming").params.detach(), resolve(spec).initial(draw))
