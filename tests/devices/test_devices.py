@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from kirchhoffnet.devices import Device, available, resolve
+import kirchhoffnet as kn
+from kirchhoffnet.circuit.slice import INITIALIZERS
+from kirchhoffnet.devices import Device, TransistorTable, available, resolve
 from kirchhoffnet.errors import DeviceError
 
 FAMILIES = available()
@@ -123,3 +127,77 @@ def test_a_new_family_is_one_class():
         assert resolve("_cubic").num_params == 1
     finally:
         Device.registry.pop("_Cubic")
+
+
+CLAMPED = {
+    "TransistorTable": {"name": "TransistorTable", "supply_v": 1.0, "width_min": 0.25, "width_max": 4.0},
+    "MosRelu with gain clamps": {"name": "MosRelu", "gain_min": 0.832, "gain_max": 13.3},
+}
+
+
+def _clamp_ranges(device: Device) -> list[tuple[float, float, bool]]:
+    """(low, high, of the magnitude) per parameter row: the range its law clamps it to."""
+    if device.name == "TransistorTable":
+        return [(device.width_min, device.width_max, True), (0.0, device.supply_v, False)]
+    return [(device.gain_min, device.gain_max, True), (-math.inf, math.inf, False)]
+
+
+@pytest.mark.parametrize("init", ["kaiming", "gauss", "xavier", "uniform", "ones"])
+@pytest.mark.parametrize("spec", CLAMPED.values(), ids=list(CLAMPED))
+def test_a_clamped_family_starts_strictly_inside_its_clamps_with_every_gradient_nonzero(spec, init):
+    """Issue 23: kaiming drew every table width below its floor, where the clamp's gradient is zero."""
+    torch.manual_seed(0)
+    edges = kn.topology.mix_connect(1, 5, 5, 3, 6, (1, 1))
+    piece = kn.Slice(edges, spec, init=init).double()
+    params = piece.params.detach()
+    for row, (low, high, magnitude) in zip(params, _clamp_ranges(piece.device_family), strict=True):
+        values = row.abs() if magnitude else row
+        assert low < values.min() and values.max() < high, (init, low, high, values.min(), values.max())
+    # every clamped coefficient passes its parameter's gradient (at a clamp it would be zero)
+    coefficients = piece.device_family.coefficients(piece.params)
+    clamped = sum(c.sum() for c in coefficients[2:] if c is not None)
+    (grad,) = torch.autograd.grad(clamped, piece.params)
+    assert (grad[0] != 0).all() and (grad[1] != 0).all(), (grad == 0).sum(dim=1)
+    if spec["name"] == "TransistorTable":  # and every edge conducts at some voltages within the supply
+        v = torch.rand(256, piece.num_state, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        (grad,) = torch.autograd.grad(piece.currents(v).square().sum(), piece.params)
+        assert (grad != 0).all(), (grad == 0).sum(dim=1)
+
+
+@pytest.mark.parametrize("name", [*FAMILIES, {"name": "MosRelu", "drain_voltage_v": 0.05}])
+@pytest.mark.parametrize("init", ["kaiming", "gauss", "zeros"])
+def test_an_unclamped_family_starts_from_the_initialisers_draw_itself(name, init):
+    spec = resolve(name)
+    if spec.name == "TransistorTable":
+        return  # clamped: the test above
+    edges = kn.topology.fully_connect(3, (2, 2))
+    torch.manual_seed(3)
+    piece = kn.Slice(edges, spec, init=init)
+    torch.manual_seed(3)
+    draw = torch.empty(spec.num_params, edges.shape[1])
+    INITIALIZERS[init](draw)
+    assert torch.equal(piece.params.detach(), draw)
+
+
+def test_the_table_maps_the_draw_keeping_its_sign_and_order():
+    device = TransistorTable(supply_v=1.0, width_min=0.25, width_max=4.0)
+    draw = torch.tensor([[-3.0, -0.01, 0.0, 0.01, 0.02, 5.0], [-2.0, -0.01, 0.0, 0.01, 0.02, 2.0]])
+    width, bias = device.initial(draw)
+    assert torch.equal(torch.sign(width), torch.tensor([-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]))
+    assert (width.abs()[2:].diff() > 0).all() and (bias.diff() > 0).all()
+    torch.testing.assert_close(width.abs()[1:5], torch.tensor([0.26, 0.25, 0.26, 0.27]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bias[1:5], torch.tensor([0.49, 0.5, 0.51, 0.52]), atol=1e-4, rtol=0)
+    assert width.abs().max() < 4.0 and bias.min() > 0.0 and bias.max() < 1.0
+
+
+def test_init_inside_clamps_false_keeps_the_raw_draw_that_earlier_runs_were_trained_from():
+    edges = kn.topology.fully_connect(3, (2, 2))
+    spec = CLAMPED["TransistorTable"]
+    torch.manual_seed(5)
+    raw = kn.Slice(edges, spec, init="kaiming", init_inside_clamps=False).params.detach()
+    torch.manual_seed(5)
+    draw = torch.empty(2, edges.shape[1])
+    INITIALIZERS["kaiming"](draw)
+    assert torch.equal(raw, draw)
+    torch.manual_seed(5)
+    assert torch.equal(kn.Slice(edges, spec, init="kaiming").params.detach(), resolve(spec).initial(draw))

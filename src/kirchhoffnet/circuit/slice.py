@@ -56,6 +56,8 @@ class Slice(nn.Module):
         num_nodes: nodes including ground; default the largest index + 1.
         capacitance: node capacitance to ground, scalar or one per state node (normalised units).
         init: parameter initialiser: ``kaiming``, ``xavier``, ``uniform``, ``zeros``, ``ones``, ``gauss``.
+        init_inside_clamps: a family that clamps its parameters maps the draw inside its clamps
+            (`Device.initial`); False keeps the raw draw, as runs before that mapping were trained.
         params: initial (P, E) parameters instead of ``init``.
 
     Dtype:
@@ -81,6 +83,7 @@ class Slice(nn.Module):
         capacitance: float | Tensor = 1.0,
         init: str = "kaiming",
         params: Tensor | None = None,
+        init_inside_clamps: bool = True,
     ) -> None:
         super().__init__()
         edges, self.num_nodes = validate(edge_index, num_nodes)
@@ -94,6 +97,8 @@ class Slice(nn.Module):
                 raise ConfigError(unknown_choice("initialiser", init, INITIALIZERS))
             params = torch.empty(shape, dtype=dtype)
             INITIALIZERS[init](params)
+            if init_inside_clamps:
+                params = self.device_family.initial(params)
         else:
             _check_params(params, shape, self.device_family.name, DeviceError)
         self.params = nn.Parameter(params.detach().clone())

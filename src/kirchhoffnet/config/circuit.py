@@ -245,6 +245,12 @@ class CircuitConfig(Section):
     init: Annotated[str, one_of(INITIALIZERS)] = Field(
         "kaiming", description=f"Parameter initialiser: {', '.join(INITIALIZERS)}."
     )
+    init_inside_clamps: bool = Field(
+        True,
+        description="Map the initialiser's draw inside the clamps of a family that clamps its parameters "
+        "(TransistorTable, MosRelu with gain_min/gain_max; Device.initial): a parameter drawn at a clamp has zero "
+        "gradient and never trains. false: the raw draw, as every run before issue 23's fix was trained.",
+    )
     capacitance: float = Field(1.0, gt=0, description="Node capacitance to ground (normalised units).")
     fill: Literal["zeros", "repeat"] = Field("zeros", description="How nodes beyond the input start.")
     residual: tuple[int, int] | None = Field(None, description="(i, j): add slice i's output to slice j's output.")
@@ -311,7 +317,16 @@ class CircuitConfig(Section):
         device = build_device(self.device)
         for t in self.slice_topologies():
             edges = built.setdefault(id(t), t.build())
-            pieces.append(Slice(edges, device, num_nodes=t.total_nodes, capacitance=self.capacitance, init=self.init))
+            pieces.append(
+                Slice(
+                    edges,
+                    device,
+                    num_nodes=t.total_nodes,
+                    capacitance=self.capacitance,
+                    init=self.init,
+                    init_inside_clamps=self.init_inside_clamps,
+                )
+            )
         encoding = None if self.encoding is None else self.encoding.build()
         return Circuit(pieces, times=self.times, fill=self.fill, residual=self.residual, encoding=encoding)
 

@@ -10,6 +10,7 @@ make it available to circuits, configs and checkpoints.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -52,6 +53,15 @@ class Device(ABC):
     @property
     def name(self) -> str:
         return type(self).__name__
+
+    def initial(self, draw: Tensor) -> Tensor:
+        """The (P, E) parameters a fresh slice starts from, given its initialiser's ``draw``.
+
+        A family that clamps parameters to what its hardware can realise overrides this to map the
+        draw inside the clamps: a parameter that starts at a clamp has zero gradient and never trains.
+        The others start from the draw itself.
+        """
+        return draw
 
     @abstractmethod
     def current(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False) -> Tensor:
@@ -262,3 +272,13 @@ class GatedDrop:
 
     def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
         return None, None, f"(-{p[0]})", p[1]
+
+
+def saturate(draw: Tensor, anchor: float, reach: float) -> Tensor:
+    """``anchor + reach·tanh(draw/reach)``: the draw itself near the anchor, never ``reach`` past it.
+
+    How a clamped family maps an initialiser's draw inside its range (`Device.initial`): small draws are
+    kept as they were, large ones stay inside, so every parameter starts where its gradient is nonzero.
+    ``reach`` infinite: ``anchor + draw``. Draws past ~9·reach (float32) round onto the edge of the range.
+    """
+    return draw + anchor if math.isinf(reach) else anchor + reach * torch.tanh(draw / reach)

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate
 from kirchhoffnet.errors import DeviceError
 
 _TINY_GAIN = 1e-12  # |θ1| floor: a zero gain is a constant current relu(θ2), reached in the limit
@@ -73,6 +73,15 @@ class MosRelu(AffineActivation):
         if self.gain_min == _TINY_GAIN and self.gain_max is None:  # the unclamped law, as runs saved it before
             return {"drain_voltage_v": self.drain_voltage_v}
         return {"drain_voltage_v": self.drain_voltage_v, "gain_min": self.gain_min, "gain_max": self.gain_max}
+
+    def initial(self, draw: Tensor) -> Tensor:
+        """With gain clamps, the draw's gain inside them: sign kept, ``|p0|`` added to ``gain_min``
+        (saturating below ``gain_max``); the shift, never clamped, as drawn. Unclamped: the draw itself."""
+        if self.gain_min == _TINY_GAIN and self.gain_max is None:
+            return draw
+        reach = math.inf if self.gain_max is None else self.gain_max - self.gain_min
+        gain = torch.where(draw[0] < 0, -1.0, 1.0) * saturate(draw[0].abs(), self.gain_min, reach)
+        return torch.stack([gain, draw[1]])
 
     def gain_magnitude(self, gain: Tensor) -> Tensor:
         """``|p0|`` clamped into the buildable range."""

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate
 from kirchhoffnet.errors import DeviceError
 
 _TINY_WIDTH = 1e-12  # |θ1| below which the polarity sgn θ1 is written as θ1/1e-12 in SPICE
@@ -158,6 +158,17 @@ class TransistorTable(AffineActivation):
     def curvature(self, out: Tensor, slope: Tensor) -> Tensor:
         k = self._table(out)[2]
         return torch.where(slope > 0, k.take(self._piece(out)), 0.0)  # flat cut-off: σ'' = 0
+
+    def initial(self, draw: Tensor) -> Tensor:
+        """The draw inside the clamps: the width's sign kept and its magnitude ``|θ1|`` added to the
+        narrowest width (saturating below the widest), the gate bias centred on half the supply.
+
+        A kaiming draw (|θ1| ≈ 0.015 on the Fashion-MNIST circuit) is below any realisable width, and half
+        its gate biases are negative: clamped, neither would ever receive a gradient.
+        """
+        span, half = self.width_max - self.width_min, self.supply_v / 2
+        width = torch.where(draw[0] < 0, -1.0, 1.0) * saturate(draw[0].abs(), self.width_min, span)
+        return torch.stack([width, saturate(draw[1], half, half)])
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         width, bias = p[0], p[1]
