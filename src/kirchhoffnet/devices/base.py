@@ -282,3 +282,9 @@ def saturate(draw: Tensor, anchor: float, reach: float) -> Tensor:
     ``reach`` infinite: ``anchor + draw``. Draws past ~9·reach (float32) round onto the edge of the range.
     """
     return draw + anchor if math.isinf(reach) else anchor + reach * torch.tanh(draw / reach)
+
+
+def saturate_magnitude(draw: Tensor, low: float, reach: float) -> Tensor:
+    """A signed parameter whose magnitude is clamped from ``low``: the draw's sign kept, its magnitude
+    mapped by `saturate` (anchored at ``low``)."""
+    return torch.where(draw < 0, -1.0, 1.0) * saturate(draw.abs(), low, reach)

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate_magnitude
 from kirchhoffnet.errors import DeviceError
 
 _TINY_GAIN = 1e-12  # |θ1| floor: a zero gain is a constant current relu(θ2), reached in the limit
@@ -80,8 +80,7 @@ class MosRelu(AffineActivation):
         if self.gain_min == _TINY_GAIN and self.gain_max is None:
             return draw
         reach = math.inf if self.gain_max is None else self.gain_max - self.gain_min
-        gain = torch.where(draw[0] < 0, -1.0, 1.0) * saturate(draw[0].abs(), self.gain_min, reach)
-        return torch.stack([gain, draw[1]])
+        return torch.stack([saturate_magnitude(draw[0], self.gain_min, reach), draw[1]])
 
     def gain_magnitude(self, gain: Tensor) -> Tensor:
         """``|p0|`` clamped into the buildable range."""

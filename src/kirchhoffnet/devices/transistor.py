@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate, saturate_magnitude
 from kirchhoffnet.errors import DeviceError
 
 _TINY_WIDTH = 1e-12  # |θ1| below which the polarity sgn θ1 is written as θ1/1e-12 in SPICE
@@ -167,8 +167,7 @@ class TransistorTable(AffineActivation):
         its gate biases are negative: clamped, neither would ever receive a gradient.
         """
         span, half = self.width_max - self.width_min, self.supply_v / 2
-        width = torch.where(draw[0] < 0, -1.0, 1.0) * saturate(draw[0].abs(), self.width_min, span)
-        return torch.stack([width, saturate(draw[1], half, half)])
+        return torch.stack([saturate_magnitude(draw[0], self.width_min, span), saturate(draw[1], half, half)])
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         width, bias = p[0], p[1]
