@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 from pathlib import Path
@@ -138,3 +139,11 @@ def table_circuit(
             piece.params[0] = (torch.rand(piece.num_edges) * 0.75 + 0.25) * sign
             piece.params[1] = torch.rand(piece.num_edges) * (high - low) + low
     return circuit
+
+
+def write_finished_run(run: Path, seed: int, mse: float, **fields: object) -> None:
+    """A new run folder ``run`` holding a finished regression run's metrics.json, as the experiments' collectors
+    read it (``fields`` add to or replace its entries)."""
+    run.mkdir(parents=True)
+    metrics = {"status": "finished", "seed": seed, "num_params": 10, "train_cpu_time_s": 1.0, "test": {"mse": mse}}
+    (run / "metrics.json").write_text(json.dumps(metrics | fields))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import write_finished_run
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -84,17 +86,7 @@ def test_mean_std_shows_three_figures_of_the_mean(values, scale, shown):
 def test_collect_gathers_every_seed_of_every_cell(tmp_path):
     for data, mses in {"friedman": [0.1, 0.3], "diabetes": [0.5, 0.7]}.items():
         for seed, mse in enumerate(mses):
-            run = tmp_path / data / "mlp" / f"seed{seed}"
-            run.mkdir(parents=True)
-            metrics = {
-                "status": "finished",
-                "seed": seed,
-                "num_params": 10,
-                "train_cpu_time_s": 1.0,
-                "primary_metric": "mse",
-                "test": {"mse": mse},
-            }
-            (run / "metrics.json").write_text(json.dumps(metrics))
+            write_finished_run(tmp_path / data / "mlp" / f"seed{seed}", seed, mse, primary_metric="mse")
     record = gen.collect("regression", tmp_path, "python x.py")
     assert record["cells"]["friedman/mlp"]["seeds"] == [0, 1]
     assert record["cells"]["diabetes/mlp"]["values"]["mse"] == [0.5, 0.7]

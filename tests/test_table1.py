@@ -16,6 +16,8 @@ from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.topology import fully_connect
 
+from .conftest import write_finished_run
+
 REPO = Path(__file__).resolve().parents[1]
 TABLE1 = REPO / "configs" / "regression" / "table1"
 # The paper's Table I: circuit parameters per data set, small / medium / large.
@@ -94,15 +96,7 @@ def test_collect_reads_finished_runs(tmp_path):
     script = _script("regression_table")
     for seed, mse in ((0, 0.01), (1, 0.03)):
         run = tmp_path / "tuned" / "diabetes" / "mlp-large" / f"seed{seed}"
-        run.mkdir(parents=True)
-        metrics = {
-            "status": "finished",
-            "seed": seed,
-            "num_params": 1519,
-            "train_cpu_time_s": 2.0,
-            "test": {"mse": mse},
-        }
-        (run / "metrics.json").write_text(json.dumps(metrics))
+        write_finished_run(run, seed, mse, num_params=1519, train_cpu_time_s=2.0)
     unfinished = tmp_path / "tuned" / "diabetes" / "mlp-large" / "seed2"
     unfinished.mkdir()
     (unfinished / "metrics.json").write_text(json.dumps({"status": "running"}))
