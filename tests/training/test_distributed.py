@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import socket
+import time
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -20,7 +23,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_LIMIT_S = 300
+"""Both ranks train in about 15 s; a rank still running after this is stuck (a collective nobody joins)."""
+
+
 def _rank(rank: int, world: int, port: int, run_dir: str, out_dir: str) -> None:
+    # A stuck rank prints every thread's stack (the test's captured output) and exits, rather than hang CI.
+    faulthandler.dump_traceback_later(_LIMIT_S - 30, exit=True)
     # What torchrun sets for each process.
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
@@ -33,7 +42,15 @@ def _rank(rank: int, world: int, port: int, run_dir: str, out_dir: str) -> None:
 
 def test_two_gloo_processes_keep_identical_parameters(tmp_path):
     run_dir = tmp_path / "run"
-    mp.spawn(_rank, args=(2, _free_port(), str(run_dir), str(tmp_path)), nprocs=2, join=True)
+    ranks = mp.start_processes(
+        _rank, args=(2, _free_port(), str(run_dir), str(tmp_path)), nprocs=2, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + _LIMIT_S
+    while not ranks.join(timeout=5):  # raises when a rank fails, and stops the other one
+        if time.monotonic() > deadline:
+            for process in ranks.processes:
+                process.kill()
+            pytest.fail(f"the two gloo ranks did not finish within {_LIMIT_S} s (their stacks are in the output)")
     first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
     assert torch.equal(first, second)
     metrics = json.loads((run_dir / "metrics.json").read_text())
