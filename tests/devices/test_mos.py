@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -98,7 +100,8 @@ def test_slope_gradient_is_the_curvature_and_finite_in_cut_off():
 
 
 def test_gain_clamps_hold_the_transistor_within_its_buildable_widths():
-    """|θ1| below gain_min conducts as gain_min, above gain_max as gain_max, with zero gradient in θ1 there."""
+    """|θ1| below gain_min conducts as gain_min, above gain_max as gain_max; there the gradient reaches θ1 only
+    when descent would carry |θ1| back inside (`clamp_inward`)."""
     device = MosRelu(0.1, gain_min=0.2, gain_max=2.0)
     drop = torch.linspace(-1, 1, 41, dtype=torch.float64)
     zero = torch.zeros_like(drop)
@@ -107,8 +110,13 @@ def test_gain_clamps_hold_the_transistor_within_its_buildable_widths():
         current = device.current(drop, zero, p)
         expected = MosRelu(0.1).current(drop, zero, torch.tensor([held, 0.1], dtype=torch.float64))
         torch.testing.assert_close(current, expected, rtol=1e-12, atol=1e-12)
-        (grad,) = torch.autograd.grad(current.sum(), p)
-        assert (float(grad[0]) == 0.0) == (gain != 0.7), (gain, grad)
+        at_held = torch.tensor([held, 0.1], dtype=torch.float64, requires_grad=True)
+        for sign in (1.0, -1.0):
+            (grad,) = torch.autograd.grad(sign * current.sum(), p, retain_graph=True)
+            (free,) = torch.autograd.grad(sign * MosRelu(0.1).current(drop, zero, at_held).sum(), at_held)
+            pull = math.copysign(1.0, gain) * float(free[0])  # d loss / d|θ1| at the held gain
+            inward = held == gain or (pull < 0 if abs(gain) < 0.2 else pull > 0)
+            assert float(grad[0]) == (pytest.approx(float(free[0])) if inward else 0.0), (gain, sign)
     assert device.spec() == {"name": "MosRelu", "drain_voltage_v": 0.1, "gain_min": 0.2, "gain_max": 2.0}
     assert resolve(device.spec()).spec() == device.spec()
     assert MosRelu(0.1).spec() == {"name": "MosRelu", "drain_voltage_v": 0.1}  # runs saved unclamped load alike

@@ -242,11 +242,13 @@ class KclKernel:
         divergence: bool,
         kernel: str = "auto",
         unchanged: bool = False,
+        coefficients: tuple[Tensor, Tensor | None] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """dV/dt (N, B) and, if asked, the divergence (B,) for node-major ``state`` (N, B), on the path
         [`path`][kirchhoffnet.circuit.KclKernel.path] picks for ``kernel``. ``unchanged``: ``params`` hold the
         values of this kernel's previous evaluation without autograd (a solve's later evaluations), so its cached
-        operators are used without comparing the values."""
+        operators are used without comparing the values. ``coefficients``: `affine_coefficients` of ``params``,
+        recorded once for a whole solve (see `kirchhoffnet.devices.base.clamp_inward`)."""
         track = records(state, params)
         path = self.path(device, kernel, track)
         if path == "fused":
@@ -264,7 +266,7 @@ class KclKernel:
             return out, trace if divergence else None
         if path == "affine-vjp":
             assert isinstance(device, AffineActivation)
-            coeffs, post = self.affine_coefficients(device, params)
+            coeffs, post = coefficients or self.affine_coefficients(device, params)
             system = WholeAffine(self, device, coeffs, post, self.fused_for(device, kernel))
             return AffineField.apply(state, coeffs, post, system, divergence)  # one autograd node per evaluation
         out = state.new_zeros(self.num_state, batch)

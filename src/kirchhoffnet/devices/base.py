@@ -198,9 +198,12 @@ class AffineActivation(Device):
             "spice_coefficients(p); add one mirroring coefficients()"
         )
 
-    def _activated(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool) -> tuple[Tensor, bool]:
-        """σ(a·v_src + b·v_dst + c), and whether it was computed in place in ``v_src``."""
-        a, b, c, post = self.coefficients(p)
+    def _activated(
+        self, v_src: Tensor, v_dst: Tensor, coefficients: tuple[Tensor | None, ...], scratch: bool
+    ) -> tuple[Tensor, bool]:
+        """σ(a·v_src + b·v_dst + c), and whether it was computed in place in ``v_src``. The callers compute the
+        coefficients once: a clamp's gradient (`clamp_inward`) is decided on the sum over all their uses."""
+        a, b, c, post = coefficients
         recording = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (v_src, v_dst, a, b, c, post)
         )
@@ -224,8 +227,9 @@ class AffineActivation(Device):
         return self.activation(u if c is None else u + c, inplace=False), False
 
     def current(self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False) -> Tensor:
-        out, in_place = self._activated(v_src, v_dst, p, scratch)
-        post = self.coefficients(p)[3]
+        coefficients = self.coefficients(p)
+        out, in_place = self._activated(v_src, v_dst, coefficients, scratch)
+        post = coefficients[3]
         if post is None:
             return out
         return out.mul_(post) if in_place else out * post
@@ -233,8 +237,9 @@ class AffineActivation(Device):
     def current_and_slopes(
         self, v_src: Tensor, v_dst: Tensor, p: Params, scratch: bool = False
     ) -> tuple[Tensor, Tensor, Tensor]:
-        a, b, _, post = self.coefficients(p)
-        out, in_place = self._activated(v_src, v_dst, p, scratch)
+        coefficients = self.coefficients(p)
+        a, b, _, post = coefficients
+        out, in_place = self._activated(v_src, v_dst, coefficients, scratch)
         slope = self.slope(out)
         if post is not None:
             out = out.mul_(post) if in_place else out * post
@@ -288,3 +293,38 @@ def saturate_magnitude(draw: Tensor, low: float, reach: float) -> Tensor:
     """A signed parameter whose magnitude is clamped from ``low``: the draw's sign kept, its magnitude
     mapped by `saturate` (anchored at ``low``)."""
     return torch.where(draw < 0, -1.0, 1.0) * saturate(draw.abs(), low, reach)
+
+
+def clamp_inward(value: Tensor, low: float, high: float | None) -> Tensor:
+    """``value.clamp(low, high)`` whose gradient also reaches a value past a bound whenever a descent step
+    would move it back toward the range (a straight-through clamp, one-sided).
+
+    With torch's clamp a parameter that training pushed onto a buildable limit has zero gradient there for
+    good: 81.9 % of the Fashion-MNIST table classifier's widths ended on their floor, and no later gradient
+    could raise them again. Here the loss can still pull them back; a push further out is dropped, so a
+    parameter never drifts past its bound. The forward value, and so every export, is the plain clamp.
+    """
+    if not (torch.is_grad_enabled() and value.requires_grad) or torch.compiler.is_compiling():
+        return value.clamp(low, high)
+    return _InwardClamp.apply(value, low, high)
+
+
+class _InwardClamp(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(value: Tensor, low: float, high: float | None) -> Tensor:
+        return value.clamp(low, high)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, float, float | None], output: Tensor) -> None:
+        value, ctx.low, ctx.high = inputs
+        ctx.save_for_backward(value)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (value,) = ctx.saved_tensors
+        outward = (value < ctx.low) & (grad > 0)  # descent (−grad) would lower it further below the floor
+        if ctx.high is not None:
+            outward |= (value > ctx.high) & (grad < 0)
+        return torch.where(outward, torch.zeros_like(grad), grad), None, None

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate_magnitude
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, clamp_inward, saturate_magnitude
 from kirchhoffnet.errors import DeviceError
 
 _TINY_GAIN = 1e-12  # |θ1| floor: a zero gain is a constant current relu(θ2), reached in the limit
@@ -47,7 +47,7 @@ class MosRelu(AffineActivation):
 
     The transistor's width is proportional to ``|p0|`` (`kirchhoffnet.spice.mos.fit_transistors`), so a card
     builds only gains within some range: ``gain_min`` and ``gain_max`` clamp ``|p0|`` there, in the law and in
-    its SPICE export alike (outside them the gain's gradient is zero, as at the table's width clamps).
+    its SPICE export alike (outside them the gradient still reaches a gain the loss pulls back in: `clamp_inward`).
 
     Args:
         drain_voltage_v: the drain bias V_DS in V; the corner is rounded over ``|u| < |p0|·V_DS/2``.
@@ -84,7 +84,7 @@ class MosRelu(AffineActivation):
 
     def gain_magnitude(self, gain: Tensor) -> Tensor:
         """``|p0|`` clamped into the buildable range."""
-        return gain.abs().clamp(self.gain_min, self.gain_max)
+        return clamp_inward(gain.abs(), self.gain_min, self.gain_max)
 
     def spice_activation(self, u: str) -> str:
         # The same polynomial as activation(): (relu(w)² − relu(w − 1)²) / 2, squared as products:

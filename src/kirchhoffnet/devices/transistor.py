@@ -30,7 +30,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, saturate, saturate_magnitude
+from kirchhoffnet.devices.base import (
+    AffineActivation,
+    Coefficients,
+    Params,
+    clamp_inward,
+    saturate,
+    saturate_magnitude,
+)
 from kirchhoffnet.errors import DeviceError
 
 _TINY_WIDTH = 1e-12  # |θ1| below which the polarity sgn θ1 is written as θ1/1e-12 in SPICE
@@ -164,15 +171,16 @@ class TransistorTable(AffineActivation):
         narrowest width (saturating below the widest), the gate bias centred on half the supply.
 
         A kaiming draw (|θ1| ≈ 0.015 on the Fashion-MNIST circuit) is below any realisable width, and half
-        its gate biases are negative: clamped, neither would ever receive a gradient.
+        its gate biases are negative: held at the clamps, they would not change the circuit until training had
+        carried them back across (`clamp_inward`).
         """
         span, half = self.width_max - self.width_min, self.supply_v / 2
         return torch.stack([saturate_magnitude(draw[0], self.width_min, span), saturate(draw[1], half, half)])
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         width, bias = p[0], p[1]
-        magnitude = width.abs().clamp(self.width_min, self.width_max)
-        return torch.sign(width), None, bias.clamp(0.0, self.supply_v), magnitude
+        magnitude = clamp_inward(width.abs(), self.width_min, self.width_max)
+        return torch.sign(width), None, clamp_inward(bias, 0.0, self.supply_v), magnitude
 
     def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
         polarity = f"({p[0]}/max(abs({p[0]}),{_TINY_WIDTH!r}))"

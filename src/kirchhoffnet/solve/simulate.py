@@ -98,7 +98,9 @@ class _SliceField(nn.Module):
     its step-size control exactly that of the tuple (v, log p).
     """
 
-    def __init__(self, piece: Slice, evaluator: KclKernel, divergence: bool, counter: _Counter, kernel: str) -> None:
+    def __init__(
+        self, piece: Slice, evaluator: KclKernel, divergence: bool, counter: _Counter, kernel: str, backprop: bool
+    ) -> None:
         super().__init__()
         self.piece = piece
         # Looked up once per slice solve: `Slice.kernel` compares the capacitance at every call, a host
@@ -111,6 +113,11 @@ class _SliceField(nn.Module):
         self.counter = counter
         self.kernel = kernel
         self._recorded: set[bool] = set()  # autograd on / off: the path depends on nothing else in a solve
+        # Backprop through the solve: the closed-form node's coefficients are recorded once, so that a clamp
+        # passing only the gradient that leads back inside decides on the sum over all evaluations, not on each
+        # one (`clamp_inward`). Not under torchdiffeq's adjoint, which frees each evaluation's graph.
+        self.backprop = backprop
+        self._coefficients: tuple[Tensor, Tensor | None] | None = None
 
     def forward(self, t: Tensor, y: Any) -> Any:
         self.counter.tick(t)
@@ -122,9 +129,17 @@ class _SliceField(nn.Module):
         params = piece.params.to(y.dtype)
         unchanged = self._checked and not track
         self._checked = self._checked or not track
+        device, coefficients = piece.device_family, None
+        if track and self.backprop and isinstance(device, AffineActivation):
+            if self._coefficients is None:
+                self._coefficients = self.evaluator.affine_coefficients(device, params)
+            coefficients = self._coefficients
+        state = y[:-1] if self.divergence else y
+        dv, trace = self.evaluator.evaluate(
+            device, params, state, self.divergence, self.kernel, unchanged, coefficients
+        )
         if not self.divergence:
-            return self.evaluator.evaluate(piece.device_family, params, y, False, self.kernel, unchanged)[0]
-        dv, trace = self.evaluator.evaluate(piece.device_family, params, y[:-1], True, self.kernel, unchanged)
+            return dv
         assert trace is not None  # asked for
         return torch.cat([dv, trace.neg().unsqueeze(0)])  # d(log p)/dt = −tr(∂f/∂v)
 
@@ -149,7 +164,7 @@ def _solve_slice(
     time_dtype = torch.float64 if y0.dtype == torch.float64 else torch.float32
     t = torch.linspace(span[0], span[1], points, dtype=time_dtype, device=y0.device)
     evaluator = piece.kernel(y0.dtype, y0.device)
-    field = _SliceField(piece, evaluator, divergence, counter, solver.kernel)
+    field = _SliceField(piece, evaluator, divergence, counter, solver.kernel, isinstance(gradient, Backprop))
     kwargs = _odeint_kwargs(solver, t, span)
     if divergence and solver.adaptive:
         kwargs["options"]["norm"] = _split_norm
