@@ -105,6 +105,27 @@ def test_a_width_trained_onto_its_floor_can_grow_again():
         assert sorted(grown) == [False, True]  # one loss of the pair widens the transistor, the other would not
 
 
+@pytest.mark.parametrize("family", ["TransistorTable", "MosRelu"])
+def test_clamp_gradient_zero_is_torchs_clamp_and_only_a_setting_off_the_default_is_saved(family):
+    """``zero`` reproduces the runs trained before `clamp_inward` (no gradient past a clamp, either way); the
+    default is not written into specs, so the checkpoints saved before the setting existed load with it."""
+    clamps = {"width_min": 0.25} if family == "TransistorTable" else {"gain_min": 0.25, "gain_max": 4.0}
+    inward, zero = (resolve({"name": family, **clamps, **rule}) for rule in ({}, {"clamp_gradient": "zero"}))
+    assert "clamp_gradient" not in inward.spec() and zero.spec()["clamp_gradient"] == "zero"
+    assert resolve(zero.spec()) == zero != inward
+    drop = torch.linspace(0.0, 1.0, 11, dtype=torch.float64)
+    grads = {}
+    for device in (inward, zero):
+        p = torch.tensor([0.05, 0.6], dtype=torch.float64, requires_grad=True)
+        current = device.current(drop, torch.zeros_like(drop), p).sum()
+        grads[device.spec().get("clamp_gradient", "inward")] = [
+            float(torch.autograd.grad(sign * current, p, retain_graph=True)[0][0]) for sign in (1.0, -1.0)
+        ]
+    assert grads["zero"] == [0.0, 0.0] and sorted(g == 0.0 for g in grads["inward"]) == [False, True]
+    with pytest.raises(DeviceError, match="clamp_gradient must be one of inward, zero, got 'up'"):
+        resolve({"name": family, "clamp_gradient": "up"})
+
+
 def test_current_and_slopes_of_a_measured_shape_match_autograd():
     device = _bent_table()
     vs, vd = (torch.rand(6, 9, dtype=torch.float64, requires_grad=True) * 2 for _ in range(2))

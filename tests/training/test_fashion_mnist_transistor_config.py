@@ -51,10 +51,13 @@ def test_the_rails_penalty_outpulls_the_readout_before_a_node_reaches_the_supply
 
 def test_the_mosrelu_twin_starts_every_gain_inside_its_clamps_and_the_twomoon_tables_from_the_raw_draw():
     """Issue 23: kaiming drew every gain below gain_min, where it has no gradient; the twomoon table configs keep
-    the raw uniform draw their documented figures were trained from."""
+    the raw uniform draw and the zero gradient past a clamp that their documented figures were trained with."""
     circuit = load_config(IDEAL).circuit.build()
     device = circuit.slice(0).device_family
     gain = circuit.slice(0).params.detach()[0].abs()
     assert device.gain_min < gain.min() and gain.max() < device.gain_max
     for name in ("twomoon_bsim4.yaml", "twomoon_bsim4_rails.yaml"):
-        assert load_config(CONFIGS.parent / "flow2d" / name).circuit.init_inside_clamps is False
+        circuit = load_config(CONFIGS.parent / "flow2d" / name).circuit
+        assert circuit.init_inside_clamps is False and circuit.device["clamp_gradient"] == "zero"
+    for twin in (IDEAL, CONFIGS / "fashion_mnist_bsim4.yaml"):  # the classifiers train with the default, inward
+        assert "clamp_gradient" not in load_config(twin).circuit.device

@@ -180,7 +180,8 @@ class RandomGraph(Section):
 
 def tabulation_settings(device: Any) -> dict[str, Any] | None:
     """The [`tabulate`][kirchhoffnet.spice.tabulate] settings of a ``{name: TransistorTable, card: ...}`` device
-    spec, which names a model card instead of holding a table; None for any other device."""
+    spec, which names a model card instead of holding a table (and the family's ``clamp_gradient``); None for any
+    other device."""
     if not (isinstance(device, dict) and str(device.get("name", "")).lower() == "transistortable"):
         return None
     if "card" not in device:
@@ -188,7 +189,7 @@ def tabulation_settings(device: Any) -> dict[str, Any] | None:
     from kirchhoffnet.spice.tabulation import tabulate  # ngspice's side, loaded only for such a spec
 
     settings = {k: v for k, v in device.items() if k != "name"}
-    allowed = set(inspect.signature(tabulate).parameters) - {"cache"}
+    allowed = set(inspect.signature(tabulate).parameters) - {"cache"} | {"clamp_gradient"}
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise ConfigError(f"device: TransistorTable with a card takes {sorted(allowed)}, not {unknown}")
@@ -197,7 +198,9 @@ def tabulation_settings(device: Any) -> dict[str, Any] | None:
 
 def device_template(device: Any) -> Device:
     """The device family a spec names, without tabulating: enough for its parameter count."""
-    return TransistorTable() if tabulation_settings(device) is not None else resolve(device)
+    if tabulation_settings(device) is None:
+        return resolve(device)
+    return TransistorTable(clamp_gradient=device.get("clamp_gradient", "inward"))
 
 
 def build_device(device: Any) -> Device:
@@ -207,8 +210,9 @@ def build_device(device: Any) -> Device:
         return resolve(device)
     from kirchhoffnet.spice.tabulation import tabulate
 
-    card = settings.pop("card")
-    return tabulate(card, **settings).device
+    card, rule = settings.pop("card"), settings.pop("clamp_gradient", "inward")
+    table = tabulate(card, **settings).device
+    return table if rule == "inward" else TransistorTable(**{**table.hyperparameters(), "clamp_gradient": rule})
 
 
 Topology = Annotated[FullyConnect | NeighborConnect | MixConnect | Chain | RandomGraph, Field(discriminator="name")]

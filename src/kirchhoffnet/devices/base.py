@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -293,6 +293,18 @@ def saturate_magnitude(draw: Tensor, low: float, reach: float) -> Tensor:
     """A signed parameter whose magnitude is clamped from ``low``: the draw's sign kept, its magnitude
     mapped by `saturate` (anchored at ``low``)."""
     return torch.where(draw < 0, -1.0, 1.0) * saturate(draw.abs(), low, reach)
+
+
+CLAMP_GRADIENTS = ("inward", "zero")
+"""How a clamped family's parameters train past a clamp: ``inward`` (`clamp_inward`), or ``zero`` (torch's clamp:
+no gradient there, how every run was trained before issue 23's fix; configs whose figures came from it pin it)."""
+
+
+def clamp_gradient_rule(rule: str) -> Callable[[Tensor, float, float | None], Tensor]:
+    """The clamp of a family's ``clamp_gradient`` setting (one of `CLAMP_GRADIENTS`)."""
+    if rule not in CLAMP_GRADIENTS:
+        raise DeviceError(f"clamp_gradient must be one of {', '.join(CLAMP_GRADIENTS)}, got {rule!r}")
+    return clamp_inward if rule == "inward" else Tensor.clamp
 
 
 def clamp_inward(value: Tensor, low: float, high: float | None) -> Tensor:

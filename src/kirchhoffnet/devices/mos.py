@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, clamp_inward, saturate_magnitude
+from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, clamp_gradient_rule, saturate_magnitude
 from kirchhoffnet.errors import DeviceError
 
 _TINY_GAIN = 1e-12  # |θ1| floor: a zero gain is a constant current relu(θ2), reached in the limit
@@ -54,12 +54,19 @@ class MosRelu(AffineActivation):
             Smaller is closer to the ideal ReLU and needs wider transistors for the same current.
         gain_min: the smallest ``|p0|`` (the narrowest transistor); 0: no floor.
         gain_max: the largest ``|p0|`` (the widest transistor); None: no ceiling.
+        clamp_gradient: ``inward`` or ``zero``: the gradient past a gain clamp (see TransistorTable's).
     """
 
     param_names = ("gain", "shift")
     fused_activation = "mos_relu"
 
-    def __init__(self, drain_voltage_v: float = 0.1, gain_min: float = 0.0, gain_max: float | None = None) -> None:
+    def __init__(
+        self,
+        drain_voltage_v: float = 0.1,
+        gain_min: float = 0.0,
+        gain_max: float | None = None,
+        clamp_gradient: str = "inward",
+    ) -> None:
         if not (math.isfinite(float(drain_voltage_v)) and float(drain_voltage_v) > 0):
             raise DeviceError(f"drain_voltage_v must be a positive voltage, got {drain_voltage_v}")
         ceiling = math.inf if gain_max is None else float(gain_max)
@@ -68,11 +75,13 @@ class MosRelu(AffineActivation):
         self.drain_voltage_v = float(drain_voltage_v)
         self.gain_min = max(float(gain_min), _TINY_GAIN)
         self.gain_max = None if gain_max is None else max(float(gain_max), self.gain_min)
+        self.clamp_gradient, self._clamp = clamp_gradient, clamp_gradient_rule(clamp_gradient)
 
     def hyperparameters(self) -> dict[str, Any]:
         if self.gain_min == _TINY_GAIN and self.gain_max is None:  # the unclamped law, as runs saved it before
             return {"drain_voltage_v": self.drain_voltage_v}
-        return {"drain_voltage_v": self.drain_voltage_v, "gain_min": self.gain_min, "gain_max": self.gain_max}
+        rule = {} if self.clamp_gradient == "inward" else {"clamp_gradient": self.clamp_gradient}  # as TransistorTable
+        return {"drain_voltage_v": self.drain_voltage_v, "gain_min": self.gain_min, "gain_max": self.gain_max, **rule}
 
     def initial(self, draw: Tensor) -> Tensor:
         """With gain clamps, the draw's gain inside them: sign kept, ``|p0|`` added to ``gain_min``
@@ -84,7 +93,7 @@ class MosRelu(AffineActivation):
 
     def gain_magnitude(self, gain: Tensor) -> Tensor:
         """``|p0|`` clamped into the buildable range."""
-        return clamp_inward(gain.abs(), self.gain_min, self.gain_max)
+        return self._clamp(gain.abs(), self.gain_min, self.gain_max)
 
     def spice_activation(self, u: str) -> str:
         # The same polynomial as activation(): (relu(w)² − relu(w − 1)²) / 2, squared as products:

@@ -34,7 +34,7 @@ from kirchhoffnet.devices.base import (
     AffineActivation,
     Coefficients,
     Params,
-    clamp_inward,
+    clamp_gradient_rule,
     saturate,
     saturate_magnitude,
 )
@@ -67,6 +67,8 @@ class TransistorTable(AffineActivation):
         width_max: the widest width, in reference widths.
         source: where the table comes from (model card hash, model name, V_DS, L, the reference
             width, the current unit in A): kept in checkpoints so a realisation can check its card.
+        clamp_gradient: ``inward`` (a width or bias past its clamp keeps the gradient leading back inside,
+            `clamp_inward`) or ``zero`` (none there, as runs were trained before); see `CLAMP_GRADIENTS`.
     """
 
     param_names = ("signed_width", "gate_bias")
@@ -79,6 +81,7 @@ class TransistorTable(AffineActivation):
         width_min: float = 0.1,
         width_max: float = 10.0,
         source: dict[str, Any] | None = None,
+        clamp_gradient: str = "inward",
     ) -> None:
         values = tuple(float(s) for s in (_LEVEL1_SLOPES if slopes is None else slopes))
         if len(values) < 2 or not all(math.isfinite(s) and s >= 0 for s in values) or values[0] != 0:
@@ -96,6 +99,7 @@ class TransistorTable(AffineActivation):
         self.slopes = values
         self.supply_v, self.gate_max_v = float(supply_v), gate_max
         self.width_min, self.width_max = float(width_min), float(width_max)
+        self.clamp_gradient, self._clamp = clamp_gradient, clamp_gradient_rule(clamp_gradient)
         self.source = dict(_LEVEL1_SOURCE if source is None and slopes is None else source or {})
         if "card_sha256" in self.source:  # tables made before PMOS cards record no polarity: they are NMOS
             self.source.setdefault("transistor", "nmos")
@@ -117,6 +121,8 @@ class TransistorTable(AffineActivation):
             "width_min": self.width_min,
             "width_max": self.width_max,
             "source": self.source,
+            # Only when not the default: the specs saved before the setting existed stay those of today's default.
+            **({} if self.clamp_gradient == "inward" else {"clamp_gradient": self.clamp_gradient}),
         }
 
     def __hash__(self) -> int:  # the settings hold lists, which the base class's tuple hash cannot take
@@ -179,8 +185,8 @@ class TransistorTable(AffineActivation):
 
     def coefficients(self, p: Params) -> tuple[Tensor, None, Tensor, Tensor]:
         width, bias = p[0], p[1]
-        magnitude = clamp_inward(width.abs(), self.width_min, self.width_max)
-        return torch.sign(width), None, clamp_inward(bias, 0.0, self.supply_v), magnitude
+        magnitude = self._clamp(width.abs(), self.width_min, self.width_max)
+        return torch.sign(width), None, self._clamp(bias, 0.0, self.supply_v), magnitude
 
     def spice_coefficients(self, p: Sequence[str]) -> Coefficients:
         polarity = f"({p[0]}/max(abs({p[0]}),{_TINY_WIDTH!r}))"
