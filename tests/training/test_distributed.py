@@ -30,10 +30,12 @@ _LIMIT_S = 300
 def _rank(rank: int, world: int, port: int, run_dir: str, out_dir: str) -> None:
     # A stuck rank prints every thread's stack (the test's captured output) and exits, rather than hang CI.
     faulthandler.dump_traceback_later(_LIMIT_S - 30, exit=True)
-    # What torchrun sets for each process.
+    # What torchrun sets for each process. Gloo pairs the ranks over the loopback interface: by default it takes
+    # the address the host name resolves to, which in some containers no peer reaches (pytorch/pytorch#31940).
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
     )
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.manual_seed(rank)  # different initialisations: DDP must broadcast rank 0's
     result = train(tiny_flow("train.epochs=2"), run_dir, progress=False)
     flat = torch.cat([p.detach().flatten() for p in result.model.parameters()])
