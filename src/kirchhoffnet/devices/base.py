@@ -307,6 +307,12 @@ def clamp_gradient_rule(rule: str) -> Callable[[Tensor, float, float | None], Te
     return clamp_inward if rule == "inward" else Tensor.clamp
 
 
+def clamp_gradient_setting(rule: str) -> dict[str, str]:
+    """The family's ``hyperparameters`` entry for ``rule``: none for the default, so the specs saved before the
+    setting existed are those of today's default."""
+    return {} if rule == CLAMP_GRADIENTS[0] else {"clamp_gradient": rule}
+
+
 def clamp_inward(value: Tensor, low: float, high: float | None) -> Tensor:
     """``value.clamp(low, high)`` whose gradient also reaches a value past a bound whenever a descent step
     would move it back toward the range (a straight-through clamp, one-sided).
@@ -322,7 +328,9 @@ def clamp_inward(value: Tensor, low: float, high: float | None) -> Tensor:
 
 
 class _InwardClamp(torch.autograd.Function):
-    generate_vmap_rule = True
+    """`clamp_inward`'s autograd node: the clamp forward, the one-sided straight-through gradient backward."""
+
+    generate_vmap_rule = True  # torch.func (grad, vmap) runs it too
 
     @staticmethod
     def forward(value: Tensor, low: float, high: float | None) -> Tensor:

@@ -32,7 +32,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kirchhoffnet.devices.base import AffineActivation, Coefficients, Params, clamp_gradient_rule, saturate_magnitude
+from kirchhoffnet.devices.base import (
+    AffineActivation,
+    Coefficients,
+    Params,
+    clamp_gradient_rule,
+    clamp_gradient_setting,
+    saturate_magnitude,
+)
 from kirchhoffnet.errors import DeviceError
 
 _TINY_GAIN = 1e-12  # |θ1| floor: a zero gain is a constant current relu(θ2), reached in the limit
@@ -80,7 +87,7 @@ class MosRelu(AffineActivation):
     def hyperparameters(self) -> dict[str, Any]:
         if self.gain_min == _TINY_GAIN and self.gain_max is None:  # the unclamped law, as runs saved it before
             return {"drain_voltage_v": self.drain_voltage_v}
-        rule = {} if self.clamp_gradient == "inward" else {"clamp_gradient": self.clamp_gradient}  # as TransistorTable
+        rule = clamp_gradient_setting(self.clamp_gradient)
         return {"drain_voltage_v": self.drain_voltage_v, "gain_min": self.gain_min, "gain_max": self.gain_max, **rule}
 
     def initial(self, draw: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from kirchhoffnet.devices.base import (
     Coefficients,
     Params,
     clamp_gradient_rule,
+    clamp_gradient_setting,
     saturate,
     saturate_magnitude,
 )
@@ -121,8 +122,7 @@ class TransistorTable(AffineActivation):
             "width_min": self.width_min,
             "width_max": self.width_max,
             "source": self.source,
-            # Only when not the default: the specs saved before the setting existed stay those of today's default.
-            **({} if self.clamp_gradient == "inward" else {"clamp_gradient": self.clamp_gradient}),
+            **clamp_gradient_setting(self.clamp_gradient),
         }
 
     def __hash__(self) -> int:  # the settings hold lists, which the base class's tuple hash cannot take
