@@ -112,7 +112,7 @@ class _SliceField(nn.Module):
         self.divergence = divergence
         self.counter = counter
         self.kernel = kernel
-        self._recorded: set[bool] = set()  # autograd on / off: the path depends on nothing else in a solve
+        self._paths: dict[bool, str] = {}  # autograd on / off: the path depends on nothing else in a solve
         # Backprop through the solve: the closed-form node's coefficients are recorded once, so that a clamp
         # passing only the gradient that leads back inside decides on the sum over all evaluations, not on each
         # one (`clamp_inward`). Not under torchdiffeq's adjoint, which frees each evaluation's graph.
@@ -123,15 +123,16 @@ class _SliceField(nn.Module):
         self.counter.tick(t)
         piece = self.piece
         track = records(y, piece.params)
-        if track not in self._recorded:
-            self._recorded.add(track)
-            self.counter.took(self.evaluator.path(piece.device_family, self.kernel, track))
+        if track not in self._paths:
+            self._paths[track] = self.evaluator.path(piece.device_family, self.kernel, track)
+            self.counter.took(self._paths[track])
         params = piece.params.to(y.dtype)
         unchanged = self._checked and not track
         self._checked = self._checked or not track
         device, coefficients = piece.device_family, None
-        if track and self.backprop and isinstance(device, AffineActivation):
+        if self.backprop and self._paths[track] == "affine-vjp":  # the one path that takes them
             if self._coefficients is None:
+                assert isinstance(device, AffineActivation)  # the path's condition
                 self._coefficients = self.evaluator.affine_coefficients(device, params)
             coefficients = self._coefficients
         state = y[:-1] if self.divergence else y
