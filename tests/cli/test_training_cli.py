@@ -43,6 +43,46 @@ def test_eval_of_a_run_directory(run_dir):
     assert (run_dir / "eval" / "samples.png").is_file()
 
 
+def _eval_nll(run_dir, out, *settings: str) -> dict:
+    result = runner.invoke(app, ["eval", str(run_dir), "--out", str(out), *(f"--set={s}" for s in settings)])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_eval_under_another_solver_scores_the_same_model(run_dir, tmp_path):
+    trained = json.loads((run_dir / "metrics.json").read_text())["test"]["nll_nats"]
+    config = (run_dir / "config.yaml").read_text()
+    tight = _eval_nll(run_dir, tmp_path / "tight", "solver.rtol=1e-8", "solver.atol=1e-8")
+    coarse = _eval_nll(run_dir, tmp_path / "coarse", "solver.method=euler", "solver.step_size=0.5")
+    # The trained solve (dopri5 at 1e-3) is the tight solve to its tolerance; two Euler steps are not.
+    assert tight["nll_nats"] == pytest.approx(trained, abs=2e-3)
+    assert abs(coarse["nll_nats"] - trained) > 10 * abs(tight["nll_nats"] - trained)
+    assert tight["solver"]["rtol"] == 1e-8 and tight["solver"]["method"] == "dopri5"
+    assert coarse["solver"]["method"] == "euler" and coarse["solver"]["step_size"] == 0.5
+    assert (run_dir / "config.yaml").read_text() == config  # the run itself is left as it was
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["train.lr=1"], "--set 'train.lr=1': eval changes only the solver (solver.KEY=VALUE)"),
+        (["solver.method=nope"], "solver.method: "),
+        (["solver.rtol=-1"], "solver.rtol: "),
+        (["solver"], "--set 'solver': eval changes only the solver"),
+        (["solver.method=rk4", "data.test_subset=5"], "--set 'data.test_subset=5': eval changes only"),
+    ],
+)
+def test_eval_settings_other_than_the_solver_are_one_line(run_dir, tmp_path, settings, message):
+    line = _error(["eval", str(run_dir), "--out", str(tmp_path / "e"), *(f"--set={s}" for s in settings)])
+    assert message in line
+    assert not (tmp_path / "e").exists()  # refused before anything is written
+
+
+def test_eval_settings_on_an_original_result_are_refused(original_dir, tmp_path):
+    line = _error(["eval", str(original_dir("twomoon")), "--out", str(tmp_path / "e"), "--set", "solver.rtol=1e-6"])
+    assert "--set applies to run directories" in line and not (tmp_path / "e").exists()
+
+
 def test_sample_writes_points_and_a_plot(run_dir, tmp_path):
     result = runner.invoke(app, ["sample", str(run_dir), "-n", "64", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -14,7 +14,7 @@ from kirchhoffnet.cli import training
 from kirchhoffnet.cli._common import CONTEXT, OneLineGroup, fail, state, status
 from kirchhoffnet.cli.hw import app as hw_app
 from kirchhoffnet.cli.spice import app as spice_app
-from kirchhoffnet.errors import KirchhoffError
+from kirchhoffnet.errors import ConfigError, KirchhoffError
 from kirchhoffnet.runtime import MAX_THREADS, command_threads, keep_freed_memory
 from kirchhoffnet.version import __version__
 
@@ -72,10 +72,19 @@ def evaluate(
         int, typer.Option(min=0, max=SEED_MAX, help="Originals: seed of the held-out data and of the base samples.")
     ] = 0,
     batch: Annotated[int, typer.Option(min=1, help="Originals: points per solver call (bounds memory).")] = 2_000,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Runs: score under another solver, e.g. --set solver.method=dopri5 --set solver.rtol=1e-6 "
+            "(only solver.KEY=VALUE; recorded in metrics.json).",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a trained model on held-out data: metrics.json and the task's plots.
 
-    A run directory is re-evaluated exactly as at the end of training (its config decides the data);
+    A run directory is re-evaluated exactly as at the end of training (its config decides the data), or
+    under another solver with --set solver.KEY=VALUE (a fixed-step-trained model checked under dopri5);
     an original 2-D flow result gets the held-out NLL (nats), samples vs data and the density.
     """
     from kirchhoffnet.io.paths import check_out_dir
@@ -85,7 +94,9 @@ def evaluate(
     try:
         if is_run_dir(path):
             target = check_out_dir(out or path / "eval")
-            metrics = evaluate_run(path, target, progress=True)
+            metrics = evaluate_run(path, target, progress=True, overrides=overrides or ())
+        elif overrides:
+            raise ConfigError("--set applies to run directories of `kirchhoffnet train`, not to original results")
         else:
             target = check_out_dir(out or Path("runs/eval"))
             metrics = evaluate_path(path, target, num_samples=samples, seed=seed, batch=batch, progress=True)
