@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from scipy.io import savemat
 
 import kirchhoffnet as kn
 from kirchhoffnet import runtime
@@ -25,6 +27,24 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     """``array`` as an IDX file of unsigned bytes, gzipped (the MNIST family's format)."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def write_cifar10(root: Path, images: np.ndarray, labels: list[int], files: tuple[str, ...]) -> Path:
+    """CIFAR-10's python batches (pickled dicts of (N, 3072) uint8 rows, R, G, B planes) under
+    ``root/cifar-10-batches-py``, each of ``files`` holding ``images`` and ``labels``; returns ``root``."""
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    for file in files:
+        (base / file).write_bytes(pickle.dumps({b"data": images.astype(np.uint8), b"labels": [int(v) for v in labels]}))
+    return root
+
+
+def write_svhn(root: Path, images: np.ndarray, labels: np.ndarray, files: tuple[str, ...]) -> Path:
+    """SVHN's cropped-digit .mat files (X as H, W, C, N uint8; y in 1..10, 10 for digit 0); returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        savemat(root / file, {"X": images.astype(np.uint8), "y": labels.reshape(-1, 1)})
+    return root
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.io import savemat
 
 from kirchhoffnet.data import images as image_data
 from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.errors import DataError
 from kirchhoffnet.io._atomic import TMP_SUFFIX
 
-from ..conftest import MNIST_SUBSET, REPO
+from ..conftest import MNIST_SUBSET, REPO, write_cifar10, write_svhn
 
 FASHION = Path(IMAGE_SETS["fashion_mnist"].default_root)
 
@@ -89,17 +88,11 @@ def test_idx_pair_reads_hand_made_files(tmp_path):
 
 
 def test_cifar_batches_are_read_and_reshaped_channel_first(tmp_path):
-    base = tmp_path / "cifar-10-batches-py"
-    base.mkdir()
-    rng = np.random.default_rng(1)
-    expected = []
-    for file in ["test_batch"]:
-        data = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
-        expected.append(data)
-        (base / file).write_bytes(pickle.dumps({b"data": data, b"labels": [3, 1, 4, 1]}))
+    data = np.random.default_rng(1).integers(0, 256, (4, 3072)).astype(np.uint8)
+    write_cifar10(tmp_path, data, [3, 1, 4, 1], ("test_batch",))
     images, labels = load_images("cifar10", "test", tmp_path)
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == [3, 1, 4, 1]
-    assert images[2, 1, 0, 5] == expected[0][2, 1024 + 5]  # row-major R, G, B planes of 32x32
+    assert images[2, 1, 0, 5] == data[2, 1024 + 5]  # row-major R, G, B planes of 32x32
 
 
 def test_cifar_refuses_pickles_that_run_code(tmp_path):
@@ -118,7 +111,7 @@ def test_cifar_refuses_pickles_that_run_code(tmp_path):
 def test_svhn_mat_files_map_label_10_to_digit_0(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (32, 32, 3, 5)).astype(np.uint8)  # SVHN stores H, W, C, N
-    savemat(tmp_path / "test_32x32.mat", {"X": x, "y": np.array([[10], [1], [2], [10], [9]])})
+    write_svhn(tmp_path, x, np.array([10, 1, 2, 10, 9]), ("test_32x32.mat",))
     images, labels = load_images("svhn", "test", tmp_path)
     assert images.shape == (5, 3, 32, 32) and labels.tolist() == [0, 1, 2, 0, 9]
     assert images[3, 2, 4, 7] == x[4, 7, 2, 3]

@@ -2,9 +2,9 @@
 
 Only sizes, budgets and tolerances are overridden: topology, devices, slices, readout, solver method
 and gradient mode are the shipped ones, so a config that cannot build, train, evaluate or plot fails
-here. MNIST configs read the shipped test subset (data/mnist-test-subset) and the housing configs a
-synthetic file in StatLib's California format; configs whose data files are not on this machine
-(CIFAR-10, SVHN, Fashion-MNIST without its Debian package) skip with the loader's message.
+here. MNIST configs read the shipped test subset (data/mnist-test-subset), CIFAR-10 and SVHN configs random
+images in their real file formats, and the housing configs a synthetic file in StatLib's California format;
+Fashion-MNIST configs skip with the loader's message where the Debian package is not installed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from kirchhoffnet.config import load_config
 from kirchhoffnet.errors import DataError
 from kirchhoffnet.training import train
 
-from ..conftest import MNIST_SUBSET, REPO
+from ..conftest import MNIST_SUBSET, REPO, write_cifar10, write_svhn
 
 CONFIGS = REPO / "configs"
 TINY_TRAIN = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=16", "train.early_stopping=null"]
@@ -33,17 +33,11 @@ TINY = {
     "classify": [*TINY_IMAGES, *LOOSE],
     "mnist_gen": [*TINY_IMAGES, "grid=2", *LOOSE],
 }
-# The 28x28 and 32x32 image circuits: fashion_mnist.yaml took 3 CPU minutes even at these sizes.
-SLOW = {"classify/fashion_mnist.yaml", "classify/mnist.yaml", "classify/cifar10.yaml", "classify/svhn.yaml"}
 
 
 def _shipped() -> list:
     paths = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "diffusion")  # own pipeline
-    return [
-        pytest.param(path, id=name, marks=[pytest.mark.slow] if name in SLOW else [])
-        for path in paths
-        for name in [path.relative_to(CONFIGS).as_posix()]
-    ]
+    return [pytest.param(path, id=path.relative_to(CONFIGS).as_posix()) for path in paths]
 
 
 def _stand_in_data(config, tmp_path: Path) -> list[str]:
@@ -59,6 +53,14 @@ def _stand_in_data(config, tmp_path: Path) -> list[str]:
             shutil.copy(file, root / file.name)
             shutil.copy(file, root / file.name.replace("t10k", "train"))
         return [f"data.root={root}"]
+    rng = np.random.default_rng(0)
+    if getattr(data, "name", None) == "cifar10":  # the real file format, random pixels
+        files = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+        images = rng.integers(0, 256, (40, 3 * 32 * 32))
+        return [f"data.root={write_cifar10(tmp_path / 'cifar10', images, list(rng.integers(0, 10, 40)), files)}"]
+    if getattr(data, "name", None) == "svhn":
+        images, labels = rng.integers(0, 256, (32, 32, 3, 80)), rng.integers(1, 11, 80)
+        return [f"data.root={write_svhn(tmp_path / 'svhn', images, labels, ('train_32x32.mat', 'test_32x32.mat'))}"]
     if getattr(data, "name", None) == "housing":
         path = tmp_path / "cal_housing.data"
         _write_statlib_california(path, rows=200)
