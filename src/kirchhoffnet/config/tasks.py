@@ -91,6 +91,13 @@ class TrainConfig(Section):
     on_nan: Literal["skip", "stop"] = Field("skip", description="A non-finite loss or gradient: skip the step or stop.")
     max_nan_skips: int = Field(20, ge=0, description="Consecutive skipped steps after which the run stops anyway.")
     eval_batch_size: int = Field(2000, ge=1, description="Samples per solver call in validation and evaluation.")
+    init_from: str | None = Field(
+        None,
+        min_length=1,
+        description="Start from the parameters of a trained model of the same structure: a run directory or its "
+        "model.safetensors (fine-tuning, e.g. a classifier trained on a fixed step, under dopri5); everything else, "
+        "the solver included, is this config's. A relative path is taken from the current directory.",
+    )
     ema_decay: float | None = Field(
         None,
         ge=0,

@@ -93,7 +93,7 @@ def train(
                 failure = str(exc)
         share_failure(failure, cluster)
         with threads(config.threads):
-            trainer = Trainer(config, cluster, run_dir, progress, on_step, on_epoch, tensorboard, supplied)
+            trainer = Trainer(config, cluster, run_dir, progress, on_step, on_epoch, tensorboard, supplied, resume)
             failure = None
             if cluster.leader:
                 try:

@@ -30,7 +30,7 @@ from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, Tr
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
-from kirchhoffnet.io import load_exact, write_json_atomic
+from kirchhoffnet.io import check_names_and_shapes, load_exact, read_tensors, write_json_atomic
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.training._average import WeightAverage
@@ -84,6 +84,7 @@ class Trainer:
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         tensorboard: bool | None = None,
         supplied: dict[str, Pair] | None = None,
+        resume: bool = False,
     ) -> None:
         self.config, self.cluster, self.run_dir = config, cluster, run_dir
         self.train_cfg = config.train
@@ -96,6 +97,8 @@ class Trainer:
         )
         self.task.prepare()
         self.model = self.task.build_model().to(device=cluster.device, dtype=DTYPES[config.dtype])
+        if self.train_cfg.init_from is not None and not resume:  # a resume restores its own parameters
+            self._start_from(Path(self.train_cfg.init_from))
         self.objective = wrap(Objective(self.task, self.model, self.train_cfg.rails), cluster)
         self.aware = self._hardware_aware()
         decay = self.train_cfg.ema_decay
@@ -112,6 +115,23 @@ class Trainer:
         self.consecutive_nan = 0
         self.elapsed = self.cpu_time = 0.0  # wall-clock and this process's CPU seconds of training
         self.status = "running"
+
+    def _start_from(self, path: Path) -> None:
+        """The fresh parameters replaced by a trained model's (``train.init_from``), before the optimiser and the
+        weight average see them. Its tensors must be those this config builds, topology and capacitances equal."""
+        file = path / RUN_MODEL if path.is_dir() else path
+        named, against = f"train.init_from {file}", "the model this config builds"
+        if getattr(self.config, "baseline", None) is not None:  # a baseline's file holds settings, checked on load
+            tensors = self.task.load_model(file).state_dict()
+        else:
+            tensors = read_tensors(file)[1]
+        expected = self.model.state_dict()
+        check_names_and_shapes(expected, tensors, named, against)
+        for name, buffer in self.model.named_buffers():
+            if not torch.equal(buffer.cpu(), tensors[name].cpu().to(buffer.dtype)):
+                raise CheckpointError(f"{named}: its {name} differs from this config's (another topology?)")
+        moved = {k: v.to(device=expected[k].device, dtype=expected[k].dtype) for k, v in tensors.items()}
+        load_exact(self.model, moved, named, against)
 
     def _hardware_aware(self) -> HardwareAwareTraining | None:
         """The die injector of ``hardware_aware`` training. Its seed derives from (seed, rank), so the
