@@ -14,9 +14,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from kirchhoffnet._yamlfile import apply_overrides
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.config import Config, RunConfig, SolverConfig, as_config, parse_config, preflight
+from kirchhoffnet.config import Config, RunConfig, SolverConfig, apply_overrides, as_config, parse_config, preflight
 from kirchhoffnet.config.load import read_config_mapping
 from kirchhoffnet.data.supplied import as_parts
 from kirchhoffnet.errors import CheckpointError, ConfigError, shown
