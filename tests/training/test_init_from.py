@@ -3,11 +3,13 @@ refused in one line when the file is not a model of the config's structure."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
 from kirchhoffnet.errors import CheckpointError
-from kirchhoffnet.training import train
+from kirchhoffnet.training import open_run, train
 
 from .helpers import tiny_flow, tiny_regression
 
@@ -89,3 +91,16 @@ def test_a_resume_keeps_its_own_parameters(trained, tmp_path):
     resumed = train(config, tmp_path / "ft", resume=True, progress=False)
     assert resumed.metrics["status"] == "finished"
     assert all(torch.isfinite(p).all() for p in resumed.model.parameters())
+
+
+def test_a_run_whose_config_names_another_capacitance_is_refused_on_open(trained, tmp_path):
+    """The same buffer check guards opening a run (Task.check_saved) as starting from one."""
+    run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = copy / "config.yaml"
+    config.write_text(config.read_text().replace("capacitance: 1.0", "capacitance: 2.0"))
+    assert "capacitance: 2.0" in config.read_text()
+    message = r"model\.safetensors does not match the run's config\.yaml: its \S+capacitance differs from the config's"
+    with pytest.raises(CheckpointError, match=message):
+        open_run(copy)

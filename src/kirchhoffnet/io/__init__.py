@@ -11,12 +11,20 @@ from kirchhoffnet.io._atomic import (
     write_json_atomic,
     write_text_atomic,
 )
-from kirchhoffnet.io.tensorfile import FORMAT, check_names_and_shapes, load_exact, read_tensors, write_tensors
+from kirchhoffnet.io.tensorfile import (
+    FORMAT,
+    check_names_and_shapes,
+    differing_buffer,
+    load_exact,
+    read_tensors,
+    write_tensors,
+)
 
 __all__ = [
     "FORMAT",
     "atomic_write",
     "check_names_and_shapes",
+    "differing_buffer",
     "load_exact",
     "read_tensors",
     "save_npy_atomic",

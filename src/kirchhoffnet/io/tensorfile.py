@@ -85,6 +85,15 @@ def check_names_and_shapes(
             )
 
 
+def differing_buffer(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """The first buffer of ``model`` (topology, capacitances) whose value in ``state`` differs, compared in the
+    state's dtype; None when all agree. Names and shapes are checked before (`check_names_and_shapes`)."""
+    for name, buffer in model.named_buffers():
+        if not torch.equal(buffer.cpu().to(state[name].dtype), state[name].cpu()):
+            return name
+    return None
+
+
 def load_exact(
     model: nn.Module, tensors: dict[str, torch.Tensor], source: str | None = None, against: str = "the model"
 ) -> None:

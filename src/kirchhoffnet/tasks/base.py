@@ -189,9 +189,9 @@ class Task(ABC):
             )
         state = model.state_dict()
         kio.check_names_and_shapes(expected.state_dict(), state, str(path), CONFIG_FILE)
-        for name, buffer in expected.named_buffers():
-            if not torch.equal(buffer.to(state[name].dtype), state[name]):
-                raise CheckpointError(f"{path} does not match {CONFIG_FILE}: its {name} differs from the config's")
+        buffer = kio.differing_buffer(expected, state)
+        if buffer is not None:
+            raise CheckpointError(f"{path} does not match {CONFIG_FILE}: its {buffer} differs from the config's")
 
     def tensor(self, array: np.ndarray | Tensor) -> Tensor:
         """Data in the run's dtype on the run's device."""

@@ -30,7 +30,7 @@ from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, Tr
 from kirchhoffnet.hardware.analysis import Model
 from kirchhoffnet.hardware.aware import HardwareAwareTraining
 from kirchhoffnet.hardware.variation import trial_seed
-from kirchhoffnet.io import check_names_and_shapes, load_exact, read_tensors, write_json_atomic
+from kirchhoffnet.io import check_names_and_shapes, differing_buffer, load_exact, read_tensors, write_json_atomic
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.training._average import WeightAverage
@@ -127,9 +127,9 @@ class Trainer:
             tensors = read_tensors(file)[1]
         expected = self.model.state_dict()
         check_names_and_shapes(expected, tensors, named, against)
-        for name, buffer in self.model.named_buffers():
-            if not torch.equal(buffer.cpu(), tensors[name].cpu().to(buffer.dtype)):
-                raise CheckpointError(f"{named}: its {name} differs from this config's (another topology?)")
+        different = differing_buffer(self.model, tensors)
+        if different is not None:
+            raise CheckpointError(f"{named}: its {different} differs from this config's (another topology?)")
         moved = {k: v.to(device=expected[k].device, dtype=expected[k].dtype) for k, v in tensors.items()}
         load_exact(self.model, moved, named, against)
 
