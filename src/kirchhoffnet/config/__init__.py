@@ -25,6 +25,7 @@ from kirchhoffnet.config.tasks import (
     RegressionConfig,
     RunConfig,
     TrainConfig,
+    reference_solver,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "preflight",
+    "reference_solver",
     "to_yaml",
     "write_config",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kirchhoffnet.config.circuit import (
     SEED_MAX,
@@ -98,6 +98,13 @@ class TrainConfig(Section):
         "model.safetensors (fine-tuning, e.g. a classifier trained on a fixed step, under dopri5); everything else, "
         "the solver included, is this config's. A relative path is taken from the current directory.",
     )
+    reference_solver: dict[str, Any] | None = Field(
+        None,
+        description="Also validate under the run's solver section with these keys changed, e.g. {method: dopri5} "
+        "when training on a fixed step: each validation then reports reference_loss (and the task's other figures "
+        "as reference_*) beside the trained solve's, so a network that learns to use the step's error shows it "
+        "epoch by epoch; null: off.",
+    )
     ema_decay: float | None = Field(
         None,
         ge=0,
@@ -143,6 +150,12 @@ class RunConfig(Section):
         ),
     )
 
+    @model_validator(mode="after")
+    def _reference_solvable(self) -> RunConfig:
+        if self.train.reference_solver is not None:
+            reference_solver(self)
+        return self
+
     @field_validator("name")
     @classmethod
     def _one_path_component(cls, name: str | None) -> str | None:
@@ -152,6 +165,21 @@ class RunConfig(Section):
     @property
     def label(self) -> str:
         return self.name or self.task
+
+
+def reference_solver(config: RunConfig) -> SolverConfig:
+    """The solver section with ``train.reference_solver``'s keys changed; a model without an ODE solve has none."""
+    solver, baseline = getattr(config, "solver", None), getattr(config, "baseline", None)
+    if not isinstance(solver, SolverConfig) or isinstance(baseline, MlpConfig):
+        raise ValueError("train.reference_solver: this run's model has no ODE solve to validate under another solver")
+    try:
+        return SolverConfig.model_validate({**solver.model_dump(), **(config.train.reference_solver or {})})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(
+            f"train.reference_solver{'.' + where if where else ''}: {error['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def _check_flow(circuit: CircuitConfig, dim: int, what: str) -> None:

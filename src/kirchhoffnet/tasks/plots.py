@@ -55,6 +55,10 @@ def loss_curves(history: dict[str, list[Any]], title: str, ax: Axes | None = Non
     if measured:
         values = _as_float([history["val_loss"][k] for k in measured])
         ax.plot([epochs[k] for k in measured], values, "o-", label="validation")
+        validations = history.get("validation") or [None] * len(epochs)
+        reference = [(validations[k] or {}).get("reference_loss") for k in measured]  # train.reference_solver
+        if any(value is not None for value in reference):
+            ax.plot([epochs[k] for k in measured], _as_float(reference), "s--", label="validation, reference solve")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from kirchhoffnet._finite import require_finite
 from kirchhoffnet._progress import bar
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.config import Config
+from kirchhoffnet.config import Config, reference_solver
 from kirchhoffnet.data.supplied import Pair
 from kirchhoffnet.errors import CheckpointError, KirchhoffError, SolverError, TrainingError
 from kirchhoffnet.hardware.analysis import Model
@@ -100,6 +100,7 @@ class Trainer:
         if self.train_cfg.init_from is not None and not resume:  # a resume restores its own parameters
             self._start_from(Path(self.train_cfg.init_from))
         self.objective = wrap(Objective(self.task, self.model, self.train_cfg.rails), cluster)
+        self.reference = None if self.train_cfg.reference_solver is None else reference_solver(config).build()
         self.aware = self._hardware_aware()
         decay = self.train_cfg.ema_decay
         self.average = None if decay is None else WeightAverage(self.model, decay)
@@ -273,7 +274,7 @@ class Trainer:
         if self.epoch % self.train_cfg.validate_every == 0 or last:
             with self._averaged():  # validation, and the best model, are of what would be saved
                 try:
-                    row["validation"] = self.task.validate(self.model)
+                    row["validation"] = self._validate()
                 except SolverError as exc:  # the parameters blew up the circuit: nothing sound to checkpoint
                     self._stop(f"validation after epoch {self.epoch} failed: {exc}")
                 row["val_loss"] = row["validation"]["loss"]
@@ -284,6 +285,22 @@ class Trainer:
                     )
                 self._track_best(row["val_loss"])
         self._record(row)
+
+    def _validate(self) -> dict[str, Any]:
+        """The task's validation figures; with ``train.reference_solver`` also under that solve, as ``reference_*``:
+        a network trained on a fixed step can learn to use its error, which only another solve shows."""
+        validation = self.task.validate(self.model)
+        if self.reference is None:
+            return validation
+        model = cast(Any, self.model)  # the config admits a reference solver only for a model with a Solver
+        trained, model.solver = model.solver, self.reference
+        try:
+            reference = self.task.validate(model)
+        except SolverError as exc:
+            raise SolverError(f"under train.reference_solver: {exc}") from None
+        finally:
+            model.solver = trained
+        return {**validation, **{f"reference_{key}": value for key, value in reference.items()}}
 
     def _record(self, row: dict[str, Any]) -> None:
         """Add an epoch's row to the history and the logs; call ``on_epoch`` for a trained epoch."""
@@ -329,7 +346,7 @@ class Trainer:
         if self.cluster.leader:
             self.log = RunLog(self.run_dir, self.history.rows(), self.tensorboard)
         if not self.history.columns["epoch"]:  # the untrained model's validation: where the curves start
-            validation = self.task.validate(self.model)
+            validation = self._validate()
             if not math.isfinite(validation["loss"]):
                 raise TrainingError(
                     f"the untrained model's validation loss is {validation['loss']}: the circuit's outputs are not "
