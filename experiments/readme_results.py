@@ -160,6 +160,31 @@ def flow2d_long(record: dict[str, Any]) -> str:
     return "\n".join(lines) + f"\n\n{commands}; {record['machine']}, {record['date']}; {record['source']}."
 
 
+PAIRED_FIGURES = ("ours_nll_nats", "original_nll_nats", "difference_nats", "difference_stderr_nats")
+
+
+def flow2d_seeds(record: dict[str, Any]) -> str:
+    """The long 2-D flow runs with seeds, each against the original checkpoint on the same 20,000 points."""
+    lines = [
+        "| data | parameters | held-out NLL (nats) | on the paired points: original checkpoint | ours | "
+        "ours − original, per seed (± s.e.) | steps | train CPU s | n |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, cell in record["cells"].items():
+        values = cell["values"]
+        paired = " / ".join(
+            f"{d:+.3f} ± {e:.3f}"
+            for d, e in zip(values["difference_nats"], values["difference_stderr_nats"], strict=True)
+        )
+        steps = "/".join(f"{n:,}" for n in sorted(set(cell["steps"])))
+        lines.append(
+            f"| {key} | {cell['num_params']:,} | **{mean_std(values['nll_nats'], figures=4)}** | "
+            f"{statistics.fmean(values['original_nll_nats']):.4f} | {mean_std(values['ours_nll_nats'], figures=4)} | "
+            f"{paired} | {steps} | {statistics.fmean(cell['train_cpu_s']):,.0f} (mean) | {seeds_label(cell['seeds'])} |"
+        )
+    return "\n".join(lines) + "\n\n" + provenance(record)
+
+
 RING_SOLVERS = {
     "euler": "digital reverse SDE (score ×1.25)",
     "pf-ode": "digital PF-ODE (β ×2.5)",
@@ -184,6 +209,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "fashion_mnist": fashion_mnist,
     "fashion_mnist_paper": fashion_mnist_paper,
     "twomoon": twomoon,
+    "flow2d_seeds": flow2d_seeds,
     "flow2d_long": flow2d_long,
     "ring": ring,
 }
@@ -252,6 +278,7 @@ def collect(name: str, root: Path, command: str) -> dict[str, Any]:
             {"seeds": [], "values": {k: [] for k in values}, "num_params": metrics["num_params"], "train_cpu_s": []},
         )
         cell.setdefault("epochs", []).append(metrics.get("epochs_completed"))
+        cell.setdefault("steps", []).append(metrics.get("steps"))
         if set(values) != set(cell["values"]):
             raise SystemExit(f"{run_dir} has figures {sorted(values)}, its cell's other seeds {sorted(cell['values'])}")
         cell["seeds"].append(metrics["seed"])
@@ -271,6 +298,10 @@ def _values(run_dir: Path, metrics: dict[str, Any]) -> dict[str, float]:
         return {key: solvers[key]["kl_pooled"] for key in RING_SOLVERS}
     key = metrics["primary_metric"]
     values = {key: metrics["test"][key]}
+    against = run_dir / "paired.json"  # experiments/flow2d_long.py: the original checkpoint on the same points
+    if against.is_file():
+        paired = json.loads(against.read_text())
+        values.update({k: paired[k] for k in PAIRED_FIGURES})
     rescored = run_dir / "eval" / "metrics.json"  # `kirchhoffnet eval RUN --set solver...`: under another solve
     if rescored.is_file() and "solver" in (again := json.loads(rescored.read_text())):
         values[f"{key}_{again['solver']['method']}"] = again[key]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import pickle
 import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -167,3 +170,22 @@ def write_finished_run(run: Path, seed: int, mse: float, **fields: object) -> No
     run.mkdir(parents=True)
     metrics = {"status": "finished", "seed": seed, "num_params": 10, "train_cpu_time_s": 1.0, "test": {"mse": mse}}
     (run / "metrics.json").write_text(json.dumps(metrics | fields))
+
+
+def experiment_script(name: str) -> ModuleType:
+    """Import experiments/NAME.py as the scripts run: beside their folder's common.py (not benchmarks/common.py,
+    which another test may have imported)."""
+    folder = REPO / "experiments"
+    sys.path.insert(0, str(folder))
+    other = sys.modules.pop("common", None)
+    try:
+        spec = importlib.util.spec_from_file_location(f"experiment_{name}", folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("common", None)
+        if other is not None:
+            sys.modules["common"] = other
+    return module

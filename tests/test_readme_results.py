@@ -117,3 +117,18 @@ def test_collect_takes_the_figure_rescored_under_another_solve(tmp_path):
         "| 920,272 | 10 | RK4 | 90.5 ± 0.7 % | **89.8 ± 1.1 %** | 89.0 / 90.5 |" in table
         and "n = 2 (seeds 0, 1)" in table
     )
+
+
+def test_collect_takes_the_pairing_with_the_original_checkpoint(tmp_path):
+    for seed, (own, ours, diff) in enumerate([(1.03, 1.025, -0.006), (1.04, 1.035, 0.004)]):
+        run = tmp_path / "twomoon" / f"seed{seed}"
+        write_finished_run(
+            run, seed, 0.0, primary_metric="nll_nats", test={"nll_nats": own}, num_params=1800, steps=6016
+        )
+        paired = {"ours_nll_nats": ours, "original_nll_nats": 1.031, "difference_nats": diff}
+        (run / "paired.json").write_text(json.dumps({**paired, "difference_stderr_nats": 0.007}))
+    record = gen.collect("flow2d_seeds", tmp_path, "python x.py")
+    assert record["cells"]["twomoon"]["values"]["difference_nats"] == [-0.006, 0.004]
+    table = gen.flow2d_seeds(record)
+    assert "| twomoon | 1,800 | **1.035 ± 0.007** | 1.0310 | 1.030 ± 0.007 | -0.006 ± 0.007 / +0.004 ± 0.007 |" in table
+    assert "n = 2 (seeds 0, 1)" in table

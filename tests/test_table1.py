@@ -3,8 +3,6 @@ data option, and the table the experiment script writes from its JSON."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.topology import fully_connect
 
-from .conftest import write_finished_run
+from .conftest import experiment_script, write_finished_run
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE1 = REPO / "configs" / "regression" / "table1"
@@ -24,24 +22,8 @@ TABLE1 = REPO / "configs" / "regression" / "table1"
 PAPER_PARAMS = {"friedman": (168, 528, 1520), "housing": (360, 840, 1520), "diabetes": (528, 840, 1520)}
 
 
-def _script(name: str):
-    sys.path.insert(0, str(REPO / "experiments"))  # the scripts import their folder's common.py,
-    other = sys.modules.pop("common", None)  # not benchmarks/common.py, which another test may have imported
-    try:
-        spec = importlib.util.spec_from_file_location(f"table1_{name}", REPO / "experiments" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "experiments"))
-        sys.modules.pop("common", None)
-        if other is not None:
-            sys.modules["common"] = other
-    return module
-
-
 def test_shipped_configs_are_the_generators_output():
-    generated = _script("table1_configs").configs()
+    generated = experiment_script("table1_configs").configs()
     assert sorted(generated) == sorted(p.name for p in TABLE1.glob("*.yaml"))
     for name, text in generated.items():
         assert (TABLE1 / name).read_text() == text, f"{name} is stale: run experiments/table1_configs.py"
@@ -78,7 +60,7 @@ def test_original_protocol_fixes_the_friedman_set():
 
 
 def test_table_is_generated_from_the_json():
-    script = _script("regression_table")
+    script = experiment_script("regression_table")
     cell = {"num_params": 168, "seeds": [0, 1], "mse": [0.002, 0.004], "train_cpu_time_s": [1.0, 1.0]}
     mlp = {"num_params": 181, "seeds": [0, 1], "mse": [0.005, 0.005], "train_cpu_time_s": [1.0, 1.0]}
     results = {"original": {"friedman": {"kirchhoffnet-small": cell, "mlp-small": mlp}}}
@@ -93,7 +75,7 @@ def test_table_is_generated_from_the_json():
 def test_collect_reads_finished_runs(tmp_path):
     import json
 
-    script = _script("regression_table")
+    script = experiment_script("regression_table")
     for seed, mse in ((0, 0.01), (1, 0.03)):
         run = tmp_path / "tuned" / "diabetes" / "mlp-large" / f"seed{seed}"
         write_finished_run(run, seed, mse, num_params=1519, train_cpu_time_s=2.0)

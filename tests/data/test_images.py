@@ -4,7 +4,6 @@ clear errors."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import pickle
 import tarfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from kirchhoffnet.data.images import IMAGE_SETS, flatten_images, load_images
 from kirchhoffnet.errors import DataError
 from kirchhoffnet.io._atomic import TMP_SUFFIX
 
-from ..conftest import MNIST_SUBSET, REPO, write_cifar10, write_svhn
+from ..conftest import MNIST_SUBSET, experiment_script, write_cifar10, write_svhn
 
 FASHION = Path(IMAGE_SETS["fashion_mnist"].default_root)
 
@@ -44,7 +43,7 @@ def test_mnist_test_subset_shipped_in_the_repository():
 
 def test_the_subset_script_keeps_the_first_records_bit_for_bit(tmp_path):
     """experiments/mnist_test_subset.py, which wrote data/mnist-test-subset, on a hand-made full test set."""
-    script = _experiment("mnist_test_subset")
+    script = experiment_script("mnist_test_subset")
     full, subset = tmp_path / "full", tmp_path / "subset"
     full.mkdir()
     images, labels = _fake_idx_set(full, count=12)
@@ -56,14 +55,6 @@ def test_the_subset_script_keeps_the_first_records_bit_for_bit(tmp_path):
     assert (subset / "t10k-images-idx3-ubyte.gz").read_bytes() == first  # no timestamp: reruns are identical
     with pytest.raises(SystemExit, match=r"holds 12 records, fewer than --count 13"):
         script.write_subset(full, subset, 13)
-
-
-def _experiment(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
