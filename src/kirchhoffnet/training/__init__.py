@@ -26,7 +26,7 @@ from kirchhoffnet.runs import open as open_saved
 from kirchhoffnet.runtime import threads
 from kirchhoffnet.solve import Solver
 from kirchhoffnet.tasks import Task
-from kirchhoffnet.training._distributed import join, leave, share_failure
+from kirchhoffnet.training._distributed import join, leave, settle, share_failure
 from kirchhoffnet.training._loop import RunResult, Trainer
 from kirchhoffnet.training._state import CHECKPOINT, seed_everything
 from kirchhoffnet.training.rundir import METRICS, RunLock, prepare, record_run
@@ -106,6 +106,7 @@ def train(
                 trainer.resume()
             trainer.fit()
             metrics = trainer.finish()
+            settle(cluster)
         return RunResult(run_dir, trainer.model, metrics)
     finally:
         if lock is not None:
