@@ -2,10 +2,12 @@
 checkpoint on the same points.
 
     python experiments/flow2d_long.py --sets twomoon 8gaussians --seeds 0 1 2 --out runs/seeds/flow2d_long
+    python experiments/flow2d_long.py --sets pinwheel --seeds 0 1 2 --original pinwheel=DIR --out runs/seeds/flow2d_long
 
 Trains DIR/SET/seedS on the long budget (LONG: twomoon's shipped config is the few-minute main job, so its long run
 takes more data and epochs; 8gaussians' and pinwheel's configs are the long runs) unless it already finished. Then
-the run and the original checkpoint (data/original/SET, or --original SET=DIR) are scored on the same fresh points,
+the run and the original checkpoint (data/original/SET, or --original SET=DIR: pinwheel's is
+`src/results/pinwheel` of github.com/zhengqigao/kirchhoffnet) are scored on the same fresh points,
 two sets of 10,000 drawn with seeds 7 and 8, each under its own config's solve (dopri5 at 1e-4 for both): each test
 set alone carries a standard error of about 0.01 nats, the per-point difference ours − original about a fifth of
 that. RUN/paired.json holds that difference (mean and standard error over the 20,000 points), which

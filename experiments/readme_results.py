@@ -144,22 +144,6 @@ def twomoon(record: dict[str, Any]) -> str:
     )
 
 
-def flow2d_long(record: dict[str, Any]) -> str:
-    """The long single runs, transcribed (their run directories were not kept): shown as 1 seed each."""
-    lines = [
-        "| data | original checkpoint | kirchhoffnet (± s.e. over 10,000 points) | ours − original, paired | n |",
-        "|---|---|---|---|---|",
-    ]
-    for key, row in record["cells"].items():
-        (nll,), (stderr,) = row["values"]["nll_nats"], row["stderr"]
-        lines.append(
-            f"| {key} | {row['original']} | **{nll:.3f} ± {stderr:.3f}** ({row['budget']}) | {row['paired']} "
-            f"| {seeds_label(row['seeds'])} |"
-        )
-    commands = "; ".join(f"`{row['command']}`" for row in record["cells"].values())
-    return "\n".join(lines) + f"\n\n{commands}; {record['machine']}, {record['date']}; {record['source']}."
-
-
 PAIRED_FIGURES = ("ours_nll_nats", "original_nll_nats", "difference_nats", "difference_stderr_nats")
 
 
@@ -210,7 +194,6 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "fashion_mnist_paper": fashion_mnist_paper,
     "twomoon": twomoon,
     "flow2d_seeds": flow2d_seeds,
-    "flow2d_long": flow2d_long,
     "ring": ring,
 }
 
