@@ -9,6 +9,7 @@ import os
 import pickle
 import shutil
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +19,7 @@ import torch
 from scipy.io import savemat
 
 import kirchhoffnet as kn
-from kirchhoffnet import runtime
+from kirchhoffnet import _progress, runtime
 from kirchhoffnet.runtime import keep_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +68,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "needs_ngspice" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def fresh_progress_clock(monkeypatch) -> None:
+    """Every test's commands start as a fresh process does, with no progress line due: otherwise a one-line error
+    test run 30 s after the last bar of an earlier test (the default interval) also gets a progress line."""
+    monkeypatch.setattr(_progress, "_last_line", time.time())
 
 
 @pytest.fixture(autouse=True)

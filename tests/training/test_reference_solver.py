@@ -4,16 +4,18 @@ step shows, epoch by epoch, how far its accuracy rests on that step's error; ref
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
-from kirchhoffnet.config import SolverConfig
+from kirchhoffnet.config import SolverConfig, load_config
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.tasks.plots import loss_curves
 from kirchhoffnet.training import open_run, train
 
 from .helpers import tiny_flow, tiny_regression
 
+REPO = Path(__file__).resolve().parents[2]
 COARSE = ("solver.method=euler", "solver.step_size=0.5")  # 2 steps per slice: far from the ODE
 TIGHT = "train.reference_solver={method: dopri5, rtol: 1e-7, atol: 1e-7}"
 
@@ -72,6 +74,20 @@ def test_a_reference_that_cannot_be_solved_is_refused_in_one_line(config, messag
     with pytest.raises(ConfigError, match=message) as caught:
         config()
     assert "\n" not in str(caught.value)
+
+
+def test_a_reference_grid_past_the_step_limit_is_refused_before_the_run_directory(tmp_path):
+    config = tiny_flow("train.reference_solver={method: rk4, step_size: 1e-9}")  # 1e9 steps a slice
+    with pytest.raises(ConfigError, match=r"train\.reference_solver\.step_size: 1e-09 makes 1e\+09 rk4 steps"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_ode_net_reference_takes_no_circuit_machinery():
+    with pytest.raises(ConfigError, match=r"train\.reference_solver: kernel and integrator 'fused' apply to circuits"):
+        load_config(
+            REPO / "configs" / "classify" / "fashion_mnist_odenet.yaml", ["train.reference_solver={integrator: fused}"]
+        )
 
 
 def test_the_reference_validation_leaves_the_training_unchanged(coarse_run, tmp_path):

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from kirchhoffnet.config.circuit import device_template
+from kirchhoffnet.config.tasks import reference_solver
 from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
@@ -180,6 +181,9 @@ def check_time_grids(config: Any) -> None:
     times = circuit.times if circuit.times is not None else [float(k) for k in range(circuit.num_slices + 1)]
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     check_time_grid(times, solver.build(), dtype, "circuit.times", "solver.step_size")
+    if config.train.reference_solver is not None:  # every validation also solves on its grid
+        reference = reference_solver(config).build()
+        check_time_grid(times, reference, dtype, "circuit.times", "train.reference_solver.step_size")
     duration = times[-1] - times[0]
     steps = duration / circuit.capacitance
     if steps > MAX_FIXED_STEPS:

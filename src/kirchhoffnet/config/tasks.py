@@ -173,13 +173,16 @@ def reference_solver(config: RunConfig) -> SolverConfig:
     if not isinstance(solver, SolverConfig) or isinstance(baseline, MlpConfig):
         raise ValueError("train.reference_solver: this run's model has no ODE solve to validate under another solver")
     try:
-        return SolverConfig.model_validate({**solver.model_dump(), **(config.train.reference_solver or {})})
+        section = SolverConfig.model_validate({**solver.model_dump(), **(config.train.reference_solver or {})})
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         raise ValueError(
             f"train.reference_solver{'.' + where if where else ''}: {error['msg'].removeprefix('Value error, ')}"
         ) from None
+    if isinstance(baseline, OdeNetConfig):
+        _solver_for_baseline(section, "train.reference_solver")
+    return section
 
 
 def _check_flow(circuit: CircuitConfig, dim: int, what: str) -> None:
@@ -316,11 +319,11 @@ class OdeNetConfig(Section):
     t_end: float = Field(1.0, gt=0, le=1e3, description="The ODE block integrates t from 0 to t_end.")
 
 
-def _solver_for_baseline(solver: SolverConfig) -> None:
+def _solver_for_baseline(solver: SolverConfig, key: str = "solver") -> None:
     """The KCL kernel and the fused integrator are circuit machinery: a baseline's field has neither."""
     if solver.kernel != "auto" or solver.integrator == "fused":
         raise ValueError(
-            "solver: kernel and integrator 'fused' apply to circuits; the ODE-Net baseline is solved by "
+            f"{key}: kernel and integrator 'fused' apply to circuits; the ODE-Net baseline is solved by "
             "torchdiffeq (remove them)"
         )
 
