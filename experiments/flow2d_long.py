@@ -26,6 +26,7 @@ from common import CONFIGS, parser, run_jobs
 from kirchhoffnet import Flow
 from kirchhoffnet.compat import load_original
 from kirchhoffnet.data.toy2d import sample_toy
+from kirchhoffnet.tasks.base import batched
 from kirchhoffnet.training import open_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +43,10 @@ def nll(flow: Flow, points: torch.Tensor, batch: int = 2_000) -> torch.Tensor:
     """Per-point negative log-likelihood in nats, without gradients."""
     dtype = next(flow.parameters()).dtype
     with torch.no_grad():
-        return torch.cat([-flow.log_prob(chunk.to(dtype)).double() for chunk in points.split(batch)])
+        return batched(lambda chunk: -flow.log_prob(chunk.to(dtype)).double(), points, batch)
 
 
-def shown(path: Path) -> Path:
+def repo_relative(path: Path) -> Path:
     """A path inside the repository relative to it, so paired.json does not name this machine's checkout."""
     path = path.resolve()
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
@@ -68,7 +69,7 @@ def paired(run_dir: Path, original_dir: Path, name: str) -> dict[str, object]:
         "difference_stderr_nats": difference.std().item() / math.sqrt(len(difference)),
         "points": len(difference),
         "point_seeds": list(POINT_SEEDS),
-        "original": str(shown(original_dir)),
+        "original": str(repo_relative(original_dir)),
     }
 
 
