@@ -18,16 +18,20 @@ GLIBC = platform.libc_ver()[0] == "glibc"
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
-def test_freed_blocks_are_reused_without_page_faults(monkeypatch):
+def test_freed_blocks_are_reused_without_page_faults(monkeypatch, one_torch_thread):
     monkeypatch.setattr(runtime, "_applied", None)
     assert runtime.keep_freed_memory()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(100):  # 1 MiB each: above glibc's default 128 KiB thresholds
-        torch.empty(1 << 18).fill_(1.0)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    # Returned to the kernel after each free, every allocation would fault its 256 pages back
-    # in: ~25,600 faults. Kept in the heap, only the first one does.
-    assert faults < 2_000, faults
+    # This thread's faults only (and torch on this thread): the process's count also holds whatever other
+    # threads of the test process fault meanwhile, which once pushed it past the bound in a full run.
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(100):  # a solve's pattern: several 1 MiB temporaries alive at once, then freed together
+        blocks = [torch.empty(1 << 18).fill_(1.0) for _ in range(8)]
+        del blocks
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    # glibc's default trims the freed 8 MiB off the heap's top each time and faults its 2,048 pages back in on the
+    # next: ~150,000 faults here (measured with KIRCHHOFFNET_MALLOC=default). Kept, only the first pass does.
+    # (A single block freed and reallocated does not show it: glibc's dynamic threshold already keeps that one.)
+    assert faults < 10_000, faults
 
 
 def test_opting_out_leaves_the_allocator_alone(monkeypatch):
