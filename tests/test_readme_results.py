@@ -3,7 +3,6 @@ what the JSON gives, so a figure cannot be edited in the README alone or drift f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -12,20 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import write_finished_run
+from .conftest import experiment_script, write_finished_run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("readme_results", REPO / "experiments" / "readme_results.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _generator()
+gen = experiment_script("readme_results")
 
 
 def test_readme_tables_are_what_results_json_gives():
