@@ -8,7 +8,9 @@
 Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results -->`` and comes from
 results/NAME.json: every figure per seed, the command that made them, the machine and the date, so the
 README states a mean ± std over n seeds that anyone can re-measure, and cannot drift from the record.
-``--collect NAME DIR`` writes results/NAME.json from the finished run directories ``DIR/**/seedS``.
+``--collect NAME DIR`` writes results/NAME.json from the finished run directories ``DIR/**/seedS``; with
+``--merge`` the cells found in DIR replace their namesakes and the record's other cells stay (runs of one table
+made at different times, on the same kind of machine: its one provenance line names one).
 """
 
 from __future__ import annotations
@@ -272,6 +274,13 @@ def collect(name: str, root: Path, command: str) -> dict[str, Any]:
     return {"experiment": name, "command": command, "machine": _machine(), "date": date, "cells": cells}
 
 
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new``'s cells over ``old``'s, under ``new``'s command and date; refused across machines."""
+    if old["machine"] != new["machine"]:
+        raise SystemExit(f"--merge: the record was measured on {old['machine']!r}, this machine is {new['machine']!r}")
+    return {**new, "cells": {**old["cells"], **new["cells"]}}
+
+
 def _values(run_dir: Path, metrics: dict[str, Any]) -> dict[str, float]:
     """The figures of one run: its primary test metric (and under the solve it was re-scored with, where it
     was), or a diffusion run's KL of every sampler."""
@@ -295,14 +304,18 @@ def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--check", action="store_true", help="exit 1 if README.md differs from what results/ gives")
     args.add_argument("--collect", nargs=2, metavar=("NAME", "DIR"), help="write results/NAME.json from DIR's runs")
-    args.add_argument("--command", help="with --collect: the command that trained DIR's runs")
+    args.add_argument("--command", help="with --collect: the command that trained DIR's runs (all the record's)")
+    args.add_argument("--merge", action="store_true", help="with --collect: keep the record's cells not in DIR")
     options = args.parse_args()
     if options.collect:
         if not options.command:
             args.error("--collect needs --command, the command that made the runs")
         name, root = options.collect
+        record = collect(name, Path(root), options.command)
+        if options.merge:
+            record = merge(load(name), record)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{name}.json").write_text(json.dumps(collect(name, Path(root), options.command), indent=1) + "\n")
+        (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
         return
     if options.check:
         problem = check()

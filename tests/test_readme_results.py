@@ -110,6 +110,18 @@ def test_collect_takes_the_figure_rescored_under_another_solve(tmp_path):
     )
 
 
+def test_merge_replaces_the_cells_it_has_and_keeps_the_others(tmp_path):
+    for cell, mse in {"mlp": 0.1, "circuit": 0.2}.items():
+        write_finished_run(tmp_path / "first" / cell / "seed0", 0, mse, primary_metric="mse")
+    write_finished_run(tmp_path / "again" / "mlp" / "seed0", 0, 0.05, primary_metric="mse")
+    old = gen.collect("regression", tmp_path / "first", "python first.py")
+    merged = gen.merge(old, gen.collect("regression", tmp_path / "again", "python both.py"))
+    assert {k: c["values"]["mse"] for k, c in merged["cells"].items()} == {"mlp": [0.05], "circuit": [0.2]}
+    assert merged["command"] == "python both.py"
+    with pytest.raises(SystemExit, match="--merge: the record was measured on 'a 64-core box'"):
+        gen.merge({**old, "machine": "a 64-core box"}, merged)
+
+
 def test_collect_takes_the_pairing_with_the_original_checkpoint(tmp_path):
     for seed, (own, ours, diff) in enumerate([(1.03, 1.025, -0.006), (1.04, 1.035, 0.004)]):
         run = tmp_path / "twomoon" / f"seed{seed}"
