@@ -70,6 +70,7 @@ def test_eval_under_another_solver_scores_the_same_model(run_dir, tmp_path):
         (["solver.rtol=-1"], "solver.rtol: "),
         (["solver"], "--set 'solver': eval changes only the solver"),
         (["solver.method=rk4", "data.test_subset=5"], "--set 'data.test_subset=5': eval changes only"),
+        (["solver.method=rk4", "solver.step_size=1e-9"], "solver.step_size: 1e-09 makes 1e+09 rk4 steps"),
     ],
 )
 def test_eval_settings_other_than_the_solver_are_one_line(run_dir, tmp_path, settings, message):

@@ -196,6 +196,7 @@ def _evaluation_solver(
     if not isinstance(getattr(model, "solver", None), Solver):
         raise ConfigError(f"--set: this run's model ({type(model).__name__}) has no ODE solve to change")
     changed = parse_config(apply_overrides(config.model_dump(mode="json"), overrides), "--set")
+    preflight(changed, training=False)  # a changed grid past the step limit, refused before --out is made
     section = cast(SolverConfig, changed.solver)  # type: ignore[union-attr]  # a diffusion run has no Solver
     model.solver = section.build()  # type: ignore[assignment]
     return section.model_dump(mode="json")
