@@ -119,6 +119,18 @@ def test_a_step_longer_than_the_slice_is_one_step_not_a_bare_assert():
     assert torch.isfinite(back).all()
 
 
+@pytest.mark.parametrize("integrator", ["fused", "torchdiffeq"])
+def test_tolerances_below_the_dtypes_resolution_say_so(integrator):
+    """rtol = atol = 1e-30 in float32 shrank the step until it underflowed, and the error blamed NaN parameters."""
+    solver = kn.Solver(rtol=1e-30, atol=1e-30, integrator=integrator)
+    with pytest.raises(SolverError, match=r"rtol 1e-30 and atol 1e-30 are below float32's resolution \(1\.2e-07\)"):
+        kn.simulate(small_circuit(), torch.ones(2, 3), solver=solver)
+    tight, _ = kn.simulate(
+        small_circuit().double(), torch.ones(2, 3, dtype=torch.float64), solver=solver.with_tolerance(1e-12, 1e-12)
+    )
+    assert torch.isfinite(tight).all()  # float64 meets what float32 cannot
+
+
 def test_a_message_less_torchdiffeq_assert_is_a_solver_error(monkeypatch):
     simulate_module = importlib.import_module("kirchhoffnet.solve.simulate")  # the package exports a function
 

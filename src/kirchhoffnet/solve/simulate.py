@@ -191,10 +191,10 @@ def _solve_slice(
             field, y0, t, adjoint_params=tuple(piece.parameters()), adjoint_options=adjoint_options, **kwargs
         )
     except AssertionError as exc:  # torchdiffeq reports failures with assert (often without a message)
-        raise _solver_error(f"slice {k}", span, counter, str(exc), solver) from None
+        raise _solver_error(f"slice {k}", span, counter, str(exc), solver, y0.dtype) from None
     except StepError as exc:
         counter.last_t = torch.tensor(exc.time)
-        raise _solver_error(f"slice {k}", span, counter, exc.reason, solver) from None
+        raise _solver_error(f"slice {k}", span, counter, exc.reason, solver, y0.dtype) from None
 
 
 def _fused_applies(piece: Slice, evaluator: KclKernel, solver: Solver, points: int, k: int) -> bool:
@@ -294,7 +294,7 @@ def solve_field(
                 counted, y0, t, adjoint_params=tuple(field.parameters()), adjoint_options=options, **kwargs
             )
     except AssertionError as exc:
-        raise _solver_error(what, span, counter, str(exc), solver, advice) from None
+        raise _solver_error(what, span, counter, str(exc), solver, y0.dtype, advice) from None
     if not bool(torch.isfinite(ys[-1]).all()):
         raise SolverError(f"{what} (t from {span[0]:g} to {span[1]:g}) ended with NaN or infinite values; {advice}")
     return ys[-1], SolveStats([counter.calls], time.perf_counter() - start, [counter])
@@ -319,13 +319,23 @@ def _solver_error(
     counter: _Counter,
     reason: str,
     solver: Solver,
+    dtype: torch.dtype,
     advice: str = _CIRCUIT_ADVICE,
 ) -> SolverError:
     reached = float(counter.last_t) if counter.last_t is not None else span[0]
     nan_step = not math.isfinite(reached)  # a NaN state makes a NaN step size: the last time is NaN too
     if nan_step:
         reached = span[0]
-    if "underflow" in reason and nan_step:
+    eps = torch.finfo(dtype).eps
+    if "underflow" in reason and solver.adaptive and max(solver.rtol, solver.atol) < eps:
+        # no error estimate in this dtype gets below its rounding: the step shrinks until it is nothing
+        name = str(dtype).removeprefix("torch.")
+        what = (
+            f"the step size underflowed: rtol {solver.rtol:g} and atol {solver.atol:g} are below {name}'s resolution "
+            f"({eps:.1e}), which no step can meet"
+        )
+        advice = f"Loosen them to at least {eps:.0e} or compute in float64"
+    elif "underflow" in reason and nan_step:
         what = "the voltages or the step size became NaN (NaN parameters?)"
     elif "underflow" in reason:
         what = "the step size underflowed"
