@@ -28,6 +28,7 @@ import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -37,6 +38,10 @@ _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 32 << 20  # the largest value glibc accepts on 64-bit systems
 _TRIM_THRESHOLD = 256 << 20
+
+LIMIT_ENV = "KIRCHHOFFNET_MEMORY_GB"
+"""Environment variable overriding the memory limit (in GB, 10^9 bytes); default: what is available."""
+GB = 1e9
 
 MAX_THREADS = 1024
 """Most CPU threads a run may ask for: a policy above any machine's cores, far below what
@@ -56,6 +61,38 @@ def keep_freed_memory() -> bool:
                 libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
             )
     return _applied
+
+
+def memory_limit() -> float | None:
+    """Bytes a run may use: ``$KIRCHHOFFNET_MEMORY_GB``, else MemAvailable from /proc/meminfo, else None."""
+    text = os.environ.get(LIMIT_ENV)
+    if text is not None:
+        try:
+            limit = float(text)
+        except ValueError:
+            limit = float("nan")
+        if not limit > 0 or limit == float("inf"):
+            raise ConfigError(f"{LIMIT_ENV} must be a positive number of GB, got {text!r}")
+        return limit * GB
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None  # not Linux: no check rather than a guess
+
+
+def require_memory(needed: float, key: str, what: str, detail: str = "") -> None:
+    """Refuse work whose ``needed`` bytes certainly exceed `memory_limit`, naming the ``key`` that sets it: on
+    Linux such an allocation is granted and the kernel kills the process as its pages are touched.
+    ``detail`` (the estimate's terms and the remedy) follows the figures."""
+    limit = memory_limit()
+    if limit is not None and needed > limit:
+        raise ConfigError(
+            f"{key}: the {what} needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available"
+            f"{' ' + detail if detail else ''}, or set {LIMIT_ENV} if the estimate is wrong"
+        )
 
 
 _kernel_threads: int | None = None

@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 import kirchhoffnet as kn
 from kirchhoffnet.cli.main import app
+from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.runtime import LIMIT_ENV
 from kirchhoffnet.spice import read_raw
 
 runner = CliRunner()
@@ -38,6 +40,30 @@ def test_simulate_writes_every_slice_as_raw_and_csv(tmp_path, flow_checkpoint):
 def test_simulate_refuses_other_suffixes_before_simulating(tmp_path, flow_checkpoint):
     result = runner.invoke(app, ["simulate", str(flow_checkpoint), "--waveforms", str(tmp_path / "w.vcd")])
     assert result.exit_code == 2 and "must end in .raw or .csv, got '.vcd'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "limit_gb", "message"),
+    [  # each of these was a run killed by the kernel or one that did not end, and left the file half written
+        (["--points", "1000000000"], None, "points_per_slice must be an integer from 2 to 1,000,000, got 1000000000"),
+        (["--samples", "1000000000"], "8", "samples: the flow's base-sample draw needs at least 32 GB but 8 GB"),
+        (["--samples", "100000", "--points", "100000"], "8", "points_per_slice: the trajectory needs at least 320 GB"),
+    ],
+)
+def test_simulate_refuses_work_past_the_limits_before_solving(tmp_path, flow_checkpoint, options, limit_gb, message):
+    env = {LIMIT_ENV: limit_gb} if limit_gb else {}
+    args = ["simulate", str(flow_checkpoint), *options, "--waveforms", str(tmp_path / "w.raw")]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "w.raw").exists()
+
+
+def test_trajectory_points_closer_than_the_dtype_tells_apart_are_refused():
+    circuit = kn.Circuit(kn.topology.fully_connect(3), times=(1e6, 1e6 + 1))  # float32 floats near 1e6 are 0.06 apart
+    with pytest.raises(ConfigError, match=r"^points_per_slice: 1,000 points over slice 0 .* closer than float32"):
+        kn.trajectory(circuit, torch.zeros(1, 2), points_per_slice=1000)
+    waves, _ = kn.trajectory(circuit.double(), torch.zeros(1, 2, dtype=torch.float64), points_per_slice=1000)
+    assert torch.unique(waves[0][0]).numel() == 1000  # float64 tells them apart
 
 
 @pytest.mark.needs_ngspice

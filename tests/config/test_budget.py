@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import check_memory, load_config
-from kirchhoffnet.config.budget import LIMIT_ENV, estimate, memory_limit
+from kirchhoffnet.config.budget import estimate
 from kirchhoffnet.config.circuit import Chain, FullyConnect, MixConnect, NeighborConnect, RandomGraph
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.runtime import LIMIT_ENV, memory_limit
 from kirchhoffnet.training import sample_run, train
 
 from ..training.helpers import tiny_flow

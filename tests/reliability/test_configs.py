@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import TASKS, check_memory, parse_config, preflight
-from kirchhoffnet.config.budget import LIMIT_ENV
 from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.runtime import LIMIT_ENV
 
 from .fuzz import finite_floats, load, mutated
 

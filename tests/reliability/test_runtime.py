@@ -30,13 +30,13 @@ import kirchhoffnet as kn
 from kirchhoffnet._finite import finite_number, require_finite
 from kirchhoffnet.cli.main import app
 from kirchhoffnet.config import apply_overrides, load_config, parse_config, preflight
-from kirchhoffnet.config.budget import LIMIT_ENV
 from kirchhoffnet.errors import ConfigError, KirchhoffError, SolverError, ToolError, TrainingError
 from kirchhoffnet.hardware import PhysicalDesign
 from kirchhoffnet.hardware.metrics import Metric
 from kirchhoffnet.hardware.noise import simulate_noisy
 from kirchhoffnet.hardware.variation import Variation, sigma_sweep, summarize
 from kirchhoffnet.io import write_json_atomic
+from kirchhoffnet.runtime import LIMIT_ENV
 from kirchhoffnet.solve.solver import MAX_FIXED_STEPS
 from kirchhoffnet.tasks.flow2d import Flow2dTask
 from kirchhoffnet.training import train

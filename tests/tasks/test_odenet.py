@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 import kirchhoffnet as kn
 from kirchhoffnet.config import check_memory, parse_config
-from kirchhoffnet.config.budget import LIMIT_ENV
 from kirchhoffnet.errors import CheckpointError, ConfigError, SolverError
 from kirchhoffnet.models.baselines import ODENet, load_baseline, save_baseline
+from kirchhoffnet.runtime import LIMIT_ENV
 from kirchhoffnet.solve import solve_field
 from kirchhoffnet.training import evaluate_run, open_run, train
 

@@ -18,8 +18,6 @@ sampler steps).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,39 +28,17 @@ from kirchhoffnet.data.images import IMAGE_SETS
 from kirchhoffnet.devices import resolve
 from kirchhoffnet.errors import ConfigError
 from kirchhoffnet.models.baselines import MLP, ODENet
+from kirchhoffnet.runtime import GB, memory_limit, require_memory
 from kirchhoffnet.solve.solver import MAX_FIXED_STEPS, check_time_grid
 
-LIMIT_ENV = "KIRCHHOFFNET_MEMORY_GB"
-"""Environment variable overriding the memory limit (in GB, 10^9 bytes); default: what is available."""
 PARAMETER_COPIES = 4  # the parameters, their gradients, Adam's two moments
 BATCH_BUFFERS = 3  # (B, E) tensors of a differentiable field evaluation: pre-activations, currents, slopes
 INDEX_BYTES = 16  # a (2, E) int64 edge list
 SOLVER_STATES = 8  # copies of the (N, B) state an adaptive step keeps: dopri5's 7 stages and the state
 MIN_CHUNK_EDGES = 256  # inference evaluates the field over chunks of at least this many edges
 DATA_COPIES = 2  # a data set exists at least twice: as drawn (float64 numpy) and as the run's tensor
-GB = 1e9
 MAX_SETTLE_STEPS = 10_000
 """Most relaxation steps of a score circuit's hidden nodes per evaluation (the shipped configs use 4–40)."""
-
-
-def memory_limit() -> float | None:
-    """Bytes a run may use: ``$KIRCHHOFFNET_MEMORY_GB``, else MemAvailable from /proc/meminfo, else None."""
-    text = os.environ.get(LIMIT_ENV)
-    if text is not None:
-        try:
-            limit = float(text)
-        except ValueError:
-            limit = float("nan")
-        if not limit > 0 or limit == float("inf"):
-            raise ConfigError(f"{LIMIT_ENV} must be a positive number of GB, got {text!r}")
-        return limit * GB
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None  # not Linux: no check rather than a guess
 
 
 def estimate(config: Any, training: bool = True) -> tuple[float, str, str]:
@@ -217,25 +193,10 @@ def check_memory(config: Any, training: bool = True) -> None:
         ConfigError: naming the key of the largest term (``circuit.topology[k]`` or a batch size),
             the estimate and the limit, and how to lower the one or raise the other.
     """
-    limit = memory_limit()
-    if limit is None:
+    if memory_limit() is None:  # no estimate to make
         return
     needed, key, detail = estimate(config, training)
-    if needed > limit:
-        what = "circuit" if getattr(config, "circuit", None) is not None else "run"  # a baseline's run has none
-        raise ConfigError(
-            f"{key}: the {what} needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
-            f"{detail}, or set {LIMIT_ENV} if the estimate is wrong"
-        )
-
-
-def _refuse_if_above(needed: float, key: str, detail: str) -> None:
-    limit = memory_limit()
-    if limit is not None and needed > limit:
-        raise ConfigError(
-            f"{key}: the run needs at least {needed / GB:.3g} GB but {limit / GB:.3g} GB are available "
-            f"({detail}), or set {LIMIT_ENV} if the estimate is wrong"
-        )
+    require_memory(needed, key, "circuit" if getattr(config, "circuit", None) is not None else "run", detail)
 
 
 def check_diffusion(config: Any) -> None:
@@ -283,4 +244,4 @@ def check_diffusion(config: Any) -> None:
     (_, key), _ = max(terms.items(), key=lambda item: item[1])
     detail = ", ".join(f"{name} {size / GB:.3g} GB" for (name, _), size in terms.items())
     remedy = f"lower {key}" if key == width_key else f"lower {key} or {width_key}"
-    _refuse_if_above(float(sum(terms.values())), key, f"{detail}; {remedy}")
+    require_memory(float(sum(terms.values())), key, "run", f"({detail}; {remedy})")

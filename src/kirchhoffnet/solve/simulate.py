@@ -3,6 +3,7 @@ and catching blow-ups."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from kirchhoffnet.circuit._affine import WholeAffine
 from kirchhoffnet.circuit._kcl import KclKernel, records
 from kirchhoffnet.devices import AffineActivation
 from kirchhoffnet.errors import ConfigError, SolverError
+from kirchhoffnet.runtime import require_memory
 from kirchhoffnet.solve._adjoint import analytic_adjoint
 from kirchhoffnet.solve._fused_rk import FusedProblem, StepError, fused_solve
 from kirchhoffnet.solve._traced import TABLEAUX, traceable, traced_simulate
@@ -582,6 +584,38 @@ def simulate_log_density(
     return v, log_det, stats  # type: ignore[return-value]
 
 
+MAX_TRAJECTORY_POINTS = 1_000_000
+"""Most time points a trajectory keeps per slice: torchdiffeq reaches each in a Python step of its own, so a
+billion of them is a run that does not end (a SPICE .tran prints a few thousand)."""
+POINT_OVERHEAD = 512  # bytes per kept point and slice beyond its voltages: 1e6 points of one sample took 556 MB
+
+
+def _check_trajectory(circuit: Circuit, x: Tensor, points: int) -> None:
+    """Refuse a trajectory that cannot be kept, before solving: more points than `MAX_TRAJECTORY_POINTS`, points
+    closer than the solve's time dtype tells apart (torchdiffeq then fails an assert), or voltages past memory."""
+    if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_TRAJECTORY_POINTS:
+        raise ConfigError(f"points_per_slice must be an integer from 2 to {MAX_TRAJECTORY_POINTS:,}, got {points!r}")
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    eps = torch.finfo(dtype).eps
+    for k, (start, end) in enumerate(itertools.pairwise(circuit.times)):
+        scale = max(abs(start), abs(end))
+        if abs(end - start) / (points - 1) <= 4 * eps * scale:
+            raise ConfigError(
+                f"points_per_slice: {points:,} points over slice {k} (t from {start:g} to {end:g}) are closer than "
+                f"{str(dtype).removeprefix('torch.')} tells apart (floats near {scale:g} are {eps * scale:.3g} apart); "
+                "use fewer points or float64"
+            )
+    batch = x.shape[0] if x.dim() == 2 else 1
+    nodes = sum(circuit.widths)
+    require_memory(
+        float(points) * (batch * nodes * x.element_size() + POINT_OVERHEAD * circuit.num_slices),
+        "points_per_slice",
+        "trajectory",
+        f"({points:,} points per slice × {batch:,} inputs × {nodes:,} nodes over the slices, and a tensor per point "
+        "and slice); use fewer points or inputs",
+    )
+
+
 def trajectory(
     circuit: Circuit,
     x: Tensor,
@@ -598,8 +632,7 @@ def trajectory(
     Returns:
         One ``(t, v)`` per slice — ``t`` (T,) float64 times, ``v`` (T, B, N_k) voltages — and stats.
     """
-    if points_per_slice < 2:
-        raise ConfigError(f"points_per_slice must be at least 2, got {points_per_slice}")
+    _check_trajectory(circuit, x, points_per_slice)
     waves: list[tuple[Tensor, Tensor]] = []
 
     def keep(k: int, t: Tensor, ys: Tensor) -> None:

@@ -28,6 +28,7 @@ from kirchhoffnet.hardware.variation import MonteCarloResult
 from kirchhoffnet.models import Flow
 from kirchhoffnet.runs import OpenedRun, held_out_points, kind_of, open_model
 from kirchhoffnet.runs import open as open_saved_run
+from kirchhoffnet.runtime import require_memory
 from kirchhoffnet.tasks import Task
 from kirchhoffnet.training._state import seed_everything
 
@@ -116,6 +117,8 @@ def study_inputs(
     if saved.task is not None and not isinstance(saved.model, Flow):
         return saved.task.test_data()[0][:samples]
     if isinstance(saved.model, Flow):
+        # drawn, then encoded as the circuit's initial state: two float64 copies before any solve
+        require_memory(16.0 * samples * saved.model.dim, "samples", "flow's base-sample draw", "(float64, twice)")
         generator = torch.Generator().manual_seed(draw_seed(seed, "base"))
         return torch.randn(samples, saved.model.dim, generator=generator, dtype=torch.float64)
     raise ConfigError(
