@@ -361,3 +361,17 @@ def test_every_kernel_gives_the_same_solve_and_gradient(num_nodes, gradient):
         torch.testing.assert_close(v, results[0][0], rtol=1e-10, atol=1e-12)
         for a, b in zip(grads, results[0][1], strict=True):
             torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", [kn.Solver(), kn.Solver(integrator="torchdiffeq"), kn.Solver("rk4", step_size=0.25)])
+def test_an_empty_batch_gives_empty_results_with_gradients(solver):
+    """As torch layers do. Adaptive solves read the NaN error norm of no values as a failed step and blamed NaN
+    parameters; a fixed step always gave the empty result."""
+    circuit = small_circuit("ShiftTanh2", slices=2)
+    x = torch.zeros(0, 3, requires_grad=True)
+    v, _ = kn.simulate(circuit, x, solver=solver)
+    assert v.shape == (0, 3)
+    v.sum().backward()
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in circuit.parameters())
+    flow = kn.Flow(kn.Circuit(kn.topology.fully_connect(3), "ShiftTanh2"), solver)
+    assert flow.log_prob(torch.zeros(0, 2)).shape == (0,)

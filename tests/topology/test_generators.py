@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kirchhoffnet.errors import TopologyError
+from kirchhoffnet.errors import ConfigError, TopologyError
+from kirchhoffnet.runtime import LIMIT_ENV
 from kirchhoffnet.topology import (
     chain,
     chain_edges,
@@ -149,3 +150,19 @@ def test_every_closed_form_edge_count_equals_the_built_topology(
     for ground in (True, False):
         assert fully_connect_edges(nodes + 1, repeat, ground) == fully_connect(nodes + 1, repeat, ground).shape[1]
         assert chain_edges(nodes + 1, kernel_repeat, ground) == chain(nodes + 1, kernel_repeat, ground).shape[1]
+
+
+@pytest.mark.parametrize(
+    ("build", "builder"),
+    [
+        (lambda: fully_connect(10**6), "fully_connect"),
+        (lambda: neighbor_connect(1, 10**5, 10**5, 3), "neighbor_connect"),
+        (lambda: mix_connect(1, 28, 28, 4, hidden_nodes=10**9), "mix_connect"),
+        (lambda: chain(10**12), "chain"),
+        (lambda: random_graph(10, 10**12), "random_graph"),
+    ],
+)
+def test_an_edge_list_past_the_memory_is_refused_before_allocating(monkeypatch, build, builder):
+    monkeypatch.setenv(LIMIT_ENV, "8")
+    with pytest.raises(ConfigError, match=rf"^{builder}: the topology of [\d,]+ edges needs at least .* but 8 GB"):
+        build()  # fully_connect(10**6) asked torch's allocator for 1 TB, a RuntimeError from inside it

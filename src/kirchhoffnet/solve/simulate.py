@@ -484,6 +484,10 @@ def _eager_integrate(
     caches would otherwise break the graph at every step."""
     _check_input(x)
     check_time_grid(circuit.times, solver, x.dtype if x.dtype == torch.float64 else torch.float32)
+    if solver.adaptive and x.dim() > 0 and x.shape[0] == 0:
+        # An empty batch has no error to control (its norm is NaN, which read as a failed step): one step per
+        # slice gives the empty result in its shapes, as a fixed-step solve always did.
+        solver = Solver("euler", step_size=max(b - a for a, b in itertools.pairwise(circuit.times)))
     if reverse:
         if len(set(circuit.widths)) != 1 or circuit.residual is not None:
             raise ConfigError("reverse-time integration needs every slice to have the same node count and no residual")

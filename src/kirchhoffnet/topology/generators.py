@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kirchhoffnet.errors import TopologyError
+from kirchhoffnet.runtime import require_memory
+
+EDGE_BYTES = 32  # a (2, E) int64 edge list and one temporary of its size while it is assembled
 
 
 def _pair_repeat(repeat: int | Sequence[int]) -> tuple[int, int]:
@@ -31,6 +34,12 @@ def _positive(name: str, value: int) -> int:
     if int(value) < 1:
         raise TopologyError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+def _require_edges(edges: int, builder: str) -> None:
+    """Refuse, before any allocation, an edge list the memory cannot hold (``fully_connect(10**6)`` asked the
+    allocator for 1 TB and failed inside torch)."""
+    require_memory(float(edges) * EDGE_BYTES, builder, f"topology of {edges:,} edges", "(int64 edge lists)")
 
 
 def _interleave(first: Tensor, second: Tensor, repeat: tuple[int, int]) -> Tensor:
@@ -53,6 +62,7 @@ def fully_connect(num_nodes: int, repeat: int | Sequence[int] = (1, 1), include_
     num_nodes = _positive("num_nodes", num_nodes)
     if num_nodes < 2:
         raise TopologyError("fully_connect needs num_nodes >= 2 (ground and at least one state node)")
+    _require_edges(fully_connect_edges(num_nodes, repeat, include_ground), "fully_connect")
     first = 0 if include_ground else 1
     nodes = torch.arange(first, num_nodes)
     src, dst = torch.meshgrid(nodes, nodes, indexing="ij")
@@ -86,6 +96,7 @@ def neighbor_connect(
     kernel_size, repeat = _positive("kernel_size", kernel_size), _positive("repeat", repeat)
     if not padding and kernel_size > min(height, width):
         raise TopologyError(f"kernel_size {kernel_size} exceeds the image ({height}×{width}) and padding is off")
+    _require_edges(neighbor_connect_edges(channels, height, width, kernel_size, padding, repeat), "neighbor_connect")
     pixels = torch.arange(1, 1 + channels * height * width, dtype=torch.float64).reshape(1, channels, height, width)
     windows = F.unfold(pixels, kernel_size=kernel_size, padding=kernel_size - 1 if padding else 0)[0].long()
     size = windows.shape[0]
@@ -136,6 +147,8 @@ def mix_connect(
     if hidden_nodes < 0:
         raise TopologyError(f"hidden_nodes must be >= 0, got {hidden_nodes}")
     pair = _pair_repeat(repeat)
+    pixel_count = int(channels) * int(height) * int(width)
+    _require_edges(mix_connect_edges(pixel_count, hidden_nodes, pair, 0), "mix_connect")  # the local edges: below
     local = neighbor_connect(channels, height, width, kernel_size, padding=padding, repeat=kernel_repeat)
     last_pixel = int(channels) * int(height) * int(width)  # not local.max(): 1×1 windows make no local edges
     pixels = torch.arange(1, last_pixel + 1)
@@ -160,6 +173,7 @@ def chain(num_nodes: int, repeat: int = 1, include_ground: bool = True) -> Tenso
     first = 0 if include_ground else 1
     if num_nodes - first < 2:
         raise TopologyError(f"chain needs at least two nodes to connect, got num_nodes={num_nodes}")
+    _require_edges(chain_edges(num_nodes, repeat, include_ground), "chain")
     nodes = torch.arange(first, num_nodes - 1)
     edges = torch.stack([nodes, nodes + 1])
     return edges.repeat_interleave(_positive("repeat", repeat), dim=1)
@@ -179,6 +193,7 @@ def random_graph(num_nodes: int, num_edges: int, seed: int = 0, ground_fraction:
     num_nodes, num_edges = _positive("num_nodes", num_nodes), _positive("num_edges", num_edges)
     if num_nodes < 2:
         raise TopologyError("random_graph needs num_nodes >= 2")
+    _require_edges(num_edges, "random_graph")
     rng = torch.Generator().manual_seed(seed)
     src = torch.randint(1, num_nodes, (num_edges,), generator=rng)
     covered = min(num_edges, num_nodes - 1)
