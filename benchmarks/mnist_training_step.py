@@ -18,6 +18,8 @@ candidates; ``odenet`` adds the ODE-Net baseline of the same size (`configs/clas
         [--paths gather,affine,auto,odenet] [--clock cpu]
 
 ``--clock cpu`` times process CPU seconds (every thread's: compare paths at 1 thread) where other jobs share the host.
+``--solve rk4`` takes the step of experiments/fashion_mnist.py --paper instead (RK4 at step 0.5, backpropagated
+through its stages), the recipe both the circuit and the ODE-Net were trained with there.
 """
 
 from __future__ import annotations
@@ -43,13 +45,20 @@ KERNELS = ("gather", "affine", "auto")
 ODENET = "odenet"
 
 
-def _model(original: Path | None) -> kn.Network:
+SOLVES = {  # --solve: (solver, gradient)
+    "dopri5": (kn.Solver("dopri5", rtol=1e-3, atol=1e-3, first_step=1e-2, min_step=1e-5), kn.Adjoint()),
+    "rk4": (kn.Solver("rk4", step_size=0.5), kn.Backprop()),
+}
+
+
+def _model(original: Path | None, solve: str) -> kn.Network:
     if original is not None:
-        return kn.compat.load_original(original)
+        model = kn.compat.load_original(original)
+        model.solver, model.gradient = SOLVES[solve]
+        return model
     edges = kn.topology.mix_connect(1, 28, 28, 4, 50, (1, 1))
     circuit = kn.Circuit(edges, "ShiftRelu1", slices=2)
-    solver = kn.Solver("dopri5", rtol=1e-3, atol=1e-3, first_step=1e-2, min_step=1e-5)
-    return kn.Network(circuit, "last10", solver, kn.Adjoint())
+    return kn.Network(circuit, "last10", *SOLVES[solve])
 
 
 def _batch(size: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -70,6 +79,7 @@ def main() -> None:
     parser.add_argument("--original", type=Path, help="the original code's results/mnist directory (else random)")
     parser.add_argument("--paths", default=",".join(KERNELS), help=f"of {', '.join((*KERNELS, ODENET))}")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall or process CPU seconds")
+    parser.add_argument("--solve", choices=tuple(SOLVES), default="dopri5", help="the configs' or the --paper recipe's")
     args = parser.parse_args()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     paths = args.paths.split(",")
@@ -77,9 +87,9 @@ def main() -> None:
     if unknown or not paths:
         parser.error(f"--paths: unknown {unknown}; choose from {', '.join((*KERNELS, ODENET))}")
     torch.manual_seed(0)
-    model = _model(args.original)
+    model = _model(args.original, args.solve)
     solver = model.solver
-    odenet = ODENet(1, 28, 28, 10, channels=136, downsamplings=2, solver=solver, gradient=kn.Adjoint())
+    odenet = ODENet(1, 28, 28, 10, channels=136, downsamplings=2, solver=solver, gradient=SOLVES[args.solve][1])
     x, y, source = _batch(args.batch)
     grads, nfe = {}, {}
 
@@ -93,7 +103,7 @@ def main() -> None:
         nfe[path] = (sum(trained.stats.nfe), sum(trained.stats.nfe_backward))
 
     params = "original checkpoint" if args.original else "random parameters"
-    print(f"MNIST-topology training step, {params}, batch {args.batch} of {source}")
+    print(f"MNIST-topology training step ({args.solve}), {params}, batch {args.batch} of {source}")
     for count in (1, 2):  # as kirchhoffnet.runtime.use_threads sets them: the kernels on N, torch on 1
         with threads(count):
             times = interleaved({k: (lambda k=k: step(k)) for k in paths}, args.repeats, 1, clock=clock)
