@@ -147,10 +147,9 @@ def mix_connect(
     if hidden_nodes < 0:
         raise TopologyError(f"hidden_nodes must be >= 0, got {hidden_nodes}")
     pair = _pair_repeat(repeat)
-    pixel_count = int(channels) * int(height) * int(width)
-    _require_edges(mix_connect_edges(pixel_count, hidden_nodes, pair, 0), "mix_connect")  # the local edges: below
-    local = neighbor_connect(channels, height, width, kernel_size, padding=padding, repeat=kernel_repeat)
     last_pixel = int(channels) * int(height) * int(width)  # not local.max(): 1×1 windows make no local edges
+    _require_edges(mix_connect_edges(last_pixel, hidden_nodes, pair, 0), "mix_connect")  # the local edges: below
+    local = neighbor_connect(channels, height, width, kernel_size, padding=padding, repeat=kernel_repeat)
     pixels = torch.arange(1, last_pixel + 1)
     ground = torch.zeros_like(pixels)
     to_ground = _interleave(torch.stack([pixels, ground]), torch.stack([ground, pixels]), pair)
