@@ -227,14 +227,17 @@ def test_diffusion_sample_options_are_checked_before_sampling(monkeypatch):
 
     monkeypatch.setenv(LIMIT_ENV, "8")
     config = parse_config(_diffusion())
-    _check_request(config, 10_000, 10_000, 1.0)
+    _check_request(config, 10_000, 10_000, None)
     for n, steps, guidance, message in [
         (10, 10**9, None, r"^--steps: 1e\+09 solver steps is more than the limit of 1e\+07"),
         (10, None, math.nan, r"^--guidance must be a finite number in \[-inf, inf\], got nan"),
+        (10, None, 1.0, r"^--guidance: this model is unconditional"),  # was accepted and changed nothing
         (10**12, None, None, r"^-n 1000000000000: evaluate\.num_samples: the run needs at least"),
     ]:
         with pytest.raises(ConfigError, match=message):
             _check_request(config, n, steps, guidance)
+    monkeypatch.setattr(type(config), "num_classes", property(lambda self: 3))
+    _check_request(config, 10_000, 10_000, 1.0)  # a conditional model takes it
 
 
 def test_diffusion_speed_energy_and_spice_check_their_counts_before_work(monkeypatch, tmp_path):

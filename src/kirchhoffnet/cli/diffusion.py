@@ -45,6 +45,8 @@ def _check_request(config: Any, n: int, steps: int | None, guidance: float | Non
 
     if guidance is not None:
         finite_number("--guidance", guidance)
+        if not config.num_classes:  # as labels are refused for it: a setting that would change nothing
+            raise ConfigError("--guidance: this model is unconditional; guidance applies to class-conditional models")
     if steps is not None and steps > MAX_FIXED_STEPS:
         raise ConfigError(f"--steps: {steps:.3g} solver steps is more than the limit of {MAX_FIXED_STEPS:.0e}")
     try:
@@ -68,7 +70,9 @@ def sample_command(
     prog_noise: Annotated[
         float | None, typer.Option(min=0.0, help="Programming noise σ of the chip (relative); default: the config's.")
     ] = None,
-    chip: Annotated[int, typer.Option(help="Chip seed: the same seed is the same programmed chip.")] = 0,
+    chip: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Chip seed: the same seed is the same programmed chip.")
+    ] = 0,
     verify_tolerance: Annotated[
         float | None,
         typer.Option(
