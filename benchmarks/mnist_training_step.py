@@ -54,7 +54,8 @@ SOLVES = {  # --solve: (solver, gradient)
 def _model(original: Path | None, solve: str) -> kn.Network:
     if original is not None:
         model = kn.compat.load_original(original)
-        model.solver, model.gradient = SOLVES[solve]
+        if solve != "dopri5":  # otherwise the original's own solver settings, as before --solve existed
+            model.solver, model.gradient = SOLVES[solve]
         return model
     edges = kn.topology.mix_connect(1, 28, 28, 4, 50, (1, 1))
     circuit = kn.Circuit(edges, "ShiftRelu1", slices=2)
