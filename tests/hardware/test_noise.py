@@ -9,7 +9,7 @@ import scipy.linalg
 import torch
 
 import kirchhoffnet as kn
-from kirchhoffnet.errors import ConfigError
+from kirchhoffnet.errors import ConfigError, SolverError
 from kirchhoffnet.hardware import Noise, PhysicalDesign, noisy_outputs, simulate_noisy
 from kirchhoffnet.hardware.units import BOLTZMANN_J_PER_K
 
@@ -132,3 +132,9 @@ def test_noisy_outputs_of_a_network_go_through_its_readout():
 def test_noise_errors(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def test_noise_that_swamps_the_signal_is_named_when_it_blows_up():
+    """At C = 1e-300 F the kT/C noise overflowed and the error blamed dt and the device gains."""
+    with pytest.raises(SolverError, match=r"thermal noise ε = kT/\(C₀V₀²\) = 4\.14e\+279 is above the signal's scale"):
+        simulate_noisy(small_circuit(), torch.zeros(4, 3), PhysicalDesign(capacitance_f=1e-300), dt=0.01)

@@ -201,9 +201,14 @@ def _noisy_slice(
     # linear interpolations between steps).
     ys = torchsde.sdeint(sde, y0, ts, bm=bm, method="euler", dt=min(dt, t1 - t0))
     if not bool(torch.isfinite(ys[-1]).all()):
+        advice = f"reduce dt (now {dt:g}) or the device gains"
+        if epsilon > 1:  # kT/C past the signal's own scale: the noise blew up, not the step
+            advice = (
+                f"the thermal noise ε = kT/(C₀V₀²) = {epsilon:.3g} is above the signal's scale (1); raise the "
+                "capacitance or the voltage scale"
+            )
         raise SolverError(
-            f"slice {k} (t from {t0:g} to {t1:g}) ended with NaN or infinite voltages under noise; "
-            f"reduce dt (now {dt:g}) or the device gains"
+            f"slice {k} (t from {t0:g} to {t1:g}) ended with NaN or infinite voltages under noise; {advice}"
         )
     return ys[-1].T.contiguous(), (ts.double(), ys)
 
