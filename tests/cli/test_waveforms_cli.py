@@ -44,7 +44,7 @@ def test_simulate_refuses_other_suffixes_before_simulating(tmp_path, flow_checkp
 
 @pytest.mark.parametrize(
     ("options", "limit_gb", "message"),
-    [  # each of these was a run killed by the kernel or one that did not end, and left the file half written
+    [  # before: the first did not end, the second was killed by the kernel (rc 137), the third failed in the allocator
         (["--points", "1000000000"], None, "points_per_slice must be an integer from 2 to 1,000,000, got 1000000000"),
         (["--samples", "1000000000"], "8", "samples: the flow's base-sample draw needs at least 32 GB but 8 GB"),
         (["--samples", "100000", "--points", "100000"], "8", "points_per_slice: the trajectory needs at least 320 GB"),
