@@ -10,20 +10,21 @@ model, seed) with --seeds, and report.md / report.json there. ``--table1`` train
 configs/regression/table1/ (the original protocol: MSE on the [0, 1] target) once per seed and recipe
 (``--recipes``: ``original``, the configs' 40 epochs at a constant lr 1e-3, and ``tuned``,
 kirchhoffnet's regression recipe, the same for circuits and MLPs), then writes table1.json (every
-run's MSE, mean ± std per cell) and table1.md generated from it.
+run's MSE; the README's record, results/table1.json) and table1.md generated from it.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
+import shlex
+import sys
 from pathlib import Path
-from typing import Any
+
+import readme_results
 
 from common import CONFIGS, parser, run_jobs, train_unless_finished
 
 MODELS = ("kirchhoffnet-small", "kirchhoffnet-medium", "kirchhoffnet-large", "mlp")
-TABLE1_SIZES = ("small", "medium", "large")
 TABLE1_KINDS = ("kirchhoffnet", "mlp")
 RECIPES = {
     "original": [],
@@ -40,72 +41,22 @@ RECIPES = {
 
 
 def table1(datasets: list[str], recipes: list[str], seeds: list[int], out: Path, overrides: list[str]) -> str:
-    """Train every Table I cell once per seed and recipe (finished runs are kept), then tabulate."""
+    """Train every Table I cell once per seed and recipe (finished runs are kept), then write table1.json, the
+    README's record of them (experiments/readme_results.py), and table1.md, its table."""
     for recipe in recipes:
         for name in datasets:
-            for size in TABLE1_SIZES:
+            for size in readme_results.TABLE1_SIZES:
                 for kind in TABLE1_KINDS:
                     config = CONFIGS / "regression" / "table1" / f"{name}-{kind}-{size}.yaml"
                     for seed in seeds:
                         run_dir = out / recipe / name / f"{kind}-{size}" / f"seed{seed}"
                         train_unless_finished(config, [*RECIPES[recipe], f"seed={seed}", *overrides], run_dir)
-    results = collect(out)
-    (out / "table1.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = table1_markdown(results)
-    (out / "table1.md").write_text(text)
+    command = shlex.join(["python", "experiments/regression_table.py", *sys.argv[1:]])
+    record = readme_results.collect("table1", out, command)
+    (out / "table1.json").write_text(json.dumps(record, indent=1) + "\n")
+    text = readme_results.table1(record)
+    (out / "table1.md").write_text(text + "\n")
     return text
-
-
-def collect(out: Path) -> dict[str, Any]:
-    """``{recipe: {data: {model: cell}}}`` from the finished runs under ``out``; a cell holds each
-    seed's test MSE (on the [0, 1] target), their mean and sample std, parameters and CPU seconds."""
-    results: dict[str, Any] = {}
-    for metrics_path in sorted(out.glob("*/*/*/seed*/metrics.json")):
-        metrics = json.loads(metrics_path.read_text())
-        if metrics.get("status") not in ("finished", "stopped early"):
-            continue
-        model_dir = metrics_path.parent.parent
-        recipe, name, model = model_dir.parent.parent.name, model_dir.parent.name, model_dir.name
-        cell = (
-            results.setdefault(recipe, {})
-            .setdefault(name, {})
-            .setdefault(model, {"num_params": metrics["num_params"], "seeds": [], "mse": [], "train_cpu_time_s": []})
-        )
-        cell["seeds"].append(metrics["seed"])
-        cell["mse"].append(metrics["test"]["mse"])
-        cell["train_cpu_time_s"].append(metrics["train_cpu_time_s"])
-    for cell in (c for sets in results.values() for models in sets.values() for c in models.values()):
-        cell["mse_mean"] = statistics.fmean(cell["mse"])
-        cell["mse_std"] = statistics.stdev(cell["mse"]) if len(cell["mse"]) > 1 else 0.0
-    return results
-
-
-def table1_markdown(results: dict[str, Any]) -> str:
-    """One markdown table per recipe: a row per (data, size), KirchhoffNet against the MLP, test MSE
-    mean ± std over the seeds with the parameter counts; the better mean in bold."""
-    lines = []
-    for recipe, sets in results.items():
-        lines += [
-            f"**{recipe} recipe**: test MSE on the [0, 1] target, mean ± std over seeds",
-            "",
-            "| data | size | KirchhoffNet | MLP | seeds |",
-            "|---|---|---|---|---:|",
-        ]
-        for name, models in sets.items():
-            for size in TABLE1_SIZES:
-                cells = [models.get(f"{kind}-{size}") for kind in TABLE1_KINDS]
-                if any(c is None for c in cells):
-                    continue
-                best = min(c["mse_mean"] for c in cells)
-                shown = [
-                    ("**{}**" if c["mse_mean"] == best else "{}").format(f"{c['mse_mean']:.5f} ± {c['mse_std']:.5f}")
-                    + f" ({c['num_params']:,} p.)"
-                    for c in cells
-                ]
-                seeds = " / ".join(dict.fromkeys(str(len(c["mse"])) for c in cells))  # "3", or "3 / 2" if they differ
-                lines.append(f"| {name} | {size} | {shown[0]} | {shown[1]} | {seeds} |")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def main() -> None:

@@ -135,3 +135,36 @@ def test_collect_takes_the_pairing_with_the_original_checkpoint(tmp_path):
     table = gen.flow2d_seeds(record)
     assert "| twomoon | 1,800 | **1.035 ± 0.007** | 1.0310 | 1.030 ± 0.007 | -0.006 ± 0.007 / +0.004 ± 0.007 |" in table
     assert "n = 2 (seeds 0, 1)" in table
+
+
+def test_table1_verdict_is_counted_from_the_figures(tmp_path):
+    mses = {  # (recipe, data, size): (circuit's seeds, MLP's seeds)
+        ("original", "friedman", "small"): ([0.004, 0.006], [0.001, 0.002]),  # the MLP, by more than either std
+        ("original", "friedman", "large"): ([0.005, 0.015], [0.011, 0.012]),  # the circuit, within its std
+        ("tuned", "friedman", "medium"): ([0.003, 0.004], [0.005, 0.006]),  # the circuit, clearly
+    }
+    for (recipe, data, size), pair in mses.items():
+        for kind, values in zip(("kirchhoffnet", "mlp"), pair, strict=True):
+            for seed, mse in enumerate(values):
+                run = tmp_path / recipe / data / f"{kind}-{size}" / f"seed{seed}"
+                write_finished_run(run, seed, mse, primary_metric="mse")
+    table = gen.table1(gen.collect("table1", tmp_path, "python x.py"))
+    rows = [line.split(" | ")[:3] for line in table.splitlines() if line.startswith("| original") or "| tuned" in line]
+    assert rows == [
+        ["| original", "friedman", "small"],
+        ["| original", "friedman", "large"],
+        ["| tuned", "friedman", "medium"],
+    ]
+    assert "| **0.00150 ± 0.00071** (10 p.) |" in table  # the lower mean in bold
+    assert (
+        "KirchhoffNet has the lower mean in 2 of 3 cells (1 by more than either's standard deviation). "
+        "MLP has the lower mean in 1 of 3 cells: original friedman small (1 by more than either's standard deviation)."
+    ) in table
+    shutil.rmtree(tmp_path / "original")
+    assert "KirchhoffNet has the lower mean in 1 of 1 cells (1 by more" in gen.table1(
+        gen.collect("table1", tmp_path, "python x.py")
+    )
+    assert "MLP has the lower mean in none of the 1 cells." in gen.table1(gen.collect("table1", tmp_path, "python x"))
+    shutil.rmtree(tmp_path / "tuned" / "friedman" / "mlp-medium")
+    with pytest.raises(SystemExit, match="no cell 'tuned/friedman/mlp-medium'"):
+        gen.table1(gen.collect("table1", tmp_path, "python x.py"))

@@ -3,6 +3,8 @@ data option, and the table the experiment script writes from its JSON."""
 
 from __future__ import annotations
 
+import json
+import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -59,32 +61,21 @@ def test_original_protocol_fixes_the_friedman_set():
         parse_config({**base, "data": {"name": "diabetes", "protocol": "original", "test_fraction": 0.25}})
 
 
-def test_table_is_generated_from_the_json():
+def test_table1_writes_the_readme_record_of_its_runs(tmp_path, monkeypatch):
     script = experiment_script("regression_table")
-    cell = {"num_params": 168, "seeds": [0, 1], "mse": [0.002, 0.004], "train_cpu_time_s": [1.0, 1.0]}
-    mlp = {"num_params": 181, "seeds": [0, 1], "mse": [0.005, 0.005], "train_cpu_time_s": [1.0, 1.0]}
-    results = {"original": {"friedman": {"kirchhoffnet-small": cell, "mlp-small": mlp}}}
-    for c in (cell, mlp):
-        c["mse_mean"], c["mse_std"] = sum(c["mse"]) / 2, 0.0 if c is mlp else 0.0014142
-    text = script.table1_markdown(results)
-    assert "**original recipe**" in text
-    assert "| friedman | small | **0.00300 ± 0.00141** (168 p.) | 0.00500 ± 0.00000 (181 p.) | 2 |" in text
-    assert "medium" not in text  # a size without both models is left out, not shown half
-
-
-def test_collect_reads_finished_runs(tmp_path):
-    import json
-
-    script = experiment_script("regression_table")
-    for seed, mse in ((0, 0.01), (1, 0.03)):
-        run = tmp_path / "tuned" / "diabetes" / "mlp-large" / f"seed{seed}"
-        write_finished_run(run, seed, mse, num_params=1519, train_cpu_time_s=2.0)
-    unfinished = tmp_path / "tuned" / "diabetes" / "mlp-large" / "seed2"
-    unfinished.mkdir()
-    (unfinished / "metrics.json").write_text(json.dumps({"status": "running"}))
-    cell = script.collect(tmp_path)["tuned"]["diabetes"]["mlp-large"]
-    assert cell["seeds"] == [0, 1] and cell["mse_mean"] == pytest.approx(0.02)
-    assert cell["mse_std"] == pytest.approx(0.0141421356)
+    monkeypatch.setattr(script, "train_unless_finished", lambda config, overrides, run_dir: None)  # runs below
+    monkeypatch.setattr(sys, "argv", ["regression_table.py", "--table1", "--datasets", "diabetes"])
+    for size in ("small", "medium", "large"):
+        for kind, mse in (("kirchhoffnet", 0.03), ("mlp", 0.02)):
+            run = tmp_path / "original" / "diabetes" / f"{kind}-{size}" / "seed0"
+            write_finished_run(run, 0, mse, primary_metric="mse", num_params=528)
+    text = script.table1(["diabetes"], ["original"], [0], tmp_path, [])
+    record = json.loads((tmp_path / "table1.json").read_text())
+    assert record["command"] == "python experiments/regression_table.py --table1 --datasets diabetes"
+    assert record["cells"]["original/diabetes/mlp-large"]["values"]["mse"] == [0.02]
+    assert (tmp_path / "table1.md").read_text() == text + "\n"
+    assert text == script.readme_results.table1(record)  # the README's table, one renderer
+    assert "| original | diabetes | large | 0.0300 (528 p.) | **0.0200** (528 p.) |" in text
 
 
 def test_download_is_for_housing_only():
