@@ -96,6 +96,7 @@ def _scattered(record: dict[str, Any]) -> str:
 
 
 TABLE1_SIZES = ("small", "medium", "large")
+TABLE1_KINDS = ("kirchhoffnet", "mlp")  # the circuit of each size, and the MLP of its parameter count
 
 
 def table1(record: dict[str, Any]) -> str:
@@ -111,7 +112,7 @@ def table1(record: dict[str, Any]) -> str:
     circuits = [k.split("/") for k in record["cells"] if k.split("/")[-1].startswith("kirchhoffnet-")]
     rows = [(recipe, data, model.removeprefix("kirchhoffnet-")) for recipe, data, model in circuits]
     for recipe, data, size in sorted(rows, key=lambda row: (row[0], row[1], TABLE1_SIZES.index(row[2]))):
-        cells = [_cell(record, f"{recipe}/{data}/{kind}-{size}") for kind in ("kirchhoffnet", "mlp")]
+        cells = [_cell(record, f"{recipe}/{data}/{kind}-{size}") for kind in TABLE1_KINDS]
         mses = [c["values"]["mse"] for c in cells]
         means = [statistics.fmean(m) for m in mses]
         winner = ("KirchhoffNet", "MLP")[means.index(min(means))]

@@ -25,7 +25,6 @@ import readme_results
 from common import CONFIGS, parser, run_jobs, train_unless_finished
 
 MODELS = ("kirchhoffnet-small", "kirchhoffnet-medium", "kirchhoffnet-large", "mlp")
-TABLE1_KINDS = ("kirchhoffnet", "mlp")
 RECIPES = {
     "original": [],
     "tuned": [
@@ -46,7 +45,7 @@ def table1(datasets: list[str], recipes: list[str], seeds: list[int], out: Path,
     for recipe in recipes:
         for name in datasets:
             for size in readme_results.TABLE1_SIZES:
-                for kind in TABLE1_KINDS:
+                for kind in readme_results.TABLE1_KINDS:
                     config = CONFIGS / "regression" / "table1" / f"{name}-{kind}-{size}.yaml"
                     for seed in seeds:
                         run_dir = out / recipe / name / f"{kind}-{size}" / f"seed{seed}"
