@@ -25,6 +25,7 @@ from kirchhoffnet.config.tasks import (
     RegressionConfig,
     RunConfig,
     TrainConfig,
+    changed_solver,
     reference_solver,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "as_config",
+    "changed_solver",
     "check_memory",
     "load_config",
     "parse_config",

@@ -168,20 +168,24 @@ class RunConfig(Section):
 
 
 def reference_solver(config: RunConfig) -> SolverConfig:
-    """The solver section with ``train.reference_solver``'s keys changed; a model without an ODE solve has none."""
+    """The solver section with ``train.reference_solver``'s keys changed."""
+    return changed_solver(config, config.train.reference_solver or {}, "train.reference_solver")
+
+
+def changed_solver(config: RunConfig, changes: dict[str, Any], where: str) -> SolverConfig:
+    """The run's solver section with ``changes`` applied and validated, errors keyed by ``where`` (the setting
+    that asked for them); a model without an ODE solve has no solver to change."""
     solver, baseline = getattr(config, "solver", None), getattr(config, "baseline", None)
     if not isinstance(solver, SolverConfig) or isinstance(baseline, MlpConfig):
-        raise ValueError("train.reference_solver: this run's model has no ODE solve to validate under another solver")
+        raise ValueError(f"{where}: this run's model has no ODE solve to change")
     try:
-        section = SolverConfig.model_validate({**solver.model_dump(), **(config.train.reference_solver or {})})
+        section = SolverConfig.model_validate({**solver.model_dump(), **changes})
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ValueError(
-            f"train.reference_solver{'.' + where if where else ''}: {error['msg'].removeprefix('Value error, ')}"
-        ) from None
+        key = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{where}{'.' + key if key else ''}: {error['msg'].removeprefix('Value error, ')}") from None
     if isinstance(baseline, OdeNetConfig):
-        _solver_for_baseline(section, "train.reference_solver")
+        _solver_for_baseline(section, where)
     return section
 
 

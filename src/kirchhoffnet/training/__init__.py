@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from kirchhoffnet.checkpoint import RUN_MODEL
-from kirchhoffnet.config import Config, RunConfig, SolverConfig, apply_overrides, as_config, parse_config, preflight
+from kirchhoffnet.config import Config, RunConfig, apply_overrides, as_config, changed_solver, preflight
 from kirchhoffnet.config.load import read_config_mapping
 from kirchhoffnet.data.supplied import as_parts
 from kirchhoffnet.errors import CheckpointError, ConfigError, shown
@@ -24,7 +24,6 @@ from kirchhoffnet.io.paths import check_free_space, check_out_dir, prepare_out_d
 from kirchhoffnet.runs import is_run_directory, read_run_config
 from kirchhoffnet.runs import open as open_saved
 from kirchhoffnet.runtime import threads
-from kirchhoffnet.solve import Solver
 from kirchhoffnet.tasks import Task
 from kirchhoffnet.training._distributed import join, leave, settle, share_failure
 from kirchhoffnet.training._loop import RunResult, Trainer
@@ -193,11 +192,11 @@ def _evaluation_solver(
     for item in overrides:
         if not item.partition("=")[0].strip().startswith("solver."):
             raise ConfigError(f"--set {shown(item)}: eval changes only the solver (solver.KEY=VALUE)")
-    if not isinstance(getattr(model, "solver", None), Solver):
-        raise ConfigError(f"--set: this run's model ({type(model).__name__}) has no ODE solve to change")
-    changed = parse_config(apply_overrides(config.model_dump(mode="json"), overrides), "--set")
-    preflight(changed, training=False)  # a changed grid past the step limit, refused before --out is made
-    section = cast(SolverConfig, changed.solver)  # type: ignore[union-attr]  # a diffusion run has no Solver
+    try:
+        section = changed_solver(config, apply_overrides({}, overrides)["solver"], "--set solver")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    preflight(config.model_copy(update={"solver": section}), training=False)  # a grid past the step limit
     model.solver = section.build()  # type: ignore[assignment]
     return section.model_dump(mode="json")
 
