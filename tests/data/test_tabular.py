@@ -142,13 +142,14 @@ def test_original_housing_has_scikit_learns_features(tmp_path):
     path.write_text(STATLIB_ROWS)
     x, y = load_regression("housing", path=path, protocol="original")
     # MedInc, HouseAge, AveRooms, AveBedrms, Population, AveOccup, Latitude, Longitude; value / 1e5.
-    np.testing.assert_allclose(x[0], [8.3252, 41, 880 / 126, 129 / 126, 322, 322 / 126, 37.88, -122.23])
+    first_row = [8.3252, 41, 880 / 126, 129 / 126, 322, 322 / 126, 37.88, -122.23]
+    np.testing.assert_allclose(x[0], first_row)
     np.testing.assert_allclose(y, [4.526, 3.585])
     # The common export (a header, a text column, 207 bedroom counts blanked) gives the same features; the
     # rows with a blank are dropped.
     path.write_text("\n".join([CALIFORNIA_HEADER, *CALIFORNIA_ROWS]) + "\n")
     x, y = load_regression("housing", path=path, protocol="original")
-    np.testing.assert_allclose(x[0], [8.3252, 41, 880 / 126, 129 / 126, 322, 322 / 126, 37.88, -122.23])
+    np.testing.assert_allclose(x[0], first_row)
     np.testing.assert_allclose(y, [4.526, 3.521])
     path.write_text(
         "MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup,Latitude,Longitude,MedHouseVal\n" + "1," * 8 + "2\n"
