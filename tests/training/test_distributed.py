@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import os
 import socket
@@ -10,7 +11,9 @@ import time
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 from kirchhoffnet.training import train
 
@@ -37,9 +40,20 @@ def _rank(rank: int, world: int, port: int, run_dir: str, out_dir: str) -> None:
     )
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.manual_seed(rank)  # different initialisations: DDP must broadcast rank 0's
+    # A DDP wrapper alive when the group is destroyed frees it later, holding the GIL: gloo's destructor can then
+    # deadlock against a worker thread freeing a collective's tensors (a rare hang, so the order is what is tested).
+    destroy, wrappers_at_destroy = dist.destroy_process_group, []
+
+    def counting_destroy(*args, **kwargs):
+        wrappers_at_destroy.append(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+        destroy(*args, **kwargs)
+
+    dist.destroy_process_group = counting_destroy
     result = train(tiny_flow("train.epochs=2"), run_dir, progress=False)
     flat = torch.cat([p.detach().flatten() for p in result.model.parameters()])
-    torch.save(flat, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.save(
+        {"parameters": flat, "wrappers_at_destroy": wrappers_at_destroy}, os.path.join(out_dir, f"rank{rank}.pt")
+    )
 
 
 def test_two_gloo_processes_keep_identical_parameters(tmp_path):
@@ -54,7 +68,8 @@ def test_two_gloo_processes_keep_identical_parameters(tmp_path):
                 process.kill()
             pytest.fail(f"the two gloo ranks did not finish within {_LIMIT_S} s (their stacks are in the output)")
     first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
-    assert torch.equal(first, second)
+    assert torch.equal(first["parameters"], second["parameters"])
+    assert first["wrappers_at_destroy"] == second["wrappers_at_destroy"] == [0]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     # 256 points split over 2 ranks are 128 each: 2 batches of 64 per epoch and rank.

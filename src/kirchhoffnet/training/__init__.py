@@ -78,7 +78,7 @@ def train(
     preflight(config)  # before the run directory, the data or the circuit are touched
     run_dir = Path(out) if out is not None else Path("runs") / config.label
     cluster = join(config.device)
-    lock = None
+    lock = trainer = None
     try:
         failure = None
         if cluster.leader:
@@ -110,6 +110,8 @@ def train(
     finally:
         if lock is not None:
             lock.release()
+        if trainer is not None:
+            trainer.close()
         leave(cluster)
 
 

@@ -7,6 +7,7 @@ group on, with gloo on CPU and NCCL on GPU.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import cast
@@ -66,15 +67,21 @@ def join(device: str) -> Cluster:
 
 
 def settle(cluster: Cluster) -> None:
-    """Wait until every rank has finished its run: a rank that closed the group while the leader still evaluated
-    the test set could hang in gloo's teardown (about one run in seven, 2 ranks on a 2-core machine)."""
+    """Wait until every rank has finished its run, so that none returns while the leader still writes its files."""
     if cluster.active:
         dist.barrier()
 
 
 def leave(cluster: Cluster) -> None:
-    """Close the process group if `join` opened it."""
+    """Close the process group if `join` opened it, once no DDP wrapper holds it (see `unwrapped`).
+
+    The group must be freed by `destroy_process_group`, which releases the GIL while gloo's destructor joins its
+    worker threads. A DDP reducer that outlives the group frees it later holding the GIL, and a worker still freeing
+    the tensors of the last collective waits for the GIL: a deadlock (gdb: the worker in ``take_gil`` under
+    ``TensorImpl::decref_pyobject``). It hung one 2-rank CI run at the end of training.
+    """
     if cluster.owns_group and dist.is_initialized():
+        gc.collect()  # a dropped DDP wrapper sits in a reference cycle: collected now, not whenever gc next runs
         dist.destroy_process_group()
 
 
@@ -87,6 +94,11 @@ def wrap(module: nn.Module, cluster: Cluster) -> nn.Module:
         return module
     ids = [cluster.device.index] if cluster.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+
+
+def unwrapped(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper: its owner drops the wrapper this way before `leave`."""
+    return cast(nn.Module, module.module) if isinstance(module, DistributedDataParallel) else module
 
 
 def epoch_batches(size: int | None, batch_size: int, seed: int, epoch: int, cluster: Cluster) -> list[Tensor | None]:

@@ -34,7 +34,7 @@ from kirchhoffnet.io import check_names_and_shapes, differing_buffer, load_exact
 from kirchhoffnet.tasks import make_task
 from kirchhoffnet.tasks.base import solve_nfe
 from kirchhoffnet.training._average import WeightAverage
-from kirchhoffnet.training._distributed import Cluster, any_rank, epoch_batches, wrap
+from kirchhoffnet.training._distributed import Cluster, any_rank, epoch_batches, unwrapped, wrap
 from kirchhoffnet.training._history import History, json_safe
 from kirchhoffnet.training._log import RunLog, plain_sessions, postfix, session
 from kirchhoffnet.training._objective import Objective, make_scheduler
@@ -418,6 +418,10 @@ class Trainer:
         self.history.plot(self.run_dir / "loss.png", f"{self.config.label}: loss per epoch")
         write_json_atomic(self.run_dir / METRICS, metrics)
         return metrics
+
+    def close(self) -> None:
+        """Drop the DDP wrapper (and its hold on the process group) before the group is destroyed."""
+        self.objective = unwrapped(self.objective)
 
     def metrics(self, test: dict[str, Any] | None) -> dict[str, Any]:
         last = self.history.last()
