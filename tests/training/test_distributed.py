@@ -1,4 +1,5 @@
-"""Data-parallel training: two gloo processes on CPU train in lockstep (DDP averages gradients)."""
+"""Data-parallel training: two gloo processes on CPU train in lockstep (DDP averages gradients) and close the
+process group in the order that cannot deadlock."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def leave(cluster: Cluster) -> None:
     The group must be freed by `destroy_process_group`, which releases the GIL while gloo's destructor joins its
     worker threads. A DDP reducer that outlives the group frees it later holding the GIL, and a worker still freeing
     the tensors of the last collective waits for the GIL: a deadlock (gdb: the worker in ``take_gil`` under
-    ``TensorImpl::decref_pyobject``). It hung one 2-rank CI run at the end of training.
+    ``TensorImpl::decref_pyobject``).
     """
     if cluster.owns_group and dist.is_initialized():
         gc.collect()  # a dropped DDP wrapper sits in a reference cycle: collected now, not whenever gc next runs
